@@ -1,0 +1,26 @@
+//! Notification's HTTP face: `POST /send`, `GET /sent`, `GET /health`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::{Ack, ApiError, JsonBody, SendRequest};
+use crate::services::notification::{Confirmation, Notifier};
+
+pub type SharedNotifier = Arc<Mutex<Notifier>>;
+
+pub fn app(notifier: SharedNotifier) -> Router {
+    let router = Router::new().route("/send", post(send)).route("/sent", get(sent)).with_state(notifier);
+    super::finish(router, "notification")
+}
+
+async fn send(State(notifier): State<SharedNotifier>, JsonBody(request): JsonBody<SendRequest>) -> Result<Json<Ack>, ApiError> {
+    let first = notifier.lock().expect("notifier lock").send(request.order_id.clone(), request.student_id);
+    Ok(Json(Ack { order_id: request.order_id, status: "sent".into(), repeat: !first }))
+}
+
+async fn sent(State(notifier): State<SharedNotifier>) -> Json<Vec<Confirmation>> {
+    Json(notifier.lock().expect("notifier lock").sent().values().cloned().collect())
+}

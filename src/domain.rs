@@ -1,0 +1,350 @@
+//! The domain: ids, orders and the events the services exchange.
+//!
+//! Every type here validates on construction, and deserializing *is* constructing
+//! (`#[serde(try_from = …)]`), so a malformed order or event is rejected where it enters —
+//! at the HTTP edge or when a consumer decodes a message — and never reaches a service's logic.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The version every event is written with. A consumer refuses any other version
+/// (see [`Envelope::decode`]): an unknown version is poison, not a guess.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What the campus kitchen sells. A sku outside this list is invalid input.
+pub const MENU: [&str; 6] = ["burrito", "coffee", "pho", "pizza-slice", "salad", "sandwich"];
+
+/// At most this many distinct items in one order.
+pub const MAX_ITEMS: usize = 10;
+/// At most this many of one item in one order.
+pub const MAX_QTY: u32 = 20;
+/// Ids (order, student) are 1..=64 characters of `[A-Za-z0-9_-]`.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Why a value was rejected. The message is meant for the client who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(String);
+
+impl ValidationError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+fn parse_id(kind: &str, value: String) -> Result<String, ValidationError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN {
+        return Err(ValidationError::new(format!(
+            "{kind} must be 1 to {MAX_ID_LEN} characters, got {}",
+            value.len()
+        )));
+    }
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        return Err(ValidationError::new(format!(
+            "{kind} may hold only letters, digits, '-' and '_', found {bad:?}"
+        )));
+    }
+    Ok(value)
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<Self, ValidationError> {
+                parse_id($kind, value.into()).map(Self)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An order's id: deterministic from the seed in the simulation, random in real mode
+    /// (see `services::order::OrderIds`).
+    OrderId,
+    "order_id"
+);
+id_type!(
+    /// The student who orders.
+    StudentId,
+    "student_id"
+);
+
+/// One entry of the [`MENU`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sku(&'static str);
+
+impl Serialize for Sku {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+impl<'de> Deserialize<'de> for Sku {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        Sku::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Sku {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        MENU.iter()
+            .find(|s| **s == value)
+            .map(|s| Sku(s))
+            .ok_or_else(|| ValidationError::new(format!("unknown sku {value:?}; the menu is {}", MENU.join(", "))))
+    }
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+    /// Every sku on the menu, in menu order.
+    pub fn all() -> impl Iterator<Item = Sku> {
+        MENU.iter().map(|s| Sku(s))
+    }
+}
+impl TryFrom<String> for Sku {
+    type Error = ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// How many of one item: 1..=[`MAX_QTY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct Qty(u32);
+
+impl Qty {
+    pub fn parse(value: i64) -> Result<Self, ValidationError> {
+        if (1..=i64::from(MAX_QTY)).contains(&value) {
+            Ok(Qty(value as u32))
+        } else {
+            Err(ValidationError::new(format!("qty must be 1 to {MAX_QTY}, got {value}")))
+        }
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+impl TryFrom<i64> for Qty {
+    type Error = ValidationError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+impl From<Qty> for u32 {
+    fn from(q: Qty) -> u32 {
+        q.0
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    pub sku: Sku,
+    pub qty: Qty,
+}
+
+/// The lines of an order: 1..=[`MAX_ITEMS`], each sku at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<OrderItem>", into = "Vec<OrderItem>")]
+pub struct Items(Vec<OrderItem>);
+
+impl Items {
+    pub fn parse(items: Vec<OrderItem>) -> Result<Self, ValidationError> {
+        if items.is_empty() || items.len() > MAX_ITEMS {
+            return Err(ValidationError::new(format!(
+                "an order has 1 to {MAX_ITEMS} items, got {}",
+                items.len()
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = items.iter().find(|i| !seen.insert(i.sku.clone())) {
+            return Err(ValidationError::new(format!(
+                "sku {} appears twice; give it once with the total qty",
+                dup.sku
+            )));
+        }
+        Ok(Items(items))
+    }
+    pub fn as_slice(&self) -> &[OrderItem] {
+        &self.0
+    }
+    /// Total number of units over all lines.
+    pub fn units(&self) -> u32 {
+        self.0.iter().map(|i| i.qty.get()).sum()
+    }
+}
+impl TryFrom<Vec<OrderItem>> for Items {
+    type Error = ValidationError;
+    fn try_from(items: Vec<OrderItem>) -> Result<Self, Self::Error> {
+        Self::parse(items)
+    }
+}
+impl From<Items> for Vec<OrderItem> {
+    fn from(items: Items) -> Self {
+        items.0
+    }
+}
+
+/// What a client sends to `POST /order`. Valid once deserialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub student_id: StudentId,
+    pub items: Items,
+}
+
+/// An accepted order: a valid request with the id the order service gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    pub order_id: OrderId,
+    pub student_id: StudentId,
+    pub items: Items,
+}
+
+impl Order {
+    pub fn new(order_id: OrderId, request: OrderRequest) -> Self {
+        Order { order_id, student_id: request.student_id, items: request.items }
+    }
+}
+
+/// An order was accepted. `placed_at_ms` is the event time (milliseconds since the run's epoch in
+/// the simulation, since the Unix epoch in real mode): analytics bucket by it, never by arrival.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPlaced {
+    pub order: Order,
+    pub placed_at_ms: u64,
+}
+
+/// Inventory set the order's stock aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryReserved {
+    pub order_id: OrderId,
+    pub student_id: StudentId,
+    pub placed_at_ms: u64,
+}
+
+/// Inventory could not reserve the order (`reason` says why, e.g. which sku ran short).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFailed {
+    pub order_id: OrderId,
+    pub reason: String,
+    pub placed_at_ms: u64,
+}
+
+/// The events of the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    OrderPlaced(OrderPlaced),
+    InventoryReserved(InventoryReserved),
+    InventoryFailed(InventoryFailed),
+}
+
+impl Event {
+    pub fn order_id(&self) -> &OrderId {
+        match self {
+            Event::OrderPlaced(e) => &e.order.order_id,
+            Event::InventoryReserved(e) => &e.order_id,
+            Event::InventoryFailed(e) => &e.order_id,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::OrderPlaced(_) => "OrderPlaced",
+            Event::InventoryReserved(_) => "InventoryReserved",
+            Event::InventoryFailed(_) => "InventoryFailed",
+        }
+    }
+}
+
+/// The wire form of an event: `{"schema_version": 1, "event": {"type": "OrderPlaced", …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub schema_version: u32,
+    pub event: Event,
+}
+
+/// Why bytes off a queue or log are not an event we accept. Each is a reason to dead-letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("unsupported schema_version {found} (this build reads {SCHEMA_VERSION})")]
+    UnsupportedVersion { found: u64 },
+    #[error("schema violation: {0}")]
+    Schema(String),
+}
+
+impl DecodeError {
+    /// A short, stable label for counting and for the dead-letter reason header.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::UnsupportedVersion { .. } => "unsupported_version",
+            DecodeError::Schema(_) => "schema_violation",
+        }
+    }
+}
+
+impl Envelope {
+    pub fn new(event: Event) -> Self {
+        Envelope { schema_version: SCHEMA_VERSION, event }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("events always serialize")
+    }
+
+    /// Decodes and validates. The version is checked before the body so that a future version
+    /// is reported as such, not as a schema error.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+        match value.get("schema_version").map(|v| v.as_u64()) {
+            Some(Some(v)) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(Some(found)) => return Err(DecodeError::UnsupportedVersion { found }),
+            Some(None) => return Err(DecodeError::Schema("schema_version is not a whole number".into())),
+            None => return Err(DecodeError::Schema("missing schema_version".into())),
+        }
+        serde_json::from_value::<Envelope>(value)
+            .map(|e| e.event)
+            .map_err(|e| DecodeError::Schema(e.to_string()))
+    }
+}

@@ -1,0 +1,89 @@
+//! Inventory: stock per sku and the reservations made against it.
+//!
+//! A reservation is all-or-nothing (every line of the order, or none) and idempotent by
+//! order id: the outcome of the first attempt is remembered and returned again for any
+//! repeat, so a retried HTTP call or a redelivered message never takes stock twice.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Items, OrderId, Sku};
+
+/// What happened to an order's reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReserveOutcome {
+    Reserved,
+    /// Stock was short; `reason` names the sku, what was asked and what was left.
+    Rejected { reason: String },
+}
+
+/// The answer to one `reserve` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub outcome: ReserveOutcome,
+    /// False when this order id had been seen before and nothing changed now.
+    pub first_attempt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    stock: BTreeMap<Sku, u32>,
+    outcomes: BTreeMap<OrderId, ReserveOutcome>,
+}
+
+impl Inventory {
+    /// Every menu item starts with `per_sku` units.
+    pub fn with_stock(per_sku: u32) -> Self {
+        Self::from_levels(Sku::all().map(|s| (s, per_sku)))
+    }
+
+    /// Explicit stock levels; skus not given start at zero.
+    pub fn from_levels(levels: impl IntoIterator<Item = (Sku, u32)>) -> Self {
+        let mut stock: BTreeMap<Sku, u32> = Sku::all().map(|s| (s, 0)).collect();
+        stock.extend(levels);
+        Inventory { stock, outcomes: BTreeMap::new() }
+    }
+
+    /// Reserves every line of `items` for `order_id`, or nothing.
+    pub fn reserve(&mut self, order_id: &OrderId, items: &Items) -> Reservation {
+        if let Some(outcome) = self.outcomes.get(order_id) {
+            return Reservation { outcome: outcome.clone(), first_attempt: false };
+        }
+        let short = items.as_slice().iter().find_map(|line| {
+            let left = self.stock[&line.sku];
+            (left < line.qty.get()).then(|| {
+                format!("insufficient stock for {}: asked {}, {} left", line.sku, line.qty.get(), left)
+            })
+        });
+        let outcome = match short {
+            Some(reason) => ReserveOutcome::Rejected { reason },
+            None => {
+                for line in items.as_slice() {
+                    *self.stock.get_mut(&line.sku).expect("every menu sku has a level") -= line.qty.get();
+                }
+                ReserveOutcome::Reserved
+            }
+        };
+        self.outcomes.insert(order_id.clone(), outcome.clone());
+        Reservation { outcome, first_attempt: true }
+    }
+
+    pub fn stock(&self, sku: &Sku) -> u32 {
+        self.stock[sku]
+    }
+
+    pub fn levels(&self) -> &BTreeMap<Sku, u32> {
+        &self.stock
+    }
+
+    /// The recorded outcome for an order, if inventory has seen it.
+    pub fn outcome(&self, order_id: &OrderId) -> Option<&ReserveOutcome> {
+        self.outcomes.get(order_id)
+    }
+
+    pub fn outcomes(&self) -> &BTreeMap<OrderId, ReserveOutcome> {
+        &self.outcomes
+    }
+}
