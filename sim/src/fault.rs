@@ -1,0 +1,112 @@
+//! Faults are data: a [`FaultPlan`] says what is wrong with a service, and [`apply`] is the one
+//! place where a plan becomes behaviour. The same function wraps the service's router in the
+//! simulation and in `campus-sim serve`, so a fault behaves the same in both modes.
+//!
+//! | fault   | what the caller sees                                  | where it is applied                  |
+//! |---------|-------------------------------------------------------|--------------------------------------|
+//! | `delay` | the reply comes `delay` later (the request is held *before* the handler runs) | [`apply`] |
+//! | `error` | an immediate reply with that status and a JSON body   | [`apply`]                            |
+//! | `hang`  | no reply, ever (until the caller gives up)            | [`apply`]                            |
+//! | `down`  | nothing listens: connection refused                   | the topology: sim drops the host, real mode SIGKILLs the process |
+//!
+//! `GET /health` is never faulted, so a harness can still tell "up but slow" from "down".
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use campus::api::ApiError;
+use serde::Serialize;
+
+/// What is wrong with one service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FaultPlan {
+    /// Hold each request this long before handling it.
+    pub delay: Option<Duration>,
+    /// Answer every request with this status (e.g. 500) instead of handling it.
+    #[serde(serialize_with = "status_code")]
+    pub error: Option<StatusCode>,
+    /// Never answer.
+    pub hang: bool,
+    /// Not running at all.
+    pub down: bool,
+}
+
+fn status_code<S: serde::Serializer>(status: &Option<StatusCode>, s: S) -> Result<S::Ok, S::Error> {
+    status.map(|c| c.as_u16()).serialize(s)
+}
+
+impl FaultPlan {
+    pub fn healthy() -> Self {
+        FaultPlan::default()
+    }
+    pub fn delayed(delay: Duration) -> Self {
+        FaultPlan { delay: Some(delay), ..FaultPlan::default() }
+    }
+    pub fn erroring(status: StatusCode) -> Self {
+        FaultPlan { error: Some(status), ..FaultPlan::default() }
+    }
+    pub fn hanging() -> Self {
+        FaultPlan { hang: true, ..FaultPlan::default() }
+    }
+    pub fn down() -> Self {
+        FaultPlan { down: true, ..FaultPlan::default() }
+    }
+    pub fn is_healthy(&self) -> bool {
+        *self == FaultPlan::default()
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_healthy() {
+            return f.write_str("none");
+        }
+        let mut parts = Vec::new();
+        if let Some(d) = self.delay {
+            parts.push(format!("delay {} ms", d.as_millis()));
+        }
+        if let Some(s) = self.error {
+            parts.push(format!("error {}", s.as_u16()));
+        }
+        if self.hang {
+            parts.push("hang".into());
+        }
+        if self.down {
+            parts.push("down".into());
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Wraps a service's router so that it suffers `plan` (all but `down`, which is the
+/// topology's business: there is no router to wrap when nothing runs).
+pub fn apply(router: Router, plan: &FaultPlan) -> Router {
+    if plan.delay.is_none() && plan.error.is_none() && !plan.hang {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(Arc::new(plan.clone()), faulty))
+}
+
+async fn faulty(State(plan): State<Arc<FaultPlan>>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    tracing::debug!(path = %request.uri().path(), plan = %plan, "injecting fault");
+    if plan.hang {
+        std::future::pending::<()>().await;
+    }
+    if let Some(delay) = plan.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(status) = plan.error {
+        return ApiError::new(status, "injected_fault", format!("fault injected by the lab: answering {status}"))
+            .into_response();
+    }
+    next.run(request).await
+}

@@ -1,0 +1,94 @@
+//! Real mode's topology: each service is its own `campus-sim serve …` process on a free
+//! loopback port. A child announces itself with one line on stdout,
+//! `READY <service> http://127.0.0.1:<port>`, once its socket is bound; the harness waits for
+//! that line (no sleeps, no port guessing).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a child may take to bind its port and say so.
+pub const READY_WITHIN: Duration = Duration::from_secs(20);
+
+/// The environment variables `campus-sim serve` reads. They are removed from the children's
+/// environment, so a variable exported for a compose-style run cannot skew an experiment.
+pub const SERVE_ENV: [&str; 10] = [
+    "CAMPUS_SERVICE",
+    "CAMPUS_HOST",
+    "CAMPUS_PORT",
+    "CAMPUS_INVENTORY_URL",
+    "CAMPUS_NOTIFICATION_URL",
+    "CAMPUS_TIMEOUT_MS",
+    "CAMPUS_STOCK",
+    "CAMPUS_DELAY_MS",
+    "CAMPUS_ERROR_STATUS",
+    "CAMPUS_HANG",
+];
+
+/// A running service process. Dropping it kills the process.
+pub struct ServiceProcess {
+    service: String,
+    url: String,
+    child: Child,
+}
+
+impl ServiceProcess {
+    /// Starts `exe serve <service> --model sync-rest <args>` and waits for its READY line.
+    pub async fn spawn<S: AsRef<str>>(exe: &Path, service: &str, args: &[S]) -> anyhow::Result<Self> {
+        let mut command = Command::new(exe);
+        command.args(["serve", service, "--model", "sync-rest"]).args(args.iter().map(AsRef::as_ref));
+        for var in SERVE_ENV {
+            command.env_remove(var);
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "warn");
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} serve {service}", exe.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(READY_WITHIN, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("READY ") {
+                    return Ok(Some(rest.to_owned()));
+                }
+            }
+            Ok::<_, std::io::Error>(None)
+        })
+        .await;
+        let url = match ready {
+            Ok(Ok(Some(rest))) => match rest.split_once(' ') {
+                Some((name, url)) if name == service => url.to_owned(),
+                _ => bail!("{service}: unexpected READY line {rest:?}"),
+            },
+            Ok(Ok(None)) => {
+                let status = child.wait().await?;
+                bail!("{service} exited before it was ready ({status}); its errors are above")
+            }
+            Ok(Err(e)) => return Err(e).context(format!("reading {service}'s stdout")),
+            Err(_) => bail!("{service} did not report READY within {} s", READY_WITHIN.as_secs()),
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tracing::debug!(service, %url, "service ready");
+        Ok(ServiceProcess { service: service.to_owned(), url, child })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// SIGKILL, and wait until the process is gone (its port then refuses connections).
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.with_context(|| format!("killing {}", self.service))
+    }
+}
