@@ -88,7 +88,7 @@ pub struct ServeArgs {
     /// (inventory) Units of each menu item in stock at start.
     #[arg(long, env = "CAMPUS_STOCK", default_value_t = 5000)]
     pub stock: u32,
-    /// (inventory) Fault: hold every request this many ms before handling it.
+    /// (inventory) Fault: hold every request this many ms before handling it (0 = no delay).
     #[arg(long, env = "CAMPUS_DELAY_MS")]
     pub delay_ms: Option<u64>,
     /// (inventory) Fault: answer every request with this status (400–599) instead of handling it.
@@ -103,7 +103,7 @@ impl ServeArgs {
     /// The fault flags as a [`FaultPlan`].
     pub fn fault_plan(&self) -> FaultPlan {
         FaultPlan {
-            delay: self.delay_ms.map(Duration::from_millis),
+            delay: self.delay_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
             error: self.error_status.map(|s| StatusCode::from_u16(s).expect("range-checked by clap")),
             hang: self.hang,
             down: false,

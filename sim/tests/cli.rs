@@ -1,0 +1,114 @@
+//! The `campus-sim` binary as a user meets it: help, errors, `serve`, and a real-mode run
+//! over child processes and loopback sockets.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn campus_sim() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_campus-sim"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn help_explains_the_parts_and_the_real_mode() {
+    let out = campus_sim().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in ["sync-rest", "serve", "--real-brokers", "--seed", "--out", "deterministic simulation"] {
+        assert!(help.contains(needle), "--help does not mention {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn a_meaningless_setting_is_refused_with_the_reason() {
+    let out = campus_sim()
+        .args(["sync-rest", "--experiment", "timeout", "--timeout-ms", "3000", "--out"])
+        .arg(scratch_dir("refused"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--timeout-ms (3000 ms) must be below --delay-ms (2000 ms)"), "{err}");
+}
+
+#[test]
+fn fault_flags_are_refused_on_services_other_than_inventory() {
+    let out = campus_sim().args(["serve", "order", "--port", "0", "--hang"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("apply to `serve inventory` only"));
+}
+
+#[test]
+fn serve_announces_the_loopback_address_it_listens_on() {
+    let mut child = campus_sim()
+        .args(["serve", "inventory", "--model", "sync-rest", "--port", "0", "--delay-ms", "5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let url = line.trim().strip_prefix("READY inventory ").unwrap_or_else(|| panic!("not a READY line: {line:?}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(!url.ends_with(":0"), "the real port is announced: {url}");
+}
+
+#[test]
+fn a_real_mode_run_writes_real_rows_next_to_the_simulated_ones() {
+    let out_dir = scratch_dir("real");
+    let run = |extra: &[&str]| {
+        let out = campus_sim()
+            .args(["sync-rest", "--requests", "30", "--slow-requests", "4", "--delay-ms", "300", "--timeout-ms", "100"])
+            .args(["--patient-timeout-ms", "1000", "--out"])
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let sim = run(&[]);
+    assert!(sim.contains("mode=sim") && sim.contains("checks: all passed"), "{sim}");
+    let real = run(&["--real-brokers"]);
+    assert!(real.contains("mode=real") && real.contains("checks: all passed"), "{real}");
+
+    let mut summary = csv::Reader::from_path(out_dir.join("sync_rest_summary.csv")).unwrap();
+    let rows: Vec<(String, String, String)> =
+        summary.records().map(|r| r.unwrap()).map(|r| (r[0].to_owned(), r[1].to_owned(), r[10].to_owned())).collect();
+    let expected = [
+        ("baseline", "201:30"),
+        ("delay", "201:4"),
+        ("timeout", "504:4"),
+        ("failure-down", "503:30"),
+        ("failure-5xx", "503:30"),
+    ];
+    for mode in ["sim", "real"] {
+        for (experiment, statuses) in expected {
+            assert!(
+                rows.contains(&(experiment.to_owned(), mode.to_owned(), statuses.to_owned())),
+                "no {mode} row {experiment} with {statuses} in {rows:?}"
+            );
+        }
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Part A — synchronous REST (sim)") && report.contains("## Part A — synchronous REST (real)"));
+}
+
+#[test]
+fn serve_help_lists_every_environment_variable_it_reads() {
+    let out = campus_sim().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in campus_sim::real::SERVE_ENV {
+        assert!(help.contains(&format!("env: {var}")), "serve --help does not show {var}:\n{help}");
+    }
+}

@@ -1,0 +1,44 @@
+//! The compose files cannot be run here (no Docker engine), so they are checked against the
+//! binary they run: every `command:` parses as a `campus-sim` command line, and every
+//! `CAMPUS_*` variable they set is one `campus-sim serve` reads.
+
+use campus_sim::cli::Cli;
+use campus_sim::real::SERVE_ENV;
+use clap::Parser;
+
+fn compose_files() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose");
+    let mut files = Vec::new();
+    for part in std::fs::read_dir(&dir).unwrap() {
+        let path = part.unwrap().path().join("docker-compose.yml");
+        if path.exists() {
+            files.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    assert!(!files.is_empty(), "no compose files under {}", dir.display());
+    files
+}
+
+#[test]
+fn every_compose_command_is_a_valid_campus_sim_command_line() {
+    for (path, text) in compose_files() {
+        let commands: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("command: ")).collect();
+        assert!(!commands.is_empty(), "{path}: no command lines");
+        for command in commands {
+            let args: Vec<String> = serde_json::from_str(command).unwrap_or_else(|e| panic!("{path}: {command}: {e}"));
+            let parsed = Cli::try_parse_from(std::iter::once("campus-sim".to_owned()).chain(args));
+            assert!(parsed.is_ok(), "{path}: `{command}` does not parse: {}", parsed.unwrap_err());
+        }
+    }
+}
+
+#[test]
+fn every_campus_variable_in_a_compose_file_is_read_by_serve() {
+    for (path, text) in compose_files() {
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            if let Some(var) = line.trim().split(':').next().filter(|k| k.starts_with("CAMPUS_")) {
+                assert!(SERVE_ENV.contains(&var), "{path}: {var} is not read by campus-sim serve");
+            }
+        }
+    }
+}

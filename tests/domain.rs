@@ -1,0 +1,67 @@
+//! The domain validates on construction: what deserializes is valid.
+
+use campus::domain::{DecodeError, Envelope, Event, Order, OrderId, OrderRequest, SCHEMA_VERSION};
+use serde_json::json;
+
+fn parse(value: serde_json::Value) -> Result<OrderRequest, String> {
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_well_formed_order_parses() {
+    let order = parse(json!({"student_id": "s-0001", "items": [{"sku": "pho", "qty": 2}, {"sku": "coffee", "qty": 1}]}))
+        .expect("valid order");
+    assert_eq!(order.items.units(), 3);
+}
+
+#[test]
+fn invalid_orders_are_rejected_with_a_reason() {
+    let cases = [
+        (json!({"student_id": "s-1", "items": []}), "1 to 10 items"),
+        (json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 0}]}), "qty must be 1 to 20"),
+        (json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": -3}]}), "qty must be 1 to 20"),
+        (json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 21}]}), "qty must be 1 to 20"),
+        (json!({"student_id": "s-1", "items": [{"sku": "caviar", "qty": 1}]}), "unknown sku"),
+        (json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 1}, {"sku": "pho", "qty": 2}]}), "appears twice"),
+        (json!({"student_id": "", "items": [{"sku": "pho", "qty": 1}]}), "student_id must be 1 to 64"),
+        (json!({"student_id": "s 1", "items": [{"sku": "pho", "qty": 1}]}), "may hold only"),
+        (json!({"items": [{"sku": "pho", "qty": 1}]}), "missing field `student_id`"),
+        (json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 1}], "tip": 5}), "unknown field `tip`"),
+    ];
+    for (value, reason) in cases {
+        let err = parse(value.clone()).expect_err(&format!("{value} should be rejected"));
+        assert!(err.contains(reason), "{value}: expected {reason:?} in {err:?}");
+    }
+}
+
+fn placed() -> Event {
+    let request = parse(json!({"student_id": "s-7", "items": [{"sku": "salad", "qty": 1}]})).unwrap();
+    Event::OrderPlaced(campus::domain::OrderPlaced {
+        order: Order::new(OrderId::parse("o-1").unwrap(), request),
+        placed_at_ms: 42,
+    })
+}
+
+#[test]
+fn an_event_round_trips_through_its_envelope_with_the_schema_version() {
+    let bytes = Envelope::new(placed()).encode();
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(value["schema_version"], json!(SCHEMA_VERSION));
+    assert_eq!(value["event"]["type"], json!("OrderPlaced"));
+    assert_eq!(Envelope::decode(&bytes), Ok(placed()));
+}
+
+#[test]
+fn undecodable_events_are_told_apart() {
+    assert!(matches!(Envelope::decode(b"{not json"), Err(DecodeError::NotJson(_))));
+    let mut future = serde_json::to_value(Envelope::new(placed())).unwrap();
+    future["schema_version"] = json!(2);
+    assert_eq!(
+        Envelope::decode(&serde_json::to_vec(&future).unwrap()),
+        Err(DecodeError::UnsupportedVersion { found: 2 })
+    );
+    let mut bad = serde_json::to_value(Envelope::new(placed())).unwrap();
+    bad["event"]["order"]["items"][0]["qty"] = json!(0);
+    assert!(matches!(Envelope::decode(&serde_json::to_vec(&bad).unwrap()), Err(DecodeError::Schema(_))));
+    assert!(matches!(Envelope::decode(br#"{"event": {}}"#), Err(DecodeError::Schema(_))));
+}

@@ -1,0 +1,120 @@
+//! Part A's experiments in the simulation: the shapes the assignment predicts, checked on the
+//! measured answers, and runs that are a function of the seed alone.
+
+mod common;
+
+use std::time::Duration;
+
+use campus_sim::report::percentile;
+use campus_sim::sync_rest::output::{self, Summary};
+use campus_sim::sync_rest::{run_sim, CaseRun, Config, Experiment};
+use campus_sim::{checker, Mode};
+
+fn config(experiment: Experiment) -> Config {
+    Config { experiment, requests: 300, slow_requests: 40, ..Config::default() }
+}
+
+fn latencies(run: &CaseRun) -> Vec<Duration> {
+    let mut l: Vec<Duration> = run.answers.iter().map(|a| a.latency).collect();
+    l.sort();
+    l
+}
+
+fn statuses(run: &CaseRun) -> Vec<u16> {
+    let mut s: Vec<u16> = run.answers.iter().map(|a| a.status).collect();
+    s.dedup();
+    s
+}
+
+#[test]
+fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() {
+    let runs = run_sim(&config(Experiment::Delay));
+    let [run] = runs.as_slice() else { panic!("one case") };
+    assert_eq!(run.answers.len(), 40);
+    assert_eq!(statuses(run), vec![201]);
+    assert!(percentile(&latencies(run), 50.0) >= Duration::from_millis(2000));
+}
+
+#[test]
+fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() {
+    let cfg = config(Experiment::Timeout);
+    let runs = run_sim(&cfg);
+    let [run] = runs.as_slice() else { panic!("one case") };
+    assert_eq!(statuses(run), vec![504]);
+    let max = *latencies(run).last().unwrap();
+    assert!(max >= cfg.timeout, "a 504 before the timeout: {max:?}");
+    assert!(max <= cfg.timeout + Duration::from_millis(50), "a 504 after the bound: {max:?}");
+}
+
+#[test]
+fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
+    let runs = run_sim(&config(Experiment::Failure));
+    let names: Vec<_> = runs.iter().map(|r| r.case.experiment).collect();
+    assert_eq!(names, ["failure-down", "failure-5xx"]);
+    for run in &runs {
+        assert_eq!(run.answers.len(), 300);
+        assert_eq!(statuses(run), vec![503], "{}", run.case.experiment);
+        assert!(percentile(&latencies(run), 99.0) < Duration::from_millis(50), "{}", run.case.experiment);
+    }
+}
+
+#[test]
+fn the_default_run_passes_every_check_and_explains_each_experiment() {
+    let cfg = config(Experiment::All);
+    let runs = run_sim(&cfg);
+    assert_eq!(checker::sync_rest(&runs, &cfg), vec![]);
+    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+    let findings = output::findings(&cfg, &summaries);
+    for name in ["baseline", "delay", "timeout", "failure-down", "failure-5xx"] {
+        assert!(findings.iter().any(|f| f.starts_with(&format!("**{name}**"))), "no finding for {name}");
+    }
+}
+
+#[test]
+fn the_checker_catches_a_run_whose_answers_do_not_match_the_experiment() {
+    let cfg = config(Experiment::Timeout);
+    let mut runs = run_sim(&cfg);
+    runs[0].answers[3].status = 201;
+    runs[0].answers[7].latency = cfg.timeout + Duration::from_millis(400);
+    let violations = checker::sync_rest(&runs, &cfg);
+    assert_eq!(violations.len(), 2, "{violations:?}");
+    assert!(violations[0].message.contains("#3 got 201"), "{}", violations[0]);
+    assert!(violations[1].message.contains("worst #7"), "{}", violations[1]);
+}
+
+fn csv_files(seed: u64, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = common::scratch_dir(name);
+    let cfg = Config { seed, ..config(Experiment::All) };
+    let runs = run_sim(&cfg);
+    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+    output::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+    (std::fs::read(dir.join(output::REQUESTS_CSV)).unwrap(), std::fs::read(dir.join(output::SUMMARY_CSV)).unwrap())
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_csv_and_another_seed_does_not() {
+    let first = csv_files(7, "seed-7-a");
+    let again = csv_files(7, "seed-7-b");
+    assert!(first == again, "two runs with seed 7 differ");
+    let other = csv_files(8, "seed-8");
+    assert!(first.0 != other.0, "seed 8 produced the same requests as seed 7: the seed drives nothing");
+}
+
+#[test]
+fn the_requests_csv_has_one_row_per_request_with_the_agreed_columns() {
+    let dir = common::scratch_dir("columns");
+    let cfg = config(Experiment::Baseline);
+    let runs = run_sim(&cfg);
+    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+    output::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+    let mut reader = csv::Reader::from_path(dir.join(output::REQUESTS_CSV)).unwrap();
+    assert_eq!(reader.headers().unwrap(), vec!["experiment", "mode", "index", "order_id", "status", "latency_ms"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 300);
+    assert!(rows.iter().all(|r| &r[0] == "baseline" && &r[1] == "sim" && r[3].starts_with("o-7ea-")));
+    let mut summary = csv::Reader::from_path(dir.join(output::SUMMARY_CSV)).unwrap();
+    let header: Vec<String> = summary.headers().unwrap().iter().map(str::to_owned).collect();
+    for column in ["experiment", "mode", "requests", "ok", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "throughput_rps"] {
+        assert!(header.iter().any(|h| h == column), "summary lacks {column}");
+    }
+}
