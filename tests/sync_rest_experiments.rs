@@ -65,7 +65,7 @@ fn the_default_run_passes_every_check_and_explains_each_experiment() {
     assert_eq!(checker::sync_rest(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
-    for name in ["baseline", "delay", "timeout", "failure-down", "failure-5xx"] {
+    for name in ["baseline", "delay", "timeout", "failure-down", "failure-5xx", "coupling"] {
         assert!(findings.iter().any(|f| f.starts_with(&format!("**{name}**"))), "no finding for {name}");
     }
 }

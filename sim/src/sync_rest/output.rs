@@ -246,5 +246,20 @@ pub fn findings(config: &Config, summaries: &[Summary]) -> Vec<String> {
             f1(f.p99)
         ));
     }
+    if let (Some(b), Some(d), Some(f)) = (baseline, find("delay"), find("failure-down")) {
+        out.push(format!(
+            "**coupling**: Order's latency is the sum of its dependencies' (+{} ms when Inventory was \
+             {} ms slower) and its success rate is bounded by theirs ({} of {} orders succeeded with \
+             Inventory down, against {} of {} at baseline). That is temporal coupling: both services \
+             must be up and fast at the same moment. A queue (Part B) lets Order accept while \
+             Inventory is away, at the price of answering \"accepted\" instead of \"confirmed\".",
+            f1(d.p50.saturating_sub(b.p50)),
+            config.delay.as_millis(),
+            f.ok,
+            f.requests,
+            b.ok,
+            b.requests
+        ));
+    }
     out
 }
