@@ -13,4 +13,5 @@
 pub mod api;
 pub mod domain;
 pub mod services;
+pub mod store;
 pub mod transport;

@@ -13,6 +13,7 @@ pub mod checker;
 pub mod cli;
 pub mod fault;
 pub mod net;
+pub mod queue;
 pub mod real;
 pub mod report;
 pub mod rng;

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 
 use super::{Ack, ApiError, JsonBody, ReserveRequest};
 use crate::services::inventory::{Inventory, ReserveOutcome};
+use crate::store::{InventoryStats, InventoryStore};
 
 /// The shared inventory. A std mutex: every critical section is short and never awaits.
 pub type SharedInventory = Arc<Mutex<Inventory>>;
@@ -39,4 +40,19 @@ async fn reserve(
 async fn stock(State(inventory): State<SharedInventory>) -> Json<BTreeMap<String, u32>> {
     let inventory = inventory.lock().expect("inventory lock");
     Json(inventory.levels().iter().map(|(sku, n)| (sku.to_string(), *n)).collect())
+}
+
+/// Inventory's HTTP face in the messaging model, where orders arrive by queue: `GET /stats`,
+/// `GET /outcomes` (order id → outcome), `GET /health`. For the lab's accounting.
+pub fn admin_app(store: Arc<InventoryStore>) -> Router {
+    let router = Router::new().route("/stats", get(stats)).route("/outcomes", get(outcomes)).with_state(store);
+    super::finish(router, "inventory")
+}
+
+async fn stats(State(store): State<Arc<InventoryStore>>) -> Result<Json<InventoryStats>, ApiError> {
+    Ok(Json(store.stats().map_err(ApiError::store)?))
+}
+
+async fn outcomes(State(store): State<Arc<InventoryStore>>) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+    Ok(Json(store.outcomes().map_err(ApiError::store)?))
 }

@@ -75,6 +75,12 @@ impl ApiError {
         ApiError { status, body: ErrorBody { error: error.into(), detail: detail.into(), order_id: None } }
     }
 
+    /// A store failure: 500, the detail in the logs.
+    pub fn store(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "the service could not read or write its store")
+    }
+
     pub fn for_order(mut self, order_id: OrderId) -> Self {
         self.body.order_id = Some(order_id);
         self

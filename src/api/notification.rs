@@ -8,6 +8,7 @@ use axum::{Json, Router};
 
 use super::{Ack, ApiError, JsonBody, SendRequest};
 use crate::services::notification::{Confirmation, Notifier};
+use crate::store::{NotificationStats, NotificationStore};
 
 pub type SharedNotifier = Arc<Mutex<Notifier>>;
 
@@ -23,4 +24,19 @@ async fn send(State(notifier): State<SharedNotifier>, JsonBody(request): JsonBod
 
 async fn sent(State(notifier): State<SharedNotifier>) -> Json<Vec<Confirmation>> {
     Json(notifier.lock().expect("notifier lock").sent().values().cloned().collect())
+}
+
+/// Notification's HTTP face in the messaging model: `GET /stats`, `GET /notified` (order ids),
+/// `GET /health`. For the lab's accounting.
+pub fn admin_app(store: Arc<NotificationStore>) -> Router {
+    let router = Router::new().route("/stats", get(stats)).route("/notified", get(notified)).with_state(store);
+    super::finish(router, "notification")
+}
+
+async fn stats(State(store): State<Arc<NotificationStore>>) -> Result<Json<NotificationStats>, ApiError> {
+    Ok(Json(store.stats().map_err(ApiError::store)?))
+}
+
+async fn notified(State(store): State<Arc<NotificationStore>>) -> Result<Json<Vec<String>>, ApiError> {
+    Ok(Json(store.notified().map_err(ApiError::store)?))
 }

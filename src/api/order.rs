@@ -1,4 +1,5 @@
-//! Order's HTTP face in the synchronous model: `POST /order`, `GET /health`.
+//! Order's HTTP face: in the synchronous model ([`sync_app`]) and the messaging model
+//! ([`async_app`]).
 //!
 //! | outcome                                   | status | `error`                 |
 //! |-------------------------------------------|--------|-------------------------|
@@ -8,17 +9,19 @@
 //! | Inventory down, or answered 5xx           | 503    | `inventory_unavailable` |
 //! | body not JSON / invalid order / too large | 400 / 422 / 413 | `malformed_json` / `invalid_order` / `body_too_large` |
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, JsonBody};
 use crate::domain::{OrderId, OrderRequest};
-use crate::services::order::{Notified, PlaceError, SyncOrderService};
+use crate::services::order::{AsyncOrderService, Notified, PlaceError, SyncOrderService};
+use crate::store::{OrderRecord, OrderStats};
 
 /// The 201 body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,4 +68,56 @@ impl From<PlaceError> for ApiError {
         };
         ApiError::new(status, label, e.to_string()).for_order(e.order_id().clone())
     }
+}
+
+/// The 202 body of the messaging model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAcceptedReply {
+    pub order_id: OrderId,
+    /// Always `accepted`: stored, and on its way to Inventory. `GET /order/{id}` tells the rest.
+    pub status: String,
+}
+
+/// Order's state for the lab's accounting (`GET /orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrdersReply {
+    pub stats: OrderStats,
+    /// order id → status
+    pub statuses: BTreeMap<String, String>,
+}
+
+/// Order's HTTP face in the messaging model: `POST /order` (202), `GET /order/{id}`,
+/// `GET /orders`, `GET /health`.
+pub fn async_app(service: Arc<AsyncOrderService>) -> Router {
+    let router = Router::new()
+        .route("/order", post(accept))
+        .route("/order/{id}", get(status))
+        .route("/orders", get(orders))
+        .route("/stats", get(stats))
+        .with_state(service);
+    super::finish(router, "order")
+}
+
+async fn accept(
+    State(service): State<Arc<AsyncOrderService>>,
+    JsonBody(request): JsonBody<OrderRequest>,
+) -> Result<(StatusCode, Json<OrderAcceptedReply>), ApiError> {
+    let order_id = service.accept(request).map_err(ApiError::store)?;
+    Ok((StatusCode::ACCEPTED, Json(OrderAcceptedReply { order_id, status: "accepted".into() })))
+}
+
+async fn status(State(service): State<Arc<AsyncOrderService>>, Path(id): Path<String>) -> Result<Json<OrderRecord>, ApiError> {
+    match service.store().get(&id).map_err(ApiError::store)? {
+        Some(record) => Ok(Json(record)),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_order", format!("no order {id:?}"))),
+    }
+}
+
+async fn stats(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrderStats>, ApiError> {
+    Ok(Json(service.store().stats().map_err(ApiError::store)?))
+}
+
+async fn orders(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrdersReply>, ApiError> {
+    let store = service.store();
+    Ok(Json(OrdersReply { stats: store.stats().map_err(ApiError::store)?, statuses: store.statuses().map_err(ApiError::store)? }))
 }

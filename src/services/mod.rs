@@ -1,7 +1,28 @@
 //! The services' logic, written once and transport-agnostic: each takes validated domain
 //! values and returns outcomes. How a request arrives (HTTP, a queue, a log) is the caller's
-//! business; see `crate::api` for the HTTP faces.
+//! business; see `crate::api` for the HTTP faces and [`messaging`] for the consumer loop.
 
 pub mod inventory;
+pub mod messaging;
 pub mod notification;
 pub mod order;
+
+/// Where event time (`placed_at_ms`) comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum EventClock {
+    /// Milliseconds since the Unix epoch (real mode).
+    Wall,
+    /// Milliseconds since `start` on the runtime's clock (virtual in the simulation).
+    Since(tokio::time::Instant),
+}
+
+impl EventClock {
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            EventClock::Wall => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            EventClock::Since(start) => start.elapsed().as_millis() as u64,
+        }
+    }
+}

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use super::EventClock;
 use crate::api::{ErrorBody, ReserveRequest, SendRequest};
 use crate::domain::{Order, OrderId, OrderRequest};
+use crate::store::{OrderStore, StoreError};
+use crate::transport::queue::{MessageQueue, QueueError};
 use crate::transport::{Peer, RequestReply};
 
 /// Where order ids come from.
@@ -134,6 +137,60 @@ impl SyncOrderService {
             Err(_elapsed) => Notified::Failed {
                 detail: format!("notification did not answer within {} ms", self.call_timeout.as_millis()),
             },
+        }
+    }
+}
+
+/// The order service of the messaging model (Part B): accepting an order is storing it with
+/// its `OrderPlaced` in the outbox (one transaction); [`AsyncOrderService::run_relay`]
+/// publishes the outbox with confirms.
+pub struct AsyncOrderService {
+    ids: OrderIds,
+    store: Arc<OrderStore>,
+    clock: EventClock,
+    outbox_filled: tokio::sync::Notify,
+}
+
+impl AsyncOrderService {
+    pub fn new(ids: OrderIds, store: Arc<OrderStore>, clock: EventClock) -> Self {
+        AsyncOrderService { ids, store, clock, outbox_filled: tokio::sync::Notify::new() }
+    }
+
+    pub fn store(&self) -> &Arc<OrderStore> {
+        &self.store
+    }
+
+    /// Stores the order and its event; the relay publishes it.
+    pub fn accept(&self, request: OrderRequest) -> Result<OrderId, StoreError> {
+        let order = Order::new(self.ids.next(), request);
+        self.store.accept(&order, self.clock.now_ms())?;
+        self.outbox_filled.notify_one();
+        Ok(order.order_id)
+    }
+
+    /// Publishes outbox rows in order, each confirmed by the broker before it is marked
+    /// published. A crash between the confirm and the mark publishes that row again after a
+    /// restart: at-least-once, which Inventory's dedup absorbs. Runs until the broker fails.
+    pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>) -> Result<(), QueueError> {
+        loop {
+            let rows = match self.store.unpublished(100) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the outbox; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                self.outbox_filled.notified().await;
+                continue;
+            }
+            for row in rows {
+                mq.publish(row.route, row.body.into()).await?;
+                if let Err(e) = self.store.mark_published(row.seq) {
+                    tracing::error!(error = %e, seq = row.seq, "marking an outbox row published; it will be published again");
+                }
+            }
         }
     }
 }

@@ -3,9 +3,12 @@
 //!
 //! | model            | trait            | real adapter                 | in memory (lab)     |
 //! |------------------|------------------|------------------------------|---------------------|
-//! | request / reply  | [`RequestReply`] | [`http::HttpRequestReply`]   | `SimRequestReply`   |
+//! | request / reply  | [`RequestReply`] | [`http::HttpRequestReply`]   | `SimNet`            |
+//! | messaging        | [`queue::MessageQueue`] | [`amqp::AmqpQueue`]   | `SimQueue`          |
 
+pub mod amqp;
 pub mod http;
+pub mod queue;
 
 use std::fmt;
 use std::future::Future;

@@ -1,0 +1,172 @@
+//! Asynchronous messaging (Part B): the [`MessageQueue`] trait, and the topology both of its
+//! implementations — RabbitMQ ([`super::amqp::AmqpQueue`]) and the lab's `SimQueue` — build.
+//!
+//! ```text
+//!  publish(route) ──► exchange <ns>.events (direct)
+//!     OrderPlaced        ──► <ns>.inventory.order-placed          (Inventory consumes)
+//!     InventoryReserved  ──► <ns>.order.inventory-results         (Order consumes: status)
+//!                        ──► <ns>.notification.inventory-reserved (Notification consumes)
+//!     InventoryFailed    ──► <ns>.order.inventory-results
+//!  nack(requeue=false), the delivery limit, dead_letter(reason)
+//!                        ──► exchange <ns>.dlx (fanout) ──► <ns>.dead-letter
+//! ```
+//!
+//! Semantics both implementations keep: durable queues, persistent messages, a publish
+//! returns once the broker has taken responsibility for the message (publisher confirm),
+//! at-least-once delivery with manual acks, at most `prefetch` unacknowledged deliveries per
+//! consumer, unacknowledged deliveries of a consumer that goes away are delivered again with
+//! `redelivered` set, and a message returned [`DELIVERY_LIMIT`] times is dead-lettered.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::BoxFuture;
+
+/// A message returned to its queue this many times (nack with requeue, or its consumer went
+/// away) is dead-lettered instead of being delivered again: a message that keeps failing must
+/// not block the queue forever.
+pub const DELIVERY_LIMIT: u32 = 5;
+
+/// Where a message goes: the routing key it is published with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Route {
+    OrderPlaced,
+    InventoryReserved,
+    InventoryFailed,
+}
+
+impl Route {
+    pub const ALL: [Route; 3] = [Route::OrderPlaced, Route::InventoryReserved, Route::InventoryFailed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::OrderPlaced => "OrderPlaced",
+            Route::InventoryReserved => "InventoryReserved",
+            Route::InventoryFailed => "InventoryFailed",
+        }
+    }
+
+    /// The queues a message on this route lands in.
+    pub fn queues(self) -> &'static [QueueName] {
+        match self {
+            Route::OrderPlaced => &[QueueName::InventoryInbox],
+            Route::InventoryReserved => &[QueueName::OrderInbox, QueueName::NotificationInbox],
+            Route::InventoryFailed => &[QueueName::OrderInbox],
+        }
+    }
+}
+
+/// The queues of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QueueName {
+    /// `OrderPlaced`, consumed by Inventory.
+    InventoryInbox,
+    /// `InventoryReserved` / `InventoryFailed`, consumed by Order to update the order's status.
+    OrderInbox,
+    /// `InventoryReserved`, consumed by Notification.
+    NotificationInbox,
+    /// Everything dead-lettered, with the reason.
+    DeadLetter,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 4] =
+        [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox, QueueName::DeadLetter];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            QueueName::InventoryInbox => "inventory.order-placed",
+            QueueName::OrderInbox => "order.inventory-results",
+            QueueName::NotificationInbox => "notification.inventory-reserved",
+            QueueName::DeadLetter => "dead-letter",
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.suffix())
+    }
+}
+
+/// Names of the broker objects, under a namespace so that runs sharing a broker (tests in
+/// parallel, a sim-vs-real comparison) never see each other's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub namespace: String,
+}
+
+impl Topology {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Topology { namespace: namespace.into() }
+    }
+    pub fn exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dlx", self.namespace)
+    }
+    pub fn queue(&self, queue: QueueName) -> String {
+        format!("{}.{}", self.namespace, queue.suffix())
+    }
+}
+
+/// One message handed to a consumer. Settle it with exactly one of `ack`, `nack`,
+/// `dead_letter`; until then it counts against the consumer's prefetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub queue: QueueName,
+    /// The subscription it was delivered on, and its tag there.
+    pub consumer: u64,
+    pub tag: u64,
+    pub body: Bytes,
+    /// Delivered before and not acknowledged (its consumer died, or it was nacked).
+    pub redelivered: bool,
+    /// Why it was dead-lettered (only on the dead-letter queue).
+    pub reason: Option<String>,
+}
+
+/// A consumer: deliveries arrive on `deliveries` until it is cancelled or the connection dies.
+/// Dropping it cancels it: its unacknowledged deliveries go back to the queue.
+pub struct Subscription {
+    pub id: u64,
+    pub deliveries: flume::Receiver<Delivery>,
+    /// Dropped with the subscription: the implementation's task waiting on the other end then
+    /// cancels the consumer.
+    _cancel: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Subscription {
+    /// `cancel`'s receiver must cancel the consumer when the sender is dropped.
+    pub fn new(id: u64, deliveries: flume::Receiver<Delivery>, cancel: tokio::sync::oneshot::Sender<()>) -> Self {
+        Subscription { id, deliveries, _cancel: cancel }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
+    #[error("the broker refused the message (publisher confirm was a nack)")]
+    NotConfirmed,
+    #[error("broker error: {0}")]
+    Broker(String),
+}
+
+/// Asynchronous messaging (Part B).
+pub trait MessageQueue: Send + Sync + 'static {
+    /// Publishes `body` persistently on `route`; returns once the broker confirmed it.
+    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Starts a consumer of `queue` with at most `prefetch` unacknowledged deliveries.
+    fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>>;
+    /// Done with it: the message is gone.
+    fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Not done: back to the queue (`requeue`), or to the dead-letter queue.
+    fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Never processable (malformed, unknown schema): to the dead-letter queue with `reason`,
+    /// confirmed, then acknowledged here. Never blocks the queue.
+    fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Messages ready in `queue` (not counting those delivered and not yet acknowledged).
+    fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>>;
+}
