@@ -61,7 +61,7 @@ impl State {
         for (_, mut message) in consumer.unacked.into_iter().rev() {
             message.returns += 1;
             message.redelivered = true;
-            if message.returns >= DELIVERY_LIMIT {
+            if message.returns > DELIVERY_LIMIT {
                 self.dead_letter(message, "delivery_limit");
             } else {
                 self.ready.entry(consumer.queue).or_default().push_front(message);
@@ -197,7 +197,7 @@ impl MessageQueue for SimQueue {
             } else {
                 message.returns += 1;
                 message.redelivered = true;
-                if message.returns >= DELIVERY_LIMIT {
+                if message.returns > DELIVERY_LIMIT {
                     s.dead_letter(message, "delivery_limit");
                 } else {
                     s.enqueue(delivery.queue, message);

@@ -15,7 +15,7 @@
 //! returns once the broker has taken responsibility for the message (publisher confirm),
 //! at-least-once delivery with manual acks, at most `prefetch` unacknowledged deliveries per
 //! consumer, unacknowledged deliveries of a consumer that goes away are delivered again with
-//! `redelivered` set, and a message returned [`DELIVERY_LIMIT`] times is dead-lettered.
+//! `redelivered` set, and a message returned more than [`DELIVERY_LIMIT`] times is dead-lettered.
 
 use std::fmt;
 
@@ -23,9 +23,10 @@ use bytes::Bytes;
 
 use super::BoxFuture;
 
-/// A message returned to its queue this many times (nack with requeue, or its consumer went
-/// away) is dead-lettered instead of being delivered again: a message that keeps failing must
-/// not block the queue forever.
+/// A message returned to its queue more than this many times (nack with requeue, or its
+/// consumer went away) is dead-lettered instead of being delivered again — RabbitMQ's
+/// `x-delivery-limit` on quorum queues: at most `DELIVERY_LIMIT + 1` deliveries. A message that
+/// keeps failing must not block the queue forever.
 pub const DELIVERY_LIMIT: u32 = 5;
 
 /// Where a message goes: the routing key it is published with.
