@@ -201,6 +201,8 @@ pub struct InventoryStats {
     pub stock_applications: u64,
     /// Reserved orders whose stock was taken more than once.
     pub double_reservations: u64,
+    /// Repeated `OrderPlaced` (redelivered or duplicated) answered from the stored outcome.
+    pub repeats: u64,
     /// Units taken in total, and the units the reserved orders asked for: equal when no order
     /// was reserved twice.
     pub units_taken: u64,
@@ -222,7 +224,8 @@ impl InventoryStore {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, units INTEGER NOT NULL, initial INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS processed (
-                 order_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, units INTEGER NOT NULL, event BLOB NOT NULL);
+                 order_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, units INTEGER NOT NULL, event BLOB NOT NULL,
+                 repeats INTEGER NOT NULL DEFAULT 0);
              CREATE TABLE IF NOT EXISTS applications (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, units INTEGER NOT NULL);",
         )?;
         for sku in Sku::all() {
@@ -246,6 +249,8 @@ impl InventoryStore {
         if self.dedup {
             let stored: Option<Vec<u8>> = tx.query_row("SELECT event FROM processed WHERE order_id = ?1", [id], |r| r.get(0)).optional()?;
             if let Some(bytes) = stored {
+                tx.execute("UPDATE processed SET repeats = repeats + 1 WHERE order_id = ?1", [id])?;
+                tx.commit()?;
                 let event = Envelope::decode(&bytes).map_err(|e| StoreError::Corrupt { order_id: id.into(), detail: e.to_string() })?;
                 return Ok(Handled { route: route_of(&event), event, first: false });
             }
@@ -285,6 +290,7 @@ impl InventoryStore {
                     (SELECT count(*) FROM processed WHERE outcome = 'failed'),
                     (SELECT count(*) FROM applications),
                     (SELECT count(*) FROM (SELECT order_id FROM applications GROUP BY order_id HAVING count(*) > 1)),
+                    (SELECT coalesce(sum(repeats), 0) FROM processed),
                     (SELECT coalesce(sum(initial - units), 0) FROM stock),
                     (SELECT coalesce(sum(units), 0) FROM processed WHERE outcome = 'reserved')",
             [],
@@ -294,8 +300,9 @@ impl InventoryStore {
                     failed: r.get(1)?,
                     stock_applications: r.get(2)?,
                     double_reservations: r.get(3)?,
-                    units_taken: r.get(4)?,
-                    units_of_reserved_orders: r.get(5)?,
+                    repeats: r.get(4)?,
+                    units_taken: r.get(5)?,
+                    units_of_reserved_orders: r.get(6)?,
                     stock: BTreeMap::new(),
                 })
             },

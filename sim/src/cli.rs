@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::serve::ServeArgs;
 use crate::sync_rest::{self, Experiment};
-use crate::{checker, Mode, DEFAULT_SEED};
+use crate::{async_rabbitmq, checker, Mode, DEFAULT_SEED};
 
 const ABOUT: &str = "A lab that runs one campus food-ordering workflow (Order → Inventory → \
 Notification) over different communication models and measures how each behaves under faults.";
@@ -23,7 +23,10 @@ costs no wall time and one --seed reproduces a run byte for byte. With --real-br
 service code runs as separate processes over real sockets.
 
 Parts built so far:
-  A  sync-rest   synchronous REST: baseline, 2 s delay, timeout, failure";
+  A  sync-rest        synchronous REST: baseline, 2 s delay, timeout, failure
+  B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison
+
+--real-brokers needs RabbitMQ for part B: `scripts/brokers.sh up` installs and starts it.";
 
 #[derive(Debug, Parser)]
 #[command(name = "campus-sim", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -47,6 +50,10 @@ pub enum Command {
     /// Part A: synchronous REST. Order calls Inventory, then Notification, over HTTP; measures
     /// latency and throughput with Inventory healthy, delayed, timing out, down and failing.
     SyncRest(SyncRestArgs),
+    /// Part B: asynchronous messaging over RabbitMQ. Order stores the order and an outbox row,
+    /// answers 202, and a relay publishes; Inventory and Notification consume. Measures the
+    /// backlog during an Inventory outage, duplicate delivery and malformed messages.
+    AsyncRabbitmq(AsyncRabbitmqArgs),
     /// Run one service as its own process (what --real-brokers starts, and what compose runs).
     Serve(ServeArgs),
 }
@@ -80,6 +87,78 @@ pub struct SyncRestArgs {
     /// Units of each menu item Inventory starts with (enough that `baseline` never runs out).
     #[arg(long, default_value_t = 5000)]
     pub stock: u32,
+}
+
+/// `campus-sim async-rabbitmq …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct AsyncRabbitmqArgs {
+    /// Which experiment(s): outage (Inventory down while orders keep coming), idempotency
+    /// (every OrderPlaced delivered twice), poison (malformed messages among good ones), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub experiment: async_rabbitmq::Experiment,
+    /// Orders per second during the outage experiment.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+    /// Seconds Inventory stays down in the outage experiment.
+    #[arg(long, default_value_t = 60)]
+    pub down_for: u64,
+    /// Seconds orders flow before the outage, and again after Inventory is back.
+    #[arg(long, default_value_t = 10)]
+    pub lead: u64,
+    /// Orders sent in the idempotency and poison experiments.
+    #[arg(long, default_value_t = 200)]
+    pub orders: usize,
+    /// OrderPlaced messages published a second time in the idempotency experiment.
+    #[arg(long, default_value_t = 200)]
+    pub duplicates: usize,
+    /// Malformed messages published in the poison experiment.
+    #[arg(long, default_value_t = 40)]
+    pub poison: usize,
+    /// Units of each menu item Inventory starts with.
+    #[arg(long, default_value_t = 5000)]
+    pub stock: u32,
+    /// Unacknowledged deliveries each consumer may hold.
+    #[arg(long, default_value_t = 10)]
+    pub prefetch: u16,
+    /// Seconds a run may take to settle after its last order before it is declared failed.
+    #[arg(long, default_value_t = 120)]
+    pub settle_within: u64,
+    /// The RabbitMQ used with --real-brokers.
+    #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+}
+
+impl AsyncRabbitmqArgs {
+    fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: AsyncRabbitmqArgs,
+        }
+        Only::parse_from(["async-rabbitmq"]).args
+    }
+
+    pub fn config(&self, seed: u64) -> async_rabbitmq::Config {
+        async_rabbitmq::Config {
+            seed,
+            experiment: self.experiment,
+            rate: self.rate,
+            down_for: Duration::from_secs(self.down_for),
+            lead: Duration::from_secs(self.lead),
+            orders: self.orders,
+            duplicates: self.duplicates,
+            poison: self.poison,
+            stock: self.stock,
+            prefetch: self.prefetch,
+            settle_within: Duration::from_secs(self.settle_within),
+        }
+    }
+}
+
+impl Default for AsyncRabbitmqArgs {
+    fn default() -> Self {
+        AsyncRabbitmqArgs::parse_from_defaults()
+    }
 }
 
 impl Default for SyncRestArgs {
@@ -123,12 +202,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
             run_sync_rest(&cli.out, mode, &args.config(cli.seed))
         }
+        Some(Command::AsyncRabbitmq(args)) => {
+            prepare_out(&cli.out)?;
+            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
+            run_async_rabbitmq(&cli.out, mode, &args.config(cli.seed), &args.amqp_url)
+        }
         None => {
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            run_sync_rest(&cli.out, mode, &SyncRestArgs::default().config(cli.seed))?;
+            // Every part runs even if an earlier one fails its checks; the failures are
+            // reported together at the end.
+            let rabbit = AsyncRabbitmqArgs::default();
+            let results = [
+                ("Part A", run_sync_rest(&cli.out, mode, &SyncRestArgs::default().config(cli.seed))),
+                ("Part B", run_async_rabbitmq(&cli.out, mode, &rabbit.config(cli.seed), &rabbit.amqp_url)),
+            ];
             println!("\nreport: {}", cli.out.join("report.md").display());
-            Ok(())
+            let failed: Vec<String> = results.into_iter().filter_map(|(part, r)| r.err().map(|e| format!("{part}: {e:#}"))).collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{}", failed.join("\n"))
+            }
         }
     }
 }
@@ -139,6 +234,40 @@ fn prepare_out(out: &std::path::Path) -> anyhow::Result<()> {
 
 fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")
+}
+
+/// Part B end to end: run, write CSVs, print the table, write the report, check.
+pub fn run_async_rabbitmq(out: &std::path::Path, mode: Mode, config: &async_rabbitmq::Config, amqp_url: &str) -> anyhow::Result<()> {
+    config.validate()?;
+    println!("\nPart B — asynchronous messaging, RabbitMQ ({mode})");
+    println!("  experiments: {}", config.experiments().join(", "));
+    let wall = Instant::now();
+    let runs = match mode {
+        Mode::Sim => async_rabbitmq::run_sim(config)?,
+        Mode::Real => {
+            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+            multi_thread()?.block_on(async_rabbitmq::run_real(config, &exe, amqp_url))?
+        }
+    };
+    let summaries: Vec<_> = runs.iter().map(async_rabbitmq::output::Summary::of).collect();
+    async_rabbitmq::output::write_csv(out, mode, &runs, &summaries)?;
+    let violations: Vec<_> = runs.iter().flat_map(checker::async_rabbitmq).collect();
+    async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+    println!("\n{}", async_rabbitmq::output::table(&summaries));
+    println!("(drain_s in {} seconds; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
+    report_checks(out, &violations)
+}
+
+fn report_checks(out: &std::path::Path, violations: &[checker::Violation]) -> anyhow::Result<()> {
+    if violations.is_empty() {
+        println!("checks: all passed");
+        Ok(())
+    } else {
+        for v in violations {
+            eprintln!("check FAILED: {v}");
+        }
+        anyhow::bail!("{} check(s) failed (also written to {})", violations.len(), out.join("report.md").display())
+    }
 }
 
 /// Part A end to end: run, write CSVs, print the table, write the report, check.
@@ -162,13 +291,5 @@ pub fn run_sync_rest(out: &std::path::Path, mode: Mode, config: &sync_rest::Conf
     sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
     println!("\n{}", sync_rest::output::table(&summaries));
     println!("(latencies in ms{}; wall time {:.2} s)", if mode == Mode::Sim { ", virtual time" } else { "" }, wall.elapsed().as_secs_f64());
-    if violations.is_empty() {
-        println!("checks: all passed");
-        Ok(())
-    } else {
-        for v in &violations {
-            eprintln!("check FAILED: {v}");
-        }
-        anyhow::bail!("{} check(s) failed (also written to {})", violations.len(), out.join("report.md").display())
-    }
+    report_checks(out, &violations)
 }

@@ -9,6 +9,7 @@
 //! - [`report`]: CSV files and `report.md`.
 //! - [`serve`], [`cli`]: `campus-sim serve …` and the command line.
 
+pub mod async_rabbitmq;
 pub mod checker;
 pub mod cli;
 pub mod fault;
@@ -49,4 +50,9 @@ impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A progress line on stderr for long phases (an outage, a drain), so a run never looks hung.
+pub fn progress(message: &str) {
+    eprintln!("  … {message}");
 }

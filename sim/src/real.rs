@@ -11,12 +11,14 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::serve::Model;
+
 /// How long a child may take to bind its port and say so.
 pub const READY_WITHIN: Duration = Duration::from_secs(20);
 
 /// The environment variables `campus-sim serve` reads. They are removed from the children's
 /// environment, so a variable exported for a compose-style run cannot skew an experiment.
-pub const SERVE_ENV: [&str; 10] = [
+pub const SERVE_ENV: [&str; 14] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -27,6 +29,10 @@ pub const SERVE_ENV: [&str; 10] = [
     "CAMPUS_DELAY_MS",
     "CAMPUS_ERROR_STATUS",
     "CAMPUS_HANG",
+    "AMQP_URL",
+    "CAMPUS_NAMESPACE",
+    "CAMPUS_DATA_DIR",
+    "CAMPUS_PREFETCH",
 ];
 
 /// A running service process. Dropping it kills the process.
@@ -37,10 +43,10 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `exe serve <service> --model sync-rest <args>` and waits for its READY line.
-    pub async fn spawn<S: AsRef<str>>(exe: &Path, service: &str, args: &[S]) -> anyhow::Result<Self> {
+    /// Starts `exe serve <service> --model <model> <args>` and waits for its READY line.
+    pub async fn spawn<S: AsRef<str>>(exe: &Path, service: &str, model: Model, args: &[S]) -> anyhow::Result<Self> {
         let mut command = Command::new(exe);
-        command.args(["serve", service, "--model", "sync-rest"]).args(args.iter().map(AsRef::as_ref));
+        command.args(["serve", service, "--model", model.name()]).args(args.iter().map(AsRef::as_ref));
         for var in SERVE_ENV {
             command.env_remove(var);
         }

@@ -6,6 +6,7 @@
 //! waits for that line), then serves until SIGINT or SIGTERM and finishes in-flight requests.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +16,13 @@ use axum::Router;
 use campus::api;
 use campus::services::inventory::Inventory;
 use campus::services::notification::Notifier;
-use campus::services::order::{OrderIds, SyncOrderService};
+use campus::services::messaging;
+use campus::services::order::{AsyncOrderService, OrderIds, SyncOrderService};
+use campus::services::EventClock;
+use campus::store::{InventoryStore, NotificationStore, OrderStore};
+use campus::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
 use campus::transport::http::{serve, HttpRequestReply};
+use campus::transport::queue::{MessageQueue, Topology};
 use campus::transport::Peer;
 use std::io::Write;
 use tokio::net::TcpListener;
@@ -56,6 +62,18 @@ impl Service {
 pub enum Model {
     /// Part A: HTTP request/reply between the services.
     SyncRest,
+    /// Part B: RabbitMQ between the services; each keeps a SQLite store in --data-dir and
+    /// serves HTTP only for orders (order) and for the lab's accounting (all).
+    AsyncRabbitmq,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::SyncRest => "sync-rest",
+            Model::AsyncRabbitmq => "async-rabbitmq",
+        }
+    }
 }
 
 /// `campus-sim serve …`
@@ -97,6 +115,19 @@ pub struct ServeArgs {
     /// (inventory) Fault: never answer.
     #[arg(long, env = "CAMPUS_HANG")]
     pub hang: bool,
+    /// (async-rabbitmq) The RabbitMQ to use.
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// (async-rabbitmq) Prefix of every exchange and queue name, so that runs sharing a broker
+    /// do not see each other's messages.
+    #[arg(long, env = "CAMPUS_NAMESPACE", default_value = "campus")]
+    pub namespace: String,
+    /// (async-rabbitmq) Where the service keeps its SQLite store (`<service>.sqlite`).
+    #[arg(long, env = "CAMPUS_DATA_DIR", default_value = "campus-data")]
+    pub data_dir: PathBuf,
+    /// (async-rabbitmq) Unacknowledged deliveries a consumer may hold.
+    #[arg(long, env = "CAMPUS_PREFETCH", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
 }
 
 impl ServeArgs {
@@ -113,9 +144,78 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let plan = args.fault_plan();
-    if !plan.is_healthy() && args.service != Service::Inventory {
-        anyhow::bail!("fault flags (--delay-ms, --error-status, --hang) apply to `serve inventory` only");
+    if !plan.is_healthy() && (args.service != Service::Inventory || args.model != Model::SyncRest) {
+        anyhow::bail!("fault flags (--delay-ms, --error-status, --hang) apply to `serve inventory --model sync-rest` only");
     }
+    match args.model {
+        Model::SyncRest => run_sync_rest(args, plan).await,
+        Model::AsyncRabbitmq => run_async_rabbitmq(args).await,
+    }
+}
+
+/// Binds, prints the READY line, serves `app` until a signal or until `work` (the service's
+/// consumers) ends, which is an error: a service whose consumer died must not look healthy.
+async fn listen(
+    args: &ServeArgs,
+    app: Router,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(args.host, args.port.unwrap_or(args.service.default_port()));
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback");
+    }
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr} for {}", args.service.name()))?;
+    let bound = listener.local_addr()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "READY {} http://{bound}", args.service.name())?;
+        stdout.flush()?;
+    }
+    tokio::select! {
+        served = serve(listener, app, shutdown_signal()) => served.context("serving"),
+        worked = work => match worked {
+            Ok(()) => anyhow::bail!("{}'s consumer stopped (the broker closed the connection?)", args.service.name()),
+            Err(e) => Err(e.context(format!("{}'s consumer failed", args.service.name()))),
+        },
+    }
+}
+
+async fn run_async_rabbitmq(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let db = args.data_dir.join(format!("{}.sqlite", args.service.name()));
+    let mq = AmqpQueue::connect(&args.amqp_url, Topology::new(&args.namespace)).await.with_context(|| {
+        format!("connecting to RabbitMQ at {} (start one with `scripts/brokers.sh up rabbitmq`)", args.amqp_url)
+    })?;
+    let mq: Arc<dyn MessageQueue> = Arc::new(mq);
+    let prefetch = args.prefetch;
+    match args.service {
+        Service::Order => {
+            let store = Arc::new(OrderStore::open(Some(&db))?);
+            let service = Arc::new(AsyncOrderService::new(OrderIds::Random, store.clone(), EventClock::Wall));
+            let relay = {
+                let (service, mq) = (service.clone(), mq.clone());
+                async move { service.run_relay(mq).await }
+            };
+            let work = async move {
+                tokio::try_join!(relay, messaging::run_order_status(mq, store, prefetch))?;
+                Ok(())
+            };
+            listen(&args, api::order::async_app(service), work).await
+        }
+        Service::Inventory => {
+            let store = Arc::new(InventoryStore::open(Some(&db), args.stock)?);
+            let work = messaging::run_inventory(mq, store.clone(), prefetch);
+            listen(&args, api::inventory::admin_app(store), async move { Ok(work.await?) }).await
+        }
+        Service::Notification => {
+            let store = Arc::new(NotificationStore::open(Some(&db))?);
+            let work = messaging::run_notification(mq, store.clone(), prefetch);
+            listen(&args, api::notification::admin_app(store), async move { Ok(work.await?) }).await
+        }
+    }
+}
+
+async fn run_sync_rest(args: ServeArgs, plan: FaultPlan) -> anyhow::Result<()> {
     let app: Router = match args.service {
         Service::Inventory => fault::apply(api::inventory::app(Arc::new(Mutex::new(Inventory::with_stock(args.stock)))), &plan),
         Service::Notification => api::notification::app(Arc::new(Mutex::new(Notifier::default()))),
@@ -128,22 +228,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             api::order::sync_app(Arc::new(service))
         }
     };
-    let addr = SocketAddr::new(args.host, args.port.unwrap_or(args.service.default_port()));
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "listening beyond loopback");
-    }
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr} for {}", args.service.name()))?;
-    let bound = listener.local_addr()?;
     if !plan.is_healthy() {
         tracing::info!(fault = %plan, "inventory runs with an injected fault");
     }
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "READY {} http://{bound}", args.service.name())?;
-        stdout.flush()?;
-    }
-    serve(listener, app, shutdown_signal()).await.context("serving")?;
-    Ok(())
+    listen(&args, app, std::future::pending()).await
 }
 
 async fn shutdown_signal() {

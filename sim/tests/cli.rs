@@ -43,7 +43,7 @@ fn a_meaningless_setting_is_refused_with_the_reason() {
 fn fault_flags_are_refused_on_services_other_than_inventory() {
     let out = campus_sim().args(["serve", "order", "--port", "0", "--hang"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("apply to `serve inventory` only"));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("apply to `serve inventory --model sync-rest` only"));
 }
 
 #[test]

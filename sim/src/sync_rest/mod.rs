@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use crate::fault::{self, FaultPlan};
 use crate::net::{LinkModel, SimNet};
 use crate::real::ServiceProcess;
+use crate::serve::Model;
 use crate::rng::SimRng;
 use crate::{workload, world, Mode};
 
@@ -287,14 +288,15 @@ pub async fn run_real(config: &Config, exe: &Path) -> anyhow::Result<Vec<CaseRun
 
 async fn run_real_case(config: &Config, case: Case, exe: &Path) -> anyhow::Result<CaseRun> {
     tracing::info!(experiment = case.experiment, fault = %case.fault, "starting services");
-    let notification = ServiceProcess::spawn(exe, "notification", &["--port", "0"]).await?;
+    let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
     let mut inventory_args = vec!["--port".to_owned(), "0".to_owned(), "--stock".to_owned(), config.stock.to_string()];
     inventory_args.extend(serve_fault_flags(&case.fault));
-    let mut inventory = ServiceProcess::spawn(exe, "inventory", &inventory_args).await?;
+    let mut inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &inventory_args).await?;
     let timeout_ms = case.call_timeout.as_millis().to_string();
     let order = ServiceProcess::spawn(
         exe,
         "order",
+        Model::SyncRest,
         &["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", &timeout_ms],
     )
     .await?;

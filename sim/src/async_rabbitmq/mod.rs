@@ -1,0 +1,521 @@
+//! Part B, asynchronous messaging over RabbitMQ: the experiments, run in the simulation
+//! (`SimQueue`, services as tasks, virtual time) or against real processes and a real
+//! RabbitMQ — the same harness code, only the [`Deployment`] differs.
+//!
+//! | experiment    | what happens                                                         | shows |
+//! |---------------|----------------------------------------------------------------------|-------|
+//! | `outage`      | orders at a steady rate; Inventory down for `--down-for` (real: SIGKILL, then a new process on the same store) | the backlog grows while Order keeps accepting, then drains |
+//! | `idempotency` | orders, then the same `OrderPlaced` published again straight to the broker | one reservation, one notification per order |
+//! | `poison`      | malformed messages (not JSON, schema violations, unknown version, wrong event) among good orders | all malformed dead-lettered with reasons, all good ones processed |
+
+pub mod deployment;
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use campus::api::order::{OrderAcceptedReply, OrdersReply};
+use campus::domain::{Envelope, Event, InventoryReserved, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
+use campus::store::{InventoryStats, NotificationStats, OrderRecord, OrderStats};
+use campus::transport::queue::{QueueName, Route};
+use campus::transport::{Peer, RequestReply};
+use tokio::time::Instant;
+
+pub use deployment::Deployment;
+
+use crate::rng::SimRng;
+use crate::{workload, Mode};
+
+/// Which experiments to run (`--experiment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Experiment {
+    /// Inventory down for --down-for while orders keep coming: backlog and drain.
+    Outage,
+    /// Every order's OrderPlaced delivered twice: one reservation, one notification.
+    Idempotency,
+    /// Malformed messages among good ones: dead-lettered with reasons, nothing blocked.
+    Poison,
+    /// All three, in that order.
+    All,
+}
+
+/// Everything a run depends on. [`Config::default`] is the assignment's setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub seed: u64,
+    pub experiment: Experiment,
+    /// Orders per second during `outage`.
+    pub rate: u32,
+    /// How long Inventory is down in `outage`.
+    pub down_for: Duration,
+    /// How long orders flow before the outage, and after Inventory is back.
+    pub lead: Duration,
+    /// Orders in `idempotency` and `poison`.
+    pub orders: usize,
+    /// `OrderPlaced` messages published a second time in `idempotency`.
+    pub duplicates: usize,
+    /// Malformed messages in `poison`.
+    pub poison: usize,
+    /// Units of each item Inventory starts with.
+    pub stock: u32,
+    /// Unacknowledged deliveries each consumer may hold.
+    pub prefetch: u16,
+    /// A run that has not settled this long after its last order fails.
+    pub settle_within: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: crate::DEFAULT_SEED,
+            experiment: Experiment::All,
+            rate: 20,
+            down_for: Duration::from_secs(60),
+            lead: Duration::from_secs(10),
+            orders: 200,
+            duplicates: 200,
+            poison: 40,
+            stock: 5000,
+            prefetch: 10,
+            settle_within: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.rate == 0 || self.orders == 0 || self.prefetch == 0 {
+            bail!("--rate, --orders and --prefetch must be at least 1");
+        }
+        if self.duplicates > self.orders {
+            bail!("--duplicates ({}) cannot exceed --orders ({}): each duplicate repeats one order", self.duplicates, self.orders);
+        }
+        if self.down_for.is_zero() {
+            bail!("--down-for must be above 0 s");
+        }
+        Ok(())
+    }
+
+    pub fn experiments(&self) -> Vec<&'static str> {
+        match self.experiment {
+            Experiment::All => vec!["outage", "idempotency", "poison"],
+            Experiment::Outage => vec!["outage"],
+            Experiment::Idempotency => vec!["idempotency"],
+            Experiment::Poison => vec!["poison"],
+        }
+    }
+
+    fn orders_for(&self, experiment: &str, n: usize) -> Vec<OrderRequest> {
+        workload::orders(&mut SimRng::new(self.seed).fork("async-rabbitmq/workload").fork(experiment), n)
+    }
+}
+
+/// One sample of the outage time series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub t_ms: u64,
+    pub inventory_up: bool,
+    /// `OrderPlaced` ready in Inventory's queue.
+    pub queue_depth: u64,
+    pub accepted: u64,
+    pub published: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub notified: u64,
+    pub dead_lettered: u64,
+}
+
+/// A dead-lettered message as read back from the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: Vec<u8>,
+    pub reason: String,
+}
+
+/// The services' state at the end of an experiment: what the accounting checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Final {
+    pub orders: OrdersReply,
+    pub inventory: InventoryStats,
+    pub inventory_outcomes: BTreeMap<String, String>,
+    pub notification: NotificationStats,
+    pub notified: Vec<String>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// A finished experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub experiment: &'static str,
+    pub mode: Mode,
+    /// Orders answered 202, and requests that were not.
+    pub accepted: usize,
+    pub refused: usize,
+    pub duplicates_injected: usize,
+    pub poison_injected: usize,
+    /// The outage's time series (empty for the other experiments), its window and drain.
+    pub samples: Vec<Sample>,
+    pub down_window_ms: Option<(u64, u64)>,
+    pub drain: Option<Duration>,
+    pub end: Final,
+}
+
+/// Orders sent: those accepted (202) with the id Order gave them, in the order they were
+/// sent, and how many were not accepted.
+#[derive(Debug, Default)]
+struct Placed {
+    accepted: Vec<(OrderId, OrderRequest)>,
+    refused: usize,
+}
+
+/// Sends `orders` to `POST /order` at `rate` per second (open loop: the schedule does not wait
+/// for answers).
+async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, rate: u32) -> Placed {
+    let start = Instant::now();
+    let interval = Duration::from_secs(1) / rate;
+    let mut requests = tokio::task::JoinSet::new();
+    for (i, order) in orders.into_iter().enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let http = http.clone();
+        requests.spawn(async move {
+            let accepted = match http.post_json(Peer::Order, "/order", &order).await {
+                Ok(reply) if reply.status() == http::StatusCode::ACCEPTED => {
+                    serde_json::from_slice::<OrderAcceptedReply>(reply.body()).ok().map(|r| r.order_id)
+                }
+                Ok(reply) => {
+                    tracing::warn!(status = %reply.status(), "order not accepted");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "order not answered");
+                    None
+                }
+            };
+            (i, accepted.map(|id| (id, order)))
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = requests.join_next().await {
+        answers.push(done.expect("an order request panicked"));
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    let mut placed = Placed::default();
+    for (_, answer) in answers {
+        match answer {
+            Some(pair) => placed.accepted.push(pair),
+            None => placed.refused += 1,
+        }
+    }
+    placed
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
+    let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
+    let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
+    if !reply.status().is_success() {
+        bail!("GET {path} on {peer} answered {}", reply.status());
+    }
+    serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
+}
+
+async fn sample(d: &Deployment, t0: Instant) -> anyhow::Result<Sample> {
+    let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
+    let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
+    Ok(Sample {
+        t_ms: t0.elapsed().as_millis() as u64,
+        inventory_up: d.inventory_up(),
+        queue_depth: d.mq().depth(QueueName::InventoryInbox).await?,
+        accepted: orders.accepted,
+        published: orders.published,
+        reserved: orders.reserved,
+        failed: orders.failed,
+        notified: notification.notified,
+        dead_lettered: d.mq().depth(QueueName::DeadLetter).await?,
+    })
+}
+
+/// Every accepted order has its verdict at Order, every reservation its notification, and
+/// Inventory's queue is empty.
+fn settled(s: &Sample, expected_orders: u64) -> bool {
+    s.accepted == expected_orders && s.reserved + s.failed == s.accepted && s.notified == s.reserved && s.queue_depth == 0
+}
+
+/// Polls until `done` holds for a sample, or fails after `within`.
+async fn wait_settled(d: &Deployment, t0: Instant, within: Duration, done: impl Fn(&Sample) -> bool) -> anyhow::Result<Sample> {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = sample(d, t0).await?;
+        if done(&s) {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            bail!("the run did not settle within {} s; last state: {s:?}", within.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads the services' final state and empties the dead-letter queue into it.
+async fn finish(d: &Deployment) -> anyhow::Result<Final> {
+    let http = d.http();
+    let dlq_depth = d.mq().depth(QueueName::DeadLetter).await?;
+    let mut dead_letters = Vec::new();
+    if dlq_depth > 0 {
+        let sub = d.mq().consume(QueueName::DeadLetter, 100).await?;
+        for _ in 0..dlq_depth {
+            let delivery = tokio::time::timeout(Duration::from_secs(30), sub.deliveries.recv_async())
+                .await
+                .context("reading the dead-letter queue")?
+                .context("dead-letter subscription closed")?;
+            dead_letters.push(DeadLetter { body: delivery.body.to_vec(), reason: delivery.reason.clone().unwrap_or_default() });
+            d.mq().ack(&delivery).await?;
+        }
+    }
+    Ok(Final {
+        orders: get_json(http.as_ref(), Peer::Order, "/orders").await?,
+        inventory: get_json(http.as_ref(), Peer::Inventory, "/stats").await?,
+        inventory_outcomes: get_json(http.as_ref(), Peer::Inventory, "/outcomes").await?,
+        notification: get_json(http.as_ref(), Peer::Notification, "/stats").await?,
+        notified: get_json(http.as_ref(), Peer::Notification, "/notified").await?,
+        dead_letters,
+    })
+}
+
+/// Runs one experiment on a fresh deployment.
+pub async fn run_experiment(config: &Config, experiment: &'static str, mut d: Deployment) -> anyhow::Result<Run> {
+    let result = match experiment {
+        "outage" => outage(config, &mut d).await,
+        "idempotency" => idempotency(config, &d).await,
+        "poison" => poison(config, &d).await,
+        other => bail!("no experiment {other}"),
+    };
+    d.teardown().await;
+    result
+}
+
+async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
+    let total = config.lead + config.down_for + config.lead;
+    let n = (total.as_secs_f64() * f64::from(config.rate)).round() as usize;
+    let orders = config.orders_for("outage", n);
+    let t0 = Instant::now();
+    let load = tokio::spawn(place_orders(d.order_client(), orders, config.rate));
+    let (down_at, up_at) = (config.lead, config.lead + config.down_for);
+    let mut samples = Vec::new();
+    let (mut down_ms, mut up_ms, mut drained_ms) = (None, None, None);
+    let mut tick = tokio::time::interval_at(t0, Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+    let deadline = total + config.settle_within;
+    let placed = loop {
+        tick.tick().await;
+        let now = t0.elapsed();
+        if down_ms.is_none() && now >= down_at {
+            d.stop_inventory().await?;
+            down_ms = Some(t0.elapsed().as_millis() as u64);
+            crate::progress(&format!("outage: inventory down at {:.1} s", now.as_secs_f64()));
+        }
+        if down_ms.is_some() && up_ms.is_none() && now >= up_at {
+            d.start_inventory().await?;
+            up_ms = Some(t0.elapsed().as_millis() as u64);
+            crate::progress(&format!("outage: inventory back at {:.1} s", now.as_secs_f64()));
+        }
+        let s = sample(d, t0).await?;
+        if up_ms.is_some() && drained_ms.is_none() && s.queue_depth == 0 {
+            drained_ms = Some(s.t_ms);
+            crate::progress(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
+        }
+        let done = load.is_finished() && up_ms.is_some() && settled(&s, s.accepted);
+        if ticks % 4 == 0 || done {
+            if ticks % 20 == 0 {
+                crate::progress(&format!(
+                    "outage: t={:>3} s depth={} accepted={} reserved={} notified={}",
+                    s.t_ms / 1000,
+                    s.queue_depth,
+                    s.accepted,
+                    s.reserved,
+                    s.notified
+                ));
+            }
+            samples.push(s.clone());
+        }
+        ticks += 1;
+        if done {
+            break load.await.expect("the load task panicked");
+        }
+        if now > deadline {
+            bail!("outage: not settled {} s after the last order; last state {s:?}", config.settle_within.as_secs());
+        }
+    };
+    let end = finish(d).await?;
+    let (down, up) = (down_ms.expect("inventory was stopped"), up_ms.expect("inventory was restarted"));
+    Ok(Run {
+        experiment: "outage",
+        mode: d.mode(),
+        accepted: placed.accepted.len(),
+        refused: placed.refused,
+        duplicates_injected: 0,
+        poison_injected: 0,
+        samples,
+        down_window_ms: Some((down, up)),
+        drain: drained_ms.map(|t| Duration::from_millis(t.saturating_sub(up))),
+        end,
+    })
+}
+
+/// Orders at a brisk rate, then wait until each has its verdict and notification.
+async fn place_and_settle(config: &Config, d: &Deployment, experiment: &str, t0: Instant) -> anyhow::Result<Placed> {
+    let orders = config.orders_for(experiment, config.orders);
+    let placed = place_orders(d.order_client(), orders, config.rate.max(100)).await;
+    let n = placed.accepted.len() as u64;
+    wait_settled(d, t0, config.settle_within, |s| settled(s, n)).await?;
+    Ok(placed)
+}
+
+async fn idempotency(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
+    let t0 = Instant::now();
+    let placed = place_and_settle(config, d, "idempotency", t0).await?;
+    // Publish the very OrderPlaced of the first `duplicates` orders again, straight to the
+    // broker, as a redelivery or a relay crashing after its confirm would.
+    let http = d.http();
+    let before: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
+    let mut reserved_duplicates = 0u64;
+    for (order_id, request) in placed.accepted.iter().take(config.duplicates) {
+        let record: OrderRecord = get_json(http.as_ref(), Peer::Order, &format!("/order/{order_id}")).await?;
+        let order = Order::new(order_id.clone(), request.clone());
+        let event = Event::OrderPlaced(OrderPlaced { order, placed_at_ms: record.placed_at_ms });
+        d.mq().publish(Route::OrderPlaced, Envelope::new(event).encode().into()).await?;
+        reserved_duplicates += u64::from(record.status == "reserved");
+    }
+    let duplicates = config.duplicates.min(placed.accepted.len());
+    crate::progress(&format!("idempotency: {duplicates} duplicate OrderPlaced published"));
+    // Settled when Inventory answered every duplicate from its store and Notification has
+    // received (and ignored) the re-emitted InventoryReserved of each reserved one.
+    let deadline = Instant::now() + config.settle_within;
+    loop {
+        let inventory: InventoryStats = get_json(http.as_ref(), Peer::Inventory, "/stats").await?;
+        let notification: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
+        let order_inbox = d.mq().depth(QueueName::OrderInbox).await?;
+        if inventory.repeats >= duplicates as u64
+            && notification.received >= before.received + reserved_duplicates
+            && order_inbox == 0
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("idempotency: duplicates not absorbed in time ({} of {duplicates} seen by inventory)", inventory.repeats);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let end = finish(d).await?;
+    Ok(Run {
+        experiment: "idempotency",
+        mode: d.mode(),
+        accepted: placed.accepted.len(),
+        refused: placed.refused,
+        duplicates_injected: duplicates,
+        poison_injected: 0,
+        samples: Vec::new(),
+        down_window_ms: None,
+        drain: None,
+        end,
+    })
+}
+
+/// The malformed messages of `poison`, each labelled with the reason it must be refused for.
+pub fn poison_bodies(n: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let good = || {
+        let order = Order {
+            order_id: OrderId::parse("o-poison").expect("valid"),
+            student_id: StudentId::parse("s-0000").expect("valid"),
+            items: serde_json::from_value(serde_json::json!([{"sku": "pho", "qty": 1}])).expect("valid"),
+        };
+        serde_json::to_value(Envelope::new(Event::OrderPlaced(OrderPlaced { order, placed_at_ms: 0 }))).expect("serializes")
+    };
+    (0..n)
+        .map(|i| match i % 5 {
+            0 => ("not_json", b"{\"schema_version\": 1, \"event\": ".to_vec()),
+            1 => {
+                let mut v = good();
+                v["event"]["order"]["items"][0]["qty"] = serde_json::json!(0);
+                ("schema_violation", serde_json::to_vec(&v).expect("json"))
+            }
+            2 => {
+                let mut v = good();
+                v["event"]["order"].as_object_mut().expect("object").remove("student_id");
+                ("schema_violation", serde_json::to_vec(&v).expect("json"))
+            }
+            3 => {
+                let mut v = good();
+                v["schema_version"] = serde_json::json!(2);
+                ("unsupported_version", serde_json::to_vec(&v).expect("json"))
+            }
+            _ => {
+                let wrong = Event::InventoryReserved(InventoryReserved {
+                    order_id: OrderId::parse(format!("o-wrong-{i}")).expect("valid"),
+                    student_id: StudentId::parse("s-0000").expect("valid"),
+                    placed_at_ms: 0,
+                });
+                ("unexpected_event", Envelope::new(wrong).encode())
+            }
+        })
+        .collect()
+}
+
+async fn poison(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
+    let t0 = Instant::now();
+    let orders = config.orders_for("poison", config.orders);
+    let rate = config.rate.max(100);
+    let load = tokio::spawn(place_orders(d.order_client(), orders, rate));
+    // Spread the poison over the load, so good messages queue behind bad ones.
+    let spacing = Duration::from_secs_f64(config.orders as f64 / f64::from(rate) / config.poison.max(1) as f64);
+    for (_, body) in poison_bodies(config.poison) {
+        d.mq().publish(Route::OrderPlaced, body.into()).await?;
+        tokio::time::sleep(spacing).await;
+    }
+    let placed = load.await.expect("the load task panicked");
+    let (n, poison) = (placed.accepted.len() as u64, config.poison as u64);
+    wait_settled(d, t0, config.settle_within, |s| settled(s, n) && s.dead_lettered >= poison).await?;
+    let end = finish(d).await?;
+    Ok(Run {
+        experiment: "poison",
+        mode: d.mode(),
+        accepted: placed.accepted.len(),
+        refused: placed.refused,
+        duplicates_injected: 0,
+        poison_injected: config.poison,
+        samples: Vec::new(),
+        down_window_ms: None,
+        drain: None,
+        end,
+    })
+}
+
+/// Runs the selected experiments in the simulation, each in a fresh virtual world.
+pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
+    config
+        .experiments()
+        .into_iter()
+        .map(|experiment| {
+            crate::world::block_on(async {
+                let rng = SimRng::new(config.seed).fork("async-rabbitmq").fork(experiment);
+                let d = Deployment::sim(config, rng).await?;
+                run_experiment(config, experiment, d).await
+            })
+        })
+        .collect()
+}
+
+/// Runs the selected experiments over real processes (`exe serve …`) and the RabbitMQ at
+/// `amqp_url`, each in its own namespace on the broker and its own data directory.
+pub async fn run_real(config: &Config, exe: &Path, amqp_url: &str) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for experiment in config.experiments() {
+        crate::progress(&format!("{experiment}: starting services"));
+        let d = Deployment::real(config, exe, amqp_url, experiment).await?;
+        runs.push(run_experiment(config, experiment, d).await?);
+    }
+    Ok(runs)
+}
