@@ -161,8 +161,7 @@ pub fn async_rabbitmq(run: &crate::async_rabbitmq::Run) -> Vec<Violation> {
         fail(format!("{} good orders were dead-lettered, e.g. {}", dead_orders.len(), dead_orders.iter().next().expect("non-empty")));
     }
     if let Some(last) = run.samples.last() {
-        let peak = run.samples.iter().map(|s| s.queue_depth).max().unwrap_or(0);
-        if peak == 0 {
+        if run.peak_backlog == 0 {
             fail("the backlog never rose during the outage".into());
         }
         if last.queue_depth != 0 || run.drain.is_none() {

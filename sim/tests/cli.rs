@@ -112,3 +112,30 @@ fn serve_help_lists_every_environment_variable_it_reads() {
         assert!(help.contains(&format!("env: {var}")), "serve --help does not show {var}:\n{help}");
     }
 }
+
+/// Needs the RabbitMQ that `scripts/brokers.sh up` starts; fails (does not skip) without it.
+#[test]
+fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
+    let out_dir = scratch_dir("rabbitmq");
+    let out = campus_sim()
+        .args(["async-rabbitmq", "--real-brokers", "--down-for", "3", "--lead", "2", "--orders", "40"])
+        .args(["--duplicates", "40", "--poison", "10", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks: all passed"), "{stdout}");
+    let mut summary = csv::Reader::from_path(out_dir.join("async_rabbitmq_summary.csv")).unwrap();
+    let header = summary.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let rows: Vec<csv::StringRecord> = summary.records().map(Result::unwrap).collect();
+    let row = |experiment: &str| rows.iter().find(|r| &r[0] == experiment && &r[1] == "real").unwrap_or_else(|| panic!("no real {experiment} row"));
+    assert!(row("outage")[col("peak_backlog")].parse::<u64>().unwrap() >= 40, "the backlog rose during 3 s at 20/s");
+    assert!(!row("outage")[col("drain_s")].is_empty(), "the backlog drained");
+    assert_eq!(&row("idempotency")[col("double_reservations")], "0");
+    assert_eq!(&row("idempotency")[col("repeats_absorbed")], "40");
+    assert_eq!(&row("poison")[col("dead_lettered")], "10");
+    let backlog = std::fs::read_to_string(out_dir.join("async_rabbitmq_backlog.csv")).unwrap();
+    assert!(backlog.lines().any(|l| l.ends_with(",0")), "a sample with inventory down");
+}

@@ -36,7 +36,7 @@ fn every_compose_command_is_a_valid_campus_sim_command_line() {
 fn every_campus_variable_in_a_compose_file_is_read_by_serve() {
     for (path, text) in compose_files() {
         for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
-            if let Some(var) = line.trim().split(':').next().filter(|k| k.starts_with("CAMPUS_")) {
+            if let Some(var) = line.trim().split(':').next().filter(|k| k.starts_with("CAMPUS_") || *k == "AMQP_URL") {
                 assert!(SERVE_ENV.contains(&var), "{path}: {var} is not read by campus-sim serve");
             }
         }

@@ -40,7 +40,7 @@ where
         match verdict {
             Verdict::Done => mq.ack(&delivery).await?,
             Verdict::Poison(reason) => {
-                tracing::warn!(%queue, %reason, "dead-lettering a message");
+                tracing::info!(%queue, %reason, "dead-lettering a message");
                 mq.dead_letter(&delivery, &reason).await?
             }
             Verdict::Retry(detail) => {

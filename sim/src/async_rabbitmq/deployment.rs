@@ -34,7 +34,7 @@ pub struct Deployment {
 
 enum Kind {
     Sim(SimParts),
-    Real(RealParts),
+    Real(Box<RealParts>),
 }
 
 struct SimParts {
@@ -121,7 +121,7 @@ impl Deployment {
         let mut d = Deployment {
             mq: amqp.clone(),
             http: Arc::new(HttpRequestReply::new([])),
-            kind: Kind::Real(RealParts {
+            kind: Kind::Real(Box::new(RealParts {
                 exe: exe.to_owned(),
                 amqp,
                 common,
@@ -130,7 +130,7 @@ impl Deployment {
                 order,
                 notification,
                 inventory: None,
-            }),
+            })),
         };
         d.start_inventory().await?;
         Ok(d)
@@ -217,6 +217,7 @@ impl Deployment {
                 s.net.clear();
             }
             Kind::Real(r) => {
+                let r = *r;
                 drop((r.order, r.notification, r.inventory));
                 if let Err(e) = r.amqp.delete_topology().await {
                     tracing::warn!(error = %e, "could not delete the run's queues");

@@ -158,6 +158,8 @@ pub struct Run {
     pub poison_injected: usize,
     /// The outage's time series (empty for the other experiments), its window and drain.
     pub samples: Vec<Sample>,
+    /// The deepest Inventory's queue was at any poll (every 250 ms), not only at the samples.
+    pub peak_backlog: u64,
     pub down_window_ms: Option<(u64, u64)>,
     pub drain: Option<Duration>,
     pub end: Final,
@@ -305,6 +307,7 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
     let (down_at, up_at) = (config.lead, config.lead + config.down_for);
     let mut samples = Vec::new();
     let (mut down_ms, mut up_ms, mut drained_ms) = (None, None, None);
+    let mut peak_backlog = 0;
     let mut tick = tokio::time::interval_at(t0, Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
@@ -323,6 +326,7 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
             crate::progress(&format!("outage: inventory back at {:.1} s", now.as_secs_f64()));
         }
         let s = sample(d, t0).await?;
+        peak_backlog = peak_backlog.max(s.queue_depth);
         if up_ms.is_some() && drained_ms.is_none() && s.queue_depth == 0 {
             drained_ms = Some(s.t_ms);
             crate::progress(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
@@ -359,6 +363,7 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
         duplicates_injected: 0,
         poison_injected: 0,
         samples,
+        peak_backlog,
         down_window_ms: Some((down, up)),
         drain: drained_ms.map(|t| Duration::from_millis(t.saturating_sub(up))),
         end,
@@ -418,6 +423,7 @@ async fn idempotency(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
         duplicates_injected: duplicates,
         poison_injected: 0,
         samples: Vec::new(),
+        peak_backlog: 0,
         down_window_ms: None,
         drain: None,
         end,
@@ -487,6 +493,7 @@ async fn poison(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
         duplicates_injected: 0,
         poison_injected: config.poison,
         samples: Vec::new(),
+        peak_backlog: 0,
         down_window_ms: None,
         drain: None,
         end,

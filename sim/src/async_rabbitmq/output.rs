@@ -61,7 +61,7 @@ impl Summary {
             duplicates_injected: run.duplicates_injected,
             repeats_absorbed: run.end.inventory.repeats,
             double_reservations: run.end.inventory.double_reservations,
-            peak_backlog: run.samples.iter().map(|s| s.queue_depth).max().unwrap_or(0),
+            peak_backlog: run.peak_backlog,
             drain_s: run.drain.map(|d| d.as_secs_f64()),
             refused: run.refused,
         }
@@ -159,7 +159,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
         match run.experiment {
             "outage" => {
                 let (down, up) = run.down_window_ms.unwrap_or_default();
-                let at = |t: u64| run.samples.iter().filter(|x| x.t_ms <= t).last().cloned();
+                let at = |t: u64| run.samples.iter().rfind(|x| x.t_ms <= t).cloned();
                 let accepted_while_down = match (at(down), at(up)) {
                     (Some(a), Some(b)) => b.accepted.saturating_sub(a.accepted),
                     _ => 0,

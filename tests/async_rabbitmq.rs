@@ -1,0 +1,170 @@
+//! Part B in the simulation: the experiments' shapes and accounting, idempotency across a
+//! crash between commit and ack, the outbox, and runs that are a function of the seed.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest, Sku};
+use campus::services::messaging;
+use campus::services::order::{AsyncOrderService, OrderIds};
+use campus::services::EventClock;
+use campus::store::{InventoryStore, NotificationStore, OrderStore};
+use campus::transport::queue::{MessageQueue, QueueName, Route};
+use campus_sim::async_rabbitmq::output::{self, Summary};
+use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
+use campus_sim::net::LinkModel;
+use campus_sim::queue::SimQueue;
+use campus_sim::rng::SimRng;
+use campus_sim::{checker, world, Mode};
+use serde_json::json;
+
+fn small(experiment: Experiment) -> Config {
+    Config {
+        experiment,
+        down_for: Duration::from_secs(5),
+        lead: Duration::from_secs(2),
+        orders: 60,
+        duplicates: 60,
+        poison: 10,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn during_an_outage_orders_are_still_accepted_and_the_backlog_rises_then_drains() {
+    let runs = run_sim(&small(Experiment::Outage)).unwrap();
+    let run = &runs[0];
+    assert_eq!(checker::async_rabbitmq(run), vec![]);
+    assert_eq!(run.refused, 0);
+    let (down, _up) = run.down_window_ms.unwrap();
+    assert!(run.peak_backlog >= 90, "5 s at 20/s should leave ~100 waiting, peak {}", run.peak_backlog);
+    let depth_before = run.samples.iter().filter(|s| s.t_ms <= down).map(|s| s.queue_depth).max().unwrap();
+    assert!(depth_before <= 1, "a backlog before the outage: {depth_before}");
+    assert_eq!(run.samples.last().unwrap().queue_depth, 0);
+    assert!(run.drain.unwrap() < Duration::from_secs(5));
+    let summary = Summary::of(run);
+    assert_eq!((summary.orders, summary.reserved + summary.failed, summary.notified), (180, 180, summary.reserved));
+}
+
+#[test]
+fn every_order_delivered_twice_is_reserved_and_notified_once() {
+    let runs = run_sim(&small(Experiment::Idempotency)).unwrap();
+    let run = &runs[0];
+    assert_eq!(checker::async_rabbitmq(run), vec![]);
+    assert_eq!(run.duplicates_injected, 60);
+    assert_eq!(run.end.inventory.repeats, 60);
+    assert_eq!(run.end.inventory.double_reservations, 0);
+    assert_eq!(run.end.inventory.units_taken, run.end.inventory.units_of_reserved_orders);
+    assert_eq!(run.end.notification.received, run.end.notification.notified + 60, "each repeat reached Notification and sent nothing");
+}
+
+#[test]
+fn malformed_messages_are_dead_lettered_with_their_reason_and_good_ones_pass() {
+    let runs = run_sim(&small(Experiment::Poison)).unwrap();
+    let run = &runs[0];
+    assert_eq!(checker::async_rabbitmq(run), vec![]);
+    let reasons = output::reasons(run);
+    assert_eq!(reasons.values().sum::<usize>(), 10);
+    for label in ["not_json", "schema_violation", "unsupported_version", "unexpected_event"] {
+        assert!(reasons.contains_key(label), "no {label} in {reasons:?}");
+    }
+    assert_eq!(run.end.orders.stats.reserved + run.end.orders.stats.failed, 60);
+}
+
+#[test]
+fn the_accounting_catches_a_lost_order_and_a_double_reservation() {
+    let mut run = run_sim(&small(Experiment::Idempotency)).unwrap().remove(0);
+    let some_order = run.end.orders.statuses.keys().next().unwrap().clone();
+    run.end.inventory_outcomes.remove(&some_order);
+    run.end.notified.retain(|id| *id != some_order);
+    run.end.orders.statuses.insert(some_order.clone(), "accepted".into());
+    run.end.inventory.double_reservations = 1;
+    let violations: Vec<String> = checker::async_rabbitmq(&run).iter().map(|v| v.message.clone()).collect();
+    assert!(violations.iter().any(|v| v.contains("not in exactly one terminal state") && v.contains(&some_order)), "{violations:?}");
+    assert!(violations.iter().any(|v| v.contains("stock taken more than once")), "{violations:?}");
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_part_b_csv() {
+    let files = |name: &str| {
+        let dir = common::scratch_dir(name);
+        let config = Config { experiment: Experiment::All, ..small(Experiment::All) };
+        let runs = run_sim(&config).unwrap();
+        let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+        output::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+        (std::fs::read(dir.join(output::BACKLOG_CSV)).unwrap(), std::fs::read(dir.join(output::SUMMARY_CSV)).unwrap())
+    };
+    assert!(files("b-seed-a") == files("b-seed-b"), "two runs with the same seed differ");
+}
+
+fn order(id: &str, sku: &str, qty: i64) -> Order {
+    let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-0001", "items": [{"sku": sku, "qty": qty}]})).unwrap();
+    Order::new(OrderId::parse(id).unwrap(), request)
+}
+
+#[test]
+fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_stock_again() {
+    world::block_on(async {
+        let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(SimRng::new(5), LinkModel::default()));
+        let store = Arc::new(InventoryStore::open(None, 10).unwrap());
+        let placed = OrderPlaced { order: order("o-crash", "pho", 4), placed_at_ms: 7 };
+        mq.publish(Route::OrderPlaced, Envelope::new(Event::OrderPlaced(placed.clone())).encode().into()).await.unwrap();
+
+        // The first Inventory commits the reservation, then dies before publishing and acking.
+        let first = mq.consume(QueueName::InventoryInbox, 1).await.unwrap();
+        let delivery = first.deliveries.recv_async().await.unwrap();
+        assert!(store.handle(&placed).unwrap().first);
+        drop(first);
+
+        // A restarted Inventory gets the message again and answers from its store.
+        let inventory = tokio::spawn(messaging::run_inventory(mq.clone(), store.clone(), 1));
+        let results = mq.consume(QueueName::OrderInbox, 1).await.unwrap();
+        let outcome = results.deliveries.recv_async().await.unwrap();
+        assert!(!delivery.redelivered && mq.depth(QueueName::InventoryInbox).await.unwrap() == 0);
+        assert!(matches!(Envelope::decode(&outcome.body), Ok(Event::InventoryReserved(r)) if r.order_id.as_str() == "o-crash"));
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.repeats, stats.stock_applications, stats.units_taken), (1, 1, 4));
+        assert_eq!(stats.stock[Sku::parse("pho").unwrap().as_str()], 6);
+        inventory.abort();
+    });
+}
+
+#[test]
+fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_outbox() {
+    world::block_on(async {
+        let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(SimRng::new(6), LinkModel::default()));
+        let store = Arc::new(OrderStore::open(None).unwrap());
+        let service = Arc::new(AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now())));
+        let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-9", "items": [{"sku": "coffee", "qty": 2}]})).unwrap();
+        let id = service.accept(request).unwrap();
+        assert_eq!(store.unpublished(10).unwrap().len(), 1, "stored with its outbox row before anything is published");
+        assert_eq!(store.get(id.as_str()).unwrap().unwrap().status, "accepted");
+
+        let relay = tokio::spawn({
+            let (service, mq) = (service.clone(), mq.clone());
+            async move { service.run_relay(mq).await }
+        });
+        let inbox = mq.consume(QueueName::InventoryInbox, 1).await.unwrap();
+        let published = inbox.deliveries.recv_async().await.unwrap();
+        match Envelope::decode(&published.body) {
+            Ok(Event::OrderPlaced(p)) => assert_eq!(p.order.order_id, id),
+            other => panic!("expected the OrderPlaced, got {other:?}"),
+        }
+        tokio::task::yield_now().await;
+        assert!(store.unpublished(10).unwrap().is_empty());
+        assert_eq!(store.stats().unwrap().published, 1);
+        relay.abort();
+    });
+}
+
+#[test]
+fn notification_confirms_an_order_once_however_often_it_hears_of_it() {
+    let store = NotificationStore::open(None).unwrap();
+    let order = order("o-n", "salad", 1);
+    assert!(store.send(&order.order_id, &order.student_id).unwrap());
+    assert!(!store.send(&order.order_id, &order.student_id).unwrap());
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.notified, stats.received), (1, 2));
+}
