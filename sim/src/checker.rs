@@ -170,3 +170,42 @@ pub fn async_rabbitmq(run: &crate::async_rabbitmq::Run) -> Vec<Violation> {
     }
     violations
 }
+
+/// Part C: the replay reproduces the metrics, which match the workload; Inventory answered
+/// every event once; under throttling the lag rose and came back to 0.
+pub fn streaming_kafka(run: &crate::streaming_kafka::Run) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut fail = |message: String| violations.push(Violation { experiment: run.experiment.to_owned(), message });
+    if run.replay_equal() == Some(false) {
+        fail("the metrics after the replay differ from those before".into());
+    }
+    if let Some(metrics) = &run.metrics {
+        let counted: std::collections::BTreeMap<u64, u64> = metrics.per_minute.iter().map(|(m, v)| (*m, v.orders)).collect();
+        if counted != run.expected_orders {
+            let differing = run.expected_orders.iter().filter(|(m, n)| counted.get(m) != Some(n)).count();
+            fail(format!("orders per minute differ from the workload in {differing} minutes"));
+        }
+        if (metrics.total.reserved + metrics.total.failed) as usize != run.events {
+            fail(format!("{} events but {} outcomes counted", run.events, metrics.total.reserved + metrics.total.failed));
+        }
+    }
+    if let Some(inventory) = &run.inventory {
+        if inventory.double_reservations > 0 {
+            fail(format!("{} orders had their stock taken more than once", inventory.double_reservations));
+        }
+        if (inventory.reserved + inventory.failed) as usize != run.events {
+            fail(format!("inventory decided {} of {} orders", inventory.reserved + inventory.failed, run.events));
+        }
+    }
+    if run.experiment == "lag" {
+        let last_t = run.lag.last().map(|s| s.t_ms);
+        let final_lag: u64 = run.lag.iter().filter(|s| Some(s.t_ms) == last_t).map(|s| s.lag()).sum();
+        if run.peak_lag == 0 {
+            fail("the lag never rose under throttling".into());
+        }
+        if final_lag != 0 || run.catch_up.is_none() {
+            fail(format!("the lag did not return to 0 (last total {final_lag})"));
+        }
+    }
+    violations
+}

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::serve::ServeArgs;
 use crate::sync_rest::{self, Experiment};
-use crate::{async_rabbitmq, checker, Mode, DEFAULT_SEED};
+use crate::{async_rabbitmq, checker, streaming_kafka, Mode, DEFAULT_SEED};
 
 const ABOUT: &str = "A lab that runs one campus food-ordering workflow (Order → Inventory → \
 Notification) over different communication models and measures how each behaves under faults.";
@@ -25,8 +25,10 @@ service code runs as separate processes over real sockets.
 Parts built so far:
   A  sync-rest        synchronous REST: baseline, 2 s delay, timeout, failure
   B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison
+  C  streaming-kafka  streaming over Kafka: 10,000 events, consumer lag under throttling, replay
 
---real-brokers needs RabbitMQ for part B: `scripts/brokers.sh up` installs and starts it.";
+--real-brokers needs RabbitMQ (part B) and Kafka (part C): `scripts/brokers.sh up` installs and
+starts both.";
 
 #[derive(Debug, Parser)]
 #[command(name = "campus-sim", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -54,6 +56,10 @@ pub enum Command {
     /// answers 202, and a relay publishes; Inventory and Notification consume. Measures the
     /// backlog during an Inventory outage, duplicate delivery and malformed messages.
     AsyncRabbitmq(AsyncRabbitmqArgs),
+    /// Part C: streaming over Kafka. OrderPlaced events keyed by order id; Inventory and
+    /// Analytics consume in groups. Measures produce throughput, consumer lag under a
+    /// throttled consumer, and a replay by offset reset.
+    StreamingKafka(StreamingKafkaArgs),
     /// Run one service as its own process (what --real-brokers starts, and what compose runs).
     Serve(ServeArgs),
 }
@@ -155,6 +161,62 @@ impl AsyncRabbitmqArgs {
     }
 }
 
+/// `campus-sim streaming-kafka …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamingKafkaArgs {
+    /// Which experiment(s): produce (timed), lag (a throttled consumer falls behind and catches
+    /// up), replay (reset the analytics group to the beginning and recompute), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub experiment: streaming_kafka::Experiment,
+    /// OrderPlaced events produced (their event times span about 80 minutes per 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// Records per second the analytics consumer may handle in the lag experiment.
+    #[arg(long, default_value_t = 500)]
+    pub throttle_per_s: u32,
+    /// Units of each menu item Inventory starts with (the default runs out near the end).
+    #[arg(long, default_value_t = 5000)]
+    pub stock: u32,
+    /// Records per append and per poll.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Seconds a consumer may take to catch up before the run is declared failed.
+    #[arg(long, default_value_t = 300)]
+    pub settle_within: u64,
+    /// The Kafka used with --real-brokers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+}
+
+impl StreamingKafkaArgs {
+    fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: StreamingKafkaArgs,
+        }
+        Only::parse_from(["streaming-kafka"]).args
+    }
+
+    pub fn config(&self, seed: u64) -> streaming_kafka::Config {
+        streaming_kafka::Config {
+            seed,
+            experiment: self.experiment,
+            events: self.events,
+            throttle_per_s: self.throttle_per_s,
+            stock: self.stock,
+            batch: self.batch,
+            settle_within: Duration::from_secs(self.settle_within),
+        }
+    }
+}
+
+impl Default for StreamingKafkaArgs {
+    fn default() -> Self {
+        StreamingKafkaArgs::parse_from_defaults()
+    }
+}
+
 impl Default for AsyncRabbitmqArgs {
     fn default() -> Self {
         AsyncRabbitmqArgs::parse_from_defaults()
@@ -207,15 +269,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
             run_async_rabbitmq(&cli.out, mode, &args.config(cli.seed), &args.amqp_url)
         }
+        Some(Command::StreamingKafka(args)) => {
+            prepare_out(&cli.out)?;
+            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
+            run_streaming_kafka(&cli.out, mode, &args.config(cli.seed), &args.bootstrap_servers)
+        }
         None => {
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
             // Every part runs even if an earlier one fails its checks; the failures are
             // reported together at the end.
-            let rabbit = AsyncRabbitmqArgs::default();
+            let (rabbit, kafka) = (AsyncRabbitmqArgs::default(), StreamingKafkaArgs::default());
             let results = [
                 ("Part A", run_sync_rest(&cli.out, mode, &SyncRestArgs::default().config(cli.seed))),
                 ("Part B", run_async_rabbitmq(&cli.out, mode, &rabbit.config(cli.seed), &rabbit.amqp_url)),
+                ("Part C", run_streaming_kafka(&cli.out, mode, &kafka.config(cli.seed), &kafka.bootstrap_servers)),
             ];
             println!("\nreport: {}", cli.out.join("report.md").display());
             let failed: Vec<String> = results.into_iter().filter_map(|(part, r)| r.err().map(|e| format!("{part}: {e:#}"))).collect();
@@ -255,6 +323,24 @@ pub fn run_async_rabbitmq(out: &std::path::Path, mode: Mode, config: &async_rabb
     async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
     println!("\n{}", async_rabbitmq::output::table(&summaries));
     println!("(drain_s in {} seconds; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
+    report_checks(out, &violations)
+}
+
+/// Part C end to end: run, write CSVs, print the table, write the report, check.
+pub fn run_streaming_kafka(out: &std::path::Path, mode: Mode, config: &streaming_kafka::Config, bootstrap: &str) -> anyhow::Result<()> {
+    config.validate()?;
+    println!("\nPart C — streaming, Kafka ({mode})");
+    println!("  experiments: {}", config.experiments().join(", "));
+    let wall = Instant::now();
+    let runs = match mode {
+        Mode::Sim => streaming_kafka::run_sim(config)?,
+        Mode::Real => multi_thread()?.block_on(streaming_kafka::run_real(config, bootstrap))?,
+    };
+    streaming_kafka::output::write_csv(out, mode, &runs)?;
+    let violations: Vec<_> = runs.iter().flat_map(checker::streaming_kafka).collect();
+    streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
+    println!("\n{}", streaming_kafka::output::table(&runs));
+    println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
 }
 

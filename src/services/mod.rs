@@ -2,10 +2,12 @@
 //! values and returns outcomes. How a request arrives (HTTP, a queue, a log) is the caller's
 //! business; see `crate::api` for the HTTP faces and [`messaging`] for the consumer loop.
 
+pub mod analytics;
 pub mod inventory;
 pub mod messaging;
 pub mod notification;
 pub mod order;
+pub mod streaming;
 
 /// Where event time (`placed_at_ms`) comes from.
 #[derive(Debug, Clone, Copy)]

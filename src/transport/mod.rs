@@ -5,9 +5,12 @@
 //! |------------------|------------------|------------------------------|---------------------|
 //! | request / reply  | [`RequestReply`] | [`http::HttpRequestReply`]   | `SimNet`            |
 //! | messaging        | [`queue::MessageQueue`] | [`amqp::AmqpQueue`]   | `SimQueue`          |
+//! | streaming        | [`log::EventLog`] | [`kafka::KafkaLog`]        | `SimLog`            |
 
 pub mod amqp;
 pub mod http;
+pub mod kafka;
+pub mod log;
 pub mod queue;
 
 use std::fmt;

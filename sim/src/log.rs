@@ -1,0 +1,218 @@
+//! [`SimLog`]: the streaming model in memory, with the semantics of `campus::transport::log`:
+//! murmur2 key partitioning, per-partition offsets, consumer groups whose members share the
+//! partitions (round robin by member id), committed offsets per group, every rebalance (a member
+//! joining or leaving) restarting the group's members from the committed offsets — so records
+//! read but not committed are read again — and resets refused while a group has members.
+//!
+//! Costs in virtual time: an append (a batch) and a commit take one seeded network hop; a poll
+//! returns at once when records are there, or when one is appended, or after `wait`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Position, Record, Topic, PARTITIONS};
+use campus::transport::BoxFuture;
+use tokio::sync::Notify;
+
+use crate::net::LinkModel;
+use crate::rng::SimRng;
+
+struct Member {
+    group: String,
+    topics: Vec<Topic>,
+    /// Next offset to read, per assigned partition.
+    positions: BTreeMap<(Topic, u32), u64>,
+}
+
+#[derive(Default)]
+struct State {
+    logs: BTreeMap<Topic, Vec<Vec<(String, Bytes)>>>,
+    committed: BTreeMap<(String, Topic, u32), u64>,
+    members: BTreeMap<ConsumerId, Member>,
+    next_id: u64,
+}
+
+impl State {
+    fn partition(&mut self, topic: Topic, partition: u32) -> &mut Vec<(String, Bytes)> {
+        let partitions = self.logs.entry(topic).or_insert_with(|| vec![Vec::new(); PARTITIONS as usize]);
+        &mut partitions[partition as usize]
+    }
+
+    /// Re-deals `group`'s partitions to its members (round robin, in member order) and
+    /// restarts every member from the committed offsets.
+    fn rebalance(&mut self, group: &str) {
+        let ids: Vec<ConsumerId> = self.members.iter().filter(|(_, m)| m.group == group).map(|(id, _)| *id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let mut wanted: Vec<Topic> = ids.iter().flat_map(|id| self.members[id].topics.clone()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let pairs: Vec<(Topic, u32)> = wanted.iter().flat_map(|t| (0..PARTITIONS).map(move |p| (*t, p))).collect();
+        for id in &ids {
+            self.members.get_mut(id).expect("listed").positions.clear();
+        }
+        for (i, (topic, partition)) in pairs.into_iter().enumerate() {
+            let id = ids[i % ids.len()];
+            let next = self.committed.get(&(group.to_owned(), topic, partition)).copied().unwrap_or(0);
+            self.members.get_mut(&id).expect("listed").positions.insert((topic, partition), next);
+        }
+    }
+
+    /// Up to `max` records for `id`, taking one from each assigned partition in turn.
+    fn take(&mut self, id: ConsumerId, max: usize) -> Result<Vec<Record>, LogError> {
+        let member = self.members.get(&id).ok_or(LogError::UnknownConsumer(id))?;
+        let mut positions = member.positions.clone();
+        let mut records = Vec::new();
+        loop {
+            let before = records.len();
+            for ((topic, partition), next) in positions.iter_mut() {
+                if records.len() >= max {
+                    break;
+                }
+                let log = self.logs.get(topic).map(|t| &t[*partition as usize]);
+                if let Some((key, value)) = log.and_then(|l| l.get(*next as usize)) {
+                    records.push(Record { topic: *topic, partition: *partition, offset: *next, key: key.clone(), value: value.clone() });
+                    *next += 1;
+                }
+            }
+            if records.len() == before || records.len() >= max {
+                break;
+            }
+        }
+        self.members.get_mut(&id).expect("checked above").positions = positions;
+        Ok(records)
+    }
+}
+
+pub struct SimLog {
+    state: Mutex<State>,
+    appended: Notify,
+    rng: Mutex<SimRng>,
+    link: LinkModel,
+}
+
+impl SimLog {
+    pub fn new(rng: SimRng, link: LinkModel) -> Self {
+        SimLog { state: Mutex::new(State::default()), appended: Notify::new(), rng: Mutex::new(rng), link }
+    }
+
+    fn hop(&self) -> Duration {
+        let (lo, hi) = (self.link.min.as_millis() as u64, self.link.max.as_millis() as u64);
+        Duration::from_millis(self.rng.lock().expect("rng lock").between(lo, hi))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("log state lock")
+    }
+}
+
+impl EventLog for SimLog {
+    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.hop()).await;
+            let placed = {
+                let mut state = self.state();
+                records
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let partition = partition_for(key.as_bytes(), PARTITIONS);
+                        let log = state.partition(topic, partition);
+                        log.push((key, value));
+                        (partition, log.len() as u64 - 1)
+                    })
+                    .collect()
+            };
+            self.appended.notify_waiters();
+            Ok(placed)
+        })
+    }
+
+    fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
+        let mut state = self.state();
+        state.next_id += 1;
+        let id = ConsumerId(state.next_id);
+        state.members.insert(id, Member { group: group.to_owned(), topics: topics.to_vec(), positions: BTreeMap::new() });
+        state.rebalance(group);
+        Box::pin(async move { Ok(id) })
+    }
+
+    fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let appended = self.appended.notified();
+                tokio::pin!(appended);
+                appended.as_mut().enable();
+                let records = self.state().take(consumer, max)?;
+                if !records.is_empty() {
+                    return Ok(records);
+                }
+                if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                    return Ok(Vec::new());
+                }
+            }
+        })
+    }
+
+    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.hop()).await;
+            let mut state = self.state();
+            let group = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?.group.clone();
+            for p in positions {
+                state.committed.insert((group.clone(), p.topic, p.partition), p.next);
+            }
+            Ok(())
+        })
+    }
+
+    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
+        let result = {
+            let mut state = self.state();
+            match state.members.remove(&consumer) {
+                Some(member) => {
+                    state.rebalance(&member.group);
+                    Ok(())
+                }
+                None => Err(LogError::UnknownConsumer(consumer)),
+            }
+        };
+        Box::pin(async move { result })
+    }
+
+    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        let offsets = {
+            let state = self.state();
+            (0..PARTITIONS).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect()
+        };
+        Box::pin(async move { Ok(offsets) })
+    }
+
+    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        let offsets = {
+            let state = self.state();
+            (0..PARTITIONS).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect()
+        };
+        Box::pin(async move { Ok(offsets) })
+    }
+
+    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
+        let result = {
+            let mut state = self.state();
+            if state.members.values().any(|m| m.group == group) {
+                Err(LogError::GroupActive { group: group.to_owned() })
+            } else {
+                for topic in topics {
+                    for p in 0..PARTITIONS {
+                        state.committed.insert((group.to_owned(), *topic, p), 0);
+                    }
+                }
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
+    }
+}

@@ -1,0 +1,335 @@
+//! [`EventLog`] over a real Apache Kafka with rdkafka: topics created with [`PARTITIONS`]
+//! partitions under a namespace, an idempotent producer with `acks=all` and Kafka's murmur2
+//! partitioner, consumers in groups with auto-commit off (the services commit after
+//! processing), offsets read and reset through Kafka's own group coordinator.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::log::{ConsumerId, EventLog, LogError, Position, Record, Topic, PARTITIONS};
+use super::BoxFuture;
+
+/// `KAFKA_BOOTSTRAP_SERVERS` when it is not set.
+pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
+
+/// How long a metadata, offset or commit request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn broker(e: KafkaError) -> LogError {
+    LogError::Broker(e.to_string())
+}
+
+pub struct KafkaLog {
+    bootstrap: String,
+    namespace: String,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    /// Asks watermarks; belongs to no group.
+    inspector: Arc<BaseConsumer>,
+    consumers: Mutex<HashMap<ConsumerId, (String, Arc<StreamConsumer>)>>,
+    /// One group-bound client per group, for reading and resetting committed offsets
+    /// without joining the group.
+    group_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    next_id: AtomicU64,
+}
+
+impl KafkaLog {
+    /// Connects and creates the namespace's topics (if they exist already, they are kept).
+    pub async fn connect(bootstrap: &str, namespace: &str) -> Result<Self, LogError> {
+        let config = |extra: &[(&str, &str)]| {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", bootstrap);
+            for (k, v) in extra {
+                c.set(*k, *v);
+            }
+            c
+        };
+        let producer: FutureProducer = config(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "30000"),
+        ])
+        .create()
+        .map_err(broker)?;
+        let admin: AdminClient<DefaultClientContext> = config(&[]).create().map_err(broker)?;
+        let inspector: BaseConsumer = config(&[]).create().map_err(broker)?;
+        let log = KafkaLog {
+            bootstrap: bootstrap.to_owned(),
+            namespace: namespace.to_owned(),
+            producer,
+            admin,
+            inspector: Arc::new(inspector),
+            consumers: Mutex::new(HashMap::new()),
+            group_clients: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        };
+        log.create_topics().await?;
+        Ok(log)
+    }
+
+    fn name(&self, topic: Topic) -> String {
+        topic.name(&self.namespace)
+    }
+
+    fn topic_of(&self, name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| self.name(*t) == name)
+    }
+
+    async fn create_topics(&self) -> Result<(), LogError> {
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.name(*t)).collect();
+        let topics: Vec<NewTopic<'_>> =
+            names.iter().map(|n| NewTopic::new(n, PARTITIONS as i32, TopicReplication::Fixed(1))).collect();
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = tokio::time::timeout(REQUEST_TIMEOUT, self.admin.create_topics(&topics, &options))
+            .await
+            .map_err(|_| LogError::Unreachable(format!("no answer from Kafka at {} within {:?}", self.bootstrap, REQUEST_TIMEOUT)))?
+            .map_err(|e| LogError::Unreachable(format!("{}: {e}", self.bootstrap)))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(LogError::Broker(format!("creating topic {name}: {code}"))),
+            }
+        }
+        // Wait until the new topics' partitions have leaders (metadata says so).
+        for name in &names {
+            let inspector = self.inspector.clone();
+            let name = name.clone();
+            blocking(move || {
+                let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+                loop {
+                    let metadata = inspector.fetch_metadata(Some(&name), REQUEST_TIMEOUT).map_err(broker)?;
+                    let ready = metadata.topics().iter().any(|t| {
+                        t.error().is_none() && t.partitions().len() == PARTITIONS as usize && t.partitions().iter().all(|p| p.leader() >= 0)
+                    });
+                    if ready {
+                        return Ok(());
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err(LogError::Broker(format!("topic {name} has no leader after {REQUEST_TIMEOUT:?}")));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the namespace's topics (end of a test or experiment).
+    pub async fn delete_topics(&self) -> Result<(), LogError> {
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.name(*t)).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.admin.delete_topics(&refs, &AdminOptions::new()).await.map_err(broker)?;
+        Ok(())
+    }
+
+    fn group_client(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+        let mut clients = self.group_clients.lock().expect("group clients lock");
+        if let Some(c) = clients.get(group) {
+            return Ok(c.clone());
+        }
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(broker)?;
+        let client = Arc::new(client);
+        clients.insert(group.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    fn consumer(&self, id: ConsumerId) -> Result<Arc<StreamConsumer>, LogError> {
+        self.consumers.lock().expect("consumers lock").get(&id).map(|(_, c)| c.clone()).ok_or(LogError::UnknownConsumer(id))
+    }
+
+    async fn produce(&self, topic: Topic, records: Vec<(String, Bytes)>) -> Result<Vec<(u32, u64)>, LogError> {
+        let name = self.name(topic);
+        let mut pending = VecDeque::new();
+        let mut done = Vec::with_capacity(records.len());
+        for (key, value) in &records {
+            let mut record = FutureRecord::to(&name).key(key.as_bytes()).payload(value.as_ref());
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push_back(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        record = returned;
+                        match pending.pop_front() {
+                            Some(first) => done.push(delivered(first.await)?),
+                            None => tokio::time::sleep(Duration::from_millis(1)).await,
+                        }
+                    }
+                    Err((e, _)) => return Err(broker(e)),
+                }
+            }
+        }
+        while let Some(delivery) = pending.pop_front() {
+            done.push(delivered(delivery.await)?);
+        }
+        Ok(done)
+    }
+}
+
+fn delivered<Canceled>(result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>) -> Result<(u32, u64), LogError> {
+    match result {
+        Ok(Ok(d)) => Ok((d.partition as u32, d.offset as u64)),
+        Ok(Err((e, _))) => Err(broker(e)),
+        Err(_) => Err(LogError::Broker("the producer was dropped before the delivery report".into())),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| LogError::Broker(format!("blocking task failed: {e}")))?
+}
+
+impl EventLog for KafkaLog {
+    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+        Box::pin(self.produce(topic, records))
+    }
+
+    fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
+        let group = group.to_owned();
+        let names: Vec<String> = topics.iter().map(|t| self.name(*t)).collect();
+        Box::pin(async move {
+            let consumer: StreamConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &self.bootstrap)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.partition.eof", "false")
+                .set("session.timeout.ms", "6000")
+                .create()
+                .map_err(broker)?;
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            consumer.subscribe(&refs).map_err(broker)?;
+            let id = ConsumerId(self.next_id.fetch_add(1, Ordering::Relaxed));
+            self.consumers.lock().expect("consumers lock").insert(id, (group, Arc::new(consumer)));
+            Ok(id)
+        })
+    }
+
+    fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        Box::pin(async move {
+            let c = self.consumer(consumer)?;
+            let mut records = Vec::new();
+            let mut budget = wait;
+            while records.len() < max {
+                let message = match tokio::time::timeout(budget, c.recv()).await {
+                    Err(_) => break,
+                    Ok(Err(e)) => return Err(broker(e)),
+                    Ok(Ok(m)) => m,
+                };
+                let Some(topic) = self.topic_of(message.topic()) else { continue };
+                records.push(Record {
+                    topic,
+                    partition: message.partition() as u32,
+                    offset: message.offset() as u64,
+                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+                    value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+                });
+                // After the first record, take only what is already fetched.
+                budget = Duration::from_millis(1);
+            }
+            Ok(records)
+        })
+    }
+
+    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async move {
+            let c = self.consumer(consumer)?;
+            let mut tpl = TopicPartitionList::new();
+            for p in positions {
+                tpl.add_partition_offset(&self.name(p.topic), p.partition as i32, Offset::Offset(p.next as i64)).map_err(broker)?;
+            }
+            blocking(move || c.commit(&tpl, CommitMode::Sync).map_err(broker)).await
+        })
+    }
+
+    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
+        let removed = self.consumers.lock().expect("consumers lock").remove(&consumer);
+        Box::pin(async move {
+            let (_, c) = removed.ok_or(LogError::UnknownConsumer(consumer))?;
+            // Dropping the last handle closes the consumer, which leaves the group.
+            blocking(move || {
+                c.unsubscribe();
+                drop(c);
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        let (inspector, name) = (self.inspector.clone(), self.name(topic));
+        Box::pin(blocking(move || {
+            (0..PARTITIONS as i32)
+                .map(|p| inspector.fetch_watermarks(&name, p, REQUEST_TIMEOUT).map(|(_, high)| high.max(0) as u64).map_err(broker))
+                .collect()
+        }))
+    }
+
+    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        let client = self.group_client(group);
+        let name = self.name(topic);
+        Box::pin(async move {
+            let client = client?;
+            blocking(move || {
+                let mut tpl = TopicPartitionList::new();
+                for p in 0..PARTITIONS as i32 {
+                    tpl.add_partition(&name, p);
+                }
+                let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(broker)?;
+                Ok((0..PARTITIONS as i32)
+                    .map(|p| match committed.find_partition(&name, p).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) if o >= 0 => o as u64,
+                        _ => 0,
+                    })
+                    .collect())
+            })
+            .await
+        })
+    }
+
+    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
+        let client = self.group_client(group);
+        let (inspector, group) = (self.inspector.clone(), group.to_owned());
+        let names: Vec<String> = topics.iter().map(|t| self.name(*t)).collect();
+        Box::pin(async move {
+            let client = client?;
+            blocking(move || {
+                // Commit each partition's low watermark (its first offset still on disk) as a
+                // client outside the group: Kafka accepts this only while the group is empty.
+                let mut tpl = TopicPartitionList::new();
+                for name in &names {
+                    for p in 0..PARTITIONS as i32 {
+                        let (low, _) = inspector.fetch_watermarks(name, p, REQUEST_TIMEOUT).map_err(broker)?;
+                        tpl.add_partition_offset(name, p, Offset::Offset(low.max(0))).map_err(broker)?;
+                    }
+                }
+                client.commit(&tpl, CommitMode::Sync).map_err(|e| match e {
+                    KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress) => {
+                        LogError::GroupActive { group }
+                    }
+                    other => broker(other),
+                })
+            })
+            .await
+        })
+    }
+}

@@ -1,0 +1,160 @@
+//! Streaming (Part C): the [`EventLog`] trait — a partitioned, append-only log with consumer
+//! groups — implemented by Apache Kafka ([`super::kafka::KafkaLog`]) and the lab's `SimLog`.
+//!
+//! Semantics both keep: a record goes to the partition `murmur2(key) % partitions` (Kafka's
+//! default partitioner, so the same key lands on the same partition in both); offsets grow by
+//! one per record in each partition; a group's committed offset is the next offset to read;
+//! a consumer that joins starts at its group's committed offsets (the beginning if none), so
+//! whatever was read but not committed before a consumer left is read again (at-least-once);
+//! a group's offsets can be reset to the beginning only while it has no active member.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::BoxFuture;
+
+/// Partitions of every topic the lab creates.
+pub const PARTITIONS: u32 = 3;
+
+/// The topics of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Topic {
+    /// `OrderPlaced`, keyed by order id.
+    OrderEvents,
+    /// `InventoryReserved` / `InventoryFailed`, keyed by order id.
+    InventoryEvents,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 2] = [Topic::OrderEvents, Topic::InventoryEvents];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Topic::OrderEvents => "order-events",
+            Topic::InventoryEvents => "inventory-events",
+        }
+    }
+
+    /// The topic's name under `namespace` (`<namespace>.order-events`).
+    pub fn name(self, namespace: &str) -> String {
+        format!("{namespace}.{}", self.suffix())
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.suffix())
+    }
+}
+
+/// One record read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: Topic,
+    pub partition: u32,
+    pub offset: u64,
+    pub key: String,
+    pub value: Bytes,
+}
+
+/// A consumer, as the log knows it (one member of a group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConsumerId(pub u64);
+
+/// Where a consumer has got to in one partition: `next` is the next offset to read, which is
+/// what a commit stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub topic: Topic,
+    pub partition: u32,
+    pub next: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("log unreachable: {0}")]
+    Unreachable(String),
+    #[error("group {group} has active members; stop them before resetting its offsets")]
+    GroupActive { group: String },
+    #[error("unknown consumer {0:?}")]
+    UnknownConsumer(ConsumerId),
+    #[error("log error: {0}")]
+    Broker(String),
+}
+
+/// A partitioned log with consumer groups (Part C).
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends `records` (key, value) to `topic`; returns once all are durably written
+    /// (acks=all), each with the partition and offset it got, in order.
+    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>>;
+    /// Joins `group` as a new member consuming `topics`.
+    fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>>;
+    /// Up to `max` records for `consumer`, waiting up to `wait` for the first one.
+    fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>>;
+    /// Commits `positions` for `consumer`'s group.
+    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>>;
+    /// The member leaves its group without committing anything more.
+    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>>;
+    /// The next offset to be written in each partition of `topic` (the high watermark).
+    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>>;
+    /// `group`'s committed offset in each partition of `topic` (0 where it has none).
+    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>>;
+    /// Sets `group`'s offsets on `topics` back to the beginning. Fails with
+    /// [`LogError::GroupActive`] while the group has members.
+    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>>;
+}
+
+/// Kafka's default partitioner: murmur2 of the key, made positive, modulo the partitions.
+pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// Kafka's murmur2 (the Java client's `Utils.murmur2`, seed 0x9747b28c).
+pub fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len() as u32;
+    let mut h: u32 = 0x9747_b28c ^ length;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafkas_reference_values() {
+        // From the Java client's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21") as i32, -973932308);
+        assert_eq!(murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(murmur2(b"abc") as i32, 479470107);
+    }
+}
