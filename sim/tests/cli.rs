@@ -139,3 +139,24 @@ fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
     let backlog = std::fs::read_to_string(out_dir.join("async_rabbitmq_backlog.csv")).unwrap();
     assert!(backlog.lines().any(|l| l.ends_with(",0")), "a sample with inventory down");
 }
+
+/// Needs the Kafka that `scripts/brokers.sh up` starts; fails (does not skip) without it.
+#[test]
+fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
+    let out_dir = scratch_dir("kafka");
+    let out = campus_sim()
+        .args(["streaming-kafka", "--real-brokers", "--events", "1500", "--throttle-per-s", "1000", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks: all passed"), "{stdout}");
+    let mut summary = csv::Reader::from_path(out_dir.join("streaming_kafka_summary.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = summary.records().map(Result::unwrap).collect();
+    let row = |experiment: &str| rows.iter().find(|r| &r[0] == experiment && &r[1] == "real").unwrap_or_else(|| panic!("no real {experiment} row"));
+    assert_eq!(&row("replay")[7], "true");
+    assert!(row("lag")[5].parse::<u64>().unwrap() > 0, "the lag rose");
+    let replay = std::fs::read_to_string(out_dir.join("streaming_kafka_replay.csv")).unwrap();
+    assert!(replay.lines().skip(1).all(|l| l.ends_with(",true")), "{replay}");
+}

@@ -239,37 +239,36 @@ async fn wait_caught_up(log: &dyn EventLog, group: &str, events: usize, within: 
     Ok(())
 }
 
-struct Services {
+/// A consumer task and the switch that stops it.
+struct Running {
     stop: watch::Sender<bool>,
-    inventory: tokio::task::JoinHandle<Result<(), LogError>>,
-    store: Arc<InventoryStore>,
+    task: tokio::task::JoinHandle<Result<(), LogError>>,
 }
 
-fn start_inventory(log: Arc<dyn EventLog>, config: &Config) -> anyhow::Result<Services> {
+impl Running {
+    /// Asks the consumer to stop (it leaves its group) and waits for it.
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("a consumer task panicked")?.context("a consumer failed")?;
+        Ok(())
+    }
+}
+
+fn start_inventory(log: Arc<dyn EventLog>, config: &Config) -> anyhow::Result<(Arc<InventoryStore>, Running)> {
     let (stop, stopped) = watch::channel(false);
     let store = Arc::new(InventoryStore::open(None, config.stock)?);
-    let inventory = tokio::spawn(streaming::run_inventory(log, store.clone(), config.batch, stopped));
-    Ok(Services { stop, inventory, store })
+    let task = tokio::spawn(streaming::run_inventory(log, store.clone(), config.batch, stopped));
+    Ok((store, Running { stop, task }))
 }
 
-fn start_analytics(
-    log: Arc<dyn EventLog>,
-    config: &Config,
-    throttle: Option<u32>,
-) -> (Arc<Mutex<Analytics>>, watch::Sender<bool>, tokio::task::JoinHandle<Result<(), LogError>>) {
+fn start_analytics(log: Arc<dyn EventLog>, config: &Config, throttle: Option<u32>) -> (Arc<Mutex<Analytics>>, Running) {
     let state = Arc::new(Mutex::new(Analytics::default()));
     let (stop, stopped) = watch::channel(false);
     let task = {
         let (state, batch) = (state.clone(), config.batch);
         tokio::spawn(async move { streaming::run_analytics(log, "analytics", state, batch, throttle, stopped).await })
     };
-    (state, stop, task)
-}
-
-async fn stop(stop: watch::Sender<bool>, task: tokio::task::JoinHandle<Result<(), LogError>>) -> anyhow::Result<()> {
-    let _ = stop.send(true);
-    task.await.context("a consumer task panicked")?.context("a consumer failed")?;
-    Ok(())
+    (state, Running { stop, task })
 }
 
 fn metrics_of(state: &Arc<Mutex<Analytics>>) -> Metrics {
@@ -312,8 +311,8 @@ pub async fn run_experiment(config: &Config, experiment: &'static str, log: Log)
 }
 
 async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let services = start_inventory(log.clone(), config)?;
-    let (state, analytics_stop, analytics) = start_analytics(log.clone(), config, Some(config.throttle_per_s));
+    let (store, inventory) = start_inventory(log.clone(), config)?;
+    let (state, analytics) = start_analytics(log.clone(), config, Some(config.throttle_per_s));
     let t0 = Instant::now();
     let producer = {
         let (log, events, batch) = (log.clone(), events.to_vec(), config.batch);
@@ -344,20 +343,20 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], r
         }
     }
     run.produce = producer.await.context("the producer panicked")??;
-    stop(analytics_stop, analytics).await?;
-    stop(services.stop, services.inventory).await?;
+    analytics.stop().await?;
+    inventory.stop().await?;
     run.metrics = Some(metrics_of(&state));
-    run.inventory = Some(services.store.stats()?);
+    run.inventory = Some(store.stats()?);
     Ok(())
 }
 
 async fn replay(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let services = start_inventory(log.clone(), config)?;
-    let (state, analytics_stop, analytics) = start_analytics(log.clone(), config, None);
+    let (store, inventory) = start_inventory(log.clone(), config)?;
+    let (state, analytics) = start_analytics(log.clone(), config, None);
     run.produce = produce(log.as_ref(), events, config.batch).await?;
     wait_caught_up(log.as_ref(), "analytics", events.len(), config.settle_within).await?;
     let before = metrics_of(&state);
-    stop(analytics_stop, analytics).await?;
+    analytics.stop().await?;
     crate::progress("replay: analytics stopped; resetting its group to the beginning");
 
     // The group has just lost its only member; a broker may take a moment to see it empty.
@@ -374,13 +373,13 @@ async fn replay(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced]
     if lag_after_reset == 0 {
         bail!("replay: the reset left nothing to re-read");
     }
-    let (state, analytics_stop, analytics) = start_analytics(log.clone(), config, None);
+    let (state, analytics) = start_analytics(log.clone(), config, None);
     wait_caught_up(log.as_ref(), "analytics", events.len(), config.settle_within).await?;
-    stop(analytics_stop, analytics).await?;
-    stop(services.stop, services.inventory).await?;
+    analytics.stop().await?;
+    inventory.stop().await?;
     run.before_replay = Some(before);
     run.metrics = Some(metrics_of(&state));
-    run.inventory = Some(services.store.stats()?);
+    run.inventory = Some(store.stats()?);
     Ok(())
 }
 

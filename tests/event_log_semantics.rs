@@ -1,0 +1,160 @@
+//! The log semantics the lab relies on, written once and checked against both
+//! implementations: `SimLog` in virtual time, and `KafkaLog` against the real Apache Kafka that
+//! `scripts/brokers.sh up` starts (these tests fail, never skip, when it is not running).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
+use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Position, Record, Topic, PARTITIONS};
+use campus_sim::log::SimLog;
+use campus_sim::net::LinkModel;
+use campus_sim::rng::SimRng;
+use campus_sim::world;
+
+/// How long a real broker may take to hand over records that are there (a first poll includes
+/// joining the group).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn records(prefix: &str, n: usize) -> Vec<(String, Bytes)> {
+    (0..n).map(|i| (format!("{prefix}-{i}"), Bytes::from(format!("value-{i}")))).collect()
+}
+
+/// Polls until `n` records arrived (or patience ran out).
+async fn read(log: &dyn EventLog, me: ConsumerId, n: usize) -> Vec<Record> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "only {} of {n} records within the patience", got.len());
+        got.extend(log.poll(me, n - got.len(), Duration::from_millis(500)).await.unwrap());
+    }
+    got
+}
+
+fn next_positions(records: &[Record]) -> Vec<Position> {
+    let mut next = std::collections::BTreeMap::new();
+    for r in records {
+        let e = next.entry((r.topic, r.partition)).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    next.into_iter().map(|((topic, partition), next)| Position { topic, partition, next }).collect()
+}
+
+async fn records_go_to_the_key_hash_partition_with_growing_offsets(log: Arc<dyn EventLog>) {
+    let placed = log.append(Topic::OrderEvents, records("k", 30)).await.unwrap();
+    let mut last = [None::<u64>; PARTITIONS as usize];
+    for (i, (partition, offset)) in placed.iter().enumerate() {
+        assert_eq!(*partition, partition_for(format!("k-{i}").as_bytes(), PARTITIONS), "record {i}");
+        if let Some(prev) = last[*partition as usize] {
+            assert_eq!(*offset, prev + 1, "offsets grow by one in a partition");
+        }
+        last[*partition as usize] = Some(*offset);
+    }
+    let ends = log.end_offsets(Topic::OrderEvents).await.unwrap();
+    assert_eq!(ends.iter().sum::<u64>(), 30);
+    let again = log.append(Topic::OrderEvents, vec![("k-0".into(), Bytes::from_static(b"again"))]).await.unwrap();
+    assert_eq!(again[0].0, placed[0].0, "the same key, the same partition");
+}
+
+async fn what_was_read_but_not_committed_is_read_again_by_the_next_member(log: Arc<dyn EventLog>) {
+    log.append(Topic::OrderEvents, records("r", 20)).await.unwrap();
+    let first = log.join("g", &[Topic::OrderEvents]).await.unwrap();
+    let all = read(log.as_ref(), first, 20).await;
+    // Commit only the records of partition 0, then die.
+    let p0: Vec<Record> = all.iter().filter(|r| r.partition == 0).cloned().collect();
+    log.commit(first, next_positions(&p0)).await.unwrap();
+    log.leave(first).await.unwrap();
+    let committed = log.committed("g", Topic::OrderEvents).await.unwrap();
+    assert_eq!(committed[0], p0.len() as u64);
+    assert_eq!(&committed[1..], &[0, 0]);
+
+    let second = log.join("g", &[Topic::OrderEvents]).await.unwrap();
+    let again = read(log.as_ref(), second, 20 - p0.len()).await;
+    let mut keys: Vec<String> = again.iter().map(|r| r.key.clone()).collect();
+    let mut expected: Vec<String> = all.iter().filter(|r| r.partition != 0).map(|r| r.key.clone()).collect();
+    keys.sort();
+    expected.sort();
+    assert_eq!(keys, expected, "exactly the uncommitted records come again");
+    log.leave(second).await.unwrap();
+}
+
+async fn a_group_is_reset_to_the_beginning_only_when_it_has_no_members(log: Arc<dyn EventLog>) {
+    log.append(Topic::OrderEvents, records("z", 12)).await.unwrap();
+    let member = log.join("replayers", &[Topic::OrderEvents]).await.unwrap();
+    let all = read(log.as_ref(), member, 12).await;
+    log.commit(member, next_positions(&all)).await.unwrap();
+    assert_eq!(log.committed("replayers", Topic::OrderEvents).await.unwrap().iter().sum::<u64>(), 12);
+    assert!(
+        matches!(log.reset_to_beginning("replayers", &[Topic::OrderEvents]).await, Err(LogError::GroupActive { .. })),
+        "reset must be refused while a member is active"
+    );
+    log.leave(member).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match log.reset_to_beginning("replayers", &[Topic::OrderEvents]).await {
+            Ok(()) => break,
+            Err(LogError::GroupActive { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("reset failed: {e}"),
+        }
+    }
+    assert_eq!(log.committed("replayers", Topic::OrderEvents).await.unwrap(), vec![0; PARTITIONS as usize]);
+    let replayer = log.join("replayers", &[Topic::OrderEvents]).await.unwrap();
+    assert_eq!(read(log.as_ref(), replayer, 12).await.len(), 12, "everything is read again");
+    log.leave(replayer).await.unwrap();
+}
+
+// ------------------------------------------------------------------------- simulation
+
+fn sim() -> Arc<dyn EventLog> {
+    Arc::new(SimLog::new(SimRng::new(9), LinkModel::default()))
+}
+
+#[test]
+fn sim_records_go_to_the_key_hash_partition_with_growing_offsets() {
+    world::block_on(records_go_to_the_key_hash_partition_with_growing_offsets(sim()));
+}
+
+#[test]
+fn sim_what_was_read_but_not_committed_is_read_again_by_the_next_member() {
+    world::block_on(what_was_read_but_not_committed_is_read_again_by_the_next_member(sim()));
+}
+
+#[test]
+fn sim_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
+    world::block_on(a_group_is_reset_to_the_beginning_only_when_it_has_no_members(sim()));
+}
+
+// -------------------------------------------------------------------------- real Kafka
+
+async fn with_kafka<F, Fut>(name: &str, test: F)
+where
+    F: FnOnce(Arc<dyn EventLog>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| DEFAULT_BOOTSTRAP_SERVERS.to_owned());
+    let namespace = format!("test-{name}-{}", std::process::id());
+    let kafka = KafkaLog::connect(&bootstrap, &namespace).await.unwrap_or_else(|e| {
+        panic!("Kafka is required for this test and is not reachable ({e}); start it with `scripts/brokers.sh up kafka`")
+    });
+    let kafka = Arc::new(kafka);
+    test(kafka.clone()).await;
+    kafka.delete_topics().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_records_go_to_the_key_hash_partition_with_growing_offsets() {
+    with_kafka("partitions", records_go_to_the_key_hash_partition_with_growing_offsets).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_what_was_read_but_not_committed_is_read_again_by_the_next_member() {
+    with_kafka("redeliver", what_was_read_but_not_committed_is_read_again_by_the_next_member).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
+    with_kafka("reset", a_group_is_reset_to_the_beginning_only_when_it_has_no_members).await;
+}
