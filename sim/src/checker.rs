@@ -83,6 +83,38 @@ pub fn sync_rest(runs: &[CaseRun], config: &Config) -> Vec<Violation> {
     violations
 }
 
+/// One request of a generated Part A schedule, with the status its fault calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub index: usize,
+    pub expected: u16,
+    /// 0: no answer at all.
+    pub status: u16,
+    pub latency: Duration,
+    /// Order's timeout to Inventory plus the slack: no answer may come later.
+    pub bound: Duration,
+}
+
+/// Part A, request by request: each answered within its bound, with the expected status.
+pub fn sync_rest_answers(experiment: &str, answers: &[Answered]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for a in answers {
+        let mut fail = |message: String| violations.push(Violation { experiment: experiment.to_owned(), message });
+        if a.status != a.expected {
+            fail(format!("request #{} got {}, expected {}", a.index, status_name(a.status), a.expected));
+        }
+        if a.latency > a.bound {
+            fail(format!(
+                "request #{} answered after {} ms, beyond its {} ms bound (Order's timeout + slack)",
+                a.index,
+                a.latency.as_millis(),
+                a.bound.as_millis()
+            ));
+        }
+    }
+    violations
+}
+
 fn status_name(status: u16) -> String {
     if status == 0 { "no answer".into() } else { status.to_string() }
 }
@@ -208,4 +240,31 @@ pub fn streaming_kafka(run: &crate::streaming_kafka::Run) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// Part C: Analytics' metrics equal those computed directly from the workload and Inventory's
+/// decisions, minute by minute.
+pub fn analytics_matches(
+    experiment: &str,
+    metrics: &campus::services::analytics::Metrics,
+    expected: &campus::services::analytics::Metrics,
+) -> Vec<Violation> {
+    let minutes: std::collections::BTreeSet<&u64> = metrics.per_minute.keys().chain(expected.per_minute.keys()).collect();
+    let differing: Vec<String> = minutes
+        .into_iter()
+        .filter(|m| metrics.per_minute.get(m) != expected.per_minute.get(m))
+        .map(|m| {
+            let show = |v: Option<&campus::services::analytics::MinuteMetrics>| {
+                v.map_or("nothing".to_owned(), |v| format!("{} orders, {} reserved, {} failed", v.orders, v.reserved, v.failed))
+            };
+            format!("minute {m}: analytics {} vs workload {}", show(metrics.per_minute.get(m)), show(expected.per_minute.get(m)))
+        })
+        .collect();
+    if differing.is_empty() {
+        return Vec::new();
+    }
+    vec![Violation {
+        experiment: experiment.to_owned(),
+        message: format!("analytics differ from the workload in {} minutes: {}", differing.len(), differing.join("; ")),
+    }]
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::serve::ServeArgs;
 use crate::sync_rest::{self, Experiment};
-use crate::{async_rabbitmq, checker, streaming_kafka, Mode, DEFAULT_SEED};
+use crate::{async_rabbitmq, checker, explore, streaming_kafka, Mode, DEFAULT_SEED};
 
 const ABOUT: &str = "A lab that runs one campus food-ordering workflow (Order → Inventory → \
 Notification) over different communication models and measures how each behaves under faults.";
@@ -60,8 +60,35 @@ pub enum Command {
     /// Analytics consume in groups. Measures produce throughput, consumer lag under a
     /// throttled consumer, and a replay by offset reset.
     StreamingKafka(StreamingKafkaArgs),
+    /// Property tests: generate fault schedules (duplicates, crashes at any point, outages,
+    /// malformed messages, delays, resets, throttling), run each in the simulation, check the
+    /// invariants, and shrink a failing schedule to a minimal one with the command that replays
+    /// it. --break switches a safeguard off to watch the checker catch the broken design.
+    Explore(ExploreArgs),
     /// Run one service as its own process (what --real-brokers starts, and what compose runs).
     Serve(ServeArgs),
+}
+
+/// `campus-sim explore …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExploreArgs {
+    /// Whose property: sync-rest, async-rabbitmq or streaming-kafka (all three when not given,
+    /// or those a --break applies to).
+    #[arg(long, value_enum)]
+    pub model: Option<explore::Model>,
+    /// Schedules to generate per model (--seed decides which).
+    #[arg(long, default_value_t = 256)]
+    pub cases: u32,
+    /// Switch one safeguard off (lab only): dedup (Inventory forgets processed orders;
+    /// async-rabbitmq, streaming-kafka), auto-ack (ack on receipt; async-rabbitmq),
+    /// commit-first (offsets committed before the work; streaming-kafka), no-timeout (Order
+    /// waits for Inventory forever; sync-rest). The exploration then succeeds when the checker
+    /// catches it.
+    #[arg(long = "break", value_enum)]
+    pub broken: Option<explore::Break>,
+    /// Run just this schedule (the JSON a failed exploration prints) and show its trace.
+    #[arg(long, requires = "model")]
+    pub replay: Option<String>,
 }
 
 /// `campus-sim sync-rest …`
@@ -259,6 +286,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mode = if cli.real_brokers { Mode::Real } else { Mode::Sim };
     match cli.command {
         Some(Command::Serve(args)) => multi_thread()?.block_on(crate::serve::run(args)),
+        Some(Command::Explore(args)) => {
+            if cli.real_brokers {
+                anyhow::bail!("explore runs in the simulation only: a property needs hundreds of runs in virtual time");
+            }
+            prepare_out(&cli.out)?;
+            run_explore(&cli.out, cli.seed, &args)
+        }
         Some(Command::SyncRest(args)) => {
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
@@ -378,4 +412,105 @@ pub fn run_sync_rest(out: &std::path::Path, mode: Mode, config: &sync_rest::Conf
     println!("\n{}", sync_rest::output::table(&summaries));
     println!("(latencies in ms{}; wall time {:.2} s)", if mode == Mode::Sim { ", virtual time" } else { "" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
+}
+
+/// `campus-sim explore`: one exploration per model (or one replay), a summary line each, the
+/// shrunk counterexample when there is one, and `explore_summary.csv`.
+pub fn run_explore(out: &std::path::Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
+    if let (Some(broken), Some(model)) = (args.broken, args.model) {
+        if !broken.models().contains(&model) {
+            let fits: Vec<&str> = broken.models().iter().map(|m| m.name()).collect();
+            anyhow::bail!("--break {} applies to {}, not to {}", broken.name(), fits.join(" and "), model.name());
+        }
+    }
+    if let Some(json) = &args.replay {
+        let model = args.model.expect("clap requires --model with --replay");
+        let (schedule, outcome) = explore::replay(model, seed, json, args.broken)?;
+        println!("schedule ({}, seed {seed}):\n{schedule}", model.name());
+        println!("trace (virtual time):");
+        for line in &outcome.trace {
+            println!("  {line}");
+        }
+        if outcome.violations.is_empty() {
+            println!("\nevery invariant holds");
+            return Ok(());
+        }
+        println!("\nviolated:");
+        for v in &outcome.violations {
+            println!("  - {}", v.message);
+        }
+        anyhow::bail!("{} invariant(s) violated", outcome.violations.len());
+    }
+    let models: Vec<explore::Model> = match (args.model, args.broken) {
+        (Some(model), _) => vec![model],
+        (None, Some(broken)) => broken.models().to_vec(),
+        (None, None) => explore::Model::ALL.to_vec(),
+    };
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for model in models {
+        let broken = args.broken.map(|b| format!(" --break {}", b.name())).unwrap_or_default();
+        println!("explore {}{broken}: seed {seed}, up to {} schedules", model.name(), args.cases);
+        let e = explore::explore(model, seed, args.cases, args.broken);
+        let speed = format!(
+            "{} runs in {:.2} s wall: {:.0} schedules/s, {:.0} simulated events/s",
+            e.runs,
+            e.wall.as_secs_f64(),
+            e.runs_per_s(),
+            e.events_per_s()
+        );
+        match &e.counterexample {
+            None => {
+                println!("  every invariant held in {} schedules ({speed})", e.cases);
+                if args.broken.is_some() {
+                    failures.push(format!("{}: the checker did not catch{broken} in {} schedules", model.name(), e.cases));
+                }
+            }
+            Some(c) => {
+                println!("  a schedule broke an invariant after {} passed; shrunk to ({speed}):", e.cases);
+                for line in c.schedule.lines() {
+                    println!("    {line}");
+                }
+                println!("  violated:");
+                for v in &c.violations {
+                    println!("    - {v}");
+                }
+                println!("  replay it, with its trace:\n    {}", c.replay);
+                if args.broken.is_none() {
+                    failures.push(format!("{}: {}", model.name(), c.violations.join("; ")));
+                }
+            }
+        }
+        rows.push(e);
+    }
+    write_explore_summary(&out.join("explore_summary.csv"), &rows)?;
+    println!("\nwritten: {}", out.join("explore_summary.csv").display());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", failures.join("\n"))
+    }
+}
+
+fn write_explore_summary(path: &std::path::Path, rows: &[explore::Exploration]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["model", "break", "seed", "cases_passed", "runs", "wall_s", "runs_per_s", "events", "events_per_s", "counterexample", "replay"])?;
+    for e in rows {
+        let (schedule, replay) = e.counterexample.as_ref().map_or((String::new(), String::new()), |c| (c.schedule.trim_end().replace('\n', " | "), c.replay.clone()));
+        w.write_record([
+            e.model.name().to_owned(),
+            e.broken.map_or("none", |b| b.name()).to_owned(),
+            e.seed.to_string(),
+            e.cases.to_string(),
+            e.runs.to_string(),
+            format!("{:.3}", e.wall.as_secs_f64()),
+            format!("{:.1}", e.runs_per_s()),
+            e.events.to_string(),
+            format!("{:.0}", e.events_per_s()),
+            schedule,
+            replay,
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
 }

@@ -6,12 +6,14 @@
 //! - [`workload`]: the orders a run places.
 //! - [`sync_rest`]: Part A's experiments, in the simulation or over real processes ([`real`]).
 //! - [`checker`]: the invariants every run is checked against.
+//! - [`explore`]: property tests over generated fault schedules, with shrinking (`campus-sim explore`).
 //! - [`report`]: CSV files and `report.md`.
 //! - [`serve`], [`cli`]: `campus-sim serve …` and the command line.
 
 pub mod async_rabbitmq;
 pub mod checker;
 pub mod cli;
+pub mod explore;
 pub mod fault;
 pub mod log;
 pub mod net;

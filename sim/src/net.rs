@@ -3,6 +3,7 @@
 //! and the reply comes back after another. Time is the runtime's (virtual in the lab).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,11 +41,18 @@ pub struct SimNet {
     hosts: Mutex<BTreeMap<Peer, Host>>,
     rng: Mutex<SimRng>,
     link: LinkModel,
+    /// Calls made (each a request and, unless refused or abandoned, a reply).
+    calls: AtomicU64,
 }
 
 impl SimNet {
     pub fn new(rng: SimRng, link: LinkModel) -> Self {
-        SimNet { hosts: Mutex::new(BTreeMap::new()), rng: Mutex::new(rng), link }
+        SimNet { hosts: Mutex::new(BTreeMap::new()), rng: Mutex::new(rng), link, calls: AtomicU64::new(0) }
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// `peer` now answers with `router`.
@@ -68,6 +76,7 @@ impl SimNet {
     }
 
     async fn send(&self, to: Peer, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.hop()).await;
         let router = match self.hosts.lock().expect("hosts lock").get(&to) {
             Some(Host::Up(router)) => router.clone(),

@@ -144,6 +144,12 @@ impl SimQueue {
         out
     }
 
+    /// Puts `body` straight on the dead-letter queue with `reason` (for a consumer that acked
+    /// on receipt and so has no delivery left to reject: the lab's `--break auto-ack`).
+    pub fn put_dead_letter(&self, body: Bytes, reason: &str) {
+        self.with(|s| s.dead_letter(Message { body, redelivered: false, returns: 0, reason: None }, reason));
+    }
+
     /// Messages delivered and not yet settled, over all consumers of `queue`.
     pub fn unacked(&self, queue: QueueName) -> usize {
         let state = self.state.lock().expect("queue state lock");

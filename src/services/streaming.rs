@@ -13,6 +13,9 @@ use crate::domain::{Envelope, Event};
 use crate::store::InventoryStore;
 use crate::transport::log::{EventLog, LogError, Position, Record, Topic};
 
+/// Inventory's consumer group.
+pub const INVENTORY_GROUP: &str = "inventory";
+
 /// How long a poll waits for the first record before the loop checks whether to stop.
 const POLL_WAIT: Duration = Duration::from_millis(200);
 
@@ -45,7 +48,7 @@ pub async fn run_inventory(
     batch: usize,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), LogError> {
-    let me = log.join("inventory", &[Topic::OrderEvents]).await?;
+    let me = log.join(INVENTORY_GROUP, &[Topic::OrderEvents]).await?;
     while !*stop.borrow_and_update() {
         let records = log.poll(me, batch, POLL_WAIT).await?;
         if records.is_empty() {

@@ -110,11 +110,17 @@ impl KafkaLog {
             blocking(move || {
                 let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
                 loop {
-                    let metadata = inspector.fetch_metadata(Some(&name), REQUEST_TIMEOUT).map_err(broker)?;
-                    let ready = metadata.topics().iter().any(|t| {
-                        t.error().is_none() && t.partitions().len() == PARTITIONS as usize && t.partitions().iter().all(|p| p.leader() >= 0)
+                    // A failed metadata request right after creation counts as "not yet".
+                    let ready = inspector.fetch_metadata(Some(&name), REQUEST_TIMEOUT).is_ok_and(|metadata| {
+                        metadata.topics().iter().any(|t| {
+                            t.error().is_none() && t.partitions().len() == PARTITIONS as usize && t.partitions().iter().all(|p| p.leader() >= 0)
+                        })
                     });
                     if ready {
+                        // And until each partition's leader answers for its offsets.
+                        for p in 0..PARTITIONS as i32 {
+                            watermarks(&inspector, &name, p)?;
+                        }
                         return Ok(());
                     }
                     if std::time::Instant::now() > deadline {
@@ -191,6 +197,34 @@ fn delivered<Canceled>(result: Result<rdkafka::producer::future_producer::OwnedD
         Ok(Ok(d)) => Ok((d.partition as u32, d.offset as u64)),
         Ok(Err((e, _))) => Err(broker(e)),
         Err(_) => Err(LogError::Broker("the producer was dropped before the delivery report".into())),
+    }
+}
+
+/// A partition's (low, high) watermarks. Right after a topic is created (or a leader moves)
+/// the broker may answer "not leader" or "leader not available" for a moment although the
+/// metadata already names a leader: such answers are retried for up to `REQUEST_TIMEOUT`.
+fn watermarks(inspector: &BaseConsumer, name: &str, partition: i32) -> Result<(i64, i64), LogError> {
+    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        match inspector.fetch_watermarks(name, partition, REQUEST_TIMEOUT) {
+            Ok(marks) => return Ok(marks),
+            Err(e) => {
+                let transient = matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                            | RDKafkaErrorCode::UnknownTopicOrPartition
+                            | RDKafkaErrorCode::NotCoordinator
+                    )
+                );
+                if !transient || std::time::Instant::now() > deadline {
+                    return Err(broker(e));
+                }
+                tracing::debug!(topic = name, partition, error = %e, "watermarks not available yet; retrying");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
 
@@ -279,7 +313,7 @@ impl EventLog for KafkaLog {
         let (inspector, name) = (self.inspector.clone(), self.name(topic));
         Box::pin(blocking(move || {
             (0..PARTITIONS as i32)
-                .map(|p| inspector.fetch_watermarks(&name, p, REQUEST_TIMEOUT).map(|(_, high)| high.max(0) as u64).map_err(broker))
+                .map(|p| watermarks(&inspector, &name, p).map(|(_, high)| high.max(0) as u64))
                 .collect()
         }))
     }
@@ -318,7 +352,7 @@ impl EventLog for KafkaLog {
                 let mut tpl = TopicPartitionList::new();
                 for name in &names {
                     for p in 0..PARTITIONS as i32 {
-                        let (low, _) = inspector.fetch_watermarks(name, p, REQUEST_TIMEOUT).map_err(broker)?;
+                        let (low, _) = watermarks(&inspector, name, p)?;
                         tpl.add_partition_offset(name, p, Offset::Offset(low.max(0))).map_err(broker)?;
                     }
                 }

@@ -10,6 +10,13 @@
 //! | `down`  | nothing listens: connection refused                   | the topology: sim drops the host, real mode SIGKILLs the process |
 //!
 //! `GET /health` is never faulted, so a harness can still tell "up but slow" from "down".
+//!
+//! Consumer crashes on the queue and the log are data too ([`queue::QueueCrash`],
+//! [`log::LogCrash`]), applied in one place each: the [`queue::CrashingQueue`] and
+//! [`log::CrashingLog`] wrappers around the simulated transports (`campus-sim explore`).
+
+pub mod log;
+pub mod queue;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,0 +1,258 @@
+//! `campus-sim explore`: property tests of the three models under generated fault schedules.
+//!
+//! A *schedule* is data: a small workload (orders, stock) and the faults to suffer — duplicate
+//! deliveries, consumer crashes at any point of their handling, a service down for a while,
+//! malformed messages, Inventory delays and failures, offset resets, a throttled consumer. proptest
+//! generates schedules from one seed ([`explore`]); each runs in the simulation in virtual time
+//! ([`rest::run`], [`rabbit::run`], [`stream::run`]) and the run is judged by the same
+//! [`crate::checker`] the experiments use. When a schedule breaks an invariant, proptest shrinks
+//! it to a minimal one, and we print it with the seed and the `campus-sim explore --replay …`
+//! command that runs exactly that schedule again, trace included.
+//!
+//! The properties hold for the services as built. `--break` switches one safeguard off (in the
+//! lab only) so a student can watch the checker catch the broken design:
+//!
+//! | `--break`     | model          | what is switched off                                   | caught as |
+//! |---------------|----------------|--------------------------------------------------------|-----------|
+//! | `dedup`       | async-rabbitmq, streaming-kafka | Inventory's processed-order check          | stock taken twice for one order |
+//! | `auto-ack`    | async-rabbitmq | acks on receipt instead of after the work              | a crash loses an order |
+//! | `commit-first`| streaming-kafka| offsets committed on poll, before the work             | a crash loses an order |
+//! | `no-timeout`  | sync-rest      | Order's timeout on its call to Inventory               | a request not answered within its bound |
+
+pub mod rabbit;
+pub mod rest;
+pub mod stream;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::strategy::Strategy;
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::checker::Violation;
+
+/// The model a property is about (`--model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Model {
+    /// Part A: every request answered within its timeout bound, with the right status.
+    SyncRest,
+    /// Part B: no lost order, no double reservation, one notification per reserved order,
+    /// every malformed message dead-lettered and no good one.
+    AsyncRabbitmq,
+    /// Part C: every order decided once, and analytics after any replay equal to analytics
+    /// computed directly from the workload and Inventory's decisions.
+    StreamingKafka,
+}
+
+impl Model {
+    pub const ALL: [Model; 3] = [Model::SyncRest, Model::AsyncRabbitmq, Model::StreamingKafka];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::SyncRest => "sync-rest",
+            Model::AsyncRabbitmq => "async-rabbitmq",
+            Model::StreamingKafka => "streaming-kafka",
+        }
+    }
+}
+
+/// A safeguard switched off to show the checker catching it (`--break`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Break {
+    /// Inventory forgets which orders it processed (async-rabbitmq, streaming-kafka).
+    Dedup,
+    /// Inventory's deliveries are acked on receipt, before the work (async-rabbitmq).
+    AutoAck,
+    /// Inventory's offsets are committed on poll, before the work (streaming-kafka).
+    CommitFirst,
+    /// Order waits for Inventory without a timeout (sync-rest).
+    NoTimeout,
+}
+
+impl Break {
+    pub fn name(self) -> &'static str {
+        match self {
+            Break::Dedup => "dedup",
+            Break::AutoAck => "auto-ack",
+            Break::CommitFirst => "commit-first",
+            Break::NoTimeout => "no-timeout",
+        }
+    }
+
+    pub fn models(self) -> &'static [Model] {
+        match self {
+            Break::Dedup => &[Model::AsyncRabbitmq, Model::StreamingKafka],
+            Break::AutoAck => &[Model::AsyncRabbitmq],
+            Break::CommitFirst => &[Model::StreamingKafka],
+            Break::NoTimeout => &[Model::SyncRest],
+        }
+    }
+}
+
+/// What one schedule did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub violations: Vec<Violation>,
+    /// Every message moved, every fault applied, with its virtual time.
+    pub trace: Vec<String>,
+    /// Messages the simulated transports moved (requests and replies, publishes and
+    /// deliveries, records appended and polled): the "simulated events".
+    pub events: u64,
+}
+
+/// The schedules of one model: how they are generated, run and shown.
+pub trait Schedule: fmt::Debug + fmt::Display + Clone + Serialize + DeserializeOwned + 'static {
+    fn strategy() -> proptest::strategy::BoxedStrategy<Self>;
+    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome;
+}
+
+/// A schedule that broke an invariant, shrunk.
+#[derive(Debug, Clone)]
+pub struct Counterexample {
+    pub schedule: String,
+    pub json: String,
+    pub violations: Vec<String>,
+    pub replay: String,
+}
+
+/// The result of `explore`.
+#[derive(Debug, Clone)]
+pub struct Exploration {
+    pub model: Model,
+    pub broken: Option<Break>,
+    pub seed: u64,
+    /// Schedules generated and passed before a failure (all of them when none failed).
+    pub cases: u32,
+    /// Schedules run in all, shrinking included.
+    pub runs: u64,
+    pub events: u64,
+    pub wall: Duration,
+    pub counterexample: Option<Counterexample>,
+}
+
+impl Exploration {
+    pub fn runs_per_s(&self) -> f64 {
+        self.runs as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    pub fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// proptest's generator, seeded from the run's seed: the same seed generates the same schedules.
+fn runner(seed: u64, cases: u32) -> TestRunner {
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&crate::rng::SimRng::new(seed).fork(&format!("explore/{i}")).next_u64().to_le_bytes());
+    }
+    let config = ProptestConfig { cases, failure_persistence: None, max_shrink_iters: 4096, ..ProptestConfig::default() };
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+}
+
+/// The command that runs `json` again.
+pub fn replay_command(model: Model, broken: Option<Break>, seed: u64, json: &str) -> String {
+    let broken = broken.map(|b| format!(" --break {}", b.name())).unwrap_or_default();
+    format!("campus-sim explore --model {}{broken} --seed {seed} --replay '{json}'", model.name())
+}
+
+fn explore_schedules<S: Schedule>(model: Model, seed: u64, cases: u32, broken: Option<Break>) -> Exploration {
+    let (runs, events) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // Schedules that passed before the first failure (then proptest only shrinks).
+    let (passed, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let started = Instant::now();
+    let result = {
+        let (runs, events, passed, failed) = (runs.clone(), events.clone(), passed.clone(), failed.clone());
+        runner(seed, cases).run(&S::strategy(), move |schedule| {
+            let outcome = schedule.run(seed, broken);
+            runs.fetch_add(1, Ordering::Relaxed);
+            events.fetch_add(outcome.events, Ordering::Relaxed);
+            if outcome.violations.is_empty() {
+                if !failed.load(Ordering::Relaxed) {
+                    passed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            } else {
+                failed.store(true, Ordering::Relaxed);
+                Err(TestCaseError::fail(outcome.violations.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; ")))
+            }
+        })
+    };
+    let wall = started.elapsed();
+    let counterexample = match result {
+        Ok(()) => None,
+        Err(TestError::Abort(reason)) => Some(Counterexample {
+            schedule: String::new(),
+            json: String::new(),
+            violations: vec![format!("proptest gave up: {reason}")],
+            replay: String::new(),
+        }),
+        Err(TestError::Fail(_, minimal)) => {
+            let json = serde_json::to_string(&minimal).expect("schedules serialize");
+            let outcome = minimal.run(seed, broken);
+            Some(Counterexample {
+                schedule: minimal.to_string(),
+                violations: outcome.violations.iter().map(|v| v.message.clone()).collect(),
+                replay: replay_command(model, broken, seed, &json),
+                json,
+            })
+        }
+    };
+    Exploration {
+        model,
+        broken,
+        seed,
+        cases: passed.load(Ordering::Relaxed) as u32,
+        runs: runs.load(Ordering::Relaxed),
+        events: events.load(Ordering::Relaxed),
+        wall,
+        counterexample,
+    }
+}
+
+/// Generates `cases` schedules for `model` from `seed`, runs each, and shrinks the first that
+/// breaks an invariant.
+pub fn explore(model: Model, seed: u64, cases: u32, broken: Option<Break>) -> Exploration {
+    match model {
+        Model::SyncRest => explore_schedules::<rest::Schedule>(model, seed, cases, broken),
+        Model::AsyncRabbitmq => explore_schedules::<rabbit::Schedule>(model, seed, cases, broken),
+        Model::StreamingKafka => explore_schedules::<stream::Schedule>(model, seed, cases, broken),
+    }
+}
+
+/// Runs one schedule given as JSON (what `--replay` takes), returning it as text and what it did.
+pub fn replay(model: Model, seed: u64, json: &str, broken: Option<Break>) -> anyhow::Result<(String, Outcome)> {
+    fn one<S: Schedule>(seed: u64, json: &str, broken: Option<Break>) -> anyhow::Result<(String, Outcome)> {
+        let schedule: S = serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--replay is not a {} schedule: {e}", std::any::type_name::<S>()))?;
+        let outcome = schedule.run(seed, broken);
+        Ok((schedule.to_string(), outcome))
+    }
+    match model {
+        Model::SyncRest => one::<rest::Schedule>(seed, json, broken),
+        Model::AsyncRabbitmq => one::<rabbit::Schedule>(seed, json, broken),
+        Model::StreamingKafka => one::<stream::Schedule>(seed, json, broken),
+    }
+}
+
+/// Short readable lines for an order's items: `pho×2 + bao×1`.
+pub(crate) fn items_text(items: &campus::domain::Items) -> String {
+    items.as_slice().iter().map(|l| format!("{}×{}", l.sku, l.qty.get())).collect::<Vec<_>>().join(" + ")
+}
+
+/// Strategy for one order's items: 1–2 distinct menu skus, 1–3 units each.
+pub(crate) fn items_strategy() -> impl Strategy<Value = campus::domain::Items> {
+    use proptest::prelude::*;
+    let menu = campus::domain::MENU;
+    (0..menu.len(), 1u32..=3, proptest::option::of((0..menu.len(), 1u32..=3))).prop_map(move |(a, qa, b)| {
+        use campus::domain::{Items, OrderItem, Qty, Sku};
+        let line = |i: usize, q: u32| OrderItem { sku: Sku::parse(menu[i]).expect("menu"), qty: Qty::parse(i64::from(q)).expect("1..=3") };
+        let mut lines = vec![line(a, qa)];
+        if let Some((b, qb)) = b.filter(|(b, _)| *b != a) {
+            lines.push(line(b, qb));
+        }
+        Items::parse(lines).expect("distinct skus, 1 or 2 lines")
+    })
+}

@@ -1,0 +1,371 @@
+//! Part B's property: whatever the schedule — `OrderPlaced` delivered twice, Inventory or
+//! Notification crashing at any point of its handling, Inventory down for a while, malformed
+//! messages on Inventory's queue — every accepted order ends in exactly one terminal state, stock
+//! is taken once per reserved order, each reserved order gets one notification, every malformed
+//! message is dead-lettered and no good one is ([`crate::checker::async_rabbitmq`], the same
+//! accounting as the experiments).
+//!
+//! The services are the production ones (`AsyncOrderService` and its relay, the consumers of
+//! `campus::services::messaging`, the SQLite stores in memory) over `SimQueue`, with the crashes
+//! applied by [`CrashingQueue`]. Consumers take one delivery at a time (prefetch 1). A crashed
+//! consumer's task is aborted and a new one starts on the same store 200 ms later.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use campus::api::order::OrdersReply;
+use campus::domain::{Envelope, Event, Items, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
+use campus::services::messaging;
+use campus::services::order::{AsyncOrderService, OrderIds};
+use campus::services::EventClock;
+use campus::store::{InventoryStore, NotificationStore, OrderStore};
+use campus::transport::queue::{MessageQueue, QueueName, Route};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{items_strategy, items_text, Break, Outcome};
+use crate::async_rabbitmq::{poison_bodies, DeadLetter, Final, Run};
+use crate::checker::{self, Violation};
+use crate::fault::queue::{CrashPoint, CrashingQueue, QueueCrash};
+use crate::net::LinkModel;
+use crate::queue::SimQueue;
+use crate::rng::SimRng;
+use crate::{world, Mode};
+
+/// Orders are accepted this far apart.
+const ORDER_GAP_MS: u64 = 20;
+/// A crashed consumer is back this long after it died.
+const RESTART_AFTER: Duration = Duration::from_millis(200);
+/// A run that has not settled this long after its last scheduled action has lost something.
+const SETTLE_WITHIN: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consumer {
+    Inventory,
+    Notification,
+}
+
+impl Consumer {
+    fn queue(self) -> QueueName {
+        match self {
+            Consumer::Inventory => QueueName::InventoryInbox,
+            Consumer::Notification => QueueName::NotificationInbox,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// The order's `OrderPlaced` is published again, `after_ms` after the order was accepted.
+    Duplicate { order: usize, after_ms: u64 },
+    /// The consumer dies at `point` of its `delivery`-th delivery.
+    Crash { consumer: Consumer, delivery: u32, point: CrashPoint },
+    /// Inventory is down from `at_ms` for `for_ms`.
+    Down { at_ms: u64, for_ms: u64 },
+    /// A malformed message (one of the poison experiment's kinds) lands on Inventory's queue.
+    Malformed { kind: usize, at_ms: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Units of each item Inventory starts with.
+    pub stock: u32,
+    /// Orders accepted 20 ms apart.
+    pub orders: Vec<Items>,
+    pub faults: Vec<Fault>,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "stock {} of each item", self.stock)?;
+        for (i, items) in self.orders.iter().enumerate() {
+            writeln!(f, "  order #{i} at {} ms: {}", i as u64 * ORDER_GAP_MS, items_text(items))?;
+        }
+        for fault in &self.faults {
+            match fault {
+                Fault::Duplicate { order, after_ms } => {
+                    writeln!(f, "  OrderPlaced of order #{} published again {after_ms} ms after it was accepted", order % self.orders.len())?
+                }
+                Fault::Crash { consumer, delivery, point } => {
+                    writeln!(f, "  {consumer:?} crashes {} on its delivery #{delivery}", point.as_str())?
+                }
+                Fault::Down { at_ms, for_ms } => writeln!(f, "  Inventory down at {at_ms} ms for {for_ms} ms")?,
+                Fault::Malformed { kind, at_ms } => {
+                    writeln!(f, "  a malformed message ({}) at {at_ms} ms", poison_bodies(5)[kind % 5].0)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fault_strategy() -> impl Strategy<Value = Fault> {
+    let inventory_point = prop::sample::select(vec![CrashPoint::BeforeCommit, CrashPoint::BeforePublish, CrashPoint::BeforeAck]);
+    let notification_point = prop::sample::select(vec![CrashPoint::BeforeCommit, CrashPoint::BeforeAck]);
+    prop_oneof![
+        (0usize..6, 0u64..500).prop_map(|(order, after_ms)| Fault::Duplicate { order, after_ms }),
+        (1u32..=8, inventory_point).prop_map(|(delivery, point)| Fault::Crash { consumer: Consumer::Inventory, delivery, point }),
+        (1u32..=6, notification_point).prop_map(|(delivery, point)| Fault::Crash { consumer: Consumer::Notification, delivery, point }),
+        (0u64..300, 100u64..3000).prop_map(|(at_ms, for_ms)| Fault::Down { at_ms, for_ms }),
+        (0usize..5, 0u64..300).prop_map(|(kind, at_ms)| Fault::Malformed { kind, at_ms }),
+    ]
+}
+
+impl super::Schedule for Schedule {
+    fn strategy() -> BoxedStrategy<Self> {
+        // proptest shrinks a tuple's parts in order and does not come back: faults first, so
+        // that the ones that do not matter are gone before the orders are cut down.
+        (prop::collection::vec(fault_strategy(), 0..=4), prop::collection::vec(items_strategy(), 1..=6), 0u32..=5)
+            .prop_map(|(faults, orders, stock)| Schedule { stock, orders, faults })
+            .boxed()
+    }
+
+    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
+        run(self, seed, broken)
+    }
+}
+
+/// One step of the timeline.
+enum Action {
+    Accept(usize),
+    Duplicate(usize),
+    Malformed(usize),
+    Down,
+    Up,
+}
+
+/// Runs `start` while `up` says so; a crash announced on `crashed` aborts the task (its
+/// subscription goes with it) and starts a new one `RESTART_AFTER` later.
+async fn supervise(
+    name: &'static str,
+    mq: Arc<CrashingQueue>,
+    mut up: watch::Receiver<bool>,
+    crashed: flume::Receiver<()>,
+    start: impl Fn() -> JoinHandle<()>,
+) {
+    loop {
+        while !*up.borrow_and_update() {
+            if up.changed().await.is_err() {
+                return;
+            }
+        }
+        let task = start();
+        let went_down = async {
+            loop {
+                if up.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                if !*up.borrow() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            Ok(()) = crashed.recv_async() => {
+                task.abort();
+                let _ = task.await;
+                tokio::time::sleep(RESTART_AFTER).await;
+                mq.note(format!("{name} restarted"));
+            }
+            () = went_down => {
+                task.abort();
+                let _ = task.await;
+                mq.note(format!("{name} down"));
+            }
+        }
+    }
+}
+
+fn spawn_logged(name: &'static str, work: impl std::future::Future<Output = Result<(), impl fmt::Display>> + Send + 'static) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            tracing::warn!(task = name, error = %e, "task ended");
+        }
+    })
+}
+
+pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
+    world::block_on(async {
+        match run_in_world(schedule, seed, broken).await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome {
+                violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
+                trace: Vec::new(),
+                events: 0,
+            },
+        }
+    })
+}
+
+async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
+    let rng = SimRng::new(seed).fork("explore/async-rabbitmq");
+    let sim = Arc::new(SimQueue::new(rng.fork("queue"), LinkModel::default()));
+    let (inventory_crash, inventory_crashed) = flume::unbounded();
+    let (notification_crash, notification_crashed) = flume::unbounded();
+    let crashes = schedule.faults.iter().filter_map(|f| match *f {
+        Fault::Crash { consumer, delivery, point } => Some(QueueCrash { queue: consumer.queue(), delivery, point }),
+        _ => None,
+    });
+    let announce = BTreeMap::from([(QueueName::InventoryInbox, inventory_crash), (QueueName::NotificationInbox, notification_crash)]);
+    let chaos = Arc::new(CrashingQueue::new(sim.clone(), crashes, announce, broken == Some(Break::AutoAck)));
+    let mq: Arc<dyn MessageQueue> = chaos.clone();
+
+    let t0 = Instant::now();
+    let order_store = Arc::new(OrderStore::open(None)?);
+    let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
+    let relay = {
+        let (order, mq) = (order.clone(), mq.clone());
+        spawn_logged("relay", async move { order.run_relay(mq).await })
+    };
+    let status = spawn_logged("order-status", messaging::run_order_status(mq.clone(), order_store.clone(), 1));
+
+    let notification_store = Arc::new(NotificationStore::open(None)?);
+    let mut inventory_store = InventoryStore::open(None, schedule.stock)?;
+    if broken == Some(Break::Dedup) {
+        inventory_store = inventory_store.without_dedup();
+    }
+    let inventory_store = Arc::new(inventory_store);
+    let (up, inventory_up) = watch::channel(true);
+    let (_always, notification_up) = watch::channel(true);
+    let inventory = {
+        let (mq, store) = (mq.clone(), inventory_store.clone());
+        tokio::spawn(supervise("inventory", chaos.clone(), inventory_up, inventory_crashed, move || {
+            spawn_logged("inventory", messaging::run_inventory(mq.clone(), store.clone(), 1))
+        }))
+    };
+    let notification = {
+        let (mq, store) = (mq.clone(), notification_store.clone());
+        tokio::spawn(supervise("notification", chaos.clone(), notification_up, notification_crashed, move || {
+            spawn_logged("notification", messaging::run_notification(mq.clone(), store.clone(), 1))
+        }))
+    };
+
+    // The timeline: orders, then the faults at their times (an order before a fault at the same
+    // moment, so a duplicate always follows its original).
+    let n = schedule.orders.len();
+    let mut timeline: Vec<(u64, Action)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Action::Accept(i))).collect();
+    let mut malformed = 0;
+    let mut duplicates = 0;
+    for fault in &schedule.faults {
+        match *fault {
+            Fault::Duplicate { order, after_ms } => {
+                duplicates += 1;
+                let order = order % n;
+                timeline.push((order as u64 * ORDER_GAP_MS + after_ms, Action::Duplicate(order)));
+            }
+            Fault::Down { at_ms, for_ms } => {
+                timeline.push((at_ms, Action::Down));
+                timeline.push((at_ms + for_ms, Action::Up));
+            }
+            Fault::Malformed { kind, at_ms } => {
+                malformed += 1;
+                timeline.push((at_ms, Action::Malformed(kind % 5)));
+            }
+            Fault::Crash { .. } => {}
+        }
+    }
+    timeline.sort_by_key(|(t, _)| *t);
+    // Down windows may overlap: Inventory is up when no window covers the moment.
+    let mut down_windows = 0i32;
+    let mut accepted: Vec<Option<(OrderId, OrderRequest)>> = vec![None; n];
+    for (t, action) in &timeline {
+        tokio::time::sleep_until(t0 + Duration::from_millis(*t)).await;
+        match action {
+            Action::Accept(i) => {
+                let request = OrderRequest { student_id: StudentId::parse(format!("s-{i:04}"))?, items: schedule.orders[*i].clone() };
+                let id = order.accept(request.clone())?;
+                chaos.note(format!("order #{i} accepted as {id}"));
+                accepted[*i] = Some((id, request));
+            }
+            Action::Duplicate(i) => {
+                let (id, request) = accepted[*i].clone().expect("a duplicate follows its original");
+                let record = order_store.get(id.as_str())?.expect("accepted orders are stored");
+                let event = Event::OrderPlaced(OrderPlaced { order: Order::new(id, request), placed_at_ms: record.placed_at_ms });
+                chaos.note(format!("duplicate of order #{i}"));
+                mq.publish(Route::OrderPlaced, Envelope::new(event).encode().into()).await?;
+            }
+            Action::Malformed(kind) => {
+                let (label, body) = poison_bodies(5).swap_remove(*kind);
+                chaos.note(format!("malformed message ({label})"));
+                mq.publish(Route::OrderPlaced, body.into()).await?;
+            }
+            Action::Down => {
+                down_windows += 1;
+                up.send_replace(false);
+            }
+            Action::Up => {
+                down_windows -= 1;
+                if down_windows == 0 {
+                    up.send_replace(true);
+                }
+            }
+        }
+    }
+
+    // Settled: every order decided at Order, every reserved one notified, every queue empty
+    // and nothing in flight, every malformed message dead-lettered.
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    let mut settled = false;
+    while Instant::now() < deadline {
+        let stats = order_store.stats()?;
+        let notified = notification_store.stats()?.notified;
+        let mut quiet = true;
+        for queue in [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox] {
+            quiet &= sim.depth(queue).await? == 0 && sim.unacked(queue) == 0;
+        }
+        if stats.reserved + stats.failed == n as u64 && notified == stats.reserved && quiet && sim.depth(QueueName::DeadLetter).await? == malformed {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for task in [relay, status, inventory, notification] {
+        task.abort();
+    }
+
+    let mut dead_letters = Vec::new();
+    let dlq = sim.depth(QueueName::DeadLetter).await?;
+    if dlq > 0 {
+        let sub = sim.consume(QueueName::DeadLetter, u16::MAX).await?;
+        for _ in 0..dlq {
+            let d = sub.deliveries.recv_async().await?;
+            dead_letters.push(DeadLetter { body: d.body.to_vec(), reason: d.reason.clone().unwrap_or_default() });
+            sim.ack(&d).await?;
+        }
+    }
+    let run = Run {
+        experiment: "explore",
+        mode: Mode::Sim,
+        accepted: n,
+        refused: 0,
+        duplicates_injected: duplicates,
+        poison_injected: malformed as usize,
+        samples: Vec::new(),
+        peak_backlog: 0,
+        down_window_ms: None,
+        drain: None,
+        end: Final {
+            orders: OrdersReply { stats: order_store.stats()?, statuses: order_store.statuses()? },
+            inventory: inventory_store.stats()?,
+            inventory_outcomes: inventory_store.outcomes()?,
+            notification: notification_store.stats()?,
+            notified: notification_store.notified()?,
+            dead_letters,
+        },
+    };
+    let mut violations = checker::async_rabbitmq(&run);
+    if !settled {
+        violations.push(Violation {
+            experiment: "explore".into(),
+            message: format!("not settled {} s after the last scheduled action", SETTLE_WITHIN.as_secs()),
+        });
+    }
+    Ok(Outcome { violations, trace: chaos.take_trace(), events: chaos.events() })
+}

@@ -1,0 +1,185 @@
+//! Part A's property: under any sequence of Inventory faults (healthy, delayed, erroring,
+//! hanging, down), every `POST /order` is answered within Order's timeout to Inventory (plus
+//! the way back) with the status the fault calls for — 201 or 409 as the stock decides, 504
+//! when Inventory is slower than the timeout or hangs, 503 when it is down or answers 5xx —
+//! and stock changes exactly as the answered orders say.
+//!
+//! Requests go one after the other, each with its own fault, over `SimNet` to the very routers
+//! `campus-sim serve` runs. Delays are 50 ms off any multiple of 100 ms and timeouts are whole
+//! multiples of 500 ms, so no delay is within a network hop of its timeout: the expected status is
+//! never a coin toss.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use campus::api;
+use campus::domain::{Items, OrderId, OrderRequest, StudentId};
+use campus::services::inventory::{Inventory, ReserveOutcome};
+use campus::services::notification::Notifier;
+use campus::services::order::{OrderIds, SyncOrderService};
+use campus::transport::{Peer, RequestReply};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{items_strategy, items_text, Break, Outcome};
+use crate::checker::{self, Answered};
+use crate::fault::{self, FaultPlan};
+use crate::net::{LinkModel, SimNet};
+use crate::rng::SimRng;
+use crate::{world, Mode};
+
+/// What is wrong with Inventory while one request is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InventoryFault {
+    Healthy,
+    Delay { ms: u64 },
+    Error { status: u16 },
+    Hang,
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub items: Items,
+    pub inventory: InventoryFault,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Order's timeout on its call to Inventory.
+    pub timeout_ms: u64,
+    /// Units of each item Inventory starts with.
+    pub stock: u32,
+    pub requests: Vec<Request>,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Order's timeout to Inventory {} ms; stock {} of each item", self.timeout_ms, self.stock)?;
+        for (i, r) in self.requests.iter().enumerate() {
+            let fault = match r.inventory {
+                InventoryFault::Healthy => "healthy".to_owned(),
+                InventoryFault::Delay { ms } => format!("delayed {ms} ms"),
+                InventoryFault::Error { status } => format!("answering {status}"),
+                InventoryFault::Hang => "hanging".to_owned(),
+                InventoryFault::Down => "down".to_owned(),
+            };
+            writeln!(f, "  request #{i}: {}, Inventory {fault}", items_text(&r.items))?;
+        }
+        Ok(())
+    }
+}
+
+fn fault_strategy() -> impl Strategy<Value = InventoryFault> {
+    prop_oneof![
+        4 => Just(InventoryFault::Healthy),
+        3 => (0u64..30).prop_map(|k| InventoryFault::Delay { ms: k * 100 + 50 }),
+        1 => prop::sample::select(vec![500u16, 502, 503]).prop_map(|status| InventoryFault::Error { status }),
+        1 => Just(InventoryFault::Hang),
+        1 => Just(InventoryFault::Down),
+    ]
+}
+
+impl super::Schedule for Schedule {
+    fn strategy() -> BoxedStrategy<Self> {
+        // The requests shrink first (proptest shrinks a tuple's parts in order).
+        (
+            prop::collection::vec((fault_strategy(), items_strategy()).prop_map(|(inventory, items)| Request { items, inventory }), 1..=8),
+            prop::sample::select(vec![500u64, 1000, 2000]),
+            0u32..=6,
+        )
+            .prop_map(|(requests, timeout_ms, stock)| Schedule { timeout_ms, stock, requests })
+            .boxed()
+    }
+
+    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
+        run(self, seed, broken)
+    }
+}
+
+/// What the fault calls for, given the stock `model` has left (which this advances when the
+/// reservation happens).
+fn expected(request: &Request, timeout: Duration, model: &mut Inventory, index: usize) -> StatusCode {
+    let mut reserve = || {
+        let id = OrderId::parse(format!("o-model-{index}")).expect("valid");
+        match model.reserve(&id, &request.items).outcome {
+            ReserveOutcome::Reserved => StatusCode::CREATED,
+            ReserveOutcome::Rejected { .. } => StatusCode::CONFLICT,
+        }
+    };
+    match request.inventory {
+        InventoryFault::Healthy => reserve(),
+        InventoryFault::Delay { ms } if Duration::from_millis(ms) < timeout => reserve(),
+        InventoryFault::Delay { .. } | InventoryFault::Hang => StatusCode::GATEWAY_TIMEOUT,
+        InventoryFault::Error { .. } | InventoryFault::Down => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
+    let timeout = Duration::from_millis(schedule.timeout_ms);
+    // Without the timeout, Order waits as long as Inventory takes (an hour stands for forever).
+    let order_timeout = if broken == Some(Break::NoTimeout) { Duration::from_secs(3600) } else { timeout };
+    world::block_on(async {
+        let rng = SimRng::new(seed).fork("explore/sync-rest");
+        let net = Arc::new(SimNet::new(rng.fork("net"), LinkModel::default()));
+        let inventory = Arc::new(Mutex::new(Inventory::with_stock(schedule.stock)));
+        let order = SyncOrderService::new(OrderIds::seeded(seed), net.clone(), order_timeout);
+        net.host(Peer::Order, api::order::sync_app(Arc::new(order)));
+        net.host(Peer::Notification, api::notification::app(Arc::new(Mutex::new(Notifier::default()))));
+
+        let client: Arc<dyn RequestReply> = net.clone();
+        let mut model = Inventory::with_stock(schedule.stock);
+        let mut answers = Vec::new();
+        let mut trace = Vec::new();
+        let bound = timeout + checker::timeout_slack(Mode::Sim);
+        // The client waits a while past the bound, to tell "late" from "never".
+        let guard = bound * 2 + Duration::from_secs(1);
+        for (index, request) in schedule.requests.iter().enumerate() {
+            match request.inventory {
+                InventoryFault::Down => net.take_down(Peer::Inventory),
+                fault => {
+                    let plan = match fault {
+                        InventoryFault::Delay { ms } => FaultPlan::delayed(Duration::from_millis(ms)),
+                        InventoryFault::Error { status } => FaultPlan::erroring(StatusCode::from_u16(status).expect("a valid status")),
+                        InventoryFault::Hang => FaultPlan::hanging(),
+                        _ => FaultPlan::healthy(),
+                    };
+                    net.host(Peer::Inventory, fault::apply(api::inventory::app(inventory.clone()), &plan));
+                }
+            }
+            let body = OrderRequest { student_id: StudentId::parse("s-0001").expect("valid"), items: request.items.clone() };
+            let sent = Instant::now();
+            let reply = tokio::time::timeout(guard, client.post_json(Peer::Order, "/order", &body)).await;
+            let latency = sent.elapsed();
+            let status = match reply {
+                Ok(Ok(reply)) => reply.status().as_u16(),
+                _ => 0,
+            };
+            let expected = expected(request, timeout, &mut model, index);
+            trace.push(format!(
+                "{:>7} ms  request #{index} ({}) → {} after {} ms (expected {})",
+                world::now_ms(),
+                items_text(&request.items),
+                if status == 0 { "no answer".to_owned() } else { status.to_string() },
+                latency.as_millis(),
+                expected.as_u16()
+            ));
+            answers.push(Answered { index, expected: expected.as_u16(), status, latency, bound });
+        }
+        let stock = inventory.lock().expect("inventory lock").levels().clone();
+        let mut violations = checker::sync_rest_answers("explore", &answers);
+        if &stock != model.levels() {
+            violations.push(checker::Violation {
+                experiment: "explore".into(),
+                message: format!("Inventory's stock {stock:?} is not what the answers add up to, {:?}", model.levels()),
+            });
+        }
+        let events = net.calls() * 2;
+        net.clear();
+        Outcome { violations, trace, events }
+    })
+}

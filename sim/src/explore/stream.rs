@@ -1,0 +1,345 @@
+//! Part C's property: whatever the schedule — an `OrderPlaced` appended twice, Inventory or
+//! Analytics crashing at any point of a batch, Analytics' offsets reset (a replay) at any
+//! moment, Analytics throttled — Inventory decides every order once (no stock taken twice), and
+//! Analytics' metrics once it has caught up equal those computed directly from the workload
+//! (orders per minute of event time) and Inventory's decisions (reserved / failed per minute).
+//!
+//! The services are the production consumers of `campus::services::streaming` over `SimLog`,
+//! with the crashes applied by [`CrashingLog`]. A crashed member's task is aborted; after the
+//! session timeout the log evicts it and a new member starts. Analytics keeps its aggregate in
+//! memory, so a new Analytics member rebuilds it: its group is reset to the beginning (once the
+//! dead member is gone: Kafka refuses a reset while a group has members) and it starts from an
+//! empty state — the same path as a replay.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
+use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
+use campus::services::order::OrderIds;
+use campus::services::streaming::{self, INVENTORY_GROUP};
+use campus::store::InventoryStore;
+use campus::transport::log::{ConsumerId, EventLog, LogError, Topic};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{items_strategy, items_text, Break, Outcome};
+use crate::checker::{self, Violation};
+use crate::fault::log::{CrashingLog, LogCrash};
+use crate::fault::queue::CrashPoint;
+use crate::log::SimLog;
+use crate::net::LinkModel;
+use crate::rng::SimRng;
+use crate::streaming_kafka::Run;
+use crate::{world, Mode};
+
+pub const ANALYTICS_GROUP: &str = "analytics";
+/// Orders are appended this far apart.
+const ORDER_GAP_MS: u64 = 10;
+/// Records per poll: small, so that a schedule's few orders span several batches.
+const BATCH: usize = 4;
+/// How long the log waits for a silent member before evicting it (Kafka's
+/// `session.timeout.ms`, shortened: the default 45 s changes nothing but the waiting).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+const SETTLE_WITHIN: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consumer {
+    Inventory,
+    Analytics,
+}
+
+impl Consumer {
+    fn group(self) -> &'static str {
+        match self {
+            Consumer::Inventory => INVENTORY_GROUP,
+            Consumer::Analytics => ANALYTICS_GROUP,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// The order's `OrderPlaced` is appended again `after_ms` after the original.
+    Duplicate { order: usize, after_ms: u64 },
+    /// The consumer's member dies at `point` of its group's `batch`-th poll.
+    Crash { consumer: Consumer, batch: u32, point: CrashPoint },
+    /// Analytics stops, its group is reset to the beginning, and it recomputes (a replay).
+    Reset { at_ms: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOrder {
+    pub items: Items,
+    /// The minute of event time the order was placed in.
+    pub minute: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub stock: u32,
+    /// Appended 10 ms apart.
+    pub orders: Vec<StreamOrder>,
+    /// Analytics reads at most this many records per second.
+    pub throttle_per_s: Option<u32>,
+    pub faults: Vec<Fault>,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let throttle = self.throttle_per_s.map_or("not throttled".to_owned(), |r| format!("throttled to {r} records/s"));
+        writeln!(f, "stock {} of each item; Analytics {throttle}", self.stock)?;
+        for (i, o) in self.orders.iter().enumerate() {
+            writeln!(f, "  order #{i} appended at {} ms, event minute {}: {}", i as u64 * ORDER_GAP_MS, o.minute, items_text(&o.items))?;
+        }
+        for fault in &self.faults {
+            match fault {
+                Fault::Duplicate { order, after_ms } => {
+                    writeln!(f, "  OrderPlaced of order #{} appended again {after_ms} ms later", order % self.orders.len())?
+                }
+                Fault::Crash { consumer, batch, point } => writeln!(f, "  {consumer:?} crashes {} on its batch #{batch}", point.as_str())?,
+                Fault::Reset { at_ms } => writeln!(f, "  Analytics reset to the beginning (replay) at {at_ms} ms")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fault_strategy() -> impl Strategy<Value = Fault> {
+    let inventory_point = prop::sample::select(vec![CrashPoint::BeforeCommit, CrashPoint::BeforePublish, CrashPoint::BeforeAck]);
+    let analytics_point = prop::sample::select(vec![CrashPoint::BeforeCommit, CrashPoint::BeforeAck]);
+    prop_oneof![
+        (0usize..8, 0u64..300).prop_map(|(order, after_ms)| Fault::Duplicate { order, after_ms }),
+        (1u32..=6, inventory_point).prop_map(|(batch, point)| Fault::Crash { consumer: Consumer::Inventory, batch, point }),
+        (1u32..=6, analytics_point).prop_map(|(batch, point)| Fault::Crash { consumer: Consumer::Analytics, batch, point }),
+        (0u64..2000).prop_map(|at_ms| Fault::Reset { at_ms }),
+    ]
+}
+
+impl super::Schedule for Schedule {
+    fn strategy() -> BoxedStrategy<Self> {
+        // proptest shrinks a tuple's parts in order and does not come back: faults first, so
+        // that the ones that do not matter are gone before the orders are cut down.
+        (
+            prop::collection::vec(fault_strategy(), 0..=4),
+            prop::collection::vec((items_strategy(), 0u64..3).prop_map(|(items, minute)| StreamOrder { items, minute }), 1..=8),
+            0u32..=5,
+            proptest::option::weighted(0.3, 5u32..=50),
+        )
+            .prop_map(|(faults, orders, stock, throttle_per_s)| Schedule { stock, orders, throttle_per_s, faults })
+            .boxed()
+    }
+
+    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
+        run(self, seed, broken)
+    }
+}
+
+pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
+    world::block_on(async {
+        match run_in_world(schedule, seed, broken).await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome {
+                violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
+                trace: Vec::new(),
+                events: 0,
+            },
+        }
+    })
+}
+
+/// Inventory's member, restarted after each crash once the log evicted the dead one.
+async fn supervise_inventory(log: Arc<CrashingLog>, store: Arc<InventoryStore>, crashed: flume::Receiver<ConsumerId>) {
+    let (_stop, stopped) = watch::channel(false);
+    loop {
+        let task = tokio::spawn(streaming::run_inventory(log.clone(), store.clone(), BATCH, stopped.clone()));
+        let Ok(member) = crashed.recv_async().await else { return };
+        task.abort();
+        let _ = task.await;
+        tokio::time::sleep(SESSION_TIMEOUT).await;
+        let _ = log.evict(member).await;
+        log.note("inventory restarted".into());
+    }
+}
+
+/// Analytics' member: after a crash (once the dead member is evicted) or a reset request, the
+/// group goes back to the beginning and the aggregate starts empty.
+async fn supervise_analytics(
+    log: Arc<CrashingLog>,
+    state: Arc<Mutex<Analytics>>,
+    throttle: Option<u32>,
+    crashed: flume::Receiver<ConsumerId>,
+    resets: flume::Receiver<()>,
+) {
+    loop {
+        let (stop, stopped) = watch::channel(false);
+        let mut task = tokio::spawn(streaming::run_analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle, stopped));
+        let dead = tokio::select! {
+            Ok(member) = crashed.recv_async() => Some(member),
+            Ok(()) = resets.recv_async() => {
+                // Asked to stop; it may still crash before it gets there.
+                stop.send_replace(true);
+                tokio::select! {
+                    _ = &mut task => None,
+                    Ok(member) = crashed.recv_async() => Some(member),
+                }
+            }
+            else => return,
+        };
+        if let Some(member) = dead {
+            task.abort();
+            let _ = task.await;
+            tokio::time::sleep(SESSION_TIMEOUT).await;
+            let _ = log.evict(member).await;
+        }
+        loop {
+            match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::ALL).await {
+                Ok(()) => break,
+                Err(LogError::GroupActive { .. }) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Err(e) => {
+                    log.note(format!("analytics reset failed: {e}"));
+                    return;
+                }
+            }
+        }
+        *state.lock().expect("analytics lock") = Analytics::default();
+        log.note("analytics group reset to the beginning; rebuilding".into());
+    }
+}
+
+/// The metrics straight from the workload (orders per minute of event time) and Inventory's
+/// decisions (order id → reserved?).
+fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, String>) -> Metrics {
+    let mut m = Metrics::default();
+    for e in events {
+        let minute = e.placed_at_ms / MINUTE_MS;
+        let bucket: &mut MinuteMetrics = m.per_minute.entry(minute).or_default();
+        bucket.orders += 1;
+        m.total.orders += 1;
+        match decided.get(e.order.order_id.as_str()).map(String::as_str) {
+            Some("reserved") => {
+                bucket.reserved += 1;
+                m.total.reserved += 1;
+            }
+            Some(_) => {
+                bucket.failed += 1;
+                m.total.failed += 1;
+            }
+            None => {}
+        }
+    }
+    m
+}
+
+async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
+    let rng = SimRng::new(seed).fork("explore/streaming-kafka");
+    let sim = Arc::new(SimLog::new(rng.fork("log"), LinkModel::default()));
+    let (inventory_crash, inventory_crashed) = flume::unbounded();
+    let (analytics_crash, analytics_crashed) = flume::unbounded();
+    let crashes = schedule.faults.iter().filter_map(|f| match *f {
+        Fault::Crash { consumer, batch, point } => Some(LogCrash { group: consumer.group().to_owned(), batch, point }),
+        _ => None,
+    });
+    let announce = BTreeMap::from([(INVENTORY_GROUP.to_owned(), inventory_crash), (ANALYTICS_GROUP.to_owned(), analytics_crash)]);
+    let commit_first = (broken == Some(Break::CommitFirst)).then(|| INVENTORY_GROUP.to_owned());
+    let log = Arc::new(CrashingLog::new(sim.clone(), crashes, announce, commit_first));
+
+    let mut store = InventoryStore::open(None, schedule.stock)?;
+    if broken == Some(Break::Dedup) {
+        store = store.without_dedup();
+    }
+    let store = Arc::new(store);
+    let state = Arc::new(Mutex::new(Analytics::default()));
+    let (reset, resets) = flume::unbounded();
+    let inventory = tokio::spawn(supervise_inventory(log.clone(), store.clone(), inventory_crashed));
+    let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, analytics_crashed, resets));
+
+    // The producer's events: each order at its minute of event time.
+    let ids = OrderIds::seeded(seed);
+    let events: Vec<OrderPlaced> = schedule
+        .orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let request = OrderRequest { student_id: StudentId::parse(format!("s-{i:04}")).expect("valid"), items: o.items.clone() };
+            OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: o.minute * MINUTE_MS + i as u64 * ORDER_GAP_MS }
+        })
+        .collect();
+    let n = events.len();
+    let mut timeline: Vec<(u64, Option<usize>)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Some(i))).collect();
+    for fault in &schedule.faults {
+        match *fault {
+            Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Some(order % n))),
+            Fault::Reset { at_ms } => timeline.push((at_ms, None)),
+            Fault::Crash { .. } => {}
+        }
+    }
+    timeline.sort_by_key(|(t, _)| *t);
+    let t0 = Instant::now();
+    for (t, step) in timeline {
+        tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
+        match step {
+            Some(i) => {
+                let e = &events[i];
+                let record = (e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode().into());
+                log.append(Topic::OrderEvents, vec![record]).await?;
+            }
+            None => {
+                log.note("reset requested".into());
+                let _ = reset.send(());
+            }
+        }
+    }
+
+    // Settled: Inventory decided every order and committed past every record; Analytics has
+    // seen every order and outcome and committed past every record of both topics.
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    let mut settled = false;
+    while Instant::now() < deadline {
+        let orders_end = sim.end_offsets(Topic::OrderEvents).await?;
+        let outcomes_end = sim.end_offsets(Topic::InventoryEvents).await?;
+        let inventory_done = sim.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end;
+        let analytics_done = sim.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
+            && sim.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == outcomes_end;
+        let seen = state.lock().expect("analytics lock").seen();
+        if inventory_done && analytics_done && store.outcomes()?.len() == n && seen == (n, n) {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    inventory.abort();
+    analytics.abort();
+
+    let decided = store.outcomes()?;
+    let metrics = state.lock().expect("analytics lock").metrics();
+    let expected = expected_metrics(&events, &decided);
+    let run = Run {
+        experiment: "explore",
+        mode: Mode::Sim,
+        events: n,
+        produce: Duration::ZERO,
+        lag: Vec::new(),
+        peak_lag: 0,
+        catch_up: None,
+        metrics: Some(metrics.clone()),
+        before_replay: None,
+        expected_orders: crate::streaming_kafka::expected_orders_per_minute(&events),
+        inventory: Some(store.stats()?),
+    };
+    let mut violations = checker::streaming_kafka(&run);
+    violations.extend(checker::analytics_matches("explore", &metrics, &expected));
+    if !settled {
+        violations.push(Violation {
+            experiment: "explore".into(),
+            message: format!("not settled {} s after the last record was appended", SETTLE_WITHIN.as_secs()),
+        });
+    }
+    Ok(Outcome { violations, trace: log.take_trace(), events: log.events() })
+}

@@ -1,0 +1,224 @@
+//! Consumer crashes on the streaming model, as data: a [`LogCrash`] names a consumer group,
+//! the n-th non-empty batch its member polls, and the point of its handling where the member
+//! dies (the same [`CrashPoint`]s as on the queue: before the store commit, between commit and
+//! publish, between publish and the offset commit). [`CrashingLog`] wraps the [`SimLog`] and is
+//! the one place these crashes happen: the dying member announces itself (the harness aborts
+//! its task and, after the session timeout, has the log evict it, as Kafka's group coordinator
+//! does with a member that stopped heartbeating) and never goes further.
+//!
+//! Members of a group handle one batch at a time, so "the batch being handled" is the group's
+//! last polled one.
+//!
+//! `--break commit-first` lives here too: Inventory's offsets are committed as soon as a batch
+//! is polled (auto-commit before processing), so a crash loses the batch in hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use campus::services::streaming::INVENTORY_GROUP;
+use campus::transport::log::{ConsumerId, EventLog, LogError, Position, Record, Topic};
+use campus::transport::BoxFuture;
+
+use super::queue::CrashPoint;
+use crate::log::SimLog;
+
+/// The member of `group` dies at `point` while handling its group's `batch`-th non-empty poll
+/// (1-based, counting re-reads).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogCrash {
+    pub group: String,
+    pub batch: u32,
+    pub point: CrashPoint,
+}
+
+#[derive(Default)]
+struct Shared {
+    crashes: BTreeSet<LogCrash>,
+    groups: BTreeMap<ConsumerId, String>,
+    batches: BTreeMap<String, u32>,
+    /// The member that polled the group's last batch (the one handling it).
+    handling: BTreeMap<String, ConsumerId>,
+    /// Records appended and records polled.
+    events: u64,
+    trace: Vec<String>,
+}
+
+pub struct CrashingLog {
+    inner: Arc<SimLog>,
+    shared: Mutex<Shared>,
+    /// Per group whose members may crash: the dying member's id goes here.
+    crashed: BTreeMap<String, flume::Sender<ConsumerId>>,
+    commit_first: Option<String>,
+}
+
+fn trace(s: &mut Shared, line: String) {
+    let t = crate::world::now_ms();
+    s.trace.push(format!("{t:>7} ms  {line}"));
+}
+
+fn describe(value: &[u8]) -> String {
+    match campus::domain::Envelope::decode(value) {
+        Ok(event) => format!("{} {}", event.kind(), event.order_id()),
+        Err(e) => format!("malformed ({})", e.label()),
+    }
+}
+
+/// The next offsets after `records`, per partition.
+fn positions(records: &[Record]) -> Vec<Position> {
+    let mut next = BTreeMap::new();
+    for r in records {
+        let entry = next.entry((r.topic, r.partition)).or_insert(0);
+        *entry = (*entry).max(r.offset + 1);
+    }
+    next.into_iter().map(|((topic, partition), next)| Position { topic, partition, next }).collect()
+}
+
+impl CrashingLog {
+    /// Wraps `inner`. `commit_first` names the group whose offsets are committed on poll
+    /// (`--break commit-first`), if any.
+    pub fn new(
+        inner: Arc<SimLog>,
+        crashes: impl IntoIterator<Item = LogCrash>,
+        crashed: BTreeMap<String, flume::Sender<ConsumerId>>,
+        commit_first: Option<String>,
+    ) -> Self {
+        let shared = Shared { crashes: crashes.into_iter().collect(), ..Shared::default() };
+        CrashingLog { inner, shared: Mutex::new(shared), crashed, commit_first }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("crash state lock")
+    }
+
+    pub fn events(&self) -> u64 {
+        self.lock().events
+    }
+
+    /// Adds a line to the trace (the harness's own steps).
+    pub fn note(&self, line: String) {
+        trace(&mut self.lock(), line);
+    }
+
+    pub fn take_trace(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().trace)
+    }
+
+    /// The group coordinator gives up on a dead member: it leaves, its partitions are dealt
+    /// to the others, and they start from the group's committed offsets.
+    pub async fn evict(&self, member: ConsumerId) -> Result<(), LogError> {
+        {
+            let mut s = self.lock();
+            let group = s.groups.get(&member).cloned().unwrap_or_default();
+            trace(&mut s, format!("session timeout: {group} member {} evicted", member.0));
+        }
+        self.inner.leave(member).await
+    }
+
+    fn group_of(&self, member: ConsumerId) -> String {
+        self.lock().groups.get(&member).cloned().unwrap_or_default()
+    }
+
+    /// True (and the crash announced) if the member of `group` handling its last batch must
+    /// die here.
+    fn crash_here(&self, group: &str, point: CrashPoint) -> bool {
+        let mut s = self.lock();
+        let Some(member) = s.handling.get(group).copied() else { return false };
+        let group = group.to_owned();
+        let batch = s.batches.get(&group).copied().unwrap_or(0);
+        if !s.crashes.remove(&LogCrash { group: group.clone(), batch, point }) {
+            return false;
+        }
+        trace(&mut s, format!("CRASH {group} member {} {} (batch #{batch})", member.0, point.as_str()));
+        drop(s);
+        if let Some(tx) = self.crashed.get(&group) {
+            let _ = tx.send(member);
+        }
+        true
+    }
+}
+
+impl EventLog for CrashingLog {
+    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+        Box::pin(async move {
+            // Only Inventory appends outcomes; it is handling its group's last batch.
+            if topic == Topic::InventoryEvents && self.crash_here(INVENTORY_GROUP, CrashPoint::BeforePublish) {
+                std::future::pending::<()>().await;
+            }
+            let lines: Vec<String> = records.iter().map(|(_, v)| describe(v)).collect();
+            let placed = self.inner.append(topic, records).await?;
+            let mut s = self.lock();
+            s.events += placed.len() as u64;
+            for (line, (partition, offset)) in lines.into_iter().zip(&placed) {
+                trace(&mut s, format!("append {topic}[{partition}]@{offset}: {line}"));
+            }
+            Ok(placed)
+        })
+    }
+
+    fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
+        let group = group.to_owned();
+        let topics = topics.to_vec();
+        Box::pin(async move {
+            let id = self.inner.join(&group, &topics).await?;
+            let mut s = self.lock();
+            s.groups.insert(id, group.clone());
+            trace(&mut s, format!("{group} member {} joins", id.0));
+            Ok(id)
+        })
+    }
+
+    fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        Box::pin(async move {
+            let records = self.inner.poll(consumer, max, wait).await?;
+            if records.is_empty() {
+                return Ok(records);
+            }
+            let group = self.group_of(consumer);
+            {
+                let mut s = self.lock();
+                let n = s.batches.entry(group.clone()).or_default();
+                *n += 1;
+                let batch = *n;
+                s.handling.insert(group.clone(), consumer);
+                s.events += records.len() as u64;
+                let what: Vec<String> =
+                    records.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(&r.value))).collect();
+                trace(&mut s, format!("{group} polls batch #{batch}: {}", what.join(", ")));
+            }
+            if self.commit_first.as_deref() == Some(group.as_str()) {
+                self.inner.commit(consumer, positions(&records)).await?;
+            }
+            if self.crash_here(&group, CrashPoint::BeforeCommit) {
+                std::future::pending::<()>().await;
+            }
+            Ok(records)
+        })
+    }
+
+    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async move {
+            if self.crash_here(&self.group_of(consumer), CrashPoint::BeforeAck) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.commit(consumer, positions).await
+        })
+    }
+
+    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner.leave(consumer)
+    }
+
+    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        self.inner.end_offsets(topic)
+    }
+
+    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        self.inner.committed(group, topic)
+    }
+
+    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner.reset_to_beginning(group, topics)
+    }
+}

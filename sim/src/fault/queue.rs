@@ -1,0 +1,257 @@
+//! Consumer crashes on the messaging model, as data: a [`QueueCrash`] names a consumer's queue,
+//! the n-th delivery on it, and the point of its handling where the consumer dies.
+//! [`CrashingQueue`] wraps the [`SimQueue`] and is the one place these crashes happen: when a
+//! consumer reaches the point, the wrapper tells the harness (which aborts the consumer's task,
+//! as a SIGKILL would, and later starts a new one) and never lets the consumer go further.
+//!
+//! The points, in the order a consumer's handling passes them (see
+//! `campus::services::messaging`):
+//!
+//! | point           | the consumer dies …                                                    |
+//! |-----------------|------------------------------------------------------------------------|
+//! | `BeforeCommit`  | with the delivery in hand, before its store commits anything           |
+//! | `BeforePublish` | after the store commit, before publishing the outcome (Inventory only)  |
+//! | `BeforeAck`     | after the publish, before the ack                                      |
+//!
+//! Consumers handle one delivery at a time here (prefetch 1), so "the delivery being handled"
+//! is the last one handed over.
+//!
+//! `--break auto-ack` lives here too: Inventory's deliveries are acknowledged as they are
+//! handed over (the `no_ack` consumer mode), so a crash loses the message in hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use campus::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
+use campus::transport::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::queue::SimQueue;
+
+/// Where in its handling a consumer dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoint {
+    /// The message received, nothing done with it.
+    BeforeCommit,
+    /// The store committed, the outcome not yet published.
+    BeforePublish,
+    /// The outcome published, the message not yet acknowledged (offsets not committed).
+    BeforeAck,
+}
+
+impl CrashPoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashPoint::BeforeCommit => "before the store commit",
+            CrashPoint::BeforePublish => "between commit and publish",
+            CrashPoint::BeforeAck => "between publish and ack",
+        }
+    }
+}
+
+/// The consumer of `queue` dies at `point` while handling its `delivery`-th delivery (1-based,
+/// counting redeliveries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueueCrash {
+    pub queue: QueueName,
+    pub delivery: u32,
+    pub point: CrashPoint,
+}
+
+/// What the wrapper saw: kept for the trace and the events-per-second figure.
+#[derive(Default)]
+struct Shared {
+    crashes: BTreeSet<QueueCrash>,
+    /// Deliveries handed over, per queue.
+    delivered: BTreeMap<QueueName, u32>,
+    /// (subscription, tag) → the delivery's number on its queue.
+    numbers: BTreeMap<(u64, u64), u32>,
+    /// Acknowledged by the wrapper on hand-over (`auto-ack`).
+    auto_acked: BTreeSet<(u64, u64)>,
+    /// Messages moved: publishes and deliveries.
+    events: u64,
+    trace: Vec<String>,
+}
+
+pub struct CrashingQueue {
+    inner: Arc<SimQueue>,
+    shared: Arc<Mutex<Shared>>,
+    /// One sender per queue whose consumer may crash: the harness listens.
+    crashed: BTreeMap<QueueName, flume::Sender<()>>,
+    auto_ack: bool,
+}
+
+impl CrashingQueue {
+    /// Wraps `inner`; a crash of the consumer of `queue` is announced on `crashed[queue]`.
+    pub fn new(
+        inner: Arc<SimQueue>,
+        crashes: impl IntoIterator<Item = QueueCrash>,
+        crashed: BTreeMap<QueueName, flume::Sender<()>>,
+        auto_ack: bool,
+    ) -> Self {
+        let shared = Shared { crashes: crashes.into_iter().collect(), ..Shared::default() };
+        CrashingQueue { inner, shared: Arc::new(Mutex::new(shared)), crashed, auto_ack }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("crash state lock")
+    }
+
+    /// Messages published and delivered so far.
+    pub fn events(&self) -> u64 {
+        self.lock().events
+    }
+
+    /// Adds a line to the trace (the harness's own steps: orders accepted, restarts).
+    pub fn note(&self, line: String) {
+        trace(&mut self.lock(), line);
+    }
+
+    /// Every message moved and every crash, with its virtual time, in order.
+    pub fn take_trace(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().trace)
+    }
+
+    /// If the consumer of `queue` must die at `point` of delivery `number`: announce it and
+    /// return true (the caller then waits forever; the harness aborts it).
+    fn crash_here(shared: &Mutex<Shared>, crashed: &BTreeMap<QueueName, flume::Sender<()>>, queue: QueueName, number: u32, point: CrashPoint) -> bool {
+        let mut s = shared.lock().expect("crash state lock");
+        if !s.crashes.remove(&QueueCrash { queue, delivery: number, point }) {
+            return false;
+        }
+        trace(&mut s, format!("CRASH {queue} consumer {} (delivery #{number})", point.as_str()));
+        drop(s);
+        if let Some(tx) = crashed.get(&queue) {
+            let _ = tx.send(());
+        }
+        true
+    }
+}
+
+fn trace(s: &mut Shared, line: String) {
+    let t = crate::world::now_ms();
+    s.trace.push(format!("{t:>7} ms  {line}"));
+}
+
+fn describe(body: &[u8]) -> String {
+    match campus::domain::Envelope::decode(body) {
+        Ok(event) => format!("{} {}", event.kind(), event.order_id()),
+        Err(e) => format!("malformed ({})", e.label()),
+    }
+}
+
+impl MessageQueue for CrashingQueue {
+    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            // Only Inventory publishes outcomes; it is handling its last delivery.
+            if route != Route::OrderPlaced {
+                let number = self.lock().delivered.get(&QueueName::InventoryInbox).copied().unwrap_or(0);
+                if Self::crash_here(&self.shared, &self.crashed, QueueName::InventoryInbox, number, CrashPoint::BeforePublish) {
+                    std::future::pending::<()>().await;
+                }
+            }
+            self.inner.publish(route, body.clone()).await?;
+            let mut s = self.lock();
+            s.events += 1;
+            trace(&mut s, format!("publish {}", describe(&body)));
+            Ok(())
+        })
+    }
+
+    fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {
+        Box::pin(async move {
+            let inner_sub = self.inner.consume(queue, prefetch).await?;
+            let id = inner_sub.id;
+            let (tx, rx) = flume::unbounded();
+            let (cancel, mut cancelled) = tokio::sync::oneshot::channel::<()>();
+            let (shared, crashed, inner, auto_ack) = (self.shared.clone(), self.crashed.clone(), self.inner.clone(), self.auto_ack);
+            // Hands deliveries over one by one, numbering them; ends (dropping the broker's
+            // subscription, so unacked deliveries return to the queue) when the consumer drops
+            // its subscription or crashes.
+            tokio::spawn(async move {
+                loop {
+                    let delivery = tokio::select! {
+                        _ = &mut cancelled => break,
+                        next = inner_sub.deliveries.recv_async() => match next { Ok(d) => d, Err(_) => break },
+                    };
+                    let number = {
+                        let mut s = shared.lock().expect("crash state lock");
+                        let n = s.delivered.entry(queue).or_default();
+                        *n += 1;
+                        let number = *n;
+                        s.numbers.insert((delivery.consumer, delivery.tag), number);
+                        s.events += 1;
+                        let again = if delivery.redelivered { " (redelivered)" } else { "" };
+                        trace(&mut s, format!("deliver #{number} on {queue}: {}{again}", describe(&delivery.body)));
+                        number
+                    };
+                    if auto_ack && queue == QueueName::InventoryInbox {
+                        if inner.ack(&delivery).await.is_err() {
+                            break;
+                        }
+                        shared.lock().expect("crash state lock").auto_acked.insert((delivery.consumer, delivery.tag));
+                    }
+                    if Self::crash_here(&shared, &crashed, queue, number, CrashPoint::BeforeCommit) {
+                        break;
+                    }
+                    if tx.send(delivery).is_err() {
+                        break;
+                    }
+                }
+                drop(inner_sub);
+            });
+            Ok(Subscription::new(id, rx, cancel))
+        })
+    }
+
+    fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        let delivery = delivery.clone();
+        Box::pin(async move {
+            let key = (delivery.consumer, delivery.tag);
+            let (number, auto_acked) = {
+                let s = self.lock();
+                (s.numbers.get(&key).copied(), s.auto_acked.contains(&key))
+            };
+            if let Some(number) = number {
+                if Self::crash_here(&self.shared, &self.crashed, delivery.queue, number, CrashPoint::BeforeAck) {
+                    std::future::pending::<()>().await;
+                }
+            }
+            if auto_acked {
+                return Ok(());
+            }
+            self.inner.ack(&delivery).await
+        })
+    }
+
+    fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
+        let delivery = delivery.clone();
+        Box::pin(async move {
+            if self.lock().auto_acked.contains(&(delivery.consumer, delivery.tag)) {
+                return Ok(());
+            }
+            self.inner.nack(&delivery, requeue).await
+        })
+    }
+
+    fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>> {
+        let (delivery, reason) = (delivery.clone(), reason.to_owned());
+        Box::pin(async move {
+            {
+                let mut s = self.lock();
+                trace(&mut s, format!("dead-letter {}: {reason}", describe(&delivery.body)));
+            }
+            if self.lock().auto_acked.contains(&(delivery.consumer, delivery.tag)) {
+                self.inner.put_dead_letter(delivery.body.clone(), &reason);
+                return Ok(());
+            }
+            self.inner.dead_letter(&delivery, &reason).await
+        })
+    }
+
+    fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
+        self.inner.depth(queue)
+    }
+}
