@@ -27,6 +27,10 @@ Parts built so far:
   B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison
   C  streaming-kafka  streaming over Kafka: 10,000 events, consumer lag under throttling, replay
 
+`campus-sim explore` checks each model's invariants against generated fault schedules
+(duplicates, crashes at any point, outages, malformed messages, resets) and shrinks a failure to
+a minimal schedule; `--break` shows the checker catching a broken design.
+
 --real-brokers needs RabbitMQ (part B) and Kafka (part C): `scripts/brokers.sh up` installs and
 starts both.";
 

@@ -160,3 +160,34 @@ fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
     let replay = std::fs::read_to_string(out_dir.join("streaming_kafka_replay.csv")).unwrap();
     assert!(replay.lines().skip(1).all(|l| l.ends_with(",true")), "{replay}");
 }
+
+#[test]
+fn explore_with_a_break_prints_a_shrunk_schedule_whose_replay_command_shows_the_failure() {
+    let out_dir = scratch_dir("explore");
+    let out = campus_sim().args(["explore", "--model", "async-rabbitmq", "--break", "dedup", "--cases", "64", "--out"]).arg(&out_dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "catching the break is the expected outcome:\n{stdout}");
+    for needle in ["shrunk to", "violated:", "simulated events/s"] {
+        assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
+    }
+    let summary = std::fs::read_to_string(out_dir.join("explore_summary.csv")).unwrap();
+    assert!(summary.starts_with("model,break,seed,cases_passed,runs,wall_s,runs_per_s,events,events_per_s"), "{summary}");
+    let replay = stdout.lines().find(|l| l.trim_start().starts_with("campus-sim explore")).expect("a replay command").trim();
+    let json = replay.split_once("--replay '").unwrap().1.trim_end_matches('\'');
+    let again = campus_sim()
+        .args(["explore", "--model", "async-rabbitmq", "--break", "dedup", "--seed", "2026", "--replay", json, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(again.stdout).unwrap();
+    assert!(!again.status.success(), "the replayed schedule still breaks the invariant:\n{shown}");
+    assert!(shown.contains("trace (virtual time):") && shown.contains("deliver #"), "{shown}");
+}
+
+#[test]
+fn explore_refuses_a_break_that_does_not_apply_to_the_model() {
+    let out = campus_sim().args(["explore", "--model", "sync-rest", "--break", "dedup", "--out"]).arg(scratch_dir("explore-bad")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--break dedup applies to async-rabbitmq and streaming-kafka, not to sync-rest"), "{err}");
+}

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -144,12 +144,16 @@ impl Exploration {
 }
 
 /// proptest's generator, seeded from the run's seed: the same seed generates the same schedules.
-fn runner(seed: u64, cases: u32) -> TestRunner {
+/// With `regressions`, proptest first re-runs the schedules recorded in that file (each by
+/// the generator state that produced it) and records any new failure there.
+fn runner(seed: u64, cases: u32, regressions: Option<&'static str>) -> TestRunner {
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
         chunk.copy_from_slice(&crate::rng::SimRng::new(seed).fork(&format!("explore/{i}")).next_u64().to_le_bytes());
     }
-    let config = ProptestConfig { cases, failure_persistence: None, max_shrink_iters: 4096, ..ProptestConfig::default() };
+    let failure_persistence = regressions
+        .map(|path| Box::new(FileFailurePersistence::Direct(path)) as Box<dyn proptest::test_runner::FailurePersistence>);
+    let config = ProptestConfig { cases, failure_persistence, max_shrink_iters: 4096, ..ProptestConfig::default() };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
@@ -159,14 +163,14 @@ pub fn replay_command(model: Model, broken: Option<Break>, seed: u64, json: &str
     format!("campus-sim explore --model {}{broken} --seed {seed} --replay '{json}'", model.name())
 }
 
-fn explore_schedules<S: Schedule>(model: Model, seed: u64, cases: u32, broken: Option<Break>) -> Exploration {
+fn explore_schedules<S: Schedule>(model: Model, seed: u64, cases: u32, broken: Option<Break>, regressions: Option<&'static str>) -> Exploration {
     let (runs, events) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     // Schedules that passed before the first failure (then proptest only shrinks).
     let (passed, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
     let started = Instant::now();
     let result = {
         let (runs, events, passed, failed) = (runs.clone(), events.clone(), passed.clone(), failed.clone());
-        runner(seed, cases).run(&S::strategy(), move |schedule| {
+        runner(seed, cases, regressions).run(&S::strategy(), move |schedule| {
             let outcome = schedule.run(seed, broken);
             runs.fetch_add(1, Ordering::Relaxed);
             events.fetch_add(outcome.events, Ordering::Relaxed);
@@ -216,10 +220,16 @@ fn explore_schedules<S: Schedule>(model: Model, seed: u64, cases: u32, broken: O
 /// Generates `cases` schedules for `model` from `seed`, runs each, and shrinks the first that
 /// breaks an invariant.
 pub fn explore(model: Model, seed: u64, cases: u32, broken: Option<Break>) -> Exploration {
+    explore_recording(model, seed, cases, broken, None)
+}
+
+/// [`explore`], re-running first the failures recorded in the proptest regression file
+/// `regressions` and recording new ones there (the test suite's files are committed).
+pub fn explore_recording(model: Model, seed: u64, cases: u32, broken: Option<Break>, regressions: Option<&'static str>) -> Exploration {
     match model {
-        Model::SyncRest => explore_schedules::<rest::Schedule>(model, seed, cases, broken),
-        Model::AsyncRabbitmq => explore_schedules::<rabbit::Schedule>(model, seed, cases, broken),
-        Model::StreamingKafka => explore_schedules::<stream::Schedule>(model, seed, cases, broken),
+        Model::SyncRest => explore_schedules::<rest::Schedule>(model, seed, cases, broken, regressions),
+        Model::AsyncRabbitmq => explore_schedules::<rabbit::Schedule>(model, seed, cases, broken, regressions),
+        Model::StreamingKafka => explore_schedules::<stream::Schedule>(model, seed, cases, broken, regressions),
     }
 }
 

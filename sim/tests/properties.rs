@@ -1,0 +1,131 @@
+//! The properties of the three models over generated fault schedules (`campus-sim explore`):
+//! 256 schedules per model keep every invariant; each `--break` is caught, and the shrunk
+//! counterexample is as small as the lesson it teaches; a schedule replays to the same trace.
+
+use campus_sim::explore::{self, rabbit, rest, stream, Break, Counterexample, Model, Schedule};
+use campus_sim::fault::queue::CrashPoint;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+
+const SEED: u64 = 2026;
+const CASES: u32 = 256;
+
+/// proptest's regression file of `model`'s property: generator states of schedules that once
+/// broke it, re-run before the new ones.
+fn regressions(model: Model) -> &'static str {
+    match model {
+        Model::SyncRest => concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/sync-rest.txt"),
+        Model::AsyncRabbitmq => concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/async-rabbitmq.txt"),
+        Model::StreamingKafka => concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/streaming-kafka.txt"),
+    }
+}
+
+fn holds(model: Model) {
+    let e = explore::explore_recording(model, SEED, CASES, None, Some(regressions(model)));
+    if let Some(c) = &e.counterexample {
+        panic!("{}: a schedule broke an invariant:\n{}{}\n{}", model.name(), c.schedule, c.violations.join("\n"), c.replay);
+    }
+    // The recorded regressions run first, then CASES new schedules.
+    assert!(e.cases >= CASES, "only {} schedules ran", e.cases);
+    println!("{}: {CASES} schedules, {:.0} schedules/s, {:.0} simulated events/s", model.name(), e.runs_per_s(), e.events_per_s());
+}
+
+fn caught(model: Model, broken: Break) -> Counterexample {
+    let e = explore::explore(model, SEED, CASES, Some(broken));
+    let c = e.counterexample.unwrap_or_else(|| panic!("{} schedules of {} never caught --break {}", e.cases, model.name(), broken.name()));
+    println!("{}\n{}\n{}", c.schedule, c.violations.join("\n"), c.replay);
+    c
+}
+
+#[test]
+fn every_sync_rest_schedule_answers_each_request_in_time_with_the_status_its_fault_calls_for() {
+    holds(Model::SyncRest);
+}
+
+#[test]
+fn every_async_rabbitmq_schedule_loses_no_order_reserves_none_twice_and_dead_letters_only_the_malformed() {
+    holds(Model::AsyncRabbitmq);
+}
+
+#[test]
+fn every_streaming_kafka_schedule_decides_each_order_once_and_replays_to_the_workloads_analytics() {
+    holds(Model::StreamingKafka);
+}
+
+#[test]
+fn without_dedup_one_order_delivered_twice_takes_stock_twice_on_the_queue() {
+    let c = caught(Model::AsyncRabbitmq, Break::Dedup);
+    let s: rabbit::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
+    assert!(
+        matches!(s.faults[0], rabbit::Fault::Duplicate { .. } | rabbit::Fault::Crash { point: CrashPoint::BeforePublish | CrashPoint::BeforeAck, .. }),
+        "the one fault delivers the order twice:\n{}",
+        c.schedule
+    );
+    assert!(c.violations.iter().any(|v| v.contains("stock fell by") || v.contains("more than once")), "{:?}", c.violations);
+}
+
+#[test]
+fn acking_on_receipt_loses_the_order_of_a_consumer_that_crashes() {
+    let c = caught(Model::AsyncRabbitmq, Break::AutoAck);
+    let s: rabbit::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
+    assert!(matches!(s.faults[0], rabbit::Fault::Crash { consumer: rabbit::Consumer::Inventory, .. }), "{}", c.schedule);
+    assert!(c.violations.iter().any(|v| v.contains("not in exactly one terminal state")), "{:?}", c.violations);
+}
+
+#[test]
+fn without_dedup_one_order_read_twice_takes_stock_twice_on_the_log() {
+    let c = caught(Model::StreamingKafka, Break::Dedup);
+    let s: stream::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
+    assert!(c.violations.iter().any(|v| v.contains("more than once")), "{:?}", c.violations);
+}
+
+#[test]
+fn committing_offsets_before_the_work_loses_the_order_of_a_consumer_that_crashes() {
+    let c = caught(Model::StreamingKafka, Break::CommitFirst);
+    let s: stream::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
+    assert!(matches!(s.faults[0], stream::Fault::Crash { consumer: stream::Consumer::Inventory, .. }), "{}", c.schedule);
+    assert!(c.violations.iter().any(|v| v.contains("inventory decided 0 of 1")), "{:?}", c.violations);
+}
+
+#[test]
+fn without_a_timeout_one_slow_inventory_call_breaks_the_answer_bound() {
+    let c = caught(Model::SyncRest, Break::NoTimeout);
+    let s: rest::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!(s.requests.len(), 1, "not minimal:\n{}", c.schedule);
+    assert!(
+        matches!(s.requests[0].inventory, rest::InventoryFault::Hang)
+            || matches!(s.requests[0].inventory, rest::InventoryFault::Delay { ms } if ms > s.timeout_ms),
+        "{}",
+        c.schedule
+    );
+    assert!(c.violations.iter().any(|v| v.contains("beyond its") || v.contains("no answer")), "{:?}", c.violations);
+}
+
+/// A few schedules of `S`, drawn with proptest's fixed-seed runner.
+fn samples<S: Schedule>(n: usize) -> Vec<S> {
+    let mut runner = TestRunner::deterministic();
+    (0..n).map(|_| S::strategy().new_tree(&mut runner).unwrap().current()).collect()
+}
+
+fn replays_identically<S: Schedule>() {
+    let schedules = samples::<S>(20);
+    let mut differs_with_another_seed = false;
+    for s in &schedules {
+        let (a, b) = (s.run(SEED, None), s.run(SEED, None));
+        assert!(!a.trace.is_empty(), "a run leaves a trace");
+        assert_eq!(a, b, "the same seed ran differently:\n{s}");
+        differs_with_another_seed |= s.run(SEED + 1, None).trace != a.trace;
+    }
+    assert!(differs_with_another_seed, "the seed should reach the simulated latencies, hence the traces");
+}
+
+#[test]
+fn the_same_seed_replays_a_schedule_to_the_same_trace_in_every_model() {
+    replays_identically::<rest::Schedule>();
+    replays_identically::<rabbit::Schedule>();
+    replays_identically::<stream::Schedule>();
+}
