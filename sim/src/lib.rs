@@ -7,7 +7,7 @@
 //! - [`sync_rest`]: Part A's experiments, in the simulation or over real processes ([`real`]).
 //! - [`checker`]: the invariants every run is checked against.
 //! - [`explore`]: property tests over generated fault schedules, with shrinking (`campus-sim explore`).
-//! - [`report`]: CSV files and `report.md`.
+//! - [`report`]: CSV files and `report.md`; [`plot`]: its SVG figures.
 //! - [`serve`], [`cli`]: `campus-sim serve …` and the command line.
 
 pub mod async_rabbitmq;
@@ -17,6 +17,7 @@ pub mod explore;
 pub mod fault;
 pub mod log;
 pub mod net;
+pub mod plot;
 pub mod queue;
 pub mod real;
 pub mod report;

@@ -221,6 +221,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
             _ => {}
         }
     }
+    text.push_str(&crate::plot::async_rabbitmq_figures(out, mode.as_str())?);
     text.push_str(&format!("\n{STRATEGY}\n\n### Checks\n\n"));
     if violations.is_empty() {
         text.push_str(

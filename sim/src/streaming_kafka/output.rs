@@ -223,6 +223,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
             metrics.per_minute.len()
         ));
     }
+    text.push_str(&crate::plot::streaming_kafka_figures(out, mode.as_str())?);
     text.push_str("\n### Checks\n\n");
     if violations.is_empty() {
         text.push_str("All passed: replay equal, orders per minute equal to the workload, every event answered by Inventory, no stock taken twice, the lag rose under throttling and returned to 0.\n");

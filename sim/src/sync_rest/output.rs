@@ -144,6 +144,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, summaries: &[Summar
     for finding in findings(config, summaries) {
         text.push_str(&format!("- {finding}\n"));
     }
+    text.push_str(&crate::plot::sync_rest_figures(out, mode.as_str())?);
     text.push_str("\n### Checks\n\n");
     if violations.is_empty() {
         text.push_str(

@@ -1,0 +1,395 @@
+//! The report's figures, as SVG written straight from Rust: line charts with axes, ticks, a
+//! legend and shaded spans — all these figures need. (A plotting crate would pull in a font
+//! stack to measure text; an SVG viewer lays text out itself.)
+//!
+//! Each figure is drawn from the CSV files of `out/`, per mode, so the figures always show
+//! exactly the rows the tables were computed from:
+//!
+//! | file | from | shows |
+//! |---|---|---|
+//! | `sync_rest_latency_<mode>.svg` | `sync_rest_requests.csv` | latency distribution (share of requests answered within x ms, log x) per experiment |
+//! | `async_rabbitmq_backlog_<mode>.svg` | `async_rabbitmq_backlog.csv` | Inventory's queue depth, orders accepted and notified over time, the down window shaded |
+//! | `streaming_kafka_lag_<mode>.svg` | `streaming_kafka_lag.csv` | Analytics' lag per topic over time under throttling |
+//! | `streaming_kafka_replay_<mode>.svg` | `streaming_kafka_replay.csv` | orders per minute of event time, before and after the replay |
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+const WIDTH: f64 = 860.0;
+const HEIGHT: f64 = 460.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 30.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 60.0;
+const PALETTE: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+    /// Draw a marker at each point (and no line).
+    pub markers: bool,
+}
+
+impl Series {
+    pub fn line(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { name: name.into(), points, dashed: false, markers: false }
+    }
+}
+
+/// A line chart.
+#[derive(Debug, Clone, Default)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Logarithmic x axis (positive values only).
+    pub x_log: bool,
+    pub series: Vec<Series>,
+    /// Spans of x to shade, with a label.
+    pub shaded: Vec<(f64, f64, String)>,
+    /// The top of the y axis, when it has a natural one (100 %).
+    pub y_max: Option<f64>,
+    /// Legend in the top-left corner (where the lines are not) instead of the top-right.
+    pub legend_left: bool,
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Round tick steps (1, 2, 5 × 10^k) giving about `n` ticks over `lo..hi`.
+fn linear_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let span = (hi - lo).max(f64::EPSILON);
+    let raw = span / n as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    let mut ticks = Vec::new();
+    let mut t = (lo / step).ceil() * step;
+    while t <= hi + step * 1e-9 {
+        ticks.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
+        t += step;
+    }
+    ticks
+}
+
+fn label(value: f64) -> String {
+    if value.abs() >= 1000.0 && (value / 1000.0).fract() == 0.0 {
+        format!("{}k", value / 1000.0)
+    } else if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+impl Chart {
+    fn bounds(&self) -> ((f64, f64), (f64, f64)) {
+        let xs = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(self.shaded.iter().flat_map(|s| [s.0, s.1]));
+        let ys = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+        let (mut x0, mut x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+        let y1 = ys.fold(0f64, f64::max);
+        if !x0.is_finite() {
+            (x0, x1) = (0.0, 1.0);
+        }
+        if self.x_log {
+            x0 = 10f64.powf(x0.max(1e-3).log10().floor());
+            x1 = 10f64.powf(x1.max(x0 * 10.0).log10().ceil());
+        } else if x1 <= x0 {
+            x1 = x0 + 1.0;
+        } else if x0 > 0.0 && x0 < (x1 - x0) * 0.1 {
+            x0 = 0.0;
+        }
+        // The top of the y axis: the first round tick at or above the highest value + 5 %.
+        let y1 = if let Some(top) = self.y_max {
+            top
+        } else if y1 <= 0.0 {
+            1.0
+        } else {
+            let ticks = linear_ticks(0.0, y1 * 1.05, 6);
+            let step = if ticks.len() > 1 { ticks[1] - ticks[0] } else { y1 * 1.05 };
+            (y1 * 1.05 / step).ceil() * step
+        };
+        ((x0, x1), (0.0, y1))
+    }
+
+    /// The chart as an SVG document.
+    pub fn svg(&self) -> String {
+        let ((x0, x1), (y0, y1)) = self.bounds();
+        let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+        let sx = |x: f64| {
+            let f = if self.x_log { (x.max(x0).log10() - x0.log10()) / (x1.log10() - x0.log10()) } else { (x - x0) / (x1 - x0) };
+            LEFT + f * plot_w
+        };
+        let sy = |y: f64| TOP + plot_h - (y - y0) / (y1 - y0) * plot_h;
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(svg, r#"<text x="{}" y="28" font-size="16" text-anchor="middle">{}</text>"#, WIDTH / 2.0, escape(&self.title));
+        for (a, b, text) in &self.shaded {
+            let (xa, xb) = (sx(*a), sx(*b));
+            let _ = writeln!(svg, r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12"/>"##, (xb - xa).max(1.0));
+            let _ = writeln!(svg, r##"<text x="{:.1}" y="{}" fill="#a01010" text-anchor="middle">{}</text>"##, (xa + xb) / 2.0, TOP + plot_h - 8.0, escape(text));
+        }
+        // Grid and ticks.
+        for t in linear_ticks(y0, y1, 6) {
+            let y = sy(t);
+            let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#e0e0e0"/>"##, LEFT + plot_w);
+            let _ = writeln!(svg, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, label(t));
+        }
+        let x_ticks: Vec<f64> = if self.x_log {
+            let mut ticks = Vec::new();
+            let mut decade = x0;
+            while decade <= x1 * 1.0001 {
+                ticks.extend([decade, decade * 2.0, decade * 5.0].into_iter().filter(|t| *t <= x1 * 1.0001));
+                decade *= 10.0;
+            }
+            ticks
+        } else {
+            linear_ticks(x0, x1, 8)
+        };
+        for t in x_ticks {
+            let x = sx(t);
+            let _ = writeln!(svg, r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{}" stroke="#f0f0f0"/>"##, TOP + plot_h);
+            let _ = writeln!(svg, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#, TOP + plot_h + 18.0, label(t));
+        }
+        let _ = writeln!(svg, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##);
+        let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, LEFT + plot_w / 2.0, HEIGHT - 16.0, escape(&self.x_label));
+        let _ = writeln!(
+            svg,
+            r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
+            TOP + plot_h / 2.0,
+            TOP + plot_h / 2.0,
+            escape(&self.y_label)
+        );
+        // Series, then the legend.
+        for (i, s) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            if s.markers {
+                for (x, y) in &s.points {
+                    let _ = writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="none" stroke="{color}"/>"#, sx(*x), sy(*y));
+                }
+            } else if !s.points.is_empty() {
+                let path: Vec<String> = s.points.iter().map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y))).collect();
+                let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+                let _ = writeln!(svg, r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>"#, path.join(" "));
+            }
+        }
+        // About 7 px per character at 12 px sans-serif.
+        let legend_w = self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64 * 7.0 + 44.0;
+        let lx = if self.legend_left { LEFT + 18.0 } else { LEFT + plot_w - legend_w - 4.0 };
+        let mut ly = TOP + 30.0;
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{}" y="{}" width="{legend_w:.0}" height="{}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
+            lx - 8.0,
+            ly - 14.0,
+            self.series.len() as f64 * 18.0 + 8.0
+        );
+        for (i, s) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            if s.markers {
+                let _ = writeln!(svg, r#"<circle cx="{}" cy="{}" r="3" fill="none" stroke="{color}"/>"#, lx + 10.0, ly - 4.0);
+            } else {
+                let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+                let _ = writeln!(svg, r#"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="2"{dash}/>"#, ly - 4.0, lx + 20.0, ly - 4.0);
+            }
+            let _ = writeln!(svg, r#"<text x="{}" y="{ly}">{}</text>"#, lx + 26.0, escape(&s.name));
+            ly += 18.0;
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+/// Reads a CSV of `out/` into rows keyed by column name.
+fn rows(path: &Path) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+    reader
+        .records()
+        .map(|r| Ok(header.iter().cloned().zip(r?.iter().map(str::to_owned)).collect()))
+        .collect()
+}
+
+fn num(row: &BTreeMap<String, String>, column: &str) -> f64 {
+    row.get(column).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+}
+
+/// Writes the chart as `out/name` unless it has nothing to show; returns the file's name.
+fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<String>> {
+    if chart.series.iter().all(|s| s.points.is_empty()) {
+        return Ok(None);
+    }
+    let path = out.join(&name);
+    std::fs::write(&path, chart.svg()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Some(name))
+}
+
+/// A report's "Figures" subsection linking the figures drawn.
+fn figures(drawn: Vec<(Option<String>, &str)>) -> String {
+    let lines: Vec<String> = drawn.into_iter().filter_map(|(name, caption)| name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n})\n"))).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\n### Figures\n\n{}", lines.join("\n"))
+}
+
+/// Draws Part A's figures for `mode`; returns the report's Figures subsection.
+pub fn sync_rest_figures(out: &Path, mode: &str) -> anyhow::Result<String> {
+    Ok(figures(vec![(sync_rest(out, mode)?, "Latency distribution per experiment: share of requests answered within x ms")]))
+}
+
+/// Draws Part B's figures for `mode`.
+pub fn async_rabbitmq_figures(out: &Path, mode: &str) -> anyhow::Result<String> {
+    Ok(figures(vec![(async_rabbitmq(out, mode)?, "Backlog during the outage (Inventory's down window shaded)")]))
+}
+
+/// Draws Part C's figures for `mode`.
+pub fn streaming_kafka_figures(out: &Path, mode: &str) -> anyhow::Result<String> {
+    Ok(figures(vec![
+        (streaming_kafka_lag(out, mode)?, "Analytics' consumer lag under throttling"),
+        (streaming_kafka_replay(out, mode)?, "Orders per minute of event time, before and after the replay"),
+    ]))
+}
+
+/// Part A: the share of requests answered within x ms, per experiment (log x).
+pub fn sync_rest(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
+    let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for row in rows(&out.join("sync_rest_requests.csv"))?.into_iter().filter(|r| r["mode"] == mode) {
+        latencies.entry(row["experiment"].clone()).or_default().push(num(&row, "latency_ms").max(0.1));
+    }
+    let order = ["baseline", "delay", "timeout", "failure-down", "failure-5xx"];
+    let mut names: Vec<String> = latencies.keys().cloned().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
+    let series = names
+        .into_iter()
+        .map(|name| {
+            let mut v = latencies.remove(&name).unwrap_or_default();
+            v.sort_by(f64::total_cmp);
+            let n = v.len() as f64;
+            let points = v.iter().enumerate().map(|(i, x)| (*x, (i + 1) as f64 / n * 100.0)).collect();
+            Series::line(name, points)
+        })
+        .collect();
+    let chart = Chart {
+        title: format!("Part A ({mode}): order latency distribution per experiment"),
+        x_label: "latency of POST /order (ms, log scale)".into(),
+        y_label: "% of requests answered within x".into(),
+        x_log: true,
+        series,
+        y_max: Some(100.0),
+        legend_left: true,
+        ..Chart::default()
+    };
+    write(out, format!("sync_rest_latency_{mode}.svg"), &chart)
+}
+
+/// Part B: Inventory's queue depth, orders accepted and notified, the down window shaded.
+pub fn async_rabbitmq(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
+    let samples: Vec<_> = rows(&out.join("async_rabbitmq_backlog.csv"))?.into_iter().filter(|r| r["mode"] == mode).collect();
+    let series = |name: &str, column: &str| Series::line(name, samples.iter().map(|r| (num(r, "t_s"), num(r, column))).collect());
+    let down: Vec<f64> = samples.iter().filter(|r| r["inventory_up"] == "0").map(|r| num(r, "t_s")).collect();
+    let shaded = match (down.first(), down.last()) {
+        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "Inventory down".to_owned())],
+        _ => Vec::new(),
+    };
+    let chart = Chart {
+        title: format!("Part B ({mode}): backlog during the Inventory outage"),
+        x_label: "time since the first order (s)".into(),
+        y_label: "messages / orders".into(),
+        x_log: false,
+        series: vec![
+            series("OrderPlaced waiting in Inventory's queue", "queue_depth"),
+            series("orders accepted (202)", "accepted"),
+            series("orders notified", "notified"),
+        ],
+        shaded,
+        legend_left: true,
+        ..Chart::default()
+    };
+    write(out, format!("async_rabbitmq_backlog_{mode}.svg"), &chart)
+}
+
+/// Part C: the Analytics group's lag per topic (summed over partitions) over time.
+pub fn streaming_kafka_lag(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
+    let mut per_topic: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+    for row in rows(&out.join("streaming_kafka_lag.csv"))?.into_iter().filter(|r| r["mode"] == mode) {
+        let t = (num(&row, "t_s") * 1000.0).round() as u64;
+        *per_topic.entry(row["topic"].clone()).or_default().entry(t).or_default() += num(&row, "lag");
+    }
+    let total: BTreeMap<u64, f64> = per_topic.values().flat_map(|m| m.iter()).fold(BTreeMap::new(), |mut acc, (t, v)| {
+        *acc.entry(*t).or_default() += v;
+        acc
+    });
+    let to_points = |m: &BTreeMap<u64, f64>| m.iter().map(|(t, v)| (*t as f64 / 1000.0, *v)).collect::<Vec<_>>();
+    let mut series = vec![Series::line("total lag (both topics)", to_points(&total))];
+    series.extend(per_topic.iter().map(|(topic, m)| Series { dashed: true, ..Series::line(format!("{topic}"), to_points(m)) }));
+    let chart = Chart {
+        title: format!("Part C ({mode}): Analytics consumer lag under throttling"),
+        x_label: "time since the producer started (s)".into(),
+        y_label: "records not yet consumed".into(),
+        x_log: false,
+        series,
+        ..Chart::default()
+    };
+    write(out, format!("streaming_kafka_lag_{mode}.svg"), &chart)
+}
+
+/// Part C: orders per minute of event time before and after the replay.
+pub fn streaming_kafka_replay(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for row in rows(&out.join("streaming_kafka_replay.csv"))?.into_iter().filter(|r| r["mode"] == mode) {
+        let Some(minute) = row["metric"].strip_prefix("orders[").and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok()) else {
+            continue;
+        };
+        before.push((minute, num(&row, "before")));
+        after.push((minute, num(&row, "after")));
+    }
+    before.sort_by(|a, b| a.0.total_cmp(&b.0));
+    after.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let chart = Chart {
+        title: format!("Part C ({mode}): orders per minute, before and after the replay"),
+        x_label: "minute of event time".into(),
+        y_label: "orders".into(),
+        x_log: false,
+        series: vec![Series::line("before the replay", before), Series { markers: true, ..Series::line("after the replay", after) }],
+        ..Chart::default()
+    };
+    write(out, format!("streaming_kafka_replay_{mode}.svg"), &chart)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(linear_ticks(0.0, 1000.0, 5), vec![0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]);
+        assert_eq!(linear_ticks(0.0, 7.0, 6), vec![0.0, 2.0, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn a_chart_draws_each_series_and_the_shaded_span() {
+        let chart = Chart {
+            title: "t <1>".into(),
+            series: vec![Series::line("a", vec![(0.0, 1.0), (1.0, 2.0)]), Series { markers: true, ..Series::line("b", vec![(0.5, 1.0)]) }],
+            shaded: vec![(0.2, 0.4, "down".into())],
+            ..Chart::default()
+        };
+        let svg = chart.svg();
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert_eq!(svg.matches("<circle").count(), 2, "one marker, one legend marker");
+        assert!(svg.contains("t &lt;1&gt;") && svg.contains(">down</text>"));
+    }
+}
