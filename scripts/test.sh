@@ -2,12 +2,12 @@
 # The one test command (README, .ci/run):
 #   1. start the real brokers (installs them on a new machine; see scripts/brokers.sh),
 #   2. run every test of the workspace: simulation specs, real-socket and real-process tests,
-#   3. run the graded experiments for real and check their invariants (a run exits non-zero if
-#      any check fails): Part A over separate processes and loopback sockets, Part B over
-#      separate processes and the real RabbitMQ, with a 5 s outage instead of 60 s to keep CI
-#      short (`cargo run --release -- async-rabbitmq --real-brokers` runs the full 60 s), and
-#      Part C against the real Kafka with the assignment's 10,000 events.
-# Safe to re-run. Output of step 3 goes to target/test-out/, not to out/.
+#   3. the graded run, as a student runs it, in the simulation and then for real (Part A over
+#      separate processes and loopback sockets, Part B over processes and the real RabbitMQ
+#      with the full 60 s outage, Part C against the real Kafka with 10,000 events); each run
+#      exits non-zero if any invariant check fails,
+#   4. check that the report holds all six sections and that every figure was drawn.
+# Safe to re-run. Output of steps 3-4 goes to target/test-out/, not to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +19,28 @@ scripts/brokers.sh up
 step "cargo test (release)"
 cargo test --release --workspace --locked
 
-step "Part A, real processes and sockets"
-cargo run --release --locked --quiet -- sync-rest --real-brokers --out target/test-out
+rm -rf target/test-out
 
-step "Part B, real processes and RabbitMQ (5 s outage)"
-cargo run --release --locked --quiet -- async-rabbitmq --real-brokers --down-for 5 --out target/test-out
+step "graded run, simulation"
+cargo run --release --locked --quiet -- --out target/test-out
 
-step "Part C, real Kafka (10,000 events)"
-cargo run --release --locked --quiet -- streaming-kafka --real-brokers --out target/test-out
+step "graded run, real processes and brokers (60 s outage included)"
+cargo run --release --locked --quiet -- --real-brokers --out target/test-out
+
+step "report and figures"
+for part in sync-rest async-rabbitmq streaming-kafka; do
+  for mode in sim real; do
+    grep -q -- "<!-- begin $part/$mode -->" target/test-out/report.md || { echo "report.md lacks $part/$mode"; exit 1; }
+  done
+done
+for mode in sim real; do
+  for figure in sync_rest_latency async_rabbitmq_backlog streaming_kafka_lag streaming_kafka_replay; do
+    file="target/test-out/${figure}_${mode}.svg"
+    grep -q "<polyline\|<circle" "$file" || { echo "$file is missing or draws nothing"; exit 1; }
+    grep -q "(${figure}_${mode}.svg)" target/test-out/report.md || { echo "report.md does not show $file"; exit 1; }
+  done
+done
+if grep -q "FAILED" target/test-out/report.md; then echo "report.md records failed checks"; exit 1; fi
+echo "report.md: 6 sections, 8 figures, every check passed"
 
 step "done"

@@ -16,13 +16,13 @@ Notification) over different communication models and measures how each behaves 
 const LONG_ABOUT: &str = "A lab that runs one campus food-ordering workflow (Order → Inventory → \
 Notification) over different communication models and measures how each behaves under faults.
 
-Without a subcommand, runs every part built so far with the assignment's parameters and writes \
-out/ (CSV files and report.md). By default everything runs in a deterministic simulation: every \
+Without a subcommand, runs the graded run — parts A, B and C with the assignment's parameters — \
+and writes out/ (CSV files, report.md and SVG figures). By default everything runs in a deterministic simulation: every \
 service is a task of one process, the network is in memory and time is virtual, so a 2 s delay \
 costs no wall time and one --seed reproduces a run byte for byte. With --real-brokers the same \
 service code runs as separate processes over real sockets.
 
-Parts built so far:
+The parts:
   A  sync-rest        synchronous REST: baseline, 2 s delay, timeout, failure
   B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison
   C  streaming-kafka  streaming over Kafka: 10,000 events, consumer lag under throttling, replay
@@ -318,6 +318,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             // Every part runs even if an earlier one fails its checks; the failures are
             // reported together at the end.
             let (rabbit, kafka) = (AsyncRabbitmqArgs::default(), StreamingKafkaArgs::default());
+            if mode == Mode::Real {
+                preflight(&rabbit.amqp_url, &kafka.bootstrap_servers)?;
+            }
             let results = [
                 ("Part A", run_sync_rest(&cli.out, mode, &SyncRestArgs::default().config(cli.seed))),
                 ("Part B", run_async_rabbitmq(&cli.out, mode, &rabbit.config(cli.seed), &rabbit.amqp_url)),
@@ -517,4 +520,50 @@ fn write_explore_summary(path: &std::path::Path, rows: &[explore::Exploration]) 
     }
     w.flush()?;
     Ok(())
+}
+
+/// `host:port` of an AMQP URL (`amqp://user:pass@host:port/vhost`; port 5672 if not given).
+fn amqp_address(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    if host_port.contains(':') { host_port.to_owned() } else { format!("{host_port}:5672") }
+}
+
+/// The graded run against real brokers checks both are reachable before it starts Part A, and
+/// says how to start them if not.
+fn preflight(amqp_url: &str, bootstrap: &str) -> anyhow::Result<()> {
+    let kafka = bootstrap.split(',').next().unwrap_or(bootstrap).trim().to_owned();
+    let mut missing = Vec::new();
+    for (name, address, variable) in [("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka, "KAFKA_BOOTSTRAP_SERVERS")] {
+        use std::net::ToSocketAddrs;
+        let reachable = address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+        if !reachable {
+            missing.push(format!("{name} is not reachable at {address} (set {variable} to use another)"));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--real-brokers needs RabbitMQ and Kafka:\n  {}\nStart both on this machine with `scripts/brokers.sh up` (installs them if needed), \
+         or run the services with Docker: see compose/ in the README.",
+        missing.join("\n  ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::amqp_address;
+
+    #[test]
+    fn the_broker_address_is_read_from_an_amqp_url() {
+        assert_eq!(amqp_address("amqp://guest:guest@127.0.0.1:5672/%2f"), "127.0.0.1:5672");
+        assert_eq!(amqp_address("amqp://rabbitmq/%2f"), "rabbitmq:5672");
+        assert_eq!(amqp_address("amqp://u:p@host:5673"), "host:5673");
+    }
 }

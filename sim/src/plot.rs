@@ -334,7 +334,7 @@ pub fn streaming_kafka_lag(out: &Path, mode: &str) -> anyhow::Result<Option<Stri
     });
     let to_points = |m: &BTreeMap<u64, f64>| m.iter().map(|(t, v)| (*t as f64 / 1000.0, *v)).collect::<Vec<_>>();
     let mut series = vec![Series::line("total lag (both topics)", to_points(&total))];
-    series.extend(per_topic.iter().map(|(topic, m)| Series { dashed: true, ..Series::line(format!("{topic}"), to_points(m)) }));
+    series.extend(per_topic.iter().map(|(topic, m)| Series { dashed: true, ..Series::line(topic.clone(), to_points(m)) }));
     let chart = Chart {
         title: format!("Part C ({mode}): Analytics consumer lag under throttling"),
         x_label: "time since the producer started (s)".into(),

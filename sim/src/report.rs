@@ -67,7 +67,59 @@ const PREAMBLE: &str = "# campus-sim report\n\n\
 Written by `campus-sim`. Each section below is rewritten by the run that measured it and names \
 its seed and mode; `sim` numbers come from the deterministic simulation (virtual time), `real` \
 numbers from real processes, sockets and brokers on this machine. The CSV files next to this \
-report hold every row behind every table.\n";
+report hold every row behind every table; the figures are drawn from them.\n";
+
+/// The header: what wrote the report, where and when, and the sections it holds.
+fn header(sections: &[(String, String)]) -> String {
+    let mut text = String::from(PREAMBLE);
+    text.push_str(&format!(
+        "\n| | |\n|---|---|\n| last written | {} |\n| by | campus-sim {} (librdkafka {}, lapin 4) |\n| machine | {} |\n",
+        utc_now(),
+        env!("CARGO_PKG_VERSION"),
+        campus::transport::kafka::client_version(),
+        machine()
+    ));
+    if !sections.is_empty() {
+        text.push_str("\nContents (in the assignment's order; each part in simulation, then real):\n\n");
+        for (key, body) in sections {
+            let title = body.lines().find(|l| l.starts_with("## ")).map_or(key.as_str(), |l| l.trim_start_matches("## "));
+            let seed = body.split("Seed ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()).unwrap_or("?");
+            text.push_str(&format!("- {title} — seed {seed}\n"));
+        }
+    }
+    text
+}
+
+/// Cores, memory and operating system of this machine.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or("? GiB".to_owned(), |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0));
+    let os = fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|r| r.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned())))
+        .unwrap_or_else(|| std::env::consts::OS.to_owned());
+    format!("{cores} cores, {memory} RAM, {os} ({})", std::env::consts::ARCH)
+}
+
+/// The current time in UTC, `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
 
 /// Replaces (or adds) the section `key` of `out/report.md`, keeping the others.
 pub fn update_report(out: &Path, key: &str, body: &str) -> anyhow::Result<()> {
@@ -77,7 +129,7 @@ pub fn update_report(out: &Path, key: &str, body: &str) -> anyhow::Result<()> {
     sections.retain(|(k, _)| k != key);
     sections.push((key.to_owned(), body.trim_end().to_owned()));
     sections.sort_by_key(|(k, _)| SECTION_ORDER.iter().position(|s| s == k).unwrap_or(SECTION_ORDER.len()));
-    let mut text = String::from(PREAMBLE);
+    let mut text = header(&sections);
     for (k, body) in sections {
         text.push_str(&format!("\n<!-- begin {k} -->\n{body}\n<!-- end {k} -->\n"));
     }
@@ -141,8 +193,15 @@ mod tests {
     }
 
     #[test]
+    fn the_date_is_a_plausible_utc_time() {
+        let now = utc_now();
+        assert!(now.ends_with(" UTC") && now.len() == "2026-11-24 10:43 UTC".len(), "{now}");
+        assert!(now.as_str() > "2025-", "{now}");
+    }
+
+    #[test]
     fn a_report_section_is_replaced_and_the_others_are_kept() {
-        let text = format!("{PREAMBLE}\n<!-- begin sync-rest/real -->\nR\n<!-- end sync-rest/real -->\n<!-- begin sync-rest/sim -->\nold\n<!-- end sync-rest/sim -->\n");
+        let text = format!("{}\n<!-- begin sync-rest/real -->\nR\n<!-- end sync-rest/real -->\n<!-- begin sync-rest/sim -->\nold\n<!-- end sync-rest/sim -->\n", header(&[]));
         let sections = parse_sections(&text);
         assert_eq!(sections, vec![("sync-rest/real".into(), "R".into()), ("sync-rest/sim".into(), "old".into())]);
     }

@@ -200,6 +200,11 @@ fn delivered<Canceled>(result: Result<rdkafka::producer::future_producer::OwnedD
     }
 }
 
+/// The version of librdkafka this build links.
+pub fn client_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}
+
 /// A partition's (low, high) watermarks. Right after a topic is created (or a leader moves)
 /// the broker may answer "not leader" or "leader not available" for a moment although the
 /// metadata already names a leader: such answers are retried for up to `REQUEST_TIMEOUT`.

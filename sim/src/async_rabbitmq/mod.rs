@@ -311,6 +311,7 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
     let mut tick = tokio::time::interval_at(t0, Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
+    let mut live = crate::Progress::new("outage");
     let deadline = total + config.settle_within;
     let placed = loop {
         tick.tick().await;
@@ -332,21 +333,24 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
             crate::progress(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
         }
         let done = load.is_finished() && up_ms.is_some() && settled(&s, s.accepted);
+        live.update(|| {
+            let phase = if up_ms.is_some() { "draining" } else if down_ms.is_some() { "Inventory down" } else { "Inventory up" };
+            format!(
+                "t={:>3} s of ≈{} s ({phase}): queue depth {}, accepted {}, reserved {}, notified {}",
+                s.t_ms / 1000,
+                total.as_secs(),
+                s.queue_depth,
+                s.accepted,
+                s.reserved,
+                s.notified
+            )
+        });
         if ticks % 4 == 0 || done {
-            if ticks % 20 == 0 {
-                crate::progress(&format!(
-                    "outage: t={:>3} s depth={} accepted={} reserved={} notified={}",
-                    s.t_ms / 1000,
-                    s.queue_depth,
-                    s.accepted,
-                    s.reserved,
-                    s.notified
-                ));
-            }
             samples.push(s.clone());
         }
         ticks += 1;
         if done {
+            live.finish(&format!("settled at {:.1} s: every order decided and notified", s.t_ms as f64 / 1e3));
             break load.await.expect("the load task panicked");
         }
         if now > deadline {

@@ -321,6 +321,7 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], r
     let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut produced_at = None;
+    let mut live = crate::Progress::new("lag");
     loop {
         tick.tick().await;
         let samples = lag_of(log.as_ref(), "analytics", t0).await?;
@@ -331,11 +332,13 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], r
         if produced_at.is_none() && producer.is_finished() {
             produced_at = Some(t);
         }
-        if t.as_secs() % 10 == 0 {
-            crate::progress(&format!("lag: t={:>3} s total analytics lag {total}", t.as_secs()));
-        }
+        live.update(|| {
+            let phase = if produced_at.is_some() { "catching up" } else { "producing" };
+            format!("t={:>3} s ({phase}): analytics lag {total} records (peak {})", t.as_secs(), run.peak_lag)
+        });
         if produced_at.is_some() && total == 0 && caught_up(log.as_ref(), "analytics", events.len()).await? {
             run.catch_up = produced_at.map(|p| t.saturating_sub(p));
+            live.finish(&format!("caught up at {} s (peak lag {})", t.as_secs(), run.peak_lag));
             break;
         }
         if t > config.settle_within {
