@@ -69,8 +69,31 @@ pub enum Command {
     /// invariants, and shrink a failing schedule to a minimal one with the command that replays
     /// it. --break switches a safeguard off to watch the checker catch the broken design.
     Explore(ExploreArgs),
+    /// Benchmarks: each model's cost next to the floor of its transport on this machine (a
+    /// bare HTTP hop, raw lapin, Kafka's own perf tools), and the simulation's speed. Writes
+    /// bench.csv and a report section. --model sim needs no broker; the others need
+    /// --real-brokers.
+    Bench(BenchArgs),
     /// Run one service as its own process (what --real-brokers starts, and what compose runs).
     Serve(ServeArgs),
+}
+
+/// `campus-sim bench …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure: sync-rest, async-rabbitmq, streaming-kafka (each needs --real-brokers),
+    /// sim (the simulation's speed), or all (sim, plus the others with --real-brokers).
+    #[arg(long, value_enum, default_value = "all")]
+    pub model: crate::bench::Which,
+    /// Measured rounds per case, after one warm-up round (medians and spread are reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// The RabbitMQ used with --real-brokers.
+    #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// The Kafka used with --real-brokers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
 }
 
 /// `campus-sim explore …`
@@ -290,6 +313,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mode = if cli.real_brokers { Mode::Real } else { Mode::Sim };
     match cli.command {
         Some(Command::Serve(args)) => multi_thread()?.block_on(crate::serve::run(args)),
+        Some(Command::Bench(args)) => {
+            if args.repeats == 0 {
+                anyhow::bail!("--repeats must be at least 1");
+            }
+            prepare_out(&cli.out)?;
+            println!("campus-sim bench: {}; out={}", crate::report::machine(), cli.out.display());
+            crate::bench::run(&cli.out, args.model, cli.real_brokers, args.repeats, &args.amqp_url, &args.bootstrap_servers)?;
+            println!("written: {}", cli.out.join("bench.csv").display());
+            Ok(())
+        }
         Some(Command::Explore(args)) => {
             if cli.real_brokers {
                 anyhow::bail!("explore runs in the simulation only: a property needs hundreds of runs in virtual time");

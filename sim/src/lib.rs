@@ -8,9 +8,11 @@
 //! - [`checker`]: the invariants every run is checked against.
 //! - [`explore`]: property tests over generated fault schedules, with shrinking (`campus-sim explore`).
 //! - [`report`]: CSV files and `report.md`; [`plot`]: its SVG figures.
+//! - [`bench`]: our code next to the transports' floors (`campus-sim bench`).
 //! - [`serve`], [`cli`]: `campus-sim serve …` and the command line.
 
 pub mod async_rabbitmq;
+pub mod bench;
 pub mod checker;
 pub mod cli;
 pub mod explore;

@@ -54,13 +54,14 @@ pub fn merge_csv(path: &Path, header: &[&str], mode: &str, rows: Vec<Vec<String>
 }
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 6] = [
+const SECTION_ORDER: [&str; 7] = [
     "sync-rest/sim",
     "sync-rest/real",
     "async-rabbitmq/sim",
     "async-rabbitmq/real",
     "streaming-kafka/sim",
     "streaming-kafka/real",
+    "bench",
 ];
 
 const PREAMBLE: &str = "# campus-sim report\n\n\

@@ -214,7 +214,7 @@ async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, ra
     placed
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
     let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
     let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
     if !reply.status().is_success() {
@@ -223,7 +223,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer:
     serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
 }
 
-async fn sample(d: &Deployment, t0: Instant) -> anyhow::Result<Sample> {
+pub(crate) async fn sample(d: &Deployment, t0: Instant) -> anyhow::Result<Sample> {
     let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
     let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
     Ok(Sample {

@@ -1,0 +1,192 @@
+//! `campus-sim bench`: what each model costs here, next to the floor of the same transport on
+//! the same machine, measured in the same run.
+//!
+//! | model | ours | floor | target |
+//! |---|---|---|---|
+//! | sync-rest | `POST /order` (Order → Inventory → Notification, 3 HTTP hops) | `POST` to an axum handler that does nothing, same client | p50 ≤ 1.3 × three bare hops; rps ≥ 0.3 × bare rps |
+//! | async-rabbitmq | orders/s from `POST /order` to the notification recorded, over the real RabbitMQ | raw lapin: publish with confirms to a quorum queue and consume with acks | ≥ 0.5 × raw |
+//! | streaming-kafka | records/s appended by our producer; read by our consumer | Kafka's `ProducerPerformance` / `ConsumerPerformance`, same record size, acks, partitions | ≥ 0.8 × Kafka's tools |
+//! | sim | simulated orders per wall second; wall time of the 60 s outage and of 10k events | — | ≤ 1 s each |
+//!
+//! Each case is measured after a warm-up, `--repeats` times, ours and the floor alternating;
+//! the table shows medians and the spread (min–max). Timings are noisy on a shared machine:
+//! compare the ratios of one run, not absolute numbers across runs.
+
+pub mod kafka;
+pub mod rabbit;
+pub mod rest;
+pub mod sim;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::report::{markdown_table, text_table, update_report};
+
+/// Which model to measure (`--model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    SyncRest,
+    AsyncRabbitmq,
+    StreamingKafka,
+    Sim,
+    All,
+}
+
+/// A target a ratio must meet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    fn met(self, ratio: f64) -> bool {
+        match self {
+            Target::AtMost(t) => ratio <= t,
+            Target::AtLeast(t) => ratio >= t,
+        }
+    }
+    fn text(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("≤ {t}"),
+            Target::AtLeast(t) => format!("≥ {t}"),
+        }
+    }
+}
+
+/// Repeated measurements of one quantity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples(pub Vec<f64>);
+
+impl Samples {
+    pub fn median(&self) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+    pub fn spread(&self) -> String {
+        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if self.0.is_empty() { String::new() } else { format!("{}–{}", fmt(min), fmt(max)) }
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        String::new()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// One line of `bench.csv`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub model: &'static str,
+    pub case: String,
+    pub metric: &'static str,
+    pub ours: Samples,
+    /// The floor, already scaled as the target compares it (e.g. three bare hops).
+    pub floor: Option<Samples>,
+    pub target: Option<Target>,
+    /// What the floor is, in words.
+    pub floor_is: &'static str,
+}
+
+impl Row {
+    pub fn ratio(&self) -> Option<f64> {
+        let floor = self.floor.as_ref()?.median();
+        (floor > 0.0).then(|| self.ours.median() / floor)
+    }
+    pub fn met(&self) -> Option<bool> {
+        Some(self.target?.met(self.ratio()?))
+    }
+}
+
+/// Runs the selected cases and writes `bench.csv`, the table, and the report's bench section.
+pub fn run(out: &Path, which: Which, real: bool, repeats: usize, amqp_url: &str, bootstrap: &str) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let wants = |w: Which| which == w || which == Which::All;
+    if wants(Which::Sim) {
+        println!("bench sim: the simulation's speed (no broker needed)");
+        rows.extend(sim::run(repeats)?);
+    }
+    if real {
+        let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        if wants(Which::SyncRest) {
+            println!("bench sync-rest: order round trip vs a bare hop, over loopback");
+            rows.extend(runtime.block_on(rest::run(&exe, repeats))?);
+        }
+        if wants(Which::AsyncRabbitmq) {
+            println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {amqp_url}");
+            rows.extend(runtime.block_on(rabbit::run(&exe, repeats, amqp_url))?);
+        }
+        if wants(Which::StreamingKafka) {
+            println!("bench streaming-kafka: our producer and consumer vs Kafka's perf tools, on {bootstrap}");
+            rows.extend(runtime.block_on(kafka::run(repeats, bootstrap))?);
+        }
+    } else if which != Which::Sim && which != Which::All {
+        anyhow::bail!("--model {} measures real transports: add --real-brokers (`--model sim` needs none)", format!("{which:?}").to_lowercase());
+    }
+    write(out, &rows, repeats, real)?;
+    Ok(rows)
+}
+
+const HEADER: [&str; 12] =
+    ["model", "case", "metric", "ours", "floor", "ratio", "target", "met", "ours_spread", "floor_spread", "repeats", "floor_is"];
+
+fn cells(r: &Row, repeats: usize) -> Vec<String> {
+    vec![
+        r.model.to_owned(),
+        r.case.clone(),
+        r.metric.to_owned(),
+        fmt(r.ours.median()),
+        r.floor.as_ref().map_or(String::new(), |f| fmt(f.median())),
+        r.ratio().map_or(String::new(), |x| format!("{x:.2}")),
+        r.target.map_or(String::new(), Target::text),
+        r.met().map_or(String::new(), |m| if m { "yes".into() } else { "NO".into() }),
+        r.ours.spread(),
+        r.floor.as_ref().map_or(String::new(), Samples::spread),
+        repeats.to_string(),
+        r.floor_is.to_owned(),
+    ]
+}
+
+fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let path = out.join("bench.csv");
+    let mut w = csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(HEADER)?;
+    let table: Vec<Vec<String>> = rows.iter().map(|r| cells(r, repeats)).collect();
+    for row in &table {
+        w.write_record(row)?;
+    }
+    w.flush()?;
+    let short: Vec<Vec<String>> = table.iter().map(|r| r[..10].to_vec()).collect();
+    println!("\n{}", text_table(&HEADER[..10], &short));
+    let mut text = String::from("## Benchmarks: our code next to the transport's floor\n\n");
+    text.push_str(&format!(
+        "Machine: {} · {} repeats after a warm-up, medians with the spread (min–max) · {} · file: [`bench.csv`](bench.csv)\n\n",
+        crate::report::machine(),
+        repeats,
+        if real { "real transports on loopback" } else { "simulation only" }
+    ));
+    text.push_str(&markdown_table(&HEADER[..10], &short));
+    let missed: Vec<String> = rows.iter().filter(|r| r.met() == Some(false)).map(|r| format!("{} {} {}", r.model, r.case, r.metric)).collect();
+    text.push_str(&if missed.is_empty() {
+        "\nEvery target measured here was met.\n".to_owned()
+    } else {
+        format!("\nTargets missed: {}. See the README's benchmark section for what the profile showed.\n", missed.join("; "))
+    });
+    update_report(out, "bench", &text)
+}

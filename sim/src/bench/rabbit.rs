@@ -1,0 +1,129 @@
+//! async-rabbitmq: orders per second end to end — `POST /order` accepted until its
+//! notification is recorded — over the three `campus-sim serve` processes and the real
+//! RabbitMQ (SQLite stores, outbox relay, persistent messages, confirms, manual acks), against
+//! the floor: raw lapin publishing the same number of persistent messages of the same size to
+//! a quorum queue with publisher confirms, and one consumer (same prefetch) acking each.
+
+use std::path::Path;
+use std::time::Duration;
+
+use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
+use campus::store::NotificationStats;
+use campus::transport::Peer;
+use futures_lite::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use tokio::time::Instant;
+
+use super::{Row, Samples, Target};
+use crate::async_rabbitmq::{get_json, Config, Deployment};
+use crate::rng::SimRng;
+use crate::sync_rest::drive;
+use crate::workload;
+
+/// Orders per measured round, and the concurrency they are sent with.
+const ORDERS: usize = 1000;
+const CLIENTS: usize = 32;
+
+/// One round of ours: `n` orders sent, then wait until every one is decided and each reserved
+/// one notified; orders per second over the whole.
+async fn ours(d: &Deployment, n: usize, seed: u64) -> anyhow::Result<f64> {
+    let http = d.http();
+    let before: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
+    let before_orders = crate::async_rabbitmq::sample(d, Instant::now()).await?;
+    let orders = workload::orders(&mut SimRng::new(seed).fork("bench/async-rabbitmq"), n);
+    let started = Instant::now();
+    let (answers, _) = drive(d.order_client(), orders, CLIENTS, Duration::from_secs(30)).await;
+    let refused = answers.iter().filter(|a| a.status != 202).count();
+    if refused > 0 {
+        anyhow::bail!("{refused} of {n} orders were not accepted during the benchmark");
+    }
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        let s = crate::async_rabbitmq::sample(d, started).await?;
+        let decided = (s.reserved + s.failed) - (before_orders.reserved + before_orders.failed);
+        if decided >= n as u64 && s.notified - before.notified >= s.reserved - before_orders.reserved {
+            return Ok(n as f64 / started.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("orders not settled within 120 s during the benchmark");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One round of the floor: `n` persistent messages published with confirms (all in flight at
+/// once, as the protocol allows) and consumed with acks; messages per second from the first
+/// publish to the last ack.
+async fn raw(connection: &Connection, queue: &str, body: &[u8], n: usize, prefetch: u16) -> anyhow::Result<f64> {
+    let consumer_channel = connection.create_channel().await?;
+    consumer_channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let mut consumer = consumer_channel.basic_consume(queue.into(), "bench-raw".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let publisher = connection.create_channel().await?;
+    publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+    let started = Instant::now();
+    let consume = tokio::spawn(async move {
+        let mut seen = 0;
+        while seen < n {
+            let Some(delivery) = consumer.next().await else { anyhow::bail!("the raw consumer stopped") };
+            delivery?.ack(BasicAckOptions::default()).await?;
+            seen += 1;
+        }
+        let _ = consumer_channel.close(200, "done".into()).await;
+        Ok(())
+    });
+    let mut confirms = Vec::with_capacity(n);
+    for _ in 0..n {
+        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+        confirms.push(publisher.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await?);
+    }
+    for confirm in confirms {
+        if confirm.await?.is_nack() {
+            anyhow::bail!("the broker nacked a message during the benchmark");
+        }
+    }
+    consume.await??;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let _ = publisher.close(200, "done".into()).await;
+    Ok(rate)
+}
+
+pub async fn run(exe: &Path, repeats: usize, amqp_url: &str) -> anyhow::Result<Vec<Row>> {
+    let config = Config { stock: 1_000_000, ..Config::default() };
+    let d = Deployment::real(&config, exe, amqp_url, "bench").await?;
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let setup = connection.create_channel().await?;
+    let queue = format!("campus-sim.bench.raw.{}", std::process::id());
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+    setup.queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args).await?;
+    // A message the size of ours: an encoded OrderPlaced.
+    let order = workload::orders(&mut SimRng::new(1).fork("bench/body"), 1).remove(0);
+    let body = Envelope::new(Event::OrderPlaced(OrderPlaced { order: Order::new(OrderId::parse("o-bench-000001")?, order), placed_at_ms: 0 })).encode();
+
+    let result = async {
+        ours(&d, ORDERS / 4, 0).await?;
+        raw(&connection, &queue, &body, ORDERS / 4, config.prefetch).await?;
+        let (mut ours_rate, mut raw_rate) = (Samples::default(), Samples::default());
+        for i in 0..repeats {
+            ours_rate.0.push(ours(&d, ORDERS, i as u64 + 1).await?);
+            raw_rate.0.push(raw(&connection, &queue, &body, ORDERS, config.prefetch).await?);
+        }
+        crate::progress(&format!("async-rabbitmq: {:.0} orders/s end to end vs {:.0} raw messages/s", ours_rate.median(), raw_rate.median()));
+        Ok::<_, anyhow::Error>(vec![Row {
+            model: "async-rabbitmq",
+            case: format!("{ORDERS} orders, {CLIENTS} clients, prefetch {}", config.prefetch),
+            metric: "orders_per_s",
+            ours: ours_rate,
+            floor: Some(raw_rate),
+            target: Some(Target::AtLeast(0.5)),
+            floor_is: "raw lapin publish+confirm, consume+ack, quorum queue",
+        }])
+    }
+    .await;
+    let _ = setup.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    let _ = connection.close(200, "bye".into()).await;
+    d.teardown().await;
+    result
+}

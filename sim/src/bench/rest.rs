@@ -1,0 +1,117 @@
+//! sync-rest: `POST /order` over the three `campus-sim serve` processes (Order → Inventory →
+//! Notification, three HTTP hops) against the floor: a `POST` to an axum handler that does
+//! nothing, served on loopback by this process, called with the very same client
+//! (`HttpRequestReply`, pooled keep-alive) at the same concurrency.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use campus::transport::http::HttpRequestReply;
+use campus::transport::Peer;
+
+use super::{Row, Samples, Target};
+use crate::real::ServiceProcess;
+use crate::report::percentile;
+use crate::rng::SimRng;
+use crate::serve::Model;
+use crate::sync_rest::drive;
+use crate::workload;
+
+/// Requests per measured round, by concurrency (about a second of our order round trips).
+fn requests(concurrency: usize) -> usize {
+    match concurrency {
+        1 => 800,
+        8 => 3000,
+        _ => 5000,
+    }
+}
+
+/// The bare hop: an axum handler that answers 201 and does nothing else, on its own thread
+/// and runtime (as the services run in their own processes).
+fn bare_server() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let app = Router::new().route("/order", post(|| async { StatusCode::CREATED }));
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(url)
+}
+
+struct Round {
+    p50_ms: f64,
+    p99_ms: f64,
+    rps: f64,
+}
+
+async fn round(client: &Arc<HttpRequestReply>, concurrency: usize, n: usize, seed: u64) -> anyhow::Result<Round> {
+    let orders = workload::orders(&mut SimRng::new(seed).fork("bench/sync-rest"), n);
+    let (answers, elapsed) = drive(client.clone(), orders, concurrency, Duration::from_secs(10)).await;
+    let failed = answers.iter().filter(|a| !(200..300).contains(&a.status)).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {n} requests failed during the benchmark");
+    }
+    let mut latencies: Vec<Duration> = answers.iter().map(|a| a.latency).collect();
+    latencies.sort();
+    Ok(Round {
+        p50_ms: percentile(&latencies, 50.0).as_secs_f64() * 1e3,
+        p99_ms: percentile(&latencies, 99.0).as_secs_f64() * 1e3,
+        rps: n as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+pub async fn run(exe: &Path, repeats: usize) -> anyhow::Result<Vec<Row>> {
+    let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
+    let inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &["--port", "0", "--stock", "1000000000"]).await?;
+    let order = ServiceProcess::spawn(
+        exe,
+        "order",
+        Model::SyncRest,
+        &["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "5000"],
+    )
+    .await?;
+    let ours = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
+    let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_server()?)]));
+    let mut rows = Vec::new();
+    for concurrency in [1usize, 8, 64] {
+        let n = requests(concurrency);
+        // Warm-up: connections opened, caches and allocators warm.
+        round(&ours, concurrency, n / 4, 0).await?;
+        round(&bare, concurrency, n / 4, 0).await?;
+        let (mut p50, mut p99, mut rps) = (Samples::default(), Samples::default(), Samples::default());
+        let (mut bare_p50x3, mut bare_p99x3, mut bare_rps) = (Samples::default(), Samples::default(), Samples::default());
+        for i in 0..repeats {
+            let o = round(&ours, concurrency, n, i as u64 + 1).await?;
+            let b = round(&bare, concurrency, n, i as u64 + 1).await?;
+            p50.0.push(o.p50_ms);
+            p99.0.push(o.p99_ms);
+            rps.0.push(o.rps);
+            bare_p50x3.0.push(3.0 * b.p50_ms);
+            bare_p99x3.0.push(3.0 * b.p99_ms);
+            bare_rps.0.push(b.rps);
+        }
+        crate::progress(&format!("sync-rest c={concurrency}: order p50 {:.2} ms vs 3 bare hops {:.2} ms", p50.median(), bare_p50x3.median()));
+        let case = format!("order round trip, concurrency {concurrency}");
+        rows.push(Row {
+            model: "sync-rest",
+            case: case.clone(),
+            metric: "p50_ms",
+            ours: p50,
+            floor: Some(bare_p50x3),
+            target: Some(Target::AtMost(1.3)),
+            floor_is: "3 × a bare hop's p50",
+        });
+        rows.push(Row { model: "sync-rest", case: case.clone(), metric: "p99_ms", ours: p99, floor: Some(bare_p99x3), target: None, floor_is: "3 × a bare hop's p99" });
+        rows.push(Row { model: "sync-rest", case, metric: "requests_per_s", ours: rps, floor: Some(bare_rps), target: Some(Target::AtLeast(0.3)), floor_is: "bare hops per second" });
+    }
+    Ok(rows)
+}

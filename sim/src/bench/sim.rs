@@ -1,0 +1,47 @@
+//! The simulation's own speed: simulated orders per wall second for each model, and the wall
+//! time of the assignment's two long phases (the 60 s outage, 10,000 events), each against its
+//! 1 s budget.
+
+use std::time::Instant;
+
+use super::{Row, Samples, Target};
+use crate::{async_rabbitmq, streaming_kafka, sync_rest};
+
+fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
+    let started = Instant::now();
+    let value = f()?;
+    Ok((value, started.elapsed().as_secs_f64()))
+}
+
+pub fn run(repeats: usize) -> anyhow::Result<Vec<Row>> {
+    let rest = sync_rest::Config { experiment: sync_rest::Experiment::Baseline, ..sync_rest::Config::default() };
+    let outage = async_rabbitmq::Config { experiment: async_rabbitmq::Experiment::Outage, ..async_rabbitmq::Config::default() };
+    let stream = streaming_kafka::Config { experiment: streaming_kafka::Experiment::Lag, ..streaming_kafka::Config::default() };
+    let (mut rest_rate, mut outage_wall, mut outage_rate, mut stream_wall, mut stream_rate) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    // One warm-up round, then the measured ones.
+    for round in 0..=repeats {
+        let (runs, wall) = timed(|| Ok(sync_rest::run_sim(&rest)))?;
+        let orders: usize = runs.iter().map(|r| r.answers.len()).sum();
+        let (b, b_wall) = timed(|| async_rabbitmq::run_sim(&outage))?;
+        let b_orders: usize = b.iter().map(|r| r.accepted).sum();
+        let (c, c_wall) = timed(|| streaming_kafka::run_sim(&stream))?;
+        let c_events: usize = c.iter().map(|r| r.events).sum();
+        if round > 0 {
+            rest_rate.0.push(orders as f64 / wall);
+            outage_wall.0.push(b_wall);
+            outage_rate.0.push(b_orders as f64 / b_wall);
+            stream_wall.0.push(c_wall);
+            stream_rate.0.push(c_events as f64 / c_wall);
+        }
+    }
+    let budget = || Some(Samples(vec![1.0]));
+    let row = |model, case: &str, metric, ours, floor, target, floor_is| Row { model, case: case.to_owned(), metric, ours, floor, target, floor_is };
+    Ok(vec![
+        row("sim", "sync-rest baseline (1,000 requests)", "orders_per_wall_s", rest_rate, None, None, ""),
+        row("sim", "async-rabbitmq outage (60 s virtual)", "orders_per_wall_s", outage_rate, None, None, ""),
+        row("sim", "async-rabbitmq outage (60 s virtual)", "wall_s", outage_wall, budget(), Some(Target::AtMost(1.0)), "a 1 s budget"),
+        row("sim", "streaming-kafka lag (10,000 events)", "events_per_wall_s", stream_rate, None, None, ""),
+        row("sim", "streaming-kafka lag (10,000 events)", "wall_s", stream_wall, budget(), Some(Target::AtMost(1.0)), "a 1 s budget"),
+    ])
+}
