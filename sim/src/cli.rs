@@ -74,6 +74,9 @@ pub enum Command {
     /// bench.csv and a report section. --model sim needs no broker; the others need
     /// --real-brokers.
     Bench(BenchArgs),
+    /// The bare HTTP hop `bench` measures against (internal).
+    #[command(hide = true)]
+    BenchHop,
     /// Run one service as its own process (what --real-brokers starts, and what compose runs).
     Serve(ServeArgs),
 }
@@ -312,7 +315,8 @@ impl SyncRestArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mode = if cli.real_brokers { Mode::Real } else { Mode::Sim };
     match cli.command {
-        Some(Command::Serve(args)) => multi_thread()?.block_on(crate::serve::run(args)),
+        Some(Command::Serve(args)) => serve_runtime()?.block_on(crate::serve::run(args)),
+        Some(Command::BenchHop) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop()),
         Some(Command::Bench(args)) => {
             if args.repeats == 0 {
                 anyhow::bail!("--repeats must be at least 1");
@@ -372,6 +376,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn prepare_out(out: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating the output directory {}", out.display()))
+}
+
+/// A service process's runtime: one worker thread. Each request is a chain of short steps
+/// (parse, a store call, a downstream call); on one worker they never wait for a wake-up on
+/// another thread, and three services plus the client share this machine's cores anyway.
+/// `bench` measured it (see the README's benchmark section).
+fn serve_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().context("starting the tokio runtime")
 }
 
 fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -158,6 +158,21 @@ impl SimQueue {
 }
 
 impl MessageQueue for SimQueue {
+    /// All in flight at once: one hop for the lot, as with pipelined AMQP confirms.
+    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.hop()).await;
+            self.with(|s| {
+                for (route, body) in messages {
+                    for queue in route.queues() {
+                        s.enqueue(*queue, Message { body: body.clone(), redelivered: false, returns: 0, reason: None });
+                    }
+                }
+            });
+            Ok(())
+        })
+    }
+
     fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             tokio::time::sleep(self.hop()).await;

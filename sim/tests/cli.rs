@@ -21,7 +21,9 @@ fn scratch_dir(name: &str) -> PathBuf {
 fn help_explains_the_parts_and_the_real_mode() {
     let out = campus_sim().arg("--help").output().unwrap();
     assert!(out.status.success());
-    let help = String::from_utf8(out.stdout).unwrap();
+    // clap wraps long help at the terminal's width (100 columns without one), so words are
+    // compared with the line breaks folded into single spaces.
+    let help = String::from_utf8(out.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
     for needle in ["sync-rest", "serve", "--real-brokers", "--seed", "--out", "deterministic simulation"] {
         assert!(help.contains(needle), "--help does not mention {needle}:\n{help}");
     }
@@ -229,4 +231,31 @@ fn the_real_graded_run_says_how_to_start_brokers_it_cannot_reach() {
     assert!(err.contains(&format!("Kafka is not reachable at 127.0.0.1:{closed}")), "{err}");
     assert!(err.contains("scripts/brokers.sh up"), "{err}");
     assert!(!String::from_utf8(out.stdout).unwrap().contains("Part A"), "nothing starts before the brokers are there");
+}
+
+#[test]
+fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets() {
+    let out_dir = scratch_dir("bench-sim");
+    let out = campus_sim().args(["bench", "--model", "sim", "--repeats", "1", "--out"]).arg(&out_dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let mut reader = csv::Reader::from_path(out_dir.join("bench.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(&header[..6], ["model", "case", "metric", "ours", "floor", "ratio"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let budgets: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[2] == "wall_s").collect();
+    assert_eq!(budgets.len(), 2, "the outage and the 10k events each against the 1 s budget: {rows:?}");
+    for r in budgets {
+        let (ours, ratio): (f64, f64) = (r[3].parse().unwrap(), r[5].parse().unwrap());
+        assert!(ours > 0.0 && (ratio - ours).abs() < 0.01, "a wall time is its own ratio to 1 s: {r:?}");
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Benchmarks"), "{report}");
+}
+
+#[test]
+fn bench_of_a_real_transport_asks_for_real_brokers() {
+    let out = campus_sim().args(["bench", "--model", "async-rabbitmq", "--out"]).arg(scratch_dir("bench-real")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("add --real-brokers"));
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::domain::{Envelope, Event};
 use crate::store::{InventoryStore, NotificationStore, OrderStore};
-use crate::transport::queue::{MessageQueue, QueueError, QueueName};
+use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName};
 
 /// What a service made of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,30 +27,59 @@ pub enum Verdict {
 }
 
 /// Consumes `queue` until the subscription ends (the connection closed) or the broker fails.
+///
+/// Up to `prefetch` deliveries are handled at once (each in its own task): a handler mostly
+/// waits — for its store's commit, for the broker's confirm of what it publishes — and those
+/// waits overlap. Each delivery is settled when its own handler is done; repeats of one order
+/// are safe because the stores serialize their transactions. With `prefetch` 1 the deliveries
+/// are handled strictly one after the other.
 pub async fn consume<F>(mq: &dyn MessageQueue, queue: QueueName, prefetch: u16, mut handle: F) -> Result<(), QueueError>
 where
     F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
 {
     let subscription = mq.consume(queue, prefetch).await?;
-    while let Ok(delivery) = subscription.deliveries.recv_async().await {
-        let verdict = match Envelope::decode(&delivery.body) {
-            Err(e) => Verdict::Poison(format!("{}: {e}", e.label())),
-            Ok(event) => handle(event).await,
-        };
-        match verdict {
-            Verdict::Done => mq.ack(&delivery).await?,
-            Verdict::Poison(reason) => {
-                tracing::info!(%queue, %reason, "dead-lettering a message");
-                mq.dead_letter(&delivery, &reason).await?
+    let limit = usize::from(prefetch.max(1));
+    let mut in_flight: tokio::task::JoinSet<(Delivery, Verdict)> = tokio::task::JoinSet::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            biased;
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let (delivery, verdict) = done.expect("a message handler panicked");
+                settle(mq, queue, &delivery, verdict).await?;
             }
-            Verdict::Retry(detail) => {
-                tracing::warn!(%queue, %detail, "handling failed; returning the message to the queue");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                mq.nack(&delivery, true).await?
+            next = subscription.deliveries.recv_async(), if open && in_flight.len() < limit => {
+                let Ok(delivery) = next else {
+                    open = false;
+                    continue;
+                };
+                let work: futures_lite::future::Boxed<Verdict> = match Envelope::decode(&delivery.body) {
+                    Err(e) => {
+                        let poison = Verdict::Poison(format!("{}: {e}", e.label()));
+                        Box::pin(async move { poison })
+                    }
+                    Ok(event) => handle(event),
+                };
+                in_flight.spawn(async move { (delivery, work.await) });
             }
         }
     }
     Ok(())
+}
+
+async fn settle(mq: &dyn MessageQueue, queue: QueueName, delivery: &Delivery, verdict: Verdict) -> Result<(), QueueError> {
+    match verdict {
+        Verdict::Done => mq.ack(delivery).await,
+        Verdict::Poison(reason) => {
+            tracing::info!(%queue, %reason, "dead-lettering a message");
+            mq.dead_letter(delivery, &reason).await
+        }
+        Verdict::Retry(detail) => {
+            tracing::warn!(%queue, %detail, "handling failed; returning the message to the queue");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            mq.nack(delivery, true).await
+        }
+    }
 }
 
 fn unexpected(event: &Event, queue: QueueName) -> Verdict {

@@ -168,8 +168,8 @@ impl AsyncOrderService {
         Ok(order.order_id)
     }
 
-    /// Publishes outbox rows in order, each confirmed by the broker before it is marked
-    /// published. A crash between the confirm and the mark publishes that row again after a
+    /// Publishes outbox rows in batches (oldest first), each batch confirmed by the broker
+    /// before its rows are marked published. A crash between the confirm and the mark publishes that row again after a
     /// restart: at-least-once, which Inventory's dedup absorbs. Runs until the broker fails.
     pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>) -> Result<(), QueueError> {
         loop {
@@ -185,11 +185,12 @@ impl AsyncOrderService {
                 self.outbox_filled.notified().await;
                 continue;
             }
-            for row in rows {
-                mq.publish(row.route, row.body.into()).await?;
-                if let Err(e) = self.store.mark_published(row.seq) {
-                    tracing::error!(error = %e, seq = row.seq, "marking an outbox row published; it will be published again");
-                }
+            // The batch in flight at once, confirmed as a whole, then marked in one
+            // transaction.
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            mq.publish_all(rows.into_iter().map(|r| (r.route, r.body.into())).collect()).await?;
+            if let Err(e) = self.store.mark_published(&seqs) {
+                tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
             }
         }
     }

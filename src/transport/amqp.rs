@@ -196,6 +196,39 @@ fn reason_of(properties: &BasicProperties) -> Option<String> {
 }
 
 impl MessageQueue for AmqpQueue {
+    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            // Every message goes out first, then the confirms are awaited: one round trip for
+            // the lot instead of one per message.
+            let mut confirms = Vec::with_capacity(messages.len());
+            for (route, body) in &messages {
+                let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+                let confirm = self
+                    .publisher
+                    .basic_publish(
+                        self.topology.exchange().into(),
+                        route.as_str().into(),
+                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                        body,
+                        properties,
+                    )
+                    .await
+                    .map_err(broker)?;
+                confirms.push((route, confirm));
+            }
+            for (route, confirm) in confirms {
+                let confirm = confirm.await.map_err(broker)?;
+                if confirm.is_nack() {
+                    return Err(QueueError::NotConfirmed);
+                }
+                if confirm.take_message().is_some() {
+                    return Err(QueueError::Broker(format!("message on {route:?} was unroutable (no queue bound)")));
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move { self.publish_to(self.topology.exchange(), route.as_str(), &body, FieldTable::default()).await })
     }

@@ -159,6 +159,17 @@ pub enum QueueError {
 pub trait MessageQueue: Send + Sync + 'static {
     /// Publishes `body` persistently on `route`; returns once the broker confirmed it.
     fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Publishes every message and returns once the broker confirmed all of them. The
+    /// default publishes one after the other; an implementation may keep them all in flight
+    /// at once (AMQP confirms are asynchronous), which is what makes a relay fast.
+    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            for (route, body) in messages {
+                self.publish(route, body).await?;
+            }
+            Ok(())
+        })
+    }
     /// Starts a consumer of `queue` with at most `prefetch` unacknowledged deliveries.
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>>;
     /// Done with it: the message is gone.

@@ -49,7 +49,7 @@ async fn ours(d: &Deployment, n: usize, seed: u64) -> anyhow::Result<f64> {
         if Instant::now() > deadline {
             anyhow::bail!("orders not settled within 120 s during the benchmark");
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

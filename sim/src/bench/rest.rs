@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::post;
+use anyhow::Context;
 use axum::Router;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::Peer;
@@ -30,21 +31,34 @@ fn requests(concurrency: usize) -> usize {
     }
 }
 
-/// The bare hop: an axum handler that answers 201 and does nothing else, on its own thread
-/// and runtime (as the services run in their own processes).
-fn bare_server() -> anyhow::Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let url = format!("http://{}", listener.local_addr()?);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-        runtime.block_on(async move {
-            let app = Router::new().route("/order", post(|| async { StatusCode::CREATED }));
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    Ok(url)
+/// The bare hop: an axum handler that answers 201 and does nothing else, in a process of its
+/// own (`campus-sim bench-hop`, hidden) with the same one-worker runtime as the services — a
+/// hop between two processes over loopback, as each of the order's three hops is.
+async fn bare_server(exe: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("bench-hop")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the bare hop server")?;
+    let stdout = child.stdout.take().context("the bare hop's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.context("the bare hop did not start")??.unwrap_or_default();
+    let url = line.strip_prefix("READY ").context("the bare hop did not announce its address")?.to_owned();
+    Ok((child, url))
+}
+
+/// `campus-sim bench-hop`: serves the bare hop on a free loopback port, announces
+/// `READY http://<addr>` and serves until killed.
+pub async fn serve_bare_hop() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("READY http://{}", listener.local_addr()?);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let app = Router::new().route("/order", post(|| async { StatusCode::CREATED }));
+    axum::serve(listener, app).await?;
+    Ok(())
 }
 
 struct Round {
@@ -80,7 +94,8 @@ pub async fn run(exe: &Path, repeats: usize) -> anyhow::Result<Vec<Row>> {
     )
     .await?;
     let ours = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
-    let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_server()?)]));
+    let (_bare_process, bare_url) = bare_server(exe).await?;
+    let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_url)]));
     let mut rows = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);
