@@ -59,7 +59,7 @@ impl KafkaLog {
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("partitioner", "murmur2_random"),
-            ("linger.ms", "5"),
+            ("linger.ms", "1"),
             ("message.timeout.ms", "30000"),
         ])
         .create()
