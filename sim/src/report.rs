@@ -84,8 +84,11 @@ fn header(sections: &[(String, String)]) -> String {
         text.push_str("\nContents (in the assignment's order; each part in simulation, then real):\n\n");
         for (key, body) in sections {
             let title = body.lines().find(|l| l.starts_with("## ")).map_or(key.as_str(), |l| l.trim_start_matches("## "));
-            let seed = body.split("Seed ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()).unwrap_or("?");
-            text.push_str(&format!("- {title} — seed {seed}\n"));
+            // Sections of a seeded run name their seed; the benchmark's section has none.
+            match body.split("Seed ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()).filter(|s| !s.is_empty()) {
+                Some(seed) => text.push_str(&format!("- {title} — seed {seed}\n")),
+                None => text.push_str(&format!("- {title}\n")),
+            }
         }
     }
     text
