@@ -169,8 +169,9 @@ impl AsyncOrderService {
     }
 
     /// Publishes outbox rows in batches (oldest first), each batch confirmed by the broker
-    /// before its rows are marked published. A crash between the confirm and the mark publishes that row again after a
-    /// restart: at-least-once, which Inventory's dedup absorbs. Runs until the broker fails.
+    /// before its rows are marked published. A crash between the confirm and the mark
+    /// publishes those rows again after a restart: at-least-once, which Inventory's dedup
+    /// absorbs. Runs until the broker fails.
     pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>) -> Result<(), QueueError> {
         loop {
             let rows = match self.store.unpublished(100) {

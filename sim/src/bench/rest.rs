@@ -32,7 +32,7 @@ fn requests(concurrency: usize) -> usize {
 }
 
 /// The bare hop: an axum handler that answers 201 and does nothing else, in a process of its
-/// own (`campus-sim bench-hop`, hidden) with the same one-worker runtime as the services — a
+/// own (`campus-sim bench-hop`, hidden) on the same one-thread runtime as the services — a
 /// hop between two processes over loopback, as each of the order's three hops is.
 async fn bare_server(exe: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
     use tokio::io::AsyncBufReadExt;
