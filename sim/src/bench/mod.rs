@@ -152,7 +152,7 @@ fn cells(r: &Row, repeats: usize) -> Vec<String> {
         r.metric.to_owned(),
         fmt(r.ours.median()),
         r.floor.as_ref().map_or(String::new(), |f| fmt(f.median())),
-        r.ratio().map_or(String::new(), |x| format!("{x:.2}")),
+        r.ratio().map_or(String::new(), |x| ratio_text(x, r.target)),
         r.target.map_or(String::new(), Target::text),
         r.met().map_or(String::new(), |m| if m { "yes".into() } else { "NO".into() }),
         r.ours.spread(),
@@ -160,6 +160,21 @@ fn cells(r: &Row, repeats: usize) -> Vec<String> {
         repeats.to_string(),
         r.floor_is.to_owned(),
     ]
+}
+
+/// A ratio with two decimals, or more where two would round it across its target: 0.2998
+/// against "≥ 0.3" is shown as 0.2998, not as a 0.30 marked NO.
+fn ratio_text(ratio: f64, target: Option<Target>) -> String {
+    let mut decimals = 2;
+    let mut text = format!("{ratio:.decimals$}");
+    while let Some(t) = target {
+        if decimals >= 6 || text.parse::<f64>().map_or(true, |shown| t.met(shown) == t.met(ratio)) {
+            break;
+        }
+        decimals += 1;
+        text = format!("{ratio:.decimals$}");
+    }
+    text
 }
 
 fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result<()> {
@@ -189,4 +204,21 @@ fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result
         format!("\nTargets missed: {}. See the README's benchmark section for what the profile showed.\n", missed.join("; "))
     });
     update_report(out, "bench", &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ratio_just_short_of_its_target_is_not_shown_as_reaching_it() {
+        assert_eq!(ratio_text(0.29977, Some(Target::AtLeast(0.3))), "0.2998");
+        assert_eq!(ratio_text(1.3004, Some(Target::AtMost(1.3))), "1.3004");
+    }
+
+    #[test]
+    fn a_ratio_clear_of_its_target_keeps_two_decimals() {
+        assert_eq!(ratio_text(0.27, Some(Target::AtLeast(0.3))), "0.27");
+        assert_eq!(ratio_text(0.2998, None), "0.30");
+    }
 }
