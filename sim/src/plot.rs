@@ -55,8 +55,6 @@ pub struct Chart {
     pub shaded: Vec<(f64, f64, String)>,
     /// The top of the y axis, when it has a natural one (100 %).
     pub y_max: Option<f64>,
-    /// Legend in the top-left corner (where the lines are not) instead of the top-right.
-    pub legend_left: bool,
 }
 
 fn escape(text: &str) -> String {
@@ -187,8 +185,15 @@ impl Chart {
         }
         // About 7 px per character at 12 px sans-serif.
         let legend_w = self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64 * 7.0 + 44.0;
-        let lx = if self.legend_left { LEFT + 18.0 } else { LEFT + plot_w - legend_w - 4.0 };
-        let mut ly = TOP + 30.0;
+        let legend_h = self.series.len() as f64 * 18.0 + 8.0;
+        let mut pixels: Vec<(f64, f64)> = self.series.iter().flat_map(|s| trace(&s.points, s.markers, &sx, &sy)).collect();
+        // The shaded spans' labels, centred at the bottom, are not to be covered either.
+        for (a, b, text) in &self.shaded {
+            let (centre, half) = ((sx(*a) + sx(*b)) / 2.0, text.chars().count() as f64 * 3.5);
+            pixels.extend((0..=(2.0 * half) as usize).step_by(3).map(|dx| (centre - half + dx as f64, TOP + plot_h - 12.0)));
+        }
+        let (lx, ly) = legend_place(legend_w, legend_h, &pixels);
+        let mut ly = ly;
         let _ = writeln!(
             svg,
             r##"<rect x="{}" y="{}" width="{legend_w:.0}" height="{}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
@@ -210,6 +215,43 @@ impl Chart {
         svg.push_str("</svg>\n");
         svg
     }
+}
+
+/// The pixels a series covers: its points, and for a line also points every 3 px along each
+/// segment (a long straight segment has no points in between).
+fn trace(points: &[(f64, f64)], markers: bool, sx: &impl Fn(f64) -> f64, sy: &impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+    let px: Vec<(f64, f64)> = points.iter().map(|(x, y)| (sx(*x), sy(*y))).collect();
+    if markers {
+        return px;
+    }
+    let mut covered = px.clone();
+    for pair in px.windows(2) {
+        let ((xa, ya), (xb, yb)) = (pair[0], pair[1]);
+        let steps = ((xb - xa).hypot(yb - ya) / 3.0).ceil() as usize;
+        covered.extend((1..steps).map(|i| {
+            let f = i as f64 / steps as f64;
+            (xa + f * (xb - xa), ya + f * (yb - ya))
+        }));
+    }
+    covered
+}
+
+/// Where the legend goes (the anchor its entries are drawn from): of the plot's four corners
+/// and the middle of its top and bottom edges, the one whose box covers the fewest drawn
+/// pixels — the top-right corner first on a tie. Which corner is empty depends on the data
+/// (the real run's latencies sit far left of the simulation's), so it is not fixed per chart.
+fn legend_place(w: f64, h: f64, pixels: &[(f64, f64)]) -> (f64, f64) {
+    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    let (left, right, centre) = (LEFT + 18.0, LEFT + plot_w - w - 4.0, LEFT + (plot_w - w) / 2.0 + 8.0);
+    // The box spans `ly - 14` to `ly - 14 + h`; it keeps 16 px from the top and 10 from the bottom.
+    let (top, bottom) = (TOP + 30.0, TOP + plot_h - 10.0 - h + 14.0);
+    let candidates = [(right, top), (left, top), (right, bottom), (left, bottom), (centre, top), (centre, bottom)];
+    let covered = |(lx, ly): (f64, f64)| {
+        // The box drawn around the entries, with a margin of a few pixels.
+        let (x0, y0, x1, y1) = (lx - 12.0, ly - 18.0, lx - 8.0 + w + 4.0, ly - 14.0 + h + 4.0);
+        pixels.iter().filter(|(x, y)| (x0..=x1).contains(x) && (y0..=y1).contains(y)).count()
+    };
+    candidates.into_iter().min_by_key(|c| covered(*c)).expect("six candidates")
 }
 
 /// Reads a CSV of `out/` into rows keyed by column name.
@@ -289,7 +331,6 @@ pub fn sync_rest(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
         x_log: true,
         series,
         y_max: Some(100.0),
-        legend_left: true,
         ..Chart::default()
     };
     write(out, format!("sync_rest_latency_{mode}.svg"), &chart)
@@ -315,7 +356,6 @@ pub fn async_rabbitmq(out: &Path, mode: &str) -> anyhow::Result<Option<String>> 
             series("orders notified", "notified"),
         ],
         shaded,
-        legend_left: true,
         ..Chart::default()
     };
     write(out, format!("async_rabbitmq_backlog_{mode}.svg"), &chart)
@@ -391,5 +431,23 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 1);
         assert_eq!(svg.matches("<circle").count(), 2, "one marker, one legend marker");
         assert!(svg.contains("t &lt;1&gt;") && svg.contains(">down</text>"));
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_lines_are_not() {
+        // A line near the top from left to right: the legend must sit at the bottom.
+        let along_the_top = Chart {
+            series: vec![Series::line("a", vec![(0.0, 9.0), (10.0, 9.0)]), Series::line("b", vec![(0.0, 1.0), (1.0, 1.0)])],
+            y_max: Some(10.0),
+            ..Chart::default()
+        };
+        let legend_box_y = |svg: &str| -> f64 {
+            let rect = svg.lines().find(|l| l.contains(r##"stroke="#ccc""##)).expect("a legend box");
+            rect.split("y=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|y| y.parse().ok()).expect("its y")
+        };
+        assert!(legend_box_y(&along_the_top.svg()) > HEIGHT / 2.0, "the legend is drawn over the line at the top");
+        // The same line near the bottom: the legend goes to the top.
+        let along_the_bottom = Chart { series: vec![Series::line("a", vec![(0.0, 1.0), (10.0, 1.0)])], y_max: Some(10.0), ..Chart::default() };
+        assert!(legend_box_y(&along_the_bottom.svg()) < HEIGHT / 2.0, "the legend is drawn over the line at the bottom");
     }
 }
