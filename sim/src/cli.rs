@@ -91,6 +91,10 @@ pub struct BenchArgs {
     /// Measured rounds per case, after one warm-up round (medians and spread are reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// async-rabbitmq: unacknowledged deliveries per consumer, for our services and for the
+    /// raw floor alike (the workflow's default is 10; larger lets more handlers overlap).
+    #[arg(long, default_value_t = 10)]
+    pub prefetch: u16,
     /// The RabbitMQ used with --real-brokers.
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
     pub amqp_url: String,
@@ -318,12 +322,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve_runtime()?.block_on(crate::serve::run(args)),
         Some(Command::BenchHop) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop()),
         Some(Command::Bench(args)) => {
-            if args.repeats == 0 {
-                anyhow::bail!("--repeats must be at least 1");
+            if args.repeats == 0 || args.prefetch == 0 {
+                anyhow::bail!("--repeats and --prefetch must be at least 1");
             }
             prepare_out(&cli.out)?;
             println!("campus-sim bench: {}; out={}", crate::report::machine(), cli.out.display());
-            crate::bench::run(&cli.out, args.model, cli.real_brokers, args.repeats, &args.amqp_url, &args.bootstrap_servers)?;
+            crate::bench::run(&cli.out, cli.real_brokers, &args)?;
             println!("written: {}", cli.out.join("bench.csv").display());
             Ok(())
         }

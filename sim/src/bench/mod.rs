@@ -113,7 +113,8 @@ impl Row {
 }
 
 /// Runs the selected cases and writes `bench.csv`, the table, and the report's bench section.
-pub fn run(out: &Path, which: Which, real: bool, repeats: usize, amqp_url: &str, bootstrap: &str) -> anyhow::Result<Vec<Row>> {
+pub fn run(out: &Path, real: bool, args: &crate::cli::BenchArgs) -> anyhow::Result<Vec<Row>> {
+    let (which, repeats, amqp_url, bootstrap) = (args.model, args.repeats, args.amqp_url.as_str(), args.bootstrap_servers.as_str());
     let mut rows = Vec::new();
     let wants = |w: Which| which == w || which == Which::All;
     if wants(Which::Sim) {
@@ -129,7 +130,7 @@ pub fn run(out: &Path, which: Which, real: bool, repeats: usize, amqp_url: &str,
         }
         if wants(Which::AsyncRabbitmq) {
             println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {amqp_url}");
-            rows.extend(runtime.block_on(rabbit::run(&exe, repeats, amqp_url))?);
+            rows.extend(runtime.block_on(rabbit::run(&exe, repeats, amqp_url, args.prefetch))?);
         }
         if wants(Which::StreamingKafka) {
             println!("bench streaming-kafka: our producer and consumer vs Kafka's perf tools, on {bootstrap}");

@@ -89,8 +89,8 @@ async fn raw(connection: &Connection, queue: &str, body: &[u8], n: usize, prefet
     Ok(rate)
 }
 
-pub async fn run(exe: &Path, repeats: usize, amqp_url: &str) -> anyhow::Result<Vec<Row>> {
-    let config = Config { stock: 1_000_000, ..Config::default() };
+pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16) -> anyhow::Result<Vec<Row>> {
+    let config = Config { stock: 1_000_000, prefetch, ..Config::default() };
     let d = Deployment::real(&config, exe, amqp_url, "bench").await?;
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let setup = connection.create_channel().await?;
