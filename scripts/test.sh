@@ -9,7 +9,7 @@
 #   4. check that the report holds all six sections and that every figure was drawn,
 #   5. the benchmarks against the real transports, once (they print figures; targets are not
 #      asserted — timings on a shared CI machine are not a test).
-# Safe to re-run. Output of steps 3-4 goes to target/test-out/, not to out/.
+# Safe to re-run. Output of steps 3-5 goes to target/test-out/, not to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -192,14 +192,12 @@ impl Chart {
             let (centre, half) = ((sx(*a) + sx(*b)) / 2.0, text.chars().count() as f64 * 3.5);
             pixels.extend((0..=(2.0 * half) as usize).step_by(3).map(|dx| (centre - half + dx as f64, TOP + plot_h - 12.0)));
         }
-        let (lx, ly) = legend_place(legend_w, legend_h, &pixels);
-        let mut ly = ly;
+        let (lx, mut ly) = legend_place(legend_w, legend_h, &pixels);
         let _ = writeln!(
             svg,
-            r##"<rect x="{}" y="{}" width="{legend_w:.0}" height="{}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
+            r##"<rect x="{}" y="{}" width="{legend_w:.0}" height="{legend_h}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
             lx - 8.0,
-            ly - 14.0,
-            self.series.len() as f64 * 18.0 + 8.0
+            ly - 14.0
         );
         for (i, s) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];

@@ -174,15 +174,7 @@ impl MessageQueue for SimQueue {
     }
 
     fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.hop()).await;
-            self.with(|s| {
-                for queue in route.queues() {
-                    s.enqueue(*queue, Message { body: body.clone(), redelivered: false, returns: 0, reason: None });
-                }
-            });
-            Ok(())
-        })
+        self.publish_all(vec![(route, body)])
     }
 
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {

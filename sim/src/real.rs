@@ -45,8 +45,16 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `exe serve <service> --model <model> <args>` and waits for its READY line.
     pub async fn spawn<S: AsRef<str>>(exe: &Path, service: &str, model: Model, args: &[S]) -> anyhow::Result<Self> {
+        let mut argv = vec!["serve", service, "--model", model.name()];
+        argv.extend(args.iter().map(AsRef::as_ref));
+        Self::start(exe, service, &argv).await
+    }
+
+    /// Starts `exe <argv>`, a process that announces itself as `READY <service> <url>`, and
+    /// waits for that line.
+    pub async fn start(exe: &Path, service: &str, argv: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(exe);
-        command.args(["serve", service, "--model", model.name()]).args(args.iter().map(AsRef::as_ref));
+        command.args(argv);
         for var in SERVE_ENV {
             command.env_remove(var);
         }
@@ -59,7 +67,7 @@ impl ServiceProcess {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {} serve {service}", exe.display()))?;
+            .with_context(|| format!("starting {} {}", exe.display(), argv.join(" ")))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(READY_WITHIN, async {

@@ -13,7 +13,7 @@ use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm};
 
 use super::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription, Topology, DELIVERY_LIMIT};
 use super::BoxFuture;
@@ -110,24 +110,21 @@ impl AmqpQueue {
     }
 
     async fn publish_to(&self, exchange: String, key: &str, body: &[u8], headers: FieldTable) -> Result<(), QueueError> {
+        let confirm = self.send(exchange, key, body, headers).await?;
+        confirmed(key, confirm).await
+    }
+
+    /// Hands one persistent message to the broker; the returned future resolves with its
+    /// confirm (see [`confirmed`]).
+    async fn send(&self, exchange: String, key: &str, body: &[u8], headers: FieldTable) -> Result<PublisherConfirm, QueueError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_headers(headers);
-        let confirm = self
-            .publisher
+        self.publisher
             .basic_publish(exchange.into(), key.into(), BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() }, body, properties)
             .await
-            .map_err(broker)?
-            .await
-            .map_err(broker)?;
-        if confirm.is_nack() {
-            return Err(QueueError::NotConfirmed);
-        }
-        if confirm.take_message().is_some() {
-            return Err(QueueError::Broker(format!("message on {key:?} was unroutable (no queue bound)")));
-        }
-        Ok(())
+            .map_err(broker)
     }
 
     fn channel_of(&self, delivery: &Delivery) -> Result<Channel, QueueError> {
@@ -185,6 +182,19 @@ impl AmqpQueue {
     }
 }
 
+/// Waits for the broker's confirm of a message published with routing key `key`: a nack, or
+/// a message returned as unroutable (`mandatory`), is an error.
+async fn confirmed(key: &str, confirm: PublisherConfirm) -> Result<(), QueueError> {
+    let confirm = confirm.await.map_err(broker)?;
+    if confirm.is_nack() {
+        return Err(QueueError::NotConfirmed);
+    }
+    if confirm.take_message().is_some() {
+        return Err(QueueError::Broker(format!("message on {key:?} was unroutable (no queue bound)")));
+    }
+    Ok(())
+}
+
 fn reason_of(properties: &BasicProperties) -> Option<String> {
     let headers = properties.headers().as_ref()?;
     let text = |key: &str| match headers.inner().get(&ShortString::from(key)) {
@@ -202,28 +212,10 @@ impl MessageQueue for AmqpQueue {
             // the lot instead of one per message.
             let mut confirms = Vec::with_capacity(messages.len());
             for (route, body) in &messages {
-                let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-                let confirm = self
-                    .publisher
-                    .basic_publish(
-                        self.topology.exchange().into(),
-                        route.as_str().into(),
-                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
-                        body,
-                        properties,
-                    )
-                    .await
-                    .map_err(broker)?;
-                confirms.push((route, confirm));
+                confirms.push((route, self.send(self.topology.exchange(), route.as_str(), body, FieldTable::default()).await?));
             }
             for (route, confirm) in confirms {
-                let confirm = confirm.await.map_err(broker)?;
-                if confirm.is_nack() {
-                    return Err(QueueError::NotConfirmed);
-                }
-                if confirm.take_message().is_some() {
-                    return Err(QueueError::Broker(format!("message on {route:?} was unroutable (no queue bound)")));
-                }
+                confirmed(route.as_str(), confirm).await?;
             }
             Ok(())
         })

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::post;
-use anyhow::Context;
 use axum::Router;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::Peer;
@@ -33,28 +32,16 @@ fn requests(concurrency: usize) -> usize {
 
 /// The bare hop: an axum handler that answers 201 and does nothing else, in a process of its
 /// own (`campus-sim bench-hop`, hidden) on the same one-thread runtime as the services — a
-/// hop between two processes over loopback, as each of the order's three hops is.
-async fn bare_server(exe: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("bench-hop")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the bare hop server")?;
-    let stdout = child.stdout.take().context("the bare hop's stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.context("the bare hop did not start")??.unwrap_or_default();
-    let url = line.strip_prefix("READY ").context("the bare hop did not announce its address")?.to_owned();
-    Ok((child, url))
-}
+/// hop between two processes over loopback, as each of the order's three hops is. It is
+/// started and awaited like a service.
+const BARE_HOP: &str = "bench-hop";
 
 /// `campus-sim bench-hop`: serves the bare hop on a free loopback port, announces
-/// `READY http://<addr>` and serves until killed.
+/// `READY bench-hop http://<addr>` (the services' handshake) and serves until killed.
 pub async fn serve_bare_hop() -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("READY http://{}", listener.local_addr()?);
     use std::io::Write;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("READY {BARE_HOP} http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let app = Router::new().route("/order", post(|| async { StatusCode::CREATED }));
     axum::serve(listener, app).await?;
@@ -94,8 +81,8 @@ pub async fn run(exe: &Path, repeats: usize) -> anyhow::Result<Vec<Row>> {
     )
     .await?;
     let ours = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
-    let (_bare_process, bare_url) = bare_server(exe).await?;
-    let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_url)]));
+    let bare_hop = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?;
+    let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_hop.url().to_owned())]));
     let mut rows = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);
