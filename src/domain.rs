@@ -204,6 +204,16 @@ impl Items {
     pub fn units(&self) -> u32 {
         self.0.iter().map(|i| i.qty.get()).sum()
     }
+
+    /// Why these items cannot be reserved from the stock `left` reports, or `None` if they can:
+    /// the one rule of reservation (every line in full, or nothing), shared by the in-memory
+    /// Inventory of Part A and the SQLite store of Parts B and C.
+    pub fn shortfall(&self, left: impl Fn(&Sku) -> u32) -> Option<String> {
+        self.0.iter().find_map(|line| {
+            let left = left(&line.sku);
+            (left < line.qty.get()).then(|| format!("insufficient stock for {}: asked {}, {} left", line.sku, line.qty.get(), left))
+        })
+    }
 }
 impl TryFrom<Vec<OrderItem>> for Items {
     type Error = ValidationError;

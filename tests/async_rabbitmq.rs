@@ -17,7 +17,8 @@ use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
 use campus_sim::net::LinkModel;
 use campus_sim::queue::SimQueue;
 use campus_sim::rng::SimRng;
-use campus_sim::{checker, world, Mode};
+use campus_sim::async_rabbitmq::invariants;
+use campus_sim::{world, Mode};
 use serde_json::json;
 
 fn small(experiment: Experiment) -> Config {
@@ -36,14 +37,15 @@ fn small(experiment: Experiment) -> Config {
 fn during_an_outage_orders_are_still_accepted_and_the_backlog_rises_then_drains() {
     let runs = run_sim(&small(Experiment::Outage)).unwrap();
     let run = &runs[0];
-    assert_eq!(checker::async_rabbitmq(run), vec![]);
+    assert_eq!(invariants::check(run), vec![]);
     assert_eq!(run.refused, 0);
-    let (down, _up) = run.down_window_ms.unwrap();
-    assert!(run.peak_backlog >= 90, "5 s at 20/s should leave ~100 waiting, peak {}", run.peak_backlog);
-    let depth_before = run.samples.iter().filter(|s| s.t_ms <= down).map(|s| s.queue_depth).max().unwrap();
+    let outage = run.outage().expect("an outage run");
+    let (down, _up) = outage.down_window_ms;
+    assert!(outage.peak_backlog >= 90, "5 s at 20/s should leave ~100 waiting, peak {}", outage.peak_backlog);
+    let depth_before = outage.samples.iter().filter(|s| s.t_ms <= down).map(|s| s.queue_depth).max().unwrap();
     assert!(depth_before <= 1, "a backlog before the outage: {depth_before}");
-    assert_eq!(run.samples.last().unwrap().queue_depth, 0);
-    assert!(run.drain.unwrap() < Duration::from_secs(5));
+    assert_eq!(outage.samples.last().unwrap().queue_depth, 0);
+    assert!(outage.drain.unwrap() < Duration::from_secs(5));
     let summary = Summary::of(run);
     assert_eq!((summary.orders, summary.reserved + summary.failed, summary.notified), (180, 180, summary.reserved));
 }
@@ -52,8 +54,8 @@ fn during_an_outage_orders_are_still_accepted_and_the_backlog_rises_then_drains(
 fn every_order_delivered_twice_is_reserved_and_notified_once() {
     let runs = run_sim(&small(Experiment::Idempotency)).unwrap();
     let run = &runs[0];
-    assert_eq!(checker::async_rabbitmq(run), vec![]);
-    assert_eq!(run.duplicates_injected, 60);
+    assert_eq!(invariants::check(run), vec![]);
+    assert_eq!(run.duplicates_injected(), 60);
     assert_eq!(run.end.inventory.repeats, 60);
     assert_eq!(run.end.inventory.double_reservations, 0);
     assert_eq!(run.end.inventory.units_taken, run.end.inventory.units_of_reserved_orders);
@@ -64,7 +66,7 @@ fn every_order_delivered_twice_is_reserved_and_notified_once() {
 fn malformed_messages_are_dead_lettered_with_their_reason_and_good_ones_pass() {
     let runs = run_sim(&small(Experiment::Poison)).unwrap();
     let run = &runs[0];
-    assert_eq!(checker::async_rabbitmq(run), vec![]);
+    assert_eq!(invariants::check(run), vec![]);
     let reasons = output::reasons(run);
     assert_eq!(reasons.values().sum::<usize>(), 10);
     for label in ["not_json", "schema_violation", "unsupported_version", "unexpected_event"] {
@@ -81,7 +83,7 @@ fn the_accounting_catches_a_lost_order_and_a_double_reservation() {
     run.end.notified.retain(|id| *id != some_order);
     run.end.orders.statuses.insert(some_order.clone(), "accepted".into());
     run.end.inventory.double_reservations = 1;
-    let violations: Vec<String> = checker::async_rabbitmq(&run).iter().map(|v| v.message.clone()).collect();
+    let violations: Vec<String> = invariants::check(&run).iter().map(|v| v.message.clone()).collect();
     assert!(violations.iter().any(|v| v.contains("not in exactly one terminal state") && v.contains(&some_order)), "{violations:?}");
     assert!(violations.iter().any(|v| v.contains("stock taken more than once")), "{violations:?}");
 }

@@ -145,16 +145,19 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn kafka_records_go_to_the_key_hash_partition_with_growing_offsets() {
     with_kafka("partitions", records_go_to_the_key_hash_partition_with_growing_offsets).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn kafka_what_was_read_but_not_committed_is_read_again_by_the_next_member() {
     with_kafka("redeliver", what_was_read_but_not_committed_is_read_again_by_the_next_member).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn kafka_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
     with_kafka("reset", a_group_is_reset_to_the_beginning_only_when_it_has_no_members).await;
 }

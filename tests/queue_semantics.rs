@@ -158,21 +158,25 @@ where
 }
 
 #[tokio::test]
+#[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn rabbitmq_unacked_deliveries_of_a_dropped_consumer_come_back_redelivered() {
     with_rabbitmq("redeliver", unacked_deliveries_of_a_dropped_consumer_come_back_redelivered).await;
 }
 
 #[tokio::test]
+#[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn rabbitmq_a_consumer_never_holds_more_than_its_prefetch() {
     with_rabbitmq("prefetch", a_consumer_never_holds_more_than_its_prefetch).await;
 }
 
 #[tokio::test]
+#[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn rabbitmq_a_published_message_reaches_every_bound_queue() {
     with_rabbitmq("routes", a_published_message_reaches_every_bound_queue).await;
 }
 
 #[tokio::test]
+#[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn rabbitmq_rejected_poison_and_over_limit_messages_land_in_the_dead_letter_queue_with_reasons() {
     with_rabbitmq("dlq", rejected_poison_and_over_limit_messages_land_in_the_dead_letter_queue_with_reasons).await;
 }

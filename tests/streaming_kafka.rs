@@ -7,7 +7,8 @@ use campus::domain::{Envelope, Event, InventoryFailed, OrderId};
 use campus::services::analytics::Analytics;
 use campus_sim::streaming_kafka::output;
 use campus_sim::streaming_kafka::{run_sim, Config, Experiment};
-use campus_sim::{checker, Mode};
+use campus_sim::streaming_kafka::invariants;
+use campus_sim::Mode;
 
 fn small(experiment: Experiment) -> Config {
     Config { experiment, events: 2000, throttle_per_s: 400, stock: 1000, ..Config::default() }
@@ -17,19 +18,20 @@ fn small(experiment: Experiment) -> Config {
 fn a_throttled_consumer_falls_behind_a_full_speed_producer_and_catches_up() {
     let runs = run_sim(&small(Experiment::Lag)).unwrap();
     let run = &runs[0];
-    assert_eq!(checker::streaming_kafka(run), vec![]);
-    assert!(run.peak_lag > 3000, "4000 records at 400/s: the lag should near 4000, peaked at {}", run.peak_lag);
-    let catch_up = run.catch_up.unwrap().as_secs_f64();
+    assert_eq!(invariants::check(run), vec![]);
+    let lag = run.lag().expect("a lag run");
+    assert!(lag.peak > 3000, "4000 records at 400/s: the lag should near 4000, peaked at {}", lag.peak);
+    let catch_up = lag.catch_up.unwrap().as_secs_f64();
     assert!((8.0..=12.0).contains(&catch_up), "about 4000 / 400 = 10 s to catch up, took {catch_up}");
-    let last = run.lag.last().unwrap().t_ms;
-    assert!(run.lag.iter().filter(|s| s.t_ms == last).all(|s| s.lag() == 0));
+    let last = lag.samples.last().unwrap().t_ms;
+    assert!(lag.samples.iter().filter(|s| s.t_ms == last).all(|s| s.lag() == 0));
 }
 
 #[test]
 fn a_replay_from_the_beginning_reproduces_the_metrics_which_match_the_workload() {
     let runs = run_sim(&small(Experiment::Replay)).unwrap();
     let run = &runs[0];
-    assert_eq!(checker::streaming_kafka(run), vec![]);
+    assert_eq!(invariants::check(run), vec![]);
     assert_eq!(run.replay_equal(), Some(true));
     let metrics = run.metrics.as_ref().unwrap();
     assert_eq!(metrics.total.orders, 2000);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use campus_sim::report::percentile;
 use campus_sim::sync_rest::output::{self, Summary};
 use campus_sim::sync_rest::{run_sim, CaseRun, Config, Experiment};
-use campus_sim::{checker, Mode};
+use campus_sim::sync_rest::invariants;
+use campus_sim::Mode;
 
 fn config(experiment: Experiment) -> Config {
     Config { experiment, requests: 300, slow_requests: 40, ..Config::default() }
@@ -49,12 +50,12 @@ fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() {
 #[test]
 fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
     let runs = run_sim(&config(Experiment::Failure));
-    let names: Vec<_> = runs.iter().map(|r| r.case.experiment).collect();
+    let names: Vec<_> = runs.iter().map(|r| r.case.scenario.name()).collect();
     assert_eq!(names, ["failure-down", "failure-5xx"]);
     for run in &runs {
         assert_eq!(run.answers.len(), 300);
-        assert_eq!(statuses(run), vec![503], "{}", run.case.experiment);
-        assert!(percentile(&latencies(run), 99.0) < Duration::from_millis(50), "{}", run.case.experiment);
+        assert_eq!(statuses(run), vec![503], "{}", run.case.scenario);
+        assert!(percentile(&latencies(run), 99.0) < Duration::from_millis(50), "{}", run.case.scenario);
     }
 }
 
@@ -62,7 +63,7 @@ fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
 fn the_default_run_passes_every_check_and_explains_each_experiment() {
     let cfg = config(Experiment::All);
     let runs = run_sim(&cfg);
-    assert_eq!(checker::sync_rest(&runs, &cfg), vec![]);
+    assert_eq!(invariants::check(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
     for name in ["baseline", "delay", "timeout", "failure-down", "failure-5xx", "coupling"] {
@@ -76,7 +77,7 @@ fn the_checker_catches_a_run_whose_answers_do_not_match_the_experiment() {
     let mut runs = run_sim(&cfg);
     runs[0].answers[3].status = 201;
     runs[0].answers[7].latency = cfg.timeout + Duration::from_millis(400);
-    let violations = checker::sync_rest(&runs, &cfg);
+    let violations = invariants::check(&runs, &cfg);
     assert_eq!(violations.len(), 2, "{violations:?}");
     assert!(violations[0].message.contains("#3 got 201"), "{}", violations[0]);
     assert!(violations[1].message.contains("worst #7"), "{}", violations[1]);

@@ -1,25 +1,31 @@
 //! campus-sim: the lab around the `campus` services.
 //!
-//! - [`world`], [`rng`]: virtual time and the one seed everything random is drawn from.
-//! - [`net`]: request/reply in memory ([`net::SimNet`]), calling the services' real routers.
-//! - [`fault`]: faults as data ([`fault::FaultPlan`]) and the one place they are applied.
-//! - [`workload`]: the orders a run places.
-//! - [`sync_rest`]: Part A's experiments, in the simulation or over real processes ([`real`]).
-//! - [`checker`]: the invariants every run is checked against.
-//! - [`explore`]: property tests over generated fault schedules, with shrinking (`campus-sim explore`).
-//! - [`report`]: CSV files and `report.md`; [`plot`]: its SVG figures.
+//! Every module imports only modules below it in this list (checked: no module imports one
+//! that imports it back):
+//!
+//! - [`cli`]: the `campus-sim` command line; [`serve`]: `campus-sim serve`, the production
+//!   entry point plus the lab's fault layer.
 //! - [`bench`]: our code next to the transports' floors (`campus-sim bench`).
-//! - [`serve`], [`cli`]: `campus-sim serve …` and the command line.
+//! - [`explore`]: property tests over generated fault schedules, with shrinking.
+//! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's experiments, its
+//!   deployment (simulated or real), invariants, CSV rows, report section and figures.
+//! - [`real`]: service processes (`campus-sim serve …` children and their READY line).
+//! - [`world`]: the simulated world built once from the seed — clock, RNG streams, hosts and
+//!   host faults; [`net`], [`queue`], [`log`]: the in-memory transports it hosts.
+//! - [`fault`]: faults as data ([`fault::FaultPlan`], queue and log crashes) and the one place
+//!   each is applied.
+//! - [`report`]: typed CSV rows and `report.md`; [`plot`]: the SVG chart engine.
+//! - [`workload`], [`rng`], [`violation`], [`progress`]: the leaves.
 
 pub mod async_rabbitmq;
 pub mod bench;
-pub mod checker;
 pub mod cli;
 pub mod explore;
 pub mod fault;
 pub mod log;
 pub mod net;
 pub mod plot;
+pub mod progress;
 pub mod queue;
 pub mod real;
 pub mod report;
@@ -27,18 +33,23 @@ pub mod rng;
 pub mod serve;
 pub mod streaming_kafka;
 pub mod sync_rest;
+pub mod violation;
 pub mod workload;
 pub mod world;
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// The seed when `--seed` is not given: runs are reproducible by default.
 pub const DEFAULT_SEED: u64 = 2026;
 
-/// Where a run happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Where a run happened (the `mode` column of every CSV).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The deterministic simulation: one process, in-memory transports, virtual time.
+    #[default]
     Sim,
     /// Real processes, sockets and brokers.
     Real,
@@ -56,63 +67,5 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A progress line on stderr for the steps of a run, so a run never looks hung.
-pub fn progress(message: &str) {
-    if let Some(live) = LIVE.with(|l| l.take()) {
-        // A step ends the live counter's line first.
-        eprintln!();
-        LIVE.with(|l| l.set(Some(live)));
-    }
-    eprintln!("  … {message}");
-}
-
-thread_local! {
-    /// Whether a live counter line is on the terminal now (so a plain line starts a new one).
-    static LIVE: std::cell::Cell<Option<()>> = const { std::cell::Cell::new(None) };
-}
-
-/// A live counter for a long phase (the 60 s outage and its drain, a consumer catching up):
-/// on a terminal one stderr line redrawn in place at most ten times a second; otherwise (CI, a
-/// pipe) a plain line every `quiet_every` of wall time, so logs stay short.
-pub struct Progress {
-    label: &'static str,
-    tty: bool,
-    last: Option<std::time::Instant>,
-    quiet_every: std::time::Duration,
-}
-
-impl Progress {
-    pub fn new(label: &'static str) -> Self {
-        use std::io::IsTerminal;
-        Progress { label, tty: std::io::stderr().is_terminal(), last: None, quiet_every: std::time::Duration::from_secs(10) }
-    }
-
-    /// Shows `status` if it is time to; `status` is only computed then.
-    pub fn update(&mut self, status: impl FnOnce() -> String) {
-        let now = std::time::Instant::now();
-        let every = if self.tty { std::time::Duration::from_millis(100) } else { self.quiet_every };
-        if self.last.is_some_and(|last| now.duration_since(last) < every) {
-            return;
-        }
-        self.last = Some(now);
-        if self.tty {
-            eprint!("\r\x1b[2K  … {}: {}", self.label, status());
-            LIVE.with(|l| l.set(Some(())));
-        } else {
-            eprintln!("  … {}: {}", self.label, status());
-        }
-    }
-
-    /// Ends the counter with a last status line.
-    pub fn finish(self, status: &str) {
-        if self.tty {
-            eprintln!("\r\x1b[2K  … {}: {status}", self.label);
-            LIVE.with(|l| l.set(None));
-        } else {
-            eprintln!("  … {}: {status}", self.label);
-        }
     }
 }

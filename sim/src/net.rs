@@ -65,6 +65,11 @@ impl SimNet {
         self.hosts.lock().expect("hosts lock").insert(peer, Host::Down);
     }
 
+    /// Whether `peer` is hosted and up.
+    pub fn is_up(&self, peer: Peer) -> bool {
+        matches!(self.hosts.lock().expect("hosts lock").get(&peer), Some(Host::Up(_)))
+    }
+
     /// Forgets every host (routers hold services that hold this net: this breaks the cycle).
     pub fn clear(&self) {
         self.hosts.lock().expect("hosts lock").clear();

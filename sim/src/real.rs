@@ -11,29 +11,10 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::serve::Model;
+use campus::Model;
 
 /// How long a child may take to bind its port and say so.
 pub const READY_WITHIN: Duration = Duration::from_secs(20);
-
-/// The environment variables `campus-sim serve` reads. They are removed from the children's
-/// environment, so a variable exported for a compose-style run cannot skew an experiment.
-pub const SERVE_ENV: [&str; 14] = [
-    "CAMPUS_SERVICE",
-    "CAMPUS_HOST",
-    "CAMPUS_PORT",
-    "CAMPUS_INVENTORY_URL",
-    "CAMPUS_NOTIFICATION_URL",
-    "CAMPUS_TIMEOUT_MS",
-    "CAMPUS_STOCK",
-    "CAMPUS_DELAY_MS",
-    "CAMPUS_ERROR_STATUS",
-    "CAMPUS_HANG",
-    "AMQP_URL",
-    "CAMPUS_NAMESPACE",
-    "CAMPUS_DATA_DIR",
-    "CAMPUS_PREFETCH",
-];
 
 /// A running service process. Dropping it kills the process.
 pub struct ServiceProcess {
@@ -55,7 +36,8 @@ impl ServiceProcess {
     pub async fn start(exe: &Path, service: &str, argv: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(exe);
         command.args(argv);
-        for var in SERVE_ENV {
+        // A variable exported for a compose-style run must not skew an experiment.
+        for var in crate::serve::serve_env() {
             command.env_remove(var);
         }
         if std::env::var_os("RUST_LOG").is_none() {

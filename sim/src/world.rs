@@ -1,18 +1,180 @@
-//! The simulated world's clock: a current-thread tokio runtime whose clock is paused, so time
-//! only moves when every task waits, and jumps straight to the next timer. A 2 s delay costs
-//! no wall time, and scheduling — hence every result — is a function of the seed alone.
+//! The simulated world, built once from the seed (turmoil's `Builder` → `Sim` is the model):
+//! it owns the virtual clock, the RNG streams every random choice is drawn from, the link
+//! latency, the in-memory network with its hosts, and the one place host faults are applied
+//! (a host taken down, crashed, restarted). Code on a host never rolls dice itself.
+//!
+//! Time: each world runs on a current-thread tokio runtime whose clock is paused, so time only
+//! moves when every task waits, and jumps straight to the next timer. A 2 s delay costs no wall
+//! time, and scheduling — hence every result — is a function of the seed alone.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
+use axum::Router;
+use campus::deploy::async_rabbitmq::Service;
+use campus::transport::Peer;
+use campus::Model;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::log::SimLog;
+use crate::net::{LinkModel, SimNet};
+use crate::queue::SimQueue;
+use crate::rng::SimRng;
 
 thread_local! {
     /// When the world running on this thread began (its tasks all run on this thread).
     static STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Runs `future` to completion in virtual time.
+/// What randomness is drawn for: one experiment of the graded run, `explore`'s schedules of a
+/// model, or one round of a benchmark (which runs on real transports, but its orders come from
+/// the seed too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Experiment(&'static str),
+    Explore,
+    Bench { round: u64 },
+}
+
+/// What a stream of randomness is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Link latencies of the request/reply network.
+    Net,
+    /// Publish and delivery latencies of the queue.
+    Queue,
+    /// Append and commit latencies of the log.
+    Log,
+    /// The orders a run places.
+    Workload,
+    /// The gaps between the event times of Part C's orders.
+    EventTime,
+}
+
+/// One simulated world.
+pub struct World {
+    seed: u64,
+    model: Model,
+    scope: Scope,
+    link: LinkModel,
+    net: Arc<SimNet>,
+    /// The loops (consumers, relays) of each host that has some, aborted when it goes down.
+    work: Mutex<BTreeMap<Peer, Vec<JoinHandle<()>>>>,
+}
+
+impl World {
+    /// A world for `model` in `scope`, every stream drawn from `seed`.
+    pub fn new(seed: u64, model: Model, scope: Scope) -> World {
+        let link = LinkModel::default();
+        let net = Arc::new(SimNet::new(stream(seed, model, &scope, Stream::Net), link));
+        World { seed, model, scope, link, net, work: Mutex::new(BTreeMap::new()) }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The random stream for `purpose` (see [`stream`]).
+    pub fn stream(&self, purpose: Stream) -> SimRng {
+        stream(self.seed, self.model, &self.scope, purpose)
+    }
+
+    /// Runs `future` to completion in this world's virtual time.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        block_on(future)
+    }
+
+    /// The request/reply network, its hosts and their faults.
+    pub fn net(&self) -> &Arc<SimNet> {
+        &self.net
+    }
+
+    /// A fresh in-memory queue.
+    pub fn queue(&self) -> Arc<SimQueue> {
+        Arc::new(SimQueue::new(self.stream(Stream::Queue), self.link))
+    }
+
+    /// A fresh in-memory log.
+    pub fn log(&self) -> Arc<SimLog> {
+        Arc::new(SimLog::new(self.stream(Stream::Log), self.link))
+    }
+
+    /// `peer` answers with `app`.
+    pub fn host(&self, peer: Peer, app: Router) {
+        self.net.host(peer, app);
+    }
+
+    /// `peer` answers with the service's app and runs each of its loops as a task of the world.
+    pub fn start(&self, peer: Peer, service: Service) {
+        self.net.host(peer, service.app);
+        let tasks = service.work.into_iter().map(|(name, work)| {
+            tokio::spawn(async move {
+                if let Err(e) = work.await {
+                    tracing::error!(task = name, error = %e, "task failed");
+                }
+            })
+        });
+        let tasks = tasks.collect();
+        for old in self.work.lock().expect("work lock").insert(peer, tasks).into_iter().flatten() {
+            old.abort();
+        }
+    }
+
+    /// `peer` crashes: its work is aborted where it stands (unacknowledged deliveries go back to
+    /// their queue) and calls to it are refused, as a closed port refuses.
+    pub async fn take_down(&self, peer: Peer) {
+        let tasks = self.work.lock().expect("work lock").remove(&peer);
+        for task in tasks.into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.net.take_down(peer);
+    }
+
+    /// Whether `peer` runs (hosted, and not taken down).
+    pub fn is_up(&self, peer: Peer) -> bool {
+        self.net.is_up(peer)
+    }
+
+    /// Stops every host (routers hold services that hold the network: this breaks the cycle).
+    pub fn clear(&self) {
+        for task in std::mem::take(&mut *self.work.lock().expect("work lock")).into_values().flatten() {
+            task.abort();
+        }
+        self.net.clear();
+    }
+}
+
+/// The random stream for `purpose`. Every fork of the seed in the lab happens here, so the
+/// streams are independent of one another and one seed replays a run exactly. (The labels
+/// are those the lab has always used, so a seed gives the same runs as before.)
+pub fn stream(seed: u64, model: Model, scope: &Scope, purpose: Stream) -> SimRng {
+    let seed = SimRng::new(seed);
+    let name = model.name();
+    let label = match purpose {
+        Stream::Net => "net",
+        Stream::Queue => "queue",
+        Stream::Log => "log",
+        Stream::Workload => "workload",
+        Stream::EventTime => "event-time",
+    };
+    match (scope, purpose) {
+        (Scope::Explore, _) => seed.fork(&format!("explore/{name}")).fork(label),
+        (Scope::Bench { round }, _) => seed.fork(&format!("bench/{name}")).fork(&round.to_string()).fork(label),
+        (Scope::Experiment(experiment), Stream::Net | Stream::Queue) => seed.fork(name).fork(experiment).fork(label),
+        (Scope::Experiment(experiment), Stream::Log) => seed.fork(&format!("{name}/log")).fork(experiment),
+        // Part C's events are the same in every experiment (replay and sim-vs-real compare
+        // them), and so are Part A's orders; Part B's differ per experiment.
+        (Scope::Experiment(_), Stream::Workload | Stream::EventTime) if model == Model::StreamingKafka => seed.fork(name).fork(label),
+        (Scope::Experiment(_), Stream::Workload) if model == Model::SyncRest => seed.fork(&format!("{name}/workload")),
+        (Scope::Experiment(experiment), Stream::Workload | Stream::EventTime) => seed.fork(&format!("{name}/workload")).fork(experiment),
+    }
+}
+
+/// Runs `future` to completion in virtual time, on a fresh current-thread runtime.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

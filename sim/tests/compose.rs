@@ -3,7 +3,7 @@
 //! `CAMPUS_*` variable they set is one `campus-sim serve` reads.
 
 use campus_sim::cli::Cli;
-use campus_sim::real::SERVE_ENV;
+use campus_sim::serve::serve_env;
 use clap::Parser;
 
 fn compose_files() -> Vec<(String, String)> {
@@ -37,7 +37,7 @@ fn every_campus_variable_in_a_compose_file_is_read_by_serve() {
     for (path, text) in compose_files() {
         for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
             if let Some(var) = line.trim().split(':').next().filter(|k| k.starts_with("CAMPUS_") || *k == "AMQP_URL") {
-                assert!(SERVE_ENV.contains(&var), "{path}: {var} is not read by campus-sim serve");
+                assert!(serve_env().contains(&var), "{path}: {var} is not read by campus-sim serve");
             }
         }
     }

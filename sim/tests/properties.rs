@@ -2,7 +2,8 @@
 //! 256 schedules per model keep every invariant; each `--break` is caught, and the shrunk
 //! counterexample is as small as the lesson it teaches; a schedule replays to the same trace.
 
-use campus_sim::explore::{self, rabbit, rest, stream, Break, Counterexample, Model, Schedule};
+use campus::Model;
+use campus_sim::explore::{self, rabbit, rest, stream, Break, Counterexample, Schedule};
 use campus_sim::fault::queue::CrashPoint;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;

@@ -27,16 +27,6 @@ pub struct Reservation {
     pub first_attempt: bool,
 }
 
-/// Why `items` cannot be reserved from the stock `left` reports, or `None` if they can. The
-/// one rule of reservation, shared by the in-memory [`Inventory`] and the SQLite store.
-pub fn shortfall(items: &Items, left: impl Fn(&Sku) -> u32) -> Option<String> {
-    items.as_slice().iter().find_map(|line| {
-        let left = left(&line.sku);
-        (left < line.qty.get())
-            .then(|| format!("insufficient stock for {}: asked {}, {} left", line.sku, line.qty.get(), left))
-    })
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inventory {
     stock: BTreeMap<Sku, u32>,
@@ -61,7 +51,7 @@ impl Inventory {
         if let Some(outcome) = self.outcomes.get(order_id) {
             return Reservation { outcome: outcome.clone(), first_attempt: false };
         }
-        let outcome = match shortfall(items, |sku| self.stock[sku]) {
+        let outcome = match items.shortfall(|sku| self.stock[sku]) {
             Some(reason) => ReserveOutcome::Rejected { reason },
             None => {
                 for line in items.as_slice() {

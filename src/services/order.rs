@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use super::EventClock;
-use crate::api::{ErrorBody, ReserveRequest, SendRequest};
+use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 use crate::domain::{Order, OrderId, OrderRequest};
 use crate::store::{OrderStore, StoreError};
 use crate::transport::queue::{MessageQueue, QueueError};

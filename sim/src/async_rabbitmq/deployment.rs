@@ -1,14 +1,14 @@
-//! Where Part B's services run: as tasks of the simulation over `SimQueue` and `SimNet`, or
-//! as `campus-sim serve … --model async-rabbitmq` processes over a real RabbitMQ. The
-//! experiments see only this type; stopping Inventory is the one fault it applies (the task is
-//! aborted / the process SIGKILLed; its store survives, as a disk would).
+//! Where Part B's services run: as hosts of the simulated world over `SimQueue` and `SimNet`,
+//! or as `campus-sim serve … --model async-rabbitmq` processes over a real RabbitMQ. Both are
+//! wired by `campus::deploy::async_rabbitmq`. The experiments see only this type; stopping
+//! Inventory is the one fault it applies (the world takes the host down / the process is
+//! SIGKILLed; its store survives, as a disk would).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use campus::api;
-use campus::services::messaging;
+use campus::deploy::async_rabbitmq as wiring;
 use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
@@ -16,32 +16,28 @@ use campus::transport::amqp::AmqpQueue;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::queue::{MessageQueue, Topology};
 use campus::transport::{Peer, RequestReply};
-use tokio::task::JoinHandle;
+use campus::Model;
 
 use super::Config;
-use crate::net::{LinkModel, SimNet};
-use crate::queue::SimQueue;
 use crate::real::ServiceProcess;
-use crate::rng::SimRng;
-use crate::serve::Model;
+use crate::world::World;
 use crate::Mode;
 
-pub struct Deployment {
+/// Part B's three services, running.
+pub struct Deployment<'w> {
     mq: Arc<dyn MessageQueue>,
     http: Arc<dyn RequestReply>,
-    kind: Kind,
+    kind: Kind<'w>,
 }
 
-enum Kind {
-    Sim(SimParts),
+enum Kind<'w> {
+    Sim(SimParts<'w>),
     Real(Box<RealParts>),
 }
 
-struct SimParts {
-    net: Arc<SimNet>,
+struct SimParts<'w> {
+    world: &'w World,
     inventory_store: Arc<InventoryStore>,
-    inventory: Option<JoinHandle<()>>,
-    others: Vec<JoinHandle<()>>,
     prefetch: u16,
 }
 
@@ -56,51 +52,25 @@ struct RealParts {
     inventory: Option<ServiceProcess>,
 }
 
-fn logged(name: &'static str, work: impl std::future::Future<Output = Result<(), impl std::fmt::Display>> + Send + 'static) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = work.await {
-            tracing::error!(task = name, error = %e, "task failed");
-        }
-    })
-}
-
-impl Deployment {
-    /// Every service a task of the current (virtual-time) runtime.
-    pub async fn sim(config: &Config, rng: SimRng) -> anyhow::Result<Self> {
-        let net = Arc::new(SimNet::new(rng.fork("net"), LinkModel::default()));
-        let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(rng.fork("queue"), LinkModel::default()));
+impl<'w> Deployment<'w> {
+    /// Every service a host of `world` (virtual time), over a fresh `SimQueue`.
+    pub async fn sim(world: &'w World, config: &Config) -> anyhow::Result<Self> {
+        let mq: Arc<dyn MessageQueue> = world.queue();
         let prefetch = config.prefetch;
-
         let order_store = Arc::new(OrderStore::open(None)?);
-        let order = Arc::new(AsyncOrderService::new(
-            OrderIds::seeded(config.seed),
-            order_store.clone(),
-            EventClock::Since(tokio::time::Instant::now()),
-        ));
-        net.host(Peer::Order, api::order::async_app(order.clone()));
-        let relay = {
-            let mq = mq.clone();
-            logged("relay", async move { order.run_relay(mq).await })
-        };
-        let status = logged("order-status", messaging::run_order_status(mq.clone(), order_store, prefetch));
-
+        let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(config.seed), order_store, EventClock::Since(tokio::time::Instant::now())));
+        world.start(Peer::Order, wiring::order(order, mq.clone(), prefetch));
         let notification_store = Arc::new(NotificationStore::open(None)?);
-        net.host(Peer::Notification, api::notification::admin_app(notification_store.clone()));
-        let notification = logged("notification", messaging::run_notification(mq.clone(), notification_store, prefetch));
-
+        world.start(Peer::Notification, wiring::notification(notification_store, mq.clone(), prefetch));
         let inventory_store = Arc::new(InventoryStore::open(None, config.stock)?);
-        let mut d = Deployment {
-            mq,
-            http: net.clone(),
-            kind: Kind::Sim(SimParts { net, inventory_store, inventory: None, others: vec![relay, status, notification], prefetch }),
-        };
+        let mut d = Deployment { mq, http: world.net().clone(), kind: Kind::Sim(SimParts { world, inventory_store, prefetch }) };
         d.start_inventory().await?;
         Ok(d)
     }
 
     /// Three `campus-sim serve` processes on loopback, over the RabbitMQ at `amqp_url`, in a
     /// namespace of their own.
-    pub async fn real(config: &Config, exe: &Path, amqp_url: &str, experiment: &str) -> anyhow::Result<Self> {
+    pub async fn real(config: &Config, exe: &Path, amqp_url: &str, experiment: &str) -> anyhow::Result<Deployment<'static>> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
         let amqp = AmqpQueue::connect(amqp_url, Topology::new(&namespace)).await.with_context(|| {
@@ -160,7 +130,7 @@ impl Deployment {
 
     pub fn inventory_up(&self) -> bool {
         match &self.kind {
-            Kind::Sim(s) => s.inventory.is_some(),
+            Kind::Sim(s) => s.world.is_up(Peer::Inventory),
             Kind::Real(r) => r.inventory.is_some(),
         }
     }
@@ -168,13 +138,7 @@ impl Deployment {
     /// Inventory dies: its unacknowledged deliveries return to the queue; its store stays.
     pub async fn stop_inventory(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
-            Kind::Sim(s) => {
-                if let Some(task) = s.inventory.take() {
-                    task.abort();
-                    let _ = task.await;
-                }
-                s.net.take_down(Peer::Inventory);
-            }
+            Kind::Sim(s) => s.world.take_down(Peer::Inventory).await,
             Kind::Real(r) => {
                 if let Some(mut process) = r.inventory.take() {
                     process.kill().await?;
@@ -187,10 +151,7 @@ impl Deployment {
     /// Inventory (re)starts on its existing store.
     pub async fn start_inventory(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
-            Kind::Sim(s) => {
-                s.net.host(Peer::Inventory, api::inventory::admin_app(s.inventory_store.clone()));
-                s.inventory = Some(logged("inventory", messaging::run_inventory(self.mq.clone(), s.inventory_store.clone(), s.prefetch)));
-            }
+            Kind::Sim(s) => s.world.start(Peer::Inventory, wiring::inventory(s.inventory_store.clone(), self.mq.clone(), s.prefetch)),
             Kind::Real(r) => {
                 let mut args = r.common.clone();
                 args.extend(["--stock".to_owned(), r.stock.to_string()]);
@@ -210,12 +171,7 @@ impl Deployment {
     /// namespace, the data directory).
     pub async fn teardown(self) {
         match self.kind {
-            Kind::Sim(s) => {
-                for task in s.inventory.into_iter().chain(s.others) {
-                    task.abort();
-                }
-                s.net.clear();
-            }
+            Kind::Sim(s) => s.world.clear(),
             Kind::Real(r) => {
                 let r = *r;
                 drop((r.order, r.notification, r.inventory));

@@ -9,7 +9,10 @@
 //! | `poison`      | malformed messages (not JSON, schema violations, unknown version, wrong event) among good orders | all malformed dead-lettered with reasons, all good ones processed |
 
 pub mod deployment;
+pub mod figures;
+pub mod invariants;
 pub mod output;
+pub mod poison;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,15 +21,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use campus::api::order::{OrderAcceptedReply, OrdersReply};
-use campus::domain::{Envelope, Event, InventoryReserved, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
+use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest};
+use campus::Model;
 use campus::store::{InventoryStats, NotificationStats, OrderRecord, OrderStats};
 use campus::transport::queue::{QueueName, Route};
 use campus::transport::{Peer, RequestReply};
 use tokio::time::Instant;
 
 pub use deployment::Deployment;
+pub use poison::poison_bodies;
 
-use crate::rng::SimRng;
+use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
 /// Which experiments to run (`--experiment`).
@@ -99,17 +104,43 @@ impl Config {
         Ok(())
     }
 
-    pub fn experiments(&self) -> Vec<&'static str> {
+    /// The experiments `--experiment` selects, in the order they run.
+    pub fn scenarios(&self) -> Vec<Scenario> {
         match self.experiment {
-            Experiment::All => vec!["outage", "idempotency", "poison"],
-            Experiment::Outage => vec!["outage"],
-            Experiment::Idempotency => vec!["idempotency"],
-            Experiment::Poison => vec!["poison"],
+            Experiment::All => Scenario::ALL.to_vec(),
+            Experiment::Outage => vec![Scenario::Outage],
+            Experiment::Idempotency => vec![Scenario::Idempotency],
+            Experiment::Poison => vec![Scenario::Poison],
         }
     }
 
-    fn orders_for(&self, experiment: &str, n: usize) -> Vec<OrderRequest> {
-        workload::orders(&mut SimRng::new(self.seed).fork("async-rabbitmq/workload").fork(experiment), n)
+    pub fn experiments(&self) -> Vec<&'static str> {
+        self.scenarios().into_iter().map(Scenario::name).collect()
+    }
+
+    /// The orders of `scenario`, the same in both modes (drawn from the seed).
+    fn orders_for(&self, scenario: Scenario, n: usize) -> Vec<OrderRequest> {
+        workload::orders(&mut world::stream(self.seed, Model::AsyncRabbitmq, &Scope::Experiment(scenario.name()), Stream::Workload), n)
+    }
+}
+
+/// One experiment of Part B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scenario {
+    Outage,
+    Idempotency,
+    Poison,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [Scenario::Outage, Scenario::Idempotency, Scenario::Poison];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Outage => "outage",
+            Scenario::Idempotency => "idempotency",
+            Scenario::Poison => "poison",
+        }
     }
 }
 
@@ -146,23 +177,70 @@ pub struct Final {
     pub dead_letters: Vec<DeadLetter>,
 }
 
-/// A finished experiment.
+/// A finished experiment: what every experiment measures, and what only its kind does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
-    pub experiment: &'static str,
     pub mode: Mode,
     /// Orders answered 202, and requests that were not.
     pub accepted: usize,
     pub refused: usize,
-    pub duplicates_injected: usize,
-    pub poison_injected: usize,
-    /// The outage's time series (empty for the other experiments), its window and drain.
+    pub end: Final,
+    pub detail: Detail,
+}
+
+/// What one kind of run measured besides the common counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    Outage(Outage),
+    /// `OrderPlaced` messages published a second time.
+    Idempotency { duplicates: usize },
+    /// Malformed messages published among the good ones.
+    Poison { injected: usize },
+    /// One schedule of `campus-sim explore`.
+    Explore { duplicates: usize, malformed: usize },
+}
+
+/// The outage's time series, its window and its drain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
     pub samples: Vec<Sample>,
     /// The deepest Inventory's queue was at any poll (every 250 ms), not only at the samples.
     pub peak_backlog: u64,
-    pub down_window_ms: Option<(u64, u64)>,
+    pub down_window_ms: (u64, u64),
     pub drain: Option<Duration>,
-    pub end: Final,
+}
+
+impl Run {
+    /// The experiment's name, as the CSVs and checks name it.
+    pub fn name(&self) -> &'static str {
+        match self.detail {
+            Detail::Outage(_) => Scenario::Outage.name(),
+            Detail::Idempotency { .. } => Scenario::Idempotency.name(),
+            Detail::Poison { .. } => Scenario::Poison.name(),
+            Detail::Explore { .. } => "explore",
+        }
+    }
+
+    pub fn outage(&self) -> Option<&Outage> {
+        match &self.detail {
+            Detail::Outage(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn duplicates_injected(&self) -> usize {
+        match self.detail {
+            Detail::Idempotency { duplicates } | Detail::Explore { duplicates, .. } => duplicates,
+            _ => 0,
+        }
+    }
+
+    pub fn poison_injected(&self) -> usize {
+        match self.detail {
+            Detail::Poison { injected } | Detail::Explore { malformed: injected, .. } => injected,
+            _ => 0,
+        }
+    }
 }
 
 /// Orders sent: those accepted (202) with the id Order gave them, in the order they were
@@ -223,7 +301,7 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestR
     serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
 }
 
-pub(crate) async fn sample(d: &Deployment, t0: Instant) -> anyhow::Result<Sample> {
+pub(crate) async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
     let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
     let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
     Ok(Sample {
@@ -246,7 +324,7 @@ fn settled(s: &Sample, expected_orders: u64) -> bool {
 }
 
 /// Polls until `done` holds for a sample, or fails after `within`.
-async fn wait_settled(d: &Deployment, t0: Instant, within: Duration, done: impl Fn(&Sample) -> bool) -> anyhow::Result<Sample> {
+async fn wait_settled(d: &Deployment<'_>, t0: Instant, within: Duration, done: impl Fn(&Sample) -> bool) -> anyhow::Result<Sample> {
     let deadline = Instant::now() + within;
     loop {
         let s = sample(d, t0).await?;
@@ -261,7 +339,7 @@ async fn wait_settled(d: &Deployment, t0: Instant, within: Duration, done: impl 
 }
 
 /// Reads the services' final state and empties the dead-letter queue into it.
-async fn finish(d: &Deployment) -> anyhow::Result<Final> {
+async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
     let http = d.http();
     let dlq_depth = d.mq().depth(QueueName::DeadLetter).await?;
     let mut dead_letters = Vec::new();
@@ -287,21 +365,20 @@ async fn finish(d: &Deployment) -> anyhow::Result<Final> {
 }
 
 /// Runs one experiment on a fresh deployment.
-pub async fn run_experiment(config: &Config, experiment: &'static str, mut d: Deployment) -> anyhow::Result<Run> {
-    let result = match experiment {
-        "outage" => outage(config, &mut d).await,
-        "idempotency" => idempotency(config, &d).await,
-        "poison" => poison(config, &d).await,
-        other => bail!("no experiment {other}"),
+pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployment<'_>) -> anyhow::Result<Run> {
+    let result = match scenario {
+        Scenario::Outage => outage(config, &mut d).await,
+        Scenario::Idempotency => idempotency(config, &d).await,
+        Scenario::Poison => poison(config, &d).await,
     };
     d.teardown().await;
     result
 }
 
-async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
+async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> {
     let total = config.lead + config.down_for + config.lead;
     let n = (total.as_secs_f64() * f64::from(config.rate)).round() as usize;
-    let orders = config.orders_for("outage", n);
+    let orders = config.orders_for(Scenario::Outage, n);
     let t0 = Instant::now();
     let load = tokio::spawn(place_orders(d.order_client(), orders, config.rate));
     let (down_at, up_at) = (config.lead, config.lead + config.down_for);
@@ -311,7 +388,7 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
     let mut tick = tokio::time::interval_at(t0, Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
-    let mut live = crate::Progress::new("outage");
+    let mut live = crate::progress::Progress::new("outage");
     let deadline = total + config.settle_within;
     let placed = loop {
         tick.tick().await;
@@ -319,18 +396,18 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
         if down_ms.is_none() && now >= down_at {
             d.stop_inventory().await?;
             down_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress(&format!("outage: inventory down at {:.1} s", now.as_secs_f64()));
+            crate::progress::step(&format!("outage: inventory down at {:.1} s", now.as_secs_f64()));
         }
         if down_ms.is_some() && up_ms.is_none() && now >= up_at {
             d.start_inventory().await?;
             up_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress(&format!("outage: inventory back at {:.1} s", now.as_secs_f64()));
+            crate::progress::step(&format!("outage: inventory back at {:.1} s", now.as_secs_f64()));
         }
         let s = sample(d, t0).await?;
         peak_backlog = peak_backlog.max(s.queue_depth);
         if up_ms.is_some() && drained_ms.is_none() && s.queue_depth == 0 {
             drained_ms = Some(s.t_ms);
-            crate::progress(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
+            crate::progress::step(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
         }
         let done = load.is_finished() && up_ms.is_some() && settled(&s, s.accepted);
         live.update(|| {
@@ -360,32 +437,31 @@ async fn outage(config: &Config, d: &mut Deployment) -> anyhow::Result<Run> {
     let end = finish(d).await?;
     let (down, up) = (down_ms.expect("inventory was stopped"), up_ms.expect("inventory was restarted"));
     Ok(Run {
-        experiment: "outage",
         mode: d.mode(),
         accepted: placed.accepted.len(),
         refused: placed.refused,
-        duplicates_injected: 0,
-        poison_injected: 0,
-        samples,
-        peak_backlog,
-        down_window_ms: Some((down, up)),
-        drain: drained_ms.map(|t| Duration::from_millis(t.saturating_sub(up))),
         end,
+        detail: Detail::Outage(Outage {
+            samples,
+            peak_backlog,
+            down_window_ms: (down, up),
+            drain: drained_ms.map(|t| Duration::from_millis(t.saturating_sub(up))),
+        }),
     })
 }
 
 /// Orders at a brisk rate, then wait until each has its verdict and notification.
-async fn place_and_settle(config: &Config, d: &Deployment, experiment: &str, t0: Instant) -> anyhow::Result<Placed> {
-    let orders = config.orders_for(experiment, config.orders);
+async fn place_and_settle(config: &Config, d: &Deployment<'_>, scenario: Scenario, t0: Instant) -> anyhow::Result<Placed> {
+    let orders = config.orders_for(scenario, config.orders);
     let placed = place_orders(d.order_client(), orders, config.rate.max(100)).await;
     let n = placed.accepted.len() as u64;
     wait_settled(d, t0, config.settle_within, |s| settled(s, n)).await?;
     Ok(placed)
 }
 
-async fn idempotency(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
+async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
     let t0 = Instant::now();
-    let placed = place_and_settle(config, d, "idempotency", t0).await?;
+    let placed = place_and_settle(config, d, Scenario::Idempotency, t0).await?;
     // Publish the very OrderPlaced of the first `duplicates` orders again, straight to the
     // broker, as a redelivery or a relay crashing after its confirm would.
     let http = d.http();
@@ -399,7 +475,7 @@ async fn idempotency(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
         reserved_duplicates += u64::from(record.status == "reserved");
     }
     let duplicates = config.duplicates.min(placed.accepted.len());
-    crate::progress(&format!("idempotency: {duplicates} duplicate OrderPlaced published"));
+    crate::progress::step(&format!("idempotency: {duplicates} duplicate OrderPlaced published"));
     // Settled when Inventory answered every duplicate from its store and Notification has
     // received (and ignored) the re-emitted InventoryReserved of each reserved one.
     let deadline = Instant::now() + config.settle_within;
@@ -419,64 +495,12 @@ async fn idempotency(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let end = finish(d).await?;
-    Ok(Run {
-        experiment: "idempotency",
-        mode: d.mode(),
-        accepted: placed.accepted.len(),
-        refused: placed.refused,
-        duplicates_injected: duplicates,
-        poison_injected: 0,
-        samples: Vec::new(),
-        peak_backlog: 0,
-        down_window_ms: None,
-        drain: None,
-        end,
-    })
+    Ok(Run { mode: d.mode(), accepted: placed.accepted.len(), refused: placed.refused, end, detail: Detail::Idempotency { duplicates } })
 }
 
-/// The malformed messages of `poison`, each labelled with the reason it must be refused for.
-pub fn poison_bodies(n: usize) -> Vec<(&'static str, Vec<u8>)> {
-    let good = || {
-        let order = Order {
-            order_id: OrderId::parse("o-poison").expect("valid"),
-            student_id: StudentId::parse("s-0000").expect("valid"),
-            items: serde_json::from_value(serde_json::json!([{"sku": "pho", "qty": 1}])).expect("valid"),
-        };
-        serde_json::to_value(Envelope::new(Event::OrderPlaced(OrderPlaced { order, placed_at_ms: 0 }))).expect("serializes")
-    };
-    (0..n)
-        .map(|i| match i % 5 {
-            0 => ("not_json", b"{\"schema_version\": 1, \"event\": ".to_vec()),
-            1 => {
-                let mut v = good();
-                v["event"]["order"]["items"][0]["qty"] = serde_json::json!(0);
-                ("schema_violation", serde_json::to_vec(&v).expect("json"))
-            }
-            2 => {
-                let mut v = good();
-                v["event"]["order"].as_object_mut().expect("object").remove("student_id");
-                ("schema_violation", serde_json::to_vec(&v).expect("json"))
-            }
-            3 => {
-                let mut v = good();
-                v["schema_version"] = serde_json::json!(2);
-                ("unsupported_version", serde_json::to_vec(&v).expect("json"))
-            }
-            _ => {
-                let wrong = Event::InventoryReserved(InventoryReserved {
-                    order_id: OrderId::parse(format!("o-wrong-{i}")).expect("valid"),
-                    student_id: StudentId::parse("s-0000").expect("valid"),
-                    placed_at_ms: 0,
-                });
-                ("unexpected_event", Envelope::new(wrong).encode())
-            }
-        })
-        .collect()
-}
-
-async fn poison(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
+async fn poison(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
     let t0 = Instant::now();
-    let orders = config.orders_for("poison", config.orders);
+    let orders = config.orders_for(Scenario::Poison, config.orders);
     let rate = config.rate.max(100);
     let load = tokio::spawn(place_orders(d.order_client(), orders, rate));
     // Spread the poison over the load, so good messages queue behind bad ones.
@@ -489,31 +513,19 @@ async fn poison(config: &Config, d: &Deployment) -> anyhow::Result<Run> {
     let (n, poison) = (placed.accepted.len() as u64, config.poison as u64);
     wait_settled(d, t0, config.settle_within, |s| settled(s, n) && s.dead_lettered >= poison).await?;
     let end = finish(d).await?;
-    Ok(Run {
-        experiment: "poison",
-        mode: d.mode(),
-        accepted: placed.accepted.len(),
-        refused: placed.refused,
-        duplicates_injected: 0,
-        poison_injected: config.poison,
-        samples: Vec::new(),
-        peak_backlog: 0,
-        down_window_ms: None,
-        drain: None,
-        end,
-    })
+    Ok(Run { mode: d.mode(), accepted: placed.accepted.len(), refused: placed.refused, end, detail: Detail::Poison { injected: config.poison } })
 }
 
-/// Runs the selected experiments in the simulation, each in a fresh virtual world.
+/// Runs the selected experiments in the simulation, each in a fresh world.
 pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
     config
-        .experiments()
+        .scenarios()
         .into_iter()
-        .map(|experiment| {
-            crate::world::block_on(async {
-                let rng = SimRng::new(config.seed).fork("async-rabbitmq").fork(experiment);
-                let d = Deployment::sim(config, rng).await?;
-                run_experiment(config, experiment, d).await
+        .map(|scenario| {
+            let world = World::new(config.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name()));
+            world.block_on(async {
+                let d = Deployment::sim(&world, config).await?;
+                run_experiment(config, scenario, d).await
             })
         })
         .collect()
@@ -523,10 +535,10 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
 /// `amqp_url`, each in its own namespace on the broker and its own data directory.
 pub async fn run_real(config: &Config, exe: &Path, amqp_url: &str) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
-    for experiment in config.experiments() {
-        crate::progress(&format!("{experiment}: starting services"));
-        let d = Deployment::real(config, exe, amqp_url, experiment).await?;
-        runs.push(run_experiment(config, experiment, d).await?);
+    for scenario in config.scenarios() {
+        crate::progress::step(&format!("{}: starting services", scenario.name()));
+        let d = Deployment::real(config, exe, amqp_url, scenario.name()).await?;
+        runs.push(run_experiment(config, scenario, d).await?);
     }
     Ok(runs)
 }

@@ -4,33 +4,41 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Config, Run};
-use crate::checker::Violation;
-use crate::report::{markdown_table, merge_csv, text_table, update_report};
+use serde::{Deserialize, Serialize};
+
+use super::{Config, Detail, Run};
+use crate::report::csv::{self, Fixed, Row};
+use crate::report::{markdown_table, text_table, update_report};
+use crate::violation::Violation;
 use crate::Mode;
 
 pub const BACKLOG_CSV: &str = "async_rabbitmq_backlog.csv";
 pub const SUMMARY_CSV: &str = "async_rabbitmq_summary.csv";
-const BACKLOG_HEADER: [&str; 10] =
-    ["t_s", "mode", "queue_depth", "accepted", "published", "reserved", "failed", "notified", "dead_lettered", "inventory_up"];
-const SUMMARY_HEADER: [&str; 13] = [
-    "experiment",
-    "mode",
-    "orders",
-    "reserved",
-    "failed",
-    "notified",
-    "dead_lettered",
-    "duplicates_injected",
-    "repeats_absorbed",
-    "double_reservations",
-    "peak_backlog",
-    "drain_s",
-    "refused",
-];
 
-/// One experiment in numbers.
-#[derive(Debug, Clone, PartialEq)]
+/// One line of `async_rabbitmq_backlog.csv`: one sample of the outage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BacklogRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    pub queue_depth: u64,
+    pub accepted: u64,
+    pub published: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub notified: u64,
+    pub dead_lettered: u64,
+    /// 1 while Inventory runs, 0 while it is down.
+    pub inventory_up: u8,
+}
+
+impl Row for BacklogRow {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// One experiment in numbers: a line of `async_rabbitmq_summary.csv` and of the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub experiment: String,
     pub mode: Mode,
@@ -43,74 +51,68 @@ pub struct Summary {
     pub repeats_absorbed: u64,
     pub double_reservations: u64,
     pub peak_backlog: u64,
-    pub drain_s: Option<f64>,
+    /// Only for the outage: seconds from Inventory's return to an empty queue.
+    pub drain_s: Option<Fixed<2>>,
     pub refused: usize,
+}
+
+impl Row for Summary {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
 }
 
 impl Summary {
     pub fn of(run: &Run) -> Self {
         let count = |status: &str| run.end.orders.statuses.values().filter(|s| *s == status).count();
+        let outage = run.outage();
         Summary {
-            experiment: run.experiment.to_owned(),
+            experiment: run.name().to_owned(),
             mode: run.mode,
             orders: run.accepted,
             reserved: count("reserved"),
             failed: count("failed"),
             notified: run.end.notified.len(),
             dead_lettered: run.end.dead_letters.len(),
-            duplicates_injected: run.duplicates_injected,
+            duplicates_injected: run.duplicates_injected(),
             repeats_absorbed: run.end.inventory.repeats,
             double_reservations: run.end.inventory.double_reservations,
-            peak_backlog: run.peak_backlog,
-            drain_s: run.drain.map(|d| d.as_secs_f64()),
+            peak_backlog: outage.map_or(0, |o| o.peak_backlog),
+            drain_s: outage.and_then(|o| o.drain).map(|d| Fixed(d.as_secs_f64())),
             refused: run.refused,
         }
-    }
-
-    fn row(&self) -> Vec<String> {
-        vec![
-            self.experiment.clone(),
-            self.mode.to_string(),
-            self.orders.to_string(),
-            self.reserved.to_string(),
-            self.failed.to_string(),
-            self.notified.to_string(),
-            self.dead_lettered.to_string(),
-            self.duplicates_injected.to_string(),
-            self.repeats_absorbed.to_string(),
-            self.double_reservations.to_string(),
-            self.peak_backlog.to_string(),
-            self.drain_s.map(|s| format!("{s:.2}")).unwrap_or_default(),
-            self.refused.to_string(),
-        ]
     }
 }
 
 pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) -> anyhow::Result<()> {
     let backlog = runs
         .iter()
-        .flat_map(|r| &r.samples)
-        .map(|s| {
-            vec![
-                format!("{:.2}", s.t_ms as f64 / 1e3),
-                mode.to_string(),
-                s.queue_depth.to_string(),
-                s.accepted.to_string(),
-                s.published.to_string(),
-                s.reserved.to_string(),
-                s.failed.to_string(),
-                s.notified.to_string(),
-                s.dead_lettered.to_string(),
-                u8::from(s.inventory_up).to_string(),
-            ]
+        .filter_map(Run::outage)
+        .flat_map(|o| &o.samples)
+        .map(|s| BacklogRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            queue_depth: s.queue_depth,
+            accepted: s.accepted,
+            published: s.published,
+            reserved: s.reserved,
+            failed: s.failed,
+            notified: s.notified,
+            dead_lettered: s.dead_lettered,
+            inventory_up: u8::from(s.inventory_up),
         })
         .collect();
-    merge_csv(&out.join(BACKLOG_CSV), &BACKLOG_HEADER, mode.as_str(), backlog)?;
-    merge_csv(&out.join(SUMMARY_CSV), &SUMMARY_HEADER, mode.as_str(), summaries.iter().map(Summary::row).collect())
+    csv::merge(&out.join(BACKLOG_CSV), mode, backlog)?;
+    csv::merge(&out.join(SUMMARY_CSV), mode, summaries.to_vec())
+}
+
+fn shown(summaries: &[Summary]) -> (Vec<String>, Vec<Vec<String>>) {
+    (csv::header::<Summary>(), summaries.iter().map(csv::cells).collect())
 }
 
 pub fn table(summaries: &[Summary]) -> String {
-    text_table(&SUMMARY_HEADER, &summaries.iter().map(Summary::row).collect::<Vec<_>>())
+    let (header, rows) = shown(summaries);
+    text_table(&header, &rows)
 }
 
 /// The dead-letter reasons by label (`not_json`, `schema_violation`, …) with their counts.
@@ -152,19 +154,20 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
         Mode::Sim => "Simulation: `SimQueue` in virtual time; a publish (with its confirm) takes 1–3 ms, handling is otherwise instant, so drain times are modelled.\n\n",
         Mode::Real => "Real: three `campus-sim serve --model async-rabbitmq` processes, each with a SQLite file, over Debian's RabbitMQ (quorum queues, persistent messages, publisher confirms, manual acks). The outage SIGKILLs the inventory process and starts a new one on the same store.\n\n",
     });
-    text.push_str(&markdown_table(&SUMMARY_HEADER, &summaries.iter().map(Summary::row).collect::<Vec<_>>()));
+    let (header, rows) = shown(summaries);
+    text.push_str(&markdown_table(&header, &rows));
     text.push_str("\n### What the numbers say\n\n");
     for run in runs {
         let s = Summary::of(run);
-        match run.experiment {
-            "outage" => {
-                let (down, up) = run.down_window_ms.unwrap_or_default();
-                let at = |t: u64| run.samples.iter().rfind(|x| x.t_ms <= t).cloned();
+        match &run.detail {
+            Detail::Outage(outage) => {
+                let (down, up) = outage.down_window_ms;
+                let at = |t: u64| outage.samples.iter().rfind(|x| x.t_ms <= t).cloned();
                 let accepted_while_down = match (at(down), at(up)) {
                     (Some(a), Some(b)) => b.accepted.saturating_sub(a.accepted),
                     _ => 0,
                 };
-                let peak_at = run.samples.iter().max_by_key(|x| x.queue_depth).map_or(0.0, |x| x.t_ms as f64 / 1e3);
+                let peak_at = outage.samples.iter().max_by_key(|x| x.queue_depth).map_or(0.0, |x| x.t_ms as f64 / 1e3);
                 text.push_str(&format!(
                     "- **outage**: Inventory was down from {:.1} s to {:.1} s. Order kept answering 202 \
                      ({} orders accepted while Inventory was down, {} refused in the whole run): the queue \
@@ -177,7 +180,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
                     accepted_while_down,
                     s.refused,
                     s.peak_backlog,
-                    s.drain_s.map_or("—".to_owned(), |d| format!("in {d:.2} s")),
+                    s.drain_s.map_or("—".to_owned(), |d| format!("in {:.2} s", d.0)),
                     s.reserved,
                     s.failed,
                     s.orders
@@ -190,7 +193,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
                     ));
                 }
             }
-            "idempotency" => text.push_str(&format!(
+            Detail::Idempotency { .. } => text.push_str(&format!(
                 "- **idempotency**: {} `OrderPlaced` published a second time straight to the broker; \
                  Inventory answered {} repeats from its store; {} double reservations; stock fell by {} \
                  units for reserved orders asking {} units; {} notifications for {} reserved orders.\n",
@@ -202,14 +205,14 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
                 s.notified,
                 s.reserved
             )),
-            "poison" => {
+            Detail::Poison { .. } => {
                 let reasons = reasons(run);
                 let listed: Vec<String> = reasons.iter().map(|(k, v)| format!("{v} × `{k}`")).collect();
                 text.push_str(&format!(
                     "- **poison**: {} malformed messages among {} good orders; {} dead-lettered ({}), \
                      each acked off Inventory's queue at once, so the {} good orders behind them were all \
                      processed ({} reserved, {} failed).\n",
-                    run.poison_injected,
+                    run.poison_injected(),
                     s.orders,
                     s.dead_lettered,
                     listed.join(", "),
@@ -221,7 +224,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
             _ => {}
         }
     }
-    text.push_str(&crate::plot::async_rabbitmq_figures(out, mode.as_str())?);
+    text.push_str(&super::figures::draw(out, mode)?);
     text.push_str(&format!("\n{STRATEGY}\n\n### Checks\n\n"));
     if violations.is_empty() {
         text.push_str(

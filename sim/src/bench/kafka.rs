@@ -17,10 +17,11 @@ use bytes::Bytes;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
 use campus::transport::kafka::KafkaLog;
 use campus::transport::log::{EventLog, Position, Topic};
+use campus::Model;
 use tokio::time::Instant;
 
 use super::{Row, Samples, Target};
-use crate::rng::SimRng;
+use crate::world::{self, Scope, Stream};
 use crate::workload;
 
 /// Records per measured round.
@@ -74,8 +75,8 @@ fn consumer_rate(stdout: &str) -> anyhow::Result<f64> {
     values.get(column).context("short result line")?.parse().context("fetch.nMsg.sec is not a number")
 }
 
-fn records(n: usize) -> Vec<(String, Bytes)> {
-    let orders = workload::orders(&mut SimRng::new(7).fork("bench/kafka"), n);
+fn records(n: usize, seed: u64) -> Vec<(String, Bytes)> {
+    let orders = workload::orders(&mut world::stream(seed, Model::StreamingKafka, &Scope::Bench { round: 0 }, Stream::Workload), n);
     orders
         .into_iter()
         .enumerate()
@@ -121,7 +122,7 @@ async fn our_consumer(log: &KafkaLog, group: &str, n: usize) -> anyhow::Result<f
     Ok(rate)
 }
 
-pub async fn run(repeats: usize, bootstrap: &str) -> anyhow::Result<Vec<Row>> {
+pub async fn run(repeats: usize, bootstrap: &str, seed: u64) -> anyhow::Result<Vec<Row>> {
     let libs = kafka_libs()?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let ours_ns = format!("campus-sim.bench.ours.{stamp}");
@@ -129,7 +130,7 @@ pub async fn run(repeats: usize, bootstrap: &str) -> anyhow::Result<Vec<Row>> {
     let ours = KafkaLog::connect(bootstrap, &ours_ns).await?;
     let floor = KafkaLog::connect(bootstrap, &floor_ns).await?;
     let floor_topic = Topic::OrderEvents.name(&floor_ns);
-    let data = records(RECORDS);
+    let data = records(RECORDS, seed);
     let size = data.iter().map(|(_, v)| v.len()).sum::<usize>() / data.len();
 
     let producer_args = |n: usize| -> Vec<String> {
@@ -160,7 +161,7 @@ pub async fn run(repeats: usize, bootstrap: &str) -> anyhow::Result<Vec<Row>> {
                 &kafka_tool(&libs, "org.apache.kafka.tools.ConsumerPerformance", &consumer_args(RECORDS, format!("bench-floor-{stamp}-{i}"))).await?,
             )?);
         }
-        crate::progress(&format!(
+        crate::progress::step(&format!(
             "streaming-kafka: produce {:.0} vs {:.0} records/s, consume {:.0} vs {:.0} records/s",
             ours_produce.median(),
             floor_produce.median(),

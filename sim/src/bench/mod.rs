@@ -21,16 +21,24 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use campus::Model;
+
 use crate::report::{markdown_table, text_table, update_report};
 
-/// Which model to measure (`--model`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Which {
-    SyncRest,
-    AsyncRabbitmq,
-    StreamingKafka,
-    Sim,
-    All,
+/// What a benchmark run measures, and against which brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The seed of the orders and events the benchmarks send.
+    pub seed: u64,
+    /// One model's real transport only; `None`: the simulation's speed, and with real
+    /// transports every model.
+    pub model: Option<Model>,
+    /// Measured rounds per case, after one warm-up round.
+    pub repeats: usize,
+    /// async-rabbitmq: unacknowledged deliveries per consumer, ours and the floor's.
+    pub prefetch: u16,
+    pub amqp_url: String,
+    pub bootstrap_servers: String,
 }
 
 /// A target a ratio must meet.
@@ -113,31 +121,31 @@ impl Row {
 }
 
 /// Runs the selected cases and writes `bench.csv`, the table, and the report's bench section.
-pub fn run(out: &Path, real: bool, args: &crate::cli::BenchArgs) -> anyhow::Result<Vec<Row>> {
-    let (which, repeats, amqp_url, bootstrap) = (args.model, args.repeats, args.amqp_url.as_str(), args.bootstrap_servers.as_str());
+pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> {
+    let (repeats, seed) = (config.repeats, config.seed);
     let mut rows = Vec::new();
-    let wants = |w: Which| which == w || which == Which::All;
-    if wants(Which::Sim) {
+    let wants = |m: Model| config.model.is_none_or(|wanted| wanted == m);
+    if config.model.is_none() {
         println!("bench sim: the simulation's speed (no broker needed)");
-        rows.extend(sim::run(repeats)?);
+        rows.extend(sim::run(repeats, seed)?);
     }
     if real {
         let exe = std::env::current_exe().context("locating the campus-sim executable")?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        if wants(Which::SyncRest) {
+        if wants(Model::SyncRest) {
             println!("bench sync-rest: order round trip vs a bare hop, over loopback");
-            rows.extend(runtime.block_on(rest::run(&exe, repeats))?);
+            rows.extend(runtime.block_on(rest::run(&exe, repeats, seed))?);
         }
-        if wants(Which::AsyncRabbitmq) {
-            println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {amqp_url}");
-            rows.extend(runtime.block_on(rabbit::run(&exe, repeats, amqp_url, args.prefetch))?);
+        if wants(Model::AsyncRabbitmq) {
+            println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {}", config.amqp_url);
+            rows.extend(runtime.block_on(rabbit::run(&exe, repeats, &config.amqp_url, config.prefetch, seed))?);
         }
-        if wants(Which::StreamingKafka) {
-            println!("bench streaming-kafka: our producer and consumer vs Kafka's perf tools, on {bootstrap}");
-            rows.extend(runtime.block_on(kafka::run(repeats, bootstrap))?);
+        if wants(Model::StreamingKafka) {
+            println!("bench streaming-kafka: our producer and consumer vs Kafka's perf tools, on {}", config.bootstrap_servers);
+            rows.extend(runtime.block_on(kafka::run(repeats, &config.bootstrap_servers, seed))?);
         }
-    } else if which != Which::Sim && which != Which::All {
-        anyhow::bail!("--model {} measures real transports: add --real-brokers (`--model sim` needs none)", format!("{which:?}").to_lowercase());
+    } else if let Some(model) = config.model {
+        anyhow::bail!("--model {model} measures real transports: add --real-brokers (without --model, bench measures the simulation)");
     }
     write(out, &rows, repeats, real)?;
     Ok(rows)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
 use campus::store::NotificationStats;
 use campus::transport::Peer;
+use campus::Model;
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use super::{Row, Samples, Target};
 use crate::async_rabbitmq::{get_json, Config, Deployment};
-use crate::rng::SimRng;
+use crate::world::{self, Scope, Stream};
 use crate::sync_rest::drive;
 use crate::workload;
 
@@ -28,11 +29,11 @@ const CLIENTS: usize = 32;
 
 /// One round of ours: `n` orders sent, then wait until every one is decided and each reserved
 /// one notified; orders per second over the whole.
-async fn ours(d: &Deployment, n: usize, seed: u64) -> anyhow::Result<f64> {
+async fn ours(d: &Deployment<'_>, n: usize, seed: u64, round: u64) -> anyhow::Result<f64> {
     let http = d.http();
     let before: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
     let before_orders = crate::async_rabbitmq::sample(d, Instant::now()).await?;
-    let orders = workload::orders(&mut SimRng::new(seed).fork("bench/async-rabbitmq"), n);
+    let orders = workload::orders(&mut world::stream(seed, Model::AsyncRabbitmq, &Scope::Bench { round }, Stream::Workload), n);
     let started = Instant::now();
     let (answers, _) = drive(d.order_client(), orders, CLIENTS, Duration::from_secs(30)).await;
     let refused = answers.iter().filter(|a| a.status != 202).count();
@@ -89,7 +90,7 @@ async fn raw(connection: &Connection, queue: &str, body: &[u8], n: usize, prefet
     Ok(rate)
 }
 
-pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16) -> anyhow::Result<Vec<Row>> {
+pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16, seed: u64) -> anyhow::Result<Vec<Row>> {
     let config = Config { stock: 1_000_000, prefetch, ..Config::default() };
     let d = Deployment::real(&config, exe, amqp_url, "bench").await?;
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
@@ -99,18 +100,18 @@ pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16) -> a
     args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
     setup.queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args).await?;
     // A message the size of ours: an encoded OrderPlaced.
-    let order = workload::orders(&mut SimRng::new(1).fork("bench/body"), 1).remove(0);
+    let order = workload::orders(&mut world::stream(seed, Model::AsyncRabbitmq, &Scope::Bench { round: 0 }, Stream::Workload), 1).remove(0);
     let body = Envelope::new(Event::OrderPlaced(OrderPlaced { order: Order::new(OrderId::parse("o-bench-000001")?, order), placed_at_ms: 0 })).encode();
 
     let result = async {
-        ours(&d, ORDERS / 4, 0).await?;
+        ours(&d, ORDERS / 4, seed, 0).await?;
         raw(&connection, &queue, &body, ORDERS / 4, config.prefetch).await?;
         let (mut ours_rate, mut raw_rate) = (Samples::default(), Samples::default());
         for i in 0..repeats {
-            ours_rate.0.push(ours(&d, ORDERS, i as u64 + 1).await?);
+            ours_rate.0.push(ours(&d, ORDERS, seed, i as u64 + 1).await?);
             raw_rate.0.push(raw(&connection, &queue, &body, ORDERS, config.prefetch).await?);
         }
-        crate::progress(&format!("async-rabbitmq: {:.0} orders/s end to end vs {:.0} raw messages/s", ours_rate.median(), raw_rate.median()));
+        crate::progress::step(&format!("async-rabbitmq: {:.0} orders/s end to end vs {:.0} raw messages/s", ours_rate.median(), raw_rate.median()));
         Ok::<_, anyhow::Error>(vec![Row {
             model: "async-rabbitmq",
             case: format!("{ORDERS} orders, {CLIENTS} clients, prefetch {}", config.prefetch),

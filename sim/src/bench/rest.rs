@@ -12,13 +12,13 @@ use axum::routing::post;
 use axum::Router;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::Peer;
+use campus::Model;
 
 use super::{Row, Samples, Target};
 use crate::real::ServiceProcess;
 use crate::report::percentile;
-use crate::rng::SimRng;
-use crate::serve::Model;
 use crate::sync_rest::drive;
+use crate::world::{self, Scope, Stream};
 use crate::workload;
 
 /// Requests per measured round, by concurrency (about a second of our order round trips).
@@ -54,8 +54,8 @@ struct Round {
     rps: f64,
 }
 
-async fn round(client: &Arc<HttpRequestReply>, concurrency: usize, n: usize, seed: u64) -> anyhow::Result<Round> {
-    let orders = workload::orders(&mut SimRng::new(seed).fork("bench/sync-rest"), n);
+async fn round(client: &Arc<HttpRequestReply>, concurrency: usize, n: usize, seed: u64, round: u64) -> anyhow::Result<Round> {
+    let orders = workload::orders(&mut world::stream(seed, Model::SyncRest, &Scope::Bench { round }, Stream::Workload), n);
     let (answers, elapsed) = drive(client.clone(), orders, concurrency, Duration::from_secs(10)).await;
     let failed = answers.iter().filter(|a| !(200..300).contains(&a.status)).count();
     if failed > 0 {
@@ -70,7 +70,7 @@ async fn round(client: &Arc<HttpRequestReply>, concurrency: usize, n: usize, see
     })
 }
 
-pub async fn run(exe: &Path, repeats: usize) -> anyhow::Result<Vec<Row>> {
+pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
     let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
     let inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &["--port", "0", "--stock", "1000000000"]).await?;
     let order = ServiceProcess::spawn(
@@ -87,13 +87,13 @@ pub async fn run(exe: &Path, repeats: usize) -> anyhow::Result<Vec<Row>> {
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);
         // Warm-up: connections opened, caches and allocators warm.
-        round(&ours, concurrency, n / 4, 0).await?;
-        round(&bare, concurrency, n / 4, 0).await?;
+        round(&ours, concurrency, n / 4, seed, 0).await?;
+        round(&bare, concurrency, n / 4, seed, 0).await?;
         let (mut p50, mut p99, mut rps) = (Samples::default(), Samples::default(), Samples::default());
         let (mut bare_p50x3, mut bare_p99x3, mut bare_rps) = (Samples::default(), Samples::default(), Samples::default());
         for i in 0..repeats {
-            let o = round(&ours, concurrency, n, i as u64 + 1).await?;
-            let b = round(&bare, concurrency, n, i as u64 + 1).await?;
+            let o = round(&ours, concurrency, n, seed, i as u64 + 1).await?;
+            let b = round(&bare, concurrency, n, seed, i as u64 + 1).await?;
             p50.0.push(o.p50_ms);
             p99.0.push(o.p99_ms);
             rps.0.push(o.rps);
@@ -101,7 +101,7 @@ pub async fn run(exe: &Path, repeats: usize) -> anyhow::Result<Vec<Row>> {
             bare_p99x3.0.push(3.0 * b.p99_ms);
             bare_rps.0.push(b.rps);
         }
-        crate::progress(&format!("sync-rest c={concurrency}: order p50 {:.2} ms vs 3 bare hops {:.2} ms", p50.median(), bare_p50x3.median()));
+        crate::progress::step(&format!("sync-rest c={concurrency}: order p50 {:.2} ms vs 3 bare hops {:.2} ms", p50.median(), bare_p50x3.median()));
         let case = format!("order round trip, concurrency {concurrency}");
         rows.push(Row {
             model: "sync-rest",

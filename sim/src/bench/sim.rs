@@ -13,10 +13,10 @@ fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     Ok((value, started.elapsed().as_secs_f64()))
 }
 
-pub fn run(repeats: usize) -> anyhow::Result<Vec<Row>> {
-    let rest = sync_rest::Config { experiment: sync_rest::Experiment::Baseline, ..sync_rest::Config::default() };
-    let outage = async_rabbitmq::Config { experiment: async_rabbitmq::Experiment::Outage, ..async_rabbitmq::Config::default() };
-    let stream = streaming_kafka::Config { experiment: streaming_kafka::Experiment::Lag, ..streaming_kafka::Config::default() };
+pub fn run(repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
+    let rest = sync_rest::Config { seed, experiment: sync_rest::Experiment::Baseline, ..sync_rest::Config::default() };
+    let outage = async_rabbitmq::Config { seed, experiment: async_rabbitmq::Experiment::Outage, ..async_rabbitmq::Config::default() };
+    let stream = streaming_kafka::Config { seed, experiment: streaming_kafka::Experiment::Lag, ..streaming_kafka::Config::default() };
     let (mut rest_rate, mut outage_wall, mut outage_rate, mut stream_wall, mut stream_rate) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default(), Samples::default());
     // One warm-up round, then the measured ones.

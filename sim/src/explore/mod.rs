@@ -5,7 +5,7 @@
 //! malformed messages, Inventory delays and failures, offset resets, a throttled consumer. proptest
 //! generates schedules from one seed ([`explore`]); each runs in the simulation in virtual time
 //! ([`rest::run`], [`rabbit::run`], [`stream::run`]) and the run is judged by the same
-//! [`crate::checker`] the experiments use. When a schedule breaks an invariant, proptest shrinks
+//! invariants the experiments use (each model's `invariants`). When a schedule breaks an invariant, proptest shrinks
 //! it to a minimal one, and we print it with the seed and the `campus-sim explore --replay …`
 //! command that runs exactly that schedule again, trace included.
 //!
@@ -33,32 +33,9 @@ use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, Rn
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::checker::Violation;
+use campus::Model;
 
-/// The model a property is about (`--model`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Model {
-    /// Part A: every request answered within its timeout bound, with the right status.
-    SyncRest,
-    /// Part B: no lost order, no double reservation, one notification per reserved order,
-    /// every malformed message dead-lettered and no good one.
-    AsyncRabbitmq,
-    /// Part C: every order decided once, and analytics after any replay equal to analytics
-    /// computed directly from the workload and Inventory's decisions.
-    StreamingKafka,
-}
-
-impl Model {
-    pub const ALL: [Model; 3] = [Model::SyncRest, Model::AsyncRabbitmq, Model::StreamingKafka];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::SyncRest => "sync-rest",
-            Model::AsyncRabbitmq => "async-rabbitmq",
-            Model::StreamingKafka => "streaming-kafka",
-        }
-    }
-}
+use crate::violation::Violation;
 
 /// A safeguard switched off to show the checker catching it (`--break`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campus::api::order::OrdersReply;
+use campus::deploy::async_rabbitmq as wiring;
 use campus::domain::{Envelope, Event, Items, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
-use campus::services::messaging;
 use campus::services::order::{AsyncOrderService, OrderIds};
+use campus::Model;
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
 use campus::transport::queue::{MessageQueue, QueueName, Route};
@@ -29,13 +30,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, Break, Outcome};
-use crate::async_rabbitmq::{poison_bodies, DeadLetter, Final, Run};
-use crate::checker::{self, Violation};
+use crate::async_rabbitmq::{invariants, poison_bodies, DeadLetter, Detail, Final, Run};
 use crate::fault::queue::{CrashPoint, CrashingQueue, QueueCrash};
-use crate::net::LinkModel;
-use crate::queue::SimQueue;
-use crate::rng::SimRng;
-use crate::{world, Mode};
+use crate::violation::Violation;
+use crate::world::{Scope, World};
+use crate::Mode;
 
 /// Orders are accepted this far apart.
 const ORDER_GAP_MS: u64 = 20;
@@ -191,9 +190,16 @@ fn spawn_logged(name: &'static str, work: impl std::future::Future<Output = Resu
     })
 }
 
+/// A consumer's one loop, as a task (a crash aborts it; `supervise` starts a new one).
+fn run_loops(service: wiring::Service) -> JoinHandle<()> {
+    let [(name, work)]: [_; 1] = service.work.try_into().ok().expect("Inventory and Notification run one loop each");
+    spawn_logged(name, work)
+}
+
 pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
-    world::block_on(async {
-        match run_in_world(schedule, seed, broken).await {
+    let world = World::new(seed, Model::AsyncRabbitmq, Scope::Explore);
+    world.block_on(async {
+        match run_in_world(&world, schedule, seed, broken).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
@@ -204,9 +210,8 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
     })
 }
 
-async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
-    let rng = SimRng::new(seed).fork("explore/async-rabbitmq");
-    let sim = Arc::new(SimQueue::new(rng.fork("queue"), LinkModel::default()));
+async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
+    let sim = world.queue();
     let (inventory_crash, inventory_crashed) = flume::unbounded();
     let (notification_crash, notification_crashed) = flume::unbounded();
     let crashes = schedule.faults.iter().filter_map(|f| match *f {
@@ -220,11 +225,7 @@ async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> 
     let t0 = Instant::now();
     let order_store = Arc::new(OrderStore::open(None)?);
     let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
-    let relay = {
-        let (order, mq) = (order.clone(), mq.clone());
-        spawn_logged("relay", async move { order.run_relay(mq).await })
-    };
-    let status = spawn_logged("order-status", messaging::run_order_status(mq.clone(), order_store.clone(), 1));
+    let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
 
     let notification_store = Arc::new(NotificationStore::open(None)?);
     let mut inventory_store = InventoryStore::open(None, schedule.stock)?;
@@ -237,13 +238,13 @@ async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> 
     let inventory = {
         let (mq, store) = (mq.clone(), inventory_store.clone());
         tokio::spawn(supervise("inventory", chaos.clone(), inventory_up, inventory_crashed, move || {
-            spawn_logged("inventory", messaging::run_inventory(mq.clone(), store.clone(), 1))
+            run_loops(wiring::inventory(store.clone(), mq.clone(), 1))
         }))
     };
     let notification = {
         let (mq, store) = (mq.clone(), notification_store.clone());
         tokio::spawn(supervise("notification", chaos.clone(), notification_up, notification_crashed, move || {
-            spawn_logged("notification", messaging::run_notification(mq.clone(), store.clone(), 1))
+            run_loops(wiring::notification(store.clone(), mq.clone(), 1))
         }))
     };
 
@@ -326,7 +327,8 @@ async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for task in [relay, status, inventory, notification] {
+    order_loops.extend([inventory, notification]);
+    for task in order_loops {
         task.abort();
     }
 
@@ -341,16 +343,10 @@ async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> 
         }
     }
     let run = Run {
-        experiment: "explore",
         mode: Mode::Sim,
         accepted: n,
         refused: 0,
-        duplicates_injected: duplicates,
-        poison_injected: malformed as usize,
-        samples: Vec::new(),
-        peak_backlog: 0,
-        down_window_ms: None,
-        drain: None,
+        detail: Detail::Explore { duplicates, malformed: malformed as usize },
         end: Final {
             orders: OrdersReply { stats: order_store.stats()?, statuses: order_store.statuses()? },
             inventory: inventory_store.stats()?,
@@ -360,7 +356,7 @@ async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> 
             dead_letters,
         },
     };
-    let mut violations = checker::async_rabbitmq(&run);
+    let mut violations = invariants::check(&run);
     if !settled {
         violations.push(Violation {
             experiment: "explore".into(),

@@ -10,26 +10,26 @@
 //! never a coin toss.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use campus::api;
+use campus::deploy::sync_rest as wiring;
 use campus::domain::{Items, OrderId, OrderRequest, StudentId};
 use campus::services::inventory::{Inventory, ReserveOutcome};
-use campus::services::notification::Notifier;
-use campus::services::order::{OrderIds, SyncOrderService};
+use campus::services::order::OrderIds;
 use campus::transport::{Peer, RequestReply};
+use campus::Model;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, Break, Outcome};
-use crate::checker::{self, Answered};
 use crate::fault::{self, FaultPlan};
-use crate::net::{LinkModel, SimNet};
-use crate::rng::SimRng;
-use crate::{world, Mode};
+use crate::sync_rest::invariants::{self, Answered};
+use crate::violation::Violation;
+use crate::world::{self, Scope, World};
+use crate::Mode;
 
 /// What is wrong with Inventory while one request is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,24 +123,23 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
     let timeout = Duration::from_millis(schedule.timeout_ms);
     // Without the timeout, Order waits as long as Inventory takes (an hour stands for forever).
     let order_timeout = if broken == Some(Break::NoTimeout) { Duration::from_secs(3600) } else { timeout };
-    world::block_on(async {
-        let rng = SimRng::new(seed).fork("explore/sync-rest");
-        let net = Arc::new(SimNet::new(rng.fork("net"), LinkModel::default()));
-        let inventory = Arc::new(Mutex::new(Inventory::with_stock(schedule.stock)));
-        let order = SyncOrderService::new(OrderIds::seeded(seed), net.clone(), order_timeout);
-        net.host(Peer::Order, api::order::sync_app(Arc::new(order)));
-        net.host(Peer::Notification, api::notification::app(Arc::new(Mutex::new(Notifier::default()))));
+    let world = World::new(seed, Model::SyncRest, Scope::Explore);
+    world.block_on(async {
+        let net = world.net().clone();
+        let inventory = wiring::inventory_state(schedule.stock);
+        world.host(Peer::Order, wiring::order(OrderIds::seeded(seed), net.clone(), order_timeout));
+        world.host(Peer::Notification, wiring::notification(wiring::notification_state()));
 
         let client: Arc<dyn RequestReply> = net.clone();
         let mut model = Inventory::with_stock(schedule.stock);
         let mut answers = Vec::new();
         let mut trace = Vec::new();
-        let bound = timeout + checker::timeout_slack(Mode::Sim);
+        let bound = timeout + invariants::timeout_slack(Mode::Sim);
         // The client waits a while past the bound, to tell "late" from "never".
         let guard = bound * 2 + Duration::from_secs(1);
         for (index, request) in schedule.requests.iter().enumerate() {
             match request.inventory {
-                InventoryFault::Down => net.take_down(Peer::Inventory),
+                InventoryFault::Down => world.take_down(Peer::Inventory).await,
                 fault => {
                     let plan = match fault {
                         InventoryFault::Delay { ms } => FaultPlan::delayed(Duration::from_millis(ms)),
@@ -148,7 +147,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
                         InventoryFault::Hang => FaultPlan::hanging(),
                         _ => FaultPlan::healthy(),
                     };
-                    net.host(Peer::Inventory, fault::apply(api::inventory::app(inventory.clone()), &plan));
+                    world.host(Peer::Inventory, fault::apply(wiring::inventory(inventory.clone()), &plan));
                 }
             }
             let body = OrderRequest { student_id: StudentId::parse("s-0001").expect("valid"), items: request.items.clone() };
@@ -171,15 +170,15 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
             answers.push(Answered { index, expected: expected.as_u16(), status, latency, bound });
         }
         let stock = inventory.lock().expect("inventory lock").levels().clone();
-        let mut violations = checker::sync_rest_answers("explore", &answers);
+        let mut violations = invariants::check_answers("explore", &answers);
         if &stock != model.levels() {
-            violations.push(checker::Violation {
+            violations.push(Violation {
                 experiment: "explore".into(),
                 message: format!("Inventory's stock {stock:?} is not what the answers add up to, {:?}", model.levels()),
             });
         }
         let events = net.calls() * 2;
-        net.clear();
+        world.clear();
         Outcome { violations, trace, events }
     })
 }

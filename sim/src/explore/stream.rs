@@ -19,25 +19,23 @@ use std::time::Duration;
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
 use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::order::OrderIds;
-use campus::services::streaming::{self, INVENTORY_GROUP};
+use campus::deploy::streaming_kafka as wiring;
+use campus::services::streaming::INVENTORY_GROUP;
 use campus::store::InventoryStore;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Topic};
+use campus::Model;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, Break, Outcome};
-use crate::checker::{self, Violation};
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
-use crate::log::SimLog;
-use crate::net::LinkModel;
-use crate::rng::SimRng;
-use crate::streaming_kafka::Run;
-use crate::{world, Mode};
+use crate::streaming_kafka::{expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
+use crate::violation::Violation;
+use crate::world::{Scope, World};
+use crate::Mode;
 
-pub const ANALYTICS_GROUP: &str = "analytics";
 /// Orders are appended this far apart.
 const ORDER_GAP_MS: u64 = 10;
 /// Records per poll: small, so that a schedule's few orders span several batches.
@@ -142,8 +140,9 @@ impl super::Schedule for Schedule {
 }
 
 pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
-    world::block_on(async {
-        match run_in_world(schedule, seed, broken).await {
+    let world = World::new(seed, Model::StreamingKafka, Scope::Explore);
+    world.block_on(async {
+        match run_in_world(&world, schedule, seed, broken).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
@@ -156,12 +155,10 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
 
 /// Inventory's member, restarted after each crash once the log evicted the dead one.
 async fn supervise_inventory(log: Arc<CrashingLog>, store: Arc<InventoryStore>, crashed: flume::Receiver<ConsumerId>) {
-    let (_stop, stopped) = watch::channel(false);
     loop {
-        let task = tokio::spawn(streaming::run_inventory(log.clone(), store.clone(), BATCH, stopped.clone()));
+        let consumer = wiring::inventory(log.clone(), store.clone(), BATCH);
         let Ok(member) = crashed.recv_async().await else { return };
-        task.abort();
-        let _ = task.await;
+        consumer.abort().await;
         tokio::time::sleep(SESSION_TIMEOUT).await;
         let _ = log.evict(member).await;
         log.note("inventory restarted".into());
@@ -178,23 +175,21 @@ async fn supervise_analytics(
     resets: flume::Receiver<()>,
 ) {
     loop {
-        let (stop, stopped) = watch::channel(false);
-        let mut task = tokio::spawn(streaming::run_analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle, stopped));
+        let mut consumer = wiring::analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle);
         let dead = tokio::select! {
             Ok(member) = crashed.recv_async() => Some(member),
             Ok(()) = resets.recv_async() => {
                 // Asked to stop; it may still crash before it gets there.
-                stop.send_replace(true);
+                consumer.request_stop();
                 tokio::select! {
-                    _ = &mut task => None,
+                    _ = consumer.finished() => None,
                     Ok(member) = crashed.recv_async() => Some(member),
                 }
             }
             else => return,
         };
         if let Some(member) = dead {
-            task.abort();
-            let _ = task.await;
+            consumer.abort().await;
             tokio::time::sleep(SESSION_TIMEOUT).await;
             let _ = log.evict(member).await;
         }
@@ -237,9 +232,8 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, String>) 
     m
 }
 
-async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
-    let rng = SimRng::new(seed).fork("explore/streaming-kafka");
-    let sim = Arc::new(SimLog::new(rng.fork("log"), LinkModel::default()));
+async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
+    let sim = world.log();
     let (inventory_crash, inventory_crashed) = flume::unbounded();
     let (analytics_crash, analytics_crashed) = flume::unbounded();
     let crashes = schedule.faults.iter().filter_map(|f| match *f {
@@ -321,20 +315,16 @@ async fn run_in_world(schedule: &Schedule, seed: u64, broken: Option<Break>) -> 
     let metrics = state.lock().expect("analytics lock").metrics();
     let expected = expected_metrics(&events, &decided);
     let run = Run {
-        experiment: "explore",
         mode: Mode::Sim,
         events: n,
         produce: Duration::ZERO,
-        lag: Vec::new(),
-        peak_lag: 0,
-        catch_up: None,
         metrics: Some(metrics.clone()),
-        before_replay: None,
-        expected_orders: crate::streaming_kafka::expected_orders_per_minute(&events),
+        expected_orders: expected_orders_per_minute(&events),
         inventory: Some(store.stats()?),
+        detail: Detail::Explore,
     };
-    let mut violations = checker::streaming_kafka(&run);
-    violations.extend(checker::analytics_matches("explore", &metrics, &expected));
+    let mut violations = invariants::check(&run);
+    violations.extend(invariants::analytics_matches("explore", &metrics, &expected));
     if !settled {
         violations.push(Violation {
             experiment: "explore".into(),

@@ -67,6 +67,21 @@ impl FaultPlan {
     pub fn is_healthy(&self) -> bool {
         *self == FaultPlan::default()
     }
+
+    /// The `campus-sim serve inventory` flags that inject this plan (all but `down`).
+    pub fn serve_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(delay) = self.delay {
+            flags.extend(["--delay-ms".to_owned(), delay.as_millis().to_string()]);
+        }
+        if let Some(status) = self.error {
+            flags.extend(["--error-status".to_owned(), status.as_u16().to_string()]);
+        }
+        if self.hang {
+            flags.push("--hang".to_owned());
+        }
+        flags
+    }
 }
 
 impl fmt::Display for FaultPlan {

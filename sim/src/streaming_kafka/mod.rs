@@ -8,6 +8,9 @@
 //! | `lag`      | Inventory and a throttled Analytics (`--throttle-per-s`) consume while the producer runs at full speed: lag per partition per second, its peak, the catch-up |
 //! | `replay`   | Analytics catches up, its group is reset to the beginning through the log, a fresh Analytics recomputes: before and after compared, and against the workload |
 
+pub mod deployment;
+pub mod figures;
+pub mod invariants;
 pub mod output;
 
 use std::collections::BTreeMap;
@@ -16,20 +19,23 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use campus::deploy::streaming_kafka as wiring;
 use campus::domain::{Envelope, Event, Order, OrderPlaced};
 use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::order::OrderIds;
-use campus::services::streaming;
+use campus::services::streaming::INVENTORY_GROUP;
 use campus::store::{InventoryStats, InventoryStore};
-use campus::transport::kafka::KafkaLog;
 use campus::transport::log::{EventLog, LogError, Topic};
-use tokio::sync::watch;
+use campus::Model;
 use tokio::time::Instant;
 
-use crate::log::SimLog;
-use crate::net::LinkModel;
-use crate::rng::SimRng;
+pub use deployment::Deployment;
+
+use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
+
+/// Analytics' consumer group.
+pub const ANALYTICS_GROUP: &str = "analytics";
 
 /// Which experiments to run (`--experiment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,22 +90,27 @@ impl Config {
         Ok(())
     }
 
-    pub fn experiments(&self) -> Vec<&'static str> {
+    /// The experiments `--experiment` selects, in the order they run.
+    pub fn scenarios(&self) -> Vec<Scenario> {
         match self.experiment {
-            Experiment::All => vec!["produce", "lag", "replay"],
-            Experiment::Produce => vec!["produce"],
-            Experiment::Lag => vec!["lag"],
-            Experiment::Replay => vec!["replay"],
+            Experiment::All => Scenario::ALL.to_vec(),
+            Experiment::Produce => vec![Scenario::Produce],
+            Experiment::Lag => vec![Scenario::Lag],
+            Experiment::Replay => vec![Scenario::Replay],
         }
+    }
+
+    pub fn experiments(&self) -> Vec<&'static str> {
+        self.scenarios().into_iter().map(Scenario::name).collect()
     }
 
     /// The run's events: orders from the seed, with event times a seeded walk over a campus
     /// day — quiet, a lunch rush in the middle third (three times the rate), quiet again —
     /// about 85 orders per minute outside the rush, so 10,000 orders span about 80 minutes.
     pub fn events(&self) -> Vec<OrderPlaced> {
-        let rng = SimRng::new(self.seed).fork("streaming-kafka");
-        let requests = workload::orders(&mut rng.fork("workload"), self.events);
-        let mut gaps = rng.fork("event-time");
+        let scope = Scope::Experiment("events");
+        let requests = workload::orders(&mut world::stream(self.seed, Model::StreamingKafka, &scope, Stream::Workload), self.events);
+        let mut gaps = world::stream(self.seed, Model::StreamingKafka, &scope, Stream::EventTime);
         let ids = OrderIds::seeded(self.seed);
         let mut t = 0u64;
         requests
@@ -111,6 +122,26 @@ impl Config {
                 OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: t }
             })
             .collect()
+    }
+}
+
+/// One experiment of Part C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scenario {
+    Produce,
+    Lag,
+    Replay,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [Scenario::Produce, Scenario::Lag, Scenario::Replay];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Produce => "produce",
+            Scenario::Lag => "lag",
+            Scenario::Replay => "replay",
+        }
     }
 }
 
@@ -139,58 +170,73 @@ impl LagSample {
     }
 }
 
-/// A finished experiment.
+/// A finished experiment: what every experiment measures, and what only its kind does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
-    pub experiment: &'static str,
     pub mode: Mode,
     pub events: usize,
     /// How long appending the events took (the producer alone in `produce`; alongside the
     /// consumers in the others).
     pub produce: Duration,
-    pub lag: Vec<LagSample>,
-    /// Total lag (all partitions of both topics) at its highest.
-    pub peak_lag: u64,
-    /// From the last event appended to the Analytics lag back at 0.
-    pub catch_up: Option<Duration>,
-    /// Analytics' metrics (after the replay, in `replay`).
+    /// Analytics' metrics (after the replay, in `replay`); none in `produce`.
     pub metrics: Option<Metrics>,
-    pub before_replay: Option<Metrics>,
     pub expected_orders: BTreeMap<u64, u64>,
     pub inventory: Option<InventoryStats>,
+    pub detail: Detail,
+}
+
+/// What one kind of run measured besides the common counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    Produce,
+    Lag(Lag),
+    /// The metrics before the Analytics group was reset (those after are [`Run::metrics`]).
+    Replay { before: Metrics },
+    /// One schedule of `campus-sim explore`.
+    Explore,
+}
+
+/// The lag experiment's time series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lag {
+    pub samples: Vec<LagSample>,
+    /// Total lag (all partitions of both topics) at its highest.
+    pub peak: u64,
+    /// From the last event appended to the Analytics lag back at 0.
+    pub catch_up: Option<Duration>,
 }
 
 impl Run {
+    fn new(mode: Mode, events: &[OrderPlaced], detail: Detail) -> Self {
+        Run { mode, events: events.len(), produce: Duration::ZERO, metrics: None, expected_orders: expected_orders_per_minute(events), inventory: None, detail }
+    }
+
+    /// The experiment's name, as the CSVs and checks name it.
+    pub fn name(&self) -> &'static str {
+        match self.detail {
+            Detail::Produce => Scenario::Produce.name(),
+            Detail::Lag(_) => Scenario::Lag.name(),
+            Detail::Replay { .. } => Scenario::Replay.name(),
+            Detail::Explore => "explore",
+        }
+    }
+
+    pub fn lag(&self) -> Option<&Lag> {
+        match &self.detail {
+            Detail::Lag(lag) => Some(lag),
+            _ => None,
+        }
+    }
+
+    pub fn before_replay(&self) -> Option<&Metrics> {
+        match &self.detail {
+            Detail::Replay { before } => Some(before),
+            _ => None,
+        }
+    }
+
     pub fn replay_equal(&self) -> Option<bool> {
-        Some(self.before_replay.as_ref()? == self.metrics.as_ref()?)
-    }
-}
-
-/// The log a run uses, and how to clean it up.
-pub enum Log {
-    Sim(Arc<SimLog>),
-    Kafka(Arc<KafkaLog>),
-}
-
-impl Log {
-    fn as_dyn(&self) -> Arc<dyn EventLog> {
-        match self {
-            Log::Sim(l) => l.clone(),
-            Log::Kafka(l) => l.clone(),
-        }
-    }
-    fn mode(&self) -> Mode {
-        match self {
-            Log::Sim(_) => Mode::Sim,
-            Log::Kafka(_) => Mode::Real,
-        }
-    }
-    async fn teardown(self) {
-        if let Log::Kafka(k) = self {
-            if let Err(e) = k.delete_topics().await {
-                tracing::warn!(error = %e, "could not delete the run's topics");
-            }
-        }
+        Some(self.before_replay()? == self.metrics.as_ref()?)
     }
 }
 
@@ -223,7 +269,7 @@ async fn lag_of(log: &dyn EventLog, group: &str, t0: Instant) -> Result<Vec<LagS
 /// every event.
 async fn caught_up(log: &dyn EventLog, group: &str, events: usize) -> Result<bool, LogError> {
     let outcomes: u64 = log.end_offsets(Topic::InventoryEvents).await?.iter().sum();
-    let inventory_done = log.committed("inventory", Topic::OrderEvents).await?.iter().sum::<u64>() as usize >= events;
+    let inventory_done = log.committed(INVENTORY_GROUP, Topic::OrderEvents).await?.iter().sum::<u64>() as usize >= events;
     let lag: u64 = lag_of(log, group, Instant::now()).await?.iter().map(LagSample::lag).sum();
     Ok(inventory_done && outcomes as usize >= events && lag == 0)
 }
@@ -239,36 +285,14 @@ async fn wait_caught_up(log: &dyn EventLog, group: &str, events: usize, within: 
     Ok(())
 }
 
-/// A consumer task and the switch that stops it.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), LogError>>,
-}
-
-impl Running {
-    /// Asks the consumer to stop (it leaves its group) and waits for it.
-    async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        self.task.await.context("a consumer task panicked")?.context("a consumer failed")?;
-        Ok(())
-    }
-}
-
-fn start_inventory(log: Arc<dyn EventLog>, config: &Config) -> anyhow::Result<(Arc<InventoryStore>, Running)> {
-    let (stop, stopped) = watch::channel(false);
+fn start_inventory(log: Arc<dyn EventLog>, config: &Config) -> anyhow::Result<(Arc<InventoryStore>, wiring::Consumer)> {
     let store = Arc::new(InventoryStore::open(None, config.stock)?);
-    let task = tokio::spawn(streaming::run_inventory(log, store.clone(), config.batch, stopped));
-    Ok((store, Running { stop, task }))
+    Ok((store.clone(), wiring::inventory(log, store, config.batch)))
 }
 
-fn start_analytics(log: Arc<dyn EventLog>, config: &Config, throttle: Option<u32>) -> (Arc<Mutex<Analytics>>, Running) {
+fn start_analytics(log: Arc<dyn EventLog>, config: &Config, throttle: Option<u32>) -> (Arc<Mutex<Analytics>>, wiring::Consumer) {
     let state = Arc::new(Mutex::new(Analytics::default()));
-    let (stop, stopped) = watch::channel(false);
-    let task = {
-        let (state, batch) = (state.clone(), config.batch);
-        tokio::spawn(async move { streaming::run_analytics(log, "analytics", state, batch, throttle, stopped).await })
-    };
-    (state, Running { stop, task })
+    (state.clone(), wiring::analytics(log, ANALYTICS_GROUP, state, config.batch, throttle))
 }
 
 fn metrics_of(state: &Arc<Mutex<Analytics>>) -> Metrics {
@@ -276,37 +300,23 @@ fn metrics_of(state: &Arc<Mutex<Analytics>>) -> Metrics {
 }
 
 /// Runs one experiment on a fresh log (fresh topics in real mode).
-pub async fn run_experiment(config: &Config, experiment: &'static str, log: Log) -> anyhow::Result<Run> {
+pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Deployment) -> anyhow::Result<Run> {
     let events = config.events();
-    let mode = log.mode();
-    let l = log.as_dyn();
-    let mut run = Run {
-        experiment,
-        mode,
-        events: events.len(),
-        produce: Duration::ZERO,
-        lag: Vec::new(),
-        peak_lag: 0,
-        catch_up: None,
-        metrics: None,
-        before_replay: None,
-        expected_orders: expected_orders_per_minute(&events),
-        inventory: None,
-    };
+    let l = deployment.log();
+    let mut run = Run::new(deployment.mode(), &events, Detail::Produce);
     let result = async {
-        match experiment {
-            "produce" => {
+        match scenario {
+            Scenario::Produce => {
                 run.produce = produce(l.as_ref(), &events, config.batch).await?;
-                crate::progress(&format!("produce: {} events in {:.2} s", events.len(), run.produce.as_secs_f64()));
+                crate::progress::step(&format!("produce: {} events in {:.2} s", events.len(), run.produce.as_secs_f64()));
             }
-            "lag" => lag(config, &l, &events, &mut run).await?,
-            "replay" => replay(config, &l, &events, &mut run).await?,
-            other => bail!("no experiment {other}"),
+            Scenario::Lag => lag(config, &l, &events, &mut run).await?,
+            Scenario::Replay => replay(config, &l, &events, &mut run).await?,
         }
         Ok(())
     }
     .await;
-    log.teardown().await;
+    deployment.teardown().await;
     result.map(|()| run)
 }
 
@@ -321,24 +331,25 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], r
     let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut produced_at = None;
-    let mut live = crate::Progress::new("lag");
+    let mut lag = Lag::default();
+    let mut live = crate::progress::Progress::new("lag");
     loop {
         tick.tick().await;
-        let samples = lag_of(log.as_ref(), "analytics", t0).await?;
+        let samples = lag_of(log.as_ref(), ANALYTICS_GROUP, t0).await?;
         let total: u64 = samples.iter().map(LagSample::lag).sum();
-        run.peak_lag = run.peak_lag.max(total);
+        lag.peak = lag.peak.max(total);
         let t = t0.elapsed();
-        run.lag.extend(samples);
+        lag.samples.extend(samples);
         if produced_at.is_none() && producer.is_finished() {
             produced_at = Some(t);
         }
         live.update(|| {
             let phase = if produced_at.is_some() { "catching up" } else { "producing" };
-            format!("t={:>3} s ({phase}): analytics lag {total} records (peak {})", t.as_secs(), run.peak_lag)
+            format!("t={:>3} s ({phase}): analytics lag {total} records (peak {})", t.as_secs(), lag.peak)
         });
-        if produced_at.is_some() && total == 0 && caught_up(log.as_ref(), "analytics", events.len()).await? {
-            run.catch_up = produced_at.map(|p| t.saturating_sub(p));
-            live.finish(&format!("caught up at {} s (peak lag {})", t.as_secs(), run.peak_lag));
+        if produced_at.is_some() && total == 0 && caught_up(log.as_ref(), ANALYTICS_GROUP, events.len()).await? {
+            lag.catch_up = produced_at.map(|p| t.saturating_sub(p));
+            live.finish(&format!("caught up at {} s (peak lag {})", t.as_secs(), lag.peak));
             break;
         }
         if t > config.settle_within {
@@ -346,10 +357,11 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], r
         }
     }
     run.produce = producer.await.context("the producer panicked")??;
-    analytics.stop().await?;
-    inventory.stop().await?;
+    analytics.stop().await.context("stopping analytics")?;
+    inventory.stop().await.context("stopping inventory")?;
     run.metrics = Some(metrics_of(&state));
     run.inventory = Some(store.stats()?);
+    run.detail = Detail::Lag(lag);
     Ok(())
 }
 
@@ -357,45 +369,43 @@ async fn replay(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced]
     let (store, inventory) = start_inventory(log.clone(), config)?;
     let (state, analytics) = start_analytics(log.clone(), config, None);
     run.produce = produce(log.as_ref(), events, config.batch).await?;
-    wait_caught_up(log.as_ref(), "analytics", events.len(), config.settle_within).await?;
+    wait_caught_up(log.as_ref(), ANALYTICS_GROUP, events.len(), config.settle_within).await?;
     let before = metrics_of(&state);
-    analytics.stop().await?;
-    crate::progress("replay: analytics stopped; resetting its group to the beginning");
+    analytics.stop().await.context("stopping analytics")?;
+    crate::progress::step("replay: analytics stopped; resetting its group to the beginning");
 
     // The group has just lost its only member; a broker may take a moment to see it empty.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match log.reset_to_beginning("analytics", &Topic::ALL).await {
+        match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::ALL).await {
             Ok(()) => break,
             Err(LogError::GroupActive { .. }) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => return Err(e).context("resetting the analytics group"),
         }
     }
-    let lag_after_reset: u64 = lag_of(log.as_ref(), "analytics", Instant::now()).await?.iter().map(LagSample::lag).sum();
-    crate::progress(&format!("replay: group reset, {lag_after_reset} records to read again"));
+    let lag_after_reset: u64 = lag_of(log.as_ref(), ANALYTICS_GROUP, Instant::now()).await?.iter().map(LagSample::lag).sum();
+    crate::progress::step(&format!("replay: group reset, {lag_after_reset} records to read again"));
     if lag_after_reset == 0 {
         bail!("replay: the reset left nothing to re-read");
     }
     let (state, analytics) = start_analytics(log.clone(), config, None);
-    wait_caught_up(log.as_ref(), "analytics", events.len(), config.settle_within).await?;
-    analytics.stop().await?;
-    inventory.stop().await?;
-    run.before_replay = Some(before);
+    wait_caught_up(log.as_ref(), ANALYTICS_GROUP, events.len(), config.settle_within).await?;
+    analytics.stop().await.context("stopping analytics")?;
+    inventory.stop().await.context("stopping inventory")?;
+    run.detail = Detail::Replay { before };
     run.metrics = Some(metrics_of(&state));
     run.inventory = Some(store.stats()?);
     Ok(())
 }
 
-/// Runs the selected experiments over `SimLog`, each in a fresh virtual world.
+/// Runs the selected experiments over `SimLog`, each in a fresh world.
 pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
     config
-        .experiments()
+        .scenarios()
         .into_iter()
-        .map(|experiment| {
-            crate::world::block_on(async {
-                let rng = SimRng::new(config.seed).fork("streaming-kafka/log").fork(experiment);
-                run_experiment(config, experiment, Log::Sim(Arc::new(SimLog::new(rng, LinkModel::default())))).await
-            })
+        .map(|scenario| {
+            let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name()));
+            world.block_on(run_experiment(config, scenario, Deployment::sim(&world)))
         })
         .collect()
 }
@@ -403,14 +413,9 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
 /// Runs the selected experiments against the Kafka at `bootstrap`, each on fresh topics.
 pub async fn run_real(config: &Config, bootstrap: &str) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
-    for experiment in config.experiments() {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
-        let kafka = KafkaLog::connect(bootstrap, &namespace).await.with_context(|| {
-            format!("Kafka is not reachable at {bootstrap}; start it with `scripts/brokers.sh up kafka` (or set KAFKA_BOOTSTRAP_SERVERS)")
-        })?;
-        crate::progress(&format!("{experiment}: topics {namespace}.*"));
-        runs.push(run_experiment(config, experiment, Log::Kafka(Arc::new(kafka))).await?);
+    for scenario in config.scenarios() {
+        let deployment = Deployment::real(bootstrap, scenario.name()).await?;
+        runs.push(run_experiment(config, scenario, deployment).await?);
     }
     Ok(runs)
 }

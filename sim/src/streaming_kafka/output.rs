@@ -6,32 +6,90 @@ use std::path::Path;
 
 use campus::services::analytics::Metrics;
 
-use super::{Config, Run};
-use crate::checker::Violation;
-use crate::report::{markdown_table, merge_csv, text_table, update_report};
+use serde::{Deserialize, Serialize};
+
+use super::{Config, Detail, Run};
+use crate::report::csv::{self, Fixed, Row};
+use crate::report::{markdown_table, text_table, update_report};
+use crate::violation::Violation;
 use crate::Mode;
 
 pub const METRICS_CSV: &str = "streaming_kafka_metrics.csv";
 pub const LAG_CSV: &str = "streaming_kafka_lag.csv";
 pub const REPLAY_CSV: &str = "streaming_kafka_replay.csv";
 pub const SUMMARY_CSV: &str = "streaming_kafka_summary.csv";
-const METRICS_HEADER: [&str; 6] = ["minute", "mode", "orders", "reserved", "failed", "failure_rate"];
-const LAG_HEADER: [&str; 7] = ["t_s", "mode", "topic", "partition", "end_offset", "committed_offset", "lag"];
-const REPLAY_HEADER: [&str; 5] = ["metric", "mode", "before", "after", "equal"];
-const SUMMARY_HEADER: [&str; 8] = ["experiment", "mode", "events", "produce_s", "events_per_s", "peak_lag", "catch_up_s", "replay_equal"];
 
-fn summary_row(run: &Run) -> Vec<String> {
+/// One line of `streaming_kafka_metrics.csv`: one minute of event time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub minute: u64,
+    pub mode: Mode,
+    pub orders: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub failure_rate: Fixed<6>,
+}
+
+/// One line of `streaming_kafka_lag.csv`: one partition's lag at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    pub topic: String,
+    pub partition: u32,
+    pub end_offset: u64,
+    pub committed_offset: u64,
+    pub lag: u64,
+}
+
+/// One line of `streaming_kafka_replay.csv`: one metric before and after the replay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRow {
+    pub metric: String,
+    pub mode: Mode,
+    /// Empty when the metric did not exist before.
+    pub before: String,
+    pub after: String,
+    pub equal: bool,
+}
+
+/// One line of `streaming_kafka_summary.csv` and of the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub experiment: String,
+    pub mode: Mode,
+    pub events: usize,
+    pub produce_s: Fixed<3>,
+    pub events_per_s: Option<Fixed<0>>,
+    pub peak_lag: Option<u64>,
+    pub catch_up_s: Option<Fixed<2>>,
+    pub replay_equal: Option<bool>,
+}
+
+macro_rules! rows_have_a_mode {
+    ($($row:ty),*) => {$(
+        impl Row for $row {
+            fn mode(&self) -> Mode {
+                self.mode
+            }
+        }
+    )*};
+}
+rows_have_a_mode!(MetricsRow, LagRow, ReplayRow, SummaryRow);
+
+fn summary_row(run: &Run) -> SummaryRow {
     let secs = run.produce.as_secs_f64();
-    vec![
-        run.experiment.to_owned(),
-        run.mode.to_string(),
-        run.events.to_string(),
-        format!("{secs:.3}"),
-        if secs > 0.0 { format!("{:.0}", run.events as f64 / secs) } else { String::new() },
-        if run.experiment == "lag" { run.peak_lag.to_string() } else { String::new() },
-        run.catch_up.map(|d| format!("{:.2}", d.as_secs_f64())).unwrap_or_default(),
-        run.replay_equal().map(|e| e.to_string()).unwrap_or_default(),
-    ]
+    let lag = run.lag();
+    SummaryRow {
+        experiment: run.name().to_owned(),
+        mode: run.mode,
+        events: run.events,
+        produce_s: Fixed(secs),
+        events_per_s: (secs > 0.0).then(|| Fixed(run.events as f64 / secs)),
+        peak_lag: lag.map(|l| l.peak),
+        catch_up_s: lag.and_then(|l| l.catch_up).map(|d| Fixed(d.as_secs_f64())),
+        replay_equal: run.replay_equal(),
+    }
 }
 
 /// The metrics as named values, in a stable order: totals first, then each minute.
@@ -50,21 +108,20 @@ pub fn named(metrics: &Metrics) -> Vec<(String, String)> {
     out
 }
 
-fn replay_rows(run: &Run) -> Vec<Vec<String>> {
-    let (Some(before), Some(after)) = (&run.before_replay, &run.metrics) else { return Vec::new() };
+fn replay_rows(run: &Run) -> Vec<ReplayRow> {
+    let (Some(before), Some(after)) = (run.before_replay(), &run.metrics) else { return Vec::new() };
     let after: BTreeMap<String, String> = named(after).into_iter().collect();
-    let mut rows: Vec<Vec<String>> = named(before)
+    let mut rows: Vec<ReplayRow> = named(before)
         .into_iter()
         .map(|(metric, b)| {
             let a = after.get(&metric).cloned().unwrap_or_default();
-            let equal = (a == b).to_string();
-            vec![metric, run.mode.to_string(), b, a, equal]
+            ReplayRow { metric, mode: run.mode, equal: a == b, before: b, after: a }
         })
         .collect();
-    let before: BTreeMap<String, String> = named(run.before_replay.as_ref().expect("checked")).into_iter().collect();
+    let before: BTreeMap<String, String> = named(before).into_iter().collect();
     for (metric, a) in &after {
         if !before.contains_key(metric) {
-            rows.push(vec![metric.clone(), run.mode.to_string(), String::new(), a.clone(), "false".into()]);
+            rows.push(ReplayRow { metric: metric.clone(), mode: run.mode, before: String::new(), after: a.clone(), equal: false });
         }
     }
     rows
@@ -79,50 +136,58 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run]) -> anyhow::Result<()> {
         let rows = metrics
             .per_minute
             .iter()
-            .map(|(minute, m)| {
-                vec![minute.to_string(), mode.to_string(), m.orders.to_string(), m.reserved.to_string(), m.failed.to_string(), format!("{:.6}", m.failure_rate())]
+            .map(|(minute, m)| MetricsRow {
+                minute: *minute,
+                mode,
+                orders: m.orders,
+                reserved: m.reserved,
+                failed: m.failed,
+                failure_rate: Fixed(m.failure_rate()),
             })
             .collect();
-        merge_csv(&out.join(METRICS_CSV), &METRICS_HEADER, mode.as_str(), rows)?;
+        csv::merge(&out.join(METRICS_CSV), mode, rows)?;
     }
     let lag = runs
         .iter()
-        .flat_map(|r| &r.lag)
-        .map(|s| {
-            vec![
-                format!("{:.2}", s.t_ms as f64 / 1e3),
-                mode.to_string(),
-                s.topic.to_string(),
-                s.partition.to_string(),
-                s.end_offset.to_string(),
-                s.committed.to_string(),
-                s.lag().to_string(),
-            ]
+        .filter_map(Run::lag)
+        .flat_map(|l| &l.samples)
+        .map(|s| LagRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            topic: s.topic.to_string(),
+            partition: s.partition,
+            end_offset: s.end_offset,
+            committed_offset: s.committed,
+            lag: s.lag(),
         })
         .collect();
-    merge_csv(&out.join(LAG_CSV), &LAG_HEADER, mode.as_str(), lag)?;
-    merge_csv(&out.join(REPLAY_CSV), &REPLAY_HEADER, mode.as_str(), runs.iter().flat_map(replay_rows).collect())?;
-    merge_csv(&out.join(SUMMARY_CSV), &SUMMARY_HEADER, mode.as_str(), runs.iter().map(summary_row).collect())
+    csv::merge(&out.join(LAG_CSV), mode, lag)?;
+    csv::merge(&out.join(REPLAY_CSV), mode, runs.iter().flat_map(replay_rows).collect())?;
+    csv::merge(&out.join(SUMMARY_CSV), mode, runs.iter().map(summary_row).collect())
+}
+
+fn shown(runs: &[Run]) -> (Vec<String>, Vec<Vec<String>>) {
+    (csv::header::<SummaryRow>(), runs.iter().map(|r| csv::cells(&summary_row(r))).collect())
 }
 
 pub fn table(runs: &[Run]) -> String {
-    text_table(&SUMMARY_HEADER, &runs.iter().map(summary_row).collect::<Vec<_>>())
+    let (header, rows) = shown(runs);
+    text_table(&header, &rows)
 }
 
-/// The other mode's per-minute metrics, if a run of it left them in `out/`.
-fn other_mode_metrics(out: &Path, mode: Mode) -> Option<BTreeMap<u64, (u64, String)>> {
-    let other = match mode {
-        Mode::Sim => "real",
-        Mode::Real => "sim",
-    };
-    let mut reader = csv::Reader::from_path(out.join(METRICS_CSV)).ok()?;
-    let rows: BTreeMap<u64, (u64, String)> = reader
-        .records()
-        .filter_map(Result::ok)
-        .filter(|r| r.get(1) == Some(other))
-        .filter_map(|r| Some((r.get(0)?.parse().ok()?, (r.get(2)?.parse().ok()?, r.get(5)?.to_owned()))))
+/// The other mode's per-minute metrics (orders, failure rate as written), if a run of it left
+/// them in `out/`.
+fn other_mode_metrics(out: &Path, mode: Mode) -> anyhow::Result<Option<BTreeMap<u64, (u64, String)>>> {
+    let path = out.join(METRICS_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let rows: BTreeMap<u64, (u64, String)> = csv::read::<MetricsRow>(&path)?
+        .into_iter()
+        .filter(|r| r.mode != mode)
+        .map(|r| (r.minute, (r.orders, format!("{:.6}", r.failure_rate.0))))
         .collect();
-    (!rows.is_empty()).then_some(rows)
+    Ok((!rows.is_empty()).then_some(rows))
 }
 
 pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], violations: &[Violation]) -> anyhow::Result<()> {
@@ -140,18 +205,19 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
         Mode::Sim => "Simulation: `SimLog` in virtual time; an append (a batch of records) or a commit takes 1–3 ms, so throughput and catch-up times are modelled; offsets, partitions and metrics are exact.\n\n",
         Mode::Real => "Real: Apache Kafka (KRaft, single node, started by `scripts/brokers.sh`), rdkafka clients: an idempotent producer with `acks=all` and Kafka's murmur2 partitioner, consumers committing after processing. The producer, Inventory and Analytics are tasks of the `campus-sim` process; each experiment uses fresh topics.\n\n",
     });
-    text.push_str(&markdown_table(&SUMMARY_HEADER, &runs.iter().map(summary_row).collect::<Vec<_>>()));
+    let (header, rows) = shown(runs);
+    text.push_str(&markdown_table(&header, &rows));
     text.push_str("\n### What the numbers say\n\n");
     for run in runs {
-        match run.experiment {
-            "produce" => text.push_str(&format!(
+        match &run.detail {
+            Detail::Produce => text.push_str(&format!(
                 "- **produce**: {} `OrderPlaced` appended in {:.3} s ({:.0} events/s) in batches of {}, each batch acknowledged by all in-sync replicas.\n",
                 run.events,
                 run.produce.as_secs_f64(),
                 run.events as f64 / run.produce.as_secs_f64().max(1e-9),
                 config.batch
             )),
-            "lag" => {
+            Detail::Lag(lag) => {
                 let to_read = 2 * run.events;
                 text.push_str(&format!(
                     "- **lag**: the producer finished in {:.2} s; Analytics, allowed {} records/s, has {} records to read \
@@ -164,12 +230,12 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     run.events,
                     run.events,
                     to_read as f64 / f64::from(config.throttle_per_s),
-                    run.peak_lag,
-                    run.catch_up.map_or("—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+                    lag.peak,
+                    lag.catch_up.map_or("—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
                 ));
             }
-            "replay" => {
-                if let (Some(before), Some(after)) = (&run.before_replay, &run.metrics) {
+            Detail::Replay { before } => {
+                if let Some(after) = &run.metrics {
                     let compared = named(before);
                     let after_named: BTreeMap<String, String> = named(after).into_iter().collect();
                     let equal = compared.iter().filter(|(k, v)| after_named.get(k) == Some(v)).count();
@@ -211,7 +277,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
             _ => {}
         }
     }
-    if let (Some(metrics), Some(other)) = (final_metrics(runs), other_mode_metrics(out, mode)) {
+    if let (Some(metrics), Some(other)) = (final_metrics(runs), other_mode_metrics(out, mode)?) {
         let same_orders = metrics.per_minute.len() == other.len() && metrics.per_minute.iter().all(|(m, v)| other.get(m).map(|o| o.0) == Some(v.orders));
         let differing_rates = metrics.per_minute.iter().filter(|(m, v)| other.get(m).map(|o| o.1.clone()) != Some(format!("{:.6}", v.failure_rate()))).count();
         text.push_str(&format!(
@@ -223,7 +289,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
             metrics.per_minute.len()
         ));
     }
-    text.push_str(&crate::plot::streaming_kafka_figures(out, mode.as_str())?);
+    text.push_str(&super::figures::draw(out, mode)?);
     text.push_str("\n### Checks\n\n");
     if violations.is_empty() {
         text.push_str("All passed: replay equal, orders per minute equal to the workload, every event answered by Inventory, no stock taken twice, the lag rose under throttling and returned to 0.\n");

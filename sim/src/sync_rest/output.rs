@@ -5,17 +5,59 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::{CaseRun, Config};
-use crate::checker::Violation;
 use crate::net::LinkModel;
-use crate::report::{markdown_table, merge_csv, ms, percentile, text_table, update_report};
+use crate::report::csv::{self, Fixed, Row};
+use crate::report::{markdown_table, percentile, text_table, update_report};
+use crate::violation::Violation;
 use crate::Mode;
 
 pub const REQUESTS_CSV: &str = "sync_rest_requests.csv";
 pub const SUMMARY_CSV: &str = "sync_rest_summary.csv";
-const REQUESTS_HEADER: [&str; 6] = ["experiment", "mode", "index", "order_id", "status", "latency_ms"];
-const SUMMARY_HEADER: [&str; 11] =
-    ["experiment", "mode", "requests", "ok", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "throughput_rps", "statuses"];
+
+/// One line of `sync_rest_requests.csv`: one request as the load generator saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestRow {
+    pub experiment: String,
+    pub mode: Mode,
+    pub index: usize,
+    /// Empty when the reply had none.
+    pub order_id: String,
+    /// 0: no answer.
+    pub status: u16,
+    pub latency_ms: Fixed<3>,
+}
+
+impl Row for RequestRow {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// One line of `sync_rest_summary.csv` (`D` = 3 decimals), or of the printed table (`D` = 1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow<const D: usize> {
+    pub experiment: String,
+    pub mode: Mode,
+    pub requests: usize,
+    pub ok: usize,
+    pub errors: usize,
+    pub p50_ms: Fixed<D>,
+    pub p95_ms: Fixed<D>,
+    pub p99_ms: Fixed<D>,
+    pub max_ms: Fixed<D>,
+    pub throughput_rps: Fixed<1>,
+    /// Every status seen with its count (`503:1000`; 0 means no answer).
+    pub statuses: String,
+}
+
+impl<const D: usize> Row for SummaryRow<D> {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
 
 /// One experiment in numbers. `ok` counts 2xx answers; `statuses` is every status seen with
 /// its count (`503:1000`; 0 means no answer).
@@ -44,7 +86,7 @@ impl Summary {
         }
         let ok = run.answers.iter().filter(|a| (200..300).contains(&a.status)).count();
         Summary {
-            experiment: run.case.experiment.to_owned(),
+            experiment: run.case.scenario.name().to_owned(),
             mode: run.mode,
             requests: run.answers.len(),
             ok,
@@ -62,21 +104,21 @@ impl Summary {
         self.statuses.iter().map(|(s, n)| format!("{s}:{n}")).collect::<Vec<_>>().join(" ")
     }
 
-    fn row(&self, precision: usize) -> Vec<String> {
-        let f = |d: Duration| format!("{:.precision$}", d.as_secs_f64() * 1000.0);
-        vec![
-            self.experiment.clone(),
-            self.mode.to_string(),
-            self.requests.to_string(),
-            self.ok.to_string(),
-            self.errors.to_string(),
-            f(self.p50),
-            f(self.p95),
-            f(self.p99),
-            f(self.max),
-            format!("{:.1}", self.throughput_rps),
-            self.statuses_text(),
-        ]
+    pub fn row<const D: usize>(&self) -> SummaryRow<D> {
+        let f = |d: Duration| Fixed(d.as_secs_f64() * 1000.0);
+        SummaryRow {
+            experiment: self.experiment.clone(),
+            mode: self.mode,
+            requests: self.requests,
+            ok: self.ok,
+            errors: self.errors,
+            p50_ms: f(self.p50),
+            p95_ms: f(self.p95),
+            p99_ms: f(self.p99),
+            max_ms: f(self.max),
+            throughput_rps: Fixed(self.throughput_rps),
+            statuses: self.statuses_text(),
+        }
     }
 }
 
@@ -85,26 +127,28 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[CaseRun], summaries: &[Summary]
     let requests = runs
         .iter()
         .flat_map(|run| {
-            run.answers.iter().map(move |a| {
-                vec![
-                    run.case.experiment.to_owned(),
-                    mode.to_string(),
-                    a.index.to_string(),
-                    a.order_id.clone(),
-                    a.status.to_string(),
-                    ms(a.latency),
-                ]
+            run.answers.iter().map(move |a| RequestRow {
+                experiment: run.case.scenario.name().to_owned(),
+                mode,
+                index: a.index,
+                order_id: a.order_id.clone(),
+                status: a.status,
+                latency_ms: Fixed(a.latency.as_secs_f64() * 1000.0),
             })
         })
         .collect();
-    merge_csv(&out.join(REQUESTS_CSV), &REQUESTS_HEADER, mode.as_str(), requests)?;
-    let summary = summaries.iter().map(|s| s.row(3)).collect();
-    merge_csv(&out.join(SUMMARY_CSV), &SUMMARY_HEADER, mode.as_str(), summary)
+    csv::merge(&out.join(REQUESTS_CSV), mode, requests)?;
+    csv::merge(&out.join(SUMMARY_CSV), mode, summaries.iter().map(Summary::row::<3>).collect())
 }
 
-/// The latency table as printed on the terminal.
+/// The latency table as printed on the terminal (and in the report): one decimal.
+fn shown(summaries: &[Summary]) -> (Vec<String>, Vec<Vec<String>>) {
+    (csv::header::<SummaryRow<1>>(), summaries.iter().map(|s| csv::cells(&s.row::<1>())).collect())
+}
+
 pub fn table(summaries: &[Summary]) -> String {
-    text_table(&SUMMARY_HEADER, &summaries.iter().map(|s| s.row(1)).collect::<Vec<_>>())
+    let (header, rows) = shown(summaries);
+    text_table(&header, &rows)
 }
 
 /// Writes the `sync-rest/<mode>` section of `report.md`.
@@ -138,13 +182,13 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, summaries: &[Summar
              and vary from run to run; compare experiments within one run.\n\n",
         ),
     }
-    let rows: Vec<Vec<String>> = summaries.iter().map(|s| s.row(1)).collect();
-    text.push_str(&markdown_table(&SUMMARY_HEADER, &rows));
+    let (header, rows) = shown(summaries);
+    text.push_str(&markdown_table(&header, &rows));
     text.push_str("\n### What the numbers say\n\n");
     for finding in findings(config, summaries) {
         text.push_str(&format!("- {finding}\n"));
     }
-    text.push_str(&crate::plot::sync_rest_figures(out, mode.as_str())?);
+    text.push_str(&super::figures::draw(out, mode)?);
     text.push_str("\n### Checks\n\n");
     if violations.is_empty() {
         text.push_str(

@@ -2,17 +2,10 @@
 //! legend and shaded spans — all these figures need. (A plotting crate would pull in a font
 //! stack to measure text; an SVG viewer lays text out itself.)
 //!
-//! Each figure is drawn from the CSV files of `out/`, per mode, so the figures always show
-//! exactly the rows the tables were computed from:
-//!
-//! | file | from | shows |
-//! |---|---|---|
-//! | `sync_rest_latency_<mode>.svg` | `sync_rest_requests.csv` | latency distribution (share of requests answered within x ms, log x) per experiment |
-//! | `async_rabbitmq_backlog_<mode>.svg` | `async_rabbitmq_backlog.csv` | Inventory's queue depth, orders accepted and notified over time, the down window shaded |
-//! | `streaming_kafka_lag_<mode>.svg` | `streaming_kafka_lag.csv` | Analytics' lag per topic over time under throttling |
-//! | `streaming_kafka_replay_<mode>.svg` | `streaming_kafka_replay.csv` | orders per minute of event time, before and after the replay |
+//! This is the chart engine only. Each model draws its own figures (`<model>/figures.rs`) from
+//! the typed rows of its CSV files in `out/`, per mode, so a figure always shows exactly the
+//! rows the tables were computed from.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -252,22 +245,8 @@ fn legend_place(w: f64, h: f64, pixels: &[(f64, f64)]) -> (f64, f64) {
     candidates.into_iter().min_by_key(|c| covered(*c)).expect("six candidates")
 }
 
-/// Reads a CSV of `out/` into rows keyed by column name.
-fn rows(path: &Path) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
-    reader
-        .records()
-        .map(|r| Ok(header.iter().cloned().zip(r?.iter().map(str::to_owned)).collect()))
-        .collect()
-}
-
-fn num(row: &BTreeMap<String, String>, column: &str) -> f64 {
-    row.get(column).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-}
-
 /// Writes the chart as `out/name` unless it has nothing to show; returns the file's name.
-fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<String>> {
+pub fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<String>> {
     if chart.series.iter().all(|s| s.points.is_empty()) {
         return Ok(None);
     }
@@ -277,134 +256,12 @@ fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<Strin
 }
 
 /// A report's "Figures" subsection linking the figures drawn.
-fn figures(drawn: Vec<(Option<String>, &str)>) -> String {
+pub fn figures(drawn: Vec<(Option<String>, &str)>) -> String {
     let lines: Vec<String> = drawn.into_iter().filter_map(|(name, caption)| name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n})\n"))).collect();
     if lines.is_empty() {
         return String::new();
     }
     format!("\n### Figures\n\n{}", lines.join("\n"))
-}
-
-/// Draws Part A's figures for `mode`; returns the report's Figures subsection.
-pub fn sync_rest_figures(out: &Path, mode: &str) -> anyhow::Result<String> {
-    Ok(figures(vec![(sync_rest(out, mode)?, "Latency distribution per experiment: share of requests answered within x ms")]))
-}
-
-/// Draws Part B's figures for `mode`.
-pub fn async_rabbitmq_figures(out: &Path, mode: &str) -> anyhow::Result<String> {
-    Ok(figures(vec![(async_rabbitmq(out, mode)?, "Backlog during the outage (Inventory's down window shaded)")]))
-}
-
-/// Draws Part C's figures for `mode`.
-pub fn streaming_kafka_figures(out: &Path, mode: &str) -> anyhow::Result<String> {
-    Ok(figures(vec![
-        (streaming_kafka_lag(out, mode)?, "Analytics' consumer lag under throttling"),
-        (streaming_kafka_replay(out, mode)?, "Orders per minute of event time, before and after the replay"),
-    ]))
-}
-
-/// Part A: the share of requests answered within x ms, per experiment (log x).
-pub fn sync_rest(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
-    let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for row in rows(&out.join("sync_rest_requests.csv"))?.into_iter().filter(|r| r["mode"] == mode) {
-        latencies.entry(row["experiment"].clone()).or_default().push(num(&row, "latency_ms").max(0.1));
-    }
-    let order = ["baseline", "delay", "timeout", "failure-down", "failure-5xx"];
-    let mut names: Vec<String> = latencies.keys().cloned().collect();
-    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
-    let series = names
-        .into_iter()
-        .map(|name| {
-            let mut v = latencies.remove(&name).unwrap_or_default();
-            v.sort_by(f64::total_cmp);
-            let n = v.len() as f64;
-            let points = v.iter().enumerate().map(|(i, x)| (*x, (i + 1) as f64 / n * 100.0)).collect();
-            Series::line(name, points)
-        })
-        .collect();
-    let chart = Chart {
-        title: format!("Part A ({mode}): order latency distribution per experiment"),
-        x_label: "latency of POST /order (ms, log scale)".into(),
-        y_label: "% of requests answered within x".into(),
-        x_log: true,
-        series,
-        y_max: Some(100.0),
-        ..Chart::default()
-    };
-    write(out, format!("sync_rest_latency_{mode}.svg"), &chart)
-}
-
-/// Part B: Inventory's queue depth, orders accepted and notified, the down window shaded.
-pub fn async_rabbitmq(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
-    let samples: Vec<_> = rows(&out.join("async_rabbitmq_backlog.csv"))?.into_iter().filter(|r| r["mode"] == mode).collect();
-    let series = |name: &str, column: &str| Series::line(name, samples.iter().map(|r| (num(r, "t_s"), num(r, column))).collect());
-    let down: Vec<f64> = samples.iter().filter(|r| r["inventory_up"] == "0").map(|r| num(r, "t_s")).collect();
-    let shaded = match (down.first(), down.last()) {
-        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "Inventory down".to_owned())],
-        _ => Vec::new(),
-    };
-    let chart = Chart {
-        title: format!("Part B ({mode}): backlog during the Inventory outage"),
-        x_label: "time since the first order (s)".into(),
-        y_label: "messages / orders".into(),
-        x_log: false,
-        series: vec![
-            series("OrderPlaced waiting in Inventory's queue", "queue_depth"),
-            series("orders accepted (202)", "accepted"),
-            series("orders notified", "notified"),
-        ],
-        shaded,
-        ..Chart::default()
-    };
-    write(out, format!("async_rabbitmq_backlog_{mode}.svg"), &chart)
-}
-
-/// Part C: the Analytics group's lag per topic (summed over partitions) over time.
-pub fn streaming_kafka_lag(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
-    let mut per_topic: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
-    for row in rows(&out.join("streaming_kafka_lag.csv"))?.into_iter().filter(|r| r["mode"] == mode) {
-        let t = (num(&row, "t_s") * 1000.0).round() as u64;
-        *per_topic.entry(row["topic"].clone()).or_default().entry(t).or_default() += num(&row, "lag");
-    }
-    let total: BTreeMap<u64, f64> = per_topic.values().flat_map(|m| m.iter()).fold(BTreeMap::new(), |mut acc, (t, v)| {
-        *acc.entry(*t).or_default() += v;
-        acc
-    });
-    let to_points = |m: &BTreeMap<u64, f64>| m.iter().map(|(t, v)| (*t as f64 / 1000.0, *v)).collect::<Vec<_>>();
-    let mut series = vec![Series::line("total lag (both topics)", to_points(&total))];
-    series.extend(per_topic.iter().map(|(topic, m)| Series { dashed: true, ..Series::line(topic.clone(), to_points(m)) }));
-    let chart = Chart {
-        title: format!("Part C ({mode}): Analytics consumer lag under throttling"),
-        x_label: "time since the producer started (s)".into(),
-        y_label: "records not yet consumed".into(),
-        x_log: false,
-        series,
-        ..Chart::default()
-    };
-    write(out, format!("streaming_kafka_lag_{mode}.svg"), &chart)
-}
-
-/// Part C: orders per minute of event time before and after the replay.
-pub fn streaming_kafka_replay(out: &Path, mode: &str) -> anyhow::Result<Option<String>> {
-    let (mut before, mut after) = (Vec::new(), Vec::new());
-    for row in rows(&out.join("streaming_kafka_replay.csv"))?.into_iter().filter(|r| r["mode"] == mode) {
-        let Some(minute) = row["metric"].strip_prefix("orders[").and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok()) else {
-            continue;
-        };
-        before.push((minute, num(&row, "before")));
-        after.push((minute, num(&row, "after")));
-    }
-    before.sort_by(|a, b| a.0.total_cmp(&b.0));
-    after.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let chart = Chart {
-        title: format!("Part C ({mode}): orders per minute, before and after the replay"),
-        x_label: "minute of event time".into(),
-        y_label: "orders".into(),
-        x_log: false,
-        series: vec![Series::line("before the replay", before), Series { markers: true, ..Series::line("after the replay", after) }],
-        ..Chart::default()
-    };
-    write(out, format!("streaming_kafka_replay_{mode}.svg"), &chart)
 }
 
 #[cfg(test)]

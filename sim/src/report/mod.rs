@@ -1,57 +1,19 @@
-//! Everything a run leaves in `out/`: CSV files and the sections of `report.md`.
+//! Everything a run leaves in `out/`: typed CSV rows ([`csv`]), `report.md`'s sections (this
+//! file) and how numbers and tables are shown ([`format`]).
 //!
 //! A run replaces only its own rows and sections: the CSVs keep rows of the other mode
 //! (`sim` / `real`), and `report.md` keeps the other parts' and modes' sections, so running the
 //! simulation and then real mode leaves both side by side.
 
+pub mod csv;
+pub mod format;
+
+pub use format::{markdown_table, ms, percentile, text_table};
+
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
-
-/// Nearest-rank percentile of sorted values (`p` in 0..=100).
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
-
-/// Milliseconds with microsecond precision, as the CSVs write them.
-pub fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
-/// Writes `path` with `header` and `rows`, keeping the rows already there whose `mode`
-/// column differs from `mode` (an older file with another header is replaced). Rows are
-/// ordered sim first, then real, each in the order given.
-pub fn merge_csv(path: &Path, header: &[&str], mode: &str, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
-    let mode_col = header.iter().position(|h| *h == "mode").expect("every CSV has a mode column");
-    let mut kept: Vec<Vec<String>> = Vec::new();
-    if path.exists() {
-        let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-        let same_header = reader.headers()?.iter().eq(header.iter().copied());
-        if same_header {
-            for record in reader.records() {
-                let record = record.with_context(|| format!("reading {}", path.display()))?;
-                if record.get(mode_col) != Some(mode) {
-                    kept.push(record.iter().map(str::to_owned).collect());
-                }
-            }
-        }
-    }
-    kept.extend(rows);
-    kept.sort_by_key(|r| r[mode_col] != "sim");
-    let mut writer = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    writer.write_record(header)?;
-    for row in kept {
-        writer.write_record(&row)?;
-    }
-    writer.flush()?;
-    Ok(())
-}
 
 /// The order of the sections in `report.md`.
 const SECTION_ORDER: [&str; 7] = [
@@ -156,45 +118,9 @@ fn parse_sections(text: &str) -> Vec<(String, String)> {
     sections
 }
 
-/// A markdown table.
-pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut text = format!("| {} |\n|{}|\n", header.join(" | "), header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
-    for row in rows {
-        text.push_str(&format!("| {} |\n", row.join(" | ")));
-    }
-    text
-}
-
-/// A plain-text table for the terminal, columns padded to their widest cell.
-pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned() + "\n"
-    };
-    let mut text = line(header.to_vec());
-    for row in rows {
-        text.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles_pick_an_observed_value() {
-        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&v, 50.0), Duration::from_millis(50));
-        assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&v, 100.0), Duration::from_millis(100));
-        assert_eq!(percentile(&v[..1], 50.0), Duration::from_millis(1));
-    }
 
     #[test]
     fn the_date_is_a_plausible_utc_time() {

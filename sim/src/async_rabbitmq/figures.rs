@@ -1,0 +1,40 @@
+//! Part B's figure, drawn from the typed rows of `async_rabbitmq_backlog.csv`:
+//! `async_rabbitmq_backlog_<mode>.svg`, Inventory's queue depth, orders accepted and notified
+//! over time, the down window shaded.
+
+use std::path::Path;
+
+use super::output::{BacklogRow, BACKLOG_CSV};
+use crate::plot::{figures, write, Chart, Series};
+use crate::report::csv;
+use crate::Mode;
+
+/// Draws Part B's figures for `mode`; returns the report's Figures subsection.
+pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
+    Ok(figures(vec![(backlog(out, mode)?, "Backlog during the outage (Inventory's down window shaded)")]))
+}
+
+/// Inventory's queue depth, orders accepted and notified, the down window shaded.
+pub fn backlog(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let samples: Vec<BacklogRow> = csv::read::<BacklogRow>(&out.join(BACKLOG_CSV))?.into_iter().filter(|r| r.mode == mode).collect();
+    let series = |name: &str, column: fn(&BacklogRow) -> u64| Series::line(name, samples.iter().map(|r| (r.t_s.0, column(r) as f64)).collect());
+    let down: Vec<f64> = samples.iter().filter(|r| r.inventory_up == 0).map(|r| r.t_s.0).collect();
+    let shaded = match (down.first(), down.last()) {
+        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "Inventory down".to_owned())],
+        _ => Vec::new(),
+    };
+    let chart = Chart {
+        title: format!("Part B ({mode}): backlog during the Inventory outage"),
+        x_label: "time since the first order (s)".into(),
+        y_label: "messages / orders".into(),
+        x_log: false,
+        series: vec![
+            series("OrderPlaced waiting in Inventory's queue", |r| r.queue_depth),
+            series("orders accepted (202)", |r| r.accepted),
+            series("orders notified", |r| r.notified),
+        ],
+        shaded,
+        ..Chart::default()
+    };
+    write(out, format!("async_rabbitmq_backlog_{mode}.svg"), &chart)
+}

@@ -1,0 +1,90 @@
+//! Part B's accounting: every accepted order in exactly one terminal state, no stock taken
+//! twice, one notification per reserved order, every malformed message dead-lettered and no
+//! good one, and the outage's backlog risen and drained.
+
+use std::collections::BTreeSet;
+
+use campus::domain::{Envelope, Event};
+
+use super::Run;
+use crate::violation::Violation;
+
+/// Part B's accounting: every accepted order in exactly one terminal state (reserved and
+/// notified, failed, or dead-lettered), no stock taken twice, one notification per reserved
+/// order, every injected poison message dead-lettered and no good one.
+pub fn check(run: &Run) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut fail = |message: String| violations.push(Violation { experiment: run.name().to_owned(), message });
+    let end = &run.end;
+    let statuses = &end.orders.statuses;
+    let notified: BTreeSet<&str> = end.notified.iter().map(String::as_str).collect();
+    let dead_orders: BTreeSet<String> = end
+        .dead_letters
+        .iter()
+        .filter_map(|d| match Envelope::decode(&d.body) {
+            Ok(Event::OrderPlaced(p)) if statuses.contains_key(p.order.order_id.as_str()) => Some(p.order.order_id.to_string()),
+            _ => None,
+        })
+        .collect();
+
+    if run.refused > 0 {
+        fail(format!("{} orders were not accepted (Order must accept while Inventory is away)", run.refused));
+    }
+    if statuses.len() != run.accepted {
+        fail(format!("{} orders answered 202 but Order's store holds {}", run.accepted, statuses.len()));
+    }
+    let mut broken = Vec::new();
+    for (id, status) in statuses {
+        let inventory = end.inventory_outcomes.get(id).map(String::as_str);
+        let was_notified = notified.contains(id.as_str());
+        let states = [
+            status == "reserved" && inventory == Some("reserved") && was_notified,
+            status == "failed" && inventory == Some("failed") && !was_notified,
+            dead_orders.contains(id) && inventory.is_none() && !was_notified,
+        ];
+        if states.iter().filter(|s| **s).count() != 1 {
+            broken.push(format!(
+                "{id} (order: {status}, inventory: {}, notified: {was_notified}, dead-lettered: {})",
+                inventory.unwrap_or("never saw it"),
+                dead_orders.contains(id)
+            ));
+        }
+    }
+    if !broken.is_empty() {
+        fail(format!(
+            "{} accepted orders are not in exactly one terminal state, e.g. {}",
+            broken.len(),
+            broken.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    let inv = &end.inventory;
+    if inv.double_reservations > 0 {
+        fail(format!("{} orders had their stock taken more than once", inv.double_reservations));
+    }
+    if inv.units_taken != inv.units_of_reserved_orders {
+        fail(format!("stock fell by {} units but the reserved orders asked for {}", inv.units_taken, inv.units_of_reserved_orders));
+    }
+    let stray: Vec<&&str> = notified.iter().filter(|id| statuses.get(**id).map(String::as_str) != Some("reserved")).collect();
+    if !stray.is_empty() {
+        fail(format!("{} notifications for orders that are not reserved, e.g. {}", stray.len(), stray[0]));
+    }
+    if end.notification.notified != notified.len() as u64 {
+        fail(format!("notification counts {} confirmations but lists {}", end.notification.notified, notified.len()));
+    }
+    let poison_dead = end.dead_letters.len() - dead_orders.len();
+    if poison_dead != run.poison_injected() {
+        fail(format!("{} malformed messages injected, {poison_dead} dead-lettered", run.poison_injected()));
+    }
+    if !dead_orders.is_empty() {
+        fail(format!("{} good orders were dead-lettered, e.g. {}", dead_orders.len(), dead_orders.iter().next().expect("non-empty")));
+    }
+    if let Some((outage, last)) = run.outage().and_then(|o| Some((o, o.samples.last()?))) {
+        if outage.peak_backlog == 0 {
+            fail("the backlog never rose during the outage".into());
+        }
+        if last.queue_depth != 0 || outage.drain.is_none() {
+            fail(format!("the backlog did not drain (last depth {})", last.queue_depth));
+        }
+    }
+    violations
+}

@@ -1,0 +1,256 @@
+//! The arguments of the commands that run experiments and benchmarks, and the configs they
+//! become.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::{async_rabbitmq, bench, explore, streaming_kafka, sync_rest};
+
+/// `campus-sim bench …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Measure only this model's real transport (needs --real-brokers). Without it: the
+    /// simulation's speed, plus every model's real transport with --real-brokers.
+    #[arg(long, value_enum)]
+    pub model: Option<campus::Model>,
+    /// Measured rounds per case, after one warm-up round (medians and spread are reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// async-rabbitmq: unacknowledged deliveries per consumer, for our services and for the
+    /// raw floor alike (the workflow's default is 10; larger lets more handlers overlap).
+    #[arg(long, default_value_t = 10)]
+    pub prefetch: u16,
+    /// The RabbitMQ used with --real-brokers.
+    #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// The Kafka used with --real-brokers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+}
+
+impl BenchArgs {
+    pub fn config(&self, seed: u64) -> bench::Config {
+        bench::Config {
+            seed,
+            model: self.model,
+            repeats: self.repeats,
+            prefetch: self.prefetch,
+            amqp_url: self.amqp_url.clone(),
+            bootstrap_servers: self.bootstrap_servers.clone(),
+        }
+    }
+}
+
+/// `campus-sim explore …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExploreArgs {
+    /// Whose property: sync-rest, async-rabbitmq or streaming-kafka (all three when not given,
+    /// or those a --break applies to).
+    #[arg(long, value_enum)]
+    pub model: Option<campus::Model>,
+    /// Schedules to generate per model (--seed decides which).
+    #[arg(long, default_value_t = 256)]
+    pub cases: u32,
+    /// Switch one safeguard off (lab only): dedup (Inventory forgets processed orders;
+    /// async-rabbitmq, streaming-kafka), auto-ack (ack on receipt; async-rabbitmq),
+    /// commit-first (offsets committed before the work; streaming-kafka), no-timeout (Order
+    /// waits for Inventory forever; sync-rest). The exploration then succeeds when the checker
+    /// catches it.
+    #[arg(long = "break", value_enum)]
+    pub broken: Option<explore::Break>,
+    /// Run just this schedule (the JSON a failed exploration prints) and show its trace.
+    #[arg(long, requires = "model")]
+    pub replay: Option<String>,
+}
+
+/// `campus-sim sync-rest …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncRestArgs {
+    /// Which experiment(s): baseline, delay (Inventory 2 s slower), timeout (Order gives up
+    /// after 1 s: 504), failure (Inventory down, then answering 500: 503), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub experiment: sync_rest::Experiment,
+    /// Requests sent in `baseline` and in each `failure` case.
+    #[arg(long, default_value_t = 1000)]
+    pub requests: usize,
+    /// Requests sent in `delay` and `timeout`, where each takes 1–2 s (of virtual time in the
+    /// simulation, of real time with --real-brokers).
+    #[arg(long, default_value_t = 100)]
+    pub slow_requests: usize,
+    /// Clients sending at once, each sending its next order when the last one is answered.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Inventory's injected delay in `delay` and `timeout`, in ms.
+    #[arg(long, default_value_t = 2000)]
+    pub delay_ms: u64,
+    /// Order's timeout on its calls in `timeout`, in ms (must be below --delay-ms).
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+    /// Order's timeout on its calls in the other experiments, in ms (must be above --delay-ms).
+    #[arg(long, default_value_t = 5000)]
+    pub patient_timeout_ms: u64,
+    /// Units of each menu item Inventory starts with (enough that `baseline` never runs out).
+    #[arg(long, default_value_t = 5000)]
+    pub stock: u32,
+}
+
+/// `campus-sim async-rabbitmq …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct AsyncRabbitmqArgs {
+    /// Which experiment(s): outage (Inventory down while orders keep coming), idempotency
+    /// (every OrderPlaced delivered twice), poison (malformed messages among good ones), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub experiment: async_rabbitmq::Experiment,
+    /// Orders per second during the outage experiment.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+    /// Seconds Inventory stays down in the outage experiment.
+    #[arg(long, default_value_t = 60)]
+    pub down_for: u64,
+    /// Seconds orders flow before the outage, and again after Inventory is back.
+    #[arg(long, default_value_t = 10)]
+    pub lead: u64,
+    /// Orders sent in the idempotency and poison experiments.
+    #[arg(long, default_value_t = 200)]
+    pub orders: usize,
+    /// OrderPlaced messages published a second time in the idempotency experiment.
+    #[arg(long, default_value_t = 200)]
+    pub duplicates: usize,
+    /// Malformed messages published in the poison experiment.
+    #[arg(long, default_value_t = 40)]
+    pub poison: usize,
+    /// Units of each menu item Inventory starts with.
+    #[arg(long, default_value_t = 5000)]
+    pub stock: u32,
+    /// Unacknowledged deliveries each consumer may hold.
+    #[arg(long, default_value_t = 10)]
+    pub prefetch: u16,
+    /// Seconds a run may take to settle after its last order before it is declared failed.
+    #[arg(long, default_value_t = 120)]
+    pub settle_within: u64,
+    /// The RabbitMQ used with --real-brokers.
+    #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+}
+
+impl AsyncRabbitmqArgs {
+    fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: AsyncRabbitmqArgs,
+        }
+        Only::parse_from(["async-rabbitmq"]).args
+    }
+
+    pub fn config(&self, seed: u64) -> async_rabbitmq::Config {
+        async_rabbitmq::Config {
+            seed,
+            experiment: self.experiment,
+            rate: self.rate,
+            down_for: Duration::from_secs(self.down_for),
+            lead: Duration::from_secs(self.lead),
+            orders: self.orders,
+            duplicates: self.duplicates,
+            poison: self.poison,
+            stock: self.stock,
+            prefetch: self.prefetch,
+            settle_within: Duration::from_secs(self.settle_within),
+        }
+    }
+}
+
+/// `campus-sim streaming-kafka …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamingKafkaArgs {
+    /// Which experiment(s): produce (timed), lag (a throttled consumer falls behind and catches
+    /// up), replay (reset the analytics group to the beginning and recompute), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub experiment: streaming_kafka::Experiment,
+    /// OrderPlaced events produced (their event times span about 80 minutes per 10,000).
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// Records per second the analytics consumer may handle in the lag experiment.
+    #[arg(long, default_value_t = 500)]
+    pub throttle_per_s: u32,
+    /// Units of each menu item Inventory starts with (the default runs out near the end).
+    #[arg(long, default_value_t = 5000)]
+    pub stock: u32,
+    /// Records per append and per poll.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Seconds a consumer may take to catch up before the run is declared failed.
+    #[arg(long, default_value_t = 300)]
+    pub settle_within: u64,
+    /// The Kafka used with --real-brokers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+}
+
+impl StreamingKafkaArgs {
+    fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: StreamingKafkaArgs,
+        }
+        Only::parse_from(["streaming-kafka"]).args
+    }
+
+    pub fn config(&self, seed: u64) -> streaming_kafka::Config {
+        streaming_kafka::Config {
+            seed,
+            experiment: self.experiment,
+            events: self.events,
+            throttle_per_s: self.throttle_per_s,
+            stock: self.stock,
+            batch: self.batch,
+            settle_within: Duration::from_secs(self.settle_within),
+        }
+    }
+}
+
+impl Default for StreamingKafkaArgs {
+    fn default() -> Self {
+        StreamingKafkaArgs::parse_from_defaults()
+    }
+}
+
+impl Default for AsyncRabbitmqArgs {
+    fn default() -> Self {
+        AsyncRabbitmqArgs::parse_from_defaults()
+    }
+}
+
+impl Default for SyncRestArgs {
+    fn default() -> Self {
+        SyncRestArgs::parse_from_defaults()
+    }
+}
+
+impl SyncRestArgs {
+    fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: SyncRestArgs,
+        }
+        Only::parse_from(["sync-rest"]).args
+    }
+
+    pub fn config(&self, seed: u64) -> sync_rest::Config {
+        sync_rest::Config {
+            seed,
+            experiment: self.experiment,
+            requests: self.requests,
+            slow_requests: self.slow_requests,
+            concurrency: self.concurrency,
+            delay: Duration::from_millis(self.delay_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            patient_timeout: Duration::from_millis(self.patient_timeout_ms),
+            stock: self.stock,
+        }
+    }
+}
+

@@ -1,0 +1,89 @@
+//! A part end to end, as the graded run and `campus-sim <part>` run it: the experiments, the
+//! CSV files, the table on the terminal, the report section, and the checks (an error if any
+//! failed).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::multi_thread;
+use crate::violation::Violation;
+use crate::{async_rabbitmq, streaming_kafka, sync_rest, Mode};
+
+/// Part B end to end: run, write CSVs, print the table, write the report, check.
+pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, amqp_url: &str) -> anyhow::Result<()> {
+    config.validate()?;
+    println!("\nPart B — asynchronous messaging, RabbitMQ ({mode})");
+    println!("  experiments: {}", config.experiments().join(", "));
+    let wall = Instant::now();
+    let runs = match mode {
+        Mode::Sim => async_rabbitmq::run_sim(config)?,
+        Mode::Real => {
+            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+            multi_thread()?.block_on(async_rabbitmq::run_real(config, &exe, amqp_url))?
+        }
+    };
+    let summaries: Vec<_> = runs.iter().map(async_rabbitmq::output::Summary::of).collect();
+    async_rabbitmq::output::write_csv(out, mode, &runs, &summaries)?;
+    let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
+    async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+    println!("\n{}", async_rabbitmq::output::table(&summaries));
+    println!("(drain_s in {} seconds; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
+    report_checks(out, &violations)
+}
+
+/// Part C end to end: run, write CSVs, print the table, write the report, check.
+pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config, bootstrap: &str) -> anyhow::Result<()> {
+    config.validate()?;
+    println!("\nPart C — streaming, Kafka ({mode})");
+    println!("  experiments: {}", config.experiments().join(", "));
+    let wall = Instant::now();
+    let runs = match mode {
+        Mode::Sim => streaming_kafka::run_sim(config)?,
+        Mode::Real => multi_thread()?.block_on(streaming_kafka::run_real(config, bootstrap))?,
+    };
+    streaming_kafka::output::write_csv(out, mode, &runs)?;
+    let violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
+    streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
+    println!("\n{}", streaming_kafka::output::table(&runs));
+    println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
+    report_checks(out, &violations)
+}
+
+fn report_checks(out: &Path, violations: &[Violation]) -> anyhow::Result<()> {
+    if violations.is_empty() {
+        println!("checks: all passed");
+        Ok(())
+    } else {
+        for v in violations {
+            eprintln!("check FAILED: {v}");
+        }
+        anyhow::bail!("{} check(s) failed (also written to {})", violations.len(), out.join("report.md").display())
+    }
+}
+
+/// Part A end to end: run, write CSVs, print the table, write the report, check.
+pub fn sync_rest(out: &Path, mode: Mode, config: &sync_rest::Config) -> anyhow::Result<()> {
+    config.validate()?;
+    println!("\nPart A — synchronous REST ({mode})");
+    for case in config.cases() {
+        println!("  {:<13} inventory fault: {}; {} requests", case.scenario, case.fault, case.requests);
+    }
+    let wall = Instant::now();
+    let runs = match mode {
+        Mode::Sim => sync_rest::run_sim(config),
+        Mode::Real => {
+            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+            multi_thread()?.block_on(sync_rest::run_real(config, &exe))?
+        }
+    };
+    let summaries: Vec<_> = runs.iter().map(sync_rest::output::Summary::of).collect();
+    sync_rest::output::write_csv(out, mode, &runs, &summaries)?;
+    let violations = sync_rest::invariants::check(&runs, config);
+    sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
+    println!("\n{}", sync_rest::output::table(&summaries));
+    println!("(latencies in ms{}; wall time {:.2} s)", if mode == Mode::Sim { ", virtual time" } else { "" }, wall.elapsed().as_secs_f64());
+    report_checks(out, &violations)
+}
+

@@ -1,0 +1,74 @@
+//! Part C's figures, drawn from the typed rows of its CSV files:
+//! `streaming_kafka_lag_<mode>.svg` (Analytics' lag per topic over time under throttling) and
+//! `streaming_kafka_replay_<mode>.svg` (orders per minute of event time, before and after the
+//! replay).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::output::{LagRow, ReplayRow, LAG_CSV, REPLAY_CSV};
+use crate::plot::{figures, write, Chart, Series};
+use crate::report::csv;
+use crate::Mode;
+
+/// Draws Part C's figures for `mode`; returns the report's Figures subsection.
+pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
+    Ok(figures(vec![
+        (lag(out, mode)?, "Analytics' consumer lag under throttling"),
+        (replay(out, mode)?, "Orders per minute of event time, before and after the replay"),
+    ]))
+}
+
+/// The Analytics group's lag per topic (summed over partitions) over time.
+pub fn lag(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let mut per_topic: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+    for row in csv::read::<LagRow>(&out.join(LAG_CSV))?.into_iter().filter(|r| r.mode == mode) {
+        let t = (row.t_s.0 * 1000.0).round() as u64;
+        *per_topic.entry(row.topic).or_default().entry(t).or_default() += row.lag as f64;
+    }
+    let total: BTreeMap<u64, f64> = per_topic.values().flat_map(|m| m.iter()).fold(BTreeMap::new(), |mut acc, (t, v)| {
+        *acc.entry(*t).or_default() += v;
+        acc
+    });
+    let to_points = |m: &BTreeMap<u64, f64>| m.iter().map(|(t, v)| (*t as f64 / 1000.0, *v)).collect::<Vec<_>>();
+    let mut series = vec![Series::line("total lag (both topics)", to_points(&total))];
+    series.extend(per_topic.iter().map(|(topic, m)| Series { dashed: true, ..Series::line(topic.clone(), to_points(m)) }));
+    let chart = Chart {
+        title: format!("Part C ({mode}): Analytics consumer lag under throttling"),
+        x_label: "time since the producer started (s)".into(),
+        y_label: "records not yet consumed".into(),
+        x_log: false,
+        series,
+        ..Chart::default()
+    };
+    write(out, format!("streaming_kafka_lag_{mode}.svg"), &chart)
+}
+
+/// Orders per minute of event time before and after the replay.
+pub fn replay(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for row in csv::read::<ReplayRow>(&out.join(REPLAY_CSV))?.into_iter().filter(|r| r.mode == mode) {
+        let Some(minute) = row.metric.strip_prefix("orders[").and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok()) else {
+            continue;
+        };
+        // An empty cell: the metric did not exist on that side (no point there); anything else
+        // must be a count.
+        for (cell, points) in [(&row.before, &mut before), (&row.after, &mut after)] {
+            if !cell.is_empty() {
+                let count = cell.parse::<f64>().map_err(|_| anyhow::anyhow!("{REPLAY_CSV}: {} has the count {cell:?}", row.metric))?;
+                points.push((minute, count));
+            }
+        }
+    }
+    before.sort_by(|a, b| a.0.total_cmp(&b.0));
+    after.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let chart = Chart {
+        title: format!("Part C ({mode}): orders per minute, before and after the replay"),
+        x_label: "minute of event time".into(),
+        y_label: "orders".into(),
+        x_log: false,
+        series: vec![Series::line("before the replay", before), Series { markers: true, ..Series::line("after the replay", after) }],
+        ..Chart::default()
+    };
+    write(out, format!("streaming_kafka_replay_{mode}.svg"), &chart)
+}

@@ -1,0 +1,71 @@
+//! Part C's invariants: the replay reproduces the metrics, which match the workload; Inventory
+//! decided every event once; under throttling the lag rose and came back to 0.
+
+use super::Run;
+use crate::violation::Violation;
+
+/// Part C: the replay reproduces the metrics, which match the workload; Inventory answered
+/// every event once; under throttling the lag rose and came back to 0.
+pub fn check(run: &Run) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut fail = |message: String| violations.push(Violation { experiment: run.name().to_owned(), message });
+    if run.replay_equal() == Some(false) {
+        fail("the metrics after the replay differ from those before".into());
+    }
+    if let Some(metrics) = &run.metrics {
+        let counted: std::collections::BTreeMap<u64, u64> = metrics.per_minute.iter().map(|(m, v)| (*m, v.orders)).collect();
+        if counted != run.expected_orders {
+            let differing = run.expected_orders.iter().filter(|(m, n)| counted.get(m) != Some(n)).count();
+            fail(format!("orders per minute differ from the workload in {differing} minutes"));
+        }
+        if (metrics.total.reserved + metrics.total.failed) as usize != run.events {
+            fail(format!("{} events but {} outcomes counted", run.events, metrics.total.reserved + metrics.total.failed));
+        }
+    }
+    if let Some(inventory) = &run.inventory {
+        if inventory.double_reservations > 0 {
+            fail(format!("{} orders had their stock taken more than once", inventory.double_reservations));
+        }
+        if (inventory.reserved + inventory.failed) as usize != run.events {
+            fail(format!("inventory decided {} of {} orders", inventory.reserved + inventory.failed, run.events));
+        }
+    }
+    if let Some(lag) = run.lag() {
+        let last_t = lag.samples.last().map(|s| s.t_ms);
+        let final_lag: u64 = lag.samples.iter().filter(|s| Some(s.t_ms) == last_t).map(|s| s.lag()).sum();
+        if lag.peak == 0 {
+            fail("the lag never rose under throttling".into());
+        }
+        if final_lag != 0 || lag.catch_up.is_none() {
+            fail(format!("the lag did not return to 0 (last total {final_lag})"));
+        }
+    }
+    violations
+}
+
+/// Part C: Analytics' metrics equal those computed directly from the workload and Inventory's
+/// decisions, minute by minute.
+pub fn analytics_matches(
+    experiment: &str,
+    metrics: &campus::services::analytics::Metrics,
+    expected: &campus::services::analytics::Metrics,
+) -> Vec<Violation> {
+    let minutes: std::collections::BTreeSet<&u64> = metrics.per_minute.keys().chain(expected.per_minute.keys()).collect();
+    let differing: Vec<String> = minutes
+        .into_iter()
+        .filter(|m| metrics.per_minute.get(m) != expected.per_minute.get(m))
+        .map(|m| {
+            let show = |v: Option<&campus::services::analytics::MinuteMetrics>| {
+                v.map_or("nothing".to_owned(), |v| format!("{} orders, {} reserved, {} failed", v.orders, v.reserved, v.failed))
+            };
+            format!("minute {m}: analytics {} vs workload {}", show(metrics.per_minute.get(m)), show(expected.per_minute.get(m)))
+        })
+        .collect();
+    if differing.is_empty() {
+        return Vec::new();
+    }
+    vec![Violation {
+        experiment: experiment.to_owned(),
+        message: format!("analytics differ from the workload in {} minutes: {}", differing.len(), differing.join("; ")),
+    }]
+}

@@ -1,0 +1,47 @@
+//! Part A's figure, drawn from the typed rows of `sync_rest_requests.csv`:
+//! `sync_rest_latency_<mode>.svg`, the share of requests answered within x ms per experiment.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::output::{RequestRow, REQUESTS_CSV};
+use super::Scenario;
+use crate::plot::{figures, write, Chart, Series};
+use crate::report::csv;
+use crate::Mode;
+
+/// Draws Part A's figures for `mode`; returns the report's Figures subsection.
+pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
+    Ok(figures(vec![(latency(out, mode)?, "Latency distribution per experiment: share of requests answered within x ms")]))
+}
+
+/// The share of requests answered within x ms, per experiment (log x).
+pub fn latency(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for row in csv::read::<RequestRow>(&out.join(REQUESTS_CSV))?.into_iter().filter(|r| r.mode == mode) {
+        latencies.entry(row.experiment).or_default().push(row.latency_ms.0.max(0.1));
+    }
+    let order = Scenario::ALL.map(Scenario::name);
+    let mut names: Vec<String> = latencies.keys().cloned().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
+    let series = names
+        .into_iter()
+        .map(|name| {
+            let mut v = latencies.remove(&name).unwrap_or_default();
+            v.sort_by(f64::total_cmp);
+            let n = v.len() as f64;
+            let points = v.iter().enumerate().map(|(i, x)| (*x, (i + 1) as f64 / n * 100.0)).collect();
+            Series::line(name, points)
+        })
+        .collect();
+    let chart = Chart {
+        title: format!("Part A ({mode}): order latency distribution per experiment"),
+        x_label: "latency of POST /order (ms, log scale)".into(),
+        y_label: "% of requests answered within x".into(),
+        x_log: true,
+        series,
+        y_max: Some(100.0),
+        ..Chart::default()
+    };
+    write(out, format!("sync_rest_latency_{mode}.svg"), &chart)
+}

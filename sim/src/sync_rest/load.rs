@@ -1,0 +1,76 @@
+//! The load generator of Part A (and of the benchmarks): closed-loop clients posting orders to
+//! Order, recording every answer. The same code drives the simulation and real sockets; only
+//! the client differs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use campus::domain::OrderRequest;
+use campus::transport::{Peer, RequestReply};
+use tokio::time::Instant;
+
+/// One request as the load generator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub index: usize,
+    /// The order id from the reply body; empty when the reply has none (e.g. invalid input).
+    pub order_id: String,
+    /// The HTTP status; 0 when no answer came (connection failed, or `client_guard` passed).
+    pub status: u16,
+    pub latency: Duration,
+}
+
+/// Sends `orders` to Order's `POST /order` from `concurrency` clients; returns the answers
+/// in request order and the time the whole load took. The same code drives the simulation
+/// and real sockets: only `client` differs.
+pub async fn drive(
+    client: Arc<dyn RequestReply>,
+    orders: Vec<OrderRequest>,
+    concurrency: usize,
+    guard: Duration,
+) -> (Vec<Answer>, Duration) {
+    let orders = Arc::new(orders);
+    let next = Arc::new(AtomicUsize::new(0));
+    let answers = Arc::new(Mutex::new(Vec::with_capacity(orders.len())));
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(orders.len()) {
+        let (client, orders, next, answers) = (client.clone(), orders.clone(), next.clone(), answers.clone());
+        clients.spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(order) = orders.get(index) else { break };
+                let sent = Instant::now();
+                let reply = tokio::time::timeout(guard, client.post_json(Peer::Order, "/order", order)).await;
+                let latency = sent.elapsed();
+                let (status, order_id) = match reply {
+                    Ok(Ok(reply)) => (reply.status().as_u16(), order_id_of(reply.body())),
+                    Ok(Err(e)) => {
+                        tracing::warn!(index, error = %e, "no answer from order");
+                        (0, String::new())
+                    }
+                    Err(_) => {
+                        tracing::warn!(index, guard_ms = guard.as_millis() as u64, "order did not answer within the guard");
+                        (0, String::new())
+                    }
+                };
+                answers.lock().expect("answers lock").push(Answer { index, order_id, status, latency });
+            }
+        });
+    }
+    while let Some(joined) = clients.join_next().await {
+        joined.expect("a load-generator client panicked");
+    }
+    let elapsed = started.elapsed();
+    let mut answers = std::mem::take(&mut *answers.lock().expect("answers lock"));
+    answers.sort_by_key(|a| a.index);
+    (answers, elapsed)
+}
+
+fn order_id_of(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("order_id").and_then(|id| id.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,69 @@
+//! Part C's services: Inventory and Analytics as consumer tasks on an [`EventLog`], each with
+//! the switch that stops it (it then leaves its group).
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::services::analytics::Analytics;
+use crate::services::streaming;
+use crate::store::InventoryStore;
+use crate::transport::log::{EventLog, LogError};
+
+/// A running consumer and the switch that stops it.
+pub struct Consumer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), LogError>>,
+}
+
+/// Why a consumer did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("the consumer task panicked or was aborted: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl Consumer {
+    fn spawn(work: impl FnOnce(watch::Receiver<bool>) -> futures_lite::future::Boxed<Result<(), LogError>>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        Consumer { stop, task: tokio::spawn(work(stopped)) }
+    }
+
+    /// Asks the consumer to stop (it leaves its group) and waits for it.
+    pub async fn stop(self) -> Result<(), ConsumerError> {
+        let _ = self.stop.send(true);
+        Ok(self.task.await??)
+    }
+
+    /// Asks the consumer to stop without waiting: it finishes the batch it is in.
+    pub fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Kills the task where it stands (a crash: nothing more is committed, the group keeps the
+    /// member until the log evicts it).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// The task, to await its end.
+    pub fn finished(&mut self) -> &mut JoinHandle<Result<(), LogError>> {
+        &mut self.task
+    }
+}
+
+/// Inventory: reserves each `OrderPlaced` against `store` and appends the outcome to
+/// `inventory-events`, `batch` records at a time.
+pub fn inventory(log: Arc<dyn EventLog>, store: Arc<InventoryStore>, batch: usize) -> Consumer {
+    Consumer::spawn(move |stopped| Box::pin(streaming::run_inventory(log, store, batch, stopped)))
+}
+
+/// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.
+pub fn analytics(log: Arc<dyn EventLog>, group: &str, state: Arc<Mutex<Analytics>>, batch: usize, throttle: Option<u32>) -> Consumer {
+    let group = group.to_owned();
+    Consumer::spawn(move |stopped| Box::pin(async move { streaming::run_analytics(log, &group, state, batch, throttle, stopped).await }))
+}

@@ -1,0 +1,68 @@
+//! The closed sets every command shares: the communication [`Model`]s and the [`Service`]s a
+//! process can run.
+
+use std::fmt;
+
+/// A communication model: one of the assignment's three parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Model {
+    /// Part A: HTTP request/reply between the services.
+    SyncRest,
+    /// Part B: RabbitMQ between the services; each keeps its own SQLite store.
+    AsyncRabbitmq,
+    /// Part C: a Kafka log with consumer groups.
+    StreamingKafka,
+}
+
+impl Model {
+    pub const ALL: [Model; 3] = [Model::SyncRest, Model::AsyncRabbitmq, Model::StreamingKafka];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::SyncRest => "sync-rest",
+            Model::AsyncRabbitmq => "async-rabbitmq",
+            Model::StreamingKafka => "streaming-kafka",
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A service that runs as a process of its own (`serve`), with its default port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Service {
+    /// `POST /order` (port 8001).
+    Order,
+    /// `POST /reserve`, `GET /stock` (port 8002).
+    Inventory,
+    /// `POST /send`, `GET /sent` (port 8003).
+    Notification,
+}
+
+impl Service {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Service::Order => 8001,
+            Service::Inventory => 8002,
+            Service::Notification => 8003,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Order => "order",
+            Service::Inventory => "inventory",
+            Service::Notification => "notification",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,221 @@
+//! Running one service as its own process: what `campus-sim serve <service>` does, what real
+//! mode starts as children and what compose runs as containers (configured by the `CAMPUS_*`
+//! environment variables).
+//!
+//! Once listening, the process prints `READY <service> http://<addr>` on stdout (a harness
+//! waits for that line), then serves until SIGINT or SIGTERM and finishes in-flight requests.
+//! A service whose work (its consumers, its relay) ends stops the process with an error: a
+//! service that no longer consumes must not look healthy.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::deploy;
+use crate::model::{Model, Service};
+use crate::services::order::{AsyncOrderService, OrderIds};
+use crate::services::EventClock;
+use crate::store::{InventoryStore, NotificationStore, OrderStore, StoreError};
+use crate::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
+use crate::transport::http::{serve, HttpRequestReply};
+use crate::transport::queue::{MessageQueue, QueueError, Topology};
+use crate::transport::Peer;
+
+/// `serve …`: which service, in which model, and what it needs to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The service to run.
+    #[arg(value_enum, env = "CAMPUS_SERVICE")]
+    pub service: Service,
+    /// The communication model (streaming-kafka's services run inside `campus-sim
+    /// streaming-kafka` for now).
+    #[arg(long, value_enum, default_value = "sync-rest")]
+    pub model: Model,
+    /// Address to listen on. Keep the loopback default unless you mean to expose the service
+    /// (compose sets 0.0.0.0 inside its private network).
+    #[arg(long, env = "CAMPUS_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one (printed in the READY line). [default: 8001 order,
+    /// 8002 inventory, 8003 notification]
+    #[arg(long, env = "CAMPUS_PORT")]
+    pub port: Option<u16>,
+    /// (order) Where Inventory listens.
+    #[arg(long, env = "CAMPUS_INVENTORY_URL", default_value = "http://127.0.0.1:8002")]
+    pub inventory_url: String,
+    /// (order) Where Notification listens.
+    #[arg(long, env = "CAMPUS_NOTIFICATION_URL", default_value = "http://127.0.0.1:8003")]
+    pub notification_url: String,
+    /// (order) Timeout of each call to Inventory and Notification, in ms. A call to Inventory
+    /// that takes longer is answered 504.
+    #[arg(long, env = "CAMPUS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+    /// (inventory) Units of each menu item in stock at start.
+    #[arg(long, env = "CAMPUS_STOCK", default_value_t = 5000)]
+    pub stock: u32,
+    /// (async-rabbitmq) The RabbitMQ to use.
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// (async-rabbitmq) Prefix of every exchange and queue name, so that runs sharing a broker
+    /// do not see each other's messages.
+    #[arg(long, env = "CAMPUS_NAMESPACE", default_value = "campus")]
+    pub namespace: String,
+    /// (async-rabbitmq) Where the service keeps its SQLite store (`<service>.sqlite`).
+    #[arg(long, env = "CAMPUS_DATA_DIR", default_value = "campus-data")]
+    pub data_dir: PathBuf,
+    /// (async-rabbitmq) Unacknowledged deliveries a consumer may hold.
+    #[arg(long, env = "CAMPUS_PREFETCH", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
+}
+
+/// The environment variables [`ServeArgs`] reads. A harness that starts services removes them
+/// from the children's environment, so a variable exported for a compose-style run cannot skew
+/// an experiment.
+pub const SERVE_ENV: [&str; 11] = [
+    "CAMPUS_SERVICE",
+    "CAMPUS_HOST",
+    "CAMPUS_PORT",
+    "CAMPUS_INVENTORY_URL",
+    "CAMPUS_NOTIFICATION_URL",
+    "CAMPUS_TIMEOUT_MS",
+    "CAMPUS_STOCK",
+    "AMQP_URL",
+    "CAMPUS_NAMESPACE",
+    "CAMPUS_DATA_DIR",
+    "CAMPUS_PREFETCH",
+];
+
+/// Why a service process stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{model}'s services run as tasks of `campus-sim {model}`, not as processes of their own")]
+    NotServed { model: Model },
+    #[error("binding {addr} for {service}: {source}")]
+    Bind { service: Service, addr: SocketAddr, source: std::io::Error },
+    #[error("creating the data directory {}: {source}", dir.display())]
+    DataDir { dir: PathBuf, source: std::io::Error },
+    #[error("{service}'s store: {source}")]
+    Store { service: Service, source: StoreError },
+    #[error("connecting to RabbitMQ at {url} (start one with `scripts/brokers.sh up rabbitmq`): {source}")]
+    Connect { url: String, source: QueueError },
+    #[error("{service}'s consumer stopped (the broker closed the connection?)")]
+    WorkEnded { service: Service },
+    #[error("{service}'s consumer failed: {source}")]
+    WorkFailed { service: Service, source: QueueError },
+    #[error("serving {service}: {source}")]
+    Io { service: Service, source: std::io::Error },
+}
+
+/// Runs the service `args` names until a signal (or until its work ends, which is an error).
+/// `layer` wraps the service's router before it is served: the lab injects its faults there;
+/// production passes it the router unchanged.
+pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Result<(), ServeError> {
+    match args.model {
+        Model::SyncRest => {
+            let app = sync_rest(&args);
+            listen(&args, layer(app), std::future::pending()).await
+        }
+        Model::AsyncRabbitmq => {
+            let service = async_rabbitmq(&args).await?;
+            let name = args.service;
+            let mut loops = tokio::task::JoinSet::new();
+            for (_, work) in service.work {
+                loops.spawn(work);
+            }
+            // The first loop to end ends the service.
+            let work = async move {
+                match loops.join_next().await {
+                    Some(Ok(Err(source))) => Err(ServeError::WorkFailed { service: name, source }),
+                    _ => Err(ServeError::WorkEnded { service: name }),
+                }
+            };
+            listen(&args, layer(service.app), work).await
+        }
+        model @ Model::StreamingKafka => Err(ServeError::NotServed { model }),
+    }
+}
+
+fn sync_rest(args: &ServeArgs) -> Router {
+    match args.service {
+        Service::Inventory => deploy::sync_rest::inventory(deploy::sync_rest::inventory_state(args.stock)),
+        Service::Notification => deploy::sync_rest::notification(deploy::sync_rest::notification_state()),
+        Service::Order => {
+            let peers = HttpRequestReply::new([
+                (Peer::Inventory, args.inventory_url.clone()),
+                (Peer::Notification, args.notification_url.clone()),
+            ]);
+            deploy::sync_rest::order(OrderIds::Random, Arc::new(peers), Duration::from_millis(args.timeout_ms))
+        }
+    }
+}
+
+async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, ServeError> {
+    let service = args.service;
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
+    let db = args.data_dir.join(format!("{service}.sqlite"));
+    let mq = AmqpQueue::connect(&args.amqp_url, Topology::new(&args.namespace))
+        .await
+        .map_err(|source| ServeError::Connect { url: args.amqp_url.clone(), source })?;
+    let mq: Arc<dyn MessageQueue> = Arc::new(mq);
+    let store_error = |source| ServeError::Store { service, source };
+    Ok(match service {
+        Service::Order => {
+            let store = Arc::new(OrderStore::open(Some(&db)).map_err(store_error)?);
+            let order = Arc::new(AsyncOrderService::new(OrderIds::Random, store, EventClock::Wall));
+            deploy::async_rabbitmq::order(order, mq, args.prefetch)
+        }
+        Service::Inventory => {
+            let store = Arc::new(InventoryStore::open(Some(&db), args.stock).map_err(store_error)?);
+            deploy::async_rabbitmq::inventory(store, mq, args.prefetch)
+        }
+        Service::Notification => {
+            let store = Arc::new(NotificationStore::open(Some(&db)).map_err(store_error)?);
+            deploy::async_rabbitmq::notification(store, mq, args.prefetch)
+        }
+    })
+}
+
+/// Binds, prints the READY line, serves `app` until a signal or until `work` ends.
+async fn listen(args: &ServeArgs, app: Router, work: impl Future<Output = Result<(), ServeError>>) -> Result<(), ServeError> {
+    let service = args.service;
+    let addr = SocketAddr::new(args.host, args.port.unwrap_or(service.default_port()));
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback");
+    }
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { service, addr, source })?;
+    let io = |source| ServeError::Io { service, source };
+    let bound = listener.local_addr().map_err(io)?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "READY {service} http://{bound}").map_err(io)?;
+        stdout.flush().map_err(io)?;
+    }
+    tokio::select! {
+        served = serve(listener, app, shutdown_signal()) => served.map_err(io),
+        worked = work => worked,
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
