@@ -12,7 +12,8 @@ use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
 use campus::transport::queue::{MessageQueue, QueueName, Route};
-use campus_sim::async_rabbitmq::output::{self, Summary};
+use campus_sim::async_rabbitmq::output;
+use campus_sim::async_rabbitmq::rows::{self, Summary};
 use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
 use campus_sim::net::LinkModel;
 use campus_sim::queue::SimQueue;
@@ -95,8 +96,8 @@ fn the_same_seed_gives_byte_identical_part_b_csv() {
         let config = Config { experiment: Experiment::All, ..small(Experiment::All) };
         let runs = run_sim(&config).unwrap();
         let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-        output::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
-        (std::fs::read(dir.join(output::BACKLOG_CSV)).unwrap(), std::fs::read(dir.join(output::SUMMARY_CSV)).unwrap())
+        rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+        (std::fs::read(dir.join(rows::BACKLOG_CSV)).unwrap(), std::fs::read(dir.join(rows::SUMMARY_CSV)).unwrap())
     };
     assert!(files("b-seed-a") == files("b-seed-b"), "two runs with the same seed differ");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use campus::domain::{Envelope, Event, InventoryFailed, OrderId};
 use campus::services::analytics::Analytics;
-use campus_sim::streaming_kafka::output;
+use campus_sim::streaming_kafka::rows;
 use campus_sim::streaming_kafka::{run_sim, Config, Experiment};
 use campus_sim::streaming_kafka::invariants;
 use campus_sim::Mode;
@@ -65,8 +65,8 @@ fn the_same_seed_gives_byte_identical_part_c_csv() {
     let files = |name: &str| {
         let dir = common::scratch_dir(name);
         let runs = run_sim(&small(Experiment::All)).unwrap();
-        output::write_csv(&dir, Mode::Sim, &runs).unwrap();
-        [output::METRICS_CSV, output::LAG_CSV, output::REPLAY_CSV, output::SUMMARY_CSV].map(|f| std::fs::read(dir.join(f)).unwrap())
+        rows::write_csv(&dir, Mode::Sim, &runs).unwrap();
+        [rows::METRICS_CSV, rows::LAG_CSV, rows::REPLAY_CSV, rows::SUMMARY_CSV].map(|f| std::fs::read(dir.join(f)).unwrap())
     };
     assert!(files("c-seed-a") == files("c-seed-b"), "two runs with the same seed differ");
 }

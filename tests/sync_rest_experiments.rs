@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use campus_sim::report::percentile;
-use campus_sim::sync_rest::output::{self, Summary};
+use campus_sim::sync_rest::output;
+use campus_sim::sync_rest::rows::{self, Summary};
 use campus_sim::sync_rest::{run_sim, CaseRun, Config, Experiment};
 use campus_sim::sync_rest::invariants;
 use campus_sim::Mode;
@@ -88,8 +89,8 @@ fn csv_files(seed: u64, name: &str) -> (Vec<u8>, Vec<u8>) {
     let cfg = Config { seed, ..config(Experiment::All) };
     let runs = run_sim(&cfg);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-    output::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
-    (std::fs::read(dir.join(output::REQUESTS_CSV)).unwrap(), std::fs::read(dir.join(output::SUMMARY_CSV)).unwrap())
+    rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+    (std::fs::read(dir.join(rows::REQUESTS_CSV)).unwrap(), std::fs::read(dir.join(rows::SUMMARY_CSV)).unwrap())
 }
 
 #[test]
@@ -107,13 +108,13 @@ fn the_requests_csv_has_one_row_per_request_with_the_agreed_columns() {
     let cfg = config(Experiment::Baseline);
     let runs = run_sim(&cfg);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-    output::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
-    let mut reader = csv::Reader::from_path(dir.join(output::REQUESTS_CSV)).unwrap();
+    rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+    let mut reader = csv::Reader::from_path(dir.join(rows::REQUESTS_CSV)).unwrap();
     assert_eq!(reader.headers().unwrap(), vec!["experiment", "mode", "index", "order_id", "status", "latency_ms"]);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 300);
     assert!(rows.iter().all(|r| &r[0] == "baseline" && &r[1] == "sim" && r[3].starts_with("o-7ea-")));
-    let mut summary = csv::Reader::from_path(dir.join(output::SUMMARY_CSV)).unwrap();
+    let mut summary = csv::Reader::from_path(dir.join(rows::SUMMARY_CSV)).unwrap();
     let header: Vec<String> = summary.headers().unwrap().iter().map(str::to_owned).collect();
     for column in ["experiment", "mode", "requests", "ok", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "throughput_rps"] {
         assert!(header.iter().any(|h| h == column), "summary lacks {column}");

@@ -1,5 +1,5 @@
 //! Each model's services wired from their transports and stores — once. The real processes
-//! (`crate::serve`), the simulation, `campus-sim explore` and the tests all build a service by
+//! (the `serve` module), the simulation, `campus-sim explore` and the tests all build a service by
 //! calling these functions; only the transports and stores they pass in differ.
 //!
 //! | model | services | what a service is |

@@ -1,6 +1,6 @@
 //! The services' logic, written once and transport-agnostic: each takes validated domain
 //! values and returns outcomes. How a request arrives (HTTP, a queue, a log) is the caller's
-//! business; see `crate::api` for the HTTP faces and [`messaging`] for the consumer loop.
+//! business (the HTTP faces are the `api` module, built on these); [`messaging`] is the consumer loop.
 
 pub mod analytics;
 pub mod inventory;

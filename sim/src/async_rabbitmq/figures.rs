@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::output::{BacklogRow, BACKLOG_CSV};
+use super::rows::{BacklogRow, BACKLOG_CSV};
 use crate::plot::{figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;

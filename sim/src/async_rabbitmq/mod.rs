@@ -9,26 +9,25 @@
 //! | `poison`      | malformed messages (not JSON, schema violations, unknown version, wrong event) among good orders | all malformed dead-lettered with reasons, all good ones processed |
 
 pub mod deployment;
+pub mod experiments;
 pub mod figures;
 pub mod invariants;
 pub mod output;
+pub mod rows;
 pub mod poison;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use campus::api::order::{OrderAcceptedReply, OrdersReply};
-use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest};
+use anyhow::bail;
+use campus::api::order::OrdersReply;
+use campus::domain::OrderRequest;
 use campus::Model;
-use campus::store::{InventoryStats, NotificationStats, OrderRecord, OrderStats};
-use campus::transport::queue::{QueueName, Route};
-use campus::transport::{Peer, RequestReply};
-use tokio::time::Instant;
+use campus::store::{InventoryStats, NotificationStats};
 
 pub use deployment::Deployment;
+pub use experiments::{get_json, run_experiment, sample};
 pub use poison::poison_bodies;
 
 use crate::world::{self, Scope, Stream, World};
@@ -241,279 +240,6 @@ impl Run {
             _ => 0,
         }
     }
-}
-
-/// Orders sent: those accepted (202) with the id Order gave them, in the order they were
-/// sent, and how many were not accepted.
-#[derive(Debug, Default)]
-struct Placed {
-    accepted: Vec<(OrderId, OrderRequest)>,
-    refused: usize,
-}
-
-/// Sends `orders` to `POST /order` at `rate` per second (open loop: the schedule does not wait
-/// for answers).
-async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, rate: u32) -> Placed {
-    let start = Instant::now();
-    let interval = Duration::from_secs(1) / rate;
-    let mut requests = tokio::task::JoinSet::new();
-    for (i, order) in orders.into_iter().enumerate() {
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        let http = http.clone();
-        requests.spawn(async move {
-            let accepted = match http.post_json(Peer::Order, "/order", &order).await {
-                Ok(reply) if reply.status() == http::StatusCode::ACCEPTED => {
-                    serde_json::from_slice::<OrderAcceptedReply>(reply.body()).ok().map(|r| r.order_id)
-                }
-                Ok(reply) => {
-                    tracing::warn!(status = %reply.status(), "order not accepted");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "order not answered");
-                    None
-                }
-            };
-            (i, accepted.map(|id| (id, order)))
-        });
-    }
-    let mut answers = Vec::new();
-    while let Some(done) = requests.join_next().await {
-        answers.push(done.expect("an order request panicked"));
-    }
-    answers.sort_by_key(|(i, _)| *i);
-    let mut placed = Placed::default();
-    for (_, answer) in answers {
-        match answer {
-            Some(pair) => placed.accepted.push(pair),
-            None => placed.refused += 1,
-        }
-    }
-    placed
-}
-
-pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
-    let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
-    let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
-    if !reply.status().is_success() {
-        bail!("GET {path} on {peer} answered {}", reply.status());
-    }
-    serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
-}
-
-pub(crate) async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
-    let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
-    let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
-    Ok(Sample {
-        t_ms: t0.elapsed().as_millis() as u64,
-        inventory_up: d.inventory_up(),
-        queue_depth: d.mq().depth(QueueName::InventoryInbox).await?,
-        accepted: orders.accepted,
-        published: orders.published,
-        reserved: orders.reserved,
-        failed: orders.failed,
-        notified: notification.notified,
-        dead_lettered: d.mq().depth(QueueName::DeadLetter).await?,
-    })
-}
-
-/// Every accepted order has its verdict at Order, every reservation its notification, and
-/// Inventory's queue is empty.
-fn settled(s: &Sample, expected_orders: u64) -> bool {
-    s.accepted == expected_orders && s.reserved + s.failed == s.accepted && s.notified == s.reserved && s.queue_depth == 0
-}
-
-/// Polls until `done` holds for a sample, or fails after `within`.
-async fn wait_settled(d: &Deployment<'_>, t0: Instant, within: Duration, done: impl Fn(&Sample) -> bool) -> anyhow::Result<Sample> {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = sample(d, t0).await?;
-        if done(&s) {
-            return Ok(s);
-        }
-        if Instant::now() > deadline {
-            bail!("the run did not settle within {} s; last state: {s:?}", within.as_secs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Reads the services' final state and empties the dead-letter queue into it.
-async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
-    let http = d.http();
-    let dlq_depth = d.mq().depth(QueueName::DeadLetter).await?;
-    let mut dead_letters = Vec::new();
-    if dlq_depth > 0 {
-        let sub = d.mq().consume(QueueName::DeadLetter, 100).await?;
-        for _ in 0..dlq_depth {
-            let delivery = tokio::time::timeout(Duration::from_secs(30), sub.deliveries.recv_async())
-                .await
-                .context("reading the dead-letter queue")?
-                .context("dead-letter subscription closed")?;
-            dead_letters.push(DeadLetter { body: delivery.body.to_vec(), reason: delivery.reason.clone().unwrap_or_default() });
-            d.mq().ack(&delivery).await?;
-        }
-    }
-    Ok(Final {
-        orders: get_json(http.as_ref(), Peer::Order, "/orders").await?,
-        inventory: get_json(http.as_ref(), Peer::Inventory, "/stats").await?,
-        inventory_outcomes: get_json(http.as_ref(), Peer::Inventory, "/outcomes").await?,
-        notification: get_json(http.as_ref(), Peer::Notification, "/stats").await?,
-        notified: get_json(http.as_ref(), Peer::Notification, "/notified").await?,
-        dead_letters,
-    })
-}
-
-/// Runs one experiment on a fresh deployment.
-pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployment<'_>) -> anyhow::Result<Run> {
-    let result = match scenario {
-        Scenario::Outage => outage(config, &mut d).await,
-        Scenario::Idempotency => idempotency(config, &d).await,
-        Scenario::Poison => poison(config, &d).await,
-    };
-    d.teardown().await;
-    result
-}
-
-async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> {
-    let total = config.lead + config.down_for + config.lead;
-    let n = (total.as_secs_f64() * f64::from(config.rate)).round() as usize;
-    let orders = config.orders_for(Scenario::Outage, n);
-    let t0 = Instant::now();
-    let load = tokio::spawn(place_orders(d.order_client(), orders, config.rate));
-    let (down_at, up_at) = (config.lead, config.lead + config.down_for);
-    let mut samples = Vec::new();
-    let (mut down_ms, mut up_ms, mut drained_ms) = (None, None, None);
-    let mut peak_backlog = 0;
-    let mut tick = tokio::time::interval_at(t0, Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
-    let mut live = crate::progress::Progress::new("outage");
-    let deadline = total + config.settle_within;
-    let placed = loop {
-        tick.tick().await;
-        let now = t0.elapsed();
-        if down_ms.is_none() && now >= down_at {
-            d.stop_inventory().await?;
-            down_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress::step(&format!("outage: inventory down at {:.1} s", now.as_secs_f64()));
-        }
-        if down_ms.is_some() && up_ms.is_none() && now >= up_at {
-            d.start_inventory().await?;
-            up_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress::step(&format!("outage: inventory back at {:.1} s", now.as_secs_f64()));
-        }
-        let s = sample(d, t0).await?;
-        peak_backlog = peak_backlog.max(s.queue_depth);
-        if up_ms.is_some() && drained_ms.is_none() && s.queue_depth == 0 {
-            drained_ms = Some(s.t_ms);
-            crate::progress::step(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
-        }
-        let done = load.is_finished() && up_ms.is_some() && settled(&s, s.accepted);
-        live.update(|| {
-            let phase = if up_ms.is_some() { "draining" } else if down_ms.is_some() { "Inventory down" } else { "Inventory up" };
-            format!(
-                "t={:>3} s of ≈{} s ({phase}): queue depth {}, accepted {}, reserved {}, notified {}",
-                s.t_ms / 1000,
-                total.as_secs(),
-                s.queue_depth,
-                s.accepted,
-                s.reserved,
-                s.notified
-            )
-        });
-        if ticks % 4 == 0 || done {
-            samples.push(s.clone());
-        }
-        ticks += 1;
-        if done {
-            live.finish(&format!("settled at {:.1} s: every order decided and notified", s.t_ms as f64 / 1e3));
-            break load.await.expect("the load task panicked");
-        }
-        if now > deadline {
-            bail!("outage: not settled {} s after the last order; last state {s:?}", config.settle_within.as_secs());
-        }
-    };
-    let end = finish(d).await?;
-    let (down, up) = (down_ms.expect("inventory was stopped"), up_ms.expect("inventory was restarted"));
-    Ok(Run {
-        mode: d.mode(),
-        accepted: placed.accepted.len(),
-        refused: placed.refused,
-        end,
-        detail: Detail::Outage(Outage {
-            samples,
-            peak_backlog,
-            down_window_ms: (down, up),
-            drain: drained_ms.map(|t| Duration::from_millis(t.saturating_sub(up))),
-        }),
-    })
-}
-
-/// Orders at a brisk rate, then wait until each has its verdict and notification.
-async fn place_and_settle(config: &Config, d: &Deployment<'_>, scenario: Scenario, t0: Instant) -> anyhow::Result<Placed> {
-    let orders = config.orders_for(scenario, config.orders);
-    let placed = place_orders(d.order_client(), orders, config.rate.max(100)).await;
-    let n = placed.accepted.len() as u64;
-    wait_settled(d, t0, config.settle_within, |s| settled(s, n)).await?;
-    Ok(placed)
-}
-
-async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
-    let t0 = Instant::now();
-    let placed = place_and_settle(config, d, Scenario::Idempotency, t0).await?;
-    // Publish the very OrderPlaced of the first `duplicates` orders again, straight to the
-    // broker, as a redelivery or a relay crashing after its confirm would.
-    let http = d.http();
-    let before: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
-    let mut reserved_duplicates = 0u64;
-    for (order_id, request) in placed.accepted.iter().take(config.duplicates) {
-        let record: OrderRecord = get_json(http.as_ref(), Peer::Order, &format!("/order/{order_id}")).await?;
-        let order = Order::new(order_id.clone(), request.clone());
-        let event = Event::OrderPlaced(OrderPlaced { order, placed_at_ms: record.placed_at_ms });
-        d.mq().publish(Route::OrderPlaced, Envelope::new(event).encode().into()).await?;
-        reserved_duplicates += u64::from(record.status == "reserved");
-    }
-    let duplicates = config.duplicates.min(placed.accepted.len());
-    crate::progress::step(&format!("idempotency: {duplicates} duplicate OrderPlaced published"));
-    // Settled when Inventory answered every duplicate from its store and Notification has
-    // received (and ignored) the re-emitted InventoryReserved of each reserved one.
-    let deadline = Instant::now() + config.settle_within;
-    loop {
-        let inventory: InventoryStats = get_json(http.as_ref(), Peer::Inventory, "/stats").await?;
-        let notification: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
-        let order_inbox = d.mq().depth(QueueName::OrderInbox).await?;
-        if inventory.repeats >= duplicates as u64
-            && notification.received >= before.received + reserved_duplicates
-            && order_inbox == 0
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("idempotency: duplicates not absorbed in time ({} of {duplicates} seen by inventory)", inventory.repeats);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let end = finish(d).await?;
-    Ok(Run { mode: d.mode(), accepted: placed.accepted.len(), refused: placed.refused, end, detail: Detail::Idempotency { duplicates } })
-}
-
-async fn poison(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
-    let t0 = Instant::now();
-    let orders = config.orders_for(Scenario::Poison, config.orders);
-    let rate = config.rate.max(100);
-    let load = tokio::spawn(place_orders(d.order_client(), orders, rate));
-    // Spread the poison over the load, so good messages queue behind bad ones.
-    let spacing = Duration::from_secs_f64(config.orders as f64 / f64::from(rate) / config.poison.max(1) as f64);
-    for (_, body) in poison_bodies(config.poison) {
-        d.mq().publish(Route::OrderPlaced, body.into()).await?;
-        tokio::time::sleep(spacing).await;
-    }
-    let placed = load.await.expect("the load task panicked");
-    let (n, poison) = (placed.accepted.len() as u64, config.poison as u64);
-    wait_settled(d, t0, config.settle_within, |s| settled(s, n) && s.dead_lettered >= poison).await?;
-    let end = finish(d).await?;
-    Ok(Run { mode: d.mode(), accepted: placed.accepted.len(), refused: placed.refused, end, detail: Detail::Poison { injected: config.poison } })
 }
 
 /// Runs the selected experiments in the simulation, each in a fresh world.

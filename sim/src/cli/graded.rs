@@ -24,8 +24,8 @@ pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, a
             multi_thread()?.block_on(async_rabbitmq::run_real(config, &exe, amqp_url))?
         }
     };
-    let summaries: Vec<_> = runs.iter().map(async_rabbitmq::output::Summary::of).collect();
-    async_rabbitmq::output::write_csv(out, mode, &runs, &summaries)?;
+    let summaries: Vec<_> = runs.iter().map(async_rabbitmq::rows::Summary::of).collect();
+    async_rabbitmq::rows::write_csv(out, mode, &runs, &summaries)?;
     let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
     async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
     println!("\n{}", async_rabbitmq::output::table(&summaries));
@@ -43,7 +43,7 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
         Mode::Sim => streaming_kafka::run_sim(config)?,
         Mode::Real => multi_thread()?.block_on(streaming_kafka::run_real(config, bootstrap))?,
     };
-    streaming_kafka::output::write_csv(out, mode, &runs)?;
+    streaming_kafka::rows::write_csv(out, mode, &runs)?;
     let violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
     streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
     println!("\n{}", streaming_kafka::output::table(&runs));
@@ -78,8 +78,8 @@ pub fn sync_rest(out: &Path, mode: Mode, config: &sync_rest::Config) -> anyhow::
             multi_thread()?.block_on(sync_rest::run_real(config, &exe))?
         }
     };
-    let summaries: Vec<_> = runs.iter().map(sync_rest::output::Summary::of).collect();
-    sync_rest::output::write_csv(out, mode, &runs, &summaries)?;
+    let summaries: Vec<_> = runs.iter().map(sync_rest::rows::Summary::of).collect();
+    sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
     let violations = sync_rest::invariants::check(&runs, config);
     sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
     println!("\n{}", sync_rest::output::table(&summaries));

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::output::{LagRow, ReplayRow, LAG_CSV, REPLAY_CSV};
+use super::rows::{LagRow, ReplayRow, LAG_CSV, REPLAY_CSV};
 use crate::plot::{figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::output::{RequestRow, REQUESTS_CSV};
+use super::rows::{RequestRow, REQUESTS_CSV};
 use super::Scenario;
 use crate::plot::{figures, write, Chart, Series};
 use crate::report::csv;

@@ -17,6 +17,7 @@ pub mod figures;
 pub mod invariants;
 pub mod load;
 pub mod output;
+pub mod rows;
 
 use std::path::Path;
 use std::time::Duration;

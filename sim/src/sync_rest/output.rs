@@ -1,145 +1,17 @@
 //! Part A's outputs: `sync_rest_requests.csv`, `sync_rest_summary.csv`, the latency table and
 //! the report section, whose reasoning is computed from the measured numbers.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 
-use super::{CaseRun, Config};
+use super::rows::{Summary, SummaryRow, REQUESTS_CSV, SUMMARY_CSV};
+use super::Config;
 use crate::net::LinkModel;
-use crate::report::csv::{self, Fixed, Row};
-use crate::report::{markdown_table, percentile, text_table, update_report};
+use crate::report::csv::{self};
+use crate::report::{markdown_table, text_table, update_report};
 use crate::violation::Violation;
 use crate::Mode;
-
-pub const REQUESTS_CSV: &str = "sync_rest_requests.csv";
-pub const SUMMARY_CSV: &str = "sync_rest_summary.csv";
-
-/// One line of `sync_rest_requests.csv`: one request as the load generator saw it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RequestRow {
-    pub experiment: String,
-    pub mode: Mode,
-    pub index: usize,
-    /// Empty when the reply had none.
-    pub order_id: String,
-    /// 0: no answer.
-    pub status: u16,
-    pub latency_ms: Fixed<3>,
-}
-
-impl Row for RequestRow {
-    fn mode(&self) -> Mode {
-        self.mode
-    }
-}
-
-/// One line of `sync_rest_summary.csv` (`D` = 3 decimals), or of the printed table (`D` = 1).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SummaryRow<const D: usize> {
-    pub experiment: String,
-    pub mode: Mode,
-    pub requests: usize,
-    pub ok: usize,
-    pub errors: usize,
-    pub p50_ms: Fixed<D>,
-    pub p95_ms: Fixed<D>,
-    pub p99_ms: Fixed<D>,
-    pub max_ms: Fixed<D>,
-    pub throughput_rps: Fixed<1>,
-    /// Every status seen with its count (`503:1000`; 0 means no answer).
-    pub statuses: String,
-}
-
-impl<const D: usize> Row for SummaryRow<D> {
-    fn mode(&self) -> Mode {
-        self.mode
-    }
-}
-
-/// One experiment in numbers. `ok` counts 2xx answers; `statuses` is every status seen with
-/// its count (`503:1000`; 0 means no answer).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub experiment: String,
-    pub mode: Mode,
-    pub requests: usize,
-    pub ok: usize,
-    pub errors: usize,
-    pub p50: Duration,
-    pub p95: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-    pub throughput_rps: f64,
-    pub statuses: BTreeMap<u16, usize>,
-}
-
-impl Summary {
-    pub fn of(run: &CaseRun) -> Self {
-        let mut latencies: Vec<Duration> = run.answers.iter().map(|a| a.latency).collect();
-        latencies.sort();
-        let mut statuses = BTreeMap::new();
-        for a in &run.answers {
-            *statuses.entry(a.status).or_insert(0) += 1;
-        }
-        let ok = run.answers.iter().filter(|a| (200..300).contains(&a.status)).count();
-        Summary {
-            experiment: run.case.scenario.name().to_owned(),
-            mode: run.mode,
-            requests: run.answers.len(),
-            ok,
-            errors: run.answers.len() - ok,
-            p50: percentile(&latencies, 50.0),
-            p95: percentile(&latencies, 95.0),
-            p99: percentile(&latencies, 99.0),
-            max: latencies.last().copied().unwrap_or_default(),
-            throughput_rps: run.answers.len() as f64 / run.elapsed.as_secs_f64().max(1e-9),
-            statuses,
-        }
-    }
-
-    pub fn statuses_text(&self) -> String {
-        self.statuses.iter().map(|(s, n)| format!("{s}:{n}")).collect::<Vec<_>>().join(" ")
-    }
-
-    pub fn row<const D: usize>(&self) -> SummaryRow<D> {
-        let f = |d: Duration| Fixed(d.as_secs_f64() * 1000.0);
-        SummaryRow {
-            experiment: self.experiment.clone(),
-            mode: self.mode,
-            requests: self.requests,
-            ok: self.ok,
-            errors: self.errors,
-            p50_ms: f(self.p50),
-            p95_ms: f(self.p95),
-            p99_ms: f(self.p99),
-            max_ms: f(self.max),
-            throughput_rps: Fixed(self.throughput_rps),
-            statuses: self.statuses_text(),
-        }
-    }
-}
-
-/// Writes both CSVs (keeping the other mode's rows).
-pub fn write_csv(out: &Path, mode: Mode, runs: &[CaseRun], summaries: &[Summary]) -> anyhow::Result<()> {
-    let requests = runs
-        .iter()
-        .flat_map(|run| {
-            run.answers.iter().map(move |a| RequestRow {
-                experiment: run.case.scenario.name().to_owned(),
-                mode,
-                index: a.index,
-                order_id: a.order_id.clone(),
-                status: a.status,
-                latency_ms: Fixed(a.latency.as_secs_f64() * 1000.0),
-            })
-        })
-        .collect();
-    csv::merge(&out.join(REQUESTS_CSV), mode, requests)?;
-    csv::merge(&out.join(SUMMARY_CSV), mode, summaries.iter().map(Summary::row::<3>).collect())
-}
 
 /// The latency table as printed on the terminal (and in the report): one decimal.
 fn shown(summaries: &[Summary]) -> (Vec<String>, Vec<Vec<String>>) {

@@ -1,0 +1,102 @@
+//! Part B's CSV files, as typed rows: `async_rabbitmq_backlog.csv` (the outage's samples)
+//! and `async_rabbitmq_summary.csv` (one per experiment), and how a run becomes them.
+
+use std::path::Path;
+use serde::{Deserialize, Serialize};
+use super::Run;
+use crate::report::csv::{self, Fixed, Row};
+use crate::Mode;
+
+pub const BACKLOG_CSV: &str = "async_rabbitmq_backlog.csv";
+pub const SUMMARY_CSV: &str = "async_rabbitmq_summary.csv";
+
+/// One line of `async_rabbitmq_backlog.csv`: one sample of the outage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BacklogRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    pub queue_depth: u64,
+    pub accepted: u64,
+    pub published: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub notified: u64,
+    pub dead_lettered: u64,
+    /// 1 while Inventory runs, 0 while it is down.
+    pub inventory_up: u8,
+}
+
+impl Row for BacklogRow {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// One experiment in numbers: a line of `async_rabbitmq_summary.csv` and of the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub experiment: String,
+    pub mode: Mode,
+    pub orders: usize,
+    pub reserved: usize,
+    pub failed: usize,
+    pub notified: usize,
+    pub dead_lettered: usize,
+    pub duplicates_injected: usize,
+    pub repeats_absorbed: u64,
+    pub double_reservations: u64,
+    pub peak_backlog: u64,
+    /// Only for the outage: seconds from Inventory's return to an empty queue.
+    pub drain_s: Option<Fixed<2>>,
+    pub refused: usize,
+}
+
+impl Row for Summary {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+impl Summary {
+    pub fn of(run: &Run) -> Self {
+        let count = |status: &str| run.end.orders.statuses.values().filter(|s| *s == status).count();
+        let outage = run.outage();
+        Summary {
+            experiment: run.name().to_owned(),
+            mode: run.mode,
+            orders: run.accepted,
+            reserved: count("reserved"),
+            failed: count("failed"),
+            notified: run.end.notified.len(),
+            dead_lettered: run.end.dead_letters.len(),
+            duplicates_injected: run.duplicates_injected(),
+            repeats_absorbed: run.end.inventory.repeats,
+            double_reservations: run.end.inventory.double_reservations,
+            peak_backlog: outage.map_or(0, |o| o.peak_backlog),
+            drain_s: outage.and_then(|o| o.drain).map(|d| Fixed(d.as_secs_f64())),
+            refused: run.refused,
+        }
+    }
+}
+
+pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) -> anyhow::Result<()> {
+    let backlog = runs
+        .iter()
+        .filter_map(Run::outage)
+        .flat_map(|o| &o.samples)
+        .map(|s| BacklogRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            queue_depth: s.queue_depth,
+            accepted: s.accepted,
+            published: s.published,
+            reserved: s.reserved,
+            failed: s.failed,
+            notified: s.notified,
+            dead_lettered: s.dead_lettered,
+            inventory_up: u8::from(s.inventory_up),
+        })
+        .collect();
+    csv::merge(&out.join(BACKLOG_CSV), mode, backlog)?;
+    csv::merge(&out.join(SUMMARY_CSV), mode, summaries.to_vec())
+}

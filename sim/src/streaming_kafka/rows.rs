@@ -1,0 +1,162 @@
+//! Part C's CSV files, as typed rows: `streaming_kafka_metrics.csv`, `_lag.csv`,
+//! `_replay.csv` and `_summary.csv`, and how a run becomes them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use campus::services::analytics::Metrics;
+use serde::{Deserialize, Serialize};
+use super::Run;
+use crate::report::csv::{self, Fixed, Row};
+use crate::Mode;
+
+pub const METRICS_CSV: &str = "streaming_kafka_metrics.csv";
+pub const LAG_CSV: &str = "streaming_kafka_lag.csv";
+pub const REPLAY_CSV: &str = "streaming_kafka_replay.csv";
+pub const SUMMARY_CSV: &str = "streaming_kafka_summary.csv";
+
+/// One line of `streaming_kafka_metrics.csv`: one minute of event time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub minute: u64,
+    pub mode: Mode,
+    pub orders: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub failure_rate: Fixed<6>,
+}
+
+/// One line of `streaming_kafka_lag.csv`: one partition's lag at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    pub topic: String,
+    pub partition: u32,
+    pub end_offset: u64,
+    pub committed_offset: u64,
+    pub lag: u64,
+}
+
+/// One line of `streaming_kafka_replay.csv`: one metric before and after the replay.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRow {
+    pub metric: String,
+    pub mode: Mode,
+    /// Empty when the metric did not exist before.
+    pub before: String,
+    pub after: String,
+    pub equal: bool,
+}
+
+/// One line of `streaming_kafka_summary.csv` and of the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub experiment: String,
+    pub mode: Mode,
+    pub events: usize,
+    pub produce_s: Fixed<3>,
+    pub events_per_s: Option<Fixed<0>>,
+    pub peak_lag: Option<u64>,
+    pub catch_up_s: Option<Fixed<2>>,
+    pub replay_equal: Option<bool>,
+}
+
+macro_rules! rows_have_a_mode {
+    ($($row:ty),*) => {$(
+        impl Row for $row {
+            fn mode(&self) -> Mode {
+                self.mode
+            }
+        }
+    )*};
+}
+rows_have_a_mode!(MetricsRow, LagRow, ReplayRow, SummaryRow);
+
+pub fn summary_row(run: &Run) -> SummaryRow {
+    let secs = run.produce.as_secs_f64();
+    let lag = run.lag();
+    SummaryRow {
+        experiment: run.name().to_owned(),
+        mode: run.mode,
+        events: run.events,
+        produce_s: Fixed(secs),
+        events_per_s: (secs > 0.0).then(|| Fixed(run.events as f64 / secs)),
+        peak_lag: lag.map(|l| l.peak),
+        catch_up_s: lag.and_then(|l| l.catch_up).map(|d| Fixed(d.as_secs_f64())),
+        replay_equal: run.replay_equal(),
+    }
+}
+
+/// The metrics as named values, in a stable order: totals first, then each minute.
+pub fn named(metrics: &Metrics) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("total_orders".to_owned(), metrics.total.orders.to_string()),
+        ("total_reserved".to_owned(), metrics.total.reserved.to_string()),
+        ("total_failed".to_owned(), metrics.total.failed.to_string()),
+        ("failure_rate".to_owned(), format!("{:.6}", metrics.total.failure_rate())),
+        ("minutes".to_owned(), metrics.per_minute.len().to_string()),
+    ];
+    for (minute, m) in &metrics.per_minute {
+        out.push((format!("orders[{minute}]"), m.orders.to_string()));
+        out.push((format!("failure_rate[{minute}]"), format!("{:.6}", m.failure_rate())));
+    }
+    out
+}
+
+fn replay_rows(run: &Run) -> Vec<ReplayRow> {
+    let (Some(before), Some(after)) = (run.before_replay(), &run.metrics) else { return Vec::new() };
+    let after: BTreeMap<String, String> = named(after).into_iter().collect();
+    let mut rows: Vec<ReplayRow> = named(before)
+        .into_iter()
+        .map(|(metric, b)| {
+            let a = after.get(&metric).cloned().unwrap_or_default();
+            ReplayRow { metric, mode: run.mode, equal: a == b, before: b, after: a }
+        })
+        .collect();
+    let before: BTreeMap<String, String> = named(before).into_iter().collect();
+    for (metric, a) in &after {
+        if !before.contains_key(metric) {
+            rows.push(ReplayRow { metric: metric.clone(), mode: run.mode, before: String::new(), after: a.clone(), equal: false });
+        }
+    }
+    rows
+}
+
+pub fn final_metrics(runs: &[Run]) -> Option<&Metrics> {
+    runs.iter().rev().find_map(|r| r.metrics.as_ref())
+}
+
+pub fn write_csv(out: &Path, mode: Mode, runs: &[Run]) -> anyhow::Result<()> {
+    if let Some(metrics) = final_metrics(runs) {
+        let rows = metrics
+            .per_minute
+            .iter()
+            .map(|(minute, m)| MetricsRow {
+                minute: *minute,
+                mode,
+                orders: m.orders,
+                reserved: m.reserved,
+                failed: m.failed,
+                failure_rate: Fixed(m.failure_rate()),
+            })
+            .collect();
+        csv::merge(&out.join(METRICS_CSV), mode, rows)?;
+    }
+    let lag = runs
+        .iter()
+        .filter_map(Run::lag)
+        .flat_map(|l| &l.samples)
+        .map(|s| LagRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            topic: s.topic.to_string(),
+            partition: s.partition,
+            end_offset: s.end_offset,
+            committed_offset: s.committed,
+            lag: s.lag(),
+        })
+        .collect();
+    csv::merge(&out.join(LAG_CSV), mode, lag)?;
+    csv::merge(&out.join(REPLAY_CSV), mode, runs.iter().flat_map(replay_rows).collect())?;
+    csv::merge(&out.join(SUMMARY_CSV), mode, runs.iter().map(summary_row).collect())
+}
