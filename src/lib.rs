@@ -21,6 +21,7 @@ pub mod api;
 pub mod deploy;
 pub mod domain;
 pub mod model;
+pub mod retry;
 pub mod serve;
 pub mod services;
 pub mod store;

@@ -4,8 +4,11 @@
 //!
 //! Once listening, the process prints `READY <service> http://<addr>` on stdout (a harness
 //! waits for that line), then serves until SIGINT or SIGTERM and finishes in-flight requests.
-//! A service whose work (its consumers, its relay) ends stops the process with an error: a
-//! service that no longer consumes must not look healthy.
+//! A Part B service never stops because its broker went away: it starts even while the broker
+//! is down, and its consumers and relay reconnect (backoff with jitter) for as long as it
+//! takes; `/health` says meanwhile what it can do (see `crate::api::Probe`). Only a loop that
+//! ends for good (it cannot, short of a bug) stops the process with an error: a service that
+//! no longer consumes must not look healthy.
 
 use std::future::Future;
 use std::io::Write;
@@ -19,6 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::deploy;
 use crate::model::{Model, Service};
+use crate::retry::{Backoff, Policy};
 use crate::services::order::{AsyncOrderService, OrderIds};
 use crate::services::EventClock;
 use crate::store::{InventoryStore, NotificationStore, OrderStore, StoreError};
@@ -101,8 +105,6 @@ pub enum ServeError {
     DataDir { dir: PathBuf, source: std::io::Error },
     #[error("{service}'s store: {source}")]
     Store { service: Service, source: StoreError },
-    #[error("connecting to RabbitMQ at {url} (start one with `scripts/brokers.sh up rabbitmq`): {source}")]
-    Connect { url: String, source: QueueError },
     #[error("{service}'s consumer stopped (the broker closed the connection?)")]
     WorkEnded { service: Service },
     #[error("{service}'s consumer failed: {source}")]
@@ -121,7 +123,7 @@ pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Resul
             listen(&args, layer(app), std::future::pending()).await
         }
         Model::AsyncRabbitmq => {
-            let service = async_rabbitmq(&args).await?;
+            let service = async_rabbitmq(&args)?;
             let name = args.service;
             let mut loops = tokio::task::JoinSet::new();
             for (_, work) in service.work {
@@ -154,28 +156,27 @@ fn sync_rest(args: &ServeArgs) -> Router {
     }
 }
 
-async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, ServeError> {
+fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, ServeError> {
     let service = args.service;
     std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
     let db = args.data_dir.join(format!("{service}.sqlite"));
-    let mq = AmqpQueue::connect(&args.amqp_url, Topology::new(&args.namespace))
-        .await
-        .map_err(|source| ServeError::Connect { url: args.amqp_url.clone(), source })?;
-    let mq: Arc<dyn MessageQueue> = Arc::new(mq);
+    // Connects when it can: a service started while the broker is down starts anyway.
+    let mq: Arc<dyn MessageQueue> = Arc::new(AmqpQueue::new(&args.amqp_url, Topology::new(&args.namespace), Backoff::random()));
+    let policy = Policy::production();
     let store_error = |source| ServeError::Store { service, source };
     Ok(match service {
         Service::Order => {
             let store = Arc::new(OrderStore::open(Some(&db)).map_err(store_error)?);
             let order = Arc::new(AsyncOrderService::new(OrderIds::Random, store, EventClock::Wall));
-            deploy::async_rabbitmq::order(order, mq, args.prefetch)
+            deploy::async_rabbitmq::order(order, mq, args.prefetch, policy)
         }
         Service::Inventory => {
             let store = Arc::new(InventoryStore::open(Some(&db), args.stock).map_err(store_error)?);
-            deploy::async_rabbitmq::inventory(store, mq, args.prefetch)
+            deploy::async_rabbitmq::inventory(store, mq, args.prefetch, policy)
         }
         Service::Notification => {
             let store = Arc::new(NotificationStore::open(Some(&db)).map_err(store_error)?);
-            deploy::async_rabbitmq::notification(store, mq, args.prefetch)
+            deploy::async_rabbitmq::notification(store, mq, args.prefetch, policy)
         }
     })
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest, Sku};
+use campus::retry::Policy;
 use campus::services::messaging;
 use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;
@@ -122,7 +123,7 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
         drop(first);
 
         // A restarted Inventory gets the message again and answers from its store.
-        let inventory = tokio::spawn(messaging::run_inventory(mq.clone(), store.clone(), 1));
+        let inventory = tokio::spawn(messaging::run_inventory(mq.clone(), store.clone(), 1, Policy::seeded(5)));
         let results = mq.consume(QueueName::OrderInbox, 1).await.unwrap();
         let outcome = results.deliveries.recv_async().await.unwrap();
         assert!(!delivery.redelivered && mq.depth(QueueName::InventoryInbox).await.unwrap() == 0);
@@ -147,7 +148,7 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
 
         let relay = tokio::spawn({
             let (service, mq) = (service.clone(), mq.clone());
-            async move { service.run_relay(mq).await }
+            async move { service.run_relay(mq, Policy::seeded(6)).await }
         });
         let inbox = mq.consume(QueueName::InventoryInbox, 1).await.unwrap();
         let published = inbox.deliveries.recv_async().await.unwrap();

@@ -6,6 +6,13 @@
 //!
 //! Costs in virtual time: an append (a batch) and a commit take one seeded network hop; a poll
 //! returns at once when records are there, or when one is appended, or after `wait`.
+//!
+//! **Outages** ([`SimLog::set_down`], applied by the world): while the broker is down every
+//! call fails with a transient `Unreachable`; the records and committed offsets are kept
+//! (durable); going down restarts every member from its group's committed offsets (after a
+//! broker restart a consumer is handed its partitions again), so what was read but not
+//! committed is read again. An append under way when the broker goes down is stored but its
+//! acknowledgement is lost: the producer appends it again (a duplicate the consumers absorb).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -32,6 +39,12 @@ struct State {
     committed: BTreeMap<(String, Topic, u32), u64>,
     members: BTreeMap<ConsumerId, Member>,
     next_id: u64,
+    /// The broker is away (an outage).
+    down: bool,
+}
+
+fn unreachable() -> LogError {
+    LogError::Unreachable("the broker is down".into())
 }
 
 impl State {
@@ -107,15 +120,39 @@ impl SimLog {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("log state lock")
     }
+
+    /// The broker goes down (`true`) or comes back (`false`). Going down restarts every
+    /// member from its group's committed offsets.
+    pub fn set_down(&self, down: bool) {
+        {
+            let mut state = self.state();
+            if down && !state.down {
+                let groups: std::collections::BTreeSet<String> = state.members.values().map(|m| m.group.clone()).collect();
+                for group in groups {
+                    state.rebalance(&group);
+                }
+            }
+            state.down = down;
+        }
+        // Waiting polls look again (and fail while down).
+        self.appended.notify_waiters();
+    }
+
+    /// Fails while the broker is down.
+    fn up(&self) -> Result<std::sync::MutexGuard<'_, State>, LogError> {
+        let state = self.state();
+        if state.down { Err(unreachable()) } else { Ok(state) }
+    }
 }
 
 impl EventLog for SimLog {
     fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
         Box::pin(async move {
+            drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
-            let placed = {
+            let (placed, down) = {
                 let mut state = self.state();
-                records
+                let placed = records
                     .into_iter()
                     .map(|(key, value)| {
                         let partition = partition_for(key.as_bytes(), PARTITIONS);
@@ -123,20 +160,24 @@ impl EventLog for SimLog {
                         log.push((key, value));
                         (partition, log.len() as u64 - 1)
                     })
-                    .collect()
+                    .collect();
+                (placed, state.down)
             };
             self.appended.notify_waiters();
-            Ok(placed)
+            // Down since the append left: stored, but the acknowledgement is lost.
+            if down { Err(unreachable()) } else { Ok(placed) }
         })
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
-        let mut state = self.state();
-        state.next_id += 1;
-        let id = ConsumerId(state.next_id);
-        state.members.insert(id, Member { group: group.to_owned(), topics: topics.to_vec(), positions: BTreeMap::new() });
-        state.rebalance(group);
-        Box::pin(async move { Ok(id) })
+        let result = self.up().map(|mut state| {
+            state.next_id += 1;
+            let id = ConsumerId(state.next_id);
+            state.members.insert(id, Member { group: group.to_owned(), topics: topics.to_vec(), positions: BTreeMap::new() });
+            state.rebalance(group);
+            id
+        });
+        Box::pin(async move { result })
     }
 
     fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
@@ -146,7 +187,7 @@ impl EventLog for SimLog {
                 let appended = self.appended.notified();
                 tokio::pin!(appended);
                 appended.as_mut().enable();
-                let records = self.state().take(consumer, max)?;
+                let records = self.up()?.take(consumer, max)?;
                 if !records.is_empty() {
                     return Ok(records);
                 }
@@ -159,8 +200,9 @@ impl EventLog for SimLog {
 
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
+            drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
-            let mut state = self.state();
+            let mut state = self.up()?;
             let group = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?.group.clone();
             for p in positions {
                 state.committed.insert((group.clone(), p.topic, p.partition), p.next);
@@ -170,8 +212,7 @@ impl EventLog for SimLog {
     }
 
     fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
-        let result = {
-            let mut state = self.state();
+        let result = self.up().and_then(|mut state| {
             match state.members.remove(&consumer) {
                 Some(member) => {
                     state.rebalance(&member.group);
@@ -179,29 +220,22 @@ impl EventLog for SimLog {
                 }
                 None => Err(LogError::UnknownConsumer(consumer)),
             }
-        };
+        });
         Box::pin(async move { result })
     }
 
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = {
-            let state = self.state();
-            (0..PARTITIONS).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect()
-        };
-        Box::pin(async move { Ok(offsets) })
+        let offsets = self.up().map(|state| (0..PARTITIONS).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect());
+        Box::pin(async move { offsets })
     }
 
     fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = {
-            let state = self.state();
-            (0..PARTITIONS).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect()
-        };
-        Box::pin(async move { Ok(offsets) })
+        let offsets = self.up().map(|state| (0..PARTITIONS).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect());
+        Box::pin(async move { offsets })
     }
 
     fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
-        let result = {
-            let mut state = self.state();
+        let result = self.up().and_then(|mut state| {
             if state.members.values().any(|m| m.group == group) {
                 Err(LogError::GroupActive { group: group.to_owned() })
             } else {
@@ -212,7 +246,7 @@ impl EventLog for SimLog {
                 }
                 Ok(())
             }
-        };
+        });
         Box::pin(async move { result })
     }
 }

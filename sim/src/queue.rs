@@ -7,6 +7,13 @@
 //!
 //! A requeued (nacked) message goes to the back of its queue, as a quorum queue does; a dead
 //! consumer's unacked deliveries go back to the front in their original order.
+//!
+//! **Outages** ([`SimQueue::set_down`], applied by the world): while the broker is down every
+//! call fails with `Unreachable`, every subscription ends and its unacked deliveries return
+//! (as when their consumer dies), and nothing moves; the queues themselves are kept (durable).
+//! A publish under way when the broker goes down reaches the queue, but its confirm is lost:
+//! the publisher sees an error and publishes again — the harsher of the two possibilities,
+//! because it makes a duplicate the consumer's dedup must absorb.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,6 +48,12 @@ struct State {
     consumers: BTreeMap<u64, Consumer>,
     next_id: u64,
     next_tag: u64,
+    /// The broker is away (an outage).
+    down: bool,
+}
+
+fn unreachable() -> QueueError {
+    QueueError::Unreachable("the broker is down".into())
 }
 
 impl State {
@@ -70,6 +83,9 @@ impl State {
     }
 
     fn settle(&mut self, delivery: &Delivery) -> Result<Message, QueueError> {
+        if self.down {
+            return Err(unreachable());
+        }
         self.consumers
             .get_mut(&delivery.consumer)
             .and_then(|c| c.unacked.remove(&delivery.tag))
@@ -79,6 +95,9 @@ impl State {
     /// Hands ready messages to consumers with room under their prefetch, round robin in
     /// subscription order. Consumers whose receiver was dropped are cancelled first.
     fn pump(&mut self) {
+        if self.down {
+            return;
+        }
         let gone: Vec<u64> = self.consumers.iter().filter(|(_, c)| c.tx.is_disconnected()).map(|(id, _)| *id).collect();
         for id in gone {
             self.cancel(id);
@@ -150,6 +169,25 @@ impl SimQueue {
         self.with(|s| s.dead_letter(Message { body, redelivered: false, returns: 0, reason: None }, reason));
     }
 
+    /// The broker goes down (`true`) or comes back (`false`). Going down ends every
+    /// subscription: their unacked deliveries return to their queues, redelivered.
+    pub fn set_down(&self, down: bool) {
+        let mut state = self.state.lock().expect("queue state lock");
+        if down && !state.down {
+            let ids: Vec<u64> = state.consumers.keys().copied().collect();
+            for id in ids {
+                state.cancel(id);
+            }
+        }
+        state.down = down;
+        state.pump();
+    }
+
+    /// Messages ready in `queue`, whether or not the broker is up (the lab's own view).
+    pub fn ready(&self, queue: QueueName) -> u64 {
+        self.state.lock().expect("queue state lock").ready.get(&queue).map_or(0, |q| q.len() as u64)
+    }
+
     /// Messages delivered and not yet settled, over all consumers of `queue`.
     pub fn unacked(&self, queue: QueueName) -> usize {
         let state = self.state.lock().expect("queue state lock");
@@ -161,6 +199,9 @@ impl MessageQueue for SimQueue {
     /// All in flight at once: one hop for the lot, as with pipelined AMQP confirms.
     fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
+            if self.with(|s| s.down) {
+                return Err(unreachable());
+            }
             tokio::time::sleep(self.hop()).await;
             self.with(|s| {
                 for (route, body) in messages {
@@ -168,8 +209,9 @@ impl MessageQueue for SimQueue {
                         s.enqueue(*queue, Message { body: body.clone(), redelivered: false, returns: 0, reason: None });
                     }
                 }
-            });
-            Ok(())
+                // Down since the publish left: stored, but the confirm is lost.
+                if s.down { Err(unreachable()) } else { Ok(()) }
+            })
         })
     }
 
@@ -181,10 +223,13 @@ impl MessageQueue for SimQueue {
         Box::pin(async move {
             let (tx, rx) = flume::unbounded();
             let id = self.with(|s| {
+                if s.down {
+                    return Err(unreachable());
+                }
                 s.next_id += 1;
                 s.consumers.insert(s.next_id, Consumer { queue, prefetch: usize::from(prefetch.max(1)), unacked: BTreeMap::new(), tx });
-                s.next_id
-            });
+                Ok(s.next_id)
+            })?;
             let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
             let state = self.state.clone();
             tokio::spawn(async move {
@@ -224,6 +269,9 @@ impl MessageQueue for SimQueue {
     fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>> {
         let (delivery, reason) = (delivery.clone(), reason.to_owned());
         Box::pin(async move {
+            if self.with(|s| s.down) {
+                return Err(unreachable());
+            }
             tokio::time::sleep(self.hop()).await;
             self.with(|s| {
                 let message = s.settle(&delivery)?;
@@ -234,7 +282,11 @@ impl MessageQueue for SimQueue {
     }
 
     fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
-        let depth = self.state.lock().expect("queue state lock").ready.get(&queue).map_or(0, |q| q.len() as u64);
-        Box::pin(async move { Ok(depth) })
+        let depth = if self.with(|s| s.down) { Err(unreachable()) } else { Ok(self.ready(queue)) };
+        Box::pin(async move { depth })
+    }
+
+    fn is_connected(&self) -> bool {
+        !self.state.lock().expect("queue state lock").down
     }
 }

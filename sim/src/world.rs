@@ -1,7 +1,8 @@
 //! The simulated world, built once from the seed (turmoil's `Builder` → `Sim` is the model):
 //! it owns the virtual clock, the RNG streams every random choice is drawn from, the link
 //! latency, the in-memory network with its hosts, and the one place host faults are applied
-//! (a host taken down, crashed, restarted). Code on a host never rolls dice itself.
+//! (a host taken down, crashed, restarted) and a broker outage. Code on a host never rolls
+//! dice itself: even the jitter of its reconnect backoff is drawn from the world's seed.
 //!
 //! Time: each world runs on a current-thread tokio runtime whose clock is paused, so time only
 //! moves when every task waits, and jumps straight to the next timer. A 2 s delay costs no wall
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use campus::deploy::async_rabbitmq::Service;
+use campus::retry::Policy;
 use campus::transport::Peer;
 use campus::Model;
 use tokio::task::JoinHandle;
@@ -52,6 +54,8 @@ pub enum Stream {
     Workload,
     /// The gaps between the event times of Part C's orders.
     EventTime,
+    /// The jitter of the services' reconnect backoff.
+    Backoff,
 }
 
 /// One simulated world.
@@ -61,6 +65,9 @@ pub struct World {
     scope: Scope,
     link: LinkModel,
     net: Arc<SimNet>,
+    /// The world's broker, as a queue (Part B) or a log (Part C), once created.
+    queue: Mutex<Option<Arc<SimQueue>>>,
+    log: Mutex<Option<Arc<SimLog>>>,
     /// The loops (consumers, relays) of each host that has some, aborted when it goes down.
     work: Mutex<BTreeMap<Peer, Vec<JoinHandle<()>>>>,
 }
@@ -70,7 +77,7 @@ impl World {
     pub fn new(seed: u64, model: Model, scope: Scope) -> World {
         let link = LinkModel::default();
         let net = Arc::new(SimNet::new(stream(seed, model, &scope, Stream::Net), link));
-        World { seed, model, scope, link, net, work: Mutex::new(BTreeMap::new()) }
+        World { seed, model, scope, link, net, queue: Mutex::new(None), log: Mutex::new(None), work: Mutex::new(BTreeMap::new()) }
     }
 
     pub fn seed(&self) -> u64 {
@@ -92,14 +99,32 @@ impl World {
         &self.net
     }
 
-    /// A fresh in-memory queue.
+    /// The world's in-memory queue (created on first use).
     pub fn queue(&self) -> Arc<SimQueue> {
-        Arc::new(SimQueue::new(self.stream(Stream::Queue), self.link))
+        self.queue.lock().expect("queue lock").get_or_insert_with(|| Arc::new(SimQueue::new(self.stream(Stream::Queue), self.link))).clone()
     }
 
-    /// A fresh in-memory log.
+    /// The world's in-memory log (created on first use).
     pub fn log(&self) -> Arc<SimLog> {
-        Arc::new(SimLog::new(self.stream(Stream::Log), self.link))
+        self.log.lock().expect("log lock").get_or_insert_with(|| Arc::new(SimLog::new(self.stream(Stream::Log), self.link))).clone()
+    }
+
+    /// How the services' loops meet a broker outage: they reconnect (unless `reconnect` is off:
+    /// the lab's `--break no-reconnect`), their jitter drawn from the world's seed.
+    pub fn policy(&self, reconnect: bool) -> Policy {
+        Policy { reconnect, seed: Some(self.stream(Stream::Backoff).next_u64()) }
+    }
+
+    /// The broker goes down (`up` false) or comes back: the one place a broker outage is
+    /// applied, to the world's queue and log alike.
+    pub fn set_broker(&self, up: bool) {
+        tracing::debug!(up, at_ms = now_ms(), "broker");
+        if let Some(queue) = self.queue.lock().expect("queue lock").as_ref() {
+            queue.set_down(!up);
+        }
+        if let Some(log) = self.log.lock().expect("log lock").as_ref() {
+            log.set_down(!up);
+        }
     }
 
     /// `peer` answers with `app`.
@@ -160,11 +185,12 @@ pub fn stream(seed: u64, model: Model, scope: &Scope, purpose: Stream) -> SimRng
         Stream::Log => "log",
         Stream::Workload => "workload",
         Stream::EventTime => "event-time",
+        Stream::Backoff => "backoff",
     };
     match (scope, purpose) {
         (Scope::Explore, _) => seed.fork(&format!("explore/{name}")).fork(label),
         (Scope::Bench { round }, _) => seed.fork(&format!("bench/{name}")).fork(&round.to_string()).fork(label),
-        (Scope::Experiment(experiment), Stream::Net | Stream::Queue) => seed.fork(name).fork(experiment).fork(label),
+        (Scope::Experiment(experiment), Stream::Net | Stream::Queue | Stream::Backoff) => seed.fork(name).fork(experiment).fork(label),
         (Scope::Experiment(experiment), Stream::Log) => seed.fork(&format!("{name}/log")).fork(experiment),
         // Part C's events are the same in every experiment (replay and sim-vs-real compare
         // them), and so are Part A's orders; Part B's differ per experiment.

@@ -17,7 +17,7 @@ pub type SharedInventory = Arc<Mutex<Inventory>>;
 
 pub fn app(inventory: SharedInventory) -> Router {
     let router = Router::new().route("/reserve", post(reserve)).route("/stock", get(stock)).with_state(inventory);
-    super::finish(router, "inventory")
+    super::finish(router, "inventory", super::Probe::None)
 }
 
 async fn reserve(
@@ -44,9 +44,9 @@ async fn stock(State(inventory): State<SharedInventory>) -> Json<BTreeMap<String
 
 /// Inventory's HTTP face in the messaging model, where orders arrive by queue: `GET /stats`,
 /// `GET /outcomes` (order id → outcome), `GET /health`. For the lab's accounting.
-pub fn admin_app(store: Arc<InventoryStore>) -> Router {
+pub fn admin_app(store: Arc<InventoryStore>, probe: super::Probe) -> Router {
     let router = Router::new().route("/stats", get(stats)).route("/outcomes", get(outcomes)).with_state(store);
-    super::finish(router, "inventory")
+    super::finish(router, "inventory", probe)
 }
 
 async fn stats(State(store): State<Arc<InventoryStore>>) -> Result<Json<InventoryStats>, ApiError> {

@@ -22,7 +22,10 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::domain::OrderId;
+use crate::transport::queue::MessageQueue;
 pub use crate::wire::{Ack, ErrorBody, ReserveRequest, SendRequest};
 
 /// Larger request bodies are refused with 413 before they are parsed.
@@ -85,12 +88,50 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// `GET /health` of every service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
+    /// `ok`; `degraded` (working, without a dependency); `unavailable` (cannot do its job now).
     pub status: String,
     pub service: String,
+    /// The broker connection of a messaging service: `connected` or `reconnecting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
 }
 
-fn health(service: &'static str) -> Json<Health> {
-    Json(Health { status: "ok".into(), service: service.into() })
+/// What `GET /health` reports about a service's broker.
+///
+/// The decision: `/health` tells whether the service can do its job *now*, and the status
+/// code says whether to send it work. Order without its broker still accepts orders (its
+/// outbox holds them until the relay can publish), so it answers **200 `degraded`**; Inventory
+/// and Notification can do nothing without the broker, so they answer **503 `unavailable`**
+/// until it is back. Either way the process keeps running and reconnects by itself: a
+/// supervisor should not restart it for this (the process answering at all is its liveness).
+#[derive(Clone)]
+pub enum Probe {
+    /// No broker (Part A): always `ok`.
+    None,
+    /// 200 `degraded` while the queue is disconnected.
+    DegradedWithout(Arc<dyn MessageQueue>),
+    /// 503 `unavailable` while the queue is disconnected.
+    UnavailableWithout(Arc<dyn MessageQueue>),
+}
+
+impl Probe {
+    pub fn degraded_without(mq: Arc<dyn MessageQueue>) -> Self {
+        Probe::DegradedWithout(mq)
+    }
+
+    pub fn unavailable_without(mq: Arc<dyn MessageQueue>) -> Self {
+        Probe::UnavailableWithout(mq)
+    }
+
+    fn report(&self, service: &'static str) -> (StatusCode, Json<Health>) {
+        let health = |status: &str, broker: Option<&str>| Json(Health { status: status.into(), service: service.into(), broker: broker.map(str::to_owned) });
+        match self {
+            Probe::None => (StatusCode::OK, health("ok", None)),
+            Probe::DegradedWithout(mq) | Probe::UnavailableWithout(mq) if mq.is_connected() => (StatusCode::OK, health("ok", Some("connected"))),
+            Probe::DegradedWithout(_) => (StatusCode::OK, health("degraded", Some("reconnecting"))),
+            Probe::UnavailableWithout(_) => (StatusCode::SERVICE_UNAVAILABLE, health("unavailable", Some("reconnecting"))),
+        }
+    }
 }
 
 /// Unknown paths answer 404 in JSON too.
@@ -99,9 +140,9 @@ async fn not_found(request: Request) -> ApiError {
 }
 
 /// The pieces every service's router shares: health, the JSON 404 and the body limit.
-fn finish(router: axum::Router, service: &'static str) -> axum::Router {
+fn finish(router: axum::Router, service: &'static str, probe: Probe) -> axum::Router {
     router
-        .route("/health", axum::routing::get(move || async move { health(service) }))
+        .route("/health", axum::routing::get(move || async move { probe.report(service) }))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

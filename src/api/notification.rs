@@ -14,7 +14,7 @@ pub type SharedNotifier = Arc<Mutex<Notifier>>;
 
 pub fn app(notifier: SharedNotifier) -> Router {
     let router = Router::new().route("/send", post(send)).route("/sent", get(sent)).with_state(notifier);
-    super::finish(router, "notification")
+    super::finish(router, "notification", super::Probe::None)
 }
 
 async fn send(State(notifier): State<SharedNotifier>, JsonBody(request): JsonBody<SendRequest>) -> Result<Json<Ack>, ApiError> {
@@ -28,9 +28,9 @@ async fn sent(State(notifier): State<SharedNotifier>) -> Json<Vec<Confirmation>>
 
 /// Notification's HTTP face in the messaging model: `GET /stats`, `GET /notified` (order ids),
 /// `GET /health`. For the lab's accounting.
-pub fn admin_app(store: Arc<NotificationStore>) -> Router {
+pub fn admin_app(store: Arc<NotificationStore>, probe: super::Probe) -> Router {
     let router = Router::new().route("/stats", get(stats)).route("/notified", get(notified)).with_state(store);
-    super::finish(router, "notification")
+    super::finish(router, "notification", probe)
 }
 
 async fn stats(State(store): State<Arc<NotificationStore>>) -> Result<Json<NotificationStats>, ApiError> {

@@ -36,7 +36,7 @@ pub struct OrderPlacedReply {
 }
 
 pub fn sync_app(service: Arc<SyncOrderService>) -> Router {
-    super::finish(Router::new().route("/order", post(place)).with_state(service), "order")
+    super::finish(Router::new().route("/order", post(place)).with_state(service), "order", super::Probe::None)
 }
 
 async fn place(
@@ -88,14 +88,14 @@ pub struct OrdersReply {
 
 /// Order's HTTP face in the messaging model: `POST /order` (202), `GET /order/{id}`,
 /// `GET /orders`, `GET /health`.
-pub fn async_app(service: Arc<AsyncOrderService>) -> Router {
+pub fn async_app(service: Arc<AsyncOrderService>, probe: super::Probe) -> Router {
     let router = Router::new()
         .route("/order", post(accept))
         .route("/order/{id}", get(status))
         .route("/orders", get(orders))
         .route("/stats", get(stats))
         .with_state(service);
-    super::finish(router, "order")
+    super::finish(router, "order", probe)
 }
 
 async fn accept(

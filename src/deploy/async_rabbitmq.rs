@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::api;
+use crate::retry::Policy;
 use crate::services::messaging;
 use crate::services::order::AsyncOrderService;
 use crate::store::{InventoryStore, NotificationStore};
@@ -26,24 +27,27 @@ pub struct Service {
 
 /// Order: `POST /order` stores the order and its `OrderPlaced` (202); the relay publishes the
 /// outbox; a consumer records Inventory's verdicts as the orders' statuses.
-pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16) -> Service {
-    let app = api::order::async_app(service.clone());
-    let status = messaging::run_order_status(mq.clone(), service.store().clone(), prefetch);
-    let relay = async move { service.run_relay(mq).await };
+pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
+    let app = api::order::async_app(service.clone(), api::Probe::degraded_without(mq.clone()));
+    let status = messaging::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
+    let relay = async move { service.run_relay(mq, policy).await };
     Service { app, work: vec![("relay", Box::pin(relay)), ("order-status", Box::pin(status))] }
 }
 
 /// Inventory: consumes `OrderPlaced`, reserves against `store` (idempotently), publishes the
 /// outcome; its HTTP face serves the accounting (`/stats`, `/outcomes`).
-pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16) -> Service {
-    Service { app: api::inventory::admin_app(store.clone()), work: vec![("inventory", Box::pin(messaging::run_inventory(mq, store, prefetch)))] }
+pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
+    Service {
+        app: api::inventory::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
+        work: vec![("inventory", Box::pin(messaging::run_inventory(mq, store, prefetch, policy)))],
+    }
 }
 
 /// Notification: consumes `InventoryReserved`, one confirmation per order; its HTTP face serves
 /// the accounting (`/stats`, `/notified`).
-pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16) -> Service {
+pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
     Service {
-        app: api::notification::admin_app(store.clone()),
-        work: vec![("notification", Box::pin(messaging::run_notification(mq, store, prefetch)))],
+        app: api::notification::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
+        work: vec![("notification", Box::pin(messaging::run_notification(mq, store, prefetch, policy)))],
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::services::analytics::Analytics;
+use crate::retry::Policy;
 use crate::services::streaming;
 use crate::store::InventoryStore;
 use crate::transport::log::{EventLog, LogError};
@@ -58,12 +59,12 @@ impl Consumer {
 
 /// Inventory: reserves each `OrderPlaced` against `store` and appends the outcome to
 /// `inventory-events`, `batch` records at a time.
-pub fn inventory(log: Arc<dyn EventLog>, store: Arc<InventoryStore>, batch: usize) -> Consumer {
-    Consumer::spawn(move |stopped| Box::pin(streaming::run_inventory(log, store, batch, stopped)))
+pub fn inventory(log: Arc<dyn EventLog>, store: Arc<InventoryStore>, batch: usize, policy: Policy) -> Consumer {
+    Consumer::spawn(move |stopped| Box::pin(streaming::run_inventory(log, store, batch, policy, stopped)))
 }
 
 /// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.
-pub fn analytics(log: Arc<dyn EventLog>, group: &str, state: Arc<Mutex<Analytics>>, batch: usize, throttle: Option<u32>) -> Consumer {
+pub fn analytics(log: Arc<dyn EventLog>, group: &str, state: Arc<Mutex<Analytics>>, batch: usize, throttle: Option<u32>, policy: Policy) -> Consumer {
     let group = group.to_owned();
-    Consumer::spawn(move |stopped| Box::pin(async move { streaming::run_analytics(log, &group, state, batch, throttle, stopped).await }))
+    Consumer::spawn(move |stopped| Box::pin(async move { streaming::run_analytics(log, &group, state, batch, throttle, policy, stopped).await }))
 }

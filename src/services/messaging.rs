@@ -6,13 +6,21 @@
 //! (and publishes what follows from it, with a confirm) **before** the delivery is acked. A
 //! crash anywhere before the ack means the message is delivered again, and the services'
 //! stores make the repeat harmless (see `crate::store`).
+//!
+//! **When the broker goes away** the subscription ends and settling fails: the consumer stops
+//! taking deliveries, waits (backoff with jitter, [`Policy`]) and subscribes again, for as long
+//! as it takes. What it held unacknowledged comes back as redeliveries, which the stores absorb.
+//! The consumer never exits because of the broker.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::domain::{Envelope, Event};
+use crate::retry::Policy;
 use crate::store::{InventoryStore, NotificationStore, OrderStore};
-use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName};
+use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Subscription};
 
 /// What a service made of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,18 +34,57 @@ pub enum Verdict {
     Retry(String),
 }
 
-/// Consumes `queue` until the subscription ends (the connection closed) or the broker fails.
+/// Consumes `queue`: subscribes, handles deliveries, and when the subscription ends or the
+/// broker fails, subscribes again after a backoff — unless `policy` says not to reconnect, in
+/// which case it returns (the lab's `--break no-reconnect`).
 ///
 /// Up to `prefetch` deliveries are handled at once (each in its own task): a handler mostly
 /// waits — for its store's commit, for the broker's confirm of what it publishes — and those
 /// waits overlap. Each delivery is settled when its own handler is done; repeats of one order
 /// are safe because the stores serialize their transactions. With `prefetch` 1 the deliveries
 /// are handled strictly one after the other.
-pub async fn consume<F>(mq: &dyn MessageQueue, queue: QueueName, prefetch: u16, mut handle: F) -> Result<(), QueueError>
+pub async fn consume<F>(mq: &dyn MessageQueue, queue: QueueName, prefetch: u16, policy: Policy, mut handle: F) -> Result<(), QueueError>
 where
     F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
 {
-    let subscription = mq.consume(queue, prefetch).await?;
+    let mut backoff = policy.backoff(queue.suffix());
+    let mut lost_since: Option<Instant> = None;
+    loop {
+        let subscription = match mq.consume(queue, prefetch).await {
+            Ok(subscription) => subscription,
+            Err(e) if policy.reconnect && e.is_transient() => {
+                if lost_since.is_none() {
+                    lost_since = Some(Instant::now());
+                    tracing::warn!(%queue, error = %e, "cannot subscribe; retrying with backoff");
+                }
+                backoff.wait().await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(since) = lost_since.take() {
+            tracing::warn!(%queue, after_s = since.elapsed().as_secs_f64(), "consuming again");
+        }
+        backoff.reset();
+        let ended = drain(mq, queue, prefetch, &subscription, &mut handle).await;
+        if !policy.reconnect {
+            return ended;
+        }
+        lost_since = Some(Instant::now());
+        match ended {
+            Ok(()) => tracing::warn!(%queue, "the subscription ended (the broker went away?); subscribing again"),
+            Err(e) => tracing::warn!(%queue, error = %e, "settling failed (the broker went away?); subscribing again"),
+        }
+        backoff.wait().await;
+    }
+}
+
+/// Handles `subscription`'s deliveries until it ends (then waits for the handlers in flight)
+/// or a settle fails (then the handlers in flight are dropped: their deliveries come back).
+async fn drain<F>(mq: &dyn MessageQueue, queue: QueueName, prefetch: u16, subscription: &Subscription, handle: &mut F) -> Result<(), QueueError>
+where
+    F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
+{
     let limit = usize::from(prefetch.max(1));
     let mut in_flight: tokio::task::JoinSet<(Delivery, Verdict)> = tokio::task::JoinSet::new();
     let mut open = true;
@@ -87,9 +134,9 @@ fn unexpected(event: &Event, queue: QueueName) -> Verdict {
 }
 
 /// Inventory: reserve (idempotently) and publish the outcome, then ack.
-pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>, prefetch: u16) -> Result<(), QueueError> {
+pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>, prefetch: u16, policy: Policy) -> Result<(), QueueError> {
     let publisher = mq.clone();
-    consume(mq.as_ref(), QueueName::InventoryInbox, prefetch, move |event| {
+    consume(mq.as_ref(), QueueName::InventoryInbox, prefetch, policy, move |event| {
         let (mq, store) = (publisher.clone(), store.clone());
         Box::pin(async move {
             let Event::OrderPlaced(placed) = &event else { return unexpected(&event, QueueName::InventoryInbox) };
@@ -110,8 +157,8 @@ pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>
 }
 
 /// Notification: one confirmation per reserved order, then ack.
-pub async fn run_notification(mq: Arc<dyn MessageQueue>, store: Arc<NotificationStore>, prefetch: u16) -> Result<(), QueueError> {
-    consume(mq.as_ref(), QueueName::NotificationInbox, prefetch, move |event| {
+pub async fn run_notification(mq: Arc<dyn MessageQueue>, store: Arc<NotificationStore>, prefetch: u16, policy: Policy) -> Result<(), QueueError> {
+    consume(mq.as_ref(), QueueName::NotificationInbox, prefetch, policy, move |event| {
         let store = store.clone();
         Box::pin(async move {
             let Event::InventoryReserved(reserved) = &event else { return unexpected(&event, QueueName::NotificationInbox) };
@@ -125,8 +172,8 @@ pub async fn run_notification(mq: Arc<dyn MessageQueue>, store: Arc<Notification
 }
 
 /// Order: record Inventory's verdict as the order's status, then ack.
-pub async fn run_order_status(mq: Arc<dyn MessageQueue>, store: Arc<OrderStore>, prefetch: u16) -> Result<(), QueueError> {
-    consume(mq.as_ref(), QueueName::OrderInbox, prefetch, move |event| {
+pub async fn run_order_status(mq: Arc<dyn MessageQueue>, store: Arc<OrderStore>, prefetch: u16, policy: Policy) -> Result<(), QueueError> {
+    consume(mq.as_ref(), QueueName::OrderInbox, prefetch, policy, move |event| {
         let store = store.clone();
         Box::pin(async move {
             let result = match &event {

@@ -11,14 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::StatusCode;
 
 use super::EventClock;
-use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 use crate::domain::{Order, OrderId, OrderRequest};
+use crate::retry::Policy;
 use crate::store::{OrderStore, StoreError};
-use crate::transport::queue::{MessageQueue, QueueError};
+use crate::transport::queue::{MessageQueue, QueueError, Route};
 use crate::transport::{Peer, RequestReply};
+use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 
 /// Where order ids come from.
 #[derive(Debug)]
@@ -171,8 +173,11 @@ impl AsyncOrderService {
     /// Publishes outbox rows in batches (oldest first), each batch confirmed by the broker
     /// before its rows are marked published. A crash between the confirm and the mark
     /// publishes those rows again after a restart: at-least-once, which Inventory's dedup
-    /// absorbs. Runs until the broker fails.
-    pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>) -> Result<(), QueueError> {
+    /// absorbs. While the broker is away the batch is retried with backoff (the outbox keeps
+    /// filling: Order accepts regardless); runs for ever, unless `policy` says not to
+    /// reconnect (the lab's `--break no-reconnect`), when a failed publish ends it.
+    pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>, policy: Policy) -> Result<(), QueueError> {
+        let mut backoff = policy.backoff("relay");
         loop {
             let rows = match self.store.unpublished(100) {
                 Ok(rows) => rows,
@@ -189,7 +194,8 @@ impl AsyncOrderService {
             // The batch in flight at once, confirmed as a whole, then marked in one
             // transaction.
             let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-            mq.publish_all(rows.into_iter().map(|r| (r.route, r.body.into())).collect()).await?;
+            let batch: Vec<(Route, Bytes)> = rows.into_iter().map(|r| (r.route, r.body.into())).collect();
+            policy.until_ok(&mut backoff, "the outbox relay", QueueError::is_transient, || mq.publish_all(batch.clone())).await?;
             if let Err(e) = self.store.mark_published(&seqs) {
                 tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
             }

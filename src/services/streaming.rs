@@ -1,6 +1,11 @@
 //! The services as log consumers (Part C). Each polls a batch, handles it, writes what follows
 //! from it, and only then commits the batch's offsets: a crash before the commit means the
 //! batch is read again (at-least-once), which Inventory's store and the Analytics state absorb.
+//!
+//! **When the broker goes away** every call to the log is retried where it failed (backoff
+//! with jitter, [`Policy`]) — the poll, the append of the outcomes, the commit — so a batch is
+//! never half done: its outcomes are appended and its offsets committed once the broker is
+//! back. Nothing is fatal but a consumer the log does not know.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +15,7 @@ use tokio::time::Instant;
 
 use super::analytics::Analytics;
 use crate::domain::{Envelope, Event};
+use crate::retry::Policy;
 use crate::store::InventoryStore;
 use crate::transport::log::{EventLog, LogError, Position, Record, Topic};
 
@@ -46,11 +52,14 @@ pub async fn run_inventory(
     log: Arc<dyn EventLog>,
     store: Arc<InventoryStore>,
     batch: usize,
+    policy: Policy,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), LogError> {
-    let me = log.join(INVENTORY_GROUP, &[Topic::OrderEvents]).await?;
+    let mut backoff = policy.backoff("inventory");
+    let retry = LogError::is_transient;
+    let me = policy.until_ok(&mut backoff, "inventory joining its group", retry, || log.join(INVENTORY_GROUP, &[Topic::OrderEvents])).await?;
     while !*stop.borrow_and_update() {
-        let records = log.poll(me, batch, POLL_WAIT).await?;
+        let records = policy.until_ok(&mut backoff, "inventory polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
         if records.is_empty() {
             continue;
         }
@@ -60,8 +69,9 @@ pub async fn run_inventory(
             let handled = store.handle(&placed).map_err(|e| LogError::Broker(format!("inventory store: {e}")))?;
             outcomes.push((record.key.clone(), Envelope::new(handled.event).encode().into()));
         }
-        log.append(Topic::InventoryEvents, outcomes).await?;
-        log.commit(me, positions(&records)).await?;
+        policy.until_ok(&mut backoff, "inventory appending outcomes", retry, || log.append(Topic::InventoryEvents, outcomes.clone())).await?;
+        let next = positions(&records);
+        policy.until_ok(&mut backoff, "inventory committing", retry, || log.commit(me, next.clone())).await?;
     }
     log.leave(me).await
 }
@@ -74,14 +84,17 @@ pub async fn run_analytics(
     state: Arc<Mutex<Analytics>>,
     batch: usize,
     throttle: Option<u32>,
+    policy: Policy,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), LogError> {
-    let me = log.join(group, &[Topic::OrderEvents, Topic::InventoryEvents]).await?;
+    let mut backoff = policy.backoff(group);
+    let retry = LogError::is_transient;
+    let me = policy.until_ok(&mut backoff, "analytics joining its group", retry, || log.join(group, &[Topic::OrderEvents, Topic::InventoryEvents])).await?;
     let batch = throttle.map_or(batch, |rate| batch.min((rate as usize / 10).max(1)));
     let started = Instant::now();
     let mut handled: u64 = 0;
     while !*stop.borrow_and_update() {
-        let records = log.poll(me, batch, POLL_WAIT).await?;
+        let records = policy.until_ok(&mut backoff, "analytics polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
         if records.is_empty() {
             continue;
         }
@@ -91,7 +104,8 @@ pub async fn run_analytics(
                 state.apply(&event);
             }
         }
-        log.commit(me, positions(&records)).await?;
+        let next = positions(&records);
+        policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await?;
         handled += records.len() as u64;
         if let Some(rate) = throttle {
             tokio::time::sleep_until(started + Duration::from_secs_f64(handled as f64 / f64::from(rate))).await;

@@ -1,10 +1,20 @@
 //! [`MessageQueue`] over a real RabbitMQ with lapin: durable exchanges, quorum queues with a
 //! dead-letter exchange and a delivery limit, persistent messages, publisher confirms, manual
 //! acknowledgements, a prefetch per consumer (one channel each).
+//!
+//! **Reconnecting.** The connection is opened lazily and again whenever it is found closed (a
+//! broker restart closes it with CONNECTION_FORCED): the first call after that reconnects and
+//! declares the topology again; while the broker stays away calls fail at once with
+//! [`QueueError::Unreachable`], and a new attempt is made at most once per backoff step
+//! (capped exponential, with jitter). The loss and the return are each logged once. lapin's
+//! own `enable_auto_recover` is not used: an upstream report (amqp-rs/lapin#450) says its
+//! recovery does not complete after a broker restart, and its maintainers advise rebuilding
+//! connection, channels and consumers in the application — which this adapter and the
+//! services' consumer loops do.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_lite::StreamExt;
@@ -14,9 +24,11 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm};
+use tokio::time::Instant;
 
 use super::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription, Topology, DELIVERY_LIMIT};
 use super::BoxFuture;
+use crate::retry::Backoff;
 
 /// `AMQP_URL` when it is not set.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -27,27 +39,69 @@ fn broker(e: lapin::Error) -> QueueError {
     QueueError::Broker(e.to_string())
 }
 
-pub struct AmqpQueue {
+/// An AMQP URL with its password replaced by `***`, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// One open connection, and the channel that publishes (in confirm mode) and inspects queues.
+struct Session {
     connection: Connection,
-    topology: Topology,
-    /// Publishes (in confirm mode) and inspects queues.
     publisher: Channel,
+}
+
+impl Session {
+    fn is_open(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+}
+
+/// The connection as it stands, and when to try again while it is down.
+struct Link {
+    session: Option<Arc<Session>>,
+    backoff: Backoff,
+    next_attempt: Option<Instant>,
+    /// Since when the broker has been away (logged once when lost, once when back).
+    lost_since: Option<Instant>,
+}
+
+pub struct AmqpQueue {
+    url: String,
+    topology: Topology,
+    link: tokio::sync::Mutex<Link>,
+    connected: AtomicBool,
     /// Each subscription's channel, by subscription id: acks go back on the channel that
     /// delivered.
-    consumers: Mutex<HashMap<u64, Channel>>,
+    consumers: Arc<Mutex<HashMap<u64, Channel>>>,
     next_id: AtomicU64,
 }
 
 impl AmqpQueue {
-    /// Connects and declares the topology (idempotent: declaring what exists is a no-op).
+    /// An adapter that connects when first used, and again whenever the connection is lost:
+    /// a service started while the broker is down starts anyway.
+    pub fn new(url: &str, topology: Topology, backoff: Backoff) -> Self {
+        AmqpQueue {
+            url: url.to_owned(),
+            topology,
+            link: tokio::sync::Mutex::new(Link { session: None, backoff, next_attempt: None, lost_since: None }),
+            connected: AtomicBool::new(false),
+            consumers: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Connects now and declares the topology (idempotent: declaring what exists is a no-op);
+    /// fails if the broker cannot be reached. Later losses are recovered as with [`Self::new`].
     pub async fn connect(url: &str, topology: Topology) -> Result<Self, QueueError> {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .map_err(|e| QueueError::Unreachable(format!("{url}: {e}")))?;
-        let publisher = connection.create_channel().await.map_err(broker)?;
-        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker)?;
-        let queue = AmqpQueue { connection, topology, publisher, consumers: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) };
-        queue.declare().await?;
+        let queue = Self::new(url, topology, Backoff::random());
+        queue.session().await?;
         Ok(queue)
     }
 
@@ -55,87 +109,136 @@ impl AmqpQueue {
         &self.topology
     }
 
-    async fn declare(&self) -> Result<(), QueueError> {
-        let ch = &self.publisher;
-        let t = &self.topology;
-        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
-        ch.exchange_declare(t.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await.map_err(broker)?;
-        ch.exchange_declare(t.dead_letter_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+    async fn open(&self) -> Result<Session, QueueError> {
+        let connection = Connection::connect(&self.url, ConnectionProperties::default())
             .await
-            .map_err(broker)?;
-        for queue in QueueName::ALL {
-            let mut args = FieldTable::default();
-            args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
-            if queue != QueueName::DeadLetter {
-                args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from(t.dead_letter_exchange())));
-                args.insert("x-delivery-limit".into(), AMQPValue::LongInt(DELIVERY_LIMIT as i32));
+            .map_err(|e| QueueError::Unreachable(format!("{}: {e}", redacted(&self.url))))?;
+        let publisher = connection.create_channel().await.map_err(broker)?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker)?;
+        declare(&publisher, &self.topology).await?;
+        Ok(Session { connection, publisher })
+    }
+
+    /// The open session, reconnecting first if it was lost (at most once per backoff step).
+    async fn session(&self) -> Result<Arc<Session>, QueueError> {
+        let mut link = self.link.lock().await;
+        if let Some(session) = &link.session {
+            if session.is_open() {
+                return Ok(session.clone());
             }
-            ch.queue_declare(t.queue(queue).into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args)
-                .await
-                .map_err(broker)?;
-        }
-        ch.queue_bind(
-            t.queue(QueueName::DeadLetter).into(),
-            t.dead_letter_exchange().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(broker)?;
-        for route in Route::ALL {
-            for queue in route.queues() {
-                ch.queue_bind(t.queue(*queue).into(), t.exchange().into(), route.as_str().into(), QueueBindOptions::default(), FieldTable::default())
-                    .await
-                    .map_err(broker)?;
+            link.session = None;
+            if link.lost_since.is_none() {
+                link.lost_since = Some(Instant::now());
+                tracing::warn!(url = %redacted(&self.url), "the connection to RabbitMQ closed; reconnecting with backoff");
             }
         }
-        Ok(())
+        let now = Instant::now();
+        if let Some(at) = link.next_attempt.filter(|at| now < *at) {
+            self.connected.store(false, Ordering::Relaxed);
+            return Err(QueueError::Unreachable(format!(
+                "RabbitMQ at {} is away; next attempt in {} ms",
+                redacted(&self.url),
+                at.duration_since(now).as_millis()
+            )));
+        }
+        match self.open().await {
+            Ok(session) => {
+                if let Some(since) = link.lost_since.take() {
+                    tracing::warn!(url = %redacted(&self.url), after_s = since.elapsed().as_secs_f64(), attempts = link.backoff.attempts() + 1, "reconnected to RabbitMQ");
+                }
+                link.backoff.reset();
+                link.next_attempt = None;
+                let session = Arc::new(session);
+                link.session = Some(session.clone());
+                self.connected.store(true, Ordering::Relaxed);
+                Ok(session)
+            }
+            Err(e) => {
+                if link.lost_since.is_none() {
+                    link.lost_since = Some(now);
+                    tracing::warn!(url = %redacted(&self.url), error = %e, "RabbitMQ unreachable; reconnecting with backoff");
+                }
+                link.next_attempt = Some(now + link.backoff.next_delay());
+                self.connected.store(false, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// An error from a call on `session`: if the connection died under it, the broker is away
+    /// (the next call reconnects).
+    fn failed(&self, session: &Session, e: lapin::Error) -> QueueError {
+        if session.is_open() {
+            broker(e)
+        } else {
+            self.connected.store(false, Ordering::Relaxed);
+            QueueError::Unreachable(format!("the connection to RabbitMQ closed: {e}"))
+        }
     }
 
     /// Deletes this namespace's queues and exchanges (end of a test or experiment).
     pub async fn delete_topology(&self) -> Result<(), QueueError> {
+        let session = self.session().await?;
         for queue in QueueName::ALL {
-            self.publisher.queue_delete(self.topology.queue(queue).into(), QueueDeleteOptions::default()).await.map_err(broker)?;
+            session.publisher.queue_delete(self.topology.queue(queue).into(), QueueDeleteOptions::default()).await.map_err(broker)?;
         }
         for exchange in [self.topology.exchange(), self.topology.dead_letter_exchange()] {
-            self.publisher.exchange_delete(exchange.into(), ExchangeDeleteOptions::default()).await.map_err(broker)?;
+            session.publisher.exchange_delete(exchange.into(), ExchangeDeleteOptions::default()).await.map_err(broker)?;
         }
         Ok(())
     }
 
     /// Closes the connection: unacknowledged deliveries go back to their queues.
     pub async fn close(&self) {
-        let _ = self.connection.close(200, "bye".into()).await;
+        if let Some(session) = self.link.lock().await.session.take() {
+            let _ = session.connection.close(200, "bye".into()).await;
+        }
     }
 
     async fn publish_to(&self, exchange: String, key: &str, body: &[u8], headers: FieldTable) -> Result<(), QueueError> {
-        let confirm = self.send(exchange, key, body, headers).await?;
-        confirmed(key, confirm).await
+        let session = self.session().await?;
+        let confirm = self.send(&session, exchange, key, body, headers).await?;
+        self.confirmed(&session, key, confirm).await
     }
 
     /// Hands one persistent message to the broker; the returned future resolves with its
-    /// confirm (see [`confirmed`]).
-    async fn send(&self, exchange: String, key: &str, body: &[u8], headers: FieldTable) -> Result<PublisherConfirm, QueueError> {
+    /// confirm (see [`Self::confirmed`]).
+    async fn send(&self, session: &Session, exchange: String, key: &str, body: &[u8], headers: FieldTable) -> Result<PublisherConfirm, QueueError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_headers(headers);
-        self.publisher
+        session
+            .publisher
             .basic_publish(exchange.into(), key.into(), BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() }, body, properties)
             .await
-            .map_err(broker)
+            .map_err(|e| self.failed(session, e))
+    }
+
+    /// Waits for the broker's confirm of a message published with routing key `key`: a nack,
+    /// or a message returned as unroutable (`mandatory`), is an error; so is a confirm lost
+    /// with the connection (the message may or may not have been stored).
+    async fn confirmed(&self, session: &Session, key: &str, confirm: PublisherConfirm) -> Result<(), QueueError> {
+        let confirm = confirm.await.map_err(|e| self.failed(session, e))?;
+        if confirm.is_nack() {
+            return Err(QueueError::NotConfirmed);
+        }
+        if confirm.take_message().is_some() {
+            return Err(QueueError::Broker(format!("message on {key:?} was unroutable (no queue bound)")));
+        }
+        Ok(())
     }
 
     fn channel_of(&self, delivery: &Delivery) -> Result<Channel, QueueError> {
         self.consumers.lock().expect("consumers lock").get(&delivery.consumer).cloned().ok_or_else(|| {
-            QueueError::Broker(format!("subscription {} is gone; the broker will deliver the message again", delivery.consumer))
+            QueueError::Unreachable(format!("subscription {} is gone; the broker will deliver the message again", delivery.consumer))
         })
     }
 
     async fn subscribe(&self, queue: QueueName, prefetch: u16) -> Result<Subscription, QueueError> {
-        let channel = self.connection.create_channel().await.map_err(broker)?;
-        channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(broker)?;
+        let session = self.session().await?;
+        let channel = session.connection.create_channel().await.map_err(|e| self.failed(&session, e))?;
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(|e| self.failed(&session, e))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut consumer = channel
             .basic_consume(
@@ -145,8 +248,9 @@ impl AmqpQueue {
                 FieldTable::default(),
             )
             .await
-            .map_err(broker)?;
+            .map_err(|e| self.failed(&session, e))?;
         self.consumers.lock().expect("consumers lock").insert(id, channel.clone());
+        let consumers = self.consumers.clone();
         let (tx, rx) = flume::unbounded();
         let (cancel, mut cancelled) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -168,29 +272,61 @@ impl AmqpQueue {
                             }
                         }
                         Some(Err(e)) => {
-                            tracing::warn!(error = %e, "consumer stream failed");
+                            tracing::debug!(error = %e, "the consumer stream ended with an error (the connection closed?)");
                             break;
                         }
                         None => break,
                     },
                 }
             }
-            // Closing the channel returns its unacknowledged deliveries to the queue.
+            // Closing the channel returns its unacknowledged deliveries to the queue (a closed
+            // connection has returned them already); acks of them fail from now on.
+            consumers.lock().expect("consumers lock").remove(&id);
             let _ = channel.close(200, "consumer cancelled".into()).await;
         });
         Ok(Subscription::new(id, rx, cancel))
     }
 }
 
-/// Waits for the broker's confirm of a message published with routing key `key`: a nack, or
-/// a message returned as unroutable (`mandatory`), is an error.
-async fn confirmed(key: &str, confirm: PublisherConfirm) -> Result<(), QueueError> {
-    let confirm = confirm.await.map_err(broker)?;
-    if confirm.is_nack() {
-        return Err(QueueError::NotConfirmed);
+/// An ack or nack on a channel that closed: its deliveries went back to the queue already.
+fn lost_channel(e: lapin::Error) -> QueueError {
+    QueueError::Unreachable(format!("the delivering channel closed: {e}"))
+}
+
+/// Declares the namespace's exchanges, queues and bindings on `ch` (again after a reconnect:
+/// declaring what exists is a no-op).
+async fn declare(ch: &Channel, t: &Topology) -> Result<(), QueueError> {
+    let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    ch.exchange_declare(t.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await.map_err(broker)?;
+    ch.exchange_declare(t.dead_letter_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+        .await
+        .map_err(broker)?;
+    for queue in QueueName::ALL {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+        if queue != QueueName::DeadLetter {
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from(t.dead_letter_exchange())));
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(DELIVERY_LIMIT as i32));
+        }
+        ch.queue_declare(t.queue(queue).into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args)
+            .await
+            .map_err(broker)?;
     }
-    if confirm.take_message().is_some() {
-        return Err(QueueError::Broker(format!("message on {key:?} was unroutable (no queue bound)")));
+    ch.queue_bind(
+        t.queue(QueueName::DeadLetter).into(),
+        t.dead_letter_exchange().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(broker)?;
+    for route in Route::ALL {
+        for queue in route.queues() {
+            ch.queue_bind(t.queue(*queue).into(), t.exchange().into(), route.as_str().into(), QueueBindOptions::default(), FieldTable::default())
+                .await
+                .map_err(broker)?;
+        }
     }
     Ok(())
 }
@@ -210,12 +346,13 @@ impl MessageQueue for AmqpQueue {
         Box::pin(async move {
             // Every message goes out first, then the confirms are awaited: one round trip for
             // the lot instead of one per message.
+            let session = self.session().await?;
             let mut confirms = Vec::with_capacity(messages.len());
             for (route, body) in &messages {
-                confirms.push((route, self.send(self.topology.exchange(), route.as_str(), body, FieldTable::default()).await?));
+                confirms.push((route, self.send(&session, self.topology.exchange(), route.as_str(), body, FieldTable::default()).await?));
             }
             for (route, confirm) in confirms {
-                confirmed(route.as_str(), confirm).await?;
+                self.confirmed(&session, route.as_str(), confirm).await?;
             }
             Ok(())
         })
@@ -231,13 +368,13 @@ impl MessageQueue for AmqpQueue {
 
     fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
         let (channel, tag) = (self.channel_of(delivery), delivery.tag);
-        Box::pin(async move { channel?.basic_ack(tag, BasicAckOptions::default()).await.map_err(broker) })
+        Box::pin(async move { channel?.basic_ack(tag, BasicAckOptions::default()).await.map_err(lost_channel) })
     }
 
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
         let (channel, tag) = (self.channel_of(delivery), delivery.tag);
         Box::pin(async move {
-            channel?.basic_nack(tag, BasicNackOptions { requeue, ..BasicNackOptions::default() }).await.map_err(broker)
+            channel?.basic_nack(tag, BasicNackOptions { requeue, ..BasicNackOptions::default() }).await.map_err(lost_channel)
         })
     }
 
@@ -255,7 +392,8 @@ impl MessageQueue for AmqpQueue {
 
     fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
         Box::pin(async move {
-            let q = self
+            let session = self.session().await?;
+            let q = session
                 .publisher
                 .queue_declare(
                     self.topology.queue(queue).into(),
@@ -263,8 +401,23 @@ impl MessageQueue for AmqpQueue {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(broker)?;
+                .map_err(|e| self.failed(&session, e))?;
             Ok(u64::from(q.message_count()))
         })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_password_in_an_amqp_url_is_never_printed() {
+        assert_eq!(redacted("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(redacted("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
     }
 }

@@ -7,6 +7,12 @@
 //! a consumer that joins starts at its group's committed offsets (the beginning if none), so
 //! whatever was read but not committed before a consumer left is read again (at-least-once);
 //! a group's offsets can be reset to the beginning only while it has no active member.
+//!
+//! **A broker outage** (the broker killed and restarted): while it lasts calls fail with a
+//! transient [`LogError`] ([`LogError::is_transient`]); what was appended and acknowledged
+//! before it is kept, and so are the groups' committed offsets; a consumer may be handed its
+//! partitions again and read on from its group's committed offsets (what it had read but not
+//! committed is read again). Callers retry transient errors; nothing in the log is lost.
 
 use std::fmt;
 use std::time::Duration;
@@ -82,6 +88,15 @@ pub enum LogError {
     UnknownConsumer(ConsumerId),
     #[error("log error: {0}")]
     Broker(String),
+}
+
+impl LogError {
+    /// Whether waiting and trying again can help: the broker is away, restarting, electing a
+    /// leader or loading a group coordinator. A reset refused while the group has members, or
+    /// a consumer the log does not know, are answers, not blips.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LogError::Unreachable(_) | LogError::Broker(_))
+    }
 }
 
 /// A partitioned log with consumer groups (Part C).

@@ -16,6 +16,16 @@
 //! at-least-once delivery with manual acks, at most `prefetch` unacknowledged deliveries per
 //! consumer, unacknowledged deliveries of a consumer that goes away are delivered again with
 //! `redelivered` set, and a message returned more than [`DELIVERY_LIMIT`] times is dead-lettered.
+//!
+//! **A broker outage** (a restart, `rabbitmqctl stop_app`, a network blip): while the broker is
+//! away every call fails with [`QueueError::Unreachable`], every subscription ends (its
+//! deliveries channel closes) and the deliveries it held go back to their queue, to be
+//! delivered again; acks of those deliveries fail. Once the broker is back, calls succeed again:
+//! the implementation reconnects by itself and declares its topology again, and a new
+//! `consume` starts a new subscription. What was published and confirmed before the outage
+//! is still there (durable queues, persistent messages). A publish whose confirm was lost with
+//! the connection may or may not have reached the queue: the publisher publishes it again, and
+//! the consumer's dedup absorbs the repeat.
 
 use std::fmt;
 
@@ -181,4 +191,16 @@ pub trait MessageQueue: Send + Sync + 'static {
     fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>>;
     /// Messages ready in `queue` (not counting those delivered and not yet acknowledged).
     fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>>;
+    /// Whether the connection to the broker is up now (for `/health`; a call may still fail).
+    fn is_connected(&self) -> bool {
+        true
+    }
+}
+
+impl QueueError {
+    /// Whether waiting and trying again can help: the broker is away or answered with an error
+    /// of the moment. A nack of a publish is the broker's considered answer, not transient.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, QueueError::Unreachable(_) | QueueError::Broker(_))
+    }
 }

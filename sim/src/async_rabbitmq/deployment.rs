@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use campus::deploy::async_rabbitmq as wiring;
+use campus::retry::Policy;
 use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
@@ -39,6 +40,7 @@ struct SimParts<'w> {
     world: &'w World,
     inventory_store: Arc<InventoryStore>,
     prefetch: u16,
+    policy: Policy,
 }
 
 struct RealParts {
@@ -57,13 +59,14 @@ impl<'w> Deployment<'w> {
     pub async fn sim(world: &'w World, config: &Config) -> anyhow::Result<Self> {
         let mq: Arc<dyn MessageQueue> = world.queue();
         let prefetch = config.prefetch;
+        let policy = world.policy(true);
         let order_store = Arc::new(OrderStore::open(None)?);
         let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(config.seed), order_store, EventClock::Since(tokio::time::Instant::now())));
-        world.start(Peer::Order, wiring::order(order, mq.clone(), prefetch));
+        world.start(Peer::Order, wiring::order(order, mq.clone(), prefetch, policy));
         let notification_store = Arc::new(NotificationStore::open(None)?);
-        world.start(Peer::Notification, wiring::notification(notification_store, mq.clone(), prefetch));
+        world.start(Peer::Notification, wiring::notification(notification_store, mq.clone(), prefetch, policy));
         let inventory_store = Arc::new(InventoryStore::open(None, config.stock)?);
-        let mut d = Deployment { mq, http: world.net().clone(), kind: Kind::Sim(SimParts { world, inventory_store, prefetch }) };
+        let mut d = Deployment { mq, http: world.net().clone(), kind: Kind::Sim(SimParts { world, inventory_store, prefetch, policy }) };
         d.start_inventory().await?;
         Ok(d)
     }
@@ -151,7 +154,7 @@ impl<'w> Deployment<'w> {
     /// Inventory (re)starts on its existing store.
     pub async fn start_inventory(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
-            Kind::Sim(s) => s.world.start(Peer::Inventory, wiring::inventory(s.inventory_store.clone(), self.mq.clone(), s.prefetch)),
+            Kind::Sim(s) => s.world.start(Peer::Inventory, wiring::inventory(s.inventory_store.clone(), self.mq.clone(), s.prefetch, s.policy)),
             Kind::Real(r) => {
                 let mut args = r.common.clone();
                 args.extend(["--stock".to_owned(), r.stock.to_string()]);

@@ -18,6 +18,7 @@
 //! | `auto-ack`    | async-rabbitmq | acks on receipt instead of after the work              | a crash loses an order |
 //! | `commit-first`| streaming-kafka| offsets committed on poll, before the work             | a crash loses an order |
 //! | `no-timeout`  | sync-rest      | Order's timeout on its call to Inventory               | a request not answered within its bound |
+//! | `no-reconnect`| async-rabbitmq, streaming-kafka | the loops' reconnect: they give up when the broker goes away | an order never decided |
 
 pub mod rabbit;
 pub mod rest;
@@ -48,6 +49,9 @@ pub enum Break {
     CommitFirst,
     /// Order waits for Inventory without a timeout (sync-rest).
     NoTimeout,
+    /// The services' loops give up when the broker goes away instead of reconnecting
+    /// (async-rabbitmq, streaming-kafka).
+    NoReconnect,
 }
 
 impl Break {
@@ -57,6 +61,7 @@ impl Break {
             Break::AutoAck => "auto-ack",
             Break::CommitFirst => "commit-first",
             Break::NoTimeout => "no-timeout",
+            Break::NoReconnect => "no-reconnect",
         }
     }
 
@@ -66,6 +71,7 @@ impl Break {
             Break::AutoAck => &[Model::AsyncRabbitmq],
             Break::CommitFirst => &[Model::StreamingKafka],
             Break::NoTimeout => &[Model::SyncRest],
+            Break::NoReconnect => &[Model::AsyncRabbitmq, Model::StreamingKafka],
         }
     }
 }

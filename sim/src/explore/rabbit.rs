@@ -212,6 +212,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
 
 async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
     let sim = world.queue();
+    let policy = world.policy(broken != Some(Break::NoReconnect));
     let (inventory_crash, inventory_crashed) = flume::unbounded();
     let (notification_crash, notification_crashed) = flume::unbounded();
     let crashes = schedule.faults.iter().filter_map(|f| match *f {
@@ -225,7 +226,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let t0 = Instant::now();
     let order_store = Arc::new(OrderStore::open(None)?);
     let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
-    let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
+    let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1, policy).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
 
     let notification_store = Arc::new(NotificationStore::open(None)?);
     let mut inventory_store = InventoryStore::open(None, schedule.stock)?;
@@ -238,13 +239,13 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let inventory = {
         let (mq, store) = (mq.clone(), inventory_store.clone());
         tokio::spawn(supervise("inventory", chaos.clone(), inventory_up, inventory_crashed, move || {
-            run_loops(wiring::inventory(store.clone(), mq.clone(), 1))
+            run_loops(wiring::inventory(store.clone(), mq.clone(), 1, policy))
         }))
     };
     let notification = {
         let (mq, store) = (mq.clone(), notification_store.clone());
         tokio::spawn(supervise("notification", chaos.clone(), notification_up, notification_crashed, move || {
-            run_loops(wiring::notification(store.clone(), mq.clone(), 1))
+            run_loops(wiring::notification(store.clone(), mq.clone(), 1, policy))
         }))
     };
 

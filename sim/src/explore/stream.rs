@@ -23,6 +23,7 @@ use campus::deploy::streaming_kafka as wiring;
 use campus::services::streaming::INVENTORY_GROUP;
 use campus::store::InventoryStore;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Topic};
+use campus::retry::Policy;
 use campus::Model;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -154,9 +155,9 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
 }
 
 /// Inventory's member, restarted after each crash once the log evicted the dead one.
-async fn supervise_inventory(log: Arc<CrashingLog>, store: Arc<InventoryStore>, crashed: flume::Receiver<ConsumerId>) {
+async fn supervise_inventory(log: Arc<CrashingLog>, store: Arc<InventoryStore>, policy: Policy, crashed: flume::Receiver<ConsumerId>) {
     loop {
-        let consumer = wiring::inventory(log.clone(), store.clone(), BATCH);
+        let consumer = wiring::inventory(log.clone(), store.clone(), BATCH, policy);
         let Ok(member) = crashed.recv_async().await else { return };
         consumer.abort().await;
         tokio::time::sleep(SESSION_TIMEOUT).await;
@@ -171,11 +172,12 @@ async fn supervise_analytics(
     log: Arc<CrashingLog>,
     state: Arc<Mutex<Analytics>>,
     throttle: Option<u32>,
+    policy: Policy,
     crashed: flume::Receiver<ConsumerId>,
     resets: flume::Receiver<()>,
 ) {
     loop {
-        let mut consumer = wiring::analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle);
+        let mut consumer = wiring::analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle, policy);
         let dead = tokio::select! {
             Ok(member) = crashed.recv_async() => Some(member),
             Ok(()) = resets.recv_async() => {
@@ -234,6 +236,7 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, String>) 
 
 async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
     let sim = world.log();
+    let policy = world.policy(broken != Some(Break::NoReconnect));
     let (inventory_crash, inventory_crashed) = flume::unbounded();
     let (analytics_crash, analytics_crashed) = flume::unbounded();
     let crashes = schedule.faults.iter().filter_map(|f| match *f {
@@ -251,8 +254,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let store = Arc::new(store);
     let state = Arc::new(Mutex::new(Analytics::default()));
     let (reset, resets) = flume::unbounded();
-    let inventory = tokio::spawn(supervise_inventory(log.clone(), store.clone(), inventory_crashed));
-    let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, analytics_crashed, resets));
+    let inventory = tokio::spawn(supervise_inventory(log.clone(), store.clone(), policy, inventory_crashed));
+    let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
 
     // The producer's events: each order at its minute of event time.
     let ids = OrderIds::seeded(seed);

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use campus::retry::Policy;
 use campus::transport::kafka::KafkaLog;
 use campus::transport::log::EventLog;
 
@@ -15,12 +16,14 @@ use crate::Mode;
 pub struct Deployment {
     log: Arc<dyn EventLog>,
     kafka: Option<Arc<KafkaLog>>,
+    /// How the services' loops meet a broker outage.
+    policy: Policy,
 }
 
 impl Deployment {
     /// The world's in-memory log.
     pub fn sim(world: &World) -> Self {
-        Deployment { log: world.log(), kafka: None }
+        Deployment { log: world.log(), kafka: None, policy: world.policy(true) }
     }
 
     /// Fresh topics (`campus-sim.<experiment>.<pid>.<ms>.*`) on the Kafka at `bootstrap`.
@@ -32,11 +35,15 @@ impl Deployment {
         })?;
         crate::progress::step(&format!("{experiment}: topics {namespace}.*"));
         let kafka = Arc::new(kafka);
-        Ok(Deployment { log: kafka.clone(), kafka: Some(kafka) })
+        Ok(Deployment { log: kafka.clone(), kafka: Some(kafka), policy: Policy::production() })
     }
 
     pub fn mode(&self) -> Mode {
         if self.kafka.is_some() { Mode::Real } else { Mode::Sim }
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     pub fn log(&self) -> Arc<dyn EventLog> {

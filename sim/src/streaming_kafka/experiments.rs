@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use campus::deploy::streaming_kafka as wiring;
 use campus::domain::{Envelope, Event, OrderPlaced};
+use campus::retry::Policy;
 use campus::services::analytics::{Analytics, Metrics};
 use campus::services::streaming::INVENTORY_GROUP;
 use campus::store::InventoryStore;
@@ -63,14 +64,14 @@ async fn wait_caught_up(log: &dyn EventLog, group: &str, events: usize, within: 
     Ok(())
 }
 
-fn start_inventory(log: Arc<dyn EventLog>, config: &Config) -> anyhow::Result<(Arc<InventoryStore>, wiring::Consumer)> {
+fn start_inventory(log: Arc<dyn EventLog>, config: &Config, policy: Policy) -> anyhow::Result<(Arc<InventoryStore>, wiring::Consumer)> {
     let store = Arc::new(InventoryStore::open(None, config.stock)?);
-    Ok((store.clone(), wiring::inventory(log, store, config.batch)))
+    Ok((store.clone(), wiring::inventory(log, store, config.batch, policy)))
 }
 
-fn start_analytics(log: Arc<dyn EventLog>, config: &Config, throttle: Option<u32>) -> (Arc<Mutex<Analytics>>, wiring::Consumer) {
+fn start_analytics(log: Arc<dyn EventLog>, config: &Config, throttle: Option<u32>, policy: Policy) -> (Arc<Mutex<Analytics>>, wiring::Consumer) {
     let state = Arc::new(Mutex::new(Analytics::default()));
-    (state.clone(), wiring::analytics(log, ANALYTICS_GROUP, state, config.batch, throttle))
+    (state.clone(), wiring::analytics(log, ANALYTICS_GROUP, state, config.batch, throttle, policy))
 }
 
 fn metrics_of(state: &Arc<Mutex<Analytics>>) -> Metrics {
@@ -81,6 +82,7 @@ fn metrics_of(state: &Arc<Mutex<Analytics>>) -> Metrics {
 pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Deployment) -> anyhow::Result<Run> {
     let events = config.events();
     let l = deployment.log();
+    let policy = deployment.policy();
     let mut run = Run::new(deployment.mode(), &events, Detail::Produce);
     let result = async {
         match scenario {
@@ -88,8 +90,8 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
                 run.produce = produce(l.as_ref(), &events, config.batch).await?;
                 crate::progress::step(&format!("produce: {} events in {:.2} s", events.len(), run.produce.as_secs_f64()));
             }
-            Scenario::Lag => lag(config, &l, &events, &mut run).await?,
-            Scenario::Replay => replay(config, &l, &events, &mut run).await?,
+            Scenario::Lag => lag(config, &l, policy, &events, &mut run).await?,
+            Scenario::Replay => replay(config, &l, policy, &events, &mut run).await?,
         }
         Ok(())
     }
@@ -98,9 +100,9 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
     result.map(|()| run)
 }
 
-async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let (store, inventory) = start_inventory(log.clone(), config)?;
-    let (state, analytics) = start_analytics(log.clone(), config, Some(config.throttle_per_s));
+async fn lag(config: &Config, log: &Arc<dyn EventLog>, policy: Policy, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    let (store, inventory) = start_inventory(log.clone(), config, policy)?;
+    let (state, analytics) = start_analytics(log.clone(), config, Some(config.throttle_per_s), policy);
     let t0 = Instant::now();
     let producer = {
         let (log, events, batch) = (log.clone(), events.to_vec(), config.batch);
@@ -143,9 +145,9 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], r
     Ok(())
 }
 
-async fn replay(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let (store, inventory) = start_inventory(log.clone(), config)?;
-    let (state, analytics) = start_analytics(log.clone(), config, None);
+async fn replay(config: &Config, log: &Arc<dyn EventLog>, policy: Policy, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    let (store, inventory) = start_inventory(log.clone(), config, policy)?;
+    let (state, analytics) = start_analytics(log.clone(), config, None, policy);
     run.produce = produce(log.as_ref(), events, config.batch).await?;
     wait_caught_up(log.as_ref(), ANALYTICS_GROUP, events.len(), config.settle_within).await?;
     let before = metrics_of(&state);
@@ -166,7 +168,7 @@ async fn replay(config: &Config, log: &Arc<dyn EventLog>, events: &[OrderPlaced]
     if lag_after_reset == 0 {
         bail!("replay: the reset left nothing to re-read");
     }
-    let (state, analytics) = start_analytics(log.clone(), config, None);
+    let (state, analytics) = start_analytics(log.clone(), config, None, policy);
     wait_caught_up(log.as_ref(), ANALYTICS_GROUP, events.len(), config.settle_within).await?;
     analytics.stop().await.context("stopping analytics")?;
     inventory.stop().await.context("stopping inventory")?;
