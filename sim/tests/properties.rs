@@ -93,6 +93,24 @@ fn committing_offsets_before_the_work_loses_the_order_of_a_consumer_that_crashes
 }
 
 #[test]
+fn consumers_that_give_up_when_the_broker_goes_away_leave_an_order_undecided_on_the_queue() {
+    let c = caught(Model::AsyncRabbitmq, Break::NoReconnect);
+    let s: rabbit::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 0), "not minimal:\n{}", c.schedule);
+    assert!(s.broker_down.is_some(), "the one fault is the broker outage:\n{}", c.schedule);
+    assert!(c.violations.iter().any(|v| v.contains("not in exactly one terminal state")), "{:?}", c.violations);
+}
+
+#[test]
+fn consumers_that_give_up_when_the_broker_goes_away_leave_an_order_undecided_on_the_log() {
+    let c = caught(Model::StreamingKafka, Break::NoReconnect);
+    let s: stream::Schedule = serde_json::from_str(&c.json).unwrap();
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 0), "not minimal:\n{}", c.schedule);
+    assert!(s.broker_down.is_some(), "the one fault is the broker outage:\n{}", c.schedule);
+    assert!(c.violations.iter().any(|v| v.contains("inventory decided 0 of 1")), "{:?}", c.violations);
+}
+
+#[test]
 fn without_a_timeout_one_slow_inventory_call_breaks_the_answer_bound() {
     let c = caught(Model::SyncRest, Break::NoTimeout);
     let s: rest::Schedule = serde_json::from_str(&c.json).unwrap();

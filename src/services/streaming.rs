@@ -73,7 +73,7 @@ pub async fn run_inventory(
         let next = positions(&records);
         policy.until_ok(&mut backoff, "inventory committing", retry, || log.commit(me, next.clone())).await?;
     }
-    log.leave(me).await
+    policy.until_ok(&mut backoff, "inventory leaving its group", retry, || log.leave(me)).await
 }
 
 /// Analytics on the log: reads both topics into `state`, at most `throttle` records per
@@ -111,5 +111,5 @@ pub async fn run_analytics(
             tokio::time::sleep_until(started + Duration::from_secs_f64(handled as f64 / f64::from(rate))).await;
         }
     }
-    log.leave(me).await
+    policy.until_ok(&mut backoff, "analytics leaving its group", retry, || log.leave(me)).await
 }

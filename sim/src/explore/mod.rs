@@ -230,6 +230,18 @@ pub fn replay(model: Model, seed: u64, json: &str, broken: Option<Break>) -> any
     }
 }
 
+/// A broker outage: down at `at_ms`, back `for_ms` later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Window {
+    pub at_ms: u64,
+    pub for_ms: u64,
+}
+
+/// Strategy for a schedule's broker outage: none, or down at 0–300 ms for 0.1–3 s.
+pub(crate) fn window_strategy() -> impl Strategy<Value = Option<Window>> {
+    proptest::option::of((0u64..300, 100u64..3000).prop_map(|(at_ms, for_ms)| Window { at_ms, for_ms }))
+}
+
 /// Short readable lines for an order's items: `pho×2 + bao×1`.
 pub(crate) fn items_text(items: &campus::domain::Items) -> String {
     items.as_slice().iter().map(|l| format!("{}×{}", l.sku, l.qty.get())).collect::<Vec<_>>().join(" + ")

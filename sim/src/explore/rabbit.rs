@@ -1,6 +1,7 @@
 //! Part B's property: whatever the schedule — `OrderPlaced` delivered twice, Inventory or
-//! Notification crashing at any point of its handling, Inventory down for a while, malformed
-//! messages on Inventory's queue — every accepted order ends in exactly one terminal state, stock
+//! Notification crashing at any point of its handling, Inventory down for a while, the broker
+//! down for a while, malformed messages on Inventory's queue — every accepted order ends in
+//! exactly one terminal state, stock
 //! is taken once per reserved order, each reserved order gets one notification, every malformed
 //! message is dead-lettered and no good one is ([`crate::checker::async_rabbitmq`], the same
 //! accounting as the experiments).
@@ -29,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{items_strategy, items_text, Break, Outcome};
+use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
 use crate::async_rabbitmq::{invariants, poison_bodies, DeadLetter, Detail, Final, Run};
 use crate::fault::queue::{CrashPoint, CrashingQueue, QueueCrash};
 use crate::violation::Violation;
@@ -79,6 +80,10 @@ pub struct Schedule {
     /// Orders accepted 20 ms apart.
     pub orders: Vec<Items>,
     pub faults: Vec<Fault>,
+    /// The broker (RabbitMQ) down for a window: connections drop, unacked messages return,
+    /// publishes fail until it is back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_down: Option<Window>,
 }
 
 impl fmt::Display for Schedule {
@@ -86,6 +91,9 @@ impl fmt::Display for Schedule {
         writeln!(f, "stock {} of each item", self.stock)?;
         for (i, items) in self.orders.iter().enumerate() {
             writeln!(f, "  order #{i} at {} ms: {}", i as u64 * ORDER_GAP_MS, items_text(items))?;
+        }
+        if let Some(w) = &self.broker_down {
+            writeln!(f, "  the broker (RabbitMQ) down at {} ms for {} ms", w.at_ms, w.for_ms)?;
         }
         for fault in &self.faults {
             match fault {
@@ -121,8 +129,9 @@ impl super::Schedule for Schedule {
     fn strategy() -> BoxedStrategy<Self> {
         // proptest shrinks a tuple's parts in order and does not come back: faults first, so
         // that the ones that do not matter are gone before the orders are cut down.
-        (prop::collection::vec(fault_strategy(), 0..=4), prop::collection::vec(items_strategy(), 1..=6), 0u32..=5)
-            .prop_map(|(faults, orders, stock)| Schedule { stock, orders, faults })
+        // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
+        (window_strategy(), prop::collection::vec(fault_strategy(), 0..=4), prop::collection::vec(items_strategy(), 1..=6), 0u32..=5)
+            .prop_map(|(broker_down, faults, orders, stock)| Schedule { stock, orders, faults, broker_down })
             .boxed()
     }
 
@@ -138,6 +147,8 @@ enum Action {
     Malformed(usize),
     Down,
     Up,
+    BrokerDown,
+    BrokerUp,
 }
 
 /// Runs `start` while `up` says so; a crash announced on `crashed` aborts the task (its
@@ -188,6 +199,24 @@ fn spawn_logged(name: &'static str, work: impl std::future::Future<Output = Resu
             tracing::warn!(task = name, error = %e, "task ended");
         }
     })
+}
+
+/// The harness's own publish (a duplicate, a malformed message): like any publisher it waits
+/// out a broker outage and publishes again — then in a task of its own, so that the timeline
+/// (which brings the broker back) goes on meanwhile.
+async fn publish_when_up(mq: &Arc<dyn MessageQueue>, body: bytes::Bytes) {
+    if mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
+        return;
+    }
+    let mq = mq.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
+                break;
+            }
+        }
+    });
 }
 
 /// A consumer's one loop, as a task (a crash aborts it; `supervise` starts a new one).
@@ -273,9 +302,13 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             Fault::Crash { .. } => {}
         }
     }
+    if let Some(w) = &schedule.broker_down {
+        timeline.push((w.at_ms, Action::BrokerDown));
+        timeline.push((w.at_ms + w.for_ms, Action::BrokerUp));
+    }
     timeline.sort_by_key(|(t, _)| *t);
-    // Down windows may overlap: Inventory is up when no window covers the moment.
-    let mut down_windows = 0i32;
+    // Down windows may overlap: Inventory (the broker) is up when no window covers the moment.
+    let (mut down_windows, mut broker_down_windows) = (0i32, 0i32);
     let mut accepted: Vec<Option<(OrderId, OrderRequest)>> = vec![None; n];
     for (t, action) in &timeline {
         tokio::time::sleep_until(t0 + Duration::from_millis(*t)).await;
@@ -291,12 +324,12 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 let record = order_store.get(id.as_str())?.expect("accepted orders are stored");
                 let event = Event::OrderPlaced(OrderPlaced { order: Order::new(id, request), placed_at_ms: record.placed_at_ms });
                 chaos.note(format!("duplicate of order #{i}"));
-                mq.publish(Route::OrderPlaced, Envelope::new(event).encode().into()).await?;
+                publish_when_up(&mq, Envelope::new(event).encode().into()).await;
             }
             Action::Malformed(kind) => {
                 let (label, body) = poison_bodies(5).swap_remove(*kind);
                 chaos.note(format!("malformed message ({label})"));
-                mq.publish(Route::OrderPlaced, body.into()).await?;
+                publish_when_up(&mq, body.into()).await;
             }
             Action::Down => {
                 down_windows += 1;
@@ -306,6 +339,20 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 down_windows -= 1;
                 if down_windows == 0 {
                     up.send_replace(true);
+                }
+            }
+            Action::BrokerDown => {
+                if broker_down_windows == 0 {
+                    chaos.note("the broker goes down".into());
+                    world.set_broker(false);
+                }
+                broker_down_windows += 1;
+            }
+            Action::BrokerUp => {
+                broker_down_windows -= 1;
+                if broker_down_windows == 0 {
+                    chaos.note("the broker is back".into());
+                    world.set_broker(true);
                 }
             }
         }

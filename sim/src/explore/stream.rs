@@ -29,7 +29,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{items_strategy, items_text, Break, Outcome};
+use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
 use crate::streaming_kafka::{expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
@@ -88,6 +88,10 @@ pub struct Schedule {
     /// Analytics reads at most this many records per second.
     pub throttle_per_s: Option<u32>,
     pub faults: Vec<Fault>,
+    /// The broker (Kafka) down for a window: every call fails until it is back; then the
+    /// consumers read on from their groups' committed offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_down: Option<Window>,
 }
 
 impl fmt::Display for Schedule {
@@ -96,6 +100,9 @@ impl fmt::Display for Schedule {
         writeln!(f, "stock {} of each item; Analytics {throttle}", self.stock)?;
         for (i, o) in self.orders.iter().enumerate() {
             writeln!(f, "  order #{i} appended at {} ms, event minute {}: {}", i as u64 * ORDER_GAP_MS, o.minute, items_text(&o.items))?;
+        }
+        if let Some(w) = &self.broker_down {
+            writeln!(f, "  the broker (Kafka) down at {} ms for {} ms", w.at_ms, w.for_ms)?;
         }
         for fault in &self.faults {
             match fault {
@@ -126,12 +133,14 @@ impl super::Schedule for Schedule {
         // proptest shrinks a tuple's parts in order and does not come back: faults first, so
         // that the ones that do not matter are gone before the orders are cut down.
         (
+            // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
+            window_strategy(),
             prop::collection::vec(fault_strategy(), 0..=4),
             prop::collection::vec((items_strategy(), 0u64..3).prop_map(|(items, minute)| StreamOrder { items, minute }), 1..=8),
             0u32..=5,
             proptest::option::weighted(0.3, 5u32..=50),
         )
-            .prop_map(|(faults, orders, stock, throttle_per_s)| Schedule { stock, orders, throttle_per_s, faults })
+            .prop_map(|(broker_down, faults, orders, stock, throttle_per_s)| Schedule { stock, orders, throttle_per_s, faults, broker_down })
             .boxed()
     }
 
@@ -154,14 +163,33 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
     })
 }
 
+/// One step of the timeline.
+enum Step {
+    /// The producer appends order #i's `OrderPlaced` (again, for a duplicate).
+    Append(usize),
+    Reset,
+    BrokerDown,
+    BrokerUp,
+}
+
+/// The group coordinator evicts a dead member after the session timeout, once it is up.
+async fn evict_after_timeout(log: &CrashingLog, member: ConsumerId) {
+    tokio::time::sleep(SESSION_TIMEOUT).await;
+    while let Err(e) = log.evict(member).await {
+        if !e.is_transient() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Inventory's member, restarted after each crash once the log evicted the dead one.
 async fn supervise_inventory(log: Arc<CrashingLog>, store: Arc<InventoryStore>, policy: Policy, crashed: flume::Receiver<ConsumerId>) {
     loop {
         let consumer = wiring::inventory(log.clone(), store.clone(), BATCH, policy);
         let Ok(member) = crashed.recv_async().await else { return };
         consumer.abort().await;
-        tokio::time::sleep(SESSION_TIMEOUT).await;
-        let _ = log.evict(member).await;
+        evict_after_timeout(&log, member).await;
         log.note("inventory restarted".into());
     }
 }
@@ -192,13 +220,12 @@ async fn supervise_analytics(
         };
         if let Some(member) = dead {
             consumer.abort().await;
-            tokio::time::sleep(SESSION_TIMEOUT).await;
-            let _ = log.evict(member).await;
+            evict_after_timeout(&log, member).await;
         }
         loop {
             match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::ALL).await {
                 Ok(()) => break,
-                Err(LogError::GroupActive { .. }) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Err(e) if matches!(e, LogError::GroupActive { .. }) || e.is_transient() => tokio::time::sleep(Duration::from_secs(1)).await,
                 Err(e) => {
                     log.note(format!("analytics reset failed: {e}"));
                     return;
@@ -269,27 +296,59 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         })
         .collect();
     let n = events.len();
-    let mut timeline: Vec<(u64, Option<usize>)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Some(i))).collect();
+    let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
     for fault in &schedule.faults {
         match *fault {
-            Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Some(order % n))),
-            Fault::Reset { at_ms } => timeline.push((at_ms, None)),
+            Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Append(order % n))),
+            Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
             Fault::Crash { .. } => {}
         }
     }
+    if let Some(w) = &schedule.broker_down {
+        timeline.push((w.at_ms, Step::BrokerDown));
+        timeline.push((w.at_ms + w.for_ms, Step::BrokerUp));
+    }
     timeline.sort_by_key(|(t, _)| *t);
     let t0 = Instant::now();
+    // Broker-down windows may overlap: the broker is up when no window covers the moment.
+    let mut broker_down_windows = 0i32;
     for (t, step) in timeline {
         tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
         match step {
-            Some(i) => {
+            Step::Append(i) => {
                 let e = &events[i];
-                let record = (e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode().into());
-                log.append(Topic::OrderEvents, vec![record]).await?;
+                let record: (String, bytes::Bytes) = (e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode().into());
+                // The producer waits out an outage and appends again, like any producer — in a
+                // task of its own, so that the timeline (which brings the broker back) goes on.
+                if log.append(Topic::OrderEvents, vec![record.clone()]).await.is_err() {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if log.append(Topic::OrderEvents, vec![record.clone()]).await.is_ok() {
+                                break;
+                            }
+                        }
+                    });
+                }
             }
-            None => {
+            Step::Reset => {
                 log.note("reset requested".into());
                 let _ = reset.send(());
+            }
+            Step::BrokerDown => {
+                if broker_down_windows == 0 {
+                    log.note("the broker goes down".into());
+                    world.set_broker(false);
+                }
+                broker_down_windows += 1;
+            }
+            Step::BrokerUp => {
+                broker_down_windows -= 1;
+                if broker_down_windows == 0 {
+                    log.note("the broker is back".into());
+                    world.set_broker(true);
+                }
             }
         }
     }
