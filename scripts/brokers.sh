@@ -4,6 +4,11 @@
 #   scripts/brokers.sh up [rabbitmq|kafka|all]     install what is missing, start, wait until ready
 #   scripts/brokers.sh down [rabbitmq|kafka|all]   stop
 #   scripts/brokers.sh status                      say what runs, exit 1 if something is down
+#   scripts/brokers.sh pause rabbitmq              a broker outage: `rabbitmqctl stop_app` (the node
+#                                                  stays up, every connection is closed)
+#   scripts/brokers.sh resume rabbitmq             `rabbitmqctl start_app`, wait until it serves
+#   scripts/brokers.sh kill kafka                  a broker crash: SIGKILL the Kafka JVM (`up kafka`
+#                                                  starts it again and waits until it serves)
 #
 # Safe to run twice: every step checks before it acts. Everything is bound to 127.0.0.1.
 # RabbitMQ comes from Debian's `rabbitmq-server` package; Apache Kafka (KRaft, single node) runs
@@ -65,6 +70,23 @@ rabbit_up() {
   done
   port_open 5672 || die "rabbitmq runs but 127.0.0.1:5672 is closed"
   say "rabbitmq ready on amqp://127.0.0.1:5672"
+}
+
+rabbit_pause() {
+  rabbit_running || die "rabbitmq is not running"
+  as_root /usr/sbin/rabbitmqctl -q stop_app >/dev/null
+  say "rabbitmq paused (stop_app): connections closed, AMQP refused"
+}
+
+rabbit_resume() {
+  as_root /usr/sbin/rabbitmqctl -q start_app >/dev/null
+  as_root timeout 60 /usr/sbin/rabbitmqctl -q await_startup >/dev/null 2>&1 || die "rabbitmq did not start its app again"
+  local deadline=$((SECONDS + 60))
+  until port_open 5672; do
+    [ "$SECONDS" -lt "$deadline" ] || die "rabbitmq's app started but 127.0.0.1:5672 stays closed"
+    sleep 0.2
+  done
+  say "rabbitmq resumed (start_app) on amqp://127.0.0.1:5672"
 }
 
 rabbit_down() {
@@ -189,6 +211,15 @@ kafka_down() {
   fi
 }
 
+kafka_kill() {
+  kafka_running || die "kafka is not running"
+  local pid; pid=$(cat "$KAFKA_PID")
+  kill -9 "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$KAFKA_PID"
+  say "kafka killed (SIGKILL, pid $pid)"
+}
+
 # ---------------------------------------------------------------- main
 status() {
   local rc=0
@@ -207,5 +238,8 @@ case "$cmd" in
     [ "$what" = kafka ] || rabbit_down
     [ "$what" = rabbitmq ] || kafka_down ;;
   status) status ;;
-  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  pause) [ "$what" = rabbitmq ] || die "pause takes rabbitmq"; rabbit_pause ;;
+  resume) [ "$what" = rabbitmq ] || die "resume takes rabbitmq"; rabbit_resume ;;
+  kill) [ "$what" = kafka ] || die "kill takes kafka"; kafka_kill ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

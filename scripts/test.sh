@@ -6,8 +6,10 @@
 #      here `--include-ignored` runs them, and they fail, never skip, if a broker is missing),
 #   3. the graded run, as a student runs it, in the simulation and then for real (Part A over
 #      separate processes and loopback sockets, Part B over processes and the real RabbitMQ
-#      with the full 60 s outage, Part C against the real Kafka with 10,000 events); each run
-#      exits non-zero if any invariant check fails,
+#      with the full 60 s outage and RabbitMQ itself stopped for 30 s, Part C against the real
+#      Kafka with 10,000 events and the broker SIGKILLed mid-stream and started again); each
+#      run exits non-zero if any invariant check fails, and a broker the run stopped is started
+#      again whatever happens,
 #   4. check that the report holds all six sections and that every figure was drawn,
 #   5. the benchmarks against the real transports, once (they print figures; targets are not
 #      asserted — timings on a shared CI machine are not a test).
@@ -38,14 +40,14 @@ for part in sync-rest async-rabbitmq streaming-kafka; do
   done
 done
 for mode in sim real; do
-  for figure in sync_rest_latency async_rabbitmq_backlog streaming_kafka_lag streaming_kafka_replay; do
+  for figure in sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart; do
     file="target/test-out/${figure}_${mode}.svg"
     grep -q "<polyline\|<circle" "$file" || { echo "$file is missing or draws nothing"; exit 1; }
     grep -q "(${figure}_${mode}.svg)" target/test-out/report.md || { echo "report.md does not show $file"; exit 1; }
   done
 done
 if grep -q "FAILED" target/test-out/report.md; then echo "report.md records failed checks"; exit 1; fi
-echo "report.md: 6 sections, 8 figures, every check passed"
+echo "report.md: 6 sections, 12 figures, every check passed"
 
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out

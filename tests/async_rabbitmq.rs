@@ -78,6 +78,22 @@ fn malformed_messages_are_dead_lettered_with_their_reason_and_good_ones_pass() {
 }
 
 #[test]
+fn while_rabbitmq_is_down_orders_are_still_accepted_and_every_one_is_decided_once_it_is_back() {
+    let config = Config { broker_down_for: Duration::from_secs(5), ..small(Experiment::BrokerRestart) };
+    let runs = run_sim(&config).unwrap();
+    let run = &runs[0];
+    assert_eq!(invariants::check(run), vec![]);
+    assert_eq!(run.refused, 0, "Order answered 202 throughout");
+    let restart = run.broker_restart().expect("a broker-restart run");
+    let down = restart.samples.iter().filter(|s| !s.broker_up).collect::<Vec<_>>();
+    assert!(!down.is_empty() && down.iter().all(|s| s.queue_depth.is_none()), "the queue cannot be asked while the broker is down");
+    assert!(restart.peak_outbox >= 90, "5 s at 20/s waits in the outbox: peak {}", restart.peak_outbox);
+    assert!(restart.drain.is_some_and(|d| d <= Duration::from_secs(6)), "drained within the backoff cap: {:?}", restart.drain);
+    let summary = Summary::of(run);
+    assert_eq!((summary.reserved + summary.failed, summary.notified, summary.double_reservations), (summary.orders, summary.reserved, 0));
+}
+
+#[test]
 fn the_accounting_catches_a_lost_order_and_a_double_reservation() {
     let mut run = run_sim(&small(Experiment::Idempotency)).unwrap().remove(0);
     let some_order = run.end.orders.statuses.keys().next().unwrap().clone();

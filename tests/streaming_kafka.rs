@@ -28,6 +28,21 @@ fn a_throttled_consumer_falls_behind_a_full_speed_producer_and_catches_up() {
 }
 
 #[test]
+fn when_the_broker_dies_mid_stream_every_order_is_decided_once_and_the_consumers_catch_up() {
+    let runs = run_sim(&Config { broker_down_for: std::time::Duration::from_secs(5), ..small(Experiment::BrokerRestart) }).unwrap();
+    let run = &runs[0];
+    assert_eq!(invariants::check(run), vec![]);
+    let inventory = run.inventory.as_ref().unwrap();
+    assert_eq!((inventory.reserved + inventory.failed, inventory.double_reservations), (2000, 0));
+    let restart = run.restart().expect("a broker-restart run");
+    assert!(restart.samples.iter().any(|s| !s.broker_up && s.analytics_lag.is_none()), "sampled while the broker was down");
+    let (down, up) = restart.down_window_ms;
+    assert!(up - down >= 5000, "down for the 5 s asked: {down}..{up}");
+    assert!(restart.recover.is_some());
+    assert_eq!(run.metrics.as_ref().unwrap().total.orders, 2000);
+}
+
+#[test]
 fn a_replay_from_the_beginning_reproduces_the_metrics_which_match_the_workload() {
     let runs = run_sim(&small(Experiment::Replay)).unwrap();
     let run = &runs[0];

@@ -7,10 +7,19 @@ fn main() -> std::process::ExitCode {
     // In the simulation the services' own warnings (a broker outage the world injected, a
     // consumer resubscribing) are the experiment, traced and counted; on a terminal they would
     // only drown the results. Real services log them: they are what an operator must see.
-    let default_filter = if cli.real_brokers || matches!(cli.command, Some(campus_sim::cli::Command::Serve(_))) { "warn" } else { "warn,campus=error" };
+    // The clients' own logs are off by default (RUST_LOG brings them back): lapin reports a
+    // broker that went away as an I/O error on every connection, librdkafka as a burst of
+    // "all brokers down" per client, where our adapters and loops log the loss and the return
+    // once each.
+    const CLIENTS: &str = "lapin=off,librdkafka=off,rdkafka=off";
+    let default_filter = if cli.real_brokers || matches!(cli.command, Some(campus_sim::cli::Command::Serve(_))) {
+        format!("warn,{CLIENTS}")
+    } else {
+        format!("warn,campus=error,{CLIENTS}")
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.as_str().into()))
         .init();
     match campus_sim::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 //! `READY <service> http://127.0.0.1:<port>`, once its socket is bound; the harness waits for
 //! that line (no sleeps, no port guessing).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -39,9 +39,6 @@ impl ServiceProcess {
         // A variable exported for a compose-style run must not skew an experiment.
         for var in crate::serve::serve_env() {
             command.env_remove(var);
-        }
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "warn");
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -86,5 +83,89 @@ impl ServiceProcess {
     /// SIGKILL, and wait until the process is gone (its port then refuses connections).
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.with_context(|| format!("killing {}", self.service))
+    }
+}
+
+/// A real broker the lab can take away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// `scripts/brokers.sh pause rabbitmq` (`rabbitmqctl stop_app`: the node stays up, every
+    /// connection is closed, AMQP refused), then `resume rabbitmq`.
+    RabbitMq,
+    /// `scripts/brokers.sh kill kafka` (SIGKILL of the JVM), then `up kafka`.
+    Kafka,
+}
+
+impl Broker {
+    fn stop_args(self) -> [&'static str; 2] {
+        match self {
+            Broker::RabbitMq => ["pause", "rabbitmq"],
+            Broker::Kafka => ["kill", "kafka"],
+        }
+    }
+
+    fn start_args(self) -> [&'static str; 2] {
+        match self {
+            Broker::RabbitMq => ["resume", "rabbitmq"],
+            Broker::Kafka => ["up", "kafka"],
+        }
+    }
+}
+
+/// The project's broker script: `CAMPUS_BROKERS_SCRIPT`, or `scripts/brokers.sh` of the
+/// checkout this binary was built from, or of the current directory.
+pub fn brokers_script() -> PathBuf {
+    if let Some(path) = std::env::var_os("CAMPUS_BROKERS_SCRIPT") {
+        return PathBuf::from(path);
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/brokers.sh");
+    if built_from.exists() { built_from } else { PathBuf::from("scripts/brokers.sh") }
+}
+
+fn run_script(script: &Path, args: [&str; 2]) -> anyhow::Result<()> {
+    let status = std::process::Command::new(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("running {} {}", script.display(), args.join(" ")))?;
+    if !status.success() {
+        bail!("{} {} failed ({status})", script.display(), args.join(" "));
+    }
+    Ok(())
+}
+
+/// A real broker taken away: [`BrokerOutage::begin`] stops it, [`BrokerOutage::end`] starts it
+/// again and waits until it serves. If the outage is dropped without `end` (an error, a
+/// panic), the broker is started again there and then: a fault test never leaves the machine
+/// without its broker.
+pub struct BrokerOutage {
+    broker: Broker,
+    script: PathBuf,
+    restored: bool,
+}
+
+impl BrokerOutage {
+    pub async fn begin(broker: Broker) -> anyhow::Result<Self> {
+        let script = brokers_script();
+        let outage = BrokerOutage { broker, script, restored: false };
+        let (script, args) = (outage.script.clone(), broker.stop_args());
+        tokio::task::spawn_blocking(move || run_script(&script, args)).await.context("the broker script panicked")??;
+        Ok(outage)
+    }
+
+    pub async fn end(mut self) -> anyhow::Result<()> {
+        let (script, args) = (self.script.clone(), self.broker.start_args());
+        self.restored = true;
+        tokio::task::spawn_blocking(move || run_script(&script, args)).await.context("the broker script panicked")?
+    }
+}
+
+impl Drop for BrokerOutage {
+    fn drop(&mut self) {
+        if !self.restored {
+            if let Err(e) = run_script(&self.script, self.broker.start_args()) {
+                eprintln!("error: could not restore the broker after a failed experiment: {e:#}");
+            }
+        }
     }
 }

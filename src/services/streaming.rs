@@ -17,7 +17,7 @@ use super::analytics::Analytics;
 use crate::domain::{Envelope, Event};
 use crate::retry::Policy;
 use crate::store::InventoryStore;
-use crate::transport::log::{EventLog, LogError, Position, Record, Topic};
+use crate::transport::log::{ConsumerId, EventLog, LogError, Position, Record, Topic};
 
 /// Inventory's consumer group.
 pub const INVENTORY_GROUP: &str = "inventory";
@@ -45,6 +45,29 @@ fn decode(record: &Record) -> Option<Event> {
     }
 }
 
+/// What to do after a commit: go on, or — the group moved on without this member (a
+/// rebalance, or a coordinator that forgot it across a broker restart) — join the group again
+/// as a new member, which reads on from the group's committed offsets (the batch whose commit
+/// was refused is read again; the stores absorb the repeat). Any other error stands.
+fn rejoin_after(result: Result<(), LogError>) -> Result<bool, LogError> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(LogError::Rebalanced(detail)) => {
+            tracing::warn!(%detail, "a commit was refused: the group moved on; joining it again");
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Leaves (as far as the log lets it) and joins `group` again as a new member.
+async fn rejoin(log: &dyn EventLog, me: ConsumerId, group: &str, topics: &[Topic], policy: Policy, backoff: &mut crate::retry::Backoff) -> Result<ConsumerId, LogError> {
+    if let Err(e) = log.leave(me).await {
+        tracing::debug!(error = %e, "leaving the group before joining again");
+    }
+    policy.until_ok(backoff, "joining the group again", LogError::is_transient, || log.join(group, topics)).await
+}
+
 /// Inventory on the log: reserves each `OrderPlaced` (idempotently) and appends the outcome
 /// to `inventory-events`, keyed by order id; commits after each batch. Stops when `stop` says
 /// so, leaving the group.
@@ -57,7 +80,8 @@ pub async fn run_inventory(
 ) -> Result<(), LogError> {
     let mut backoff = policy.backoff("inventory");
     let retry = LogError::is_transient;
-    let me = policy.until_ok(&mut backoff, "inventory joining its group", retry, || log.join(INVENTORY_GROUP, &[Topic::OrderEvents])).await?;
+    let topics = [Topic::OrderEvents];
+    let mut me = policy.until_ok(&mut backoff, "inventory joining its group", retry, || log.join(INVENTORY_GROUP, &topics)).await?;
     while !*stop.borrow_and_update() {
         let records = policy.until_ok(&mut backoff, "inventory polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
         if records.is_empty() {
@@ -71,7 +95,9 @@ pub async fn run_inventory(
         }
         policy.until_ok(&mut backoff, "inventory appending outcomes", retry, || log.append(Topic::InventoryEvents, outcomes.clone())).await?;
         let next = positions(&records);
-        policy.until_ok(&mut backoff, "inventory committing", retry, || log.commit(me, next.clone())).await?;
+        if rejoin_after(policy.until_ok(&mut backoff, "inventory committing", retry, || log.commit(me, next.clone())).await)? {
+            me = rejoin(log.as_ref(), me, INVENTORY_GROUP, &topics, policy, &mut backoff).await?;
+        }
     }
     policy.until_ok(&mut backoff, "inventory leaving its group", retry, || log.leave(me)).await
 }
@@ -89,7 +115,8 @@ pub async fn run_analytics(
 ) -> Result<(), LogError> {
     let mut backoff = policy.backoff(group);
     let retry = LogError::is_transient;
-    let me = policy.until_ok(&mut backoff, "analytics joining its group", retry, || log.join(group, &[Topic::OrderEvents, Topic::InventoryEvents])).await?;
+    let topics = [Topic::OrderEvents, Topic::InventoryEvents];
+    let mut me = policy.until_ok(&mut backoff, "analytics joining its group", retry, || log.join(group, &topics)).await?;
     let batch = throttle.map_or(batch, |rate| batch.min((rate as usize / 10).max(1)));
     let started = Instant::now();
     let mut handled: u64 = 0;
@@ -105,7 +132,9 @@ pub async fn run_analytics(
             }
         }
         let next = positions(&records);
-        policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await?;
+        if rejoin_after(policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await)? {
+            me = rejoin(log.as_ref(), me, group, &topics, policy, &mut backoff).await?;
+        }
         handled += records.len() as u64;
         if let Some(rate) = throttle {
             tokio::time::sleep_until(started + Duration::from_secs_f64(handled as f64 / f64::from(rate))).await;

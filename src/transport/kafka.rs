@@ -296,7 +296,15 @@ impl EventLog for KafkaLog {
             for p in positions {
                 tpl.add_partition_offset(&self.name(p.topic), p.partition as i32, Offset::Offset(p.next as i64)).map_err(broker)?;
             }
-            blocking(move || c.commit(&tpl, CommitMode::Sync).map_err(broker)).await
+            blocking(move || {
+                c.commit(&tpl, CommitMode::Sync).map_err(|e| match e {
+                    KafkaError::ConsumerCommit(
+                        code @ (RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress),
+                    ) => LogError::Rebalanced(code.to_string()),
+                    other => broker(other),
+                })
+            })
+            .await
         })
     }
 

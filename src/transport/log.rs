@@ -88,12 +88,19 @@ pub enum LogError {
     UnknownConsumer(ConsumerId),
     #[error("log error: {0}")]
     Broker(String),
+    /// A commit refused because the group moved on without this member (a rebalance, or the
+    /// coordinator forgot it across a broker restart): the member must poll to rejoin, and
+    /// what it had read will be read again from the group's committed offsets.
+    #[error("the group moved on without this member: {0}")]
+    Rebalanced(String),
 }
 
 impl LogError {
     /// Whether waiting and trying again can help: the broker is away, restarting, electing a
-    /// leader or loading a group coordinator. A reset refused while the group has members, or
-    /// a consumer the log does not know, are answers, not blips.
+    /// leader or loading a group coordinator. A reset refused while the group has members, a
+    /// consumer the log does not know, or a commit the group refused after moving on
+    /// ([`LogError::Rebalanced`]: retrying it cannot help, polling again does) are answers, not
+    /// blips.
     pub fn is_transient(&self) -> bool {
         matches!(self, LogError::Unreachable(_) | LogError::Broker(_))
     }

@@ -20,7 +20,7 @@ use campus::transport::{Peer, RequestReply};
 use campus::Model;
 
 use super::Config;
-use crate::real::ServiceProcess;
+use crate::real::{Broker, BrokerOutage, ServiceProcess};
 use crate::world::World;
 use crate::Mode;
 
@@ -52,6 +52,8 @@ struct RealParts {
     order: ServiceProcess,
     notification: ServiceProcess,
     inventory: Option<ServiceProcess>,
+    /// RabbitMQ while the lab has it stopped (restored on drop, whatever happens).
+    outage: Option<BrokerOutage>,
 }
 
 impl<'w> Deployment<'w> {
@@ -103,6 +105,7 @@ impl<'w> Deployment<'w> {
                 order,
                 notification,
                 inventory: None,
+                outage: None,
             })),
         };
         d.start_inventory().await?;
@@ -170,6 +173,28 @@ impl<'w> Deployment<'w> {
         Ok(())
     }
 
+    /// The broker goes away (sim: the world's outage; real: `rabbitmqctl stop_app`).
+    pub async fn stop_broker(&mut self) -> anyhow::Result<()> {
+        match &mut self.kind {
+            Kind::Sim(s) => s.world.set_broker(false),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::RabbitMq).await?),
+        }
+        Ok(())
+    }
+
+    /// The broker comes back (real: `rabbitmqctl start_app`, then until it serves).
+    pub async fn start_broker(&mut self) -> anyhow::Result<()> {
+        match &mut self.kind {
+            Kind::Sim(s) => s.world.set_broker(true),
+            Kind::Real(r) => {
+                if let Some(outage) = r.outage.take() {
+                    outage.end().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Stops everything and removes what the run created (real: processes, the broker
     /// namespace, the data directory).
     pub async fn teardown(self) {
@@ -177,6 +202,11 @@ impl<'w> Deployment<'w> {
             Kind::Sim(s) => s.world.clear(),
             Kind::Real(r) => {
                 let r = *r;
+                if let Some(outage) = r.outage {
+                    if let Err(e) = outage.end().await {
+                        tracing::error!(error = %e, "could not start RabbitMQ again");
+                    }
+                }
                 drop((r.order, r.notification, r.inventory));
                 if let Err(e) = r.amqp.delete_topology().await {
                     tracing::warn!(error = %e, "could not delete the run's queues");

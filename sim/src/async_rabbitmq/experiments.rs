@@ -19,14 +19,14 @@ use super::{poison_bodies, Config, DeadLetter, Deployment, Detail, Final, Outage
 /// Orders sent: those accepted (202) with the id Order gave them, in the order they were
 /// sent, and how many were not accepted.
 #[derive(Debug, Default)]
-struct Placed {
-    accepted: Vec<(OrderId, OrderRequest)>,
-    refused: usize,
+pub(super) struct Placed {
+    pub(super) accepted: Vec<(OrderId, OrderRequest)>,
+    pub(super) refused: usize,
 }
 
 /// Sends `orders` to `POST /order` at `rate` per second (open loop: the schedule does not wait
 /// for answers).
-async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, rate: u32) -> Placed {
+pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, rate: u32) -> Placed {
     let start = Instant::now();
     let interval = Duration::from_secs(1) / rate;
     let mut requests = tokio::task::JoinSet::new();
@@ -92,7 +92,7 @@ pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
 
 /// Every accepted order has its verdict at Order, every reservation its notification, and
 /// Inventory's queue is empty.
-fn settled(s: &Sample, expected_orders: u64) -> bool {
+pub(super) fn settled(s: &Sample, expected_orders: u64) -> bool {
     s.accepted == expected_orders && s.reserved + s.failed == s.accepted && s.notified == s.reserved && s.queue_depth == 0
 }
 
@@ -112,7 +112,7 @@ async fn wait_settled(d: &Deployment<'_>, t0: Instant, within: Duration, done: i
 }
 
 /// Reads the services' final state and empties the dead-letter queue into it.
-async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
+pub(super) async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
     let http = d.http();
     let dlq_depth = d.mq().depth(QueueName::DeadLetter).await?;
     let mut dead_letters = Vec::new();
@@ -143,6 +143,7 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployme
         Scenario::Outage => outage(config, &mut d).await,
         Scenario::Idempotency => idempotency(config, &d).await,
         Scenario::Poison => poison(config, &d).await,
+        Scenario::BrokerRestart => super::broker_restart::run(config, &mut d).await,
     };
     d.teardown().await;
     result

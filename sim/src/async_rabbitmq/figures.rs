@@ -4,14 +4,50 @@
 
 use std::path::Path;
 
-use super::rows::{BacklogRow, BACKLOG_CSV};
+use super::rows::{BacklogRow, BrokerRow, BACKLOG_CSV, BROKER_RESTART_CSV};
 use crate::plot::{figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
 
 /// Draws Part B's figures for `mode`; returns the report's Figures subsection.
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
-    Ok(figures(vec![(backlog(out, mode)?, "Backlog during the outage (Inventory's down window shaded)")]))
+    Ok(figures(vec![
+        (backlog(out, mode)?, "Backlog during the outage (Inventory's down window shaded)"),
+        (broker_restart(out, mode)?, "The broker restart: Order's outbox fills while RabbitMQ is away, then drains (the broker's down window shaded)"),
+    ]))
+}
+
+/// Order's outbox, Inventory's queue, orders accepted and notified; the broker's down window
+/// shaded. The queue's depth has no points while the broker could not be asked.
+pub fn broker_restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let path = out.join(BROKER_RESTART_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let samples: Vec<BrokerRow> = csv::read::<BrokerRow>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
+    let series = |name: &str, column: fn(&BrokerRow) -> Option<u64>| {
+        Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect())
+    };
+    let down: Vec<f64> = samples.iter().filter(|r| r.broker_up == 0).map(|r| r.t_s.0).collect();
+    let shaded = match (down.first(), down.last()) {
+        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "RabbitMQ down".to_owned())],
+        _ => Vec::new(),
+    };
+    let chart = Chart {
+        title: format!("Part B ({mode}): RabbitMQ restarted while orders keep coming"),
+        x_label: "time since the first order (s)".into(),
+        y_label: "orders / messages".into(),
+        x_log: false,
+        series: vec![
+            series("orders waiting in Order's outbox", |r| Some(r.outbox)),
+            series("OrderPlaced waiting in Inventory's queue", |r| r.queue_depth),
+            series("orders accepted (202)", |r| Some(r.accepted)),
+            series("orders notified", |r| Some(r.notified)),
+        ],
+        shaded,
+        ..Chart::default()
+    };
+    write(out, format!("async_rabbitmq_broker_restart_{mode}.svg"), &chart)
 }
 
 /// Inventory's queue depth, orders accepted and notified, the down window shaded.

@@ -7,7 +7,9 @@
 //! | `outage`      | orders at a steady rate; Inventory down for `--down-for` (real: SIGKILL, then a new process on the same store) | the backlog grows while Order keeps accepting, then drains |
 //! | `idempotency` | orders, then the same `OrderPlaced` published again straight to the broker | one reservation, one notification per order |
 //! | `poison`      | malformed messages (not JSON, schema violations, unknown version, wrong event) among good orders | all malformed dead-lettered with reasons, all good ones processed |
+//! | `broker-restart` | orders at a steady rate; RabbitMQ itself down for `--broker-down-for` (real: `rabbitmqctl stop_app` / `start_app`) | every service keeps running, Order keeps answering 202 into its outbox, everything drains once the broker is back |
 
+pub mod broker_restart;
 pub mod deployment;
 pub mod experiments;
 pub mod figures;
@@ -42,7 +44,10 @@ pub enum Experiment {
     Idempotency,
     /// Malformed messages among good ones: dead-lettered with reasons, nothing blocked.
     Poison,
-    /// All three, in that order.
+    /// RabbitMQ itself stopped for --broker-down-for while orders keep coming: every service
+    /// keeps running, Order keeps accepting, all catch up when it is back.
+    BrokerRestart,
+    /// All four, in that order.
     All,
 }
 
@@ -55,6 +60,8 @@ pub struct Config {
     pub rate: u32,
     /// How long Inventory is down in `outage`.
     pub down_for: Duration,
+    /// How long RabbitMQ itself is down in `broker-restart`.
+    pub broker_down_for: Duration,
     /// How long orders flow before the outage, and after Inventory is back.
     pub lead: Duration,
     /// Orders in `idempotency` and `poison`.
@@ -78,6 +85,7 @@ impl Default for Config {
             experiment: Experiment::All,
             rate: 20,
             down_for: Duration::from_secs(60),
+            broker_down_for: Duration::from_secs(30),
             lead: Duration::from_secs(10),
             orders: 200,
             duplicates: 200,
@@ -97,8 +105,8 @@ impl Config {
         if self.duplicates > self.orders {
             bail!("--duplicates ({}) cannot exceed --orders ({}): each duplicate repeats one order", self.duplicates, self.orders);
         }
-        if self.down_for.is_zero() {
-            bail!("--down-for must be above 0 s");
+        if self.down_for.is_zero() || self.broker_down_for.is_zero() {
+            bail!("--down-for and --broker-down-for must be above 0 s");
         }
         Ok(())
     }
@@ -110,6 +118,7 @@ impl Config {
             Experiment::Outage => vec![Scenario::Outage],
             Experiment::Idempotency => vec![Scenario::Idempotency],
             Experiment::Poison => vec![Scenario::Poison],
+            Experiment::BrokerRestart => vec![Scenario::BrokerRestart],
         }
     }
 
@@ -129,16 +138,18 @@ pub enum Scenario {
     Outage,
     Idempotency,
     Poison,
+    BrokerRestart,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Outage, Scenario::Idempotency, Scenario::Poison];
+    pub const ALL: [Scenario; 4] = [Scenario::Outage, Scenario::Idempotency, Scenario::Poison, Scenario::BrokerRestart];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Outage => "outage",
             Scenario::Idempotency => "idempotency",
             Scenario::Poison => "poison",
+            Scenario::BrokerRestart => "broker-restart",
         }
     }
 }
@@ -195,6 +206,7 @@ pub enum Detail {
     Idempotency { duplicates: usize },
     /// Malformed messages published among the good ones.
     Poison { injected: usize },
+    BrokerRestart(BrokerRestart),
     /// One schedule of `campus-sim explore`.
     Explore { duplicates: usize, malformed: usize },
 }
@@ -209,6 +221,42 @@ pub struct Outage {
     pub drain: Option<Duration>,
 }
 
+/// The broker restart's time series, its window and its drain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRestart {
+    pub samples: Vec<BrokerSample>,
+    /// When RabbitMQ was stopped and when it served again (ms since the first order).
+    pub down_window_ms: (u64, u64),
+    /// The most orders waiting in Order's outbox; and waiting anywhere (outbox + Inventory's
+    /// queue, where it could be read).
+    pub peak_outbox: u64,
+    pub peak_backlog: u64,
+    /// From the broker's return until the orders waiting (outbox + queue) are back to what
+    /// they were before the outage.
+    pub drain: Option<Duration>,
+}
+
+/// One sample of the broker restart (every 250 ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSample {
+    pub t_ms: u64,
+    pub broker_up: bool,
+    pub accepted: u64,
+    pub published: u64,
+    /// `OrderPlaced` ready in Inventory's queue; `None` while the broker cannot be asked.
+    pub queue_depth: Option<u64>,
+    pub reserved: u64,
+    pub failed: u64,
+    pub notified: u64,
+}
+
+impl BrokerSample {
+    /// Orders accepted and not yet published: waiting in Order's outbox.
+    pub fn outbox(&self) -> u64 {
+        self.accepted.saturating_sub(self.published)
+    }
+}
+
 impl Run {
     /// The experiment's name, as the CSVs and checks name it.
     pub fn name(&self) -> &'static str {
@@ -216,6 +264,7 @@ impl Run {
             Detail::Outage(_) => Scenario::Outage.name(),
             Detail::Idempotency { .. } => Scenario::Idempotency.name(),
             Detail::Poison { .. } => Scenario::Poison.name(),
+            Detail::BrokerRestart(_) => Scenario::BrokerRestart.name(),
             Detail::Explore { .. } => "explore",
         }
     }
@@ -223,6 +272,13 @@ impl Run {
     pub fn outage(&self) -> Option<&Outage> {
         match &self.detail {
             Detail::Outage(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn broker_restart(&self) -> Option<&BrokerRestart> {
+        match &self.detail {
+            Detail::BrokerRestart(b) => Some(b),
             _ => None,
         }
     }

@@ -1,14 +1,42 @@
-//! Part B's CSV files, as typed rows: `async_rabbitmq_backlog.csv` (the outage's samples)
-//! and `async_rabbitmq_summary.csv` (one per experiment), and how a run becomes them.
+//! Part B's CSV files, as typed rows: `async_rabbitmq_backlog.csv` (the outage's samples),
+//! `async_rabbitmq_broker_restart.csv` (the broker restart's samples) and
+//! `async_rabbitmq_summary.csv` (one per experiment), and how a run becomes them.
 
 use std::path::Path;
+
 use serde::{Deserialize, Serialize};
+
 use super::Run;
 use crate::report::csv::{self, Fixed, Row};
 use crate::Mode;
 
 pub const BACKLOG_CSV: &str = "async_rabbitmq_backlog.csv";
+pub const BROKER_RESTART_CSV: &str = "async_rabbitmq_broker_restart.csv";
 pub const SUMMARY_CSV: &str = "async_rabbitmq_summary.csv";
+
+/// One line of `async_rabbitmq_broker_restart.csv`: one sample of the broker restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrokerRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    /// 1 while RabbitMQ serves, 0 while it is down.
+    pub broker_up: u8,
+    pub accepted: u64,
+    pub published: u64,
+    /// Accepted and not yet published: waiting in Order's outbox.
+    pub outbox: u64,
+    /// `OrderPlaced` ready in Inventory's queue; empty while the broker could not be asked.
+    pub queue_depth: Option<u64>,
+    pub reserved: u64,
+    pub failed: u64,
+    pub notified: u64,
+}
+
+impl Row for BrokerRow {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
 
 /// One line of `async_rabbitmq_backlog.csv`: one sample of the outage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -60,7 +88,7 @@ impl Row for Summary {
 impl Summary {
     pub fn of(run: &Run) -> Self {
         let count = |status: &str| run.end.orders.statuses.values().filter(|s| *s == status).count();
-        let outage = run.outage();
+        let (outage, restart) = (run.outage(), run.broker_restart());
         Summary {
             experiment: run.name().to_owned(),
             mode: run.mode,
@@ -72,8 +100,8 @@ impl Summary {
             duplicates_injected: run.duplicates_injected(),
             repeats_absorbed: run.end.inventory.repeats,
             double_reservations: run.end.inventory.double_reservations,
-            peak_backlog: outage.map_or(0, |o| o.peak_backlog),
-            drain_s: outage.and_then(|o| o.drain).map(|d| Fixed(d.as_secs_f64())),
+            peak_backlog: outage.map(|o| o.peak_backlog).or(restart.map(|r| r.peak_backlog)).unwrap_or(0),
+            drain_s: outage.and_then(|o| o.drain).or(restart.and_then(|r| r.drain)).map(|d| Fixed(d.as_secs_f64())),
             refused: run.refused,
         }
     }
@@ -98,5 +126,23 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) ->
         })
         .collect();
     csv::merge(&out.join(BACKLOG_CSV), mode, backlog)?;
+    let restart = runs
+        .iter()
+        .filter_map(Run::broker_restart)
+        .flat_map(|r| &r.samples)
+        .map(|s| BrokerRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            broker_up: u8::from(s.broker_up),
+            accepted: s.accepted,
+            published: s.published,
+            outbox: s.outbox(),
+            queue_depth: s.queue_depth,
+            reserved: s.reserved,
+            failed: s.failed,
+            notified: s.notified,
+        })
+        .collect();
+    csv::merge(&out.join(BROKER_RESTART_CSV), mode, restart)?;
     csv::merge(&out.join(SUMMARY_CSV), mode, summaries.to_vec())
 }

@@ -99,7 +99,8 @@ pub struct SyncRestArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct AsyncRabbitmqArgs {
     /// Which experiment(s): outage (Inventory down while orders keep coming), idempotency
-    /// (every OrderPlaced delivered twice), poison (malformed messages among good ones), or all.
+    /// (every OrderPlaced delivered twice), poison (malformed messages among good ones),
+    /// broker-restart (RabbitMQ itself down while orders keep coming), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: async_rabbitmq::Experiment,
     /// Orders per second during the outage experiment.
@@ -108,6 +109,10 @@ pub struct AsyncRabbitmqArgs {
     /// Seconds Inventory stays down in the outage experiment.
     #[arg(long, default_value_t = 60)]
     pub down_for: u64,
+    /// Seconds RabbitMQ itself stays down in the broker-restart experiment (real: between
+    /// `rabbitmqctl stop_app` and `start_app`, which needs root or sudo).
+    #[arg(long, default_value_t = 30)]
+    pub broker_down_for: u64,
     /// Seconds orders flow before the outage, and again after Inventory is back.
     #[arg(long, default_value_t = 10)]
     pub lead: u64,
@@ -150,6 +155,7 @@ impl AsyncRabbitmqArgs {
             experiment: self.experiment,
             rate: self.rate,
             down_for: Duration::from_secs(self.down_for),
+            broker_down_for: Duration::from_secs(self.broker_down_for),
             lead: Duration::from_secs(self.lead),
             orders: self.orders,
             duplicates: self.duplicates,
@@ -165,7 +171,8 @@ impl AsyncRabbitmqArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StreamingKafkaArgs {
     /// Which experiment(s): produce (timed), lag (a throttled consumer falls behind and catches
-    /// up), replay (reset the analytics group to the beginning and recompute), or all.
+    /// up), replay (reset the analytics group to the beginning and recompute), broker-restart
+    /// (the broker killed mid-stream and started again), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: streaming_kafka::Experiment,
     /// OrderPlaced events produced (their event times span about 80 minutes per 10,000).
@@ -183,6 +190,14 @@ pub struct StreamingKafkaArgs {
     /// Seconds a consumer may take to catch up before the run is declared failed.
     #[arg(long, default_value_t = 300)]
     pub settle_within: u64,
+    /// Events per second the producer appends in the broker-restart experiment (so that the
+    /// broker dies mid-stream).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub produce_rate: u32,
+    /// Seconds the broker stays dead in the broker-restart experiment before it is started
+    /// again (real: SIGKILL of the Kafka JVM, then `scripts/brokers.sh up kafka`).
+    #[arg(long, default_value_t = 10)]
+    pub broker_down_for: u64,
     /// The Kafka used with --real-brokers.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
@@ -207,6 +222,8 @@ impl StreamingKafkaArgs {
             stock: self.stock,
             batch: self.batch,
             settle_within: Duration::from_secs(self.settle_within),
+            produce_rate: self.produce_rate,
+            broker_down_for: Duration::from_secs(self.broker_down_for),
         }
     }
 }

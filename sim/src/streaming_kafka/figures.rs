@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::rows::{LagRow, ReplayRow, LAG_CSV, REPLAY_CSV};
+use super::rows::{LagRow, ReplayRow, RestartRow, LAG_CSV, REPLAY_CSV, RESTART_CSV};
 use crate::plot::{figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
@@ -16,7 +16,38 @@ pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     Ok(figures(vec![
         (lag(out, mode)?, "Analytics' consumer lag under throttling"),
         (replay(out, mode)?, "Orders per minute of event time, before and after the replay"),
+        (restart(out, mode)?, "The broker restart: events appended and each group's lag (the broker's down window shaded)"),
     ]))
+}
+
+/// Events appended and each consumer group's lag over time, the broker's down window shaded;
+/// the lags have no points while the broker could not be asked.
+pub fn restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let path = out.join(RESTART_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let rows: Vec<RestartRow> = csv::read::<RestartRow>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
+    let series = |name: &str, column: fn(&RestartRow) -> Option<u64>| Series::line(name, rows.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
+    let down: Vec<f64> = rows.iter().filter(|r| r.broker_up == 0).map(|r| r.t_s.0).collect();
+    let shaded = match (down.first(), down.last()) {
+        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "broker down".to_owned())],
+        _ => Vec::new(),
+    };
+    let chart = Chart {
+        title: format!("Part C ({mode}): the broker killed mid-stream and started again"),
+        x_label: "time since the producer started (s)".into(),
+        y_label: "events / records".into(),
+        x_log: false,
+        series: vec![
+            series("events appended (acknowledged)", |r| Some(r.produced)),
+            series("Inventory's lag", |r| r.inventory_lag),
+            series("Analytics' lag (both topics)", |r| r.analytics_lag),
+        ],
+        shaded,
+        ..Chart::default()
+    };
+    write(out, format!("streaming_kafka_broker_restart_{mode}.svg"), &chart)
 }
 
 /// The Analytics group's lag per topic (summed over partitions) over time.

@@ -40,6 +40,14 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail(format!("the lag did not return to 0 (last total {final_lag})"));
         }
     }
+    if let Some(restart) = run.restart() {
+        if restart.recover.is_none() {
+            fail("the consumers did not catch up after the broker restart".into());
+        }
+        if restart.samples.iter().all(|s| s.broker_up) {
+            fail("no sample was taken while the broker was down".into());
+        }
+    }
     violations
 }
 

@@ -7,7 +7,9 @@
 //! | `produce`  | `--events` `OrderPlaced` appended to `order-events`, timed, nothing consuming |
 //! | `lag`      | Inventory and a throttled Analytics (`--throttle-per-s`) consume while the producer runs at full speed: lag per partition per second, its peak, the catch-up |
 //! | `replay`   | Analytics catches up, its group is reset to the beginning through the log, a fresh Analytics recomputes: before and after compared, and against the workload |
+//! | `broker-restart` | the producer at `--produce-rate`; a third of the way in the broker is killed (real: SIGKILL, then `scripts/brokers.sh up kafka`) and started again: every order decided once, metrics equal to the workload, the lag and the time to recover |
 
+pub mod broker_restart;
 pub mod deployment;
 pub mod experiments;
 pub mod figures;
@@ -44,7 +46,10 @@ pub enum Experiment {
     Lag,
     /// Metrics, reset the Analytics group to the beginning, metrics again.
     Replay,
-    /// All three, in that order.
+    /// The broker killed mid-stream and started again: everything decided once, metrics equal
+    /// to the workload, the lag and the time to recover.
+    BrokerRestart,
+    /// All four, in that order.
     All,
 }
 
@@ -64,6 +69,10 @@ pub struct Config {
     pub batch: usize,
     /// A run that has not caught up this long after its last event fails.
     pub settle_within: Duration,
+    /// `broker-restart`: events per second the producer appends (so that the broker can be
+    /// killed mid-stream), and how long the broker stays dead before it is started again.
+    pub produce_rate: u32,
+    pub broker_down_for: Duration,
 }
 
 impl Default for Config {
@@ -76,14 +85,19 @@ impl Default for Config {
             stock: 5000,
             batch: 500,
             settle_within: Duration::from_secs(300),
+            produce_rate: 500,
+            broker_down_for: Duration::from_secs(10),
         }
     }
 }
 
 impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.events == 0 || self.throttle_per_s == 0 || self.batch == 0 {
-            bail!("--events, --throttle-per-s and --batch must be at least 1");
+        if self.events == 0 || self.throttle_per_s == 0 || self.batch == 0 || self.produce_rate == 0 {
+            bail!("--events, --throttle-per-s, --batch and --produce-rate must be at least 1");
+        }
+        if self.broker_down_for.is_zero() {
+            bail!("--broker-down-for must be above 0 s");
         }
         Ok(())
     }
@@ -95,6 +109,7 @@ impl Config {
             Experiment::Produce => vec![Scenario::Produce],
             Experiment::Lag => vec![Scenario::Lag],
             Experiment::Replay => vec![Scenario::Replay],
+            Experiment::BrokerRestart => vec![Scenario::BrokerRestart],
         }
     }
 
@@ -129,16 +144,18 @@ pub enum Scenario {
     Produce,
     Lag,
     Replay,
+    BrokerRestart,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Produce, Scenario::Lag, Scenario::Replay];
+    pub const ALL: [Scenario; 4] = [Scenario::Produce, Scenario::Lag, Scenario::Replay, Scenario::BrokerRestart];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Produce => "produce",
             Scenario::Lag => "lag",
             Scenario::Replay => "replay",
+            Scenario::BrokerRestart => "broker-restart",
         }
     }
 }
@@ -190,6 +207,7 @@ pub enum Detail {
     Lag(Lag),
     /// The metrics before the Analytics group was reset (those after are [`Run::metrics`]).
     Replay { before: Metrics },
+    BrokerRestart(Restart),
     /// One schedule of `campus-sim explore`.
     Explore,
 }
@@ -204,6 +222,29 @@ pub struct Lag {
     pub catch_up: Option<Duration>,
 }
 
+/// The broker restart's time series, its window and the recovery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restart {
+    pub samples: Vec<RestartSample>,
+    /// When the broker was killed and when it answered again (ms since the producer started).
+    pub down_window_ms: (u64, u64),
+    /// Analytics' total lag at its highest (where it could be read).
+    pub peak_lag: u64,
+    /// From the broker's return to every consumer caught up.
+    pub recover: Option<Duration>,
+}
+
+/// One sample of the broker restart (every second): how far each consumer group is behind,
+/// `None` while the broker cannot be asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartSample {
+    pub t_ms: u64,
+    pub broker_up: bool,
+    pub produced: u64,
+    pub inventory_lag: Option<u64>,
+    pub analytics_lag: Option<u64>,
+}
+
 impl Run {
     fn new(mode: Mode, events: &[OrderPlaced], detail: Detail) -> Self {
         Run { mode, events: events.len(), produce: Duration::ZERO, metrics: None, expected_orders: expected_orders_per_minute(events), inventory: None, detail }
@@ -215,6 +256,7 @@ impl Run {
             Detail::Produce => Scenario::Produce.name(),
             Detail::Lag(_) => Scenario::Lag.name(),
             Detail::Replay { .. } => Scenario::Replay.name(),
+            Detail::BrokerRestart(_) => Scenario::BrokerRestart.name(),
             Detail::Explore => "explore",
         }
     }
@@ -222,6 +264,13 @@ impl Run {
     pub fn lag(&self) -> Option<&Lag> {
         match &self.detail {
             Detail::Lag(lag) => Some(lag),
+            _ => None,
+        }
+    }
+
+    pub fn restart(&self) -> Option<&Restart> {
+        match &self.detail {
+            Detail::BrokerRestart(r) => Some(r),
             _ => None,
         }
     }

@@ -13,6 +13,21 @@ pub const METRICS_CSV: &str = "streaming_kafka_metrics.csv";
 pub const LAG_CSV: &str = "streaming_kafka_lag.csv";
 pub const REPLAY_CSV: &str = "streaming_kafka_replay.csv";
 pub const SUMMARY_CSV: &str = "streaming_kafka_summary.csv";
+pub const RESTART_CSV: &str = "streaming_kafka_broker_restart.csv";
+
+/// One line of `streaming_kafka_broker_restart.csv`: one second of the broker restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestartRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    /// 1 while the broker serves, 0 while it is down.
+    pub broker_up: u8,
+    /// Events the producer had appended (and the broker acknowledged).
+    pub produced: u64,
+    /// Records each group has not committed yet; empty while the broker could not be asked.
+    pub inventory_lag: Option<u64>,
+    pub analytics_lag: Option<u64>,
+}
 
 /// One line of `streaming_kafka_metrics.csv`: one minute of event time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,19 +85,19 @@ macro_rules! rows_have_a_mode {
         }
     )*};
 }
-rows_have_a_mode!(MetricsRow, LagRow, ReplayRow, SummaryRow);
+rows_have_a_mode!(MetricsRow, LagRow, ReplayRow, SummaryRow, RestartRow);
 
 pub fn summary_row(run: &Run) -> SummaryRow {
     let secs = run.produce.as_secs_f64();
-    let lag = run.lag();
+    let (lag, restart) = (run.lag(), run.restart());
     SummaryRow {
         experiment: run.name().to_owned(),
         mode: run.mode,
         events: run.events,
         produce_s: Fixed(secs),
         events_per_s: (secs > 0.0).then(|| Fixed(run.events as f64 / secs)),
-        peak_lag: lag.map(|l| l.peak),
-        catch_up_s: lag.and_then(|l| l.catch_up).map(|d| Fixed(d.as_secs_f64())),
+        peak_lag: lag.map(|l| l.peak).or(restart.map(|r| r.peak_lag)),
+        catch_up_s: lag.and_then(|l| l.catch_up).or(restart.and_then(|r| r.recover)).map(|d| Fixed(d.as_secs_f64())),
         replay_equal: run.replay_equal(),
     }
 }
@@ -122,8 +137,16 @@ fn replay_rows(run: &Run) -> Vec<ReplayRow> {
     rows
 }
 
+/// The metrics `streaming_kafka_metrics.csv` shows: the replay's (after the reset), else the
+/// last run's that has any. The broker restart's come last only when it ran alone: its
+/// per-minute failures may differ where stock runs out (the restart changes the order in
+/// which Inventory reads its partitions), and the file is what sim and real are compared on.
 pub fn final_metrics(runs: &[Run]) -> Option<&Metrics> {
-    runs.iter().rev().find_map(|r| r.metrics.as_ref())
+    runs.iter()
+        .find(|r| matches!(r.detail, super::Detail::Replay { .. }))
+        .and_then(|r| r.metrics.as_ref())
+        .or_else(|| runs.iter().filter(|r| !matches!(r.detail, super::Detail::BrokerRestart(_))).rev().find_map(|r| r.metrics.as_ref()))
+        .or_else(|| runs.iter().rev().find_map(|r| r.metrics.as_ref()))
 }
 
 pub fn write_csv(out: &Path, mode: Mode, runs: &[Run]) -> anyhow::Result<()> {
@@ -157,6 +180,20 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run]) -> anyhow::Result<()> {
         })
         .collect();
     csv::merge(&out.join(LAG_CSV), mode, lag)?;
+    let restart = runs
+        .iter()
+        .filter_map(Run::restart)
+        .flat_map(|r| &r.samples)
+        .map(|s| RestartRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            broker_up: u8::from(s.broker_up),
+            produced: s.produced,
+            inventory_lag: s.inventory_lag,
+            analytics_lag: s.analytics_lag,
+        })
+        .collect();
+    csv::merge(&out.join(RESTART_CSV), mode, restart)?;
     csv::merge(&out.join(REPLAY_CSV), mode, runs.iter().flat_map(replay_rows).collect())?;
     csv::merge(&out.join(SUMMARY_CSV), mode, runs.iter().map(summary_row).collect())
 }

@@ -1,0 +1,114 @@
+//! Part C's `broker-restart` experiment: the producer appends at `--produce-rate`, Inventory
+//! and Analytics consume; a third of the way in, the broker is killed (simulated: the world's
+//! outage; real: SIGKILL of the Kafka JVM) and after `--broker-down-for` started again (real:
+//! `scripts/brokers.sh up kafka`, which waits until it serves). Nothing else is restarted: the
+//! producer appends again what was not acknowledged, the consumers retry where they failed and
+//! read on from their committed offsets.
+//!
+//! What it shows: every order decided exactly once by Inventory (its store's dedup absorbs the
+//! records read or appended twice), the metrics equal to the workload, the lag while the broker
+//! is away and the time to recover once it is back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use campus::domain::OrderPlaced;
+use campus::services::streaming::INVENTORY_GROUP;
+use campus::transport::log::{EventLog, LogError, Topic};
+use tokio::time::Instant;
+
+use super::experiments::{caught_up, lag_of, metrics_of, produce, start_analytics, start_inventory};
+use super::{Config, Deployment, Detail, LagSample, Restart, RestartSample, Run, ANALYTICS_GROUP};
+
+/// How long one lag sample may take: a broker that does not answer within it is counted as
+/// away for that second.
+const SAMPLE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Each group's total lag, or `None` if the broker cannot answer now.
+async fn lags(log: &dyn EventLog, t0: Instant) -> (Option<u64>, Option<u64>) {
+    let total = |samples: Result<Vec<LagSample>, LogError>| samples.ok().map(|s| s.iter().map(LagSample::lag).sum::<u64>());
+    let analytics = tokio::time::timeout(SAMPLE_WITHIN, lag_of(log, ANALYTICS_GROUP, t0)).await.ok().and_then(|s| total(Ok(s.ok()?)));
+    let inventory = tokio::time::timeout(SAMPLE_WITHIN, async {
+        let ends = log.end_offsets(Topic::OrderEvents).await?;
+        let committed = log.committed(INVENTORY_GROUP, Topic::OrderEvents).await?;
+        Ok::<u64, LogError>(ends.iter().zip(&committed).map(|(e, c)| e.saturating_sub(*c)).sum())
+    })
+    .await
+    .ok()
+    .and_then(Result::ok);
+    (inventory, analytics)
+}
+
+pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    let (log, policy) = (d.log(), d.policy());
+    let (store, inventory) = start_inventory(log.clone(), config, policy)?;
+    let (state, analytics) = start_analytics(log.clone(), config, None, policy);
+    let t0 = Instant::now();
+    let produced = Arc::new(AtomicUsize::new(0));
+    let producer = {
+        let (log, events, batch, rate, produced) = (log.clone(), events.to_vec(), config.batch.min(50), config.produce_rate, produced.clone());
+        tokio::spawn(async move { produce(log.as_ref(), &events, batch, Some(rate), policy, &produced).await })
+    };
+    let kill_at = events.len() / 3;
+    let (mut down_ms, mut up_ms) = (None::<u64>, None::<u64>);
+    let mut restart = Restart::default();
+    let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut live = crate::progress::Progress::new("broker-restart");
+    let deadline = Duration::from_secs_f64(events.len() as f64 / f64::from(config.produce_rate)) + config.broker_down_for + config.settle_within;
+    // Starting a real broker takes seconds (a JVM, log recovery): the sampling goes on meanwhile.
+    let mut starting: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>> = None;
+    let recovered_ms = loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            started = async { starting.as_mut().expect("guarded").await }, if starting.is_some() => {
+                started?;
+                starting = None;
+                up_ms = Some(t0.elapsed().as_millis() as u64);
+                crate::progress::step(&format!("broker-restart: broker back at {:.1} s", t0.elapsed().as_secs_f64()));
+            }
+        }
+        let done_producing = produced.load(Ordering::Relaxed);
+        if down_ms.is_none() && done_producing >= kill_at {
+            d.stop_broker().await?;
+            down_ms = Some(t0.elapsed().as_millis() as u64);
+            crate::progress::step(&format!("broker-restart: broker down at {:.1} s, {done_producing} events appended", t0.elapsed().as_secs_f64()));
+        }
+        if let (Some(down), None, None) = (down_ms, up_ms, starting.as_ref()) {
+            if t0.elapsed() >= Duration::from_millis(down) + config.broker_down_for {
+                starting = Some(Box::pin(d.start_broker()));
+            }
+        }
+        let broker_up = down_ms.is_none() || up_ms.is_some();
+        let (inventory_lag, analytics_lag) = if broker_up { lags(log.as_ref(), t0).await } else { (None, None) };
+        restart.peak_lag = restart.peak_lag.max(analytics_lag.unwrap_or(0));
+        let t_ms = t0.elapsed().as_millis() as u64;
+        restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.load(Ordering::Relaxed) as u64, inventory_lag, analytics_lag });
+        live.update(|| {
+            let show = |l: Option<u64>| l.map_or("?".to_owned(), |l| l.to_string());
+            let phase = if up_ms.is_some() { "recovering" } else if down_ms.is_some() { "broker down" } else { "producing" };
+            format!("t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}", t_ms / 1000, produced.load(Ordering::Relaxed), show(inventory_lag), show(analytics_lag))
+        });
+        if up_ms.is_some() && producer.is_finished() && analytics_lag == Some(0) && inventory_lag == Some(0) && caught_up(log.as_ref(), ANALYTICS_GROUP, events.len()).await.unwrap_or(false) {
+            live.finish(&format!("caught up at {:.1} s", t_ms as f64 / 1e3));
+            break t_ms;
+        }
+        if t0.elapsed() > deadline {
+            bail!("broker-restart: the consumers did not catch up within {} s", deadline.as_secs());
+        }
+    };
+    run.produce = producer.await.context("the producer panicked")??;
+    analytics.stop().await.context("stopping analytics")?;
+    inventory.stop().await.context("stopping inventory")?;
+    let (down, up) = (down_ms.expect("the broker was stopped"), up_ms.expect("the broker was started again"));
+    restart.down_window_ms = (down, up);
+    restart.recover = Some(Duration::from_millis(recovered_ms.saturating_sub(up)));
+    run.metrics = Some(metrics_of(&state));
+    run.inventory = Some(store.stats()?);
+    run.detail = Detail::BrokerRestart(restart);
+    Ok(())
+}
