@@ -14,6 +14,7 @@ use campus::transport::queue::{QueueName, Route};
 use campus::transport::{Peer, RequestReply};
 use tokio::time::Instant;
 
+use super::window::{under_load, Fault, Window, WindowSample};
 use super::{poison_bodies, Config, DeadLetter, Deployment, Detail, Final, Outage, Run, Sample, Scenario};
 
 /// Orders sent: those accepted (202) with the id Order gave them, in the order they were
@@ -150,78 +151,37 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployme
 }
 
 async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> {
-    let total = config.lead + config.down_for + config.lead;
-    let n = (total.as_secs_f64() * f64::from(config.rate)).round() as usize;
-    let orders = config.orders_for(Scenario::Outage, n);
-    let t0 = Instant::now();
-    let load = tokio::spawn(place_orders(d.order_client(), orders, config.rate));
-    let (down_at, up_at) = (config.lead, config.lead + config.down_for);
-    let mut samples = Vec::new();
-    let (mut down_ms, mut up_ms, mut drained_ms) = (None, None, None);
-    let mut peak_backlog = 0;
-    let mut tick = tokio::time::interval_at(t0, Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
-    let mut live = crate::progress::Progress::new("outage");
-    let deadline = total + config.settle_within;
-    let placed = loop {
-        tick.tick().await;
-        let now = t0.elapsed();
-        if down_ms.is_none() && now >= down_at {
-            d.stop_inventory().await?;
-            down_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress::step(&format!("outage: inventory down at {:.1} s", now.as_secs_f64()));
-        }
-        if down_ms.is_some() && up_ms.is_none() && now >= up_at {
-            d.start_inventory().await?;
-            up_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress::step(&format!("outage: inventory back at {:.1} s", now.as_secs_f64()));
-        }
-        let s = sample(d, t0).await?;
-        peak_backlog = peak_backlog.max(s.queue_depth);
-        if up_ms.is_some() && drained_ms.is_none() && s.queue_depth == 0 {
-            drained_ms = Some(s.t_ms);
-            crate::progress::step(&format!("outage: backlog drained at {:.1} s", s.t_ms as f64 / 1e3));
-        }
-        let done = load.is_finished() && up_ms.is_some() && settled(&s, s.accepted);
-        live.update(|| {
-            let phase = if up_ms.is_some() { "draining" } else if down_ms.is_some() { "Inventory down" } else { "Inventory up" };
-            format!(
-                "t={:>3} s of ≈{} s ({phase}): queue depth {}, accepted {}, reserved {}, notified {}",
-                s.t_ms / 1000,
-                total.as_secs(),
-                s.queue_depth,
-                s.accepted,
-                s.reserved,
-                s.notified
-            )
-        });
-        if ticks % 4 == 0 || done {
-            samples.push(s.clone());
-        }
-        ticks += 1;
-        if done {
-            live.finish(&format!("settled at {:.1} s: every order decided and notified", s.t_ms as f64 / 1e3));
-            break load.await.expect("the load task panicked");
-        }
-        if now > deadline {
-            bail!("outage: not settled {} s after the last order; last state {s:?}", config.settle_within.as_secs());
-        }
-    };
+    let w: Window<Sample> = under_load(config, d, Scenario::Outage, Fault::Inventory, config.down_for).await?;
     let end = finish(d).await?;
-    let (down, up) = (down_ms.expect("inventory was stopped"), up_ms.expect("inventory was restarted"));
     Ok(Run {
         mode: d.mode(),
-        accepted: placed.accepted.len(),
-        refused: placed.refused,
+        accepted: w.placed.accepted.len(),
+        refused: w.placed.refused,
         end,
-        detail: Detail::Outage(Outage {
-            samples,
-            peak_backlog,
-            down_window_ms: (down, up),
-            drain: drained_ms.map(|t| Duration::from_millis(t.saturating_sub(up))),
-        }),
+        detail: Detail::Outage(Outage { peak_backlog: w.peak, down_window_ms: (w.down_ms, w.up_ms), drain: w.drain(), samples: w.samples }),
     })
+}
+
+impl WindowSample for Sample {
+    async fn take(d: &Deployment<'_>, t0: Instant, _fault_on: bool) -> anyhow::Result<Self> {
+        sample(d, t0).await
+    }
+    fn t_ms(&self) -> u64 {
+        self.t_ms
+    }
+    fn waiting(&self) -> u64 {
+        self.queue_depth
+    }
+    /// Inventory's queue empty again.
+    fn drained(&self, _before: u64) -> bool {
+        self.queue_depth == 0
+    }
+    fn settled(&self) -> bool {
+        settled(self, self.accepted)
+    }
+    fn status(&self) -> String {
+        format!("queue depth {}, accepted {}, reserved {}, notified {}", self.queue_depth, self.accepted, self.reserved, self.notified)
+    }
 }
 
 /// Orders at a brisk rate, then wait until each has its verdict and notification.

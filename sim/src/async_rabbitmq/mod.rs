@@ -17,6 +17,7 @@ pub mod invariants;
 pub mod output;
 pub mod rows;
 pub mod poison;
+mod window;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -227,8 +228,8 @@ pub struct BrokerRestart {
     pub samples: Vec<BrokerSample>,
     /// When RabbitMQ was stopped and when it served again (ms since the first order).
     pub down_window_ms: (u64, u64),
-    /// The most orders waiting in Order's outbox; and waiting anywhere (outbox + Inventory's
-    /// queue, where it could be read).
+    /// The most orders waiting in Order's outbox (at the kept samples, every second); and
+    /// waiting anywhere (outbox + Inventory's queue, where it could be read; every 250 ms).
     pub peak_outbox: u64,
     pub peak_backlog: u64,
     /// From the broker's return until the orders waiting (outbox + queue) are back to what
