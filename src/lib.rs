@@ -10,6 +10,7 @@
 //! - [`domain`]: ids, orders, events; validated on construction (deserializing is parsing),
 //!   and the reservation rule ([`domain::Items::shortfall`]).
 //! - [`wire`]: the bodies the services of Part A exchange.
+//! - [`retry`]: backoff with jitter, and how loops retry a broker that went away.
 //! - [`transport`]: the traits of the communication models and their real adapters.
 //! - [`store`]: the SQLite stores of Parts B and C (a file per store).
 //! - [`services`]: the services' logic, transport-agnostic.

@@ -11,7 +11,7 @@ use campus::transport::queue::QueueName;
 use campus::transport::Peer;
 use tokio::time::Instant;
 
-use super::experiments::{finish, get_json};
+use super::observe::{finish, get_json};
 use super::window::{under_load, Fault, Window, WindowSample};
 use super::{BrokerRestart, BrokerSample, Config, Deployment, Detail, Run, Scenario};
 

@@ -12,6 +12,7 @@
 pub mod broker_restart;
 pub mod deployment;
 pub mod experiments;
+pub mod observe;
 pub mod figures;
 pub mod invariants;
 pub mod output;
@@ -30,7 +31,8 @@ use campus::Model;
 use campus::store::{InventoryStats, NotificationStats};
 
 pub use deployment::Deployment;
-pub use experiments::{get_json, run_experiment, sample};
+pub use experiments::run_experiment;
+pub use observe::{get_json, sample};
 pub use poison::poison_bodies;
 
 use crate::world::{self, Scope, Stream, World};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 
-use super::experiments::{place_orders, Placed};
+use super::observe::{place_orders, Placed};
 use super::{Config, Deployment, Scenario};
 
 /// What is taken away for the window.

@@ -21,7 +21,7 @@ use campus::services::streaming::INVENTORY_GROUP;
 use campus::transport::log::{EventLog, LogError, Topic};
 use tokio::time::Instant;
 
-use super::experiments::{caught_up, lag_of, metrics_of, produce, start_analytics, start_inventory};
+use super::tasks::{caught_up, lag_of, metrics_of, produce, start_analytics, start_inventory};
 use super::{Config, Deployment, Detail, LagSample, Restart, RestartSample, Run, ANALYTICS_GROUP};
 
 /// How long one lag sample may take: a broker that does not answer within it is counted as

@@ -16,6 +16,7 @@ pub mod figures;
 pub mod invariants;
 pub mod output;
 pub mod rows;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,0 +1,137 @@
+//! What Part B's experiments do to and read from a deployment, whichever experiment: the
+//! load (orders posted at a steady rate), the counters (Order's and Notification's over HTTP,
+//! the queues' depths over AMQP), the wait until everything settled, the final accounting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use campus::api::order::OrderAcceptedReply;
+use campus::domain::{OrderId, OrderRequest};
+use campus::store::{NotificationStats, OrderStats};
+use campus::transport::queue::QueueName;
+use campus::transport::{Peer, RequestReply};
+use tokio::time::Instant;
+
+use super::{DeadLetter, Deployment, Final, Sample};
+
+/// Orders sent: those accepted (202) with the id Order gave them, in the order they were
+/// sent, and how many were not accepted.
+#[derive(Debug, Default)]
+pub struct Placed {
+    pub accepted: Vec<(OrderId, OrderRequest)>,
+    pub refused: usize,
+}
+
+/// Sends `orders` to `POST /order` at `rate` per second (open loop: the schedule does not wait
+/// for answers).
+pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, rate: u32) -> Placed {
+    let start = Instant::now();
+    let interval = Duration::from_secs(1) / rate;
+    let mut requests = tokio::task::JoinSet::new();
+    for (i, order) in orders.into_iter().enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let http = http.clone();
+        requests.spawn(async move {
+            let accepted = match http.post_json(Peer::Order, "/order", &order).await {
+                Ok(reply) if reply.status() == http::StatusCode::ACCEPTED => {
+                    serde_json::from_slice::<OrderAcceptedReply>(reply.body()).ok().map(|r| r.order_id)
+                }
+                Ok(reply) => {
+                    tracing::warn!(status = %reply.status(), "order not accepted");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "order not answered");
+                    None
+                }
+            };
+            (i, accepted.map(|id| (id, order)))
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(done) = requests.join_next().await {
+        answers.push(done.expect("an order request panicked"));
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    let mut placed = Placed::default();
+    for (_, answer) in answers {
+        match answer {
+            Some(pair) => placed.accepted.push(pair),
+            None => placed.refused += 1,
+        }
+    }
+    placed
+}
+
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
+    let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
+    let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
+    if !reply.status().is_success() {
+        bail!("GET {path} on {peer} answered {}", reply.status());
+    }
+    serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
+}
+
+pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
+    let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
+    let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
+    Ok(Sample {
+        t_ms: t0.elapsed().as_millis() as u64,
+        inventory_up: d.inventory_up(),
+        queue_depth: d.mq().depth(QueueName::InventoryInbox).await?,
+        accepted: orders.accepted,
+        published: orders.published,
+        reserved: orders.reserved,
+        failed: orders.failed,
+        notified: notification.notified,
+        dead_lettered: d.mq().depth(QueueName::DeadLetter).await?,
+    })
+}
+
+/// Every accepted order has its verdict at Order, every reservation its notification, and
+/// Inventory's queue is empty.
+pub(super) fn settled(s: &Sample, expected_orders: u64) -> bool {
+    s.accepted == expected_orders && s.reserved + s.failed == s.accepted && s.notified == s.reserved && s.queue_depth == 0
+}
+
+/// Polls until `done` holds for a sample, or fails after `within`.
+pub(super) async fn wait_settled(d: &Deployment<'_>, t0: Instant, within: Duration, done: impl Fn(&Sample) -> bool) -> anyhow::Result<Sample> {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = sample(d, t0).await?;
+        if done(&s) {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            bail!("the run did not settle within {} s; last state: {s:?}", within.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads the services' final state and empties the dead-letter queue into it.
+pub(super) async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
+    let http = d.http();
+    let dlq_depth = d.mq().depth(QueueName::DeadLetter).await?;
+    let mut dead_letters = Vec::new();
+    if dlq_depth > 0 {
+        let sub = d.mq().consume(QueueName::DeadLetter, 100).await?;
+        for _ in 0..dlq_depth {
+            let delivery = tokio::time::timeout(Duration::from_secs(30), sub.deliveries.recv_async())
+                .await
+                .context("reading the dead-letter queue")?
+                .context("dead-letter subscription closed")?;
+            dead_letters.push(DeadLetter { body: delivery.body.to_vec(), reason: delivery.reason.clone().unwrap_or_default() });
+            d.mq().ack(&delivery).await?;
+        }
+    }
+    Ok(Final {
+        orders: get_json(http.as_ref(), Peer::Order, "/orders").await?,
+        inventory: get_json(http.as_ref(), Peer::Inventory, "/stats").await?,
+        inventory_outcomes: get_json(http.as_ref(), Peer::Inventory, "/outcomes").await?,
+        notification: get_json(http.as_ref(), Peer::Notification, "/stats").await?,
+        notified: get_json(http.as_ref(), Peer::Notification, "/notified").await?,
+        dead_letters,
+    })
+}
