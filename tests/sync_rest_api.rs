@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -13,9 +13,8 @@ use campus::api;
 use campus::api::inventory::SharedInventory;
 use campus::api::notification::SharedNotifier;
 use campus::domain::Sku;
-use campus::services::inventory::Inventory;
-use campus::services::notification::Notifier;
-use campus::services::order::{OrderIds, SyncOrderService};
+use campus::deploy::sync_rest as wiring;
+use campus::services::order::OrderIds;
 use campus::transport::{Peer, RequestReply};
 use campus_sim::fault::{self, FaultPlan};
 use campus_sim::net::{LinkModel, SimNet};
@@ -36,12 +35,11 @@ struct Campus {
 /// Order, Inventory (10 of each item, suffering `fault`) and Notification on one SimNet.
 fn campus(fault: FaultPlan) -> Campus {
     let net = Arc::new(SimNet::new(SimRng::new(1), LinkModel::default()));
-    let inventory = Arc::new(Mutex::new(Inventory::with_stock(10)));
-    let notifier = Arc::new(Mutex::new(Notifier::default()));
-    let order = SyncOrderService::new(OrderIds::seeded(1), net.clone(), TIMEOUT);
-    net.host(Peer::Order, api::order::sync_app(Arc::new(order)));
-    net.host(Peer::Notification, api::notification::app(notifier.clone()));
-    let (router, inventory_calls) = common::counted(fault::apply(api::inventory::app(inventory.clone()), &fault));
+    let inventory = wiring::inventory_state(10);
+    let notifier = wiring::notification_state();
+    net.host(Peer::Order, wiring::order(OrderIds::seeded(1), net.clone(), TIMEOUT));
+    net.host(Peer::Notification, wiring::notification(notifier.clone()));
+    let (router, inventory_calls) = common::counted(fault::apply(wiring::inventory(inventory.clone()), &fault));
     if fault.down {
         net.take_down(Peer::Inventory);
     } else {

@@ -1,15 +1,13 @@
 //! The synchronous model over real TCP on ephemeral loopback ports: the same routers, the
 //! pooled HTTP client, real time.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::Router;
-use campus::api;
-use campus::services::inventory::Inventory;
-use campus::services::notification::Notifier;
-use campus::services::order::{OrderIds, SyncOrderService};
+use campus::deploy::sync_rest as wiring;
+use campus::services::order::OrderIds;
 use campus::transport::http::{serve, HttpRequestReply};
 use campus::transport::{Peer, RequestReply};
 use campus_sim::fault::{self, FaultPlan};
@@ -49,11 +47,10 @@ struct Campus {
 }
 
 async fn campus(fault: FaultPlan, timeout: Duration) -> Campus {
-    let inventory = Server::start(fault::apply(api::inventory::app(Arc::new(Mutex::new(Inventory::with_stock(10)))), &fault)).await;
-    let notification = Server::start(api::notification::app(Arc::new(Mutex::new(Notifier::default())))).await;
+    let inventory = Server::start(fault::apply(wiring::inventory(wiring::inventory_state(10)), &fault)).await;
+    let notification = Server::start(wiring::notification(wiring::notification_state())).await;
     let peers = HttpRequestReply::new([(Peer::Inventory, inventory.url.clone()), (Peer::Notification, notification.url.clone())]);
-    let service = SyncOrderService::new(OrderIds::Random, Arc::new(peers), timeout);
-    let order = Server::start(api::order::sync_app(Arc::new(service))).await;
+    let order = Server::start(wiring::order(OrderIds::Random, Arc::new(peers), timeout)).await;
     let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([
         (Peer::Order, order.url.clone()),
         (Peer::Inventory, inventory.url.clone()),
