@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::rows::{BacklogRow, BrokerRow, BACKLOG_CSV, BROKER_RESTART_CSV};
-use crate::plot::{figures, write, Chart, Series};
+use crate::plot::{down_span, figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
 
@@ -28,11 +28,7 @@ pub fn broker_restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> 
     let series = |name: &str, column: fn(&BrokerRow) -> Option<u64>| {
         Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect())
     };
-    let down: Vec<f64> = samples.iter().filter(|r| r.broker_up == 0).map(|r| r.t_s.0).collect();
-    let shaded = match (down.first(), down.last()) {
-        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "RabbitMQ down".to_owned())],
-        _ => Vec::new(),
-    };
+    let shaded = down_span(samples.iter().map(|r| (r.t_s.0, r.broker_up == 0)), "RabbitMQ down");
     let chart = Chart {
         title: format!("Part B ({mode}): RabbitMQ restarted while orders keep coming"),
         x_label: "time since the first order (s)".into(),
@@ -54,11 +50,7 @@ pub fn broker_restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> 
 pub fn backlog(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     let samples: Vec<BacklogRow> = csv::read::<BacklogRow>(&out.join(BACKLOG_CSV))?.into_iter().filter(|r| r.mode == mode).collect();
     let series = |name: &str, column: fn(&BacklogRow) -> u64| Series::line(name, samples.iter().map(|r| (r.t_s.0, column(r) as f64)).collect());
-    let down: Vec<f64> = samples.iter().filter(|r| r.inventory_up == 0).map(|r| r.t_s.0).collect();
-    let shaded = match (down.first(), down.last()) {
-        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "Inventory down".to_owned())],
-        _ => Vec::new(),
-    };
+    let shaded = down_span(samples.iter().map(|r| (r.t_s.0, r.inventory_up == 0)), "Inventory down");
     let chart = Chart {
         title: format!("Part B ({mode}): backlog during the Inventory outage"),
         x_label: "time since the first order (s)".into(),

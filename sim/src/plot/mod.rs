@@ -245,6 +245,17 @@ fn legend_place(w: f64, h: f64, pixels: &[(f64, f64)]) -> (f64, f64) {
     candidates.into_iter().min_by_key(|c| covered(*c)).expect("six candidates")
 }
 
+/// The span to shade where something was down: from the first sample taken while it was to one
+/// second past the last (a sample stands for the second it opens), with `label`; none if it
+/// never was. `down` gives each sample's time (s) and whether it was down then.
+pub fn down_span(down: impl IntoIterator<Item = (f64, bool)>, label: &str) -> Vec<(f64, f64, String)> {
+    let times: Vec<f64> = down.into_iter().filter(|(_, d)| *d).map(|(t, _)| t).collect();
+    match (times.first(), times.last()) {
+        (Some(a), Some(b)) => vec![(*a, *b + 1.0, label.to_owned())],
+        _ => Vec::new(),
+    }
+}
+
 /// Writes the chart as `out/name` unless it has nothing to show; returns the file's name.
 pub fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<String>> {
     if chart.series.iter().all(|s| s.points.is_empty()) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::rows::{LagRow, ReplayRow, RestartRow, LAG_CSV, REPLAY_CSV, RESTART_CSV};
-use crate::plot::{figures, write, Chart, Series};
+use crate::plot::{down_span, figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
 
@@ -29,11 +29,7 @@ pub fn restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     }
     let rows: Vec<RestartRow> = csv::read::<RestartRow>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
     let series = |name: &str, column: fn(&RestartRow) -> Option<u64>| Series::line(name, rows.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
-    let down: Vec<f64> = rows.iter().filter(|r| r.broker_up == 0).map(|r| r.t_s.0).collect();
-    let shaded = match (down.first(), down.last()) {
-        (Some(a), Some(b)) => vec![(*a, *b + 1.0, "broker down".to_owned())],
-        _ => Vec::new(),
-    };
+    let shaded = down_span(rows.iter().map(|r| (r.t_s.0, r.broker_up == 0)), "broker down");
     let chart = Chart {
         title: format!("Part C ({mode}): the broker killed mid-stream and started again"),
         x_label: "time since the producer started (s)".into(),
