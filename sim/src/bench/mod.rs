@@ -137,7 +137,7 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
             rows.extend(runtime.block_on(rest::run(&exe, repeats, seed))?);
         }
         if wants(Model::AsyncRabbitmq) {
-            println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {}", config.amqp_url);
+            println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {}", campus::transport::amqp::redacted(&config.amqp_url));
             rows.extend(runtime.block_on(rabbit::run(&exe, repeats, &config.amqp_url, config.prefetch, seed))?);
         }
         if wants(Model::StreamingKafka) {

@@ -31,11 +31,13 @@ service code runs as separate processes over real sockets.
 
 The parts:
   A  sync-rest        synchronous REST: baseline, 2 s delay, timeout, failure
-  B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison
-  C  streaming-kafka  streaming over Kafka: 10,000 events, consumer lag under throttling, replay
+  B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison,
+                      RabbitMQ itself restarted under load
+  C  streaming-kafka  streaming over Kafka: 10,000 events, consumer lag under throttling, replay,
+                      the broker killed mid-stream and restarted
 
 `campus-sim explore` checks each model's invariants against generated fault schedules
-(duplicates, crashes at any point, outages, malformed messages, resets) and shrinks a failure to
+(duplicates, crashes at any point, outages, broker outages, malformed messages, resets) and shrinks a failure to
 a minimal schedule; `--break` shows the checker catching a broken design.
 
 --real-brokers needs RabbitMQ (part B) and Kafka (part C): `scripts/brokers.sh up` installs and
