@@ -15,8 +15,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::domain::{Envelope, Event};
 use crate::retry::Policy;
 use crate::store::{InventoryStore, NotificationStore, OrderStore};
@@ -48,29 +46,13 @@ where
     F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
 {
     let mut backoff = policy.backoff(queue.suffix());
-    let mut lost_since: Option<Instant> = None;
+    let what = format!("the consumer of {queue} subscribing");
     loop {
-        let subscription = match mq.consume(queue, prefetch).await {
-            Ok(subscription) => subscription,
-            Err(e) if policy.reconnect && e.is_transient() => {
-                if lost_since.is_none() {
-                    lost_since = Some(Instant::now());
-                    tracing::warn!(%queue, error = %e, "cannot subscribe; retrying with backoff");
-                }
-                backoff.wait().await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(since) = lost_since.take() {
-            tracing::warn!(%queue, after_s = since.elapsed().as_secs_f64(), "consuming again");
-        }
-        backoff.reset();
+        let subscription = policy.until_ok(&mut backoff, &what, QueueError::is_transient, || mq.consume(queue, prefetch)).await?;
         let ended = drain(mq, queue, prefetch, &subscription, &mut handle).await;
         if !policy.reconnect {
             return ended;
         }
-        lost_since = Some(Instant::now());
         match ended {
             Ok(()) => tracing::warn!(%queue, "the subscription ended (the broker went away?); subscribing again"),
             Err(e) => tracing::warn!(%queue, error = %e, "settling failed (the broker went away?); subscribing again"),
