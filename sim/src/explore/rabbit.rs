@@ -307,8 +307,9 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         timeline.push((w.at_ms + w.for_ms, Action::BrokerUp));
     }
     timeline.sort_by_key(|(t, _)| *t);
-    // Down windows may overlap: Inventory (the broker) is up when no window covers the moment.
-    let (mut down_windows, mut broker_down_windows) = (0i32, 0i32);
+    // Inventory's down windows may overlap: it is up when no window covers the moment. (The
+    // broker has at most one window.)
+    let mut down_windows = 0i32;
     let mut accepted: Vec<Option<(OrderId, OrderRequest)>> = vec![None; n];
     for (t, action) in &timeline {
         tokio::time::sleep_until(t0 + Duration::from_millis(*t)).await;
@@ -342,18 +343,12 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 }
             }
             Action::BrokerDown => {
-                if broker_down_windows == 0 {
-                    chaos.note("the broker goes down".into());
-                    world.set_broker(false);
-                }
-                broker_down_windows += 1;
+                chaos.note("the broker goes down".into());
+                world.set_broker(false);
             }
             Action::BrokerUp => {
-                broker_down_windows -= 1;
-                if broker_down_windows == 0 {
-                    chaos.note("the broker is back".into());
-                    world.set_broker(true);
-                }
+                chaos.note("the broker is back".into());
+                world.set_broker(true);
             }
         }
     }

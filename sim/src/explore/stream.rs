@@ -310,8 +310,6 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     }
     timeline.sort_by_key(|(t, _)| *t);
     let t0 = Instant::now();
-    // Broker-down windows may overlap: the broker is up when no window covers the moment.
-    let mut broker_down_windows = 0i32;
     for (t, step) in timeline {
         tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
         match step {
@@ -337,18 +335,12 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 let _ = reset.send(());
             }
             Step::BrokerDown => {
-                if broker_down_windows == 0 {
-                    log.note("the broker goes down".into());
-                    world.set_broker(false);
-                }
-                broker_down_windows += 1;
+                log.note("the broker goes down".into());
+                world.set_broker(false);
             }
             Step::BrokerUp => {
-                broker_down_windows -= 1;
-                if broker_down_windows == 0 {
-                    log.note("the broker is back".into());
-                    world.set_broker(true);
-                }
+                log.note("the broker is back".into());
+                world.set_broker(true);
             }
         }
     }
