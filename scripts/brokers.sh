@@ -9,6 +9,9 @@
 #   scripts/brokers.sh resume rabbitmq             `rabbitmqctl start_app`, wait until it serves
 #   scripts/brokers.sh kill kafka                  a broker crash: SIGKILL the Kafka JVM (`up kafka`
 #                                                  starts it again and waits until it serves)
+#   scripts/brokers.sh which kafka-consumer-groups.sh
+#                                                  print the path of Kafka's own tool (installed
+#                                                  with the jars; runs Kafka's ConsumerGroupCommand)
 #
 # Safe to run twice: every step checks before it acts. Everything is bound to 127.0.0.1.
 # RabbitMQ comes from Debian's `rabbitmq-server` package; Apache Kafka (KRaft, single node) runs
@@ -130,6 +133,22 @@ POM
   touch "$KAFKA_LIBS/.complete"
 }
 
+# Kafka's distribution starts its tools through bin/*.sh wrappers around kafka-run-class.sh; the
+# jars from Maven come without them, so write the one the lab uses: the same class, the same
+# arguments as the distribution's kafka-consumer-groups.sh.
+kafka_tools() {
+  mkdir -p "$KAFKA_HOME/bin"
+  local tool="$KAFKA_HOME/bin/kafka-consumer-groups.sh"
+  [ -x "$tool" ] && return
+  cat >"$tool" <<TOOL
+#!/usr/bin/env bash
+# Apache Kafka $KAFKA_VERSION's kafka-consumer-groups.sh, written by campus-sim's scripts/brokers.sh.
+exec java -Xmx256m -Djava.awt.headless=true -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" \
+  -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "\$@"
+TOOL
+  chmod +x "$tool"
+}
+
 kafka_config() {
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   cat >"$KAFKA_HOME/server.properties" <<PROPS
@@ -172,6 +191,7 @@ kafka_ready() {
 
 kafka_up() {
   kafka_fetch
+  kafka_tools
   if kafka_running; then
     say "kafka already running (pid $(cat "$KAFKA_PID"))"
   else
@@ -229,6 +249,12 @@ status() {
 }
 
 cmd="${1:-}"; what="${2:-all}"
+if [ "$cmd" = which ]; then
+  [ "$what" = kafka-consumer-groups.sh ] || die "which takes kafka-consumer-groups.sh"
+  kafka_fetch; kafka_tools
+  echo "$KAFKA_HOME/bin/kafka-consumer-groups.sh"
+  exit 0
+fi
 case "$what" in rabbitmq|kafka|all) ;; *) die "unknown broker '$what' (rabbitmq, kafka or all)";; esac
 case "$cmd" in
   up)

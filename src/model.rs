@@ -41,6 +41,10 @@ pub enum Service {
     Inventory,
     /// `POST /send`, `GET /sent` (port 8003).
     Notification,
+    /// streaming-kafka: `POST /order`, `POST /orders` appended to `order-events` (port 8004).
+    Producer,
+    /// streaming-kafka: consumes both topics, `GET /metrics` (port 8005).
+    Analytics,
 }
 
 impl Service {
@@ -49,6 +53,16 @@ impl Service {
             Service::Order => 8001,
             Service::Inventory => 8002,
             Service::Notification => 8003,
+            Service::Producer => 8004,
+            Service::Analytics => 8005,
+        }
+    }
+
+    /// The services of `model`, each run as a process of its own.
+    pub fn of(model: Model) -> &'static [Service] {
+        match model {
+            Model::SyncRest | Model::AsyncRabbitmq => &[Service::Order, Service::Inventory, Service::Notification],
+            Model::StreamingKafka => &[Service::Producer, Service::Inventory, Service::Analytics],
         }
     }
 
@@ -57,6 +71,8 @@ impl Service {
             Service::Order => "order",
             Service::Inventory => "inventory",
             Service::Notification => "notification",
+            Service::Producer => "producer",
+            Service::Analytics => "analytics",
         }
     }
 }

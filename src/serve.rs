@@ -9,6 +9,11 @@
 //! takes; `/health` says meanwhile what it can do (see `crate::api::Probe`). Only a loop that
 //! ends for good (it cannot, short of a bug) stops the process with an error: a service that
 //! no longer consumes must not look healthy.
+//!
+//! Part C's services (`--model streaming-kafka`: `producer`, `inventory`, `analytics`) connect
+//! to Kafka before they announce READY (retrying while it is away), create the namespace's
+//! topics if they are missing, and run their loops until a signal; Analytics writes its
+//! metrics to `--metrics-file` every second and once more when it stops.
 
 use std::future::Future;
 use std::io::Write;
@@ -23,8 +28,12 @@ use tokio::net::TcpListener;
 use crate::deploy;
 use crate::model::{Model, Service};
 use crate::retry::{Backoff, Policy};
+use crate::services::analytics::Analytics;
+use crate::services::inventory::Inventory;
 use crate::services::order::{AsyncOrderService, OrderIds};
 use crate::services::EventClock;
+use crate::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
+use crate::transport::log::{EventLog, LogError};
 use crate::store::{InventoryStore, NotificationStore, OrderStore, StoreError};
 use crate::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
 use crate::transport::http::{serve, HttpRequestReply};
@@ -37,8 +46,8 @@ pub struct ServeArgs {
     /// The service to run.
     #[arg(value_enum, env = "CAMPUS_SERVICE")]
     pub service: Service,
-    /// The communication model (streaming-kafka's services run inside `campus-sim
-    /// streaming-kafka` for now).
+    /// The communication model: sync-rest and async-rabbitmq run order, inventory and
+    /// notification; streaming-kafka runs producer, inventory and analytics.
     #[arg(long, value_enum, default_value = "sync-rest")]
     pub model: Model,
     /// Address to listen on. Keep the loopback default unless you mean to expose the service
@@ -46,7 +55,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CAMPUS_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port to listen on; 0 picks a free one (printed in the READY line). [default: 8001 order,
-    /// 8002 inventory, 8003 notification]
+    /// 8002 inventory, 8003 notification, 8004 producer, 8005 analytics]
     #[arg(long, env = "CAMPUS_PORT")]
     pub port: Option<u16>,
     /// (order) Where Inventory listens.
@@ -65,8 +74,8 @@ pub struct ServeArgs {
     /// (async-rabbitmq) The RabbitMQ to use.
     #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
-    /// (async-rabbitmq) Prefix of every exchange and queue name, so that runs sharing a broker
-    /// do not see each other's messages.
+    /// (async-rabbitmq, streaming-kafka) Prefix of every exchange, queue and topic name, so
+    /// that runs sharing a broker do not see each other's messages.
     #[arg(long, env = "CAMPUS_NAMESPACE", default_value = "campus")]
     pub namespace: String,
     /// (async-rabbitmq) Where the service keeps its SQLite store (`<service>.sqlite`).
@@ -75,12 +84,25 @@ pub struct ServeArgs {
     /// (async-rabbitmq) Unacknowledged deliveries a consumer may hold.
     #[arg(long, env = "CAMPUS_PREFETCH", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+    /// (streaming-kafka) The Kafka to use (host:port, comma-separated).
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_BOOTSTRAP_SERVERS)]
+    pub kafka_bootstrap: String,
+    /// (streaming-kafka: inventory, analytics) Records per poll.
+    #[arg(long, env = "CAMPUS_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// (streaming-kafka: analytics) Handle at most this many records per second (to show lag).
+    #[arg(long, env = "CAMPUS_THROTTLE_PER_S", value_parser = clap::value_parser!(u32).range(1..))]
+    pub throttle_per_s: Option<u32>,
+    /// (streaming-kafka: analytics) Write the metrics (JSON, as `GET /metrics`) here every
+    /// second and when stopping.
+    #[arg(long, env = "CAMPUS_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The environment variables [`ServeArgs`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const SERVE_ENV: [&str; 11] = [
+pub const SERVE_ENV: [&str; 15] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -92,13 +114,17 @@ pub const SERVE_ENV: [&str; 11] = [
     "CAMPUS_NAMESPACE",
     "CAMPUS_DATA_DIR",
     "CAMPUS_PREFETCH",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "CAMPUS_BATCH",
+    "CAMPUS_THROTTLE_PER_S",
+    "CAMPUS_METRICS_FILE",
 ];
 
 /// Why a service process stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{model}'s services run as tasks of `campus-sim {model}`, not as processes of their own")]
-    NotServed { model: Model },
+    #[error("{model} has no {service} service; its services are {}", Service::of(*model).iter().map(|s| s.name()).collect::<Vec<_>>().join(", "))]
+    NoSuchService { model: Model, service: Service },
     #[error("binding {addr} for {service}: {source}")]
     Bind { service: Service, addr: SocketAddr, source: std::io::Error },
     #[error("creating the data directory {}: {source}", dir.display())]
@@ -109,6 +135,10 @@ pub enum ServeError {
     WorkEnded { service: Service },
     #[error("{service}'s consumer failed: {source}")]
     WorkFailed { service: Service, source: QueueError },
+    #[error("{service}'s log: {source}")]
+    Log { service: Service, source: LogError },
+    #[error("writing the metrics file {}: {source}", path.display())]
+    MetricsFile { path: PathBuf, source: std::io::Error },
     #[error("serving {service}: {source}")]
     Io { service: Service, source: std::io::Error },
 }
@@ -117,6 +147,9 @@ pub enum ServeError {
 /// `layer` wraps the service's router before it is served: the lab injects its faults there;
 /// production passes it the router unchanged.
 pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Result<(), ServeError> {
+    if !Service::of(args.model).contains(&args.service) {
+        return Err(ServeError::NoSuchService { model: args.model, service: args.service });
+    }
     match args.model {
         Model::SyncRest => {
             let app = sync_rest(&args);
@@ -138,12 +171,72 @@ pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Resul
             };
             listen(&args, layer(service.app), work).await
         }
-        model @ Model::StreamingKafka => Err(ServeError::NotServed { model }),
+        Model::StreamingKafka => streaming_kafka(&args, layer).await,
     }
+}
+
+/// A Part C service: connects (waiting for Kafka), then serves its face and runs its loop.
+async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router) -> Result<(), ServeError> {
+    use crate::deploy::streaming_kafka as wiring;
+    use crate::services::streaming::{InventoryConfig, Writes, ANALYTICS_GROUP};
+    let service = args.service;
+    let policy = Policy::production();
+    let mut backoff = policy.backoff("kafka");
+    let kafka = policy
+        .until_ok(&mut backoff, "connecting to Kafka", LogError::is_transient, || Box::pin(KafkaLog::connect(&args.kafka_bootstrap, &args.namespace)))
+        .await
+        .map_err(|source| ServeError::Log { service, source })?;
+    let log: Arc<dyn EventLog> = Arc::new(kafka);
+    let batch = args.batch as usize;
+    let (app, consumer, metrics) = match service {
+        Service::Producer => {
+            let (producer, idle) = wiring::producer(log, EventClock::Wall, policy);
+            (crate::api::streaming::producer_app(producer, OrderIds::Random), idle, None)
+        }
+        Service::Inventory => {
+            let view = Arc::new(std::sync::Mutex::new(Inventory::with_stock(args.stock)));
+            let config = InventoryConfig { stock: args.stock, batch, writes: Writes::Transactional };
+            (crate::api::streaming::inventory_app(view.clone(), args.stock), wiring::inventory(log, view, config, policy), None)
+        }
+        _ => {
+            let state = Arc::new(std::sync::Mutex::new(Analytics::default()));
+            let consumer = wiring::analytics(log, ANALYTICS_GROUP, state.clone(), batch, args.throttle_per_s, policy);
+            (crate::api::streaming::analytics_app(state.clone()), consumer, Some(state))
+        }
+    };
+    let file = args.metrics_file.clone();
+    let write_metrics = move || -> Result<(), ServeError> {
+        if let (Some(path), Some(state)) = (&file, &metrics) {
+            let report = crate::api::streaming::MetricsReport::of(&state.lock().expect("analytics lock"));
+            let json = serde_json::to_vec_pretty(&report).expect("metrics serialize");
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)).map_err(|source| ServeError::MetricsFile { path: path.clone(), source })?;
+        }
+        Ok(())
+    };
+    let mut consumer = consumer;
+    let work = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                ended = consumer.finished() => {
+                    return match ended {
+                        Ok(Err(source)) => Err(ServeError::Log { service, source }),
+                        _ => Err(ServeError::WorkEnded { service }),
+                    };
+                }
+                _ = tick.tick() => write_metrics()?,
+            }
+        }
+    };
+    let served = listen(args, layer(app), work).await;
+    write_metrics()?;
+    served
 }
 
 fn sync_rest(args: &ServeArgs) -> Router {
     match args.service {
+        Service::Producer | Service::Analytics => unreachable!("checked against Service::of"),
         Service::Inventory => deploy::sync_rest::inventory(deploy::sync_rest::inventory_state(args.stock)),
         Service::Notification => deploy::sync_rest::notification(deploy::sync_rest::notification_state()),
         Service::Order => {
@@ -165,6 +258,7 @@ fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, S
     let policy = Policy::production();
     let store_error = |source| ServeError::Store { service, source };
     Ok(match service {
+        Service::Producer | Service::Analytics => unreachable!("checked against Service::of"),
         Service::Order => {
             let store = Arc::new(OrderStore::open(Some(&db)).map_err(store_error)?);
             let order = Arc::new(AsyncOrderService::new(OrderIds::Random, store, EventClock::Wall));

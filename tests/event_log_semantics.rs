@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
-use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Position, Record, Topic, PARTITIONS};
+use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
 use campus_sim::log::SimLog;
 use campus_sim::net::LinkModel;
 use campus_sim::rng::SimRng;
@@ -17,8 +17,8 @@ use campus_sim::world;
 /// joining the group).
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn records(prefix: &str, n: usize) -> Vec<(String, Bytes)> {
-    (0..n).map(|i| (format!("{prefix}-{i}"), Bytes::from(format!("value-{i}")))).collect()
+fn records(prefix: &str, n: usize) -> Vec<Outgoing> {
+    (0..n).map(|i| Outgoing::new(Topic::OrderEvents, format!("{prefix}-{i}"), Bytes::from(format!("value-{i}")))).collect()
 }
 
 /// Polls until `n` records arrived (or patience ran out).
@@ -42,7 +42,7 @@ fn next_positions(records: &[Record]) -> Vec<Position> {
 }
 
 async fn records_go_to_the_key_hash_partition_with_growing_offsets(log: Arc<dyn EventLog>) {
-    let placed = log.append(Topic::OrderEvents, records("k", 30)).await.unwrap();
+    let placed = log.append(records("k", 30)).await.unwrap();
     let mut last = [None::<u64>; PARTITIONS as usize];
     for (i, (partition, offset)) in placed.iter().enumerate() {
         assert_eq!(*partition, partition_for(format!("k-{i}").as_bytes(), PARTITIONS), "record {i}");
@@ -53,12 +53,12 @@ async fn records_go_to_the_key_hash_partition_with_growing_offsets(log: Arc<dyn 
     }
     let ends = log.end_offsets(Topic::OrderEvents).await.unwrap();
     assert_eq!(ends.iter().sum::<u64>(), 30);
-    let again = log.append(Topic::OrderEvents, vec![("k-0".into(), Bytes::from_static(b"again"))]).await.unwrap();
+    let again = log.append(vec![Outgoing::new(Topic::OrderEvents, "k-0", Bytes::from_static(b"again"))]).await.unwrap();
     assert_eq!(again[0].0, placed[0].0, "the same key, the same partition");
 }
 
 async fn what_was_read_but_not_committed_is_read_again_by_the_next_member(log: Arc<dyn EventLog>) {
-    log.append(Topic::OrderEvents, records("r", 20)).await.unwrap();
+    log.append(records("r", 20)).await.unwrap();
     let first = log.join("g", &[Topic::OrderEvents]).await.unwrap();
     let all = read(log.as_ref(), first, 20).await;
     // Commit only the records of partition 0, then die.
@@ -80,7 +80,7 @@ async fn what_was_read_but_not_committed_is_read_again_by_the_next_member(log: A
 }
 
 async fn a_group_is_reset_to_the_beginning_only_when_it_has_no_members(log: Arc<dyn EventLog>) {
-    log.append(Topic::OrderEvents, records("z", 12)).await.unwrap();
+    log.append(records("z", 12)).await.unwrap();
     let member = log.join("replayers", &[Topic::OrderEvents]).await.unwrap();
     let all = read(log.as_ref(), member, 12).await;
     log.commit(member, next_positions(&all)).await.unwrap();
@@ -106,6 +106,35 @@ async fn a_group_is_reset_to_the_beginning_only_when_it_has_no_members(log: Arc<
     log.leave(replayer).await.unwrap();
 }
 
+async fn a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(log: Arc<dyn EventLog>) {
+    log.append(records("t", 9)).await.unwrap();
+    log.fence("writer").await.unwrap();
+    let me = log.join("transformers", &[Topic::OrderEvents]).await.unwrap();
+    let input = read(log.as_ref(), me, 9).await;
+    let outputs: Vec<Outgoing> =
+        input.iter().map(|r| Outgoing::new(Topic::InventoryEvents, r.key.clone(), r.value.clone()).with_header("from", r.offset.to_string())).collect();
+    log.transact("writer", me, outputs, next_positions(&input)).await.unwrap();
+    assert_eq!(log.committed("transformers", Topic::OrderEvents).await.unwrap().iter().sum::<u64>(), 9, "the offsets came with the records");
+    let written = log.scan(Topic::InventoryEvents).await.unwrap();
+    assert_eq!(written.len(), 9, "a read_committed reader sees the whole transaction");
+    assert!(written.iter().all(|r| r.header("from").is_some()), "headers travel with the records");
+    log.leave(me).await.unwrap();
+
+    let reader = log.join("readers", &[Topic::InventoryEvents]).await.unwrap();
+    assert_eq!(read(log.as_ref(), reader, 9).await.len(), 9);
+    // One more poll: nothing more to read, but the commit markers are stepped over.
+    assert!(log.poll(reader, 10, Duration::from_millis(500)).await.unwrap().is_empty());
+    let ends = log.end_offsets(Topic::InventoryEvents).await.unwrap();
+    let positions = log.positions(reader).await.unwrap();
+    assert!(!positions.is_empty());
+    for p in &positions {
+        assert_eq!(p.next, ends[p.partition as usize], "partition {}: the position is past the marker", p.partition);
+        let records_there = written.iter().filter(|r| r.partition == p.partition).count() as u64;
+        assert!(p.next > records_there, "partition {}: the marker takes an offset of its own", p.partition);
+    }
+    log.leave(reader).await.unwrap();
+}
+
 // ------------------------------------------------------------------------- simulation
 
 fn sim() -> Arc<dyn EventLog> {
@@ -125,6 +154,11 @@ fn sim_what_was_read_but_not_committed_is_read_again_by_the_next_member() {
 #[test]
 fn sim_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
     world::block_on(a_group_is_reset_to_the_beginning_only_when_it_has_no_members(sim()));
+}
+
+#[test]
+fn sim_a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker() {
+    world::block_on(a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(sim()));
 }
 
 // -------------------------------------------------------------------------- real Kafka
@@ -160,4 +194,31 @@ async fn kafka_what_was_read_but_not_committed_is_read_again_by_the_next_member(
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn kafka_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
     with_kafka("reset", a_group_is_reset_to_the_beginning_only_when_it_has_no_members).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
+async fn kafka_a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker() {
+    with_kafka("transaction", a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
+async fn kafka_a_writer_fenced_by_its_successor_can_no_longer_commit() {
+    with_kafka("fencing", |log| async move {
+        log.append(records("f", 3)).await.unwrap();
+        log.fence("inventory").await.unwrap();
+        let me = log.join("fenced", &[Topic::OrderEvents]).await.unwrap();
+        let input = read(log.as_ref(), me, 3).await;
+        // A second process claims the same identity (a restarted Inventory).
+        let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| DEFAULT_BOOTSTRAP_SERVERS.to_owned());
+        let successor = KafkaLog::connect(&bootstrap, &format!("test-fencing-{}", std::process::id())).await.unwrap();
+        successor.fence("inventory").await.unwrap();
+        let outputs = vec![Outgoing::new(Topic::InventoryEvents, "f-0", Bytes::from_static(b"late"))];
+        let result = log.transact("inventory", me, outputs, next_positions(&input)).await;
+        assert!(matches!(result, Err(LogError::Fenced(_))), "the zombie's transaction must be refused: {result:?}");
+        assert!(log.scan(Topic::InventoryEvents).await.unwrap().is_empty(), "nothing of it is visible");
+        log.leave(me).await.unwrap();
+    })
+    .await;
 }

@@ -20,6 +20,7 @@
 pub mod async_rabbitmq;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod explore;
 pub mod fault;
 pub mod log;

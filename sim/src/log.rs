@@ -13,13 +13,19 @@
 //! broker restart a consumer is handed its partitions again), so what was read but not
 //! committed is read again. An append under way when the broker goes down is stored but its
 //! acknowledgement is lost: the producer appends it again (a duplicate the consumers absorb).
+//!
+//! **Transactions** are atomic here by construction (one lock): the records and the offsets
+//! land together, after one hop, or — the broker down meanwhile — not at all. As in Kafka, a
+//! committed transaction leaves a commit marker that takes one offset in each partition it
+//! wrote, which no reader is handed. There is one writer per identity in a simulated world (a
+//! crashed member's task is aborted), so [`EventLog::fence`] has nobody to fence.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Position, Record, Topic, PARTITIONS};
+use campus::transport::log::{partition_for, ConsumerId, EventLog, Headers, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
 use campus::transport::BoxFuture;
 use tokio::sync::Notify;
 
@@ -33,9 +39,16 @@ struct Member {
     positions: BTreeMap<(Topic, u32), u64>,
 }
 
+/// One offset of a partition: a record, or a transaction's commit marker.
+#[derive(Clone)]
+enum Slot {
+    Data { key: String, value: Bytes, headers: Headers },
+    Marker,
+}
+
 #[derive(Default)]
 struct State {
-    logs: BTreeMap<Topic, Vec<Vec<(String, Bytes)>>>,
+    logs: BTreeMap<Topic, Vec<Vec<Slot>>>,
     committed: BTreeMap<(String, Topic, u32), u64>,
     members: BTreeMap<ConsumerId, Member>,
     next_id: u64,
@@ -48,9 +61,32 @@ fn unreachable() -> LogError {
 }
 
 impl State {
-    fn partition(&mut self, topic: Topic, partition: u32) -> &mut Vec<(String, Bytes)> {
+    fn partition(&mut self, topic: Topic, partition: u32) -> &mut Vec<Slot> {
         let partitions = self.logs.entry(topic).or_insert_with(|| vec![Vec::new(); PARTITIONS as usize]);
         &mut partitions[partition as usize]
+    }
+
+    /// Appends `records`; each gets its partition and offset.
+    fn write(&mut self, records: Vec<Outgoing>) -> Vec<(u32, u64)> {
+        records
+            .into_iter()
+            .map(|Outgoing { topic, key, value, headers }| {
+                let partition = partition_for(key.as_bytes(), PARTITIONS);
+                let log = self.partition(topic, partition);
+                log.push(Slot::Data { key, value, headers });
+                (partition, log.len() as u64 - 1)
+            })
+            .collect()
+    }
+
+    fn record(&self, topic: Topic, partition: u32, offset: u64) -> Option<Option<Record>> {
+        let slot = self.logs.get(&topic)?.get(partition as usize)?.get(offset as usize)?;
+        Some(match slot {
+            Slot::Data { key, value, headers } => {
+                Some(Record { topic, partition, offset, key: key.clone(), value: value.clone(), headers: headers.clone() })
+            }
+            Slot::Marker => None,
+        })
     }
 
     /// Re-deals `group`'s partitions to its members (round robin, in member order) and
@@ -85,9 +121,12 @@ impl State {
                 if records.len() >= max {
                     break;
                 }
-                let log = self.logs.get(topic).map(|t| &t[*partition as usize]);
-                if let Some((key, value)) = log.and_then(|l| l.get(*next as usize)) {
-                    records.push(Record { topic: *topic, partition: *partition, offset: *next, key: key.clone(), value: value.clone() });
+                // A commit marker takes an offset but is handed to nobody.
+                while let Some(None) = self.record(*topic, *partition, *next) {
+                    *next += 1;
+                }
+                if let Some(Some(record)) = self.record(*topic, *partition, *next) {
+                    records.push(record);
                     *next += 1;
                 }
             }
@@ -138,6 +177,14 @@ impl SimLog {
         self.appended.notify_waiters();
     }
 
+    /// The group coordinator gives up on `group`'s members after their session timeout (they
+    /// died without leaving): they are removed and the partitions dealt to whoever joins.
+    pub fn evict_group(&self, group: &str) {
+        let mut state = self.state();
+        state.members.retain(|_, m| m.group != group);
+        state.rebalance(group);
+    }
+
     /// Fails while the broker is down.
     fn up(&self) -> Result<std::sync::MutexGuard<'_, State>, LogError> {
         let state = self.state();
@@ -146,27 +193,55 @@ impl SimLog {
 }
 
 impl EventLog for SimLog {
-    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
         Box::pin(async move {
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
             let (placed, down) = {
                 let mut state = self.state();
-                let placed = records
-                    .into_iter()
-                    .map(|(key, value)| {
-                        let partition = partition_for(key.as_bytes(), PARTITIONS);
-                        let log = state.partition(topic, partition);
-                        log.push((key, value));
-                        (partition, log.len() as u64 - 1)
-                    })
-                    .collect();
+                let placed = state.write(records);
                 (placed, state.down)
             };
             self.appended.notify_waiters();
             // Down since the append left: stored, but the acknowledgement is lost.
             if down { Err(unreachable()) } else { Ok(placed) }
         })
+    }
+
+    fn fence(&self, _writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
+        let result = self.up().map(drop);
+        Box::pin(async move { result })
+    }
+
+    fn transact(&self, _writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        Box::pin(async move {
+            drop(self.up()?);
+            tokio::time::sleep(self.hop()).await;
+            {
+                let mut state = self.up()?;
+                let group = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?.group.clone();
+                let topics: Vec<Topic> = records.iter().map(|r| r.topic).collect();
+                let placed = state.write(records);
+                let written: std::collections::BTreeSet<(Topic, u32)> = topics.into_iter().zip(placed).map(|(t, (p, _))| (t, p)).collect();
+                for (topic, partition) in written {
+                    state.partition(topic, partition).push(Slot::Marker);
+                }
+                for p in positions {
+                    state.committed.insert((group.clone(), p.topic, p.partition), p.next);
+                }
+            }
+            self.appended.notify_waiters();
+            Ok(())
+        })
+    }
+
+    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        let result = self.up().map(|state| {
+            (0..PARTITIONS)
+                .flat_map(|p| (0..).map_while(|offset| state.record(topic, p, offset)).flatten().collect::<Vec<_>>())
+                .collect()
+        });
+        Box::pin(async move { result })
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
@@ -198,6 +273,14 @@ impl EventLog for SimLog {
         })
     }
 
+    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
+        let result = self.up().and_then(|state| {
+            let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
+            Ok(member.positions.iter().map(|((topic, partition), next)| Position { topic: *topic, partition: *partition, next: *next }).collect())
+        });
+        Box::pin(async move { result })
+    }
+
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
             drop(self.up()?);
@@ -212,15 +295,18 @@ impl EventLog for SimLog {
     }
 
     fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
-        let result = self.up().and_then(|mut state| {
+        // A member that closes is gone even if the broker cannot be told now: a restarted
+        // coordinator keeps no members (they all join again), and a live one would evict it.
+        let result = {
+            let mut state = self.state();
             match state.members.remove(&consumer) {
                 Some(member) => {
                     state.rebalance(&member.group);
-                    Ok(())
+                    if state.down { Err(unreachable()) } else { Ok(()) }
                 }
                 None => Err(LogError::UnknownConsumer(consumer)),
             }
-        });
+        };
         Box::pin(async move { result })
     }
 

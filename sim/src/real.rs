@@ -84,6 +84,43 @@ impl ServiceProcess {
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.with_context(|| format!("killing {}", self.service))
     }
+
+    /// SIGTERM (the service finishes what it is doing and leaves its group), and wait for it to
+    /// exit; SIGKILL if it has not within [`READY_WITHIN`].
+    pub async fn terminate(&mut self) -> anyhow::Result<()> {
+        let Some(pid) = self.child.id() else { return Ok(()) };
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("running kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {pid} ({}) failed", self.service);
+        }
+        match tokio::time::timeout(READY_WITHIN, self.child.wait()).await {
+            Ok(exit) => {
+                let exit = exit?;
+                if !exit.success() {
+                    bail!("{} exited with {exit} after SIGTERM; its errors are above", self.service);
+                }
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(service = %self.service, "did not exit within {} s of SIGTERM; killing it", READY_WITHIN.as_secs());
+                self.kill().await
+            }
+        }
+    }
+}
+
+/// The path of one of Kafka's own tools, as `scripts/brokers.sh which <tool>` installs it.
+pub fn kafka_tool(tool: &str) -> anyhow::Result<PathBuf> {
+    let script = brokers_script();
+    let output = std::process::Command::new(&script).args(["which", tool]).stdin(Stdio::null()).output().with_context(|| format!("running {} which {tool}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} which {tool} failed: {}", script.display(), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !path.exists() {
+        bail!("{} which {tool} named {}, which does not exist", script.display(), path.display());
+    }
+    Ok(path)
 }
 
 /// A real broker the lab can take away.

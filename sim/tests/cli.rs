@@ -193,7 +193,7 @@ fn explore_refuses_a_break_that_does_not_apply_to_the_model() {
     let out = campus_sim().args(["explore", "--model", "sync-rest", "--break", "dedup", "--out"]).arg(scratch_dir("explore-bad")).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("--break dedup applies to async-rabbitmq and streaming-kafka, not to sync-rest"), "{err}");
+    assert!(err.contains("--break dedup applies to async-rabbitmq, not to sync-rest"), "{err}");
 }
 
 #[test]

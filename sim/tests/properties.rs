@@ -76,11 +76,18 @@ fn acking_on_receipt_loses_the_order_of_a_consumer_that_crashes() {
 }
 
 #[test]
-fn without_dedup_one_order_read_twice_takes_stock_twice_on_the_log() {
-    let c = caught(Model::StreamingKafka, Break::Dedup);
+fn without_the_transaction_a_crash_between_outcome_and_changelog_decides_an_order_twice() {
+    let c = caught(Model::StreamingKafka, Break::NoTransaction);
     let s: stream::Schedule = serde_json::from_str(&c.json).unwrap();
-    assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
-    assert!(c.violations.iter().any(|v| v.contains("more than once")), "{:?}", c.violations);
+    // proptest shrinks the faults before the orders, so the crash may keep a later batch that
+    // needs a second order; one order suffices (see the replay in the docs), two are allowed.
+    assert!(s.orders.len() <= 2 && s.faults.len() == 1, "not minimal:\n{}", c.schedule);
+    assert!(
+        matches!(s.faults[0], stream::Fault::Crash { consumer: stream::Consumer::Inventory, point: CrashPoint::BeforeAck, .. }),
+        "the one fault is Inventory dying after its outcome, before its changelog:\n{}",
+        c.schedule
+    );
+    assert!(c.violations.iter().any(|v| v.contains("decided more than once")), "{:?}", c.violations);
 }
 
 #[test]

@@ -13,6 +13,7 @@
 pub mod inventory;
 pub mod notification;
 pub mod order;
+pub mod streaming;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};

@@ -1,15 +1,16 @@
-//! Part C's services: Inventory and Analytics as consumer tasks on an [`EventLog`], each with
-//! the switch that stops it (it then leaves its group).
+//! Part C's services: the producer, and Inventory and Analytics as consumer tasks on an
+//! [`EventLog`], each with the switch that stops it (it then leaves its group).
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::analytics::Analytics;
 use crate::retry::Policy;
-use crate::services::streaming;
-use crate::store::InventoryStore;
+use crate::services::analytics::Analytics;
+use crate::services::producer::Producer;
+use crate::services::streaming::{self, InventoryConfig, InventoryView};
+use crate::services::EventClock;
 use crate::transport::log::{EventLog, LogError};
 
 /// A running consumer and the switch that stops it.
@@ -57,10 +58,17 @@ impl Consumer {
     }
 }
 
-/// Inventory: reserves each `OrderPlaced` against `store` and appends the outcome to
-/// `inventory-events`, `batch` records at a time.
-pub fn inventory(log: Arc<dyn EventLog>, store: Arc<InventoryStore>, batch: usize, policy: Policy) -> Consumer {
-    Consumer::spawn(move |stopped| Box::pin(streaming::run_inventory(log, store, batch, policy, stopped)))
+/// The producer, and its idle-watermark task (stopped like a consumer).
+pub fn producer(log: Arc<dyn EventLog>, clock: EventClock, policy: Policy) -> (Arc<Producer>, Consumer) {
+    let producer = Arc::new(Producer::new(log, clock, policy));
+    let idle = producer.clone();
+    (producer, Consumer::spawn(move |stopped| Box::pin(async move { idle.run_idle_watermarks(stopped).await })))
+}
+
+/// Inventory: restores its state into `view` from the changelog, then decides each
+/// `OrderPlaced` in event-time order, writing each batch's results in one transaction.
+pub fn inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryConfig, policy: Policy) -> Consumer {
+    Consumer::spawn(move |stopped| Box::pin(streaming::run_inventory(log, view, config, policy, stopped)))
 }
 
 /// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.

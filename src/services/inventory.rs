@@ -64,6 +64,21 @@ impl Inventory {
         Reservation { outcome, first_attempt: true }
     }
 
+    /// Re-applies a decision made before (a restore from a changelog): its outcome, and the
+    /// stock it took if it reserved. A decision already known changes nothing.
+    pub fn restore(&mut self, order_id: OrderId, items: &Items, outcome: ReserveOutcome) {
+        if self.outcomes.contains_key(&order_id) {
+            return;
+        }
+        if outcome == ReserveOutcome::Reserved {
+            for line in items.as_slice() {
+                let left = self.stock.get_mut(&line.sku).expect("every menu sku has a level");
+                *left = left.saturating_sub(line.qty.get());
+            }
+        }
+        self.outcomes.insert(order_id, outcome);
+    }
+
     pub fn stock(&self, sku: &Sku) -> u32 {
         self.stock[sku]
     }

@@ -4,9 +4,11 @@
 
 pub mod analytics;
 pub mod inventory;
+pub mod merge;
 pub mod messaging;
 pub mod notification;
 pub mod order;
+pub mod producer;
 pub mod streaming;
 
 /// Where event time (`placed_at_ms`) comes from.

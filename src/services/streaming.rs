@@ -1,11 +1,28 @@
-//! The services as log consumers (Part C). Each polls a batch, handles it, writes what follows
-//! from it, and only then commits the batch's offsets: a crash before the commit means the
-//! batch is read again (at-least-once), which Inventory's store and the Analytics state absorb.
+//! The services as log consumers (Part C).
 //!
-//! **When the broker goes away** every call to the log is retried where it failed (backoff
-//! with jitter, [`Policy`]) — the poll, the append of the outcomes, the commit — so a batch is
-//! never half done: its outcomes are appended and its offsets committed once the broker is
-//! back. Nothing is fatal but a consumer the log does not know.
+//! **Inventory** is crash-safe and effectively-once, the way Kafka's consume–transform–produce
+//! is meant to be used: it claims its transactional identity (fencing a predecessor and
+//! aborting its open transaction), restores its state — stock and decided order ids — from its
+//! changelog topic (read `read_committed`), joins its group, and then, per batch, decides what
+//! the event-time merge releases ([`super::merge`]) and writes, in **one transaction**, the
+//! outcomes to `inventory-events`, each decision to `inventory-changelog`, the poison to
+//! `dead-letters`, and the consumed offsets. A SIGKILL at any moment leaves either all of a
+//! batch or none of it; the next instance restores exactly the decisions a `read_committed`
+//! reader sees, and reads on from exactly the offsets after them. Any failed step (the broker
+//! away, a rebalance, a lost answer) ends the session the same way a crash does: the
+//! transaction is aborted and the service starts over from the log.
+//!
+//! *Why a changelog topic, not a database*: the state must change in the same atomic step as
+//! the outputs and the offsets, and only the log's transaction spans all three. A database
+//! would need its own commit to agree with Kafka's (two-phase commit, or offsets kept in the
+//! database and outputs deduplicated downstream). The changelog is compacted (one record per
+//! order id); a restore reads it from the beginning (10,000 decisions: well under a second).
+//!
+//! **Analytics** polls a batch, folds it into its state and commits after it (at-least-once;
+//! the state is keyed by order id, so a repeat changes nothing).
+//!
+//! **When the broker goes away** every call is retried (backoff with jitter, [`Policy`]);
+//! Inventory starts its session over once the broker is back.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,33 +30,101 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use super::analytics::Analytics;
-use crate::domain::{Envelope, Event};
+use super::inventory::{Inventory, ReserveOutcome};
+use super::merge::{Merge, Next, WATERMARK_HEADER};
+use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, Items, OrderId, OrderPlaced};
 use crate::retry::Policy;
-use crate::store::InventoryStore;
-use crate::transport::log::{ConsumerId, EventLog, LogError, Position, Record, Topic};
+use crate::store::InventoryStats;
+use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
 
 /// Inventory's consumer group.
 pub const INVENTORY_GROUP: &str = "inventory";
+/// Analytics' consumer group.
+pub const ANALYTICS_GROUP: &str = "analytics";
+/// Inventory's transactional identity (one instance).
+pub const INVENTORY_WRITER: &str = "inventory";
+/// The header of a dead letter that says why (a `DecodeError` label: `not_json`,
+/// `schema_violation`, `unsupported_version`), and the one with the parser's words.
+pub const DEAD_LETTER_REASON: &str = "campus.dead-letter-reason";
+pub const DEAD_LETTER_DETAIL: &str = "campus.dead-letter-detail";
+
+/// One decision as the changelog keeps it: enough to restore the stock it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub order_id: OrderId,
+    pub items: Items,
+    pub outcome: ReserveOutcome,
+}
+
+/// A record of `inventory-changelog`: a decision (keyed by its order id), or the merge's
+/// floors (keyed [`FLOORS_KEY`], the latest one counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum ChangelogEntry {
+    Decision(Decision),
+    Floors { floors: Vec<u64> },
+}
+
+/// The changelog key of the merge's floors.
+pub const FLOORS_KEY: &str = "merge-floors";
+
+/// What Inventory restores: its stock and decisions, and where its merge stood.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub inventory: Inventory,
+    pub floors: Vec<u64>,
+}
+
+/// How Inventory writes a batch's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// One transaction: outcomes, changelog, dead letters and offsets together.
+    Transactional,
+    /// Each in its own call, outcomes first — only the lab's `--break no-transaction`, to show
+    /// the duplicate decision a crash between them leaves.
+    Separate,
+}
+
+/// Inventory's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InventoryConfig {
+    /// Units of each menu item at the very start (before any decision in the changelog).
+    pub stock: u32,
+    /// Records per poll.
+    pub batch: usize,
+    pub writes: Writes,
+}
+
+/// Inventory's state as its HTTP face and the lab see it: the restored and decided state.
+pub type InventoryView = Arc<Mutex<Inventory>>;
+
+/// The accounting of a streaming Inventory's state (`units_taken` from the stock levels).
+pub fn stats(inventory: &Inventory, stock: u32) -> InventoryStats {
+    let mut s = InventoryStats::default();
+    for outcome in inventory.outcomes().values() {
+        match outcome {
+            ReserveOutcome::Reserved => s.reserved += 1,
+            ReserveOutcome::Rejected { .. } => s.failed += 1,
+        }
+    }
+    s.stock = inventory.levels().iter().map(|(sku, units)| (sku.as_str().to_owned(), u64::from(*units))).collect();
+    s.units_taken = inventory.levels().values().map(|units| u64::from(stock - units)).sum();
+    s.stock_applications = s.reserved;
+    s
+}
 
 /// How long a poll waits for the first record before the loop checks whether to stop.
 const POLL_WAIT: Duration = Duration::from_millis(200);
-
-/// The next offsets after `records`, per partition: what a commit stores.
-fn positions(records: &[Record]) -> Vec<Position> {
-    let mut next = std::collections::BTreeMap::new();
-    for r in records {
-        let entry = next.entry((r.topic, r.partition)).or_insert(0);
-        *entry = (*entry).max(r.offset + 1);
-    }
-    next.into_iter().map(|((topic, partition), next)| Position { topic, partition, next }).collect()
-}
 
 fn decode(record: &Record) -> Option<Event> {
     match Envelope::decode(&record.value) {
         Ok(event) => Some(event),
         Err(e) => {
-            tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "skipping an undecodable record");
+            // Inventory dead-letters these; Analytics only skips them.
+            tracing::debug!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %e, "skipping an undecodable record");
             None
         }
     }
@@ -68,42 +153,146 @@ async fn rejoin(log: &dyn EventLog, me: ConsumerId, group: &str, topics: &[Topic
     policy.until_ok(backoff, "joining the group again", LogError::is_transient, || log.join(group, topics)).await
 }
 
-/// Inventory on the log: reserves each `OrderPlaced` (idempotently) and appends the outcome
-/// to `inventory-events`, keyed by order id; commits after each batch. Stops when `stop` says
-/// so, leaving the group.
-pub async fn run_inventory(
-    log: Arc<dyn EventLog>,
-    store: Arc<InventoryStore>,
-    batch: usize,
-    policy: Policy,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), LogError> {
-    let mut backoff = policy.backoff("inventory");
-    let retry = LogError::is_transient;
-    let topics = [Topic::OrderEvents];
-    let mut me = policy.until_ok(&mut backoff, "inventory joining its group", retry, || log.join(INVENTORY_GROUP, &topics)).await?;
-    while !*stop.borrow_and_update() {
-        let records = policy.until_ok(&mut backoff, "inventory polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
-        if records.is_empty() {
-            continue;
-        }
-        let mut outcomes = Vec::with_capacity(records.len());
-        for record in &records {
-            let Some(Event::OrderPlaced(placed)) = decode(record) else { continue };
-            let handled = store.handle(&placed).map_err(|e| LogError::Broker(format!("inventory store: {e}")))?;
-            outcomes.push((record.key.clone(), Envelope::new(handled.event).encode().into()));
-        }
-        policy.until_ok(&mut backoff, "inventory appending outcomes", retry, || log.append(Topic::InventoryEvents, outcomes.clone())).await?;
-        let next = positions(&records);
-        if rejoin_after(policy.until_ok(&mut backoff, "inventory committing", retry, || log.commit(me, next.clone())).await)? {
-            me = rejoin(log.as_ref(), me, INVENTORY_GROUP, &topics, policy, &mut backoff).await?;
+/// Reads the changelog from the beginning: a fresh Inventory with every decision re-applied,
+/// and the merge's last floors.
+pub async fn restore(log: &dyn EventLog, stock: u32) -> Result<Restored, LogError> {
+    let mut restored = Restored { inventory: Inventory::with_stock(stock), floors: Vec::new() };
+    let mut floors_offset = None;
+    for record in log.scan(Topic::InventoryChangelog).await? {
+        let entry: ChangelogEntry = serde_json::from_slice(&record.value)
+            .map_err(|e| LogError::Corrupt(format!("inventory-changelog[{}]@{}: {e}", record.partition, record.offset)))?;
+        match entry {
+            ChangelogEntry::Decision(d) => restored.inventory.restore(d.order_id, &d.items, d.outcome),
+            // One key, so one partition: the highest offset is the latest.
+            ChangelogEntry::Floors { floors } => {
+                if floors_offset.is_none_or(|o| record.offset > o) {
+                    floors_offset = Some(record.offset);
+                    restored.floors = floors;
+                }
+            }
         }
     }
-    policy.until_ok(&mut backoff, "inventory leaving its group", retry, || log.leave(me)).await
+    Ok(restored)
+}
+
+/// The event Inventory answers an order with.
+fn outcome_event(placed: &OrderPlaced, outcome: &ReserveOutcome) -> Event {
+    let order = &placed.order;
+    match outcome {
+        ReserveOutcome::Reserved => Event::InventoryReserved(InventoryReserved {
+            order_id: order.order_id.clone(),
+            student_id: order.student_id.clone(),
+            placed_at_ms: placed.placed_at_ms,
+        }),
+        ReserveOutcome::Rejected { reason } => {
+            Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason: reason.clone(), placed_at_ms: placed.placed_at_ms })
+        }
+    }
+}
+
+/// Decides what the merge released against `inventory`: the records to write (outcomes and
+/// changelog entries for first decisions, dead letters). A repeated order id (a duplicate
+/// `OrderPlaced`) is consumed without a second decision.
+fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outgoing> {
+    let mut writes = Vec::new();
+    for item in released {
+        match item {
+            Next::Decide { placed, .. } => {
+                let id = &placed.order.order_id;
+                let reservation = inventory.reserve(id, &placed.order.items);
+                if !reservation.first_attempt {
+                    continue;
+                }
+                let decision = Decision { order_id: id.clone(), items: placed.order.items.clone(), outcome: reservation.outcome };
+                let event = Envelope::new(outcome_event(&placed, &decision.outcome)).encode();
+                writes.push(Outgoing::new(Topic::InventoryEvents, id.to_string(), event));
+                let entry = serde_json::to_vec(&ChangelogEntry::Decision(decision)).expect("a decision serializes");
+                writes.push(Outgoing::new(Topic::InventoryChangelog, id.to_string(), entry));
+            }
+            Next::DeadLetter { record, reason, detail } => {
+                tracing::warn!(partition = record.partition, offset = record.offset, reason, %detail, "dead-lettering an unreadable record");
+                writes.push(
+                    Outgoing::new(Topic::DeadLetters, record.key, record.value)
+                        .with_header(DEAD_LETTER_REASON, reason)
+                        .with_header(DEAD_LETTER_DETAIL, detail)
+                        .with_header("campus.source", format!("{}[{}]@{}", record.topic, record.partition, record.offset)),
+                );
+            }
+        }
+    }
+    writes
+}
+
+/// Inventory on the log (see the module's documentation): sessions of claim–restore–join–
+/// decide, each ended by a stop (it leaves its group) or a failure (it starts over after a
+/// backoff). Only a fenced identity, a corrupt changelog or a consumer the log does not know
+/// end it with an error.
+pub async fn run_inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryConfig, policy: Policy, mut stop: watch::Receiver<bool>) -> Result<(), LogError> {
+    let mut backoff = policy.backoff("inventory");
+    loop {
+        match session(log.as_ref(), &view, config, &mut stop).await {
+            Ok(()) => return Ok(()),
+            Err(e @ (LogError::Fenced(_) | LogError::Corrupt(_) | LogError::UnknownConsumer(_) | LogError::GroupActive { .. })) => return Err(e),
+            Err(e) => {
+                if !policy.reconnect {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "inventory starts its session over from the log");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConfig, stop: &mut watch::Receiver<bool>) -> Result<(), LogError> {
+    if config.writes == Writes::Transactional {
+        log.fence(INVENTORY_WRITER).await?;
+    }
+    let restored = restore(log, config.stock).await?;
+    let mut merge = Merge::resume(PARTITIONS, &restored.floors);
+    *view.lock().expect("inventory lock") = restored.inventory;
+    let topics = [Topic::OrderEvents];
+    let me = log.join(INVENTORY_GROUP, &topics).await?;
+    let mut committed = Vec::new();
+    let result = async {
+        while !*stop.borrow_and_update() {
+            for record in log.poll(me, config.batch, POLL_WAIT).await? {
+                merge.push(record);
+            }
+            let released = merge.release();
+            let done = merge.committable();
+            if released.is_empty() && done == committed {
+                continue;
+            }
+            // Decided in place: if the writes fail, the session ends and the state is restored.
+            let mut writes = decide(&mut view.lock().expect("inventory lock"), released);
+            let floors = ChangelogEntry::Floors { floors: merge.floors() };
+            writes.push(Outgoing::new(Topic::InventoryChangelog, FLOORS_KEY, serde_json::to_vec(&floors).expect("floors serialize")));
+            let positions: Vec<Position> = done.iter().map(|&(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
+            match config.writes {
+                Writes::Transactional => log.transact(INVENTORY_WRITER, me, writes, positions).await?,
+                Writes::Separate => {
+                    let (outcomes, rest): (Vec<Outgoing>, Vec<Outgoing>) = writes.into_iter().partition(|w| w.topic != Topic::InventoryChangelog);
+                    log.append(outcomes).await?;
+                    log.append(rest).await?;
+                    log.commit(me, positions).await?;
+                }
+            }
+            committed = done;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = log.leave(me).await {
+        tracing::debug!(error = %e, "inventory leaving its group");
+    }
+    result
 }
 
 /// Analytics on the log: reads both topics into `state`, at most `throttle` records per
-/// second if given, committing after each batch. Stops when `stop` says so, leaving the group.
+/// second if given, and commits its consumer's positions after each batch — and after an
+/// empty poll that stepped over commit markers — so that a group that has read everything
+/// shows a lag of 0. Stops when `stop` says so, leaving the group.
 pub async fn run_analytics(
     log: Arc<dyn EventLog>,
     group: &str,
@@ -115,25 +304,29 @@ pub async fn run_analytics(
 ) -> Result<(), LogError> {
     let mut backoff = policy.backoff(group);
     let retry = LogError::is_transient;
-    let topics = [Topic::OrderEvents, Topic::InventoryEvents];
+    let topics = Topic::EVENTS;
     let mut me = policy.until_ok(&mut backoff, "analytics joining its group", retry, || log.join(group, &topics)).await?;
     let batch = throttle.map_or(batch, |rate| batch.min((rate as usize / 10).max(1)));
     let started = Instant::now();
     let mut handled: u64 = 0;
+    let mut committed: Vec<Position> = Vec::new();
     while !*stop.borrow_and_update() {
         let records = policy.until_ok(&mut backoff, "analytics polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
-        if records.is_empty() {
-            continue;
-        }
         {
             let mut state = state.lock().expect("analytics lock");
-            for event in records.iter().filter_map(decode) {
+            for event in records.iter().filter(|r| r.header(WATERMARK_HEADER).is_none()).filter_map(decode) {
                 state.apply(&event);
             }
         }
-        let next = positions(&records);
+        let next = policy.until_ok(&mut backoff, "analytics reading its positions", retry, || log.positions(me)).await?;
+        if next == committed {
+            continue;
+        }
         if rejoin_after(policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await)? {
             me = rejoin(log.as_ref(), me, group, &topics, policy, &mut backoff).await?;
+            committed.clear();
+        } else {
+            committed = next;
         }
         handled += records.len() as u64;
         if let Some(rate) = throttle {

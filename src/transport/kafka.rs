@@ -1,7 +1,9 @@
 //! [`EventLog`] over a real Apache Kafka with rdkafka: topics created with [`PARTITIONS`]
 //! partitions under a namespace, an idempotent producer with `acks=all` and Kafka's murmur2
 //! partitioner, consumers in groups with auto-commit off (the services commit after
-//! processing), offsets read and reset through Kafka's own group coordinator.
+//! processing) reading `read_committed`, offsets read and reset through Kafka's own group
+//! coordinator, and one transactional producer per writer identity
+//! (`transactional.id = <namespace>.<writer>`) for [`EventLog::transact`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +16,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::log::{ConsumerId, EventLog, LogError, Position, Record, Topic, PARTITIONS};
+use super::log::{ConsumerId, EventLog, Headers, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
 use super::BoxFuture;
 
 /// `KAFKA_BOOTSTRAP_SERVERS` when it is not set.
@@ -25,6 +28,10 @@ pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
 
 /// How long a metadata, offset or commit request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a transaction step (init, send offsets, commit, abort) may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Every consumer reads only committed transactions.
+const ISOLATION: (&str, &str) = ("isolation.level", "read_committed");
 
 fn broker(e: KafkaError) -> LogError {
     LogError::Broker(e.to_string())
@@ -41,6 +48,8 @@ pub struct KafkaLog {
     /// One group-bound client per group, for reading and resetting committed offsets
     /// without joining the group.
     group_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    /// The transactional producer of each writer identity this process holds.
+    writers: Mutex<HashMap<String, Arc<FutureProducer>>>,
     next_id: AtomicU64,
 }
 
@@ -65,7 +74,7 @@ impl KafkaLog {
         .create()
         .map_err(broker)?;
         let admin: AdminClient<DefaultClientContext> = config(&[]).create().map_err(broker)?;
-        let inspector: BaseConsumer = config(&[]).create().map_err(broker)?;
+        let inspector: BaseConsumer = config(&[ISOLATION]).create().map_err(broker)?;
         let log = KafkaLog {
             bootstrap: bootstrap.to_owned(),
             namespace: namespace.to_owned(),
@@ -74,6 +83,7 @@ impl KafkaLog {
             inspector: Arc::new(inspector),
             consumers: Mutex::new(HashMap::new()),
             group_clients: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         };
         log.create_topics().await?;
@@ -84,14 +94,36 @@ impl KafkaLog {
         topic.name(&self.namespace)
     }
 
+    /// The topic's name on the broker (`<namespace>.<topic>`).
+    pub fn topic_name(&self, topic: Topic) -> String {
+        self.name(topic)
+    }
+
+    /// The consumer group's id on the broker: groups are namespaced like the topics, so that
+    /// runs sharing a broker never join each other's groups (`<namespace>.<group>`).
+    pub fn group_id(&self, group: &str) -> String {
+        format!("{}.{group}", self.namespace)
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
     fn topic_of(&self, name: &str) -> Option<Topic> {
         Topic::ALL.into_iter().find(|t| self.name(*t) == name)
     }
 
     async fn create_topics(&self) -> Result<(), LogError> {
         let names: Vec<String> = Topic::ALL.iter().map(|t| self.name(*t)).collect();
-        let topics: Vec<NewTopic<'_>> =
-            names.iter().map(|n| NewTopic::new(n, PARTITIONS as i32, TopicReplication::Fixed(1))).collect();
+        let topics: Vec<NewTopic<'_>> = Topic::ALL
+            .iter()
+            .zip(&names)
+            .map(|(topic, n)| {
+                let new = NewTopic::new(n, PARTITIONS as i32, TopicReplication::Fixed(1));
+                // A changelog keeps the last record per key: what a restore needs.
+                if *topic == Topic::InventoryChangelog { new.set("cleanup.policy", "compact") } else { new }
+            })
+            .collect();
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = tokio::time::timeout(REQUEST_TIMEOUT, self.admin.create_topics(&topics, &options))
             .await
@@ -149,8 +181,9 @@ impl KafkaLog {
         }
         let client: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", group)
+            .set("group.id", self.group_id(group))
             .set("enable.auto.commit", "false")
+            .set(ISOLATION.0, ISOLATION.1)
             .create()
             .map_err(broker)?;
         let client = Arc::new(client);
@@ -162,14 +195,19 @@ impl KafkaLog {
         self.consumers.lock().expect("consumers lock").get(&id).map(|(_, c)| c.clone()).ok_or(LogError::UnknownConsumer(id))
     }
 
-    async fn produce(&self, topic: Topic, records: Vec<(String, Bytes)>) -> Result<Vec<(u32, u64)>, LogError> {
-        let name = self.name(topic);
+    /// Sends `records` through `producer` and waits for every delivery report.
+    async fn produce(&self, producer: &FutureProducer, records: Vec<Outgoing>) -> Result<Vec<(u32, u64)>, LogError> {
         let mut pending = VecDeque::new();
         let mut done = Vec::with_capacity(records.len());
-        for (key, value) in &records {
-            let mut record = FutureRecord::to(&name).key(key.as_bytes()).payload(value.as_ref());
+        for outgoing in &records {
+            let name = self.name(outgoing.topic);
+            let mut record = FutureRecord::to(&name).key(outgoing.key.as_bytes()).payload(outgoing.value.as_ref());
+            if !outgoing.headers.is_empty() {
+                let headers = outgoing.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value) }));
+                record = record.headers(headers);
+            }
             loop {
-                match self.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
                         pending.push_back(delivery);
                         break;
@@ -190,6 +228,49 @@ impl KafkaLog {
         }
         Ok(done)
     }
+
+    fn writer(&self, writer: &str) -> Result<Arc<FutureProducer>, LogError> {
+        self.writers.lock().expect("writers lock").get(writer).cloned().ok_or_else(|| LogError::Broker(format!("no transactional producer for {writer}; fence first")))
+    }
+
+    /// One transaction on `producer`; on an error the caller aborts it.
+    async fn transaction(&self, producer: &Arc<FutureProducer>, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> Result<(), LogError> {
+        let c = self.consumer(consumer)?;
+        let tpl = self.partition_list(&positions)?;
+        producer.begin_transaction().map_err(transaction_error)?;
+        self.produce(producer, records).await?;
+        let producer = producer.clone();
+        blocking(move || {
+            let metadata = c.group_metadata().ok_or_else(|| LogError::Rebalanced("the consumer has no group metadata".into()))?;
+            producer.send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT).map_err(transaction_error)?;
+            producer.commit_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)
+        })
+        .await
+    }
+
+    fn partition_list(&self, positions: &[Position]) -> Result<TopicPartitionList, LogError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in positions {
+            tpl.add_partition_offset(&self.name(p.topic), p.partition as i32, Offset::Offset(p.next as i64)).map_err(broker)?;
+        }
+        Ok(tpl)
+    }
+}
+
+/// A fenced producer is an answer (another instance holds the identity); anything else a
+/// transaction meets is worth a fresh start (abort, fence again, re-read the state).
+fn transaction_error(e: KafkaError) -> LogError {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => LogError::Fenced(e.to_string()),
+        _ => LogError::Broker(format!("transaction: {e}")),
+    }
+}
+
+fn record_headers(message: &impl Message) -> Headers {
+    message
+        .headers()
+        .map(|h| h.iter().map(|header| (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())).collect())
+        .unwrap_or_default()
 }
 
 fn delivered<Canceled>(result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>) -> Result<(u32, u64), LogError> {
@@ -238,12 +319,100 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LogError> + S
 }
 
 impl EventLog for KafkaLog {
-    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
-        Box::pin(self.produce(topic, records))
+    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+        Box::pin(self.produce(&self.producer, records))
+    }
+
+    fn fence(&self, writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
+        let id = format!("{}.{writer}", self.namespace);
+        let writer = writer.to_owned();
+        Box::pin(async move {
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &self.bootstrap)
+                .set("transactional.id", &id)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("partitioner", "murmur2_random")
+                .set("linger.ms", "1")
+                .set("transaction.timeout.ms", "30000")
+                .create()
+                .map_err(broker)?;
+            let producer = Arc::new(producer);
+            let init = producer.clone();
+            // Fences the identity's earlier holder and aborts its open transaction.
+            blocking(move || init.init_transactions(TRANSACTION_TIMEOUT).map_err(transaction_error)).await?;
+            self.writers.lock().expect("writers lock").insert(writer, producer);
+            Ok(())
+        })
+    }
+
+    fn transact(&self, writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        let producer = self.writer(writer);
+        Box::pin(async move {
+            let producer = producer?;
+            let result = self.transaction(&producer, consumer, records, positions).await;
+            if result.is_err() {
+                let abort = producer.clone();
+                if let Err(e) = blocking(move || abort.abort_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)).await {
+                    tracing::debug!(error = %e, "aborting the failed transaction");
+                }
+            }
+            result
+        })
+    }
+
+    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        let (bootstrap, name, inspector) = (self.bootstrap.clone(), self.name(topic), self.inspector.clone());
+        Box::pin(blocking(move || {
+            let reader: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", "campus-scan")
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "true")
+                .set(ISOLATION.0, ISOLATION.1)
+                .create()
+                .map_err(broker)?;
+            let mut tpl = TopicPartitionList::new();
+            let mut open = 0;
+            for p in 0..PARTITIONS as i32 {
+                // The last stable offset: the end of what committed transactions wrote.
+                let (_, end) = watermarks(&inspector, &name, p)?;
+                if end > 0 {
+                    tpl.add_partition_offset(&name, p, Offset::Beginning).map_err(broker)?;
+                    open += 1;
+                }
+            }
+            let mut records = Vec::new();
+            if open == 0 {
+                return Ok(records);
+            }
+            reader.assign(&tpl).map_err(broker)?;
+            let deadline = std::time::Instant::now() + TRANSACTION_TIMEOUT;
+            // A partition is read once the reader reports its end (past any commit marker).
+            while open > 0 {
+                if std::time::Instant::now() > deadline {
+                    return Err(LogError::Broker(format!("reading {name} did not reach its end within {TRANSACTION_TIMEOUT:?}")));
+                }
+                match reader.poll(Duration::from_millis(200)) {
+                    None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
+                    Some(Err(e)) => return Err(broker(e)),
+                    Some(Ok(message)) => records.push(Record {
+                        topic,
+                        partition: message.partition() as u32,
+                        offset: message.offset() as u64,
+                        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+                        value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+                        headers: record_headers(&message),
+                    }),
+                }
+            }
+            Ok(records)
+        }))
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
-        let group = group.to_owned();
+        let group = self.group_id(group);
         let names: Vec<String> = topics.iter().map(|t| self.name(*t)).collect();
         Box::pin(async move {
             let consumer: StreamConsumer = ClientConfig::new()
@@ -253,6 +422,7 @@ impl EventLog for KafkaLog {
                 .set("auto.offset.reset", "earliest")
                 .set("enable.partition.eof", "false")
                 .set("session.timeout.ms", "6000")
+                .set(ISOLATION.0, ISOLATION.1)
                 .create()
                 .map_err(broker)?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -281,6 +451,7 @@ impl EventLog for KafkaLog {
                     offset: message.offset() as u64,
                     key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
                     value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+                    headers: record_headers(&message),
                 });
                 // After the first record, take only what is already fetched.
                 budget = Duration::from_millis(1);
@@ -289,13 +460,25 @@ impl EventLog for KafkaLog {
         })
     }
 
+    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
+        Box::pin(async move {
+            let c = self.consumer(consumer)?;
+            let tpl = c.position().map_err(broker)?;
+            Ok(tpl
+                .elements()
+                .iter()
+                .filter_map(|e| match (self.topic_of(e.topic()), e.offset()) {
+                    (Some(topic), Offset::Offset(next)) if next >= 0 => Some(Position { topic, partition: e.partition() as u32, next: next as u64 }),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
             let c = self.consumer(consumer)?;
-            let mut tpl = TopicPartitionList::new();
-            for p in positions {
-                tpl.add_partition_offset(&self.name(p.topic), p.partition as i32, Offset::Offset(p.next as i64)).map_err(broker)?;
-            }
+            let tpl = self.partition_list(&positions)?;
             blocking(move || {
                 c.commit(&tpl, CommitMode::Sync).map_err(|e| match e {
                     KafkaError::ConsumerCommit(
@@ -355,7 +538,7 @@ impl EventLog for KafkaLog {
 
     fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
         let client = self.group_client(group);
-        let (inspector, group) = (self.inspector.clone(), group.to_owned());
+        let (inspector, group) = (self.inspector.clone(), self.group_id(group));
         let names: Vec<String> = topics.iter().map(|t| self.name(*t)).collect();
         Box::pin(async move {
             let client = client?;

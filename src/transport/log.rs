@@ -13,6 +13,14 @@
 //! before it is kept, and so are the groups' committed offsets; a consumer may be handed its
 //! partitions again and read on from its group's committed offsets (what it had read but not
 //! committed is read again). Callers retry transient errors; nothing in the log is lost.
+//!
+//! **Transactions** ([`EventLog::transact`]): a writer that has claimed its identity
+//! ([`EventLog::fence`]) appends records to several topics and commits its consumer's offsets
+//! as one unit — Kafka's consume–transform–produce. Readers (every consumer here reads
+//! `read_committed`) see all of a transaction or none of it. As in Kafka, committing a
+//! transaction writes a commit marker that takes one offset in every partition it wrote to: on
+//! such a partition the end offset runs ahead of the records, so an offset difference is an
+//! upper bound on the records not read, not their count.
 
 use std::fmt;
 use std::time::Duration;
@@ -31,15 +39,24 @@ pub enum Topic {
     OrderEvents,
     /// `InventoryReserved` / `InventoryFailed`, keyed by order id.
     InventoryEvents,
+    /// Inventory's decisions with what they took from stock, keyed by order id: the state it
+    /// restores after a restart, written in the same transaction as `inventory-events`.
+    InventoryChangelog,
+    /// Records Inventory could not read, unchanged, with the reason in a header.
+    DeadLetters,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Topic::OrderEvents, Topic::InventoryEvents];
+    pub const ALL: [Topic; 4] = [Topic::OrderEvents, Topic::InventoryEvents, Topic::InventoryChangelog, Topic::DeadLetters];
+    /// The workflow's two topics: what Analytics reads, what lag is measured on.
+    pub const EVENTS: [Topic; 2] = [Topic::OrderEvents, Topic::InventoryEvents];
 
     pub fn suffix(self) -> &'static str {
         match self {
             Topic::OrderEvents => "order-events",
             Topic::InventoryEvents => "inventory-events",
+            Topic::InventoryChangelog => "inventory-changelog",
+            Topic::DeadLetters => "dead-letters",
         }
     }
 
@@ -55,6 +72,9 @@ impl fmt::Display for Topic {
     }
 }
 
+/// A record's headers (name, value), in order.
+pub type Headers = Vec<(String, String)>;
+
 /// One record read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -63,6 +83,34 @@ pub struct Record {
     pub offset: u64,
     pub key: String,
     pub value: Bytes,
+    pub headers: Headers,
+}
+
+impl Record {
+    /// The value of the header `name`, if the record has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One record to write: where, its key (which picks the partition), value and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: Topic,
+    pub key: String,
+    pub value: Bytes,
+    pub headers: Headers,
+}
+
+impl Outgoing {
+    pub fn new(topic: Topic, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        Outgoing { topic, key: key.into(), value: value.into(), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
 }
 
 /// A consumer, as the log knows it (one member of a group).
@@ -93,6 +141,12 @@ pub enum LogError {
     /// what it had read will be read again from the group's committed offsets.
     #[error("the group moved on without this member: {0}")]
     Rebalanced(String),
+    /// Another instance claimed this writer's transactional identity: this one must stop.
+    #[error("fenced: another instance took over as {0}")]
+    Fenced(String),
+    /// A record the service wrote itself cannot be read back (a changelog it restores from).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
 }
 
 impl LogError {
@@ -108,13 +162,28 @@ impl LogError {
 
 /// A partitioned log with consumer groups (Part C).
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends `records` (key, value) to `topic`; returns once all are durably written
+    /// Appends `records` (outside any transaction); returns once all are durably written
     /// (acks=all), each with the partition and offset it got, in order.
-    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>>;
+    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>>;
+    /// Claims the transactional identity `writer`: an earlier holder (a crashed or stalled
+    /// instance) is fenced off and its open transaction aborted. Call before [`Self::transact`],
+    /// and again after a failed transaction.
+    fn fence(&self, writer: &str) -> BoxFuture<'_, Result<(), LogError>>;
+    /// One transaction of `writer`: appends `records` and commits `positions` for `consumer`'s
+    /// group, all or nothing. On an error nothing of it is visible, or — if the answer was lost
+    /// — all of it is: the caller re-reads its state and offsets to know which.
+    fn transact(&self, writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>>;
+    /// Every committed record of `topic` from the beginning to its current end, partition by
+    /// partition (a restore reads its changelog this way; so does a checker).
+    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>>;
     /// Joins `group` as a new member consuming `topics`.
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>>;
     /// Up to `max` records for `consumer`, waiting up to `wait` for the first one.
     fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>>;
+    /// Where `consumer` reads next in each partition it has read from: past the commit markers
+    /// of transactions, which a reader is never handed. Committing these (rather than the last
+    /// record's offset + 1) is what lets a group that has read everything show a lag of 0.
+    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>>;
     /// Commits `positions` for `consumer`'s group.
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>>;
     /// The member leaves its group without committing anything more.

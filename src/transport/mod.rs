@@ -29,16 +29,20 @@ pub enum Peer {
     Order,
     Inventory,
     Notification,
+    /// Part C's producer.
+    Producer,
+    /// Part C's Analytics.
+    Analytics,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 3] = [Peer::Order, Peer::Inventory, Peer::Notification];
-
     pub fn name(self) -> &'static str {
         match self {
             Peer::Order => "order",
             Peer::Inventory => "inventory",
             Peer::Notification => "notification",
+            Peer::Producer => "producer",
+            Peer::Analytics => "analytics",
         }
     }
 }

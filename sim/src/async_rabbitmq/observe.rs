@@ -14,6 +14,7 @@ use campus::transport::{Peer, RequestReply};
 use tokio::time::Instant;
 
 use super::{DeadLetter, Deployment, Final, Sample};
+pub use crate::client::get_json;
 
 /// Orders sent: those accepted (202) with the id Order gave them, in the order they were
 /// sent, and how many were not accepted.
@@ -62,15 +63,6 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
         }
     }
     placed
-}
-
-pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
-    let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
-    let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
-    if !reply.status().is_success() {
-        bail!("GET {path} on {peer} answered {}", reply.status());
-    }
-    serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
 }
 
 pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {

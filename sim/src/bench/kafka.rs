@@ -16,7 +16,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
 use campus::transport::kafka::KafkaLog;
-use campus::transport::log::{EventLog, Position, Topic};
+use campus::transport::log::{Outgoing, EventLog, Position, Topic};
 use campus::Model;
 use tokio::time::Instant;
 
@@ -91,7 +91,7 @@ fn records(n: usize, seed: u64) -> Vec<(String, Bytes)> {
 async fn our_producer(log: &KafkaLog, records: &[(String, Bytes)]) -> anyhow::Result<f64> {
     let started = Instant::now();
     for chunk in records.chunks(BATCH) {
-        log.append(Topic::OrderEvents, chunk.to_vec()).await?;
+        log.append(chunk.iter().map(|(key, value)| Outgoing::new(Topic::OrderEvents, key.clone(), value.clone())).collect()).await?;
     }
     Ok(records.len() as f64 / started.elapsed().as_secs_f64())
 }

@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// The RabbitMQ used with --real-brokers.
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
     pub amqp_url: String,
+    /// Malformed records (not JSON, wrong schema, unknown version) appended among the events
+    /// in the poison experiment.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub poison: u64,
     /// The Kafka used with --real-brokers.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
@@ -53,9 +57,10 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 256)]
     pub cases: u32,
     /// Switch one safeguard off (lab only): dedup (Inventory forgets processed orders;
-    /// async-rabbitmq, streaming-kafka), auto-ack (ack on receipt; async-rabbitmq),
-    /// commit-first (offsets committed before the work; streaming-kafka), no-timeout (Order
-    /// waits for Inventory forever; sync-rest). The exploration then succeeds when the checker
+    /// async-rabbitmq), auto-ack (ack on receipt; async-rabbitmq), commit-first (offsets
+    /// committed before the work; streaming-kafka), no-transaction (Inventory's outcomes,
+    /// changelog and offsets written separately; streaming-kafka), no-timeout (Order waits for
+    /// Inventory forever; sync-rest), no-reconnect (loops give up when the broker goes away). The exploration then succeeds when the checker
     /// catches it.
     #[arg(long = "break", value_enum)]
     pub broken: Option<explore::Break>,
@@ -198,6 +203,10 @@ pub struct StreamingKafkaArgs {
     /// again (real: SIGKILL of the Kafka JVM, then `scripts/brokers.sh up kafka`).
     #[arg(long, default_value_t = 10)]
     pub broker_down_for: u64,
+    /// Malformed records (not JSON, wrong schema, unknown version) appended among the events
+    /// in the poison experiment.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub poison: u64,
     /// The Kafka used with --real-brokers.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
@@ -224,6 +233,7 @@ impl StreamingKafkaArgs {
             settle_within: Duration::from_secs(self.settle_within),
             produce_rate: self.produce_rate,
             broker_down_for: Duration::from_secs(self.broker_down_for),
+            poison: self.poison as usize,
         }
     }
 }

@@ -41,10 +41,16 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
     let wall = Instant::now();
     let runs = match mode {
         Mode::Sim => streaming_kafka::run_sim(config)?,
-        Mode::Real => multi_thread()?.block_on(streaming_kafka::run_real(config, bootstrap))?,
+        Mode::Real => {
+            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+            multi_thread()?.block_on(streaming_kafka::run_real(config, &exe, bootstrap))?
+        }
     };
     streaming_kafka::rows::write_csv(out, mode, &runs)?;
-    let violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
+    let mut violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
+    if let (Some(metrics), Some(other)) = (streaming_kafka::rows::final_metrics(&runs), streaming_kafka::output::other_mode_metrics(out, mode)?) {
+        violations.extend(streaming_kafka::invariants::same_as_other_mode(metrics, &other));
+    }
     streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
     println!("\n{}", streaming_kafka::output::table(&runs));
     println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());

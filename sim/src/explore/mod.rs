@@ -41,12 +41,15 @@ use crate::violation::Violation;
 /// A safeguard switched off to show the checker catching it (`--break`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Break {
-    /// Inventory forgets which orders it processed (async-rabbitmq, streaming-kafka).
+    /// Inventory forgets which orders it processed (async-rabbitmq).
     Dedup,
     /// Inventory's deliveries are acked on receipt, before the work (async-rabbitmq).
     AutoAck,
     /// Inventory's offsets are committed on poll, before the work (streaming-kafka).
     CommitFirst,
+    /// Inventory writes its outcomes, its changelog and its offsets in three calls instead of
+    /// one transaction (streaming-kafka).
+    NoTransaction,
     /// Order waits for Inventory without a timeout (sync-rest).
     NoTimeout,
     /// The services' loops give up when the broker goes away instead of reconnecting
@@ -60,6 +63,7 @@ impl Break {
             Break::Dedup => "dedup",
             Break::AutoAck => "auto-ack",
             Break::CommitFirst => "commit-first",
+            Break::NoTransaction => "no-transaction",
             Break::NoTimeout => "no-timeout",
             Break::NoReconnect => "no-reconnect",
         }
@@ -67,9 +71,10 @@ impl Break {
 
     pub fn models(self) -> &'static [Model] {
         match self {
-            Break::Dedup => &[Model::AsyncRabbitmq, Model::StreamingKafka],
+            Break::Dedup => &[Model::AsyncRabbitmq],
             Break::AutoAck => &[Model::AsyncRabbitmq],
             Break::CommitFirst => &[Model::StreamingKafka],
+            Break::NoTransaction => &[Model::StreamingKafka],
             Break::NoTimeout => &[Model::SyncRest],
             Break::NoReconnect => &[Model::AsyncRabbitmq, Model::StreamingKafka],
         }

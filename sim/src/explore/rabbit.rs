@@ -178,6 +178,7 @@ async fn supervise(
             }
         };
         tokio::select! {
+            biased;
             Ok(()) = crashed.recv_async() => {
                 task.abort();
                 let _ = task.await;

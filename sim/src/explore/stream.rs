@@ -4,9 +4,12 @@
 //! Analytics' metrics once it has caught up equal those computed directly from the workload
 //! (orders per minute of event time) and Inventory's decisions (reserved / failed per minute).
 //!
-//! The services are the production consumers of `campus::services::streaming` over `SimLog`,
-//! with the crashes applied by [`CrashingLog`]. A crashed member's task is aborted; after the
-//! session timeout the log evicts it and a new member starts. Analytics keeps its aggregate in
+//! The services are the production producer and consumers of `campus::services` over
+//! `SimLog`, with the crashes applied by [`CrashingLog`] — for Inventory at every point of its
+//! transaction. A crashed member's task is aborted (its memory is gone); after the session
+//! timeout the log evicts it and a new Inventory restores its state from the changelog. What
+//! Inventory decided is counted by a reader that is not Inventory (`read_committed`, over
+//! `inventory-events`): each order exactly once. Analytics keeps its aggregate in
 //! memory, so a new Analytics member rebuilds it: its group is reset to the beginning (once the
 //! dead member is gone: Kafka refuses a reset while a group has members) and it starts from an
 //! empty state — the same path as a replay.
@@ -16,13 +19,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use campus::deploy::streaming_kafka as wiring;
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
 use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
+use campus::services::inventory::Inventory;
 use campus::services::order::OrderIds;
-use campus::deploy::streaming_kafka as wiring;
-use campus::services::streaming::INVENTORY_GROUP;
-use campus::store::InventoryStore;
-use campus::transport::log::{ConsumerId, EventLog, LogError, Topic};
+use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, INVENTORY_GROUP};
+use campus::services::EventClock;
+use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Topic};
 use campus::retry::Policy;
 use campus::Model;
 use proptest::prelude::*;
@@ -32,7 +36,7 @@ use tokio::time::Instant;
 use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
-use crate::streaming_kafka::{expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
+use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
 use crate::violation::Violation;
 use crate::world::{Scope, World};
 use crate::Mode;
@@ -165,8 +169,10 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
 
 /// One step of the timeline.
 enum Step {
-    /// The producer appends order #i's `OrderPlaced` (again, for a duplicate).
+    /// The producer appends order #i's `OrderPlaced`.
     Append(usize),
+    /// Order #i's record is appended again, unchanged.
+    Duplicate(usize),
     Reset,
     BrokerDown,
     BrokerUp,
@@ -183,10 +189,11 @@ async fn evict_after_timeout(log: &CrashingLog, member: ConsumerId) {
     }
 }
 
-/// Inventory's member, restarted after each crash once the log evicted the dead one.
-async fn supervise_inventory(log: Arc<CrashingLog>, store: Arc<InventoryStore>, policy: Policy, crashed: flume::Receiver<ConsumerId>) {
+/// Inventory, restarted after each crash (a new process: it restores its state from the
+/// changelog) once the log evicted the dead member.
+async fn supervise_inventory(log: Arc<CrashingLog>, view: InventoryView, config: InventoryConfig, policy: Policy, crashed: flume::Receiver<ConsumerId>) {
     loop {
-        let consumer = wiring::inventory(log.clone(), store.clone(), BATCH, policy);
+        let consumer = wiring::inventory(log.clone(), view.clone(), config, policy);
         let Ok(member) = crashed.recv_async().await else { return };
         consumer.abort().await;
         evict_after_timeout(&log, member).await;
@@ -207,11 +214,13 @@ async fn supervise_analytics(
     loop {
         let mut consumer = wiring::analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle, policy);
         let dead = tokio::select! {
+            biased;
             Ok(member) = crashed.recv_async() => Some(member),
             Ok(()) = resets.recv_async() => {
                 // Asked to stop; it may still crash before it gets there.
                 consumer.request_stop();
                 tokio::select! {
+                    biased;
                     _ = consumer.finished() => None,
                     Ok(member) = crashed.recv_async() => Some(member),
                 }
@@ -223,7 +232,7 @@ async fn supervise_analytics(
             evict_after_timeout(&log, member).await;
         }
         loop {
-            match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::ALL).await {
+            match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::EVENTS).await {
                 Ok(()) => break,
                 Err(e) if matches!(e, LogError::GroupActive { .. }) || e.is_transient() => tokio::time::sleep(Duration::from_secs(1)).await,
                 Err(e) => {
@@ -239,19 +248,19 @@ async fn supervise_analytics(
 
 /// The metrics straight from the workload (orders per minute of event time) and Inventory's
 /// decisions (order id → reserved?).
-fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, String>) -> Metrics {
+fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, bool>) -> Metrics {
     let mut m = Metrics::default();
     for e in events {
         let minute = e.placed_at_ms / MINUTE_MS;
         let bucket: &mut MinuteMetrics = m.per_minute.entry(minute).or_default();
         bucket.orders += 1;
         m.total.orders += 1;
-        match decided.get(e.order.order_id.as_str()).map(String::as_str) {
-            Some("reserved") => {
+        match decided.get(e.order.order_id.as_str()) {
+            Some(true) => {
                 bucket.reserved += 1;
                 m.total.reserved += 1;
             }
-            Some(_) => {
+            Some(false) => {
                 bucket.failed += 1;
                 m.total.failed += 1;
             }
@@ -274,14 +283,13 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let commit_first = (broken == Some(Break::CommitFirst)).then(|| INVENTORY_GROUP.to_owned());
     let log = Arc::new(CrashingLog::new(sim.clone(), crashes, announce, commit_first));
 
-    let mut store = InventoryStore::open(None, schedule.stock)?;
-    if broken == Some(Break::Dedup) {
-        store = store.without_dedup();
-    }
-    let store = Arc::new(store);
+    let writes = if broken == Some(Break::NoTransaction) { Writes::Separate } else { Writes::Transactional };
+    let config = InventoryConfig { stock: schedule.stock, batch: BATCH, writes };
+    let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(schedule.stock)));
     let state = Arc::new(Mutex::new(Analytics::default()));
     let (reset, resets) = flume::unbounded();
-    let inventory = tokio::spawn(supervise_inventory(log.clone(), store.clone(), policy, inventory_crashed));
+    let inventory = tokio::spawn(supervise_inventory(log.clone(), view.clone(), config, policy, inventory_crashed));
+    let (producer, idle_watermarks) = wiring::producer(log.clone(), EventClock::Since(Instant::now()), policy);
     let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
 
     // The producer's events: each order at its minute of event time.
@@ -299,7 +307,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
     for fault in &schedule.faults {
         match *fault {
-            Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Append(order % n))),
+            Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n))),
             Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
             Fault::Crash { .. } => {}
         }
@@ -314,21 +322,21 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
         match step {
             Step::Append(i) => {
+                // The producer waits out an outage and appends again — in a task of its own, so
+                // that the timeline (which brings the broker back) goes on.
+                let (producer, event) = (producer.clone(), events[i].clone());
+                tokio::spawn(async move { producer.append(vec![event]).await });
+            }
+            Step::Duplicate(i) => {
+                // The same record again, as a producer's retry after a lost acknowledgement sends it.
                 let e = &events[i];
-                let record: (String, bytes::Bytes) = (e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode().into());
-                // The producer waits out an outage and appends again, like any producer — in a
-                // task of its own, so that the timeline (which brings the broker back) goes on.
-                if log.append(Topic::OrderEvents, vec![record.clone()]).await.is_err() {
-                    let log = log.clone();
-                    tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            if log.append(Topic::OrderEvents, vec![record.clone()]).await.is_ok() {
-                                break;
-                            }
-                        }
-                    });
-                }
+                let record = Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode());
+                let log = log.clone();
+                tokio::spawn(async move {
+                    while log.append(vec![record.clone()]).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
             }
             Step::Reset => {
                 log.note("reset requested".into());
@@ -345,18 +353,18 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         }
     }
 
-    // Settled: Inventory decided every order and committed past every record; Analytics has
-    // seen every order and outcome and committed past every record of both topics.
+    // Settled: Inventory and Analytics committed past every record there is; a reader that is
+    // not Inventory finds every order decided; Analytics has seen every order and outcome.
     let deadline = Instant::now() + SETTLE_WITHIN;
     let mut settled = false;
     while Instant::now() < deadline {
         let orders_end = sim.end_offsets(Topic::OrderEvents).await?;
         let outcomes_end = sim.end_offsets(Topic::InventoryEvents).await?;
-        let inventory_done = sim.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end;
-        let analytics_done = sim.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
+        let committed = sim.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
+            && sim.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
             && sim.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == outcomes_end;
         let seen = state.lock().expect("analytics lock").seen();
-        if inventory_done && analytics_done && store.outcomes()?.len() == n && seen == (n, n) {
+        if committed && seen == (n, n) && decisions::read(sim.as_ref(), &events).await.is_ok_and(|d| d.lost == 0) {
             settled = true;
             break;
         }
@@ -364,17 +372,20 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     }
     inventory.abort();
     analytics.abort();
+    idle_watermarks.abort().await;
 
-    let decided = store.outcomes()?;
+    let decided = decisions::read(sim.as_ref(), &events).await?;
     let metrics = state.lock().expect("analytics lock").metrics();
-    let expected = expected_metrics(&events, &decided);
+    let expected = expected_metrics(&events, &decided.outcomes);
+    let inventory = streaming::stats(&view.lock().expect("inventory lock"), schedule.stock);
     let run = Run {
         mode: Mode::Sim,
         events: n,
         produce: Duration::ZERO,
         metrics: Some(metrics.clone()),
         expected_orders: expected_orders_per_minute(&events),
-        inventory: Some(store.stats()?),
+        inventory: Some(inventory),
+        decisions: Some(decided),
         detail: Detail::Explore,
     };
     let mut violations = invariants::check(&run);

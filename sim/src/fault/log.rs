@@ -9,6 +9,14 @@
 //! Members of a group handle one batch at a time, so "the batch being handled" is the group's
 //! last polled one.
 //!
+//! Inventory writes a batch in one transaction, so its three points are: after the poll,
+//! before deciding (`before the store commit`); decided in memory, before the transaction
+//! reaches the log (`between commit and publish`: nothing of it becomes visible); and after the
+//! transaction committed, before its answer arrives (`between publish and ack`: all of it is
+//! visible, the member never learns it). A transaction is atomic in the log, so there is no
+//! point inside it. With `--break no-transaction` the writes are separate calls, and the last
+//! point falls between the outcomes and the changelog.
+//!
 //! `--break commit-first` lives here too: Inventory's offsets are committed as soon as a batch
 //! is polled (auto-commit before processing), so a crash loses the batch in hand.
 
@@ -16,9 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use campus::services::streaming::INVENTORY_GROUP;
-use campus::transport::log::{ConsumerId, EventLog, LogError, Position, Record, Topic};
+use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
 use campus::transport::BoxFuture;
 
 use super::queue::CrashPoint;
@@ -58,7 +65,13 @@ fn trace(s: &mut Shared, line: String) {
     s.trace.push(format!("{t:>7} ms  {line}"));
 }
 
-fn describe(value: &[u8]) -> String {
+fn describe(topic: Topic, value: &[u8], headers: &campus::transport::log::Headers) -> String {
+    if let Some((_, ms)) = headers.iter().find(|(n, _)| n == campus::services::merge::WATERMARK_HEADER) {
+        return format!("watermark {ms} ms");
+    }
+    if topic == Topic::InventoryChangelog {
+        return "changelog entry".into();
+    }
     match campus::domain::Envelope::decode(value) {
         Ok(event) => format!("{} {}", event.kind(), event.order_id()),
         Err(e) => format!("malformed ({})", e.label()),
@@ -140,21 +153,56 @@ impl CrashingLog {
 }
 
 impl EventLog for CrashingLog {
-    fn append(&self, topic: Topic, records: Vec<(String, Bytes)>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
         Box::pin(async move {
-            // Only Inventory appends outcomes; it is handling its group's last batch.
-            if topic == Topic::InventoryEvents && self.crash_here(INVENTORY_GROUP, CrashPoint::BeforePublish) {
-                std::future::pending::<()>().await;
+            // Only Inventory appends outcomes and changelog entries (without a transaction only
+            // under `--break no-transaction`); it is handling its group's last batch.
+            match records.first().map(|r| r.topic) {
+                Some(Topic::InventoryEvents) if self.crash_here(INVENTORY_GROUP, CrashPoint::BeforePublish) => std::future::pending::<()>().await,
+                Some(Topic::InventoryChangelog) if self.crash_here(INVENTORY_GROUP, CrashPoint::BeforeAck) => std::future::pending::<()>().await,
+                _ => {}
             }
-            let lines: Vec<String> = records.iter().map(|(_, v)| describe(v)).collect();
-            let placed = self.inner.append(topic, records).await?;
+            let lines: Vec<String> = records.iter().map(|r| format!("{}: {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect();
+            let placed = self.inner.append(records).await?;
             let mut s = self.lock();
             s.events += placed.len() as u64;
             for (line, (partition, offset)) in lines.into_iter().zip(&placed) {
-                trace(&mut s, format!("append {topic}[{partition}]@{offset}: {line}"));
+                trace(&mut s, format!("append [{partition}]@{offset} {line}"));
             }
             Ok(placed)
         })
+    }
+
+    fn fence(&self, writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner.fence(writer)
+    }
+
+    fn transact(&self, writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        let writer = writer.to_owned();
+        Box::pin(async move {
+            let group = self.group_of(consumer);
+            if self.crash_here(&group, CrashPoint::BeforePublish) {
+                std::future::pending::<()>().await;
+            }
+            let lines: Vec<String> =
+                records.iter().filter(|r| r.topic != Topic::InventoryChangelog).map(|r| format!("{} {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect();
+            let n = records.len() as u64;
+            self.inner.transact(&writer, consumer, records, positions.clone()).await?;
+            {
+                let mut s = self.lock();
+                s.events += n;
+                let to: Vec<String> = positions.iter().map(|p| format!("{}[{}]→{}", p.topic, p.partition, p.next)).collect();
+                trace(&mut s, format!("{group} transaction committed: {}; offsets {}", lines.join(", "), to.join(", ")));
+            }
+            if self.crash_here(&group, CrashPoint::BeforeAck) {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        self.inner.scan(topic)
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
@@ -184,7 +232,7 @@ impl EventLog for CrashingLog {
                 s.handling.insert(group.clone(), consumer);
                 s.events += records.len() as u64;
                 let what: Vec<String> =
-                    records.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(&r.value))).collect();
+                    records.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(r.topic, &r.value, &r.headers))).collect();
                 trace(&mut s, format!("{group} polls batch #{batch}: {}", what.join(", ")));
             }
             if self.commit_first.as_deref() == Some(group.as_str()) {
@@ -204,6 +252,10 @@ impl EventLog for CrashingLog {
             }
             self.inner.commit(consumer, positions).await
         })
+    }
+
+    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
+        self.inner.positions(consumer)
     }
 
     fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {

@@ -173,6 +173,7 @@ impl MessageQueue for CrashingQueue {
             tokio::spawn(async move {
                 loop {
                     let delivery = tokio::select! {
+                        biased;
                         _ = &mut cancelled => break,
                         next = inner_sub.deliveries.recv_async() => match next { Ok(d) => d, Err(_) => break },
                     };

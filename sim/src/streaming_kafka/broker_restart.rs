@@ -5,23 +5,22 @@
 //! producer appends again what was not acknowledged, the consumers retry where they failed and
 //! read on from their committed offsets.
 //!
-//! What it shows: every order decided exactly once by Inventory (its store's dedup absorbs the
-//! records read or appended twice), the metrics equal to the workload, the lag while the broker
-//! is away and the time to recover once it is back.
+//! What it shows: every order decided exactly once by Inventory (its transactions and its
+//! dedup absorb the records read or appended twice), the metrics equal to the workload, the lag
+//! while the broker is away and the time to recover once it is back.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use campus::domain::OrderPlaced;
 use campus::services::streaming::INVENTORY_GROUP;
 use campus::transport::log::{EventLog, LogError, Topic};
 use tokio::time::Instant;
 
-use super::tasks::{caught_up, lag_of, metrics_of, produce, start_analytics, start_inventory};
+use super::tasks::{account, caught_up, lag_of, produce};
 use super::{Config, Deployment, Detail, LagSample, Restart, RestartSample, Run, ANALYTICS_GROUP};
 
 /// How long one lag sample may take: a broker that does not answer within it is counted as
@@ -44,15 +43,14 @@ async fn lags(log: &dyn EventLog, t0: Instant) -> (Option<u64>, Option<u64>) {
 }
 
 pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let (log, policy) = (d.log(), d.policy());
-    let (store, inventory) = start_inventory(log.clone(), config, policy)?;
-    let (state, analytics) = start_analytics(log.clone(), config, None, policy);
+    let log = d.log();
+    d.start_inventory().await?;
+    d.start_analytics(None).await?;
     let t0 = Instant::now();
-    let produced = Arc::new(AtomicUsize::new(0));
-    let producer = {
-        let (log, events, batch, rate, produced) = (log.clone(), events.to_vec(), config.batch.min(50), config.produce_rate, produced.clone());
-        tokio::spawn(async move { produce(log.as_ref(), &events, batch, Some(rate), policy, &produced).await })
-    };
+    let produced = AtomicUsize::new(0);
+    let producing = produce(d, events, config.batch.min(50), Some(config.produce_rate), &produced);
+    tokio::pin!(producing);
+    let mut producer_done = false;
     let kill_at = events.len() / 3;
     let (mut down_ms, mut up_ms) = (None::<u64>, None::<u64>);
     let mut restart = Restart::default();
@@ -64,6 +62,12 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     let mut starting: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>> = None;
     let recovered_ms = loop {
         tokio::select! {
+            biased;
+            took = &mut producing, if !producer_done => {
+                run.produce = took?;
+                producer_done = true;
+                continue;
+            }
             _ = tick.tick() => {}
             started = async { starting.as_mut().expect("guarded").await }, if starting.is_some() => {
                 started?;
@@ -93,7 +97,7 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
             let phase = if up_ms.is_some() { "recovering" } else if down_ms.is_some() { "broker down" } else { "producing" };
             format!("t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}", t_ms / 1000, produced.load(Ordering::Relaxed), show(inventory_lag), show(analytics_lag))
         });
-        if up_ms.is_some() && producer.is_finished() && analytics_lag == Some(0) && inventory_lag == Some(0) && caught_up(log.as_ref(), ANALYTICS_GROUP, events.len()).await.unwrap_or(false) {
+        if up_ms.is_some() && producer_done && analytics_lag == Some(0) && inventory_lag == Some(0) && caught_up(d, events.len()).await.unwrap_or(false) {
             live.finish(&format!("caught up at {:.1} s", t_ms as f64 / 1e3));
             break t_ms;
         }
@@ -101,14 +105,10 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
             bail!("broker-restart: the consumers did not catch up within {} s", deadline.as_secs());
         }
     };
-    run.produce = producer.await.context("the producer panicked")??;
-    analytics.stop().await.context("stopping analytics")?;
-    inventory.stop().await.context("stopping inventory")?;
     let (down, up) = (down_ms.expect("the broker was stopped"), up_ms.expect("the broker was started again"));
     restart.down_window_ms = (down, up);
     restart.recover = Some(Duration::from_millis(recovered_ms.saturating_sub(up)));
-    run.metrics = Some(metrics_of(&state));
-    run.inventory = Some(store.stats()?);
+    account(d, events, run).await?;
     run.detail = Detail::BrokerRestart(restart);
     Ok(())
 }

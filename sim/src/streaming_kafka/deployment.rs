@@ -1,38 +1,109 @@
-//! Where Part C runs: over the world's `SimLog` in virtual time, or over fresh topics of a real
-//! Apache Kafka. In both modes the producer, Inventory and Analytics are tasks of this process
-//! (wired by `campus::deploy::streaming_kafka`): what differs is the log, the subject of Part C.
+//! Where Part C runs: its three services — the producer, Inventory, Analytics — as tasks over
+//! the world's `SimLog` in virtual time, or as `campus-sim serve … --model streaming-kafka`
+//! processes over fresh topics of a real Apache Kafka. Both are wired by
+//! `campus::deploy::streaming_kafka`. The experiments see only this type: they feed the
+//! producer, crash or stop and start the consumers, reset Analytics' group, take the broker
+//! away, and read the log through the lab's own client (never through Inventory).
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use campus::api::streaming::{BulkAppended, MetricsReport, MAX_BULK};
+use campus::deploy::streaming_kafka::{self as wiring, Consumer};
+use campus::domain::OrderPlaced;
 use campus::retry::Policy;
+use campus::services::analytics::Analytics;
+use campus::services::inventory::Inventory;
+use campus::services::producer::Producer;
+use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
+use campus::services::EventClock;
+use campus::store::InventoryStats;
+use campus::transport::http::HttpRequestReply;
 use campus::transport::kafka::KafkaLog;
-use campus::transport::log::EventLog;
+use campus::transport::log::{EventLog, LogError, Topic};
+use campus::transport::{Peer, RequestReply};
+use campus::Model;
 
-use crate::real::{Broker, BrokerOutage};
+use super::Config;
+use crate::client::{get_json, post_json};
+use crate::real::{Broker, BrokerOutage, ServiceProcess};
 use crate::world::World;
 use crate::Mode;
 
-/// The log a run uses, how to take its broker away, and how to clean it up.
+/// How long the simulated group coordinator waits before it evicts a member that died (the
+/// services' `session.timeout.ms` on Kafka).
+const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// Part C's services, running. Every method takes `&self`, so that an experiment can crash or
+/// restart a service, or the broker, while the producer is appending.
 pub struct Deployment<'w> {
+    /// The lab's own client of the log: lag, the decisions a reader that is not Inventory
+    /// sees, the dead letters.
     log: Arc<dyn EventLog>,
-    kafka: Option<Arc<KafkaLog>>,
-    /// How the services' loops meet a broker outage.
+    stock: u32,
+    batch: usize,
+    /// The producer's front door (held apart from the rest, so that appending never waits
+    /// for a restart).
+    producer: Front,
+    kind: tokio::sync::Mutex<Kind<'w>>,
+}
+
+enum Front {
+    Sim(Arc<Producer>),
+    Real(Arc<dyn RequestReply>),
+}
+
+enum Kind<'w> {
+    Sim(SimParts<'w>),
+    Real(Box<RealParts>),
+}
+
+struct SimParts<'w> {
+    world: &'w World,
     policy: Policy,
-    /// The simulated world whose broker this is (sim).
-    world: Option<&'w World>,
+    idle_watermarks: Option<Consumer>,
+    view: InventoryView,
+    inventory: Option<Consumer>,
+    analytics_state: Arc<Mutex<Analytics>>,
+    analytics: Option<Consumer>,
+}
+
+struct RealParts {
+    exe: PathBuf,
+    kafka: Arc<KafkaLog>,
+    common: Vec<String>,
+    producer: ServiceProcess,
+    inventory: Option<ServiceProcess>,
+    analytics: Option<ServiceProcess>,
+    http: Arc<dyn RequestReply>,
     /// Kafka while the lab has it killed (restarted on drop, whatever happens).
-    outage: tokio::sync::Mutex<Option<BrokerOutage>>,
+    outage: Option<BrokerOutage>,
 }
 
 impl<'w> Deployment<'w> {
-    /// The world's in-memory log.
-    pub fn sim(world: &'w World) -> Self {
-        Deployment { log: world.log(), kafka: None, policy: world.policy(true), world: Some(world), outage: tokio::sync::Mutex::new(None) }
+    /// The producer and Inventory as tasks of `world` (Analytics starts when an experiment
+    /// asks), over the world's log.
+    pub fn sim(world: &'w World, config: &Config) -> Self {
+        let log = world.log();
+        let policy = world.policy(true);
+        let (producer, idle) = wiring::producer(log.clone(), EventClock::Since(tokio::time::Instant::now()), policy);
+        let view = Arc::new(Mutex::new(Inventory::with_stock(config.stock)));
+        let parts = SimParts {
+            world,
+            policy,
+            idle_watermarks: Some(idle),
+            view,
+            inventory: None,
+            analytics_state: Arc::new(Mutex::new(Analytics::default())),
+            analytics: None,
+        };
+        Deployment { log, stock: config.stock, batch: config.batch, producer: Front::Sim(producer), kind: tokio::sync::Mutex::new(Kind::Sim(parts)) }
     }
 
-    /// Fresh topics (`campus-sim.<experiment>.<pid>.<ms>.*`) on the Kafka at `bootstrap`.
-    pub async fn real(bootstrap: &str, experiment: &str) -> anyhow::Result<Deployment<'static>> {
+    /// The producer as a `campus-sim serve producer` process over fresh topics
+    /// (`campus-sim.<experiment>.<pid>.<ms>.*`) of the Kafka at `bootstrap`.
+    pub async fn real(config: &Config, exe: &Path, bootstrap: &str, experiment: &str) -> anyhow::Result<Deployment<'static>> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
         let kafka = KafkaLog::connect(bootstrap, &namespace).await.with_context(|| {
@@ -40,55 +111,239 @@ impl<'w> Deployment<'w> {
         })?;
         crate::progress::step(&format!("{experiment}: topics {namespace}.*"));
         let kafka = Arc::new(kafka);
-        Ok(Deployment { log: kafka.clone(), kafka: Some(kafka), policy: Policy::production(), world: None, outage: tokio::sync::Mutex::new(None) })
+        let common: Vec<String> =
+            ["--port", "0", "--kafka-bootstrap", bootstrap, "--namespace", &namespace, "--batch", &config.batch.to_string(), "--stock", &config.stock.to_string()]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let producer = ServiceProcess::spawn(exe, "producer", Model::StreamingKafka, &common).await?;
+        let http: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Producer, producer.url().to_owned())]));
+        let parts = RealParts { exe: exe.to_owned(), kafka: kafka.clone(), common, producer, inventory: None, analytics: None, http: http.clone(), outage: None };
+        let kind = tokio::sync::Mutex::new(Kind::Real(Box::new(parts)));
+        Ok(Deployment { log: kafka, stock: config.stock, batch: config.batch, producer: Front::Real(http), kind })
     }
 
     pub fn mode(&self) -> Mode {
-        if self.kafka.is_some() { Mode::Real } else { Mode::Sim }
+        match self.producer {
+            Front::Sim(_) => Mode::Sim,
+            Front::Real(_) => Mode::Real,
+        }
     }
 
-    pub fn policy(&self) -> Policy {
-        self.policy
-    }
-
+    /// The lab's own client of the log.
     pub fn log(&self) -> Arc<dyn EventLog> {
         self.log.clone()
     }
 
-    /// The broker goes away (sim: the world's outage; real: SIGKILL of the Kafka JVM).
-    pub async fn stop_broker(&self) -> anyhow::Result<()> {
-        match self.world {
-            Some(world) => world.set_broker(false),
-            None => *self.outage.lock().await = Some(BrokerOutage::begin(Broker::Kafka).await?),
-        }
-        Ok(())
-    }
-
-    /// The broker comes back (real: `scripts/brokers.sh up kafka`, until it serves).
-    pub async fn start_broker(&self) -> anyhow::Result<()> {
-        match self.world {
-            Some(world) => world.set_broker(true),
-            None => {
-                if let Some(outage) = self.outage.lock().await.take() {
-                    outage.end().await?;
+    /// Hands `events` to the producer (real: `POST /orders`), which appends them and a
+    /// watermark on every partition; returns once the log acknowledged them.
+    pub async fn produce(&self, events: &[OrderPlaced]) -> anyhow::Result<()> {
+        match &self.producer {
+            Front::Sim(producer) => {
+                producer.append(events.to_vec()).await?;
+            }
+            Front::Real(http) => {
+                for chunk in events.chunks(MAX_BULK) {
+                    let reply: BulkAppended = post_json(http.as_ref(), Peer::Producer, "/orders", &chunk).await?;
+                    if reply.appended != chunk.len() {
+                        bail!("the producer appended {} of {} events", reply.appended, chunk.len());
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Deletes the run's topics (real mode), after starting the broker again if an experiment
-    /// left it dead.
+    /// Inventory starts (a new instance: it restores its state from the changelog).
+    pub async fn start_inventory(&self) -> anyhow::Result<()> {
+        let config = InventoryConfig { stock: self.stock, batch: self.batch, writes: Writes::Transactional };
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => s.inventory = Some(wiring::inventory(self.log.clone(), s.view.clone(), config, s.policy)),
+            Kind::Real(r) => {
+                let process = ServiceProcess::spawn(&r.exe, "inventory", Model::StreamingKafka, &r.common).await?;
+                r.inventory = Some(process);
+                r.rewire();
+            }
+        }
+        Ok(())
+    }
+
+    /// Inventory dies where it stands (sim: its task aborted, its memory gone, its member
+    /// evicted after the session timeout; real: SIGKILL, and Kafka evicts it).
+    pub async fn kill_inventory(&self) -> anyhow::Result<()> {
+        let (world, consumer) = match &mut *self.kind.lock().await {
+            Kind::Sim(s) => {
+                *s.view.lock().expect("inventory lock") = Inventory::with_stock(self.stock);
+                (s.world, s.inventory.take())
+            }
+            Kind::Real(r) => {
+                if let Some(mut process) = r.inventory.take() {
+                    process.kill().await?;
+                }
+                return Ok(());
+            }
+        };
+        if let Some(consumer) = consumer {
+            consumer.abort().await;
+        }
+        // As Kafka's coordinator does with a member that stopped heartbeating.
+        tokio::time::sleep(SESSION_TIMEOUT).await;
+        world.log().evict_group(INVENTORY_GROUP);
+        Ok(())
+    }
+
+    /// Analytics starts with an empty state (real: a new process), reading on from its
+    /// group's committed offsets, at most `throttle` records per second if given.
+    pub async fn start_analytics(&self, throttle: Option<u32>) -> anyhow::Result<()> {
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => {
+                s.analytics_state = Arc::new(Mutex::new(Analytics::default()));
+                s.analytics = Some(wiring::analytics(self.log.clone(), ANALYTICS_GROUP, s.analytics_state.clone(), self.batch, throttle, s.policy));
+            }
+            Kind::Real(r) => {
+                let mut args = r.common.clone();
+                if let Some(rate) = throttle {
+                    args.extend(["--throttle-per-s".to_owned(), rate.to_string()]);
+                }
+                r.analytics = Some(ServiceProcess::spawn(&r.exe, "analytics", Model::StreamingKafka, &args).await?);
+                r.rewire();
+            }
+        }
+        Ok(())
+    }
+
+    /// Analytics stops cleanly (real: SIGTERM), leaving its group.
+    pub async fn stop_analytics(&self) -> anyhow::Result<()> {
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => {
+                if let Some(consumer) = s.analytics.take() {
+                    consumer.stop().await.context("stopping analytics")?;
+                }
+            }
+            Kind::Real(r) => {
+                if let Some(mut process) = r.analytics.take() {
+                    process.terminate().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Analytics' metrics so far (real: `GET /metrics`).
+    pub async fn metrics(&self) -> anyhow::Result<MetricsReport> {
+        let http = match &*self.kind.lock().await {
+            Kind::Sim(s) => return Ok(MetricsReport::of(&s.analytics_state.lock().expect("analytics lock"))),
+            Kind::Real(r) => r.http.clone(),
+        };
+        get_json(http.as_ref(), Peer::Analytics, "/metrics").await
+    }
+
+    /// Inventory's accounting (real: `GET /stats`).
+    pub async fn inventory_stats(&self) -> anyhow::Result<InventoryStats> {
+        let http = match &*self.kind.lock().await {
+            Kind::Sim(s) => return Ok(streaming::stats(&s.view.lock().expect("inventory lock"), self.stock)),
+            Kind::Real(r) => r.http.clone(),
+        };
+        get_json(http.as_ref(), Peer::Inventory, "/stats").await
+    }
+
+    /// Sets Analytics' group back to the beginning of both topics while it has no member, the
+    /// way a user does: sim through the log; real with Kafka's own `kafka-consumer-groups.sh
+    /// --reset-offsets --to-earliest --execute`. Returns the command (for the report).
+    pub async fn reset_analytics(&self) -> anyhow::Result<String> {
+        let kafka = match &*self.kind.lock().await {
+            Kind::Sim(_) => None,
+            Kind::Real(r) => Some(r.kafka.clone()),
+        };
+        match kafka {
+            None => {
+                self.log.reset_to_beginning(ANALYTICS_GROUP, &Topic::EVENTS).await?;
+                Ok(format!("SimLog::reset_to_beginning({ANALYTICS_GROUP:?}, order-events, inventory-events)"))
+            }
+            Some(kafka) => {
+                let tool = crate::real::kafka_tool("kafka-consumer-groups.sh")?;
+                let group = kafka.group_id(ANALYTICS_GROUP);
+                let mut args = vec!["--bootstrap-server".to_owned(), kafka.bootstrap().to_owned(), "--group".to_owned(), group];
+                args.extend(["--reset-offsets", "--to-earliest", "--execute"].map(str::to_owned));
+                for topic in Topic::EVENTS {
+                    args.extend(["--topic".to_owned(), kafka.topic_name(topic)]);
+                }
+                let shown = format!("kafka-consumer-groups.sh {}", args.join(" "));
+                let output = tokio::process::Command::new(&tool).args(&args).output().await.with_context(|| format!("running {}", tool.display()))?;
+                if !output.status.success() {
+                    bail!("{shown} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+                }
+                // The tool prints "Error: Assignments can only be reset if the group is
+                // inactive" and exits 0 when the group still has members.
+                let said = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+                if said.contains("Error") {
+                    return Err(LogError::GroupActive { group: ANALYTICS_GROUP.into() }).context(said.trim().to_owned());
+                }
+                Ok(shown)
+            }
+        }
+    }
+
+    /// The broker goes away (sim: the world's outage; real: SIGKILL of the Kafka JVM).
+    pub async fn stop_broker(&self) -> anyhow::Result<()> {
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => s.world.set_broker(false),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::Kafka).await?),
+        }
+        Ok(())
+    }
+
+    /// The broker comes back (real: `scripts/brokers.sh up kafka`, until it serves).
+    pub async fn start_broker(&self) -> anyhow::Result<()> {
+        // Out of the lock: a real broker takes seconds to come back, and the experiment reads
+        // the services meanwhile.
+        let outage = match &mut *self.kind.lock().await {
+            Kind::Sim(s) => {
+                s.world.set_broker(true);
+                None
+            }
+            Kind::Real(r) => r.outage.take(),
+        };
+        if let Some(outage) = outage {
+            outage.end().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every service and, in real mode, starts the broker again if an experiment left
+    /// it dead and deletes the run's topics.
     pub async fn teardown(self) {
-        if let Some(outage) = self.outage.into_inner() {
-            if let Err(e) = outage.end().await {
-                tracing::error!(error = %e, "could not start Kafka again");
+        match self.kind.into_inner() {
+            Kind::Sim(s) => {
+                for consumer in [s.analytics, s.inventory, s.idle_watermarks].into_iter().flatten() {
+                    consumer.abort().await;
+                }
+            }
+            Kind::Real(mut r) => {
+                for process in [r.analytics.as_mut(), r.inventory.as_mut(), Some(&mut r.producer)].into_iter().flatten() {
+                    if let Err(e) = process.kill().await {
+                        tracing::warn!(error = %e, "stopping a service");
+                    }
+                }
+                if let Some(outage) = r.outage.take() {
+                    if let Err(e) = outage.end().await {
+                        tracing::error!(error = %e, "could not start Kafka again");
+                    }
+                }
+                if let Err(e) = r.kafka.delete_topics().await {
+                    tracing::warn!(error = %e, "could not delete the run's topics");
+                }
             }
         }
-        if let Some(kafka) = self.kafka {
-            if let Err(e) = kafka.delete_topics().await {
-                tracing::warn!(error = %e, "could not delete the run's topics");
-            }
-        }
+    }
+}
+
+impl RealParts {
+    /// The HTTP client, pointed at the services that run now.
+    fn rewire(&mut self) {
+        let mut bases = vec![(Peer::Producer, self.producer.url().to_owned())];
+        bases.extend(self.inventory.as_ref().map(|p| (Peer::Inventory, p.url().to_owned())));
+        bases.extend(self.analytics.as_ref().map(|p| (Peer::Analytics, p.url().to_owned())));
+        self.http = Arc::new(HttpRequestReply::new(bases));
     }
 }

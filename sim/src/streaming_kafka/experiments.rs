@@ -1,36 +1,36 @@
-//! Part C's experiments, step by step: the producer, Inventory and Analytics as tasks, the lag
-//! sampled every second, the reset of the Analytics group, and the wait until every consumer
-//! caught up. The same code runs over the simulated log and a real Kafka; only the
-//! [`Deployment`] differs.
+//! Part C's experiments, step by step: the producer fed, Inventory and Analytics started,
+//! crashed, stopped and started again, the lag sampled every second, the Analytics group reset,
+//! and the wait until every consumer caught up. The same code runs over the simulated log and
+//! a real Kafka; only the [`Deployment`] differs.
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
 use campus::domain::OrderPlaced;
-use campus::retry::Policy;
-use campus::transport::log::{EventLog, LogError, Topic};
+use campus::transport::log::{LogError, Outgoing, Topic};
 use tokio::time::Instant;
 
-use super::tasks::{caught_up, lag_of, metrics_of, produce, start_analytics, start_inventory, wait_caught_up};
+use super::tasks::{account, caught_up, lag_of, produce, wait_caught_up};
 use super::{Config, Deployment, Detail, Lag, LagSample, Run, Scenario, ANALYTICS_GROUP};
 
 /// Runs one experiment on a fresh log (fresh topics in real mode).
 pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Deployment<'_>) -> anyhow::Result<Run> {
     let events = config.events();
-    let l = deployment.log();
-    let policy = deployment.policy();
-    let mut run = Run::new(deployment.mode(), &events, Detail::Produce);
+    let d = &deployment;
+    let mut run = Run::new(d.mode(), &events, Detail::Produce);
     let result = async {
         match scenario {
             Scenario::Produce => {
-                run.produce = produce(l.as_ref(), &events, config.batch, None, policy, &AtomicUsize::new(0)).await?;
+                run.produce = produce(d, &events, config.batch, None, &AtomicUsize::new(0)).await?;
                 crate::progress::step(&format!("produce: {} events in {:.2} s", events.len(), run.produce.as_secs_f64()));
             }
-            Scenario::Lag => lag(config, &l, policy, &events, &mut run).await?,
-            Scenario::Replay => replay(config, &l, policy, &events, &mut run).await?,
-            Scenario::BrokerRestart => super::broker_restart::run(config, &deployment, &events, &mut run).await?,
+            Scenario::Lag => lag(config, d, &events, &mut run).await?,
+            Scenario::Replay => replay(config, d, &events, &mut run).await?,
+            Scenario::BrokerRestart => super::broker_restart::run(config, d, &events, &mut run).await?,
+            Scenario::InventoryCrash => inventory_crash(config, d, &events, &mut run).await?,
+            Scenario::Poison => poison(config, d, &events, &mut run).await?,
         }
         Ok(())
     }
@@ -39,21 +39,29 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
     result.map(|()| run)
 }
 
-async fn lag(config: &Config, log: &Arc<dyn EventLog>, policy: Policy, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let (store, inventory) = start_inventory(log.clone(), config, policy)?;
-    let (state, analytics) = start_analytics(log.clone(), config, Some(config.throttle_per_s), policy);
+async fn lag(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    d.start_inventory().await?;
+    d.start_analytics(Some(config.throttle_per_s)).await?;
+    let log = d.log();
     let t0 = Instant::now();
-    let producer = {
-        let (log, events, batch) = (log.clone(), events.to_vec(), config.batch);
-        tokio::spawn(async move { produce(log.as_ref(), &events, batch, None, policy, &AtomicUsize::new(0)).await })
-    };
+    let produced = AtomicUsize::new(0);
+    let producing = produce(d, events, config.batch, None, &produced);
+    tokio::pin!(producing);
     let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut produced_at = None;
     let mut lag = Lag::default();
     let mut live = crate::progress::Progress::new("lag");
     loop {
-        tick.tick().await;
+        tokio::select! {
+            biased;
+            took = &mut producing, if produced_at.is_none() => {
+                run.produce = took?;
+                produced_at = Some(t0.elapsed());
+                continue;
+            }
+            _ = tick.tick() => {}
+        }
         // A sample the broker cannot answer now (it is restarting) is skipped.
         let samples = match lag_of(log.as_ref(), ANALYTICS_GROUP, t0).await {
             Ok(samples) => samples,
@@ -64,14 +72,11 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, policy: Policy, events: &
         lag.peak = lag.peak.max(total);
         let t = t0.elapsed();
         lag.samples.extend(samples);
-        if produced_at.is_none() && producer.is_finished() {
-            produced_at = Some(t);
-        }
         live.update(|| {
             let phase = if produced_at.is_some() { "catching up" } else { "producing" };
             format!("t={:>3} s ({phase}): analytics lag {total} records (peak {})", t.as_secs(), lag.peak)
         });
-        if produced_at.is_some() && total == 0 && caught_up(log.as_ref(), ANALYTICS_GROUP, events.len()).await.unwrap_or(false) {
+        if produced_at.is_some() && total == 0 && caught_up(d, events.len()).await.unwrap_or(false) {
             lag.catch_up = produced_at.map(|p| t.saturating_sub(p));
             live.finish(&format!("caught up at {} s (peak lag {})", t.as_secs(), lag.peak));
             break;
@@ -80,45 +85,127 @@ async fn lag(config: &Config, log: &Arc<dyn EventLog>, policy: Policy, events: &
             bail!("lag: analytics did not catch up within {} s (lag {total})", config.settle_within.as_secs());
         }
     }
-    run.produce = producer.await.context("the producer panicked")??;
-    analytics.stop().await.context("stopping analytics")?;
-    inventory.stop().await.context("stopping inventory")?;
-    run.metrics = Some(metrics_of(&state));
-    run.inventory = Some(store.stats()?);
+    account(d, events, run).await?;
     run.detail = Detail::Lag(lag);
     Ok(())
 }
 
-async fn replay(config: &Config, log: &Arc<dyn EventLog>, policy: Policy, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
-    let (store, inventory) = start_inventory(log.clone(), config, policy)?;
-    let (state, analytics) = start_analytics(log.clone(), config, None, policy);
-    run.produce = produce(log.as_ref(), events, config.batch, None, policy, &AtomicUsize::new(0)).await?;
-    wait_caught_up(log.as_ref(), ANALYTICS_GROUP, events.len(), config.settle_within).await?;
-    let before = metrics_of(&state);
-    analytics.stop().await.context("stopping analytics")?;
+async fn replay(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    d.start_inventory().await?;
+    d.start_analytics(None).await?;
+    run.produce = produce(d, events, config.batch, None, &AtomicUsize::new(0)).await?;
+    wait_caught_up(d, events.len(), config.settle_within).await?;
+    let before = d.metrics().await?.metrics();
+    d.stop_analytics().await?;
     crate::progress::step("replay: analytics stopped; resetting its group to the beginning");
 
     // The group has just lost its only member; a broker may take a moment to see it empty.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::ALL).await {
-            Ok(()) => break,
-            Err(LogError::GroupActive { .. }) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+    let command = loop {
+        match d.reset_analytics().await {
+            Ok(command) => break command,
+            Err(e) if matches!(e.downcast_ref::<LogError>(), Some(LogError::GroupActive { .. })) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
             Err(e) => return Err(e).context("resetting the analytics group"),
         }
-    }
-    let lag_after_reset: u64 = lag_of(log.as_ref(), ANALYTICS_GROUP, Instant::now()).await?.iter().map(LagSample::lag).sum();
-    crate::progress::step(&format!("replay: group reset, {lag_after_reset} records to read again"));
+    };
+    let lag_after_reset: u64 = lag_of(d.log().as_ref(), ANALYTICS_GROUP, Instant::now()).await?.iter().map(LagSample::lag).sum();
+    crate::progress::step(&format!("replay: `{command}`: {lag_after_reset} records to read again"));
     if lag_after_reset == 0 {
         bail!("replay: the reset left nothing to re-read");
     }
-    let (state, analytics) = start_analytics(log.clone(), config, None, policy);
-    wait_caught_up(log.as_ref(), ANALYTICS_GROUP, events.len(), config.settle_within).await?;
-    analytics.stop().await.context("stopping analytics")?;
-    inventory.stop().await.context("stopping inventory")?;
-    run.detail = Detail::Replay { before };
-    run.metrics = Some(metrics_of(&state));
-    run.inventory = Some(store.stats()?);
+    d.start_analytics(None).await?;
+    wait_caught_up(d, events.len(), config.settle_within).await?;
+    account(d, events, run).await?;
+    run.detail = Detail::Replay { before, command };
     Ok(())
 }
 
+/// Inventory killed a third of the way in (its memory gone), started again at once: it
+/// restores from its changelog and reads on from its committed offsets.
+async fn inventory_crash(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    d.start_inventory().await?;
+    d.start_analytics(None).await?;
+    let t0 = Instant::now();
+    let produced = AtomicUsize::new(0);
+    let producing = produce(d, events, config.batch.min(50), Some(config.produce_rate), &produced);
+    tokio::pin!(producing);
+    let mut done = false;
+    let kill_at = events.len() / 3;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let killed_after = loop {
+        tokio::select! {
+            biased;
+            took = &mut producing, if !done => {
+                run.produce = took?;
+                done = true;
+            }
+            _ = tick.tick() => {}
+        }
+        let n = produced.load(Ordering::Relaxed);
+        if n >= kill_at || done {
+            break n as u64;
+        }
+    };
+    // Kill and restart while the producer goes on.
+    let restart = async {
+        d.kill_inventory().await?;
+        crate::progress::step(&format!("inventory-crash: inventory killed after {killed_after} events appended; starting it again"));
+        d.start_inventory().await?;
+        anyhow::Ok(t0.elapsed().as_millis() as u64)
+    };
+    let restarted_ms = if done {
+        restart.await?
+    } else {
+        let (restarted, took) = tokio::join!(restart, &mut producing);
+        run.produce = took?;
+        restarted?
+    };
+    wait_caught_up(d, events.len(), config.settle_within).await?;
+    account(d, events, run).await?;
+    run.detail = Detail::InventoryCrash { killed_after, restarted_ms };
+    Ok(())
+}
+
+/// The malformed records of `poison`, cycling through the three reasons a consumer refuses a
+/// record: not JSON, JSON of the wrong shape, an unknown schema version.
+pub fn poison_records(n: usize) -> Vec<Outgoing> {
+    (0..n)
+        .map(|i| {
+            let value: Bytes = match i % 3 {
+                0 => Bytes::from_static(b"{\"schema_version\": 1, \"event\": {\"type\": \"OrderPl"),
+                1 => Bytes::from_static(b"{\"schema_version\": 1, \"event\": {\"type\": \"OrderPlaced\", \"order\": \"?\"}}"),
+                _ => Bytes::from_static(b"{\"schema_version\": 99, \"event\": {\"type\": \"OrderPlaced\"}}"),
+            };
+            Outgoing::new(Topic::OrderEvents, format!("poison-{i:04}"), value)
+        })
+        .collect()
+}
+
+/// `--poison` malformed records appended (by the lab, as a faulty producer would) among the
+/// events: Inventory dead-letters each with its reason and decides every good order.
+async fn poison(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+    d.start_inventory().await?;
+    d.start_analytics(None).await?;
+    let log = d.log();
+    let started = Instant::now();
+    let bad = poison_records(config.poison);
+    let chunks: Vec<&[OrderPlaced]> = events.chunks(config.batch).collect();
+    let per_chunk = bad.len().div_ceil(chunks.len());
+    let mut bad = bad.into_iter();
+    // Each share of poison goes in before a chunk of good events, so that good orders follow
+    // it on every partition.
+    for chunk in chunks {
+        let some: Vec<Outgoing> = bad.by_ref().take(per_chunk).collect();
+        if !some.is_empty() {
+            log.append(some).await?;
+        }
+        d.produce(chunk).await?;
+    }
+    run.produce = started.elapsed();
+    wait_caught_up(d, events.len(), config.settle_within).await?;
+    account(d, events, run).await?;
+    run.detail = Detail::Poison { injected: config.poison };
+    Ok(())
+}

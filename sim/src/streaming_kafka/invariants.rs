@@ -30,6 +30,25 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail(format!("inventory decided {} of {} orders", inventory.reserved + inventory.failed, run.events));
         }
     }
+    if let Some(d) = &run.decisions {
+        if d.duplicates > 0 {
+            fail(format!("{} orders decided more than once in inventory-events (read_committed)", d.duplicates));
+        }
+        if d.lost > 0 {
+            fail(format!("{} of {} orders have no decision in inventory-events (read_committed)", d.lost, run.events));
+        }
+        if let Some(inventory) = &run.inventory {
+            if inventory.units_taken != d.reserved_units {
+                fail(format!("inventory took {} units, but the orders decided reserved asked for {}", inventory.units_taken, d.reserved_units));
+            }
+        }
+    }
+    if let super::Detail::Poison { injected } = run.detail {
+        let dead: u64 = run.decisions.as_ref().map_or(0, |d| d.dead_letters.values().sum());
+        if dead != injected as u64 {
+            fail(format!("{injected} poison records appended, {dead} in dead-letters"));
+        }
+    }
     if let Some(lag) = run.lag() {
         let last_t = lag.samples.last().map(|s| s.t_ms);
         let final_lag: u64 = lag.samples.iter().filter(|s| Some(s.t_ms) == last_t).map(|s| s.lag()).sum();
@@ -75,5 +94,24 @@ pub fn analytics_matches(
     vec![Violation {
         experiment: experiment.to_owned(),
         message: format!("analytics differ from the workload in {} minutes: {}", differing.len(), differing.join("; ")),
+    }]
+}
+
+/// The minutes whose (orders, reserved, failed) differ between `metrics` and `other` (the
+/// other mode's, as its CSV rows say).
+pub fn differing_minutes(metrics: &campus::services::analytics::Metrics, other: &std::collections::BTreeMap<u64, (u64, u64, u64)>) -> Vec<u64> {
+    let minutes: std::collections::BTreeSet<u64> = metrics.per_minute.keys().chain(other.keys()).copied().collect();
+    minutes.into_iter().filter(|m| metrics.per_minute.get(m).map(|v| (v.orders, v.reserved, v.failed)) != other.get(m).copied()).collect()
+}
+
+/// Part C: the same seed decides the same orders in sim and real, minute by minute.
+pub fn same_as_other_mode(metrics: &campus::services::analytics::Metrics, other: &std::collections::BTreeMap<u64, (u64, u64, u64)>) -> Vec<Violation> {
+    let differing = differing_minutes(metrics, other);
+    if differing.is_empty() {
+        return Vec::new();
+    }
+    vec![Violation {
+        experiment: "sim-vs-real".into(),
+        message: format!("orders, reserved or failed differ from the other mode's in {} minutes: {:?}", differing.len(), differing),
     }]
 }

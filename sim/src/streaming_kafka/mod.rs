@@ -1,15 +1,18 @@
-//! Part C, streaming over Kafka: the experiments, run over `SimLog` in virtual time or over a
-//! real Apache Kafka. In both modes the services (the producer, Inventory, Analytics) are tasks
-//! of this process: what differs between the modes is the log, which is the subject of Part C.
+//! Part C, streaming over Kafka: the experiments, run over `SimLog` in virtual time (the
+//! services as tasks) or over a real Apache Kafka (the services as `campus-sim serve …
+//! --model streaming-kafka` processes: producer, Inventory, Analytics).
 //!
 //! | experiment | what happens                                                          |
 //! |------------|-----------------------------------------------------------------------|
 //! | `produce`  | `--events` `OrderPlaced` appended to `order-events`, timed, nothing consuming |
 //! | `lag`      | Inventory and a throttled Analytics (`--throttle-per-s`) consume while the producer runs at full speed: lag per partition per second, its peak, the catch-up |
-//! | `replay`   | Analytics catches up, its group is reset to the beginning through the log, a fresh Analytics recomputes: before and after compared, and against the workload |
+//! | `replay`   | Analytics catches up, stops; its group is reset to the beginning (real: Kafka's `kafka-consumer-groups.sh --reset-offsets --to-earliest --execute`); a fresh Analytics recomputes: before and after compared, and against the workload |
 //! | `broker-restart` | the producer at `--produce-rate`; a third of the way in the broker is killed (real: SIGKILL, then `scripts/brokers.sh up kafka`) and started again: every order decided once, metrics equal to the workload, the lag and the time to recover |
+//! | `inventory-crash` | the producer at `--produce-rate`; Inventory is killed (real: SIGKILL) a third of the way in and started again: every order decided exactly once in `inventory-events` as a `read_committed` reader sees it, stock consistent with the reservations |
+//! | `poison`   | `--poison` malformed records (not JSON, wrong schema, unknown version) among the events: each in `dead-letters` with its reason, every good order decided |
 
 pub mod broker_restart;
+pub mod decisions;
 pub mod deployment;
 pub mod experiments;
 pub mod figures;
@@ -29,14 +32,14 @@ use campus::store::InventoryStats;
 use campus::transport::log::Topic;
 use campus::Model;
 
+pub use decisions::Decisions;
 pub use deployment::Deployment;
 pub use experiments::run_experiment;
 
 use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
-/// Analytics' consumer group.
-pub const ANALYTICS_GROUP: &str = "analytics";
+pub use campus::services::streaming::ANALYTICS_GROUP;
 
 /// Which experiments to run (`--experiment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,7 +53,11 @@ pub enum Experiment {
     /// The broker killed mid-stream and started again: everything decided once, metrics equal
     /// to the workload, the lag and the time to recover.
     BrokerRestart,
-    /// All four, in that order.
+    /// Inventory killed mid-stream and started again: every order decided exactly once.
+    InventoryCrash,
+    /// Malformed records among the events: dead-lettered with their reasons.
+    Poison,
+    /// All six, in that order.
     All,
 }
 
@@ -74,6 +81,8 @@ pub struct Config {
     /// killed mid-stream), and how long the broker stays dead before it is started again.
     pub produce_rate: u32,
     pub broker_down_for: Duration,
+    /// `poison`: malformed records appended among the events.
+    pub poison: usize,
 }
 
 impl Default for Config {
@@ -88,6 +97,7 @@ impl Default for Config {
             settle_within: Duration::from_secs(300),
             produce_rate: 500,
             broker_down_for: Duration::from_secs(10),
+            poison: 30,
         }
     }
 }
@@ -96,6 +106,9 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.events == 0 || self.throttle_per_s == 0 || self.batch == 0 || self.produce_rate == 0 {
             bail!("--events, --throttle-per-s, --batch and --produce-rate must be at least 1");
+        }
+        if self.poison == 0 {
+            bail!("--poison must be at least 1");
         }
         if self.broker_down_for.is_zero() {
             bail!("--broker-down-for must be above 0 s");
@@ -111,6 +124,8 @@ impl Config {
             Experiment::Lag => vec![Scenario::Lag],
             Experiment::Replay => vec![Scenario::Replay],
             Experiment::BrokerRestart => vec![Scenario::BrokerRestart],
+            Experiment::InventoryCrash => vec![Scenario::InventoryCrash],
+            Experiment::Poison => vec![Scenario::Poison],
         }
     }
 
@@ -146,10 +161,13 @@ pub enum Scenario {
     Lag,
     Replay,
     BrokerRestart,
+    InventoryCrash,
+    Poison,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Scenario::Produce, Scenario::Lag, Scenario::Replay, Scenario::BrokerRestart];
+    pub const ALL: [Scenario; 6] =
+        [Scenario::Produce, Scenario::Lag, Scenario::Replay, Scenario::BrokerRestart, Scenario::InventoryCrash, Scenario::Poison];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -157,6 +175,8 @@ impl Scenario {
             Scenario::Lag => "lag",
             Scenario::Replay => "replay",
             Scenario::BrokerRestart => "broker-restart",
+            Scenario::InventoryCrash => "inventory-crash",
+            Scenario::Poison => "poison",
         }
     }
 }
@@ -198,6 +218,9 @@ pub struct Run {
     pub metrics: Option<Metrics>,
     pub expected_orders: BTreeMap<u64, u64>,
     pub inventory: Option<InventoryStats>,
+    /// What a `read_committed` reader that is not Inventory finds in `inventory-events` and
+    /// `dead-letters`; none in `produce`.
+    pub decisions: Option<Decisions>,
     pub detail: Detail,
 }
 
@@ -206,9 +229,15 @@ pub struct Run {
 pub enum Detail {
     Produce,
     Lag(Lag),
-    /// The metrics before the Analytics group was reset (those after are [`Run::metrics`]).
-    Replay { before: Metrics },
+    /// The metrics before the Analytics group was reset (those after are [`Run::metrics`]), and
+    /// the command that reset it.
+    Replay { before: Metrics, command: String },
     BrokerRestart(Restart),
+    /// Inventory was killed after `killed_after` events had been appended, and was back (its
+    /// state restored) `restored_in` later.
+    InventoryCrash { killed_after: u64, restarted_ms: u64 },
+    /// `injected` malformed records were appended among the events.
+    Poison { injected: usize },
     /// One schedule of `campus-sim explore`.
     Explore,
 }
@@ -248,7 +277,16 @@ pub struct RestartSample {
 
 impl Run {
     fn new(mode: Mode, events: &[OrderPlaced], detail: Detail) -> Self {
-        Run { mode, events: events.len(), produce: Duration::ZERO, metrics: None, expected_orders: expected_orders_per_minute(events), inventory: None, detail }
+        Run {
+            mode,
+            events: events.len(),
+            produce: Duration::ZERO,
+            metrics: None,
+            expected_orders: expected_orders_per_minute(events),
+            inventory: None,
+            decisions: None,
+            detail,
+        }
     }
 
     /// The experiment's name, as the CSVs and checks name it.
@@ -258,6 +296,8 @@ impl Run {
             Detail::Lag(_) => Scenario::Lag.name(),
             Detail::Replay { .. } => Scenario::Replay.name(),
             Detail::BrokerRestart(_) => Scenario::BrokerRestart.name(),
+            Detail::InventoryCrash { .. } => Scenario::InventoryCrash.name(),
+            Detail::Poison { .. } => Scenario::Poison.name(),
             Detail::Explore => "explore",
         }
     }
@@ -278,7 +318,7 @@ impl Run {
 
     pub fn before_replay(&self) -> Option<&Metrics> {
         match &self.detail {
-            Detail::Replay { before } => Some(before),
+            Detail::Replay { before, .. } => Some(before),
             _ => None,
         }
     }
@@ -295,16 +335,17 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
         .into_iter()
         .map(|scenario| {
             let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name()));
-            world.block_on(run_experiment(config, scenario, Deployment::sim(&world)))
+            world.block_on(async { run_experiment(config, scenario, Deployment::sim(&world, config)).await })
         })
         .collect()
 }
 
-/// Runs the selected experiments against the Kafka at `bootstrap`, each on fresh topics.
-pub async fn run_real(config: &Config, bootstrap: &str) -> anyhow::Result<Vec<Run>> {
+/// Runs the selected experiments against the Kafka at `bootstrap`, each on fresh topics, the
+/// services as processes of `exe`.
+pub async fn run_real(config: &Config, exe: &std::path::Path, bootstrap: &str) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for scenario in config.scenarios() {
-        let deployment = Deployment::real(bootstrap, scenario.name()).await?;
+        let deployment = Deployment::real(config, exe, bootstrap, scenario.name()).await?;
         runs.push(run_experiment(config, scenario, deployment).await?);
     }
     Ok(runs)

@@ -74,6 +74,12 @@ pub struct SummaryRow {
     pub peak_lag: Option<u64>,
     pub catch_up_s: Option<Fixed<2>>,
     pub replay_equal: Option<bool>,
+    /// From `inventory-events` read `read_committed` by the lab: orders with a decision, orders
+    /// without one, decisions beyond the first; and the records in `dead-letters`.
+    pub decided: Option<usize>,
+    pub lost: Option<usize>,
+    pub duplicates: Option<usize>,
+    pub dead_letters: Option<u64>,
 }
 
 macro_rules! rows_have_a_mode {
@@ -99,6 +105,10 @@ pub fn summary_row(run: &Run) -> SummaryRow {
         peak_lag: lag.map(|l| l.peak).or(restart.map(|r| r.peak_lag)),
         catch_up_s: lag.and_then(|l| l.catch_up).or(restart.and_then(|r| r.recover)).map(|d| Fixed(d.as_secs_f64())),
         replay_equal: run.replay_equal(),
+        decided: run.decisions.as_ref().map(|d| d.decided()),
+        lost: run.decisions.as_ref().map(|d| d.lost),
+        duplicates: run.decisions.as_ref().map(|d| d.duplicates),
+        dead_letters: run.decisions.as_ref().map(|d| d.dead_letters.values().sum()),
     }
 }
 

@@ -1,0 +1,22 @@
+//! The lab's HTTP calls to real services' faces (their accounting endpoints, Part C's
+//! producer): a JSON `GET`, a JSON `POST`, a non-2xx answer an error that names the call.
+
+use anyhow::{bail, Context};
+use campus::transport::{Peer, RequestReply};
+
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
+    let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
+    let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
+    if !reply.status().is_success() {
+        bail!("GET {path} on {peer} answered {}", reply.status());
+    }
+    serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
+}
+
+pub async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str, body: &B) -> anyhow::Result<T> {
+    let reply = http.post_json(peer, path, body).await.with_context(|| format!("POST {path} on {peer}"))?;
+    if !reply.status().is_success() {
+        bail!("POST {path} on {peer} answered {}: {}", reply.status(), String::from_utf8_lossy(reply.body()));
+    }
+    serde_json::from_slice(reply.body()).with_context(|| format!("POST {path} on {peer}: unexpected body"))
+}

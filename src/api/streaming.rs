@@ -1,0 +1,142 @@
+//! Part C's HTTP faces: the producer (`POST /order`, `POST /orders`), Inventory's accounting
+//! (`GET /stats`, `GET /stock`) and Analytics (`GET /metrics`); `GET /health` on each.
+//!
+//! | route                | body                         | answer                                   |
+//! |----------------------|------------------------------|------------------------------------------|
+//! | producer `POST /order`  | an order (`student_id`, `items`) | 202 `{order_id, placed_at_ms}`: appended to `order-events` |
+//! | producer `POST /orders` | up to [`MAX_BULK`] `OrderPlaced` (ids and event times given) | 202 `{appended}` |
+//! | analytics `GET /metrics` | —                         | orders per minute and the failure rate, overall and per minute |
+//!
+//! The producer answers 503 `log_unavailable` when Kafka does not take the records.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, JsonBody, Probe};
+use crate::domain::{Order, OrderId, OrderPlaced, OrderRequest};
+use crate::services::analytics::{Analytics, Metrics, MinuteMetrics};
+use crate::services::order::OrderIds;
+use crate::services::producer::Producer;
+use crate::services::streaming::{self, InventoryView};
+use crate::store::InventoryStats;
+use crate::transport::log::LogError;
+
+/// Events per `POST /orders`.
+pub const MAX_BULK: usize = 10_000;
+/// Body limit of `POST /orders` (about 250 bytes an event).
+const MAX_BULK_BYTES: usize = 4 * 1024 * 1024;
+
+/// `POST /order`'s 202 body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub order_id: OrderId,
+    pub placed_at_ms: u64,
+}
+
+/// `POST /orders`' 202 body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkAppended {
+    pub appended: usize,
+}
+
+struct ProducerState {
+    producer: Arc<Producer>,
+    ids: OrderIds,
+}
+
+fn unavailable(e: LogError) -> ApiError {
+    tracing::warn!(error = %e, "the log did not take the records");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", e.to_string())
+}
+
+pub fn producer_app(producer: Arc<Producer>, ids: OrderIds) -> Router {
+    let router = Router::new()
+        .route("/order", post(place))
+        .route("/orders", post(bulk).layer(DefaultBodyLimit::max(MAX_BULK_BYTES)))
+        .with_state(Arc::new(ProducerState { producer, ids }));
+    super::finish(router, "producer", Probe::None)
+}
+
+async fn place(State(state): State<Arc<ProducerState>>, JsonBody(request): JsonBody<OrderRequest>) -> Result<(StatusCode, Json<Appended>), ApiError> {
+    let placed = state.producer.place(Order::new(state.ids.next(), request)).await.map_err(unavailable)?;
+    Ok((StatusCode::ACCEPTED, Json(Appended { order_id: placed.order.order_id, placed_at_ms: placed.placed_at_ms })))
+}
+
+async fn bulk(State(state): State<Arc<ProducerState>>, JsonBody(events): JsonBody<Vec<OrderPlaced>>) -> Result<(StatusCode, Json<BulkAppended>), ApiError> {
+    if events.len() > MAX_BULK {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_events", format!("{} events; at most {MAX_BULK} per request", events.len())));
+    }
+    let appended = state.producer.append(events).await.map_err(unavailable)?.len();
+    Ok((StatusCode::ACCEPTED, Json(BulkAppended { appended })))
+}
+
+/// Inventory's accounting in the streaming model: `GET /stats`, `GET /stock`.
+pub fn inventory_app(view: InventoryView, stock: u32) -> Router {
+    let router = Router::new().route("/stats", get(stats)).route("/stock", get(levels)).with_state((view, stock));
+    super::finish(router, "inventory", Probe::None)
+}
+
+async fn stats(State((view, stock)): State<(InventoryView, u32)>) -> Json<InventoryStats> {
+    Json(streaming::stats(&view.lock().expect("inventory lock"), stock))
+}
+
+async fn levels(State((view, _)): State<(InventoryView, u32)>) -> Json<BTreeMap<String, u32>> {
+    Json(view.lock().expect("inventory lock").levels().iter().map(|(sku, n)| (sku.to_string(), *n)).collect())
+}
+
+/// One minute of `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MinuteReport {
+    pub minute: u64,
+    pub orders: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub failure_rate: f64,
+}
+
+impl MinuteReport {
+    fn new(minute: u64, m: &MinuteMetrics) -> Self {
+        MinuteReport { minute, orders: m.orders, reserved: m.reserved, failed: m.failed, failure_rate: m.failure_rate() }
+    }
+}
+
+/// `GET /metrics` (and the metrics file): what Analytics has computed so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Distinct orders placed and distinct outcomes seen.
+    pub orders_seen: usize,
+    pub outcomes_seen: usize,
+    pub total: MinuteReport,
+    pub per_minute: Vec<MinuteReport>,
+}
+
+impl MetricsReport {
+    pub fn of(analytics: &Analytics) -> Self {
+        let metrics = analytics.metrics();
+        let (orders_seen, outcomes_seen) = analytics.seen();
+        // `minute` of the total is the number of minutes with any event.
+        let total = MinuteReport { minute: metrics.per_minute.len() as u64, ..MinuteReport::new(0, &metrics.total) };
+        MetricsReport { orders_seen, outcomes_seen, total, per_minute: metrics.per_minute.iter().map(|(m, v)| MinuteReport::new(*m, v)).collect() }
+    }
+
+    /// The metrics back as the lab compares them.
+    pub fn metrics(&self) -> Metrics {
+        let counts = |r: &MinuteReport| MinuteMetrics { orders: r.orders, reserved: r.reserved, failed: r.failed };
+        Metrics { per_minute: self.per_minute.iter().map(|r| (r.minute, counts(r))).collect(), total: counts(&self.total) }
+    }
+}
+
+pub fn analytics_app(state: Arc<Mutex<Analytics>>) -> Router {
+    let router = Router::new().route("/metrics", get(metrics)).with_state(state);
+    super::finish(router, "analytics", Probe::None)
+}
+
+async fn metrics(State(state): State<Arc<Mutex<Analytics>>>) -> Json<MetricsReport> {
+    Json(MetricsReport::of(&state.lock().expect("analytics lock")))
+}
