@@ -210,7 +210,9 @@ fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outgoing> {
                 writes.push(Outgoing::new(Topic::InventoryChangelog, id.to_string(), entry));
             }
             Next::DeadLetter { record, reason, detail } => {
-                tracing::warn!(partition = record.partition, offset = record.offset, reason, %detail, "dead-lettering an unreadable record");
+                // Info, not warn: the record and its reason are kept in `dead-letters`, which is
+                // where an operator looks (and what the lab counts).
+                tracing::info!(partition = record.partition, offset = record.offset, reason, %detail, "dead-lettering an unreadable record");
                 writes.push(
                     Outgoing::new(Topic::DeadLetters, record.key, record.value)
                         .with_header(DEAD_LETTER_REASON, reason)

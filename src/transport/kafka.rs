@@ -350,11 +350,19 @@ impl EventLog for KafkaLog {
         let producer = self.writer(writer);
         Box::pin(async move {
             let producer = producer?;
-            let result = self.transaction(&producer, consumer, records, positions).await;
+            let mut result = self.transaction(&producer, consumer, records, positions).await;
+            // A fenced producer fails its pending sends ("purged") before any transaction call
+            // says why; its fatal error does.
+            if let Some((code @ (RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch), detail)) = producer.client().fatal_error() {
+                result = Err(LogError::Fenced(format!("{code}: {detail}")));
+            }
             if result.is_err() {
                 let abort = producer.clone();
-                if let Err(e) = blocking(move || abort.abort_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)).await {
-                    tracing::debug!(error = %e, "aborting the failed transaction");
+                match blocking(move || abort.abort_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)).await {
+                    // The abort says what the sends did not: another instance holds the identity.
+                    Err(fenced @ LogError::Fenced(_)) => result = Err(fenced),
+                    Err(e) => tracing::debug!(error = %e, "aborting the failed transaction"),
+                    Ok(()) => {}
                 }
             }
             result

@@ -36,10 +36,14 @@ use tokio::time::Instant;
 use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
+use crate::streaming_kafka::experiments::poison_records;
 use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
 use crate::violation::Violation;
 use crate::world::{Scope, World};
 use crate::Mode;
+
+/// What each `Fault::Poison` kind is (the order of `poison_records`).
+const POISON_KINDS: [&str; 3] = ["not JSON", "wrong schema", "unknown version"];
 
 /// Orders are appended this far apart.
 const ORDER_GAP_MS: u64 = 10;
@@ -75,6 +79,9 @@ pub enum Fault {
     Crash { consumer: Consumer, batch: u32, point: CrashPoint },
     /// Analytics stops, its group is reset to the beginning, and it recomputes (a replay).
     Reset { at_ms: u64 },
+    /// A malformed record (`kind` 0: not JSON, 1: wrong schema, 2: unknown version) appended
+    /// to `order-events` at `at_ms`: Inventory must dead-letter it and go on.
+    Poison { at_ms: u64, kind: u8 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +122,7 @@ impl fmt::Display for Schedule {
                 }
                 Fault::Crash { consumer, batch, point } => writeln!(f, "  {consumer:?} crashes {} on its batch #{batch}", point.as_str())?,
                 Fault::Reset { at_ms } => writeln!(f, "  Analytics reset to the beginning (replay) at {at_ms} ms")?,
+                Fault::Poison { at_ms, kind } => writeln!(f, "  a malformed record ({}) appended at {at_ms} ms", POISON_KINDS[*kind as usize % 3])?,
             }
         }
         Ok(())
@@ -129,6 +137,7 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
         (1u32..=6, inventory_point).prop_map(|(batch, point)| Fault::Crash { consumer: Consumer::Inventory, batch, point }),
         (1u32..=6, analytics_point).prop_map(|(batch, point)| Fault::Crash { consumer: Consumer::Analytics, batch, point }),
         (0u64..2000).prop_map(|at_ms| Fault::Reset { at_ms }),
+        (0u64..200, 0u8..3).prop_map(|(at_ms, kind)| Fault::Poison { at_ms, kind }),
     ]
 }
 
@@ -173,6 +182,8 @@ enum Step {
     Append(usize),
     /// Order #i's record is appended again, unchanged.
     Duplicate(usize),
+    /// A malformed record of this kind is appended.
+    Poison(u8),
     Reset,
     BrokerDown,
     BrokerUp,
@@ -309,6 +320,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         match *fault {
             Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n))),
             Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
+            Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
             Fault::Crash { .. } => {}
         }
     }
@@ -318,6 +330,9 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     }
     timeline.sort_by_key(|(t, _)| *t);
     let t0 = Instant::now();
+    // Every append runs in a task of its own (it waits out an outage while the timeline goes
+    // on); all of them have landed before the run may count as settled.
+    let mut appends: Vec<tokio::task::JoinHandle<Result<(), LogError>>> = Vec::new();
     for (t, step) in timeline {
         tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
         match step {
@@ -325,18 +340,29 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 // The producer waits out an outage and appends again — in a task of its own, so
                 // that the timeline (which brings the broker back) goes on.
                 let (producer, event) = (producer.clone(), events[i].clone());
-                tokio::spawn(async move { producer.append(vec![event]).await });
+                appends.push(tokio::spawn(async move { producer.append(vec![event]).await.map(drop) }));
             }
             Step::Duplicate(i) => {
                 // The same record again, as a producer's retry after a lost acknowledgement sends it.
                 let e = &events[i];
                 let record = Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode());
                 let log = log.clone();
-                tokio::spawn(async move {
+                appends.push(tokio::spawn(async move {
                     while log.append(vec![record.clone()]).await.is_err() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                });
+                    Ok(())
+                }));
+            }
+            Step::Poison(kind) => {
+                let record = poison_records(3).swap_remove(kind as usize % 3);
+                let log = log.clone();
+                appends.push(tokio::spawn(async move {
+                    while log.append(vec![record.clone()]).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Ok(())
+                }));
             }
             Step::Reset => {
                 log.note("reset requested".into());
@@ -353,6 +379,13 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         }
     }
 
+    for append in appends {
+        // A producer that gave up (`--break no-reconnect`) leaves its order undecided: the
+        // checks below say so.
+        if let Ok(Err(e)) = append.await {
+            log.note(format!("the producer gave up: {e}"));
+        }
+    }
     // Settled: Inventory and Analytics committed past every record there is; a reader that is
     // not Inventory finds every order decided; Analytics has seen every order and outcome.
     let deadline = Instant::now() + SETTLE_WITHIN;
@@ -388,8 +421,14 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         decisions: Some(decided),
         detail: Detail::Explore,
     };
+    let poisoned = schedule.faults.iter().filter(|f| matches!(f, Fault::Poison { .. })).count() as u64;
+    let malformed = run.decisions.as_ref().map_or(0, |d| d.malformed);
     let mut violations = invariants::check(&run);
     violations.extend(invariants::analytics_matches("explore", &metrics, &expected));
+    // More is fine (an append whose acknowledgement was lost is appended again); fewer is not.
+    if malformed < poisoned {
+        violations.push(Violation { experiment: "explore".into(), message: format!("{poisoned} malformed records appended, {malformed} in order-events") });
+    }
     if !settled {
         violations.push(Violation {
             experiment: "explore".into(),

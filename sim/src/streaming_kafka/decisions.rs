@@ -1,11 +1,13 @@
 //! What Inventory decided, as a reader that is not Inventory sees it: `inventory-events` and
 //! `dead-letters` read from the beginning, `read_committed` (an aborted transaction's records
-//! are not there). Every order of the workload must have exactly one decision, and the stock
-//! Inventory took must be what the reserved orders asked for.
+//! are not there). Every order of the workload must have exactly one decision, the stock
+//! Inventory took must be what the reserved orders asked for, and every malformed record of
+//! `order-events` must be in `dead-letters`.
 
 use std::collections::BTreeMap;
 
 use campus::domain::{Envelope, Event, OrderPlaced};
+use campus::services::merge::WATERMARK_HEADER;
 use campus::services::streaming::DEAD_LETTER_REASON;
 use campus::transport::log::{EventLog, LogError, Topic};
 
@@ -22,6 +24,9 @@ pub struct Decisions {
     pub reserved_units: u64,
     /// Dead letters by their reason header.
     pub dead_letters: BTreeMap<String, u64>,
+    /// Records in `order-events` that are neither an `OrderPlaced` nor a watermark (each must
+    /// be in `dead-letters`).
+    pub malformed: u64,
 }
 
 impl Decisions {
@@ -42,6 +47,10 @@ pub async fn read(log: &dyn EventLog, events: &[OrderPlaced]) -> Result<Decision
         if d.outcomes.insert(id, reserved).is_some() {
             d.duplicates += 1;
         }
+    }
+    for record in log.scan(Topic::OrderEvents).await? {
+        let readable = record.header(WATERMARK_HEADER).is_some() || matches!(Envelope::decode(&record.value), Ok(Event::OrderPlaced(_)));
+        d.malformed += u64::from(!readable);
     }
     for record in log.scan(Topic::DeadLetters).await? {
         *d.dead_letters.entry(record.header(DEAD_LETTER_REASON).unwrap_or("unknown").to_owned()).or_insert(0) += 1;

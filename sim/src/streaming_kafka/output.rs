@@ -82,7 +82,6 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                 ));
             }
             Detail::Replay { before, command } => {
-                text.push_str(&format!("- **replay**: Analytics stopped, then its group was reset with `{command}`, and a fresh Analytics read both topics again.\n"));
                 if let Some(after) = &run.metrics {
                     let compared = named(before);
                     let after_named: BTreeMap<String, String> = named(after).into_iter().collect();
@@ -90,8 +89,9 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     let orders_match = after.per_minute.iter().all(|(m, v)| run.expected_orders.get(m) == Some(&v.orders))
                         && after.per_minute.len() == run.expected_orders.len();
                     text.push_str(&format!(
-                        "- **replay**: {equal} of {} metrics equal before and after resetting the Analytics group to the \
-                         beginning ({} minutes of event time; {} orders, {} reserved, {} failed, failure rate {:.2}% overall). \
+                        "- **replay**: Analytics stopped; its group was reset to the beginning with `{command}`; a fresh \
+                         Analytics read both topics again. {equal} of {} metrics equal before and after \
+                         ({} minutes of event time; {} orders, {} reserved, {} failed, failure rate {:.2}% overall). \
                          Orders per minute {} the counts straight from the workload. They can be identical because \
                          the metrics are keyed by event time and order id, not by arrival time or by how often a record \
                          was read, and the log still holds every record.\n",
