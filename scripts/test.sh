@@ -6,8 +6,11 @@
 #      here `--include-ignored` runs them, and they fail, never skip, if a broker is missing),
 #   3. the graded run, as a student runs it, in the simulation and then for real (Part A over
 #      separate processes and loopback sockets, Part B over processes and the real RabbitMQ
-#      with the full 60 s outage and RabbitMQ itself stopped for 30 s, Part C against the real
-#      Kafka with 10,000 events and the broker SIGKILLed mid-stream and started again); each
+#      with the full 60 s outage and RabbitMQ itself stopped for 30 s, Part C over three
+#      processes and the real Kafka with 10,000 events: the broker SIGKILLed mid-stream and
+#      started again, Inventory SIGKILLed and restarted, poison dead-lettered, the replay reset
+#      with Kafka's own kafka-consumer-groups.sh, and the same reserved/failed per minute as the
+#      simulation); each
 #      run exits non-zero if any invariant check fails, and a broker the run stopped is started
 #      again whatever happens,
 #   4. check that the report holds all six sections and that every figure was drawn,
@@ -47,6 +50,9 @@ for mode in sim real; do
   done
 done
 if grep -q "FAILED" target/test-out/report.md; then echo "report.md records failed checks"; exit 1; fi
+grep -q 'reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server' target/test-out/report.md \
+  || { echo "report.md: the real replay did not use kafka-consumer-groups.sh"; exit 1; }
+grep -q "per minute differ in 0 of" target/test-out/report.md || { echo "report.md: sim and real Part C not compared, or they differ"; exit 1; }
 echo "report.md: 6 sections, 12 figures, every check passed"
 
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"

@@ -230,6 +230,12 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
         }
     };
     let served = listen(args, layer(app), work).await;
+    // A signal: the loop finishes its batch and leaves its group (a replay can reset it now).
+    if served.is_ok() {
+        if let Err(e) = consumer.stop().await {
+            tracing::warn!(error = %e, "{service}'s loop did not stop cleanly");
+        }
+    }
     write_metrics()?;
     served
 }

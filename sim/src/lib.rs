@@ -9,7 +9,8 @@
 //! - [`explore`]: property tests over generated fault schedules, with shrinking.
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's experiments, its
 //!   deployment (simulated or real), invariants, CSV rows, report section and figures.
-//! - [`real`]: service processes (`campus-sim serve …` children and their READY line).
+//! - [`real`]: service processes (`campus-sim serve …` children and their READY line);
+//!   [`client`]: the lab's HTTP calls to them.
 //! - [`world`]: the simulated world built once from the seed — clock, RNG streams, hosts and
 //!   host faults; [`net`], [`queue`], [`log`]: the in-memory transports it hosts.
 //! - [`fault`]: faults as data ([`fault::FaultPlan`], queue and log crashes) and the one place

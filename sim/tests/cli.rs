@@ -49,6 +49,14 @@ fn fault_flags_are_refused_on_services_other_than_inventory() {
 }
 
 #[test]
+fn serve_refuses_a_service_the_model_does_not_have() {
+    let out = campus_sim().args(["serve", "producer", "--model", "sync-rest", "--port", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("sync-rest has no producer service; its services are order, inventory, notification"), "{err}");
+}
+
+#[test]
 fn serve_announces_the_loopback_address_it_listens_on() {
     let mut child = campus_sim()
         .args(["serve", "inventory", "--model", "sync-rest", "--port", "0", "--delay-ms", "5"])
@@ -161,6 +169,13 @@ fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
     let row = |experiment: &str| rows.iter().find(|r| &r[0] == experiment && &r[1] == "real").unwrap_or_else(|| panic!("no real {experiment} row"));
     assert_eq!(&row("replay")[7], "true");
     assert!(row("lag")[5].parse::<u64>().unwrap() > 0, "the lag rose");
+    // decided, lost, duplicates, dead_letters: Inventory SIGKILLed and restarted decides every
+    // order exactly once; the poison ends in dead-letters.
+    let counts = |experiment: &str| (8..12).map(|i| row(experiment)[i].to_owned()).collect::<Vec<_>>();
+    assert_eq!(counts("inventory-crash"), ["1500", "0", "0", "0"]);
+    assert_eq!(counts("poison"), ["1500", "0", "0", "30"]);
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server"), "the replay uses Kafka's own tool");
     let replay = std::fs::read_to_string(out_dir.join("streaming_kafka_replay.csv")).unwrap();
     assert!(replay.lines().skip(1).all(|l| l.ends_with(",true")), "{replay}");
 }

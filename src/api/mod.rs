@@ -4,7 +4,8 @@
 //!   503 inventory down or failing, 4xx invalid input;
 //! - Inventory `POST /reserve` → 200 reserved, 409 out of stock;
 //! - Notification `POST /send` → 200 sent;
-//! - `GET /health` on each.
+//! - `GET /health` on each;
+//! - Part C's producer, Inventory accounting and Analytics faces: [`streaming`].
 //!
 //! Each service is one `fn app(state) -> Router`, so tests call it with `oneshot` and the lab
 //! runs the very same router in memory. Every error is JSON ([`ErrorBody`]); internals stay

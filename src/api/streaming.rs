@@ -106,13 +106,24 @@ impl MinuteReport {
     }
 }
 
+/// The whole run in `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TotalReport {
+    /// Minutes of event time with any event.
+    pub minutes: usize,
+    pub orders: u64,
+    pub reserved: u64,
+    pub failed: u64,
+    pub failure_rate: f64,
+}
+
 /// `GET /metrics` (and the metrics file): what Analytics has computed so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsReport {
     /// Distinct orders placed and distinct outcomes seen.
     pub orders_seen: usize,
     pub outcomes_seen: usize,
-    pub total: MinuteReport,
+    pub total: TotalReport,
     pub per_minute: Vec<MinuteReport>,
 }
 
@@ -120,15 +131,16 @@ impl MetricsReport {
     pub fn of(analytics: &Analytics) -> Self {
         let metrics = analytics.metrics();
         let (orders_seen, outcomes_seen) = analytics.seen();
-        // `minute` of the total is the number of minutes with any event.
-        let total = MinuteReport { minute: metrics.per_minute.len() as u64, ..MinuteReport::new(0, &metrics.total) };
+        let t = &metrics.total;
+        let total = TotalReport { minutes: metrics.per_minute.len(), orders: t.orders, reserved: t.reserved, failed: t.failed, failure_rate: t.failure_rate() };
         MetricsReport { orders_seen, outcomes_seen, total, per_minute: metrics.per_minute.iter().map(|(m, v)| MinuteReport::new(*m, v)).collect() }
     }
 
     /// The metrics back as the lab compares them.
     pub fn metrics(&self) -> Metrics {
         let counts = |r: &MinuteReport| MinuteMetrics { orders: r.orders, reserved: r.reserved, failed: r.failed };
-        Metrics { per_minute: self.per_minute.iter().map(|r| (r.minute, counts(r))).collect(), total: counts(&self.total) }
+        let t = &self.total;
+        Metrics { per_minute: self.per_minute.iter().map(|r| (r.minute, counts(r))).collect(), total: MinuteMetrics { orders: t.orders, reserved: t.reserved, failed: t.failed } }
     }
 }
 

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`sync_rest`] | order, inventory, notification | an axum `Router` (calls go over a [`crate::transport::RequestReply`]) |
 //! | [`async_rabbitmq`] | order, inventory, notification | a `Router` for its HTTP face and the consumers / relay that do its work |
-//! | [`streaming_kafka`] | inventory, analytics | a consumer task on the log, with a switch to stop it |
+//! | [`streaming_kafka`] | producer, inventory, analytics | the producer (and its idle-watermark task), and a consumer task on the log each, with a switch to stop it |
 
 pub mod async_rabbitmq;
 pub mod streaming_kafka;

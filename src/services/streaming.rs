@@ -101,7 +101,9 @@ pub struct InventoryConfig {
 /// Inventory's state as its HTTP face and the lab see it: the restored and decided state.
 pub type InventoryView = Arc<Mutex<Inventory>>;
 
-/// The accounting of a streaming Inventory's state (`units_taken` from the stock levels).
+/// The accounting of a streaming Inventory's state: `units_taken` from the stock levels. It
+/// keeps no per-order units, so `units_of_reserved_orders` stays 0 here; the lab counts those
+/// from the log (what the reserved orders asked for) and compares.
 pub fn stats(inventory: &Inventory, stock: u32) -> InventoryStats {
     let mut s = InventoryStats::default();
     for outcome in inventory.outcomes().values() {
