@@ -48,6 +48,7 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
     };
     streaming_kafka::rows::write_csv(out, mode, &runs)?;
     let mut violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
+    violations.extend(streaming_kafka::invariants::same_across_runs(&runs).1);
     if let (Some(metrics), Some(other)) = (streaming_kafka::rows::final_metrics(&runs), streaming_kafka::output::other_mode_metrics(out, mode)?) {
         violations.extend(streaming_kafka::invariants::same_as_other_mode(metrics, &other));
     }

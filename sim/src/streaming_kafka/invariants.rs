@@ -119,3 +119,25 @@ pub fn same_as_other_mode(metrics: &campus::services::analytics::Metrics, other:
         message: format!("orders, reserved or failed differ from the other mode's in {} minutes: {:?}", differing.len(), differing),
     }]
 }
+
+/// Part C: every run of a mode decided the same orders the same way, minute by minute —
+/// whatever happened during it (a throttled Analytics, a broker restart, Inventory killed and
+/// restarted, poison among the events). Returns the runs compared and the violations.
+pub fn same_across_runs(runs: &[super::Run]) -> (usize, Vec<Violation>) {
+    let with: Vec<&super::Run> = runs.iter().filter(|r| r.metrics.is_some() && !matches!(r.detail, super::Detail::Explore)).collect();
+    let Some(first) = with.first() else { return (0, Vec::new()) };
+    let reference = first.metrics.as_ref().expect("filtered");
+    let violations = with[1..]
+        .iter()
+        .filter_map(|r| {
+            let metrics = r.metrics.as_ref().expect("filtered");
+            let other = reference.per_minute.iter().map(|(m, v)| (*m, (v.orders, v.reserved, v.failed))).collect();
+            let differing = differing_minutes(metrics, &other);
+            (!differing.is_empty()).then(|| Violation {
+                experiment: r.name().to_owned(),
+                message: format!("reserved/failed per minute differ from the {} run's in {} minutes: {:?}", first.name(), differing.len(), differing),
+            })
+        })
+        .collect();
+    (with.len(), violations)
+}

@@ -233,8 +233,8 @@ pub enum Detail {
     /// the command that reset it.
     Replay { before: Metrics, command: String },
     BrokerRestart(Restart),
-    /// Inventory was killed after `killed_after` events had been appended, and was back (its
-    /// state restored) `restored_in` later.
+    /// Inventory was killed after `killed_after` events had been appended, and started again
+    /// `restarted_ms` into the run (it then restored its state from the changelog).
     InventoryCrash { killed_after: u64, restarted_ms: u64 },
     /// `injected` malformed records were appended among the events.
     Poison { injected: usize },

@@ -197,6 +197,16 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
             Detail::Explore => {}
         }
     }
+    let (compared, across) = super::invariants::same_across_runs(runs);
+    if compared > 1 {
+        text.push_str(&format!(
+            "- **the same decisions in every run**: reserved and failed per minute are {} in the {compared} runs above that \
+             decided orders — with Analytics throttled, the broker killed, Inventory killed and restored from its \
+             changelog, poison among the events: Inventory's event-time order does not depend on what happened to the \
+             run.\n",
+            if across.is_empty() { "identical" } else { "NOT identical" }
+        ));
+    }
     if let (Some(metrics), Some(other)) = (final_metrics(runs), other_mode_metrics(out, mode)?) {
         let differing = super::invariants::differing_minutes(metrics, &other);
         text.push_str(&format!(
