@@ -3,6 +3,7 @@
 //! business (the HTTP faces are the `api` module, built on these); [`messaging`] is the consumer loop.
 
 pub mod analytics;
+pub mod changelog;
 pub mod inventory;
 pub mod merge;
 pub mod messaging;

@@ -15,8 +15,8 @@
 //! *Why a changelog topic, not a database*: the state must change in the same atomic step as
 //! the outputs and the offsets, and only the log's transaction spans all three. A database
 //! would need its own commit to agree with Kafka's (two-phase commit, or offsets kept in the
-//! database and outputs deduplicated downstream). The changelog is compacted (one record per
-//! order id); a restore reads it from the beginning (10,000 decisions: well under a second).
+//! database and outputs deduplicated downstream). See [`super::changelog`]; a restore reads
+//! it from the beginning (10,000 decisions: well under a second).
 //!
 //! **Analytics** polls a batch, folds it into its state and commits after it (at-least-once;
 //! the state is keyed by order id, so a repeat changes nothing).
@@ -30,12 +30,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use super::analytics::Analytics;
+use super::changelog::{self, ChangelogEntry, Decision, FLOORS_KEY};
 use super::inventory::{Inventory, ReserveOutcome};
 use super::merge::{Merge, Next, WATERMARK_HEADER};
-use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, Items, OrderId, OrderPlaced};
+use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, OrderPlaced};
 use crate::retry::Policy;
 use crate::store::InventoryStats;
 use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
@@ -50,33 +49,6 @@ pub const INVENTORY_WRITER: &str = "inventory";
 /// `schema_violation`, `unsupported_version`), and the one with the parser's words.
 pub const DEAD_LETTER_REASON: &str = "campus.dead-letter-reason";
 pub const DEAD_LETTER_DETAIL: &str = "campus.dead-letter-detail";
-
-/// One decision as the changelog keeps it: enough to restore the stock it took.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    pub order_id: OrderId,
-    pub items: Items,
-    pub outcome: ReserveOutcome,
-}
-
-/// A record of `inventory-changelog`: a decision (keyed by its order id), or the merge's
-/// floors (keyed [`FLOORS_KEY`], the latest one counts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "entry", rename_all = "snake_case")]
-pub enum ChangelogEntry {
-    Decision(Decision),
-    Floors { floors: Vec<u64> },
-}
-
-/// The changelog key of the merge's floors.
-pub const FLOORS_KEY: &str = "merge-floors";
-
-/// What Inventory restores: its stock and decisions, and where its merge stood.
-#[derive(Debug, Clone)]
-pub struct Restored {
-    pub inventory: Inventory,
-    pub floors: Vec<u64>,
-}
 
 /// How Inventory writes a batch's results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,28 +127,6 @@ async fn rejoin(log: &dyn EventLog, me: ConsumerId, group: &str, topics: &[Topic
     policy.until_ok(backoff, "joining the group again", LogError::is_transient, || log.join(group, topics)).await
 }
 
-/// Reads the changelog from the beginning: a fresh Inventory with every decision re-applied,
-/// and the merge's last floors.
-pub async fn restore(log: &dyn EventLog, stock: u32) -> Result<Restored, LogError> {
-    let mut restored = Restored { inventory: Inventory::with_stock(stock), floors: Vec::new() };
-    let mut floors_offset = None;
-    for record in log.scan(Topic::InventoryChangelog).await? {
-        let entry: ChangelogEntry = serde_json::from_slice(&record.value)
-            .map_err(|e| LogError::Corrupt(format!("inventory-changelog[{}]@{}: {e}", record.partition, record.offset)))?;
-        match entry {
-            ChangelogEntry::Decision(d) => restored.inventory.restore(d.order_id, &d.items, d.outcome),
-            // One key, so one partition: the highest offset is the latest.
-            ChangelogEntry::Floors { floors } => {
-                if floors_offset.is_none_or(|o| record.offset > o) {
-                    floors_offset = Some(record.offset);
-                    restored.floors = floors;
-                }
-            }
-        }
-    }
-    Ok(restored)
-}
-
 /// The event Inventory answers an order with.
 fn outcome_event(placed: &OrderPlaced, outcome: &ReserveOutcome) -> Event {
     let order = &placed.order;
@@ -252,7 +202,7 @@ async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConf
     if config.writes == Writes::Transactional {
         log.fence(INVENTORY_WRITER).await?;
     }
-    let restored = restore(log, config.stock).await?;
+    let restored = changelog::restore(log, config.stock).await?;
     let mut merge = Merge::resume(PARTITIONS, &restored.floors);
     *view.lock().expect("inventory lock") = restored.inventory;
     let topics = [Topic::OrderEvents];
@@ -323,7 +273,8 @@ pub async fn run_analytics(
             }
         }
         let next = policy.until_ok(&mut backoff, "analytics reading its positions", retry, || log.positions(me)).await?;
-        if next == committed {
+        // Right after a rebalance the consumer may know no position yet: nothing to commit.
+        if next.is_empty() || next == committed {
             continue;
         }
         if rejoin_after(policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await)? {
