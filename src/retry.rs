@@ -61,6 +61,8 @@ impl Policy {
                     if failing_since.is_none() {
                         failing_since = Some(Instant::now());
                         tracing::warn!(what, error = %e, "the broker is away; retrying with backoff");
+                    } else {
+                        tracing::debug!(what, error = %e, "still failing");
                     }
                     backoff.wait().await;
                 }

@@ -351,8 +351,11 @@ impl EventLog for KafkaLog {
         Box::pin(async move {
             let producer = producer?;
             let mut result = self.transaction(&producer, consumer, records, positions).await;
-            // A fenced producer fails its pending sends ("purged") before any transaction call
-            // says why; its fatal error does.
+            // librdkafka may report a fenced producer only as purged sends; its fatal error or
+            // the abort's answer say `Fenced` where they can. Where neither does, the caller
+            // sees a transient error, starts over and claims the identity again (one instance
+            // per identity is the deployment this supports: a successor that is fenced back
+            // restarts in turn, and neither ever makes a half transaction visible).
             if let Some((code @ (RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch), detail)) = producer.client().fatal_error() {
                 result = Err(LogError::Fenced(format!("{code}: {detail}")));
             }
@@ -446,10 +449,19 @@ impl EventLog for KafkaLog {
             let c = self.consumer(consumer)?;
             let mut records = Vec::new();
             let mut budget = wait;
+            // librdkafka queues an error event for every failed connection attempt while the
+            // broker is away (AllBrokersDown, transport failures) and recovers by itself. They
+            // are drained here in one go — returning at the first one left a backlog that took
+            // minutes to read, one per retry — and the last one is the answer only if nothing
+            // else came.
+            let mut error = None;
             while records.len() < max {
                 let message = match tokio::time::timeout(budget, c.recv()).await {
                     Err(_) => break,
-                    Ok(Err(e)) => return Err(broker(e)),
+                    Ok(Err(e)) => {
+                        error = Some(e);
+                        continue;
+                    }
                     Ok(Ok(m)) => m,
                 };
                 let Some(topic) = self.topic_of(message.topic()) else { continue };
@@ -464,7 +476,10 @@ impl EventLog for KafkaLog {
                 // After the first record, take only what is already fetched.
                 budget = Duration::from_millis(1);
             }
-            Ok(records)
+            match error {
+                Some(e) if records.is_empty() => Err(broker(e)),
+                _ => Ok(records),
+            }
         })
     }
 
