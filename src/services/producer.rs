@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Notify};
 
 use super::merge::WATERMARK_HEADER;
 use super::EventClock;
@@ -24,8 +24,10 @@ use crate::retry::Policy;
 use crate::transport::log::{partition_for, EventLog, LogError, Outgoing, Topic, PARTITIONS};
 
 /// How long the producer waits without appending before it advances the watermark past the
-/// last event: the longest a tail order waits for its decision.
-pub const IDLE: Duration = Duration::from_millis(500);
+/// last event: about what an order with no order after it waits for its decision (a quiet
+/// campus, where every order is the last one for a while). Cheap: one watermark per partition
+/// per quiet spell.
+pub const IDLE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Default)]
 struct Clock {
@@ -33,8 +35,8 @@ struct Clock {
     floor: u64,
     /// The latest event time appended.
     latest: u64,
-    /// Whether something was appended since the last idle check.
-    busy: bool,
+    /// When the last batch was appended.
+    appended_at: Option<tokio::time::Instant>,
 }
 
 pub struct Producer {
@@ -42,6 +44,8 @@ pub struct Producer {
     clock: EventClock,
     policy: Policy,
     state: Mutex<Clock>,
+    /// Wakes the idle-watermark task after an append (to time the quiet spell from it).
+    appended: Notify,
     /// One key per partition, so that a watermark lands on each.
     watermark_keys: Vec<String>,
 }
@@ -53,7 +57,7 @@ fn key_for(partition: u32) -> String {
 
 impl Producer {
     pub fn new(log: Arc<dyn EventLog>, clock: EventClock, policy: Policy) -> Self {
-        Producer { log, clock, policy, state: Mutex::new(Clock::default()), watermark_keys: (0..PARTITIONS).map(key_for).collect() }
+        Producer { log, clock, policy, state: Mutex::new(Clock::default()), appended: Notify::new(), watermark_keys: (0..PARTITIONS).map(key_for).collect() }
     }
 
     fn watermarks(&self, ms: u64) -> impl Iterator<Item = Outgoing> + '_ {
@@ -81,31 +85,42 @@ impl Producer {
         self.policy.until_ok(&mut backoff, "the producer", LogError::is_transient, || self.log.append(records.clone())).await?;
         clock.floor = last;
         clock.latest = clock.latest.max(last);
-        clock.busy = true;
+        clock.appended_at = Some(tokio::time::Instant::now());
+        self.appended.notify_one();
         Ok(events)
     }
 
-    /// Every [`IDLE`], if nothing was appended meanwhile, advances the watermark past the last
-    /// event (once per quiet spell). Ends when `stop` says so.
+    /// Once nothing has been appended for [`IDLE`], advances the watermark past the last event
+    /// (once per quiet spell). Ends when `stop` says so.
     pub async fn run_idle_watermarks(&self, mut stop: watch::Receiver<bool>) -> Result<(), LogError> {
         let mut backoff = self.policy.backoff("producer watermarks");
+        let mut wait = IDLE;
         loop {
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep(IDLE) => {}
                 _ = stop.changed() => return Ok(()),
+                _ = self.appended.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             if *stop.borrow() {
                 return Ok(());
             }
             let mut clock = self.state.lock().await;
-            if std::mem::take(&mut clock.busy) || clock.floor > clock.latest {
+            // Sleep until the quiet spell would be long enough, or a whole IDLE if there is
+            // nothing to advance.
+            wait = match clock.appended_at {
+                Some(at) if clock.floor <= clock.latest => (at + IDLE).saturating_duration_since(tokio::time::Instant::now()),
+                _ => IDLE,
+            };
+            if !wait.is_zero() || clock.floor > clock.latest {
+                wait = wait.max(Duration::from_millis(1));
                 continue;
             }
             let next = clock.latest + 1;
             let records: Vec<Outgoing> = self.watermarks(next).collect();
             self.policy.until_ok(&mut backoff, "the producer's watermark", LogError::is_transient, || self.log.append(records.clone())).await?;
             clock.floor = next;
+            wait = IDLE;
         }
     }
 }

@@ -214,7 +214,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
              Orders per minute come from the events' times; reserved and failed agree because Inventory decides in event-time \
              order (merging its partitions behind the producer's watermarks), not in the order its fetches happen to bring the \
              three partitions — which a real consumer and the simulation interleave differently. The price: a decision waits \
-             until every partition has shown a later event time (about one producer batch; at most the producer's 500 ms idle \
+             until every partition has shown a later event time (about one producer batch; at most the producer's 200 ms idle \
              watermark at the end of a burst).\n",
             differing.len(),
             metrics.per_minute.len().max(other.len()),
