@@ -122,46 +122,26 @@ async fn replay(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run
     Ok(())
 }
 
-/// Inventory killed a third of the way in (its memory gone), started again at once: it
-/// restores from its changelog and reads on from its committed offsets.
+/// Inventory killed a third of the way in (its memory gone), started again at once while the
+/// producer goes on: it restores from its changelog and reads on from its committed offsets.
 async fn inventory_crash(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
     d.start_inventory().await?;
     d.start_analytics(None).await?;
     let t0 = Instant::now();
+    let (batch, rate) = (config.batch.min(50), Some(config.produce_rate));
     let produced = AtomicUsize::new(0);
-    let producing = produce(d, events, config.batch.min(50), Some(config.produce_rate), &produced);
-    tokio::pin!(producing);
-    let mut done = false;
-    let kill_at = events.len() / 3;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let killed_after = loop {
-        tokio::select! {
-            biased;
-            took = &mut producing, if !done => {
-                run.produce = took?;
-                done = true;
-            }
-            _ = tick.tick() => {}
-        }
-        let n = produced.load(Ordering::Relaxed);
-        if n >= kill_at || done {
-            break n as u64;
-        }
-    };
-    // Kill and restart while the producer goes on.
+    let (before, after) = events.split_at(events.len() / 3);
+    let first = produce(d, before, batch, rate, &produced).await?;
+    let killed_after = produced.load(Ordering::Relaxed) as u64;
     let restart = async {
         d.kill_inventory().await?;
         crate::progress::step(&format!("inventory-crash: inventory killed after {killed_after} events appended; starting it again"));
         d.start_inventory().await?;
         anyhow::Ok(t0.elapsed().as_millis() as u64)
     };
-    let restarted_ms = if done {
-        restart.await?
-    } else {
-        let (restarted, took) = tokio::join!(restart, &mut producing);
-        run.produce = took?;
-        restarted?
-    };
+    let (restarted, rest) = tokio::join!(restart, produce(d, after, batch, rate, &produced));
+    let restarted_ms = restarted?;
+    run.produce = first + rest?;
     wait_caught_up(d, events.len(), config.settle_within).await?;
     account(d, events, run).await?;
     run.detail = Detail::InventoryCrash { killed_after, restarted_ms };

@@ -12,16 +12,18 @@ use tokio::time::Instant;
 
 use super::{decisions, Deployment, LagSample, Run, ANALYTICS_GROUP};
 
-/// Hands `events` to the producer `batch` at a time, at most `rate` events per second if
-/// given; `produced` counts the events the log acknowledged so far. Returns how long it took.
+/// Hands `events` to the producer `batch` at a time, at most `rate` events per second (from
+/// this call's start) if given; `produced` counts the events the log acknowledged so far, over
+/// every call that shares it. Returns how long it took.
 pub(super) async fn produce(d: &Deployment<'_>, events: &[OrderPlaced], batch: usize, rate: Option<u32>, produced: &AtomicUsize) -> anyhow::Result<Duration> {
     let started = Instant::now();
+    let mut sent = 0;
     for chunk in events.chunks(batch) {
         if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(produced.load(Ordering::Relaxed) as f64 / f64::from(rate));
-            tokio::time::sleep_until(due).await;
+            tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / f64::from(rate))).await;
         }
         d.produce(chunk).await?;
+        sent += chunk.len();
         produced.fetch_add(chunk.len(), Ordering::Relaxed);
     }
     Ok(started.elapsed())
