@@ -64,15 +64,7 @@ impl KafkaLog {
             }
             c
         };
-        let producer: FutureProducer = config(&[
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("partitioner", "murmur2_random"),
-            ("linger.ms", "1"),
-            ("message.timeout.ms", "30000"),
-        ])
-        .create()
-        .map_err(broker)?;
+        let producer: FutureProducer = producer_config(bootstrap).set("message.timeout.ms", "30000").create().map_err(broker)?;
         let admin: AdminClient<DefaultClientContext> = config(&[]).create().map_err(broker)?;
         let inspector: BaseConsumer = config(&[ISOLATION]).create().map_err(broker)?;
         let log = KafkaLog {
@@ -266,11 +258,32 @@ fn transaction_error(e: KafkaError) -> LogError {
     }
 }
 
-fn record_headers(message: &impl Message) -> Headers {
-    message
+/// A message read from `topic` as the log's [`Record`], headers included.
+fn record_of(topic: Topic, message: &impl Message) -> Record {
+    let headers: Headers = message
         .headers()
         .map(|h| h.iter().map(|header| (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    Record {
+        topic,
+        partition: message.partition() as u32,
+        offset: message.offset() as u64,
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+        value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+        headers,
+    }
+}
+
+/// The producer settings every producer here shares: idempotent, `acks=all`, Kafka's murmur2
+/// partitioner (the same partition for a key as `partition_for`), batches of 1 ms.
+fn producer_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "1");
+    c
 }
 
 fn delivered<Canceled>(result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>) -> Result<(u32, u64), LogError> {
@@ -327,13 +340,8 @@ impl EventLog for KafkaLog {
         let id = format!("{}.{writer}", self.namespace);
         let writer = writer.to_owned();
         Box::pin(async move {
-            let producer: FutureProducer = ClientConfig::new()
-                .set("bootstrap.servers", &self.bootstrap)
+            let producer: FutureProducer = producer_config(&self.bootstrap)
                 .set("transactional.id", &id)
-                .set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("partitioner", "murmur2_random")
-                .set("linger.ms", "1")
                 .set("transaction.timeout.ms", "30000")
                 .create()
                 .map_err(broker)?;
@@ -408,14 +416,7 @@ impl EventLog for KafkaLog {
                     None => {}
                     Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
                     Some(Err(e)) => return Err(broker(e)),
-                    Some(Ok(message)) => records.push(Record {
-                        topic,
-                        partition: message.partition() as u32,
-                        offset: message.offset() as u64,
-                        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
-                        value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-                        headers: record_headers(&message),
-                    }),
+                    Some(Ok(message)) => records.push(record_of(topic, &message)),
                 }
             }
             Ok(records)
@@ -465,14 +466,7 @@ impl EventLog for KafkaLog {
                     Ok(Ok(m)) => m,
                 };
                 let Some(topic) = self.topic_of(message.topic()) else { continue };
-                records.push(Record {
-                    topic,
-                    partition: message.partition() as u32,
-                    offset: message.offset() as u64,
-                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
-                    value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
-                    headers: record_headers(&message),
-                });
+                records.push(record_of(topic, &message));
                 // After the first record, take only what is already fetched.
                 budget = Duration::from_millis(1);
             }

@@ -281,6 +281,17 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, bool>) ->
     m
 }
 
+/// Appends `record` outside the producer (a raw client), in a task of its own that waits out
+/// an outage: 50 ms between attempts.
+fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::JoinHandle<Result<(), LogError>> {
+    tokio::spawn(async move {
+        while log.append(vec![record.clone()]).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    })
+}
+
 async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
     let sim = world.log();
     let policy = world.policy(broken != Some(Break::NoReconnect));
@@ -346,24 +357,9 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 // The same record again, as a producer's retry after a lost acknowledgement sends it.
                 let e = &events[i];
                 let record = Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode());
-                let log = log.clone();
-                appends.push(tokio::spawn(async move {
-                    while log.append(vec![record.clone()]).await.is_err() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Ok(())
-                }));
+                appends.push(append_until_ok(log.clone(), record));
             }
-            Step::Poison(kind) => {
-                let record = poison_records(3).swap_remove(kind as usize % 3);
-                let log = log.clone();
-                appends.push(tokio::spawn(async move {
-                    while log.append(vec![record.clone()]).await.is_err() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Ok(())
-                }));
-            }
+            Step::Poison(kind) => appends.push(append_until_ok(log.clone(), poison_records(3).swap_remove(kind as usize % 3))),
             Step::Reset => {
                 log.note("reset requested".into());
                 let _ = reset.send(());
