@@ -12,6 +12,14 @@
 #   scripts/brokers.sh which kafka-consumer-groups.sh
 #                                                  print the path of Kafka's own tool (installed
 #                                                  with the jars; runs Kafka's ConsumerGroupCommand)
+#   scripts/brokers.sh up|down|status --cluster    the clustered deployment: a 3-node RabbitMQ
+#                                                  cluster (AMQP 127.0.0.1:5681-5683), 3 Kafka
+#                                                  brokers (127.0.0.1:19092-19094, replication 3,
+#                                                  min.insync.replicas 2) and PostgreSQL
+#                                                  (postgres://campus:campus@127.0.0.1:5432/campus)
+#   scripts/brokers.sh up|down postgres            PostgreSQL alone (Debian's package)
+#   scripts/brokers.sh kill rabbitmq-node N        a node loss: SIGKILL cluster node N (1-3);
+#   scripts/brokers.sh kill kafka-node N           `up --cluster` starts it again and waits
 #
 # Safe to run twice: every step checks before it acts. Everything is bound to 127.0.0.1.
 # RabbitMQ comes from Debian's `rabbitmq-server` package; Apache Kafka (KRaft, single node) runs
@@ -28,6 +36,12 @@ KAFKA_LOGS="$HOME_DIR/kafka-logs"
 KAFKA_PID="$HOME_DIR/kafka.pid"
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+CLUSTER_HOME="$HOME_DIR/cluster"
+RABBIT_CLUSTER_AMQP=5680      # node N listens on 5680+N
+RABBIT_CLUSTER_DIST=25680     # its Erlang distribution on 25680+N
+KAFKA_CLUSTER_PORT=19091      # broker N on 19091+N
+KAFKA_CLUSTER_CONTROLLER=19191  # its controller on 19191+N
+PG_URL="postgres://campus:campus@127.0.0.1:5432/campus"
 
 say() { printf 'brokers: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -240,6 +254,247 @@ kafka_kill() {
   say "kafka killed (SIGKILL, pid $pid)"
 }
 
+# ---------------------------------------------------------------- epmd
+# The Erlang port mapper every RabbitMQ node registers with. Debian's package may start it on
+# all interfaces while installing; on loopback only unless a node already uses it.
+epmd_loopback() {
+  local epmd; epmd=$(ls /usr/lib/erlang/erts-*/bin/epmd 2>/dev/null | head -n 1)
+  [ -n "$epmd" ] || return 0
+  if ! as_root "$epmd" -names >/dev/null 2>&1; then
+    as_root "$epmd" -address 127.0.0.1 -daemon
+  elif ! as_root "$epmd" -names 2>/dev/null | grep -q '^name ' && ss -ltn 2>/dev/null | grep -q '0.0.0.0:4369'; then
+    as_root "$epmd" -kill >/dev/null 2>&1 || true
+    as_root "$epmd" -address 127.0.0.1 -daemon
+  fi
+}
+
+# ---------------------------------------------------------------- RabbitMQ cluster
+# Three nodes beside the single one above, each with its own name, ports, data directory and
+# an empty RABBITMQ_CONF_ENV_FILE (the package's rabbitmq-env.conf would pin the node name);
+# joined to node 1. Quorum queues declared there get a replica on every node and keep serving
+# while two of three are up.
+rnode_dir() { echo "$CLUSTER_HOME/rabbit$1"; }
+rnode_name() { echo "campus$1@localhost"; }
+rnode_env() {
+  local n=$1 dir; dir=$(rnode_dir "$1")
+  echo env RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" RABBITMQ_NODENAME="$(rnode_name "$n")" \
+    RABBITMQ_NODE_PORT=$((RABBIT_CLUSTER_AMQP + n)) RABBITMQ_DIST_PORT=$((RABBIT_CLUSTER_DIST + n)) \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 ERL_EPMD_ADDRESS=127.0.0.1 \
+    RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/pid" \
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+}
+rctl() { local n=$1; shift; as_root $(rnode_env "$n") /usr/sbin/rabbitmqctl -n "$(rnode_name "$n")" "$@"; }
+rnode_running() { rctl "$1" -q status >/dev/null 2>&1; }
+
+rnode_start() {
+  local n=$1 dir; dir=$(rnode_dir "$1")
+  if rnode_running "$n"; then return; fi
+  as_root mkdir -p "$dir/mnesia" "$dir/log"
+  : | as_root tee "$dir/rabbitmq-env.conf" >/dev/null
+  printf '# written by campus-sim scripts/brokers.sh\nlisteners.tcp.default = 127.0.0.1:%s\nloopback_users.guest = true\n' \
+    $((RABBIT_CLUSTER_AMQP + n)) | as_root tee "$dir/rabbitmq.conf" >/dev/null
+  echo '[].' | as_root tee "$dir/enabled_plugins" >/dev/null
+  # The nodes run as the rabbitmq user: it must reach and own their directories.
+  local d="$dir"; while [ "$d" != / ]; do d=$(dirname "$d"); as_root chmod o+x "$d" 2>/dev/null || true; done
+  as_root chown -R rabbitmq:rabbitmq "$dir"
+  say "starting rabbitmq cluster node $n ($(rnode_name "$n"), amqp 127.0.0.1:$((RABBIT_CLUSTER_AMQP + n)))"
+  # The distribution port on loopback too (the inet_dist_use_interface kernel flag).
+  as_root $(rnode_env "$n") RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+    /usr/sbin/rabbitmq-server -detached
+}
+
+rnode_await() {
+  local n=$1 deadline=$((SECONDS + 120))
+  until rctl "$n" -q await_startup >/dev/null 2>&1 && port_open $((RABBIT_CLUSTER_AMQP + n)); do
+    [ "$SECONDS" -lt "$deadline" ] || die "rabbitmq cluster node $n did not start within 120 s (see $(rnode_dir "$n")/log)"
+    sleep 1
+  done
+}
+
+rcluster_up() {
+  rabbit_installed || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null; }
+  epmd_loopback
+  for n in 1 2 3; do rnode_start "$n"; done
+  for n in 1 2 3; do rnode_await "$n"; done
+  for n in 2 3; do
+    if ! rctl 1 -q cluster_status 2>/dev/null | grep -q "$(rnode_name "$n")"; then
+      say "joining node $n to the cluster"
+      rctl "$n" -q stop_app >/dev/null
+      rctl "$n" -q join_cluster "$(rnode_name 1)" >/dev/null
+      rctl "$n" -q start_app >/dev/null
+      rnode_await "$n"
+    fi
+  done
+  local running; running=$(rctl 1 -q eval 'length(rabbit_nodes:all_running()).' 2>/dev/null)
+  [ "$running" = 3 ] || die "the rabbitmq cluster runs $running of 3 nodes"
+  say "rabbitmq cluster ready: amqp://127.0.0.1:5681, :5682, :5683 (3 of 3 nodes running)"
+}
+
+rnode_kill() {
+  local n=$1 pidfile; pidfile="$(rnode_dir "$n")/pid"
+  as_root test -f "$pidfile" || die "rabbitmq cluster node $n is not running"
+  local pid; pid=$(as_root cat "$pidfile")
+  kill -9 "$pid" 2>/dev/null || die "rabbitmq cluster node $n (pid $pid) is not running"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  as_root rm -f "$pidfile"
+  say "rabbitmq cluster node $n killed (SIGKILL, pid $pid)"
+}
+
+rcluster_down() {
+  for n in 3 2 1; do
+    if rnode_running "$n"; then rctl "$n" -q stop >/dev/null && say "rabbitmq cluster node $n stopped"; fi
+  done
+}
+
+rcluster_status() {
+  local rc=0
+  for n in 1 2 3; do
+    if rnode_running "$n"; then say "rabbitmq cluster node $n: running"; else say "rabbitmq cluster node $n: down"; rc=1; fi
+  done
+  return $rc
+}
+
+# ---------------------------------------------------------------- Kafka cluster
+# Three brokers, each its own JVM, config and log directory, all voters of one KRaft quorum
+# (combined mode), one cluster id formatted into each.
+knode_dir() { echo "$CLUSTER_HOME/kafka$1"; }
+knode_pid() { echo "$(knode_dir "$1")/pid"; }
+knode_running() { [ -f "$(knode_pid "$1")" ] && kill -0 "$(cat "$(knode_pid "$1")")" 2>/dev/null; }
+kcluster_bootstrap() { echo "127.0.0.1:$((KAFKA_CLUSTER_PORT + 1)),127.0.0.1:$((KAFKA_CLUSTER_PORT + 2)),127.0.0.1:$((KAFKA_CLUSTER_PORT + 3))"; }
+
+knode_config() {
+  local n=$1 dir; dir=$(knode_dir "$1")
+  mkdir -p "$dir/data" "$dir/logs"
+  local voters="1@127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER + 1)),2@127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER + 2)),3@127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER + 3))"
+  cat >"$dir/server.properties" <<PROPS
+# written by campus-sim scripts/brokers.sh: broker $n of 3, KRaft combined mode, loopback only
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$((KAFKA_CLUSTER_PORT + n)),CONTROLLER://127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER + n))
+advertised.listeners=PLAINTEXT://127.0.0.1:$((KAFKA_CLUSTER_PORT + n))
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+}
+
+kcluster_up() {
+  kafka_fetch
+  kafka_tools
+  [ -f "$KAFKA_HOME/log4j.properties" ] || kafka_config
+  local id_file="$CLUSTER_HOME/kafka-cluster-id"
+  mkdir -p "$CLUSTER_HOME"
+  [ -s "$id_file" ] || kafka_java kafka.tools.StorageTool random-uuid >"$id_file"
+  for n in 1 2 3; do
+    knode_running "$n" && continue
+    if port_open $((KAFKA_CLUSTER_PORT + n)); then die "127.0.0.1:$((KAFKA_CLUSTER_PORT + n)) is taken by a process this script did not start"; fi
+    knode_config "$n"
+    local dir; dir=$(knode_dir "$n")
+    if [ ! -f "$dir/data/meta.properties" ]; then
+      kafka_java kafka.tools.StorageTool format -t "$(cat "$id_file")" -c "$dir/server.properties" --ignore-formatted >/dev/null
+    fi
+    say "starting kafka cluster broker $n (127.0.0.1:$((KAFKA_CLUSTER_PORT + n)))"
+    nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" -Dkafka.logs.dir="$dir/logs" \
+      -cp "$(kafka_cp)" kafka.Kafka "$dir/server.properties" >"$dir/logs/stdout.log" 2>&1 </dev/null &
+    echo $! >"$(knode_pid "$n")"
+  done
+  local deadline=$((SECONDS + 180))
+  for n in 1 2 3; do
+    until kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$((KAFKA_CLUSTER_PORT + n))" --list >/dev/null 2>&1; do
+      knode_running "$n" || die "kafka cluster broker $n exited; see $(knode_dir "$n")/logs"
+      [ "$SECONDS" -lt "$deadline" ] || die "kafka cluster broker $n did not answer within 180 s"
+      sleep 1
+    done
+  done
+  say "kafka cluster ready: $(kcluster_bootstrap)"
+}
+
+knode_kill() {
+  local n=$1
+  knode_running "$n" || die "kafka cluster broker $n is not running"
+  local pid; pid=$(cat "$(knode_pid "$n")")
+  kill -9 "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$(knode_pid "$n")"
+  say "kafka cluster broker $n killed (SIGKILL, pid $pid)"
+}
+
+kcluster_down() {
+  for n in 1 2 3; do
+    if knode_running "$n"; then
+      local pid; pid=$(cat "$(knode_pid "$n")")
+      kill "$pid"
+      for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+      rm -f "$(knode_pid "$n")"
+      say "kafka cluster broker $n stopped"
+    fi
+  done
+}
+
+kcluster_status() {
+  local rc=0
+  for n in 1 2 3; do
+    if knode_running "$n"; then say "kafka cluster broker $n: running"; else say "kafka cluster broker $n: down"; rc=1; fi
+  done
+  return $rc
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+# Debian's package and its default cluster, listening on loopback only; a role and a database
+# `campus` (password `campus`) for the services' shared store.
+pg_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1; }
+pg_running() { [ -n "$(pg_version)" ] && as_root pg_ctlcluster "$(pg_version)" main status >/dev/null 2>&1; }
+
+pg_up() {
+  if [ -z "$(pg_version)" ] || ! command -v pg_ctlcluster >/dev/null; then
+    say "installing postgresql (Debian package)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  local v; v=$(pg_version)
+  [ -d "/etc/postgresql/$v/main" ] || as_root pg_createcluster "$v" main >/dev/null
+  local conf="/etc/postgresql/$v/main/conf.d/campus-sim.conf"
+  if ! as_root test -f "$conf"; then
+    printf "# written by campus-sim scripts/brokers.sh\nlisten_addresses = '127.0.0.1'\nport = 5432\nmax_connections = 200\n" \
+      | as_root tee "$conf" >/dev/null
+    pg_running && as_root pg_ctlcluster "$v" main restart
+  fi
+  if ! pg_running; then
+    say "starting postgresql $v"
+    as_root pg_ctlcluster "$v" main start
+  fi
+  local deadline=$((SECONDS + 60))
+  until port_open 5432 && as_root su postgres -c "psql -qAtc 'select 1'" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "postgresql did not answer within 60 s (see /var/log/postgresql)"
+    sleep 0.5
+  done
+  if [ "$(as_root su postgres -c "psql -qAtc \"select 1 from pg_roles where rolname = 'campus'\"")" != 1 ]; then
+    as_root su postgres -c "psql -qc \"create role campus login password 'campus'\"" >/dev/null
+  fi
+  if [ "$(as_root su postgres -c "psql -qAtc \"select 1 from pg_database where datname = 'campus'\"")" != 1 ]; then
+    as_root su postgres -c "psql -qc 'create database campus owner campus'" >/dev/null
+  fi
+  say "postgresql ready on $(echo "$PG_URL" | sed 's#:[^:@/]*@#:***@#')"
+}
+
+pg_down() {
+  if pg_running; then as_root pg_ctlcluster "$(pg_version)" main stop && say "postgresql stopped"; else say "postgresql not running"; fi
+}
+
 # ---------------------------------------------------------------- main
 status() {
   local rc=0
@@ -248,24 +503,57 @@ status() {
   return $rc
 }
 
-cmd="${1:-}"; what="${2:-all}"
+cmd="${1:-}"; shift || true
+cluster=no
+if [ "${1:-}" = --cluster ]; then cluster=yes; shift; fi
+what="${1:-all}"
 if [ "$cmd" = which ]; then
   [ "$what" = kafka-consumer-groups.sh ] || die "which takes kafka-consumer-groups.sh"
   kafka_fetch; kafka_tools
   echo "$KAFKA_HOME/bin/kafka-consumer-groups.sh"
   exit 0
 fi
-case "$what" in rabbitmq|kafka|all) ;; *) die "unknown broker '$what' (rabbitmq, kafka or all)";; esac
+if [ "$cmd" = kill ] && [ "$what" != kafka ]; then
+  n="${2:-}"
+  case "$n" in 1|2|3) ;; *) die "kill $what takes a node number, 1 to 3";; esac
+  case "$what" in rabbitmq-node) rnode_kill "$n" ;; kafka-node) knode_kill "$n" ;;
+    *) die "kill takes kafka, rabbitmq-node N or kafka-node N";; esac
+  exit 0
+fi
+if [ "$cluster" = yes ]; then
+  case "$what" in rabbitmq|kafka|postgres|all) ;; *) die "unknown part of the cluster '$what' (rabbitmq, kafka, postgres or all)";; esac
+  case "$cmd" in
+    up)
+      case "$what" in rabbitmq|all) rcluster_up ;; esac
+      case "$what" in kafka|all) kcluster_up ;; esac
+      case "$what" in postgres|all) pg_up ;; esac ;;
+    down)
+      case "$what" in rabbitmq|all) rcluster_down ;; esac
+      case "$what" in kafka|all) kcluster_down ;; esac
+      case "$what" in postgres|all) pg_down ;; esac ;;
+    status)
+      rc=0
+      rcluster_status || rc=1
+      kcluster_status || rc=1
+      if pg_running; then say "postgresql: running"; else say "postgresql: down"; rc=1; fi
+      exit $rc ;;
+    *) die "--cluster goes with up, down or status" ;;
+  esac
+  exit 0
+fi
+case "$what" in rabbitmq|kafka|postgres|all) ;; *) die "unknown broker '$what' (rabbitmq, kafka, postgres or all)";; esac
 case "$cmd" in
   up)
-    [ "$what" = kafka ] || rabbit_up
-    [ "$what" = rabbitmq ] || kafka_up ;;
+    case "$what" in rabbitmq|all) epmd_loopback; rabbit_up ;; esac
+    case "$what" in kafka|all) kafka_up ;; esac
+    [ "$what" = postgres ] && pg_up ;;
   down)
-    [ "$what" = kafka ] || rabbit_down
-    [ "$what" = rabbitmq ] || kafka_down ;;
+    case "$what" in rabbitmq|all) rabbit_down ;; esac
+    case "$what" in kafka|all) kafka_down ;; esac
+    [ "$what" = postgres ] && pg_down ;;
   status) status ;;
   pause) [ "$what" = rabbitmq ] || die "pause takes rabbitmq"; rabbit_pause ;;
   resume) [ "$what" = rabbitmq ] || die "resume takes rabbitmq"; rabbit_resume ;;
   kill) [ "$what" = kafka ] || die "kill takes kafka"; kafka_kill ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

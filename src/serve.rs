@@ -34,7 +34,7 @@ use crate::services::order::{AsyncOrderService, OrderIds};
 use crate::services::EventClock;
 use crate::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
 use crate::transport::log::{EventLog, LogError};
-use crate::store::{InventoryStore, NotificationStore, OrderStore, StoreError};
+use crate::store::{InventoryStore, NotificationStore, OrderStore, Postgres, StoreError};
 use crate::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
 use crate::transport::http::{serve, HttpRequestReply};
 use crate::transport::queue::{MessageQueue, QueueError, Topology};
@@ -78,9 +78,16 @@ pub struct ServeArgs {
     /// that runs sharing a broker do not see each other's messages.
     #[arg(long, env = "CAMPUS_NAMESPACE", default_value = "campus")]
     pub namespace: String,
-    /// (async-rabbitmq) Where the service keeps its SQLite store (`<service>.sqlite`).
+    /// (async-rabbitmq) Where the service keeps its SQLite store (`<service>.sqlite`), when
+    /// --store is not given.
     #[arg(long, env = "CAMPUS_DATA_DIR", default_value = "campus-data")]
     pub data_dir: PathBuf,
+    /// (async-rabbitmq) A PostgreSQL database to keep the service's state in
+    /// (`postgres://user:password@127.0.0.1:5432/db`), shared by every instance given the same
+    /// database and --namespace (a schema named after it): run several Inventories on one.
+    /// Without it each process keeps a SQLite file in --data-dir of its own.
+    #[arg(long, env = "CAMPUS_STORE", value_parser = postgres_url)]
+    pub store: Option<String>,
     /// (async-rabbitmq) Unacknowledged deliveries a consumer may hold.
     #[arg(long, env = "CAMPUS_PREFETCH", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
@@ -102,7 +109,7 @@ pub struct ServeArgs {
 /// The environment variables [`ServeArgs`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const SERVE_ENV: [&str; 15] = [
+pub const SERVE_ENV: [&str; 16] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -113,6 +120,7 @@ pub const SERVE_ENV: [&str; 15] = [
     "AMQP_URL",
     "CAMPUS_NAMESPACE",
     "CAMPUS_DATA_DIR",
+    "CAMPUS_STORE",
     "CAMPUS_PREFETCH",
     "KAFKA_BOOTSTRAP_SERVERS",
     "CAMPUS_BATCH",
@@ -156,7 +164,7 @@ pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Resul
             listen(&args, layer(app), std::future::pending()).await
         }
         Model::AsyncRabbitmq => {
-            let service = async_rabbitmq(&args)?;
+            let service = async_rabbitmq(&args).await?;
             let name = args.service;
             let mut loops = tokio::task::JoinSet::new();
             for (_, work) in service.work {
@@ -255,30 +263,59 @@ fn sync_rest(args: &ServeArgs) -> Router {
     }
 }
 
-fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, ServeError> {
+async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, ServeError> {
     let service = args.service;
-    std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
-    let db = args.data_dir.join(format!("{service}.sqlite"));
     // Connects when it can: a service started while the broker is down starts anyway.
     let mq: Arc<dyn MessageQueue> = Arc::new(AmqpQueue::new(&args.amqp_url, Topology::new(&args.namespace), Backoff::random()));
     let policy = Policy::production();
     let store_error = |source| ServeError::Store { service, source };
+    // A shared store is waited for like a broker: the service needs it to do anything at all.
+    let pg = match &args.store {
+        None => {
+            std::fs::create_dir_all(&args.data_dir).map_err(|source| ServeError::DataDir { dir: args.data_dir.clone(), source })?;
+            None
+        }
+        Some(url) => {
+            let mut backoff = policy.backoff("postgres");
+            let connect = || Postgres::connect(url, &args.namespace);
+            Some(policy.until_ok(&mut backoff, "connecting to PostgreSQL", StoreError::is_transient, connect).await.map_err(store_error)?)
+        }
+    };
+    let db = args.data_dir.join(format!("{service}.sqlite"));
     Ok(match service {
         Service::Producer | Service::Analytics => unreachable!("checked against Service::of"),
         Service::Order => {
-            let store = Arc::new(OrderStore::open(Some(&db)).map_err(store_error)?);
-            let order = Arc::new(AsyncOrderService::new(OrderIds::Random, store, EventClock::Wall));
+            let store = match pg {
+                Some(pg) => OrderStore::open_postgres(pg).await,
+                None => OrderStore::open(Some(&db)),
+            };
+            let order = Arc::new(AsyncOrderService::new(OrderIds::Random, Arc::new(store.map_err(store_error)?), EventClock::Wall));
             deploy::async_rabbitmq::order(order, mq, args.prefetch, policy)
         }
         Service::Inventory => {
-            let store = Arc::new(InventoryStore::open(Some(&db), args.stock).map_err(store_error)?);
-            deploy::async_rabbitmq::inventory(store, mq, args.prefetch, policy)
+            let store = match pg {
+                Some(pg) => InventoryStore::open_postgres(pg, args.stock).await,
+                None => InventoryStore::open(Some(&db), args.stock),
+            };
+            deploy::async_rabbitmq::inventory(Arc::new(store.map_err(store_error)?), mq, args.prefetch, policy)
         }
         Service::Notification => {
-            let store = Arc::new(NotificationStore::open(Some(&db)).map_err(store_error)?);
-            deploy::async_rabbitmq::notification(store, mq, args.prefetch, policy)
+            let store = match pg {
+                Some(pg) => NotificationStore::open_postgres(pg).await,
+                None => NotificationStore::open(Some(&db)),
+            };
+            deploy::async_rabbitmq::notification(Arc::new(store.map_err(store_error)?), mq, args.prefetch, policy)
         }
     })
+}
+
+/// `--store`: a `postgres://` (or `postgresql://`) URL that parses.
+fn postgres_url(url: &str) -> Result<String, String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("expected postgres://user:password@host:port/database (without --store each service keeps a SQLite file in --data-dir)".into());
+    }
+    url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    Ok(url.to_owned())
 }
 
 /// Binds, prints the READY line, serves `app` until a signal or until `work` ends.

@@ -135,7 +135,7 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
         // The first Inventory commits the reservation, then dies before publishing and acking.
         let first = mq.consume(QueueName::InventoryInbox, 1).await.unwrap();
         let delivery = first.deliveries.recv_async().await.unwrap();
-        assert!(store.handle(&placed).unwrap().first);
+        assert!(store.handle(&placed).await.unwrap().first);
         drop(first);
 
         // A restarted Inventory gets the message again and answers from its store.
@@ -144,7 +144,7 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
         let outcome = results.deliveries.recv_async().await.unwrap();
         assert!(!delivery.redelivered && mq.depth(QueueName::InventoryInbox).await.unwrap() == 0);
         assert!(matches!(Envelope::decode(&outcome.body), Ok(Event::InventoryReserved(r)) if r.order_id.as_str() == "o-crash"));
-        let stats = store.stats().unwrap();
+        let stats = store.stats().await.unwrap();
         assert_eq!((stats.repeats, stats.stock_applications, stats.units_taken), (1, 1, 4));
         assert_eq!(stats.stock[Sku::parse("pho").unwrap().as_str()], 6);
         inventory.abort();
@@ -158,9 +158,9 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
         let store = Arc::new(OrderStore::open(None).unwrap());
         let service = Arc::new(AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now())));
         let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-9", "items": [{"sku": "coffee", "qty": 2}]})).unwrap();
-        let id = service.accept(request).unwrap();
-        assert_eq!(store.unpublished(10).unwrap().len(), 1, "stored with its outbox row before anything is published");
-        assert_eq!(store.get(id.as_str()).unwrap().unwrap().status, "accepted");
+        let id = service.accept(request).await.unwrap();
+        assert_eq!(store.unpublished(10).await.unwrap().len(), 1, "stored with its outbox row before anything is published");
+        assert_eq!(store.get(id.as_str()).await.unwrap().unwrap().status, "accepted");
 
         let relay = tokio::spawn({
             let (service, mq) = (service.clone(), mq.clone());
@@ -173,18 +173,20 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
             other => panic!("expected the OrderPlaced, got {other:?}"),
         }
         tokio::task::yield_now().await;
-        assert!(store.unpublished(10).unwrap().is_empty());
-        assert_eq!(store.stats().unwrap().published, 1);
+        assert!(store.unpublished(10).await.unwrap().is_empty());
+        assert_eq!(store.stats().await.unwrap().published, 1);
         relay.abort();
     });
 }
 
 #[test]
 fn notification_confirms_an_order_once_however_often_it_hears_of_it() {
-    let store = NotificationStore::open(None).unwrap();
-    let order = order("o-n", "salad", 1);
-    assert!(store.send(&order.order_id, &order.student_id).unwrap());
-    assert!(!store.send(&order.order_id, &order.student_id).unwrap());
-    let stats = store.stats().unwrap();
-    assert_eq!((stats.notified, stats.received), (1, 2));
+    world::block_on(async {
+        let store = NotificationStore::open(None).unwrap();
+        let order = order("o-n", "salad", 1);
+        assert!(store.send(&order.order_id, &order.student_id).await.unwrap());
+        assert!(!store.send(&order.order_id, &order.student_id).await.unwrap());
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats.notified, stats.received), (1, 2));
+    });
 }

@@ -7,6 +7,8 @@
 //!   entry point plus the lab's fault layer.
 //! - [`bench`]: our code next to the transports' floors (`campus-sim bench`).
 //! - [`explore`]: property tests over generated fault schedules, with shrinking.
+//! - [`cluster`]: the clustered deployment's runs (node loss, scale-out), rows, report section
+//!   and figures; the experiments are the parts' own.
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's experiments, its
 //!   deployment (simulated or real), invariants, CSV rows, report section and figures.
 //! - [`real`]: service processes (`campus-sim serve …` children and their READY line);
@@ -22,6 +24,7 @@ pub mod async_rabbitmq;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod explore;
 pub mod fault;
 pub mod log;

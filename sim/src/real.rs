@@ -131,21 +131,28 @@ pub enum Broker {
     RabbitMq,
     /// `scripts/brokers.sh kill kafka` (SIGKILL of the JVM), then `up kafka`.
     Kafka,
+    /// One node of the RabbitMQ cluster: `scripts/brokers.sh kill rabbitmq-node N` (SIGKILL of
+    /// its Erlang VM), then `up --cluster rabbitmq` (it starts and rejoins).
+    RabbitMqNode(u8),
 }
 
 impl Broker {
-    fn stop_args(self) -> [&'static str; 2] {
-        match self {
-            Broker::RabbitMq => ["pause", "rabbitmq"],
-            Broker::Kafka => ["kill", "kafka"],
-        }
+    fn stop_args(self) -> Vec<String> {
+        let args: &[&str] = match self {
+            Broker::RabbitMq => &["pause", "rabbitmq"],
+            Broker::Kafka => &["kill", "kafka"],
+            Broker::RabbitMqNode(n) => return vec!["kill".into(), "rabbitmq-node".into(), n.to_string()],
+        };
+        args.iter().map(|a| a.to_string()).collect()
     }
 
-    fn start_args(self) -> [&'static str; 2] {
-        match self {
-            Broker::RabbitMq => ["resume", "rabbitmq"],
-            Broker::Kafka => ["up", "kafka"],
-        }
+    fn start_args(self) -> Vec<String> {
+        let args: &[&str] = match self {
+            Broker::RabbitMq => &["resume", "rabbitmq"],
+            Broker::Kafka => &["up", "kafka"],
+            Broker::RabbitMqNode(_) => &["up", "--cluster", "rabbitmq"],
+        };
+        args.iter().map(|a| a.to_string()).collect()
     }
 }
 
@@ -159,9 +166,9 @@ pub fn brokers_script() -> PathBuf {
     if built_from.exists() { built_from } else { PathBuf::from("scripts/brokers.sh") }
 }
 
-fn run_script(script: &Path, args: [&str; 2]) -> anyhow::Result<()> {
+fn run_script(script: &Path, args: Vec<String>) -> anyhow::Result<()> {
     let status = std::process::Command::new(script)
-        .args(args)
+        .args(&args)
         .stdin(Stdio::null())
         .status()
         .with_context(|| format!("running {} {}", script.display(), args.join(" ")))?;

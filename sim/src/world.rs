@@ -68,8 +68,9 @@ pub struct World {
     /// The world's broker, as a queue (Part B) or a log (Part C), once created.
     queue: Mutex<Option<Arc<SimQueue>>>,
     log: Mutex<Option<Arc<SimLog>>>,
-    /// The loops (consumers, relays) of each host that has some, aborted when it goes down.
-    work: Mutex<BTreeMap<Peer, Vec<JoinHandle<()>>>>,
+    /// The loops (consumers, relays) of each instance of each host that has some, aborted when
+    /// it goes down.
+    work: Mutex<BTreeMap<(Peer, usize), Vec<JoinHandle<()>>>>,
 }
 
 impl World {
@@ -127,6 +128,20 @@ impl World {
         }
     }
 
+    /// A broker node the services are connected to dies (a node of a cluster; the others keep
+    /// the quorum queues): every connection to it closes, so for its clients the broker is gone
+    /// until they have reconnected to another node, `failover` later; then it serves again,
+    /// holding every message it had confirmed. Applied to the queue only (Part B's cluster).
+    pub fn lose_node(&self, failover: std::time::Duration) {
+        tracing::debug!(at_ms = now_ms(), failover_ms = failover.as_millis() as u64, "node lost");
+        let queue = self.queue();
+        queue.set_down(true);
+        tokio::spawn(async move {
+            tokio::time::sleep(failover).await;
+            queue.set_down(false);
+        });
+    }
+
     /// `peer` answers with `app`.
     pub fn host(&self, peer: Peer, app: Router) {
         self.net.host(peer, app);
@@ -134,6 +149,12 @@ impl World {
 
     /// `peer` answers with the service's app and runs each of its loops as a task of the world.
     pub fn start(&self, peer: Peer, service: Service) {
+        self.start_instance(peer, 0, service);
+    }
+
+    /// Instance `instance` of `peer` runs the service's loops beside the others (competing
+    /// consumers of the same queues, sharing their store); calls to `peer` reach its app.
+    pub fn start_instance(&self, peer: Peer, instance: usize, service: Service) {
         self.net.host(peer, service.app);
         let tasks = service.work.into_iter().map(|(name, work)| {
             tokio::spawn(async move {
@@ -143,18 +164,27 @@ impl World {
             })
         });
         let tasks = tasks.collect();
-        for old in self.work.lock().expect("work lock").insert(peer, tasks).into_iter().flatten() {
+        for old in self.work.lock().expect("work lock").insert((peer, instance), tasks).into_iter().flatten() {
             old.abort();
+        }
+    }
+
+    /// Instance `instance` of `peer` crashes: its loops are aborted where they stand (its
+    /// unacknowledged deliveries go back to their queue); the other instances go on.
+    pub async fn crash_instance(&self, peer: Peer, instance: usize) {
+        let tasks = self.work.lock().expect("work lock").remove(&(peer, instance));
+        for task in tasks.into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
         }
     }
 
     /// `peer` crashes: its work is aborted where it stands (unacknowledged deliveries go back to
     /// their queue) and calls to it are refused, as a closed port refuses.
     pub async fn take_down(&self, peer: Peer) {
-        let tasks = self.work.lock().expect("work lock").remove(&peer);
-        for task in tasks.into_iter().flatten() {
-            task.abort();
-            let _ = task.await;
+        let instances: Vec<usize> = self.work.lock().expect("work lock").keys().filter(|(p, _)| *p == peer).map(|(_, k)| *k).collect();
+        for instance in instances {
+            self.crash_instance(peer, instance).await;
         }
         self.net.take_down(peer);
     }

@@ -50,9 +50,9 @@ pub fn admin_app(store: Arc<InventoryStore>, probe: super::Probe) -> Router {
 }
 
 async fn stats(State(store): State<Arc<InventoryStore>>) -> Result<Json<InventoryStats>, ApiError> {
-    Ok(Json(store.stats().map_err(ApiError::store)?))
+    Ok(Json(store.stats().await.map_err(ApiError::store)?))
 }
 
 async fn outcomes(State(store): State<Arc<InventoryStore>>) -> Result<Json<BTreeMap<String, String>>, ApiError> {
-    Ok(Json(store.outcomes().map_err(ApiError::store)?))
+    Ok(Json(store.outcomes().await.map_err(ApiError::store)?))
 }

@@ -34,9 +34,9 @@ pub fn admin_app(store: Arc<NotificationStore>, probe: super::Probe) -> Router {
 }
 
 async fn stats(State(store): State<Arc<NotificationStore>>) -> Result<Json<NotificationStats>, ApiError> {
-    Ok(Json(store.stats().map_err(ApiError::store)?))
+    Ok(Json(store.stats().await.map_err(ApiError::store)?))
 }
 
 async fn notified(State(store): State<Arc<NotificationStore>>) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(store.notified().map_err(ApiError::store)?))
+    Ok(Json(store.notified().await.map_err(ApiError::store)?))
 }

@@ -102,22 +102,22 @@ async fn accept(
     State(service): State<Arc<AsyncOrderService>>,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderAcceptedReply>), ApiError> {
-    let order_id = service.accept(request).map_err(ApiError::store)?;
+    let order_id = service.accept(request).await.map_err(ApiError::store)?;
     Ok((StatusCode::ACCEPTED, Json(OrderAcceptedReply { order_id, status: "accepted".into() })))
 }
 
 async fn status(State(service): State<Arc<AsyncOrderService>>, Path(id): Path<String>) -> Result<Json<OrderRecord>, ApiError> {
-    match service.store().get(&id).map_err(ApiError::store)? {
+    match service.store().get(&id).await.map_err(ApiError::store)? {
         Some(record) => Ok(Json(record)),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_order", format!("no order {id:?}"))),
     }
 }
 
 async fn stats(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrderStats>, ApiError> {
-    Ok(Json(service.store().stats().map_err(ApiError::store)?))
+    Ok(Json(service.store().stats().await.map_err(ApiError::store)?))
 }
 
 async fn orders(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrdersReply>, ApiError> {
     let store = service.store();
-    Ok(Json(OrdersReply { stats: store.stats().map_err(ApiError::store)?, statuses: store.statuses().map_err(ApiError::store)? }))
+    Ok(Json(OrdersReply { stats: store.stats().await.map_err(ApiError::store)?, statuses: store.statuses().await.map_err(ApiError::store)? }))
 }

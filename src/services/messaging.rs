@@ -122,7 +122,7 @@ pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>
         let (mq, store) = (publisher.clone(), store.clone());
         Box::pin(async move {
             let Event::OrderPlaced(placed) = &event else { return unexpected(&event, QueueName::InventoryInbox) };
-            let handled = match store.handle(placed) {
+            let handled = match store.handle(placed).await {
                 Ok(handled) => handled,
                 Err(e) => return Verdict::Retry(e.to_string()),
             };
@@ -144,7 +144,7 @@ pub async fn run_notification(mq: Arc<dyn MessageQueue>, store: Arc<Notification
         let store = store.clone();
         Box::pin(async move {
             let Event::InventoryReserved(reserved) = &event else { return unexpected(&event, QueueName::NotificationInbox) };
-            match store.send(&reserved.order_id, &reserved.student_id) {
+            match store.send(&reserved.order_id, &reserved.student_id).await {
                 Ok(_) => Verdict::Done,
                 Err(e) => Verdict::Retry(e.to_string()),
             }
@@ -159,8 +159,8 @@ pub async fn run_order_status(mq: Arc<dyn MessageQueue>, store: Arc<OrderStore>,
         let store = store.clone();
         Box::pin(async move {
             let result = match &event {
-                Event::InventoryReserved(e) => store.record_outcome(&e.order_id, "reserved"),
-                Event::InventoryFailed(e) => store.record_outcome(&e.order_id, "failed"),
+                Event::InventoryReserved(e) => store.record_outcome(&e.order_id, "reserved").await,
+                Event::InventoryFailed(e) => store.record_outcome(&e.order_id, "failed").await,
                 Event::OrderPlaced(_) => return unexpected(&event, QueueName::OrderInbox),
             };
             match result {

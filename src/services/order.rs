@@ -163,9 +163,9 @@ impl AsyncOrderService {
     }
 
     /// Stores the order and its event; the relay publishes it.
-    pub fn accept(&self, request: OrderRequest) -> Result<OrderId, StoreError> {
+    pub async fn accept(&self, request: OrderRequest) -> Result<OrderId, StoreError> {
         let order = Order::new(self.ids.next(), request);
-        self.store.accept(&order, self.clock.now_ms())?;
+        self.store.accept(&order, self.clock.now_ms()).await?;
         self.outbox_filled.notify_one();
         Ok(order.order_id)
     }
@@ -179,7 +179,7 @@ impl AsyncOrderService {
     pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>, policy: Policy) -> Result<(), QueueError> {
         let mut backoff = policy.backoff("relay");
         loop {
-            let rows = match self.store.unpublished(100) {
+            let rows = match self.store.unpublished(100).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox; retrying");
@@ -196,7 +196,7 @@ impl AsyncOrderService {
             let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
             let batch: Vec<(Route, Bytes)> = rows.into_iter().map(|r| (r.route, r.body.into())).collect();
             policy.until_ok(&mut backoff, "the outbox relay", QueueError::is_transient, || mq.publish_all(batch.clone())).await?;
-            if let Err(e) = self.store.mark_published(&seqs) {
+            if let Err(e) = self.store.mark_published(&seqs).await {
                 tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
             }
         }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::{open, Db, StoreError};
+use super::{open, postgres, Backend, Db, Postgres, StoreError};
 use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, OrderPlaced, Sku};
 use crate::transport::queue::Route;
 
@@ -40,27 +40,53 @@ pub struct InventoryStats {
 }
 
 pub struct InventoryStore {
-    db: Db,
+    backend: Backend,
     /// Only the lab's `--break dedup` turns this off, to show the checker catching it.
     dedup: bool,
 }
+
+const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, units INTEGER NOT NULL, initial INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS processed (
+         order_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, units INTEGER NOT NULL, event BLOB NOT NULL,
+         repeats INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE IF NOT EXISTS applications (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, units INTEGER NOT NULL);";
+
+const POSTGRES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, units BIGINT NOT NULL, initial BIGINT NOT NULL);
+     CREATE TABLE IF NOT EXISTS processed (
+         order_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, units BIGINT NOT NULL, event BYTEA NOT NULL,
+         repeats BIGINT NOT NULL DEFAULT 0);
+     CREATE TABLE IF NOT EXISTS applications (id BIGSERIAL PRIMARY KEY, order_id TEXT NOT NULL, units BIGINT NOT NULL);";
+
+/// The counts of [`InventoryStats`], in the order of its fields (the same query on both engines).
+const STATS: &str = "SELECT (SELECT count(*) FROM processed WHERE outcome = 'reserved'),
+        (SELECT count(*) FROM processed WHERE outcome = 'failed'),
+        (SELECT count(*) FROM applications),
+        (SELECT count(*) FROM (SELECT order_id FROM applications GROUP BY order_id HAVING count(*) > 1) AS doubled),
+        CAST((SELECT coalesce(sum(repeats), 0) FROM processed) AS BIGINT),
+        CAST((SELECT coalesce(sum(initial - units), 0) FROM stock) AS BIGINT),
+        CAST((SELECT coalesce(sum(units), 0) FROM processed WHERE outcome = 'reserved') AS BIGINT)";
 
 impl InventoryStore {
     /// Opens the store; a new one starts with `per_sku` units of every menu item (an existing
     /// file keeps its levels: a restarted Inventory does not restock).
     pub fn open(path: Option<&Path>, per_sku: u32) -> Result<Self, StoreError> {
         let conn = open(path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, units INTEGER NOT NULL, initial INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS processed (
-                 order_id TEXT PRIMARY KEY, outcome TEXT NOT NULL, units INTEGER NOT NULL, event BLOB NOT NULL,
-                 repeats INTEGER NOT NULL DEFAULT 0);
-             CREATE TABLE IF NOT EXISTS applications (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, units INTEGER NOT NULL);",
-        )?;
+        conn.execute_batch(SQLITE_SCHEMA)?;
         for sku in Sku::all() {
             conn.execute("INSERT OR IGNORE INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)", params![sku.as_str(), per_sku])?;
         }
-        Ok(InventoryStore { db: Db(Mutex::new(conn)), dedup: true })
+        Ok(InventoryStore { backend: Backend::Sqlite(Db(Mutex::new(conn))), dedup: true })
+    }
+
+    /// The store in `pg`, shared by every Inventory given the same database and namespace: the
+    /// first one to start stocks `per_sku` units of every item, the others find the levels.
+    pub async fn open_postgres(pg: Postgres, per_sku: u32) -> Result<Self, StoreError> {
+        let mut ddl = POSTGRES_SCHEMA.to_owned();
+        for sku in Sku::all() {
+            ddl.push_str(&format!("\nINSERT INTO stock (sku, units, initial) VALUES ('{}', {per_sku}, {per_sku}) ON CONFLICT DO NOTHING;", sku.as_str()));
+        }
+        pg.migrate(&ddl).await?;
+        Ok(InventoryStore { backend: Backend::Postgres(pg), dedup: true })
     }
 
     /// Turns idempotency off (lab only: `campus-sim explore --break dedup`).
@@ -70,18 +96,32 @@ impl InventoryStore {
     }
 
     /// Reserves `placed`'s order, or re-emits what was decided the first time.
-    pub fn handle(&self, placed: &OrderPlaced) -> Result<Handled, StoreError> {
+    pub async fn handle(&self, placed: &OrderPlaced) -> Result<Handled, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => self.handle_sqlite(db, placed),
+            Backend::Postgres(pg) => {
+                let mut attempt = 1;
+                loop {
+                    match self.handle_postgres(pg, placed).await {
+                        Err(e) if postgres::lost_race(&e) && attempt < postgres::ATTEMPTS => attempt += 1,
+                        result => return result,
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_sqlite(&self, db: &Db, placed: &OrderPlaced) -> Result<Handled, StoreError> {
         let order = &placed.order;
         let id = order.order_id.as_str();
-        let mut conn = self.db.lock();
+        let mut conn = db.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if self.dedup {
             let stored: Option<Vec<u8>> = tx.prepare_cached("SELECT event FROM processed WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
             if let Some(bytes) = stored {
                 tx.prepare_cached("UPDATE processed SET repeats = repeats + 1 WHERE order_id = ?1")?.execute([id])?;
                 tx.commit()?;
-                let event = Envelope::decode(&bytes).map_err(|e| StoreError::Corrupt { order_id: id.into(), detail: e.to_string() })?;
-                return Ok(Handled { route: route_of(&event), event, first: false });
+                return repeat(id, &bytes);
             }
         }
         let mut levels = BTreeMap::new();
@@ -89,63 +129,115 @@ impl InventoryStore {
             let units: i64 = tx.prepare_cached("SELECT units FROM stock WHERE sku = ?1")?.query_row([line.sku.as_str()], |r| r.get(0))?;
             levels.insert(line.sku.clone(), units as u32);
         }
-        let event = match order.items.shortfall(|sku| levels[sku]) {
-            Some(reason) => Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason, placed_at_ms: placed.placed_at_ms }),
-            None => {
-                for line in order.items.as_slice() {
-                    tx.prepare_cached("UPDATE stock SET units = units - ?2 WHERE sku = ?1")?.execute(params![line.sku.as_str(), line.qty.get()])?;
-                }
-                tx.prepare_cached("INSERT INTO applications (order_id, units) VALUES (?1, ?2)")?.execute(params![id, order.items.units()])?;
-                Event::InventoryReserved(InventoryReserved {
-                    order_id: order.order_id.clone(),
-                    student_id: order.student_id.clone(),
-                    placed_at_ms: placed.placed_at_ms,
-                })
+        let event = decide(placed, &levels);
+        if matches!(event, Event::InventoryReserved(_)) {
+            for line in order.items.as_slice() {
+                tx.prepare_cached("UPDATE stock SET units = units - ?2 WHERE sku = ?1")?.execute(params![line.sku.as_str(), line.qty.get()])?;
             }
-        };
-        let outcome = if matches!(event, Event::InventoryReserved(_)) { "reserved" } else { "failed" };
+            tx.prepare_cached("INSERT INTO applications (order_id, units) VALUES (?1, ?2)")?.execute(params![id, order.items.units()])?;
+        }
         tx.prepare_cached("INSERT OR REPLACE INTO processed (order_id, outcome, units, event) VALUES (?1, ?2, ?3, ?4)")?.execute(
-            params![id, outcome, order.items.units(), Envelope::new(event.clone()).encode()],
+            params![id, outcome_of(&event), order.items.units(), Envelope::new(event.clone()).encode()],
         )?;
         tx.commit()?;
         Ok(Handled { route: route_of(&event), event, first: true })
     }
 
-    pub fn stats(&self) -> Result<InventoryStats, StoreError> {
-        let conn = self.db.lock();
-        let mut stats = conn.query_row(
-            "SELECT (SELECT count(*) FROM processed WHERE outcome = 'reserved'),
-                    (SELECT count(*) FROM processed WHERE outcome = 'failed'),
-                    (SELECT count(*) FROM applications),
-                    (SELECT count(*) FROM (SELECT order_id FROM applications GROUP BY order_id HAVING count(*) > 1)),
-                    (SELECT coalesce(sum(repeats), 0) FROM processed),
-                    (SELECT coalesce(sum(initial - units), 0) FROM stock),
-                    (SELECT coalesce(sum(units), 0) FROM processed WHERE outcome = 'reserved')",
-            [],
-            |r| {
-                Ok(InventoryStats {
-                    reserved: r.get(0)?,
-                    failed: r.get(1)?,
-                    stock_applications: r.get(2)?,
-                    double_reservations: r.get(3)?,
-                    repeats: r.get(4)?,
-                    units_taken: r.get(5)?,
-                    units_of_reserved_orders: r.get(6)?,
-                    stock: BTreeMap::new(),
-                })
-            },
-        )?;
-        let mut stmt = conn.prepare("SELECT sku, units FROM stock ORDER BY sku")?;
-        stats.stock = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-        Ok(stats)
+    /// One attempt, in one READ COMMITTED transaction (see [`postgres`] for why that holds).
+    async fn handle_postgres(&self, pg: &Postgres, placed: &OrderPlaced) -> Result<Handled, StoreError> {
+        let order = &placed.order;
+        let id = order.order_id.as_str();
+        let mut client = pg.client().await?;
+        let tx = client.transaction().await?;
+        if self.dedup {
+            if let Some(row) = tx.query_opt("SELECT event FROM processed WHERE order_id = $1", &[&id]).await? {
+                tx.execute("UPDATE processed SET repeats = repeats + 1 WHERE order_id = $1", &[&id]).await?;
+                tx.commit().await?;
+                return repeat(id, row.get(0));
+            }
+        }
+        let skus: Vec<&str> = order.items.as_slice().iter().map(|line| line.sku.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let locked = tx.query("SELECT sku, units FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE", &[&skus]).await?;
+        let by_name: BTreeMap<String, i64> = locked.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let levels: BTreeMap<Sku, u32> = order.items.as_slice().iter().map(|line| (line.sku.clone(), by_name.get(line.sku.as_str()).copied().unwrap_or(0) as u32)).collect();
+        let event = decide(placed, &levels);
+        if matches!(event, Event::InventoryReserved(_)) {
+            for line in order.items.as_slice() {
+                tx.execute("UPDATE stock SET units = units - $2 WHERE sku = $1", &[&line.sku.as_str(), &i64::from(line.qty.get())]).await?;
+            }
+            tx.execute("INSERT INTO applications (order_id, units) VALUES ($1, $2)", &[&id, &(order.items.units() as i64)]).await?;
+        }
+        let insert = if self.dedup {
+            "INSERT INTO processed (order_id, outcome, units, event) VALUES ($1, $2, $3, $4)"
+        } else {
+            "INSERT INTO processed (order_id, outcome, units, event) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (order_id) DO UPDATE SET outcome = excluded.outcome, units = excluded.units, event = excluded.event"
+        };
+        tx.execute(insert, &[&id, &outcome_of(&event), &(order.items.units() as i64), &Envelope::new(event.clone()).encode()]).await?;
+        tx.commit().await?;
+        Ok(Handled { route: route_of(&event), event, first: true })
+    }
+
+    pub async fn stats(&self) -> Result<InventoryStats, StoreError> {
+        let (counts, stock): ([i64; 7], BTreeMap<String, u64>) = match &self.backend {
+            Backend::Sqlite(db) => {
+                let conn = db.lock();
+                let counts = conn.query_row(STATS, [], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))?;
+                let mut stmt = conn.prepare("SELECT sku, units FROM stock ORDER BY sku")?;
+                let stock = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                (counts, stock)
+            }
+            Backend::Postgres(pg) => {
+                let client = pg.client().await?;
+                let r = client.query_one(STATS, &[]).await?;
+                let counts = [r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)];
+                let rows = client.query("SELECT sku, units FROM stock ORDER BY sku", &[]).await?;
+                (counts, rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+            }
+        };
+        let [reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders] = counts.map(|n| n as u64);
+        Ok(InventoryStats { reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders, stock })
     }
 
     /// Every processed order id with its outcome (`reserved` / `failed`).
-    pub fn outcomes(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let conn = self.db.lock();
-        let mut stmt = conn.prepare("SELECT order_id, outcome FROM processed")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn outcomes(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        const SQL: &str = "SELECT order_id, outcome FROM processed";
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let conn = db.lock();
+                let mut stmt = conn.prepare(SQL)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(pg) => Ok(pg.client().await?.query(SQL, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
+        }
+    }
+}
+
+/// The outcome of `placed` against the stock `levels` of its items (the reservation rule).
+fn decide(placed: &OrderPlaced, levels: &BTreeMap<Sku, u32>) -> Event {
+    let order = &placed.order;
+    match order.items.shortfall(|sku| levels[sku]) {
+        Some(reason) => Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason, placed_at_ms: placed.placed_at_ms }),
+        None => Event::InventoryReserved(InventoryReserved {
+            order_id: order.order_id.clone(),
+            student_id: order.student_id.clone(),
+            placed_at_ms: placed.placed_at_ms,
+        }),
+    }
+}
+
+/// A repeat: the event stored the first time.
+fn repeat(order_id: &str, stored: &[u8]) -> Result<Handled, StoreError> {
+    let event = Envelope::decode(stored).map_err(|e| StoreError::Corrupt { order_id: order_id.into(), detail: e.to_string() })?;
+    Ok(Handled { route: route_of(&event), event, first: false })
+}
+
+fn outcome_of(event: &Event) -> &'static str {
+    if matches!(event, Event::InventoryReserved(_)) {
+        "reserved"
+    } else {
+        "failed"
     }
 }
 

@@ -12,12 +12,17 @@
 //!   ack, or the message was simply duplicated.
 //! - Notification: one row per order id; a repeat is ignored.
 //!
+//! Two engines, one set of guarantees ([`Backend`]): SQLite, a file private to one process (the
+//! embedded default), or PostgreSQL ([`postgres`]), shared by several instances of a service
+//! (`serve --store postgres://…`), where the same transactions hold under concurrent instances.
+//!
 //! One file per store: [`order`], [`inventory`], [`notification`]; this file holds what they
 //! share (opening the database, the error type).
 
 mod inventory;
 mod notification;
 mod order;
+pub mod postgres;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -27,13 +32,28 @@ use rusqlite::Connection;
 pub use inventory::{Handled, InventoryStats, InventoryStore};
 pub use notification::{NotificationStats, NotificationStore};
 pub use order::{OrderRecord, OrderStats, OrderStore, OutboxRow};
+pub use postgres::Postgres;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("store (postgres): {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("store (postgres) unreachable: {0}")]
+    Unreachable(String),
+    #[error("store configuration: {0}")]
+    Config(String),
     #[error("store holds an undecodable event for {order_id}: {detail}")]
     Corrupt { order_id: String, detail: String },
+}
+
+impl StoreError {
+    /// Whether the store may answer if asked again later (the database is away), as opposed
+    /// to a fault that waiting cannot mend.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unreachable(_)) || matches!(self, StoreError::Postgres(e) if e.is_closed())
+    }
 }
 
 /// Opens (creating if needed) the SQLite database at `path`, or an in-memory one.
@@ -56,6 +76,12 @@ pub(crate) fn open(path: Option<&Path>) -> Result<Connection, StoreError> {
     };
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// The engine behind a store.
+pub(crate) enum Backend {
+    Sqlite(Db),
+    Postgres(Postgres),
 }
 
 pub(crate) struct Db(pub(crate) Mutex<Connection>);

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::{open, Db, StoreError};
+use super::{open, Backend, Db, Postgres, StoreError};
 use crate::domain::{Envelope, Event, Order, OrderId, OrderPlaced, StudentId};
 use crate::transport::queue::Route;
 
@@ -39,7 +39,13 @@ pub struct OutboxRow {
     pub body: Vec<u8>,
 }
 
-pub struct OrderStore(Db);
+pub struct OrderStore(Backend);
+
+/// The counts of [`OrderStats`] (the same query on both engines).
+const STATS: &str = "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM outbox WHERE published = 1),
+        (SELECT count(*) FROM orders WHERE status = 'reserved'),
+        (SELECT count(*) FROM orders WHERE status = 'failed')";
+const STATUSES: &str = "SELECT order_id, status FROM orders";
 
 impl OrderStore {
     pub fn open(path: Option<&Path>) -> Result<Self, StoreError> {
@@ -52,67 +58,125 @@ impl OrderStore {
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL,
                  body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0);",
         )?;
-        Ok(OrderStore(Db(Mutex::new(conn))))
+        Ok(OrderStore(Backend::Sqlite(Db(Mutex::new(conn)))))
+    }
+
+    /// The store in `pg`. Several Orders may share it: each relay then publishes what any of
+    /// them accepted, and a row two relays read at once is published twice (a duplicate
+    /// `OrderPlaced`, which Inventory's dedup absorbs).
+    pub async fn open_postgres(pg: Postgres) -> Result<Self, StoreError> {
+        pg.migrate(
+            "CREATE TABLE IF NOT EXISTS orders (
+                 order_id TEXT PRIMARY KEY, student_id TEXT NOT NULL, items TEXT NOT NULL,
+                 placed_at_ms BIGINT NOT NULL, status TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 seq BIGSERIAL PRIMARY KEY, order_id TEXT NOT NULL,
+                 body BYTEA NOT NULL, published INTEGER NOT NULL DEFAULT 0);
+             CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published = 0;",
+        )
+        .await?;
+        Ok(OrderStore(Backend::Postgres(pg)))
     }
 
     /// Stores the order and its `OrderPlaced` in one transaction.
-    pub fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<(), StoreError> {
+    pub async fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<(), StoreError> {
         let event = Envelope::new(Event::OrderPlaced(OrderPlaced { order: order.clone(), placed_at_ms })).encode();
-        let mut conn = self.0.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached("INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES (?1, ?2, ?3, ?4, 'accepted')")?.execute(
-            params![
-                order.order_id.as_str(),
-                order.student_id.as_str(),
-                serde_json::to_string(&order.items).expect("items serialize"),
-                placed_at_ms as i64
-            ],
-        )?;
-        tx.prepare_cached("INSERT INTO outbox (order_id, body) VALUES (?1, ?2)")?.execute(params![order.order_id.as_str(), event])?;
-        tx.commit()?;
+        let items = serde_json::to_string(&order.items).expect("items serialize");
+        let (id, student) = (order.order_id.as_str(), order.student_id.as_str());
+        match &self.0 {
+            Backend::Sqlite(db) => {
+                let mut conn = db.lock();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.prepare_cached("INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES (?1, ?2, ?3, ?4, 'accepted')")?
+                    .execute(params![id, student, items, placed_at_ms as i64])?;
+                tx.prepare_cached("INSERT INTO outbox (order_id, body) VALUES (?1, ?2)")?.execute(params![id, event])?;
+                tx.commit()?;
+            }
+            Backend::Postgres(pg) => {
+                let mut client = pg.client().await?;
+                let tx = client.transaction().await?;
+                tx.execute(
+                    "INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES ($1, $2, $3, $4, 'accepted')",
+                    &[&id, &student, &items, &(placed_at_ms as i64)],
+                )
+                .await?;
+                tx.execute("INSERT INTO outbox (order_id, body) VALUES ($1, $2)", &[&id, &event]).await?;
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 
     /// Up to `limit` outbox rows not yet published, oldest first.
-    pub fn unpublished(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let conn = self.0.lock();
-        let mut stmt = conn.prepare_cached("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
-        let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn unpublished(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        match &self.0 {
+            Backend::Sqlite(db) => {
+                let conn = db.lock();
+                let mut stmt = conn.prepare_cached("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
+                let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(pg) => {
+                let rows = pg.client().await?.query("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT $1", &[&(limit as i64)]).await?;
+                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), route: Route::OrderPlaced, body: r.get(1) }).collect())
+            }
+        }
     }
 
     /// Marks the rows published, in one transaction.
-    pub fn mark_published(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut stmt = tx.prepare_cached("UPDATE outbox SET published = 1 WHERE seq = ?1")?;
-            for seq in seqs {
-                stmt.execute([seq])?;
+    pub async fn mark_published(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        match &self.0 {
+            Backend::Sqlite(db) => {
+                let mut conn = db.lock();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut stmt = tx.prepare_cached("UPDATE outbox SET published = 1 WHERE seq = ?1")?;
+                    for seq in seqs {
+                        stmt.execute([seq])?;
+                    }
+                }
+                tx.commit()?;
+            }
+            Backend::Postgres(pg) => {
+                pg.client().await?.execute("UPDATE outbox SET published = 1 WHERE seq = ANY($1)", &[&seqs]).await?;
             }
         }
-        tx.commit()?;
         Ok(())
     }
 
     /// Records Inventory's verdict; a repeat (redelivery) changes nothing.
-    pub fn record_outcome(&self, order_id: &OrderId, status: &str) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .prepare_cached("UPDATE orders SET status = ?2 WHERE order_id = ?1 AND status = 'accepted'")?
-            .execute(params![order_id.as_str(), status])?;
+    pub async fn record_outcome(&self, order_id: &OrderId, status: &str) -> Result<(), StoreError> {
+        match &self.0 {
+            Backend::Sqlite(db) => {
+                db.lock()
+                    .prepare_cached("UPDATE orders SET status = ?2 WHERE order_id = ?1 AND status = 'accepted'")?
+                    .execute(params![order_id.as_str(), status])?;
+            }
+            Backend::Postgres(pg) => {
+                pg.client()
+                    .await?
+                    .execute("UPDATE orders SET status = $2 WHERE order_id = $1 AND status = 'accepted'", &[&order_id.as_str(), &status])
+                    .await?;
+            }
+        }
         Ok(())
     }
 
-    pub fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        let conn = self.0.lock();
-        let row = conn
-            .query_row(
-                "SELECT order_id, student_id, status, placed_at_ms FROM orders WHERE order_id = ?1",
-                [order_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)),
-            )
-            .optional()?;
+    pub async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let row: Option<(String, String, String, i64)> = match &self.0 {
+            Backend::Sqlite(db) => db
+                .lock()
+                .query_row("SELECT order_id, student_id, status, placed_at_ms FROM orders WHERE order_id = ?1", [order_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?,
+            Backend::Postgres(pg) => pg
+                .client()
+                .await?
+                .query_opt("SELECT order_id, student_id, status, placed_at_ms FROM orders WHERE order_id = $1", &[&order_id])
+                .await?
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+        };
         row.map(|(id, student, status, at)| {
             Ok(OrderRecord {
                 order_id: OrderId::parse(id.clone()).map_err(|e| StoreError::Corrupt { order_id: id.clone(), detail: e.to_string() })?,
@@ -124,22 +188,27 @@ impl OrderStore {
         .transpose()
     }
 
-    pub fn stats(&self) -> Result<OrderStats, StoreError> {
-        let conn = self.0.lock();
-        Ok(conn.query_row(
-            "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM outbox WHERE published = 1),
-                    (SELECT count(*) FROM orders WHERE status = 'reserved'),
-                    (SELECT count(*) FROM orders WHERE status = 'failed')",
-            [],
-            |r| Ok(OrderStats { accepted: r.get(0)?, published: r.get(1)?, reserved: r.get(2)?, failed: r.get(3)? }),
-        )?)
+    pub async fn stats(&self) -> Result<OrderStats, StoreError> {
+        let [accepted, published, reserved, failed]: [i64; 4] = match &self.0 {
+            Backend::Sqlite(db) => db.lock().query_row(STATS, [], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?,
+            Backend::Postgres(pg) => {
+                let r = pg.client().await?.query_one(STATS, &[]).await?;
+                [r.get(0), r.get(1), r.get(2), r.get(3)]
+            }
+        };
+        Ok(OrderStats { accepted: accepted as u64, published: published as u64, reserved: reserved as u64, failed: failed as u64 })
     }
 
     /// Every order id with its status.
-    pub fn statuses(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let conn = self.0.lock();
-        let mut stmt = conn.prepare("SELECT order_id, status FROM orders")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn statuses(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        match &self.0 {
+            Backend::Sqlite(db) => {
+                let conn = db.lock();
+                let mut stmt = conn.prepare(STATUSES)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(pg) => Ok(pg.client().await?.query(STATUSES, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
+        }
     }
 }

@@ -11,6 +11,12 @@
 //! recovery does not complete after a broker restart, and its maintainers advise rebuilding
 //! connection, channels and consumers in the application — which this adapter and the
 //! services' consumer loops do.
+//!
+//! **Several nodes.** `AMQP_URL` may list the nodes of a cluster, comma-separated. The adapter
+//! connects to the first that answers, starting from the one it last used; when that node dies
+//! the next reconnect moves to another. Quorum queues keep every message on a majority of the
+//! nodes, so the node a client talks to can be lost without losing what it published (its
+//! confirms came only once a majority held the message).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +41,16 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 const REASON_HEADER: &str = "x-campus-reason";
 
+/// The URLs of a comma-separated list (one URL is a list of one).
+fn split_urls(urls: &str) -> Vec<String> {
+    let list: Vec<String> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+    if list.is_empty() {
+        vec![urls.to_owned()]
+    } else {
+        list
+    }
+}
+
 fn broker(e: lapin::Error) -> QueueError {
     QueueError::Broker(e.to_string())
 }
@@ -53,13 +69,20 @@ pub fn redacted(url: &str) -> String {
 
 /// One open connection, and the channel that publishes (in confirm mode) and inspects queues.
 struct Session {
-    connection: Connection,
+    connection: Arc<Connection>,
     publisher: Channel,
 }
 
 impl Session {
     fn is_open(&self) -> bool {
         self.connection.status().connected() && self.publisher.status().connected()
+    }
+
+    /// A new publishing channel on the same connection (in confirm mode).
+    async fn publisher_on(connection: Arc<Connection>) -> Result<Session, QueueError> {
+        let publisher = connection.create_channel().await.map_err(broker)?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker)?;
+        Ok(Session { connection, publisher })
     }
 }
 
@@ -73,7 +96,10 @@ struct Link {
 }
 
 pub struct AmqpQueue {
-    url: String,
+    /// The nodes to connect to, in the order they are tried.
+    urls: Vec<String>,
+    /// The node of `urls` the last connection went to (the first one tried next time).
+    preferred: std::sync::atomic::AtomicUsize,
     topology: Topology,
     link: tokio::sync::Mutex<Link>,
     connected: AtomicBool,
@@ -86,9 +112,11 @@ pub struct AmqpQueue {
 impl AmqpQueue {
     /// An adapter that connects when first used, and again whenever the connection is lost:
     /// a service started while the broker is down starts anyway.
-    pub fn new(url: &str, topology: Topology, backoff: Backoff) -> Self {
+    /// `urls`: one AMQP URL, or several (the nodes of a cluster) separated by commas.
+    pub fn new(urls: &str, topology: Topology, backoff: Backoff) -> Self {
         AmqpQueue {
-            url: url.to_owned(),
+            urls: split_urls(urls),
+            preferred: std::sync::atomic::AtomicUsize::new(0),
             topology,
             link: tokio::sync::Mutex::new(Link { session: None, backoff, next_attempt: None, lost_since: None }),
             connected: AtomicBool::new(false),
@@ -109,14 +137,35 @@ impl AmqpQueue {
         &self.topology
     }
 
+    /// The nodes, redacted, for messages and logs.
+    fn nodes(&self) -> String {
+        self.urls.iter().map(|u| redacted(u)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Connects to the first node that answers, starting from the one used last.
     async fn open(&self) -> Result<Session, QueueError> {
-        let connection = Connection::connect(&self.url, ConnectionProperties::default())
-            .await
-            .map_err(|e| QueueError::Unreachable(format!("{}: {e}", redacted(&self.url))))?;
-        let publisher = connection.create_channel().await.map_err(broker)?;
-        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker)?;
-        declare(&publisher, &self.topology).await?;
-        Ok(Session { connection, publisher })
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut refused = Vec::new();
+        for k in 0..self.urls.len() {
+            let i = (first + k) % self.urls.len();
+            match Connection::connect(&self.urls[i], ConnectionProperties::default()).await {
+                Ok(connection) => {
+                    if i != first {
+                        tracing::warn!(from = %redacted(&self.urls[first]), to = %redacted(&self.urls[i]), "failing over to another RabbitMQ node");
+                    }
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return self.session_on(connection).await;
+                }
+                Err(e) => refused.push(format!("{}: {e}", redacted(&self.urls[i]))),
+            }
+        }
+        Err(QueueError::Unreachable(refused.join("; ")))
+    }
+
+    async fn session_on(&self, connection: Connection) -> Result<Session, QueueError> {
+        let session = Session::publisher_on(Arc::new(connection)).await?;
+        declare(&session.publisher, &self.topology).await?;
+        Ok(session)
     }
 
     /// The open session, reconnecting first if it was lost (at most once per backoff step).
@@ -126,10 +175,19 @@ impl AmqpQueue {
             if session.is_open() {
                 return Ok(session.clone());
             }
+            // Only the publishing channel was closed (after a nack, see `confirmed`): a fresh
+            // one on the same connection.
+            if session.connection.status().connected() {
+                if let Ok(fresh) = Session::publisher_on(session.connection.clone()).await {
+                    let fresh = Arc::new(fresh);
+                    link.session = Some(fresh.clone());
+                    return Ok(fresh);
+                }
+            }
             link.session = None;
             if link.lost_since.is_none() {
                 link.lost_since = Some(Instant::now());
-                tracing::warn!(url = %redacted(&self.url), "the connection to RabbitMQ closed; reconnecting with backoff");
+                tracing::warn!(url = %self.nodes(), "the connection to RabbitMQ closed; reconnecting with backoff");
             }
         }
         let now = Instant::now();
@@ -137,14 +195,15 @@ impl AmqpQueue {
             self.connected.store(false, Ordering::Relaxed);
             return Err(QueueError::Unreachable(format!(
                 "RabbitMQ at {} is away; next attempt in {} ms",
-                redacted(&self.url),
+                self.nodes(),
                 at.duration_since(now).as_millis()
             )));
         }
         match self.open().await {
             Ok(session) => {
                 if let Some(since) = link.lost_since.take() {
-                    tracing::warn!(url = %redacted(&self.url), after_s = since.elapsed().as_secs_f64(), attempts = link.backoff.attempts() + 1, "reconnected to RabbitMQ");
+                    let node = redacted(&self.urls[self.preferred.load(Ordering::Relaxed)]);
+                    tracing::warn!(url = %node, after_s = since.elapsed().as_secs_f64(), attempts = link.backoff.attempts() + 1, "reconnected to RabbitMQ");
                 }
                 link.backoff.reset();
                 link.next_attempt = None;
@@ -156,7 +215,7 @@ impl AmqpQueue {
             Err(e) => {
                 if link.lost_since.is_none() {
                     link.lost_since = Some(now);
-                    tracing::warn!(url = %redacted(&self.url), error = %e, "RabbitMQ unreachable; reconnecting with backoff");
+                    tracing::warn!(url = %self.nodes(), error = %e, "RabbitMQ unreachable; reconnecting with backoff");
                 }
                 link.next_attempt = Some(now + link.backoff.next_delay());
                 self.connected.store(false, Ordering::Relaxed);
@@ -221,6 +280,13 @@ impl AmqpQueue {
     async fn confirmed(&self, session: &Session, key: &str, confirm: PublisherConfirm) -> Result<(), QueueError> {
         let confirm = confirm.await.map_err(|e| self.failed(session, e))?;
         if confirm.is_nack() {
+            // Seen on the lab's cluster after a node loss: a channel that was nacked went on
+            // nacking every publish until the lost node was back. The next publish goes out on
+            // a fresh channel (what the channel has unconfirmed is nacked with it, and retried
+            // by the caller).
+            if session.publisher.status().connected() {
+                let _ = session.publisher.close(200, "nacked: publishing on a fresh channel".into()).await;
+            }
             return Err(QueueError::NotConfirmed);
         }
         if confirm.take_message().is_some() {
@@ -413,7 +479,13 @@ impl MessageQueue for AmqpQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, split_urls};
+
+    #[test]
+    fn amqp_url_may_list_the_nodes_of_a_cluster() {
+        assert_eq!(split_urls("amqp://a:5681/%2f, amqp://b:5682/%2f,"), ["amqp://a:5681/%2f", "amqp://b:5682/%2f"]);
+        assert_eq!(split_urls("amqp://a:5672/%2f"), ["amqp://a:5672/%2f"]);
+    }
 
     #[test]
     fn a_password_in_an_amqp_url_is_never_printed() {

@@ -198,9 +198,12 @@ pub trait MessageQueue: Send + Sync + 'static {
 }
 
 impl QueueError {
-    /// Whether waiting and trying again can help: the broker is away or answered with an error
-    /// of the moment. A nack of a publish is the broker's considered answer, not transient.
+    /// Whether waiting and trying again can help: the broker is away, answered with an error
+    /// of the moment, or nacked a publish. A nack says the broker did not take the message (a
+    /// quorum queue nacks what it cannot replicate while it has no leader, as after a node
+    /// loss: seen on the lab's cluster), so publishing it again is the way to deliver it; if
+    /// part of a batch had been taken, the repeat is a duplicate the stores absorb.
     pub fn is_transient(&self) -> bool {
-        matches!(self, QueueError::Unreachable(_) | QueueError::Broker(_))
+        matches!(self, QueueError::Unreachable(_) | QueueError::Broker(_) | QueueError::NotConfirmed)
     }
 }

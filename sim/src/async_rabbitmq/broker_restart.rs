@@ -60,7 +60,21 @@ impl WindowSample for BrokerSample {
 }
 
 pub async fn run(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> {
-    let w: Window<BrokerSample> = under_load(config, d, Scenario::BrokerRestart, Fault::Broker, config.broker_down_for).await?;
+    broker_away(config, d, Scenario::BrokerRestart, Fault::Broker, config.broker_down_for, Detail::BrokerRestart).await
+}
+
+/// Orders at a steady rate while `fault` takes the broker, or the node the services use, away
+/// for `length`; then until every order settled. The observations are the same whichever it
+/// was; `detail` names the experiment.
+pub(super) async fn broker_away(
+    config: &Config,
+    d: &mut Deployment<'_>,
+    scenario: Scenario,
+    fault: Fault,
+    length: std::time::Duration,
+    detail: fn(BrokerRestart) -> Detail,
+) -> anyhow::Result<Run> {
+    let w: Window<BrokerSample> = under_load(config, d, scenario, fault, length).await?;
     let end = finish(d).await?;
     let peak_outbox = w.samples.iter().map(BrokerSample::outbox).max().unwrap_or(0);
     Ok(Run {
@@ -68,7 +82,7 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run>
         accepted: w.placed.accepted.len(),
         refused: w.placed.refused,
         end,
-        detail: Detail::BrokerRestart(BrokerRestart {
+        detail: detail(BrokerRestart {
             down_window_ms: (w.down_ms, w.up_ms),
             peak_outbox,
             peak_backlog: w.peak,

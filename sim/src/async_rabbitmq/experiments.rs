@@ -23,6 +23,8 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployme
         Scenario::Idempotency => idempotency(config, &d).await,
         Scenario::Poison => poison(config, &d).await,
         Scenario::BrokerRestart => super::broker_restart::run(config, &mut d).await,
+        Scenario::NodeLoss => super::node_loss::run(config, &mut d).await,
+        Scenario::ScaleOut { instances, crash } => super::scale_out::run(config, &mut d, instances, crash).await,
     };
     d.teardown().await;
     result

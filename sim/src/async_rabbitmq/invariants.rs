@@ -86,12 +86,18 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail(format!("the backlog did not drain (last depth {})", last.queue_depth));
         }
     }
-    if let Some((restart, last)) = run.broker_restart().and_then(|r| Some((r, r.samples.last()?))) {
+    if let Some((restart, last)) = run.broker_restart().or(run.node_loss()).and_then(|r| Some((r, r.samples.last()?))) {
         if last.outbox() != 0 || last.queue_depth != Some(0) || restart.drain.is_none() {
             fail(format!("the outbox or the queue did not drain after the broker's return (outbox {}, queue {:?})", last.outbox(), last.queue_depth));
         }
         if restart.samples.iter().all(|s| s.broker_up) {
             fail("no sample was taken while the broker was down".into());
+        }
+    }
+    if let Some(scale) = run.scale_out() {
+        let decided = scale.progress.last().map_or(0, |(_, d)| *d);
+        if decided != scale.backlog as u64 {
+            fail(format!("{} instances decided {decided} of the backlog's {} orders", scale.instances, scale.backlog));
         }
     }
     violations

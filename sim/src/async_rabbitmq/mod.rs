@@ -8,6 +8,13 @@
 //! | `idempotency` | orders, then the same `OrderPlaced` published again straight to the broker | one reservation, one notification per order |
 //! | `poison`      | malformed messages (not JSON, schema violations, unknown version, wrong event) among good orders | all malformed dead-lettered with reasons, all good ones processed |
 //! | `broker-restart` | orders at a steady rate; RabbitMQ itself down for `--broker-down-for` (real: `rabbitmqctl stop_app` / `start_app`) | every service keeps running, Order keeps answering 202 into its outbox, everything drains once the broker is back |
+//!
+//! Two more run on a clustered deployment (`campus-sim cluster`, see `crate::cluster`):
+//!
+//! | experiment    | what happens                                                         | shows |
+//! |---------------|----------------------------------------------------------------------|-------|
+//! | `node-loss`   | orders at a steady rate; the RabbitMQ node the services use SIGKILLed, started again `--node-down-for` later | the services fail over to another node, the quorum queues lose nothing, orders keep flowing |
+//! | `scale-out`   | a backlog of orders drained by 1, 2, 4 Inventory instances sharing PostgreSQL; once more with one instance SIGKILLed halfway | throughput per instance count; redelivery to the survivors, 0 lost, 0 double |
 
 pub mod broker_restart;
 pub mod deployment;
@@ -18,6 +25,8 @@ pub mod invariants;
 pub mod output;
 pub mod rows;
 pub mod poison;
+pub mod node_loss;
+pub mod scale_out;
 mod window;
 
 use std::collections::BTreeMap;
@@ -30,7 +39,7 @@ use campus::domain::OrderRequest;
 use campus::Model;
 use campus::store::{InventoryStats, NotificationStats};
 
-pub use deployment::Deployment;
+pub use deployment::{Deployment, Shape};
 pub use experiments::run_experiment;
 pub use observe::{get_json, sample};
 pub use poison::poison_bodies;
@@ -65,6 +74,13 @@ pub struct Config {
     pub down_for: Duration,
     /// How long RabbitMQ itself is down in `broker-restart`.
     pub broker_down_for: Duration,
+    /// How long the lost node stays down in `node-loss` (the services fail over long before).
+    pub node_down_for: Duration,
+    /// The simulation's model of a failover: how long the clients of a lost node are without a
+    /// broker before they have reconnected to another node (real runs measure it).
+    pub node_failover: Duration,
+    /// Orders of the backlog each `scale-out` run drains.
+    pub backlog: usize,
     /// How long orders flow before the outage, and after Inventory is back.
     pub lead: Duration,
     /// Orders in `idempotency` and `poison`.
@@ -89,6 +105,9 @@ impl Default for Config {
             rate: 20,
             down_for: Duration::from_secs(60),
             broker_down_for: Duration::from_secs(30),
+            node_down_for: Duration::from_secs(20),
+            node_failover: Duration::from_secs(2),
+            backlog: 2000,
             lead: Duration::from_secs(10),
             orders: 200,
             duplicates: 200,
@@ -108,8 +127,11 @@ impl Config {
         if self.duplicates > self.orders {
             bail!("--duplicates ({}) cannot exceed --orders ({}): each duplicate repeats one order", self.duplicates, self.orders);
         }
-        if self.down_for.is_zero() || self.broker_down_for.is_zero() {
-            bail!("--down-for and --broker-down-for must be above 0 s");
+        if self.down_for.is_zero() || self.broker_down_for.is_zero() || self.node_down_for.is_zero() {
+            bail!("--down-for, --broker-down-for and --node-down-for must be above 0 s");
+        }
+        if self.backlog < 10 {
+            bail!("--backlog must be at least 10 orders (its throughput is timed from the 10th to the 90th percentile)");
         }
         Ok(())
     }
@@ -142,6 +164,11 @@ pub enum Scenario {
     Idempotency,
     Poison,
     BrokerRestart,
+    /// On a cluster: the node the services use lost mid-run.
+    NodeLoss,
+    /// On a shared store: a backlog drained by this many Inventory instances, one of them
+    /// SIGKILLed halfway if `crash`.
+    ScaleOut { instances: usize, crash: bool },
 }
 
 impl Scenario {
@@ -153,6 +180,8 @@ impl Scenario {
             Scenario::Idempotency => "idempotency",
             Scenario::Poison => "poison",
             Scenario::BrokerRestart => "broker-restart",
+            Scenario::NodeLoss => "node-loss",
+            Scenario::ScaleOut { .. } => "scale-out",
         }
     }
 }
@@ -210,6 +239,9 @@ pub enum Detail {
     /// Malformed messages published among the good ones.
     Poison { injected: usize },
     BrokerRestart(BrokerRestart),
+    /// The node-loss window: the same observations as a broker restart.
+    NodeLoss(BrokerRestart),
+    ScaleOut(ScaleOut),
     /// One schedule of `campus-sim explore`.
     Explore { duplicates: usize, malformed: usize },
 }
@@ -222,6 +254,24 @@ pub struct Outage {
     pub peak_backlog: u64,
     pub down_window_ms: (u64, u64),
     pub drain: Option<Duration>,
+}
+
+/// A backlog drained by several Inventory instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleOut {
+    pub instances: usize,
+    /// Orders in the backlog.
+    pub backlog: usize,
+    /// Orders Inventory decided per second (rounded), from the 10th to the 90th percentile of
+    /// the backlog (instance start-up and the last stragglers left out).
+    pub orders_per_s: u64,
+    /// From the instances' start until the last order was decided.
+    pub drain: Duration,
+    /// When one instance was SIGKILLed (ms after the instances started), and how many orders
+    /// were decided by then.
+    pub crashed: Option<(u64, u64)>,
+    /// Inventory's decided count over time (ms after the instances started, decided).
+    pub progress: Vec<(u64, u64)>,
 }
 
 /// The broker restart's time series, its window and its drain.
@@ -268,6 +318,8 @@ impl Run {
             Detail::Idempotency { .. } => Scenario::Idempotency.name(),
             Detail::Poison { .. } => Scenario::Poison.name(),
             Detail::BrokerRestart(_) => Scenario::BrokerRestart.name(),
+            Detail::NodeLoss(_) => Scenario::NodeLoss.name(),
+            Detail::ScaleOut(_) => "scale-out",
             Detail::Explore { .. } => "explore",
         }
     }
@@ -282,6 +334,20 @@ impl Run {
     pub fn broker_restart(&self) -> Option<&BrokerRestart> {
         match &self.detail {
             Detail::BrokerRestart(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn node_loss(&self) -> Option<&BrokerRestart> {
+        match &self.detail {
+            Detail::NodeLoss(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn scale_out(&self) -> Option<&ScaleOut> {
+        match &self.detail {
+            Detail::ScaleOut(s) => Some(s),
             _ => None,
         }
     }

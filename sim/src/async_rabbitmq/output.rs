@@ -159,7 +159,8 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
                     s.double_reservations
                 ));
             }
-            Detail::Explore { .. } => {}
+            // The cluster's experiments have their own section (`crate::cluster`).
+            Detail::NodeLoss(_) | Detail::ScaleOut(_) | Detail::Explore { .. } => {}
         }
     }
     text.push_str(&super::figures::draw(out, mode)?);

@@ -1,4 +1,4 @@
-//! The shape Part B's two fault-window experiments share (`outage`, `broker-restart`): orders
+//! The shape Part B's fault-window experiments share (`outage`, `broker-restart`, `node-loss`): orders
 //! at a steady rate for lead + window + lead; the fault switched on after the lead and off
 //! after the window; a sample every 250 ms (every fourth kept for the CSV); the drain measured
 //! from the end of the fault until what waits is back to its level before it; done when the
@@ -19,6 +19,9 @@ pub(super) enum Fault {
     Inventory,
     /// RabbitMQ itself.
     Broker,
+    /// The node of a RabbitMQ cluster the services are connected to (SIGKILL; started again
+    /// and rejoined after the window).
+    Node,
 }
 
 impl Fault {
@@ -26,6 +29,7 @@ impl Fault {
         match self {
             Fault::Inventory => "Inventory",
             Fault::Broker => "RabbitMQ",
+            Fault::Node => "RabbitMQ node 1",
         }
     }
 
@@ -33,6 +37,7 @@ impl Fault {
         match self {
             Fault::Inventory => d.stop_inventory().await,
             Fault::Broker => d.stop_broker().await,
+            Fault::Node => d.lose_node().await,
         }
     }
 
@@ -40,6 +45,7 @@ impl Fault {
         match self {
             Fault::Inventory => d.start_inventory().await,
             Fault::Broker => d.start_broker().await,
+            Fault::Node => d.restore_node().await,
         }
     }
 }

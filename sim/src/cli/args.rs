@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::{async_rabbitmq, bench, explore, streaming_kafka, sync_rest};
+use crate::{async_rabbitmq, bench, cluster, explore, streaming_kafka, sync_rest};
 
 /// `campus-sim bench …`
 #[derive(Debug, Clone, clap::Args)]
@@ -168,6 +168,61 @@ impl AsyncRabbitmqArgs {
             stock: self.stock,
             prefetch: self.prefetch,
             settle_within: Duration::from_secs(self.settle_within),
+            ..async_rabbitmq::Config::default()
+        }
+    }
+}
+
+/// `campus-sim cluster …`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Which experiment(s): node-loss (the RabbitMQ node the services use SIGKILLed under
+    /// load, started again later), scale-out (a backlog drained by each --instances count of
+    /// Inventory, then by the largest with one instance SIGKILLed halfway), or all.
+    #[arg(long, value_enum, default_value = "all")]
+    pub experiment: cluster::Experiment,
+    /// Inventory instance counts for scale-out, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(usize))]
+    pub instances: Vec<usize>,
+    /// Orders in each scale-out backlog.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=100_000))]
+    pub backlog: u64,
+    /// Orders per second during node-loss.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// Seconds orders flow before the node is lost, and again after it is back.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub lead: u64,
+    /// Seconds the lost node stays down before it is started again.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub node_down_for: u64,
+    /// Unacknowledged deliveries each consumer may hold.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
+    /// The RabbitMQ cluster used with --real-brokers: its nodes' AMQP URLs, comma-separated,
+    /// the one the services use first (and node-loss kills) first.
+    #[arg(long, env = "CAMPUS_CLUSTER_AMQP_URL", default_value = cluster::DEFAULT_CLUSTER_AMQP_URL)]
+    pub amqp_url: String,
+    /// The PostgreSQL the services keep their state in with --real-brokers (a schema per run).
+    #[arg(long, env = "CAMPUS_CLUSTER_STORE", default_value = campus::store::postgres::DEFAULT_POSTGRES_URL)]
+    pub store: String,
+}
+
+impl ClusterArgs {
+    pub fn config(&self, seed: u64) -> cluster::Config {
+        let defaults = async_rabbitmq::Config::default();
+        cluster::Config {
+            experiment: self.experiment,
+            instances: self.instances.clone(),
+            messaging: async_rabbitmq::Config {
+                seed,
+                rate: self.rate,
+                lead: Duration::from_secs(self.lead),
+                node_down_for: Duration::from_secs(self.node_down_for),
+                backlog: self.backlog as usize,
+                prefetch: self.prefetch,
+                ..defaults
+            },
         }
     }
 }

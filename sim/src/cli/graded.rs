@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::multi_thread;
 use crate::violation::Violation;
-use crate::{async_rabbitmq, streaming_kafka, sync_rest, Mode};
+use crate::{async_rabbitmq, cluster, streaming_kafka, sync_rest, Mode};
 
 /// Part B end to end: run, write CSVs, print the table, write the report, check.
 pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, amqp_url: &str) -> anyhow::Result<()> {
@@ -54,6 +54,29 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
     }
     streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
     println!("\n{}", streaming_kafka::output::table(&runs));
+    println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
+    report_checks(out, &violations)
+}
+
+/// The clustered deployment end to end: run, write CSVs, print the table, write the report,
+/// check.
+pub fn cluster(out: &Path, mode: Mode, config: &cluster::Config, amqp_url: &str, store: &str) -> anyhow::Result<()> {
+    config.validate()?;
+    println!("\nBeyond one broker and one instance — Part B on a cluster ({mode})");
+    println!("  runs: {}", config.names().join(", "));
+    let wall = Instant::now();
+    let runs = match mode {
+        Mode::Sim => cluster::run_sim(config)?,
+        Mode::Real => {
+            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+            multi_thread()?.block_on(cluster::run_real(config, &exe, amqp_url, store))?
+        }
+    };
+    let summaries: Vec<_> = runs.iter().map(cluster::rows::Summary::of).collect();
+    cluster::rows::write_csv(out, mode, &runs, &summaries)?;
+    let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
+    cluster::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+    println!("\n{}", cluster::output::table(&summaries));
     println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
 }

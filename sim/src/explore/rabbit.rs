@@ -317,13 +317,13 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         match action {
             Action::Accept(i) => {
                 let request = OrderRequest { student_id: StudentId::parse(format!("s-{i:04}"))?, items: schedule.orders[*i].clone() };
-                let id = order.accept(request.clone())?;
+                let id = order.accept(request.clone()).await?;
                 chaos.note(format!("order #{i} accepted as {id}"));
                 accepted[*i] = Some((id, request));
             }
             Action::Duplicate(i) => {
                 let (id, request) = accepted[*i].clone().expect("a duplicate follows its original");
-                let record = order_store.get(id.as_str())?.expect("accepted orders are stored");
+                let record = order_store.get(id.as_str()).await?.expect("accepted orders are stored");
                 let event = Event::OrderPlaced(OrderPlaced { order: Order::new(id, request), placed_at_ms: record.placed_at_ms });
                 chaos.note(format!("duplicate of order #{i}"));
                 publish_when_up(&mq, Envelope::new(event).encode().into()).await;
@@ -359,8 +359,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let deadline = Instant::now() + SETTLE_WITHIN;
     let mut settled = false;
     while Instant::now() < deadline {
-        let stats = order_store.stats()?;
-        let notified = notification_store.stats()?.notified;
+        let stats = order_store.stats().await?;
+        let notified = notification_store.stats().await?.notified;
         let mut quiet = true;
         for queue in [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox] {
             quiet &= sim.depth(queue).await? == 0 && sim.unacked(queue) == 0;
@@ -392,11 +392,11 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         refused: 0,
         detail: Detail::Explore { duplicates, malformed: malformed as usize },
         end: Final {
-            orders: OrdersReply { stats: order_store.stats()?, statuses: order_store.statuses()? },
-            inventory: inventory_store.stats()?,
-            inventory_outcomes: inventory_store.outcomes()?,
-            notification: notification_store.stats()?,
-            notified: notification_store.notified()?,
+            orders: OrdersReply { stats: order_store.stats().await?, statuses: order_store.statuses().await? },
+            inventory: inventory_store.stats().await?,
+            inventory_outcomes: inventory_store.outcomes().await?,
+            notification: notification_store.stats().await?,
+            notified: notification_store.notified().await?,
             dead_letters,
         },
     };

@@ -16,13 +16,15 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 7] = [
+const SECTION_ORDER: [&str; 9] = [
     "sync-rest/sim",
     "sync-rest/real",
     "async-rabbitmq/sim",
     "async-rabbitmq/real",
     "streaming-kafka/sim",
     "streaming-kafka/real",
+    "cluster/sim",
+    "cluster/real",
     "bench",
 ];
 

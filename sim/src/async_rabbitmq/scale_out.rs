@@ -1,0 +1,99 @@
+//! Part B's `scale-out` experiment: Inventory as several instances, competing consumers of its
+//! one quorum queue, sharing one store (PostgreSQL in real mode). Each run builds a backlog
+//! first — Inventory stopped while Order accepts and relays `--backlog` orders — then starts
+//! the instances together and times the drain. With `crash`, instance 0 is SIGKILLed once half
+//! the backlog is decided.
+//!
+//! What it shows: how Inventory's throughput grows with instances (a queue scales by adding
+//! consumers, and gives up order: the instances decide orders in whatever order they take
+//! them), and that a crashed instance's unacknowledged deliveries go to the survivors — 0
+//! lost, 0 double.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use campus::store::InventoryStats;
+use campus::transport::Peer;
+use tokio::time::Instant;
+
+use super::observe::{finish, get_json, place_orders, settled, wait_settled};
+use super::{Config, Deployment, Detail, Run, ScaleOut, Scenario};
+use crate::Mode;
+
+/// How often Inventory's count is read while it drains: often enough that the 10 %–90 % span
+/// is many polls long. A simulated drain takes a fraction of a virtual second; a real one
+/// seconds, and a read there is a query on the store the instances are busy with.
+fn poll(mode: Mode) -> Duration {
+    match mode {
+        Mode::Sim => Duration::from_millis(2),
+        Mode::Real => Duration::from_millis(50),
+    }
+}
+
+pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, crash: bool) -> anyhow::Result<Run> {
+    let scenario = Scenario::ScaleOut { instances, crash };
+    let label = format!("scale-out, {instances} instance{}{}", if instances == 1 { "" } else { "s" }, if crash { ", one crashed" } else { "" });
+    d.stop_inventory().await?;
+    let t0 = Instant::now();
+    let placed = place_orders(d.order_client(), config.orders_for(scenario, config.backlog), config.rate.max(1000)).await;
+    let n = placed.accepted.len() as u64;
+    wait_settled(d, t0, config.settle_within, |s| s.published == n && s.queue_depth == n).await?;
+    crate::progress::step(&format!("{label}: {n} orders wait in Inventory's queue; starting the instances"));
+
+    d.start_inventory().await?;
+    let start = Instant::now();
+    let (mut progress, mut crashed) = (Vec::new(), None);
+    let mut live = crate::progress::Progress::new("scale-out");
+    loop {
+        let stats: InventoryStats = get_json(d.http().as_ref(), Peer::Inventory, "/stats").await?;
+        let (t, decided) = (start.elapsed().as_millis() as u64, stats.reserved + stats.failed);
+        progress.push((t, decided));
+        live.update(|| format!("{decided} of {n} decided, {} instances running", d.inventories_running()));
+        if crash && crashed.is_none() && decided >= n / 2 {
+            d.crash_inventory(0).await?;
+            crashed = Some((t, decided));
+            crate::progress::step(&format!("{label}: instance 0 SIGKILLed at {decided} of {n} decided"));
+        }
+        if decided >= n {
+            break;
+        }
+        if start.elapsed() > config.settle_within {
+            bail!("{label}: {decided} of {n} decided after {} s", config.settle_within.as_secs());
+        }
+        tokio::time::sleep(poll(d.mode())).await;
+    }
+    let drain = start.elapsed();
+    live.finish(&format!("{n} decided in {:.2} s", drain.as_secs_f64()));
+    wait_settled(d, t0, config.settle_within, |s| settled(s, n)).await?;
+    let end = finish(d).await?;
+    Ok(Run {
+        mode: d.mode(),
+        accepted: placed.accepted.len(),
+        refused: placed.refused,
+        end,
+        detail: Detail::ScaleOut(ScaleOut { instances, backlog: n as usize, orders_per_s: middle_rate(&progress, n, poll(d.mode())), drain, crashed, progress }),
+    })
+}
+
+/// Orders per second between the moments 10 % and 90 % of `n` were decided: the drain's steady
+/// part, without the instances' start-up or the last stragglers.
+fn middle_rate(progress: &[(u64, u64)], n: u64, poll: Duration) -> u64 {
+    let at = |share: f64| progress.iter().find(|(_, decided)| *decided as f64 >= share * n as f64).map(|(t, _)| *t);
+    let rate = match (at(0.1), at(0.9)) {
+        (Some(t10), Some(t90)) if t90 > t10 => 0.8 * n as f64 / ((t90 - t10) as f64 / 1e3),
+        // The whole middle between two polls: at least that fast.
+        _ => 0.8 * n as f64 / poll.as_secs_f64(),
+    };
+    rate.round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_is_timed_over_the_middle_eighty_percent() {
+        let progress = [(0, 0), (1000, 50), (2000, 100), (3000, 500), (4000, 950), (5000, 1000)];
+        assert_eq!(middle_rate(&progress, 1000, Duration::from_millis(50)), 400);
+    }
+}

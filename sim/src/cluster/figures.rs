@@ -1,0 +1,70 @@
+//! The cluster's figures, drawn from its typed rows: `cluster_scale_out_<mode>.svg` (orders per
+//! second by Inventory instances, beside the line of perfect scaling) and
+//! `cluster_node_loss_<mode>.svg` (orders decided per second and orders waiting around the
+//! node loss, the node's down window shaded).
+
+use std::path::Path;
+
+use super::rows::{NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
+use crate::plot::{down_span, figures, write, Chart, Series};
+use crate::report::csv;
+use crate::Mode;
+
+/// Draws the cluster's figures for `mode`; returns the report's Figures subsection.
+pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
+    Ok(figures(vec![
+        (scale_out(out, mode)?, "Scale-out: Inventory's throughput by instance count (dashed: perfect scaling from one instance)"),
+        (node_loss(out, mode)?, "Node loss: orders decided per second and orders waiting (the lost node's down window shaded)"),
+    ]))
+}
+
+fn scale_out(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let path = out.join(SUMMARY_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let rows: Vec<Summary> = csv::read::<Summary>(&path)?
+        .into_iter()
+        .filter(|r| r.mode == mode && r.experiment.starts_with("scale-out") && !r.experiment.ends_with("crash"))
+        .collect();
+    let points: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r.instances as f64, r.orders_per_s? as f64))).collect();
+    let ideal = match points.iter().min_by(|a, b| a.0.total_cmp(&b.0)) {
+        Some(&(n, rate)) => points.iter().map(|&(k, _)| (k, rate * k / n)).collect(),
+        None => Vec::new(),
+    };
+    let chart = Chart {
+        title: format!("Part B ({mode}): a backlog drained by 1 to {} Inventory instances", points.iter().map(|p| p.0 as usize).max().unwrap_or(1)),
+        x_label: "Inventory instances".into(),
+        y_label: "orders decided per second".into(),
+        x_log: false,
+        series: vec![Series::line("measured", points), Series { dashed: true, ..Series::line("perfect scaling", ideal) }],
+        ..Chart::default()
+    };
+    write(out, format!("cluster_scale_out_{mode}.svg"), &chart)
+}
+
+fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let path = out.join(NODE_LOSS_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let samples: Vec<NodeLossRow> = csv::read::<NodeLossRow>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
+    let per_second: Vec<(f64, f64)> = samples
+        .windows(2)
+        .map(|w| (w[1].t_s.0, (w[1].decided - w[0].decided.min(w[1].decided)) as f64 / (w[1].t_s.0 - w[0].t_s.0).max(1e-3)))
+        .collect();
+    let chart = Chart {
+        title: format!("Part B ({mode}): the RabbitMQ node the services use is lost"),
+        x_label: "time since the first order (s)".into(),
+        y_label: "orders / orders per second".into(),
+        x_log: false,
+        series: vec![
+            Series::line("orders decided per second", per_second),
+            Series::line("orders waiting (accepted, not decided)", samples.iter().map(|r| (r.t_s.0, r.waiting as f64)).collect()),
+            Series::line("orders waiting in Order's outbox", samples.iter().map(|r| (r.t_s.0, r.outbox as f64)).collect()),
+        ],
+        shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "node 1 down"),
+        ..Chart::default()
+    };
+    write(out, format!("cluster_node_loss_{mode}.svg"), &chart)
+}
