@@ -347,10 +347,11 @@ rcluster_down() {
   done
 }
 
-rcluster_status() {
-  local rc=0
+# nodes_status LABEL RUNNING: says for nodes 1-3 whether `RUNNING N` holds; 1 if one does not.
+nodes_status() {
+  local label=$1 running=$2 rc=0
   for n in 1 2 3; do
-    if rnode_running "$n"; then say "rabbitmq cluster node $n: running"; else say "rabbitmq cluster node $n: down"; rc=1; fi
+    if "$running" "$n"; then say "$label $n: running"; else say "$label $n: down"; rc=1; fi
   done
   return $rc
 }
@@ -445,13 +446,6 @@ kcluster_down() {
   done
 }
 
-kcluster_status() {
-  local rc=0
-  for n in 1 2 3; do
-    if knode_running "$n"; then say "kafka cluster broker $n: running"; else say "kafka cluster broker $n: down"; rc=1; fi
-  done
-  return $rc
-}
 
 # ---------------------------------------------------------------- PostgreSQL
 # Debian's package and its default cluster, listening on loopback only; a role and a database
@@ -533,8 +527,8 @@ if [ "$cluster" = yes ]; then
       case "$what" in postgres|all) pg_down ;; esac ;;
     status)
       rc=0
-      rcluster_status || rc=1
-      kcluster_status || rc=1
+      nodes_status "rabbitmq cluster node" rnode_running || rc=1
+      nodes_status "kafka cluster broker" knode_running || rc=1
       if pg_running; then say "postgresql: running"; else say "postgresql: down"; rc=1; fi
       exit $rc ;;
     *) die "--cluster goes with up, down or status" ;;
@@ -546,11 +540,11 @@ case "$cmd" in
   up)
     case "$what" in rabbitmq|all) epmd_loopback; rabbit_up ;; esac
     case "$what" in kafka|all) kafka_up ;; esac
-    [ "$what" = postgres ] && pg_up ;;
+    case "$what" in postgres) pg_up ;; esac ;;
   down)
     case "$what" in rabbitmq|all) rabbit_down ;; esac
     case "$what" in kafka|all) kafka_down ;; esac
-    [ "$what" = postgres ] && pg_down ;;
+    case "$what" in postgres) pg_down ;; esac ;;
   status) status ;;
   pause) [ "$what" = rabbitmq ] || die "pause takes rabbitmq"; rabbit_pause ;;
   resume) [ "$what" = rabbitmq ] || die "resume takes rabbitmq"; rabbit_resume ;;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run):
-#   1. start the real brokers (installs them on a new machine; see scripts/brokers.sh),
+#   1. start the real brokers (installs them on a new machine; see scripts/brokers.sh), and
+#      the clustered deployment beside them: 3 RabbitMQ nodes, 3 Kafka brokers, PostgreSQL,
 #   2. run every test of the workspace: simulation specs, real-socket and real-process tests,
 #      and the broker tests (marked `#[ignore]` so that a plain `cargo test` needs no broker;
 #      here `--include-ignored` runs them, and they fail, never skip, if a broker is missing),
@@ -13,10 +14,14 @@
 #      simulation); each
 #      run exits non-zero if any invariant check fails, and a broker the run stopped is started
 #      again whatever happens,
-#   4. check that the report holds all six sections and that every figure was drawn,
-#   5. the benchmarks against the real transports, once (they print figures; targets are not
+#   4. the clustered deployment (`campus-sim cluster`), in the simulation and for real: the
+#      RabbitMQ node the services use SIGKILLed under load and started again, Inventory's
+#      backlog drained by 1, 2 and 4 instances sharing PostgreSQL and once with one of them
+#      SIGKILLed — 0 lost, 0 double, or the run fails,
+#   5. check that the report holds all eight sections and that every figure was drawn,
+#   6. the benchmarks against the real transports, once (they print figures; targets are not
 #      asserted — timings on a shared CI machine are not a test).
-# Safe to re-run. Output of steps 3-5 goes to target/test-out/, not to out/.
+# Safe to re-run. Output of steps 3-6 goes to target/test-out/, not to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +29,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "brokers"
 scripts/brokers.sh up
+scripts/brokers.sh up --cluster
 
 step "cargo test (release), broker tests included"
 cargo test --release --workspace --locked -- --include-ignored
@@ -36,14 +42,19 @@ cargo run --release --locked --quiet -- --out target/test-out
 step "graded run, real processes and brokers (60 s outage included)"
 cargo run --release --locked --quiet -- --real-brokers --out target/test-out
 
+step "the clustered deployment, simulation then real (node loss, scale-out)"
+cargo run --release --locked --quiet -- cluster --out target/test-out
+cargo run --release --locked --quiet -- cluster --real-brokers --out target/test-out
+
 step "report and figures"
-for part in sync-rest async-rabbitmq streaming-kafka; do
+for part in sync-rest async-rabbitmq streaming-kafka cluster; do
   for mode in sim real; do
     grep -q -- "<!-- begin $part/$mode -->" target/test-out/report.md || { echo "report.md lacks $part/$mode"; exit 1; }
   done
 done
 for mode in sim real; do
-  for figure in sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart; do
+  for figure in sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart \
+                cluster_scale_out cluster_node_loss; do
     file="target/test-out/${figure}_${mode}.svg"
     grep -q "<polyline\|<circle" "$file" || { echo "$file is missing or draws nothing"; exit 1; }
     grep -q "(${figure}_${mode}.svg)" target/test-out/report.md || { echo "report.md does not show $file"; exit 1; }
@@ -53,7 +64,7 @@ if grep -q "FAILED" target/test-out/report.md; then echo "report.md records fail
 grep -q 'reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server' target/test-out/report.md \
   || { echo "report.md: the real replay did not use kafka-consumer-groups.sh"; exit 1; }
 grep -q "per minute differ in 0 of" target/test-out/report.md || { echo "report.md: sim and real Part C not compared, or they differ"; exit 1; }
-echo "report.md: 6 sections, 12 figures, every check passed"
+echo "report.md: 8 sections, 16 figures, every check passed"
 
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out

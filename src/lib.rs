@@ -12,8 +12,8 @@
 //! - [`wire`]: the bodies the services of Part A exchange.
 //! - [`retry`]: backoff with jitter, and how loops retry a broker that went away.
 //! - [`transport`]: the traits of the communication models and their real adapters.
-//! - [`store`]: the SQLite stores of Part B (a file per store; Part C's Inventory keeps its
-//!   state in a changelog topic).
+//! - [`store`]: the stores of Part B, SQLite (a file per store) or PostgreSQL shared by several
+//!   instances (Part C's Inventory keeps its state in a changelog topic).
 //! - [`services`]: the services' logic, transport-agnostic.
 //! - [`api`]: the HTTP faces of the services (`fn app(state) -> Router` each).
 //! - [`deploy`]: each model's services wired from their transports and stores, once.

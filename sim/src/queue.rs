@@ -183,6 +183,11 @@ impl SimQueue {
         state.pump();
     }
 
+    /// Whether the broker is away now (down, or its clients failing over).
+    pub fn is_down(&self) -> bool {
+        self.state.lock().expect("queue state lock").down
+    }
+
     /// Messages ready in `queue`, whether or not the broker is up (the lab's own view).
     pub fn ready(&self, queue: QueueName) -> u64 {
         self.state.lock().expect("queue state lock").ready.get(&queue).map_or(0, |q| q.len() as u64)

@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_namespace_becomes_a_schema_name_that_needs_no_quoting() {
-        assert_eq!(schema_of("campus-sim.scale-out.123.1764"), "campus_sim_scale_out_123_1764");
+        assert_eq!(schema_of("lab.scale-out.123.1764"), "lab_scale_out_123_1764");
         assert_eq!(schema_of("7up"), "ns_7up");
         assert_eq!(schema_of(&"x".repeat(100)).len(), 63);
     }

@@ -9,7 +9,7 @@
 //! | `poison`      | malformed messages (not JSON, schema violations, unknown version, wrong event) among good orders | all malformed dead-lettered with reasons, all good ones processed |
 //! | `broker-restart` | orders at a steady rate; RabbitMQ itself down for `--broker-down-for` (real: `rabbitmqctl stop_app` / `start_app`) | every service keeps running, Order keeps answering 202 into its outbox, everything drains once the broker is back |
 //!
-//! Two more run on a clustered deployment (`campus-sim cluster`, see `crate::cluster`):
+//! Two more run on a clustered deployment (`campus-sim cluster`, which chooses their runs):
 //!
 //! | experiment    | what happens                                                         | shows |
 //! |---------------|----------------------------------------------------------------------|-------|
@@ -106,7 +106,7 @@ impl Default for Config {
             down_for: Duration::from_secs(60),
             broker_down_for: Duration::from_secs(30),
             node_down_for: Duration::from_secs(20),
-            node_failover: Duration::from_secs(2),
+            node_failover: crate::world::NODE_FAILOVER,
             backlog: 2000,
             lead: Duration::from_secs(10),
             orders: 200,

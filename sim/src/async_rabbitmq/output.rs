@@ -159,7 +159,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
                     s.double_reservations
                 ));
             }
-            // The cluster's experiments have their own section (`crate::cluster`).
+            // The cluster's experiments have their own section (`campus-sim cluster`).
             Detail::NodeLoss(_) | Detail::ScaleOut(_) | Detail::Explore { .. } => {}
         }
     }

@@ -181,9 +181,9 @@ pub struct ClusterArgs {
     /// Inventory, then by the largest with one instance SIGKILLed halfway), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: cluster::Experiment,
-    /// Inventory instance counts for scale-out, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(usize))]
-    pub instances: Vec<usize>,
+    /// Inventory instance counts for scale-out, comma-separated (1 to 16 each).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub instances: Vec<u16>,
     /// Orders in each scale-out backlog.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=100_000))]
     pub backlog: u64,
@@ -213,7 +213,7 @@ impl ClusterArgs {
         let defaults = async_rabbitmq::Config::default();
         cluster::Config {
             experiment: self.experiment,
-            instances: self.instances.clone(),
+            instances: self.instances.iter().map(|&n| usize::from(n)).collect(),
             messaging: async_rabbitmq::Config {
                 seed,
                 rate: self.rate,

@@ -37,8 +37,13 @@ The parts:
                       the broker killed mid-stream and restarted
 
 `campus-sim explore` checks each model's invariants against generated fault schedules
-(duplicates, crashes at any point, outages, broker outages, malformed messages, resets) and shrinks a failure to
-a minimal schedule; `--break` shows the checker catching a broken design.
+(duplicates, crashes at any point, outages, broker outages, lost broker nodes, several Inventory
+instances, malformed messages, resets) and shrinks a failure to a minimal schedule; `--break`
+shows the checker catching a broken design.
+
+`campus-sim cluster` runs part B beyond one broker and one instance: a 3-node RabbitMQ cluster
+losing the node the services use, and Inventory scaled out over instances sharing PostgreSQL
+(--real-brokers needs `scripts/brokers.sh up --cluster`).
 
 --real-brokers needs RabbitMQ (part B) and Kafka (part C): `scripts/brokers.sh up` installs and
 starts both.";

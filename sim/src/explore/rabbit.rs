@@ -1,6 +1,7 @@
-//! Part B's property: whatever the schedule — `OrderPlaced` delivered twice, Inventory or
-//! Notification crashing at any point of its handling, Inventory down for a while, the broker
-//! down for a while, malformed messages on Inventory's queue — every accepted order ends in
+//! Part B's property: whatever the schedule — `OrderPlaced` delivered twice, Inventory (any of
+//! its 1–3 instances) or Notification crashing at any point of its handling, Inventory down for
+//! a while, the broker down for a while, the broker node the services use lost (they fail over),
+//! malformed messages on Inventory's queue — every accepted order ends in
 //! exactly one terminal state, stock
 //! is taken once per reserved order, each reserved order gets one notification, every malformed
 //! message is dead-lettered and no good one is ([`crate::checker::async_rabbitmq`], the same
@@ -9,7 +10,10 @@
 //! The services are the production ones (`AsyncOrderService` and its relay, the consumers of
 //! `campus::services::messaging`, the SQLite stores in memory) over `SimQueue`, with the crashes
 //! applied by [`CrashingQueue`]. Consumers take one delivery at a time (prefetch 1). A crashed
-//! consumer's task is aborted and a new one starts on the same store 200 ms later.
+//! consumer's task is aborted and a new one starts on the same store 200 ms later. Several
+//! Inventory instances compete for its queue and share its store, as they share PostgreSQL in
+//! the real cluster; each sees the queue through a view of its own (its own deliveries, its
+//! own crashes).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +45,8 @@ use crate::Mode;
 const ORDER_GAP_MS: u64 = 20;
 /// A crashed consumer is back this long after it died.
 const RESTART_AFTER: Duration = Duration::from_millis(200);
+/// Inventory instances, as the trace names them.
+const INSTANCE_NAMES: [&str; 3] = ["inventory", "inventory #1", "inventory #2"];
 /// A run that has not settled this long after its last scheduled action has lost something.
 const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 
@@ -65,8 +71,18 @@ impl Consumer {
 pub enum Fault {
     /// The order's `OrderPlaced` is published again, `after_ms` after the order was accepted.
     Duplicate { order: usize, after_ms: u64 },
-    /// The consumer dies at `point` of its `delivery`-th delivery.
-    Crash { consumer: Consumer, delivery: u32, point: CrashPoint },
+    /// The consumer (its instance `instance`, for Inventory) dies at `point` of its
+    /// `delivery`-th delivery.
+    Crash {
+        consumer: Consumer,
+        delivery: u32,
+        point: CrashPoint,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        instance: usize,
+    },
+    /// The broker node the services are connected to dies at `at_ms`: their connections close
+    /// and they fail over to another node (the world's node loss).
+    NodeLoss { at_ms: u64 },
     /// Inventory is down from `at_ms` for `for_ms`.
     Down { at_ms: u64, for_ms: u64 },
     /// A malformed message (one of the poison experiment's kinds) lands on Inventory's queue.
@@ -84,11 +100,29 @@ pub struct Schedule {
     /// publishes fail until it is back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_down: Option<Window>,
+    /// Inventory instances competing for its queue (1 to 3).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub inventories: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "stock {} of each item", self.stock)?;
+        if self.inventories > 1 {
+            writeln!(f, "  {} Inventory instances share its queue and its store", self.inventories)?;
+        }
         for (i, items) in self.orders.iter().enumerate() {
             writeln!(f, "  order #{i} at {} ms: {}", i as u64 * ORDER_GAP_MS, items_text(items))?;
         }
@@ -100,9 +134,11 @@ impl fmt::Display for Schedule {
                 Fault::Duplicate { order, after_ms } => {
                     writeln!(f, "  OrderPlaced of order #{} published again {after_ms} ms after it was accepted", order % self.orders.len())?
                 }
-                Fault::Crash { consumer, delivery, point } => {
-                    writeln!(f, "  {consumer:?} crashes {} on its delivery #{delivery}", point.as_str())?
+                Fault::Crash { consumer, delivery, point, instance } => {
+                    let who = if *consumer == Consumer::Inventory && self.inventories > 1 { format!(" #{}", instance % self.inventories) } else { String::new() };
+                    writeln!(f, "  {consumer:?}{who} crashes {} on its delivery #{delivery}", point.as_str())?
                 }
+                Fault::NodeLoss { at_ms } => writeln!(f, "  the broker node the services use lost at {at_ms} ms (they fail over)")?,
                 Fault::Down { at_ms, for_ms } => writeln!(f, "  Inventory down at {at_ms} ms for {for_ms} ms")?,
                 Fault::Malformed { kind, at_ms } => {
                     writeln!(f, "  a malformed message ({}) at {at_ms} ms", poison_bodies(5)[kind % 5].0)?
@@ -118,8 +154,9 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
     let notification_point = prop::sample::select(vec![CrashPoint::BeforeCommit, CrashPoint::BeforeAck]);
     prop_oneof![
         (0usize..6, 0u64..500).prop_map(|(order, after_ms)| Fault::Duplicate { order, after_ms }),
-        (1u32..=8, inventory_point).prop_map(|(delivery, point)| Fault::Crash { consumer: Consumer::Inventory, delivery, point }),
-        (1u32..=6, notification_point).prop_map(|(delivery, point)| Fault::Crash { consumer: Consumer::Notification, delivery, point }),
+        (1u32..=8, inventory_point, 0usize..3).prop_map(|(delivery, point, instance)| Fault::Crash { consumer: Consumer::Inventory, delivery, point, instance }),
+        (1u32..=6, notification_point).prop_map(|(delivery, point)| Fault::Crash { consumer: Consumer::Notification, delivery, point, instance: 0 }),
+        (0u64..300).prop_map(|at_ms| Fault::NodeLoss { at_ms }),
         (0u64..300, 100u64..3000).prop_map(|(at_ms, for_ms)| Fault::Down { at_ms, for_ms }),
         (0usize..5, 0u64..300).prop_map(|(kind, at_ms)| Fault::Malformed { kind, at_ms }),
     ]
@@ -130,8 +167,9 @@ impl super::Schedule for Schedule {
         // proptest shrinks a tuple's parts in order and does not come back: faults first, so
         // that the ones that do not matter are gone before the orders are cut down.
         // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
-        (window_strategy(), prop::collection::vec(fault_strategy(), 0..=4), prop::collection::vec(items_strategy(), 1..=6), 0u32..=5)
-            .prop_map(|(broker_down, faults, orders, stock)| Schedule { stock, orders, faults, broker_down })
+        // Instances last: a counterexample keeps several only if it needs them.
+        (window_strategy(), prop::collection::vec(fault_strategy(), 0..=4), prop::collection::vec(items_strategy(), 1..=6), 0u32..=5, 1usize..=3)
+            .prop_map(|(broker_down, faults, orders, stock, inventories)| Schedule { stock, orders, faults, broker_down, inventories })
             .boxed()
     }
 
@@ -149,6 +187,7 @@ enum Action {
     Up,
     BrokerDown,
     BrokerUp,
+    NodeLoss,
 }
 
 /// Runs `start` while `up` says so; a crash announced on `crashed` aborts the task (its
@@ -243,13 +282,18 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
 async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
     let sim = world.queue();
     let policy = world.policy(broken != Some(Break::NoReconnect));
-    let (inventory_crash, inventory_crashed) = flume::unbounded();
+    let inventories = schedule.inventories.max(1);
+    let (inventory_announce, inventory_crashed): (Vec<_>, Vec<_>) = (0..inventories).map(|_| flume::unbounded()).unzip();
     let (notification_crash, notification_crashed) = flume::unbounded();
     let crashes = schedule.faults.iter().filter_map(|f| match *f {
-        Fault::Crash { consumer, delivery, point } => Some(QueueCrash { queue: consumer.queue(), delivery, point }),
+        Fault::Crash { consumer, delivery, point, instance } => {
+            let instance = if consumer == Consumer::Inventory { instance % inventories } else { 0 };
+            Some(QueueCrash { queue: consumer.queue(), instance, delivery, point })
+        }
         _ => None,
     });
-    let announce = BTreeMap::from([(QueueName::InventoryInbox, inventory_crash), (QueueName::NotificationInbox, notification_crash)]);
+    let mut announce: BTreeMap<_, _> = inventory_announce.into_iter().enumerate().map(|(k, tx)| ((QueueName::InventoryInbox, k), tx)).collect();
+    announce.insert((QueueName::NotificationInbox, 0), notification_crash);
     let chaos = Arc::new(CrashingQueue::new(sim.clone(), crashes, announce, broken == Some(Break::AutoAck)));
     let mq: Arc<dyn MessageQueue> = chaos.clone();
 
@@ -264,14 +308,23 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         inventory_store = inventory_store.without_dedup();
     }
     let inventory_store = Arc::new(inventory_store);
-    let (up, inventory_up) = watch::channel(true);
+    // One switch per instance, flipped in instance order: a watch channel wakes several
+    // receivers in no fixed order, and the trace must not depend on it.
+    let (up, inventory_up): (Vec<_>, Vec<_>) = (0..inventories).map(|_| watch::channel(true)).unzip();
     let (_always, notification_up) = watch::channel(true);
-    let inventory = {
-        let (mq, store) = (mq.clone(), inventory_store.clone());
-        tokio::spawn(supervise("inventory", chaos.clone(), inventory_up, inventory_crashed, move || {
-            run_loops(wiring::inventory(store.clone(), mq.clone(), 1, policy))
-        }))
-    };
+    // Each instance over its own view of the queue, all on the one store.
+    let instances: Vec<JoinHandle<()>> = inventory_crashed
+        .into_iter()
+        .zip(inventory_up)
+        .enumerate()
+        .map(|(k, (crashed, inventory_up))| {
+            let view: Arc<dyn MessageQueue> = Arc::new(chaos.view(k));
+            let store = inventory_store.clone();
+            tokio::spawn(supervise(INSTANCE_NAMES[k], chaos.clone(), inventory_up, crashed, move || {
+                run_loops(wiring::inventory(store.clone(), view.clone(), 1, policy))
+            }))
+        })
+        .collect();
     let notification = {
         let (mq, store) = (mq.clone(), notification_store.clone());
         tokio::spawn(supervise("notification", chaos.clone(), notification_up, notification_crashed, move || {
@@ -300,6 +353,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 malformed += 1;
                 timeline.push((at_ms, Action::Malformed(kind % 5)));
             }
+            Fault::NodeLoss { at_ms } => timeline.push((at_ms, Action::NodeLoss)),
             Fault::Crash { .. } => {}
         }
     }
@@ -335,12 +389,12 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             }
             Action::Down => {
                 down_windows += 1;
-                up.send_replace(false);
+                up.iter().for_each(|u| _ = u.send_replace(false));
             }
             Action::Up => {
                 down_windows -= 1;
                 if down_windows == 0 {
-                    up.send_replace(true);
+                    up.iter().for_each(|u| _ = u.send_replace(true));
                 }
             }
             Action::BrokerDown => {
@@ -350,6 +404,10 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             Action::BrokerUp => {
                 chaos.note("the broker is back".into());
                 world.set_broker(true);
+            }
+            Action::NodeLoss => {
+                chaos.note("the broker node the services use is lost; they fail over".into());
+                world.lose_node(crate::world::NODE_FAILOVER);
             }
         }
     }
@@ -363,15 +421,19 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         let notified = notification_store.stats().await?.notified;
         let mut quiet = true;
         for queue in [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox] {
-            quiet &= sim.depth(queue).await? == 0 && sim.unacked(queue) == 0;
+            // The lab's own view of the queue: it answers while the broker is away too.
+            quiet &= sim.ready(queue) == 0 && sim.unacked(queue) == 0;
         }
-        if stats.reserved + stats.failed == n as u64 && notified == stats.reserved && quiet && sim.depth(QueueName::DeadLetter).await? == malformed {
+        // …and the broker serving again (a node loss's failover may outlast the work).
+        quiet &= !sim.is_down();
+        if stats.reserved + stats.failed == n as u64 && notified == stats.reserved && quiet && sim.ready(QueueName::DeadLetter) == malformed {
             settled = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    order_loops.extend([inventory, notification]);
+    order_loops.extend(instances);
+    order_loops.push(notification);
     for task in order_loops {
         task.abort();
     }

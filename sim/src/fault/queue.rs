@@ -14,7 +14,9 @@
 //! | `BeforeAck`     | after the publish, before the ack                                      |
 //!
 //! Consumers handle one delivery at a time here (prefetch 1), so "the delivery being handled"
-//! is the last one handed over.
+//! is the last one handed over. Several instances of a consumer (competing for its queue) each
+//! see the queue through a [`CrashingQueue::view`] of their own: each counts its own deliveries
+//! and dies at its own crash points, announced to its own supervisor.
 //!
 //! `--break auto-ack` lives here too: Inventory's deliveries are acknowledged as they are
 //! handed over (the `no_ack` consumer mode), so a crash loses the message in hand.
@@ -51,21 +53,25 @@ impl CrashPoint {
     }
 }
 
-/// The consumer of `queue` dies at `point` while handling its `delivery`-th delivery (1-based,
-/// counting redeliveries).
+/// Instance `instance` of the consumer of `queue` dies at `point` while handling its
+/// `delivery`-th delivery (1-based, counting redeliveries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct QueueCrash {
     pub queue: QueueName,
+    pub instance: usize,
     pub delivery: u32,
     pub point: CrashPoint,
 }
+
+/// A consumer instance: its queue and its number.
+type Instance = (QueueName, usize);
 
 /// What the wrapper saw: kept for the trace and the events-per-second figure.
 #[derive(Default)]
 struct Shared {
     crashes: BTreeSet<QueueCrash>,
-    /// Deliveries handed over, per queue.
-    delivered: BTreeMap<QueueName, u32>,
+    /// Deliveries handed over, per consumer instance.
+    delivered: BTreeMap<Instance, u32>,
     /// (subscription, tag) → the delivery's number on its queue.
     numbers: BTreeMap<(u64, u64), u32>,
     /// Acknowledged by the wrapper on hand-over (`auto-ack`).
@@ -78,21 +84,29 @@ struct Shared {
 pub struct CrashingQueue {
     inner: Arc<SimQueue>,
     shared: Arc<Mutex<Shared>>,
-    /// One sender per queue whose consumer may crash: the harness listens.
-    crashed: BTreeMap<QueueName, flume::Sender<()>>,
+    /// One sender per consumer instance that may crash: its supervisor listens.
+    crashed: BTreeMap<Instance, flume::Sender<()>>,
     auto_ack: bool,
+    /// Which instance of its consumers this view serves.
+    instance: usize,
 }
 
 impl CrashingQueue {
-    /// Wraps `inner`; a crash of the consumer of `queue` is announced on `crashed[queue]`.
+    /// Wraps `inner` as instance 0 sees it; a crash of instance `k` of the consumer of `queue`
+    /// is announced on `crashed[(queue, k)]`.
     pub fn new(
         inner: Arc<SimQueue>,
         crashes: impl IntoIterator<Item = QueueCrash>,
-        crashed: BTreeMap<QueueName, flume::Sender<()>>,
+        crashed: BTreeMap<Instance, flume::Sender<()>>,
         auto_ack: bool,
     ) -> Self {
         let shared = Shared { crashes: crashes.into_iter().collect(), ..Shared::default() };
-        CrashingQueue { inner, shared: Arc::new(Mutex::new(shared)), crashed, auto_ack }
+        CrashingQueue { inner, shared: Arc::new(Mutex::new(shared)), crashed, auto_ack, instance: 0 }
+    }
+
+    /// The same queue and crashes as instance `instance` of its consumers sees them.
+    pub fn view(&self, instance: usize) -> CrashingQueue {
+        CrashingQueue { inner: self.inner.clone(), shared: self.shared.clone(), crashed: self.crashed.clone(), auto_ack: self.auto_ack, instance }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -116,14 +130,15 @@ impl CrashingQueue {
 
     /// If the consumer of `queue` must die at `point` of delivery `number`: announce it and
     /// return true (the caller then waits forever; the harness aborts it).
-    fn crash_here(shared: &Mutex<Shared>, crashed: &BTreeMap<QueueName, flume::Sender<()>>, queue: QueueName, number: u32, point: CrashPoint) -> bool {
+    fn crash_here(shared: &Mutex<Shared>, crashed: &BTreeMap<Instance, flume::Sender<()>>, (queue, instance): Instance, number: u32, point: CrashPoint) -> bool {
         let mut s = shared.lock().expect("crash state lock");
-        if !s.crashes.remove(&QueueCrash { queue, delivery: number, point }) {
+        if !s.crashes.remove(&QueueCrash { queue, instance, delivery: number, point }) {
             return false;
         }
-        trace(&mut s, format!("CRASH {queue} consumer {} (delivery #{number})", point.as_str()));
+        let who = if instance == 0 { String::new() } else { format!(" #{instance}") };
+        trace(&mut s, format!("CRASH {queue} consumer{who} {} (delivery #{number})", point.as_str()));
         drop(s);
-        if let Some(tx) = crashed.get(&queue) {
+        if let Some(tx) = crashed.get(&(queue, instance)) {
             let _ = tx.send(());
         }
         true
@@ -147,8 +162,9 @@ impl MessageQueue for CrashingQueue {
         Box::pin(async move {
             // Only Inventory publishes outcomes; it is handling its last delivery.
             if route != Route::OrderPlaced {
-                let number = self.lock().delivered.get(&QueueName::InventoryInbox).copied().unwrap_or(0);
-                if Self::crash_here(&self.shared, &self.crashed, QueueName::InventoryInbox, number, CrashPoint::BeforePublish) {
+                let me = (QueueName::InventoryInbox, self.instance);
+                let number = self.lock().delivered.get(&me).copied().unwrap_or(0);
+                if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforePublish) {
                     std::future::pending::<()>().await;
                 }
             }
@@ -167,6 +183,7 @@ impl MessageQueue for CrashingQueue {
             let (tx, rx) = flume::unbounded();
             let (cancel, mut cancelled) = tokio::sync::oneshot::channel::<()>();
             let (shared, crashed, inner, auto_ack) = (self.shared.clone(), self.crashed.clone(), self.inner.clone(), self.auto_ack);
+            let me = (queue, self.instance);
             // Hands deliveries over one by one, numbering them; ends (dropping the broker's
             // subscription, so unacked deliveries return to the queue) when the consumer drops
             // its subscription or crashes.
@@ -179,13 +196,14 @@ impl MessageQueue for CrashingQueue {
                     };
                     let number = {
                         let mut s = shared.lock().expect("crash state lock");
-                        let n = s.delivered.entry(queue).or_default();
+                        let n = s.delivered.entry(me).or_default();
                         *n += 1;
                         let number = *n;
                         s.numbers.insert((delivery.consumer, delivery.tag), number);
                         s.events += 1;
                         let again = if delivery.redelivered { " (redelivered)" } else { "" };
-                        trace(&mut s, format!("deliver #{number} on {queue}: {}{again}", describe(&delivery.body)));
+                        let to = if me.1 == 0 { String::new() } else { format!(" (instance {})", me.1) };
+                        trace(&mut s, format!("deliver #{number} on {queue}{to}: {}{again}", describe(&delivery.body)));
                         number
                     };
                     if auto_ack && queue == QueueName::InventoryInbox {
@@ -194,7 +212,7 @@ impl MessageQueue for CrashingQueue {
                         }
                         shared.lock().expect("crash state lock").auto_acked.insert((delivery.consumer, delivery.tag));
                     }
-                    if Self::crash_here(&shared, &crashed, queue, number, CrashPoint::BeforeCommit) {
+                    if Self::crash_here(&shared, &crashed, me, number, CrashPoint::BeforeCommit) {
                         break;
                     }
                     if tx.send(delivery).is_err() {
@@ -216,7 +234,7 @@ impl MessageQueue for CrashingQueue {
                 (s.numbers.get(&key).copied(), s.auto_acked.contains(&key))
             };
             if let Some(number) = number {
-                if Self::crash_here(&self.shared, &self.crashed, delivery.queue, number, CrashPoint::BeforeAck) {
+                if Self::crash_here(&self.shared, &self.crashed, (delivery.queue, self.instance), number, CrashPoint::BeforeAck) {
                     std::future::pending::<()>().await;
                 }
             }

@@ -1,0 +1,63 @@
+//! The clustered deployment in the simulation: a lost broker node, and Inventory scaled out
+//! over several instances sharing one store. The same accounting as Part B's experiments.
+
+mod common;
+
+use std::time::Duration;
+
+use campus_sim::async_rabbitmq::invariants;
+use campus_sim::cluster::rows::{self, Summary};
+use campus_sim::cluster::{run_sim, Config, Experiment};
+use campus_sim::Mode;
+
+fn small(experiment: Experiment) -> Config {
+    let mut config = Config { experiment, instances: vec![1, 2, 4], ..Config::default() };
+    config.messaging.lead = Duration::from_secs(3);
+    config.messaging.node_down_for = Duration::from_secs(5);
+    config.messaging.backlog = 400;
+    config
+}
+
+#[test]
+fn when_the_node_the_services_use_is_lost_orders_keep_flowing_and_none_is_lost_or_doubled() {
+    let runs = run_sim(&small(Experiment::NodeLoss)).unwrap();
+    let run = &runs[0];
+    assert_eq!(invariants::check(run), vec![]);
+    let summary = Summary::of(run);
+    assert_eq!((summary.refused, summary.lost, summary.double), (0, 0, 0));
+    let loss = run.node_loss().expect("a node-loss run");
+    let (down, up) = loss.down_window_ms;
+    let decided = |t: u64| loss.samples.iter().rfind(|s| s.t_ms <= t).map_or(0, |s| s.reserved + s.failed);
+    assert!(decided(up) > decided(down + 3000), "orders were decided while the lost node was still down");
+    let stall = summary.stall_s.expect("a stall is measured").0;
+    assert!(stall <= 2.0, "the failover (0.6 s, then the consumers' backoff) costs at most a sample or two, got {stall} s");
+}
+
+#[test]
+fn more_inventory_instances_drain_a_backlog_faster_in_the_model_and_a_crashed_one_loses_nothing() {
+    let runs = run_sim(&small(Experiment::ScaleOut)).unwrap();
+    for run in &runs {
+        assert_eq!(invariants::check(run), vec![], "{}", Summary::of(run).experiment);
+    }
+    let rate = |n: usize, crashed: bool| {
+        let run = runs.iter().find(|r| r.scale_out().is_some_and(|s| s.instances == n && s.crashed.is_some() == crashed)).unwrap();
+        run.scale_out().unwrap().orders_per_s
+    };
+    assert!(rate(2, false) > rate(1, false) && rate(4, false) > rate(2, false), "{} {} {}", rate(1, false), rate(2, false), rate(4, false));
+    let crash = runs.iter().filter_map(|r| r.scale_out()).find(|s| s.crashed.is_some()).expect("a run with a crash");
+    let (_, decided_then) = crash.crashed.unwrap();
+    assert!(decided_then >= 200 && decided_then < 400, "the instance died halfway, at {decided_then}");
+    assert_eq!(crash.progress.last().unwrap().1, 400, "the survivors decided every order");
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_cluster_csv() {
+    let files = |name: &str| {
+        let dir = common::scratch_dir(name);
+        let runs = run_sim(&small(Experiment::All)).unwrap();
+        let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+        rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+        (std::fs::read(dir.join(rows::SUMMARY_CSV)).unwrap(), std::fs::read(dir.join(rows::NODE_LOSS_CSV)).unwrap())
+    };
+    assert!(files("cluster-seed-a") == files("cluster-seed-b"), "two runs with the same seed differ");
+}
