@@ -1,13 +1,14 @@
-//! The clustered deployment in the simulation: a lost broker node, and Inventory scaled out
-//! over several instances sharing one store. The same accounting as Part B's experiments.
+//! The clustered deployment in the simulation: a lost broker node (Part B's RabbitMQ, Part C's
+//! Kafka), and Inventory scaled out over several instances sharing one store. The same
+//! accounting as the parts' own experiments.
 
 mod common;
 
 use std::time::Duration;
 
-use campus_sim::async_rabbitmq::invariants;
+use campus_sim::async_rabbitmq;
 use campus_sim::cluster::rows::{self, Summary};
-use campus_sim::cluster::{run_sim, Config, Experiment};
+use campus_sim::cluster::{run_sim, Config, Experiment, Run};
 use campus_sim::Mode;
 
 fn small(experiment: Experiment) -> Config {
@@ -15,15 +16,22 @@ fn small(experiment: Experiment) -> Config {
     config.messaging.lead = Duration::from_secs(3);
     config.messaging.node_down_for = Duration::from_secs(5);
     config.messaging.backlog = 400;
+    config.streaming.events = 3000;
+    config.streaming.node_down_for = Duration::from_secs(15);
     config
+}
+
+/// The Part B runs of `runs`.
+fn messaging(runs: &[Run]) -> Vec<&async_rabbitmq::Run> {
+    runs.iter().filter_map(|r| if let Run::Messaging(r) = r { Some(r) } else { None }).collect()
 }
 
 #[test]
 fn when_the_node_the_services_use_is_lost_orders_keep_flowing_and_none_is_lost_or_doubled() {
     let runs = run_sim(&small(Experiment::NodeLoss)).unwrap();
-    let run = &runs[0];
-    assert_eq!(invariants::check(run), vec![]);
-    let summary = Summary::of(run);
+    let run = messaging(&runs)[0];
+    assert_eq!(runs[0].violations(), vec![]);
+    let summary = Summary::of(&runs[0]);
     assert_eq!((summary.refused, summary.lost, summary.double), (0, 0, 0));
     let loss = run.node_loss().expect("a node-loss run");
     let (down, up) = loss.down_window_ms;
@@ -34,11 +42,23 @@ fn when_the_node_the_services_use_is_lost_orders_keep_flowing_and_none_is_lost_o
 }
 
 #[test]
+fn when_a_kafka_broker_is_lost_every_event_is_decided_once_after_its_partitions_move() {
+    let runs = run_sim(&small(Experiment::NodeLoss)).unwrap();
+    let streaming = runs.iter().find(|r| matches!(r, Run::Streaming(_))).expect("Part C's node loss");
+    assert_eq!(streaming.violations(), vec![]);
+    let summary = Summary::of(streaming);
+    assert_eq!((summary.model.as_str(), summary.orders, summary.lost, summary.double), ("streaming-kafka", 3000, 0, 0));
+    let stall = summary.stall_s.expect("a stall is measured").0;
+    assert!((9.0..=15.0).contains(&stall), "the partitions' leadership moves after the 9 s failover, got a stall of {stall} s");
+}
+
+#[test]
 fn more_inventory_instances_drain_a_backlog_faster_in_the_model_and_a_crashed_one_loses_nothing() {
-    let runs = run_sim(&small(Experiment::ScaleOut)).unwrap();
-    for run in &runs {
-        assert_eq!(invariants::check(run), vec![], "{}", Summary::of(run).experiment);
+    let all = run_sim(&small(Experiment::ScaleOut)).unwrap();
+    for run in &all {
+        assert_eq!(run.violations(), vec![], "{}", Summary::of(run).experiment);
     }
+    let runs = messaging(&all);
     let rate = |n: usize, crashed: bool| {
         let run = runs.iter().find(|r| r.scale_out().is_some_and(|s| s.instances == n && s.crashed.is_some() == crashed)).unwrap();
         run.scale_out().unwrap().orders_per_s

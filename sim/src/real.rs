@@ -134,6 +134,9 @@ pub enum Broker {
     /// One node of the RabbitMQ cluster: `scripts/brokers.sh kill rabbitmq-node N` (SIGKILL of
     /// its Erlang VM), then `up --cluster rabbitmq` (it starts and rejoins).
     RabbitMqNode(u8),
+    /// One broker of the Kafka cluster: `scripts/brokers.sh kill kafka-node N` (SIGKILL of its
+    /// JVM), then `up --cluster kafka`.
+    KafkaNode(u8),
 }
 
 impl Broker {
@@ -142,6 +145,7 @@ impl Broker {
             Broker::RabbitMq => &["pause", "rabbitmq"],
             Broker::Kafka => &["kill", "kafka"],
             Broker::RabbitMqNode(n) => return vec!["kill".into(), "rabbitmq-node".into(), n.to_string()],
+            Broker::KafkaNode(n) => return vec!["kill".into(), "kafka-node".into(), n.to_string()],
         };
         args.iter().map(|a| a.to_string()).collect()
     }
@@ -151,6 +155,7 @@ impl Broker {
             Broker::RabbitMq => &["resume", "rabbitmq"],
             Broker::Kafka => &["up", "kafka"],
             Broker::RabbitMqNode(_) => &["up", "--cluster", "rabbitmq"],
+            Broker::KafkaNode(_) => &["up", "--cluster", "kafka"],
         };
         args.iter().map(|a| a.to_string()).collect()
     }

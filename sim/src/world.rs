@@ -33,10 +33,15 @@ thread_local! {
 
 /// How long the clients of a lost broker node are without a broker in the simulation: the
 /// model of a failover (reconnecting to another node, the quorum queues electing new leaders).
-/// Measured on the real cluster (`campus-sim cluster --real-brokers`, node 1 SIGKILLed): the
-/// services reconnected to node 2 within 20 ms, and publishes were refused for about 0.6 s
-/// while the quorum queues elected new leaders.
+/// Measured on the real RabbitMQ cluster (`campus-sim cluster --real-brokers`, node 1
+/// SIGKILLed): the services reconnected to node 2 within 20 ms, and publishes were refused for
+/// about 0.6 s while the quorum queues elected new leaders.
 pub const NODE_FAILOVER: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// The same for the Kafka cluster (broker 1 SIGKILLed): its partitions' leadership moves once
+/// the controller has missed the broker's heartbeats (`broker.session.timeout.ms`, 9 s by
+/// default), and the clients find the new leaders in their next metadata refresh.
+pub const KAFKA_NODE_FAILOVER: std::time::Duration = std::time::Duration::from_secs(9);
 
 /// Why the world's queue is away.
 #[derive(Debug, Default)]
@@ -48,6 +53,23 @@ struct Away {
 impl Away {
     fn any(&self) -> bool {
         self.broker_down || self.failing_over > 0
+    }
+}
+
+/// The world's brokers (a world has a queue, a log, or neither).
+struct Brokers {
+    queue: Option<Arc<SimQueue>>,
+    log: Option<Arc<SimLog>>,
+}
+
+impl Brokers {
+    fn apply(&self, away: &Away) {
+        if let Some(queue) = &self.queue {
+            queue.set_down(away.any());
+        }
+        if let Some(log) = &self.log {
+            log.set_down(away.any());
+        }
     }
 }
 
@@ -87,9 +109,9 @@ pub struct World {
     net: Arc<SimNet>,
     /// The world's broker, as a queue (Part B) or a log (Part C), once created.
     queue: Mutex<Option<Arc<SimQueue>>>,
-    /// Why the queue is away now: the broker down, and node losses whose clients have not yet
-    /// failed over (it serves again only when neither holds).
-    queue_away: Arc<Mutex<Away>>,
+    /// Why the broker is away now: down, or node losses whose clients have not yet failed over
+    /// (it serves again only when neither holds).
+    away: Arc<Mutex<Away>>,
     log: Mutex<Option<Arc<SimLog>>>,
     /// The loops (consumers, relays) of each instance of each host that has some, aborted when
     /// it goes down.
@@ -108,7 +130,7 @@ impl World {
             link,
             net,
             queue: Mutex::new(None),
-            queue_away: Arc::new(Mutex::new(Away::default())),
+            away: Arc::new(Mutex::new(Away::default())),
             log: Mutex::new(None),
             work: Mutex::new(BTreeMap::new()),
         }
@@ -153,30 +175,30 @@ impl World {
     /// applied, to the world's queue and log alike.
     pub fn set_broker(&self, up: bool) {
         tracing::debug!(up, at_ms = now_ms(), "broker");
-        if let Some(queue) = self.queue.lock().expect("queue lock").as_ref() {
-            let mut away = self.queue_away.lock().expect("away lock");
-            away.broker_down = !up;
-            queue.set_down(away.any());
-        }
-        if let Some(log) = self.log.lock().expect("log lock").as_ref() {
-            log.set_down(!up);
-        }
+        let mut away = self.away.lock().expect("away lock");
+        away.broker_down = !up;
+        self.brokers().apply(&away);
+    }
+
+    /// The world's brokers as they exist now.
+    fn brokers(&self) -> Brokers {
+        Brokers { queue: self.queue.lock().expect("queue lock").clone(), log: self.log.lock().expect("log lock").clone() }
     }
 
     /// A broker node the services are connected to dies (a node of a cluster; the others keep
-    /// the quorum queues): every connection to it closes, so for its clients the broker is gone
-    /// until they have reconnected to another node, `failover` later; then it serves again,
-    /// holding every message it had confirmed. Applied to the queue only (Part B's cluster).
+    /// the replicas): every connection to it closes, so for its clients the broker is gone until
+    /// they have failed over, `failover` later; then it serves again, holding everything it had
+    /// confirmed (a quorum queue's majority, a partition's in-sync replicas).
     pub fn lose_node(&self, failover: std::time::Duration) {
         tracing::debug!(at_ms = now_ms(), failover_ms = failover.as_millis() as u64, "node lost");
-        let (queue, away) = (self.queue(), self.queue_away.clone());
+        let (brokers, away) = (self.brokers(), self.away.clone());
         away.lock().expect("away lock").failing_over += 1;
-        queue.set_down(true);
+        brokers.apply(&away.lock().expect("away lock"));
         tokio::spawn(async move {
             tokio::time::sleep(failover).await;
             let mut away = away.lock().expect("away lock");
             away.failing_over -= 1;
-            queue.set_down(away.any());
+            brokers.apply(&away);
         });
     }
 

@@ -175,23 +175,28 @@ fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
     assert!(backlog.lines().any(|l| l.ends_with(",0")), "a sample with inventory down");
 }
 
-/// Needs the cluster that `scripts/brokers.sh up --cluster` starts (three RabbitMQ nodes and
-/// PostgreSQL); fails (does not skip) without it. Kills node 1 and starts it again.
+/// Needs the cluster that `scripts/brokers.sh up --cluster` starts (three RabbitMQ nodes, three
+/// Kafka brokers and PostgreSQL); fails (does not skip) without it. Kills node 1 of each and
+/// starts it again.
 #[test]
-#[ignore = "needs the RabbitMQ cluster and PostgreSQL: scripts/test.sh starts them and runs this with --include-ignored"]
-fn a_real_cluster_run_fails_over_a_lost_node_and_scales_inventory_out_without_losing_an_order() {
+#[ignore = "needs the RabbitMQ and Kafka clusters and PostgreSQL: scripts/test.sh starts them and runs this with --include-ignored"]
+fn a_real_cluster_run_fails_over_lost_nodes_and_scales_inventory_out_without_losing_an_order() {
     let out_dir = scratch_dir("cluster");
     run_passing(&["cluster", "--real-brokers", "--lead", "3", "--node-down-for", "6", "--instances", "1,2", "--backlog", "300"], &out_dir);
     let summary = Table::read(out_dir.join("cluster_summary.csv"));
-    let names: Vec<&str> = summary.rows.iter().map(|r| &r[0]).collect();
-    assert_eq!(names, ["node-loss", "scale-out 1", "scale-out 2", "scale-out 2 + crash"]);
-    for run in names {
-        let counts = ["refused", "lost", "double"].map(|c| summary.cell(run, c));
-        assert_eq!(counts, ["0", "0", "0"], "{run}: refused, lost, double");
+    let runs: Vec<(String, String)> = summary.rows.iter().map(|r| (r[0].to_owned(), r[summary.col("model")].to_owned())).collect();
+    let expected = [("node-loss", "async-rabbitmq"), ("node-loss", "streaming-kafka"), ("scale-out 1", "async-rabbitmq"), ("scale-out 2", "async-rabbitmq"), ("scale-out 2 + crash", "async-rabbitmq")];
+    assert_eq!(runs, expected.map(|(e, m)| (e.to_owned(), m.to_owned())));
+    for row in &summary.rows {
+        let counts = ["mode", "refused", "lost", "double"].map(|c| &row[summary.col(c)]);
+        assert_eq!(counts, ["real", "0", "0", "0"], "{row:?}: mode, refused, lost, double");
     }
     assert!(summary.cell("scale-out 1", "orders_per_s").parse::<u64>().unwrap() > 0);
-    let samples = std::fs::read_to_string(out_dir.join("cluster_node_loss.csv")).unwrap();
-    assert!(samples.lines().skip(1).any(|l| l.split(',').nth(2) == Some("0")), "a sample with the node down");
+    let samples = Table::read(out_dir.join("cluster_node_loss.csv"));
+    for model in ["async-rabbitmq", "streaming-kafka"] {
+        let down = |r: &&csv::StringRecord| &r[samples.col("model")] == model && &r[samples.col("node_up")] == "0";
+        assert!(samples.rows.iter().any(|r| down(&r)), "{model}: a sample with the node down");
+    }
 }
 
 /// Needs the Kafka that `scripts/brokers.sh up` starts; fails (does not skip) without it.

@@ -111,7 +111,9 @@ impl KafkaLog {
             .iter()
             .zip(&names)
             .map(|(topic, n)| {
-                let new = NewTopic::new(n, PARTITIONS as i32, TopicReplication::Fixed(1));
+                // The broker's default replication (-1): 1 on the single node, 3 on the lab's
+                // cluster (`default.replication.factor=3`, `min.insync.replicas=2`).
+                let new = NewTopic::new(n, PARTITIONS as i32, TopicReplication::Fixed(-1));
                 // A changelog keeps the last record per key: what a restore needs.
                 if *topic == Topic::InventoryChangelog { new.set("cleanup.policy", "compact") } else { new }
             })

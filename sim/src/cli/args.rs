@@ -206,14 +206,27 @@ pub struct ClusterArgs {
     /// The PostgreSQL the services keep their state in with --real-brokers (a schema per run).
     #[arg(long, env = "CAMPUS_CLUSTER_STORE", default_value = campus::store::postgres::DEFAULT_POSTGRES_URL)]
     pub store: String,
+    /// The Kafka cluster used with --real-brokers (host:port, comma-separated; the broker
+    /// node-loss kills first).
+    #[arg(long, env = "CAMPUS_CLUSTER_BOOTSTRAP_SERVERS", default_value = cluster::DEFAULT_CLUSTER_BOOTSTRAP)]
+    pub bootstrap_servers: String,
 }
 
 impl ClusterArgs {
+    pub fn brokers(&self) -> cluster::Brokers {
+        cluster::Brokers { amqp_url: self.amqp_url.clone(), store: self.store.clone(), bootstrap: self.bootstrap_servers.clone() }
+    }
+
     pub fn config(&self, seed: u64) -> cluster::Config {
         let defaults = async_rabbitmq::Config::default();
         cluster::Config {
             experiment: self.experiment,
             instances: self.instances.iter().map(|&n| usize::from(n)).collect(),
+            streaming: streaming_kafka::Config {
+                seed,
+                node_down_for: Duration::from_secs(self.node_down_for),
+                ..streaming_kafka::Config::default()
+            },
             messaging: async_rabbitmq::Config {
                 seed,
                 rate: self.rate,
@@ -289,6 +302,7 @@ impl StreamingKafkaArgs {
             produce_rate: self.produce_rate,
             broker_down_for: Duration::from_secs(self.broker_down_for),
             poison: self.poison as usize,
+            ..streaming_kafka::Config::default()
         }
     }
 }

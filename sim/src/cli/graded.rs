@@ -60,21 +60,21 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
 
 /// The clustered deployment end to end: run, write CSVs, print the table, write the report,
 /// check.
-pub fn cluster(out: &Path, mode: Mode, config: &cluster::Config, amqp_url: &str, store: &str) -> anyhow::Result<()> {
+pub fn cluster(out: &Path, mode: Mode, config: &cluster::Config, brokers: &cluster::Brokers) -> anyhow::Result<()> {
     config.validate()?;
-    println!("\nBeyond one broker and one instance — Part B on a cluster ({mode})");
+    println!("\nBeyond one broker and one instance — Parts B and C on a cluster ({mode})");
     println!("  runs: {}", config.names().join(", "));
     let wall = Instant::now();
     let runs = match mode {
         Mode::Sim => cluster::run_sim(config)?,
         Mode::Real => {
             let exe = std::env::current_exe().context("locating the campus-sim executable")?;
-            multi_thread()?.block_on(cluster::run_real(config, &exe, amqp_url, store))?
+            multi_thread()?.block_on(cluster::run_real(config, &exe, brokers))?
         }
     };
     let summaries: Vec<_> = runs.iter().map(cluster::rows::Summary::of).collect();
     cluster::rows::write_csv(out, mode, &runs, &summaries)?;
-    let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
+    let violations: Vec<_> = runs.iter().flat_map(cluster::Run::violations).collect();
     cluster::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
     println!("\n{}", cluster::output::table(&summaries));
     println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());

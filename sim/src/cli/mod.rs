@@ -41,9 +41,9 @@ The parts:
 instances, malformed messages, resets) and shrinks a failure to a minimal schedule; `--break`
 shows the checker catching a broken design.
 
-`campus-sim cluster` runs part B beyond one broker and one instance: a 3-node RabbitMQ cluster
-losing the node the services use, and Inventory scaled out over instances sharing PostgreSQL
-(--real-brokers needs `scripts/brokers.sh up --cluster`).
+`campus-sim cluster` runs parts B and C beyond one broker and one instance: 3-node RabbitMQ and
+Kafka clusters losing the node the services use, and Inventory scaled out over instances sharing
+PostgreSQL (--real-brokers needs `scripts/brokers.sh up --cluster`).
 
 --real-brokers needs RabbitMQ (part B) and Kafka (part C): `scripts/brokers.sh up` installs and
 starts both.";
@@ -78,10 +78,11 @@ pub enum Command {
     /// Analytics consume in groups. Measures produce throughput, consumer lag under a
     /// throttled consumer, and a replay by offset reset.
     StreamingKafka(StreamingKafkaArgs),
-    /// Beyond one broker and one instance: Part B on a 3-node RabbitMQ cluster with its state
-    /// in PostgreSQL. node-loss kills the node the services use under load; scale-out drains a
-    /// backlog with 1, 2 and 4 Inventory instances (and once with one SIGKILLed). With
-    /// --real-brokers it needs `scripts/brokers.sh up --cluster`.
+    /// Beyond one broker and one instance: Parts B and C on 3-node RabbitMQ and Kafka clusters,
+    /// Part B's state in PostgreSQL. node-loss kills the node the services use under load (the
+    /// RabbitMQ node, then Kafka broker 1); scale-out drains a backlog with 1, 2 and 4 Inventory
+    /// instances (and once with one SIGKILLed). With --real-brokers it needs
+    /// `scripts/brokers.sh up --cluster`.
     Cluster(ClusterArgs),
     /// Property tests: generate fault schedules (duplicates, crashes at any point, outages,
     /// malformed messages, delays, resets, throttling), run each in the simulation, check the
@@ -136,7 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Cluster(args)) => {
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            graded::cluster(&cli.out, mode, &args.config(cli.seed), &args.amqp_url, &args.store)
+            graded::cluster(&cli.out, mode, &args.config(cli.seed), &args.brokers())
         }
         Some(Command::StreamingKafka(args)) => {
             prepare_out(&cli.out)?;

@@ -1,7 +1,8 @@
 //! The cluster's figures, drawn from its typed rows: `cluster_scale_out_<mode>.svg` (orders per
-//! second by Inventory instances, beside the line of perfect scaling) and
-//! `cluster_node_loss_<mode>.svg` (orders decided per second and orders waiting around the
-//! node loss, the node's down window shaded).
+//! second by Inventory instances, beside the line of perfect scaling),
+//! `cluster_node_loss_<mode>.svg` (Part B: orders decided per second and orders waiting around
+//! the node loss) and `cluster_node_loss_kafka_<mode>.svg` (Part C: events appended and each
+//! consumer's lag), the lost node's down window shaded.
 
 use std::path::Path;
 
@@ -9,12 +10,14 @@ use super::rows::{NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
 use crate::plot::{down_span, figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
+use campus::Model;
 
 /// Draws the cluster's figures for `mode`; returns the report's Figures subsection.
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     Ok(figures(vec![
         (scale_out(out, mode)?, "Scale-out: Inventory's throughput by instance count (dashed: perfect scaling from one instance)"),
-        (node_loss(out, mode)?, "Node loss: orders decided per second and orders waiting (the lost node's down window shaded)"),
+        (node_loss(out, mode)?, "Node loss, Part B: orders decided per second and orders waiting (the lost node's down window shaded)"),
+        (node_loss_kafka(out, mode)?, "Node loss, Part C: events appended and what each consumer has yet to read (the lost broker's down window shaded)"),
     ]))
 }
 
@@ -43,16 +46,14 @@ fn scale_out(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     write(out, format!("cluster_scale_out_{mode}.svg"), &chart)
 }
 
+/// Part B's node loss: orders decided per second, orders waiting, Order's outbox.
 fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
-    let path = out.join(NODE_LOSS_CSV);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let samples: Vec<NodeLossRow> = csv::read::<NodeLossRow>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
+    let samples = node_loss_rows(out, mode, Model::AsyncRabbitmq)?;
     let per_second: Vec<(f64, f64)> = samples
         .windows(2)
-        .map(|w| (w[1].t_s.0, (w[1].decided - w[0].decided.min(w[1].decided)) as f64 / (w[1].t_s.0 - w[0].t_s.0).max(1e-3)))
+        .filter_map(|w| Some((w[1].t_s.0, w[1].decided?.saturating_sub(w[0].decided?) as f64 / (w[1].t_s.0 - w[0].t_s.0).max(1e-3))))
         .collect();
+    let series = |name: &str, column: fn(&NodeLossRow) -> Option<u64>| Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
     let chart = Chart {
         title: format!("Part B ({mode}): the RabbitMQ node the services use is lost"),
         x_label: "time since the first order (s)".into(),
@@ -60,11 +61,39 @@ fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         x_log: false,
         series: vec![
             Series::line("orders decided per second", per_second),
-            Series::line("orders waiting (accepted, not decided)", samples.iter().map(|r| (r.t_s.0, r.waiting as f64)).collect()),
-            Series::line("orders waiting in Order's outbox", samples.iter().map(|r| (r.t_s.0, r.outbox as f64)).collect()),
+            series("orders waiting (accepted, not decided)", |r| r.waiting),
+            series("orders waiting in Order's outbox", |r| r.outbox),
         ],
         shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "node 1 down"),
         ..Chart::default()
     };
     write(out, format!("cluster_node_loss_{mode}.svg"), &chart)
+}
+
+/// Part C's node loss: events appended, and what Inventory and Analytics have yet to read.
+fn node_loss_kafka(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let samples = node_loss_rows(out, mode, Model::StreamingKafka)?;
+    let series = |name: &str, column: fn(&NodeLossRow) -> Option<u64>| Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
+    let chart = Chart {
+        title: format!("Part C ({mode}): Kafka broker 1 of 3 is lost mid-stream"),
+        x_label: "time since the producer started (s)".into(),
+        y_label: "events / records".into(),
+        x_log: false,
+        series: vec![
+            series("events appended", |r| Some(r.accepted)),
+            series("records Inventory has yet to read", |r| r.waiting),
+            series("records Analytics has yet to read", |r| r.analytics_lag),
+        ],
+        shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "broker 1 down"),
+        ..Chart::default()
+    };
+    write(out, format!("cluster_node_loss_kafka_{mode}.svg"), &chart)
+}
+
+fn node_loss_rows(out: &Path, mode: Mode, model: Model) -> anyhow::Result<Vec<NodeLossRow>> {
+    let path = out.join(NODE_LOSS_CSV);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(csv::read::<NodeLossRow>(&path)?.into_iter().filter(|r| r.mode == mode && r.model == model.name()).collect())
 }

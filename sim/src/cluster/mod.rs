@@ -1,16 +1,17 @@
 //! The clustered deployment (`campus-sim cluster`): what the services do when they outgrow one
 //! broker node and one instance. Part B runs on a 3-node RabbitMQ cluster (quorum queues with a
 //! replica on every node) with its state in PostgreSQL, which several Inventory instances share;
-//! the simulation runs the same experiments over `SimQueue` with the instances sharing one store.
+//! Part C on a 3-broker Kafka (replication 3, `min.insync.replicas` 2). The simulation runs the
+//! same experiments over `SimQueue` and `SimLog`, Part B's instances sharing one store.
 //!
 //! | experiment  | what happens | shows |
 //! |-------------|--------------|-------|
-//! | `node-loss` | orders at `--rate`; the node the services use SIGKILLed, started again `--node-down-for` later | the services fail over, orders keep flowing, 0 lost, 0 double |
-//! | `scale-out` | a backlog drained by each of `--instances` Inventory counts; then by the largest with one instance SIGKILLed halfway | throughput per instance count; redelivery to the survivors |
+//! | `node-loss` | Part B: orders at `--rate`, the node the services use SIGKILLed, started again `--node-down-for` later; Part C: the producer at 500 events/s, broker 1 SIGKILLed a third of the way in, started again later | the services fail over, orders keep flowing, 0 lost, 0 double |
+//! | `scale-out` | Part B: a backlog drained by each of `--instances` Inventory counts; then by the largest with one instance SIGKILLed halfway | throughput per instance count; redelivery to the survivors |
 //!
-//! The experiments themselves are Part B's (`crate::async_rabbitmq::node_loss`,
-//! `crate::async_rabbitmq::scale_out`); this module chooses the runs, writes their rows, the
-//! report section `cluster/<mode>` and its figures.
+//! The experiments themselves are the parts' own (`async_rabbitmq::node_loss`,
+//! `async_rabbitmq::scale_out`, `streaming_kafka::broker_restart`); this module chooses the
+//! runs, writes their rows, the report section `cluster/<mode>` and its figures.
 
 pub mod figures;
 pub mod output;
@@ -21,8 +22,46 @@ use std::path::Path;
 use anyhow::bail;
 use campus::Model;
 
-use crate::async_rabbitmq::{self, Deployment, Run, Scenario, Shape};
+use crate::async_rabbitmq::{self, Deployment, Scenario, Shape};
+use crate::streaming_kafka;
+use crate::violation::Violation;
 use crate::world::{Scope, World};
+use crate::Mode;
+
+/// The Kafka cluster `scripts/brokers.sh up --cluster` starts (broker 1 first: the one
+/// `node-loss` kills).
+pub const DEFAULT_CLUSTER_BOOTSTRAP: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
+
+/// One run on the cluster: a part's experiment, finished.
+#[derive(Debug, Clone)]
+pub enum Run {
+    Messaging(async_rabbitmq::Run),
+    Streaming(streaming_kafka::Run),
+}
+
+impl Run {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Run::Messaging(r) => r.mode,
+            Run::Streaming(r) => r.mode,
+        }
+    }
+
+    /// The part's own checks of the run.
+    pub fn violations(&self) -> Vec<Violation> {
+        match self {
+            Run::Messaging(r) => async_rabbitmq::invariants::check(r),
+            Run::Streaming(r) => streaming_kafka::invariants::check(r),
+        }
+    }
+}
+
+/// One run to make: a part and its experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    Messaging(Scenario),
+    Streaming(streaming_kafka::Scenario),
+}
 
 /// The RabbitMQ cluster `scripts/brokers.sh up --cluster` starts: its three nodes, the first
 /// one first (the node the services connect to, and the one `node-loss` kills).
@@ -47,6 +86,8 @@ pub struct Config {
     /// Part B's settings: the seed, `rate`, `lead`, `node_down_for`, `backlog`, `prefetch`,
     /// `stock`, `settle_within`.
     pub messaging: async_rabbitmq::Config,
+    /// Part C's settings: the seed, `events`, `produce_rate`, `node_down_for`.
+    pub streaming: streaming_kafka::Config,
     /// Inventory instance counts of `scale-out`, each drained in its own run; the largest is
     /// run once more with one instance SIGKILLed halfway.
     pub instances: Vec<usize>,
@@ -54,29 +95,37 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { experiment: Experiment::All, messaging: async_rabbitmq::Config::default(), instances: vec![1, 2, 4] }
+        Config {
+            experiment: Experiment::All,
+            messaging: async_rabbitmq::Config::default(),
+            streaming: streaming_kafka::Config::default(),
+            instances: vec![1, 2, 4],
+        }
     }
 }
 
 impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.messaging.validate()?;
+        self.streaming.validate()?;
         if self.instances.is_empty() || self.instances.iter().any(|&n| n == 0 || n > 16) {
             bail!("--instances takes counts from 1 to 16 (e.g. 1,2,4)");
         }
         Ok(())
     }
 
-    /// The runs, in order: node loss, then each instance count, then the crash.
-    pub fn scenarios(&self) -> Vec<Scenario> {
+    /// The runs, in order: node loss (Part B, Part C), then each instance count, then the
+    /// crash.
+    pub fn scenarios(&self) -> Vec<Planned> {
         let mut runs = Vec::new();
         if matches!(self.experiment, Experiment::NodeLoss | Experiment::All) {
-            runs.push(Scenario::NodeLoss);
+            runs.push(Planned::Messaging(Scenario::NodeLoss));
+            runs.push(Planned::Streaming(streaming_kafka::Scenario::NodeLoss));
         }
         if matches!(self.experiment, Experiment::ScaleOut | Experiment::All) {
-            runs.extend(self.instances.iter().map(|&instances| Scenario::ScaleOut { instances, crash: false }));
+            runs.extend(self.instances.iter().map(|&instances| Planned::Messaging(Scenario::ScaleOut { instances, crash: false })));
             let most = self.instances.iter().copied().max().unwrap_or(1).max(2);
-            runs.push(Scenario::ScaleOut { instances: most, crash: true });
+            runs.push(Planned::Messaging(Scenario::ScaleOut { instances: most, crash: true }));
         }
         runs
     }
@@ -86,11 +135,12 @@ impl Config {
     }
 }
 
-/// A run's name as the table and CSVs show it.
-pub fn label(scenario: Scenario) -> String {
-    match scenario {
-        Scenario::ScaleOut { instances, crash } => format!("scale-out {instances}{}", if crash { " + crash" } else { "" }),
-        other => other.name().to_owned(),
+/// A run's name as the progress lines show it.
+pub fn label(planned: Planned) -> String {
+    match planned {
+        Planned::Messaging(Scenario::ScaleOut { instances, crash }) => format!("scale-out {instances}{}", if crash { " + crash" } else { "" }),
+        Planned::Messaging(other) => format!("{} (Part B)", other.name()),
+        Planned::Streaming(other) => format!("{} (Part C)", other.name()),
     }
 }
 
@@ -109,24 +159,48 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
     config
         .scenarios()
         .into_iter()
-        .map(|scenario| {
-            let world = World::new(m.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name()));
-            world.block_on(async {
-                let d = Deployment::sim_shaped(&world, m, &shape(scenario, None)).await?;
-                async_rabbitmq::run_experiment(m, scenario, d).await
-            })
+        .map(|planned| match planned {
+            Planned::Messaging(scenario) => {
+                let world = World::new(m.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name()));
+                let run = world.block_on(async {
+                    let d = Deployment::sim_shaped(&world, m, &shape(scenario, None)).await?;
+                    async_rabbitmq::run_experiment(m, scenario, d).await
+                });
+                run.map(Run::Messaging)
+            }
+            Planned::Streaming(scenario) => streaming_kafka::run_sim_one(&config.streaming, scenario).map(Run::Streaming),
         })
         .collect()
 }
 
-/// Runs the selected experiments over real processes, the RabbitMQ cluster at `amqp_url` and
-/// the PostgreSQL at `store`, each in its own namespace (queues and schema).
-pub async fn run_real(config: &Config, exe: &Path, amqp_url: &str, store: &str) -> anyhow::Result<Vec<Run>> {
+/// Where the real cluster is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brokers {
+    /// The RabbitMQ cluster's nodes (comma-separated AMQP URLs).
+    pub amqp_url: String,
+    /// The PostgreSQL the services of Part B keep their state in.
+    pub store: String,
+    /// The Kafka cluster's brokers (comma-separated host:port).
+    pub bootstrap: String,
+}
+
+/// Runs the selected experiments over real processes and the cluster at `brokers`, each in its
+/// own namespace (queues, schema, topics).
+pub async fn run_real(config: &Config, exe: &Path, brokers: &Brokers) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
-    for scenario in config.scenarios() {
-        crate::progress::step(&format!("{}: starting services", label(scenario)));
-        let d = Deployment::real_shaped(&config.messaging, exe, amqp_url, scenario.name(), &shape(scenario, Some(store))).await?;
-        runs.push(async_rabbitmq::run_experiment(&config.messaging, scenario, d).await?);
+    for planned in config.scenarios() {
+        crate::progress::step(&format!("{}: starting services", label(planned)));
+        runs.push(match planned {
+            Planned::Messaging(scenario) => {
+                let shape = shape(scenario, Some(&brokers.store));
+                let d = Deployment::real_shaped(&config.messaging, exe, &brokers.amqp_url, scenario.name(), &shape).await?;
+                Run::Messaging(async_rabbitmq::run_experiment(&config.messaging, scenario, d).await?)
+            }
+            Planned::Streaming(scenario) => {
+                let d = streaming_kafka::Deployment::real(&config.streaming, exe, &brokers.bootstrap, scenario.name()).await?;
+                Run::Streaming(streaming_kafka::run_experiment(&config.streaming, scenario, d).await?)
+            }
+        });
     }
     Ok(runs)
 }

@@ -1,11 +1,14 @@
 //! The cluster's CSV files, as typed rows: `cluster_summary.csv` (one line per run) and
-//! `cluster_node_loss.csv` (the node loss's samples, one per second), and how runs become them.
+//! `cluster_node_loss.csv` (the node losses' samples, one per second and model), and how runs
+//! become them.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::async_rabbitmq::{BrokerSample, Run};
+use super::Run;
+use crate::async_rabbitmq::BrokerSample;
+use crate::streaming_kafka::RestartSample;
 use crate::report::csv::{self, Fixed, Row};
 use crate::Mode;
 
@@ -29,13 +32,15 @@ pub struct Summary {
     pub lost: usize,
     /// Orders whose stock was taken more than once.
     pub double: u64,
-    /// Deliveries Inventory answered from its store (redelivered after a crash or a failover).
-    pub repeats: u64,
+    /// Part B: deliveries Inventory answered from its store (redelivered after a crash or a
+    /// failover). Part C's Inventory answers a repeat from its changelog without counting it.
+    pub repeats: Option<u64>,
     /// scale-out: orders decided per second over the middle 80 % of the backlog, in total and
     /// per instance.
     pub orders_per_s: Option<u64>,
     pub per_instance: Option<u64>,
-    /// node-loss: the longest time no order was decided while some waited (s, per 1 s sample).
+    /// node-loss: the longest time no order was decided while some waited (s, per 1 s sample;
+    /// Part C: Inventory's read position did not move while it had records to read).
     pub stall_s: Option<Fixed<1>>,
     /// scale-out: from the instances' start until the backlog was decided.
     pub drain_s: Option<Fixed<2>>,
@@ -47,21 +52,27 @@ impl Row for Summary {
     }
 }
 
-/// One line of `cluster_node_loss.csv`: one sample of the node loss (every second).
+/// One line of `cluster_node_loss.csv`: one sample of a node loss (every second).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeLossRow {
+    /// `async-rabbitmq` or `streaming-kafka`.
+    pub model: String,
     pub t_s: Fixed<2>,
     pub mode: Mode,
     /// 1 while the node the services first used runs, 0 while it is down.
     pub node_up: u8,
+    /// Part B: orders accepted; Part C: events appended.
     pub accepted: u64,
-    /// Orders with an outcome at Order (reserved + failed).
-    pub decided: u64,
-    /// Accepted, not yet decided.
-    pub waiting: u64,
-    /// Accepted, not yet published: in Order's outbox.
-    pub outbox: u64,
-    pub notified: u64,
+    /// Part B: orders with an outcome at Order (reserved + failed).
+    pub decided: Option<u64>,
+    /// Part B: accepted, not yet decided; Part C: records Inventory has yet to read (empty
+    /// while the cluster could not be asked).
+    pub waiting: Option<u64>,
+    /// Part B: accepted, not yet published (in Order's outbox).
+    pub outbox: Option<u64>,
+    pub notified: Option<u64>,
+    /// Part C: records Analytics has yet to read.
+    pub analytics_lag: Option<u64>,
 }
 
 impl Row for NodeLossRow {
@@ -74,12 +85,34 @@ fn decided(s: &BrokerSample) -> u64 {
     s.reserved + s.failed
 }
 
-/// The longest stretch of samples in which no order was decided while some waited (seconds).
-pub fn longest_stall(samples: &[BrokerSample]) -> f64 {
+/// One sample as the stall sees it: when, how far the work has got (`None`: unknown), and
+/// whether work was waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub t_ms: u64,
+    pub done: Option<u64>,
+    pub waiting: bool,
+}
+
+impl Progress {
+    /// Part B: orders decided, with orders accepted and not yet decided.
+    pub fn of_messaging(s: &BrokerSample) -> Self {
+        Progress { t_ms: s.t_ms, done: Some(decided(s)), waiting: s.accepted > decided(s) }
+    }
+
+    /// Part C: Inventory's read position (records appended less those it has yet to read), with
+    /// records to read.
+    pub fn of_streaming(s: &RestartSample) -> Self {
+        Progress { t_ms: s.t_ms, done: s.inventory_lag.map(|lag| s.produced.saturating_sub(lag)), waiting: s.inventory_lag != Some(0) }
+    }
+}
+
+/// The longest stretch of samples in which the work did not move while some waited (seconds).
+pub fn longest_stall(samples: &[Progress]) -> f64 {
     let (mut longest, mut since) = (0u64, None::<u64>);
     for pair in samples.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        let stuck = decided(b) == decided(a) && a.accepted > decided(a);
+        let stuck = a.waiting && (b.done.is_none() || b.done <= a.done);
         match (stuck, since) {
             (true, None) => since = Some(a.t_ms),
             (false, Some(t)) => {
@@ -97,47 +130,93 @@ pub fn longest_stall(samples: &[BrokerSample]) -> f64 {
 
 impl Summary {
     pub fn of(run: &Run) -> Self {
-        let statuses = run.end.orders.statuses.values();
-        let lost = statuses.filter(|s| *s != "reserved" && *s != "failed").count();
-        let scale = run.scale_out();
-        let loss = run.node_loss();
-        Summary {
-            experiment: match scale {
-                Some(s) => format!("scale-out {}{}", s.instances, if s.crashed.is_some() { " + crash" } else { "" }),
-                None => run.name().to_owned(),
-            },
-            model: campus::Model::AsyncRabbitmq.name().to_owned(),
-            mode: run.mode,
-            instances: scale.map_or(1, |s| s.instances),
-            orders: run.accepted,
-            refused: run.refused,
-            lost,
-            double: run.end.inventory.double_reservations,
-            repeats: run.end.inventory.repeats,
-            orders_per_s: scale.map(|s| s.orders_per_s),
-            per_instance: scale.map(|s| s.orders_per_s / s.instances as u64),
-            stall_s: loss.map(|l| Fixed(longest_stall(&l.samples))),
-            drain_s: scale.map(|s| Fixed(s.drain.as_secs_f64())),
+        match run {
+            Run::Messaging(run) => {
+                let statuses = run.end.orders.statuses.values();
+                let lost = statuses.filter(|s| *s != "reserved" && *s != "failed").count();
+                let scale = run.scale_out();
+                let loss = run.node_loss();
+                Summary {
+                    experiment: match scale {
+                        Some(s) => format!("scale-out {}{}", s.instances, if s.crashed.is_some() { " + crash" } else { "" }),
+                        None => run.name().to_owned(),
+                    },
+                    model: campus::Model::AsyncRabbitmq.name().to_owned(),
+                    mode: run.mode,
+                    instances: scale.map_or(1, |s| s.instances),
+                    orders: run.accepted,
+                    refused: run.refused,
+                    lost,
+                    double: run.end.inventory.double_reservations,
+                    repeats: Some(run.end.inventory.repeats),
+                    orders_per_s: scale.map(|s| s.orders_per_s),
+                    per_instance: scale.map(|s| s.orders_per_s / s.instances as u64),
+                    stall_s: loss.map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_messaging).collect::<Vec<_>>()))),
+                    drain_s: scale.map(|s| Fixed(s.drain.as_secs_f64())),
+                }
+            }
+            Run::Streaming(run) => {
+                let decisions = run.decisions.as_ref();
+                Summary {
+                    experiment: run.name().to_owned(),
+                    model: campus::Model::StreamingKafka.name().to_owned(),
+                    mode: run.mode,
+                    instances: 1,
+                    orders: run.events,
+                    refused: 0,
+                    lost: decisions.map_or(run.events, |d| d.lost),
+                    double: decisions.map_or(0, |d| d.duplicates as u64),
+                    repeats: None,
+                    orders_per_s: None,
+                    per_instance: None,
+                    stall_s: run.node_loss().map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_streaming).collect::<Vec<_>>()))),
+                    drain_s: None,
+                }
+            }
         }
     }
 }
 
+fn node_loss_rows(run: &Run, mode: Mode) -> Vec<NodeLossRow> {
+    let t_s = |t_ms: u64| Fixed(t_ms as f64 / 1e3);
+    match run {
+        Run::Messaging(run) => run.node_loss().map_or(Vec::new(), |l| {
+            l.samples
+                .iter()
+                .map(|s| NodeLossRow {
+                    model: campus::Model::AsyncRabbitmq.name().to_owned(),
+                    t_s: t_s(s.t_ms),
+                    mode,
+                    node_up: u8::from(s.broker_up),
+                    accepted: s.accepted,
+                    decided: Some(decided(s)),
+                    waiting: Some(s.accepted.saturating_sub(decided(s))),
+                    outbox: Some(s.outbox()),
+                    notified: Some(s.notified),
+                    analytics_lag: None,
+                })
+                .collect()
+        }),
+        Run::Streaming(run) => run.node_loss().map_or(Vec::new(), |l| {
+            l.samples
+                .iter()
+                .map(|s| NodeLossRow {
+                    model: campus::Model::StreamingKafka.name().to_owned(),
+                    t_s: t_s(s.t_ms),
+                    mode,
+                    node_up: u8::from(s.broker_up),
+                    accepted: s.produced,
+                    waiting: s.inventory_lag,
+                    analytics_lag: s.analytics_lag,
+                    ..NodeLossRow::default()
+                })
+                .collect()
+        }),
+    }
+}
+
 pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) -> anyhow::Result<()> {
-    let samples = runs
-        .iter()
-        .filter_map(Run::node_loss)
-        .flat_map(|l| &l.samples)
-        .map(|s| NodeLossRow {
-            t_s: Fixed(s.t_ms as f64 / 1e3),
-            mode,
-            node_up: u8::from(s.broker_up),
-            accepted: s.accepted,
-            decided: decided(s),
-            waiting: s.accepted.saturating_sub(decided(s)),
-            outbox: s.outbox(),
-            notified: s.notified,
-        })
-        .collect();
+    let samples = runs.iter().flat_map(|run| node_loss_rows(run, mode)).collect();
     csv::merge(&out.join(NODE_LOSS_CSV), mode, samples)?;
     csv::merge(&out.join(SUMMARY_CSV), mode, summaries.to_vec())
 }
@@ -146,13 +225,20 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) ->
 mod tests {
     use super::*;
 
-    fn at(t_ms: u64, accepted: u64, reserved: u64) -> BrokerSample {
-        BrokerSample { t_ms, broker_up: true, accepted, published: accepted, queue_depth: Some(0), reserved, failed: 0, notified: reserved }
+    fn at(t_ms: u64, accepted: u64, reserved: u64) -> Progress {
+        Progress::of_messaging(&BrokerSample { t_ms, broker_up: true, accepted, published: accepted, queue_depth: Some(0), reserved, failed: 0, notified: reserved })
     }
 
     #[test]
     fn a_stall_is_the_longest_time_nothing_was_decided_while_orders_waited() {
         let samples = [at(0, 10, 10), at(1000, 20, 12), at(2000, 30, 12), at(3000, 40, 12), at(4000, 50, 40), at(5000, 50, 50), at(6000, 50, 50)];
         assert_eq!(longest_stall(&samples), 2.0, "from 1 s to 3 s; nothing waits at the end, so that is no stall");
+    }
+
+    #[test]
+    fn on_the_log_a_stall_counts_the_seconds_the_lag_could_not_be_read() {
+        let lag = |t_ms: u64, produced: u64, lag: Option<u64>| Progress::of_streaming(&RestartSample { t_ms, broker_up: true, produced, inventory_lag: lag, analytics_lag: lag });
+        let samples = [lag(0, 100, Some(10)), lag(1000, 200, None), lag(2000, 300, None), lag(3000, 300, Some(5)), lag(4000, 300, Some(0))];
+        assert_eq!(longest_stall(&samples), 3.0, "unknown from 1 s to 2 s, and 3 s's read position (295) is where 0 s's plus new work left it");
     }
 }

@@ -8,6 +8,10 @@
 //! What it shows: every order decided exactly once by Inventory (its transactions and its
 //! dedup absorb the records read or appended twice), the metrics equal to the workload, the lag
 //! while the broker is away and the time to recover once it is back.
+//!
+//! `node-loss` runs the same on a 3-broker cluster, with broker 1 (real: `scripts/brokers.sh
+//! kill kafka-node 1`, then `up --cluster kafka`; simulated: the world's node loss) in place of
+//! the broker: the cluster goes on answering, so the lags are read throughout.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::future::Future;
@@ -42,7 +46,20 @@ async fn lags(log: &dyn EventLog, t0: Instant) -> (Option<u64>, Option<u64>) {
     (inventory, analytics)
 }
 
-pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
+/// What is taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Away {
+    /// The broker (the single node).
+    Broker,
+    /// Broker 1 of a cluster.
+    Node,
+}
+
+pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run, away: Away) -> anyhow::Result<()> {
+    let (name, down_for) = match away {
+        Away::Broker => ("broker-restart", config.broker_down_for),
+        Away::Node => ("node-loss", config.node_down_for),
+    };
     let log = d.log();
     d.start_inventory().await?;
     d.start_analytics(None).await?;
@@ -56,8 +73,8 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     let mut restart = Restart::default();
     let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut live = crate::progress::Progress::new("broker-restart");
-    let deadline = Duration::from_secs_f64(events.len() as f64 / f64::from(config.produce_rate)) + config.broker_down_for + config.settle_within;
+    let mut live = crate::progress::Progress::new(name);
+    let deadline = Duration::from_secs_f64(events.len() as f64 / f64::from(config.produce_rate)) + down_for + config.settle_within;
     // Starting a real broker takes seconds (a JVM, log recovery): the sampling goes on meanwhile.
     let mut starting: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>> = None;
     let recovered_ms = loop {
@@ -73,22 +90,30 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
                 started?;
                 starting = None;
                 up_ms = Some(t0.elapsed().as_millis() as u64);
-                crate::progress::step(&format!("broker-restart: broker back at {:.1} s", t0.elapsed().as_secs_f64()));
+                crate::progress::step(&format!("{name}: broker back at {:.1} s", t0.elapsed().as_secs_f64()));
             }
         }
         let done_producing = produced.load(Ordering::Relaxed);
         if down_ms.is_none() && done_producing >= kill_at {
-            d.stop_broker().await?;
+            match away {
+                Away::Broker => d.stop_broker().await?,
+                Away::Node => d.lose_node().await?,
+            }
             down_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress::step(&format!("broker-restart: broker down at {:.1} s, {done_producing} events appended", t0.elapsed().as_secs_f64()));
+            crate::progress::step(&format!("{name}: broker down at {:.1} s, {done_producing} events appended", t0.elapsed().as_secs_f64()));
         }
         if let (Some(down), None, None) = (down_ms, up_ms, starting.as_ref()) {
-            if t0.elapsed() >= Duration::from_millis(down) + config.broker_down_for {
-                starting = Some(Box::pin(d.start_broker()));
+            if t0.elapsed() >= Duration::from_millis(down) + down_for {
+                starting = Some(match away {
+                    Away::Broker => Box::pin(d.start_broker()),
+                    Away::Node => Box::pin(d.restore_node()),
+                });
             }
         }
         let broker_up = down_ms.is_none() || up_ms.is_some();
-        let (inventory_lag, analytics_lag) = if broker_up { lags(log.as_ref(), t0).await } else { (None, None) };
+        // A cluster that lost a node still answers: ask it throughout.
+        let ask = broker_up || away == Away::Node;
+        let (inventory_lag, analytics_lag) = if ask { lags(log.as_ref(), t0).await } else { (None, None) };
         restart.peak_lag = restart.peak_lag.max(analytics_lag.unwrap_or(0));
         let t_ms = t0.elapsed().as_millis() as u64;
         restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.load(Ordering::Relaxed) as u64, inventory_lag, analytics_lag });
@@ -102,13 +127,16 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
             break t_ms;
         }
         if t0.elapsed() > deadline {
-            bail!("broker-restart: the consumers did not catch up within {} s", deadline.as_secs());
+            bail!("{name}: the consumers did not catch up within {} s", deadline.as_secs());
         }
     };
     let (down, up) = (down_ms.expect("the broker was stopped"), up_ms.expect("the broker was started again"));
     restart.down_window_ms = (down, up);
     restart.recover = Some(Duration::from_millis(recovered_ms.saturating_sub(up)));
     account(d, events, run).await?;
-    run.detail = Detail::BrokerRestart(restart);
+    run.detail = match away {
+        Away::Broker => Detail::BrokerRestart(restart),
+        Away::Node => Detail::NodeLoss(restart),
+    };
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct Deployment<'w> {
     log: Arc<dyn EventLog>,
     stock: u32,
     batch: usize,
+    /// How long the clients of a lost broker node are without a broker (simulation).
+    node_failover: std::time::Duration,
     /// The producer's front door (held apart from the rest, so that appending never waits
     /// for a restart).
     producer: Front,
@@ -98,7 +100,14 @@ impl<'w> Deployment<'w> {
             analytics_state: Arc::new(Mutex::new(Analytics::default())),
             analytics: None,
         };
-        Deployment { log, stock: config.stock, batch: config.batch, producer: Front::Sim(producer), kind: tokio::sync::Mutex::new(Kind::Sim(parts)) }
+        Deployment {
+            log,
+            stock: config.stock,
+            batch: config.batch,
+            node_failover: config.node_failover,
+            producer: Front::Sim(producer),
+            kind: tokio::sync::Mutex::new(Kind::Sim(parts)),
+        }
     }
 
     /// The producer as a `campus-sim serve producer` process over fresh topics
@@ -120,7 +129,7 @@ impl<'w> Deployment<'w> {
         let http: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Producer, producer.url().to_owned())]));
         let parts = RealParts { exe: exe.to_owned(), kafka: kafka.clone(), common, producer, inventory: None, analytics: None, http: http.clone(), outage: None };
         let kind = tokio::sync::Mutex::new(Kind::Real(Box::new(parts)));
-        Ok(Deployment { log: kafka, stock: config.stock, batch: config.batch, producer: Front::Real(http), kind })
+        Ok(Deployment { log: kafka, stock: config.stock, batch: config.batch, node_failover: config.node_failover, producer: Front::Real(http), kind })
     }
 
     pub fn mode(&self) -> Mode {
@@ -298,6 +307,29 @@ impl<'w> Deployment<'w> {
         match &mut *self.kind.lock().await {
             Kind::Sim(s) => s.world.set_broker(false),
             Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::Kafka).await?),
+        }
+        Ok(())
+    }
+
+    /// Broker 1 of the cluster dies (sim: the world's node loss, `node_failover` for its
+    /// clients; real: `scripts/brokers.sh kill kafka-node 1`).
+    pub async fn lose_node(&self) -> anyhow::Result<()> {
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => s.world.lose_node(self.node_failover),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::KafkaNode(1)).await?),
+        }
+        Ok(())
+    }
+
+    /// The lost broker starts again and rejoins (real: `scripts/brokers.sh up --cluster kafka`,
+    /// until it serves); its clients failed over already: in the simulation nothing changes.
+    pub async fn restore_node(&self) -> anyhow::Result<()> {
+        let outage = match &mut *self.kind.lock().await {
+            Kind::Sim(_) => None,
+            Kind::Real(r) => r.outage.take(),
+        };
+        if let Some(outage) = outage {
+            outage.end().await?;
         }
         Ok(())
     }

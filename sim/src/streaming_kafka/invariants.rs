@@ -63,7 +63,7 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail(format!("the lag did not return to 0 (last total {final_lag})"));
         }
     }
-    if let Some(restart) = run.restart() {
+    if let Some(restart) = run.restart().or(run.node_loss()) {
         if restart.recover.is_none() {
             fail("the consumers did not catch up after the broker restart".into());
         }

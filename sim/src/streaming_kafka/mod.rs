@@ -10,6 +10,11 @@
 //! | `broker-restart` | the producer at `--produce-rate`; a third of the way in the broker is killed (real: SIGKILL, then `scripts/brokers.sh up kafka`) and started again: every order decided once, metrics equal to the workload, the lag and the time to recover |
 //! | `inventory-crash` | the producer at `--produce-rate`; Inventory is killed (real: SIGKILL) a third of the way in and started again: every order decided exactly once in `inventory-events` as a `read_committed` reader sees it, stock consistent with the reservations |
 //! | `poison`   | `--poison` malformed records (not JSON, wrong schema, unknown version) among the events: each in `dead-letters` with its reason, every good order decided |
+//!
+//! One more runs on a 3-broker cluster (`campus-sim cluster`): `node-loss`, the producer at
+//! `--produce-rate` while broker 1 is SIGKILLed a third of the way in and started again
+//! `node_down_for` later; the partitions it led move to the brokers left (replication 3,
+//! `min.insync.replicas` 2), every order decided once.
 
 pub mod broker_restart;
 pub mod decisions;
@@ -81,6 +86,10 @@ pub struct Config {
     /// killed mid-stream), and how long the broker stays dead before it is started again.
     pub produce_rate: u32,
     pub broker_down_for: Duration,
+    /// `node-loss` (on a cluster): how long the lost broker stays down, and the simulation's
+    /// model of its clients' failover.
+    pub node_down_for: Duration,
+    pub node_failover: Duration,
     /// `poison`: malformed records appended among the events.
     pub poison: usize,
 }
@@ -97,6 +106,8 @@ impl Default for Config {
             settle_within: Duration::from_secs(300),
             produce_rate: 500,
             broker_down_for: Duration::from_secs(10),
+            node_down_for: Duration::from_secs(20),
+            node_failover: crate::world::KAFKA_NODE_FAILOVER,
             poison: 30,
         }
     }
@@ -110,8 +121,8 @@ impl Config {
         if self.poison == 0 {
             bail!("--poison must be at least 1");
         }
-        if self.broker_down_for.is_zero() {
-            bail!("--broker-down-for must be above 0 s");
+        if self.broker_down_for.is_zero() || self.node_down_for.is_zero() {
+            bail!("--broker-down-for and --node-down-for must be above 0 s");
         }
         Ok(())
     }
@@ -163,6 +174,8 @@ pub enum Scenario {
     BrokerRestart,
     InventoryCrash,
     Poison,
+    /// On a cluster: broker 1 lost mid-stream.
+    NodeLoss,
 }
 
 impl Scenario {
@@ -177,6 +190,7 @@ impl Scenario {
             Scenario::BrokerRestart => "broker-restart",
             Scenario::InventoryCrash => "inventory-crash",
             Scenario::Poison => "poison",
+            Scenario::NodeLoss => "node-loss",
         }
     }
 }
@@ -233,6 +247,8 @@ pub enum Detail {
     /// the command that reset it.
     Replay { before: Metrics, command: String },
     BrokerRestart(Restart),
+    /// A broker node lost and started again: the same observations as a broker restart.
+    NodeLoss(Restart),
     /// Inventory was killed after `killed_after` events had been appended, and started again
     /// `restarted_ms` into the run (it then restored its state from the changelog).
     InventoryCrash { killed_after: u64, restarted_ms: u64 },
@@ -298,6 +314,7 @@ impl Run {
             Detail::BrokerRestart(_) => Scenario::BrokerRestart.name(),
             Detail::InventoryCrash { .. } => Scenario::InventoryCrash.name(),
             Detail::Poison { .. } => Scenario::Poison.name(),
+            Detail::NodeLoss(_) => Scenario::NodeLoss.name(),
             Detail::Explore => "explore",
         }
     }
@@ -316,6 +333,13 @@ impl Run {
         }
     }
 
+    pub fn node_loss(&self) -> Option<&Restart> {
+        match &self.detail {
+            Detail::NodeLoss(r) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn before_replay(&self) -> Option<&Metrics> {
         match &self.detail {
             Detail::Replay { before, .. } => Some(before),
@@ -330,14 +354,13 @@ impl Run {
 
 /// Runs the selected experiments over `SimLog`, each in a fresh world.
 pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
-    config
-        .scenarios()
-        .into_iter()
-        .map(|scenario| {
-            let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name()));
-            world.block_on(async { run_experiment(config, scenario, Deployment::sim(&world, config)).await })
-        })
-        .collect()
+    config.scenarios().into_iter().map(|scenario| run_sim_one(config, scenario)).collect()
+}
+
+/// Runs `scenario` over `SimLog`, in a fresh world.
+pub fn run_sim_one(config: &Config, scenario: Scenario) -> anyhow::Result<Run> {
+    let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name()));
+    world.block_on(async { run_experiment(config, scenario, Deployment::sim(&world, config)).await })
 }
 
 /// Runs the selected experiments against the Kafka at `bootstrap`, each on fresh topics, the

@@ -194,7 +194,8 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     d.duplicates,
                 ));
             }
-            Detail::Explore => {}
+            // The cluster's experiment has its own section (`campus-sim cluster`).
+            Detail::NodeLoss(_) | Detail::Explore => {}
         }
     }
     let (compared, across) = super::invariants::same_across_runs(runs);
