@@ -82,6 +82,9 @@ pub enum Fault {
     /// A malformed record (`kind` 0: not JSON, 1: wrong schema, 2: unknown version) appended
     /// to `order-events` at `at_ms`: Inventory must dead-letter it and go on.
     Poison { at_ms: u64, kind: u8 },
+    /// A broker of the cluster dies at `at_ms`: its clients are without a log until its
+    /// partitions' leadership has moved (the world's node loss).
+    NodeLoss { at_ms: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +126,7 @@ impl fmt::Display for Schedule {
                 Fault::Crash { consumer, batch, point } => writeln!(f, "  {consumer:?} crashes {} on its batch #{batch}", point.as_str())?,
                 Fault::Reset { at_ms } => writeln!(f, "  Analytics reset to the beginning (replay) at {at_ms} ms")?,
                 Fault::Poison { at_ms, kind } => writeln!(f, "  a malformed record ({}) appended at {at_ms} ms", POISON_KINDS[*kind as usize % 3])?,
+                Fault::NodeLoss { at_ms } => writeln!(f, "  a Kafka broker lost at {at_ms} ms (its partitions move to the others)")?,
             }
         }
         Ok(())
@@ -138,6 +142,7 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
         (1u32..=6, analytics_point).prop_map(|(batch, point)| Fault::Crash { consumer: Consumer::Analytics, batch, point }),
         (0u64..2000).prop_map(|at_ms| Fault::Reset { at_ms }),
         (0u64..200, 0u8..3).prop_map(|(at_ms, kind)| Fault::Poison { at_ms, kind }),
+        (0u64..300).prop_map(|at_ms| Fault::NodeLoss { at_ms }),
     ]
 }
 
@@ -187,6 +192,7 @@ enum Step {
     Reset,
     BrokerDown,
     BrokerUp,
+    NodeLoss,
 }
 
 /// The group coordinator evicts a dead member after the session timeout, once it is up.
@@ -332,6 +338,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n))),
             Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
             Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
+            Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
             Fault::Crash { .. } => {}
         }
     }
@@ -372,6 +379,10 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 log.note("the broker is back".into());
                 world.set_broker(true);
             }
+            Step::NodeLoss => {
+                log.note("a broker of the cluster is lost".into());
+                world.lose_node(crate::world::KAFKA_NODE_FAILOVER);
+            }
         }
     }
 
@@ -387,11 +398,17 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let deadline = Instant::now() + SETTLE_WITHIN;
     let mut settled = false;
     while Instant::now() < deadline {
-        let orders_end = sim.end_offsets(Topic::OrderEvents).await?;
-        let outcomes_end = sim.end_offsets(Topic::InventoryEvents).await?;
-        let committed = sim.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
-            && sim.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
-            && sim.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == outcomes_end;
+        // A failover may outlast the timeline: while the log does not answer, nothing settled.
+        let positions = async {
+            let orders_end = sim.end_offsets(Topic::OrderEvents).await?;
+            let outcomes_end = sim.end_offsets(Topic::InventoryEvents).await?;
+            Ok::<bool, LogError>(
+                sim.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
+                    && sim.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
+                    && sim.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == outcomes_end,
+            )
+        };
+        let committed = positions.await.unwrap_or(false);
         let seen = state.lock().expect("analytics lock").seen();
         if committed && seen == (n, n) && decisions::read(sim.as_ref(), &events).await.is_ok_and(|d| d.lost == 0) {
             settled = true;
