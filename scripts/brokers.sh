@@ -163,6 +163,19 @@ TOOL
   chmod +x "$tool"
 }
 
+# What every broker of the lab has in common, the single one and the cluster's.
+kafka_shared_props() {
+  cat <<'PROPS'
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+num.partitions=3
+offsets.topic.num.partitions=3
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+}
+
 kafka_config() {
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   cat >"$KAFKA_HOME/server.properties" <<PROPS
@@ -172,17 +185,11 @@ node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$KAFKA_DATA
-num.partitions=3
 offsets.topic.replication.factor=1
-offsets.topic.num.partitions=3
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
+$(kafka_shared_props)
 PROPS
   cat >"$KAFKA_HOME/log4j.properties" <<'L4J'
 log4j.rootLogger=WARN, file
@@ -375,19 +382,13 @@ node.id=$n
 controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$((KAFKA_CLUSTER_PORT + n)),CONTROLLER://127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER + n))
 advertised.listeners=PLAINTEXT://127.0.0.1:$((KAFKA_CLUSTER_PORT + n))
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$dir/data
-num.partitions=3
 default.replication.factor=3
 min.insync.replicas=2
 offsets.topic.replication.factor=3
-offsets.topic.num.partitions=3
 transaction.state.log.replication.factor=3
 transaction.state.log.min.isr=2
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
+$(kafka_shared_props)
 PROPS
 }
 

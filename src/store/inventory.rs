@@ -201,16 +201,7 @@ impl InventoryStore {
 
     /// Every processed order id with its outcome (`reserved` / `failed`).
     pub async fn outcomes(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        const SQL: &str = "SELECT order_id, outcome FROM processed";
-        match &self.backend {
-            Backend::Sqlite(db) => {
-                let conn = db.lock();
-                let mut stmt = conn.prepare(SQL)?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            }
-            Backend::Postgres(pg) => Ok(pg.client().await?.query(SQL, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
-        }
+        self.backend.text_pairs("SELECT order_id, outcome FROM processed").await
     }
 }
 

@@ -84,6 +84,21 @@ pub(crate) enum Backend {
     Postgres(Postgres),
 }
 
+impl Backend {
+    /// The rows of `sql`, a query of two text columns without parameters, as a map.
+    pub(crate) async fn text_pairs(&self, sql: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        match self {
+            Backend::Sqlite(db) => {
+                let conn = db.lock();
+                let mut stmt = conn.prepare(sql)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(pg) => Ok(pg.client().await?.query(sql, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
+        }
+    }
+}
+
 pub(crate) struct Db(pub(crate) Mutex<Connection>);
 
 impl Db {

@@ -45,7 +45,6 @@ pub struct OrderStore(Backend);
 const STATS: &str = "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM outbox WHERE published = 1),
         (SELECT count(*) FROM orders WHERE status = 'reserved'),
         (SELECT count(*) FROM orders WHERE status = 'failed')";
-const STATUSES: &str = "SELECT order_id, status FROM orders";
 
 impl OrderStore {
     pub fn open(path: Option<&Path>) -> Result<Self, StoreError> {
@@ -201,14 +200,6 @@ impl OrderStore {
 
     /// Every order id with its status.
     pub async fn statuses(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        match &self.0 {
-            Backend::Sqlite(db) => {
-                let conn = db.lock();
-                let mut stmt = conn.prepare(STATUSES)?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<Result<_, _>>()?)
-            }
-            Backend::Postgres(pg) => Ok(pg.client().await?.query(STATUSES, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
-        }
+        self.0.text_pairs("SELECT order_id, status FROM orders").await
     }
 }
