@@ -181,6 +181,10 @@ pub struct ClusterArgs {
     /// Inventory, then by the largest with one instance SIGKILLed halfway), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: cluster::Experiment,
+    /// Only this model's runs: async-rabbitmq (node-loss and scale-out) or streaming-kafka
+    /// (node-loss). Both when not given.
+    #[arg(long, value_enum)]
+    pub model: Option<campus::Model>,
     /// Inventory instance counts for scale-out, comma-separated (1 to 16 each).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub instances: Vec<u16>,
@@ -222,6 +226,7 @@ impl ClusterArgs {
         cluster::Config {
             experiment: self.experiment,
             instances: self.instances.iter().map(|&n| usize::from(n)).collect(),
+            model: self.model,
             streaming: streaming_kafka::Config {
                 seed,
                 node_down_for: Duration::from_secs(self.node_down_for),

@@ -63,6 +63,15 @@ pub enum Planned {
     Streaming(streaming_kafka::Scenario),
 }
 
+impl Planned {
+    pub fn model(self) -> Model {
+        match self {
+            Planned::Messaging(_) => Model::AsyncRabbitmq,
+            Planned::Streaming(_) => Model::StreamingKafka,
+        }
+    }
+}
+
 /// The RabbitMQ cluster `scripts/brokers.sh up --cluster` starts: its three nodes, the first
 /// one first (the node the services connect to, and the one `node-loss` kills).
 pub const DEFAULT_CLUSTER_AMQP_URL: &str =
@@ -91,6 +100,8 @@ pub struct Config {
     /// Inventory instance counts of `scale-out`, each drained in its own run; the largest is
     /// run once more with one instance SIGKILLed halfway.
     pub instances: Vec<usize>,
+    /// Only this model's runs (`None`: both).
+    pub model: Option<Model>,
 }
 
 impl Default for Config {
@@ -100,6 +111,7 @@ impl Default for Config {
             messaging: async_rabbitmq::Config::default(),
             streaming: streaming_kafka::Config::default(),
             instances: vec![1, 2, 4],
+            model: None,
         }
     }
 }
@@ -110,6 +122,9 @@ impl Config {
         self.streaming.validate()?;
         if self.instances.is_empty() || self.instances.iter().any(|&n| n == 0 || n > 16) {
             bail!("--instances takes counts from 1 to 16 (e.g. 1,2,4)");
+        }
+        if self.model == Some(Model::SyncRest) {
+            bail!("--model: the cluster runs async-rabbitmq and streaming-kafka (sync-rest has no broker to lose)");
         }
         Ok(())
     }
@@ -127,6 +142,7 @@ impl Config {
             let most = self.instances.iter().copied().max().unwrap_or(1).max(2);
             runs.push(Planned::Messaging(Scenario::ScaleOut { instances: most, crash: true }));
         }
+        runs.retain(|planned| self.model.is_none_or(|m| m == planned.model()));
         runs
     }
 
