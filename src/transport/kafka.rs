@@ -57,8 +57,7 @@ impl KafkaLog {
     /// Connects and creates the namespace's topics (if they exist already, they are kept).
     pub async fn connect(bootstrap: &str, namespace: &str) -> Result<Self, LogError> {
         let config = |extra: &[(&str, &str)]| {
-            let mut c = ClientConfig::new();
-            c.set("bootstrap.servers", bootstrap);
+            let mut c = client_config(bootstrap);
             for (k, v) in extra {
                 c.set(*k, *v);
             }
@@ -173,8 +172,7 @@ impl KafkaLog {
         if let Some(c) = clients.get(group) {
             return Ok(c.clone());
         }
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
+        let client: BaseConsumer = client_config(&self.bootstrap)
             .set("group.id", self.group_id(group))
             .set("enable.auto.commit", "false")
             .set(ISOLATION.0, ISOLATION.1)
@@ -278,10 +276,21 @@ fn record_of(topic: Topic, message: &impl Message) -> Record {
 
 /// The producer settings every producer here shares: idempotent, `acks=all`, Kafka's murmur2
 /// partitioner (the same partition for a key as `partition_for`), batches of 1 ms.
-fn producer_config(bootstrap: &str) -> ClientConfig {
+/// What every client of ours sets: the brokers to start from, and how often to ask again which
+/// broker leads which partition. librdkafka's default is 5 minutes; after a broker of a cluster
+/// dies, a client can be left waiting that long on a partition whose leadership has already
+/// moved (librdkafka #891 and #3399 describe such leaderless waits until the next refresh).
+/// Part C's Inventory stalled for about that long in one of three real node losses; every 10 s
+/// bounds the wait at the price of one small request per client and 10 s.
+fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
+    c.set("bootstrap.servers", bootstrap).set("topic.metadata.refresh.interval.ms", "10000");
+    c
+}
+
+fn producer_config(bootstrap: &str) -> ClientConfig {
+    let mut c = client_config(bootstrap);
+    c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "1");
@@ -385,8 +394,7 @@ impl EventLog for KafkaLog {
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         let (bootstrap, name, inspector) = (self.bootstrap.clone(), self.name(topic), self.inspector.clone());
         Box::pin(blocking(move || {
-            let reader: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
+            let reader: BaseConsumer = client_config(&bootstrap)
                 .set("group.id", "campus-scan")
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
@@ -429,8 +437,7 @@ impl EventLog for KafkaLog {
         let group = self.group_id(group);
         let names: Vec<String> = topics.iter().map(|t| self.name(*t)).collect();
         Box::pin(async move {
-            let consumer: StreamConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &self.bootstrap)
+            let consumer: StreamConsumer = client_config(&self.bootstrap)
                 .set("group.id", &group)
                 .set("enable.auto.commit", "false")
                 .set("auto.offset.reset", "earliest")
