@@ -45,7 +45,7 @@ cargo run --release --locked --quiet -- --real-brokers --out target/test-out
 
 step "the clustered deployment, simulation then real (node loss, scale-out)"
 cargo run --release --locked --quiet -- cluster --out target/test-out
-# Real: Part B only. Part C's real node loss left Inventory stalled in 1 of 3 runs so far
+# Real: Part B only. Part C's real node loss left Inventory stalled in 1 of 8 runs so far
 # (docs/cluster.md, "Known problem"); until that is understood it is not a pass/fail step.
 cargo run --release --locked --quiet -- cluster --real-brokers --model async-rabbitmq --out target/test-out
 
