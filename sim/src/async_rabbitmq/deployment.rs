@@ -192,11 +192,9 @@ impl<'w> Deployment<'w> {
         self.http.clone()
     }
 
+    /// Whether any Inventory instance runs.
     pub fn inventory_up(&self) -> bool {
-        match &self.kind {
-            Kind::Sim(s) => s.world.is_up(Peer::Inventory),
-            Kind::Real(r) => !r.inventories.is_empty(),
-        }
+        self.inventories_running() > 0
     }
 
     /// Inventory instances running now.

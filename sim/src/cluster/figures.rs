@@ -53,7 +53,6 @@ fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         .windows(2)
         .filter_map(|w| Some((w[1].t_s.0, w[1].decided?.saturating_sub(w[0].decided?) as f64 / (w[1].t_s.0 - w[0].t_s.0).max(1e-3))))
         .collect();
-    let series = |name: &str, column: fn(&NodeLossRow) -> Option<u64>| Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
     let chart = Chart {
         title: format!("Part B ({mode}): the RabbitMQ node the services use is lost"),
         x_label: "time since the first order (s)".into(),
@@ -61,8 +60,8 @@ fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         x_log: false,
         series: vec![
             Series::line("orders decided per second", per_second),
-            series("orders waiting (accepted, not decided)", |r| r.waiting),
-            series("orders waiting in Order's outbox", |r| r.outbox),
+            series(&samples, "orders waiting (accepted, not decided)", |r| r.waiting),
+            series(&samples, "orders waiting in Order's outbox", |r| r.outbox),
         ],
         shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "node 1 down"),
         ..Chart::default()
@@ -73,21 +72,25 @@ fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
 /// Part C's node loss: events appended, and what Inventory and Analytics have yet to read.
 fn node_loss_kafka(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     let samples = node_loss_rows(out, mode, Model::StreamingKafka)?;
-    let series = |name: &str, column: fn(&NodeLossRow) -> Option<u64>| Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
     let chart = Chart {
         title: format!("Part C ({mode}): Kafka broker 1 of 3 is lost mid-stream"),
         x_label: "time since the producer started (s)".into(),
         y_label: "events / records".into(),
         x_log: false,
         series: vec![
-            series("events appended", |r| Some(r.accepted)),
-            series("records Inventory has yet to read", |r| r.waiting),
-            series("records Analytics has yet to read", |r| r.analytics_lag),
+            series(&samples, "events appended", |r| Some(r.accepted)),
+            series(&samples, "records Inventory has yet to read", |r| r.waiting),
+            series(&samples, "records Analytics has yet to read", |r| r.analytics_lag),
         ],
         shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "broker 1 down"),
         ..Chart::default()
     };
     write(out, format!("cluster_node_loss_kafka_{mode}.svg"), &chart)
+}
+
+/// One column of the samples over time (the samples where it has a value).
+fn series(samples: &[NodeLossRow], name: &str, column: fn(&NodeLossRow) -> Option<u64>) -> Series {
+    Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect())
 }
 
 fn node_loss_rows(out: &Path, mode: Mode, model: Model) -> anyhow::Result<Vec<NodeLossRow>> {
