@@ -163,7 +163,9 @@ TOOL
   chmod +x "$tool"
 }
 
-# What every broker of the lab has in common, the single one and the cluster's.
+# What every broker of the lab has in common, the single one and the cluster's. A transaction
+# left open by a SIGKILLed writer is aborted within a second of its timeout (Kafka looks every
+# 10 s by default): until then readers of its partitions see nothing past it (docs/cluster.md).
 kafka_shared_props() {
   cat <<'PROPS'
 inter.broker.listener.name=PLAINTEXT
@@ -173,6 +175,7 @@ num.partitions=3
 offsets.topic.num.partitions=3
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 PROPS
 }
 

@@ -104,12 +104,32 @@ pub struct ServeArgs {
     /// second and when stopping.
     #[arg(long, env = "CAMPUS_METRICS_FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// (streaming-kafka) Partitions of each topic, when this service is the first to create
+    /// the namespace's topics (topics that exist keep theirs).
+    #[arg(long, env = "CAMPUS_PARTITIONS", default_value_t = crate::transport::log::PARTITIONS, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub partitions: u32,
+    /// (streaming-kafka: inventory) Run as the instance of this name, one of several
+    /// Inventories in one consumer group: it decides only the partitions the group assigns it,
+    /// each in offset order with a stock of its own (--stock units of each item per
+    /// partition). Without it, one Inventory decides every partition in event-time order from
+    /// one stock — run only one such.
+    #[arg(long, env = "CAMPUS_INSTANCE", value_parser = instance_name)]
+    pub instance: Option<String>,
+}
+
+/// An instance name: it becomes part of a Kafka transactional id.
+fn instance_name(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 64 letters, digits, '-' or '_'".into())
+    }
 }
 
 /// The environment variables [`ServeArgs`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const SERVE_ENV: [&str; 16] = [
+pub const SERVE_ENV: [&str; 18] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -126,6 +146,8 @@ pub const SERVE_ENV: [&str; 16] = [
     "CAMPUS_BATCH",
     "CAMPUS_THROTTLE_PER_S",
     "CAMPUS_METRICS_FILE",
+    "CAMPUS_PARTITIONS",
+    "CAMPUS_INSTANCE",
 ];
 
 /// Why a service process stopped or could not start.
@@ -191,9 +213,15 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
     let policy = Policy::production();
     let mut backoff = policy.backoff("kafka");
     let kafka = policy
-        .until_ok(&mut backoff, "connecting to Kafka", LogError::is_transient, || Box::pin(KafkaLog::connect(&args.kafka_bootstrap, &args.namespace)))
+        .until_ok(&mut backoff, "connecting to Kafka", LogError::is_transient, || Box::pin(KafkaLog::connect_with(&args.kafka_bootstrap, &args.namespace, args.partitions)))
         .await
         .map_err(|source| ServeError::Log { service, source })?;
+    // A scaled-out Inventory: a dead member's open transaction holds its partitions back
+    // until the broker aborts it.
+    let kafka = match (&args.service, &args.instance) {
+        (Service::Inventory, Some(_)) => kafka.with_transaction_timeout(crate::services::partitioned::MEMBER_TRANSACTION_TIMEOUT),
+        _ => kafka,
+    };
     let log: Arc<dyn EventLog> = Arc::new(kafka);
     let batch = args.batch as usize;
     let (app, consumer, metrics) = match service {
@@ -202,9 +230,18 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
             (crate::api::streaming::producer_app(producer, OrderIds::Random), idle, None)
         }
         Service::Inventory => {
-            let view = Arc::new(std::sync::Mutex::new(Inventory::with_stock(args.stock)));
             let config = InventoryConfig { stock: args.stock, batch, writes: Writes::Transactional };
-            (crate::api::streaming::inventory_app(view.clone(), args.stock), wiring::inventory(log, view, config, policy), None)
+            match &args.instance {
+                Some(instance) => {
+                    let view = crate::services::partitioned::ShardsView::default();
+                    let consumer = wiring::partitioned_inventory(log, view.clone(), config, instance, policy);
+                    (crate::api::streaming::partitioned_inventory_app(view, args.stock), consumer, None)
+                }
+                None => {
+                    let view = Arc::new(std::sync::Mutex::new(Inventory::with_stock(args.stock)));
+                    (crate::api::streaming::inventory_app(view.clone(), args.stock), wiring::inventory(log, view, config, policy), None)
+                }
+            }
         }
         _ => {
             let state = Arc::new(std::sync::Mutex::new(Analytics::default()));

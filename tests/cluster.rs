@@ -81,3 +81,17 @@ fn the_same_seed_gives_byte_identical_cluster_csv() {
     };
     assert!(files("cluster-seed-a") == files("cluster-seed-b"), "two runs with the same seed differ");
 }
+
+#[test]
+fn a_consumer_group_keeps_each_partitions_order_and_a_dead_members_partitions_wait_for_its_eviction() {
+    let all = run_sim(&small(Experiment::ScaleOut)).unwrap();
+    let streaming: Vec<Summary> = all.iter().filter(|r| matches!(r, Run::Streaming(_))).map(Summary::of).collect();
+    assert_eq!(streaming.len(), 8, "1, 2, 4 instances and a crash, over 3 and over 6 partitions");
+    for s in &streaming {
+        assert_eq!((s.orders, s.lost, s.double, s.out_of_order), (3000, 0, 0, Some(0)), "{} over {:?}", s.experiment, s.partitions);
+    }
+    for crash in streaming.iter().filter(|s| s.experiment.ends_with("crash")) {
+        let drain = crash.drain_s.expect("a drain is timed").0;
+        assert!(drain >= 6.0, "the dead member's partitions wait out the 6 s session timeout, drained in {drain} s");
+    }
+}

@@ -135,6 +135,20 @@ async fn a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(log
     log.leave(reader).await.unwrap();
 }
 
+async fn one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for(log: Arc<dyn EventLog>) {
+    assert_eq!(log.partitions(), 6, "the log was made with 6 partitions");
+    let placed = log.append(records("p", 40)).await.unwrap();
+    for (i, (partition, _)) in placed.iter().enumerate() {
+        assert_eq!(*partition, partition_for(format!("p-{i}").as_bytes(), 6), "record {i}: murmur2 over 6 partitions");
+    }
+    for partition in 0..6 {
+        let scanned = log.scan_partition(Topic::OrderEvents, partition).await.unwrap();
+        let expected: Vec<u64> = placed.iter().filter(|(p, _)| *p == partition).map(|(_, o)| *o).collect();
+        assert_eq!(scanned.iter().map(|r| r.offset).collect::<Vec<_>>(), expected, "partition {partition}: all of it, in order, nothing else");
+        assert!(scanned.iter().all(|r| r.partition == partition));
+    }
+}
+
 // ------------------------------------------------------------------------- simulation
 
 fn sim() -> Arc<dyn EventLog> {
@@ -159,6 +173,38 @@ fn sim_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
 #[test]
 fn sim_a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker() {
     world::block_on(a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(sim()));
+}
+
+#[test]
+fn sim_one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for() {
+    world::block_on(one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for(Arc::new(SimLog::with_partitions(
+        SimRng::new(9),
+        LinkModel::default(),
+        6,
+    ))));
+}
+
+/// Kafka refuses a transactional offset commit of a generation the group has left (KIP-447);
+/// the real scale-out's crash runs go through it. The simulated log refuses offsets of a
+/// partition it has dealt to another member.
+#[test]
+fn sim_a_transaction_for_partitions_the_group_dealt_to_another_member_is_refused_whole() {
+    world::block_on(async {
+        let log = sim();
+        log.append(records("g", 12)).await.unwrap();
+        log.fence("inventory-a").await.unwrap();
+        let first = log.join("members", &[Topic::OrderEvents]).await.unwrap();
+        let input = read(log.as_ref(), first, 12).await;
+        // A second member joins before the first one's transaction: the partitions are dealt again.
+        let second = log.join("members", &[Topic::OrderEvents]).await.unwrap();
+        let outputs: Vec<Outgoing> = input.iter().map(|r| Outgoing::new(Topic::InventoryEvents, r.key.clone(), r.value.clone())).collect();
+        let refused = log.transact("inventory-a", first, outputs, next_positions(&input)).await;
+        assert!(matches!(refused, Err(LogError::Rebalanced(_))), "{refused:?}");
+        assert!(log.scan(Topic::InventoryEvents).await.unwrap().is_empty(), "nothing of the refused transaction is visible");
+        assert_eq!(log.committed("members", Topic::OrderEvents).await.unwrap().iter().sum::<u64>(), 0, "no offset moved");
+        log.leave(second).await.unwrap();
+        log.leave(first).await.unwrap();
+    });
 }
 
 // -------------------------------------------------------------------------- real Kafka
@@ -223,4 +269,16 @@ async fn kafka_a_writer_fenced_by_its_successor_cannot_make_a_transaction_visibl
         log.leave(me).await.unwrap();
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
+async fn kafka_one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for() {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| DEFAULT_BOOTSTRAP_SERVERS.to_owned());
+    let kafka = KafkaLog::connect_with(&bootstrap, &format!("test-six-{}", std::process::id()), 6).await.unwrap_or_else(|e| {
+        panic!("Kafka is required for this test and is not reachable ({e}); start it with `scripts/brokers.sh up kafka`")
+    });
+    let kafka = Arc::new(kafka);
+    one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for(kafka.clone()).await;
+    kafka.delete_topics().await.unwrap();
 }

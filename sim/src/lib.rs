@@ -25,6 +25,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod drain;
 pub mod explore;
 pub mod fault;
 pub mod log;

@@ -18,7 +18,10 @@
 //! land together, after one hop, or — the broker down meanwhile — not at all. As in Kafka, a
 //! committed transaction leaves a commit marker that takes one offset in each partition it
 //! wrote, which no reader is handed. There is one writer per identity in a simulated world (a
-//! crashed member's task is aborted), so [`EventLog::fence`] has nobody to fence.
+//! crashed member's task is aborted), so [`EventLog::fence`] has nobody to fence. What fences a
+//! member of a group of several is the group itself: a transaction that commits offsets of a
+//! partition the group has since dealt to another member is refused (`Rebalanced`), as Kafka's
+//! coordinator refuses a transactional offset commit of an old generation.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -37,6 +40,8 @@ struct Member {
     topics: Vec<Topic>,
     /// Next offset to read, per assigned partition.
     positions: BTreeMap<(Topic, u32), u64>,
+    /// When the member last called the log (its heartbeat, as the coordinator sees it).
+    last_seen: tokio::time::Instant,
 }
 
 /// One offset of a partition: a record, or a transaction's commit marker.
@@ -46,8 +51,8 @@ enum Slot {
     Marker,
 }
 
-#[derive(Default)]
 struct State {
+    partitions: u32,
     logs: BTreeMap<Topic, Vec<Vec<Slot>>>,
     committed: BTreeMap<(String, Topic, u32), u64>,
     members: BTreeMap<ConsumerId, Member>,
@@ -62,7 +67,8 @@ fn unreachable() -> LogError {
 
 impl State {
     fn partition(&mut self, topic: Topic, partition: u32) -> &mut Vec<Slot> {
-        let partitions = self.logs.entry(topic).or_insert_with(|| vec![Vec::new(); PARTITIONS as usize]);
+        let count = self.partitions as usize;
+        let partitions = self.logs.entry(topic).or_insert_with(|| vec![Vec::new(); count]);
         &mut partitions[partition as usize]
     }
 
@@ -71,7 +77,7 @@ impl State {
         records
             .into_iter()
             .map(|Outgoing { topic, key, value, headers }| {
-                let partition = partition_for(key.as_bytes(), PARTITIONS);
+                let partition = partition_for(key.as_bytes(), self.partitions);
                 let log = self.partition(topic, partition);
                 log.push(Slot::Data { key, value, headers });
                 (partition, log.len() as u64 - 1)
@@ -99,7 +105,8 @@ impl State {
         let mut wanted: Vec<Topic> = ids.iter().flat_map(|id| self.members[id].topics.clone()).collect();
         wanted.sort();
         wanted.dedup();
-        let pairs: Vec<(Topic, u32)> = wanted.iter().flat_map(|t| (0..PARTITIONS).map(move |p| (*t, p))).collect();
+        let count = self.partitions;
+        let pairs: Vec<(Topic, u32)> = wanted.iter().flat_map(|t| (0..count).map(move |p| (*t, p))).collect();
         for id in &ids {
             self.members.get_mut(id).expect("listed").positions.clear();
         }
@@ -112,7 +119,8 @@ impl State {
 
     /// Up to `max` records for `id`, taking one from each assigned partition in turn.
     fn take(&mut self, id: ConsumerId, max: usize) -> Result<Vec<Record>, LogError> {
-        let member = self.members.get(&id).ok_or(LogError::UnknownConsumer(id))?;
+        let member = self.members.get_mut(&id).ok_or(LogError::UnknownConsumer(id))?;
+        member.last_seen = tokio::time::Instant::now();
         let mut positions = member.positions.clone();
         let mut records = Vec::new();
         loop {
@@ -148,7 +156,13 @@ pub struct SimLog {
 
 impl SimLog {
     pub fn new(rng: SimRng, link: LinkModel) -> Self {
-        SimLog { state: Mutex::new(State::default()), appended: Notify::new(), rng: Mutex::new(rng), link }
+        SimLog::with_partitions(rng, link, PARTITIONS)
+    }
+
+    /// A log whose topics have `partitions` partitions each.
+    pub fn with_partitions(rng: SimRng, link: LinkModel, partitions: u32) -> Self {
+        let state = State { partitions, logs: BTreeMap::new(), committed: BTreeMap::new(), members: BTreeMap::new(), next_id: 0, down: false };
+        SimLog { state: Mutex::new(state), appended: Notify::new(), rng: Mutex::new(rng), link }
     }
 
     fn hop(&self) -> Duration {
@@ -185,6 +199,21 @@ impl SimLog {
         state.rebalance(group);
     }
 
+    /// The group coordinator gives up on the members of `group` that have not called the log
+    /// for `timeout` (a SIGKILLed instance stops heartbeating): they are removed and their
+    /// partitions dealt to the members left. Returns how many were evicted.
+    pub fn evict_silent(&self, group: &str, timeout: Duration) -> usize {
+        let mut state = self.state();
+        let now = tokio::time::Instant::now();
+        let before = state.members.len();
+        state.members.retain(|_, m| m.group != group || now.duration_since(m.last_seen) < timeout);
+        let evicted = before - state.members.len();
+        if evicted > 0 {
+            state.rebalance(group);
+        }
+        evicted
+    }
+
     /// Fails while the broker is down.
     fn up(&self) -> Result<std::sync::MutexGuard<'_, State>, LogError> {
         let state = self.state();
@@ -219,7 +248,14 @@ impl EventLog for SimLog {
             tokio::time::sleep(self.hop()).await;
             {
                 let mut state = self.up()?;
-                let group = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?.group.clone();
+                let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
+                // The group dealt a partition of this transaction to another member since the
+                // consumer's poll: as Kafka's coordinator refuses an offset commit of an old
+                // generation, the whole transaction is refused.
+                if let Some(p) = positions.iter().find(|p| !member.positions.contains_key(&(p.topic, p.partition))) {
+                    return Err(LogError::Rebalanced(format!("{}[{}] is no longer assigned to member {}", p.topic, p.partition, consumer.0)));
+                }
+                let group = member.group.clone();
                 let topics: Vec<Topic> = records.iter().map(|r| r.topic).collect();
                 let placed = state.write(records);
                 let written: std::collections::BTreeSet<(Topic, u32)> = topics.into_iter().zip(placed).map(|(t, (p, _))| (t, p)).collect();
@@ -237,18 +273,29 @@ impl EventLog for SimLog {
 
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         let result = self.up().map(|state| {
-            (0..PARTITIONS)
+            (0..state.partitions)
                 .flat_map(|p| (0..).map_while(|offset| state.record(topic, p, offset)).flatten().collect::<Vec<_>>())
                 .collect()
         });
         Box::pin(async move { result })
     }
 
+    fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        // Transactions are atomic here: none is ever open to wait for.
+        let result = self.up().map(|state| (0..).map_while(|offset| state.record(topic, partition, offset)).flatten().collect());
+        Box::pin(async move { result })
+    }
+
+    fn partitions(&self) -> u32 {
+        self.state().partitions
+    }
+
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
         let result = self.up().map(|mut state| {
             state.next_id += 1;
             let id = ConsumerId(state.next_id);
-            state.members.insert(id, Member { group: group.to_owned(), topics: topics.to_vec(), positions: BTreeMap::new() });
+            let member = Member { group: group.to_owned(), topics: topics.to_vec(), positions: BTreeMap::new(), last_seen: tokio::time::Instant::now() };
+            state.members.insert(id, member);
             state.rebalance(group);
             id
         });
@@ -311,12 +358,12 @@ impl EventLog for SimLog {
     }
 
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = self.up().map(|state| (0..PARTITIONS).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect());
+        let offsets = self.up().map(|state| (0..state.partitions).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect());
         Box::pin(async move { offsets })
     }
 
     fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = self.up().map(|state| (0..PARTITIONS).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect());
+        let offsets = self.up().map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect());
         Box::pin(async move { offsets })
     }
 
@@ -326,7 +373,7 @@ impl EventLog for SimLog {
                 Err(LogError::GroupActive { group: group.to_owned() })
             } else {
                 for topic in topics {
-                    for p in 0..PARTITIONS {
+                    for p in 0..state.partitions {
                         state.committed.insert((group.to_owned(), *topic, p), 0);
                     }
                 }

@@ -160,9 +160,15 @@ impl World {
         self.queue.lock().expect("queue lock").get_or_insert_with(|| Arc::new(SimQueue::new(self.stream(Stream::Queue), self.link))).clone()
     }
 
-    /// The world's in-memory log (created on first use).
+    /// The world's in-memory log (created on first use, with `log::PARTITIONS` partitions).
     pub fn log(&self) -> Arc<SimLog> {
-        self.log.lock().expect("log lock").get_or_insert_with(|| Arc::new(SimLog::new(self.stream(Stream::Log), self.link))).clone()
+        self.log_with(campus::transport::log::PARTITIONS)
+    }
+
+    /// The world's in-memory log, created on first use with `partitions` partitions per topic
+    /// (a log that exists keeps its own).
+    pub fn log_with(&self, partitions: u32) -> Arc<SimLog> {
+        self.log.lock().expect("log lock").get_or_insert_with(|| Arc::new(SimLog::with_partitions(self.stream(Stream::Log), self.link, partitions))).clone()
     }
 
     /// How the services' loops meet a broker outage: they reconnect (unless `reconnect` is off:

@@ -23,6 +23,7 @@ use crate::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use crate::services::analytics::{Analytics, Metrics, MinuteMetrics};
 use crate::services::order::OrderIds;
 use crate::services::producer::Producer;
+use crate::services::partitioned::{self, ShardsView};
 use crate::services::streaming::{self, InventoryView};
 use crate::store::InventoryStats;
 use crate::transport::log::LogError;
@@ -88,6 +89,16 @@ async fn stats(State((view, stock)): State<(InventoryView, u32)>) -> Json<Invent
 
 async fn levels(State((view, _)): State<(InventoryView, u32)>) -> Json<BTreeMap<String, u32>> {
     Json(view.lock().expect("inventory lock").levels().iter().map(|(sku, n)| (sku.to_string(), *n)).collect())
+}
+
+/// A scaled-out Inventory instance's accounting (`GET /stats`): the partitions it holds now.
+pub fn partitioned_inventory_app(view: ShardsView, stock: u32) -> Router {
+    let router = Router::new().route("/stats", get(shard_stats)).with_state((view, stock));
+    super::finish(router, "inventory", Probe::None)
+}
+
+async fn shard_stats(State((view, stock)): State<(ShardsView, u32)>) -> Json<InventoryStats> {
+    Json(partitioned::stats(&view.lock().expect("shards lock"), stock))
 }
 
 /// One minute of `GET /metrics`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inventory::{Inventory, ReserveOutcome};
 use crate::domain::{Items, OrderId};
-use crate::transport::log::{EventLog, LogError, Topic};
+use crate::transport::log::{EventLog, LogError, Record, Topic};
 
 /// One decision as the changelog keeps it: enough to restore the stock it took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,14 +38,17 @@ pub struct Restored {
     pub floors: Vec<u64>,
 }
 
+fn entry_of(record: &Record) -> Result<ChangelogEntry, LogError> {
+    serde_json::from_slice(&record.value).map_err(|e| LogError::Corrupt(format!("inventory-changelog[{}]@{}: {e}", record.partition, record.offset)))
+}
+
 /// Reads the changelog from the beginning: a fresh Inventory with every decision re-applied,
 /// and the merge's last floors.
 pub async fn restore(log: &dyn EventLog, stock: u32) -> Result<Restored, LogError> {
     let mut restored = Restored { inventory: Inventory::with_stock(stock), floors: Vec::new() };
     let mut floors_offset = None;
     for record in log.scan(Topic::InventoryChangelog).await? {
-        let entry: ChangelogEntry = serde_json::from_slice(&record.value)
-            .map_err(|e| LogError::Corrupt(format!("inventory-changelog[{}]@{}: {e}", record.partition, record.offset)))?;
+        let entry = entry_of(&record)?;
         match entry {
             ChangelogEntry::Decision(d) => restored.inventory.restore(d.order_id, &d.items, d.outcome),
             // One key, so one partition: the highest offset is the latest.
@@ -58,4 +61,19 @@ pub async fn restore(log: &dyn EventLog, stock: u32) -> Result<Restored, LogErro
         }
     }
     Ok(restored)
+}
+
+/// Restores the Inventory of one partition of `order-events` (a scaled-out Inventory owns
+/// whole partitions, each with its own stock): the decisions in the same partition of the
+/// changelog — the same key on as many partitions goes to the same partition number. Floors
+/// are not needed there (no merge across partitions).
+pub async fn restore_partition(log: &dyn EventLog, stock: u32, partition: u32) -> Result<Inventory, LogError> {
+    let mut inventory = Inventory::with_stock(stock);
+    for record in log.scan_partition(Topic::InventoryChangelog, partition).await? {
+        let entry = entry_of(&record)?;
+        if let ChangelogEntry::Decision(d) = entry {
+            inventory.restore(d.order_id, &d.items, d.outcome);
+        }
+    }
+    Ok(inventory)
 }

@@ -84,6 +84,17 @@ fn classify(record: &Record) -> Result<Option<Entry>, u64> {
     }))
 }
 
+/// What one record of `order-events` asks of an Inventory that decides each partition in
+/// offset order, without a merge (a scaled-out Inventory, `super::partitioned`): an order to
+/// decide, a record to dead-letter, or nothing (a watermark).
+pub fn next_of(record: Record) -> Option<Next> {
+    match classify(&record) {
+        Err(_) | Ok(None) => None,
+        Ok(Some(Entry::Order(placed))) => Some(Next::Decide { partition: record.partition, offset: record.offset, placed }),
+        Ok(Some(Entry::Poison(record, reason, detail))) => Some(Next::DeadLetter { record, reason, detail }),
+    }
+}
+
 impl Merge {
     pub fn new(partitions: u32) -> Self {
         Merge { lanes: vec![Lane::default(); partitions as usize] }

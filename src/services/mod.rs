@@ -9,6 +9,7 @@ pub mod merge;
 pub mod messaging;
 pub mod notification;
 pub mod order;
+pub mod partitioned;
 pub mod producer;
 pub mod streaming;
 

@@ -21,7 +21,7 @@ use super::merge::WATERMARK_HEADER;
 use super::EventClock;
 use crate::domain::{Envelope, Event, Order, OrderPlaced};
 use crate::retry::Policy;
-use crate::transport::log::{partition_for, EventLog, LogError, Outgoing, Topic, PARTITIONS};
+use crate::transport::log::{partition_for, EventLog, LogError, Outgoing, Topic};
 
 /// How long the producer waits without appending before it advances the watermark past the
 /// last event: about what an order with no order after it waits for its decision (a quiet
@@ -50,14 +50,16 @@ pub struct Producer {
     watermark_keys: Vec<String>,
 }
 
-/// A key that Kafka's partitioner sends to `partition`.
-fn key_for(partition: u32) -> String {
-    (0..).map(|i| format!("watermark-{i}")).find(|k| partition_for(k.as_bytes(), PARTITIONS) == partition).expect("some key hits every partition")
+/// A key that Kafka's partitioner sends to `partition` of `partitions`.
+fn key_for(partition: u32, partitions: u32) -> String {
+    (0..).map(|i| format!("watermark-{i}")).find(|k| partition_for(k.as_bytes(), partitions) == partition).expect("some key hits every partition")
 }
 
 impl Producer {
     pub fn new(log: Arc<dyn EventLog>, clock: EventClock, policy: Policy) -> Self {
-        Producer { log, clock, policy, state: Mutex::new(Clock::default()), appended: Notify::new(), watermark_keys: (0..PARTITIONS).map(key_for).collect() }
+        let partitions = log.partitions();
+        let watermark_keys = (0..partitions).map(|p| key_for(p, partitions)).collect();
+        Producer { log, clock, policy, state: Mutex::new(Clock::default()), appended: Notify::new(), watermark_keys }
     }
 
     fn watermarks(&self, ms: u64) -> impl Iterator<Item = Outgoing> + '_ {

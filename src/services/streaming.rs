@@ -37,13 +37,13 @@ use super::merge::{Merge, Next, WATERMARK_HEADER};
 use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, OrderPlaced};
 use crate::retry::Policy;
 use crate::store::InventoryStats;
-use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
+use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
 
 /// Inventory's consumer group.
 pub const INVENTORY_GROUP: &str = "inventory";
 /// Analytics' consumer group.
 pub const ANALYTICS_GROUP: &str = "analytics";
-/// Inventory's transactional identity (one instance).
+/// Inventory's transactional identity (one instance; a scaled-out instance appends its name).
 pub const INVENTORY_WRITER: &str = "inventory";
 /// The header of a dead letter that says why (a `DecodeError` label: `not_json`,
 /// `schema_violation`, `unsupported_version`), and the one with the parser's words.
@@ -91,7 +91,7 @@ pub fn stats(inventory: &Inventory, stock: u32) -> InventoryStats {
 }
 
 /// How long a poll waits for the first record before the loop checks whether to stop.
-const POLL_WAIT: Duration = Duration::from_millis(200);
+pub(crate) const POLL_WAIT: Duration = Duration::from_millis(200);
 
 fn decode(record: &Record) -> Option<Event> {
     match Envelope::decode(&record.value) {
@@ -145,7 +145,7 @@ fn outcome_event(placed: &OrderPlaced, outcome: &ReserveOutcome) -> Event {
 /// Decides what the merge released against `inventory`: the records to write (outcomes and
 /// changelog entries for first decisions, dead letters). A repeated order id (a duplicate
 /// `OrderPlaced`) is consumed without a second decision.
-fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outgoing> {
+pub(crate) fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outgoing> {
     let mut writes = Vec::new();
     for item in released {
         match item {
@@ -203,7 +203,7 @@ async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConf
         log.fence(INVENTORY_WRITER).await?;
     }
     let restored = changelog::restore(log, config.stock).await?;
-    let mut merge = Merge::resume(PARTITIONS, &restored.floors);
+    let mut merge = Merge::resume(log.partitions(), &restored.floors);
     *view.lock().expect("inventory lock") = restored.inventory;
     let topics = [Topic::OrderEvents];
     let me = log.join(INVENTORY_GROUP, &topics).await?;

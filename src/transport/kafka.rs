@@ -1,5 +1,5 @@
 //! [`EventLog`] over a real Apache Kafka with rdkafka: topics created with [`PARTITIONS`]
-//! partitions under a namespace, an idempotent producer with `acks=all` and Kafka's murmur2
+//! partitions (or as many as asked, [`KafkaLog::connect_with`]) under a namespace, an idempotent producer with `acks=all` and Kafka's murmur2
 //! partitioner, consumers in groups with auto-commit off (the services commit after
 //! processing) reading `read_committed`, offsets read and reset through Kafka's own group
 //! coordinator, and one transactional producer per writer identity
@@ -51,11 +51,25 @@ pub struct KafkaLog {
     /// The transactional producer of each writer identity this process holds.
     writers: Mutex<HashMap<String, Arc<FutureProducer>>>,
     next_id: AtomicU64,
+    /// Partitions of every topic of the namespace (as the broker has them).
+    partitions: u32,
+    /// How long the broker lets a transaction of ours stay open before it aborts it
+    /// (`transaction.timeout.ms`): also how long a writer that died mid-transaction holds back
+    /// `read_committed` readers of the partitions it wrote to.
+    transaction_timeout: Duration,
 }
 
 impl KafkaLog {
-    /// Connects and creates the namespace's topics (if they exist already, they are kept).
+    /// Connects and creates the namespace's topics with [`PARTITIONS`] partitions (if they
+    /// exist already, they are kept).
     pub async fn connect(bootstrap: &str, namespace: &str) -> Result<Self, LogError> {
+        KafkaLog::connect_with(bootstrap, namespace, PARTITIONS).await
+    }
+
+    /// Connects and creates the namespace's topics with `partitions` partitions each. Topics
+    /// that exist already are kept as they are, and their partitions count: every process of a
+    /// deployment works with whatever the first one created.
+    pub async fn connect_with(bootstrap: &str, namespace: &str, partitions: u32) -> Result<Self, LogError> {
         let config = |extra: &[(&str, &str)]| {
             let mut c = client_config(bootstrap);
             for (k, v) in extra {
@@ -66,7 +80,9 @@ impl KafkaLog {
         let producer: FutureProducer = producer_config(bootstrap).set("message.timeout.ms", "30000").create().map_err(broker)?;
         let admin: AdminClient<DefaultClientContext> = config(&[]).create().map_err(broker)?;
         let inspector: BaseConsumer = config(&[ISOLATION]).create().map_err(broker)?;
-        let log = KafkaLog {
+        let mut log = KafkaLog {
+            partitions,
+            transaction_timeout: TRANSACTION_TIMEOUT,
             bootstrap: bootstrap.to_owned(),
             namespace: namespace.to_owned(),
             producer,
@@ -77,8 +93,15 @@ impl KafkaLog {
             writers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         };
-        log.create_topics().await?;
+        log.partitions = log.create_topics().await?;
         Ok(log)
+    }
+
+    /// The same log, its transactions aborted by the broker after `timeout` open (instead of
+    /// 30 s).
+    pub fn with_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
     }
 
     fn name(&self, topic: Topic) -> String {
@@ -104,7 +127,8 @@ impl KafkaLog {
         Topic::ALL.into_iter().find(|t| self.name(*t) == name)
     }
 
-    async fn create_topics(&self) -> Result<(), LogError> {
+    /// Creates the topics that do not exist yet; returns the partitions `order-events` has.
+    async fn create_topics(&self) -> Result<u32, LogError> {
         let names: Vec<String> = Topic::ALL.iter().map(|t| self.name(*t)).collect();
         let topics: Vec<NewTopic<'_>> = Topic::ALL
             .iter()
@@ -112,7 +136,7 @@ impl KafkaLog {
             .map(|(topic, n)| {
                 // The broker's default replication (-1): 1 on the single node, 3 on the lab's
                 // cluster (`default.replication.factor=3`, `min.insync.replicas=2`).
-                let new = NewTopic::new(n, PARTITIONS as i32, TopicReplication::Fixed(-1));
+                let new = NewTopic::new(n, self.partitions as i32, TopicReplication::Fixed(-1));
                 // A changelog keeps the last record per key: what a restore needs.
                 if *topic == Topic::InventoryChangelog { new.set("cleanup.policy", "compact") } else { new }
             })
@@ -129,24 +153,27 @@ impl KafkaLog {
             }
         }
         // Wait until the new topics' partitions have leaders (metadata says so).
+        let mut partitions = Vec::new();
         for name in &names {
             let inspector = self.inspector.clone();
             let name = name.clone();
-            blocking(move || {
+            let count = blocking(move || {
                 let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
                 loop {
                     // A failed metadata request right after creation counts as "not yet".
-                    let ready = inspector.fetch_metadata(Some(&name), REQUEST_TIMEOUT).is_ok_and(|metadata| {
-                        metadata.topics().iter().any(|t| {
-                            t.error().is_none() && t.partitions().len() == PARTITIONS as usize && t.partitions().iter().all(|p| p.leader() >= 0)
-                        })
+                    let ready = inspector.fetch_metadata(Some(&name), REQUEST_TIMEOUT).ok().and_then(|metadata| {
+                        metadata
+                            .topics()
+                            .iter()
+                            .find(|t| t.error().is_none() && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0))
+                            .map(|t| t.partitions().len() as i32)
                     });
-                    if ready {
+                    if let Some(count) = ready {
                         // And until each partition's leader answers for its offsets.
-                        for p in 0..PARTITIONS as i32 {
+                        for p in 0..count {
                             watermarks(&inspector, &name, p)?;
                         }
-                        return Ok(());
+                        return Ok(count as u32);
                     }
                     if std::time::Instant::now() > deadline {
                         return Err(LogError::Broker(format!("topic {name} has no leader after {REQUEST_TIMEOUT:?}")));
@@ -155,8 +182,14 @@ impl KafkaLog {
                 }
             })
             .await?;
+            partitions.push(count);
         }
-        Ok(())
+        // Topics made by hand with different counts would break the partitioner's promise
+        // (an order's decisions and changelog on the partition of its order).
+        if partitions.iter().any(|c| *c != partitions[0]) {
+            return Err(LogError::Broker(format!("the topics of {} have different partition counts: {partitions:?}", self.namespace)));
+        }
+        Ok(partitions[0])
     }
 
     /// Deletes the namespace's topics (end of a test or experiment).
@@ -249,11 +282,17 @@ impl KafkaLog {
     }
 }
 
-/// A fenced producer is an answer (another instance holds the identity); anything else a
-/// transaction meets is worth a fresh start (abort, fence again, re-read the state).
+/// A fenced producer is an answer (another instance holds the identity), so is a group that
+/// moved on; anything else a transaction meets is worth a fresh start (abort, fence again,
+/// re-read the state).
 fn transaction_error(e: KafkaError) -> LogError {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => LogError::Fenced(e.to_string()),
+        // The group moved on since the poll (KIP-447: the offsets carry the consumer's
+        // generation): the transaction is aborted, and the member is handed its partitions again.
+        Some(RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::FencedInstanceId) => {
+            LogError::Rebalanced(format!("transaction: {e}"))
+        }
         _ => LogError::Broker(format!("transaction: {e}")),
     }
 }
@@ -353,7 +392,7 @@ impl EventLog for KafkaLog {
         Box::pin(async move {
             let producer: FutureProducer = producer_config(&self.bootstrap)
                 .set("transactional.id", &id)
-                .set("transaction.timeout.ms", "30000")
+                .set("transaction.timeout.ms", self.transaction_timeout.as_millis().to_string())
                 .create()
                 .map_err(broker)?;
             let producer = Arc::new(producer);
@@ -392,7 +431,7 @@ impl EventLog for KafkaLog {
     }
 
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        let (bootstrap, name, inspector) = (self.bootstrap.clone(), self.name(topic), self.inspector.clone());
+        let (bootstrap, name, inspector, partitions) = (self.bootstrap.clone(), self.name(topic), self.inspector.clone(), self.partitions);
         Box::pin(blocking(move || {
             let reader: BaseConsumer = client_config(&bootstrap)
                 .set("group.id", "campus-scan")
@@ -403,7 +442,7 @@ impl EventLog for KafkaLog {
                 .map_err(broker)?;
             let mut tpl = TopicPartitionList::new();
             let mut open = 0;
-            for p in 0..PARTITIONS as i32 {
+            for p in 0..partitions as i32 {
                 // The last stable offset: the end of what committed transactions wrote.
                 let (_, end) = watermarks(&inspector, &name, p)?;
                 if end > 0 {
@@ -431,6 +470,49 @@ impl EventLog for KafkaLog {
             }
             Ok(records)
         }))
+    }
+
+    fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        let (bootstrap, name, inspector) = (self.bootstrap.clone(), self.name(topic), self.inspector.clone());
+        Box::pin(blocking(move || {
+            let p = partition as i32;
+            // The high watermark, not the last stable offset: everything written so far,
+            // including a transaction still open, must be decided (committed or aborted) and
+            // passed before the partition counts as read.
+            let (_, end) = watermarks(&inspector, &name, p)?;
+            let mut records = Vec::new();
+            if end <= 0 {
+                return Ok(records);
+            }
+            let reader: BaseConsumer = client_config(&bootstrap)
+                .set("group.id", "campus-scan")
+                .set("enable.auto.commit", "false")
+                .set(ISOLATION.0, ISOLATION.1)
+                .create()
+                .map_err(broker)?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&name, p, Offset::Beginning).map_err(broker)?;
+            reader.assign(&tpl).map_err(broker)?;
+            let deadline = std::time::Instant::now() + TRANSACTION_TIMEOUT;
+            loop {
+                let position = reader.position().map_err(broker)?.find_partition(&name, p).map(|e| e.offset());
+                if matches!(position, Some(Offset::Offset(next)) if next >= end) {
+                    return Ok(records);
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(LogError::Broker(format!("reading {name}[{p}] did not reach offset {end} within {TRANSACTION_TIMEOUT:?}")));
+                }
+                match reader.poll(Duration::from_millis(100)) {
+                    None => {}
+                    Some(Err(e)) => return Err(broker(e)),
+                    Some(Ok(message)) => records.push(record_of(topic, &message)),
+                }
+            }
+        }))
+    }
+
+    fn partitions(&self) -> u32 {
+        self.partitions
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
@@ -478,6 +560,13 @@ impl EventLog for KafkaLog {
                 records.push(record_of(topic, &message));
                 // After the first record, take only what is already fetched.
                 budget = Duration::from_millis(1);
+            }
+            // A rebalance served between two `recv`s may have taken partitions whose records
+            // were already gathered: they belong to their new owner now (who reads them from
+            // the committed offset), and deciding them here too would decide them twice.
+            if !records.is_empty() {
+                let assigned = c.assignment().map_err(broker)?;
+                records.retain(|r| assigned.find_partition(&self.name(r.topic), r.partition as i32).is_some());
             }
             match error {
                 Some(e) if records.is_empty() => Err(broker(e)),
@@ -536,9 +625,9 @@ impl EventLog for KafkaLog {
     }
 
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let (inspector, name) = (self.inspector.clone(), self.name(topic));
+        let (inspector, name, partitions) = (self.inspector.clone(), self.name(topic), self.partitions);
         Box::pin(blocking(move || {
-            (0..PARTITIONS as i32)
+            (0..partitions as i32)
                 .map(|p| watermarks(&inspector, &name, p).map(|(_, high)| high.max(0) as u64))
                 .collect()
         }))
@@ -546,16 +635,16 @@ impl EventLog for KafkaLog {
 
     fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
         let client = self.group_client(group);
-        let name = self.name(topic);
+        let (name, partitions) = (self.name(topic), self.partitions);
         Box::pin(async move {
             let client = client?;
             blocking(move || {
                 let mut tpl = TopicPartitionList::new();
-                for p in 0..PARTITIONS as i32 {
+                for p in 0..partitions as i32 {
                     tpl.add_partition(&name, p);
                 }
                 let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(broker)?;
-                Ok((0..PARTITIONS as i32)
+                Ok((0..partitions as i32)
                     .map(|p| match committed.find_partition(&name, p).map(|e| e.offset()) {
                         Some(Offset::Offset(o)) if o >= 0 => o as u64,
                         _ => 0,
@@ -568,7 +657,7 @@ impl EventLog for KafkaLog {
 
     fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
         let client = self.group_client(group);
-        let (inspector, group) = (self.inspector.clone(), self.group_id(group));
+        let (inspector, group, partitions) = (self.inspector.clone(), self.group_id(group), self.partitions);
         let names: Vec<String> = topics.iter().map(|t| self.name(*t)).collect();
         Box::pin(async move {
             let client = client?;
@@ -577,7 +666,7 @@ impl EventLog for KafkaLog {
                 // client outside the group: Kafka accepts this only while the group is empty.
                 let mut tpl = TopicPartitionList::new();
                 for name in &names {
-                    for p in 0..PARTITIONS as i32 {
+                    for p in 0..partitions as i32 {
                         let (low, _) = watermarks(&inspector, name, p)?;
                         tpl.add_partition_offset(name, p, Offset::Offset(low.max(0))).map_err(broker)?;
                     }

@@ -256,23 +256,7 @@ pub struct Outage {
     pub drain: Option<Duration>,
 }
 
-/// A backlog drained by several Inventory instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaleOut {
-    pub instances: usize,
-    /// Orders in the backlog.
-    pub backlog: usize,
-    /// Orders Inventory decided per second (rounded), from the 10th to the 90th percentile of
-    /// the backlog (instance start-up and the last stragglers left out).
-    pub orders_per_s: u64,
-    /// From the instances' start until the last order was decided.
-    pub drain: Duration,
-    /// When one instance was SIGKILLed (ms after the instances started), and how many orders
-    /// were decided by then.
-    pub crashed: Option<(u64, u64)>,
-    /// Inventory's decided count over time (ms after the instances started, decided).
-    pub progress: Vec<(u64, u64)>,
-}
+pub use crate::drain::ScaleOut;
 
 /// The broker restart's time series, its window and its drain.
 #[derive(Debug, Clone, PartialEq, Eq)]

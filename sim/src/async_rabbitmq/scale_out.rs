@@ -71,29 +71,7 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, cras
         accepted: placed.accepted.len(),
         refused: placed.refused,
         end,
-        detail: Detail::ScaleOut(ScaleOut { instances, backlog: n as usize, orders_per_s: middle_rate(&progress, n, poll(d.mode())), drain, crashed, progress }),
+        detail: Detail::ScaleOut(ScaleOut { instances, backlog: n as usize, orders_per_s: crate::drain::middle_rate(&progress, n, poll(d.mode())), drain, crashed, progress }),
     })
 }
 
-/// Orders per second between the moments 10 % and 90 % of `n` were decided: the drain's steady
-/// part, without the instances' start-up or the last stragglers.
-fn middle_rate(progress: &[(u64, u64)], n: u64, poll: Duration) -> u64 {
-    let at = |share: f64| progress.iter().find(|(_, decided)| *decided as f64 >= share * n as f64).map(|(t, _)| *t);
-    let rate = match (at(0.1), at(0.9)) {
-        (Some(t10), Some(t90)) if t90 > t10 => 0.8 * n as f64 / ((t90 - t10) as f64 / 1e3),
-        // The whole middle between two polls: at least that fast.
-        _ => 0.8 * n as f64 / poll.as_secs_f64(),
-    };
-    rate.round() as u64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throughput_is_timed_over_the_middle_eighty_percent() {
-        let progress = [(0, 0), (1000, 50), (2000, 100), (3000, 500), (4000, 950), (5000, 1000)];
-        assert_eq!(middle_rate(&progress, 1000, Duration::from_millis(50)), 400);
-    }
-}

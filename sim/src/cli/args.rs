@@ -176,21 +176,29 @@ impl AsyncRabbitmqArgs {
 /// `campus-sim cluster …`
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
-    /// Which experiment(s): node-loss (the RabbitMQ node the services use SIGKILLed under
-    /// load, started again later), scale-out (a backlog drained by each --instances count of
-    /// Inventory, then by the largest with one instance SIGKILLed halfway), or all.
+    /// Which experiment(s): node-loss (the node the services use SIGKILLed under load, started
+    /// again later), scale-out (a backlog drained by each --instances count of Inventory, then
+    /// by the largest with one instance SIGKILLed halfway; Part C over each --partitions
+    /// count), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: cluster::Experiment,
-    /// Only this model's runs: async-rabbitmq (node-loss and scale-out) or streaming-kafka
-    /// (node-loss). Both when not given.
+    /// Only this model's runs: async-rabbitmq or streaming-kafka (each: node-loss and
+    /// scale-out). Both when not given.
     #[arg(long, value_enum)]
     pub model: Option<campus::Model>,
     /// Inventory instance counts for scale-out, comma-separated (1 to 16 each).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub instances: Vec<u16>,
-    /// Orders in each scale-out backlog.
+    /// Part C: partitions of the topics in scale-out, comma-separated (1 to 64 each); each
+    /// count is drained by every --instances count.
+    #[arg(long, value_delimiter = ',', default_value = "3,6", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub partitions: Vec<u32>,
+    /// Orders in each scale-out backlog (Part B); Part C's backlog is its workload's --events.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=100_000))]
     pub backlog: u64,
+    /// Part C: events of the workload (node-loss appends them at 500/s; scale-out drains them).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=1_000_000))]
+    pub events: u64,
     /// Orders per second during node-loss.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rate: u32,
@@ -226,9 +234,11 @@ impl ClusterArgs {
         cluster::Config {
             experiment: self.experiment,
             instances: self.instances.iter().map(|&n| usize::from(n)).collect(),
+            partitions: self.partitions.clone(),
             model: self.model,
             streaming: streaming_kafka::Config {
                 seed,
+                events: self.events as usize,
                 node_down_for: Duration::from_secs(self.node_down_for),
                 ..streaming_kafka::Config::default()
             },

@@ -42,8 +42,9 @@ instances, malformed messages, resets) and shrinks a failure to a minimal schedu
 shows the checker catching a broken design.
 
 `campus-sim cluster` runs parts B and C beyond one broker and one instance: 3-node RabbitMQ and
-Kafka clusters losing the node the services use, and Inventory scaled out over instances sharing
-PostgreSQL (--real-brokers needs `scripts/brokers.sh up --cluster`).
+Kafka clusters losing the node the services use, and Inventory scaled out: Part B's instances
+sharing PostgreSQL, Part C's as members of one consumer group over 3 and 6 partitions
+(--real-brokers needs `scripts/brokers.sh up --cluster`).
 
 --real-brokers needs RabbitMQ (part B) and Kafka (part C): `scripts/brokers.sh up` installs and
 starts both.";
@@ -81,7 +82,8 @@ pub enum Command {
     /// Beyond one broker and one instance: Parts B and C on 3-node RabbitMQ and Kafka clusters,
     /// Part B's state in PostgreSQL. node-loss kills the node the services use under load (the
     /// RabbitMQ node, then Kafka broker 1); scale-out drains a backlog with 1, 2 and 4 Inventory
-    /// instances (and once with one SIGKILLed). With --real-brokers it needs
+    /// instances (and once with one SIGKILLed), Part C's over 3 and over 6 partitions. With
+    /// --real-brokers it needs
     /// `scripts/brokers.sh up --cluster`.
     Cluster(ClusterArgs),
     /// Property tests: generate fault schedules (duplicates, crashes at any point, outages,

@@ -1,12 +1,13 @@
-//! The cluster's figures, drawn from its typed rows: `cluster_scale_out_<mode>.svg` (orders per
-//! second by Inventory instances, beside the line of perfect scaling),
+//! The cluster's figures, drawn from its typed rows: `cluster_scale_out_<mode>.svg` (Part B:
+//! orders per second by Inventory instances, beside the line of perfect scaling),
+//! `cluster_scale_out_kafka_<mode>.svg` (Part C: the same by group members, per partition count),
 //! `cluster_node_loss_<mode>.svg` (Part B: orders decided per second and orders waiting around
 //! the node loss) and `cluster_node_loss_kafka_<mode>.svg` (Part C: events appended and each
 //! consumer's lag), the lost node's down window shaded.
 
 use std::path::Path;
 
-use super::rows::{NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
+use super::rows::{partition_counts, throughput, NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
 use crate::plot::{down_span, figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
@@ -15,7 +16,8 @@ use campus::Model;
 /// Draws the cluster's figures for `mode`; returns the report's Figures subsection.
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     Ok(figures(vec![
-        (scale_out(out, mode)?, "Scale-out: Inventory's throughput by instance count (dashed: perfect scaling from one instance)"),
+        (scale_out(out, mode)?, "Scale-out, Part B: Inventory's throughput by instance count (dashed: perfect scaling from one instance)"),
+        (scale_out_kafka(out, mode)?, "Scale-out, Part C: Inventory's throughput by members of its group, over 3 and over 6 partitions"),
         (node_loss(out, mode)?, "Node loss, Part B: orders decided per second and orders waiting (the lost node's down window shaded)"),
         (node_loss_kafka(out, mode)?, "Node loss, Part C: events appended and what each consumer has yet to read (the lost broker's down window shaded)"),
     ]))
@@ -28,7 +30,7 @@ fn scale_out(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     }
     let rows: Vec<Summary> = csv::read::<Summary>(&path)?
         .into_iter()
-        .filter(|r| r.mode == mode && r.experiment.starts_with("scale-out") && !r.experiment.ends_with("crash"))
+        .filter(|r| r.mode == mode && r.model == Model::AsyncRabbitmq.name() && r.experiment.starts_with("scale-out") && !r.experiment.ends_with("crash"))
         .collect();
     let points: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r.instances as f64, r.orders_per_s? as f64))).collect();
     let ideal = match points.iter().min_by(|a, b| a.0.total_cmp(&b.0)) {
@@ -44,6 +46,34 @@ fn scale_out(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         ..Chart::default()
     };
     write(out, format!("cluster_scale_out_{mode}.svg"), &chart)
+}
+
+/// Part C's scale-out: orders per second by members, one line per partition count.
+fn scale_out_kafka(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let path = out.join(SUMMARY_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let rows: Vec<Summary> = csv::read::<Summary>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
+    let series: Vec<Series> = partition_counts(&rows)
+        .into_iter()
+        .map(|p| {
+            let points = throughput(&rows, Model::StreamingKafka, Some(p)).into_iter().map(|(n, rate)| (n as f64, rate as f64)).collect();
+            Series::line(&format!("{p} partitions"), points)
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let chart = Chart {
+        title: format!("Part C ({mode}): a backlog drained by the members of Inventory's group"),
+        x_label: "Inventory instances (group members)".into(),
+        y_label: "orders decided per second".into(),
+        x_log: false,
+        series,
+        ..Chart::default()
+    };
+    write(out, format!("cluster_scale_out_kafka_{mode}.svg"), &chart)
 }
 
 /// Part B's node loss: orders decided per second, orders waiting, Order's outbox.

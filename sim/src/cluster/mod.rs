@@ -7,10 +7,11 @@
 //! | experiment  | what happens | shows |
 //! |-------------|--------------|-------|
 //! | `node-loss` | Part B: orders at `--rate`, the node the services use SIGKILLed, started again `--node-down-for` later; Part C: the producer at 500 events/s, broker 1 SIGKILLed a third of the way in, started again later | the services fail over, orders keep flowing, 0 lost, 0 double |
-//! | `scale-out` | Part B: a backlog drained by each of `--instances` Inventory counts; then by the largest with one instance SIGKILLed halfway | throughput per instance count; redelivery to the survivors |
+//! | `scale-out` | Part B: a backlog drained by each of `--instances` Inventory counts; then by the largest with one instance SIGKILLed halfway. Part C: the same with Inventory's instances as members of one consumer group, over each of `--partitions` | throughput per instance count; redelivery to the survivors (B), a rebalance (C) |
 //!
 //! The experiments themselves are the parts' own (`async_rabbitmq::node_loss`,
-//! `async_rabbitmq::scale_out`, `streaming_kafka::broker_restart`); this module chooses the
+//! `async_rabbitmq::scale_out`, `streaming_kafka::broker_restart`,
+//! `streaming_kafka::scale_out`); this module chooses the
 //! runs, writes their rows, the report section `cluster/<mode>` and its figures.
 
 pub mod figures;
@@ -100,6 +101,8 @@ pub struct Config {
     /// Inventory instance counts of `scale-out`, each drained in its own run; the largest is
     /// run once more with one instance SIGKILLed halfway.
     pub instances: Vec<usize>,
+    /// Part C's `scale-out`: the partition counts, each drained by every instance count.
+    pub partitions: Vec<u32>,
     /// Only this model's runs (`None`: both).
     pub model: Option<Model>,
 }
@@ -111,6 +114,7 @@ impl Default for Config {
             messaging: async_rabbitmq::Config::default(),
             streaming: streaming_kafka::Config::default(),
             instances: vec![1, 2, 4],
+            partitions: vec![3, 6],
             model: None,
         }
     }
@@ -122,6 +126,9 @@ impl Config {
         self.streaming.validate()?;
         if self.instances.is_empty() || self.instances.iter().any(|&n| n == 0 || n > 16) {
             bail!("--instances takes counts from 1 to 16 (e.g. 1,2,4)");
+        }
+        if self.partitions.is_empty() || self.partitions.iter().any(|&p| p == 0 || p > 64) {
+            bail!("--partitions takes counts from 1 to 64 (e.g. 3,6)");
         }
         if self.model == Some(Model::SyncRest) {
             bail!("--model: the cluster runs async-rabbitmq and streaming-kafka (sync-rest has no broker to lose)");
@@ -141,6 +148,11 @@ impl Config {
             runs.extend(self.instances.iter().map(|&instances| Planned::Messaging(Scenario::ScaleOut { instances, crash: false })));
             let most = self.instances.iter().copied().max().unwrap_or(1).max(2);
             runs.push(Planned::Messaging(Scenario::ScaleOut { instances: most, crash: true }));
+            for &partitions in &self.partitions {
+                let scale = |instances, crash| Planned::Streaming(streaming_kafka::Scenario::ScaleOut { instances, partitions, crash });
+                runs.extend(self.instances.iter().map(|&instances| scale(instances, false)));
+                runs.push(scale(most, true));
+            }
         }
         runs.retain(|planned| self.model.is_none_or(|m| m == planned.model()));
         runs
@@ -156,6 +168,9 @@ pub fn label(planned: Planned) -> String {
     match planned {
         Planned::Messaging(Scenario::ScaleOut { instances, crash }) => format!("scale-out {instances}{}", if crash { " + crash" } else { "" }),
         Planned::Messaging(other) => format!("{} (Part B)", other.name()),
+        Planned::Streaming(streaming_kafka::Scenario::ScaleOut { instances, partitions, crash }) => {
+            format!("scale-out {instances}{} over {partitions} partitions (Part C)", if crash { " + crash" } else { "" })
+        }
         Planned::Streaming(other) => format!("{} (Part C)", other.name()),
     }
 }
@@ -213,7 +228,11 @@ pub async fn run_real(config: &Config, exe: &Path, brokers: &Brokers) -> anyhow:
                 Run::Messaging(async_rabbitmq::run_experiment(&config.messaging, scenario, d).await?)
             }
             Planned::Streaming(scenario) => {
-                let d = streaming_kafka::Deployment::real(&config.streaming, exe, &brokers.bootstrap, scenario.name()).await?;
+                let partitions = match scenario {
+                    streaming_kafka::Scenario::ScaleOut { partitions, .. } => partitions,
+                    _ => campus::transport::log::PARTITIONS,
+                };
+                let d = streaming_kafka::Deployment::real_partitioned(&config.streaming, exe, &brokers.bootstrap, scenario.name(), partitions).await?;
                 Run::Streaming(streaming_kafka::run_experiment(&config.streaming, scenario, d).await?)
             }
         });

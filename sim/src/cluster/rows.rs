@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Run;
+use campus::Model;
 use crate::async_rabbitmq::BrokerSample;
 use crate::streaming_kafka::RestartSample;
 use crate::report::csv::{self, Fixed, Row};
@@ -25,6 +26,8 @@ pub struct Summary {
     pub mode: Mode,
     /// Inventory instances.
     pub instances: usize,
+    /// Part C: partitions of each topic (Part B: empty, one queue).
+    pub partitions: Option<u32>,
     /// Orders accepted (202), and refused.
     pub orders: usize,
     pub refused: usize,
@@ -39,6 +42,9 @@ pub struct Summary {
     /// per instance.
     pub orders_per_s: Option<u64>,
     pub per_instance: Option<u64>,
+    /// Part C scale-out: decisions written out of their partition's order (a log keeps the
+    /// order per key: 0). Part B gives order up and does not count it.
+    pub out_of_order: Option<u64>,
     /// node-loss: the longest time no order was decided while some waited (s, per 1 s sample;
     /// Part C: Inventory's read position did not move while it had records to read).
     pub stall_s: Option<Fixed<1>>,
@@ -144,6 +150,7 @@ impl Summary {
                     model: campus::Model::AsyncRabbitmq.name().to_owned(),
                     mode: run.mode,
                     instances: scale.map_or(1, |s| s.instances),
+                    partitions: None,
                     orders: run.accepted,
                     refused: run.refused,
                     lost,
@@ -151,30 +158,57 @@ impl Summary {
                     repeats: Some(run.end.inventory.repeats),
                     orders_per_s: scale.map(|s| s.orders_per_s),
                     per_instance: scale.map(|s| s.orders_per_s / s.instances as u64),
+                    out_of_order: None,
                     stall_s: loss.map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_messaging).collect::<Vec<_>>()))),
                     drain_s: scale.map(|s| Fixed(s.drain.as_secs_f64())),
                 }
             }
             Run::Streaming(run) => {
                 let decisions = run.decisions.as_ref();
+                let scale = run.scale_out();
                 Summary {
-                    experiment: run.name().to_owned(),
+                    experiment: match scale {
+                        Some((s, ..)) => format!("scale-out {}{}", s.instances, if s.crashed.is_some() { " + crash" } else { "" }),
+                        None => run.name().to_owned(),
+                    },
                     model: campus::Model::StreamingKafka.name().to_owned(),
                     mode: run.mode,
-                    instances: 1,
+                    instances: scale.map_or(1, |(s, ..)| s.instances),
+                    partitions: Some(scale.map_or(campus::transport::log::PARTITIONS, |(_, p, _)| p)),
                     orders: run.events,
                     refused: 0,
                     lost: decisions.map_or(run.events, |d| d.lost),
                     double: decisions.map_or(0, |d| d.duplicates as u64),
                     repeats: None,
-                    orders_per_s: None,
-                    per_instance: None,
+                    orders_per_s: scale.map(|(s, ..)| s.orders_per_s),
+                    per_instance: scale.map(|(s, ..)| s.orders_per_s / s.instances as u64),
+                    out_of_order: scale.map(|(_, _, o)| o),
                     stall_s: run.node_loss().map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_streaming).collect::<Vec<_>>()))),
-                    drain_s: None,
+                    drain_s: scale.map(|(s, ..)| Fixed(s.drain.as_secs_f64())),
                 }
             }
         }
     }
+}
+
+/// `model`'s scale-out rows without a crash (over `partitions`, Part C), by instance count:
+/// (instances, orders/s).
+pub fn throughput(summaries: &[Summary], model: Model, partitions: Option<u32>) -> Vec<(usize, u64)> {
+    summaries
+        .iter()
+        .filter(|s| s.model == model.name() && s.experiment.starts_with("scale-out") && !s.experiment.ends_with("crash"))
+        .filter(|s| partitions.is_none() || s.partitions == partitions)
+        .filter_map(|s| Some((s.instances, s.orders_per_s?)))
+        .collect()
+}
+
+/// The partition counts Part C's scale-out ran over.
+pub fn partition_counts(summaries: &[Summary]) -> Vec<u32> {
+    let mut counts: Vec<u32> =
+        summaries.iter().filter(|s| s.model == Model::StreamingKafka.name() && s.experiment.starts_with("scale-out")).filter_map(|s| s.partitions).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
 }
 
 fn node_loss_rows(run: &Run, mode: Mode) -> Vec<NodeLossRow> {

@@ -24,6 +24,7 @@ use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, S
 use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::inventory::Inventory;
 use campus::services::order::OrderIds;
+use campus::services::partitioned::ShardsView;
 use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, INVENTORY_GROUP};
 use campus::services::EventClock;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Topic};
@@ -106,12 +107,29 @@ pub struct Schedule {
     /// consumers read on from their groups' committed offsets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_down: Option<Window>,
+    /// Inventory instances. One decides every partition in event-time order from one stock;
+    /// two or three are scaled out (`services::partitioned`): members of one group, each
+    /// partition its own stock, decided in offset order, and a member's crash a rebalance.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub inventories: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn is_one(n: &u8) -> bool {
+    *n == 1
 }
 
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let throttle = self.throttle_per_s.map_or("not throttled".to_owned(), |r| format!("throttled to {r} records/s"));
-        writeln!(f, "stock {} of each item; Analytics {throttle}", self.stock)?;
+        if self.inventories > 1 {
+            writeln!(f, "{} Inventory instances in one group, each partition {} of each item; Analytics {throttle}", self.inventories, self.stock)?;
+        } else {
+            writeln!(f, "stock {} of each item; Analytics {throttle}", self.stock)?;
+        }
         for (i, o) in self.orders.iter().enumerate() {
             writeln!(f, "  order #{i} appended at {} ms, event minute {}: {}", i as u64 * ORDER_GAP_MS, o.minute, items_text(&o.items))?;
         }
@@ -151,14 +169,16 @@ impl super::Schedule for Schedule {
         // proptest shrinks a tuple's parts in order and does not come back: faults first, so
         // that the ones that do not matter are gone before the orders are cut down.
         (
-            // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
+            // One Inventory first: a `--break` of the single Inventory's design shrinks to it.
+            1u8..=3,
+            // The broker outage next: it is gone (or at its shortest) before the rest shrinks.
             window_strategy(),
             prop::collection::vec(fault_strategy(), 0..=4),
             prop::collection::vec((items_strategy(), 0u64..3).prop_map(|(items, minute)| StreamOrder { items, minute }), 1..=8),
             0u32..=5,
             proptest::option::weighted(0.3, 5u32..=50),
         )
-            .prop_map(|(broker_down, faults, orders, stock, throttle_per_s)| Schedule { stock, orders, throttle_per_s, faults, broker_down })
+            .prop_map(|(inventories, broker_down, faults, orders, stock, throttle_per_s)| Schedule { stock, orders, throttle_per_s, faults, broker_down, inventories })
             .boxed()
     }
 
@@ -215,6 +235,23 @@ async fn supervise_inventory(log: Arc<CrashingLog>, view: InventoryView, config:
         consumer.abort().await;
         evict_after_timeout(&log, member).await;
         log.note("inventory restarted".into());
+    }
+}
+
+/// Scaled-out Inventory: `n` instances in one group. A member that crashed is stuck where it
+/// died (its call never returns); once the log evicts it, a new process takes its place.
+async fn supervise_instances(log: Arc<CrashingLog>, config: InventoryConfig, policy: Policy, n: u8, crashed: flume::Receiver<ConsumerId>) {
+    let start = |name: String| wiring::partitioned_inventory(log.clone(), ShardsView::default(), config, &name, policy);
+    let mut running: Vec<wiring::Consumer> = (0..n).map(|i| start(i.to_string())).collect();
+    let mut restarts = 0;
+    while let Ok(member) = crashed.recv_async().await {
+        evict_after_timeout(&log, member).await;
+        restarts += 1;
+        log.note(format!("a new inventory instance (restart #{restarts})"));
+        running.push(start(format!("restart-{restarts}")));
+    }
+    for consumer in running {
+        consumer.abort().await;
     }
 }
 
@@ -316,7 +353,10 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(schedule.stock)));
     let state = Arc::new(Mutex::new(Analytics::default()));
     let (reset, resets) = flume::unbounded();
-    let inventory = tokio::spawn(supervise_inventory(log.clone(), view.clone(), config, policy, inventory_crashed));
+    let inventory = match schedule.inventories {
+        0 | 1 => tokio::spawn(supervise_inventory(log.clone(), view.clone(), config, policy, inventory_crashed)),
+        n => tokio::spawn(supervise_instances(log.clone(), config, policy, n, inventory_crashed)),
+    };
     let (producer, idle_watermarks) = wiring::producer(log.clone(), EventClock::Since(Instant::now()), policy);
     let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
 
@@ -423,20 +463,27 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let decided = decisions::read(sim.as_ref(), &events).await?;
     let metrics = state.lock().expect("analytics lock").metrics();
     let expected = expected_metrics(&events, &decided.outcomes);
-    let inventory = streaming::stats(&view.lock().expect("inventory lock"), schedule.stock);
+    // Scaled out, the stock is per partition and each instance holds only some: checked from
+    // the decisions instead.
+    let inventory = (schedule.inventories <= 1).then(|| streaming::stats(&view.lock().expect("inventory lock"), schedule.stock));
     let run = Run {
         mode: Mode::Sim,
         events: n,
         produce: Duration::ZERO,
         metrics: Some(metrics.clone()),
         expected_orders: expected_orders_per_minute(&events),
-        inventory: Some(inventory),
+        inventory,
         decisions: Some(decided),
         detail: Detail::Explore,
     };
     let poisoned = schedule.faults.iter().filter(|f| matches!(f, Fault::Poison { .. })).count() as u64;
     let malformed = run.decisions.as_ref().map_or(0, |d| d.malformed);
     let mut violations = invariants::check(&run);
+    if schedule.inventories > 1 {
+        if let Some(d) = &run.decisions {
+            violations.extend(invariants::stock_per_partition("explore", &events, &d.outcomes, schedule.stock, sim.partitions()));
+        }
+    }
     violations.extend(invariants::analytics_matches("explore", &metrics, &expected));
     // More is fine (an append whose acknowledgement was lost is appended again); fewer is not.
     if malformed < poisoned {

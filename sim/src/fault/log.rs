@@ -6,8 +6,9 @@
 //! its task and, after the session timeout, has the log evict it, as Kafka's group coordinator
 //! does with a member that stopped heartbeating) and never goes further.
 //!
-//! Members of a group handle one batch at a time, so "the batch being handled" is the group's
-//! last polled one.
+//! A crash strikes when the group has polled its `batch`-th batch, in the member that reaches
+//! the point next: the one that polled it, or — several members in a group — whichever member
+//! transacts or commits first. A member that dies never returns from the call it died in.
 //!
 //! Inventory writes a batch in one transaction, so its three points are: after the poll,
 //! before deciding (`before the store commit`); decided in memory, before the transaction
@@ -133,11 +134,11 @@ impl CrashingLog {
         self.lock().groups.get(&member).cloned().unwrap_or_default()
     }
 
-    /// True (and the crash announced) if the member of `group` handling its last batch must
-    /// die here.
-    fn crash_here(&self, group: &str, point: CrashPoint) -> bool {
+    /// True (and the crash announced) if `member` of `group` — or, where the call does not
+    /// name it, the member that polled the group's last batch — must die here.
+    fn crash_here(&self, group: &str, member: Option<ConsumerId>, point: CrashPoint) -> bool {
         let mut s = self.lock();
-        let Some(member) = s.handling.get(group).copied() else { return false };
+        let Some(member) = member.or_else(|| s.handling.get(group).copied()) else { return false };
         let group = group.to_owned();
         let batch = s.batches.get(&group).copied().unwrap_or(0);
         if !s.crashes.remove(&LogCrash { group: group.clone(), batch, point }) {
@@ -158,8 +159,8 @@ impl EventLog for CrashingLog {
             // Only Inventory appends outcomes and changelog entries (without a transaction only
             // under `--break no-transaction`); it is handling its group's last batch.
             match records.first().map(|r| r.topic) {
-                Some(Topic::InventoryEvents) if self.crash_here(INVENTORY_GROUP, CrashPoint::BeforePublish) => std::future::pending::<()>().await,
-                Some(Topic::InventoryChangelog) if self.crash_here(INVENTORY_GROUP, CrashPoint::BeforeAck) => std::future::pending::<()>().await,
+                Some(Topic::InventoryEvents) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforePublish) => std::future::pending::<()>().await,
+                Some(Topic::InventoryChangelog) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforeAck) => std::future::pending::<()>().await,
                 _ => {}
             }
             let lines: Vec<String> = records.iter().map(|r| format!("{}: {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect();
@@ -181,7 +182,7 @@ impl EventLog for CrashingLog {
         let writer = writer.to_owned();
         Box::pin(async move {
             let group = self.group_of(consumer);
-            if self.crash_here(&group, CrashPoint::BeforePublish) {
+            if self.crash_here(&group, Some(consumer), CrashPoint::BeforePublish) {
                 std::future::pending::<()>().await;
             }
             let lines: Vec<String> =
@@ -194,7 +195,7 @@ impl EventLog for CrashingLog {
                 let to: Vec<String> = positions.iter().map(|p| format!("{}[{}]→{}", p.topic, p.partition, p.next)).collect();
                 trace(&mut s, format!("{group} transaction committed: {}; offsets {}", lines.join(", "), to.join(", ")));
             }
-            if self.crash_here(&group, CrashPoint::BeforeAck) {
+            if self.crash_here(&group, Some(consumer), CrashPoint::BeforeAck) {
                 std::future::pending::<()>().await;
             }
             Ok(())
@@ -203,6 +204,14 @@ impl EventLog for CrashingLog {
 
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         self.inner.scan(topic)
+    }
+
+    fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        self.inner.scan_partition(topic, partition)
+    }
+
+    fn partitions(&self) -> u32 {
+        self.inner.partitions()
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
@@ -238,7 +247,7 @@ impl EventLog for CrashingLog {
             if self.commit_first.as_deref() == Some(group.as_str()) {
                 self.inner.commit(consumer, positions(&records)).await?;
             }
-            if self.crash_here(&group, CrashPoint::BeforeCommit) {
+            if self.crash_here(&group, Some(consumer), CrashPoint::BeforeCommit) {
                 std::future::pending::<()>().await;
             }
             Ok(records)
@@ -247,7 +256,7 @@ impl EventLog for CrashingLog {
 
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
-            if self.crash_here(&self.group_of(consumer), CrashPoint::BeforeAck) {
+            if self.crash_here(&self.group_of(consumer), Some(consumer), CrashPoint::BeforeAck) {
                 std::future::pending::<()>().await;
             }
             self.inner.commit(consumer, positions).await

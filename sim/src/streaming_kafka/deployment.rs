@@ -16,6 +16,7 @@ use campus::retry::Policy;
 use campus::services::analytics::Analytics;
 use campus::services::inventory::Inventory;
 use campus::services::producer::Producer;
+use campus::services::partitioned::{self, ShardsView};
 use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
 use campus::services::EventClock;
 use campus::store::InventoryStats;
@@ -67,6 +68,10 @@ struct SimParts<'w> {
     idle_watermarks: Option<Consumer>,
     view: InventoryView,
     inventory: Option<Consumer>,
+    /// Scaled-out Inventory instances (`scale-out`), by index; `None` once killed.
+    instances: Vec<Option<Consumer>>,
+    /// Their shards, by index.
+    instance_views: Vec<ShardsView>,
     analytics_state: Arc<Mutex<Analytics>>,
     analytics: Option<Consumer>,
 }
@@ -77,6 +82,8 @@ struct RealParts {
     common: Vec<String>,
     producer: ServiceProcess,
     inventory: Option<ServiceProcess>,
+    /// Scaled-out Inventory instances (`scale-out`), by index; `None` once killed.
+    instances: Vec<Option<ServiceProcess>>,
     analytics: Option<ServiceProcess>,
     http: Arc<dyn RequestReply>,
     /// Kafka while the lab has it killed (restarted on drop, whatever happens).
@@ -87,7 +94,12 @@ impl<'w> Deployment<'w> {
     /// The producer and Inventory as tasks of `world` (Analytics starts when an experiment
     /// asks), over the world's log.
     pub fn sim(world: &'w World, config: &Config) -> Self {
-        let log = world.log();
+        Deployment::sim_partitioned(world, config, campus::transport::log::PARTITIONS)
+    }
+
+    /// The same over a log of `partitions` partitions per topic.
+    pub fn sim_partitioned(world: &'w World, config: &Config, partitions: u32) -> Self {
+        let log = world.log_with(partitions);
         let policy = world.policy(true);
         let (producer, idle) = wiring::producer(log.clone(), EventClock::Since(tokio::time::Instant::now()), policy);
         let view = Arc::new(Mutex::new(Inventory::with_stock(config.stock)));
@@ -97,6 +109,8 @@ impl<'w> Deployment<'w> {
             idle_watermarks: Some(idle),
             view,
             inventory: None,
+            instances: Vec::new(),
+            instance_views: Vec::new(),
             analytics_state: Arc::new(Mutex::new(Analytics::default())),
             analytics: None,
         };
@@ -113,21 +127,37 @@ impl<'w> Deployment<'w> {
     /// The producer as a `campus-sim serve producer` process over fresh topics
     /// (`campus-sim.<experiment>.<pid>.<ms>.*`) of the Kafka at `bootstrap`.
     pub async fn real(config: &Config, exe: &Path, bootstrap: &str, experiment: &str) -> anyhow::Result<Deployment<'static>> {
+        Deployment::real_partitioned(config, exe, bootstrap, experiment, campus::transport::log::PARTITIONS).await
+    }
+
+    /// The same over topics of `partitions` partitions.
+    pub async fn real_partitioned(config: &Config, exe: &Path, bootstrap: &str, experiment: &str, partitions: u32) -> anyhow::Result<Deployment<'static>> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
-        let kafka = KafkaLog::connect(bootstrap, &namespace).await.with_context(|| {
+        let kafka = KafkaLog::connect_with(bootstrap, &namespace, partitions).await.with_context(|| {
             format!("Kafka is not reachable at {bootstrap}; start it with `scripts/brokers.sh up kafka` (or set KAFKA_BOOTSTRAP_SERVERS)")
         })?;
         crate::progress::step(&format!("{experiment}: topics {namespace}.*"));
         let kafka = Arc::new(kafka);
+        let (batch, stock, partitions) = (config.batch.to_string(), config.stock.to_string(), partitions.to_string());
         let common: Vec<String> =
-            ["--port", "0", "--kafka-bootstrap", bootstrap, "--namespace", &namespace, "--batch", &config.batch.to_string(), "--stock", &config.stock.to_string()]
+            ["--port", "0", "--kafka-bootstrap", bootstrap, "--namespace", &namespace, "--batch", &batch, "--stock", &stock, "--partitions", &partitions]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
         let producer = ServiceProcess::spawn(exe, "producer", Model::StreamingKafka, &common).await?;
         let http: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Producer, producer.url().to_owned())]));
-        let parts = RealParts { exe: exe.to_owned(), kafka: kafka.clone(), common, producer, inventory: None, analytics: None, http: http.clone(), outage: None };
+        let parts = RealParts {
+            exe: exe.to_owned(),
+            kafka: kafka.clone(),
+            common,
+            producer,
+            inventory: None,
+            instances: Vec::new(),
+            analytics: None,
+            http: http.clone(),
+            outage: None,
+        };
         let kind = tokio::sync::Mutex::new(Kind::Real(Box::new(parts)));
         Ok(Deployment { log: kafka, stock: config.stock, batch: config.batch, node_failover: config.node_failover, producer: Front::Real(http), kind })
     }
@@ -198,6 +228,80 @@ impl<'w> Deployment<'w> {
         // As Kafka's coordinator does with a member that stopped heartbeating.
         tokio::time::sleep(SESSION_TIMEOUT).await;
         world.log().evict_group(INVENTORY_GROUP);
+        Ok(())
+    }
+
+    /// `n` scaled-out Inventory instances start together (named 0 to n-1), members of
+    /// Inventory's group; each decides the partitions it is assigned, each partition with
+    /// `--stock` of its own (real: `serve inventory --instance <i>` processes).
+    pub async fn start_instances(&self, n: usize) -> anyhow::Result<()> {
+        let config = InventoryConfig { stock: self.stock, batch: self.batch, writes: Writes::Transactional };
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => {
+                s.instance_views = (0..n).map(|_| ShardsView::default()).collect();
+                s.instances = s
+                    .instance_views
+                    .iter()
+                    .enumerate()
+                    .map(|(i, view)| Some(wiring::partitioned_inventory(self.log.clone(), view.clone(), config, &i.to_string(), s.policy)))
+                    .collect();
+            }
+            Kind::Real(r) => {
+                for i in 0..n {
+                    let mut args = r.common.clone();
+                    args.extend(["--instance".to_owned(), i.to_string()]);
+                    r.instances.push(Some(ServiceProcess::spawn(&r.exe, "inventory", Model::StreamingKafka, &args).await?));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The running instance with the most decisions in the shards it holds (real: its
+    /// `GET /stats`), if any has one: a member that owns partitions, not one left idle.
+    pub async fn busiest_instance(&self) -> anyhow::Result<Option<usize>> {
+        let decided = |s: &InventoryStats| s.reserved + s.failed;
+        let mut counts = Vec::new();
+        let urls: Vec<Option<String>> = match &*self.kind.lock().await {
+            Kind::Sim(s) => {
+                for (i, (consumer, view)) in s.instances.iter().zip(&s.instance_views).enumerate() {
+                    if consumer.is_some() {
+                        counts.push((i, decided(&partitioned::stats(&view.lock().expect("shards lock"), self.stock))));
+                    }
+                }
+                Vec::new()
+            }
+            Kind::Real(r) => r.instances.iter().map(|p| p.as_ref().map(|p| p.url().to_owned())).collect(),
+        };
+        for (i, url) in urls.into_iter().enumerate() {
+            let Some(url) = url else { continue };
+            let http = HttpRequestReply::new([(Peer::Inventory, url)]);
+            counts.push((i, decided(&get_json::<InventoryStats>(&http, Peer::Inventory, "/stats").await?)));
+        }
+        Ok(counts.into_iter().filter(|(_, n)| *n > 0).max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i))).map(|(i, _)| i))
+    }
+
+    /// Instance `i` dies where it stands (sim: its task aborted; the group evicts it once it
+    /// has been silent for the session timeout, in the background; real: SIGKILL, and Kafka
+    /// evicts it after `session.timeout.ms`). Returns at once: the others go on meanwhile.
+    pub async fn kill_instance(&self, i: usize) -> anyhow::Result<()> {
+        match &mut *self.kind.lock().await {
+            Kind::Sim(s) => {
+                if let Some(consumer) = s.instances.get_mut(i).and_then(Option::take) {
+                    consumer.abort().await;
+                    let log = s.world.log();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(SESSION_TIMEOUT).await;
+                        log.evict_silent(INVENTORY_GROUP, SESSION_TIMEOUT);
+                    });
+                }
+            }
+            Kind::Real(r) => {
+                if let Some(mut process) = r.instances.get_mut(i).and_then(Option::take) {
+                    process.kill().await?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -356,12 +460,13 @@ impl<'w> Deployment<'w> {
     pub async fn teardown(self) {
         match self.kind.into_inner() {
             Kind::Sim(s) => {
-                for consumer in [s.analytics, s.inventory, s.idle_watermarks].into_iter().flatten() {
+                for consumer in [s.analytics, s.inventory, s.idle_watermarks].into_iter().chain(s.instances).flatten() {
                     consumer.abort().await;
                 }
             }
             Kind::Real(mut r) => {
-                for process in [r.analytics.as_mut(), r.inventory.as_mut(), Some(&mut r.producer)].into_iter().flatten() {
+                let instances = r.instances.iter_mut().map(Option::as_mut);
+                for process in [r.analytics.as_mut(), r.inventory.as_mut(), Some(&mut r.producer)].into_iter().chain(instances).flatten() {
                     if let Err(e) = process.kill().await {
                         tracing::warn!(error = %e, "stopping a service");
                     }

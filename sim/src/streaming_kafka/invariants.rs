@@ -63,6 +63,14 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail(format!("the lag did not return to 0 (last total {final_lag})"));
         }
     }
+    if let super::Detail::ScaleOut { drain, out_of_order, .. } = &run.detail {
+        if *out_of_order > 0 {
+            fail(format!("{out_of_order} decisions were written out of their partition's order"));
+        }
+        if drain.crashed.is_none() && run.name() == "scale-out" && drain.progress.is_empty() {
+            fail("the drain was never sampled".into());
+        }
+    }
     if let Some(restart) = run.restart().or(run.node_loss()) {
         if restart.recover.is_none() {
             fail("the consumers did not catch up after the broker restart".into());
@@ -140,4 +148,35 @@ pub fn same_across_runs(runs: &[super::Run]) -> (usize, Vec<Violation>) {
         })
         .collect();
     (with.len(), violations)
+}
+
+/// Part C scaled out: in every partition, the units the orders decided `reserved` asked for
+/// stay within that partition's stock (`stock` of each item): no shard gave more than it had,
+/// whichever members decided it, restored it, or lost it in a rebalance.
+pub fn stock_per_partition(
+    experiment: &str,
+    events: &[campus::domain::OrderPlaced],
+    outcomes: &std::collections::BTreeMap<String, bool>,
+    stock: u32,
+    partitions: u32,
+) -> Vec<Violation> {
+    let mut taken: std::collections::BTreeMap<(u32, String), u64> = std::collections::BTreeMap::new();
+    for e in events {
+        let id = e.order.order_id.to_string();
+        if outcomes.get(&id) != Some(&true) {
+            continue;
+        }
+        let partition = campus::transport::log::partition_for(id.as_bytes(), partitions);
+        for line in e.order.items.as_slice() {
+            *taken.entry((partition, line.sku.to_string())).or_insert(0) += u64::from(line.qty.get());
+        }
+    }
+    taken
+        .into_iter()
+        .filter(|(_, units)| *units > u64::from(stock))
+        .map(|((partition, sku), units)| Violation {
+            experiment: experiment.to_owned(),
+            message: format!("partition {partition} reserved {units} units of {sku}, but its stock was {stock}"),
+        })
+        .collect()
 }

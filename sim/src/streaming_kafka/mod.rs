@@ -24,6 +24,7 @@ pub mod figures;
 pub mod invariants;
 pub mod output;
 pub mod rows;
+pub mod scale_out;
 mod tasks;
 
 use std::collections::BTreeMap;
@@ -176,6 +177,9 @@ pub enum Scenario {
     Poison,
     /// On a cluster: broker 1 lost mid-stream.
     NodeLoss,
+    /// On a cluster: a backlog drained by `instances` scaled-out Inventories over topics of
+    /// `partitions` partitions; with `crash`, instance 0 SIGKILLed halfway.
+    ScaleOut { instances: usize, partitions: u32, crash: bool },
 }
 
 impl Scenario {
@@ -191,6 +195,7 @@ impl Scenario {
             Scenario::InventoryCrash => "inventory-crash",
             Scenario::Poison => "poison",
             Scenario::NodeLoss => "node-loss",
+            Scenario::ScaleOut { .. } => "scale-out",
         }
     }
 }
@@ -256,6 +261,11 @@ pub enum Detail {
     Poison { injected: usize },
     /// One schedule of `campus-sim explore`.
     Explore,
+    /// A backlog drained by scaled-out Inventories over `partitions` partitions;
+    /// `out_of_order` counts decisions written in a partition of `inventory-events` before one
+    /// of an order that came earlier in its partition of `order-events` (a log keeps order per
+    /// key: 0).
+    ScaleOut { drain: crate::drain::ScaleOut, partitions: u32, out_of_order: u64 },
 }
 
 /// The lag experiment's time series.
@@ -315,6 +325,7 @@ impl Run {
             Detail::InventoryCrash { .. } => Scenario::InventoryCrash.name(),
             Detail::Poison { .. } => Scenario::Poison.name(),
             Detail::NodeLoss(_) => Scenario::NodeLoss.name(),
+            Detail::ScaleOut { .. } => "scale-out",
             Detail::Explore => "explore",
         }
     }
@@ -329,6 +340,14 @@ impl Run {
     pub fn restart(&self) -> Option<&Restart> {
         match &self.detail {
             Detail::BrokerRestart(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// `scale-out`: the drain, the partitions, the decisions out of their partition's order.
+    pub fn scale_out(&self) -> Option<(&crate::drain::ScaleOut, u32, u64)> {
+        match &self.detail {
+            Detail::ScaleOut { drain, partitions, out_of_order } => Some((drain, *partitions, *out_of_order)),
             _ => None,
         }
     }
@@ -360,7 +379,11 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
 /// Runs `scenario` over `SimLog`, in a fresh world.
 pub fn run_sim_one(config: &Config, scenario: Scenario) -> anyhow::Result<Run> {
     let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name()));
-    world.block_on(async { run_experiment(config, scenario, Deployment::sim(&world, config)).await })
+    let partitions = match scenario {
+        Scenario::ScaleOut { partitions, .. } => partitions,
+        _ => campus::transport::log::PARTITIONS,
+    };
+    world.block_on(async { run_experiment(config, scenario, Deployment::sim_partitioned(&world, config, partitions)).await })
 }
 
 /// Runs the selected experiments against the Kafka at `bootstrap`, each on fresh topics, the

@@ -194,8 +194,8 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     d.duplicates,
                 ));
             }
-            // The cluster's experiment has its own section (`campus-sim cluster`).
-            Detail::NodeLoss(_) | Detail::Explore => {}
+            // The cluster's experiments have their own section (`campus-sim cluster`).
+            Detail::NodeLoss(_) | Detail::ScaleOut { .. } | Detail::Explore => {}
         }
     }
     let (compared, across) = super::invariants::same_across_runs(runs);
