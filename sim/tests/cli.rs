@@ -77,6 +77,24 @@ fn a_meaningless_setting_is_refused_with_the_reason() {
 }
 
 #[test]
+fn a_count_out_of_bounds_is_refused_by_name_before_anything_starts() {
+    for (args, flag) in [
+        (["sync-rest", "--requests", "4294967296"], "--requests"),
+        (["sync-rest", "--requests", "0"], "--requests"),
+        (["streaming-kafka", "--events", "0"], "--events"),
+        (["async-rabbitmq", "--down-for", "0"], "--down-for"),
+    ] {
+        let out_dir = scratch_dir("bounds");
+        let out = campus_sim().args(args).arg("--out").arg(&out_dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error, not a crash");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&format!("invalid value '{}' for '{flag}", args[2])), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing printed before the refusal");
+        assert!(!out_dir.exists(), "{args:?}: no output directory left behind");
+    }
+}
+
+#[test]
 fn fault_flags_are_refused_on_services_other_than_inventory() {
     let out = campus_sim().args(["serve", "order", "--port", "0", "--hang"]).output().unwrap();
     assert!(!out.status.success());
@@ -284,6 +302,15 @@ fn the_real_graded_run_says_how_to_start_brokers_it_cannot_reach() {
     assert!(err.contains(&format!("Kafka is not reachable at 127.0.0.1:{closed}")), "{err}");
     assert!(err.contains("scripts/brokers.sh up"), "{err}");
     assert!(!String::from_utf8(out.stdout).unwrap().contains("Part A"), "nothing starts before the brokers are there");
+}
+
+#[test]
+fn logs_written_to_a_pipe_or_file_carry_no_colour_codes() {
+    let out = campus_sim().args(["sync-rest", "--requests", "20", "--out"]).arg(scratch_dir("no-colour")).env("RUST_LOG", "debug").output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("DEBUG"), "the debug logs are there:\n{err}");
+    assert!(!err.contains('\x1b'), "no ANSI escape in a log that is not a terminal:\n{err}");
 }
 
 #[test]

@@ -7,6 +7,12 @@ use clap::Parser;
 
 use crate::{async_rabbitmq, bench, cluster, explore, streaming_kafka, sync_rest};
 
+/// A count flag from `min` to `max`: checked before anything starts, and bounded so that no
+/// value makes the run allocate more than this machine has.
+fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(min..=max)
+}
+
 /// `campus-sim bench …`
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -15,11 +21,11 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub model: Option<campus::Model>,
     /// Measured rounds per case, after one warm-up round (medians and spread are reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = count(1, 100))]
     pub repeats: usize,
     /// async-rabbitmq: unacknowledged deliveries per consumer, for our services and for the
     /// raw floor alike (the workflow's default is 10; larger lets more handlers overlap).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub prefetch: u16,
     /// The RabbitMQ used with --real-brokers.
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
@@ -54,7 +60,7 @@ pub struct ExploreArgs {
     #[arg(long, value_enum)]
     pub model: Option<campus::Model>,
     /// Schedules to generate per model (--seed decides which).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub cases: u32,
     /// Switch one safeguard off (lab only): dedup (Inventory forgets processed orders;
     /// async-rabbitmq), auto-ack (ack on receipt; async-rabbitmq), commit-first (offsets
@@ -77,26 +83,26 @@ pub struct SyncRestArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: sync_rest::Experiment,
     /// Requests sent in `baseline` and in each `failure` case.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = count(1, 1_000_000))]
     pub requests: usize,
     /// Requests sent in `delay` and `timeout`, where each takes 1–2 s (of virtual time in the
     /// simulation, of real time with --real-brokers).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = count(1, 100_000))]
     pub slow_requests: usize,
     /// Clients sending at once, each sending its next order when the last one is answered.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = count(1, 1024))]
     pub concurrency: usize,
     /// Inventory's injected delay in `delay` and `timeout`, in ms.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub delay_ms: u64,
     /// Order's timeout on its calls in `timeout`, in ms (must be below --delay-ms).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
     /// Order's timeout on its calls in the other experiments, in ms (must be above --delay-ms).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub patient_timeout_ms: u64,
     /// Units of each menu item Inventory starts with (enough that `baseline` never runs out).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub stock: u32,
 }
 
@@ -112,32 +118,32 @@ pub struct AsyncRabbitmqArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
     /// Seconds Inventory stays down in the outage experiment.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub down_for: u64,
     /// Seconds RabbitMQ itself stays down in the broker-restart experiment (real: between
     /// `rabbitmqctl stop_app` and `start_app`, which needs root or sudo).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub broker_down_for: u64,
     /// Seconds orders flow before the outage, and again after Inventory is back.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub lead: u64,
     /// Orders sent in the idempotency and poison experiments.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = count(1, 1_000_000))]
     pub orders: usize,
     /// OrderPlaced messages published a second time in the idempotency experiment.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = count(0, 1_000_000))]
     pub duplicates: usize,
     /// Malformed messages published in the poison experiment.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_parser = count(1, 100_000))]
     pub poison: usize,
     /// Units of each menu item Inventory starts with.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub stock: u32,
     /// Unacknowledged deliveries each consumer may hold.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub prefetch: u16,
     /// Seconds a run may take to settle after its last order before it is declared failed.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub settle_within: u64,
     /// The RabbitMQ used with --real-brokers.
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
@@ -264,19 +270,19 @@ pub struct StreamingKafkaArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: streaming_kafka::Experiment,
     /// OrderPlaced events produced (their event times span about 80 minutes per 10,000).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = count(1, 1_000_000))]
     pub events: usize,
     /// Records per second the analytics consumer may handle in the lag experiment.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub throttle_per_s: u32,
     /// Units of each menu item Inventory starts with (the default runs out near the end).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub stock: u32,
     /// Records per append and per poll.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = count(1, 100_000))]
     pub batch: usize,
     /// Seconds a consumer may take to catch up before the run is declared failed.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub settle_within: u64,
     /// Events per second the producer appends in the broker-restart experiment (so that the
     /// broker dies mid-stream).
@@ -284,7 +290,7 @@ pub struct StreamingKafkaArgs {
     pub produce_rate: u32,
     /// Seconds the broker stays dead in the broker-restart experiment before it is started
     /// again (real: SIGKILL of the Kafka JVM, then `scripts/brokers.sh up kafka`).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub broker_down_for: u64,
     /// Malformed records (not JSON, wrong schema, unknown version) appended among the events
     /// in the poison experiment.
