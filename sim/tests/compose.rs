@@ -42,3 +42,12 @@ fn every_campus_variable_in_a_compose_file_is_read_by_serve() {
         }
     }
 }
+
+#[test]
+fn the_image_build_context_leaves_out_build_output_and_results() {
+    let ignore = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.dockerignore")).expect("a .dockerignore at the root");
+    let entries: Vec<&str> = ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    for left_out in ["target/", "out/", ".git/"] {
+        assert!(entries.contains(&left_out), "{left_out} goes into the build context: {entries:?}");
+    }
+}
