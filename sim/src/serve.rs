@@ -26,12 +26,20 @@ pub struct FaultArgs {
     #[arg(long, env = "CAMPUS_DELAY_MS")]
     pub delay_ms: Option<u64>,
     /// (inventory, sync-rest) Fault: answer every request with this status (400–599) instead of
-    /// handling it.
-    #[arg(long, env = "CAMPUS_ERROR_STATUS", value_parser = clap::value_parser!(u16).range(400..=599))]
+    /// handling it (0 = no error, so that a compose file can pass the variable through unset).
+    #[arg(long, env = "CAMPUS_ERROR_STATUS", value_parser = error_status)]
     pub error_status: Option<u16>,
-    /// (inventory, sync-rest) Fault: never answer.
-    #[arg(long, env = "CAMPUS_HANG")]
+    /// (inventory, sync-rest) Fault: never answer (true or false).
+    #[arg(long, env = "CAMPUS_HANG", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub hang: bool,
+}
+
+/// An error status to inject: 400–599, or 0 for none.
+fn error_status(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(code @ (0 | 400..=599)) => Ok(code),
+        _ => Err("an HTTP error status from 400 to 599, or 0 for none".into()),
+    }
 }
 
 /// The environment variables [`FaultArgs`] reads (see `campus::serve::SERVE_ENV`).
@@ -47,7 +55,7 @@ impl FaultArgs {
     pub fn plan(&self) -> FaultPlan {
         FaultPlan {
             delay: self.delay_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
-            error: self.error_status.map(|s| StatusCode::from_u16(s).expect("range-checked by clap")),
+            error: self.error_status.filter(|&s| s != 0).map(|s| StatusCode::from_u16(s).expect("range-checked by clap")),
             hang: self.hang,
             down: false,
         }

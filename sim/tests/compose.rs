@@ -51,3 +51,19 @@ fn the_image_build_context_leaves_out_build_output_and_results() {
         assert!(entries.contains(&left_out), "{left_out} goes into the build context: {entries:?}");
     }
 }
+
+#[test]
+fn the_sync_rest_file_passes_every_fault_through_to_inventory_and_unset_means_no_fault() {
+    let (path, text) = compose_files().into_iter().find(|(p, _)| p.contains("sync-rest")).expect("Part A's compose file");
+    let mut flags = vec!["campus-sim".to_owned(), "serve".into(), "inventory".into(), "--model".into(), "sync-rest".into()];
+    for var in campus_sim::serve::FAULT_ENV {
+        let pattern = format!("{var}: ${{{var}:-");
+        let line = text.lines().find(|l| l.trim().starts_with(&pattern)).unwrap_or_else(|| panic!("{path} does not pass {var} through"));
+        let unset = line.trim().trim_start_matches(&pattern).trim_end_matches('}');
+        let flag = format!("--{}", var.trim_start_matches("CAMPUS_").to_lowercase().replace('_', "-"));
+        flags.extend([flag, unset.to_owned()]);
+    }
+    let cli = Cli::try_parse_from(&flags).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+    let Some(campus_sim::cli::Command::Serve(serve)) = cli.command else { panic!("{flags:?} is not serve") };
+    assert!(serve.faults.plan().is_healthy(), "{flags:?}: the unset values inject a fault");
+}
