@@ -228,11 +228,58 @@ impl From<Items> for Vec<OrderItem> {
 }
 
 /// What a client sends to `POST /order`. Valid once deserialized.
+///
+/// Two bodies are accepted. The lab's own: `{"student_id": …, "items": [{"sku": …, "qty": …}, …]}`.
+/// And the single-item body most course implementations (and the scripts written against them)
+/// send, read as an order of one line: the student as `student_id` or `user_id`, the item as
+/// `item` or `item_id`, the units as `qty` or `quantity`. Everything else is refused: an unknown
+/// field, a name given twice under its two spellings, `items` beside a single item, a single
+/// item without its units. Serialized, it is always the lab's own form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "OrderBody")]
 pub struct OrderRequest {
     pub student_id: StudentId,
     pub items: Items,
+}
+
+/// Every field either body may carry (see [`OrderRequest`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    student_id: Option<StudentId>,
+    user_id: Option<StudentId>,
+    items: Option<Items>,
+    item: Option<Sku>,
+    item_id: Option<Sku>,
+    qty: Option<Qty>,
+    quantity: Option<Qty>,
+}
+
+/// At most one of a field's two spellings.
+fn one_of<T>(a: Option<T>, b: Option<T>, names: &str) -> Result<Option<T>, ValidationError> {
+    match (a, b) {
+        (Some(_), Some(_)) => Err(ValidationError::new(format!("give {names}, not both"))),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+impl TryFrom<OrderBody> for OrderRequest {
+    type Error = ValidationError;
+    fn try_from(body: OrderBody) -> Result<Self, Self::Error> {
+        let student_id = one_of(body.student_id, body.user_id, "student_id or user_id")?
+            .ok_or_else(|| ValidationError::new("missing field `student_id` (or `user_id`)"))?;
+        let item = one_of(body.item, body.item_id, "item or item_id")?;
+        let qty = one_of(body.qty, body.quantity, "qty or quantity")?;
+        let items = match (body.items, item, qty) {
+            (Some(items), None, None) => items,
+            (Some(_), _, _) => return Err(ValidationError::new("give `items`, or one `item` with its `qty`, not both")),
+            (None, Some(sku), Some(qty)) => Items::parse(vec![OrderItem { sku, qty }])?,
+            (None, Some(_), None) => return Err(ValidationError::new("missing field `qty` (or `quantity`) for the item")),
+            (None, None, Some(_)) => return Err(ValidationError::new("missing field `item` (or `item_id`) for the qty")),
+            (None, None, None) => return Err(ValidationError::new("missing field `items` (or a single `item` with its `qty`)")),
+        };
+        Ok(OrderRequest { student_id, items })
+    }
 }
 
 /// An accepted order: a valid request with the id the order service gave it.

@@ -34,6 +34,40 @@ fn invalid_orders_are_rejected_with_a_reason() {
     }
 }
 
+#[test]
+fn the_conventional_single_item_body_is_an_order_of_one_line_under_either_spelling() {
+    let canonical = parse(json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 2}]})).unwrap();
+    for body in [
+        json!({"student_id": "s-1", "item": "pho", "qty": 2}),
+        json!({"user_id": "s-1", "item_id": "pho", "quantity": 2}),
+        json!({"user_id": "s-1", "item": "pho", "qty": 2}),
+    ] {
+        assert_eq!(parse(body.clone()).unwrap(), canonical, "{body}");
+    }
+    assert_eq!(serde_json::to_value(&canonical).unwrap(), json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 2}]}), "written in the lab's own form");
+}
+
+#[test]
+fn a_single_item_body_is_refused_when_it_is_ambiguous_incomplete_or_carries_anything_else() {
+    let cases = [
+        (json!({"student_id": "s-1", "user_id": "s-2", "item": "pho", "qty": 1}), "student_id or user_id, not both"),
+        (json!({"student_id": "s-1", "item": "pho", "item_id": "pho", "qty": 1}), "item or item_id, not both"),
+        (json!({"student_id": "s-1", "item": "pho", "qty": 1, "quantity": 1}), "qty or quantity, not both"),
+        (json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 1}], "item": "pho", "qty": 1}), "not both"),
+        (json!({"student_id": "s-1", "item": "pho"}), "missing field `qty`"),
+        (json!({"student_id": "s-1", "qty": 1}), "missing field `item`"),
+        (json!({"user_id": "s-1"}), "missing field `items`"),
+        (json!({"item": "pho", "qty": 1}), "missing field `student_id`"),
+        (json!({"user_id": "s-1", "item": "caviar", "qty": 1}), "unknown sku"),
+        (json!({"user_id": "s-1", "item": "pho", "qty": 0}), "qty must be 1 to 20"),
+        (json!({"user_id": "s-1", "item": "pho", "qty": 1, "price": 3}), "unknown field `price`"),
+    ];
+    for (value, reason) in cases {
+        let err = parse(value.clone()).expect_err(&format!("{value} should be rejected"));
+        assert!(err.contains(reason), "{value}: expected {reason:?} in {err:?}");
+    }
+}
+
 fn placed() -> Event {
     let request = parse(json!({"student_id": "s-7", "items": [{"sku": "salad", "qty": 1}]})).unwrap();
     Event::OrderPlaced(campus::domain::OrderPlaced {

@@ -93,6 +93,20 @@ fn a_valid_order_is_reserved_notified_and_answered_201() {
 }
 
 #[test]
+fn a_conventional_single_item_body_is_ordered_as_one_line_and_a_muddled_one_is_refused() {
+    world::block_on(async {
+        let campus = campus(FaultPlan::healthy());
+        let reply = order_json(&campus, json!({"user_id": "s-0001", "item_id": "pho", "quantity": 2})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        assert_eq!(campus.inventory.lock().unwrap().stock(&Sku::parse("pho").unwrap()), 8);
+        let muddled = order_json(&campus, json!({"user_id": "s-0001", "item": "pho", "item_id": "pho", "qty": 1})).await;
+        assert_eq!(muddled.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", muddled.body);
+        assert!(muddled.body.to_string().contains("item or item_id, not both"), "{}", muddled.body);
+        assert_eq!(campus.inventory.lock().unwrap().stock(&Sku::parse("pho").unwrap()), 8, "the refused body reserved nothing");
+    });
+}
+
+#[test]
 fn bad_input_gets_a_4xx_json_error_and_never_reaches_inventory() {
     world::block_on(async {
         let campus = campus(FaultPlan::healthy());
