@@ -70,5 +70,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !plan.is_healthy() {
         tracing::info!(fault = %plan, "inventory runs with an injected fault");
     }
-    Ok(campus::serve::run(args.service, |app| fault::apply(app, &plan)).await?)
+    // Inventory of Part A takes its faults at run time too (`/admin/fault`, loopback only).
+    let admin = args.service.service == Service::Inventory && args.service.model == Model::SyncRest;
+    let switch = fault::FaultSwitch::new(plan);
+    Ok(campus::serve::run(args.service, |app| {
+        if admin { fault::apply_switch(app, &switch).merge(fault::switch::routes(switch.clone())) } else { app }
+    })
+    .await?)
 }

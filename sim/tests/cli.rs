@@ -101,6 +101,45 @@ fn fault_flags_are_refused_on_services_other_than_inventory() {
     assert!(String::from_utf8(out.stderr).unwrap().contains("apply to `serve inventory --model sync-rest` only"));
 }
 
+/// One HTTP/1.1 request over a fresh loopback connection: (status, body).
+fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let status = reply.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not an HTTP reply: {reply:?}"));
+    (status, reply.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+}
+
+#[test]
+fn inventorys_faults_are_switched_at_run_time_through_its_loopback_admin_endpoint() {
+    let mut child = campus_sim().args(["serve", "inventory", "--model", "sync-rest", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("READY inventory ").unwrap_or_else(|| panic!("not a READY line: {line:?}")).to_owned();
+    let reserve = |id: &str| http(&base, "POST", "/reserve", &format!(r#"{{"order_id":"{id}","items":[{{"sku":"pho","qty":1}}]}}"#)).0;
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(reserve("o-1"), 200, "healthy at start");
+        assert_eq!(http(&base, "POST", "/admin/fault", r#"{"error_status":503}"#).0, 200);
+        assert_eq!(reserve("o-2"), 503, "the injected error, from the next request on");
+        let (status, shown) = http(&base, "GET", "/admin/fault", "");
+        assert_eq!(status, 200);
+        assert!(shown.contains(r#""error_status":503"#), "{shown}");
+        assert_eq!(http(&base, "POST", "/admin/fault", r#"{"error_status":200}"#).0, 422, "only 400 to 599");
+        assert_eq!(http(&base, "POST", "/admin/fault", r#"{"delay":5}"#).0, 422, "no unknown field");
+        assert_eq!(http(&base, "DELETE", "/admin/fault", "").0, 200);
+        assert_eq!(reserve("o-3"), 200, "cleared");
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[test]
 fn serve_refuses_a_service_the_model_does_not_have() {
     let out = campus_sim().args(["serve", "producer", "--model", "sync-rest", "--port", "0"]).output().unwrap();

@@ -10,6 +10,8 @@
 //! | `down`  | nothing listens: connection refused                   | the topology: sim drops the host, real mode SIGKILLs the process |
 //!
 //! `GET /health` is never faulted, so a harness can still tell "up but slow" from "down".
+//! `campus-sim serve` holds its plan in a [`FaultSwitch`]: set by the fault flags at start, and
+//! changed at run time through Inventory's loopback-only `/admin/fault` ([`switch::routes`]).
 //!
 //! Consumer crashes on the queue and the log are data too ([`queue::QueueCrash`],
 //! [`log::LogCrash`]), applied in one place each: the [`queue::CrashingQueue`] and
@@ -17,9 +19,11 @@
 
 pub mod log;
 pub mod queue;
+pub mod switch;
+
+pub use switch::FaultSwitch;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -112,11 +116,21 @@ pub fn apply(router: Router, plan: &FaultPlan) -> Router {
     if plan.delay.is_none() && plan.error.is_none() && !plan.hang {
         return router;
     }
-    router.layer(axum::middleware::from_fn_with_state(Arc::new(plan.clone()), faulty))
+    apply_switch(router, &FaultSwitch::new(plan.clone()))
 }
 
-async fn faulty(State(plan): State<Arc<FaultPlan>>, request: Request, next: Next) -> Response {
+/// Wraps a service's router so that it suffers whatever plan `switch` holds at each request
+/// (`campus-sim serve`: the admin endpoint, [`switch::routes`], changes it at run time).
+pub fn apply_switch(router: Router, switch: &FaultSwitch) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(switch.clone(), faulty))
+}
+
+async fn faulty(State(switch): State<FaultSwitch>, request: Request, next: Next) -> Response {
     if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let plan = switch.get();
+    if plan.is_healthy() {
         return next.run(request).await;
     }
     tracing::debug!(path = %request.uri().path(), plan = %plan, "injecting fault");
