@@ -218,8 +218,10 @@ pub struct CaseRun {
 
 /// Runs one case on a deployment: the load, then the teardown.
 async fn run_case(config: &Config, case: Case, deployment: Deployment) -> CaseRun {
-    let (answers, elapsed) = drive(deployment.client(), config.orders(&case), config.concurrency, case.client_guard()).await;
     let mode = deployment.mode();
+    // Real loads take seconds to half a minute: their answers are counted on stderr.
+    let label = (mode == Mode::Real).then_some(case.scenario.name());
+    let (answers, elapsed) = load::drive_shown(deployment.client(), config.orders(&case), config.concurrency, case.client_guard(), label).await;
     deployment.teardown().await;
     CaseRun { case, mode, answers, elapsed }
 }
@@ -244,6 +246,7 @@ pub fn run_sim(config: &Config) -> Vec<CaseRun> {
 pub async fn run_real(config: &Config, exe: &Path) -> anyhow::Result<Vec<CaseRun>> {
     let mut runs = Vec::new();
     for case in config.cases() {
+        crate::progress::step(&format!("{}: starting the three services (Inventory's fault: {})", case.scenario.name(), case.fault));
         let deployment = Deployment::real(exe, config, &case).await?;
         runs.push(run_case(config, case, deployment).await);
     }
