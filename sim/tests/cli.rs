@@ -81,6 +81,7 @@ fn a_count_out_of_bounds_is_refused_by_name_before_anything_starts() {
     for (args, flag) in [
         (["sync-rest", "--requests", "4294967296"], "--requests"),
         (["sync-rest", "--requests", "0"], "--requests"),
+        (["sync-rest", "--requests", "-1"], "--requests"),
         (["streaming-kafka", "--events", "0"], "--events"),
         (["async-rabbitmq", "--down-for", "0"], "--down-for"),
     ] {

@@ -15,6 +15,8 @@ fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
 
 /// `campus-sim bench …`
 #[derive(Debug, Clone, clap::Args)]
+// A negative count is refused as a value of its flag, not taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
     /// Measure only this model's real transport (needs --real-brokers). Without it: the
     /// simulation's speed, plus every model's real transport with --real-brokers.
@@ -54,6 +56,8 @@ impl BenchArgs {
 
 /// `campus-sim explore …`
 #[derive(Debug, Clone, clap::Args)]
+// A negative count is refused as a value of its flag, not taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct ExploreArgs {
     /// Whose property: sync-rest, async-rabbitmq or streaming-kafka (all three when not given,
     /// or those a --break applies to).
@@ -77,6 +81,8 @@ pub struct ExploreArgs {
 
 /// `campus-sim sync-rest …`
 #[derive(Debug, Clone, clap::Args)]
+// A negative count is refused as a value of its flag, not taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct SyncRestArgs {
     /// Which experiment(s): baseline, delay (Inventory 2 s slower), timeout (Order gives up
     /// after 1 s: 504), failure (Inventory down, then answering 500: 503), or all.
@@ -108,6 +114,8 @@ pub struct SyncRestArgs {
 
 /// `campus-sim async-rabbitmq …`
 #[derive(Debug, Clone, clap::Args)]
+// A negative count is refused as a value of its flag, not taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct AsyncRabbitmqArgs {
     /// Which experiment(s): outage (Inventory down while orders keep coming), idempotency
     /// (every OrderPlaced delivered twice), poison (malformed messages among good ones),
@@ -181,6 +189,8 @@ impl AsyncRabbitmqArgs {
 
 /// `campus-sim cluster …`
 #[derive(Debug, Clone, clap::Args)]
+// A negative count is refused as a value of its flag, not taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct ClusterArgs {
     /// Which experiment(s): node-loss (the node the services use SIGKILLed under load, started
     /// again later), scale-out (a backlog drained by each --instances count of Inventory, then
@@ -263,6 +273,8 @@ impl ClusterArgs {
 
 /// `campus-sim streaming-kafka …`
 #[derive(Debug, Clone, clap::Args)]
+// A negative count is refused as a value of its flag, not taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct StreamingKafkaArgs {
     /// Which experiment(s): produce (timed), lag (a throttled consumer falls behind and catches
     /// up), replay (reset the analytics group to the beginning and recompute), broker-restart
