@@ -354,6 +354,24 @@ fn logs_written_to_a_pipe_or_file_carry_no_colour_codes() {
 }
 
 #[test]
+fn a_real_part_says_how_to_start_its_broker_before_it_prints_or_writes_anything() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for (part, variable, name, up) in
+        [("async-rabbitmq", "AMQP_URL", "RabbitMQ", "up rabbitmq"), ("streaming-kafka", "KAFKA_BOOTSTRAP_SERVERS", "Kafka", "up kafka")]
+    {
+        let address = if part == "async-rabbitmq" { format!("amqp://guest:guest@127.0.0.1:{closed}/%2f") } else { format!("127.0.0.1:{closed}") };
+        let out_dir = scratch_dir(&format!("preflight-{part}"));
+        let out = campus_sim().args([part, "--real-brokers", "--out"]).arg(&out_dir).env(variable, address).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&format!("{name} is not reachable at 127.0.0.1:{closed}")), "{err}");
+        assert!(err.contains(&format!("scripts/brokers.sh {up}")), "{err}");
+        assert!(out.stdout.is_empty(), "{part}: no header before the refusal");
+        assert!(!out_dir.exists(), "{part}: no output directory left behind");
+    }
+}
+
+#[test]
 fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets() {
     let out_dir = scratch_dir("bench-sim");
     let out = campus_sim().args(["bench", "--repeats", "1", "--out"]).arg(&out_dir).output().unwrap();

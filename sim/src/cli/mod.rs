@@ -132,6 +132,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             graded::sync_rest(&cli.out, mode, &args.config(cli.seed))
         }
         Some(Command::AsyncRabbitmq(args)) => {
+            if mode == Mode::Real {
+                preflight::rabbitmq(&args.amqp_url)?;
+            }
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
             graded::async_rabbitmq(&cli.out, mode, &args.config(cli.seed), &args.amqp_url)
@@ -142,6 +145,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             graded::cluster(&cli.out, mode, &args.config(cli.seed), &args.brokers())
         }
         Some(Command::StreamingKafka(args)) => {
+            if mode == Mode::Real {
+                preflight::kafka(&args.bootstrap_servers)?;
+            }
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
             graded::streaming_kafka(&cli.out, mode, &args.config(cli.seed), &args.bootstrap_servers)

@@ -11,12 +11,30 @@ fn amqp_address(url: &str) -> String {
     if host_port.contains(':') { host_port.to_owned() } else { format!("{host_port}:5672") }
 }
 
+/// `host:port` of the first of a comma-separated list of Kafka bootstrap servers.
+fn kafka_address(bootstrap: &str) -> String {
+    bootstrap.split(',').next().unwrap_or(bootstrap).trim().to_owned()
+}
+
 /// The graded run against real brokers checks both are reachable before it starts Part A, and
 /// says how to start them if not.
 pub fn brokers(amqp_url: &str, bootstrap: &str) -> anyhow::Result<()> {
-    let kafka = bootstrap.split(',').next().unwrap_or(bootstrap).trim().to_owned();
+    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], "both", "up")
+}
+
+/// Part B's command against the real RabbitMQ: reachable before anything starts.
+pub fn rabbitmq(amqp_url: &str) -> anyhow::Result<()> {
+    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL")], "it", "up rabbitmq")
+}
+
+/// Part C's command against the real Kafka: reachable before anything starts.
+pub fn kafka(bootstrap: &str) -> anyhow::Result<()> {
+    check(&[("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], "it", "up kafka")
+}
+
+fn check(needed: &[(&str, String, &str)], them: &str, up: &str) -> anyhow::Result<()> {
     let mut missing = Vec::new();
-    for (name, address, variable) in [("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka, "KAFKA_BOOTSTRAP_SERVERS")] {
+    for (name, address, variable) in needed {
         use std::net::ToSocketAddrs;
         let reachable = address
             .to_socket_addrs()
@@ -30,9 +48,11 @@ pub fn brokers(amqp_url: &str, bootstrap: &str) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    let names: Vec<&str> = needed.iter().map(|(name, _, _)| *name).collect();
     anyhow::bail!(
-        "--real-brokers needs RabbitMQ and Kafka:\n  {}\nStart both on this machine with `scripts/brokers.sh up` (installs them if needed), \
-         or run the services with Docker: see compose/ in the README.",
+        "--real-brokers needs {}:\n  {}\nStart {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), \
+         or run the brokers with Docker: see compose/ in the README.",
+        names.join(" and "),
         missing.join("\n  ")
     )
 }
