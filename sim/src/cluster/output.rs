@@ -51,7 +51,7 @@ Part C, Inventory as members of one consumer group (each partition its own stock
     text.push_str(&format!("
 - **scale-out, Part C**: {}. ", lines.join("; ")));
     text.push_str(match mode {
-        Mode::Sim => "In the simulation a poll and a transaction cost one simulated hop each and handling costs nothing, so more members mean more batches in flight at once, up to one per partition.",
+        Mode::Sim => "In the simulation a poll and a transaction cost one simulated hop each and handling costs nothing, so more members mean more batches in flight at once, up to one per partition. A simulated drain takes tens of virtual milliseconds, sampled at the timer's 1 ms grain: its rates are rough, their ratios the point.",
         Mode::Real => "Here the members, three Kafka JVMs and the producer share this machine's 2 cores, and every batch is one transaction (its outcomes, changelog entries and offsets written to 2 of 3 replicas, then commit markers): what a member adds is another transaction in flight, not another core.",
     });
     let orders: Vec<String> = summaries
