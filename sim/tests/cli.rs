@@ -372,6 +372,23 @@ fn a_real_part_says_how_to_start_its_broker_before_it_prints_or_writes_anything(
 }
 
 #[test]
+fn a_real_cluster_run_says_how_to_start_the_cluster_before_it_prints_or_writes_anything() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out_dir = scratch_dir("preflight-cluster");
+    let out = campus_sim()
+        .args(["cluster", "--real-brokers", "--model", "streaming-kafka", "--out"])
+        .arg(&out_dir)
+        .env("CAMPUS_CLUSTER_BOOTSTRAP_SERVERS", format!("127.0.0.1:{closed}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(&format!("the Kafka cluster is not reachable at 127.0.0.1:{closed}")), "{err}");
+    assert!(err.contains("scripts/brokers.sh up --cluster"), "{err}");
+    assert!(out.stdout.is_empty() && !out_dir.exists(), "nothing printed or written before the refusal");
+}
+
+#[test]
 fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets() {
     let out_dir = scratch_dir("bench-sim");
     let out = campus_sim().args(["bench", "--repeats", "1", "--out"]).arg(&out_dir).output().unwrap();

@@ -140,6 +140,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             graded::async_rabbitmq(&cli.out, mode, &args.config(cli.seed), &args.amqp_url)
         }
         Some(Command::Cluster(args)) => {
+            args.config(cli.seed).validate()?;
+            if mode == Mode::Real {
+                preflight::cluster(&args.amqp_url, &args.store, &args.bootstrap_servers, args.model)?;
+            }
             prepare_out(&cli.out)?;
             println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
             graded::cluster(&cli.out, mode, &args.config(cli.seed), &args.brokers())

@@ -19,20 +19,41 @@ fn kafka_address(bootstrap: &str) -> String {
 /// The graded run against real brokers checks both are reachable before it starts Part A, and
 /// says how to start them if not.
 pub fn brokers(amqp_url: &str, bootstrap: &str) -> anyhow::Result<()> {
-    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], "both", "up")
+    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start("both", "up"))
 }
 
 /// Part B's command against the real RabbitMQ: reachable before anything starts.
 pub fn rabbitmq(amqp_url: &str) -> anyhow::Result<()> {
-    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL")], "it", "up rabbitmq")
+    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL")], &start("it", "up rabbitmq"))
 }
 
 /// Part C's command against the real Kafka: reachable before anything starts.
 pub fn kafka(bootstrap: &str) -> anyhow::Result<()> {
-    check(&[("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], "it", "up kafka")
+    check(&[("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start("it", "up kafka"))
 }
 
-fn check(needed: &[(&str, String, &str)], them: &str, up: &str) -> anyhow::Result<()> {
+/// `campus-sim cluster --real-brokers`: the first node of each cluster its runs use (Part B:
+/// RabbitMQ and PostgreSQL; Part C: Kafka), reachable before anything starts.
+pub fn cluster(amqp_urls: &str, store: &str, bootstrap: &str, model: Option<campus::Model>) -> anyhow::Result<()> {
+    let first_amqp = amqp_urls.split(',').next().unwrap_or(amqp_urls);
+    let store_address = amqp_address(store).replace(":5672", ":5432");
+    let mut needed = Vec::new();
+    if model != Some(campus::Model::StreamingKafka) {
+        needed.push(("the RabbitMQ cluster", amqp_address(first_amqp), "CAMPUS_CLUSTER_AMQP_URL"));
+        needed.push(("PostgreSQL", store_address, "CAMPUS_CLUSTER_STORE"));
+    }
+    if model != Some(campus::Model::AsyncRabbitmq) {
+        needed.push(("the Kafka cluster", kafka_address(bootstrap), "CAMPUS_CLUSTER_BOOTSTRAP_SERVERS"));
+    }
+    check(&needed, "Start them on this machine with `scripts/brokers.sh up --cluster` (installs what is needed).")
+}
+
+/// How to start a single broker: the script, or Docker.
+fn start(them: &str, up: &str) -> String {
+    format!("Start {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), or run the brokers with Docker: see compose/ in the README.")
+}
+
+fn check(needed: &[(&str, String, &str)], start: &str) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for (name, address, variable) in needed {
         use std::net::ToSocketAddrs;
@@ -49,12 +70,7 @@ fn check(needed: &[(&str, String, &str)], them: &str, up: &str) -> anyhow::Resul
         return Ok(());
     }
     let names: Vec<&str> = needed.iter().map(|(name, _, _)| *name).collect();
-    anyhow::bail!(
-        "--real-brokers needs {}:\n  {}\nStart {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), \
-         or run the brokers with Docker: see compose/ in the README.",
-        names.join(" and "),
-        missing.join("\n  ")
-    )
+    anyhow::bail!("--real-brokers needs {}:\n  {}\n{start}", names.join(" and "), missing.join("\n  "))
 }
 
 #[cfg(test)]
