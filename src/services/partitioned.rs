@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use super::changelog;
 use super::inventory::Inventory;
 use super::merge::next_of;
-use super::streaming::{decide, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
+use super::streaming::{decide, start_over, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
 use crate::retry::Policy;
 use crate::store::InventoryStats;
 use crate::transport::log::{EventLog, LogError, Position, Record, Topic};
@@ -90,14 +90,7 @@ pub async fn run(log: Arc<dyn EventLog>, view: ShardsView, config: InventoryConf
     loop {
         match session(log.as_ref(), &view, config, &writer, &mut stop).await {
             Ok(()) => return Ok(()),
-            Err(e @ (LogError::Fenced(_) | LogError::Corrupt(_) | LogError::UnknownConsumer(_) | LogError::GroupActive { .. })) => return Err(e),
-            Err(e) => {
-                if !policy.reconnect {
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, instance, "inventory starts its session over from the log");
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
+            Err(e) => start_over(e, policy, &mut backoff, &writer).await?,
         }
     }
 }

@@ -186,16 +186,22 @@ pub async fn run_inventory(log: Arc<dyn EventLog>, view: InventoryView, config: 
     loop {
         match session(log.as_ref(), &view, config, &mut stop).await {
             Ok(()) => return Ok(()),
-            Err(e @ (LogError::Fenced(_) | LogError::Corrupt(_) | LogError::UnknownConsumer(_) | LogError::GroupActive { .. })) => return Err(e),
-            Err(e) => {
-                if !policy.reconnect {
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, "inventory starts its session over from the log");
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
+            Err(e) => start_over(e, policy, &mut backoff, "inventory").await?,
         }
     }
+}
+
+/// After an Inventory session failed with `e`: the error back if it ends the service (a fenced
+/// identity, a corrupt changelog, a consumer the log does not know, or `policy` says not to
+/// reconnect), or `Ok` after a backoff, to start a new session from the log. One Inventory and
+/// each scaled-out member (`who`) decide this the same way.
+pub(crate) async fn start_over(e: LogError, policy: Policy, backoff: &mut crate::retry::Backoff, who: &str) -> Result<(), LogError> {
+    if matches!(e, LogError::Fenced(_) | LogError::Corrupt(_) | LogError::UnknownConsumer(_) | LogError::GroupActive { .. }) || !policy.reconnect {
+        return Err(e);
+    }
+    tracing::warn!(error = %e, who, "inventory starts its session over from the log");
+    tokio::time::sleep(backoff.next_delay()).await;
+    Ok(())
 }
 
 async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConfig, stop: &mut watch::Receiver<bool>) -> Result<(), LogError> {

@@ -1,9 +1,10 @@
 //! [`EventLog`] over a real Apache Kafka with rdkafka: topics created with [`PARTITIONS`]
-//! partitions (or as many as asked, [`KafkaLog::connect_with`]) under a namespace, an idempotent producer with `acks=all` and Kafka's murmur2
-//! partitioner, consumers in groups with auto-commit off (the services commit after
-//! processing) reading `read_committed`, offsets read and reset through Kafka's own group
-//! coordinator, and one transactional producer per writer identity
-//! (`transactional.id = <namespace>.<writer>`) for [`EventLog::transact`].
+//! partitions (or as many as asked, [`KafkaLog::connect_with`]) under a namespace, an
+//! idempotent producer with `acks=all` and Kafka's murmur2 partitioner, consumers in groups
+//! with auto-commit off (the services commit after processing) reading `read_committed`,
+//! offsets read and reset through Kafka's own group coordinator, and one transactional
+//! producer per writer identity (`transactional.id = <namespace>.<writer>`) for
+//! [`EventLog::transact`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -377,6 +378,18 @@ fn watermarks(inspector: &BaseConsumer, name: &str, partition: i32) -> Result<(i
     }
 }
 
+/// A `read_committed` reader outside every group, for reading a topic from its beginning
+/// (`eof`: it reports each partition's end).
+fn scan_reader(bootstrap: &str, eof: bool) -> Result<BaseConsumer, LogError> {
+    client_config(bootstrap)
+        .set("group.id", "campus-scan")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", if eof { "true" } else { "false" })
+        .set(ISOLATION.0, ISOLATION.1)
+        .create()
+        .map_err(broker)
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| LogError::Broker(format!("blocking task failed: {e}")))?
 }
@@ -433,13 +446,7 @@ impl EventLog for KafkaLog {
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         let (bootstrap, name, inspector, partitions) = (self.bootstrap.clone(), self.name(topic), self.inspector.clone(), self.partitions);
         Box::pin(blocking(move || {
-            let reader: BaseConsumer = client_config(&bootstrap)
-                .set("group.id", "campus-scan")
-                .set("enable.auto.commit", "false")
-                .set("enable.partition.eof", "true")
-                .set(ISOLATION.0, ISOLATION.1)
-                .create()
-                .map_err(broker)?;
+            let reader = scan_reader(&bootstrap, true)?;
             let mut tpl = TopicPartitionList::new();
             let mut open = 0;
             for p in 0..partitions as i32 {
@@ -484,12 +491,7 @@ impl EventLog for KafkaLog {
             if end <= 0 {
                 return Ok(records);
             }
-            let reader: BaseConsumer = client_config(&bootstrap)
-                .set("group.id", "campus-scan")
-                .set("enable.auto.commit", "false")
-                .set(ISOLATION.0, ISOLATION.1)
-                .create()
-                .map_err(broker)?;
+            let reader = scan_reader(&bootstrap, false)?;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&name, p, Offset::Beginning).map_err(broker)?;
             reader.assign(&tpl).map_err(broker)?;
