@@ -59,7 +59,7 @@ for part in sync-rest async-rabbitmq streaming-kafka cluster; do
   done
 done
 for mode in sim real; do
-  for figure in sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart \
+  for figure in sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart streaming_kafka_outage \
                 cluster_scale_out cluster_scale_out_kafka; do
     file="target/test-out/${figure}_${mode}.svg"
     grep -q "<polyline\|<circle" "$file" || { echo "$file is missing or draws nothing"; exit 1; }
@@ -73,7 +73,7 @@ if grep -q "FAILED" target/test-out/report.md; then echo "report.md records fail
 grep -q 'reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server' target/test-out/report.md \
   || { echo "report.md: the real replay did not use kafka-consumer-groups.sh"; exit 1; }
 grep -q "per minute differ in 0 of" target/test-out/report.md || { echo "report.md: sim and real Part C not compared, or they differ"; exit 1; }
-echo "report.md: 8 sections, 18 figures, every check passed"
+echo "report.md: 8 sections, 20 figures, every check passed"
 
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out

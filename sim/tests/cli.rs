@@ -259,7 +259,7 @@ fn a_real_cluster_run_fails_over_a_lost_node_and_scales_inventory_out_without_lo
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
     let out_dir = scratch_dir("kafka");
-    run_passing(&["streaming-kafka", "--real-brokers", "--events", "1500", "--throttle-per-s", "1000"], &out_dir);
+    run_passing(&["streaming-kafka", "--real-brokers", "--events", "1500", "--throttle-per-s", "1000", "--down-for", "5"], &out_dir);
     let summary = Table::read(out_dir.join("streaming_kafka_summary.csv"));
     assert_eq!(summary.cell("replay", "replay_equal"), "true");
     assert!(summary.cell("lag", "peak_lag").parse::<u64>().unwrap() > 0, "the lag rose");
@@ -268,6 +268,11 @@ fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
     let counts = |experiment: &str| ["decided", "lost", "duplicates", "dead_letters"].map(|c| summary.cell(experiment, c).to_owned());
     assert_eq!(counts("inventory-crash"), ["1500", "0", "0", "0"]);
     assert_eq!(counts("poison"), ["1500", "0", "0", "30"]);
+    // Inventory away for 5 s of 25 at 20 events/s: nothing refused, every order decided once
+    // it is back, and how long that took.
+    assert_eq!(counts("outage"), ["500", "0", "0", "0"]);
+    assert!(summary.cell("outage", "peak_lag").parse::<u64>().unwrap() > 0, "orders waited while Inventory was away");
+    assert!(summary.cell("outage", "catch_up_s").parse::<f64>().is_ok(), "the backlog drained");
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server"), "the replay uses Kafka's own tool");
     let replay = std::fs::read_to_string(out_dir.join("streaming_kafka_replay.csv")).unwrap();

@@ -167,3 +167,23 @@ fn the_same_seed_replays_a_schedule_to_the_same_trace_in_every_model() {
     replays_identically::<rabbit::Schedule>();
     replays_identically::<stream::Schedule>();
 }
+
+#[test]
+fn inventory_taken_down_on_the_log_decides_every_order_appended_meanwhile_once_it_is_back() {
+    let order = |minute| stream::StreamOrder { items: serde_json::from_str(r#"[{"sku":"burrito","qty":1}]"#).unwrap(), minute };
+    for inventories in [1, 3] {
+        let s = stream::Schedule {
+            stock: 5,
+            orders: (0..8).map(|i| order(i % 3)).collect(),
+            throttle_per_s: None,
+            faults: vec![stream::Fault::Down { at_ms: 20, for_ms: 15_000 }],
+            broker_down: None,
+            inventories,
+        };
+        let outcome = s.run(SEED, None);
+        assert!(outcome.violations.is_empty(), "{inventories} instance(s):\n{s}{:?}", outcome.violations);
+        let noted = |text: &str| outcome.trace.iter().position(|line| line.contains(text));
+        let (down, back) = (noted("inventory killed, away for 15000 ms"), noted("new inventory instances").or(noted("inventory restarted")));
+        assert!(matches!((down, back), (Some(d), Some(b)) if d < b), "taken down, then started again:\n{}", outcome.trace.join("\n"));
+    }
+}

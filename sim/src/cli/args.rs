@@ -309,6 +309,12 @@ pub struct StreamingKafkaArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub poison: u64,
     /// The Kafka used with --real-brokers.
+    /// Events per second during outage (Part B's rate).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub outage_rate: u32,
+    /// Seconds Inventory is down in outage (events flow 10 s before and after).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub down_for: u64,
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
 }
@@ -335,6 +341,8 @@ impl StreamingKafkaArgs {
             produce_rate: self.produce_rate,
             broker_down_for: Duration::from_secs(self.broker_down_for),
             poison: self.poison as usize,
+            outage_rate: self.outage_rate,
+            down_for: Duration::from_secs(self.down_for),
             ..streaming_kafka::Config::default()
         }
     }

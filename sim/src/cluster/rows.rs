@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn on_the_log_a_stall_counts_the_seconds_the_lag_could_not_be_read() {
-        let lag = |t_ms: u64, produced: u64, lag: Option<u64>| Progress::of_streaming(&RestartSample { t_ms, broker_up: true, produced, inventory_lag: lag, analytics_lag: lag });
+        let lag = |t_ms: u64, produced: u64, lag: Option<u64>| Progress::of_streaming(&RestartSample { t_ms, broker_up: true, produced, inventory_lag: lag, analytics_lag: lag, decided: None });
         let samples = [lag(0, 100, Some(10)), lag(1000, 200, None), lag(2000, 300, None), lag(3000, 300, Some(5)), lag(4000, 300, Some(0))];
         assert_eq!(longest_stall(&samples), 2.0, "unknown at 1 s and 2 s; by 3 s the read position (295) has moved past 0 s's (90)");
     }

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
+use crate::log::SimLog;
 use crate::streaming_kafka::experiments::poison_records;
 use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
 use crate::violation::Violation;
@@ -86,6 +87,10 @@ pub enum Fault {
     /// A broker of the cluster dies at `at_ms`: its clients are without a log until its
     /// partitions' leadership has moved (the world's node loss).
     NodeLoss { at_ms: u64 },
+    /// Inventory (every instance) is killed at `at_ms` and started again `for_ms` later — or
+    /// once the group has evicted its dead members (the session timeout), if that is later:
+    /// the producer goes on, the orders wait in the log (the `outage` experiment).
+    Down { at_ms: u64, for_ms: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +150,7 @@ impl fmt::Display for Schedule {
                 Fault::Reset { at_ms } => writeln!(f, "  Analytics reset to the beginning (replay) at {at_ms} ms")?,
                 Fault::Poison { at_ms, kind } => writeln!(f, "  a malformed record ({}) appended at {at_ms} ms", POISON_KINDS[*kind as usize % 3])?,
                 Fault::NodeLoss { at_ms } => writeln!(f, "  a Kafka broker lost at {at_ms} ms (its partitions move to the others)")?,
+                Fault::Down { at_ms, for_ms } => writeln!(f, "  Inventory down at {at_ms} ms for {for_ms} ms")?,
             }
         }
         Ok(())
@@ -161,6 +167,7 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
         (0u64..2000).prop_map(|at_ms| Fault::Reset { at_ms }),
         (0u64..200, 0u8..3).prop_map(|(at_ms, kind)| Fault::Poison { at_ms, kind }),
         (0u64..300).prop_map(|at_ms| Fault::NodeLoss { at_ms }),
+        (0u64..300, 100u64..15_000).prop_map(|(at_ms, for_ms)| Fault::Down { at_ms, for_ms }),
     ]
 }
 
@@ -213,6 +220,8 @@ enum Step {
     BrokerDown,
     BrokerUp,
     NodeLoss,
+    /// Inventory killed, to be started again after this long.
+    InventoryDown(Duration),
 }
 
 /// The group coordinator evicts a dead member after the session timeout, once it is up.
@@ -226,29 +235,82 @@ async fn evict_after_timeout(log: &CrashingLog, member: ConsumerId) {
     }
 }
 
+/// What becomes of Inventory next: a member crashed, or the schedule takes it down.
+enum Next {
+    Crashed(ConsumerId),
+    Down(Duration),
+}
+
+async fn next(crashed: &flume::Receiver<ConsumerId>, downs: &flume::Receiver<Duration>) -> Option<Next> {
+    tokio::select! {
+        biased;
+        Ok(member) = crashed.recv_async() => Some(Next::Crashed(member)),
+        Ok(away) = downs.recv_async() => Some(Next::Down(away)),
+        else => None,
+    }
+}
+
+/// Inventory taken down: away `away`, and at least until the group has evicted its dead
+/// members (as Kafka's coordinator does after the session timeout).
+async fn wait_out_down(sim: &SimLog, away: Duration) {
+    tokio::time::sleep(away.max(SESSION_TIMEOUT)).await;
+    sim.evict_group(INVENTORY_GROUP);
+}
+
 /// Inventory, restarted after each crash (a new process: it restores its state from the
-/// changelog) once the log evicted the dead member.
-async fn supervise_inventory(log: Arc<CrashingLog>, view: InventoryView, config: InventoryConfig, policy: Policy, crashed: flume::Receiver<ConsumerId>) {
+/// changelog) once the log evicted the dead member, and after each time it is taken down.
+async fn supervise_inventory(
+    log: Arc<CrashingLog>,
+    sim: Arc<SimLog>,
+    view: InventoryView,
+    config: InventoryConfig,
+    policy: Policy,
+    crashed: flume::Receiver<ConsumerId>,
+    downs: flume::Receiver<Duration>,
+) {
     loop {
         let consumer = wiring::inventory(log.clone(), view.clone(), config, policy);
-        let Ok(member) = crashed.recv_async().await else { return };
+        let Some(next) = next(&crashed, &downs).await else { return };
         consumer.abort().await;
-        evict_after_timeout(&log, member).await;
+        match next {
+            Next::Crashed(member) => evict_after_timeout(&log, member).await,
+            Next::Down(away) => wait_out_down(&sim, away).await,
+        }
         log.note("inventory restarted".into());
     }
 }
 
 /// Scaled-out Inventory: `n` instances in one group. A member that crashed is stuck where it
 /// died (its call never returns); once the log evicts it, a new process takes its place.
-async fn supervise_instances(log: Arc<CrashingLog>, config: InventoryConfig, policy: Policy, n: u8, crashed: flume::Receiver<ConsumerId>) {
+async fn supervise_instances(
+    log: Arc<CrashingLog>,
+    sim: Arc<SimLog>,
+    config: InventoryConfig,
+    policy: Policy,
+    n: u8,
+    crashed: flume::Receiver<ConsumerId>,
+    downs: flume::Receiver<Duration>,
+) {
     let start = |name: String| wiring::partitioned_inventory(log.clone(), ShardsView::default(), config, &name, policy);
     let mut running: Vec<wiring::Consumer> = (0..n).map(|i| start(i.to_string())).collect();
     let mut restarts = 0;
-    while let Ok(member) = crashed.recv_async().await {
-        evict_after_timeout(&log, member).await;
+    while let Some(next) = next(&crashed, &downs).await {
         restarts += 1;
-        log.note(format!("a new inventory instance (restart #{restarts})"));
-        running.push(start(format!("restart-{restarts}")));
+        match next {
+            Next::Crashed(member) => {
+                evict_after_timeout(&log, member).await;
+                log.note(format!("a new inventory instance (restart #{restarts})"));
+                running.push(start(format!("restart-{restarts}")));
+            }
+            Next::Down(away) => {
+                for consumer in running.drain(..) {
+                    consumer.abort().await;
+                }
+                wait_out_down(&sim, away).await;
+                log.note(format!("{n} new inventory instances (restart #{restarts})"));
+                running = (0..n).map(|i| start(format!("restart-{restarts}-{i}"))).collect();
+            }
+        }
     }
     for consumer in running {
         consumer.abort().await;
@@ -340,6 +402,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let policy = world.policy(broken != Some(Break::NoReconnect));
     let (inventory_crash, inventory_crashed) = flume::unbounded();
     let (analytics_crash, analytics_crashed) = flume::unbounded();
+    let (inventory_down, inventory_downs) = flume::unbounded();
     let crashes = schedule.faults.iter().filter_map(|f| match *f {
         Fault::Crash { consumer, batch, point } => Some(LogCrash { group: consumer.group().to_owned(), batch, point }),
         _ => None,
@@ -354,8 +417,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let state = Arc::new(Mutex::new(Analytics::default()));
     let (reset, resets) = flume::unbounded();
     let inventory = match schedule.inventories {
-        0 | 1 => tokio::spawn(supervise_inventory(log.clone(), view.clone(), config, policy, inventory_crashed)),
-        n => tokio::spawn(supervise_instances(log.clone(), config, policy, n, inventory_crashed)),
+        0 | 1 => tokio::spawn(supervise_inventory(log.clone(), sim.clone(), view.clone(), config, policy, inventory_crashed, inventory_downs)),
+        n => tokio::spawn(supervise_instances(log.clone(), sim.clone(), config, policy, n, inventory_crashed, inventory_downs)),
     };
     let (producer, idle_watermarks) = wiring::producer(log.clone(), EventClock::Since(Instant::now()), policy);
     let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
@@ -379,6 +442,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
             Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
             Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
+            Fault::Down { at_ms, for_ms } => timeline.push((at_ms, Step::InventoryDown(Duration::from_millis(for_ms)))),
             Fault::Crash { .. } => {}
         }
     }
@@ -418,6 +482,10 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             Step::BrokerUp => {
                 log.note("the broker is back".into());
                 world.set_broker(true);
+            }
+            Step::InventoryDown(away) => {
+                log.note(format!("inventory killed, away for {} ms", away.as_millis()));
+                let _ = inventory_down.send(away);
             }
             Step::NodeLoss => {
                 log.note("a broker of the cluster is lost".into());

@@ -9,6 +9,10 @@
 //! dedup absorb the records read or appended twice), the metrics equal to the workload, the lag
 //! while the broker is away and the time to recover once it is back.
 //!
+//! `outage` takes Inventory away instead (Part B's outage, over the log): the producer at
+//! `--outage-rate`, Inventory killed after the lead and started again `--down-for` later. The
+//! broker serves throughout: what piles up is Inventory's lag, and nothing is refused.
+//!
 //! `node-loss` runs the same on a 3-broker cluster, with broker 1 (real: `scripts/brokers.sh
 //! kill kafka-node 1`, then `up --cluster kafka`; simulated: the world's node loss) in place of
 //! the broker: the cluster goes on answering, so the lags are read throughout.
@@ -53,30 +57,42 @@ pub enum Away {
     Broker,
     /// Broker 1 of a cluster.
     Node,
+    /// Inventory (`outage`).
+    Inventory,
 }
 
 pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run, away: Away) -> anyhow::Result<()> {
-    let (name, down_for) = match away {
-        Away::Broker => ("broker-restart", config.broker_down_for),
-        Away::Node => ("node-loss", config.node_down_for),
+    let (name, down_for, rate) = match away {
+        Away::Broker => ("broker-restart", config.broker_down_for, config.produce_rate),
+        Away::Node => ("node-loss", config.node_down_for, config.produce_rate),
+        Away::Inventory => ("outage", config.down_for, config.outage_rate),
     };
+    let what = if away == Away::Inventory { "inventory" } else { "broker" };
     let log = d.log();
     d.start_inventory().await?;
     d.start_analytics(None).await?;
     let t0 = Instant::now();
     let produced = AtomicUsize::new(0);
-    let producing = produce(d, events, config.batch.min(50), Some(config.produce_rate), &produced);
+    // One event per batch at the outage's rate (Part B's orders arrive one by one).
+    let batch = if away == Away::Inventory { 1 } else { config.batch.min(50) };
+    let producing = produce(d, events, batch, Some(rate), &produced);
     tokio::pin!(producing);
     let mut producer_done = false;
-    let kill_at = events.len() / 3;
+    let kill_at = match away {
+        Away::Inventory => (config.outage_lead.as_secs() * u64::from(rate)) as usize,
+        Away::Broker | Away::Node => events.len() / 3,
+    };
     let (mut down_ms, mut up_ms) = (None::<u64>, None::<u64>);
     let mut restart = Restart::default();
-    let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
+    // The outage samples four times a second: its backlog drains within about a second.
+    let every = if away == Away::Inventory { Duration::from_millis(250) } else { Duration::from_secs(1) };
+    let mut tick = tokio::time::interval_at(t0, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut live = crate::progress::Progress::new(name);
-    let deadline = Duration::from_secs_f64(events.len() as f64 / f64::from(config.produce_rate)) + down_for + config.settle_within;
+    let deadline = Duration::from_secs_f64(events.len() as f64 / f64::from(rate)) + down_for + config.settle_within;
     // Starting a real broker takes seconds (a JVM, log recovery): the sampling goes on meanwhile.
     let mut starting: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>> = None;
+    let mut taking: Option<Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>> = None;
     let recovered_ms = loop {
         tokio::select! {
             biased;
@@ -86,40 +102,64 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
                 continue;
             }
             _ = tick.tick() => {}
+            taken = async { taking.as_mut().expect("guarded").await }, if taking.is_some() => {
+                taken?;
+                taking = None;
+                crate::progress::step(&format!("{name}: {what} down at {:.1} s", down_ms.unwrap_or(0) as f64 / 1e3));
+            }
             started = async { starting.as_mut().expect("guarded").await }, if starting.is_some() => {
                 started?;
                 starting = None;
                 up_ms = Some(t0.elapsed().as_millis() as u64);
-                crate::progress::step(&format!("{name}: broker back at {:.1} s", t0.elapsed().as_secs_f64()));
+                crate::progress::step(&format!("{name}: {what} back at {:.1} s", t0.elapsed().as_secs_f64()));
             }
         }
         let done_producing = produced.load(Ordering::Relaxed);
         if down_ms.is_none() && done_producing >= kill_at {
-            match away {
-                Away::Broker => d.stop_broker().await?,
-                Away::Node => d.lose_node().await?,
-            }
+            // Away from the moment it is taken; the taking goes on beside the producer and the
+            // sampling (the simulation's kill waits out the group's session timeout).
             down_ms = Some(t0.elapsed().as_millis() as u64);
-            crate::progress::step(&format!("{name}: broker down at {:.1} s, {done_producing} events appended", t0.elapsed().as_secs_f64()));
+            taking = Some(match away {
+                Away::Broker => Box::pin(d.stop_broker()),
+                Away::Node => Box::pin(d.lose_node()),
+                Away::Inventory => Box::pin(d.kill_inventory()),
+            });
+            crate::progress::step(&format!("{name}: taking the {what} down, {done_producing} events appended"));
         }
-        if let (Some(down), None, None) = (down_ms, up_ms, starting.as_ref()) {
+        if let (Some(down), None, None, None) = (down_ms, up_ms, starting.as_ref(), taking.as_ref()) {
             if t0.elapsed() >= Duration::from_millis(down) + down_for {
                 starting = Some(match away {
                     Away::Broker => Box::pin(d.start_broker()),
                     Away::Node => Box::pin(d.restore_node()),
+                    Away::Inventory => Box::pin(d.start_inventory()),
                 });
             }
         }
         let broker_up = down_ms.is_none() || up_ms.is_some();
-        // A cluster that lost a node still answers: ask it throughout.
-        let ask = broker_up || away == Away::Node;
+        // A cluster that lost a node still answers, and so does a broker without Inventory: ask
+        // them throughout.
+        let ask = broker_up || away != Away::Broker;
         let (inventory_lag, analytics_lag) = if ask { lags(log.as_ref(), t0).await } else { (None, None) };
         restart.peak_lag = restart.peak_lag.max(analytics_lag.unwrap_or(0));
+        restart.peak_inventory_lag = restart.peak_inventory_lag.max(inventory_lag.unwrap_or(0));
+        // Orders whose outcome Analytics has counted (Analytics runs throughout the outage).
+        let decided = if away == Away::Inventory {
+            tokio::time::timeout(SAMPLE_WITHIN, d.metrics()).await.ok().and_then(Result::ok).map(|m| m.outcomes_seen as u64)
+        } else {
+            None
+        };
         let t_ms = t0.elapsed().as_millis() as u64;
-        restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.load(Ordering::Relaxed) as u64, inventory_lag, analytics_lag });
+        restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.load(Ordering::Relaxed) as u64, inventory_lag, analytics_lag, decided });
+        // Drained: every order appended before the return has its outcome.
+        if let (Some(up), Some(decided), None) = (up_ms, decided, restart.drained) {
+            let before_return = restart.samples.iter().rfind(|s| s.t_ms <= up).map_or(0, |s| s.produced);
+            if decided >= before_return {
+                restart.drained = Some(Duration::from_millis(t_ms.saturating_sub(up)));
+            }
+        }
         live.update(|| {
             let show = |l: Option<u64>| l.map_or("?".to_owned(), |l| l.to_string());
-            let phase = if up_ms.is_some() { "recovering" } else if down_ms.is_some() { "broker down" } else { "producing" };
+            let phase = if up_ms.is_some() { "recovering".to_owned() } else if down_ms.is_some() { format!("{what} down") } else { "producing".to_owned() };
             format!("t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}", t_ms / 1000, produced.load(Ordering::Relaxed), show(inventory_lag), show(analytics_lag))
         });
         if up_ms.is_some() && producer_done && analytics_lag == Some(0) && inventory_lag == Some(0) && caught_up(d, events.len()).await.unwrap_or(false) {
@@ -130,13 +170,14 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
             bail!("{name}: the consumers did not catch up within {} s", deadline.as_secs());
         }
     };
-    let (down, up) = (down_ms.expect("the broker was stopped"), up_ms.expect("the broker was started again"));
+    let (down, up) = (down_ms.expect("it was stopped"), up_ms.expect("it was started again"));
     restart.down_window_ms = (down, up);
     restart.recover = Some(Duration::from_millis(recovered_ms.saturating_sub(up)));
     account(d, events, run).await?;
     run.detail = match away {
         Away::Broker => Detail::BrokerRestart(restart),
         Away::Node => Detail::NodeLoss(restart),
+        Away::Inventory => Detail::Outage(restart),
     };
     Ok(())
 }

@@ -17,7 +17,10 @@ use super::{Config, Deployment, Detail, Lag, LagSample, Run, Scenario, ANALYTICS
 
 /// Runs one experiment on a fresh log (fresh topics in real mode).
 pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Deployment<'_>) -> anyhow::Result<Run> {
-    let events = config.events();
+    let mut events = config.events();
+    if scenario == Scenario::Outage {
+        events.truncate(config.outage_events());
+    }
     let d = &deployment;
     let mut run = Run::new(d.mode(), &events, Detail::Produce);
     let result = async {
@@ -32,6 +35,7 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
             Scenario::NodeLoss => super::broker_restart::run(config, d, &events, &mut run, super::broker_restart::Away::Node).await?,
             Scenario::ScaleOut { instances, partitions, crash } => super::scale_out::run(config, d, &events, &mut run, instances, partitions, crash).await?,
             Scenario::InventoryCrash => inventory_crash(config, d, &events, &mut run).await?,
+            Scenario::Outage => super::broker_restart::run(config, d, &events, &mut run, super::broker_restart::Away::Inventory).await?,
             Scenario::Poison => poison(config, d, &events, &mut run).await?,
         }
         Ok(())

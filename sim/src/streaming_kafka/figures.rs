@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::rows::{LagRow, ReplayRow, RestartRow, LAG_CSV, REPLAY_CSV, RESTART_CSV};
+use super::rows::{LagRow, OutageRow, ReplayRow, RestartRow, LAG_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV};
 use crate::plot::{down_span, figures, write, Chart, Series};
 use crate::report::csv;
 use crate::Mode;
@@ -17,8 +17,13 @@ pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
         (lag(out, mode)?, "Analytics' consumer lag under throttling"),
         (replay(out, mode)?, "Orders per minute of event time, before and after the replay"),
         (restart(out, mode)?, "The broker restart: events appended and each group's lag (the broker's down window shaded)"),
+        (outage(out, mode)?, "Inventory down for a minute: events appended and each group's lag (Inventory's down window shaded)"),
     ]))
 }
+
+/// One second of a timeline with something away: (t_s, up, produced, Inventory's lag,
+/// Analytics' lag, orders waiting for their outcome where known).
+type Second = (f64, bool, u64, Option<u64>, Option<u64>, Option<u64>);
 
 /// Events appended and each consumer group's lag over time, the broker's down window shaded;
 /// the lags have no points while the broker could not be asked.
@@ -27,23 +32,43 @@ pub fn restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     if !path.exists() {
         return Ok(None);
     }
-    let rows: Vec<RestartRow> = csv::read::<RestartRow>(&path)?.into_iter().filter(|r| r.mode == mode).collect();
-    let series = |name: &str, column: fn(&RestartRow) -> Option<u64>| Series::line(name, rows.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect());
-    let shaded = down_span(rows.iter().map(|r| (r.t_s.0, r.broker_up == 0)), "broker down");
+    let rows = csv::read::<RestartRow>(&path)?.into_iter().filter(|r| r.mode == mode);
+    let seconds = rows.map(|r| (r.t_s.0, r.broker_up == 1, r.produced, r.inventory_lag, r.analytics_lag, None)).collect();
+    timeline(out, format!("streaming_kafka_broker_restart_{mode}.svg"), format!("Part C ({mode}): the broker killed mid-stream and started again"), "broker down", seconds)
+}
+
+/// The same for Inventory's outage: Inventory's lag is the orders waiting for a decision.
+pub fn outage(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let path = out.join(OUTAGE_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let rows = csv::read::<OutageRow>(&path)?.into_iter().filter(|r| r.mode == mode);
+    let seconds = rows.map(|r| (r.t_s.0, r.inventory_up == 1, r.produced, r.inventory_lag, r.analytics_lag, r.decided.map(|d| r.produced.saturating_sub(d)))).collect();
+    timeline(out, format!("streaming_kafka_outage_{mode}.svg"), format!("Part C ({mode}): Inventory down, the producer going on"), "Inventory down", seconds)
+}
+
+fn timeline(out: &Path, file: String, title: String, away: &str, seconds: Vec<Second>) -> anyhow::Result<Option<String>> {
+    let series = |name: &str, column: fn(&Second) -> Option<u64>| Series::line(name, seconds.iter().filter_map(|r| Some((r.0, column(r)? as f64))).collect());
+    let shaded = down_span(seconds.iter().map(|r| (r.0, !r.1)), away);
     let chart = Chart {
-        title: format!("Part C ({mode}): the broker killed mid-stream and started again"),
+        title,
         x_label: "time since the producer started (s)".into(),
         y_label: "events / records".into(),
         x_log: false,
         series: vec![
-            series("events appended (acknowledged)", |r| Some(r.produced)),
-            series("Inventory's lag", |r| r.inventory_lag),
-            series("Analytics' lag (both topics)", |r| r.analytics_lag),
-        ],
+            series("events appended (acknowledged)", |r| Some(r.2)),
+            series("Inventory's lag (records)", |r| r.3),
+            series("Analytics' lag (both topics)", |r| r.4),
+            series("orders waiting for their outcome", |r| r.5),
+        ]
+        .into_iter()
+        .filter(|s| !s.points.is_empty())
+        .collect(),
         shaded,
         ..Chart::default()
     };
-    write(out, format!("streaming_kafka_broker_restart_{mode}.svg"), &chart)
+    write(out, file, &chart)
 }
 
 /// The Analytics group's lag per topic (summed over partitions) over time.

@@ -71,12 +71,21 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail("the drain was never sampled".into());
         }
     }
-    if let Some(restart) = run.restart().or(run.node_loss()) {
+    if let Some(restart) = run.restart().or(run.node_loss()).or(run.outage()) {
+        let what = if run.outage().is_some() { "Inventory" } else { "the broker" };
         if restart.recover.is_none() {
-            fail("the consumers did not catch up after the broker restart".into());
+            fail(format!("the consumers did not catch up after {what} came back"));
         }
         if restart.samples.iter().all(|s| s.broker_up) {
-            fail("no sample was taken while the broker was down".into());
+            fail(format!("no sample was taken while {what} was down"));
+        }
+    }
+    if let Some(outage) = run.outage() {
+        if outage.drained.is_none() {
+            fail("the orders appended while Inventory was away never all had their outcome".into());
+        }
+        if outage.peak_inventory_lag == 0 {
+            fail("Inventory's lag never rose while it was down".into());
         }
     }
     violations
@@ -132,7 +141,9 @@ pub fn same_as_other_mode(metrics: &campus::services::analytics::Metrics, other:
 /// whatever happened during it (a throttled Analytics, a broker restart, Inventory killed and
 /// restarted, poison among the events). Returns the runs compared and the violations.
 pub fn same_across_runs(runs: &[super::Run]) -> (usize, Vec<Violation>) {
-    let with: Vec<&super::Run> = runs.iter().filter(|r| r.metrics.is_some() && !matches!(r.detail, super::Detail::Explore)).collect();
+    // `outage` decides only the first of the events: its minutes are not the others'.
+    let with: Vec<&super::Run> =
+        runs.iter().filter(|r| r.metrics.is_some() && !matches!(r.detail, super::Detail::Explore | super::Detail::Outage(_))).collect();
     let Some(first) = with.first() else { return (0, Vec::new()) };
     let reference = first.metrics.as_ref().expect("filtered");
     let violations = with[1..]

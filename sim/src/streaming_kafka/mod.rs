@@ -9,6 +9,7 @@
 //! | `replay`   | Analytics catches up, stops; its group is reset to the beginning (real: Kafka's `kafka-consumer-groups.sh --reset-offsets --to-earliest --execute`); a fresh Analytics recomputes: before and after compared, and against the workload |
 //! | `broker-restart` | the producer at `--produce-rate`; a third of the way in the broker is killed (real: SIGKILL, then `scripts/brokers.sh up kafka`) and started again: every order decided once, metrics equal to the workload, the lag and the time to recover |
 //! | `inventory-crash` | the producer at `--produce-rate`; Inventory is killed (real: SIGKILL) a third of the way in and started again: every order decided exactly once in `inventory-events` as a `read_committed` reader sees it, stock consistent with the reservations |
+//! | `outage`   | Part B's outage over the log: the producer at `--outage-rate` (20/s) for `--down-for` (60 s) plus 10 s either side; Inventory is killed 10 s in (real: SIGKILL) and started again `--down-for` later: every order appended meanwhile, decided once Inventory is back, Inventory's lag and the time it takes to catch up |
 //! | `poison`   | `--poison` malformed records (not JSON, wrong schema, unknown version) among the events: each in `dead-letters` with its reason, every good order decided |
 //!
 //! One more runs on a 3-broker cluster (`campus-sim cluster`): `node-loss`, the producer at
@@ -61,9 +62,12 @@ pub enum Experiment {
     BrokerRestart,
     /// Inventory killed mid-stream and started again: every order decided exactly once.
     InventoryCrash,
+    /// Inventory down for --down-for while orders arrive at --outage-rate (Part B's outage):
+    /// appended meanwhile, decided once it is back.
+    Outage,
     /// Malformed records among the events: dead-lettered with their reasons.
     Poison,
-    /// All six, in that order.
+    /// All seven, in that order.
     All,
 }
 
@@ -93,6 +97,11 @@ pub struct Config {
     pub node_failover: Duration,
     /// `poison`: malformed records appended among the events.
     pub poison: usize,
+    /// `outage` (Part B's, over the log): events per second, how long Inventory is down, and
+    /// how long events flow before it goes down and after it is back.
+    pub outage_rate: u32,
+    pub down_for: Duration,
+    pub outage_lead: Duration,
 }
 
 impl Default for Config {
@@ -110,6 +119,9 @@ impl Default for Config {
             node_down_for: Duration::from_secs(20),
             node_failover: crate::world::KAFKA_NODE_FAILOVER,
             poison: 30,
+            outage_rate: 20,
+            down_for: Duration::from_secs(60),
+            outage_lead: Duration::from_secs(10),
         }
     }
 }
@@ -122,8 +134,11 @@ impl Config {
         if self.poison == 0 {
             bail!("--poison must be at least 1");
         }
-        if self.broker_down_for.is_zero() || self.node_down_for.is_zero() {
-            bail!("--broker-down-for and --node-down-for must be above 0 s");
+        if self.broker_down_for.is_zero() || self.node_down_for.is_zero() || self.down_for.is_zero() {
+            bail!("--broker-down-for, --node-down-for and --down-for must be above 0 s");
+        }
+        if self.outage_rate == 0 {
+            bail!("--outage-rate must be at least 1");
         }
         Ok(())
     }
@@ -137,8 +152,16 @@ impl Config {
             Experiment::Replay => vec![Scenario::Replay],
             Experiment::BrokerRestart => vec![Scenario::BrokerRestart],
             Experiment::InventoryCrash => vec![Scenario::InventoryCrash],
+            Experiment::Outage => vec![Scenario::Outage],
             Experiment::Poison => vec![Scenario::Poison],
         }
+    }
+
+    /// The events of `outage`: `outage_rate` per second for the lead, Inventory's absence and
+    /// the lead again (1,600 by default), the first of the run's events.
+    pub fn outage_events(&self) -> usize {
+        let secs = 2 * self.outage_lead.as_secs() + self.down_for.as_secs();
+        (secs * u64::from(self.outage_rate)).clamp(1, self.events as u64) as usize
     }
 
     pub fn experiments(&self) -> Vec<&'static str> {
@@ -174,6 +197,8 @@ pub enum Scenario {
     Replay,
     BrokerRestart,
     InventoryCrash,
+    /// Inventory down for `down_for` while events arrive at `outage_rate`.
+    Outage,
     Poison,
     /// On a cluster: broker 1 lost mid-stream.
     NodeLoss,
@@ -183,8 +208,15 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] =
-        [Scenario::Produce, Scenario::Lag, Scenario::Replay, Scenario::BrokerRestart, Scenario::InventoryCrash, Scenario::Poison];
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Produce,
+        Scenario::Lag,
+        Scenario::Replay,
+        Scenario::BrokerRestart,
+        Scenario::InventoryCrash,
+        Scenario::Outage,
+        Scenario::Poison,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -193,6 +225,7 @@ impl Scenario {
             Scenario::Replay => "replay",
             Scenario::BrokerRestart => "broker-restart",
             Scenario::InventoryCrash => "inventory-crash",
+            Scenario::Outage => "outage",
             Scenario::Poison => "poison",
             Scenario::NodeLoss => "node-loss",
             Scenario::ScaleOut { .. } => "scale-out",
@@ -257,6 +290,9 @@ pub enum Detail {
     /// Inventory was killed after `killed_after` events had been appended, and started again
     /// `restarted_ms` into the run (it then restored its state from the changelog).
     InventoryCrash { killed_after: u64, restarted_ms: u64 },
+    /// Inventory down for a window while events arrived: the same observations as a broker
+    /// restart, the window Inventory's.
+    Outage(Restart),
     /// `injected` malformed records were appended among the events.
     Poison { injected: usize },
     /// One schedule of `campus-sim explore`.
@@ -278,27 +314,37 @@ pub struct Lag {
     pub catch_up: Option<Duration>,
 }
 
-/// The broker restart's time series, its window and the recovery.
+/// The time series of a broker restart, a node loss or Inventory's outage, the window of what
+/// was away and the recovery.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Restart {
     pub samples: Vec<RestartSample>,
-    /// When the broker was killed and when it answered again (ms since the producer started).
+    /// When it was killed and when it answered again (ms since the producer started).
     pub down_window_ms: (u64, u64),
     /// Analytics' total lag at its highest (where it could be read).
     pub peak_lag: u64,
+    /// Inventory's, likewise.
+    pub peak_inventory_lag: u64,
     /// From the broker's return to every consumer caught up.
     pub recover: Option<Duration>,
+    /// `outage`: from Inventory's return to the outcome of every order appended before it
+    /// (as Analytics counted them), at the sampling's grain.
+    pub drained: Option<Duration>,
 }
 
-/// One sample of the broker restart (every second): how far each consumer group is behind,
-/// `None` while the broker cannot be asked.
+/// One sample of a [`Restart`] (every second): how far each consumer group is behind, `None`
+/// while the broker cannot be asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestartSample {
     pub t_ms: u64,
+    /// What was taken away (the broker, a node, Inventory) is up.
     pub broker_up: bool,
     pub produced: u64,
     pub inventory_lag: Option<u64>,
     pub analytics_lag: Option<u64>,
+    /// `outage`: orders whose outcome Analytics has counted (`None` elsewhere, or if it did not
+    /// answer).
+    pub decided: Option<u64>,
 }
 
 impl Run {
@@ -323,6 +369,7 @@ impl Run {
             Detail::Replay { .. } => Scenario::Replay.name(),
             Detail::BrokerRestart(_) => Scenario::BrokerRestart.name(),
             Detail::InventoryCrash { .. } => Scenario::InventoryCrash.name(),
+            Detail::Outage(_) => Scenario::Outage.name(),
             Detail::Poison { .. } => Scenario::Poison.name(),
             Detail::NodeLoss(_) => Scenario::NodeLoss.name(),
             Detail::ScaleOut { .. } => "scale-out",
@@ -348,6 +395,13 @@ impl Run {
     pub fn scale_out(&self) -> Option<(&crate::drain::ScaleOut, u32, u64)> {
         match &self.detail {
             Detail::ScaleOut { drain, partitions, out_of_order } => Some((drain, *partitions, *out_of_order)),
+            _ => None,
+        }
+    }
+
+    pub fn outage(&self) -> Option<&Restart> {
+        match &self.detail {
+            Detail::Outage(r) => Some(r),
             _ => None,
         }
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 
 
-use super::rows::{final_metrics, named, summary_row, MetricsRow, SummaryRow, LAG_CSV, METRICS_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV};
+use super::rows::{final_metrics, named, summary_row, MetricsRow, SummaryRow, LAG_CSV, METRICS_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV};
 use super::{Config, Detail, Run};
 use crate::report::csv;
 use crate::report::{markdown_table, text_table, update_report};
@@ -37,7 +37,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
     let mut text = format!("## Part C — streaming, Kafka ({mode})\n\n");
     text.push_str(&format!(
         "Seed {} · {} events · {} partitions per topic · Analytics throttled to {} records/s in `lag` · stock {} per item · \
-         files: [`{METRICS_CSV}`]({METRICS_CSV}), [`{LAG_CSV}`]({LAG_CSV}), [`{REPLAY_CSV}`]({REPLAY_CSV}), [`{RESTART_CSV}`]({RESTART_CSV}), [`{SUMMARY_CSV}`]({SUMMARY_CSV})\n\n",
+         files: [`{METRICS_CSV}`]({METRICS_CSV}), [`{LAG_CSV}`]({LAG_CSV}), [`{REPLAY_CSV}`]({REPLAY_CSV}), [`{RESTART_CSV}`]({RESTART_CSV}), [`{OUTAGE_CSV}`]({OUTAGE_CSV}), [`{SUMMARY_CSV}`]({SUMMARY_CSV})\n\n",
         config.seed,
         config.events,
         campus::transport::log::PARTITIONS,
@@ -178,6 +178,35 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     if inventory.units_taken == d.reserved_units { "equal".to_owned() } else { format!("DIFFERENT: {}", d.reserved_units) },
                 ));
             }
+            Detail::Outage(outage) => {
+                let (down, up) = outage.down_window_ms;
+                let produced_at = |t: u64| outage.samples.iter().rfind(|x| x.t_ms <= t).map_or(0, |x| x.produced);
+                let d = run.decisions.clone().unwrap_or_default();
+                text.push_str(&format!(
+                    "- **outage** (Part B's, over the log): the producer appended {} events/s, one at a time; Inventory was {} at \
+                     {:.1} s and started again at {:.1} s. The broker went on accepting: {} events were appended while Inventory \
+                     was away, none refused. Inventory's lag — orders waiting for a decision, plus the producer's watermarks among \
+                     them — peaked at {} records. Every order appended before its return had its outcome {} after it (Part B's `drain_s`), \
+                     and every consumer had caught up {} after it, the producer done. A `read_committed` reader \
+                     found {} of {} orders decided, {} without a decision and {} decided twice. As with Part B's queue, the \
+                     outage cost the students the time to their outcome, not their orders.\n",
+                    config.outage_rate,
+                    match mode {
+                        Mode::Sim => "killed (its task aborted, its memory gone)",
+                        Mode::Real => "SIGKILLed",
+                    },
+                    down as f64 / 1e3,
+                    up as f64 / 1e3,
+                    produced_at(up).saturating_sub(produced_at(down)),
+                    outage.peak_inventory_lag,
+                    outage.drained.map_or("—".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
+                    outage.recover.map_or("—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+                    d.decided(),
+                    run.events,
+                    d.lost,
+                    d.duplicates,
+                ));
+            }
             Detail::Poison { injected } => {
                 let d = run.decisions.clone().unwrap_or_default();
                 let reasons: Vec<String> = d.dead_letters.iter().map(|(reason, n)| format!("{n} `{reason}`")).collect();
@@ -225,7 +254,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
     text.push_str(&super::figures::draw(out, mode)?);
     text.push_str("\n### Checks\n\n");
     if violations.is_empty() {
-        text.push_str("All passed: replay equal, orders per minute equal to the workload, every order decided exactly once in `inventory-events` (read `read_committed` by the lab), stock taken equal to what the reserved orders asked for, every poison record dead-lettered, the lag rose under throttling and returned to 0, every consumer caught up after the broker restart and after Inventory's crash, and — where the other mode's run is in `out/` — the same reserved and failed per minute in sim and real.\n");
+        text.push_str("All passed: replay equal, orders per minute equal to the workload, every order decided exactly once in `inventory-events` (read `read_committed` by the lab), stock taken equal to what the reserved orders asked for, every poison record dead-lettered, the lag rose under throttling and returned to 0, every consumer caught up after the broker restart, Inventory's crash and its outage, and — where the other mode's run is in `out/` — the same reserved and failed per minute in sim and real.\n");
     } else {
         for v in violations {
             text.push_str(&format!("- **FAILED** {v}\n"));

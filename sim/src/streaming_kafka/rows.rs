@@ -14,6 +14,7 @@ pub const LAG_CSV: &str = "streaming_kafka_lag.csv";
 pub const REPLAY_CSV: &str = "streaming_kafka_replay.csv";
 pub const SUMMARY_CSV: &str = "streaming_kafka_summary.csv";
 pub const RESTART_CSV: &str = "streaming_kafka_broker_restart.csv";
+pub const OUTAGE_CSV: &str = "streaming_kafka_outage.csv";
 
 /// One line of `streaming_kafka_broker_restart.csv`: one second of the broker restart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,24 @@ pub struct RestartRow {
     /// Records each group has not committed yet; empty while the broker could not be asked.
     pub inventory_lag: Option<u64>,
     pub analytics_lag: Option<u64>,
+}
+
+/// One line of `streaming_kafka_outage.csv`: one sample (four a second) of Inventory's outage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutageRow {
+    pub t_s: Fixed<2>,
+    pub mode: Mode,
+    /// 1 while Inventory runs, 0 while it is down.
+    pub inventory_up: u8,
+    /// Events the producer had appended (and the broker acknowledged).
+    pub produced: u64,
+    /// `order-events` records Inventory's group has not committed yet (the orders waiting for
+    /// a decision, and the producer's watermarks among them); Analytics' records likewise.
+    pub inventory_lag: Option<u64>,
+    pub analytics_lag: Option<u64>,
+    /// Orders whose outcome Analytics has counted: `produced − decided` are the orders waiting
+    /// for theirs.
+    pub decided: Option<u64>,
 }
 
 /// One line of `streaming_kafka_metrics.csv`: one minute of event time.
@@ -91,7 +110,7 @@ macro_rules! rows_have_a_mode {
         }
     )*};
 }
-rows_have_a_mode!(MetricsRow, LagRow, ReplayRow, SummaryRow, RestartRow);
+rows_have_a_mode!(MetricsRow, LagRow, ReplayRow, SummaryRow, RestartRow, OutageRow);
 
 pub fn summary_row(run: &Run) -> SummaryRow {
     let secs = run.produce.as_secs_f64();
@@ -102,8 +121,12 @@ pub fn summary_row(run: &Run) -> SummaryRow {
         events: run.events,
         produce_s: Fixed(secs),
         events_per_s: (secs > 0.0).then(|| Fixed(run.events as f64 / secs)),
-        peak_lag: lag.map(|l| l.peak).or(restart.map(|r| r.peak_lag)),
-        catch_up_s: lag.and_then(|l| l.catch_up).or(restart.and_then(|r| r.recover)).map(|d| Fixed(d.as_secs_f64())),
+        peak_lag: lag.map(|l| l.peak).or(restart.map(|r| r.peak_lag)).or(run.outage().map(|o| o.peak_inventory_lag)),
+        catch_up_s: lag
+            .and_then(|l| l.catch_up)
+            .or(restart.and_then(|r| r.recover))
+            .or(run.outage().and_then(|o| o.drained))
+            .map(|d| Fixed(d.as_secs_f64())),
         replay_equal: run.replay_equal(),
         decided: run.decisions.as_ref().map(|d| d.decided()),
         lost: run.decisions.as_ref().map(|d| d.lost),
@@ -204,6 +227,21 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run]) -> anyhow::Result<()> {
         })
         .collect();
     csv::merge(&out.join(RESTART_CSV), mode, restart)?;
+    let outage = runs
+        .iter()
+        .filter_map(Run::outage)
+        .flat_map(|r| &r.samples)
+        .map(|s| OutageRow {
+            t_s: Fixed(s.t_ms as f64 / 1e3),
+            mode,
+            inventory_up: u8::from(s.broker_up),
+            produced: s.produced,
+            inventory_lag: s.inventory_lag,
+            analytics_lag: s.analytics_lag,
+            decided: s.decided,
+        })
+        .collect();
+    csv::merge(&out.join(OUTAGE_CSV), mode, outage)?;
     csv::merge(&out.join(REPLAY_CSV), mode, runs.iter().flat_map(replay_rows).collect())?;
     csv::merge(&out.join(SUMMARY_CSV), mode, runs.iter().map(summary_row).collect())
 }
