@@ -20,7 +20,8 @@
 #      Part C's as members of one consumer group over 3 and over 6 partitions — 0 lost,
 #      0 double (Part C: 0 out of its partition's order), or the run fails (the real node losses
 #      are left out: docs/cluster.md, "Known problems"; the smaller one of sim/tests/cli.rs runs),
-#   5. check that the report holds all eight sections and that every figure was drawn,
+#   5. check that the report holds all nine sections (the comparison first) and that every
+#      figure was drawn,
 #   6. the benchmarks against the real transports, once (they print figures; targets are not
 #      asserted — timings on a shared CI machine are not a test).
 # Safe to re-run. Output of steps 3-6 goes to target/test-out/, not to out/.
@@ -58,8 +59,10 @@ for part in sync-rest async-rabbitmq streaming-kafka cluster; do
     grep -q -- "<!-- begin $part/$mode -->" target/test-out/report.md || { echo "report.md lacks $part/$mode"; exit 1; }
   done
 done
+grep -q -- "<!-- begin compare -->" target/test-out/report.md || { echo "report.md lacks the three models side by side"; exit 1; }
 for mode in sim real; do
-  for figure in sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart streaming_kafka_outage \
+  grep -q -- "^### $mode" target/test-out/report.md || { echo "report.md compares no $mode runs"; exit 1; }
+  for figure in compare_outage sync_rest_latency async_rabbitmq_backlog async_rabbitmq_broker_restart streaming_kafka_lag streaming_kafka_replay streaming_kafka_broker_restart streaming_kafka_outage \
                 cluster_scale_out cluster_scale_out_kafka; do
     file="target/test-out/${figure}_${mode}.svg"
     grep -q "<polyline\|<circle" "$file" || { echo "$file is missing or draws nothing"; exit 1; }
@@ -73,7 +76,7 @@ if grep -q "FAILED" target/test-out/report.md; then echo "report.md records fail
 grep -q 'reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server' target/test-out/report.md \
   || { echo "report.md: the real replay did not use kafka-consumer-groups.sh"; exit 1; }
 grep -q "per minute differ in 0 of" target/test-out/report.md || { echo "report.md: sim and real Part C not compared, or they differ"; exit 1; }
-echo "report.md: 8 sections, 20 figures, every check passed"
+echo "report.md: 9 sections, 22 figures, every check passed"
 
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out

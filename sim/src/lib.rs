@@ -9,6 +9,8 @@
 //! - [`explore`]: property tests over generated fault schedules, with shrinking.
 //! - [`cluster`]: the clustered deployment's runs (node loss, scale-out), rows, report section
 //!   and figures; the experiments are the parts' own.
+//! - [`compare`]: the three models side by side, from the parts' rows (the report's first
+//!   section).
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's experiments, its
 //!   deployment (simulated or real), invariants, CSV rows, report section and figures.
 //! - [`real`]: service processes (`campus-sim serve …` children and their READY line);
@@ -18,13 +20,15 @@
 //! - [`fault`]: faults as data ([`fault::FaultPlan`], queue and log crashes) and the one place
 //!   each is applied.
 //! - [`report`]: typed CSV rows and `report.md`; [`plot`]: the SVG chart engine.
-//! - [`workload`], [`rng`], [`violation`], [`progress`]: the leaves.
+//! - [`workload`], [`rng`], [`violation`], [`progress`], [`backlog`]: the leaves.
 
 pub mod async_rabbitmq;
+pub mod backlog;
 pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod compare;
 pub mod drain;
 pub mod explore;
 pub mod fault;

@@ -331,6 +331,124 @@ fn the_graded_run_in_the_simulation_writes_every_part_with_its_figures_in_second
     assert!(backlog.contains(">Inventory down</text>"), "the outage's down window is shaded and labelled");
 }
 
+/// The text between `before` and the next `after` in `text` (the first such place).
+fn quoted<'t>(text: &'t str, before: &str, after: &str) -> &'t str {
+    let start = text.find(before).unwrap_or_else(|| panic!("the report never says {before:?}")) + before.len();
+    let len = text[start..].find(after).unwrap_or_else(|| panic!("nothing ends {before:?} with {after:?}"));
+    &text[start..start + len]
+}
+
+/// The report's cell is the file's: the same text, or the file's number rounded to the
+/// decimals the report shows.
+fn same_number_or_text(shown: &str, value: &str) -> bool {
+    if shown == value {
+        return true;
+    }
+    let decimals = shown.split_once('.').map_or(0, |(_, d)| d.len());
+    matches!(value.parse::<f64>(), Ok(v) if shown.parse::<f64>().is_ok() && format!("{v:.decimals$}") == shown)
+}
+
+/// Nearest-rank percentile, as the report computes it.
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Orders accepted while Inventory was away: accepted at the first sample with it back minus
+/// accepted at the first sample with it down.
+fn accepted_while_down(table: &Table, up: &str, accepted: &str) -> u64 {
+    let (up, accepted) = (table.col(up), table.col(accepted));
+    let rows: Vec<(bool, u64)> = table.rows.iter().map(|r| (&r[up] == "1", r[accepted].parse().unwrap())).collect();
+    let down = rows.iter().position(|(up, _)| !up).expect("a sample with Inventory down");
+    let back = rows[down..].iter().find(|(up, _)| *up).expect("a sample with Inventory back");
+    back.1 - rows[down].1
+}
+
+#[test]
+fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
+    let out_dir = scratch_dir("agrees");
+    run_passing(&[], &out_dir);
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    let csv = |name: &str| Table::read(out_dir.join(name));
+
+    // Every table whose header is a CSV file's is made of that file's rows.
+    let mut files_shown = 0;
+    for file in ["sync_rest_summary.csv", "async_rabbitmq_summary.csv", "streaming_kafka_summary.csv"] {
+        let t = csv(file);
+        let header = format!("| {} |", t.header.iter().collect::<Vec<_>>().join(" | "));
+        let table = quoted(&report, &header, "\n\n");
+        let lines: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(lines.len(), t.rows.len(), "{file}: the report's table has other rows");
+        for (line, row) in lines.iter().zip(&t.rows) {
+            let shown: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(shown.len(), row.len(), "{file}: {line}");
+            for (cell, value) in shown.iter().zip(row) {
+                assert!(same_number_or_text(cell, value), "{file}: the report shows {cell:?} where the file has {value:?}: {line}");
+            }
+        }
+        files_shown += 1;
+    }
+    assert_eq!(files_shown, 3);
+
+    // Part A: the baseline's percentiles, from the requests themselves.
+    let requests = csv("sync_rest_requests.csv");
+    let mut baseline: Vec<f64> =
+        requests.rows.iter().filter(|r| &r[0] == "baseline").map(|r| r[requests.col("latency_ms")].parse().unwrap()).collect();
+    baseline.sort_by(f64::total_cmp);
+    let (p50, p99) = (nearest_rank(&baseline, 50.0), nearest_rank(&baseline, 99.0));
+    assert_eq!(quoted(&report, "answered 201; p50 ", ","), format!("{p50:.1} ms"));
+    assert_eq!(quoted(&report, &format!("p50 {p50:.1} ms, p99 "), ","), format!("{p99:.1} ms"));
+
+    // Part B's outage: the backlog's peak and when, the orders taken meanwhile.
+    let backlog = csv("async_rabbitmq_backlog.csv");
+    let depth = backlog.col("queue_depth");
+    let peak = backlog.rows.iter().max_by_key(|r| r[depth].parse::<u64>().unwrap()).unwrap();
+    let at: f64 = peak[0].parse().unwrap();
+    assert_eq!(quoted(&report, "`OrderPlaced` grew to ", " messages"), &peak[depth]);
+    assert_eq!(quoted(&report, &format!("grew to {} messages (at ", &peak[depth]), " s)"), format!("{at:.1}"));
+    let taken_b = accepted_while_down(&backlog, "inventory_up", "accepted");
+    assert_eq!(quoted(&report, "Order kept answering 202 (", " orders accepted while Inventory was down"), taken_b.to_string());
+
+    // Part C: the lag's peak over both topics, the replay's equal metrics, the failure rate,
+    // the outage's orders.
+    let lag = csv("streaming_kafka_lag.csv");
+    let mut per_second: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &lag.rows {
+        *per_second.entry(r[0].to_owned()).or_default() += r[lag.col("lag")].parse::<u64>().unwrap();
+    }
+    let lag_peak = per_second.values().max().unwrap();
+    assert_eq!(quoted(&report, "Its lag peaked at ", " records"), lag_peak.to_string());
+    let replay = csv("streaming_kafka_replay.csv");
+    let equal = replay.rows.iter().filter(|r| &r[replay.col("equal")] == "true").count();
+    assert_eq!(quoted(&report, "a fresh Analytics read both topics again. ", " metrics equal"), format!("{equal} of {}", replay.rows.len()));
+    let metrics = csv("streaming_kafka_metrics.csv");
+    let sum = |c: &str| metrics.rows.iter().map(|r| r[metrics.col(c)].parse::<u64>().unwrap()).sum::<u64>();
+    let rate = 100.0 * sum("failed") as f64 / sum("orders") as f64;
+    assert_eq!(quoted(&report, "failure rate ", "% overall"), format!("{rate:.2}"));
+    let outage = csv("streaming_kafka_outage.csv");
+    let taken_c = accepted_while_down(&outage, "inventory_up", "produced");
+    assert_eq!(quoted(&report, "The broker went on accepting: ", " events were appended"), taken_c.to_string());
+
+    // The comparison: what it quotes from each part's rows.
+    let compare = quoted(&report, "## The three models side by side", "<!-- end compare -->");
+    let summary = |file: &str, experiment: &str, column: &str| {
+        let t = csv(file);
+        let row = t.rows.iter().find(|r| &r[0] == experiment).unwrap_or_else(|| panic!("{file}: no {experiment}"));
+        row[t.col(column)].to_owned()
+    };
+    let accept = quoted(compare, "| time to accept an order (median) | ", " |\n");
+    let rest_p50: f64 = summary("sync_rest_summary.csv", "baseline", "p50_ms").parse().unwrap();
+    let queue_p50 = summary("async_rabbitmq_summary.csv", "outage", "accept_p50_ms");
+    let log_p50 = summary("streaming_kafka_summary.csv", "outage", "append_p50_ms");
+    assert!(accept.starts_with(&format!("{rest_p50:.0} ms")) || accept.starts_with(&format!("{rest_p50:.1} ms")), "{accept}");
+    assert!(accept.contains(&format!("| {queue_p50} ms — 202")) && accept.contains(&format!("| {log_p50} ms — appended")), "{accept}: {queue_p50}, {log_p50}");
+    let away = quoted(compare, "| Inventory away | ", " |\n");
+    assert!(away.contains(&format!("{taken_b} orders taken")) && away.contains(&format!("{taken_c} orders taken")), "{away}");
+    let down = requests.rows.iter().filter(|r| &r[0] == "failure-down").count();
+    let refused = requests.rows.iter().filter(|r| &r[0] == "failure-down" && !r[requests.col("status")].starts_with('2')).count();
+    assert!(away.starts_with(&format!("refused: {refused} of {down} orders")), "{away}");
+}
+
 #[test]
 fn the_real_graded_run_says_how_to_start_brokers_it_cannot_reach() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

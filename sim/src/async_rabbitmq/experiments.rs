@@ -38,7 +38,13 @@ async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> 
         accepted: w.placed.accepted.len(),
         refused: w.placed.refused,
         end,
-        detail: Detail::Outage(Outage { peak_backlog: w.peak, down_window_ms: (w.down_ms, w.up_ms), drain: w.drain(), samples: w.samples }),
+        detail: Detail::Outage(Outage {
+            peak_backlog: w.peak,
+            down_window_ms: (w.down_ms, w.up_ms),
+            drain: w.drain(),
+            accept_p50: (!w.placed.accept_latencies.is_empty()).then(|| crate::report::percentile(&w.placed.accept_latencies, 50.0)),
+            samples: w.samples,
+        }),
     })
 }
 

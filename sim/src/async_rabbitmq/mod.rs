@@ -250,10 +250,12 @@ pub enum Detail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outage {
     pub samples: Vec<Sample>,
-    /// The deepest Inventory's queue was at any poll (every 250 ms), not only at the samples.
+    /// The deepest Inventory's queue was at any sample (every 250 ms).
     pub peak_backlog: u64,
     pub down_window_ms: (u64, u64),
     pub drain: Option<Duration>,
+    /// The median time Order took to answer 202.
+    pub accept_p50: Option<Duration>,
 }
 
 pub use crate::drain::ScaleOut;

@@ -22,6 +22,8 @@ pub use crate::client::get_json;
 pub struct Placed {
     pub accepted: Vec<(OrderId, OrderRequest)>,
     pub refused: usize,
+    /// How long each accepted order took to be answered 202, sorted.
+    pub accept_latencies: Vec<Duration>,
 }
 
 /// Sends `orders` to `POST /order` at `rate` per second (open loop: the schedule does not wait
@@ -34,6 +36,7 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
         tokio::time::sleep_until(start + interval * i as u32).await;
         let http = http.clone();
         requests.spawn(async move {
+            let sent = Instant::now();
             let accepted = match http.post_json(Peer::Order, "/order", &order).await {
                 Ok(reply) if reply.status() == http::StatusCode::ACCEPTED => {
                     serde_json::from_slice::<OrderAcceptedReply>(reply.body()).ok().map(|r| r.order_id)
@@ -47,7 +50,7 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
                     None
                 }
             };
-            (i, accepted.map(|id| (id, order)))
+            (i, accepted.map(|id| (id, order, sent.elapsed())))
         });
     }
     let mut answers = Vec::new();
@@ -58,10 +61,14 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
     let mut placed = Placed::default();
     for (_, answer) in answers {
         match answer {
-            Some(pair) => placed.accepted.push(pair),
+            Some((id, order, latency)) => {
+                placed.accepted.push((id, order));
+                placed.accept_latencies.push(latency);
+            }
             None => placed.refused += 1,
         }
     }
+    placed.accept_latencies.sort();
     placed
 }
 

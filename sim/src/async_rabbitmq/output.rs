@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-
 use super::rows::{Summary, BACKLOG_CSV, BROKER_RESTART_CSV, SUMMARY_CSV};
 use super::{Config, Detail, Run};
+use crate::backlog::{Backlog, Point};
 use crate::report::csv::{self};
 use crate::report::{markdown_table, text_table, update_report};
 use crate::violation::Violation;
@@ -69,11 +69,13 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summa
         match &run.detail {
             Detail::Outage(outage) => {
                 let (down, up) = outage.down_window_ms;
-                let at = |t: u64| outage.samples.iter().rfind(|x| x.t_ms <= t).cloned();
-                let accepted_while_down = match (at(down), at(up)) {
-                    (Some(a), Some(b)) => b.accepted.saturating_sub(a.accepted),
-                    _ => 0,
-                };
+                // Read off the samples as the CSV keeps them, as the comparison reads them.
+                let points: Vec<Point> = outage
+                    .samples
+                    .iter()
+                    .map(|x| Point { t_s: x.t_ms as f64 / 1e3, up: x.inventory_up, accepted: x.accepted, decided: x.reserved + x.failed })
+                    .collect();
+                let accepted_while_down = Backlog::of(&points).map_or(0, |b| b.accepted_while_down);
                 let peak_at = outage.samples.iter().max_by_key(|x| x.queue_depth).map_or(0.0, |x| x.t_ms as f64 / 1e3);
                 text.push_str(&format!(
                     "- **outage**: Inventory was down from {:.1} s to {:.1} s. Order kept answering 202 \

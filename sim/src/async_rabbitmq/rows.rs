@@ -77,6 +77,8 @@ pub struct Summary {
     /// Only for the outage: seconds from Inventory's return to an empty queue.
     pub drain_s: Option<Fixed<2>>,
     pub refused: usize,
+    /// Only for the outage: the median time Order took to answer 202 (accepted).
+    pub accept_p50_ms: Option<Fixed<1>>,
 }
 
 impl Row for Summary {
@@ -103,6 +105,7 @@ impl Summary {
             peak_backlog: outage.map(|o| o.peak_backlog).or(restart.map(|r| r.peak_backlog)).unwrap_or(0),
             drain_s: outage.and_then(|o| o.drain).or(restart.and_then(|r| r.drain)).map(|d| Fixed(d.as_secs_f64())),
             refused: run.refused,
+            accept_p50_ms: outage.and_then(|o| o.accept_p50).map(|d| Fixed(d.as_secs_f64() * 1e3)),
         }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::multi_thread;
 use crate::violation::Violation;
-use crate::{async_rabbitmq, cluster, streaming_kafka, sync_rest, Mode};
+use crate::{async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, Mode};
 
 /// Part B end to end: run, write CSVs, print the table, write the report, check.
 pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, amqp_url: &str) -> anyhow::Result<()> {
@@ -28,6 +28,7 @@ pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, a
     async_rabbitmq::rows::write_csv(out, mode, &runs, &summaries)?;
     let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
     async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+    compare::update(out)?;
     println!("\n{}", async_rabbitmq::output::table(&summaries));
     println!("(drain_s in {} seconds; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
@@ -53,6 +54,7 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
         violations.extend(streaming_kafka::invariants::same_as_other_mode(metrics, &other));
     }
     streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
+    compare::update(out)?;
     println!("\n{}", streaming_kafka::output::table(&runs));
     println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
@@ -76,6 +78,7 @@ pub fn cluster(out: &Path, mode: Mode, config: &cluster::Config, brokers: &clust
     cluster::rows::write_csv(out, mode, &runs, &summaries)?;
     let violations: Vec<_> = runs.iter().flat_map(cluster::Run::violations).collect();
     cluster::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+    compare::update(out)?;
     println!("\n{}", cluster::output::table(&summaries));
     println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
@@ -112,6 +115,7 @@ pub fn sync_rest(out: &Path, mode: Mode, config: &sync_rest::Config) -> anyhow::
     sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
     let violations = sync_rest::invariants::check(&runs, config);
     sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
+    compare::update(out)?;
     println!("\n{}", sync_rest::output::table(&summaries));
     println!("(latencies in ms{}; wall time {:.2} s)", if mode == Mode::Sim { ", virtual time" } else { "" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)

@@ -16,7 +16,8 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 9] = [
+const SECTION_ORDER: [&str; 10] = [
+    "compare",
     "sync-rest/sim",
     "sync-rest/real",
     "async-rabbitmq/sim",
@@ -45,7 +46,7 @@ fn header(sections: &[(String, String)]) -> String {
         machine()
     ));
     if !sections.is_empty() {
-        text.push_str("\nContents (in the assignment's order; each part in simulation, then real):\n\n");
+        text.push_str("\nContents (the comparison, then the assignment's order; each part in simulation, then real):\n\n");
         for (key, body) in sections {
             let title = body.lines().find(|l| l.starts_with("## ")).map_or(key.as_str(), |l| l.trim_start_matches("## "));
             // Sections of a seeded run name their seed; the benchmark's section has none.

@@ -17,7 +17,6 @@
 //! kill kafka-node 1`, then `up --cluster kafka`; simulated: the world's node loss) in place of
 //! the broker: the cluster goes on answering, so the lags are read throughout.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -28,7 +27,7 @@ use campus::services::streaming::INVENTORY_GROUP;
 use campus::transport::log::{EventLog, LogError, Topic};
 use tokio::time::Instant;
 
-use super::tasks::{account, caught_up, lag_of, produce};
+use super::tasks::{account, caught_up, lag_of, produce, Produced};
 use super::{Config, Deployment, Detail, LagSample, Restart, RestartSample, Run, ANALYTICS_GROUP};
 
 /// How long one lag sample may take: a broker that does not answer within it is counted as
@@ -72,7 +71,7 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     d.start_inventory().await?;
     d.start_analytics(None).await?;
     let t0 = Instant::now();
-    let produced = AtomicUsize::new(0);
+    let produced = Produced::default();
     // One event per batch at the outage's rate (Part B's orders arrive one by one).
     let batch = if away == Away::Inventory { 1 } else { config.batch.min(50) };
     let producing = produce(d, events, batch, Some(rate), &produced);
@@ -114,7 +113,7 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
                 crate::progress::step(&format!("{name}: {what} back at {:.1} s", t0.elapsed().as_secs_f64()));
             }
         }
-        let done_producing = produced.load(Ordering::Relaxed);
+        let done_producing = produced.events();
         if down_ms.is_none() && done_producing >= kill_at {
             // Away from the moment it is taken; the taking goes on beside the producer and the
             // sampling (the simulation's kill waits out the group's session timeout).
@@ -149,7 +148,7 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
             None
         };
         let t_ms = t0.elapsed().as_millis() as u64;
-        restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.load(Ordering::Relaxed) as u64, inventory_lag, analytics_lag, decided });
+        restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.events() as u64, inventory_lag, analytics_lag, decided });
         // Drained: every order appended before the return has its outcome.
         if let (Some(up), Some(decided), None) = (up_ms, decided, restart.drained) {
             let before_return = restart.samples.iter().rfind(|s| s.t_ms <= up).map_or(0, |s| s.produced);
@@ -160,7 +159,7 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
         live.update(|| {
             let show = |l: Option<u64>| l.map_or("?".to_owned(), |l| l.to_string());
             let phase = if up_ms.is_some() { "recovering".to_owned() } else if down_ms.is_some() { format!("{what} down") } else { "producing".to_owned() };
-            format!("t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}", t_ms / 1000, produced.load(Ordering::Relaxed), show(inventory_lag), show(analytics_lag))
+            format!("t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}", t_ms / 1000, produced.events(), show(inventory_lag), show(analytics_lag))
         });
         if up_ms.is_some() && producer_done && analytics_lag == Some(0) && inventory_lag == Some(0) && caught_up(d, events.len()).await.unwrap_or(false) {
             live.finish(&format!("caught up at {:.1} s", t_ms as f64 / 1e3));
@@ -172,6 +171,7 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     };
     let (down, up) = (down_ms.expect("it was stopped"), up_ms.expect("it was started again"));
     restart.down_window_ms = (down, up);
+    restart.append_p50 = produced.append_p50();
     restart.recover = Some(Duration::from_millis(recovered_ms.saturating_sub(up)));
     account(d, events, run).await?;
     run.detail = match away {

@@ -22,6 +22,8 @@ pub struct Decisions {
     pub lost: usize,
     /// Units the orders decided `reserved` asked for.
     pub reserved_units: u64,
+    /// The orders decided `failed`, by the reason their first decision gives.
+    pub failure_reasons: BTreeMap<String, u64>,
     /// Dead letters by their reason header.
     pub dead_letters: BTreeMap<String, u64>,
     /// Records in `order-events` that are neither an `OrderPlaced` nor a watermark (each must
@@ -39,13 +41,18 @@ impl Decisions {
 pub async fn read(log: &dyn EventLog, events: &[OrderPlaced]) -> Result<Decisions, LogError> {
     let mut d = Decisions::default();
     for record in log.scan(Topic::InventoryEvents).await? {
-        let (id, reserved) = match Envelope::decode(&record.value) {
-            Ok(Event::InventoryReserved(e)) => (e.order_id.to_string(), true),
-            Ok(Event::InventoryFailed(e)) => (e.order_id.to_string(), false),
+        let (id, failed) = match Envelope::decode(&record.value) {
+            Ok(Event::InventoryReserved(e)) => (e.order_id.to_string(), None),
+            Ok(Event::InventoryFailed(e)) => (e.order_id.to_string(), Some(e.reason)),
             _ => continue,
         };
-        if d.outcomes.insert(id, reserved).is_some() {
+        if d.outcomes.contains_key(&id) {
             d.duplicates += 1;
+            continue;
+        }
+        d.outcomes.insert(id, failed.is_none());
+        if let Some(reason) = failed {
+            *d.failure_reasons.entry(reason).or_insert(0) += 1;
         }
     }
     for record in log.scan(Topic::OrderEvents).await? {

@@ -3,7 +3,6 @@
 //! and the wait until every consumer caught up. The same code runs over the simulated log and
 //! a real Kafka; only the [`Deployment`] differs.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -12,7 +11,7 @@ use campus::domain::OrderPlaced;
 use campus::transport::log::{LogError, Outgoing, Topic};
 use tokio::time::Instant;
 
-use super::tasks::{account, caught_up, lag_of, produce, wait_caught_up};
+use super::tasks::{account, caught_up, lag_of, produce, wait_caught_up, Produced};
 use super::{Config, Deployment, Detail, Lag, LagSample, Run, Scenario, ANALYTICS_GROUP};
 
 /// Runs one experiment on a fresh log (fresh topics in real mode).
@@ -26,7 +25,7 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
     let result = async {
         match scenario {
             Scenario::Produce => {
-                run.produce = produce(d, &events, config.batch, None, &AtomicUsize::new(0)).await?;
+                run.produce = produce(d, &events, config.batch, None, &Produced::default()).await?;
                 crate::progress::step(&format!("produce: {} events in {:.2} s", events.len(), run.produce.as_secs_f64()));
             }
             Scenario::Lag => lag(config, d, &events, &mut run).await?,
@@ -50,7 +49,7 @@ async fn lag(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &
     d.start_analytics(Some(config.throttle_per_s)).await?;
     let log = d.log();
     let t0 = Instant::now();
-    let produced = AtomicUsize::new(0);
+    let produced = Produced::default();
     let producing = produce(d, events, config.batch, None, &produced);
     tokio::pin!(producing);
     let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
@@ -99,7 +98,7 @@ async fn lag(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &
 async fn replay(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
     d.start_inventory().await?;
     d.start_analytics(None).await?;
-    run.produce = produce(d, events, config.batch, None, &AtomicUsize::new(0)).await?;
+    run.produce = produce(d, events, config.batch, None, &Produced::default()).await?;
     wait_caught_up(d, events.len(), config.settle_within).await?;
     let before = d.metrics().await?.metrics();
     d.stop_analytics().await?;
@@ -135,10 +134,10 @@ async fn inventory_crash(config: &Config, d: &Deployment<'_>, events: &[OrderPla
     d.start_analytics(None).await?;
     let t0 = Instant::now();
     let (batch, rate) = (config.batch.min(50), Some(config.produce_rate));
-    let produced = AtomicUsize::new(0);
+    let produced = Produced::default();
     let (before, after) = events.split_at(events.len() / 3);
     let first = produce(d, before, batch, rate, &produced).await?;
-    let killed_after = produced.load(Ordering::Relaxed) as u64;
+    let killed_after = produced.events() as u64;
     let restart = async {
         d.kill_inventory().await?;
         crate::progress::step(&format!("inventory-crash: inventory killed after {killed_after} events appended; starting it again"));

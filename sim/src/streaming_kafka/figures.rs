@@ -15,7 +15,7 @@ use crate::Mode;
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     Ok(figures(vec![
         (lag(out, mode)?, "Analytics' consumer lag under throttling"),
-        (replay(out, mode)?, "Orders per minute of event time, before and after the replay"),
+        (replay(out, mode)?, "Orders and failure rate per minute of event time, before and after the replay"),
         (restart(out, mode)?, "The broker restart: events appended and each group's lag (the broker's down window shaded)"),
         (outage(out, mode)?, "Inventory down for a minute: events appended and each group's lag (Inventory's down window shaded)"),
     ]))
@@ -98,28 +98,40 @@ pub fn lag(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
 
 /// Orders per minute of event time before and after the replay.
 pub fn replay(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
-    let (mut before, mut after) = (Vec::new(), Vec::new());
+    // Orders per minute, and the failure rate per minute (in %), before and after.
+    let (mut before, mut after, mut rate_before, mut rate_after) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for row in csv::read::<ReplayRow>(&out.join(REPLAY_CSV))?.into_iter().filter(|r| r.mode == mode) {
-        let Some(minute) = row.metric.strip_prefix("orders[").and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok()) else {
+        let per_minute = |prefix: &str| row.metric.strip_prefix(prefix).and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok());
+        let (minute, scale, sides) = if let Some(minute) = per_minute("orders[") {
+            (minute, 1.0, [&mut before, &mut after])
+        } else if let Some(minute) = per_minute("failure_rate[") {
+            (minute, 100.0, [&mut rate_before, &mut rate_after])
+        } else {
             continue;
         };
         // An empty cell: the metric did not exist on that side (no point there); anything else
-        // must be a count.
-        for (cell, points) in [(&row.before, &mut before), (&row.after, &mut after)] {
+        // must be a number.
+        for (cell, points) in [&row.before, &row.after].into_iter().zip(sides) {
             if !cell.is_empty() {
-                let count = cell.parse::<f64>().map_err(|_| anyhow::anyhow!("{REPLAY_CSV}: {} has the count {cell:?}", row.metric))?;
-                points.push((minute, count));
+                let value = cell.parse::<f64>().map_err(|_| anyhow::anyhow!("{REPLAY_CSV}: {} has the value {cell:?}", row.metric))?;
+                points.push((minute, value * scale));
             }
         }
     }
-    before.sort_by(|a, b| a.0.total_cmp(&b.0));
-    after.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for points in [&mut before, &mut after, &mut rate_before, &mut rate_after] {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
     let chart = Chart {
-        title: format!("Part C ({mode}): orders per minute, before and after the replay"),
+        title: format!("Part C ({mode}): orders and failure rate per minute, before and after the replay"),
         x_label: "minute of event time".into(),
-        y_label: "orders".into(),
+        y_label: "orders / failure rate (%)".into(),
         x_log: false,
-        series: vec![Series::line("before the replay", before), Series { markers: true, ..Series::line("after the replay", after) }],
+        series: vec![
+            Series::line("orders, before the replay", before),
+            Series { markers: true, ..Series::line("orders, after", after) },
+            Series { dashed: true, ..Series::line("failure rate % (stock out), before", rate_before) },
+            Series { markers: true, dashed: true, ..Series::line("failure rate %, after", rate_after) },
+        ],
         ..Chart::default()
     };
     write(out, format!("streaming_kafka_replay_{mode}.svg"), &chart)

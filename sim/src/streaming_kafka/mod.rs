@@ -330,6 +330,9 @@ pub struct Restart {
     /// `outage`: from Inventory's return to the outcome of every order appended before it
     /// (as Analytics counted them), at the sampling's grain.
     pub drained: Option<Duration>,
+    /// The median time the producer took to acknowledge an append (in `outage`, of one event:
+    /// the time to accept an order).
+    pub append_p50: Option<Duration>,
 }
 
 /// One sample of a [`Restart`] (every second): how far each consumer group is behind, `None`

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-
-
 use super::rows::{final_metrics, named, summary_row, MetricsRow, SummaryRow, LAG_CSV, METRICS_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV};
 use super::{Config, Detail, Run};
+use crate::backlog::{Backlog, Point};
 use crate::report::csv;
 use crate::report::{markdown_table, text_table, update_report};
 use crate::violation::Violation;
@@ -103,6 +102,24 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                         after.total.failure_rate() * 100.0,
                         if orders_match { "equal" } else { "DIFFER FROM" }
                     ));
+                    let first_failing = after.per_minute.iter().find(|(_, v)| v.failed > 0).map(|(m, _)| *m);
+                    let reasons = run.decisions.as_ref().map(|d| &d.failure_reasons).filter(|r| !r.is_empty());
+                    if let (Some(minute), Some(reasons)) = (first_failing, reasons) {
+                        // A reason names the item and the units left: grouped by what comes before the ':'.
+                        let mut grouped: BTreeMap<&str, u64> = BTreeMap::new();
+                        for (reason, n) in reasons {
+                            *grouped.entry(reason.split(':').next().unwrap_or(reason)).or_insert(0) += n;
+                        }
+                        let named: Vec<String> = grouped.iter().map(|(reason, n)| format!("{n} `{reason}`")).collect();
+                        text.push_str(&format!(
+                            "  The failure rate is the stock running out, not faults: the failed orders' reasons are {} \
+                             (each item starts with {} units); the first failure comes in minute {minute} of {}, once an item has run out, \
+                             and the rate climbs from there to the end of the day.\n",
+                            named.join(", "),
+                            config.stock,
+                            after.per_minute.len(),
+                        ));
+                    }
                     let rush = after.per_minute.iter().max_by_key(|(_, v)| v.orders).map(|(m, _)| *m);
                     let last = after.per_minute.keys().next_back().copied();
                     let mut rows = Vec::new();
@@ -180,7 +197,13 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
             }
             Detail::Outage(outage) => {
                 let (down, up) = outage.down_window_ms;
-                let produced_at = |t: u64| outage.samples.iter().rfind(|x| x.t_ms <= t).map_or(0, |x| x.produced);
+                // Read off the samples as the CSV keeps them, as the comparison reads them.
+                let points: Vec<Point> = outage
+                    .samples
+                    .iter()
+                    .filter_map(|x| Some(Point { t_s: x.t_ms as f64 / 1e3, up: x.broker_up, accepted: x.produced, decided: x.decided? }))
+                    .collect();
+                let accepted_while_down = Backlog::of(&points).map_or(0, |b| b.accepted_while_down);
                 let d = run.decisions.clone().unwrap_or_default();
                 text.push_str(&format!(
                     "- **outage** (Part B's, over the log): the producer appended {} events/s, one at a time; Inventory was {} at \
@@ -197,7 +220,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     },
                     down as f64 / 1e3,
                     up as f64 / 1e3,
-                    produced_at(up).saturating_sub(produced_at(down)),
+                    accepted_while_down,
                     outage.peak_inventory_lag,
                     outage.drained.map_or("—".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
                     outage.recover.map_or("—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),

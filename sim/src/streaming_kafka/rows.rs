@@ -99,6 +99,8 @@ pub struct SummaryRow {
     pub lost: Option<usize>,
     pub duplicates: Option<usize>,
     pub dead_letters: Option<u64>,
+    /// `outage`: the median time the producer took to acknowledge one event (accept an order).
+    pub append_p50_ms: Option<Fixed<1>>,
 }
 
 macro_rules! rows_have_a_mode {
@@ -132,6 +134,7 @@ pub fn summary_row(run: &Run) -> SummaryRow {
         lost: run.decisions.as_ref().map(|d| d.lost),
         duplicates: run.decisions.as_ref().map(|d| d.duplicates),
         dead_letters: run.decisions.as_ref().map(|d| d.dead_letters.values().sum()),
+        append_p50_ms: run.outage().and_then(|o| o.append_p50).map(|d| Fixed(d.as_secs_f64() * 1e3)),
     }
 }
 

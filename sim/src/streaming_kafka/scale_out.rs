@@ -14,7 +14,6 @@
 //! whoever decides it (`out_of_order` counts the exceptions, read back from the log: 0).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -23,7 +22,7 @@ use campus::services::streaming::INVENTORY_GROUP;
 use campus::transport::log::{EventLog, LogError, Topic};
 use tokio::time::Instant;
 
-use super::tasks::produce;
+use super::tasks::{produce, Produced};
 use super::{decisions, Config, Deployment, Detail, Run};
 use crate::drain::{middle_rate, ScaleOut};
 use crate::Mode;
@@ -48,7 +47,7 @@ async fn committed(log: &dyn EventLog) -> Result<(u64, u64), LogError> {
 pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run, instances: usize, partitions: u32, crash: bool) -> anyhow::Result<()> {
     let label = format!("scale-out, {instances} instance{} over {partitions} partitions{}", if instances == 1 { "" } else { "s" }, if crash { ", one crashed" } else { "" });
     let log = d.log();
-    run.produce = produce(d, events, config.batch, None, &AtomicUsize::new(0)).await?;
+    run.produce = produce(d, events, config.batch, None, &Produced::default()).await?;
     let n = events.len() as u64;
     crate::progress::step(&format!("{label}: {n} orders wait in order-events; starting the instances"));
 

@@ -3,6 +3,7 @@
 //! accounting (Analytics' metrics, Inventory's state, the decisions in the log).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -12,19 +13,41 @@ use tokio::time::Instant;
 
 use super::{decisions, Deployment, LagSample, Run, ANALYTICS_GROUP};
 
+/// What the producer has appended so far, over every [`produce`] call that shares it: the
+/// events the log acknowledged, and how long each append took to be acknowledged.
+#[derive(Debug, Default)]
+pub(super) struct Produced {
+    events: AtomicUsize,
+    appends: Mutex<Vec<Duration>>,
+}
+
+impl Produced {
+    pub fn events(&self) -> usize {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// The median time an append took to be acknowledged.
+    pub fn append_p50(&self) -> Option<Duration> {
+        let mut appends = self.appends.lock().expect("appends lock").clone();
+        appends.sort();
+        (!appends.is_empty()).then(|| crate::report::percentile(&appends, 50.0))
+    }
+}
+
 /// Hands `events` to the producer `batch` at a time, at most `rate` events per second (from
-/// this call's start) if given; `produced` counts the events the log acknowledged so far, over
-/// every call that shares it. Returns how long it took.
-pub(super) async fn produce(d: &Deployment<'_>, events: &[OrderPlaced], batch: usize, rate: Option<u32>, produced: &AtomicUsize) -> anyhow::Result<Duration> {
+/// this call's start) if given, counting them into `produced`. Returns how long it took.
+pub(super) async fn produce(d: &Deployment<'_>, events: &[OrderPlaced], batch: usize, rate: Option<u32>, produced: &Produced) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut sent = 0;
     for chunk in events.chunks(batch) {
         if let Some(rate) = rate {
             tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / f64::from(rate))).await;
         }
+        let append = Instant::now();
         d.produce(chunk).await?;
+        produced.appends.lock().expect("appends lock").push(append.elapsed());
         sent += chunk.len();
-        produced.fetch_add(chunk.len(), Ordering::Relaxed);
+        produced.events.fetch_add(chunk.len(), Ordering::Relaxed);
     }
     Ok(started.elapsed())
 }

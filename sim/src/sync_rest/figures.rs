@@ -18,7 +18,11 @@ pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
 /// The share of requests answered within x ms, per experiment (log x).
 pub fn latency(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // Per experiment, its statuses: an experiment whose answers were not all 2xx is drawn
+    // dashed and its legend says what they were.
+    let mut statuses: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
     for row in csv::read::<RequestRow>(&out.join(REQUESTS_CSV))?.into_iter().filter(|r| r.mode == mode) {
+        *statuses.entry(row.experiment.clone()).or_default().entry(row.status).or_insert(0) += 1;
         latencies.entry(row.experiment).or_default().push(row.latency_ms.0.max(0.1));
     }
     let order = Scenario::ALL.map(Scenario::name);
@@ -31,11 +35,17 @@ pub fn latency(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
             v.sort_by(f64::total_cmp);
             let n = v.len() as f64;
             let points = v.iter().enumerate().map(|(i, x)| (*x, (i + 1) as f64 / n * 100.0)).collect();
-            Series::line(name, points)
+            let errors: Vec<String> =
+                statuses.get(&name).into_iter().flatten().filter(|(s, _)| !(200..300).contains(*s)).map(|(s, k)| format!("{k}× {s}")).collect();
+            if errors.is_empty() {
+                Series::line(format!("{name}: answered 201"), points)
+            } else {
+                Series { dashed: true, ..Series::line(format!("{name}: errors ({})", errors.join(", ")), points) }
+            }
         })
         .collect();
     let chart = Chart {
-        title: format!("Part A ({mode}): order latency distribution per experiment"),
+        title: format!("Part A ({mode}): order latency per experiment (dashed: answered with errors)"),
         x_label: "latency of POST /order (ms, log scale)".into(),
         y_label: "% of requests answered within x".into(),
         x_log: true,
