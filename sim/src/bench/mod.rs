@@ -210,7 +210,7 @@ fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result
     text.push_str(&if missed.is_empty() {
         "\nEvery target measured here was met.\n".to_owned()
     } else {
-        format!("\nTargets missed: {}. See the README's benchmark section for what the profile showed.\n", missed.join("; "))
+        format!("\nTargets missed: {}. See docs/benchmarks.md for what the profile showed.\n", missed.join("; "))
     });
     update_report(out, "bench", &text)
 }

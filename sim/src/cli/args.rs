@@ -281,7 +281,7 @@ pub struct StreamingKafkaArgs {
     /// (the broker killed mid-stream and started again), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: streaming_kafka::Experiment,
-    /// OrderPlaced events produced (their event times span about 80 minutes per 10,000).
+    /// OrderPlaced events produced (their event times span about 90 minutes per 10,000).
     #[arg(long, default_value_t = 10_000, value_parser = count(1, 1_000_000))]
     pub events: usize,
     /// Records per second the analytics consumer may handle in the lag experiment.

@@ -189,8 +189,8 @@ fn prepare_out(out: &std::path::Path) -> anyhow::Result<()> {
 /// a chain of short steps (parse, a store call, a downstream call); on one thread none of them
 /// waits for a wake-up from another thread, and three services plus the client share this
 /// machine's two cores anyway. `bench` measured it against a one-worker multi-thread runtime:
-/// the same order latency and throughput within the noise, so the simpler one stays (README,
-/// "Benchmarks").
+/// the same order latency and throughput within the noise, so the simpler one stays
+/// (docs/benchmarks.md).
 fn serve_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")
 }

@@ -50,7 +50,7 @@ pub fn cluster(amqp_urls: &str, store: &str, bootstrap: &str, model: Option<camp
 
 /// How to start a single broker: the script, or Docker.
 fn start(them: &str, up: &str) -> String {
-    format!("Start {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), or run the brokers with Docker: see compose/ in the README.")
+    format!("Start {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), or run the brokers with Docker: see docs/real-brokers.md.")
 }
 
 fn check(needed: &[(&str, String, &str)], start: &str) -> anyhow::Result<()> {

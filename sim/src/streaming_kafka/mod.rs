@@ -170,7 +170,7 @@ impl Config {
 
     /// The run's events: orders from the seed, with event times a seeded walk over a campus
     /// day — quiet, a lunch rush in the middle third (three times the rate), quiet again —
-    /// about 85 orders per minute outside the rush, so 10,000 orders span about 80 minutes.
+    /// about 85 orders per minute outside the rush, so 10,000 orders span about 90 minutes.
     pub fn events(&self) -> Vec<OrderPlaced> {
         let scope = Scope::Experiment("events");
         let requests = workload::orders(&mut world::stream(self.seed, Model::StreamingKafka, &scope, Stream::Workload), self.events);
