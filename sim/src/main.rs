@@ -1,9 +1,7 @@
 //! `campus-sim`: see `campus-sim --help`.
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = campus_sim::cli::Cli::parse();
+    let cli = campus_sim::cli::parse();
     // In the simulation the services' own warnings (a broker outage the world injected, a
     // consumer resubscribing) are the experiment, traced and counted; on a terminal they would
     // only drown the results. Real services log them: they are what an operator must see.

@@ -96,6 +96,21 @@ fn a_count_out_of_bounds_is_refused_by_name_before_anything_starts() {
 }
 
 #[test]
+fn serve_and_explore_neither_list_nor_take_the_flags_that_mean_nothing_to_them() {
+    let help = |command: &str| String::from_utf8(campus_sim().args([command, "--help"]).output().unwrap().stdout).unwrap();
+    let (serve, explore) = (help("serve"), help("explore"));
+    for flag in ["\n      --real-brokers", "\n      --seed", "\n      --out"] {
+        assert!(!serve.contains(flag), "serve --help lists {flag:?}");
+    }
+    assert!(!explore.contains("\n      --real-brokers") && explore.contains("\n      --seed"), "{explore}");
+    for args in [&["serve", "order", "--seed", "4"][..], &["--out", "x", "serve", "order"], &["explore", "--real-brokers"]] {
+        let out = campus_sim().args(args).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success() && err.contains("means nothing to `campus-sim"), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn fault_flags_are_refused_on_services_other_than_inventory() {
     let out = campus_sim().args(["serve", "order", "--port", "0", "--hang"]).output().unwrap();
     assert!(!out.status.success());
@@ -318,6 +333,8 @@ fn the_graded_run_in_the_simulation_writes_every_part_with_its_figures_in_second
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     println!("graded simulation run: {:.2} s wall", started.elapsed().as_secs_f64());
+    let wide: Vec<&str> = stdout.lines().filter(|l| l.chars().count() > 100).collect();
+    assert!(wide.is_empty(), "every line fits a 100-column terminal: {wide:#?}");
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     for heading in ["## Part A", "## Part B", "## Part C", "| machine |", "| last written |"] {
         assert!(report.contains(heading), "report.md lacks {heading:?}");

@@ -314,20 +314,26 @@ fn record_of(topic: Topic, message: &impl Message) -> Record {
     }
 }
 
-/// The producer settings every producer here shares: idempotent, `acks=all`, Kafka's murmur2
-/// partitioner (the same partition for a key as `partition_for`), batches of 1 ms.
 /// What every client of ours sets: the brokers to start from, and how often to ask again which
 /// broker leads which partition. librdkafka's default is 5 minutes; after a broker of a cluster
 /// dies, a client can be left waiting that long on a partition whose leadership has already
 /// moved (librdkafka #891 and #3399 describe such leaderless waits until the next refresh).
 /// Part C's Inventory stalled for about that long in one of three real node losses; every 10 s
 /// bounds the wait at the price of one small request per client and 10 s.
+///
+/// librdkafka's own log goes through the `log` crate into tracing, under the target
+/// `librdkafka`, at warning and above: its debug chatter is never produced. The binaries keep
+/// that target off by default (our adapters log a lost broker once, with what it means);
+/// `RUST_LOG=librdkafka=warn` brings it back.
 fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap).set("topic.metadata.refresh.interval.ms", "10000");
+    c.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
     c
 }
 
+/// The producer settings every producer here shares: idempotent, `acks=all`, Kafka's murmur2
+/// partitioner (the same partition for a key as `partition_for`), batches of 1 ms.
 fn producer_config(bootstrap: &str) -> ClientConfig {
     let mut c = client_config(bootstrap);
     c.set("enable.idempotence", "true")

@@ -15,7 +15,7 @@ use crate::{async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, Mode};
 pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, amqp_url: &str) -> anyhow::Result<()> {
     config.validate()?;
     println!("\nPart B — asynchronous messaging, RabbitMQ ({mode})");
-    println!("  experiments: {}", config.experiments().join(", "));
+    println!("{}", crate::report::wrapped("  experiments: ", &config.experiments().iter().map(|e| e.to_string()).collect::<Vec<_>>()));
     let wall = Instant::now();
     let runs = match mode {
         Mode::Sim => async_rabbitmq::run_sim(config)?,
@@ -38,7 +38,7 @@ pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, a
 pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config, bootstrap: &str) -> anyhow::Result<()> {
     config.validate()?;
     println!("\nPart C — streaming, Kafka ({mode})");
-    println!("  experiments: {}", config.experiments().join(", "));
+    println!("{}", crate::report::wrapped("  experiments: ", &config.experiments().iter().map(|e| e.to_string()).collect::<Vec<_>>()));
     let wall = Instant::now();
     let runs = match mode {
         Mode::Sim => streaming_kafka::run_sim(config)?,
@@ -65,7 +65,7 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
 pub fn cluster(out: &Path, mode: Mode, config: &cluster::Config, brokers: &cluster::Brokers) -> anyhow::Result<()> {
     config.validate()?;
     println!("\nBeyond one broker and one instance — Parts B and C on a cluster ({mode})");
-    println!("  runs: {}", config.names().join(", "));
+    println!("{}", crate::report::wrapped("  runs: ", &config.names()));
     let wall = Instant::now();
     let runs = match mode {
         Mode::Sim => cluster::run_sim(config)?,

@@ -103,6 +103,46 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
+/// Flags of the whole program that mean nothing to a command, and why: hidden from its help,
+/// refused if given.
+const MEANINGLESS: [(&str, &[&str], &str); 2] = [
+    ("serve", &["real_brokers", "seed", "out"], "a service is always a real process, draws nothing from a seed and writes nothing to out/"),
+    ("explore", &["real_brokers"], "a property needs hundreds of runs in virtual time, so explore runs in the simulation only"),
+];
+
+/// The command line, each command showing only the global flags that mean something to it.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    // A command that has its own (hidden) copy of a global flag does not get the global one.
+    let globals: Vec<clap::Arg> = command.get_arguments().filter(|a| a.is_global_set()).cloned().collect();
+    for (name, flags, _) in MEANINGLESS {
+        command = command.mut_subcommand(name, |mut sub| {
+            for flag in globals.iter().filter(|a| flags.contains(&a.get_id().as_str())) {
+                sub = sub.arg(flag.clone().hide(true));
+            }
+            sub
+        });
+    }
+    command
+}
+
+/// Parses the command line, or exits with clap's message: a global flag given to a command it
+/// means nothing to is refused by name, with the reason.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let mut command = command();
+    let matches = command.clone().get_matches();
+    for (name, flags, why) in MEANINGLESS {
+        let Some(sub) = matches.subcommand_matches(name) else { continue };
+        if let Some(flag) = flags.iter().find(|f| sub.value_source(f) == Some(clap::parser::ValueSource::CommandLine)) {
+            let message = format!("--{} means nothing to `campus-sim {name}`: {why}", flag.replace('_', "-"));
+            command.error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mode = if cli.real_brokers { Mode::Real } else { Mode::Sim };
@@ -120,9 +160,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Explore(args)) => {
-            if cli.real_brokers {
-                anyhow::bail!("explore runs in the simulation only: a property needs hundreds of runs in virtual time");
-            }
             prepare_out(&cli.out)?;
             explore::run(&cli.out, cli.seed, &args)
         }

@@ -8,7 +8,7 @@
 pub mod csv;
 pub mod format;
 
-pub use format::{markdown_table, ms, percentile, text_table};
+pub use format::{markdown_table, ms, percentile, text_table, wrapped};
 
 use std::fs;
 use std::path::Path;
