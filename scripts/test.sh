@@ -34,6 +34,9 @@ step "brokers"
 scripts/brokers.sh up
 scripts/brokers.sh up --cluster
 
+step "compose files, checked with Compose v1 (docker-compose 1.29) and v2 (compose-go)"
+scripts/compose-check.sh
+
 step "cargo test (release), broker tests included"
 cargo test --release --workspace --locked -- --include-ignored
 

@@ -19,16 +19,39 @@ fn compose_files() -> Vec<(String, String)> {
     files
 }
 
+fn parses(args: impl IntoIterator<Item = String>) -> Result<campus_sim::cli::Cli, clap::Error> {
+    campus_sim::cli::try_parse_from(std::iter::once("campus-sim".to_owned()).chain(args))
+}
+
 #[test]
 fn every_compose_command_is_a_valid_campus_sim_command_line() {
     for (path, text) in compose_files() {
         let commands: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("command: ")).collect();
-        assert!(!commands.is_empty(), "{path}: no command lines");
+        assert!(!commands.is_empty() || path.contains("/lab/"), "{path}: no command lines");
         for command in commands {
             let args: Vec<String> = serde_json::from_str(command).unwrap_or_else(|e| panic!("{path}: {command}: {e}"));
-            let parsed = Cli::try_parse_from(std::iter::once("campus-sim".to_owned()).chain(args));
+            let parsed = parses(args);
             assert!(parsed.is_ok(), "{path}: `{command}` does not parse: {}", parsed.unwrap_err());
         }
+    }
+}
+
+#[test]
+fn the_lab_image_runs_the_graded_run_and_every_part_it_documents() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = std::fs::read_to_string(root.join("compose/Dockerfile")).unwrap();
+    let cmd = dockerfile.lines().skip_while(|l| !l.contains("AS lab")).find_map(|l| l.strip_prefix("CMD ")).expect("the lab's CMD");
+    let default: Vec<String> = serde_json::from_str(cmd).unwrap();
+    let cli = parses(default.clone()).unwrap_or_else(|e| panic!("CMD {cmd}: {e}"));
+    assert!(cli.real_brokers && cli.command.is_none(), "the lab's default is the real graded run: {default:?}");
+    let text = std::fs::read_to_string(root.join("compose/lab/docker-compose.yml")).unwrap();
+    let runs: Vec<&str> = text.lines().filter_map(|l| l.split_once("run --rm lab").map(|(_, rest)| rest.split('#').next().unwrap().trim())).collect();
+    for part in ["sync-rest", "async-rabbitmq", "streaming-kafka", "cluster", "explore"] {
+        assert!(runs.iter().any(|r| r.starts_with(part)), "compose/lab does not show how to run {part}: {runs:?}");
+    }
+    for run in runs.iter().filter(|r| !r.is_empty()) {
+        let parsed = parses(run.split_whitespace().map(str::to_owned));
+        assert!(parsed.is_ok(), "`run --rm lab {run}` does not parse: {}", parsed.unwrap_err());
     }
 }
 

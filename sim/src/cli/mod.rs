@@ -130,17 +130,22 @@ pub fn command() -> clap::Command {
 /// Parses the command line, or exits with clap's message: a global flag given to a command it
 /// means nothing to is refused by name, with the reason.
 pub fn parse() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse`] of `args` (the program's name first), returning clap's error instead of exiting.
+pub fn try_parse_from<I: IntoIterator<Item = T>, T: Into<std::ffi::OsString> + Clone>(args: I) -> Result<Cli, clap::Error> {
     use clap::FromArgMatches;
     let mut command = command();
-    let matches = command.clone().get_matches();
+    let matches = command.clone().try_get_matches_from(args)?;
     for (name, flags, why) in MEANINGLESS {
         let Some(sub) = matches.subcommand_matches(name) else { continue };
         if let Some(flag) = flags.iter().find(|f| sub.value_source(f) == Some(clap::parser::ValueSource::CommandLine)) {
             let message = format!("--{} means nothing to `campus-sim {name}`: {why}", flag.replace('_', "-"));
-            command.error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+            return Err(command.error(clap::error::ErrorKind::ArgumentConflict, message));
         }
     }
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    Cli::from_arg_matches(&matches)
 }
 
 /// Runs the parsed command line.
