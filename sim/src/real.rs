@@ -80,6 +80,11 @@ impl ServiceProcess {
         &self.url
     }
 
+    /// The service's name and its process id (none once it has exited).
+    pub fn pid(&self) -> Option<(String, u32)> {
+        Some((self.service.clone(), self.child.id()?))
+    }
+
     /// SIGKILL, and wait until the process is gone (its port then refuses connections).
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.with_context(|| format!("killing {}", self.service))

@@ -407,6 +407,11 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
     }
     assert_eq!(files_shown, 3);
 
+    // A simulated run's sections say nothing only a real run did.
+    for real_only in ["SIGKILL", "kafka-consumer-groups.sh", "rabbitmqctl", "real Kafka"] {
+        assert!(!report.contains(real_only), "the simulated report says {real_only:?}");
+    }
+
     // Part A: the baseline's percentiles, from the requests themselves.
     let requests = csv("sync_rest_requests.csv");
     let mut baseline: Vec<f64> =
@@ -546,6 +551,24 @@ fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets
     }
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("## Benchmarks"), "{report}");
+}
+
+#[test]
+fn bench_memory_reads_each_service_processs_memory_after_every_tenth_of_the_orders() {
+    let out_dir = scratch_dir("memory");
+    let out = campus_sim().args(["--real-brokers", "bench", "--model", "sync-rest", "--memory", "2000", "--out"]).arg(&out_dir).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let memory = Table::read(out_dir.join("memory.csv"));
+    let (service, orders, rss, peak) = (memory.col("service"), memory.col("orders"), memory.col("rss_mb"), memory.col("peak_rss_mb"));
+    for name in ["order", "inventory", "notification"] {
+        let rows: Vec<&csv::StringRecord> = memory.rows.iter().filter(|r| &r[service] == name).collect();
+        let steps: Vec<u64> = rows.iter().map(|r| r[orders].parse().unwrap()).collect();
+        assert_eq!(steps, (1..=10).map(|i| i * 200).collect::<Vec<u64>>(), "{name}");
+        for r in rows {
+            let (now, high): (f64, f64) = (r[rss].parse().unwrap(), r[peak].parse().unwrap());
+            assert!(now > 1.0 && high >= now, "{name}: {now} MiB now, {high} MiB at the peak");
+        }
+    }
 }
 
 #[test]

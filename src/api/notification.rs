@@ -1,4 +1,5 @@
-//! Notification's HTTP face: `POST /send`, `GET /sent`, `GET /health`.
+//! Notification's HTTP face: `POST /send`, `GET /sent` (the last [`SENT_SHOWN`] confirmations,
+//! oldest first, and in the `x-campus-sent` header how many were sent in all), `GET /health`.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,8 +23,13 @@ async fn send(State(notifier): State<SharedNotifier>, JsonBody(request): JsonBod
     Ok(Json(Ack { order_id: request.order_id, status: "sent".into(), repeat: !first }))
 }
 
-async fn sent(State(notifier): State<SharedNotifier>) -> Json<Vec<Confirmation>> {
-    Json(notifier.lock().expect("notifier lock").sent().values().cloned().collect())
+/// Confirmations `GET /sent` shows: the latest, so that the answer stays small however many
+/// orders passed.
+pub const SENT_SHOWN: usize = 1000;
+
+async fn sent(State(notifier): State<SharedNotifier>) -> ([(&'static str, String); 1], Json<Vec<Confirmation>>) {
+    let notifier = notifier.lock().expect("notifier lock");
+    ([("x-campus-sent", notifier.sent().to_string())], Json(notifier.latest(SENT_SHOWN)))
 }
 
 /// Notification's HTTP face in the messaging model: `GET /stats`, `GET /notified` (order ids),

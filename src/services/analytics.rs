@@ -1,25 +1,36 @@
 //! Analytics (Part C): orders per minute of event time and the failure rate, overall and per
 //! minute, from `OrderPlaced` and `InventoryReserved` / `InventoryFailed`.
 //!
-//! The state is keyed by order id, so a record read twice (at-least-once delivery, a replay
-//! over a partly-read log) changes nothing: the metrics are a function of the set of events,
-//! not of how often or in which order they were read.
+//! An order is counted once, by its id, so a record read twice (at-least-once delivery, a
+//! replay over a partly-read log) changes nothing: the metrics are a function of the set of
+//! events, not of how often or in which order they were read. The counts are kept per minute;
+//! the ids, to recognise a record read again, for the last [`REMEMBERED`] orders and outcomes
+//! ([`super::recent`]), so memory stays flat however many orders pass.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::recent::{Recent, REMEMBERED};
 use crate::domain::{Event, OrderId};
 
 /// Milliseconds of event time per bucket.
 pub const MINUTE_MS: u64 = 60_000;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analytics {
-    /// Each order's event minute.
-    placed: BTreeMap<OrderId, u64>,
-    /// Each order's outcome (true = reserved) and event minute.
-    outcomes: BTreeMap<OrderId, (bool, u64)>,
+    /// The orders placed and the outcomes counted recently, by order id.
+    placed: Recent<OrderId, ()>,
+    outcomes: Recent<OrderId, ()>,
+    metrics: Metrics,
+    /// Distinct orders placed and distinct outcomes counted.
+    seen: (usize, usize),
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Analytics { placed: Recent::new(REMEMBERED), outcomes: Recent::new(REMEMBERED), metrics: Metrics::default(), seen: (0, 0) }
+    }
 }
 
 /// One minute of event time.
@@ -47,40 +58,45 @@ pub struct Metrics {
 
 impl Analytics {
     pub fn apply(&mut self, event: &Event) {
-        match event {
-            Event::OrderPlaced(e) => {
-                self.placed.insert(e.order.order_id.clone(), e.placed_at_ms / MINUTE_MS);
+        let (id, minute, outcome) = match event {
+            Event::OrderPlaced(e) => (&e.order.order_id, e.placed_at_ms / MINUTE_MS, None),
+            Event::InventoryReserved(e) => (&e.order_id, e.placed_at_ms / MINUTE_MS, Some(true)),
+            Event::InventoryFailed(e) => (&e.order_id, e.placed_at_ms / MINUTE_MS, Some(false)),
+        };
+        let seen = match outcome {
+            None => &mut self.placed,
+            Some(_) => &mut self.outcomes,
+        };
+        if !seen.insert(id.clone(), ()) {
+            return;
+        }
+        let bucket = self.metrics.per_minute.entry(minute).or_default();
+        let total = &mut self.metrics.total;
+        match outcome {
+            None => {
+                bucket.orders += 1;
+                total.orders += 1;
+                self.seen.0 += 1;
             }
-            Event::InventoryReserved(e) => {
-                self.outcomes.insert(e.order_id.clone(), (true, e.placed_at_ms / MINUTE_MS));
-            }
-            Event::InventoryFailed(e) => {
-                self.outcomes.insert(e.order_id.clone(), (false, e.placed_at_ms / MINUTE_MS));
+            Some(reserved) => {
+                if reserved {
+                    bucket.reserved += 1;
+                    total.reserved += 1;
+                } else {
+                    bucket.failed += 1;
+                    total.failed += 1;
+                }
+                self.seen.1 += 1;
             }
         }
     }
 
     /// Events seen (distinct orders placed, distinct outcomes).
     pub fn seen(&self) -> (usize, usize) {
-        (self.placed.len(), self.outcomes.len())
+        self.seen
     }
 
     pub fn metrics(&self) -> Metrics {
-        let mut m = Metrics::default();
-        for minute in self.placed.values() {
-            m.per_minute.entry(*minute).or_default().orders += 1;
-            m.total.orders += 1;
-        }
-        for (reserved, minute) in self.outcomes.values() {
-            let bucket = m.per_minute.entry(*minute).or_default();
-            if *reserved {
-                bucket.reserved += 1;
-                m.total.reserved += 1;
-            } else {
-                bucket.failed += 1;
-                m.total.failed += 1;
-            }
-        }
-        m
+        self.metrics.clone()
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! A reservation is all-or-nothing (every line of the order, or none) and idempotent by
 //! order id: the outcome of the first attempt is remembered and returned again for any
-//! repeat, so a retried HTTP call or a redelivered message never takes stock twice.
+//! repeat, so a retried HTTP call or a redelivered message never takes stock twice. The last
+//! [`REMEMBERED`] orders are remembered (older ones are counted), so memory stays flat however
+//! many orders pass ([`super::recent`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::recent::{Recent, REMEMBERED};
 use crate::domain::{Items, OrderId, Sku};
 
 /// What happened to an order's reservation.
@@ -30,7 +33,10 @@ pub struct Reservation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inventory {
     stock: BTreeMap<Sku, u32>,
-    outcomes: BTreeMap<OrderId, ReserveOutcome>,
+    outcomes: Recent<OrderId, ReserveOutcome>,
+    /// Orders decided (first attempts and restored decisions): reserved, rejected.
+    reserved: u64,
+    rejected: u64,
 }
 
 impl Inventory {
@@ -43,7 +49,7 @@ impl Inventory {
     pub fn from_levels(levels: impl IntoIterator<Item = (Sku, u32)>) -> Self {
         let mut stock: BTreeMap<Sku, u32> = Sku::all().map(|s| (s, 0)).collect();
         stock.extend(levels);
-        Inventory { stock, outcomes: BTreeMap::new() }
+        Inventory { stock, outcomes: Recent::new(REMEMBERED), reserved: 0, rejected: 0 }
     }
 
     /// Reserves every line of `items` for `order_id`, or nothing.
@@ -60,6 +66,7 @@ impl Inventory {
                 ReserveOutcome::Reserved
             }
         };
+        self.count(&outcome);
         self.outcomes.insert(order_id.clone(), outcome.clone());
         Reservation { outcome, first_attempt: true }
     }
@@ -67,7 +74,7 @@ impl Inventory {
     /// Re-applies a decision made before (a restore from a changelog): its outcome, and the
     /// stock it took if it reserved. A decision already known changes nothing.
     pub fn restore(&mut self, order_id: OrderId, items: &Items, outcome: ReserveOutcome) {
-        if self.outcomes.contains_key(&order_id) {
+        if self.outcomes.contains(&order_id) {
             return;
         }
         if outcome == ReserveOutcome::Reserved {
@@ -76,7 +83,15 @@ impl Inventory {
                 *left = left.saturating_sub(line.qty.get());
             }
         }
+        self.count(&outcome);
         self.outcomes.insert(order_id, outcome);
+    }
+
+    fn count(&mut self, outcome: &ReserveOutcome) {
+        match outcome {
+            ReserveOutcome::Reserved => self.reserved += 1,
+            ReserveOutcome::Rejected { .. } => self.rejected += 1,
+        }
     }
 
     pub fn stock(&self, sku: &Sku) -> u32 {
@@ -87,12 +102,13 @@ impl Inventory {
         &self.stock
     }
 
-    /// The recorded outcome for an order, if inventory has seen it.
+    /// The recorded outcome for an order, if inventory has seen it recently.
     pub fn outcome(&self, order_id: &OrderId) -> Option<&ReserveOutcome> {
         self.outcomes.get(order_id)
     }
 
-    pub fn outcomes(&self) -> &BTreeMap<OrderId, ReserveOutcome> {
-        &self.outcomes
+    /// Orders decided so far: (reserved, rejected).
+    pub fn decided(&self) -> (u64, u64) {
+        (self.reserved, self.rejected)
     }
 }

@@ -11,6 +11,7 @@ pub mod notification;
 pub mod order;
 pub mod partitioned;
 pub mod producer;
+pub mod recent;
 pub mod streaming;
 
 /// Where event time (`placed_at_ms`) comes from.

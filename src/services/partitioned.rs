@@ -128,7 +128,7 @@ async fn session(log: &dyn EventLog, view: &ShardsView, config: InventoryConfig,
             for partition in restore {
                 let inventory = changelog::restore_partition(log, config.stock, partition).await?;
                 let next = records.iter().find(|r| r.partition == partition).map_or(0, |r| r.offset);
-                tracing::debug!(partition, next, decided = inventory.outcomes().len(), "restored a partition's shard");
+                tracing::debug!(partition, next, decided = inventory.decided().0 + inventory.decided().1, "restored a partition's shard");
                 view.lock().expect("shards lock").insert(partition, Shard { inventory, next });
             }
             // Decided in place, each partition in offset order; redeliveries skipped.

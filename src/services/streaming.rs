@@ -78,12 +78,7 @@ pub type InventoryView = Arc<Mutex<Inventory>>;
 /// from the log (what the reserved orders asked for) and compares.
 pub fn stats(inventory: &Inventory, stock: u32) -> InventoryStats {
     let mut s = InventoryStats::default();
-    for outcome in inventory.outcomes().values() {
-        match outcome {
-            ReserveOutcome::Reserved => s.reserved += 1,
-            ReserveOutcome::Rejected { .. } => s.failed += 1,
-        }
-    }
+    (s.reserved, s.failed) = inventory.decided();
     s.stock = inventory.levels().iter().map(|(sku, units)| (sku.as_str().to_owned(), u64::from(*units))).collect();
     s.units_taken = inventory.levels().values().map(|units| u64::from(stock - units)).sum();
     s.stock_applications = s.reserved;

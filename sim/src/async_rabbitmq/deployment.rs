@@ -188,6 +188,14 @@ impl<'w> Deployment<'w> {
     }
 
     /// The client the load generator uses (Order's address never changes).
+    /// Each running service process's name and pid (none in the simulation).
+    pub async fn pids(&self) -> Vec<(String, u32)> {
+        match &self.kind {
+            Kind::Real(r) => [&r.order, &r.notification].into_iter().chain(r.inventories.values()).filter_map(ServiceProcess::pid).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn order_client(&self) -> Arc<dyn RequestReply> {
         self.http.clone()
     }

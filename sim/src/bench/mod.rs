@@ -13,6 +13,7 @@
 //! compare the ratios of one run, not absolute numbers across runs.
 
 pub mod kafka;
+pub mod memory;
 pub mod rabbit;
 pub mod rest;
 pub mod sim;
@@ -39,6 +40,8 @@ pub struct Config {
     pub prefetch: u16,
     pub amqp_url: String,
     pub bootstrap_servers: String,
+    /// `--memory N`: instead of the timings, each service's memory after `N` orders.
+    pub memory: Option<u64>,
 }
 
 /// A target a ratio must meet.
@@ -125,6 +128,11 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
     let (repeats, seed) = (config.repeats, config.seed);
     let mut rows = Vec::new();
     let wants = |m: Model| config.model.is_none_or(|wanted| wanted == m);
+    if let Some(n) = config.memory {
+        anyhow::ensure!(real, "--memory runs the services as real processes: add --real-brokers");
+        memory::run(out, n, wants, config)?;
+        return Ok(Vec::new());
+    }
     if config.model.is_none() {
         println!("bench sim: the simulation's speed (no broker needed)");
         rows.extend(sim::run(repeats, seed)?);

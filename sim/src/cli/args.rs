@@ -39,6 +39,11 @@ pub struct BenchArgs {
     /// The Kafka used with --real-brokers.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
+    /// Instead of the timings: send this many orders through each model's services (real
+    /// processes; needs --real-brokers) in ten steps, and write each process's resident memory
+    /// and its peak after each step to memory.csv.
+    #[arg(long, value_name = "ORDERS", value_parser = clap::value_parser!(u64).range(1000..=10_000_000))]
+    pub memory: Option<u64>,
 }
 
 impl BenchArgs {
@@ -50,6 +55,7 @@ impl BenchArgs {
             prefetch: self.prefetch,
             amqp_url: self.amqp_url.clone(),
             bootstrap_servers: self.bootstrap_servers.clone(),
+            memory: self.memory,
         }
     }
 }

@@ -161,7 +161,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             prepare_out(&cli.out)?;
             println!("campus-sim bench: {}; out={}", crate::report::machine(), cli.out.display());
             crate::bench::run(&cli.out, cli.real_brokers, &args.config(cli.seed))?;
-            println!("written: {}", cli.out.join("bench.csv").display());
+            let written = if args.memory.is_some() { crate::bench::memory::MEMORY_CSV } else { "bench.csv" };
+            println!("written: {}", cli.out.join(written).display());
             Ok(())
         }
         Some(Command::Explore(args)) => {

@@ -342,6 +342,19 @@ impl<'w> Deployment<'w> {
         Ok(())
     }
 
+    /// Each running service process's name and pid (none in the simulation).
+    pub async fn pids(&self) -> Vec<(String, u32)> {
+        match &*self.kind.lock().await {
+            Kind::Real(r) => std::iter::once(&r.producer)
+                .chain(r.inventory.iter())
+                .chain(r.instances.iter().flatten())
+                .chain(r.analytics.iter())
+                .filter_map(ServiceProcess::pid)
+                .collect(),
+            Kind::Sim(_) => Vec::new(),
+        }
+    }
+
     /// Analytics' metrics so far (real: `GET /metrics`).
     pub async fn metrics(&self) -> anyhow::Result<MetricsReport> {
         let http = match &*self.kind.lock().await {
