@@ -3,8 +3,10 @@
 //!
 //! | model | ours | floor | target |
 //! |---|---|---|---|
-//! | sync-rest | `POST /order` (Order → Inventory → Notification, 3 HTTP hops) | `POST` to an axum handler that does nothing, same client | p50 ≤ 1.3 × three bare hops; rps ≥ 0.3 × bare rps |
-//! | async-rabbitmq | orders/s from `POST /order` to the notification recorded, over the real RabbitMQ | raw lapin: publish with confirms to a quorum queue and consume with acks | ≥ 0.5 × raw |
+//! | sync-rest | `POST /order` (Order → Inventory → Notification, 3 HTTP hops) | the bare chain: a relay process calling two bare hops in turn, same client | p50 ≤ 1.3 × the chain; rps ≥ 0.75 × the chain |
+//! | sync-rest | the same | `POST` to an axum handler that does nothing, same client | p50 ≤ 1.3 × three bare hops; rps ≥ 0.3 × bare rps |
+//! | async-rabbitmq | orders/s from `POST /order` to the notification recorded, over the real RabbitMQ | raw lapin: an order's three messages through three quorum queues, each relayed with a confirm before its ack | ≥ 0.7 × the three-queue floor |
+//! | async-rabbitmq | the same | raw lapin: publish with confirms to a quorum queue and consume with acks | ≥ 0.5 × raw |
 //! | streaming-kafka | records/s appended by our producer; read by our consumer | Kafka's `ProducerPerformance` / `ConsumerPerformance`, same record size, acks, partitions | ≥ 0.8 × Kafka's tools |
 //! | sim | simulated orders per wall second; wall time of the 60 s outage and of 10k events | — | ≤ 1 s each |
 //!

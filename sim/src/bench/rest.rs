@@ -1,7 +1,12 @@
 //! sync-rest: `POST /order` over the three `campus-sim serve` processes (Order → Inventory →
-//! Notification, three HTTP hops) against the floor: a `POST` to an axum handler that does
-//! nothing, served on loopback by this process, called with the very same client
-//! (`HttpRequestReply`, pooled keep-alive) at the same concurrency.
+//! Notification, three HTTP hops) against two floors, each called with the very same client
+//! (`HttpRequestReply`, pooled keep-alive) at the same concurrency:
+//!
+//! - three bare hops: a `POST` to an axum handler that does nothing, in a process of its own,
+//!   its latency times three;
+//! - the bare chain: our topology with nothing in it — a relay process that parses the body
+//!   and calls two bare hops in turn with the services' own client, then answers — the same
+//!   work an order does minus the services' logic and state.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +14,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::Router;
+use axum::{Json, Router};
 use campus::transport::http::HttpRequestReply;
-use campus::transport::Peer;
+use campus::transport::{Peer, RequestReply};
 use campus::Model;
 
 use super::{Row, Samples, Target};
@@ -38,14 +43,42 @@ const BARE_HOP: &str = "bench-hop";
 
 /// `campus-sim bench-hop`: serves the bare hop on a free loopback port, announces
 /// `READY bench-hop http://<addr>` (the services' handshake) and serves until killed.
-pub async fn serve_bare_hop() -> anyhow::Result<()> {
+///
+/// With `relay` (the bare chain's relay): each `POST /order` body is parsed as JSON and sent on
+/// to each URL's `/order` in turn, as Order calls Inventory then Notification, with the client
+/// the services use; the answer is 201 once both answered.
+pub async fn serve_bare_hop(relay: Vec<String>) -> anyhow::Result<()> {
     use std::io::Write;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("READY {BARE_HOP} http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    let app = Router::new().route("/order", post(|| async { StatusCode::CREATED }));
+    let app = if relay.is_empty() {
+        Router::new().route("/order", post(|| async { StatusCode::CREATED }))
+    } else {
+        let peers = [Peer::Inventory, Peer::Notification];
+        let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new(peers.into_iter().zip(relay)));
+        Router::new().route(
+            "/order",
+            post(move |Json(body): Json<serde_json::Value>| {
+                let client = client.clone();
+                async move {
+                    for peer in peers {
+                        match client.post_json(peer, "/order", &body).await {
+                            Ok(reply) if reply.status().is_success() => {}
+                            _ => return StatusCode::BAD_GATEWAY,
+                        }
+                    }
+                    StatusCode::CREATED
+                }
+            }),
+        )
+    };
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+fn case_name(concurrency: usize) -> String {
+    format!("order round trip, concurrency {concurrency}")
 }
 
 struct Round {
@@ -83,14 +116,19 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
     let ours = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
     let bare_hop = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?;
     let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_hop.url().to_owned())]));
+    let (first, second) = (ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?, ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?);
+    let relay = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP, "--relay", &format!("{},{}", first.url(), second.url())]).await?;
+    let chain = Arc::new(HttpRequestReply::new([(Peer::Order, relay.url().to_owned())]));
     let mut rows = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);
         // Warm-up: connections opened, caches and allocators warm.
         round(&ours, concurrency, n / 4, seed, 0).await?;
         round(&bare, concurrency, n / 4, seed, 0).await?;
+        round(&chain, concurrency, n / 4, seed, 0).await?;
         let (mut p50, mut p99, mut rps) = (Samples::default(), Samples::default(), Samples::default());
         let (mut bare_p50x3, mut bare_p99x3, mut bare_rps) = (Samples::default(), Samples::default(), Samples::default());
+        let (mut chain_p50, mut chain_rps) = (Samples::default(), Samples::default());
         for i in 0..repeats {
             let o = round(&ours, concurrency, n, seed, i as u64 + 1).await?;
             let b = round(&bare, concurrency, n, seed, i as u64 + 1).await?;
@@ -100,9 +138,35 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
             bare_p50x3.0.push(3.0 * b.p50_ms);
             bare_p99x3.0.push(3.0 * b.p99_ms);
             bare_rps.0.push(b.rps);
+            let c = round(&chain, concurrency, n, seed, i as u64 + 1).await?;
+            chain_p50.0.push(c.p50_ms);
+            chain_rps.0.push(c.rps);
         }
-        crate::progress::step(&format!("sync-rest c={concurrency}: order p50 {:.2} ms vs 3 bare hops {:.2} ms", p50.median(), bare_p50x3.median()));
-        let case = format!("order round trip, concurrency {concurrency}");
+        crate::progress::step(&format!(
+            "sync-rest c={concurrency}: order p50 {:.2} ms vs the bare chain {:.2} ms, 3 bare hops {:.2} ms",
+            p50.median(),
+            chain_p50.median(),
+            bare_p50x3.median()
+        ));
+        rows.push(Row {
+            model: "sync-rest",
+            case: case_name(concurrency),
+            metric: "p50_ms",
+            ours: p50.clone(),
+            floor: Some(chain_p50),
+            target: Some(Target::AtMost(1.3)),
+            floor_is: "the bare chain: a relay calling two bare hops",
+        });
+        rows.push(Row {
+            model: "sync-rest",
+            case: case_name(concurrency),
+            metric: "requests_per_s",
+            ours: rps.clone(),
+            floor: Some(chain_rps),
+            target: Some(Target::AtLeast(0.75)),
+            floor_is: "the bare chain's requests per second",
+        });
+        let case = case_name(concurrency);
         rows.push(Row {
             model: "sync-rest",
             case: case.clone(),

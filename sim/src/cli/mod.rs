@@ -98,7 +98,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// The bare HTTP hop `bench` measures against (internal).
     #[command(hide = true)]
-    BenchHop,
+    BenchHop(BenchHopArgs),
     /// Run one service as its own process (what --real-brokers starts, and what compose runs).
     Serve(ServeArgs),
 }
@@ -148,12 +148,21 @@ pub fn try_parse_from<I: IntoIterator<Item = T>, T: Into<std::ffi::OsString> + C
     Cli::from_arg_matches(&matches)
 }
 
+/// `campus-sim bench-hop` (internal): a bare hop, or with `--relay` the bare chain's relay.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchHopArgs {
+    /// Relay each `POST /order` to these bare hops in turn (`POST <url>/order`), then answer:
+    /// the bare chain's Order.
+    #[arg(long, value_delimiter = ',')]
+    pub relay: Vec<String>,
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mode = if cli.real_brokers { Mode::Real } else { Mode::Sim };
     match cli.command {
         Some(Command::Serve(args)) => serve_runtime()?.block_on(crate::serve::run(args)),
-        Some(Command::BenchHop) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop()),
+        Some(Command::BenchHop(args)) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop(args.relay)),
         Some(Command::Bench(args)) => {
             if args.repeats == 0 || args.prefetch == 0 {
                 anyhow::bail!("--repeats and --prefetch must be at least 1");
