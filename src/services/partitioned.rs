@@ -80,6 +80,7 @@ pub fn stats(shards: &BTreeMap<u32, Shard>, stock: u32) -> InventoryStats {
             *total.stock.entry(sku).or_insert(0) += units;
         }
     }
+    total.partitions = shards.keys().copied().collect();
     total
 }
 

@@ -37,6 +37,9 @@ pub struct InventoryStats {
     pub units_taken: u64,
     pub units_of_reserved_orders: u64,
     pub stock: BTreeMap<String, u64>,
+    /// A scaled-out Part C instance: the partitions it holds a shard of now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<u32>,
 }
 
 pub struct InventoryStore {
@@ -196,7 +199,7 @@ impl InventoryStore {
             }
         };
         let [reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders] = counts.map(|n| n as u64);
-        Ok(InventoryStats { reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders, stock })
+        Ok(InventoryStats { reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders, stock, partitions: Vec::new() })
     }
 
     /// Every processed order id with its outcome (`reserved` / `failed`).

@@ -257,16 +257,24 @@ impl<'w> Deployment<'w> {
         Ok(())
     }
 
-    /// The running instance with the most decisions in the shards it holds (real: its
-    /// `GET /stats`), if any has one: a member that owns partitions, not one left idle.
+    /// The running instance with the most work still ahead of it: the most `order-events`
+    /// records not yet committed in the partitions it holds a shard of. A member makes a
+    /// partition's shard when it first reads from it, so all of them may hold only drained
+    /// partitions while their others wait: then the one with the most decisions (it holds
+    /// partitions, it is not idle). None if no instance has decided anything.
     pub async fn busiest_instance(&self) -> anyhow::Result<Option<usize>> {
+        let ends = self.log.end_offsets(Topic::OrderEvents).await?;
+        let committed = self.log.committed(INVENTORY_GROUP, Topic::OrderEvents).await?;
+        let left = |partitions: &[u32]| partitions.iter().map(|&p| ends.get(p as usize).zip(committed.get(p as usize)).map_or(0, |(e, c)| e.saturating_sub(*c))).sum::<u64>();
         let decided = |s: &InventoryStats| s.reserved + s.failed;
-        let mut counts = Vec::new();
+        // (instance, records left in its partitions, decisions)
+        let mut work = Vec::new();
         let urls: Vec<Option<String>> = match &*self.kind.lock().await {
             Kind::Sim(s) => {
                 for (i, (consumer, view)) in s.instances.iter().zip(&s.instance_views).enumerate() {
                     if consumer.is_some() {
-                        counts.push((i, decided(&partitioned::stats(&view.lock().expect("shards lock"), self.stock))));
+                        let stats = partitioned::stats(&view.lock().expect("shards lock"), self.stock);
+                        work.push((i, left(&stats.partitions), decided(&stats)));
                     }
                 }
                 Vec::new()
@@ -276,9 +284,11 @@ impl<'w> Deployment<'w> {
         for (i, url) in urls.into_iter().enumerate() {
             let Some(url) = url else { continue };
             let http = HttpRequestReply::new([(Peer::Inventory, url)]);
-            counts.push((i, decided(&get_json::<InventoryStats>(&http, Peer::Inventory, "/stats").await?)));
+            let stats = get_json::<InventoryStats>(&http, Peer::Inventory, "/stats").await?;
+            work.push((i, left(&stats.partitions), decided(&stats)));
         }
-        Ok(counts.into_iter().filter(|(_, n)| *n > 0).max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i))).map(|(i, _)| i))
+        let most = |key: fn(&(usize, u64, u64)) -> u64| work.iter().filter(|w| key(w) > 0).max_by_key(|w| (key(w), std::cmp::Reverse(w.0))).map(|w| w.0);
+        Ok(most(|w| w.1).or_else(|| most(|w| w.2)))
     }
 
     /// Instance `i` dies where it stands (sim: its task aborted; the group evicts it once it

@@ -78,6 +78,9 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
         }
         tokio::time::sleep(poll(d.mode())).await;
     }
+    if crash && crashed.is_none() {
+        bail!("{label}: the drain ended before an instance with work could be killed");
+    }
     // Committed is not yet visible: a member killed mid-transaction leaves it open, and a
     // `read_committed` reader sees nothing past it in the partitions it wrote until the broker
     // aborts it. The drain ends when a reader that is not Inventory sees every decision.
