@@ -68,9 +68,27 @@ fn secs(v: f64) -> String {
     }
 }
 
+/// What the table and the figure of one mode both read, read once: Part A's summary rows and
+/// the outage samples of Parts B and C.
+struct Read {
+    rest: Vec<sync_rest::rows::SummaryRow<3>>,
+    queue_points: Vec<Point>,
+    log_points: Vec<Point>,
+}
+
+impl Read {
+    fn of(out: &Path, mode: Mode) -> Read {
+        Read {
+            rest: rows::<sync_rest::rows::SummaryRow<3>>(out, sync_rest::rows::SUMMARY_CSV, mode),
+            queue_points: queue_points(out, mode),
+            log_points: log_points(out, mode),
+        }
+    }
+}
+
 /// The comparison table of one mode, or `None` if no part has rows of it.
-fn table(out: &Path, mode: Mode) -> Option<String> {
-    let rest = rows::<sync_rest::rows::SummaryRow<3>>(out, sync_rest::rows::SUMMARY_CSV, mode);
+fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
+    let rest = &read.rest;
     let queue = rows::<async_rabbitmq::rows::Summary>(out, async_rabbitmq::rows::SUMMARY_CSV, mode);
     let log = rows::<streaming_kafka::rows::SummaryRow>(out, streaming_kafka::rows::SUMMARY_CSV, mode);
     let clustered = rows::<cluster::rows::Summary>(out, cluster::rows::SUMMARY_CSV, mode);
@@ -83,7 +101,7 @@ fn table(out: &Path, mode: Mode) -> Option<String> {
     let outage_b = queue.iter().find(|r| r.experiment == "outage");
     let idempotency = queue.iter().find(|r| r.experiment == "idempotency");
     let outage_c = log.iter().find(|r| r.experiment == "outage");
-    let (backlog_b, backlog_c) = (Backlog::of(&queue_points(out, mode)), Backlog::of(&log_points(out, mode)));
+    let (backlog_b, backlog_c) = (Backlog::of(&read.queue_points), Backlog::of(&read.log_points));
     let a = |f: &dyn Fn(&sync_rest::rows::SummaryRow<3>) -> String| baseline.map_or_else(|| not_run("sync-rest"), f);
 
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -170,7 +188,7 @@ fn table(out: &Path, mode: Mode) -> Option<String> {
 
 /// Orders waiting for their outcome around Inventory's outage, B and C on one time axis (the
 /// outage's start at 0); Part A as the zero it keeps by refusing.
-fn figure(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+fn figure(out: &Path, mode: Mode, read: &Read) -> anyhow::Result<Option<String>> {
     let shifted = |points: &[Point]| -> Option<(Vec<(f64, f64)>, f64, f64)> {
         let b = Backlog::of(points)?;
         let line = points.iter().map(|p| (p.t_s - b.down_s, p.accepted.saturating_sub(p.decided) as f64)).collect();
@@ -178,16 +196,17 @@ fn figure(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     };
     let mut series = Vec::new();
     let mut window = None;
-    if let Some((line, from, to)) = shifted(&queue_points(out, mode)) {
+    if let Some((line, from, to)) = shifted(&read.queue_points) {
         series.push(Series::line("B: accepted, waiting in the queue", line));
         window = Some((from, to));
     }
-    if let Some((line, from, to)) = shifted(&log_points(out, mode)) {
+    if let Some((line, from, to)) = shifted(&read.log_points) {
         series.push(Series { dashed: true, ..Series::line("C: appended, waiting in the log", line) });
         window = window.or(Some((from, to)));
     }
-    let refused = rows::<sync_rest::rows::SummaryRow<3>>(out, sync_rest::rows::SUMMARY_CSV, mode)
-        .into_iter()
+    let refused = read
+        .rest
+        .iter()
         .find(|r| r.experiment == "failure-down")
         .is_some_and(|r| r.requests > 0 && r.errors == r.requests);
     let Some((from, to)) = window else { return Ok(None) };
@@ -219,7 +238,8 @@ pub fn update(out: &Path) -> anyhow::Result<()> {
     );
     let mut any = false;
     for mode in [Mode::Sim, Mode::Real] {
-        let Some(table) = table(out, mode) else { continue };
+        let read = Read::of(out, mode);
+        let Some(table) = table(out, mode, &read) else { continue };
         any = true;
         text.push_str(&format!("\n### {mode}\n\n"));
         text.push_str(match mode {
@@ -227,7 +247,7 @@ pub fn update(out: &Path) -> anyhow::Result<()> {
             Mode::Real => "Real processes, sockets and brokers on this machine.\n\n",
         });
         text.push_str(&table);
-        if let Some(name) = figure(out, mode)? {
+        if let Some(name) = figure(out, mode, &read)? {
             let caption = format!("Orders accepted and still without an outcome while Inventory is away ({mode}, its window shaded)");
             text.push_str(&format!("\n![{caption}]({name})\n\n*{caption}* — [`{name}`]({name})\n"));
         }
