@@ -299,7 +299,7 @@ pub fn stream(seed: u64, model: Model, scope: &Scope, purpose: Stream) -> SimRng
 /// Runs `future` to completion in virtual time, on a fresh current-thread runtime.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .start_paused(true)
         .build()
         .expect("a current-thread runtime always builds");

@@ -92,6 +92,21 @@ impl InventoryStore {
         Ok(InventoryStore { backend: Backend::Postgres(pg), dedup: true })
     }
 
+    /// The same embedded store emptied and stocked anew with `per_sku` units of every item,
+    /// idempotency on: what [`InventoryStore::open`]`(None, per_sku)` gives, without creating
+    /// the database again (the lab's `explore` reuses one per thread).
+    pub fn restocked(mut self, per_sku: u32) -> Result<Self, StoreError> {
+        self.backend.empty(&["stock", "processed", "applications"])?;
+        if let Backend::Sqlite(db) = &self.backend {
+            let conn = db.lock();
+            for sku in Sku::all() {
+                conn.prepare_cached("INSERT INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)")?.execute(params![sku.as_str(), per_sku])?;
+            }
+        }
+        self.dedup = true;
+        Ok(self)
+    }
+
     /// Turns idempotency off (lab only: `campus-sim explore --break dedup`).
     pub fn without_dedup(mut self) -> Self {
         self.dedup = false;
@@ -185,8 +200,8 @@ impl InventoryStore {
         let (counts, stock): ([i64; 7], BTreeMap<String, u64>) = match &self.backend {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
-                let counts = conn.query_row(STATS, [], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))?;
-                let mut stmt = conn.prepare("SELECT sku, units FROM stock ORDER BY sku")?;
+                let counts = conn.prepare_cached(STATS)?.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))?;
+                let mut stmt = conn.prepare_cached("SELECT sku, units FROM stock ORDER BY sku")?;
                 let stock = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                 (counts, stock)
             }

@@ -90,7 +90,7 @@ impl Backend {
         match self {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
-                let mut stmt = conn.prepare(sql)?;
+                let mut stmt = conn.prepare_cached(sql)?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
@@ -104,5 +104,26 @@ pub(crate) struct Db(pub(crate) Mutex<Connection>);
 impl Db {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         self.0.lock().expect("store lock")
+    }
+}
+
+impl Backend {
+    /// Deletes every row of `tables` and their AUTOINCREMENT counters: the store as new, with
+    /// its compiled statements kept. Only an embedded store is emptied (the simulation reuses
+    /// one per thread across `explore`'s schedules, where opening three databases and creating
+    /// their tables took a third of each run); a shared PostgreSQL store is refused.
+    pub(crate) fn empty(&self, tables: &[&str]) -> Result<(), StoreError> {
+        let Backend::Sqlite(db) = self else {
+            return Err(StoreError::Config("only an embedded SQLite store is emptied for reuse".into()));
+        };
+        let conn = db.lock();
+        for table in tables {
+            conn.prepare_cached(&format!("DELETE FROM {table}"))?.execute([])?;
+        }
+        let sequences: bool = conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE name = 'sqlite_sequence'")?.query_row([], |r| r.get(0))?;
+        if sequences {
+            conn.prepare_cached("DELETE FROM sqlite_sequence")?.execute([])?;
+        }
+        Ok(())
     }
 }

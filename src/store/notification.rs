@@ -23,6 +23,12 @@ impl NotificationStore {
         Ok(NotificationStore(Backend::Sqlite(Db(Mutex::new(conn)))))
     }
 
+    /// The same embedded store with no confirmation in it (the lab's `explore` reuses one).
+    pub fn emptied(self) -> Result<Self, StoreError> {
+        self.0.empty(&["sent"])?;
+        Ok(self)
+    }
+
     /// The store in `pg`, shared by every Notification given the same database and namespace.
     pub async fn open_postgres(pg: Postgres) -> Result<Self, StoreError> {
         pg.migrate("CREATE TABLE IF NOT EXISTS sent (order_id TEXT PRIMARY KEY, student_id TEXT NOT NULL, message TEXT NOT NULL, attempts BIGINT NOT NULL);")
@@ -62,7 +68,7 @@ impl NotificationStore {
     /// Orders confirmed, and how many `InventoryReserved` arrived for them in total.
     pub async fn stats(&self) -> Result<NotificationStats, StoreError> {
         let (notified, received): (i64, i64) = match &self.0 {
-            Backend::Sqlite(db) => db.lock().query_row(STATS, [], |r| Ok((r.get(0)?, r.get(1)?)))?,
+            Backend::Sqlite(db) => db.lock().prepare_cached(STATS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
             Backend::Postgres(pg) => {
                 let row = pg.client().await?.query_one(STATS, &[]).await?;
                 (row.get(0), row.get(1))
@@ -75,7 +81,7 @@ impl NotificationStore {
         match &self.0 {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
-                let mut stmt = conn.prepare(NOTIFIED)?;
+                let mut stmt = conn.prepare_cached(NOTIFIED)?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }

@@ -60,6 +60,13 @@ impl OrderStore {
         Ok(OrderStore(Backend::Sqlite(Db(Mutex::new(conn)))))
     }
 
+    /// The same embedded store with no order and no outbox row in it, its sequence back at 1
+    /// (the lab's `explore` reuses one).
+    pub fn emptied(self) -> Result<Self, StoreError> {
+        self.0.empty(&["orders", "outbox"])?;
+        Ok(self)
+    }
+
     /// The store in `pg`. Several Orders may share it: each relay then publishes what any of
     /// them accepted, and a row two relays read at once is published twice (a duplicate
     /// `OrderPlaced`, which Inventory's dedup absorbs).
@@ -165,9 +172,8 @@ impl OrderStore {
         let row: Option<(String, String, String, i64)> = match &self.0 {
             Backend::Sqlite(db) => db
                 .lock()
-                .query_row("SELECT order_id, student_id, status, placed_at_ms FROM orders WHERE order_id = ?1", [order_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
+                .prepare_cached("SELECT order_id, student_id, status, placed_at_ms FROM orders WHERE order_id = ?1")?
+                .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?,
             Backend::Postgres(pg) => pg
                 .client()
@@ -189,7 +195,7 @@ impl OrderStore {
 
     pub async fn stats(&self) -> Result<OrderStats, StoreError> {
         let [accepted, published, reserved, failed]: [i64; 4] = match &self.0 {
-            Backend::Sqlite(db) => db.lock().query_row(STATS, [], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?,
+            Backend::Sqlite(db) => db.lock().prepare_cached(STATS)?.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?,
             Backend::Postgres(pg) => {
                 let r = pg.client().await?.query_one(STATS, &[]).await?;
                 [r.get(0), r.get(1), r.get(2), r.get(3)]

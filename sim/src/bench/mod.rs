@@ -9,6 +9,7 @@
 //! | async-rabbitmq | the same | raw lapin: publish with confirms to a quorum queue and consume with acks | ≥ 0.5 × raw |
 //! | streaming-kafka | records/s appended by our producer; read by our consumer | Kafka's `ProducerPerformance` / `ConsumerPerformance`, same record size, acks, partitions | ≥ 0.8 × Kafka's tools |
 //! | sim | simulated orders per wall second; wall time of the 60 s outage and of 10k events | — | ≤ 1 s each |
+//! | sim | `explore`: schedules per wall second, each model | — | ≥ 5,000 |
 //!
 //! Each case is measured after a warm-up, `--repeats` times, ours and the floor alternating;
 //! the table shows medians and the spread (min–max). Timings are noisy on a shared machine:

@@ -1,11 +1,16 @@
-//! The simulation's own speed: simulated orders per wall second for each model, and the wall
+//! The simulation's own speed: simulated orders per wall second for each model, the wall
 //! time of the assignment's two long phases (the 60 s outage, 10,000 events), each against its
-//! 1 s budget.
+//! 1 s budget, and `explore`'s schedules per wall second for each model against 5,000 (its
+//! schedules are run on every core, up to `explore::SHARDS`).
 
 use std::time::Instant;
 
 use super::{Row, Samples, Target};
+use crate::explore;
 use crate::{async_rabbitmq, streaming_kafka, sync_rest};
+
+/// Schedules per model in one measured `explore` round.
+const EXPLORE_CASES: u32 = 2_000;
 
 fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     let started = Instant::now();
@@ -35,13 +40,32 @@ pub fn run(repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
             stream_rate.0.push(c_events as f64 / c_wall);
         }
     }
+    let mut explored = Vec::new();
+    for model in campus::Model::ALL {
+        let mut rate = Samples::default();
+        for round in 0..=repeats {
+            let e = explore::explore(model, seed + round as u64, EXPLORE_CASES, None);
+            anyhow::ensure!(e.counterexample.is_none(), "explore {} broke an invariant while benchmarked", model.name());
+            if round > 0 {
+                rate.0.push(e.runs_per_s());
+            }
+        }
+        explored.push((model, rate));
+    }
     let budget = || Some(Samples(vec![1.0]));
     let row = |model, case: &str, metric, ours, floor, target, floor_is| Row { model, case: case.to_owned(), metric, ours, floor, target, floor_is };
+    let explore_rows = explored.into_iter().map(|(model, rate)| {
+        let case = format!("explore {} ({} schedules)", model.name(), EXPLORE_CASES);
+        row("sim", &case, "schedules_per_wall_s", rate, Some(Samples(vec![5_000.0])), Some(Target::AtLeast(1.0)), "5,000 schedules/s")
+    });
     Ok(vec![
         row("sim", "sync-rest baseline (1,000 requests)", "orders_per_wall_s", rest_rate, None, None, ""),
         row("sim", "async-rabbitmq outage (60 s virtual)", "orders_per_wall_s", outage_rate, None, None, ""),
         row("sim", "async-rabbitmq outage (60 s virtual)", "wall_s", outage_wall, budget(), Some(Target::AtMost(1.0)), "a 1 s budget"),
         row("sim", "streaming-kafka lag (10,000 events)", "events_per_wall_s", stream_rate, None, None, ""),
         row("sim", "streaming-kafka lag (10,000 events)", "wall_s", stream_wall, budget(), Some(Target::AtMost(1.0)), "a 1 s budget"),
-    ])
+    ]
+    .into_iter()
+    .chain(explore_rows)
+    .collect())
 }

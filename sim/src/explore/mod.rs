@@ -25,8 +25,7 @@ pub mod rest;
 pub mod stream;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
@@ -95,7 +94,13 @@ pub struct Outcome {
 /// The schedules of one model: how they are generated, run and shown.
 pub trait Schedule: fmt::Debug + fmt::Display + Clone + Serialize + DeserializeOwned + 'static {
     fn strategy() -> proptest::strategy::BoxedStrategy<Self>;
-    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome;
+    /// Runs the schedule; `traced` keeps its trace (replays and counterexamples), which the
+    /// search itself does without.
+    fn run_traced(&self, seed: u64, broken: Option<Break>, traced: bool) -> Outcome;
+    /// Runs the schedule, keeping its trace.
+    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
+        self.run_traced(seed, broken, true)
+    }
 }
 
 /// A schedule that broke an invariant, shrunk.
@@ -131,13 +136,19 @@ impl Exploration {
     }
 }
 
-/// proptest's generator, seeded from the run's seed: the same seed generates the same schedules.
-/// With `regressions`, proptest first re-runs the schedules recorded in that file (each by
-/// the generator state that produced it) and records any new failure there.
-fn runner(seed: u64, cases: u32, regressions: Option<&'static str>) -> TestRunner {
+/// The schedules of one exploration are drawn by this many generators, each from its own
+/// stream of the seed and with its share of the cases, run side by side on up to as many
+/// threads as the machine has cores. The count is fixed, so the schedules depend on the seed
+/// alone, never on the machine.
+pub const SHARDS: u32 = 8;
+
+/// proptest's generator for shard `shard`, seeded from the run's seed: the same seed generates
+/// the same schedules. With `regressions`, proptest first re-runs the schedules recorded in that
+/// file (each by the generator state that produced it) and records any new failure there.
+fn runner(seed: u64, shard: u32, cases: u32, regressions: Option<&'static str>) -> TestRunner {
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(&crate::rng::SimRng::new(seed).fork(&format!("explore/{i}")).next_u64().to_le_bytes());
+        chunk.copy_from_slice(&crate::rng::SimRng::new(seed).fork(&format!("explore/{shard}/{i}")).next_u64().to_le_bytes());
     }
     let failure_persistence = regressions
         .map(|path| Box::new(FileFailurePersistence::Direct(path)) as Box<dyn proptest::test_runner::FailurePersistence>);
@@ -151,58 +162,96 @@ pub fn replay_command(model: Model, broken: Option<Break>, seed: u64, json: &str
     format!("campus-sim explore --model {}{broken} --seed {seed} --replay '{json}'", model.name())
 }
 
-fn explore_schedules<S: Schedule>(model: Model, seed: u64, cases: u32, broken: Option<Break>, regressions: Option<&'static str>) -> Exploration {
-    let (runs, events) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    // Schedules that passed before the first failure (then proptest only shrinks).
-    let (passed, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-    let started = Instant::now();
-    let result = {
-        let (runs, events, passed, failed) = (runs.clone(), events.clone(), passed.clone(), failed.clone());
-        runner(seed, cases, regressions).run(&S::strategy(), move |schedule| {
-            let outcome = schedule.run(seed, broken);
-            runs.fetch_add(1, Ordering::Relaxed);
-            events.fetch_add(outcome.events, Ordering::Relaxed);
-            if outcome.violations.is_empty() {
-                if !failed.load(Ordering::Relaxed) {
-                    passed.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            } else {
-                failed.store(true, Ordering::Relaxed);
-                Err(TestCaseError::fail(outcome.violations.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; ")))
+/// What one shard found.
+struct Shard<S> {
+    passed: u64,
+    runs: u64,
+    events: u64,
+    result: Result<(), TestError<S>>,
+}
+
+/// Runs shard `shard`'s `cases` schedules, and shrinks its first failure. Once a shard before
+/// it has failed, its remaining schedules are not run (that failure is the one reported).
+fn explore_shard<S: Schedule>(seed: u64, shard: u32, cases: u32, broken: Option<Break>, regressions: Option<&'static str>, first_failed: &AtomicU32) -> Shard<S> {
+    let (runs, events, passed, failed) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
+    let result = runner(seed, shard, cases, regressions).run(&S::strategy(), |schedule| {
+        if first_failed.load(Ordering::Relaxed) < shard {
+            return Ok(());
+        }
+        let outcome = schedule.run_traced(seed, broken, false);
+        runs.fetch_add(1, Ordering::Relaxed);
+        events.fetch_add(outcome.events, Ordering::Relaxed);
+        if outcome.violations.is_empty() {
+            if !failed.load(Ordering::Relaxed) {
+                passed.fetch_add(1, Ordering::Relaxed);
             }
-        })
-    };
+            Ok(())
+        } else {
+            failed.store(true, Ordering::Relaxed);
+            first_failed.fetch_min(shard, Ordering::Relaxed);
+            Err(TestCaseError::fail(outcome.violations.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; ")))
+        }
+    });
+    Shard { passed: passed.into_inner(), runs: runs.into_inner(), events: events.into_inner(), result }
+}
+
+fn explore_schedules<S: Schedule + Send>(model: Model, seed: u64, cases: u32, broken: Option<Break>, regressions: Option<&'static str>) -> Exploration {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(SHARDS as usize);
+    let next = AtomicU32::new(0);
+    let first_failed = AtomicU32::new(u32::MAX);
+    let started = Instant::now();
+    // Each thread takes the next shard until none is left; shard `k` gets its share of the
+    // cases (the first `cases % SHARDS` one more), and only shard 0 re-runs the recorded
+    // regressions.
+    let mut shards: Vec<(u32, Shard<S>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let shard = next.fetch_add(1, Ordering::Relaxed);
+                        if shard >= SHARDS {
+                            return done;
+                        }
+                        let share = cases / SHARDS + u32::from(shard < cases % SHARDS);
+                        if share > 0 {
+                            let recorded = if shard == 0 { regressions } else { None };
+                            done.push((shard, explore_shard::<S>(seed, shard, share, broken, recorded, &first_failed)));
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("an exploring thread panicked")).collect()
+    });
     let wall = started.elapsed();
-    let counterexample = match result {
-        Ok(()) => None,
-        Err(TestError::Abort(reason)) => Some(Counterexample {
+    shards.sort_by_key(|(shard, _)| *shard);
+    let (mut passed, mut runs, mut events) = (0, 0, 0);
+    for (_, shard) in &shards {
+        passed += shard.passed;
+        runs += shard.runs;
+        events += shard.events;
+    }
+    // The first shard's failure, by shard number: the same one whichever thread finished first.
+    let counterexample = shards.into_iter().find_map(|(_, shard)| shard.result.err()).map(|error| match error {
+        TestError::Abort(reason) => Counterexample {
             schedule: String::new(),
             json: String::new(),
             violations: vec![format!("proptest gave up: {reason}")],
             replay: String::new(),
-        }),
-        Err(TestError::Fail(_, minimal)) => {
+        },
+        TestError::Fail(_, minimal) => {
             let json = serde_json::to_string(&minimal).expect("schedules serialize");
             let outcome = minimal.run(seed, broken);
-            Some(Counterexample {
+            Counterexample {
                 schedule: minimal.to_string(),
                 violations: outcome.violations.iter().map(|v| v.message.clone()).collect(),
                 replay: replay_command(model, broken, seed, &json),
                 json,
-            })
+            }
         }
-    };
-    Exploration {
-        model,
-        broken,
-        seed,
-        cases: passed.load(Ordering::Relaxed) as u32,
-        runs: runs.load(Ordering::Relaxed),
-        events: events.load(Ordering::Relaxed),
-        wall,
-        counterexample,
-    }
+    });
+    Exploration { model, broken, seed, cases: passed as u32, runs, events, wall, counterexample }
 }
 
 /// Generates `cases` schedules for `model` from `seed`, runs each, and shrinks the first that

@@ -173,8 +173,8 @@ impl super::Schedule for Schedule {
             .boxed()
     }
 
-    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
-        run(self, seed, broken)
+    fn run_traced(&self, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
+        run(self, seed, broken, traced)
     }
 }
 
@@ -265,21 +265,59 @@ fn run_loops(service: wiring::Service) -> JoinHandle<()> {
     spawn_logged(name, work)
 }
 
-pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
-    let world = World::new(seed, Model::AsyncRabbitmq, Scope::Explore);
-    world.block_on(async {
-        match run_in_world(&world, schedule, seed, broken).await {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome {
-                violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
-                trace: Vec::new(),
-                events: 0,
-            },
-        }
-    })
+/// The three services' embedded stores for one run.
+#[derive(Clone)]
+struct Stores {
+    order: Arc<OrderStore>,
+    inventory: Arc<InventoryStore>,
+    notification: Arc<NotificationStore>,
 }
 
-async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
+std::thread_local! {
+    /// The last run's stores on this thread, handed to the next run emptied: creating three
+    /// in-memory databases and their tables took about a third of a run.
+    static SPARE: std::cell::RefCell<Option<(OrderStore, InventoryStore, NotificationStore)>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Stores {
+    /// Stores as new: the spare ones emptied and restocked with `stock` units per item, or
+    /// new ones.
+    fn fresh(stock: u32, broken: Option<Break>) -> anyhow::Result<Stores> {
+        let (order, inventory, notification) = match SPARE.take() {
+            Some((order, inventory, notification)) => (order.emptied()?, inventory.restocked(stock)?, notification.emptied()?),
+            None => (OrderStore::open(None)?, InventoryStore::open(None, stock)?, NotificationStore::open(None)?),
+        };
+        let inventory = if broken == Some(Break::Dedup) { inventory.without_dedup() } else { inventory };
+        Ok(Stores { order: Arc::new(order), inventory: Arc::new(inventory), notification: Arc::new(notification) })
+    }
+
+    /// Keeps the stores for the next run, once the run's runtime (and every task holding them)
+    /// is gone.
+    fn spare(self) {
+        if let (Ok(order), Ok(inventory), Ok(notification)) = (Arc::try_unwrap(self.order), Arc::try_unwrap(self.inventory), Arc::try_unwrap(self.notification)) {
+            SPARE.set(Some((order, inventory, notification)));
+        }
+    }
+}
+
+pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
+    let failed = |e: anyhow::Error| Outcome {
+        violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
+        trace: Vec::new(),
+        events: 0,
+    };
+    let stores = match Stores::fresh(schedule.stock, broken) {
+        Ok(stores) => stores,
+        Err(e) => return failed(e),
+    };
+    let world = World::new(seed, Model::AsyncRabbitmq, Scope::Explore);
+    let outcome = world.block_on(run_in_world(&world, schedule, seed, broken, traced, stores.clone())).unwrap_or_else(failed);
+    drop(world);
+    stores.spare();
+    outcome
+}
+
+async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool, stores: Stores) -> anyhow::Result<Outcome> {
     let sim = world.queue();
     let policy = world.policy(broken != Some(Break::NoReconnect));
     let inventories = schedule.inventories.max(1);
@@ -294,20 +332,18 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     });
     let mut announce: BTreeMap<_, _> = inventory_announce.into_iter().enumerate().map(|(k, tx)| ((QueueName::InventoryInbox, k), tx)).collect();
     announce.insert((QueueName::NotificationInbox, 0), notification_crash);
-    let chaos = Arc::new(CrashingQueue::new(sim.clone(), crashes, announce, broken == Some(Break::AutoAck)));
+    let mut chaos = CrashingQueue::new(sim.clone(), crashes, announce, broken == Some(Break::AutoAck));
+    if !traced {
+        chaos = chaos.untraced();
+    }
+    let chaos = Arc::new(chaos);
     let mq: Arc<dyn MessageQueue> = chaos.clone();
 
     let t0 = Instant::now();
-    let order_store = Arc::new(OrderStore::open(None)?);
+    let Stores { order: order_store, inventory: inventory_store, notification: notification_store } = stores;
     let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
     let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1, policy).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
 
-    let notification_store = Arc::new(NotificationStore::open(None)?);
-    let mut inventory_store = InventoryStore::open(None, schedule.stock)?;
-    if broken == Some(Break::Dedup) {
-        inventory_store = inventory_store.without_dedup();
-    }
-    let inventory_store = Arc::new(inventory_store);
     // One switch per instance, flipped in instance order: a watch channel wakes several
     // receivers in no fixed order, and the trace must not depend on it.
     let (up, inventory_up): (Vec<_>, Vec<_>) = (0..inventories).map(|_| watch::channel(true)).unzip();

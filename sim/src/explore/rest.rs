@@ -28,7 +28,7 @@ use super::{items_strategy, items_text, Break, Outcome};
 use crate::fault::{self, FaultPlan};
 use crate::sync_rest::invariants::{self, Answered};
 use crate::violation::Violation;
-use crate::world::{self, Scope, World};
+use crate::world::{Scope, World};
 use crate::Mode;
 
 /// What is wrong with Inventory while one request is handled.
@@ -96,8 +96,8 @@ impl super::Schedule for Schedule {
             .boxed()
     }
 
-    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
-        run(self, seed, broken)
+    fn run_traced(&self, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
+        run(self, seed, broken, traced)
     }
 }
 
@@ -119,7 +119,7 @@ fn expected(request: &Request, timeout: Duration, model: &mut Inventory, index: 
     }
 }
 
-pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
+pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
     let timeout = Duration::from_millis(schedule.timeout_ms);
     // Without the timeout, Order waits as long as Inventory takes (an hour stands for forever).
     let order_timeout = if broken == Some(Break::NoTimeout) { Duration::from_secs(3600) } else { timeout };
@@ -133,7 +133,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
         let client: Arc<dyn RequestReply> = net.clone();
         let mut model = Inventory::with_stock(schedule.stock);
         let mut answers = Vec::new();
-        let mut trace = Vec::new();
+        let mut trace = if traced { crate::fault::trace::Trace::default() } else { crate::fault::trace::Trace::off() };
         let bound = timeout + invariants::timeout_slack(Mode::Sim);
         // The client waits a while past the bound, to tell "late" from "never".
         let guard = bound * 2 + Duration::from_secs(1);
@@ -159,14 +159,15 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
                 _ => 0,
             };
             let expected = expected(request, timeout, &mut model, index);
-            trace.push(format!(
-                "{:>7} ms  request #{index} ({}) → {} after {} ms (expected {})",
-                world::now_ms(),
-                items_text(&request.items),
-                if status == 0 { "no answer".to_owned() } else { status.to_string() },
-                latency.as_millis(),
-                expected.as_u16()
-            ));
+            trace.push(|| {
+                format!(
+                    "request #{index} ({}) → {} after {} ms (expected {})",
+                    items_text(&request.items),
+                    if status == 0 { "no answer".to_owned() } else { status.to_string() },
+                    latency.as_millis(),
+                    expected.as_u16()
+                )
+            });
             answers.push(Answered { index, expected: expected.as_u16(), status, latency, bound });
         }
         let stock = inventory.lock().expect("inventory lock").levels().clone();
@@ -179,6 +180,6 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
         }
         let events = net.calls() * 2;
         world.clear();
-        Outcome { violations, trace, events }
+        Outcome { violations, trace: trace.take(), events }
     })
 }

@@ -189,15 +189,15 @@ impl super::Schedule for Schedule {
             .boxed()
     }
 
-    fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
-        run(self, seed, broken)
+    fn run_traced(&self, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
+        run(self, seed, broken, traced)
     }
 }
 
-pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>) -> Outcome {
+pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
     let world = World::new(seed, Model::StreamingKafka, Scope::Explore);
     world.block_on(async {
-        match run_in_world(&world, schedule, seed, broken).await {
+        match run_in_world(&world, schedule, seed, broken, traced).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
@@ -397,7 +397,7 @@ fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::Join
     })
 }
 
-async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>) -> anyhow::Result<Outcome> {
+async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> anyhow::Result<Outcome> {
     let sim = world.log();
     let policy = world.policy(broken != Some(Break::NoReconnect));
     let (inventory_crash, inventory_crashed) = flume::unbounded();
@@ -409,7 +409,11 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     });
     let announce = BTreeMap::from([(INVENTORY_GROUP.to_owned(), inventory_crash), (ANALYTICS_GROUP.to_owned(), analytics_crash)]);
     let commit_first = (broken == Some(Break::CommitFirst)).then(|| INVENTORY_GROUP.to_owned());
-    let log = Arc::new(CrashingLog::new(sim.clone(), crashes, announce, commit_first));
+    let mut log = CrashingLog::new(sim.clone(), crashes, announce, commit_first);
+    if !traced {
+        log = log.untraced();
+    }
+    let log = Arc::new(log);
 
     let writes = if broken == Some(Break::NoTransaction) { Writes::Separate } else { Writes::Transactional };
     let config = InventoryConfig { stock: schedule.stock, batch: BATCH, writes };

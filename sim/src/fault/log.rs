@@ -50,7 +50,7 @@ struct Shared {
     handling: BTreeMap<String, ConsumerId>,
     /// Records appended and records polled.
     events: u64,
-    trace: Vec<String>,
+    trace: super::trace::Trace,
 }
 
 pub struct CrashingLog {
@@ -61,10 +61,6 @@ pub struct CrashingLog {
     commit_first: Option<String>,
 }
 
-fn trace(s: &mut Shared, line: String) {
-    let t = crate::world::now_ms();
-    s.trace.push(format!("{t:>7} ms  {line}"));
-}
 
 fn describe(topic: Topic, value: &[u8], headers: &campus::transport::log::Headers) -> String {
     if let Some((_, ms)) = headers.iter().find(|(n, _)| n == campus::services::merge::WATERMARK_HEADER) {
@@ -102,6 +98,12 @@ impl CrashingLog {
         CrashingLog { inner, shared: Mutex::new(shared), crashed, commit_first }
     }
 
+    /// The same wrapper, keeping no trace (`explore`'s search).
+    pub fn untraced(self) -> Self {
+        self.lock().trace = super::trace::Trace::off();
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().expect("crash state lock")
     }
@@ -112,11 +114,11 @@ impl CrashingLog {
 
     /// Adds a line to the trace (the harness's own steps).
     pub fn note(&self, line: String) {
-        trace(&mut self.lock(), line);
+        self.lock().trace.push(|| line);
     }
 
     pub fn take_trace(&self) -> Vec<String> {
-        std::mem::take(&mut self.lock().trace)
+        self.lock().trace.take()
     }
 
     /// The group coordinator gives up on a dead member: it leaves, its partitions are dealt
@@ -125,7 +127,7 @@ impl CrashingLog {
         {
             let mut s = self.lock();
             let group = s.groups.get(&member).cloned().unwrap_or_default();
-            trace(&mut s, format!("session timeout: {group} member {} evicted", member.0));
+            s.trace.push(|| format!("session timeout: {group} member {} evicted", member.0));
         }
         self.inner.leave(member).await
     }
@@ -144,7 +146,7 @@ impl CrashingLog {
         if !s.crashes.remove(&LogCrash { group: group.clone(), batch, point }) {
             return false;
         }
-        trace(&mut s, format!("CRASH {group} member {} {} (batch #{batch})", member.0, point.as_str()));
+        s.trace.push(|| format!("CRASH {group} member {} {} (batch #{batch})", member.0, point.as_str()));
         drop(s);
         if let Some(tx) = self.crashed.get(&group) {
             let _ = tx.send(member);
@@ -163,12 +165,16 @@ impl EventLog for CrashingLog {
                 Some(Topic::InventoryChangelog) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforeAck) => std::future::pending::<()>().await,
                 _ => {}
             }
-            let lines: Vec<String> = records.iter().map(|r| format!("{}: {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect();
+            let lines: Vec<String> = if self.lock().trace.is_kept() {
+                records.iter().map(|r| format!("{}: {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect()
+            } else {
+                Vec::new()
+            };
             let placed = self.inner.append(records).await?;
             let mut s = self.lock();
             s.events += placed.len() as u64;
             for (line, (partition, offset)) in lines.into_iter().zip(&placed) {
-                trace(&mut s, format!("append [{partition}]@{offset} {line}"));
+                s.trace.push(|| format!("append [{partition}]@{offset} {line}"));
             }
             Ok(placed)
         })
@@ -185,15 +191,20 @@ impl EventLog for CrashingLog {
             if self.crash_here(&group, Some(consumer), CrashPoint::BeforePublish) {
                 std::future::pending::<()>().await;
             }
-            let lines: Vec<String> =
-                records.iter().filter(|r| r.topic != Topic::InventoryChangelog).map(|r| format!("{} {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect();
+            let lines: Vec<String> = if self.lock().trace.is_kept() {
+                records.iter().filter(|r| r.topic != Topic::InventoryChangelog).map(|r| format!("{} {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect()
+            } else {
+                Vec::new()
+            };
             let n = records.len() as u64;
             self.inner.transact(&writer, consumer, records, positions.clone()).await?;
             {
                 let mut s = self.lock();
                 s.events += n;
-                let to: Vec<String> = positions.iter().map(|p| format!("{}[{}]→{}", p.topic, p.partition, p.next)).collect();
-                trace(&mut s, format!("{group} transaction committed: {}; offsets {}", lines.join(", "), to.join(", ")));
+                s.trace.push(|| {
+                    let to: Vec<String> = positions.iter().map(|p| format!("{}[{}]→{}", p.topic, p.partition, p.next)).collect();
+                    format!("{group} transaction committed: {}; offsets {}", lines.join(", "), to.join(", "))
+                });
             }
             if self.crash_here(&group, Some(consumer), CrashPoint::BeforeAck) {
                 std::future::pending::<()>().await;
@@ -221,7 +232,7 @@ impl EventLog for CrashingLog {
             let id = self.inner.join(&group, &topics).await?;
             let mut s = self.lock();
             s.groups.insert(id, group.clone());
-            trace(&mut s, format!("{group} member {} joins", id.0));
+            s.trace.push(|| format!("{group} member {} joins", id.0));
             Ok(id)
         })
     }
@@ -240,9 +251,11 @@ impl EventLog for CrashingLog {
                 let batch = *n;
                 s.handling.insert(group.clone(), consumer);
                 s.events += records.len() as u64;
-                let what: Vec<String> =
-                    records.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(r.topic, &r.value, &r.headers))).collect();
-                trace(&mut s, format!("{group} polls batch #{batch}: {}", what.join(", ")));
+                s.trace.push(|| {
+                    let what: Vec<String> =
+                        records.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(r.topic, &r.value, &r.headers))).collect();
+                    format!("{group} polls batch #{batch}: {}", what.join(", "))
+                });
             }
             if self.commit_first.as_deref() == Some(group.as_str()) {
                 self.inner.commit(consumer, positions(&records)).await?;

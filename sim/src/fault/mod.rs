@@ -20,6 +20,7 @@
 pub mod log;
 pub mod queue;
 pub mod switch;
+pub mod trace;
 
 pub use switch::FaultSwitch;
 

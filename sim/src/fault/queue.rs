@@ -78,7 +78,7 @@ struct Shared {
     auto_acked: BTreeSet<(u64, u64)>,
     /// Messages moved: publishes and deliveries.
     events: u64,
-    trace: Vec<String>,
+    trace: super::trace::Trace,
 }
 
 pub struct CrashingQueue {
@@ -109,6 +109,12 @@ impl CrashingQueue {
         CrashingQueue { inner: self.inner.clone(), shared: self.shared.clone(), crashed: self.crashed.clone(), auto_ack: self.auto_ack, instance }
     }
 
+    /// The same wrapper, keeping no trace (`explore`'s search).
+    pub fn untraced(self) -> Self {
+        self.lock().trace = super::trace::Trace::off();
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().expect("crash state lock")
     }
@@ -120,12 +126,12 @@ impl CrashingQueue {
 
     /// Adds a line to the trace (the harness's own steps: orders accepted, restarts).
     pub fn note(&self, line: String) {
-        trace(&mut self.lock(), line);
+        self.lock().trace.push(|| line);
     }
 
     /// Every message moved and every crash, with its virtual time, in order.
     pub fn take_trace(&self) -> Vec<String> {
-        std::mem::take(&mut self.lock().trace)
+        self.lock().trace.take()
     }
 
     /// If the consumer of `queue` must die at `point` of delivery `number`: announce it and
@@ -136,7 +142,7 @@ impl CrashingQueue {
             return false;
         }
         let who = if instance == 0 { String::new() } else { format!(" #{instance}") };
-        trace(&mut s, format!("CRASH {queue} consumer{who} {} (delivery #{number})", point.as_str()));
+        s.trace.push(|| format!("CRASH {queue} consumer{who} {} (delivery #{number})", point.as_str()));
         drop(s);
         if let Some(tx) = crashed.get(&(queue, instance)) {
             let _ = tx.send(());
@@ -145,10 +151,6 @@ impl CrashingQueue {
     }
 }
 
-fn trace(s: &mut Shared, line: String) {
-    let t = crate::world::now_ms();
-    s.trace.push(format!("{t:>7} ms  {line}"));
-}
 
 fn describe(body: &[u8]) -> String {
     match campus::domain::Envelope::decode(body) {
@@ -171,7 +173,7 @@ impl MessageQueue for CrashingQueue {
             self.inner.publish(route, body.clone()).await?;
             let mut s = self.lock();
             s.events += 1;
-            trace(&mut s, format!("publish {}", describe(&body)));
+            s.trace.push(|| format!("publish {}", describe(&body)));
             Ok(())
         })
     }
@@ -203,7 +205,7 @@ impl MessageQueue for CrashingQueue {
                         s.events += 1;
                         let again = if delivery.redelivered { " (redelivered)" } else { "" };
                         let to = if me.1 == 0 { String::new() } else { format!(" (instance {})", me.1) };
-                        trace(&mut s, format!("deliver #{number} on {queue}{to}: {}{again}", describe(&delivery.body)));
+                        s.trace.push(|| format!("deliver #{number} on {queue}{to}: {}{again}", describe(&delivery.body)));
                         number
                     };
                     if auto_ack && queue == QueueName::InventoryInbox {
@@ -260,7 +262,7 @@ impl MessageQueue for CrashingQueue {
         Box::pin(async move {
             {
                 let mut s = self.lock();
-                trace(&mut s, format!("dead-letter {}: {reason}", describe(&delivery.body)));
+                s.trace.push(|| format!("dead-letter {}: {reason}", describe(&delivery.body)));
             }
             if self.lock().auto_acked.contains(&(delivery.consumer, delivery.tag)) {
                 self.inner.put_dead_letter(delivery.body.clone(), &reason);
