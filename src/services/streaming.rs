@@ -19,7 +19,11 @@
 //! it from the beginning (10,000 decisions: well under a second).
 //!
 //! **Analytics** polls a batch, folds it into its state and commits after it (at-least-once;
-//! the state is keyed by order id, so a repeat changes nothing).
+//! the state is keyed by order id, so a repeat changes nothing) — after a batch that took all
+//! there was to read, and otherwise at most every [`ANALYTICS_COMMIT_EVERY`]: a synchronous
+//! commit per batch of 500 halved what it reads per second from a backlog (`campus-sim
+//! --real-brokers bench --model streaming-kafka`: 370,000 records/s against 770,000 with no
+//! commit), and a crash re-reads at most that much more, which the keyed state absorbs.
 //!
 //! **When the broker goes away** every call is retried (backoff with jitter, [`Policy`]);
 //! Inventory starts its session over once the broker is back.
@@ -43,6 +47,8 @@ use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, 
 pub const INVENTORY_GROUP: &str = "inventory";
 /// Analytics' consumer group.
 pub const ANALYTICS_GROUP: &str = "analytics";
+/// While a backlog fills each batch, Analytics commits at most this often.
+pub const ANALYTICS_COMMIT_EVERY: Duration = Duration::from_millis(100);
 /// Inventory's transactional identity (one instance; a scaled-out instance appends its name).
 pub const INVENTORY_WRITER: &str = "inventory";
 /// The header of a dead letter that says why (a `DecodeError` label: `not_json`,
@@ -245,9 +251,10 @@ async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConf
 }
 
 /// Analytics on the log: reads both topics into `state`, at most `throttle` records per
-/// second if given, and commits its consumer's positions after each batch — and after an
-/// empty poll that stepped over commit markers — so that a group that has read everything
-/// shows a lag of 0. Stops when `stop` says so, leaving the group.
+/// second if given, and commits its consumer's positions after each batch that took all there
+/// was (a short one, and an empty poll that stepped over commit markers) — so that a group
+/// that has read everything shows a lag of 0 — and after full ones at most every
+/// [`ANALYTICS_COMMIT_EVERY`]. Stops when `stop` says so, leaving the group.
 pub async fn run_analytics(
     log: Arc<dyn EventLog>,
     group: &str,
@@ -265,6 +272,7 @@ pub async fn run_analytics(
     let started = Instant::now();
     let mut handled: u64 = 0;
     let mut committed: Vec<Position> = Vec::new();
+    let mut last_commit = Instant::now();
     while !*stop.borrow_and_update() {
         let records = policy.until_ok(&mut backoff, "analytics polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
         {
@@ -273,18 +281,20 @@ pub async fn run_analytics(
                 state.apply(&event);
             }
         }
-        let next = policy.until_ok(&mut backoff, "analytics reading its positions", retry, || log.positions(me)).await?;
-        // Right after a rebalance the consumer may know no position yet: nothing to commit.
-        if next.is_empty() || next == committed {
-            continue;
-        }
-        if rejoin_after(policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await)? {
-            me = rejoin(log.as_ref(), me, group, &topics, policy, &mut backoff).await?;
-            committed.clear();
-        } else {
-            committed = next;
-        }
         handled += records.len() as u64;
+        if records.len() < batch || last_commit.elapsed() >= ANALYTICS_COMMIT_EVERY {
+            let next = policy.until_ok(&mut backoff, "analytics reading its positions", retry, || log.positions(me)).await?;
+            // Right after a rebalance the consumer may know no position yet: nothing to commit.
+            if !next.is_empty() && next != committed {
+                if rejoin_after(policy.until_ok(&mut backoff, "analytics committing", retry, || log.commit(me, next.clone())).await)? {
+                    me = rejoin(log.as_ref(), me, group, &topics, policy, &mut backoff).await?;
+                    committed.clear();
+                } else {
+                    committed = next;
+                }
+                last_commit = Instant::now();
+            }
+        }
         if let Some(rate) = throttle {
             tokio::time::sleep_until(started + Duration::from_secs_f64(handled as f64 / f64::from(rate))).await;
         }

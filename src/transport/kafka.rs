@@ -556,7 +556,13 @@ impl EventLog for KafkaLog {
             // else came.
             let mut error = None;
             while records.len() < max {
-                let message = match tokio::time::timeout(budget, c.recv()).await {
+                // What is already fetched is taken without arming a timer per record; the first
+                // record, and more once none is ready, are waited for: `wait`, then 1 ms.
+                let received = match futures_lite::future::poll_once(c.recv()).await {
+                    Some(received) => Ok(received),
+                    None => tokio::time::timeout(budget, c.recv()).await,
+                };
+                let message = match received {
                     Err(_) => break,
                     Ok(Err(e)) => {
                         error = Some(e);
@@ -566,7 +572,6 @@ impl EventLog for KafkaLog {
                 };
                 let Some(topic) = self.topic_of(message.topic()) else { continue };
                 records.push(record_of(topic, &message));
-                // After the first record, take only what is already fetched.
                 budget = Duration::from_millis(1);
             }
             // A rebalance served between two `recv`s may have taken partitions whose records

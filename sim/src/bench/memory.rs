@@ -20,6 +20,7 @@ use campus::Model;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::settled;
 use crate::real::ServiceProcess;
 use crate::report::csv::{self, Fixed, Row};
 use crate::report::text_table;
@@ -81,20 +82,6 @@ fn orders(model: Model, seed: u64, step: u64, n: usize) -> Vec<campus::domain::O
     workload::orders(&mut world::stream(seed, model, &Scope::Bench { round: step }, Stream::Workload), n)
 }
 
-/// Waits until `done` says so, asking every 200 ms; fails after [`SETTLE_WITHIN`].
-async fn settled<F, Fut>(what: &str, mut done: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + SETTLE_WITHIN;
-    while !done().await? {
-        anyhow::ensure!(Instant::now() < deadline, "{what}: not within {} s", SETTLE_WITHIN.as_secs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
-
 async fn sync_rest(exe: &Path, n: u64, seed: u64, rows: &mut Vec<MemoryRow>) -> anyhow::Result<()> {
     let stock = STOCK.to_string();
     let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
@@ -122,7 +109,7 @@ async fn async_rabbitmq(exe: &Path, n: u64, seed: u64, amqp_url: &str, rows: &mu
             let refused = answers.iter().filter(|a| a.status != 202).count();
             anyhow::ensure!(refused == 0, "async-rabbitmq: {refused} orders not accepted");
             let total = step * (n / STEPS);
-            settled(&format!("async-rabbitmq: {total} orders decided and notified"), || async {
+            settled(&format!("async-rabbitmq: {total} orders decided and notified"), SETTLE_WITHIN, || async {
                 let s = async_rabbitmq::sample(&d, Instant::now()).await?;
                 Ok(s.reserved + s.failed >= total && s.notified >= s.reserved)
             })
@@ -149,7 +136,7 @@ async fn streaming_kafka(exe: &Path, n: u64, seed: u64, bootstrap: &str, rows: &
                 d.produce(batch).await?;
             }
             let total = step * (n / STEPS);
-            settled(&format!("streaming-kafka: {total} orders decided and counted"), || async {
+            settled(&format!("streaming-kafka: {total} orders decided and counted"), SETTLE_WITHIN, || async {
                 Ok(d.metrics().await.map_or(0, |m| m.outcomes_seen as u64) >= total)
             })
             .await?;

@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// and its peak after each step to memory.csv.
     #[arg(long, value_name = "ORDERS", value_parser = clap::value_parser!(u64).range(1000..=10_000_000))]
     pub memory: Option<u64>,
+    /// Also time Part C end to end over real Kafka (needs --real-brokers): the producer,
+    /// Inventory and Analytics as processes, 10,000, 100,000 and 1,000,000 events each appended,
+    /// decided and counted (about 10 minutes per repeat).
+    #[arg(long)]
+    pub end_to_end: bool,
 }
 
 impl BenchArgs {
@@ -56,6 +61,7 @@ impl BenchArgs {
             amqp_url: self.amqp_url.clone(),
             bootstrap_servers: self.bootstrap_servers.clone(),
             memory: self.memory,
+            end_to_end: self.end_to_end,
         }
     }
 }
