@@ -549,6 +549,12 @@ fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets
         let (ours, ratio): (f64, f64) = (r[3].parse().unwrap(), r[5].parse().unwrap());
         assert!(ours > 0.0 && (ratio - ours).abs() < 0.01, "a wall time is its own ratio to 1 s: {r:?}");
     }
+    let explored: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[2] == "schedules_per_wall_s").collect();
+    assert_eq!(explored.len(), 3, "explore's speed for each model: {rows:?}");
+    for r in explored {
+        let (ours, floor, ratio): (f64, f64, f64) = (r[3].parse().unwrap(), r[4].parse().unwrap(), r[5].parse().unwrap());
+        assert!(ours > 0.0 && floor == 5000.0 && (ratio - ours / floor).abs() < 0.01, "schedules/s against 5,000: {r:?}");
+    }
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("## Benchmarks"), "{report}");
 }
@@ -573,7 +579,9 @@ fn bench_memory_reads_each_service_processs_memory_after_every_tenth_of_the_orde
 
 #[test]
 fn bench_of_a_real_transport_asks_for_real_brokers() {
-    let out = campus_sim().args(["bench", "--model", "async-rabbitmq", "--out"]).arg(scratch_dir("bench-real")).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("add --real-brokers"));
+    for args in [&["bench", "--model", "async-rabbitmq"][..], &["bench", "--end-to-end"]] {
+        let out = campus_sim().args(args).arg("--out").arg(scratch_dir("bench-real")).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(String::from_utf8(out.stderr).unwrap().contains("add --real-brokers"), "{args:?}");
+    }
 }

@@ -149,6 +149,7 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
     let (repeats, seed) = (config.repeats, config.seed);
     let mut rows = Vec::new();
     let wants = |m: Model| config.model.is_none_or(|wanted| wanted == m);
+    anyhow::ensure!(real || !config.end_to_end, "--end-to-end runs Part C's services over real Kafka: add --real-brokers");
     if let Some(n) = config.memory {
         anyhow::ensure!(real, "--memory runs the services as real processes: add --real-brokers");
         memory::run(out, n, wants, config)?;
@@ -177,8 +178,6 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
                 rows.extend(runtime.block_on(end_to_end::run(&exe, repeats, &config.bootstrap_servers, seed))?);
             }
         }
-    } else if config.end_to_end {
-        anyhow::bail!("--end-to-end runs Part C's services over real Kafka: add --real-brokers");
     } else if let Some(model) = config.model {
         anyhow::bail!("--model {model} measures real transports: add --real-brokers (without --model, bench measures the simulation)");
     }
