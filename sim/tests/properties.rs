@@ -75,7 +75,13 @@ fn acking_on_receipt_loses_the_order_of_a_consumer_that_crashes() {
     let s: rabbit::Schedule = serde_json::from_str(&c.json).unwrap();
     assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
     assert!(matches!(s.faults[0], rabbit::Fault::Crash { consumer: rabbit::Consumer::Inventory, .. }), "{}", c.schedule);
-    assert!(c.violations.iter().any(|v| v.contains("not in exactly one terminal state")), "{:?}", c.violations);
+    // Order's reconciler finds the order without a verdict and publishes it again, so the loss
+    // shows as the reconciler having had to (or, caught before it looks, as an undecided order).
+    assert!(
+        c.violations.iter().any(|v| v.contains("reconciler published 1 OrderPlaced again") || v.contains("not in exactly one terminal state")),
+        "{:?}",
+        c.violations
+    );
 }
 
 #[test]

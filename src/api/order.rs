@@ -114,10 +114,9 @@ async fn status(State(service): State<Arc<AsyncOrderService>>, Path(id): Path<St
 }
 
 async fn stats(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrderStats>, ApiError> {
-    Ok(Json(service.store().stats().await.map_err(ApiError::store)?))
+    Ok(Json(service.stats().await.map_err(ApiError::store)?))
 }
 
 async fn orders(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrdersReply>, ApiError> {
-    let store = service.store();
-    Ok(Json(OrdersReply { stats: store.stats().await.map_err(ApiError::store)?, statuses: store.statuses().await.map_err(ApiError::store)? }))
+    Ok(Json(OrdersReply { stats: service.stats().await.map_err(ApiError::store)?, statuses: service.store().statuses().await.map_err(ApiError::store)? }))
 }

@@ -26,12 +26,17 @@ pub struct Service {
 }
 
 /// Order: `POST /order` stores the order and its `OrderPlaced` (202); the relay publishes the
-/// outbox; a consumer records Inventory's verdicts as the orders' statuses.
+/// outbox; a consumer records Inventory's verdicts as the orders' statuses; the reconciler
+/// publishes again what the broker lost.
 pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
     let app = api::order::async_app(service.clone(), api::Probe::degraded_without(mq.clone()));
     let status = messaging::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
+    let reconciler = {
+        let (service, mq) = (service.clone(), mq.clone());
+        async move { service.run_reconciler(mq, policy).await }
+    };
     let relay = async move { service.run_relay(mq, policy).await };
-    Service { app, work: vec![("relay", Box::pin(relay)), ("order-status", Box::pin(status))] }
+    Service { app, work: vec![("relay", Box::pin(relay)), ("order-status", Box::pin(status)), ("reconciler", Box::pin(reconciler))] }
 }
 
 /// Inventory: consumes `OrderPlaced`, reserves against `store` (idempotently), publishes the

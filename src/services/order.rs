@@ -17,8 +17,8 @@ use http::StatusCode;
 use super::EventClock;
 use crate::domain::{Order, OrderId, OrderRequest};
 use crate::retry::Policy;
-use crate::store::{OrderStore, StoreError};
-use crate::transport::queue::{MessageQueue, QueueError, Route};
+use crate::store::{OrderStore, OutboxRow, StoreError};
+use crate::transport::queue::{MessageQueue, QueueError, QueueName, Route};
 use crate::transport::{Peer, RequestReply};
 use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 
@@ -143,19 +143,40 @@ impl SyncOrderService {
     }
 }
 
+/// How often Order's reconciler looks for orders that lost their way.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// An order still without a verdict this long after it was placed, while nothing waits in
+/// Inventory's queue or Order's, is a suspect; one still a suspect at the next look is
+/// published again.
+pub const STUCK_AFTER: Duration = Duration::from_secs(30);
+
 /// The order service of the messaging model (Part B): accepting an order is storing it with
 /// its `OrderPlaced` in the outbox (one transaction); [`AsyncOrderService::run_relay`]
-/// publishes the outbox with confirms.
+/// publishes the outbox with confirms; [`AsyncOrderService::run_reconciler`] publishes again
+/// the `OrderPlaced` of an order whose message or verdict the broker lost.
 pub struct AsyncOrderService {
     ids: OrderIds,
     store: Arc<OrderStore>,
     clock: EventClock,
     outbox_filled: tokio::sync::Notify,
+    republished: AtomicU64,
 }
 
 impl AsyncOrderService {
     pub fn new(ids: OrderIds, store: Arc<OrderStore>, clock: EventClock) -> Self {
-        AsyncOrderService { ids, store, clock, outbox_filled: tokio::sync::Notify::new() }
+        AsyncOrderService { ids, store, clock, outbox_filled: tokio::sync::Notify::new(), republished: AtomicU64::new(0) }
+    }
+
+    /// `OrderPlaced` the reconciler published again since this service started.
+    pub fn republished(&self) -> u64 {
+        self.republished.load(Ordering::Relaxed)
+    }
+
+    /// Order's counts, with the reconciler's.
+    pub async fn stats(&self) -> Result<crate::store::OrderStats, StoreError> {
+        let mut stats = self.store.stats().await?;
+        stats.republished = self.republished();
+        Ok(stats)
     }
 
     pub fn store(&self) -> &Arc<OrderStore> {
@@ -198,6 +219,63 @@ impl AsyncOrderService {
             policy.until_ok(&mut backoff, "the outbox relay", QueueError::is_transient, || mq.publish_all(batch.clone())).await?;
             if let Err(e) = self.store.mark_published(&seqs).await {
                 tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
+            }
+        }
+    }
+
+    /// The safety net for what the broker loses. Every [`RECONCILE_EVERY`], while nothing is
+    /// ready in Inventory's queue or Order's (a backlog, e.g. Inventory away, means the
+    /// messages are still on their way), it lists the orders placed [`STUCK_AFTER`] ago or
+    /// more that have no verdict; an order listed at two looks in a row — so not one a
+    /// consumer is handling right now — has its `OrderPlaced` published again. Inventory's
+    /// dedup re-emits a decided order's stored outcome, so a lost verdict comes back too.
+    ///
+    /// Why it exists: RabbitMQ 3.10 counts every return of a message to a quorum queue towards
+    /// `x-delivery-limit`, a consumer's channel closing included (a probe here: a message whose
+    /// consumer's channel closed three times, no nack, was dead-lettered at a limit of 2), so a
+    /// failover that closes a consumer's channel again and again can dead-letter a good message;
+    /// and a publish routed to two queues during a leader election is the other way a verdict
+    /// went missing in a real node loss. In the simulation, where nothing is lost, the
+    /// reconciler must never fire (`explore` checks that it re-published nothing).
+    pub async fn run_reconciler(&self, mq: Arc<dyn MessageQueue>, policy: Policy) -> Result<(), QueueError> {
+        let mut suspects: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+        loop {
+            tokio::time::sleep(RECONCILE_EVERY).await;
+            let mut quiet = true;
+            for queue in [QueueName::InventoryInbox, QueueName::OrderInbox] {
+                match mq.depth(queue).await {
+                    Ok(0) => {}
+                    Ok(_) => quiet = false,
+                    Err(e) if !policy.reconnect => return Err(e),
+                    Err(_) => quiet = false,
+                }
+            }
+            if !quiet {
+                suspects.clear();
+                continue;
+            }
+            let placed_by = self.clock.now_ms().saturating_sub(STUCK_AFTER.as_millis() as u64);
+            let rows = match self.store.stuck(placed_by).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the orders without a verdict; retrying");
+                    continue;
+                }
+            };
+            let (again, now): (Vec<OutboxRow>, Vec<OutboxRow>) = rows.into_iter().partition(|r| suspects.contains(&r.seq));
+            suspects = now.iter().chain(&again).map(|r| r.seq).collect();
+            if again.is_empty() {
+                continue;
+            }
+            tracing::warn!(orders = again.len(), "orders without a verdict long after they were published; publishing their OrderPlaced again");
+            let n = again.len() as u64;
+            let batch: Vec<(Route, Bytes)> = again.into_iter().map(|r| (r.route, r.body.into())).collect();
+            match mq.publish_all(batch).await {
+                Ok(()) => {
+                    self.republished.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) if !policy.reconnect => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "publishing again failed; the next look tries again"),
             }
         }
     }

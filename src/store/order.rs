@@ -29,6 +29,10 @@ pub struct OrderStats {
     pub published: u64,
     pub reserved: u64,
     pub failed: u64,
+    /// `OrderPlaced` published again by Order's reconciler (the service's count since it
+    /// started, not the store's; see `AsyncOrderService::run_reconciler`).
+    #[serde(default)]
+    pub republished: u64,
 }
 
 /// One outbox row to publish.
@@ -129,6 +133,25 @@ impl OrderStore {
         }
     }
 
+    /// Up to 100 outbox rows already published whose order is still `accepted` and was placed
+    /// at or before `placed_by_ms`, oldest first: orders that may have lost their way.
+    pub async fn stuck(&self, placed_by_ms: u64) -> Result<Vec<OutboxRow>, StoreError> {
+        const STUCK: &str = "SELECT o.seq, o.body FROM outbox o JOIN orders r ON r.order_id = o.order_id
+             WHERE o.published = 1 AND r.status = 'accepted' AND r.placed_at_ms <= $1 ORDER BY o.seq LIMIT 100";
+        match &self.0 {
+            Backend::Sqlite(db) => {
+                let conn = db.lock();
+                let mut stmt = conn.prepare_cached(&STUCK.replace("$1", "?1"))?;
+                let rows = stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            }
+            Backend::Postgres(pg) => {
+                let rows = pg.client().await?.query(STUCK, &[&(placed_by_ms as i64)]).await?;
+                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), route: Route::OrderPlaced, body: r.get(1) }).collect())
+            }
+        }
+    }
+
     /// Marks the rows published, in one transaction.
     pub async fn mark_published(&self, seqs: &[i64]) -> Result<(), StoreError> {
         match &self.0 {
@@ -201,7 +224,7 @@ impl OrderStore {
                 [r.get(0), r.get(1), r.get(2), r.get(3)]
             }
         };
-        Ok(OrderStats { accepted: accepted as u64, published: published as u64, reserved: reserved as u64, failed: failed as u64 })
+        Ok(OrderStats { accepted: accepted as u64, published: published as u64, reserved: reserved as u64, failed: failed as u64, republished: 0 })
     }
 
     /// Every order id with its status.

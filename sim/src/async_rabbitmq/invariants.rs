@@ -94,6 +94,11 @@ pub fn check(run: &Run) -> Vec<Violation> {
             fail("no sample was taken while the broker was down".into());
         }
     }
+    // The reconciler mends what a real broker loses; the simulated one loses nothing, so there
+    // it must never have fired (a lost order shows here even though it was mended).
+    if run.mode == crate::Mode::Sim && end.orders.stats.republished > 0 {
+        fail(format!("Order's reconciler published {} OrderPlaced again: they were lost on the way", end.orders.stats.republished));
+    }
     if let Some(scale) = run.scale_out() {
         let decided = scale.progress.last().map_or(0, |(_, d)| *d);
         if decided != scale.backlog as u64 {

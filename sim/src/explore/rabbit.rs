@@ -490,7 +490,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         refused: 0,
         detail: Detail::Explore { duplicates, malformed: malformed as usize },
         end: Final {
-            orders: OrdersReply { stats: order_store.stats().await?, statuses: order_store.statuses().await? },
+            orders: OrdersReply { stats: order.stats().await?, statuses: order_store.statuses().await? },
             inventory: inventory_store.stats().await?,
             inventory_outcomes: inventory_store.outcomes().await?,
             notification: notification_store.stats().await?,
