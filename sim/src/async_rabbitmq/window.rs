@@ -111,6 +111,10 @@ pub(super) async fn under_load<S: WindowSample>(config: &Config, d: &mut Deploym
             crate::progress::step(&format!("{name}: {} back at {:.1} s", fault.name(), now.as_secs_f64()));
         }
         let fault_on = down_ms.is_some() && up_ms.is_none();
+        // Whether every order was answered, asked *before* the sample: asked after it, the
+        // last order could be accepted in between and the run judged on a sample without it
+        // (a real node loss once ended "settled" one verdict early, its order still on the way).
+        let placed_all = load.is_finished();
         let s = S::take(d, t0, fault_on).await?;
         if down_ms.is_none() {
             before = before.max(s.waiting());
@@ -120,7 +124,7 @@ pub(super) async fn under_load<S: WindowSample>(config: &Config, d: &mut Deploym
             drained_ms = Some(s.t_ms());
             crate::progress::step(&format!("{name}: drained at {:.1} s", s.t_ms() as f64 / 1e3));
         }
-        let done = load.is_finished() && up_ms.is_some() && s.settled();
+        let done = placed_all && up_ms.is_some() && s.settled();
         live.update(|| {
             let phase = if up_ms.is_some() { "draining".to_owned() } else if fault_on { format!("{} down", fault.name()) } else { format!("{} up", fault.name()) };
             format!("t={:>3} s of ≈{} s ({phase}): {}", s.t_ms() / 1000, total.as_secs(), s.status())

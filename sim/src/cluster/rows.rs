@@ -38,6 +38,9 @@ pub struct Summary {
     /// Part B: deliveries Inventory answered from its store (redelivered after a crash or a
     /// failover). Part C's Inventory answers a repeat from its changelog without counting it.
     pub repeats: Option<u64>,
+    /// Part B: `OrderPlaced` Order's reconciler published again because the order had no
+    /// verdict long after (the broker lost the message or its verdict; 0 in the simulation).
+    pub republished: Option<u64>,
     /// scale-out: orders decided per second over the middle 80 % of the backlog, in total and
     /// per instance.
     pub orders_per_s: Option<u64>,
@@ -156,6 +159,7 @@ impl Summary {
                     lost,
                     double: run.end.inventory.double_reservations,
                     repeats: Some(run.end.inventory.repeats),
+                    republished: Some(run.end.orders.stats.republished),
                     orders_per_s: scale.map(|s| s.orders_per_s),
                     per_instance: scale.map(|s| s.orders_per_s / s.instances as u64),
                     out_of_order: None,
@@ -180,6 +184,7 @@ impl Summary {
                     lost: decisions.map_or(run.events, |d| d.lost),
                     double: decisions.map_or(0, |d| d.duplicates as u64),
                     repeats: None,
+                    republished: None,
                     orders_per_s: scale.map(|(s, ..)| s.orders_per_s),
                     per_instance: scale.map(|(s, ..)| s.orders_per_s / s.instances as u64),
                     out_of_order: scale.map(|(_, _, o)| o),
