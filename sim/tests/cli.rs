@@ -254,7 +254,7 @@ fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
 #[ignore = "needs the RabbitMQ cluster and PostgreSQL: scripts/test.sh starts them and runs this with --include-ignored"]
 fn a_real_cluster_run_fails_over_a_lost_node_and_scales_inventory_out_without_losing_an_order() {
     let out_dir = scratch_dir("cluster");
-    // Part B only: Part C's real node loss is a known problem (docs/cluster.md).
+    // Part B, small: scripts/test.sh runs the full-size node losses of both parts after this.
     run_passing(&["cluster", "--real-brokers", "--model", "async-rabbitmq", "--lead", "3", "--node-down-for", "6", "--instances", "1,2", "--backlog", "300"], &out_dir);
     let summary = Table::read(out_dir.join("cluster_summary.csv"));
     let runs: Vec<(String, String)> = summary.rows.iter().map(|r| (r[0].to_owned(), r[summary.col("model")].to_owned())).collect();
