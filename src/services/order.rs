@@ -233,10 +233,11 @@ impl AsyncOrderService {
     /// Why it exists: RabbitMQ 3.10 counts every return of a message to a quorum queue towards
     /// `x-delivery-limit`, a consumer's channel closing included (a probe here: a message whose
     /// consumer's channel closed three times, no nack, was dead-lettered at a limit of 2), so a
-    /// failover that closes a consumer's channel again and again can dead-letter a good message;
-    /// and a publish routed to two queues during a leader election is the other way a verdict
-    /// went missing in a real node loss. In the simulation, where nothing is lost, the
-    /// reconciler must never fire (`explore` checks that it re-published nothing).
+    /// failover that closes a consumer's channel again and again can dead-letter a good
+    /// `OrderPlaced` or verdict. In the simulation, where nothing is lost, the reconciler must
+    /// never fire (`explore` checks that it re-published nothing). Several Orders sharing one
+    /// PostgreSQL store each look: an order may then be published again twice, which
+    /// Inventory's dedup absorbs like any repeat.
     pub async fn run_reconciler(&self, mq: Arc<dyn MessageQueue>, policy: Policy) -> Result<(), QueueError> {
         let mut suspects: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
         loop {
