@@ -49,6 +49,13 @@ pub const INVENTORY_GROUP: &str = "inventory";
 pub const ANALYTICS_GROUP: &str = "analytics";
 /// While a backlog fills each batch, Analytics commits at most this often.
 pub const ANALYTICS_COMMIT_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether Analytics commits after a poll that took `taken` records of at most `batch`, its
+/// last commit `since` ago: after a batch that took all there was, else every
+/// [`ANALYTICS_COMMIT_EVERY`].
+pub fn analytics_commits(taken: usize, batch: usize, since: Duration) -> bool {
+    taken < batch || since >= ANALYTICS_COMMIT_EVERY
+}
 /// Inventory's transactional identity (one instance; a scaled-out instance appends its name).
 pub const INVENTORY_WRITER: &str = "inventory";
 /// The header of a dead letter that says why (a `DecodeError` label: `not_json`,
@@ -282,7 +289,7 @@ pub async fn run_analytics(
             }
         }
         handled += records.len() as u64;
-        if records.len() < batch || last_commit.elapsed() >= ANALYTICS_COMMIT_EVERY {
+        if analytics_commits(records.len(), batch, last_commit.elapsed()) {
             let next = policy.until_ok(&mut backoff, "analytics reading its positions", retry, || log.positions(me)).await?;
             // Right after a rebalance the consumer may know no position yet: nothing to commit.
             if !next.is_empty() && next != committed {

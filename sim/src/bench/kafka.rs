@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
-use campus::services::streaming::ANALYTICS_COMMIT_EVERY;
+use campus::services::streaming::analytics_commits;
 use campus::transport::kafka::KafkaLog;
 use campus::transport::log::{Outgoing, EventLog, Position, Topic};
 use campus::Model;
@@ -98,9 +98,8 @@ async fn our_producer(log: &KafkaLog, records: &[(String, Bytes)]) -> anyhow::Re
     Ok(records.len() as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Reads `n` records as Analytics does: batches of [`BATCH`], a synchronous commit after a
-/// batch that took all there was and otherwise at most every [`ANALYTICS_COMMIT_EVERY`], and
-/// one after the last record (timed too).
+/// Reads `n` records as Analytics does: batches of [`BATCH`], a synchronous commit when
+/// [`analytics_commits`] says so, and one after the last record (timed too).
 async fn our_consumer(log: &KafkaLog, group: &str, n: usize) -> anyhow::Result<f64> {
     let me = log.join(group, &[Topic::OrderEvents]).await?;
     let (mut seen, mut first) = (0usize, None);
@@ -124,7 +123,7 @@ async fn our_consumer(log: &KafkaLog, group: &str, n: usize) -> anyhow::Result<f
             let e = next.entry(r.partition).or_insert(0);
             *e = (*e).max(r.offset + 1);
         }
-        if batch.len() < BATCH || last_commit.elapsed() >= ANALYTICS_COMMIT_EVERY {
+        if analytics_commits(batch.len(), BATCH, last_commit.elapsed()) {
             commit(&next).await?;
             last_commit = Instant::now();
         }
