@@ -97,17 +97,7 @@ impl Backend {
             Backend::Postgres(pg) => Ok(pg.client().await?.query(sql, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect()),
         }
     }
-}
 
-pub(crate) struct Db(pub(crate) Mutex<Connection>);
-
-impl Db {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.0.lock().expect("store lock")
-    }
-}
-
-impl Backend {
     /// Deletes every row of `tables` and their AUTOINCREMENT counters: the store as new, with
     /// its compiled statements kept. Only an embedded store is emptied (the simulation reuses
     /// one per thread across `explore`'s schedules, where opening three databases and creating
@@ -127,3 +117,12 @@ impl Backend {
         Ok(())
     }
 }
+
+pub(crate) struct Db(pub(crate) Mutex<Connection>);
+
+impl Db {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.0.lock().expect("store lock")
+    }
+}
+

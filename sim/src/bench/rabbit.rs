@@ -61,6 +61,24 @@ async fn ours(d: &Deployment<'_>, n: usize, seed: u64, round: u64) -> anyhow::Re
     }
 }
 
+/// A persistent message's properties, as our services publish them.
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into())
+}
+
+/// Publishes `body` `n` times to `queue` on `publisher` (in confirm mode), all in flight at
+/// once, and waits for every confirm; a nack fails the benchmark.
+async fn publish_confirmed(publisher: &lapin::Channel, queue: &str, body: &[u8], n: usize) -> anyhow::Result<()> {
+    let mut confirms = Vec::with_capacity(n);
+    for _ in 0..n {
+        confirms.push(publisher.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, persistent()).await?);
+    }
+    for confirm in confirms {
+        anyhow::ensure!(!confirm.await?.is_nack(), "the broker nacked a message during the benchmark");
+    }
+    Ok(())
+}
+
 /// A consumer of `from` (up to `prefetch` deliveries at once) that publishes each body on to
 /// `to` with a confirm, if given, and then acks; returns once it has acked `n`.
 async fn relay_stage(connection: &Connection, from: String, to: Option<String>, n: usize, prefetch: u16) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
@@ -80,8 +98,7 @@ async fn relay_stage(connection: &Connection, from: String, to: Option<String>, 
                     let (publisher, to) = (publisher.clone(), to.clone());
                     handling.spawn(async move {
                         if let Some(to) = to {
-                            let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-                            let confirm = publisher.basic_publish("".into(), to.as_str().into(), BasicPublishOptions::default(), &delivery.data, properties).await?;
+                            let confirm = publisher.basic_publish("".into(), to.as_str().into(), BasicPublishOptions::default(), &delivery.data, persistent()).await?;
                             anyhow::ensure!(!confirm.await?.is_nack(), "the broker nacked a message during the benchmark");
                         }
                         delivery.ack(BasicAckOptions::default()).await?;
@@ -112,14 +129,7 @@ async fn raw_chain(connection: &Connection, queues: &[String; 3], body: &[u8], n
     let publisher = connection.create_channel().await?;
     publisher.confirm_select(ConfirmSelectOptions::default()).await?;
     let started = Instant::now();
-    let mut confirms = Vec::with_capacity(n);
-    for _ in 0..n {
-        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-        confirms.push(publisher.basic_publish("".into(), queues[0].as_str().into(), BasicPublishOptions::default(), body, properties).await?);
-    }
-    for confirm in confirms {
-        anyhow::ensure!(!confirm.await?.is_nack(), "the broker nacked a message during the benchmark");
-    }
+    publish_confirmed(&publisher, &queues[0], body, n).await?;
     for stage in stages {
         stage.await??;
     }
@@ -148,16 +158,7 @@ async fn raw(connection: &Connection, queue: &str, body: &[u8], n: usize, prefet
         let _ = consumer_channel.close(200, "done".into()).await;
         Ok(())
     });
-    let mut confirms = Vec::with_capacity(n);
-    for _ in 0..n {
-        let properties = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
-        confirms.push(publisher.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties).await?);
-    }
-    for confirm in confirms {
-        if confirm.await?.is_nack() {
-            anyhow::bail!("the broker nacked a message during the benchmark");
-        }
-    }
+    publish_confirmed(&publisher, queue, body, n).await?;
     consume.await??;
     let rate = n as f64 / started.elapsed().as_secs_f64();
     let _ = publisher.close(200, "done".into()).await;

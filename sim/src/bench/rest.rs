@@ -77,10 +77,6 @@ pub async fn serve_bare_hop(relay: Vec<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn case_name(concurrency: usize) -> String {
-    format!("order round trip, concurrency {concurrency}")
-}
-
 struct Round {
     p50_ms: f64,
     p99_ms: f64,
@@ -148,9 +144,10 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
             chain_p50.median(),
             bare_p50x3.median()
         ));
+        let case = format!("order round trip, concurrency {concurrency}");
         rows.push(Row {
             model: "sync-rest",
-            case: case_name(concurrency),
+            case: case.clone(),
             metric: "p50_ms",
             ours: p50.clone(),
             floor: Some(chain_p50),
@@ -159,14 +156,13 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
         });
         rows.push(Row {
             model: "sync-rest",
-            case: case_name(concurrency),
+            case: case.clone(),
             metric: "requests_per_s",
             ours: rps.clone(),
             floor: Some(chain_rps),
             target: Some(Target::AtLeast(0.75)),
             floor_is: "the bare chain's requests per second",
         });
-        let case = case_name(concurrency);
         rows.push(Row {
             model: "sync-rest",
             case: case.clone(),

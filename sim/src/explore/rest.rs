@@ -133,7 +133,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
         let client: Arc<dyn RequestReply> = net.clone();
         let mut model = Inventory::with_stock(schedule.stock);
         let mut answers = Vec::new();
-        let mut trace = if traced { crate::fault::trace::Trace::default() } else { crate::fault::trace::Trace::off() };
+        let mut trace = crate::fault::trace::Trace::new(traced);
         let bound = timeout + invariants::timeout_slack(Mode::Sim);
         // The client waits a while past the bound, to tell "late" from "never".
         let guard = bound * 2 + Duration::from_secs(1);

@@ -100,7 +100,7 @@ impl CrashingLog {
 
     /// The same wrapper, keeping no trace (`explore`'s search).
     pub fn untraced(self) -> Self {
-        self.lock().trace = super::trace::Trace::off();
+        self.lock().trace = super::trace::Trace::new(false);
         self
     }
 

@@ -12,14 +12,14 @@ pub struct Trace {
 
 impl Default for Trace {
     fn default() -> Self {
-        Trace { lines: Vec::new(), kept: true }
+        Trace::new(true)
     }
 }
 
 impl Trace {
-    /// A trace that records nothing.
-    pub fn off() -> Self {
-        Trace { lines: Vec::new(), kept: false }
+    /// A trace that keeps its lines, or (`kept` false) records nothing.
+    pub fn new(kept: bool) -> Self {
+        Trace { lines: Vec::new(), kept }
     }
 
     /// Whether lines are kept (so whether describing them is worth anything).
