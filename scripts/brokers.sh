@@ -20,15 +20,26 @@
 #   scripts/brokers.sh up|down postgres            PostgreSQL alone (Debian's package)
 #   scripts/brokers.sh kill rabbitmq-node N        a node loss: SIGKILL cluster node N (1-3);
 #   scripts/brokers.sh kill kafka-node N           `up --cluster` starts it again and waits
+#   scripts/brokers.sh which kafka-libs            fetch Kafka's jars if needed, print their directory
+#   scripts/brokers.sh purge [--all]               stop everything (scripts/docker.sh's engine too) and
+#                                                  remove what the scripts installed: the Debian packages
+#                                                  they added (listed in their ledger), Kafka's jars and
+#                                                  data, the cluster's directories, PostgreSQL's campus
+#                                                  role and database, the Docker engine's images. --all
+#                                                  also removes RabbitMQ, PostgreSQL and Docker when they
+#                                                  were there before the scripts ran: a new machine again.
 #
 # Safe to run twice: every step checks before it acts. Everything is bound to 127.0.0.1.
 # RabbitMQ comes from Debian's `rabbitmq-server` package; Apache Kafka (KRaft, single node) runs
 # from its jars, fetched once with Maven into $CAMPUS_BROKER_HOME (default ~/.cache/campus-sim),
-# outside the clone so CI re-runs do not download again.
-set -euo pipefail
+# outside the clone so CI re-runs do not download again. Every Debian package the scripts add is
+# written to $CAMPUS_BROKER_HOME/installed-packages, the list `purge` removes.
+set -Eeuo pipefail
+SCRIPT_NAME=brokers
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
-HOME_DIR="${CAMPUS_BROKER_HOME:-$HOME/.cache/campus-sim}"
 KAFKA_HOME="$HOME_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
 KAFKA_DATA="$HOME_DIR/kafka-data"
@@ -43,26 +54,15 @@ KAFKA_CLUSTER_PORT=19091      # broker N on 19091+N
 KAFKA_CLUSTER_CONTROLLER=19191  # its controller on 19191+N
 PG_URL="postgres://campus:campus@127.0.0.1:5432/campus"
 
-say() { printf 'brokers: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    die "need root (or sudo) to run: $*"; fi
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # ---------------------------------------------------------------- RabbitMQ
 rabbit_installed() { [ -x /usr/sbin/rabbitmq-server ]; }
 rabbit_running() { as_root /usr/sbin/rabbitmqctl -q status >/dev/null 2>&1; }
 
+rabbit_install() { rabbit_installed || apt_install RabbitMQ rabbitmq-server; }
+
 rabbit_up() {
-  if ! rabbit_installed; then
-    say "installing rabbitmq-server (Debian package)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
-  fi
+  rabbit_install
+  epmd_loopback
   if rabbit_running; then
     say "rabbitmq already running"
   else
@@ -142,8 +142,8 @@ kafka_fetch() {
 </project>
 POM
   rm -rf "$KAFKA_LIBS"
-  (cd "$KAFKA_HOME" && mvn -B -q dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime) \
-    || die "maven could not fetch the Kafka jars"
+  (cd "$KAFKA_HOME" && mvn -B -q -Dmaven.repo.local="$HOME_DIR/m2" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime) \
+    >"$KAFKA_HOME/maven.log" 2>&1 || die "maven could not fetch the Kafka jars (see $KAFKA_HOME/maven.log)"
   touch "$KAFKA_LIBS/.complete"
 }
 
@@ -267,8 +267,10 @@ kafka_kill() {
 # ---------------------------------------------------------------- epmd
 # The Erlang port mapper every RabbitMQ node registers with. Debian's package may start it on
 # all interfaces while installing; on loopback only unless a node already uses it.
+epmd_path() { local p; for p in /usr/lib/erlang/erts-*/bin/epmd; do [ -x "$p" ] && { echo "$p"; return; }; done; }
+
 epmd_loopback() {
-  local epmd; epmd=$(ls /usr/lib/erlang/erts-*/bin/epmd 2>/dev/null | head -n 1)
+  local epmd; epmd=$(epmd_path)
   [ -n "$epmd" ] || return 0
   if ! as_root "$epmd" -names >/dev/null 2>&1; then
     as_root "$epmd" -address 127.0.0.1 -daemon
@@ -322,8 +324,7 @@ rnode_await() {
 }
 
 rcluster_up() {
-  rabbit_installed || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null; }
+  rabbit_install
   epmd_loopback
   for n in 1 2 3; do rnode_start "$n"; done
   for n in 1 2 3; do rnode_await "$n"; done
@@ -336,8 +337,8 @@ rcluster_up() {
       rnode_await "$n"
     fi
   done
-  local running; running=$(rctl 1 -q eval 'length(rabbit_nodes:all_running()).' 2>/dev/null)
-  [ "$running" = 3 ] || die "the rabbitmq cluster runs $running of 3 nodes"
+  local running; running=$(rctl 1 -q eval 'length(rabbit_nodes:all_running()).' 2>/dev/null || echo "none")
+  [ "$running" = 3 ] || die "the rabbitmq cluster runs $running of 3 nodes (see $(rnode_dir 1)/log)"
   say "rabbitmq cluster ready: amqp://127.0.0.1:5681, :5682, :5683 (3 of 3 nodes running)"
 }
 
@@ -352,6 +353,7 @@ rnode_kill() {
 }
 
 rcluster_down() {
+  rabbit_installed || return 0
   for n in 3 2 1; do
     if rnode_running "$n"; then rctl "$n" -q stop >/dev/null && say "rabbitmq cluster node $n stopped"; fi
   done
@@ -454,16 +456,16 @@ kcluster_down() {
 # ---------------------------------------------------------------- PostgreSQL
 # Debian's package and its default cluster, listening on loopback only; a role and a database
 # `campus` (password `campus`) for the services' shared store.
-pg_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1; }
-pg_running() { [ -n "$(pg_version)" ] && as_root pg_ctlcluster "$(pg_version)" main status >/dev/null 2>&1; }
+pg_version() { local d v=""; for d in /usr/lib/postgresql/*/bin/postgres; do [ -x "$d" ] && v=$(basename "$(dirname "$(dirname "$d")")"); done; echo "$v"; }
+pg_running() { local v; v=$(pg_version); [ -n "$v" ] && as_root pg_ctlcluster "$v" main status >/dev/null 2>&1; }
+pg_psql() { as_root su postgres -c "psql -qAtc \"$1\""; }
 
 pg_up() {
   if [ -z "$(pg_version)" ] || ! command -v pg_ctlcluster >/dev/null; then
-    say "installing postgresql (Debian package)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install PostgreSQL postgresql
   fi
   local v; v=$(pg_version)
+  [ -n "$v" ] || die "postgresql is installed but no server binary was found under /usr/lib/postgresql"
   [ -d "/etc/postgresql/$v/main" ] || as_root pg_createcluster "$v" main >/dev/null
   local conf="/etc/postgresql/$v/main/conf.d/campus-sim.conf"
   if ! as_root test -f "$conf"; then
@@ -480,17 +482,82 @@ pg_up() {
     [ "$SECONDS" -lt "$deadline" ] || die "postgresql did not answer within 60 s (see /var/log/postgresql)"
     sleep 0.5
   done
-  if [ "$(as_root su postgres -c "psql -qAtc \"select 1 from pg_roles where rolname = 'campus'\"")" != 1 ]; then
-    as_root su postgres -c "psql -qc \"create role campus login password 'campus'\"" >/dev/null
+  if [ "$(pg_psql "select 1 from pg_roles where rolname = 'campus'")" != 1 ]; then
+    pg_psql "create role campus login password 'campus'" >/dev/null
   fi
-  if [ "$(as_root su postgres -c "psql -qAtc \"select 1 from pg_database where datname = 'campus'\"")" != 1 ]; then
-    as_root su postgres -c "psql -qc 'create database campus owner campus'" >/dev/null
+  if [ "$(pg_psql "select 1 from pg_database where datname = 'campus'")" != 1 ]; then
+    pg_psql "create database campus owner campus" >/dev/null
   fi
   say "postgresql ready on $(echo "$PG_URL" | sed 's#:[^:@/]*@#:***@#')"
 }
 
 pg_down() {
   if pg_running; then as_root pg_ctlcluster "$(pg_version)" main stop && say "postgresql stopped"; else say "postgresql not running"; fi
+}
+
+# ---------------------------------------------------------------- purge
+# The packages `purge --all` removes even when the scripts did not install them (with what
+# apt then finds unused): what a new machine lacks.
+PURGE_ALL_PACKAGES="rabbitmq-server erlang-base postgresql postgresql-common docker.io containerd runc docker-compose debootstrap"
+
+# Removes the file if the scripts wrote it (it carries their marker).
+rm_ours() { if as_root test -f "$1" && as_root grep -q campus-sim "$1"; then as_root rm -f "$1"; fi; }
+
+purge() {
+  local all=$1
+  say "purge: stopping everything the scripts started"
+  [ ! -x "$(dirname "$0")/docker.sh" ] || "$(dirname "$0")/docker.sh" purge
+  if pg_running; then
+    pg_psql "drop database if exists campus" >/dev/null || say "could not drop the campus database"
+    pg_psql "drop role if exists campus" >/dev/null || say "could not drop the campus role"
+  fi
+  kcluster_down; kafka_down
+  rcluster_down; rabbit_down
+  pg_down
+  local epmd; epmd=$(epmd_path)
+  [ -z "$epmd" ] || as_root "$epmd" -kill >/dev/null 2>&1 || true
+
+  local packages; packages=$(ledger_packages)
+  if [ "$all" = yes ]; then
+    packages=$(printf '%s\n%s\n' "$packages" "$(installed_packages | grep -xE "$(echo "$PURGE_ALL_PACKAGES" | tr ' ' '|')|erlang-.*|postgresql-.*" || true)" | sort -u | sed '/^$/d')
+  fi
+  local purged_pg=no purged_rabbit=no
+  if printf '%s\n' "$packages" | grep -qx 'postgresql-[0-9]*'; then
+    purged_pg=yes
+    local v; v=$(pg_version)
+    [ -z "$v" ] || as_root pg_dropcluster --stop "$v" main 2>/dev/null || true
+  fi
+  printf '%s\n' "$packages" | grep -qx rabbitmq-server && purged_rabbit=yes
+  if [ -n "$packages" ]; then
+    say "purge: removing the Debian packages: $(echo $packages)"
+    # shellcheck disable=SC2086 # one word per package
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $packages >/dev/null || die "apt-get purge failed"
+    [ "$all" = no ] || as_root env DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -qq >/dev/null || die "apt-get autoremove failed"
+  else
+    say "purge: no Debian package to remove (none in the ledger $LEDGER)"
+  fi
+  if [ "$purged_rabbit" = yes ]; then
+    as_root rm -rf /etc/rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
+  else
+    rm_ours /etc/rabbitmq/rabbitmq.conf; rm_ours /etc/rabbitmq/rabbitmq-env.conf
+  fi
+  if [ "$purged_pg" = yes ]; then
+    as_root rm -rf /etc/postgresql /var/lib/postgresql /var/log/postgresql
+  else
+    local conf; for conf in /etc/postgresql/*/main/conf.d/campus-sim.conf; do rm_ours "$conf"; done
+  fi
+  say "purge: removing $HOME_DIR (Kafka's jars and data, the cluster's directories, Maven's and Go's caches, the ledger)"
+  as_root rm -rf "$HOME_DIR"
+
+  local left=()
+  rabbit_installed && left+=("RabbitMQ (installed before the scripts ran; --all removes it)")
+  [ -z "$(pg_version)" ] || left+=("PostgreSQL (installed before the scripts ran; --all removes it)")
+  command -v dockerd >/dev/null && left+=("Docker's engine (installed before the scripts ran; --all removes it)")
+  if [ ${#left[@]} -eq 0 ]; then
+    say "purge: done; RabbitMQ, Kafka, PostgreSQL and Docker's engine are gone: \`scripts/brokers.sh up\` installs again"
+  else
+    say "purge: done; kept: ${left[*]}"
+  fi
 }
 
 # ---------------------------------------------------------------- main
@@ -505,12 +572,21 @@ cmd="${1:-}"; shift || true
 cluster=no
 if [ "${1:-}" = --cluster ]; then cluster=yes; shift; fi
 what="${1:-all}"
-if [ "$cmd" = which ]; then
-  [ "$what" = kafka-consumer-groups.sh ] || die "which takes kafka-consumer-groups.sh"
-  kafka_fetch; kafka_tools
-  echo "$KAFKA_HOME/bin/kafka-consumer-groups.sh"
-  exit 0
-fi
+usage() { sed -n '2,/^set /p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+case "$cmd" in
+  which)
+    kafka_fetch; kafka_tools
+    case "$what" in
+      kafka-consumer-groups.sh) echo "$KAFKA_HOME/bin/kafka-consumer-groups.sh" ;;
+      kafka-libs) echo "$KAFKA_LIBS" ;;
+      *) die "which takes kafka-consumer-groups.sh or kafka-libs" ;;
+    esac
+    exit 0 ;;
+  purge)
+    case "$what" in all) purge no ;; --all) purge yes ;; *) die "purge takes --all or nothing" ;; esac
+    exit 0 ;;
+  ""|help|-h|--help) usage; [ -n "$cmd" ] || exit 2; exit 0 ;;
+esac
 if [ "$cmd" = kill ] && [ "$what" != kafka ]; then
   n="${2:-}"
   case "$n" in 1|2|3) ;; *) die "kill $what takes a node number, 1 to 3";; esac
@@ -542,16 +618,16 @@ fi
 case "$what" in rabbitmq|kafka|postgres|all) ;; *) die "unknown broker '$what' (rabbitmq, kafka, postgres or all)";; esac
 case "$cmd" in
   up)
-    case "$what" in rabbitmq|all) epmd_loopback; rabbit_up ;; esac
+    case "$what" in rabbitmq|all) rabbit_up ;; esac
     case "$what" in kafka|all) kafka_up ;; esac
     case "$what" in postgres) pg_up ;; esac ;;
   down)
     case "$what" in rabbitmq|all) rabbit_down ;; esac
     case "$what" in kafka|all) kafka_down ;; esac
     case "$what" in postgres) pg_down ;; esac ;;
-  status) status ;;
+  status) status || exit 1 ;;
   pause) [ "$what" = rabbitmq ] || die "pause takes rabbitmq"; rabbit_pause ;;
   resume) [ "$what" = rabbitmq ] || die "resume takes rabbitmq"; rabbit_resume ;;
   kill) [ "$what" = kafka ] || die "kill takes kafka"; kafka_kill ;;
-  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) usage; die "unknown command '$cmd'" ;;
 esac
