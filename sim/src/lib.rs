@@ -13,8 +13,9 @@
 //!   section).
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's experiments, its
 //!   deployment (simulated or real), invariants, CSV rows, report section and figures.
-//! - [`real`]: service processes (`campus-sim serve …` children and their READY line);
-//!   [`client`]: the lab's HTTP calls to them.
+//! - [`real`]: service processes (`campus-sim serve …` children and their READY line) and
+//!   the real brokers taken away and back; [`compose`]: the project's compose files and the
+//!   Compose command; [`client`]: the lab's HTTP calls to them.
 //! - [`world`]: the simulated world built once from the seed — clock, RNG streams, hosts and
 //!   host faults; [`net`], [`queue`], [`log`]: the in-memory transports it hosts.
 //! - [`fault`]: faults as data ([`fault::FaultPlan`], queue and log crashes) and the one place
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod compare;
+pub mod compose;
 pub mod drain;
 pub mod explore;
 pub mod fault;

@@ -13,6 +13,8 @@ use tokio::process::{Child, Command};
 
 use campus::Model;
 
+use crate::compose::Compose;
+
 /// How long a child may take to bind its port and say so.
 pub const READY_WITHIN: Duration = Duration::from_secs(20);
 
@@ -115,7 +117,7 @@ impl ServiceProcess {
 }
 
 /// The path of one of Kafka's own tools, as `scripts/brokers.sh which <tool>` installs it.
-pub fn kafka_tool(tool: &str) -> anyhow::Result<PathBuf> {
+fn kafka_tool(tool: &str) -> anyhow::Result<PathBuf> {
     let script = brokers_script();
     let output = std::process::Command::new(&script).args(["which", tool]).stdin(Stdio::null()).output().with_context(|| format!("running {} which {tool}", script.display()))?;
     if !output.status.success() {
@@ -128,13 +130,63 @@ pub fn kafka_tool(tool: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Where the real brokers run, and so how the lab takes one away and brings it back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerHost {
+    /// On this machine, started by `scripts/brokers.sh` (which stops and starts them).
+    #[default]
+    Script,
+    /// As the broker service of a part's compose file (`rabbitmq` of
+    /// compose/async-rabbitmq, `kafka` of compose/streaming-kafka), stopped and started with
+    /// `docker compose`: the same faults (`rabbitmqctl stop_app`, a SIGKILL of Kafka), inside
+    /// the container.
+    Compose,
+}
+
+impl BrokerHost {
+    /// How a user starts `broker` (`rabbitmq` or `kafka`) where it runs.
+    pub fn how_to_start(self, broker: &str) -> String {
+        match self {
+            BrokerHost::Script => format!("start it with `scripts/brokers.sh up {broker}`"),
+            BrokerHost::Compose => {
+                let model = if broker == "kafka" { Model::StreamingKafka } else { Model::AsyncRabbitmq };
+                format!("start it with `{}`", Compose::of(model).shown(&["up", "-d", broker]))
+            }
+        }
+    }
+
+    /// Kafka's `kafka-consumer-groups.sh` with `args`, where Kafka runs: the jars
+    /// `scripts/brokers.sh` fetched, or the tool inside the Kafka container (its own listener).
+    pub fn kafka_consumer_groups(self, bootstrap: &str, args: &[String]) -> anyhow::Result<(tokio::process::Command, String)> {
+        let mut argv = vec!["--bootstrap-server".to_owned(), bootstrap.to_owned()];
+        argv.extend_from_slice(args);
+        let shown = format!("kafka-consumer-groups.sh {}", argv.join(" "));
+        match self {
+            BrokerHost::Script => {
+                let mut command = tokio::process::Command::new(kafka_tool("kafka-consumer-groups.sh")?);
+                command.args(&argv);
+                Ok((command, shown))
+            }
+            BrokerHost::Compose => {
+                // The tool runs in the Kafka container, against the broker's own listener.
+                argv[1] = "localhost:9092".to_owned();
+                let mut args = vec!["exec".to_owned(), "-T".to_owned(), "kafka".to_owned(), "/opt/kafka/bin/kafka-consumer-groups.sh".to_owned()];
+                args.extend(argv);
+                let compose = Compose::of(Model::StreamingKafka);
+                let shown = compose.shown(&args.iter().map(String::as_str).collect::<Vec<_>>());
+                Ok((tokio::process::Command::from(compose.command(&args)), shown))
+            }
+        }
+    }
+}
+
 /// A real broker the lab can take away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broker {
-    /// `scripts/brokers.sh pause rabbitmq` (`rabbitmqctl stop_app`: the node stays up, every
-    /// connection is closed, AMQP refused), then `resume rabbitmq`.
+    /// `rabbitmqctl stop_app` (the node stays up, every connection is closed, AMQP refused),
+    /// then `start_app`.
     RabbitMq,
-    /// `scripts/brokers.sh kill kafka` (SIGKILL of the JVM), then `up kafka`.
+    /// A SIGKILL of the Kafka JVM, then a start until it serves.
     Kafka,
     /// One node of the RabbitMQ cluster: `scripts/brokers.sh kill rabbitmq-node N` (SIGKILL of
     /// its Erlang VM), then `up --cluster rabbitmq` (it starts and rejoins).
@@ -163,6 +215,45 @@ impl Broker {
             Broker::KafkaNode(_) => &["up", "--cluster", "kafka"],
         };
         args.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// Takes the broker away where it runs.
+    fn stop(self, host: BrokerHost) -> anyhow::Result<()> {
+        match (host, self) {
+            (BrokerHost::Script, _) => run_script(&brokers_script(), self.stop_args()),
+            (BrokerHost::Compose, Broker::RabbitMq) => {
+                Compose::of(Model::AsyncRabbitmq).exec("rabbitmq", &["rabbitmqctl", "-q", "stop_app"])?;
+                tracing::info!("rabbitmq paused in its container (rabbitmqctl stop_app)");
+                Ok(())
+            }
+            (BrokerHost::Compose, Broker::Kafka) => {
+                Compose::of(Model::StreamingKafka).run(&["kill", "kafka"])?;
+                tracing::info!("kafka's container killed (SIGKILL)");
+                Ok(())
+            }
+            (BrokerHost::Compose, node) => bail!("{node:?}: the clustered deployment has no compose file; its brokers run from `scripts/brokers.sh up --cluster`"),
+        }
+    }
+
+    /// Brings it back where it runs, and waits until it serves.
+    fn start(self, host: BrokerHost) -> anyhow::Result<()> {
+        const WITHIN: Duration = Duration::from_secs(120);
+        match (host, self) {
+            (BrokerHost::Script, _) => run_script(&brokers_script(), self.start_args()),
+            (BrokerHost::Compose, Broker::RabbitMq) => {
+                let compose = Compose::of(Model::AsyncRabbitmq);
+                compose.exec("rabbitmq", &["rabbitmqctl", "-q", "start_app"])?;
+                compose.await_ok("rabbitmq serving again", WITHIN, || compose.exec("rabbitmq", &["rabbitmqctl", "-q", "await_startup"]).map(drop))
+            }
+            (BrokerHost::Compose, Broker::Kafka) => {
+                let compose = Compose::of(Model::StreamingKafka);
+                compose.run(&["start", "kafka"])?;
+                compose.await_ok("kafka serving again", WITHIN, || {
+                    compose.exec("kafka", &["/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092", "--list"]).map(drop)
+                })
+            }
+            (BrokerHost::Compose, node) => bail!("{node:?}: the clustered deployment has no compose file"),
+        }
     }
 }
 
@@ -194,30 +285,28 @@ fn run_script(script: &Path, args: Vec<String>) -> anyhow::Result<()> {
 /// without its broker.
 pub struct BrokerOutage {
     broker: Broker,
-    script: PathBuf,
+    host: BrokerHost,
     restored: bool,
 }
 
 impl BrokerOutage {
-    pub async fn begin(broker: Broker) -> anyhow::Result<Self> {
-        let script = brokers_script();
-        let outage = BrokerOutage { broker, script, restored: false };
-        let (script, args) = (outage.script.clone(), broker.stop_args());
-        tokio::task::spawn_blocking(move || run_script(&script, args)).await.context("the broker script panicked")??;
+    pub async fn begin(broker: Broker, host: BrokerHost) -> anyhow::Result<Self> {
+        let outage = BrokerOutage { broker, host, restored: false };
+        tokio::task::spawn_blocking(move || broker.stop(host)).await.context("stopping the broker panicked")??;
         Ok(outage)
     }
 
     pub async fn end(mut self) -> anyhow::Result<()> {
-        let (script, args) = (self.script.clone(), self.broker.start_args());
+        let (broker, host) = (self.broker, self.host);
         self.restored = true;
-        tokio::task::spawn_blocking(move || run_script(&script, args)).await.context("the broker script panicked")?
+        tokio::task::spawn_blocking(move || broker.start(host)).await.context("starting the broker panicked")?
     }
 }
 
 impl Drop for BrokerOutage {
     fn drop(&mut self) {
         if !self.restored {
-            if let Err(e) = run_script(&self.script, self.broker.start_args()) {
+            if let Err(e) = self.broker.start(self.host) {
                 eprintln!("error: could not restore the broker after a failed experiment: {e:#}");
             }
         }

@@ -1,6 +1,7 @@
-//! The compose files cannot be run here (no Docker engine), so they are checked against the
-//! binary they run: every `command:` parses as a `campus-sim` command line, and every
-//! `CAMPUS_*` variable they set is one `campus-sim serve` reads.
+//! The compose files checked against the binary they run, without a Docker engine (the
+//! specifications in tests/compose_engine.rs run them on one): every `command:` parses as a
+//! `campus-sim` command line, and every `CAMPUS_*` variable they set is one `campus-sim serve`
+//! reads.
 
 use campus_sim::cli::Cli;
 use campus_sim::serve::serve_env;

@@ -27,3 +27,5 @@ pub fn counted(router: Router) -> (Router, Arc<AtomicUsize>) {
     }));
     (router, calls)
 }
+
+pub mod compose;

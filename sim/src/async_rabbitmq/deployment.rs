@@ -25,7 +25,7 @@ use campus::transport::{Peer, RequestReply};
 use campus::Model;
 
 use super::Config;
-use crate::real::{Broker, BrokerOutage, ServiceProcess};
+use crate::real::{Broker, BrokerHost, BrokerOutage, ServiceProcess};
 use crate::world::World;
 use crate::Mode;
 
@@ -72,6 +72,8 @@ struct SimParts<'w> {
 struct RealParts {
     exe: PathBuf,
     amqp: Arc<AmqpQueue>,
+    /// Where RabbitMQ runs (how it is paused and resumed).
+    brokers: BrokerHost,
     common: Vec<String>,
     stock: u32,
     data_dir: PathBuf,
@@ -128,7 +130,7 @@ impl<'w> Deployment<'w> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
         let amqp = AmqpQueue::connect(amqp_url, Topology::new(&namespace)).await.with_context(|| {
-            format!("RabbitMQ is not reachable at {}; start it with `scripts/brokers.sh up rabbitmq` (or set AMQP_URL)", campus::transport::amqp::redacted(amqp_url))
+            format!("RabbitMQ is not reachable at {}; {} (or set AMQP_URL)", campus::transport::amqp::redacted(amqp_url), config.brokers.how_to_start("rabbitmq"))
         })?;
         let pg = match &shape.store {
             Some(url) => Some(campus::store::Postgres::connect(url, &namespace).await.with_context(|| {
@@ -155,6 +157,7 @@ impl<'w> Deployment<'w> {
             kind: Kind::Real(Box::new(RealParts {
                 exe: exe.to_owned(),
                 amqp,
+                brokers: config.brokers,
                 common,
                 stock: config.stock,
                 data_dir,
@@ -289,7 +292,7 @@ impl<'w> Deployment<'w> {
     pub async fn lose_node(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
             Kind::Sim(s) => s.world.lose_node(s.failover),
-            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::RabbitMqNode(1)).await?),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::RabbitMqNode(1), r.brokers).await?),
         }
         Ok(())
     }
@@ -298,7 +301,7 @@ impl<'w> Deployment<'w> {
     pub async fn stop_broker(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
             Kind::Sim(s) => s.world.set_broker(false),
-            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::RabbitMq).await?),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::RabbitMq, r.brokers).await?),
         }
         Ok(())
     }

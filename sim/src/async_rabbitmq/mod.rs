@@ -94,7 +94,8 @@ pub struct Config {
     /// Unacknowledged deliveries each consumer may hold.
     pub prefetch: u16,
     /// A run that has not settled this long after its last order fails.
-    pub settle_within: Duration,
+    pub settle_within: Duration,    /// Where the real RabbitMQ runs (real mode: how `broker-restart` pauses and resumes it).
+    pub brokers: crate::real::BrokerHost,
 }
 
 impl Default for Config {
@@ -115,6 +116,7 @@ impl Default for Config {
             stock: 5000,
             prefetch: 10,
             settle_within: Duration::from_secs(120),
+            brokers: crate::real::BrokerHost::Script,
         }
     }
 }

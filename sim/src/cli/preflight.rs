@@ -1,7 +1,12 @@
 //! Before the graded run against real brokers: both reachable, or a message that says how to
-//! start them.
+//! start them (with `scripts/brokers.sh`, or their compose file under `--brokers-from compose`).
 
 use std::time::Duration;
+
+use campus::Model;
+
+use crate::compose::Compose;
+use crate::real::BrokerHost;
 
 /// `host:port` of an AMQP URL (`amqp://user:pass@host:port/vhost`; port 5672 if not given).
 fn amqp_address(url: &str) -> String {
@@ -18,18 +23,43 @@ fn kafka_address(bootstrap: &str) -> String {
 
 /// The graded run against real brokers checks both are reachable before it starts Part A, and
 /// says how to start them if not.
-pub fn brokers(amqp_url: &str, bootstrap: &str) -> anyhow::Result<()> {
-    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start("both", "up"))
+pub fn brokers(amqp_url: &str, bootstrap: &str, host: BrokerHost) -> anyhow::Result<()> {
+    in_compose(host, Model::AsyncRabbitmq, "rabbitmq", "RabbitMQ")?;
+    in_compose(host, Model::StreamingKafka, "kafka", "Kafka")?;
+    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start(host, None, "up"))
 }
 
-/// Part B's command against the real RabbitMQ: reachable before anything starts.
-pub fn rabbitmq(amqp_url: &str) -> anyhow::Result<()> {
-    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL")], &start("it", "up rabbitmq"))
+/// Part B's command against the real RabbitMQ: reachable (and, from compose, its container
+/// running) before anything starts.
+pub fn rabbitmq(amqp_url: &str, host: BrokerHost) -> anyhow::Result<()> {
+    in_compose(host, Model::AsyncRabbitmq, "rabbitmq", "RabbitMQ")?;
+    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL")], &start(host, Some(Model::AsyncRabbitmq), "up rabbitmq"))
 }
 
-/// Part C's command against the real Kafka: reachable before anything starts.
-pub fn kafka(bootstrap: &str) -> anyhow::Result<()> {
-    check(&[("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start("it", "up kafka"))
+/// Part C's command against the real Kafka: reachable (and, from compose, its container
+/// running) before anything starts.
+pub fn kafka(bootstrap: &str, host: BrokerHost) -> anyhow::Result<()> {
+    in_compose(host, Model::StreamingKafka, "kafka", "Kafka")?;
+    check(&[("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start(host, Some(Model::StreamingKafka), "up kafka"))
+}
+
+/// Under `--brokers-from compose`, the broker's service runs in its compose project (the lab
+/// stops and starts it there), and has passed its health check: Docker's proxy accepts a
+/// connection on the published port before the broker behind it does. A container still
+/// starting is waited for.
+fn in_compose(host: BrokerHost, model: Model, service: &str, name: &str) -> anyhow::Result<()> {
+    if host == BrokerHost::Script {
+        return Ok(());
+    }
+    let compose = Compose::of(model);
+    if !compose.is_running(service) {
+        anyhow::bail!(
+            "--brokers-from compose: {name} is not running as the `{service}` service of {}.\nStart it with `{}` (scripts/docker.sh readies Docker on a machine without the public image registry).",
+            compose.file().display(),
+            compose.shown(&["up", "-d", service])
+        );
+    }
+    compose.await_healthy(service, Duration::from_secs(120))
 }
 
 /// `campus-sim cluster --real-brokers`: the first node of each cluster its runs use (Part B:
@@ -48,9 +78,13 @@ pub fn cluster(amqp_urls: &str, store: &str, bootstrap: &str, model: Option<camp
     check(&needed, "Start them on this machine with `scripts/brokers.sh up --cluster` (installs what is needed).")
 }
 
-/// How to start a single broker: the script, or Docker.
-fn start(them: &str, up: &str) -> String {
-    format!("Start {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), or run the brokers with Docker: see docs/real-brokers.md.")
+/// How to start the broker of `model` (both without one) where it runs.
+fn start(host: BrokerHost, model: Option<Model>, up: &str) -> String {
+    let them = if model.is_some() { "it" } else { "both" };
+    match host {
+        BrokerHost::Script => format!("Start {them} on this machine with `scripts/brokers.sh {up}` (installs what is needed), or run {them} with Docker and --brokers-from compose: see docs/real-brokers.md."),
+        BrokerHost::Compose => format!("The container runs and passed its health check, but its published port does not answer: see `{}`.", Compose::of(model.unwrap_or(Model::AsyncRabbitmq)).shown(&["ps"])),
+    }
 }
 
 fn check(needed: &[(&str, String, &str)], start: &str) -> anyhow::Result<()> {

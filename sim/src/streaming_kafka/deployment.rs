@@ -28,7 +28,7 @@ use campus::Model;
 
 use super::Config;
 use crate::client::{get_json, post_json};
-use crate::real::{Broker, BrokerOutage, ServiceProcess};
+use crate::real::{Broker, BrokerHost, BrokerOutage, ServiceProcess};
 use crate::world::World;
 use crate::Mode;
 
@@ -79,6 +79,8 @@ struct SimParts<'w> {
 struct RealParts {
     exe: PathBuf,
     kafka: Arc<KafkaLog>,
+    /// Where Kafka runs (how it is killed and started, where its tools are).
+    brokers: BrokerHost,
     common: Vec<String>,
     producer: ServiceProcess,
     inventory: Option<ServiceProcess>,
@@ -135,7 +137,7 @@ impl<'w> Deployment<'w> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
         let kafka = KafkaLog::connect_with(bootstrap, &namespace, partitions).await.with_context(|| {
-            format!("Kafka is not reachable at {bootstrap}; start it with `scripts/brokers.sh up kafka` (or set KAFKA_BOOTSTRAP_SERVERS)")
+            format!("Kafka is not reachable at {bootstrap}; {} (or set KAFKA_BOOTSTRAP_SERVERS)", config.brokers.how_to_start("kafka"))
         })?;
         crate::progress::step(&format!("{experiment}: topics {namespace}.*"));
         let kafka = Arc::new(kafka);
@@ -150,6 +152,7 @@ impl<'w> Deployment<'w> {
         let parts = RealParts {
             exe: exe.to_owned(),
             kafka: kafka.clone(),
+            brokers: config.brokers,
             common,
             producer,
             inventory: None,
@@ -389,32 +392,21 @@ impl<'w> Deployment<'w> {
     pub async fn reset_analytics(&self) -> anyhow::Result<String> {
         let kafka = match &*self.kind.lock().await {
             Kind::Sim(_) => None,
-            Kind::Real(r) => Some(r.kafka.clone()),
+            Kind::Real(r) => Some((r.kafka.clone(), r.brokers)),
         };
         match kafka {
             None => {
                 self.log.reset_to_beginning(ANALYTICS_GROUP, &Topic::EVENTS).await?;
                 Ok(format!("SimLog::reset_to_beginning({ANALYTICS_GROUP:?}, order-events, inventory-events)"))
             }
-            Some(kafka) => {
-                let tool = match crate::real::kafka_tool("kafka-consumer-groups.sh") {
-                    Ok(tool) => tool,
-                    // A container with the lab but without Kafka's jars (compose): the same
-                    // offset commit the tool makes, through the Kafka protocol.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "kafka-consumer-groups.sh is not installed here; resetting the group through the client");
-                        self.log.reset_to_beginning(ANALYTICS_GROUP, &Topic::EVENTS).await?;
-                        return Ok(format!("KafkaLog::reset_to_beginning({:?}) (kafka-consumer-groups.sh not installed here)", kafka.group_id(ANALYTICS_GROUP)));
-                    }
-                };
-                let group = kafka.group_id(ANALYTICS_GROUP);
-                let mut args = vec!["--bootstrap-server".to_owned(), kafka.bootstrap().to_owned(), "--group".to_owned(), group];
+            Some((kafka, host)) => {
+                let mut args = vec!["--group".to_owned(), kafka.group_id(ANALYTICS_GROUP)];
                 args.extend(["--reset-offsets", "--to-earliest", "--execute"].map(str::to_owned));
                 for topic in Topic::EVENTS {
                     args.extend(["--topic".to_owned(), kafka.topic_name(topic)]);
                 }
-                let shown = format!("kafka-consumer-groups.sh {}", args.join(" "));
-                let output = tokio::process::Command::new(&tool).args(&args).output().await.with_context(|| format!("running {}", tool.display()))?;
+                let (mut tool, shown) = host.kafka_consumer_groups(kafka.bootstrap(), &args)?;
+                let output = tool.output().await.with_context(|| format!("running {shown}"))?;
                 if !output.status.success() {
                     bail!("{shown} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
                 }
@@ -433,7 +425,7 @@ impl<'w> Deployment<'w> {
     pub async fn stop_broker(&self) -> anyhow::Result<()> {
         match &mut *self.kind.lock().await {
             Kind::Sim(s) => s.world.set_broker(false),
-            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::Kafka).await?),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::Kafka, r.brokers).await?),
         }
         Ok(())
     }
@@ -443,7 +435,7 @@ impl<'w> Deployment<'w> {
     pub async fn lose_node(&self) -> anyhow::Result<()> {
         match &mut *self.kind.lock().await {
             Kind::Sim(s) => s.world.lose_node(self.node_failover),
-            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::KafkaNode(1)).await?),
+            Kind::Real(r) => r.outage = Some(BrokerOutage::begin(Broker::KafkaNode(1), r.brokers).await?),
         }
         Ok(())
     }

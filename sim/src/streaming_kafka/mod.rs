@@ -102,6 +102,9 @@ pub struct Config {
     pub outage_rate: u32,
     pub down_for: Duration,
     pub outage_lead: Duration,
+    /// Where the real Kafka runs (real mode: how `broker-restart` kills and starts it, and
+    /// where `replay` finds kafka-consumer-groups.sh).
+    pub brokers: crate::real::BrokerHost,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl Default for Config {
             outage_rate: 20,
             down_for: Duration::from_secs(60),
             outage_lead: Duration::from_secs(10),
+            brokers: crate::real::BrokerHost::Script,
         }
     }
 }

@@ -1,0 +1,3 @@
+module campus-sim/docker-dns
+
+go 1.24
