@@ -77,6 +77,21 @@ fn a_meaningless_setting_is_refused_with_the_reason() {
 }
 
 #[test]
+fn brokers_from_compose_is_refused_where_no_compose_broker_is_stopped_or_started() {
+    for (args, reason) in [
+        (&["sync-rest", "--brokers-from", "compose"][..], "goes with --real-brokers"),
+        (&["cluster", "--real-brokers", "--brokers-from", "compose"], "the clustered deployment has no compose file"),
+        (&["bench", "--brokers-from", "compose"], "bench never stops a broker"),
+    ] {
+        let out_dir = scratch_dir("brokers-from");
+        let out = campus_sim().args(args).arg("--out").arg(&out_dir).output().unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success() && err.contains(reason), "{args:?}: {err}");
+        assert!(!out_dir.exists(), "{args:?}: no output directory left behind");
+    }
+}
+
+#[test]
 fn a_count_out_of_bounds_is_refused_by_name_before_anything_starts() {
     for (args, flag) in [
         (["sync-rest", "--requests", "4294967296"], "--requests"),
