@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +14,37 @@ use serde::{Deserialize, Serialize};
 /// (see [`Envelope::decode`]): an unknown version is poison, not a guess.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// What the campus kitchen sells. A sku outside this list is invalid input.
+/// What the campus kitchen sells. A sku outside this list (and outside [`widen_menu`]'s) is
+/// invalid input.
 pub const MENU: [&str; 6] = ["burrito", "coffee", "pho", "pizza-slice", "salad", "sandwich"];
+
+/// Items added to [`MENU`] for this process (`serve --menu`), set once at start.
+static WIDER_MENU: OnceLock<Vec<&'static str>> = OnceLock::new();
+
+/// Adds `items` to this process's menu, once, before any order is read: `serve --menu
+/// burger,fries` lets scripts written for other implementations of the assignment order what
+/// their menus sell. Each item is 1 to 32 characters of `[a-z0-9_-]`. Every service of a
+/// deployment must be given the same items (an Inventory that does not know an item refuses
+/// its orders as malformed). The simulation never widens its menu, so that a seed's runs stay
+/// what they are.
+pub fn widen_menu(items: &[String]) -> Result<(), ValidationError> {
+    let mut extra: Vec<&'static str> = Vec::new();
+    for item in items {
+        let valid = (1..=32).contains(&item.len()) && item.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid {
+            return Err(ValidationError::new(format!("menu item {item:?}: 1 to 32 characters of a-z, 0-9, '-' and '_'")));
+        }
+        if !MENU.contains(&item.as_str()) && !extra.contains(&item.as_str()) {
+            extra.push(Box::leak(item.clone().into_boxed_str()));
+        }
+    }
+    WIDER_MENU.set(extra).map_err(|_| ValidationError::new("the menu was widened already"))
+}
+
+/// Every item on this process's menu: [`MENU`], then what [`widen_menu`] added.
+fn menu() -> impl Iterator<Item = &'static str> {
+    MENU.into_iter().chain(WIDER_MENU.get().into_iter().flatten().copied())
+}
 
 /// At most this many distinct items in one order.
 pub const MAX_ITEMS: usize = 10;
@@ -113,17 +143,17 @@ impl<'de> Deserialize<'de> for Sku {
 
 impl Sku {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        MENU.iter()
-            .find(|s| **s == value)
-            .map(|s| Sku(s))
-            .ok_or_else(|| ValidationError::new(format!("unknown sku {value:?}; the menu is {}", MENU.join(", "))))
+        menu()
+            .find(|s| *s == value)
+            .map(Sku)
+            .ok_or_else(|| ValidationError::new(format!("unknown sku {value:?}; the menu is {}", menu().collect::<Vec<_>>().join(", "))))
     }
     pub fn as_str(&self) -> &'static str {
         self.0
     }
     /// Every sku on the menu, in menu order.
     pub fn all() -> impl Iterator<Item = Sku> {
-        MENU.iter().map(|s| Sku(s))
+        menu().map(Sku)
     }
 }
 impl TryFrom<String> for Sku {
@@ -232,20 +262,51 @@ impl From<Items> for Vec<OrderItem> {
 /// Two bodies are accepted. The lab's own: `{"student_id": …, "items": [{"sku": …, "qty": …}, …]}`.
 /// And the single-item body most course implementations (and the scripts written against them)
 /// send, read as an order of one line: the student as `student_id` or `user_id`, the item as
-/// `item` or `item_id`, the units as `qty` or `quantity`. Everything else is refused: an unknown
-/// field, a name given twice under its two spellings, `items` beside a single item, a single
-/// item without its units. Serialized, it is always the lab's own form.
+/// `item` or `item_id`, the units as `qty` or `quantity`. Either may carry the client's own
+/// `order_id` (see [`OrderRequest::order_id`]). Everything else is refused: an unknown field, a
+/// name given twice under its two spellings, `items` beside a single item, a single item without
+/// its units. Serialized, it is always the lab's own form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "OrderBody")]
 pub struct OrderRequest {
     pub student_id: StudentId,
     pub items: Items,
+    /// The client's own id for the order, from the body's `order_id` or an `Idempotency-Key`
+    /// header: the order's idempotency key. The order takes it as its id, so a retry with the
+    /// same key is the same order — Inventory answers it with the first attempt's outcome and
+    /// takes no stock again (every part keys its decisions by order id). A repeat is known by
+    /// its key alone: the first attempt's body stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+}
+
+impl OrderRequest {
+    /// An order of `items` for `student_id`, whose id the order service chooses.
+    pub fn new(student_id: StudentId, items: Items) -> Self {
+        OrderRequest { student_id, items, order_id: None }
+    }
+
+    /// The request with the key of an `Idempotency-Key` header (if any) as its `order_id`;
+    /// refused if the body names another.
+    pub fn keyed(mut self, key: Option<OrderId>) -> Result<Self, ValidationError> {
+        match (&self.order_id, key) {
+            (Some(body), Some(header)) if *body != header => {
+                Err(ValidationError::new(format!("the Idempotency-Key header ({header}) and the body's order_id ({body}) differ")))
+            }
+            (_, Some(header)) => {
+                self.order_id = Some(header);
+                Ok(self)
+            }
+            (_, None) => Ok(self),
+        }
+    }
 }
 
 /// Every field either body may carry (see [`OrderRequest`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OrderBody {
+    order_id: Option<OrderId>,
     student_id: Option<StudentId>,
     user_id: Option<StudentId>,
     items: Option<Items>,
@@ -278,7 +339,7 @@ impl TryFrom<OrderBody> for OrderRequest {
             (None, None, Some(_)) => return Err(ValidationError::new("missing field `item` (or `item_id`) for the qty")),
             (None, None, None) => return Err(ValidationError::new("missing field `items` (or a single `item` with its `qty`)")),
         };
-        Ok(OrderRequest { student_id, items })
+        Ok(OrderRequest { student_id, items, order_id: body.order_id })
     }
 }
 

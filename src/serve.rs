@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// (inventory) Units of each menu item in stock at start.
     #[arg(long, env = "CAMPUS_STOCK", default_value_t = 5000)]
     pub stock: u32,
+    /// Items to add to the menu (burrito, coffee, pho, pizza-slice, salad, sandwich),
+    /// comma-separated, e.g. `burger,fries`: for scripts written against other implementations
+    /// of the assignment. Give every service of a deployment the same list (an Inventory that
+    /// does not know an item refuses its orders as malformed).
+    #[arg(long, env = "CAMPUS_MENU", value_delimiter = ',', value_name = "ITEMS")]
+    pub menu: Vec<String>,
     /// (async-rabbitmq) The RabbitMQ to use.
     #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
@@ -129,7 +135,7 @@ fn instance_name(s: &str) -> Result<String, String> {
 /// The environment variables [`ServeArgs`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const SERVE_ENV: [&str; 18] = [
+pub const SERVE_ENV: [&str; 19] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -137,6 +143,7 @@ pub const SERVE_ENV: [&str; 18] = [
     "CAMPUS_NOTIFICATION_URL",
     "CAMPUS_TIMEOUT_MS",
     "CAMPUS_STOCK",
+    "CAMPUS_MENU",
     "AMQP_URL",
     "CAMPUS_NAMESPACE",
     "CAMPUS_DATA_DIR",
@@ -169,6 +176,8 @@ pub enum ServeError {
     Log { service: Service, source: LogError },
     #[error("writing the metrics file {}: {source}", path.display())]
     MetricsFile { path: PathBuf, source: std::io::Error },
+    #[error("--menu: {0}")]
+    Menu(crate::domain::ValidationError),
     #[error("serving {service}: {source}")]
     Io { service: Service, source: std::io::Error },
 }
@@ -179,6 +188,12 @@ pub enum ServeError {
 pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Result<(), ServeError> {
     if !Service::of(args.model).contains(&args.service) {
         return Err(ServeError::NoSuchService { model: args.model, service: args.service });
+    }
+    // An empty CAMPUS_MENU (a compose file passing the variable through unset) adds nothing.
+    let extra: Vec<String> = args.menu.iter().filter(|item| !item.is_empty()).cloned().collect();
+    if !extra.is_empty() {
+        crate::domain::widen_menu(&extra).map_err(ServeError::Menu)?;
+        tracing::info!(items = %extra.join(","), "menu widened");
     }
     match args.model {
         Model::SyncRest => {

@@ -99,3 +99,17 @@ fn undecodable_events_are_told_apart() {
     assert!(matches!(Envelope::decode(&serde_json::to_vec(&bad).unwrap()), Err(DecodeError::Schema(_))));
     assert!(matches!(Envelope::decode(br#"{"event": {}}"#), Err(DecodeError::Schema(_))));
 }
+
+#[test]
+fn a_clients_own_order_id_is_its_idempotency_key_and_a_header_must_agree_with_it() {
+    let keyed = parse(json!({"order_id": "client-7", "user_id": "u-1", "item": "pho", "quantity": 1})).unwrap();
+    assert_eq!(keyed.order_id, Some(OrderId::parse("client-7").unwrap()));
+    assert_eq!(keyed.clone().keyed(Some(OrderId::parse("client-7").unwrap())), Ok(keyed.clone()), "the same key twice");
+    let refused = keyed.keyed(Some(OrderId::parse("other").unwrap())).expect_err("two different keys");
+    assert!(refused.to_string().contains("differ"), "{refused}");
+
+    let plain = parse(json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
+    assert_eq!(plain.order_id, None, "without one, Order chooses the id");
+    assert_eq!(plain.keyed(Some(OrderId::parse("from-header").unwrap())).unwrap().order_id.unwrap().as_str(), "from-header");
+    assert!(parse(json!({"order_id": "no spaces", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap_err().contains("may hold only"));
+}

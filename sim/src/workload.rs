@@ -25,5 +25,5 @@ fn order(rng: &mut SimRng) -> OrderRequest {
             }
         })
         .collect();
-    OrderRequest { student_id, items: Items::parse(items).expect("distinct skus, 1 to 3 lines") }
+    OrderRequest::new(student_id, Items::parse(items).expect("distinct skus, 1 to 3 lines"))
 }

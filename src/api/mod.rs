@@ -17,7 +17,8 @@ pub mod order;
 pub mod streaming;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -84,6 +85,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         Json::<T>::from_request(req, state).await.map(|Json(v)| JsonBody(v)).map_err(ApiError::from)
+    }
+}
+
+/// A request's `Idempotency-Key` header, read as the order's id (1 to 64 of `[A-Za-z0-9_-]`;
+/// anything else is refused with 422 `invalid_order`). See [`crate::domain::OrderRequest::order_id`].
+pub struct IdempotencyKey(pub Option<OrderId>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
+        let text = value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", "the Idempotency-Key header is not text"))?;
+        OrderId::parse(text).map(|id| IdempotencyKey(Some(id))).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", format!("Idempotency-Key: {e}")))
+    }
+}
+
+impl IdempotencyKey {
+    /// `request` under this key, or 422 if its body names another order id.
+    pub fn apply(self, request: crate::domain::OrderRequest) -> Result<crate::domain::OrderRequest, ApiError> {
+        request.keyed(self.0).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", e.to_string()))
     }
 }
 

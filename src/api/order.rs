@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, JsonBody};
+use super::{ApiError, IdempotencyKey, JsonBody};
 use crate::domain::{OrderId, OrderRequest};
 use crate::services::order::{AsyncOrderService, Notified, PlaceError, SyncOrderService};
 use crate::store::{OrderRecord, OrderStats};
@@ -41,9 +41,10 @@ pub fn sync_app(service: Arc<SyncOrderService>) -> Router {
 
 async fn place(
     State(service): State<Arc<SyncOrderService>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderPlacedReply>), ApiError> {
-    let placed = service.place(request).await?;
+    let placed = service.place(key.apply(request)?).await?;
     let (notification, notification_detail) = match placed.notified {
         Notified::Sent => ("sent", None),
         Notified::Failed { detail } => ("failed", Some(detail)),
@@ -74,8 +75,12 @@ impl From<PlaceError> for ApiError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderAcceptedReply {
     pub order_id: OrderId,
-    /// Always `accepted`: stored, and on its way to Inventory. `GET /order/{id}` tells the rest.
+    /// `accepted`: stored, and on its way to Inventory. `GET /order/{id}` tells the rest. For a
+    /// repeat of a client's key, the order's status now (`accepted`, `reserved` or `failed`).
     pub status: String,
+    /// True when the key (order id) was accepted before: nothing was stored or published now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat: bool,
 }
 
 /// Order's state for the lab's accounting (`GET /orders`).
@@ -100,10 +105,11 @@ pub fn async_app(service: Arc<AsyncOrderService>, probe: super::Probe) -> Router
 
 async fn accept(
     State(service): State<Arc<AsyncOrderService>>,
+    key: IdempotencyKey,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderAcceptedReply>), ApiError> {
-    let order_id = service.accept(request).await.map_err(ApiError::store)?;
-    Ok((StatusCode::ACCEPTED, Json(OrderAcceptedReply { order_id, status: "accepted".into() })))
+    let accepted = service.accept(key.apply(request)?).await.map_err(ApiError::store)?;
+    Ok((StatusCode::ACCEPTED, Json(OrderAcceptedReply { order_id: accepted.order_id, status: accepted.status, repeat: accepted.repeat })))
 }
 
 async fn status(State(service): State<Arc<AsyncOrderService>>, Path(id): Path<String>) -> Result<Json<OrderRecord>, ApiError> {

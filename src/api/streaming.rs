@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, JsonBody, Probe};
-use crate::domain::{Order, OrderId, OrderPlaced, OrderRequest};
+use super::{ApiError, IdempotencyKey, JsonBody, Probe};
+use crate::domain::{OrderId, OrderPlaced, OrderRequest};
 use crate::services::analytics::{Analytics, Metrics, MinuteMetrics};
 use crate::services::order::OrderIds;
 use crate::services::producer::Producer;
@@ -64,8 +64,10 @@ pub fn producer_app(producer: Arc<Producer>, ids: OrderIds) -> Router {
     super::finish(router, "producer", Probe::None)
 }
 
-async fn place(State(state): State<Arc<ProducerState>>, JsonBody(request): JsonBody<OrderRequest>) -> Result<(StatusCode, Json<Appended>), ApiError> {
-    let placed = state.producer.place(Order::new(state.ids.next(), request)).await.map_err(unavailable)?;
+/// A request under a client's key placed before is appended again (the producer keeps no
+/// state): Inventory decides it once and Analytics counts it once, both keyed by order id.
+async fn place(State(state): State<Arc<ProducerState>>, key: IdempotencyKey, JsonBody(request): JsonBody<OrderRequest>) -> Result<(StatusCode, Json<Appended>), ApiError> {
+    let placed = state.producer.place(state.ids.assign(key.apply(request)?)).await.map_err(unavailable)?;
     Ok((StatusCode::ACCEPTED, Json(Appended { order_id: placed.order.order_id, placed_at_ms: placed.placed_at_ms })))
 }
 

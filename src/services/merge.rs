@@ -193,10 +193,10 @@ mod tests {
     use crate::transport::log::Topic;
 
     fn order(partition: u32, offset: u64, id: &str, t: u64) -> Record {
-        let request = OrderRequest {
-            student_id: StudentId::parse("s1").unwrap(),
-            items: Items::parse(vec![OrderItem { sku: Sku::parse("pho").unwrap(), qty: Qty::parse(1).unwrap() }]).unwrap(),
-        };
+        let request = OrderRequest::new(
+            StudentId::parse("s1").unwrap(),
+            Items::parse(vec![OrderItem { sku: Sku::parse("pho").unwrap(), qty: Qty::parse(1).unwrap() }]).unwrap(),
+        );
         let placed = OrderPlaced { order: Order::new(OrderId::parse(id).unwrap(), request), placed_at_ms: t };
         Record { topic: Topic::OrderEvents, partition, offset, key: id.into(), value: Envelope::new(Event::OrderPlaced(placed)).encode().into(), headers: vec![] }
     }

@@ -36,6 +36,13 @@ impl OrderIds {
         OrderIds::Seeded { seed, next: AtomicU64::new(1) }
     }
 
+    /// The order `request` asks for: under the client's own id (its idempotency key) if it
+    /// gave one, else under the next id.
+    pub fn assign(&self, request: OrderRequest) -> Order {
+        let id = request.order_id.clone().unwrap_or_else(|| self.next());
+        Order::new(id, request)
+    }
+
     pub fn next(&self) -> OrderId {
         let id = match self {
             OrderIds::Seeded { seed, next } => format!("o-{seed:x}-{:06}", next.fetch_add(1, Ordering::Relaxed)),
@@ -97,8 +104,11 @@ impl SyncOrderService {
         self.call_timeout
     }
 
+    /// Places the order: reserves at Inventory, then notifies. A request under a key placed
+    /// before is the same order again: Inventory answers with the first attempt's outcome and
+    /// Notification confirms once.
     pub async fn place(&self, request: OrderRequest) -> Result<Placed, PlaceError> {
-        let order = Order::new(self.ids.next(), request);
+        let order = self.ids.assign(request);
         let order_id = order.order_id.clone();
         self.reserve(&order).await?;
         let notified = self.notify(&order).await;
@@ -143,6 +153,16 @@ impl SyncOrderService {
     }
 }
 
+/// An order Order has stored (Part B's `POST /order`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub order_id: OrderId,
+    /// `accepted` when just stored; for a repeat, the order's status now.
+    pub status: String,
+    /// The key was stored before: nothing was stored or published now.
+    pub repeat: bool,
+}
+
 /// How often Order's reconciler looks for orders that lost their way.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// An order still without a verdict this long after it was placed, while nothing waits in
@@ -183,12 +203,15 @@ impl AsyncOrderService {
         &self.store
     }
 
-    /// Stores the order and its event; the relay publishes it.
-    pub async fn accept(&self, request: OrderRequest) -> Result<OrderId, StoreError> {
-        let order = Order::new(self.ids.next(), request);
-        self.store.accept(&order, self.clock.now_ms()).await?;
+    /// Stores the order and its event; the relay publishes it. A request under a key (order
+    /// id) already stored stores nothing: the order as it stands is returned, as a repeat.
+    pub async fn accept(&self, request: OrderRequest) -> Result<Accepted, StoreError> {
+        let order = self.ids.assign(request);
+        if let Some(known) = self.store.accept(&order, self.clock.now_ms()).await? {
+            return Ok(Accepted { order_id: order.order_id, status: known, repeat: true });
+        }
         self.outbox_filled.notify_one();
-        Ok(order.order_id)
+        Ok(Accepted { order_id: order.order_id, status: "accepted".into(), repeat: false })
     }
 
     /// Publishes outbox rows in batches (oldest first), each batch confirmed by the broker

@@ -126,3 +126,8 @@ impl Db {
     }
 }
 
+/// A statement written with PostgreSQL's `$1, $2, …` parameters, for SQLite (`?1, ?2, …`): one
+/// text for both engines.
+fn sqlite_params(sql: &str) -> String {
+    sql.replace('$', "?")
+}

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::{open, Backend, Db, Postgres, StoreError};
+use super::{open, sqlite_params, Backend, Db, Postgres, StoreError};
 use crate::domain::{Envelope, Event, Order, OrderId, OrderPlaced, StudentId};
 use crate::transport::queue::Route;
 
@@ -88,8 +88,13 @@ impl OrderStore {
         Ok(OrderStore(Backend::Postgres(pg)))
     }
 
-    /// Stores the order and its `OrderPlaced` in one transaction.
-    pub async fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<(), StoreError> {
+    /// Stores the order and its `OrderPlaced` in one transaction, and returns `None`; or, if
+    /// an order of that id is stored already (a client's key used again), stores nothing and
+    /// returns that order's status.
+    pub async fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<Option<String>, StoreError> {
+        const INSERT: &str = "INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES ($1, $2, $3, $4, 'accepted')
+             ON CONFLICT (order_id) DO NOTHING";
+        const STATUS: &str = "SELECT status FROM orders WHERE order_id = $1";
         let event = Envelope::new(Event::OrderPlaced(OrderPlaced { order: order.clone(), placed_at_ms })).encode();
         let items = serde_json::to_string(&order.items).expect("items serialize");
         let (id, student) = (order.order_id.as_str(), order.student_id.as_str());
@@ -97,24 +102,24 @@ impl OrderStore {
             Backend::Sqlite(db) => {
                 let mut conn = db.lock();
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.prepare_cached("INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES (?1, ?2, ?3, ?4, 'accepted')")?
-                    .execute(params![id, student, items, placed_at_ms as i64])?;
+                let inserted = tx.prepare_cached(&sqlite_params(INSERT))?.execute(params![id, student, items, placed_at_ms as i64])?;
+                if inserted == 0 {
+                    return Ok(Some(tx.prepare_cached(&sqlite_params(STATUS))?.query_row([id], |r| r.get(0))?));
+                }
                 tx.prepare_cached("INSERT INTO outbox (order_id, body) VALUES (?1, ?2)")?.execute(params![id, event])?;
                 tx.commit()?;
             }
             Backend::Postgres(pg) => {
                 let mut client = pg.client().await?;
                 let tx = client.transaction().await?;
-                tx.execute(
-                    "INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES ($1, $2, $3, $4, 'accepted')",
-                    &[&id, &student, &items, &(placed_at_ms as i64)],
-                )
-                .await?;
+                if tx.execute(INSERT, &[&id, &student, &items, &(placed_at_ms as i64)]).await? == 0 {
+                    return Ok(Some(tx.query_one(STATUS, &[&id]).await?.get(0)));
+                }
                 tx.execute("INSERT INTO outbox (order_id, body) VALUES ($1, $2)", &[&id, &event]).await?;
                 tx.commit().await?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Up to `limit` outbox rows not yet published, oldest first.
@@ -141,7 +146,7 @@ impl OrderStore {
         match &self.0 {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
-                let mut stmt = conn.prepare_cached(&STUCK.replace("$1", "?1"))?;
+                let mut stmt = conn.prepare_cached(&sqlite_params(STUCK))?;
                 let rows = stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }

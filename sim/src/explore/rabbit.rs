@@ -406,8 +406,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         tokio::time::sleep_until(t0 + Duration::from_millis(*t)).await;
         match action {
             Action::Accept(i) => {
-                let request = OrderRequest { student_id: StudentId::parse(format!("s-{i:04}"))?, items: schedule.orders[*i].clone() };
-                let id = order.accept(request.clone()).await?;
+                let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}"))?, schedule.orders[*i].clone());
+                let id = order.accept(request.clone()).await?.order_id;
                 chaos.note(format!("order #{i} accepted as {id}"));
                 accepted[*i] = Some((id, request));
             }

@@ -150,7 +150,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
                     world.host(Peer::Inventory, fault::apply(wiring::inventory(inventory.clone()), &plan));
                 }
             }
-            let body = OrderRequest { student_id: StudentId::parse("s-0001").expect("valid"), items: request.items.clone() };
+            let body = OrderRequest::new(StudentId::parse("s-0001").expect("valid"), request.items.clone());
             let sent = Instant::now();
             let reply = tokio::time::timeout(guard, client.post_json(Peer::Order, "/order", &body)).await;
             let latency = sent.elapsed();

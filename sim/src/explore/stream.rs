@@ -434,7 +434,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            let request = OrderRequest { student_id: StudentId::parse(format!("s-{i:04}")).expect("valid"), items: o.items.clone() };
+            let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}")).expect("valid"), o.items.clone());
             OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: o.minute * MINUTE_MS + i as u64 * ORDER_GAP_MS }
         })
         .collect();
