@@ -55,8 +55,8 @@ up() {
     engine_ready && die "a Docker engine this script did not start is running: use it as it is, or stop it first"
     mkdir -p "$DOCKER_HOME"
     say "starting dockerd (data in $DOCKER_HOME/data, no forwarding, DNS at $BRIDGE_IP)"
-    as_root dockerd --data-root "$DOCKER_HOME/data" --exec-root "$DOCKER_HOME/exec" --pidfile "$DOCKERD_PID" \
-      --ip-forward=false --bip "$BRIDGE_IP/16" --dns "$BRIDGE_IP" >"$DOCKER_HOME/dockerd.log" 2>&1 </dev/null &
+    as_root_bg dockerd --data-root "$DOCKER_HOME/data" --exec-root "$DOCKER_HOME/exec" --pidfile "$DOCKERD_PID" \
+      --ip-forward=false --bip "$BRIDGE_IP/16" --dns "$BRIDGE_IP" >"$DOCKER_HOME/dockerd.log" 2>&1 </dev/null
     local deadline=$((SECONDS + 60))
     until engine_ready; do
       [ "$SECONDS" -lt "$deadline" ] || die "dockerd did not answer within 60 s (see $DOCKER_HOME/dockerd.log)"
@@ -71,7 +71,7 @@ up() {
     go_build "$ROOT/scripts/docker-dns" "$DOCKER_HOME/docker-dns"
     local upstream; upstream=$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)
     [ -n "$upstream" ] || die "no nameserver in /etc/resolv.conf to relay the machine's own queries to"
-    as_root "$DOCKER_HOME/docker-dns" "$BRIDGE_IP:53" "$upstream:53" >"$DOCKER_HOME/docker-dns.log" 2>&1 </dev/null &
+    as_root_bg "$DOCKER_HOME/docker-dns" "$BRIDGE_IP:53" "$upstream:53" >"$DOCKER_HOME/docker-dns.log" 2>&1 </dev/null
     echo $! >"$DNS_PID"
     local deadline=$((SECONDS + 10))
     until grep -q listening "$DOCKER_HOME/docker-dns.log" 2>/dev/null; do
@@ -111,6 +111,11 @@ status() {
 
 purge() {
   down
+  # What the engine left mounted (its network namespaces, overlays) goes before its directory.
+  local mount
+  for mount in $(awk -v home="$DOCKER_HOME" 'index($2, home) == 1 { print $2 }' /proc/mounts | sort -r); do
+    as_root umount -l "$mount" || say "could not unmount $mount"
+  done
   if [ -d "$DOCKER_HOME" ]; then
     as_root rm -rf "$DOCKER_HOME"
     say "removed $DOCKER_HOME (the engine's images, containers and volumes)"

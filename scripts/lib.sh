@@ -13,11 +13,22 @@ SCRIPT_NAME="${SCRIPT_NAME:-$(basename "$0" .sh)}"
 say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# Any command that fails where nothing handles it ends the script with its name and line.
-trap 'rc=$?; say "error: \`$BASH_COMMAND\` exited with status $rc (${BASH_SOURCE[0]##*/} line $LINENO)"; exit $rc' ERR
+# Any command that fails where nothing handles it ends the script with its name, line and the
+# functions it was in (a command run by as_root is named as given).
+failed_command() { if [ "$1" = '"$@"' ] && [ -n "${AS_ROOT_CMD:-}" ]; then echo "$AS_ROOT_CMD"; else echo "$1"; fi; }
+trap 'rc=$?; say "error: \`$(failed_command "$BASH_COMMAND")\` exited with status $rc (${BASH_SOURCE[0]##*/} line $LINENO, in ${FUNCNAME[*]:-main})"; exit $rc' ERR
 
 as_root() {
+  AS_ROOT_CMD="$*"
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root (or sudo) to run: $*"; fi
+}
+
+# as_root_bg CMD...: as_root, in the background, with $! the command's own process (sudo's,
+# which passes signals on, when not root).
+as_root_bg() {
+  AS_ROOT_CMD="$*"
+  if [ "$(id -u)" -eq 0 ]; then "$@" & elif command -v sudo >/dev/null; then sudo "$@" & else
     die "need root (or sudo) to run: $*"; fi
 }
 
