@@ -199,6 +199,7 @@ service_image() {
   say "campus-sim:local: from $binary"
   DOCKER_BUILDKIT=0 docker build -q -t campus-sim:local "$context" >/dev/null || die "building campus-sim:local failed"
   rm -rf "$context"
+  docker image prune -f >/dev/null   # the campus-sim:local it replaced
 }
 
 images() {
