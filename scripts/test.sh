@@ -57,6 +57,9 @@ scripts/brokers.sh up --cluster
 step "compose files, checked with Compose v1 (docker-compose 1.29) and v2 (compose-go)"
 scripts/compose-check.sh
 
+step "cargo fmt --check (rustfmt.toml)"
+cargo fmt --all -- --check
+
 step "cargo test (release), broker tests included (the compose ones run in step 7)"
 cargo test --release --workspace --locked -- --include-ignored --skip docker_compose_
 

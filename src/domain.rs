@@ -30,7 +30,8 @@ static WIDER_MENU: OnceLock<Vec<&'static str>> = OnceLock::new();
 pub fn widen_menu(items: &[String]) -> Result<(), ValidationError> {
     let mut extra: Vec<&'static str> = Vec::new();
     for item in items {
-        let valid = (1..=32).contains(&item.len()) && item.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let valid =
+            (1..=32).contains(&item.len()) && item.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !valid {
             return Err(ValidationError::new(format!("menu item {item:?}: 1 to 32 characters of a-z, 0-9, '-' and '_'")));
         }
@@ -66,15 +67,10 @@ impl ValidationError {
 
 fn parse_id(kind: &str, value: String) -> Result<String, ValidationError> {
     if value.is_empty() || value.len() > MAX_ID_LEN {
-        return Err(ValidationError::new(format!(
-            "{kind} must be 1 to {MAX_ID_LEN} characters, got {}",
-            value.len()
-        )));
+        return Err(ValidationError::new(format!("{kind} must be 1 to {MAX_ID_LEN} characters, got {}", value.len())));
     }
     if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-        return Err(ValidationError::new(format!(
-            "{kind} may hold only letters, digits, '-' and '_', found {bad:?}"
-        )));
+        return Err(ValidationError::new(format!("{kind} may hold only letters, digits, '-' and '_', found {bad:?}")));
     }
     Ok(value)
 }
@@ -213,17 +209,11 @@ pub struct Items(Vec<OrderItem>);
 impl Items {
     pub fn parse(items: Vec<OrderItem>) -> Result<Self, ValidationError> {
         if items.is_empty() || items.len() > MAX_ITEMS {
-            return Err(ValidationError::new(format!(
-                "an order has 1 to {MAX_ITEMS} items, got {}",
-                items.len()
-            )));
+            return Err(ValidationError::new(format!("an order has 1 to {MAX_ITEMS} items, got {}", items.len())));
         }
         let mut seen = BTreeSet::new();
         if let Some(dup) = items.iter().find(|i| !seen.insert(i.sku.clone())) {
-            return Err(ValidationError::new(format!(
-                "sku {} appears twice; give it once with the total qty",
-                dup.sku
-            )));
+            return Err(ValidationError::new(format!("sku {} appears twice; give it once with the total qty", dup.sku)));
         }
         Ok(Items(items))
     }
@@ -460,16 +450,13 @@ impl Envelope {
                 return Ok(envelope.event);
             }
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
         match value.get("schema_version").map(|v| v.as_u64()) {
             Some(Some(v)) if v == u64::from(SCHEMA_VERSION) => {}
             Some(Some(found)) => return Err(DecodeError::UnsupportedVersion { found }),
             Some(None) => return Err(DecodeError::Schema("schema_version is not a whole number".into())),
             None => return Err(DecodeError::Schema("missing schema_version".into())),
         }
-        serde_json::from_value::<Envelope>(value)
-            .map(|e| e.event)
-            .map_err(|e| DecodeError::Schema(e.to_string()))
+        serde_json::from_value::<Envelope>(value).map(|e| e.event).map_err(|e| DecodeError::Schema(e.to_string()))
     }
 }

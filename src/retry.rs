@@ -41,7 +41,13 @@ impl Policy {
     /// Runs `attempt` until it succeeds, waiting `backoff` between tries while its error is
     /// transient (and reconnecting is on); any other error is returned. The first failure of
     /// a streak and the recovery are each logged once, as `what`.
-    pub async fn until_ok<T, E, F, Fut>(&self, backoff: &mut Backoff, what: &str, transient: impl Fn(&E) -> bool, mut attempt: F) -> Result<T, E>
+    pub async fn until_ok<T, E, F, Fut>(
+        &self,
+        backoff: &mut Backoff,
+        what: &str,
+        transient: impl Fn(&E) -> bool,
+        mut attempt: F,
+    ) -> Result<T, E>
     where
         E: Display,
         F: FnMut() -> Fut,

@@ -32,11 +32,11 @@ use crate::services::analytics::Analytics;
 use crate::services::inventory::Inventory;
 use crate::services::order::{AsyncOrderService, OrderIds};
 use crate::services::EventClock;
-use crate::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
-use crate::transport::log::{EventLog, LogError};
 use crate::store::{InventoryStore, NotificationStore, OrderStore, Postgres, StoreError};
 use crate::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
 use crate::transport::http::{serve, HttpRequestReply};
+use crate::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
+use crate::transport::log::{EventLog, LogError};
 use crate::transport::queue::{MessageQueue, QueueError, Topology};
 use crate::transport::Peer;
 
@@ -228,7 +228,9 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
     let policy = Policy::production();
     let mut backoff = policy.backoff("kafka");
     let kafka = policy
-        .until_ok(&mut backoff, "connecting to Kafka", LogError::is_transient, || Box::pin(KafkaLog::connect_with(&args.kafka_bootstrap, &args.namespace, args.partitions)))
+        .until_ok(&mut backoff, "connecting to Kafka", LogError::is_transient, || {
+            Box::pin(KafkaLog::connect_with(&args.kafka_bootstrap, &args.namespace, args.partitions))
+        })
         .await
         .map_err(|source| ServeError::Log { service, source })?;
     // A scaled-out Inventory: a dead member's open transaction holds its partitions back
@@ -270,7 +272,9 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
             let report = crate::api::streaming::MetricsReport::of(&state.lock().expect("analytics lock"));
             let json = serde_json::to_vec_pretty(&report).expect("metrics serialize");
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)).map_err(|source| ServeError::MetricsFile { path: path.clone(), source })?;
+            std::fs::write(&tmp, json)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|source| ServeError::MetricsFile { path: path.clone(), source })?;
         }
         Ok(())
     };
@@ -306,10 +310,8 @@ fn sync_rest(args: &ServeArgs) -> Router {
         Service::Inventory => deploy::sync_rest::inventory(deploy::sync_rest::inventory_state(args.stock)),
         Service::Notification => deploy::sync_rest::notification(deploy::sync_rest::notification_state()),
         Service::Order => {
-            let peers = HttpRequestReply::new([
-                (Peer::Inventory, args.inventory_url.clone()),
-                (Peer::Notification, args.notification_url.clone()),
-            ]);
+            let peers =
+                HttpRequestReply::new([(Peer::Inventory, args.inventory_url.clone()), (Peer::Notification, args.notification_url.clone())]);
             deploy::sync_rest::order(OrderIds::Random, Arc::new(peers), Duration::from_millis(args.timeout_ms))
         }
     }
@@ -364,7 +366,9 @@ async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Serv
 /// `--store`: a `postgres://` (or `postgresql://`) URL that parses.
 fn postgres_url(url: &str) -> Result<String, String> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err("expected postgres://user:password@host:port/database (without --store each service keeps a SQLite file in --data-dir)".into());
+        return Err(
+            "expected postgres://user:password@host:port/database (without --store each service keeps a SQLite file in --data-dir)".into(),
+        );
     }
     url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
     Ok(url.to_owned())

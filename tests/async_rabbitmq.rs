@@ -13,13 +13,13 @@ use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
 use campus::transport::queue::{MessageQueue, QueueName, Route};
+use campus_sim::async_rabbitmq::invariants;
 use campus_sim::async_rabbitmq::output;
 use campus_sim::async_rabbitmq::rows::{self, Summary};
 use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
 use campus_sim::net::LinkModel;
 use campus_sim::queue::SimQueue;
 use campus_sim::rng::SimRng;
-use campus_sim::async_rabbitmq::invariants;
 use campus_sim::{world, Mode};
 use serde_json::json;
 
@@ -183,13 +183,18 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
 fn the_outbox_relay_waits_on_an_empty_outbox_until_the_next_accepted_order_wakes_it() {
     world::block_on(async {
         let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(SimRng::new(7), LinkModel::default()));
-        let service = Arc::new(AsyncOrderService::new(OrderIds::seeded(1), Arc::new(OrderStore::open(None).unwrap()), EventClock::Since(tokio::time::Instant::now())));
+        let service = Arc::new(AsyncOrderService::new(
+            OrderIds::seeded(1),
+            Arc::new(OrderStore::open(None).unwrap()),
+            EventClock::Since(tokio::time::Instant::now()),
+        ));
         // Polled by hand (tokio-test), so that the order of events is the test's: the relay is
         // asleep before the order arrives, and the order's arrival is what wakes it.
         let mut relay = tokio_test::task::spawn(service.run_relay(mq, Policy::seeded(7)));
         tokio_test::assert_pending!(relay.poll(), "nothing to publish: the relay waits");
         assert!(!relay.is_woken(), "and nothing wakes it while the outbox stays empty (no polling loop)");
-        let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-7", "items": [{"sku": "pizza-slice", "qty": 1}]})).unwrap();
+        let request: OrderRequest =
+            serde_json::from_value(json!({"student_id": "s-7", "items": [{"sku": "pizza-slice", "qty": 1}]})).unwrap();
         service.accept(request).await.unwrap();
         assert!(relay.is_woken(), "accepting an order wakes the relay");
     });
@@ -200,12 +205,17 @@ fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_w
     world::block_on(async {
         let store = Arc::new(OrderStore::open(None).unwrap());
         let service = AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now()));
-        let request: OrderRequest = serde_json::from_value(json!({"order_id": "client-1", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
+        let request: OrderRequest =
+            serde_json::from_value(json!({"order_id": "client-1", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
         let first = service.accept(request.clone()).await.unwrap();
         assert_eq!((first.order_id.as_str(), first.status.as_str(), first.repeat), ("client-1", "accepted", false));
         store.record_outcome(&first.order_id, "reserved").await.unwrap();
         let again = service.accept(request).await.unwrap();
-        assert_eq!((again.order_id.as_str(), again.status.as_str(), again.repeat), ("client-1", "reserved", true), "the order as it stands");
+        assert_eq!(
+            (again.order_id.as_str(), again.status.as_str(), again.repeat),
+            ("client-1", "reserved", true),
+            "the order as it stands"
+        );
         assert_eq!(store.stats().await.unwrap().accepted, 1);
         assert_eq!(store.unpublished(10).await.unwrap().len(), 1, "one OrderPlaced in the outbox");
     });

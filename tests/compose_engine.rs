@@ -138,7 +138,10 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
         let http = &http;
         move || async move {
             let metrics: MetricsReport = get_json(http, Peer::Analytics, "/metrics").await?;
-            Ok((metrics.orders_seen == want && metrics.outcomes_seen == want, format!("{} orders, {} outcomes", metrics.orders_seen, metrics.outcomes_seen)))
+            Ok((
+                metrics.orders_seen == want && metrics.outcomes_seen == want,
+                format!("{} orders, {} outcomes", metrics.orders_seen, metrics.outcomes_seen),
+            ))
         }
     };
 
@@ -162,8 +165,18 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
     let reset = stack.exec(
         "kafka",
         &[
-            "/opt/kafka/bin/kafka-consumer-groups.sh", "--bootstrap-server", "localhost:9092", "--group", "campus.analytics",
-            "--reset-offsets", "--to-earliest", "--execute", "--topic", "campus.order-events", "--topic", "campus.inventory-events",
+            "/opt/kafka/bin/kafka-consumer-groups.sh",
+            "--bootstrap-server",
+            "localhost:9092",
+            "--group",
+            "campus.analytics",
+            "--reset-offsets",
+            "--to-earliest",
+            "--execute",
+            "--topic",
+            "campus.order-events",
+            "--topic",
+            "campus.inventory-events",
         ],
     )?;
     assert!(reset.contains("campus.order-events") && !reset.contains("Error"), "the group was reset: {reset}");

@@ -9,8 +9,8 @@ fn parse(value: serde_json::Value) -> Result<OrderRequest, String> {
 
 #[test]
 fn a_well_formed_order_parses() {
-    let order = parse(json!({"student_id": "s-0001", "items": [{"sku": "pho", "qty": 2}, {"sku": "coffee", "qty": 1}]}))
-        .expect("valid order");
+    let order =
+        parse(json!({"student_id": "s-0001", "items": [{"sku": "pho", "qty": 2}, {"sku": "coffee", "qty": 1}]})).expect("valid order");
     assert_eq!(order.items.units(), 3);
 }
 
@@ -44,7 +44,11 @@ fn the_conventional_single_item_body_is_an_order_of_one_line_under_either_spelli
     ] {
         assert_eq!(parse(body.clone()).unwrap(), canonical, "{body}");
     }
-    assert_eq!(serde_json::to_value(&canonical).unwrap(), json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 2}]}), "written in the lab's own form");
+    assert_eq!(
+        serde_json::to_value(&canonical).unwrap(),
+        json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 2}]}),
+        "written in the lab's own form"
+    );
 }
 
 #[test]
@@ -70,10 +74,7 @@ fn a_single_item_body_is_refused_when_it_is_ambiguous_incomplete_or_carries_anyt
 
 fn placed() -> Event {
     let request = parse(json!({"student_id": "s-7", "items": [{"sku": "salad", "qty": 1}]})).unwrap();
-    Event::OrderPlaced(campus::domain::OrderPlaced {
-        order: Order::new(OrderId::parse("o-1").unwrap(), request),
-        placed_at_ms: 42,
-    })
+    Event::OrderPlaced(campus::domain::OrderPlaced { order: Order::new(OrderId::parse("o-1").unwrap(), request), placed_at_ms: 42 })
 }
 
 #[test]
@@ -90,10 +91,7 @@ fn undecodable_events_are_told_apart() {
     assert!(matches!(Envelope::decode(b"{not json"), Err(DecodeError::NotJson(_))));
     let mut future = serde_json::to_value(Envelope::new(placed())).unwrap();
     future["schema_version"] = json!(2);
-    assert_eq!(
-        Envelope::decode(&serde_json::to_vec(&future).unwrap()),
-        Err(DecodeError::UnsupportedVersion { found: 2 })
-    );
+    assert_eq!(Envelope::decode(&serde_json::to_vec(&future).unwrap()), Err(DecodeError::UnsupportedVersion { found: 2 }));
     let mut bad = serde_json::to_value(Envelope::new(placed())).unwrap();
     bad["event"]["order"]["items"][0]["qty"] = json!(0);
     assert!(matches!(Envelope::decode(&serde_json::to_vec(&bad).unwrap()), Err(DecodeError::Schema(_))));
@@ -111,5 +109,7 @@ fn a_clients_own_order_id_is_its_idempotency_key_and_a_header_must_agree_with_it
     let plain = parse(json!({"student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
     assert_eq!(plain.order_id, None, "without one, Order chooses the id");
     assert_eq!(plain.keyed(Some(OrderId::parse("from-header").unwrap())).unwrap().order_id.unwrap().as_str(), "from-header");
-    assert!(parse(json!({"order_id": "no spaces", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap_err().contains("may hold only"));
+    assert!(parse(json!({"order_id": "no spaces", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]}))
+        .unwrap_err()
+        .contains("may hold only"));
 }

@@ -111,10 +111,16 @@ async fn a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(log
     log.fence("writer").await.unwrap();
     let me = log.join("transformers", &[Topic::OrderEvents]).await.unwrap();
     let input = read(log.as_ref(), me, 9).await;
-    let outputs: Vec<Outgoing> =
-        input.iter().map(|r| Outgoing::new(Topic::InventoryEvents, r.key.clone(), r.value.clone()).with_header("from", r.offset.to_string())).collect();
+    let outputs: Vec<Outgoing> = input
+        .iter()
+        .map(|r| Outgoing::new(Topic::InventoryEvents, r.key.clone(), r.value.clone()).with_header("from", r.offset.to_string()))
+        .collect();
     log.transact("writer", me, outputs, next_positions(&input)).await.unwrap();
-    assert_eq!(log.committed("transformers", Topic::OrderEvents).await.unwrap().iter().sum::<u64>(), 9, "the offsets came with the records");
+    assert_eq!(
+        log.committed("transformers", Topic::OrderEvents).await.unwrap().iter().sum::<u64>(),
+        9,
+        "the offsets came with the records"
+    );
     let written = log.scan(Topic::InventoryEvents).await.unwrap();
     assert_eq!(written.len(), 9, "a read_committed reader sees the whole transaction");
     assert!(written.iter().all(|r| r.header("from").is_some()), "headers travel with the records");
@@ -144,7 +150,11 @@ async fn one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partition
     for partition in 0..6 {
         let scanned = log.scan_partition(Topic::OrderEvents, partition).await.unwrap();
         let expected: Vec<u64> = placed.iter().filter(|(p, _)| *p == partition).map(|(_, o)| *o).collect();
-        assert_eq!(scanned.iter().map(|r| r.offset).collect::<Vec<_>>(), expected, "partition {partition}: all of it, in order, nothing else");
+        assert_eq!(
+            scanned.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            expected,
+            "partition {partition}: all of it, in order, nothing else"
+        );
         assert!(scanned.iter().all(|r| r.partition == partition));
     }
 }

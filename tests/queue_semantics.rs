@@ -17,10 +17,7 @@ use campus_sim::world;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 async fn next(sub: &Subscription) -> Delivery {
-    tokio::time::timeout(PATIENCE, sub.deliveries.recv_async())
-        .await
-        .expect("a delivery within the patience")
-        .expect("subscription open")
+    tokio::time::timeout(PATIENCE, sub.deliveries.recv_async()).await.expect("a delivery within the patience").expect("subscription open")
 }
 
 async fn depth_becomes(mq: &dyn MessageQueue, queue: QueueName, want: u64) {

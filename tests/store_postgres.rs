@@ -29,7 +29,8 @@ async fn instances(test: &str, n: usize) -> Vec<Postgres> {
 }
 
 fn placed(i: usize, sku: &str, qty: u32) -> OrderPlaced {
-    let request: OrderRequest = serde_json::from_value(json!({"student_id": format!("s-{i}"), "items": [{"sku": sku, "qty": qty}]})).unwrap();
+    let request: OrderRequest =
+        serde_json::from_value(json!({"student_id": format!("s-{i}"), "items": [{"sku": sku, "qty": qty}]})).unwrap();
     OrderPlaced { order: Order::new(OrderId::parse(format!("o-{i:04}")).unwrap(), request), placed_at_ms: i as u64 }
 }
 

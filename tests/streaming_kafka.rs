@@ -5,9 +5,9 @@ mod common;
 
 use campus::domain::{Envelope, Event, InventoryFailed, OrderId};
 use campus::services::analytics::Analytics;
+use campus_sim::streaming_kafka::invariants;
 use campus_sim::streaming_kafka::rows;
 use campus_sim::streaming_kafka::{run_sim, Config, Experiment};
-use campus_sim::streaming_kafka::invariants;
 use campus_sim::Mode;
 
 fn small(experiment: Experiment) -> Config {
@@ -65,7 +65,11 @@ fn analytics_counts_each_order_once_however_often_its_events_are_read() {
         twice.apply(&event);
         twice.apply(&event);
     }
-    let failed = Event::InventoryFailed(InventoryFailed { order_id: OrderId::parse("o-7ea-000001").unwrap(), reason: "x".into(), placed_at_ms: events[0].placed_at_ms });
+    let failed = Event::InventoryFailed(InventoryFailed {
+        order_id: OrderId::parse("o-7ea-000001").unwrap(),
+        reason: "x".into(),
+        placed_at_ms: events[0].placed_at_ms,
+    });
     for a in [&mut once, &mut twice] {
         a.apply(&failed);
     }

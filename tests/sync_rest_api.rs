@@ -12,8 +12,8 @@ use bytes::Bytes;
 use campus::api;
 use campus::api::inventory::SharedInventory;
 use campus::api::notification::SharedNotifier;
-use campus::domain::{OrderId, Sku};
 use campus::deploy::sync_rest as wiring;
+use campus::domain::{OrderId, Sku};
 use campus::services::order::OrderIds;
 use campus::transport::{Peer, RequestReply};
 use campus_sim::fault::{self, FaultPlan};
@@ -55,10 +55,7 @@ struct Reply {
 }
 
 async fn post_order(campus: &Campus, content_type: &str, body: impl Into<Bytes>) -> Reply {
-    let request = http::Request::post("/order")
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(body.into())
-        .unwrap();
+    let request = http::Request::post("/order").header(http::header::CONTENT_TYPE, content_type).body(body.into()).unwrap();
     let sent = Instant::now();
     let reply = campus.net.call(Peer::Order, request).await.expect("order is up");
     let body = serde_json::from_slice(reply.body()).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {:?}", reply.body()));
@@ -141,11 +138,8 @@ fn bad_input_gets_a_4xx_json_error_and_never_reaches_inventory() {
 fn an_order_larger_than_the_stock_is_answered_409_with_the_reason_and_reserves_nothing() {
     world::block_on(async {
         let campus = campus(FaultPlan::healthy());
-        let reply = order_json(
-            &campus,
-            json!({"student_id": "s-1", "items": [{"sku": "coffee", "qty": 2}, {"sku": "pho", "qty": 11}]}),
-        )
-        .await;
+        let reply =
+            order_json(&campus, json!({"student_id": "s-1", "items": [{"sku": "coffee", "qty": 2}, {"sku": "pho", "qty": 11}]})).await;
         assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
         assert_eq!(reply.body["error"], "insufficient_stock");
         assert!(reply.body["detail"].as_str().unwrap().contains("pho: asked 11, 10 left"), "{}", reply.body);

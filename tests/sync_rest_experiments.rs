@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use campus_sim::report::percentile;
+use campus_sim::sync_rest::invariants;
 use campus_sim::sync_rest::output;
 use campus_sim::sync_rest::rows::{self, Summary};
 use campus_sim::sync_rest::{run_sim, CaseRun, Config, Experiment};
-use campus_sim::sync_rest::invariants;
 use campus_sim::Mode;
 
 fn config(experiment: Experiment) -> Config {

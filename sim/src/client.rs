@@ -13,7 +13,12 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, p
     serde_json::from_slice(reply.body()).with_context(|| format!("GET {path} on {peer}: unexpected body"))
 }
 
-pub async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str, body: &B) -> anyhow::Result<T> {
+pub async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+    http: &dyn RequestReply,
+    peer: Peer,
+    path: &str,
+    body: &B,
+) -> anyhow::Result<T> {
     let reply = http.post_json(peer, path, body).await.with_context(|| format!("POST {path} on {peer}"))?;
     if !reply.status().is_success() {
         bail!("POST {path} on {peer} answered {}: {}", reply.status(), String::from_utf8_lossy(reply.body()));

@@ -108,7 +108,9 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     rows.push(vec![
         "time to accept an order (median)".into(),
         a(&|r| format!("{} — the answer is the outcome", ms(r.p50_ms.0))),
-        outage_b.and_then(|r| r.accept_p50_ms).map_or_else(|| not_run("async-rabbitmq"), |v| format!("{} — 202, stored and queued", ms(v.0))),
+        outage_b
+            .and_then(|r| r.accept_p50_ms)
+            .map_or_else(|| not_run("async-rabbitmq"), |v| format!("{} — 202, stored and queued", ms(v.0))),
         outage_c.and_then(|r| r.append_p50_ms).map_or_else(|| not_run("streaming-kafka"), |v| format!("{} — appended to the log", ms(v.0))),
     ]);
     let little = |b: Option<Backlog>, part: &str| {
@@ -136,12 +138,18 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     };
     rows.push(vec![
         "Inventory away".into(),
-        down.map_or_else(|| not_run("sync-rest"), |r| format!("refused: {} of {} orders failed at once ({}), p99 {}", r.errors, r.requests, r.statuses, ms(r.p99_ms.0))),
+        down.map_or_else(
+            || not_run("sync-rest"),
+            |r| format!("refused: {} of {} orders failed at once ({}), p99 {}", r.errors, r.requests, r.statuses, ms(r.p99_ms.0)),
+        ),
         away(backlog_b, outage_b.and_then(|r| r.drain_s).map(|d| d.0), outage_b.map(|r| r.refused), "async-rabbitmq"),
         away(backlog_c, outage_c.and_then(|r| r.catch_up_s).map(|d| d.0), outage_c.map(|_| 0), "streaming-kafka"),
     ]);
     let wait = |b: Option<Backlog>, part: &str| {
-        b.map_or_else(|| not_run(part), |b| format!("{} orders waiting at most; the longest waited ≈ {:.0} s", b.peak_waiting, b.longest_wait_s))
+        b.map_or_else(
+            || not_run(part),
+            |b| format!("{} orders waiting at most; the longest waited ≈ {:.0} s", b.peak_waiting, b.longest_wait_s),
+        )
     };
     rows.push(vec![
         "what waiting cost".into(),
@@ -156,7 +164,12 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
         "none redelivered: a retry is a new order (no idempotency key)".into(),
         idempotency.map_or_else(
             || not_run("async-rabbitmq"),
-            |r| format!("{} `OrderPlaced` sent twice: {} stock taken twice, {} answered from the store", r.duplicates_injected, r.double_reservations, r.repeats_absorbed),
+            |r| {
+                format!(
+                    "{} `OrderPlaced` sent twice: {} stock taken twice, {} answered from the store",
+                    r.duplicates_injected, r.double_reservations, r.repeats_absorbed
+                )
+            },
         ),
         if runs_counted == 0 {
             not_run("streaming-kafka")
@@ -204,11 +217,7 @@ fn figure(out: &Path, mode: Mode, read: &Read) -> anyhow::Result<Option<String>>
         series.push(Series { dashed: true, ..Series::line("C: appended, waiting in the log", line) });
         window = window.or(Some((from, to)));
     }
-    let refused = read
-        .rest
-        .iter()
-        .find(|r| r.experiment == "failure-down")
-        .is_some_and(|r| r.requests > 0 && r.errors == r.requests);
+    let refused = read.rest.iter().find(|r| r.experiment == "failure-down").is_some_and(|r| r.requests > 0 && r.errors == r.requests);
     let Some((from, to)) = window else { return Ok(None) };
     let x_end = series.iter().flat_map(|s: &Series| s.points.iter().map(|p| p.0)).fold(to, f64::max);
     if refused {

@@ -104,7 +104,9 @@ impl Compose {
         loop {
             match probe() {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => return Err(e).context(format!("{what} within {} s ({})", within.as_secs(), self.file.display())),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(e).context(format!("{what} within {} s ({})", within.as_secs(), self.file.display()))
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(250)),
             }
         }
@@ -119,5 +121,9 @@ fn program() -> Vec<String> {
         }
     }
     let v2 = Command::new("docker").args(["compose", "version"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    if v2.is_ok_and(|s| s.success()) { vec!["docker".into(), "compose".into()] } else { vec!["docker-compose".into()] }
+    if v2.is_ok_and(|s| s.success()) {
+        vec!["docker".into(), "compose".into()]
+    } else {
+        vec!["docker-compose".into()]
+    }
 }

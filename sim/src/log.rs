@@ -161,7 +161,8 @@ impl SimLog {
 
     /// A log whose topics have `partitions` partitions each.
     pub fn with_partitions(rng: SimRng, link: LinkModel, partitions: u32) -> Self {
-        let state = State { partitions, logs: BTreeMap::new(), committed: BTreeMap::new(), members: BTreeMap::new(), next_id: 0, down: false };
+        let state =
+            State { partitions, logs: BTreeMap::new(), committed: BTreeMap::new(), members: BTreeMap::new(), next_id: 0, down: false };
         SimLog { state: Mutex::new(state), appended: Notify::new(), rng: Mutex::new(rng), link }
     }
 
@@ -217,7 +218,11 @@ impl SimLog {
     /// Fails while the broker is down.
     fn up(&self) -> Result<std::sync::MutexGuard<'_, State>, LogError> {
         let state = self.state();
-        if state.down { Err(unreachable()) } else { Ok(state) }
+        if state.down {
+            Err(unreachable())
+        } else {
+            Ok(state)
+        }
     }
 }
 
@@ -233,7 +238,11 @@ impl EventLog for SimLog {
             };
             self.appended.notify_waiters();
             // Down since the append left: stored, but the acknowledgement is lost.
-            if down { Err(unreachable()) } else { Ok(placed) }
+            if down {
+                Err(unreachable())
+            } else {
+                Ok(placed)
+            }
         })
     }
 
@@ -242,7 +251,13 @@ impl EventLog for SimLog {
         Box::pin(async move { result })
     }
 
-    fn transact(&self, _writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+    fn transact(
+        &self,
+        _writer: &str,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
@@ -253,7 +268,10 @@ impl EventLog for SimLog {
                 // consumer's poll: as Kafka's coordinator refuses an offset commit of an old
                 // generation, the whole transaction is refused.
                 if let Some(p) = positions.iter().find(|p| !member.positions.contains_key(&(p.topic, p.partition))) {
-                    return Err(LogError::Rebalanced(format!("{}[{}] is no longer assigned to member {}", p.topic, p.partition, consumer.0)));
+                    return Err(LogError::Rebalanced(format!(
+                        "{}[{}] is no longer assigned to member {}",
+                        p.topic, p.partition, consumer.0
+                    )));
                 }
                 let group = member.group.clone();
                 let topics: Vec<Topic> = records.iter().map(|r| r.topic).collect();
@@ -294,7 +312,12 @@ impl EventLog for SimLog {
         let result = self.up().map(|mut state| {
             state.next_id += 1;
             let id = ConsumerId(state.next_id);
-            let member = Member { group: group.to_owned(), topics: topics.to_vec(), positions: BTreeMap::new(), last_seen: tokio::time::Instant::now() };
+            let member = Member {
+                group: group.to_owned(),
+                topics: topics.to_vec(),
+                positions: BTreeMap::new(),
+                last_seen: tokio::time::Instant::now(),
+            };
             state.members.insert(id, member);
             state.rebalance(group);
             id
@@ -323,7 +346,11 @@ impl EventLog for SimLog {
     fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
         let result = self.up().and_then(|state| {
             let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
-            Ok(member.positions.iter().map(|((topic, partition), next)| Position { topic: *topic, partition: *partition, next: *next }).collect())
+            Ok(member
+                .positions
+                .iter()
+                .map(|((topic, partition), next)| Position { topic: *topic, partition: *partition, next: *next })
+                .collect())
         });
         Box::pin(async move { result })
     }
@@ -349,7 +376,11 @@ impl EventLog for SimLog {
             match state.members.remove(&consumer) {
                 Some(member) => {
                     state.rebalance(&member.group);
-                    if state.down { Err(unreachable()) } else { Ok(()) }
+                    if state.down {
+                        Err(unreachable())
+                    } else {
+                        Ok(())
+                    }
                 }
                 None => Err(LogError::UnknownConsumer(consumer)),
             }
@@ -358,12 +389,16 @@ impl EventLog for SimLog {
     }
 
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = self.up().map(|state| (0..state.partitions).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect());
+        let offsets = self
+            .up()
+            .map(|state| (0..state.partitions).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect());
         Box::pin(async move { offsets })
     }
 
     fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = self.up().map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect());
+        let offsets = self
+            .up()
+            .map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect());
         Box::pin(async move { offsets })
     }
 

@@ -89,16 +89,10 @@ impl SimNet {
             None => return Err(CallError::Unreachable { peer: to, detail: "no such host in the simulation".into() }),
         };
         let (parts, body) = request.into_parts();
-        let response = router
-            .oneshot(http::Request::from_parts(parts, axum::body::Body::from(body)))
-            .await
-            .unwrap_or_else(|never| match never {});
+        let response =
+            router.oneshot(http::Request::from_parts(parts, axum::body::Body::from(body))).await.unwrap_or_else(|never| match never {});
         let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| CallError::Failed { peer: to, detail: format!("reading the reply: {e}") })?
-            .to_bytes();
+        let body = body.collect().await.map_err(|e| CallError::Failed { peer: to, detail: format!("reading the reply: {e}") })?.to_bytes();
         tokio::time::sleep(self.hop()).await;
         Ok(http::Response::from_parts(parts, body))
     }

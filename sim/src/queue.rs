@@ -215,7 +215,11 @@ impl MessageQueue for SimQueue {
                     }
                 }
                 // Down since the publish left: stored, but the confirm is lost.
-                if s.down { Err(unreachable()) } else { Ok(()) }
+                if s.down {
+                    Err(unreachable())
+                } else {
+                    Ok(())
+                }
             })
         })
     }

@@ -119,7 +119,11 @@ impl ServiceProcess {
 /// The path of one of Kafka's own tools, as `scripts/brokers.sh which <tool>` installs it.
 fn kafka_tool(tool: &str) -> anyhow::Result<PathBuf> {
     let script = brokers_script();
-    let output = std::process::Command::new(&script).args(["which", tool]).stdin(Stdio::null()).output().with_context(|| format!("running {} which {tool}", script.display()))?;
+    let output = std::process::Command::new(&script)
+        .args(["which", tool])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} which {tool}", script.display()))?;
     if !output.status.success() {
         bail!("{} which {tool} failed: {}", script.display(), String::from_utf8_lossy(&output.stderr).trim());
     }
@@ -170,7 +174,8 @@ impl BrokerHost {
             BrokerHost::Compose => {
                 // The tool runs in the Kafka container, against the broker's own listener.
                 argv[1] = "localhost:9092".to_owned();
-                let mut args = vec!["exec".to_owned(), "-T".to_owned(), "kafka".to_owned(), "/opt/kafka/bin/kafka-consumer-groups.sh".to_owned()];
+                let mut args =
+                    vec!["exec".to_owned(), "-T".to_owned(), "kafka".to_owned(), "/opt/kafka/bin/kafka-consumer-groups.sh".to_owned()];
                 args.extend(argv);
                 let compose = Compose::of(Model::StreamingKafka);
                 let shown = compose.shown(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -231,7 +236,9 @@ impl Broker {
                 tracing::info!("kafka's container killed (SIGKILL)");
                 Ok(())
             }
-            (BrokerHost::Compose, node) => bail!("{node:?}: the clustered deployment has no compose file; its brokers run from `scripts/brokers.sh up --cluster`"),
+            (BrokerHost::Compose, node) => {
+                bail!("{node:?}: the clustered deployment has no compose file; its brokers run from `scripts/brokers.sh up --cluster`")
+            }
         }
     }
 
@@ -243,7 +250,9 @@ impl Broker {
             (BrokerHost::Compose, Broker::RabbitMq) => {
                 let compose = Compose::of(Model::AsyncRabbitmq);
                 compose.exec("rabbitmq", &["rabbitmqctl", "-q", "start_app"])?;
-                compose.await_ok("rabbitmq serving again", WITHIN, || compose.exec("rabbitmq", &["rabbitmqctl", "-q", "await_startup"]).map(drop))
+                compose.await_ok("rabbitmq serving again", WITHIN, || {
+                    compose.exec("rabbitmq", &["rabbitmqctl", "-q", "await_startup"]).map(drop)
+                })
             }
             (BrokerHost::Compose, Broker::Kafka) => {
                 let compose = Compose::of(Model::StreamingKafka);
@@ -264,7 +273,11 @@ pub fn brokers_script() -> PathBuf {
         return PathBuf::from(path);
     }
     let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/brokers.sh");
-    if built_from.exists() { built_from } else { PathBuf::from("scripts/brokers.sh") }
+    if built_from.exists() {
+        built_from
+    } else {
+        PathBuf::from("scripts/brokers.sh")
+    }
 }
 
 fn run_script(script: &Path, args: Vec<String>) -> anyhow::Result<()> {

@@ -74,7 +74,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let admin = args.service.service == Service::Inventory && args.service.model == Model::SyncRest;
     let switch = fault::FaultSwitch::new(plan);
     Ok(campus::serve::run(args.service, |app| {
-        if admin { fault::apply_switch(app, &switch).merge(fault::switch::routes(switch.clone())) } else { app }
+        if admin {
+            fault::apply_switch(app, &switch).merge(fault::switch::routes(switch.clone()))
+        } else {
+            app
+        }
     })
     .await?)
 }

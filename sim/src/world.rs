@@ -168,7 +168,11 @@ impl World {
     /// The world's in-memory log, created on first use with `partitions` partitions per topic
     /// (a log that exists keeps its own).
     pub fn log_with(&self, partitions: u32) -> Arc<SimLog> {
-        self.log.lock().expect("log lock").get_or_insert_with(|| Arc::new(SimLog::with_partitions(self.stream(Stream::Log), self.link, partitions))).clone()
+        self.log
+            .lock()
+            .expect("log lock")
+            .get_or_insert_with(|| Arc::new(SimLog::with_partitions(self.stream(Stream::Log), self.link, partitions)))
+            .clone()
     }
 
     /// How the services' loops meet a broker outage: they reconnect (unless `reconnect` is off:

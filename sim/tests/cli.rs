@@ -147,7 +147,8 @@ fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn inventorys_faults_are_switched_at_run_time_through_its_loopback_admin_endpoint() {
-    let mut child = campus_sim().args(["serve", "inventory", "--model", "sync-rest", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        campus_sim().args(["serve", "inventory", "--model", "sync-rest", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("READY inventory ").unwrap_or_else(|| panic!("not a READY line: {line:?}")).to_owned();
@@ -218,13 +219,8 @@ fn a_real_mode_run_writes_real_rows_next_to_the_simulated_ones() {
     let mut summary = csv::Reader::from_path(out_dir.join("sync_rest_summary.csv")).unwrap();
     let rows: Vec<(String, String, String)> =
         summary.records().map(|r| r.unwrap()).map(|r| (r[0].to_owned(), r[1].to_owned(), r[10].to_owned())).collect();
-    let expected = [
-        ("baseline", "201:30"),
-        ("delay", "201:4"),
-        ("timeout", "504:4"),
-        ("failure-down", "503:30"),
-        ("failure-5xx", "503:30"),
-    ];
+    let expected =
+        [("baseline", "201:30"), ("delay", "201:4"), ("timeout", "504:4"), ("failure-down", "503:30"), ("failure-5xx", "503:30")];
     for mode in ["sim", "real"] {
         for (experiment, statuses) in expected {
             assert!(
@@ -251,7 +247,8 @@ fn serve_help_lists_every_environment_variable_it_reads() {
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
     let out_dir = scratch_dir("rabbitmq");
-    let args = ["async-rabbitmq", "--real-brokers", "--down-for", "3", "--lead", "2", "--orders", "40", "--duplicates", "40", "--poison", "10"];
+    let args =
+        ["async-rabbitmq", "--real-brokers", "--down-for", "3", "--lead", "2", "--orders", "40", "--duplicates", "40", "--poison", "10"];
     run_passing(&args, &out_dir);
     let summary = Table::read(out_dir.join("async_rabbitmq_summary.csv"));
     assert!(summary.cell("outage", "peak_backlog").parse::<u64>().unwrap() >= 40, "the backlog rose during 3 s at 20/s");
@@ -270,10 +267,31 @@ fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
 fn a_real_cluster_run_fails_over_a_lost_node_and_scales_inventory_out_without_losing_an_order() {
     let out_dir = scratch_dir("cluster");
     // Part B, small: scripts/test.sh runs the full-size node losses of both parts after this.
-    run_passing(&["cluster", "--real-brokers", "--model", "async-rabbitmq", "--lead", "3", "--node-down-for", "6", "--instances", "1,2", "--backlog", "300"], &out_dir);
+    run_passing(
+        &[
+            "cluster",
+            "--real-brokers",
+            "--model",
+            "async-rabbitmq",
+            "--lead",
+            "3",
+            "--node-down-for",
+            "6",
+            "--instances",
+            "1,2",
+            "--backlog",
+            "300",
+        ],
+        &out_dir,
+    );
     let summary = Table::read(out_dir.join("cluster_summary.csv"));
     let runs: Vec<(String, String)> = summary.rows.iter().map(|r| (r[0].to_owned(), r[summary.col("model")].to_owned())).collect();
-    let expected = [("node-loss", "async-rabbitmq"), ("scale-out 1", "async-rabbitmq"), ("scale-out 2", "async-rabbitmq"), ("scale-out 2 + crash", "async-rabbitmq")];
+    let expected = [
+        ("node-loss", "async-rabbitmq"),
+        ("scale-out 1", "async-rabbitmq"),
+        ("scale-out 2", "async-rabbitmq"),
+        ("scale-out 2 + crash", "async-rabbitmq"),
+    ];
     assert_eq!(runs, expected.map(|(e, m)| (e.to_owned(), m.to_owned())));
     for row in &summary.rows {
         let counts = ["mode", "refused", "lost", "double"].map(|c| &row[summary.col(c)]);
@@ -304,7 +322,10 @@ fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
     assert!(summary.cell("outage", "peak_lag").parse::<u64>().unwrap() > 0, "orders waited while Inventory was away");
     assert!(summary.cell("outage", "catch_up_s").parse::<f64>().is_ok(), "the backlog drained");
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
-    assert!(report.contains("reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server"), "the replay uses Kafka's own tool");
+    assert!(
+        report.contains("reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server"),
+        "the replay uses Kafka's own tool"
+    );
     let replay = std::fs::read_to_string(out_dir.join("streaming_kafka_replay.csv")).unwrap();
     assert!(replay.lines().skip(1).all(|l| l.ends_with(",true")), "{replay}");
 }
@@ -312,7 +333,11 @@ fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
 #[test]
 fn explore_with_a_break_prints_a_shrunk_schedule_whose_replay_command_shows_the_failure() {
     let out_dir = scratch_dir("explore");
-    let out = campus_sim().args(["explore", "--model", "async-rabbitmq", "--break", "dedup", "--cases", "64", "--out"]).arg(&out_dir).output().unwrap();
+    let out = campus_sim()
+        .args(["explore", "--model", "async-rabbitmq", "--break", "dedup", "--cases", "64", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "catching the break is the expected outcome:\n{stdout}");
     for needle in ["shrunk to", "violated:", "simulated events/s"] {
@@ -334,7 +359,11 @@ fn explore_with_a_break_prints_a_shrunk_schedule_whose_replay_command_shows_the_
 
 #[test]
 fn explore_refuses_a_break_that_does_not_apply_to_the_model() {
-    let out = campus_sim().args(["explore", "--model", "sync-rest", "--break", "dedup", "--out"]).arg(scratch_dir("explore-bad")).output().unwrap();
+    let out = campus_sim()
+        .args(["explore", "--model", "sync-rest", "--break", "dedup", "--out"])
+        .arg(scratch_dir("explore-bad"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--break dedup applies to async-rabbitmq, not to sync-rest"), "{err}");
@@ -354,7 +383,9 @@ fn the_graded_run_in_the_simulation_writes_every_part_with_its_figures_in_second
     for heading in ["## Part A", "## Part B", "## Part C", "| machine |", "| last written |"] {
         assert!(report.contains(heading), "report.md lacks {heading:?}");
     }
-    for figure in ["sync_rest_latency_sim.svg", "async_rabbitmq_backlog_sim.svg", "streaming_kafka_lag_sim.svg", "streaming_kafka_replay_sim.svg"] {
+    for figure in
+        ["sync_rest_latency_sim.svg", "async_rabbitmq_backlog_sim.svg", "streaming_kafka_lag_sim.svg", "streaming_kafka_replay_sim.svg"]
+    {
         let svg = std::fs::read_to_string(out_dir.join(figure)).unwrap_or_else(|_| panic!("{figure} was not drawn"));
         assert!(svg.starts_with("<svg") && (svg.contains("<polyline") || svg.contains("<circle")), "{figure} draws nothing");
         assert!(report.contains(&format!("]({figure})")), "report.md does not show {figure}");
@@ -457,7 +488,10 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
     assert_eq!(quoted(&report, "Its lag peaked at ", " records"), lag_peak.to_string());
     let replay = csv("streaming_kafka_replay.csv");
     let equal = replay.rows.iter().filter(|r| &r[replay.col("equal")] == "true").count();
-    assert_eq!(quoted(&report, "a fresh Analytics read both topics again. ", " metrics equal"), format!("{equal} of {}", replay.rows.len()));
+    assert_eq!(
+        quoted(&report, "a fresh Analytics read both topics again. ", " metrics equal"),
+        format!("{equal} of {}", replay.rows.len())
+    );
     let metrics = csv("streaming_kafka_metrics.csv");
     let sum = |c: &str| metrics.rows.iter().map(|r| r[metrics.col(c)].parse::<u64>().unwrap()).sum::<u64>();
     let rate = 100.0 * sum("failed") as f64 / sum("orders") as f64;
@@ -478,7 +512,10 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
     let queue_p50 = summary("async_rabbitmq_summary.csv", "outage", "accept_p50_ms");
     let log_p50 = summary("streaming_kafka_summary.csv", "outage", "append_p50_ms");
     assert!(accept.starts_with(&format!("{rest_p50:.0} ms")) || accept.starts_with(&format!("{rest_p50:.1} ms")), "{accept}");
-    assert!(accept.contains(&format!("| {queue_p50} ms — 202")) && accept.contains(&format!("| {log_p50} ms — appended")), "{accept}: {queue_p50}, {log_p50}");
+    assert!(
+        accept.contains(&format!("| {queue_p50} ms — 202")) && accept.contains(&format!("| {log_p50} ms — appended")),
+        "{accept}: {queue_p50}, {log_p50}"
+    );
     let away = quoted(compare, "| Inventory away | ", " |\n");
     assert!(away.contains(&format!("{taken_b} orders taken")) && away.contains(&format!("{taken_c} orders taken")), "{away}");
     let down = requests.rows.iter().filter(|r| &r[0] == "failure-down").count();
@@ -506,7 +543,12 @@ fn the_real_graded_run_says_how_to_start_brokers_it_cannot_reach() {
 
 #[test]
 fn logs_written_to_a_pipe_or_file_carry_no_colour_codes() {
-    let out = campus_sim().args(["sync-rest", "--requests", "20", "--out"]).arg(scratch_dir("no-colour")).env("RUST_LOG", "debug").output().unwrap();
+    let out = campus_sim()
+        .args(["sync-rest", "--requests", "20", "--out"])
+        .arg(scratch_dir("no-colour"))
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("DEBUG"), "the debug logs are there:\n{err}");
@@ -519,7 +561,8 @@ fn a_real_part_says_how_to_start_its_broker_before_it_prints_or_writes_anything(
     for (part, variable, name, up) in
         [("async-rabbitmq", "AMQP_URL", "RabbitMQ", "up rabbitmq"), ("streaming-kafka", "KAFKA_BOOTSTRAP_SERVERS", "Kafka", "up kafka")]
     {
-        let address = if part == "async-rabbitmq" { format!("amqp://guest:guest@127.0.0.1:{closed}/%2f") } else { format!("127.0.0.1:{closed}") };
+        let address =
+            if part == "async-rabbitmq" { format!("amqp://guest:guest@127.0.0.1:{closed}/%2f") } else { format!("127.0.0.1:{closed}") };
         let out_dir = scratch_dir(&format!("preflight-{part}"));
         let out = campus_sim().args([part, "--real-brokers", "--out"]).arg(&out_dir).env(variable, address).output().unwrap();
         assert!(!out.status.success());
@@ -577,7 +620,8 @@ fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets
 #[test]
 fn bench_memory_reads_each_service_processs_memory_after_every_tenth_of_the_orders() {
     let out_dir = scratch_dir("memory");
-    let out = campus_sim().args(["--real-brokers", "bench", "--model", "sync-rest", "--memory", "2000", "--out"]).arg(&out_dir).output().unwrap();
+    let out =
+        campus_sim().args(["--real-brokers", "bench", "--model", "sync-rest", "--memory", "2000", "--out"]).arg(&out_dir).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let memory = Table::read(out_dir.join("memory.csv"));
     let (service, orders, rss, peak) = (memory.col("service"), memory.col("orders"), memory.col("rss_mb"), memory.col("peak_rss_mb"));

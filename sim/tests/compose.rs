@@ -46,7 +46,8 @@ fn the_lab_image_runs_the_graded_run_and_every_part_it_documents() {
     let cli = parses(default.clone()).unwrap_or_else(|e| panic!("CMD {cmd}: {e}"));
     assert!(cli.real_brokers && cli.command.is_none(), "the lab's default is the real graded run: {default:?}");
     let text = std::fs::read_to_string(root.join("compose/lab/docker-compose.yml")).unwrap();
-    let runs: Vec<&str> = text.lines().filter_map(|l| l.split_once("run --rm lab").map(|(_, rest)| rest.split('#').next().unwrap().trim())).collect();
+    let runs: Vec<&str> =
+        text.lines().filter_map(|l| l.split_once("run --rm lab").map(|(_, rest)| rest.split('#').next().unwrap().trim())).collect();
     for part in ["sync-rest", "async-rabbitmq", "streaming-kafka", "cluster", "explore"] {
         assert!(runs.iter().any(|r| r.starts_with(part)), "compose/lab does not show how to run {part}: {runs:?}");
     }
@@ -69,7 +70,8 @@ fn every_campus_variable_in_a_compose_file_is_read_by_serve() {
 
 #[test]
 fn the_image_build_context_leaves_out_build_output_and_results() {
-    let ignore = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.dockerignore")).expect("a .dockerignore at the root");
+    let ignore = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.dockerignore"))
+        .expect("a .dockerignore at the root");
     let entries: Vec<&str> = ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     for left_out in ["target/", "out/", ".git/"] {
         assert!(entries.contains(&left_out), "{left_out} goes into the build context: {entries:?}");

@@ -38,7 +38,14 @@ impl PartA {
     }
 
     /// `method path` with a JSON body and extra headers: the status and the JSON answer.
-    async fn send(&self, peer: Peer, method: &str, path: &str, body: Value, headers: &[(&str, &str)]) -> anyhow::Result<(StatusCode, Value)> {
+    async fn send(
+        &self,
+        peer: Peer,
+        method: &str,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let mut request = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);

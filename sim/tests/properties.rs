@@ -62,7 +62,12 @@ fn without_dedup_one_order_delivered_twice_takes_stock_twice_on_the_queue() {
     // unacked (it comes back when the broker does): each delivers the order twice.
     assert!(
         s.broker_down.is_some()
-            || matches!(s.faults[0], rabbit::Fault::Duplicate { .. } | rabbit::Fault::Crash { point: CrashPoint::BeforePublish | CrashPoint::BeforeAck, .. } | rabbit::Fault::NodeLoss { .. }),
+            || matches!(
+                s.faults[0],
+                rabbit::Fault::Duplicate { .. }
+                    | rabbit::Fault::Crash { point: CrashPoint::BeforePublish | CrashPoint::BeforeAck, .. }
+                    | rabbit::Fault::NodeLoss { .. }
+            ),
         "the one fault delivers the order twice:\n{}",
         c.schedule
     );
@@ -78,7 +83,9 @@ fn acking_on_receipt_loses_the_order_of_a_consumer_that_crashes() {
     // Order's reconciler finds the order without a verdict and publishes it again, so the loss
     // shows as the reconciler having had to (or, caught before it looks, as an undecided order).
     assert!(
-        c.violations.iter().any(|v| v.contains("reconciler published 1 OrderPlaced again") || v.contains("not in exactly one terminal state")),
+        c.violations
+            .iter()
+            .any(|v| v.contains("reconciler published 1 OrderPlaced again") || v.contains("not in exactly one terminal state")),
         "{:?}",
         c.violations
     );
@@ -92,7 +99,9 @@ fn without_the_transaction_a_crash_between_outcome_and_changelog_writes_a_result
     // schedule may keep a second order or a harmless fault; one order and the crash suffice.
     assert!(s.orders.len() <= 2 && s.faults.len() <= 2, "not minimal:\n{}", c.schedule);
     assert!(
-        s.faults.iter().any(|f| matches!(f, stream::Fault::Crash { consumer: stream::Consumer::Inventory, point: CrashPoint::BeforeAck, .. })),
+        s.faults
+            .iter()
+            .any(|f| matches!(f, stream::Fault::Crash { consumer: stream::Consumer::Inventory, point: CrashPoint::BeforeAck, .. })),
         "Inventory dies after its outcome, before its changelog:\n{}",
         c.schedule
     );
@@ -112,7 +121,11 @@ fn committing_offsets_before_the_work_loses_the_order_of_a_consumer_that_crashes
         "{}",
         c.schedule
     );
-    assert!(c.violations.iter().any(|v| v.contains("inventory decided 0 of 1") || v.contains("1 of 1 orders have no decision")), "{:?}", c.violations);
+    assert!(
+        c.violations.iter().any(|v| v.contains("inventory decided 0 of 1") || v.contains("1 of 1 orders have no decision")),
+        "{:?}",
+        c.violations
+    );
 }
 
 #[test]
@@ -196,7 +209,8 @@ fn inventory_taken_down_on_the_log_decides_every_order_appended_meanwhile_once_i
         let outcome = s.run(SEED, None);
         assert!(outcome.violations.is_empty(), "{inventories} instance(s):\n{s}{:?}", outcome.violations);
         let noted = |text: &str| outcome.trace.iter().position(|line| line.contains(text));
-        let (down, back) = (noted("inventory killed, away for 15000 ms"), noted("new inventory instances").or(noted("inventory restarted")));
+        let (down, back) =
+            (noted("inventory killed, away for 15000 ms"), noted("new inventory instances").or(noted("inventory restarted")));
         assert!(matches!((down, back), (Some(d), Some(b)) if d < b), "taken down, then started again:\n{}", outcome.trace.join("\n"));
     }
 }

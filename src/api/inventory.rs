@@ -20,17 +20,12 @@ pub fn app(inventory: SharedInventory) -> Router {
     super::finish(router, "inventory", super::Probe::None)
 }
 
-async fn reserve(
-    State(inventory): State<SharedInventory>,
-    JsonBody(request): JsonBody<ReserveRequest>,
-) -> Result<Json<Ack>, ApiError> {
+async fn reserve(State(inventory): State<SharedInventory>, JsonBody(request): JsonBody<ReserveRequest>) -> Result<Json<Ack>, ApiError> {
     let reservation = inventory.lock().expect("inventory lock").reserve(&request.order_id, &request.items);
     match reservation.outcome {
-        ReserveOutcome::Reserved => Ok(Json(Ack {
-            order_id: request.order_id,
-            status: "reserved".into(),
-            repeat: !reservation.first_attempt,
-        })),
+        ReserveOutcome::Reserved => {
+            Ok(Json(Ack { order_id: request.order_id, status: "reserved".into(), repeat: !reservation.first_attempt }))
+        }
         ReserveOutcome::Rejected { reason } => {
             Err(ApiError::new(StatusCode::CONFLICT, "insufficient_stock", reason).for_order(request.order_id))
         }

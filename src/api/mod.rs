@@ -97,8 +97,12 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyKey(None)) };
-        let text = value.to_str().map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", "the Idempotency-Key header is not text"))?;
-        OrderId::parse(text).map(|id| IdempotencyKey(Some(id))).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", format!("Idempotency-Key: {e}")))
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", "the Idempotency-Key header is not text"))?;
+        OrderId::parse(text)
+            .map(|id| IdempotencyKey(Some(id)))
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", format!("Idempotency-Key: {e}")))
     }
 }
 
@@ -148,10 +152,14 @@ impl Probe {
     }
 
     fn report(&self, service: &'static str) -> (StatusCode, Json<Health>) {
-        let health = |status: &str, broker: Option<&str>| Json(Health { status: status.into(), service: service.into(), broker: broker.map(str::to_owned) });
+        let health = |status: &str, broker: Option<&str>| {
+            Json(Health { status: status.into(), service: service.into(), broker: broker.map(str::to_owned) })
+        };
         match self {
             Probe::None => (StatusCode::OK, health("ok", None)),
-            Probe::DegradedWithout(mq) | Probe::UnavailableWithout(mq) if mq.is_connected() => (StatusCode::OK, health("ok", Some("connected"))),
+            Probe::DegradedWithout(mq) | Probe::UnavailableWithout(mq) if mq.is_connected() => {
+                (StatusCode::OK, health("ok", Some("connected")))
+            }
             Probe::DegradedWithout(_) => (StatusCode::OK, health("degraded", Some("reconnecting"))),
             Probe::UnavailableWithout(_) => (StatusCode::SERVICE_UNAVAILABLE, health("unavailable", Some("reconnecting"))),
         }

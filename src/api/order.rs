@@ -124,5 +124,8 @@ async fn stats(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<Ord
 }
 
 async fn orders(State(service): State<Arc<AsyncOrderService>>) -> Result<Json<OrdersReply>, ApiError> {
-    Ok(Json(OrdersReply { stats: service.stats().await.map_err(ApiError::store)?, statuses: service.store().statuses().await.map_err(ApiError::store)? }))
+    Ok(Json(OrdersReply {
+        stats: service.stats().await.map_err(ApiError::store)?,
+        statuses: service.store().statuses().await.map_err(ApiError::store)?,
+    }))
 }

@@ -22,8 +22,8 @@ use super::{ApiError, IdempotencyKey, JsonBody, Probe};
 use crate::domain::{OrderId, OrderPlaced, OrderRequest};
 use crate::services::analytics::{Analytics, Metrics, MinuteMetrics};
 use crate::services::order::OrderIds;
-use crate::services::producer::Producer;
 use crate::services::partitioned::{self, ShardsView};
+use crate::services::producer::Producer;
 use crate::services::streaming::{self, InventoryView};
 use crate::store::InventoryStats;
 use crate::transport::log::LogError;
@@ -66,14 +66,25 @@ pub fn producer_app(producer: Arc<Producer>, ids: OrderIds) -> Router {
 
 /// A request under a client's key placed before is appended again (the producer keeps no
 /// state): Inventory decides it once and Analytics counts it once, both keyed by order id.
-async fn place(State(state): State<Arc<ProducerState>>, key: IdempotencyKey, JsonBody(request): JsonBody<OrderRequest>) -> Result<(StatusCode, Json<Appended>), ApiError> {
+async fn place(
+    State(state): State<Arc<ProducerState>>,
+    key: IdempotencyKey,
+    JsonBody(request): JsonBody<OrderRequest>,
+) -> Result<(StatusCode, Json<Appended>), ApiError> {
     let placed = state.producer.place(state.ids.assign(key.apply(request)?)).await.map_err(unavailable)?;
     Ok((StatusCode::ACCEPTED, Json(Appended { order_id: placed.order.order_id, placed_at_ms: placed.placed_at_ms })))
 }
 
-async fn bulk(State(state): State<Arc<ProducerState>>, JsonBody(events): JsonBody<Vec<OrderPlaced>>) -> Result<(StatusCode, Json<BulkAppended>), ApiError> {
+async fn bulk(
+    State(state): State<Arc<ProducerState>>,
+    JsonBody(events): JsonBody<Vec<OrderPlaced>>,
+) -> Result<(StatusCode, Json<BulkAppended>), ApiError> {
     if events.len() > MAX_BULK {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_events", format!("{} events; at most {MAX_BULK} per request", events.len())));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!("{} events; at most {MAX_BULK} per request", events.len()),
+        ));
     }
     let appended = state.producer.append(events).await.map_err(unavailable)?.len();
     Ok((StatusCode::ACCEPTED, Json(BulkAppended { appended })))
@@ -145,15 +156,29 @@ impl MetricsReport {
         let metrics = analytics.metrics();
         let (orders_seen, outcomes_seen) = analytics.seen();
         let t = &metrics.total;
-        let total = TotalReport { minutes: metrics.per_minute.len(), orders: t.orders, reserved: t.reserved, failed: t.failed, failure_rate: t.failure_rate() };
-        MetricsReport { orders_seen, outcomes_seen, total, per_minute: metrics.per_minute.iter().map(|(m, v)| MinuteReport::new(*m, v)).collect() }
+        let total = TotalReport {
+            minutes: metrics.per_minute.len(),
+            orders: t.orders,
+            reserved: t.reserved,
+            failed: t.failed,
+            failure_rate: t.failure_rate(),
+        };
+        MetricsReport {
+            orders_seen,
+            outcomes_seen,
+            total,
+            per_minute: metrics.per_minute.iter().map(|(m, v)| MinuteReport::new(*m, v)).collect(),
+        }
     }
 
     /// The metrics back as the lab compares them.
     pub fn metrics(&self) -> Metrics {
         let counts = |r: &MinuteReport| MinuteMetrics { orders: r.orders, reserved: r.reserved, failed: r.failed };
         let t = &self.total;
-        Metrics { per_minute: self.per_minute.iter().map(|r| (r.minute, counts(r))).collect(), total: MinuteMetrics { orders: t.orders, reserved: t.reserved, failed: t.failed } }
+        Metrics {
+            per_minute: self.per_minute.iter().map(|r| (r.minute, counts(r))).collect(),
+            total: MinuteMetrics { orders: t.orders, reserved: t.reserved, failed: t.failed },
+        }
     }
 }
 

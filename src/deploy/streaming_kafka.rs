@@ -73,14 +73,29 @@ pub fn inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryC
 }
 
 /// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.
-pub fn analytics(log: Arc<dyn EventLog>, group: &str, state: Arc<Mutex<Analytics>>, batch: usize, throttle: Option<u32>, policy: Policy) -> Consumer {
+pub fn analytics(
+    log: Arc<dyn EventLog>,
+    group: &str,
+    state: Arc<Mutex<Analytics>>,
+    batch: usize,
+    throttle: Option<u32>,
+    policy: Policy,
+) -> Consumer {
     let group = group.to_owned();
-    Consumer::spawn(move |stopped| Box::pin(async move { streaming::run_analytics(log, &group, state, batch, throttle, policy, stopped).await }))
+    Consumer::spawn(move |stopped| {
+        Box::pin(async move { streaming::run_analytics(log, &group, state, batch, throttle, policy, stopped).await })
+    })
 }
 
 /// One scaled-out Inventory instance named `instance`: a member of Inventory's group that
 /// decides the partitions it is assigned, each with its own stock, into `view`.
-pub fn partitioned_inventory(log: Arc<dyn EventLog>, view: ShardsView, config: InventoryConfig, instance: &str, policy: Policy) -> Consumer {
+pub fn partitioned_inventory(
+    log: Arc<dyn EventLog>,
+    view: ShardsView,
+    config: InventoryConfig,
+    instance: &str,
+    policy: Policy,
+) -> Consumer {
     let instance = instance.to_owned();
     Consumer::spawn(move |stopped| Box::pin(partitioned::run(log, view, config, instance, policy, stopped)))
 }

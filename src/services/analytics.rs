@@ -45,7 +45,11 @@ impl MinuteMetrics {
     /// failed / (reserved + failed); 0 when nothing was decided.
     pub fn failure_rate(&self) -> f64 {
         let decided = self.reserved + self.failed;
-        if decided == 0 { 0.0 } else { self.failed as f64 / decided as f64 }
+        if decided == 0 {
+            0.0
+        } else {
+            self.failed as f64 / decided as f64
+        }
     }
 }
 

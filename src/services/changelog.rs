@@ -39,7 +39,8 @@ pub struct Restored {
 }
 
 fn entry_of(record: &Record) -> Result<ChangelogEntry, LogError> {
-    serde_json::from_slice(&record.value).map_err(|e| LogError::Corrupt(format!("inventory-changelog[{}]@{}: {e}", record.partition, record.offset)))
+    serde_json::from_slice(&record.value)
+        .map_err(|e| LogError::Corrupt(format!("inventory-changelog[{}]@{}: {e}", record.partition, record.offset)))
 }
 
 /// Reads the changelog from the beginning: a fresh Inventory with every decision re-applied,

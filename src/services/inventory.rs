@@ -19,7 +19,9 @@ use crate::domain::{Items, OrderId, Sku};
 pub enum ReserveOutcome {
     Reserved,
     /// Stock was short; `reason` names the sku, what was asked and what was left.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 /// The answer to one `reserve` call.

@@ -170,7 +170,11 @@ impl Merge {
                 })
                 .min();
             let Some((t, p)) = head else { break };
-            let safe = self.lanes.iter().enumerate().all(|(q, lane)| q == p || !lane.buffer.is_empty() || lane.floor > t || (lane.floor == t && q > p));
+            let safe = self
+                .lanes
+                .iter()
+                .enumerate()
+                .all(|(q, lane)| q == p || !lane.buffer.is_empty() || lane.floor > t || (lane.floor == t && q > p));
             if !safe {
                 break;
             }
@@ -198,11 +202,25 @@ mod tests {
             Items::parse(vec![OrderItem { sku: Sku::parse("pho").unwrap(), qty: Qty::parse(1).unwrap() }]).unwrap(),
         );
         let placed = OrderPlaced { order: Order::new(OrderId::parse(id).unwrap(), request), placed_at_ms: t };
-        Record { topic: Topic::OrderEvents, partition, offset, key: id.into(), value: Envelope::new(Event::OrderPlaced(placed)).encode().into(), headers: vec![] }
+        Record {
+            topic: Topic::OrderEvents,
+            partition,
+            offset,
+            key: id.into(),
+            value: Envelope::new(Event::OrderPlaced(placed)).encode().into(),
+            headers: vec![],
+        }
     }
 
     fn watermark(partition: u32, offset: u64, t: u64) -> Record {
-        Record { topic: Topic::OrderEvents, partition, offset, key: String::new(), value: Default::default(), headers: vec![(WATERMARK_HEADER.into(), t.to_string())] }
+        Record {
+            topic: Topic::OrderEvents,
+            partition,
+            offset,
+            key: String::new(),
+            value: Default::default(),
+            headers: vec![(WATERMARK_HEADER.into(), t.to_string())],
+        }
     }
 
     fn decided(next: &[Next]) -> Vec<String> {

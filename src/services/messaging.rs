@@ -63,7 +63,13 @@ where
 
 /// Handles `subscription`'s deliveries until it ends (then waits for the handlers in flight)
 /// or a settle fails (then the handlers in flight are dropped: their deliveries come back).
-async fn drain<F>(mq: &dyn MessageQueue, queue: QueueName, prefetch: u16, subscription: &Subscription, handle: &mut F) -> Result<(), QueueError>
+async fn drain<F>(
+    mq: &dyn MessageQueue,
+    queue: QueueName,
+    prefetch: u16,
+    subscription: &Subscription,
+    handle: &mut F,
+) -> Result<(), QueueError>
 where
     F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
 {
@@ -139,7 +145,12 @@ pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>
 }
 
 /// Notification: one confirmation per reserved order, then ack.
-pub async fn run_notification(mq: Arc<dyn MessageQueue>, store: Arc<NotificationStore>, prefetch: u16, policy: Policy) -> Result<(), QueueError> {
+pub async fn run_notification(
+    mq: Arc<dyn MessageQueue>,
+    store: Arc<NotificationStore>,
+    prefetch: u16,
+    policy: Policy,
+) -> Result<(), QueueError> {
     consume(mq.as_ref(), QueueName::NotificationInbox, prefetch, policy, move |event| {
         let store = store.clone();
         Box::pin(async move {

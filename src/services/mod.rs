@@ -26,9 +26,7 @@ pub enum EventClock {
 impl EventClock {
     pub fn now_ms(&self) -> u64 {
         match self {
-            EventClock::Wall => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            EventClock::Wall => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             EventClock::Since(start) => start.elapsed().as_millis() as u64,
         }
     }

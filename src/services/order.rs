@@ -130,9 +130,8 @@ impl SyncOrderService {
         match reply.status() {
             StatusCode::OK => Ok(()),
             StatusCode::CONFLICT => {
-                let reason = serde_json::from_slice::<ErrorBody>(reply.body())
-                    .map(|b| b.detail)
-                    .unwrap_or_else(|_| "insufficient stock".into());
+                let reason =
+                    serde_json::from_slice::<ErrorBody>(reply.body()).map(|b| b.detail).unwrap_or_else(|_| "insufficient stock".into());
                 Err(PlaceError::OutOfStock { order_id, reason })
             }
             status => Err(PlaceError::InventoryUnavailable { order_id, detail: format!("inventory answered {status}") }),
@@ -146,9 +145,9 @@ impl SyncOrderService {
             Ok(Ok(reply)) if reply.status().is_success() => Notified::Sent,
             Ok(Ok(reply)) => Notified::Failed { detail: format!("notification answered {}", reply.status()) },
             Ok(Err(e)) => Notified::Failed { detail: e.to_string() },
-            Err(_elapsed) => Notified::Failed {
-                detail: format!("notification did not answer within {} ms", self.call_timeout.as_millis()),
-            },
+            Err(_elapsed) => {
+                Notified::Failed { detail: format!("notification did not answer within {} ms", self.call_timeout.as_millis()) }
+            }
         }
     }
 }
@@ -291,7 +290,10 @@ impl AsyncOrderService {
             if again.is_empty() {
                 continue;
             }
-            tracing::warn!(orders = again.len(), "orders without a verdict long after they were published; publishing their OrderPlaced again");
+            tracing::warn!(
+                orders = again.len(),
+                "orders without a verdict long after they were published; publishing their OrderPlaced again"
+            );
             let n = again.len() as u64;
             let batch: Vec<(Route, Bytes)> = again.into_iter().map(|r| (r.route, r.body.into())).collect();
             match mq.publish_all(batch).await {

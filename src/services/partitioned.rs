@@ -85,7 +85,14 @@ pub fn stats(shards: &BTreeMap<u32, Shard>, stock: u32) -> InventoryStats {
 }
 
 /// One scaled-out Inventory instance named `instance` (see the module's documentation).
-pub async fn run(log: Arc<dyn EventLog>, view: ShardsView, config: InventoryConfig, instance: String, policy: Policy, mut stop: watch::Receiver<bool>) -> Result<(), LogError> {
+pub async fn run(
+    log: Arc<dyn EventLog>,
+    view: ShardsView,
+    config: InventoryConfig,
+    instance: String,
+    policy: Policy,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), LogError> {
     let writer = writer(&instance);
     let mut backoff = policy.backoff("inventory");
     loop {
@@ -106,7 +113,13 @@ fn stale(shards: &BTreeMap<u32, Shard>, records: &[Record]) -> Vec<u32> {
     first.into_iter().filter(|(p, offset)| shards.get(p).is_none_or(|s| *offset > s.next)).map(|(p, _)| p).collect()
 }
 
-async fn session(log: &dyn EventLog, view: &ShardsView, config: InventoryConfig, writer: &str, stop: &mut watch::Receiver<bool>) -> Result<(), LogError> {
+async fn session(
+    log: &dyn EventLog,
+    view: &ShardsView,
+    config: InventoryConfig,
+    writer: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), LogError> {
     log.fence(writer).await?;
     view.lock().expect("shards lock").clear();
     let me = log.join(INVENTORY_GROUP, &[Topic::OrderEvents]).await?;
@@ -146,7 +159,8 @@ async fn session(log: &dyn EventLog, view: &ShardsView, config: InventoryConfig,
                     touched.insert(record.partition, shard.next);
                     writes.extend(decide(&mut shard.inventory, next_of(record).into_iter().collect()));
                 }
-                let positions: Vec<Position> = touched.into_iter().map(|(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
+                let positions: Vec<Position> =
+                    touched.into_iter().map(|(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
                 (writes, positions)
             };
             if positions.is_empty() {

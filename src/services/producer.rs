@@ -52,7 +52,10 @@ pub struct Producer {
 
 /// A key that Kafka's partitioner sends to `partition` of `partitions`.
 fn key_for(partition: u32, partitions: u32) -> String {
-    (0..).map(|i| format!("watermark-{i}")).find(|k| partition_for(k.as_bytes(), partitions) == partition).expect("some key hits every partition")
+    (0..)
+        .map(|i| format!("watermark-{i}"))
+        .find(|k| partition_for(k.as_bytes(), partitions) == partition)
+        .expect("some key hits every partition")
 }
 
 impl Producer {
@@ -63,7 +66,9 @@ impl Producer {
     }
 
     fn watermarks(&self, ms: u64) -> impl Iterator<Item = Outgoing> + '_ {
-        self.watermark_keys.iter().map(move |key| Outgoing::new(Topic::OrderEvents, key.clone(), Bytes::new()).with_header(WATERMARK_HEADER, ms.to_string()))
+        self.watermark_keys
+            .iter()
+            .map(move |key| Outgoing::new(Topic::OrderEvents, key.clone(), Bytes::new()).with_header(WATERMARK_HEADER, ms.to_string()))
     }
 
     /// Places one order now (event time from the producer's clock).
@@ -80,7 +85,13 @@ impl Producer {
         let Some(last) = events.last().map(|e| e.placed_at_ms.max(clock.floor)) else { return Ok(events) };
         let records: Vec<Outgoing> = events
             .iter()
-            .map(|e| Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Bytes::from(Envelope::new(Event::OrderPlaced(e.clone())).encode())))
+            .map(|e| {
+                Outgoing::new(
+                    Topic::OrderEvents,
+                    e.order.order_id.to_string(),
+                    Bytes::from(Envelope::new(Event::OrderPlaced(e.clone())).encode()),
+                )
+            })
             .chain(self.watermarks(last))
             .collect();
         let mut backoff = self.policy.backoff("producer");
@@ -120,7 +131,9 @@ impl Producer {
             }
             let next = clock.latest + 1;
             let records: Vec<Outgoing> = self.watermarks(next).collect();
-            self.policy.until_ok(&mut backoff, "the producer's watermark", LogError::is_transient, || self.log.append(records.clone())).await?;
+            self.policy
+                .until_ok(&mut backoff, "the producer's watermark", LogError::is_transient, || self.log.append(records.clone()))
+                .await?;
             clock.floor = next;
             wait = IDLE;
         }

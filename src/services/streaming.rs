@@ -128,7 +128,14 @@ fn rejoin_after(result: Result<(), LogError>) -> Result<bool, LogError> {
 }
 
 /// Leaves (as far as the log lets it) and joins `group` again as a new member.
-async fn rejoin(log: &dyn EventLog, me: ConsumerId, group: &str, topics: &[Topic], policy: Policy, backoff: &mut crate::retry::Backoff) -> Result<ConsumerId, LogError> {
+async fn rejoin(
+    log: &dyn EventLog,
+    me: ConsumerId,
+    group: &str,
+    topics: &[Topic],
+    policy: Policy,
+    backoff: &mut crate::retry::Backoff,
+) -> Result<ConsumerId, LogError> {
     if let Err(e) = log.leave(me).await {
         tracing::debug!(error = %e, "leaving the group before joining again");
     }
@@ -144,9 +151,11 @@ fn outcome_event(placed: &OrderPlaced, outcome: &ReserveOutcome) -> Event {
             student_id: order.student_id.clone(),
             placed_at_ms: placed.placed_at_ms,
         }),
-        ReserveOutcome::Rejected { reason } => {
-            Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason: reason.clone(), placed_at_ms: placed.placed_at_ms })
-        }
+        ReserveOutcome::Rejected { reason } => Event::InventoryFailed(InventoryFailed {
+            order_id: order.order_id.clone(),
+            reason: reason.clone(),
+            placed_at_ms: placed.placed_at_ms,
+        }),
     }
 }
 
@@ -189,7 +198,13 @@ pub(crate) fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outg
 /// decide, each ended by a stop (it leaves its group) or a failure (it starts over after a
 /// backoff). Only a fenced identity, a corrupt changelog or a consumer the log does not know
 /// end it with an error.
-pub async fn run_inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryConfig, policy: Policy, mut stop: watch::Receiver<bool>) -> Result<(), LogError> {
+pub async fn run_inventory(
+    log: Arc<dyn EventLog>,
+    view: InventoryView,
+    config: InventoryConfig,
+    policy: Policy,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), LogError> {
     let mut backoff = policy.backoff("inventory");
     loop {
         match session(log.as_ref(), &view, config, &mut stop).await {
@@ -204,7 +219,9 @@ pub async fn run_inventory(log: Arc<dyn EventLog>, view: InventoryView, config: 
 /// reconnect), or `Ok` after a backoff, to start a new session from the log. One Inventory and
 /// each scaled-out member (`who`) decide this the same way.
 pub(crate) async fn start_over(e: LogError, policy: Policy, backoff: &mut crate::retry::Backoff, who: &str) -> Result<(), LogError> {
-    if matches!(e, LogError::Fenced(_) | LogError::Corrupt(_) | LogError::UnknownConsumer(_) | LogError::GroupActive { .. }) || !policy.reconnect {
+    if matches!(e, LogError::Fenced(_) | LogError::Corrupt(_) | LogError::UnknownConsumer(_) | LogError::GroupActive { .. })
+        || !policy.reconnect
+    {
         return Err(e);
     }
     tracing::warn!(error = %e, who, "inventory starts its session over from the log");
@@ -212,7 +229,12 @@ pub(crate) async fn start_over(e: LogError, policy: Policy, backoff: &mut crate:
     Ok(())
 }
 
-async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConfig, stop: &mut watch::Receiver<bool>) -> Result<(), LogError> {
+async fn session(
+    log: &dyn EventLog,
+    view: &InventoryView,
+    config: InventoryConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), LogError> {
     if config.writes == Writes::Transactional {
         log.fence(INVENTORY_WRITER).await?;
     }
@@ -236,11 +258,13 @@ async fn session(log: &dyn EventLog, view: &InventoryView, config: InventoryConf
             let mut writes = decide(&mut view.lock().expect("inventory lock"), released);
             let floors = ChangelogEntry::Floors { floors: merge.floors() };
             writes.push(Outgoing::new(Topic::InventoryChangelog, FLOORS_KEY, serde_json::to_vec(&floors).expect("floors serialize")));
-            let positions: Vec<Position> = done.iter().map(|&(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
+            let positions: Vec<Position> =
+                done.iter().map(|&(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
             match config.writes {
                 Writes::Transactional => log.transact(INVENTORY_WRITER, me, writes, positions).await?,
                 Writes::Separate => {
-                    let (outcomes, rest): (Vec<Outgoing>, Vec<Outgoing>) = writes.into_iter().partition(|w| w.topic != Topic::InventoryChangelog);
+                    let (outcomes, rest): (Vec<Outgoing>, Vec<Outgoing>) =
+                        writes.into_iter().partition(|w| w.topic != Topic::InventoryChangelog);
                     log.append(outcomes).await?;
                     log.append(rest).await?;
                     log.commit(me, positions).await?;

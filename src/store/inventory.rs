@@ -86,7 +86,10 @@ impl InventoryStore {
     pub async fn open_postgres(pg: Postgres, per_sku: u32) -> Result<Self, StoreError> {
         let mut ddl = POSTGRES_SCHEMA.to_owned();
         for sku in Sku::all() {
-            ddl.push_str(&format!("\nINSERT INTO stock (sku, units, initial) VALUES ('{}', {per_sku}, {per_sku}) ON CONFLICT DO NOTHING;", sku.as_str()));
+            ddl.push_str(&format!(
+                "\nINSERT INTO stock (sku, units, initial) VALUES ('{}', {per_sku}, {per_sku}) ON CONFLICT DO NOTHING;",
+                sku.as_str()
+            ));
         }
         pg.migrate(&ddl).await?;
         Ok(InventoryStore { backend: Backend::Postgres(pg), dedup: true })
@@ -100,7 +103,8 @@ impl InventoryStore {
         if let Backend::Sqlite(db) = &self.backend {
             let conn = db.lock();
             for sku in Sku::all() {
-                conn.prepare_cached("INSERT INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)")?.execute(params![sku.as_str(), per_sku])?;
+                conn.prepare_cached("INSERT INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)")?
+                    .execute(params![sku.as_str(), per_sku])?;
             }
         }
         self.dedup = true;
@@ -135,7 +139,8 @@ impl InventoryStore {
         let mut conn = db.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if self.dedup {
-            let stored: Option<Vec<u8>> = tx.prepare_cached("SELECT event FROM processed WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+            let stored: Option<Vec<u8>> =
+                tx.prepare_cached("SELECT event FROM processed WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
             if let Some(bytes) = stored {
                 tx.prepare_cached("UPDATE processed SET repeats = repeats + 1 WHERE order_id = ?1")?.execute([id])?;
                 tx.commit()?;
@@ -150,13 +155,13 @@ impl InventoryStore {
         let event = decide(placed, &levels);
         if matches!(event, Event::InventoryReserved(_)) {
             for line in order.items.as_slice() {
-                tx.prepare_cached("UPDATE stock SET units = units - ?2 WHERE sku = ?1")?.execute(params![line.sku.as_str(), line.qty.get()])?;
+                tx.prepare_cached("UPDATE stock SET units = units - ?2 WHERE sku = ?1")?
+                    .execute(params![line.sku.as_str(), line.qty.get()])?;
             }
             tx.prepare_cached("INSERT INTO applications (order_id, units) VALUES (?1, ?2)")?.execute(params![id, order.items.units()])?;
         }
-        tx.prepare_cached("INSERT OR REPLACE INTO processed (order_id, outcome, units, event) VALUES (?1, ?2, ?3, ?4)")?.execute(
-            params![id, outcome_of(&event), order.items.units(), Envelope::new(event.clone()).encode()],
-        )?;
+        tx.prepare_cached("INSERT OR REPLACE INTO processed (order_id, outcome, units, event) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![id, outcome_of(&event), order.items.units(), Envelope::new(event.clone()).encode()])?;
         tx.commit()?;
         Ok(Handled { route: route_of(&event), event, first: true })
     }
@@ -174,10 +179,16 @@ impl InventoryStore {
                 return repeat(id, row.get(0));
             }
         }
-        let skus: Vec<&str> = order.items.as_slice().iter().map(|line| line.sku.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let skus: Vec<&str> =
+            order.items.as_slice().iter().map(|line| line.sku.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let locked = tx.query("SELECT sku, units FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE", &[&skus]).await?;
         let by_name: BTreeMap<String, i64> = locked.iter().map(|r| (r.get(0), r.get(1))).collect();
-        let levels: BTreeMap<Sku, u32> = order.items.as_slice().iter().map(|line| (line.sku.clone(), by_name.get(line.sku.as_str()).copied().unwrap_or(0) as u32)).collect();
+        let levels: BTreeMap<Sku, u32> = order
+            .items
+            .as_slice()
+            .iter()
+            .map(|line| (line.sku.clone(), by_name.get(line.sku.as_str()).copied().unwrap_or(0) as u32))
+            .collect();
         let event = decide(placed, &levels);
         if matches!(event, Event::InventoryReserved(_)) {
             for line in order.items.as_slice() {
@@ -200,7 +211,9 @@ impl InventoryStore {
         let (counts, stock): ([i64; 7], BTreeMap<String, u64>) = match &self.backend {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
-                let counts = conn.prepare_cached(STATS)?.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))?;
+                let counts = conn
+                    .prepare_cached(STATS)?
+                    .query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))?;
                 let mut stmt = conn.prepare_cached("SELECT sku, units FROM stock ORDER BY sku")?;
                 let stock = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
                 (counts, stock)
@@ -213,8 +226,19 @@ impl InventoryStore {
                 (counts, rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
             }
         };
-        let [reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders] = counts.map(|n| n as u64);
-        Ok(InventoryStats { reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders, stock, partitions: Vec::new() })
+        let [reserved, failed, stock_applications, double_reservations, repeats, units_taken, units_of_reserved_orders] =
+            counts.map(|n| n as u64);
+        Ok(InventoryStats {
+            reserved,
+            failed,
+            stock_applications,
+            double_reservations,
+            repeats,
+            units_taken,
+            units_of_reserved_orders,
+            stock,
+            partitions: Vec::new(),
+        })
     }
 
     /// Every processed order id with its outcome (`reserved` / `failed`).
@@ -227,7 +251,9 @@ impl InventoryStore {
 fn decide(placed: &OrderPlaced, levels: &BTreeMap<Sku, u32>) -> Event {
     let order = &placed.order;
     match order.items.shortfall(|sku| levels[sku]) {
-        Some(reason) => Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason, placed_at_ms: placed.placed_at_ms }),
+        Some(reason) => {
+            Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason, placed_at_ms: placed.placed_at_ms })
+        }
         None => Event::InventoryReserved(InventoryReserved {
             order_id: order.order_id.clone(),
             student_id: order.student_id.clone(),

@@ -110,7 +110,8 @@ impl Backend {
         for table in tables {
             conn.prepare_cached(&format!("DELETE FROM {table}"))?.execute([])?;
         }
-        let sequences: bool = conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE name = 'sqlite_sequence'")?.query_row([], |r| r.get(0))?;
+        let sequences: bool =
+            conn.prepare_cached("SELECT count(*) > 0 FROM sqlite_master WHERE name = 'sqlite_sequence'")?.query_row([], |r| r.get(0))?;
         if sequences {
             conn.prepare_cached("DELETE FROM sqlite_sequence")?.execute([])?;
         }

@@ -47,7 +47,8 @@ impl NotificationStore {
                      ON CONFLICT(order_id) DO UPDATE SET attempts = attempts + 1",
                 )?
                 .execute(params![order_id.as_str(), student_id.as_str(), message])?;
-                let attempts = conn.prepare_cached("SELECT attempts FROM sent WHERE order_id = ?1")?.query_row([order_id.as_str()], |r| r.get(0))?;
+                let attempts =
+                    conn.prepare_cached("SELECT attempts FROM sent WHERE order_id = ?1")?.query_row([order_id.as_str()], |r| r.get(0))?;
                 attempts
             }
             // One statement: the row's lock makes concurrent instances count one after the other.

@@ -128,11 +128,16 @@ impl OrderStore {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
                 let mut stmt = conn.prepare_cached("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
-                let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
+                let rows =
+                    stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
             Backend::Postgres(pg) => {
-                let rows = pg.client().await?.query("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT $1", &[&(limit as i64)]).await?;
+                let rows = pg
+                    .client()
+                    .await?
+                    .query("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT $1", &[&(limit as i64)])
+                    .await?;
                 Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), route: Route::OrderPlaced, body: r.get(1) }).collect())
             }
         }
@@ -147,7 +152,8 @@ impl OrderStore {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
                 let mut stmt = conn.prepare_cached(&sqlite_params(STUCK))?;
-                let rows = stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
+                let rows = stmt
+                    .query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
             Backend::Postgres(pg) => {
@@ -229,7 +235,13 @@ impl OrderStore {
                 [r.get(0), r.get(1), r.get(2), r.get(3)]
             }
         };
-        Ok(OrderStats { accepted: accepted as u64, published: published as u64, reserved: reserved as u64, failed: failed as u64, republished: 0 })
+        Ok(OrderStats {
+            accepted: accepted as u64,
+            published: published as u64,
+            reserved: reserved as u64,
+            failed: failed as u64,
+            republished: 0,
+        })
     }
 
     /// Every order id with its status.

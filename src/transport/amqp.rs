@@ -262,14 +262,25 @@ impl AmqpQueue {
 
     /// Hands one persistent message to the broker; the returned future resolves with its
     /// confirm (see [`Self::confirmed`]).
-    async fn send(&self, session: &Session, exchange: String, key: &str, body: &[u8], headers: FieldTable) -> Result<PublisherConfirm, QueueError> {
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_headers(headers);
+    async fn send(
+        &self,
+        session: &Session,
+        exchange: String,
+        key: &str,
+        body: &[u8],
+        headers: FieldTable,
+    ) -> Result<PublisherConfirm, QueueError> {
+        let properties =
+            BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()).with_headers(headers);
         session
             .publisher
-            .basic_publish(exchange.into(), key.into(), BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() }, body, properties)
+            .basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                body,
+                properties,
+            )
             .await
             .map_err(|e| self.failed(session, e))
     }
@@ -364,9 +375,7 @@ fn lost_channel(e: lapin::Error) -> QueueError {
 async fn declare(ch: &Channel, t: &Topology) -> Result<(), QueueError> {
     let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
     ch.exchange_declare(t.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await.map_err(broker)?;
-    ch.exchange_declare(t.dead_letter_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
-        .await
-        .map_err(broker)?;
+    ch.exchange_declare(t.dead_letter_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await.map_err(broker)?;
     for queue in QueueName::ALL {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
@@ -389,9 +398,15 @@ async fn declare(ch: &Channel, t: &Topology) -> Result<(), QueueError> {
     .map_err(broker)?;
     for route in Route::ALL {
         for queue in route.queues() {
-            ch.queue_bind(t.queue(*queue).into(), t.exchange().into(), route.as_str().into(), QueueBindOptions::default(), FieldTable::default())
-                .await
-                .map_err(broker)?;
+            ch.queue_bind(
+                t.queue(*queue).into(),
+                t.exchange().into(),
+                route.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
         }
     }
     Ok(())

@@ -35,10 +35,7 @@ impl HttpRequestReply {
     }
 
     async fn send(&self, to: Peer, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
-        let base = self.bases.get(&to).ok_or_else(|| CallError::Unreachable {
-            peer: to,
-            detail: "no address configured".into(),
-        })?;
+        let base = self.bases.get(&to).ok_or_else(|| CallError::Unreachable { peer: to, detail: "no address configured".into() })?;
         let (parts, body) = request.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let response = self
@@ -81,11 +78,7 @@ impl RequestReply for HttpRequestReply {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     // The caller's address travels with each request (`ConnectInfo`): a lab endpoint answers
     // loopback callers only.
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(shutdown).await

@@ -139,7 +139,11 @@ impl KafkaLog {
                 // cluster (`default.replication.factor=3`, `min.insync.replicas=2`).
                 let new = NewTopic::new(n, self.partitions as i32, TopicReplication::Fixed(-1));
                 // A changelog keeps the last record per key: what a restore needs.
-                if *topic == Topic::InventoryChangelog { new.set("cleanup.policy", "compact") } else { new }
+                if *topic == Topic::InventoryChangelog {
+                    new.set("cleanup.policy", "compact")
+                } else {
+                    new
+                }
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
@@ -229,7 +233,8 @@ impl KafkaLog {
             let name = self.name(outgoing.topic);
             let mut record = FutureRecord::to(&name).key(outgoing.key.as_bytes()).payload(outgoing.value.as_ref());
             if !outgoing.headers.is_empty() {
-                let headers = outgoing.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value) }));
+                let headers =
+                    outgoing.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(value) }));
                 record = record.headers(headers);
             }
             loop {
@@ -256,11 +261,22 @@ impl KafkaLog {
     }
 
     fn writer(&self, writer: &str) -> Result<Arc<FutureProducer>, LogError> {
-        self.writers.lock().expect("writers lock").get(writer).cloned().ok_or_else(|| LogError::Broker(format!("no transactional producer for {writer}; fence first")))
+        self.writers
+            .lock()
+            .expect("writers lock")
+            .get(writer)
+            .cloned()
+            .ok_or_else(|| LogError::Broker(format!("no transactional producer for {writer}; fence first")))
     }
 
     /// One transaction on `producer`; on an error the caller aborts it.
-    async fn transaction(&self, producer: &Arc<FutureProducer>, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> Result<(), LogError> {
+    async fn transaction(
+        &self,
+        producer: &Arc<FutureProducer>,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> Result<(), LogError> {
         let c = self.consumer(consumer)?;
         let tpl = self.partition_list(&positions)?;
         producer.begin_transaction().map_err(transaction_error)?;
@@ -291,9 +307,12 @@ fn transaction_error(e: KafkaError) -> LogError {
         Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => LogError::Fenced(e.to_string()),
         // The group moved on since the poll (KIP-447: the offsets carry the consumer's
         // generation): the transaction is aborted, and the member is handed its partitions again.
-        Some(RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::FencedInstanceId) => {
-            LogError::Rebalanced(format!("transaction: {e}"))
-        }
+        Some(
+            RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::FencedInstanceId,
+        ) => LogError::Rebalanced(format!("transaction: {e}")),
         _ => LogError::Broker(format!("transaction: {e}")),
     }
 }
@@ -302,7 +321,9 @@ fn transaction_error(e: KafkaError) -> LogError {
 fn record_of(topic: Topic, message: &impl Message) -> Record {
     let headers: Headers = message
         .headers()
-        .map(|h| h.iter().map(|header| (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())).collect())
+        .map(|h| {
+            h.iter().map(|header| (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())).collect()
+        })
         .unwrap_or_default();
     Record {
         topic,
@@ -336,10 +357,7 @@ fn client_config(bootstrap: &str) -> ClientConfig {
 /// partitioner (the same partition for a key as `partition_for`), batches of 1 ms.
 fn producer_config(bootstrap: &str) -> ClientConfig {
     let mut c = client_config(bootstrap);
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "1");
+    c.set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "1");
     c
 }
 
@@ -423,7 +441,13 @@ impl EventLog for KafkaLog {
         })
     }
 
-    fn transact(&self, writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+    fn transact(
+        &self,
+        writer: &str,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
         let producer = self.writer(writer);
         Box::pin(async move {
             let producer = producer?;
@@ -433,7 +457,9 @@ impl EventLog for KafkaLog {
             // sees a transient error, starts over and claims the identity again (one instance
             // per identity is the deployment this supports: a successor that is fenced back
             // restarts in turn, and neither ever makes a half transaction visible).
-            if let Some((code @ (RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch), detail)) = producer.client().fatal_error() {
+            if let Some((code @ (RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch), detail)) =
+                producer.client().fatal_error()
+            {
                 result = Err(LogError::Fenced(format!("{code}: {detail}")));
             }
             if result.is_err() {
@@ -596,7 +622,9 @@ impl EventLog for KafkaLog {
                 .elements()
                 .iter()
                 .filter_map(|e| match (self.topic_of(e.topic()), e.offset()) {
-                    (Some(topic), Offset::Offset(next)) if next >= 0 => Some(Position { topic, partition: e.partition() as u32, next: next as u64 }),
+                    (Some(topic), Offset::Offset(next)) if next >= 0 => {
+                        Some(Position { topic, partition: e.partition() as u32, next: next as u64 })
+                    }
                     _ => None,
                 })
                 .collect())
@@ -614,7 +642,9 @@ impl EventLog for KafkaLog {
             blocking(move || {
                 c.commit(&tpl, CommitMode::Sync).map_err(|e| match e {
                     KafkaError::ConsumerCommit(
-                        code @ (RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress),
+                        code @ (RDKafkaErrorCode::UnknownMemberId
+                        | RDKafkaErrorCode::IllegalGeneration
+                        | RDKafkaErrorCode::RebalanceInProgress),
                     ) => LogError::Rebalanced(code.to_string()),
                     other => broker(other),
                 })
@@ -640,9 +670,7 @@ impl EventLog for KafkaLog {
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
         let (inspector, name, partitions) = (self.inspector.clone(), self.name(topic), self.partitions);
         Box::pin(blocking(move || {
-            (0..partitions as i32)
-                .map(|p| watermarks(&inspector, &name, p).map(|(_, high)| high.max(0) as u64))
-                .collect()
+            (0..partitions as i32).map(|p| watermarks(&inspector, &name, p).map(|(_, high)| high.max(0) as u64)).collect()
         }))
     }
 
@@ -685,9 +713,9 @@ impl EventLog for KafkaLog {
                     }
                 }
                 client.commit(&tpl, CommitMode::Sync).map_err(|e| match e {
-                    KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress) => {
-                        LogError::GroupActive { group }
-                    }
+                    KafkaError::ConsumerCommit(
+                        RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress,
+                    ) => LogError::GroupActive { group },
                     other => broker(other),
                 })
             })

@@ -176,7 +176,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// has moved on (a rebalance dealt the partitions again since the consumer's poll), the
     /// transaction is refused with [`LogError::Rebalanced`] and nothing of it is visible: the
     /// consumer is handed its partitions again from the committed offsets.
-    fn transact(&self, writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>>;
+    fn transact(
+        &self,
+        writer: &str,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'_, Result<(), LogError>>;
     /// Every committed record of `topic` from the beginning to its current end, partition by
     /// partition (a restore reads its changelog this way; so does a checker).
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>>;

@@ -76,12 +76,7 @@ pub trait RequestReply: Send + Sync + 'static {
 
 impl dyn RequestReply {
     /// `POST path` with a JSON body.
-    pub async fn post_json<T: Serialize>(
-        &self,
-        to: Peer,
-        path: &str,
-        body: &T,
-    ) -> Result<::http::Response<Bytes>, CallError> {
+    pub async fn post_json<T: Serialize>(&self, to: Peer, path: &str, body: &T) -> Result<::http::Response<Bytes>, CallError> {
         let request = ::http::Request::post(path)
             .header(::http::header::CONTENT_TYPE, "application/json")
             .body(Bytes::from(serde_json::to_vec(body).expect("request bodies serialize")))

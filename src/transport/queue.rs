@@ -82,8 +82,7 @@ pub enum QueueName {
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 4] =
-        [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox, QueueName::DeadLetter];
+    pub const ALL: [QueueName; 4] = [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox, QueueName::DeadLetter];
 
     pub fn suffix(self) -> &'static str {
         match self {

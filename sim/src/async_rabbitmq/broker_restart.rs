@@ -55,7 +55,13 @@ impl WindowSample for BrokerSample {
     }
     fn status(&self) -> String {
         let depth = self.queue_depth.map_or("?".to_owned(), |d| d.to_string());
-        format!("accepted {}, outbox {}, queue depth {depth}, reserved {}, notified {}", self.accepted, self.outbox(), self.reserved, self.notified)
+        format!(
+            "accepted {}, outbox {}, queue depth {depth}, reserved {}, notified {}",
+            self.accepted,
+            self.outbox(),
+            self.reserved,
+            self.notified
+        )
     }
 }
 

@@ -100,7 +100,8 @@ impl<'w> Deployment<'w> {
         let prefetch = config.prefetch;
         let policy = world.policy(true);
         let order_store = Arc::new(OrderStore::open(None)?);
-        let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(config.seed), order_store, EventClock::Since(tokio::time::Instant::now())));
+        let order =
+            Arc::new(AsyncOrderService::new(OrderIds::seeded(config.seed), order_store, EventClock::Since(tokio::time::Instant::now())));
         world.start(Peer::Order, wiring::order(order, mq.clone(), prefetch, policy));
         let notification_store = Arc::new(NotificationStore::open(None)?);
         world.start(Peer::Notification, wiring::notification(notification_store, mq.clone(), prefetch, policy));
@@ -126,29 +127,41 @@ impl<'w> Deployment<'w> {
     }
 
     /// As [`Self::real`], laid out as `shape` says.
-    pub async fn real_shaped(config: &Config, exe: &Path, amqp_url: &str, experiment: &str, shape: &Shape) -> anyhow::Result<Deployment<'static>> {
+    pub async fn real_shaped(
+        config: &Config,
+        exe: &Path,
+        amqp_url: &str,
+        experiment: &str,
+        shape: &Shape,
+    ) -> anyhow::Result<Deployment<'static>> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
         let amqp = AmqpQueue::connect(amqp_url, Topology::new(&namespace)).await.with_context(|| {
-            format!("RabbitMQ is not reachable at {}; {} (or set AMQP_URL)", campus::transport::amqp::redacted(amqp_url), config.brokers.how_to_start("rabbitmq"))
+            format!(
+                "RabbitMQ is not reachable at {}; {} (or set AMQP_URL)",
+                campus::transport::amqp::redacted(amqp_url),
+                config.brokers.how_to_start("rabbitmq")
+            )
         })?;
         let pg = match &shape.store {
             Some(url) => Some(campus::store::Postgres::connect(url, &namespace).await.with_context(|| {
-                format!("PostgreSQL is not reachable at {}; start it with `scripts/brokers.sh up postgres`", campus::transport::amqp::redacted(url))
+                format!(
+                    "PostgreSQL is not reachable at {}; start it with `scripts/brokers.sh up postgres`",
+                    campus::transport::amqp::redacted(url)
+                )
             })?),
             None => None,
         };
         let amqp = Arc::new(amqp);
         let data_dir = std::env::temp_dir().join(&namespace);
         std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        let common: Vec<String> = [
-            "--port", "0", "--amqp-url", amqp_url, "--namespace", &namespace, "--prefetch", &config.prefetch.to_string(), "--data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([data_dir.display().to_string()])
-        .chain(shape.store.iter().flat_map(|url| ["--store".to_owned(), url.clone()]))
-        .collect();
+        let common: Vec<String> =
+            ["--port", "0", "--amqp-url", amqp_url, "--namespace", &namespace, "--prefetch", &config.prefetch.to_string(), "--data-dir"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([data_dir.display().to_string()])
+                .chain(shape.store.iter().flat_map(|url| ["--store".to_owned(), url.clone()]))
+                .collect();
         let notification = ServiceProcess::spawn(exe, "notification", Model::AsyncRabbitmq, &common).await?;
         let order = ServiceProcess::spawn(exe, "order", Model::AsyncRabbitmq, &common).await?;
         let mut d = Deployment {
@@ -194,7 +207,9 @@ impl<'w> Deployment<'w> {
     /// Each running service process's name and pid (none in the simulation).
     pub async fn pids(&self) -> Vec<(String, u32)> {
         match &self.kind {
-            Kind::Real(r) => [&r.order, &r.notification].into_iter().chain(r.inventories.values()).filter_map(ServiceProcess::pid).collect(),
+            Kind::Real(r) => {
+                [&r.order, &r.notification].into_iter().chain(r.inventories.values()).filter_map(ServiceProcess::pid).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -256,7 +271,11 @@ impl<'w> Deployment<'w> {
         match &mut self.kind {
             Kind::Sim(s) => {
                 for k in (0..s.instances).filter(|k| !s.running.contains(k)).collect::<Vec<_>>() {
-                    s.world.start_instance(Peer::Inventory, k, wiring::inventory(s.inventory_store.clone(), self.mq.clone(), s.prefetch, s.policy));
+                    s.world.start_instance(
+                        Peer::Inventory,
+                        k,
+                        wiring::inventory(s.inventory_store.clone(), self.mq.clone(), s.prefetch, s.policy),
+                    );
                     s.running.insert(k);
                 }
             }

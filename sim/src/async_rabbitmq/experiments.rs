@@ -103,10 +103,7 @@ async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run>
         let inventory: InventoryStats = get_json(http.as_ref(), Peer::Inventory, "/stats").await?;
         let notification: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
         let order_inbox = d.mq().depth(QueueName::OrderInbox).await?;
-        if inventory.repeats >= duplicates as u64
-            && notification.received >= before.received + reserved_duplicates
-            && order_inbox == 0
-        {
+        if inventory.repeats >= duplicates as u64 && notification.received >= before.received + reserved_duplicates && order_inbox == 0 {
             break;
         }
         if Instant::now() > deadline {
@@ -133,6 +130,11 @@ async fn poison(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
     let (n, poison) = (placed.accepted.len() as u64, config.poison as u64);
     wait_settled(d, t0, config.settle_within, |s| settled(s, n) && s.dead_lettered >= poison).await?;
     let end = finish(d).await?;
-    Ok(Run { mode: d.mode(), accepted: placed.accepted.len(), refused: placed.refused, end, detail: Detail::Poison { injected: config.poison } })
+    Ok(Run {
+        mode: d.mode(),
+        accepted: placed.accepted.len(),
+        refused: placed.refused,
+        end,
+        detail: Detail::Poison { injected: config.poison },
+    })
 }
-

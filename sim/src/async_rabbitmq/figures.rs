@@ -13,7 +13,10 @@ use crate::Mode;
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     Ok(figures(vec![
         (backlog(out, mode)?, "Backlog during the outage (Inventory's down window shaded)"),
-        (broker_restart(out, mode)?, "The broker restart: Order's outbox fills while RabbitMQ is away, then drains (the broker's down window shaded)"),
+        (
+            broker_restart(out, mode)?,
+            "The broker restart: Order's outbox fills while RabbitMQ is away, then drains (the broker's down window shaded)",
+        ),
     ]))
 }
 
@@ -49,7 +52,8 @@ pub fn broker_restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> 
 /// Inventory's queue depth, orders accepted and notified, the down window shaded.
 pub fn backlog(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     let samples: Vec<BacklogRow> = csv::read::<BacklogRow>(&out.join(BACKLOG_CSV))?.into_iter().filter(|r| r.mode == mode).collect();
-    let series = |name: &str, column: fn(&BacklogRow) -> u64| Series::line(name, samples.iter().map(|r| (r.t_s.0, column(r) as f64)).collect());
+    let series =
+        |name: &str, column: fn(&BacklogRow) -> u64| Series::line(name, samples.iter().map(|r| (r.t_s.0, column(r) as f64)).collect());
     let shaded = down_span(samples.iter().map(|r| (r.t_s.0, r.inventory_up == 0)), "Inventory down");
     let chart = Chart {
         title: format!("Part B ({mode}): backlog during the Inventory outage"),

@@ -88,7 +88,11 @@ pub fn check(run: &Run) -> Vec<Violation> {
     }
     if let Some((restart, last)) = run.broker_restart().or(run.node_loss()).and_then(|r| Some((r, r.samples.last()?))) {
         if last.outbox() != 0 || last.queue_depth != Some(0) || restart.drain.is_none() {
-            fail(format!("the outbox or the queue did not drain after the broker's return (outbox {}, queue {:?})", last.outbox(), last.queue_depth));
+            fail(format!(
+                "the outbox or the queue did not drain after the broker's return (outbox {}, queue {:?})",
+                last.outbox(),
+                last.queue_depth
+            ));
         }
         if restart.samples.iter().all(|s| s.broker_up) {
             fail("no sample was taken while the broker was down".into());

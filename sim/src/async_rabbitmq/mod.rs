@@ -19,13 +19,13 @@
 pub mod broker_restart;
 pub mod deployment;
 pub mod experiments;
-pub mod observe;
 pub mod figures;
 pub mod invariants;
-pub mod output;
-pub mod rows;
-pub mod poison;
 pub mod node_loss;
+pub mod observe;
+pub mod output;
+pub mod poison;
+pub mod rows;
 pub mod scale_out;
 mod window;
 
@@ -36,8 +36,8 @@ use std::time::Duration;
 use anyhow::bail;
 use campus::api::order::OrdersReply;
 use campus::domain::OrderRequest;
-use campus::Model;
 use campus::store::{InventoryStats, NotificationStats};
+use campus::Model;
 
 pub use deployment::{Deployment, Shape};
 pub use experiments::run_experiment;
@@ -94,7 +94,8 @@ pub struct Config {
     /// Unacknowledged deliveries each consumer may hold.
     pub prefetch: u16,
     /// A run that has not settled this long after its last order fails.
-    pub settle_within: Duration,    /// Where the real RabbitMQ runs (real mode: how `broker-restart` pauses and resumes it).
+    pub settle_within: Duration,
+    /// Where the real RabbitMQ runs (real mode: how `broker-restart` pauses and resumes it).
     pub brokers: crate::real::BrokerHost,
 }
 
@@ -170,7 +171,10 @@ pub enum Scenario {
     NodeLoss,
     /// On a shared store: a backlog drained by this many Inventory instances, one of them
     /// SIGKILLed halfway if `crash`.
-    ScaleOut { instances: usize, crash: bool },
+    ScaleOut {
+        instances: usize,
+        crash: bool,
+    },
 }
 
 impl Scenario {
@@ -237,15 +241,22 @@ pub struct Run {
 pub enum Detail {
     Outage(Outage),
     /// `OrderPlaced` messages published a second time.
-    Idempotency { duplicates: usize },
+    Idempotency {
+        duplicates: usize,
+    },
     /// Malformed messages published among the good ones.
-    Poison { injected: usize },
+    Poison {
+        injected: usize,
+    },
     BrokerRestart(BrokerRestart),
     /// The node-loss window: the same observations as a broker restart.
     NodeLoss(BrokerRestart),
     ScaleOut(ScaleOut),
     /// One schedule of `campus-sim explore`.
-    Explore { duplicates: usize, malformed: usize },
+    Explore {
+        duplicates: usize,
+        malformed: usize,
+    },
 }
 
 /// The outage's time series, its window and its drain.

@@ -95,7 +95,12 @@ pub(super) fn settled(s: &Sample, expected_orders: u64) -> bool {
 }
 
 /// Polls until `done` holds for a sample, or fails after `within`.
-pub(super) async fn wait_settled(d: &Deployment<'_>, t0: Instant, within: Duration, done: impl Fn(&Sample) -> bool) -> anyhow::Result<Sample> {
+pub(super) async fn wait_settled(
+    d: &Deployment<'_>,
+    t0: Instant,
+    within: Duration,
+    done: impl Fn(&Sample) -> bool,
+) -> anyhow::Result<Sample> {
     let deadline = Instant::now() + within;
     loop {
         let s = sample(d, t0).await?;

@@ -44,7 +44,14 @@ twice, and Order only moves an order out of `accepted` once. On Order's side, th
 outbox with confirms, so no accepted order goes unpublished and nothing is published that was not \
 stored; a relay crash after the confirm publishes again, which the dedup above absorbs.";
 
-pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summaries: &[Summary], violations: &[Violation]) -> anyhow::Result<()> {
+pub fn write_report(
+    out: &Path,
+    config: &Config,
+    mode: Mode,
+    runs: &[Run],
+    summaries: &[Summary],
+    violations: &[Violation],
+) -> anyhow::Result<()> {
     let mut text = format!("## Part B — asynchronous messaging, RabbitMQ ({mode})\n\n");
     text.push_str(&format!(
         "Seed {} · outage: {} orders/s, Inventory down {} s after {} s · broker-restart: RabbitMQ down {} s · {} orders in `idempotency` and \

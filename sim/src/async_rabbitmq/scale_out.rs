@@ -32,7 +32,8 @@ fn poll(mode: Mode) -> Duration {
 
 pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, crash: bool) -> anyhow::Result<Run> {
     let scenario = Scenario::ScaleOut { instances, crash };
-    let label = format!("scale-out, {instances} instance{}{}", if instances == 1 { "" } else { "s" }, if crash { ", one crashed" } else { "" });
+    let label =
+        format!("scale-out, {instances} instance{}{}", if instances == 1 { "" } else { "s" }, if crash { ", one crashed" } else { "" });
     d.stop_inventory().await?;
     let t0 = Instant::now();
     let placed = place_orders(d.order_client(), config.orders_for(scenario, config.backlog), config.rate.max(1000)).await;
@@ -71,7 +72,13 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, cras
         accepted: placed.accepted.len(),
         refused: placed.refused,
         end,
-        detail: Detail::ScaleOut(ScaleOut { instances, backlog: n as usize, orders_per_s: crate::drain::middle_rate(&progress, n, poll(d.mode())), drain, crashed, progress }),
+        detail: Detail::ScaleOut(ScaleOut {
+            instances,
+            backlog: n as usize,
+            orders_per_s: crate::drain::middle_rate(&progress, n, poll(d.mode())),
+            drain,
+            crashed,
+            progress,
+        }),
     })
 }
-

@@ -83,7 +83,13 @@ impl<S> Window<S> {
 }
 
 /// Runs `scenario`'s load with `fault` in force for `length` after `config.lead`.
-pub(super) async fn under_load<S: WindowSample>(config: &Config, d: &mut Deployment<'_>, scenario: Scenario, fault: Fault, length: Duration) -> anyhow::Result<Window<S>> {
+pub(super) async fn under_load<S: WindowSample>(
+    config: &Config,
+    d: &mut Deployment<'_>,
+    scenario: Scenario,
+    fault: Fault,
+    length: Duration,
+) -> anyhow::Result<Window<S>> {
     let name = scenario.name();
     let total = config.lead + length + config.lead;
     let n = (total.as_secs_f64() * f64::from(config.rate)).round() as usize;
@@ -126,7 +132,13 @@ pub(super) async fn under_load<S: WindowSample>(config: &Config, d: &mut Deploym
         }
         let done = placed_all && up_ms.is_some() && s.settled();
         live.update(|| {
-            let phase = if up_ms.is_some() { "draining".to_owned() } else if fault_on { format!("{} down", fault.name()) } else { format!("{} up", fault.name()) };
+            let phase = if up_ms.is_some() {
+                "draining".to_owned()
+            } else if fault_on {
+                format!("{} down", fault.name())
+            } else {
+                format!("{} up", fault.name())
+            };
             format!("t={:>3} s of ≈{} s ({phase}): {}", s.t_ms() / 1000, total.as_secs(), s.status())
         });
         samples.push(s.clone());
@@ -138,12 +150,5 @@ pub(super) async fn under_load<S: WindowSample>(config: &Config, d: &mut Deploym
             bail!("{name}: not settled {} s after the last order; last state {s:?}", config.settle_within.as_secs());
         }
     };
-    Ok(Window {
-        placed,
-        samples,
-        peak,
-        down_ms: down_ms.expect("the fault began"),
-        up_ms: up_ms.expect("the fault ended"),
-        drained_ms,
-    })
+    Ok(Window { placed, samples, peak, down_ms: down_ms.expect("the fault began"), up_ms: up_ms.expect("the fault ended"), drained_ms })
 }

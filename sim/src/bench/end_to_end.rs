@@ -43,7 +43,12 @@ async fn once(exe: &Path, n: usize, bootstrap: &str, seed: u64, round: usize) ->
         settled(&what, WITHIN, || async { Ok(d.metrics().await.map_or(0, |m| m.outcomes_seen) >= n) }).await?;
         let counted = started.elapsed().as_secs_f64();
         let m = d.metrics().await?;
-        anyhow::ensure!((m.orders_seen, m.outcomes_seen) == (n, n), "{n} events, but Analytics counted {} orders and {} outcomes", m.orders_seen, m.outcomes_seen);
+        anyhow::ensure!(
+            (m.orders_seen, m.outcomes_seen) == (n, n),
+            "{n} events, but Analytics counted {} orders and {} outcomes",
+            m.orders_seen,
+            m.outcomes_seen
+        );
         Ok((counted, produced))
     }
     .await;
@@ -57,13 +62,16 @@ pub async fn run(exe: &Path, repeats: usize, bootstrap: &str, seed: u64) -> anyh
         let (mut wall, mut rate, mut produced) = (Samples::default(), Samples::default(), Samples::default());
         for round in 0..repeats {
             let (counted, appended) = once(exe, n, bootstrap, seed, round).await?;
-            crate::progress::step(&format!("streaming-kafka end to end: {n} events counted in {counted:.1} s (all appended after {appended:.1} s)"));
+            crate::progress::step(&format!(
+                "streaming-kafka end to end: {n} events counted in {counted:.1} s (all appended after {appended:.1} s)"
+            ));
             wall.0.push(counted);
             rate.0.push(n as f64 / counted);
             produced.0.push(appended);
         }
         let case = format!("end to end, {n} events: appended → decided → counted");
-        let row = |metric, ours| Row { model: "streaming-kafka", case: case.clone(), metric, ours, floor: None, target: None, floor_is: "" };
+        let row =
+            |metric, ours| Row { model: "streaming-kafka", case: case.clone(), metric, ours, floor: None, target: None, floor_is: "" };
         rows.extend([row("wall_s", wall), row("appended_s", produced), row("events_per_s", rate)]);
     }
     Ok(rows)

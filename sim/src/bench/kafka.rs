@@ -18,13 +18,13 @@ use bytes::Bytes;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
 use campus::services::streaming::analytics_commits;
 use campus::transport::kafka::KafkaLog;
-use campus::transport::log::{Outgoing, EventLog, Position, Topic};
+use campus::transport::log::{EventLog, Outgoing, Position, Topic};
 use campus::Model;
 use tokio::time::Instant;
 
 use super::{Row, Samples, Target};
-use crate::world::{self, Scope, Stream};
 use crate::workload;
+use crate::world::{self, Scope, Stream};
 
 /// Records per measured round.
 const RECORDS: usize = 100_000;
@@ -146,11 +146,17 @@ pub async fn run(repeats: usize, bootstrap: &str, seed: u64) -> anyhow::Result<V
     let size = data.iter().map(|(_, v)| v.len()).sum::<usize>() / data.len();
 
     let producer_args = |n: usize| -> Vec<String> {
-        let mut a: Vec<String> = ["--topic", &floor_topic, "--num-records", &n.to_string(), "--record-size", &size.to_string(), "--throughput", "-1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        a.extend(["--producer-props".into(), format!("bootstrap.servers={bootstrap}"), "acks=all".into(), "enable.idempotence=true".into()]);
+        let mut a: Vec<String> =
+            ["--topic", &floor_topic, "--num-records", &n.to_string(), "--record-size", &size.to_string(), "--throughput", "-1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        a.extend([
+            "--producer-props".into(),
+            format!("bootstrap.servers={bootstrap}"),
+            "acks=all".into(),
+            "enable.idempotence=true".into(),
+        ]);
         a
     };
     let consumer_args = |n: usize, group: String| -> Vec<String> {
@@ -167,10 +173,17 @@ pub async fn run(repeats: usize, bootstrap: &str, seed: u64) -> anyhow::Result<V
             (Samples::default(), Samples::default(), Samples::default(), Samples::default());
         for i in 0..repeats {
             ours_produce.0.push(our_producer(&ours, &data).await?);
-            floor_produce.0.push(producer_rate(&kafka_tool(&libs, "org.apache.kafka.tools.ProducerPerformance", &producer_args(RECORDS)).await?)?);
+            floor_produce
+                .0
+                .push(producer_rate(&kafka_tool(&libs, "org.apache.kafka.tools.ProducerPerformance", &producer_args(RECORDS)).await?)?);
             ours_consume.0.push(our_consumer(&ours, &format!("bench-ours-{i}"), RECORDS).await?);
             floor_consume.0.push(consumer_rate(
-                &kafka_tool(&libs, "org.apache.kafka.tools.ConsumerPerformance", &consumer_args(RECORDS, format!("bench-floor-{stamp}-{i}"))).await?,
+                &kafka_tool(
+                    &libs,
+                    "org.apache.kafka.tools.ConsumerPerformance",
+                    &consumer_args(RECORDS, format!("bench-floor-{stamp}-{i}")),
+                )
+                .await?,
             )?);
         }
         crate::progress::step(&format!(

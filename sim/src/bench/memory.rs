@@ -72,7 +72,14 @@ fn measure(model: Model, pids: &[(String, u32)], orders: u64, rows: &mut Vec<Mem
     for (service, pid) in pids {
         let (rss, peak) = resident(*pid)?;
         line.push(format!("{service} {rss:.0} MiB"));
-        rows.push(MemoryRow { model: model.name().to_owned(), mode: Mode::Real, service: service.clone(), orders, rss_mb: Fixed(rss), peak_rss_mb: Fixed(peak) });
+        rows.push(MemoryRow {
+            model: model.name().to_owned(),
+            mode: Mode::Real,
+            service: service.clone(),
+            orders,
+            rss_mb: Fixed(rss),
+            peak_rss_mb: Fixed(peak),
+        });
     }
     crate::progress::step(&format!("{}: {orders} orders: {}", model.name(), line.join(", ")));
     Ok(())
@@ -91,7 +98,8 @@ async fn sync_rest(exe: &Path, n: u64, seed: u64, rows: &mut Vec<MemoryRow>) -> 
     let pids: Vec<(String, u32)> = [&order, &inventory, &notification].into_iter().filter_map(ServiceProcess::pid).collect();
     let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
     for step in 1..=STEPS {
-        let (answers, _) = drive(client.clone(), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;
+        let (answers, _) =
+            drive(client.clone(), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;
         let failed = answers.iter().filter(|a| a.status != 201).count();
         anyhow::ensure!(failed == 0, "sync-rest: {failed} orders not answered 201");
         measure(Model::SyncRest, &pids, step * (n / STEPS), rows)?;
@@ -105,7 +113,8 @@ async fn async_rabbitmq(exe: &Path, n: u64, seed: u64, amqp_url: &str, rows: &mu
     let result = async {
         let pids = d.pids().await;
         for step in 1..=STEPS {
-            let (answers, _) = drive(d.order_client(), orders(Model::AsyncRabbitmq, seed, step, (n / STEPS) as usize), 32, Duration::from_secs(30)).await;
+            let (answers, _) =
+                drive(d.order_client(), orders(Model::AsyncRabbitmq, seed, step, (n / STEPS) as usize), 32, Duration::from_secs(30)).await;
             let refused = answers.iter().filter(|a| a.status != 202).count();
             anyhow::ensure!(refused == 0, "async-rabbitmq: {refused} orders not accepted");
             let total = step * (n / STEPS);

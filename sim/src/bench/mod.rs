@@ -104,7 +104,11 @@ impl Samples {
     pub fn spread(&self) -> String {
         let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
         let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if self.0.is_empty() { String::new() } else { format!("{}–{}", fmt(min), fmt(max)) }
+        if self.0.is_empty() {
+            String::new()
+        } else {
+            format!("{}–{}", fmt(min), fmt(max))
+        }
     }
 }
 
@@ -167,14 +171,20 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
             rows.extend(runtime.block_on(rest::run(&exe, repeats, seed))?);
         }
         if wants(Model::AsyncRabbitmq) {
-            println!("bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {}", campus::transport::amqp::redacted(&config.amqp_url));
+            println!(
+                "bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {}",
+                campus::transport::amqp::redacted(&config.amqp_url)
+            );
             rows.extend(runtime.block_on(rabbit::run(&exe, repeats, &config.amqp_url, config.prefetch, seed))?);
         }
         if wants(Model::StreamingKafka) {
             println!("bench streaming-kafka: our producer and consumer vs Kafka's perf tools, on {}", config.bootstrap_servers);
             rows.extend(runtime.block_on(kafka::run(repeats, &config.bootstrap_servers, seed))?);
             if config.end_to_end {
-                println!("bench streaming-kafka end to end: the producer, Inventory and Analytics as processes, {}", end_to_end::sizes_text());
+                println!(
+                    "bench streaming-kafka end to end: the producer, Inventory and Analytics as processes, {}",
+                    end_to_end::sizes_text()
+                );
                 rows.extend(runtime.block_on(end_to_end::run(&exe, repeats, &config.bootstrap_servers, seed))?);
             }
         }
@@ -240,7 +250,8 @@ fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result
         if real { "real transports on loopback" } else { "simulation only" }
     ));
     text.push_str(&markdown_table(&HEADER[..10], &short));
-    let missed: Vec<String> = rows.iter().filter(|r| r.met() == Some(false)).map(|r| format!("{} {} {}", r.model, r.case, r.metric)).collect();
+    let missed: Vec<String> =
+        rows.iter().filter(|r| r.met() == Some(false)).map(|r| format!("{} {} {}", r.model, r.case, r.metric)).collect();
     text.push_str(&if missed.is_empty() {
         "\nEvery target measured here was met.\n".to_owned()
     } else {

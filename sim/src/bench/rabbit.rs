@@ -19,16 +19,19 @@ use campus::store::NotificationStats;
 use campus::transport::Peer;
 use campus::Model;
 use futures_lite::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::time::Instant;
 
 use super::{Row, Samples, Target};
 use crate::async_rabbitmq::{get_json, Config, Deployment};
-use crate::world::{self, Scope, Stream};
 use crate::sync_rest::drive;
 use crate::workload;
+use crate::world::{self, Scope, Stream};
 
 /// Orders per measured round, and the concurrency they are sent with.
 const ORDERS: usize = 1000;
@@ -81,12 +84,19 @@ async fn publish_confirmed(publisher: &lapin::Channel, queue: &str, body: &[u8],
 
 /// A consumer of `from` (up to `prefetch` deliveries at once) that publishes each body on to
 /// `to` with a confirm, if given, and then acks; returns once it has acked `n`.
-async fn relay_stage(connection: &Connection, from: String, to: Option<String>, n: usize, prefetch: u16) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+async fn relay_stage(
+    connection: &Connection,
+    from: String,
+    to: Option<String>,
+    n: usize,
+    prefetch: u16,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let channel = connection.create_channel().await?;
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let publisher = connection.create_channel().await?;
     publisher.confirm_select(ConfirmSelectOptions::default()).await?;
-    let mut consumer = channel.basic_consume(from.as_str().into(), "bench-chain".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let mut consumer =
+        channel.basic_consume(from.as_str().into(), "bench-chain".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
     Ok(tokio::spawn(async move {
         let mut handling = tokio::task::JoinSet::new();
         let mut acked = 0;
@@ -144,7 +154,8 @@ async fn raw_chain(connection: &Connection, queues: &[String; 3], body: &[u8], n
 async fn raw(connection: &Connection, queue: &str, body: &[u8], n: usize, prefetch: u16) -> anyhow::Result<f64> {
     let consumer_channel = connection.create_channel().await?;
     consumer_channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
-    let mut consumer = consumer_channel.basic_consume(queue.into(), "bench-raw".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let mut consumer =
+        consumer_channel.basic_consume(queue.into(), "bench-raw".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
     let publisher = connection.create_channel().await?;
     publisher.confirm_select(ConfirmSelectOptions::default()).await?;
     let started = Instant::now();
@@ -173,14 +184,20 @@ pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16, seed
     let queue = format!("campus-sim.bench.raw.{}", std::process::id());
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
-    setup.queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args.clone()).await?;
+    setup
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args.clone())
+        .await?;
     let chain: [String; 3] = [1, 2, 3].map(|i| format!("campus-sim.bench.chain{i}.{}", std::process::id()));
     for q in &chain {
-        setup.queue_declare(q.as_str().into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args.clone()).await?;
+        setup
+            .queue_declare(q.as_str().into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, args.clone())
+            .await?;
     }
     // A message the size of ours: an encoded OrderPlaced.
     let order = workload::orders(&mut world::stream(seed, Model::AsyncRabbitmq, &Scope::Bench { round: 0 }, Stream::Workload), 1).remove(0);
-    let body = Envelope::new(Event::OrderPlaced(OrderPlaced { order: Order::new(OrderId::parse("o-bench-000001")?, order), placed_at_ms: 0 })).encode();
+    let body =
+        Envelope::new(Event::OrderPlaced(OrderPlaced { order: Order::new(OrderId::parse("o-bench-000001")?, order), placed_at_ms: 0 }))
+            .encode();
 
     let result = async {
         ours(&d, ORDERS / 4, seed, 0).await?;
@@ -209,14 +226,14 @@ pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16, seed
                 floor_is: "raw lapin: an order's three messages through three quorum queues",
             },
             Row {
-            model: "async-rabbitmq",
-            case: format!("{ORDERS} orders, {CLIENTS} clients, prefetch {}", config.prefetch),
-            metric: "orders_per_s",
-            ours: ours_rate,
-            floor: Some(raw_rate),
-            target: Some(Target::AtLeast(0.5)),
-            floor_is: "raw lapin publish+confirm, consume+ack, quorum queue",
-        },
+                model: "async-rabbitmq",
+                case: format!("{ORDERS} orders, {CLIENTS} clients, prefetch {}", config.prefetch),
+                metric: "orders_per_s",
+                ours: ours_rate,
+                floor: Some(raw_rate),
+                target: Some(Target::AtLeast(0.5)),
+                floor_is: "raw lapin publish+confirm, consume+ack, quorum queue",
+            },
         ])
     }
     .await;

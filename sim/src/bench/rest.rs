@@ -23,8 +23,8 @@ use super::{Row, Samples, Target};
 use crate::real::ServiceProcess;
 use crate::report::percentile;
 use crate::sync_rest::drive;
-use crate::world::{self, Scope, Stream};
 use crate::workload;
+use crate::world::{self, Scope, Stream};
 
 /// Requests per measured round, by concurrency (about a second of our order round trips).
 fn requests(concurrency: usize) -> usize {
@@ -112,7 +112,8 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
     let ours = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
     let bare_hop = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?;
     let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_hop.url().to_owned())]));
-    let (first, second) = (ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?, ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?);
+    let (first, second) =
+        (ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?, ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?);
     let relay = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP, "--relay", &format!("{},{}", first.url(), second.url())]).await?;
     let chain = Arc::new(HttpRequestReply::new([(Peer::Order, relay.url().to_owned())]));
     let mut rows = Vec::new();
@@ -172,8 +173,24 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
             target: Some(Target::AtMost(1.3)),
             floor_is: "3 × a bare hop's p50",
         });
-        rows.push(Row { model: "sync-rest", case: case.clone(), metric: "p99_ms", ours: p99, floor: Some(bare_p99x3), target: None, floor_is: "3 × a bare hop's p99" });
-        rows.push(Row { model: "sync-rest", case, metric: "requests_per_s", ours: rps, floor: Some(bare_rps), target: Some(Target::AtLeast(0.3)), floor_is: "bare hops per second" });
+        rows.push(Row {
+            model: "sync-rest",
+            case: case.clone(),
+            metric: "p99_ms",
+            ours: p99,
+            floor: Some(bare_p99x3),
+            target: None,
+            floor_is: "3 × a bare hop's p99",
+        });
+        rows.push(Row {
+            model: "sync-rest",
+            case,
+            metric: "requests_per_s",
+            ours: rps,
+            floor: Some(bare_rps),
+            target: Some(Target::AtLeast(0.3)),
+            floor_is: "bare hops per second",
+        });
     }
     Ok(rows)
 }

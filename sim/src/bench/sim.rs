@@ -53,7 +53,15 @@ pub fn run(repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
         explored.push((model, rate));
     }
     let budget = || Some(Samples(vec![1.0]));
-    let row = |model, case: &str, metric, ours, floor, target, floor_is| Row { model, case: case.to_owned(), metric, ours, floor, target, floor_is };
+    let row = |model, case: &str, metric, ours, floor, target, floor_is| Row {
+        model,
+        case: case.to_owned(),
+        metric,
+        ours,
+        floor,
+        target,
+        floor_is,
+    };
     let explore_rows = explored.into_iter().map(|(model, rate)| {
         let case = format!("explore {} ({} schedules)", model.name(), EXPLORE_CASES);
         row("sim", &case, "schedules_per_wall_s", rate, Some(Samples(vec![5_000.0])), Some(Target::AtLeast(1.0)), "5,000 schedules/s")

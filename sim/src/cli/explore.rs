@@ -108,7 +108,10 @@ struct SummaryRow {
 fn write_explore_summary(path: &Path, rows: &[explore::Exploration]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     for e in rows {
-        let (schedule, replay) = e.counterexample.as_ref().map_or((String::new(), String::new()), |c| (c.schedule.trim_end().replace('\n', " | "), c.replay.clone()));
+        let (schedule, replay) = e
+            .counterexample
+            .as_ref()
+            .map_or((String::new(), String::new()), |c| (c.schedule.trim_end().replace('\n', " | "), c.replay.clone()));
         w.serialize(SummaryRow {
             model: e.model.name(),
             broken: e.broken.map_or("none", |b| b.name()),

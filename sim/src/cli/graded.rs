@@ -30,7 +30,11 @@ pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, a
     async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
     compare::update(out)?;
     println!("\n{}", async_rabbitmq::output::table(&summaries));
-    println!("(drain_s in {} seconds; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
+    println!(
+        "(drain_s in {} seconds; wall time {:.2} s)",
+        if mode == Mode::Sim { "virtual" } else { "real" },
+        wall.elapsed().as_secs_f64()
+    );
     report_checks(out, &violations)
 }
 
@@ -50,7 +54,9 @@ pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config,
     streaming_kafka::rows::write_csv(out, mode, &runs)?;
     let mut violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
     violations.extend(streaming_kafka::invariants::same_across_runs(&runs).1);
-    if let (Some(metrics), Some(other)) = (streaming_kafka::rows::final_metrics(&runs), streaming_kafka::output::other_mode_metrics(out, mode)?) {
+    if let (Some(metrics), Some(other)) =
+        (streaming_kafka::rows::final_metrics(&runs), streaming_kafka::output::other_mode_metrics(out, mode)?)
+    {
         violations.extend(streaming_kafka::invariants::same_as_other_mode(metrics, &other));
     }
     streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
@@ -120,4 +126,3 @@ pub fn sync_rest(out: &Path, mode: Mode, config: &sync_rest::Config) -> anyhow::
     println!("(latencies in ms{}; wall time {:.2} s)", if mode == Mode::Sim { ", virtual time" } else { "" }, wall.elapsed().as_secs_f64());
     report_checks(out, &violations)
 }
-

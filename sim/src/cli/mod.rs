@@ -115,8 +115,16 @@ pub enum Command {
 /// Flags of the whole program that mean nothing to a command, and why: hidden from its help,
 /// refused if given.
 const MEANINGLESS: [(&str, &[&str], &str); 4] = [
-    ("serve", &["real_brokers", "seed", "out", "brokers_from"], "a service is always a real process, draws nothing from a seed and writes nothing to out/"),
-    ("explore", &["real_brokers", "brokers_from"], "a property needs hundreds of runs in virtual time, so explore runs in the simulation only"),
+    (
+        "serve",
+        &["real_brokers", "seed", "out", "brokers_from"],
+        "a service is always a real process, draws nothing from a seed and writes nothing to out/",
+    ),
+    (
+        "explore",
+        &["real_brokers", "brokers_from"],
+        "a property needs hundreds of runs in virtual time, so explore runs in the simulation only",
+    ),
     ("bench", &["brokers_from"], "bench never stops a broker, so it needs not know where one runs"),
     ("cluster", &["brokers_from"], "the clustered deployment has no compose file: its brokers run from `scripts/brokers.sh up --cluster`"),
 ];

@@ -13,7 +13,11 @@ fn amqp_address(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let host_port = rest.split('/').next().unwrap_or(rest);
-    if host_port.contains(':') { host_port.to_owned() } else { format!("{host_port}:5672") }
+    if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5672")
+    }
 }
 
 /// `host:port` of the first of a comma-separated list of Kafka bootstrap servers.
@@ -26,7 +30,10 @@ fn kafka_address(bootstrap: &str) -> String {
 pub fn brokers(amqp_url: &str, bootstrap: &str, host: BrokerHost) -> anyhow::Result<()> {
     in_compose(host, Model::AsyncRabbitmq, "rabbitmq", "RabbitMQ")?;
     in_compose(host, Model::StreamingKafka, "kafka", "Kafka")?;
-    check(&[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")], &start(host, None, "up"))
+    check(
+        &[("RabbitMQ", amqp_address(amqp_url), "AMQP_URL"), ("Kafka", kafka_address(bootstrap), "KAFKA_BOOTSTRAP_SERVERS")],
+        &start(host, None, "up"),
+    )
 }
 
 /// Part B's command against the real RabbitMQ: reachable (and, from compose, its container

@@ -19,7 +19,10 @@ pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
         (scale_out(out, mode)?, "Scale-out, Part B: Inventory's throughput by instance count (dashed: perfect scaling from one instance)"),
         (scale_out_kafka(out, mode)?, "Scale-out, Part C: Inventory's throughput by members of its group, over 3 and over 6 partitions"),
         (node_loss(out, mode)?, "Node loss, Part B: orders decided per second and orders waiting (the lost node's down window shaded)"),
-        (node_loss_kafka(out, mode)?, "Node loss, Part C: events appended and what each consumer has yet to read (the lost broker's down window shaded)"),
+        (
+            node_loss_kafka(out, mode)?,
+            "Node loss, Part C: events appended and what each consumer has yet to read (the lost broker's down window shaded)",
+        ),
     ]))
 }
 
@@ -30,7 +33,12 @@ fn scale_out(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     }
     let rows: Vec<Summary> = csv::read::<Summary>(&path)?
         .into_iter()
-        .filter(|r| r.mode == mode && r.model == Model::AsyncRabbitmq.name() && r.experiment.starts_with("scale-out") && !r.experiment.ends_with("crash"))
+        .filter(|r| {
+            r.mode == mode
+                && r.model == Model::AsyncRabbitmq.name()
+                && r.experiment.starts_with("scale-out")
+                && !r.experiment.ends_with("crash")
+        })
         .collect();
     let points: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((r.instances as f64, r.orders_per_s? as f64))).collect();
     let ideal = match points.iter().min_by(|a, b| a.0.total_cmp(&b.0)) {
@@ -38,7 +46,10 @@ fn scale_out(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         None => Vec::new(),
     };
     let chart = Chart {
-        title: format!("Part B ({mode}): a backlog drained by 1 to {} Inventory instances", points.iter().map(|p| p.0 as usize).max().unwrap_or(1)),
+        title: format!(
+            "Part B ({mode}): a backlog drained by 1 to {} Inventory instances",
+            points.iter().map(|p| p.0 as usize).max().unwrap_or(1)
+        ),
         x_label: "Inventory instances".into(),
         y_label: "orders decided per second".into(),
         x_log: false,

@@ -166,7 +166,9 @@ impl Config {
 /// A run's name as the progress lines show it.
 pub fn label(planned: Planned) -> String {
     match planned {
-        Planned::Messaging(Scenario::ScaleOut { instances, crash }) => format!("scale-out {instances}{}", if crash { " + crash" } else { "" }),
+        Planned::Messaging(Scenario::ScaleOut { instances, crash }) => {
+            format!("scale-out {instances}{}", if crash { " + crash" } else { "" })
+        }
         Planned::Messaging(other) => format!("{} (Part B)", other.name()),
         Planned::Streaming(streaming_kafka::Scenario::ScaleOut { instances, partitions, crash }) => {
             format!("scale-out {instances}{} over {partitions} partitions (Part C)", if crash { " + crash" } else { "" })
@@ -232,7 +234,9 @@ pub async fn run_real(config: &Config, exe: &Path, brokers: &Brokers) -> anyhow:
                     streaming_kafka::Scenario::ScaleOut { partitions, .. } => partitions,
                     _ => campus::transport::log::PARTITIONS,
                 };
-                let d = streaming_kafka::Deployment::real_partitioned(&config.streaming, exe, &brokers.bootstrap, scenario.name(), partitions).await?;
+                let d =
+                    streaming_kafka::Deployment::real_partitioned(&config.streaming, exe, &brokers.bootstrap, scenario.name(), partitions)
+                        .await?;
                 Run::Streaming(streaming_kafka::run_experiment(&config.streaming, scenario, d).await?)
             }
         });

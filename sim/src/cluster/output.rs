@@ -33,9 +33,16 @@ fn streaming_scale_out(summaries: &[Summary], mode: Mode) -> String {
         let rows = throughput(summaries, Model::StreamingKafka, Some(p));
         let Some(&(_, base)) = rows.iter().min_by_key(|r| r.0) else { continue };
         for &(n, rate) in &rows {
-            table.push(vec![p.to_string(), n.to_string(), rate.to_string(), (rate / n as u64).to_string(), format!("{:.2}×", rate as f64 / base.max(1) as f64)]);
+            table.push(vec![
+                p.to_string(),
+                n.to_string(),
+                rate.to_string(),
+                (rate / n as u64).to_string(),
+                format!("{:.2}×", rate as f64 / base.max(1) as f64),
+            ]);
         }
-        let idle: Vec<String> = rows.iter().filter(|(n, _)| *n as u32 > p).map(|(n, _)| format!("with {n}, {} had no partition", *n as u32 - p)).collect();
+        let idle: Vec<String> =
+            rows.iter().filter(|(n, _)| *n as u32 > p).map(|(n, _)| format!("with {n}, {} had no partition", *n as u32 - p)).collect();
         let best = rows.iter().max_by_key(|r| r.1).map_or(0, |r| r.0);
         lines.push(format!(
             "over {p} partitions the most orders/s came with {best} instance{}{}",
@@ -43,13 +50,18 @@ fn streaming_scale_out(summaries: &[Summary], mode: Mode) -> String {
             if idle.is_empty() { String::new() } else { format!(" ({}: a member beyond the partition count waits idle)", idle.join("; ")) }
         ));
     }
-    let mut text = String::from("
+    let mut text = String::from(
+        "
 Part C, Inventory as members of one consumer group (each partition its own stock, decided in offset order):
 
-");
+",
+    );
     text.push_str(&markdown_table(&["partitions", "Inventory instances", "orders/s", "per instance", "vs 1 instance"], &table));
-    text.push_str(&format!("
-- **scale-out, Part C**: {}. ", lines.join("; ")));
+    text.push_str(&format!(
+        "
+- **scale-out, Part C**: {}. ",
+        lines.join("; ")
+    ));
     text.push_str(match mode {
         Mode::Sim => "In the simulation a poll and a transaction cost one simulated hop each and handling costs nothing, so more members mean more batches in flight at once, up to one per partition. A simulated drain takes tens of virtual milliseconds, sampled at the timer's 1 ms grain: its rates are rough, their ratios the point.",
         Mode::Real => "Here the members, three Kafka JVMs and the producer share this machine's 2 cores, and every batch is one transaction (its outcomes, changelog entries and offsets written to 2 of 3 replicas, then commit markers): what a member adds is another transaction in flight, not another core.",
@@ -70,7 +82,12 @@ Part C, Inventory as members of one consumer group (each partition its own stock
     for crash in summaries.iter().filter(|s| s.model == Model::StreamingKafka.name() && s.experiment.ends_with("crash")) {
         let calm = summaries
             .iter()
-            .find(|s| s.model == crash.model && s.partitions == crash.partitions && s.instances == crash.instances && !s.experiment.ends_with("crash"))
+            .find(|s| {
+                s.model == crash.model
+                    && s.partitions == crash.partitions
+                    && s.instances == crash.instances
+                    && !s.experiment.ends_with("crash")
+            })
             .and_then(|s| s.drain_s);
         text.push_str(&format!(
             "- **{} over {} partitions**: one of {} members, one that held partitions, was SIGKILLed halfway. Its \
@@ -100,14 +117,18 @@ fn messaging_scale_out(summaries: &[Summary], mode: Mode) -> String {
     if let (Some(&(one, base)), Some(&(most, top))) = (rows.iter().min_by_key(|r| r.0), rows.iter().max_by_key(|r| r.0)) {
         let table: Vec<Vec<String>> = rows
             .iter()
-            .map(|&(n, rate)| vec![n.to_string(), rate.to_string(), (rate / n as u64).to_string(), format!("{:.2}×", rate as f64 / base.max(1) as f64)])
+            .map(|&(n, rate)| {
+                vec![n.to_string(), rate.to_string(), (rate / n as u64).to_string(), format!("{:.2}×", rate as f64 / base.max(1) as f64)]
+            })
             .collect();
         text.push_str(&markdown_table(&["Inventory instances", "orders/s", "per instance", "vs 1 instance"], &table));
         let speedup = top as f64 / base.max(1) as f64;
         let verdict = if speedup >= 0.8 * (most as f64 / one as f64) {
             format!("Throughput grew almost in step with the instances ({speedup:.2}× with {most}): each added consumer took its own share of the queue.")
         } else if speedup >= 1.2 {
-            format!("Throughput grew {speedup:.2}× with {most} instances, less than {most}×: the instances share what they cannot multiply.")
+            format!(
+                "Throughput grew {speedup:.2}× with {most} instances, less than {most}×: the instances share what they cannot multiply."
+            )
         } else {
             format!("Throughput did not grow with the instances ({speedup:.2}× with {most}): the bottleneck is not Inventory's handling but what the instances share.")
         };
@@ -206,7 +227,14 @@ fn messaging_node_loss(run: &crate::async_rabbitmq::Run, summary: &Summary, conf
     )
 }
 
-pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], summaries: &[Summary], violations: &[Violation]) -> anyhow::Result<()> {
+pub fn write_report(
+    out: &Path,
+    config: &Config,
+    mode: Mode,
+    runs: &[Run],
+    summaries: &[Summary],
+    violations: &[Violation],
+) -> anyhow::Result<()> {
     let m = &config.messaging;
     let mut text = format!("## Beyond one broker and one instance: Parts B and C on a cluster ({mode})\n\n");
     text.push_str(&format!(

@@ -7,11 +7,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Run;
-use campus::Model;
 use crate::async_rabbitmq::BrokerSample;
-use crate::streaming_kafka::RestartSample;
 use crate::report::csv::{self, Fixed, Row};
+use crate::streaming_kafka::RestartSample;
 use crate::Mode;
+use campus::Model;
 
 pub const SUMMARY_CSV: &str = "cluster_summary.csv";
 pub const NODE_LOSS_CSV: &str = "cluster_node_loss.csv";
@@ -188,7 +188,9 @@ impl Summary {
                     orders_per_s: scale.map(|(s, ..)| s.orders_per_s),
                     per_instance: scale.map(|(s, ..)| s.orders_per_s / s.instances as u64),
                     out_of_order: scale.map(|(_, _, o)| o),
-                    stall_s: run.node_loss().map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_streaming).collect::<Vec<_>>()))),
+                    stall_s: run
+                        .node_loss()
+                        .map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_streaming).collect::<Vec<_>>()))),
                     drain_s: scale.map(|(s, ..)| Fixed(s.drain.as_secs_f64())),
                 }
             }
@@ -209,8 +211,11 @@ pub fn throughput(summaries: &[Summary], model: Model, partitions: Option<u32>) 
 
 /// The partition counts Part C's scale-out ran over.
 pub fn partition_counts(summaries: &[Summary]) -> Vec<u32> {
-    let mut counts: Vec<u32> =
-        summaries.iter().filter(|s| s.model == Model::StreamingKafka.name() && s.experiment.starts_with("scale-out")).filter_map(|s| s.partitions).collect();
+    let mut counts: Vec<u32> = summaries
+        .iter()
+        .filter(|s| s.model == Model::StreamingKafka.name() && s.experiment.starts_with("scale-out"))
+        .filter_map(|s| s.partitions)
+        .collect();
     counts.sort_unstable();
     counts.dedup();
     counts
@@ -265,18 +270,37 @@ mod tests {
     use super::*;
 
     fn at(t_ms: u64, accepted: u64, reserved: u64) -> Progress {
-        Progress::of_messaging(&BrokerSample { t_ms, broker_up: true, accepted, published: accepted, queue_depth: Some(0), reserved, failed: 0, notified: reserved })
+        Progress::of_messaging(&BrokerSample {
+            t_ms,
+            broker_up: true,
+            accepted,
+            published: accepted,
+            queue_depth: Some(0),
+            reserved,
+            failed: 0,
+            notified: reserved,
+        })
     }
 
     #[test]
     fn a_stall_is_the_longest_time_nothing_was_decided_while_orders_waited() {
-        let samples = [at(0, 10, 10), at(1000, 20, 12), at(2000, 30, 12), at(3000, 40, 12), at(4000, 50, 40), at(5000, 50, 50), at(6000, 50, 50)];
+        let samples =
+            [at(0, 10, 10), at(1000, 20, 12), at(2000, 30, 12), at(3000, 40, 12), at(4000, 50, 40), at(5000, 50, 50), at(6000, 50, 50)];
         assert_eq!(longest_stall(&samples), 2.0, "from 1 s to 3 s; nothing waits at the end, so that is no stall");
     }
 
     #[test]
     fn on_the_log_a_stall_counts_the_seconds_the_lag_could_not_be_read() {
-        let lag = |t_ms: u64, produced: u64, lag: Option<u64>| Progress::of_streaming(&RestartSample { t_ms, broker_up: true, produced, inventory_lag: lag, analytics_lag: lag, decided: None });
+        let lag = |t_ms: u64, produced: u64, lag: Option<u64>| {
+            Progress::of_streaming(&RestartSample {
+                t_ms,
+                broker_up: true,
+                produced,
+                inventory_lag: lag,
+                analytics_lag: lag,
+                decided: None,
+            })
+        };
         let samples = [lag(0, 100, Some(10)), lag(1000, 200, None), lag(2000, 300, None), lag(3000, 300, Some(5)), lag(4000, 300, Some(0))];
         assert_eq!(longest_stall(&samples), 2.0, "unknown at 1 s and 2 s; by 3 s the read position (295) has moved past 0 s's (90)");
     }

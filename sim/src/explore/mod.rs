@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::{
+    Config as ProptestConfig, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -150,8 +152,8 @@ fn runner(seed: u64, shard: u32, cases: u32, regressions: Option<&'static str>) 
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
         chunk.copy_from_slice(&crate::rng::SimRng::new(seed).fork(&format!("explore/{shard}/{i}")).next_u64().to_le_bytes());
     }
-    let failure_persistence = regressions
-        .map(|path| Box::new(FileFailurePersistence::Direct(path)) as Box<dyn proptest::test_runner::FailurePersistence>);
+    let failure_persistence =
+        regressions.map(|path| Box::new(FileFailurePersistence::Direct(path)) as Box<dyn proptest::test_runner::FailurePersistence>);
     let config = ProptestConfig { cases, failure_persistence, max_shrink_iters: 4096, ..ProptestConfig::default() };
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
@@ -172,7 +174,14 @@ struct Shard<S> {
 
 /// Runs shard `shard`'s `cases` schedules, and shrinks its first failure. Once a shard before
 /// it has failed, its remaining schedules are not run (that failure is the one reported).
-fn explore_shard<S: Schedule>(seed: u64, shard: u32, cases: u32, broken: Option<Break>, regressions: Option<&'static str>, first_failed: &AtomicU32) -> Shard<S> {
+fn explore_shard<S: Schedule>(
+    seed: u64,
+    shard: u32,
+    cases: u32,
+    broken: Option<Break>,
+    regressions: Option<&'static str>,
+    first_failed: &AtomicU32,
+) -> Shard<S> {
     let (runs, events, passed, failed) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
     let result = runner(seed, shard, cases, regressions).run(&S::strategy(), |schedule| {
         if first_failed.load(Ordering::Relaxed) < shard {
@@ -195,7 +204,13 @@ fn explore_shard<S: Schedule>(seed: u64, shard: u32, cases: u32, broken: Option<
     Shard { passed: passed.into_inner(), runs: runs.into_inner(), events: events.into_inner(), result }
 }
 
-fn explore_schedules<S: Schedule + Send>(model: Model, seed: u64, cases: u32, broken: Option<Break>, regressions: Option<&'static str>) -> Exploration {
+fn explore_schedules<S: Schedule + Send>(
+    model: Model,
+    seed: u64,
+    cases: u32,
+    broken: Option<Break>,
+    regressions: Option<&'static str>,
+) -> Exploration {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(SHARDS as usize);
     let next = AtomicU32::new(0);
     let first_failed = AtomicU32::new(u32::MAX);
@@ -273,7 +288,8 @@ pub fn explore_recording(model: Model, seed: u64, cases: u32, broken: Option<Bre
 /// Runs one schedule given as JSON (what `--replay` takes), returning it as text and what it did.
 pub fn replay(model: Model, seed: u64, json: &str, broken: Option<Break>) -> anyhow::Result<(String, Outcome)> {
     fn one<S: Schedule>(seed: u64, json: &str, broken: Option<Break>) -> anyhow::Result<(String, Outcome)> {
-        let schedule: S = serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--replay is not a {} schedule: {e}", std::any::type_name::<S>()))?;
+        let schedule: S =
+            serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--replay is not a {} schedule: {e}", std::any::type_name::<S>()))?;
         let outcome = schedule.run(seed, broken);
         Ok((schedule.to_string(), outcome))
     }

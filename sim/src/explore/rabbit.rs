@@ -24,10 +24,10 @@ use campus::api::order::OrdersReply;
 use campus::deploy::async_rabbitmq as wiring;
 use campus::domain::{Envelope, Event, Items, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
 use campus::services::order::{AsyncOrderService, OrderIds};
-use campus::Model;
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
 use campus::transport::queue::{MessageQueue, QueueName, Route};
+use campus::Model;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -131,18 +131,22 @@ impl fmt::Display for Schedule {
         }
         for fault in &self.faults {
             match fault {
-                Fault::Duplicate { order, after_ms } => {
-                    writeln!(f, "  OrderPlaced of order #{} published again {after_ms} ms after it was accepted", order % self.orders.len())?
-                }
+                Fault::Duplicate { order, after_ms } => writeln!(
+                    f,
+                    "  OrderPlaced of order #{} published again {after_ms} ms after it was accepted",
+                    order % self.orders.len()
+                )?,
                 Fault::Crash { consumer, delivery, point, instance } => {
-                    let who = if *consumer == Consumer::Inventory && self.inventories > 1 { format!(" #{}", instance % self.inventories) } else { String::new() };
+                    let who = if *consumer == Consumer::Inventory && self.inventories > 1 {
+                        format!(" #{}", instance % self.inventories)
+                    } else {
+                        String::new()
+                    };
                     writeln!(f, "  {consumer:?}{who} crashes {} on its delivery #{delivery}", point.as_str())?
                 }
                 Fault::NodeLoss { at_ms } => writeln!(f, "  the broker node the services use lost at {at_ms} ms (they fail over)")?,
                 Fault::Down { at_ms, for_ms } => writeln!(f, "  Inventory down at {at_ms} ms for {for_ms} ms")?,
-                Fault::Malformed { kind, at_ms } => {
-                    writeln!(f, "  a malformed message ({}) at {at_ms} ms", poison_bodies(5)[kind % 5].0)?
-                }
+                Fault::Malformed { kind, at_ms } => writeln!(f, "  a malformed message ({}) at {at_ms} ms", poison_bodies(5)[kind % 5].0)?,
             }
         }
         Ok(())
@@ -154,8 +158,18 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
     let notification_point = prop::sample::select(vec![CrashPoint::BeforeCommit, CrashPoint::BeforeAck]);
     prop_oneof![
         (0usize..6, 0u64..500).prop_map(|(order, after_ms)| Fault::Duplicate { order, after_ms }),
-        (1u32..=8, inventory_point, 0usize..3).prop_map(|(delivery, point, instance)| Fault::Crash { consumer: Consumer::Inventory, delivery, point, instance }),
-        (1u32..=6, notification_point).prop_map(|(delivery, point)| Fault::Crash { consumer: Consumer::Notification, delivery, point, instance: 0 }),
+        (1u32..=8, inventory_point, 0usize..3).prop_map(|(delivery, point, instance)| Fault::Crash {
+            consumer: Consumer::Inventory,
+            delivery,
+            point,
+            instance
+        }),
+        (1u32..=6, notification_point).prop_map(|(delivery, point)| Fault::Crash {
+            consumer: Consumer::Notification,
+            delivery,
+            point,
+            instance: 0
+        }),
         (0u64..300).prop_map(|at_ms| Fault::NodeLoss { at_ms }),
         (0u64..300, 100u64..3000).prop_map(|(at_ms, for_ms)| Fault::Down { at_ms, for_ms }),
         (0usize..5, 0u64..300).prop_map(|(kind, at_ms)| Fault::Malformed { kind, at_ms }),
@@ -168,7 +182,13 @@ impl super::Schedule for Schedule {
         // that the ones that do not matter are gone before the orders are cut down.
         // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
         // Instances last: a counterexample keeps several only if it needs them.
-        (window_strategy(), prop::collection::vec(fault_strategy(), 0..=4), prop::collection::vec(items_strategy(), 1..=6), 0u32..=5, 1usize..=3)
+        (
+            window_strategy(),
+            prop::collection::vec(fault_strategy(), 0..=4),
+            prop::collection::vec(items_strategy(), 1..=6),
+            0u32..=5,
+            1usize..=3,
+        )
             .prop_map(|(broker_down, faults, orders, stock, inventories)| Schedule { stock, orders, faults, broker_down, inventories })
             .boxed()
     }
@@ -233,7 +253,10 @@ async fn supervise(
     }
 }
 
-fn spawn_logged(name: &'static str, work: impl std::future::Future<Output = Result<(), impl fmt::Display>> + Send + 'static) -> JoinHandle<()> {
+fn spawn_logged(
+    name: &'static str,
+    work: impl std::future::Future<Output = Result<(), impl fmt::Display>> + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(e) = work.await {
             tracing::warn!(task = name, error = %e, "task ended");
@@ -294,7 +317,9 @@ impl Stores {
     /// Keeps the stores for the next run, once the run's runtime (and every task holding them)
     /// is gone.
     fn spare(self) {
-        if let (Ok(order), Ok(inventory), Ok(notification)) = (Arc::try_unwrap(self.order), Arc::try_unwrap(self.inventory), Arc::try_unwrap(self.notification)) {
+        if let (Ok(order), Ok(inventory), Ok(notification)) =
+            (Arc::try_unwrap(self.order), Arc::try_unwrap(self.inventory), Arc::try_unwrap(self.notification))
+        {
             SPARE.set(Some((order, inventory, notification)));
         }
     }
@@ -317,7 +342,14 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
     outcome
 }
 
-async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool, stores: Stores) -> anyhow::Result<Outcome> {
+async fn run_in_world(
+    world: &World,
+    schedule: &Schedule,
+    seed: u64,
+    broken: Option<Break>,
+    traced: bool,
+    stores: Stores,
+) -> anyhow::Result<Outcome> {
     let sim = world.queue();
     let policy = world.policy(broken != Some(Break::NoReconnect));
     let inventories = schedule.inventories.max(1);
@@ -330,7 +362,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         }
         _ => None,
     });
-    let mut announce: BTreeMap<_, _> = inventory_announce.into_iter().enumerate().map(|(k, tx)| ((QueueName::InventoryInbox, k), tx)).collect();
+    let mut announce: BTreeMap<_, _> =
+        inventory_announce.into_iter().enumerate().map(|(k, tx)| ((QueueName::InventoryInbox, k), tx)).collect();
     announce.insert((QueueName::NotificationInbox, 0), notification_crash);
     let mut chaos = CrashingQueue::new(sim.clone(), crashes, announce, broken == Some(Break::AutoAck));
     if !traced {
@@ -342,7 +375,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let t0 = Instant::now();
     let Stores { order: order_store, inventory: inventory_store, notification: notification_store } = stores;
     let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
-    let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1, policy).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
+    let mut order_loops: Vec<JoinHandle<()>> =
+        wiring::order(order.clone(), mq.clone(), 1, policy).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
 
     // One switch per instance, flipped in instance order: a watch channel wakes several
     // receivers in no fixed order, and the trace must not depend on it.
@@ -462,7 +496,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
         }
         // …and the broker serving again (a node loss's failover may outlast the work).
         quiet &= !sim.is_down();
-        if stats.reserved + stats.failed == n as u64 && notified == stats.reserved && quiet && sim.ready(QueueName::DeadLetter) == malformed {
+        if stats.reserved + stats.failed == n as u64 && notified == stats.reserved && quiet && sim.ready(QueueName::DeadLetter) == malformed
+        {
             settled = true;
             break;
         }

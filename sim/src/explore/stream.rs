@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use campus::deploy::streaming_kafka as wiring;
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
+use campus::retry::Policy;
 use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::inventory::Inventory;
 use campus::services::order::OrderIds;
@@ -28,7 +29,6 @@ use campus::services::partitioned::ShardsView;
 use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, INVENTORY_GROUP};
 use campus::services::EventClock;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Topic};
-use campus::retry::Policy;
 use campus::Model;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -131,7 +131,11 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let throttle = self.throttle_per_s.map_or("not throttled".to_owned(), |r| format!("throttled to {r} records/s"));
         if self.inventories > 1 {
-            writeln!(f, "{} Inventory instances in one group, each partition {} of each item; Analytics {throttle}", self.inventories, self.stock)?;
+            writeln!(
+                f,
+                "{} Inventory instances in one group, each partition {} of each item; Analytics {throttle}",
+                self.inventories, self.stock
+            )?;
         } else {
             writeln!(f, "stock {} of each item; Analytics {throttle}", self.stock)?;
         }
@@ -148,7 +152,9 @@ impl fmt::Display for Schedule {
                 }
                 Fault::Crash { consumer, batch, point } => writeln!(f, "  {consumer:?} crashes {} on its batch #{batch}", point.as_str())?,
                 Fault::Reset { at_ms } => writeln!(f, "  Analytics reset to the beginning (replay) at {at_ms} ms")?,
-                Fault::Poison { at_ms, kind } => writeln!(f, "  a malformed record ({}) appended at {at_ms} ms", POISON_KINDS[*kind as usize % 3])?,
+                Fault::Poison { at_ms, kind } => {
+                    writeln!(f, "  a malformed record ({}) appended at {at_ms} ms", POISON_KINDS[*kind as usize % 3])?
+                }
                 Fault::NodeLoss { at_ms } => writeln!(f, "  a Kafka broker lost at {at_ms} ms (its partitions move to the others)")?,
                 Fault::Down { at_ms, for_ms } => writeln!(f, "  Inventory down at {at_ms} ms for {for_ms} ms")?,
             }
@@ -185,7 +191,14 @@ impl super::Schedule for Schedule {
             0u32..=5,
             proptest::option::weighted(0.3, 5u32..=50),
         )
-            .prop_map(|(inventories, broker_down, faults, orders, stock, throttle_per_s)| Schedule { stock, orders, throttle_per_s, faults, broker_down, inventories })
+            .prop_map(|(inventories, broker_down, faults, orders, stock, throttle_per_s)| Schedule {
+                stock,
+                orders,
+                throttle_per_s,
+                faults,
+                broker_down,
+                inventories,
+            })
             .boxed()
     }
 
@@ -421,11 +434,14 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let state = Arc::new(Mutex::new(Analytics::default()));
     let (reset, resets) = flume::unbounded();
     let inventory = match schedule.inventories {
-        0 | 1 => tokio::spawn(supervise_inventory(log.clone(), sim.clone(), view.clone(), config, policy, inventory_crashed, inventory_downs)),
+        0 | 1 => {
+            tokio::spawn(supervise_inventory(log.clone(), sim.clone(), view.clone(), config, policy, inventory_crashed, inventory_downs))
+        }
         n => tokio::spawn(supervise_instances(log.clone(), sim.clone(), config, policy, n, inventory_crashed, inventory_downs)),
     };
     let (producer, idle_watermarks) = wiring::producer(log.clone(), EventClock::Since(Instant::now()), policy);
-    let analytics = tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
+    let analytics =
+        tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
 
     // The producer's events: each order at its minute of event time.
     let ids = OrderIds::seeded(seed);
@@ -442,7 +458,9 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
     for fault in &schedule.faults {
         match *fault {
-            Fault::Duplicate { order, after_ms } => timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n))),
+            Fault::Duplicate { order, after_ms } => {
+                timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n)))
+            }
             Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
             Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
             Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
@@ -471,7 +489,8 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             Step::Duplicate(i) => {
                 // The same record again, as a producer's retry after a lost acknowledgement sends it.
                 let e = &events[i];
-                let record = Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode());
+                let record =
+                    Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode());
                 appends.push(append_until_ok(log.clone(), record));
             }
             Step::Poison(kind) => appends.push(append_until_ok(log.clone(), poison_records(3).swap_remove(kind as usize % 3))),
@@ -559,7 +578,10 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     violations.extend(invariants::analytics_matches("explore", &metrics, &expected));
     // More is fine (an append whose acknowledgement was lost is appended again); fewer is not.
     if malformed < poisoned {
-        violations.push(Violation { experiment: "explore".into(), message: format!("{poisoned} malformed records appended, {malformed} in order-events") });
+        violations.push(Violation {
+            experiment: "explore".into(),
+            message: format!("{poisoned} malformed records appended, {malformed} in order-events"),
+        });
     }
     if !settled {
         violations.push(Violation {

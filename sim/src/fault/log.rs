@@ -61,7 +61,6 @@ pub struct CrashingLog {
     commit_first: Option<String>,
 }
 
-
 fn describe(topic: Topic, value: &[u8], headers: &campus::transport::log::Headers) -> String {
     if let Some((_, ms)) = headers.iter().find(|(n, _)| n == campus::services::merge::WATERMARK_HEADER) {
         return format!("watermark {ms} ms");
@@ -161,8 +160,12 @@ impl EventLog for CrashingLog {
             // Only Inventory appends outcomes and changelog entries (without a transaction only
             // under `--break no-transaction`); it is handling its group's last batch.
             match records.first().map(|r| r.topic) {
-                Some(Topic::InventoryEvents) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforePublish) => std::future::pending::<()>().await,
-                Some(Topic::InventoryChangelog) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforeAck) => std::future::pending::<()>().await,
+                Some(Topic::InventoryEvents) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforePublish) => {
+                    std::future::pending::<()>().await
+                }
+                Some(Topic::InventoryChangelog) if self.crash_here(INVENTORY_GROUP, None, CrashPoint::BeforeAck) => {
+                    std::future::pending::<()>().await
+                }
                 _ => {}
             }
             let lines: Vec<String> = if self.lock().trace.is_kept() {
@@ -184,7 +187,13 @@ impl EventLog for CrashingLog {
         self.inner.fence(writer)
     }
 
-    fn transact(&self, writer: &str, consumer: ConsumerId, records: Vec<Outgoing>, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+    fn transact(
+        &self,
+        writer: &str,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
         let writer = writer.to_owned();
         Box::pin(async move {
             let group = self.group_of(consumer);
@@ -192,7 +201,11 @@ impl EventLog for CrashingLog {
                 std::future::pending::<()>().await;
             }
             let lines: Vec<String> = if self.lock().trace.is_kept() {
-                records.iter().filter(|r| r.topic != Topic::InventoryChangelog).map(|r| format!("{} {}", r.topic, describe(r.topic, &r.value, &r.headers))).collect()
+                records
+                    .iter()
+                    .filter(|r| r.topic != Topic::InventoryChangelog)
+                    .map(|r| format!("{} {}", r.topic, describe(r.topic, &r.value, &r.headers)))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -252,8 +265,10 @@ impl EventLog for CrashingLog {
                 s.handling.insert(group.clone(), consumer);
                 s.events += records.len() as u64;
                 s.trace.push(|| {
-                    let what: Vec<String> =
-                        records.iter().map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(r.topic, &r.value, &r.headers))).collect();
+                    let what: Vec<String> = records
+                        .iter()
+                        .map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(r.topic, &r.value, &r.headers)))
+                        .collect();
                     format!("{group} polls batch #{batch}: {}", what.join(", "))
                 });
             }

@@ -142,8 +142,7 @@ async fn faulty(State(switch): State<FaultSwitch>, request: Request, next: Next)
         tokio::time::sleep(delay).await;
     }
     if let Some(status) = plan.error {
-        return ApiError::new(status, "injected_fault", format!("fault injected by the lab: answering {status}"))
-            .into_response();
+        return ApiError::new(status, "injected_fault", format!("fault injected by the lab: answering {status}")).into_response();
     }
     next.run(request).await
 }

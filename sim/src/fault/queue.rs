@@ -106,7 +106,13 @@ impl CrashingQueue {
 
     /// The same queue and crashes as instance `instance` of its consumers sees them.
     pub fn view(&self, instance: usize) -> CrashingQueue {
-        CrashingQueue { inner: self.inner.clone(), shared: self.shared.clone(), crashed: self.crashed.clone(), auto_ack: self.auto_ack, instance }
+        CrashingQueue {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            crashed: self.crashed.clone(),
+            auto_ack: self.auto_ack,
+            instance,
+        }
     }
 
     /// The same wrapper, keeping no trace (`explore`'s search).
@@ -136,7 +142,13 @@ impl CrashingQueue {
 
     /// If the consumer of `queue` must die at `point` of delivery `number`: announce it and
     /// return true (the caller then waits forever; the harness aborts it).
-    fn crash_here(shared: &Mutex<Shared>, crashed: &BTreeMap<Instance, flume::Sender<()>>, (queue, instance): Instance, number: u32, point: CrashPoint) -> bool {
+    fn crash_here(
+        shared: &Mutex<Shared>,
+        crashed: &BTreeMap<Instance, flume::Sender<()>>,
+        (queue, instance): Instance,
+        number: u32,
+        point: CrashPoint,
+    ) -> bool {
         let mut s = shared.lock().expect("crash state lock");
         if !s.crashes.remove(&QueueCrash { queue, instance, delivery: number, point }) {
             return false;
@@ -150,7 +162,6 @@ impl CrashingQueue {
         true
     }
 }
-
 
 fn describe(body: &[u8]) -> String {
     match campus::domain::Envelope::decode(body) {

@@ -84,7 +84,11 @@ const MAX_DELAY_MS: u64 = 600_000;
 
 impl FaultBody {
     fn of(plan: &FaultPlan) -> Self {
-        FaultBody { delay_ms: plan.delay.map_or(0, |d| d.as_millis() as u64), error_status: plan.error.map(|s| s.as_u16()), hang: plan.hang }
+        FaultBody {
+            delay_ms: plan.delay.map_or(0, |d| d.as_millis() as u64),
+            error_status: plan.error.map(|s| s.as_u16()),
+            hang: plan.hang,
+        }
     }
 
     fn plan(&self) -> Result<FaultPlan, String> {
@@ -152,16 +156,29 @@ impl Change {
         let millis = one([("delay_ms", self.delay_ms), ("delayMs", self.delay_ms_camel)])?;
         let delay_ms = match (seconds, millis) {
             (Some(_), Some(_)) => return Err("give the delay in seconds or in milliseconds, not both".into()),
-            (Some(s), None) if !(0.0..=(MAX_DELAY_MS / 1000) as f64).contains(&s) => return Err(format!("a delay of {s} s: 0 to {} s", MAX_DELAY_MS / 1000)),
+            (Some(s), None) if !(0.0..=(MAX_DELAY_MS / 1000) as f64).contains(&s) => {
+                return Err(format!("a delay of {s} s: 0 to {} s", MAX_DELAY_MS / 1000))
+            }
             (Some(s), None) => Some((s * 1000.0).round() as u64),
             (None, ms) => ms,
         };
         let rate = match self.failure_rate {
             None => None,
             Some(r) if r == 0.0 || r == 1.0 => Some(r == 1.0),
-            Some(r) => return Err(format!("failure_rate {r}: 0 or 1 only (a fault here hits every request or none, so that runs are reproducible)")),
+            Some(r) => {
+                return Err(format!(
+                    "failure_rate {r}: 0 or 1 only (a fault here hits every request or none, so that runs are reproducible)"
+                ))
+            }
         };
-        let fail = one([("enabled", self.enabled), ("fail", self.fail), ("fail_enabled", self.fail_enabled), ("failure_enabled", self.failure_enabled), ("forceFail", self.force_fail), ("failure_rate", rate)])?;
+        let fail = one([
+            ("enabled", self.enabled),
+            ("fail", self.fail),
+            ("fail_enabled", self.fail_enabled),
+            ("failure_enabled", self.failure_enabled),
+            ("forceFail", self.force_fail),
+            ("failure_rate", rate),
+        ])?;
         if let Some(ms) = delay_ms {
             if ms > MAX_DELAY_MS {
                 return Err(format!("a delay of {ms} ms: 0 to {MAX_DELAY_MS} ms"));
@@ -179,7 +196,8 @@ impl Change {
 }
 
 async fn change(State(switch): State<FaultSwitch>, body: axum::body::Bytes, enabled_means_fail: bool) -> Response {
-    let parsed: Result<Change, String> = if body.is_empty() { Ok(Change::default()) } else { serde_json::from_slice(&body).map_err(|e| e.to_string()) };
+    let parsed: Result<Change, String> =
+        if body.is_empty() { Ok(Change::default()) } else { serde_json::from_slice(&body).map_err(|e| e.to_string()) };
     match parsed.and_then(|c| c.apply(switch.get(), enabled_means_fail)) {
         Ok(plan) => {
             switch.set(plan.clone());
@@ -195,7 +213,8 @@ async fn loopback_only(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let who = peer.map_or("an unknown caller".to_owned(), |p| p.ip().to_string());
-    ApiError::new(StatusCode::FORBIDDEN, "admin_loopback_only", format!("/admin/fault answers callers on loopback only, not {who}")).into_response()
+    ApiError::new(StatusCode::FORBIDDEN, "admin_loopback_only", format!("/admin/fault answers callers on loopback only, not {who}"))
+        .into_response()
 }
 
 async fn show(State(switch): State<FaultSwitch>) -> Json<FaultBody> {
@@ -231,7 +250,8 @@ mod tests {
 
     /// POSTs `body` to `path` from loopback; the status and the plan the switch holds after.
     async fn post(switch: &FaultSwitch, path: &str, body: &str) -> (StatusCode, FaultPlan) {
-        let mut request = Request::post(path).header("content-type", "application/json").body(axum::body::Body::from(body.to_owned())).unwrap();
+        let mut request =
+            Request::post(path).header("content-type", "application/json").body(axum::body::Body::from(body.to_owned())).unwrap();
         request.extensions_mut().insert(ConnectInfo("127.0.0.1:5000".parse::<SocketAddr>().unwrap()));
         let status = routes(switch.clone()).oneshot(request).await.unwrap().status();
         (status, switch.get())
@@ -253,7 +273,11 @@ mod tests {
                 ("/admin/delay", r#"{"seconds": 0}"#, FaultPlan::healthy()),
                 ("/admin/fail", r#"{"enabled": true}"#, failing()),
                 ("/admin/fail", r#"{"enabled": false}"#, FaultPlan::healthy()),
-                ("/config", r#"{"delay_seconds": 2, "failure_enabled": true}"#, FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) }),
+                (
+                    "/config",
+                    r#"{"delay_seconds": 2, "failure_enabled": true}"#,
+                    FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) },
+                ),
                 ("/config", r#"{"delay_seconds": 0, "failure_enabled": false}"#, FaultPlan::healthy()),
                 ("/configure", r#"{"delay": 1.5}"#, delayed(1500)),
                 ("/configure", r#"{"delay": 0, "failure_rate": 1.0}"#, failing()),

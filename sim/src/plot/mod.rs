@@ -129,8 +129,18 @@ impl Chart {
         let _ = writeln!(svg, r#"<text x="{}" y="28" font-size="16" text-anchor="middle">{}</text>"#, WIDTH / 2.0, escape(&self.title));
         for (a, b, text) in &self.shaded {
             let (xa, xb) = (sx(*a), sx(*b));
-            let _ = writeln!(svg, r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12"/>"##, (xb - xa).max(1.0));
-            let _ = writeln!(svg, r##"<text x="{:.1}" y="{}" fill="#a01010" text-anchor="middle">{}</text>"##, (xa + xb) / 2.0, TOP + plot_h - 8.0, escape(text));
+            let _ = writeln!(
+                svg,
+                r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12"/>"##,
+                (xb - xa).max(1.0)
+            );
+            let _ = writeln!(
+                svg,
+                r##"<text x="{:.1}" y="{}" fill="#a01010" text-anchor="middle">{}</text>"##,
+                (xa + xb) / 2.0,
+                TOP + plot_h - 8.0,
+                escape(text)
+            );
         }
         // Grid and ticks.
         for t in linear_ticks(y0, y1, 6) {
@@ -155,7 +165,13 @@ impl Chart {
             let _ = writeln!(svg, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#, TOP + plot_h + 18.0, label(t));
         }
         let _ = writeln!(svg, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#444"/>"##);
-        let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, LEFT + plot_w / 2.0, HEIGHT - 16.0, escape(&self.x_label));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            LEFT + plot_w / 2.0,
+            HEIGHT - 16.0,
+            escape(&self.x_label)
+        );
         let _ = writeln!(
             svg,
             r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
@@ -198,7 +214,13 @@ impl Chart {
                 let _ = writeln!(svg, r#"<circle cx="{}" cy="{}" r="3" fill="none" stroke="{color}"/>"#, lx + 10.0, ly - 4.0);
             } else {
                 let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-                let _ = writeln!(svg, r#"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="2"{dash}/>"#, ly - 4.0, lx + 20.0, ly - 4.0);
+                let _ = writeln!(
+                    svg,
+                    r#"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="2"{dash}/>"#,
+                    ly - 4.0,
+                    lx + 20.0,
+                    ly - 4.0
+                );
             }
             let _ = writeln!(svg, r#"<text x="{}" y="{ly}">{}</text>"#, lx + 26.0, escape(&s.name));
             ly += 18.0;
@@ -268,7 +290,10 @@ pub fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<S
 
 /// A report's "Figures" subsection linking the figures drawn.
 pub fn figures(drawn: Vec<(Option<String>, &str)>) -> String {
-    let lines: Vec<String> = drawn.into_iter().filter_map(|(name, caption)| name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n})\n"))).collect();
+    let lines: Vec<String> = drawn
+        .into_iter()
+        .filter_map(|(name, caption)| name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n})\n")))
+        .collect();
     if lines.is_empty() {
         return String::new();
     }
@@ -313,7 +338,8 @@ mod tests {
         };
         assert!(legend_box_y(&along_the_top.svg()) > HEIGHT / 2.0, "the legend is drawn over the line at the top");
         // The same line near the bottom: the legend goes to the top.
-        let along_the_bottom = Chart { series: vec![Series::line("a", vec![(0.0, 1.0), (10.0, 1.0)])], y_max: Some(10.0), ..Chart::default() };
+        let along_the_bottom =
+            Chart { series: vec![Series::line("a", vec![(0.0, 1.0), (10.0, 1.0)])], y_max: Some(10.0), ..Chart::default() };
         assert!(legend_box_y(&along_the_bottom.svg()) < HEIGHT / 2.0, "the legend is drawn over the line at the bottom");
     }
 }

@@ -72,7 +72,8 @@ pub fn merge<R: Row>(path: &Path, mode: Mode, rows: Vec<R>) -> anyhow::Result<()
     }
     kept.extend(rows);
     kept.sort_by_key(|r| r.mode() != Mode::Sim);
-    let mut writer = ::csv::WriterBuilder::new().has_headers(false).from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut writer =
+        ::csv::WriterBuilder::new().has_headers(false).from_path(path).with_context(|| format!("writing {}", path.display()))?;
     writer.write_record(&header)?;
     for row in &kept {
         writer.serialize(row)?;

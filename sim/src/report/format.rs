@@ -78,7 +78,14 @@ pub fn text_table<H: AsRef<str>>(header: &[H], rows: &[Vec<String>]) -> String {
     }
     blocks.push(block);
     let line = |cells: &[&str], columns: &[usize]| {
-        columns.iter().map(|&c| format!("{:>w$}", cells.get(c).copied().unwrap_or(""), w = widths[c])).collect::<Vec<_>>().join("  ").trim_end().to_owned() + "\n"
+        columns
+            .iter()
+            .map(|&c| format!("{:>w$}", cells.get(c).copied().unwrap_or(""), w = widths[c]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+            + "\n"
     };
     let mut text = String::new();
     for (i, columns) in blocks.iter().enumerate() {
@@ -108,14 +115,19 @@ mod tests {
 
     #[test]
     fn a_table_wider_than_the_terminal_is_cut_into_blocks_that_each_name_their_rows() {
-        let header: Vec<String> = ["experiment", "mode"].into_iter().map(String::from).chain((0..12).map(|i| format!("column_{i:02}"))).collect();
-        let rows = vec![["outage".to_owned(), "sim".to_owned()].into_iter().chain((0..12).map(|i| format!("{}", i * 1000))).collect::<Vec<_>>()];
+        let header: Vec<String> =
+            ["experiment", "mode"].into_iter().map(String::from).chain((0..12).map(|i| format!("column_{i:02}"))).collect();
+        let rows =
+            vec![["outage".to_owned(), "sim".to_owned()].into_iter().chain((0..12).map(|i| format!("{}", i * 1000))).collect::<Vec<_>>()];
         let text = text_table(&header, &rows);
         assert!(text.lines().all(|l| l.chars().count() <= TERMINAL_WIDTH), "{text}");
         let blocks: Vec<&str> = text.split("\n\n").collect();
         assert!(blocks.len() > 1, "{text}");
         for block in &blocks {
-            assert!(block.contains("experiment  mode") && block.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("outage   sim")), "{block}");
+            assert!(
+                block.contains("experiment  mode") && block.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("outage   sim")),
+                "{block}"
+            );
         }
         for i in 0..12 {
             assert_eq!(text.matches(&format!("column_{i:02}")).count(), 1, "each column once: {text}");

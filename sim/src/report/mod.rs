@@ -93,7 +93,8 @@ pub fn utc_now() -> String {
 /// Replaces (or adds) the section `key` of `out/report.md`, keeping the others.
 pub fn update_report(out: &Path, key: &str, body: &str) -> anyhow::Result<()> {
     let path = out.join("report.md");
-    let existing = if path.exists() { fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))? } else { String::new() };
+    let existing =
+        if path.exists() { fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))? } else { String::new() };
     let mut sections = parse_sections(&existing);
     sections.retain(|(k, _)| k != key);
     sections.push((key.to_owned(), body.trim_end().to_owned()));

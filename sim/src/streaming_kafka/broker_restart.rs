@@ -158,10 +158,27 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
         }
         live.update(|| {
             let show = |l: Option<u64>| l.map_or("?".to_owned(), |l| l.to_string());
-            let phase = if up_ms.is_some() { "recovering".to_owned() } else if down_ms.is_some() { format!("{what} down") } else { "producing".to_owned() };
-            format!("t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}", t_ms / 1000, produced.events(), show(inventory_lag), show(analytics_lag))
+            let phase = if up_ms.is_some() {
+                "recovering".to_owned()
+            } else if down_ms.is_some() {
+                format!("{what} down")
+            } else {
+                "producing".to_owned()
+            };
+            format!(
+                "t={:>3} s ({phase}): produced {}, inventory lag {}, analytics lag {}",
+                t_ms / 1000,
+                produced.events(),
+                show(inventory_lag),
+                show(analytics_lag)
+            )
         });
-        if up_ms.is_some() && producer_done && analytics_lag == Some(0) && inventory_lag == Some(0) && caught_up(d, events.len()).await.unwrap_or(false) {
+        if up_ms.is_some()
+            && producer_done
+            && analytics_lag == Some(0)
+            && inventory_lag == Some(0)
+            && caught_up(d, events.len()).await.unwrap_or(false)
+        {
             live.finish(&format!("caught up at {:.1} s", t_ms as f64 / 1e3));
             break t_ms;
         }

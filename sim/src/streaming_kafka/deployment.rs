@@ -15,8 +15,8 @@ use campus::domain::OrderPlaced;
 use campus::retry::Policy;
 use campus::services::analytics::Analytics;
 use campus::services::inventory::Inventory;
-use campus::services::producer::Producer;
 use campus::services::partitioned::{self, ShardsView};
+use campus::services::producer::Producer;
 use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
 use campus::services::EventClock;
 use campus::store::InventoryStats;
@@ -133,7 +133,13 @@ impl<'w> Deployment<'w> {
     }
 
     /// The same over topics of `partitions` partitions.
-    pub async fn real_partitioned(config: &Config, exe: &Path, bootstrap: &str, experiment: &str, partitions: u32) -> anyhow::Result<Deployment<'static>> {
+    pub async fn real_partitioned(
+        config: &Config,
+        exe: &Path,
+        bootstrap: &str,
+        experiment: &str,
+        partitions: u32,
+    ) -> anyhow::Result<Deployment<'static>> {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
         let kafka = KafkaLog::connect_with(bootstrap, &namespace, partitions).await.with_context(|| {
@@ -142,11 +148,23 @@ impl<'w> Deployment<'w> {
         crate::progress::step(&format!("{experiment}: topics {namespace}.*"));
         let kafka = Arc::new(kafka);
         let (batch, stock, partitions) = (config.batch.to_string(), config.stock.to_string(), partitions.to_string());
-        let common: Vec<String> =
-            ["--port", "0", "--kafka-bootstrap", bootstrap, "--namespace", &namespace, "--batch", &batch, "--stock", &stock, "--partitions", &partitions]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let common: Vec<String> = [
+            "--port",
+            "0",
+            "--kafka-bootstrap",
+            bootstrap,
+            "--namespace",
+            &namespace,
+            "--batch",
+            &batch,
+            "--stock",
+            &stock,
+            "--partitions",
+            &partitions,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let producer = ServiceProcess::spawn(exe, "producer", Model::StreamingKafka, &common).await?;
         let http: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Producer, producer.url().to_owned())]));
         let parts = RealParts {
@@ -162,7 +180,14 @@ impl<'w> Deployment<'w> {
             outage: None,
         };
         let kind = tokio::sync::Mutex::new(Kind::Real(Box::new(parts)));
-        Ok(Deployment { log: kafka, stock: config.stock, batch: config.batch, node_failover: config.node_failover, producer: Front::Real(http), kind })
+        Ok(Deployment {
+            log: kafka,
+            stock: config.stock,
+            batch: config.batch,
+            node_failover: config.node_failover,
+            producer: Front::Real(http),
+            kind,
+        })
     }
 
     pub fn mode(&self) -> Mode {
@@ -268,7 +293,12 @@ impl<'w> Deployment<'w> {
     pub async fn busiest_instance(&self) -> anyhow::Result<Option<usize>> {
         let ends = self.log.end_offsets(Topic::OrderEvents).await?;
         let committed = self.log.committed(INVENTORY_GROUP, Topic::OrderEvents).await?;
-        let left = |partitions: &[u32]| partitions.iter().map(|&p| ends.get(p as usize).zip(committed.get(p as usize)).map_or(0, |(e, c)| e.saturating_sub(*c))).sum::<u64>();
+        let left = |partitions: &[u32]| {
+            partitions
+                .iter()
+                .map(|&p| ends.get(p as usize).zip(committed.get(p as usize)).map_or(0, |(e, c)| e.saturating_sub(*c)))
+                .sum::<u64>()
+        };
         let decided = |s: &InventoryStats| s.reserved + s.failed;
         // (instance, records left in its partitions, decisions)
         let mut work = Vec::new();
@@ -290,7 +320,9 @@ impl<'w> Deployment<'w> {
             let stats = get_json::<InventoryStats>(&http, Peer::Inventory, "/stats").await?;
             work.push((i, left(&stats.partitions), decided(&stats)));
         }
-        let most = |key: fn(&(usize, u64, u64)) -> u64| work.iter().filter(|w| key(w) > 0).max_by_key(|w| (key(w), std::cmp::Reverse(w.0))).map(|w| w.0);
+        let most = |key: fn(&(usize, u64, u64)) -> u64| {
+            work.iter().filter(|w| key(w) > 0).max_by_key(|w| (key(w), std::cmp::Reverse(w.0))).map(|w| w.0)
+        };
         Ok(most(|w| w.1).or_else(|| most(|w| w.2)))
     }
 
@@ -324,7 +356,8 @@ impl<'w> Deployment<'w> {
         match &mut *self.kind.lock().await {
             Kind::Sim(s) => {
                 s.analytics_state = Arc::new(Mutex::new(Analytics::default()));
-                s.analytics = Some(wiring::analytics(self.log.clone(), ANALYTICS_GROUP, s.analytics_state.clone(), self.batch, throttle, s.policy));
+                s.analytics =
+                    Some(wiring::analytics(self.log.clone(), ANALYTICS_GROUP, s.analytics_state.clone(), self.batch, throttle, s.policy));
             }
             Kind::Real(r) => {
                 let mut args = r.common.clone();

@@ -30,9 +30,13 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
             }
             Scenario::Lag => lag(config, d, &events, &mut run).await?,
             Scenario::Replay => replay(config, d, &events, &mut run).await?,
-            Scenario::BrokerRestart => super::broker_restart::run(config, d, &events, &mut run, super::broker_restart::Away::Broker).await?,
+            Scenario::BrokerRestart => {
+                super::broker_restart::run(config, d, &events, &mut run, super::broker_restart::Away::Broker).await?
+            }
             Scenario::NodeLoss => super::broker_restart::run(config, d, &events, &mut run, super::broker_restart::Away::Node).await?,
-            Scenario::ScaleOut { instances, partitions, crash } => super::scale_out::run(config, d, &events, &mut run, instances, partitions, crash).await?,
+            Scenario::ScaleOut { instances, partitions, crash } => {
+                super::scale_out::run(config, d, &events, &mut run, instances, partitions, crash).await?
+            }
             Scenario::InventoryCrash => inventory_crash(config, d, &events, &mut run).await?,
             Scenario::Outage => super::broker_restart::run(config, d, &events, &mut run, super::broker_restart::Away::Inventory).await?,
             Scenario::Poison => poison(config, d, &events, &mut run).await?,

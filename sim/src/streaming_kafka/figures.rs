@@ -34,7 +34,13 @@ pub fn restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     }
     let rows = csv::read::<RestartRow>(&path)?.into_iter().filter(|r| r.mode == mode);
     let seconds = rows.map(|r| (r.t_s.0, r.broker_up == 1, r.produced, r.inventory_lag, r.analytics_lag, None)).collect();
-    timeline(out, format!("streaming_kafka_broker_restart_{mode}.svg"), format!("Part C ({mode}): the broker killed mid-stream and started again"), "broker down", seconds)
+    timeline(
+        out,
+        format!("streaming_kafka_broker_restart_{mode}.svg"),
+        format!("Part C ({mode}): the broker killed mid-stream and started again"),
+        "broker down",
+        seconds,
+    )
 }
 
 /// The same for Inventory's outage: Inventory's lag is the orders waiting for a decision.
@@ -44,12 +50,24 @@ pub fn outage(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let rows = csv::read::<OutageRow>(&path)?.into_iter().filter(|r| r.mode == mode);
-    let seconds = rows.map(|r| (r.t_s.0, r.inventory_up == 1, r.produced, r.inventory_lag, r.analytics_lag, r.decided.map(|d| r.produced.saturating_sub(d)))).collect();
-    timeline(out, format!("streaming_kafka_outage_{mode}.svg"), format!("Part C ({mode}): Inventory down, the producer going on"), "Inventory down", seconds)
+    let seconds = rows
+        .map(|r| {
+            (r.t_s.0, r.inventory_up == 1, r.produced, r.inventory_lag, r.analytics_lag, r.decided.map(|d| r.produced.saturating_sub(d)))
+        })
+        .collect();
+    timeline(
+        out,
+        format!("streaming_kafka_outage_{mode}.svg"),
+        format!("Part C ({mode}): Inventory down, the producer going on"),
+        "Inventory down",
+        seconds,
+    )
 }
 
 fn timeline(out: &Path, file: String, title: String, away: &str, seconds: Vec<Second>) -> anyhow::Result<Option<String>> {
-    let series = |name: &str, column: fn(&Second) -> Option<u64>| Series::line(name, seconds.iter().filter_map(|r| Some((r.0, column(r)? as f64))).collect());
+    let series = |name: &str, column: fn(&Second) -> Option<u64>| {
+        Series::line(name, seconds.iter().filter_map(|r| Some((r.0, column(r)? as f64))).collect())
+    };
     let shaded = down_span(seconds.iter().map(|r| (r.0, !r.1)), away);
     let chart = Chart {
         title,
@@ -101,7 +119,8 @@ pub fn replay(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
     // Orders per minute, and the failure rate per minute (in %), before and after.
     let (mut before, mut after, mut rate_before, mut rate_after) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for row in csv::read::<ReplayRow>(&out.join(REPLAY_CSV))?.into_iter().filter(|r| r.mode == mode) {
-        let per_minute = |prefix: &str| row.metric.strip_prefix(prefix).and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok());
+        let per_minute =
+            |prefix: &str| row.metric.strip_prefix(prefix).and_then(|m| m.strip_suffix(']')).and_then(|m| m.parse::<f64>().ok());
         let (minute, scale, sides) = if let Some(minute) = per_minute("orders[") {
             (minute, 1.0, [&mut before, &mut after])
         } else if let Some(minute) = per_minute("failure_rate[") {

@@ -43,7 +43,10 @@ pub fn check(run: &Run) -> Vec<Violation> {
         }
         if let Some(inventory) = &run.inventory {
             if inventory.units_taken != d.reserved_units {
-                fail(format!("inventory took {} units, but the orders decided reserved asked for {}", inventory.units_taken, d.reserved_units));
+                fail(format!(
+                    "inventory took {} units, but the orders decided reserved asked for {}",
+                    inventory.units_taken, d.reserved_units
+                ));
             }
         }
     }
@@ -120,13 +123,19 @@ pub fn analytics_matches(
 
 /// The minutes whose (orders, reserved, failed) differ between `metrics` and `other` (the
 /// other mode's, as its CSV rows say).
-pub fn differing_minutes(metrics: &campus::services::analytics::Metrics, other: &std::collections::BTreeMap<u64, (u64, u64, u64)>) -> Vec<u64> {
+pub fn differing_minutes(
+    metrics: &campus::services::analytics::Metrics,
+    other: &std::collections::BTreeMap<u64, (u64, u64, u64)>,
+) -> Vec<u64> {
     let minutes: std::collections::BTreeSet<u64> = metrics.per_minute.keys().chain(other.keys()).copied().collect();
     minutes.into_iter().filter(|m| metrics.per_minute.get(m).map(|v| (v.orders, v.reserved, v.failed)) != other.get(m).copied()).collect()
 }
 
 /// Part C: the same seed decides the same orders in sim and real, minute by minute.
-pub fn same_as_other_mode(metrics: &campus::services::analytics::Metrics, other: &std::collections::BTreeMap<u64, (u64, u64, u64)>) -> Vec<Violation> {
+pub fn same_as_other_mode(
+    metrics: &campus::services::analytics::Metrics,
+    other: &std::collections::BTreeMap<u64, (u64, u64, u64)>,
+) -> Vec<Violation> {
     let differing = differing_minutes(metrics, other);
     if differing.is_empty() {
         return Vec::new();
@@ -154,7 +163,12 @@ pub fn same_across_runs(runs: &[super::Run]) -> (usize, Vec<Violation>) {
             let differing = differing_minutes(metrics, &other);
             (!differing.is_empty()).then(|| Violation {
                 experiment: r.name().to_owned(),
-                message: format!("reserved/failed per minute differ from the {} run's in {} minutes: {:?}", first.name(), differing.len(), differing),
+                message: format!(
+                    "reserved/failed per minute differ from the {} run's in {} minutes: {:?}",
+                    first.name(),
+                    differing.len(),
+                    differing
+                ),
             })
         })
         .collect();

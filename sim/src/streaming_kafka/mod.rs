@@ -208,7 +208,11 @@ pub enum Scenario {
     NodeLoss,
     /// On a cluster: a backlog drained by `instances` scaled-out Inventories over topics of
     /// `partitions` partitions; with `crash`, instance 0 SIGKILLed halfway.
-    ScaleOut { instances: usize, partitions: u32, crash: bool },
+    ScaleOut {
+        instances: usize,
+        partitions: u32,
+        crash: bool,
+    },
 }
 
 impl Scenario {
@@ -287,25 +291,37 @@ pub enum Detail {
     Lag(Lag),
     /// The metrics before the Analytics group was reset (those after are [`Run::metrics`]), and
     /// the command that reset it.
-    Replay { before: Metrics, command: String },
+    Replay {
+        before: Metrics,
+        command: String,
+    },
     BrokerRestart(Restart),
     /// A broker node lost and started again: the same observations as a broker restart.
     NodeLoss(Restart),
     /// Inventory was killed after `killed_after` events had been appended, and started again
     /// `restarted_ms` into the run (it then restored its state from the changelog).
-    InventoryCrash { killed_after: u64, restarted_ms: u64 },
+    InventoryCrash {
+        killed_after: u64,
+        restarted_ms: u64,
+    },
     /// Inventory down for a window while events arrived: the same observations as a broker
     /// restart, the window Inventory's.
     Outage(Restart),
     /// `injected` malformed records were appended among the events.
-    Poison { injected: usize },
+    Poison {
+        injected: usize,
+    },
     /// One schedule of `campus-sim explore`.
     Explore,
     /// A backlog drained by scaled-out Inventories over `partitions` partitions;
     /// `out_of_order` counts decisions written in a partition of `inventory-events` before one
     /// of an order that came earlier in its partition of `order-events` (a log keeps order per
     /// key: 0).
-    ScaleOut { drain: crate::drain::ScaleOut, partitions: u32, out_of_order: u64 },
+    ScaleOut {
+        drain: crate::drain::ScaleOut,
+        partitions: u32,
+        out_of_order: u64,
+    },
 }
 
 /// The lag experiment's time series.

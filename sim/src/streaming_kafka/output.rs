@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::rows::{final_metrics, named, summary_row, MetricsRow, SummaryRow, LAG_CSV, METRICS_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV};
+use super::rows::{
+    final_metrics, named, summary_row, MetricsRow, SummaryRow, LAG_CSV, METRICS_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV,
+};
 use super::{Config, Detail, Run};
 use crate::backlog::{Backlog, Point};
 use crate::report::csv;
@@ -27,8 +29,11 @@ pub fn other_mode_metrics(out: &Path, mode: Mode) -> anyhow::Result<Option<BTree
     if !path.exists() {
         return Ok(None);
     }
-    let rows: BTreeMap<u64, (u64, u64, u64)> =
-        csv::read::<MetricsRow>(&path)?.into_iter().filter(|r| r.mode != mode).map(|r| (r.minute, (r.orders, r.reserved, r.failed))).collect();
+    let rows: BTreeMap<u64, (u64, u64, u64)> = csv::read::<MetricsRow>(&path)?
+        .into_iter()
+        .filter(|r| r.mode != mode)
+        .map(|r| (r.minute, (r.orders, r.reserved, r.failed)))
+        .collect();
     Ok((!rows.is_empty()).then_some(rows))
 }
 
@@ -135,7 +140,10 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                         ]);
                     }
                     text.push('\n');
-                    text.push_str(&markdown_table(&["minute", "orders before", "orders after", "failure rate before", "failure rate after"], &rows));
+                    text.push_str(&markdown_table(
+                        &["minute", "orders before", "orders after", "failure rate before", "failure rate after"],
+                        &rows,
+                    ));
                     text.push('\n');
                 }
             }
@@ -271,7 +279,11 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
              watermark at the end of a burst).\n",
             differing.len(),
             metrics.per_minute.len().max(other.len()),
-            if differing.is_empty() { String::new() } else { format!(" (minutes {})", differing.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")) },
+            if differing.is_empty() {
+                String::new()
+            } else {
+                format!(" (minutes {})", differing.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+            },
         ));
     }
     text.push_str(&super::figures::draw(out, mode)?);

@@ -1,13 +1,13 @@
 //! Part C's CSV files, as typed rows: `streaming_kafka_metrics.csv`, `_lag.csv`,
 //! `_replay.csv` and `_summary.csv`, and how a run becomes them.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use campus::services::analytics::Metrics;
-use serde::{Deserialize, Serialize};
 use super::Run;
 use crate::report::csv::{self, Fixed, Row};
 use crate::Mode;
+use campus::services::analytics::Metrics;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 pub const METRICS_CSV: &str = "streaming_kafka_metrics.csv";
 pub const LAG_CSV: &str = "streaming_kafka_lag.csv";

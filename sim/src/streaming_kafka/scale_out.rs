@@ -44,8 +44,20 @@ async fn committed(log: &dyn EventLog) -> Result<(u64, u64), LogError> {
     Ok((done, ends))
 }
 
-pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run, instances: usize, partitions: u32, crash: bool) -> anyhow::Result<()> {
-    let label = format!("scale-out, {instances} instance{} over {partitions} partitions{}", if instances == 1 { "" } else { "s" }, if crash { ", one crashed" } else { "" });
+pub async fn run(
+    config: &Config,
+    d: &Deployment<'_>,
+    events: &[OrderPlaced],
+    run: &mut Run,
+    instances: usize,
+    partitions: u32,
+    crash: bool,
+) -> anyhow::Result<()> {
+    let label = format!(
+        "scale-out, {instances} instance{} over {partitions} partitions{}",
+        if instances == 1 { "" } else { "s" },
+        if crash { ", one crashed" } else { "" }
+    );
     let log = d.log();
     run.produce = produce(d, events, config.batch, None, &Produced::default()).await?;
     let n = events.len() as u64;
@@ -97,7 +109,11 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     let out_of_order = out_of_order(log.as_ref()).await?;
     run.decisions = Some(decided);
     let orders_per_s = middle_rate(&progress, n, poll(d.mode()));
-    run.detail = Detail::ScaleOut { drain: ScaleOut { instances, backlog: n as usize, orders_per_s, drain, crashed, progress }, partitions, out_of_order };
+    run.detail = Detail::ScaleOut {
+        drain: ScaleOut { instances, backlog: n as usize, orders_per_s, drain, crashed, progress },
+        partitions,
+        out_of_order,
+    };
     Ok(())
 }
 

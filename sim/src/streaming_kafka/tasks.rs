@@ -36,7 +36,13 @@ impl Produced {
 
 /// Hands `events` to the producer `batch` at a time, at most `rate` events per second (from
 /// this call's start) if given, counting them into `produced`. Returns how long it took.
-pub(super) async fn produce(d: &Deployment<'_>, events: &[OrderPlaced], batch: usize, rate: Option<u32>, produced: &Produced) -> anyhow::Result<Duration> {
+pub(super) async fn produce(
+    d: &Deployment<'_>,
+    events: &[OrderPlaced],
+    batch: usize,
+    rate: Option<u32>,
+    produced: &Produced,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut sent = 0;
     for chunk in events.chunks(batch) {

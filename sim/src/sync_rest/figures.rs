@@ -35,8 +35,13 @@ pub fn latency(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
             v.sort_by(f64::total_cmp);
             let n = v.len() as f64;
             let points = v.iter().enumerate().map(|(i, x)| (*x, (i + 1) as f64 / n * 100.0)).collect();
-            let errors: Vec<String> =
-                statuses.get(&name).into_iter().flatten().filter(|(s, _)| !(200..300).contains(*s)).map(|(s, k)| format!("{k}× {s}")).collect();
+            let errors: Vec<String> = statuses
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .filter(|(s, _)| !(200..300).contains(*s))
+                .map(|(s, k)| format!("{k}× {s}"))
+                .collect();
             if errors.is_empty() {
                 Series::line(format!("{name}: answered 201"), points)
             } else {

@@ -42,11 +42,7 @@ pub fn check(runs: &[CaseRun], config: &Config) -> Vec<Violation> {
             ));
         }
         let bound = case.call_timeout + timeout_slack(run.mode);
-        let late: Vec<_> = run
-            .answers
-            .iter()
-            .filter(|a| a.status == StatusCode::GATEWAY_TIMEOUT.as_u16() && a.latency > bound)
-            .collect();
+        let late: Vec<_> = run.answers.iter().filter(|a| a.status == StatusCode::GATEWAY_TIMEOUT.as_u16() && a.latency > bound).collect();
         if let Some(worst) = late.iter().max_by_key(|a| a.latency) {
             fail(format!(
                 "{} answers of 504 came after the {} ms bound (timeout {} ms + slack); worst #{} at {:.1} ms",
@@ -102,5 +98,9 @@ pub fn check_answers(experiment: &str, answers: &[Answered]) -> Vec<Violation> {
 }
 
 fn status_name(status: u16) -> String {
-    if status == 0 { "no answer".into() } else { status.to_string() }
+    if status == 0 {
+        "no answer".into()
+    } else {
+        status.to_string()
+    }
 }

@@ -24,7 +24,12 @@ pub struct Answer {
 /// Sends `orders` to Order's `POST /order` from `concurrency` clients; returns the answers
 /// in request order and the time the whole load took. The same code drives the simulation
 /// and real sockets: only `client` differs.
-pub async fn drive(client: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, concurrency: usize, guard: Duration) -> (Vec<Answer>, Duration) {
+pub async fn drive(
+    client: Arc<dyn RequestReply>,
+    orders: Vec<OrderRequest>,
+    concurrency: usize,
+    guard: Duration,
+) -> (Vec<Answer>, Duration) {
     drive_shown(client, orders, concurrency, guard, None).await
 }
 

@@ -147,10 +147,7 @@ impl Config {
             return Err(ConfigError::TimeoutNotBelowDelay { timeout: self.timeout.as_millis(), delay: self.delay.as_millis() });
         }
         if self.patient_timeout <= self.delay {
-            return Err(ConfigError::PatientNotAboveDelay {
-                patient: self.patient_timeout.as_millis(),
-                delay: self.delay.as_millis(),
-            });
+            return Err(ConfigError::PatientNotAboveDelay { patient: self.patient_timeout.as_millis(), delay: self.delay.as_millis() });
         }
         Ok(())
     }
@@ -221,7 +218,8 @@ async fn run_case(config: &Config, case: Case, deployment: Deployment) -> CaseRu
     let mode = deployment.mode();
     // Real loads take seconds to half a minute: their answers are counted on stderr.
     let label = (mode == Mode::Real).then_some(case.scenario.name());
-    let (answers, elapsed) = load::drive_shown(deployment.client(), config.orders(&case), config.concurrency, case.client_guard(), label).await;
+    let (answers, elapsed) =
+        load::drive_shown(deployment.client(), config.orders(&case), config.concurrency, case.client_guard(), label).await;
     deployment.teardown().await;
     CaseRun { case, mode, answers, elapsed }
 }

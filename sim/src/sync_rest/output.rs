@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-
 use super::rows::{Summary, SummaryRow, REQUESTS_CSV, SUMMARY_CSV};
 use super::Config;
 use crate::net::LinkModel;
@@ -101,11 +100,7 @@ pub fn findings(config: &Config, summaries: &[Summary]) -> Vec<String> {
         ));
     }
     if let Some(d) = find("delay") {
-        let mut s = format!(
-            "**delay**: with Inventory {} ms slower, p50 is {} ms",
-            config.delay.as_millis(),
-            f1(d.p50)
-        );
+        let mut s = format!("**delay**: with Inventory {} ms slower, p50 is {} ms", config.delay.as_millis(), f1(d.p50));
         if let Some(b) = baseline {
             s.push_str(&format!(
                 " = baseline p50 {} ms + {} ms: the caller inherits all of its dependency's delay. \

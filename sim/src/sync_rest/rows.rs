@@ -1,14 +1,14 @@
 //! Part A's CSV files, as typed rows: `sync_rest_requests.csv` (one row per request) and
 //! `sync_rest_summary.csv` (one per experiment), and how a run becomes them.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
-use serde::{Deserialize, Serialize};
 use super::CaseRun;
 use crate::report::csv::{self, Fixed, Row};
 use crate::report::percentile;
 use crate::Mode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
 pub const REQUESTS_CSV: &str = "sync_rest_requests.csv";
 pub const SUMMARY_CSV: &str = "sync_rest_summary.csv";
