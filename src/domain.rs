@@ -225,14 +225,18 @@ impl Items {
         self.0.iter().map(|i| i.qty.get()).sum()
     }
 
-    /// Why these items cannot be reserved from the stock `left` reports, or `None` if they can:
-    /// the one rule of reservation (every line in full, or nothing), shared by the in-memory
-    /// Inventory of Part A and the SQLite store of Parts B and C.
-    pub fn shortfall(&self, left: impl Fn(&Sku) -> u32) -> Option<String> {
-        self.0.iter().find_map(|line| {
+    /// The reservation decision, the one rule every Inventory applies (Part A's in memory,
+    /// Part B's stores, Part C's keyed state): every line in full from the stock `left`
+    /// reports, or nothing.
+    pub fn reserve_against(&self, left: impl Fn(&Sku) -> u32) -> ReserveOutcome {
+        let short = self.0.iter().find_map(|line| {
             let left = left(&line.sku);
             (left < line.qty.get()).then(|| format!("insufficient stock for {}: asked {}, {} left", line.sku, line.qty.get(), left))
-        })
+        });
+        match short {
+            Some(reason) => ReserveOutcome::Rejected { reason },
+            None => ReserveOutcome::Reserved,
+        }
     }
 }
 impl TryFrom<Vec<OrderItem>> for Items {
@@ -333,6 +337,62 @@ impl TryFrom<OrderBody> for OrderRequest {
     }
 }
 
+/// What Inventory decided for an order ([`Items::reserve_against`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReserveOutcome {
+    Reserved,
+    /// Stock was short; `reason` names the sku, what was asked and what was left.
+    Rejected {
+        reason: String,
+    },
+}
+
+/// Where an order stands: `accepted` (stored; Part B: maybe not yet published), then
+/// `reserved` or `failed` once Inventory has decided. Stored and shown as the lowercase word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    Accepted,
+    Reserved,
+    Failed,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Accepted => "accepted",
+            OrderStatus::Reserved => "reserved",
+            OrderStatus::Failed => "failed",
+        }
+    }
+
+    /// The status a stored word names.
+    pub fn parse(word: &str) -> Result<Self, ValidationError> {
+        match word {
+            "accepted" => Ok(OrderStatus::Accepted),
+            "reserved" => Ok(OrderStatus::Reserved),
+            "failed" => Ok(OrderStatus::Failed),
+            other => Err(ValidationError::new(format!("unknown order status {other:?}"))),
+        }
+    }
+
+    /// The status an outcome event gives its order (`None` for `OrderPlaced`).
+    pub fn of(event: &Event) -> Option<Self> {
+        match event {
+            Event::OrderPlaced(_) => None,
+            Event::InventoryReserved(_) => Some(OrderStatus::Reserved),
+            Event::InventoryFailed(_) => Some(OrderStatus::Failed),
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An accepted order: a valid request with the id the order service gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -355,6 +415,26 @@ impl Order {
 pub struct OrderPlaced {
     pub order: Order,
     pub placed_at_ms: u64,
+}
+
+impl OrderPlaced {
+    /// The event that announces `outcome` for this order: `InventoryReserved` or
+    /// `InventoryFailed`, with the order's event time.
+    pub fn outcome_event(&self, outcome: &ReserveOutcome) -> Event {
+        let order = &self.order;
+        match outcome {
+            ReserveOutcome::Reserved => Event::InventoryReserved(InventoryReserved {
+                order_id: order.order_id.clone(),
+                student_id: order.student_id.clone(),
+                placed_at_ms: self.placed_at_ms,
+            }),
+            ReserveOutcome::Rejected { reason } => Event::InventoryFailed(InventoryFailed {
+                order_id: order.order_id.clone(),
+                reason: reason.clone(),
+                placed_at_ms: self.placed_at_ms,
+            }),
+        }
+    }
 }
 
 /// Inventory set the order's stock aside.

@@ -38,7 +38,6 @@ use crate::transport::http::{serve, HttpRequestReply};
 use crate::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
 use crate::transport::log::{EventLog, LogError};
 use crate::transport::queue::{MessageQueue, QueueError, Topology};
-use crate::transport::Peer;
 
 /// `serve …`: which service, in which model, and what it needs to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -310,14 +309,16 @@ fn sync_rest(args: &ServeArgs) -> Router {
         Service::Inventory => deploy::sync_rest::inventory(deploy::sync_rest::inventory_state(args.stock)),
         Service::Notification => deploy::sync_rest::notification(deploy::sync_rest::notification_state()),
         Service::Order => {
-            let peers =
-                HttpRequestReply::new([(Peer::Inventory, args.inventory_url.clone()), (Peer::Notification, args.notification_url.clone())]);
+            let peers = HttpRequestReply::new([
+                (Service::Inventory, args.inventory_url.clone()),
+                (Service::Notification, args.notification_url.clone()),
+            ]);
             deploy::sync_rest::order(OrderIds::Random, Arc::new(peers), Duration::from_millis(args.timeout_ms))
         }
     }
 }
 
-async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Service, ServeError> {
+async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Wired, ServeError> {
     let service = args.service;
     // Connects when it can: a service started while the broker is down starts anyway.
     let mq: Arc<dyn MessageQueue> = Arc::new(AmqpQueue::new(&args.amqp_url, Topology::new(&args.namespace), Backoff::random()));

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest, Sku};
+use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest, OrderStatus, Sku};
 use campus::retry::Policy;
 use campus::services::messaging;
 use campus::services::order::{AsyncOrderService, OrderIds};
@@ -99,7 +99,7 @@ fn the_accounting_catches_a_lost_order_and_a_double_reservation() {
     let some_order = run.end.orders.statuses.keys().next().unwrap().clone();
     run.end.inventory_outcomes.remove(&some_order);
     run.end.notified.retain(|id| *id != some_order);
-    run.end.orders.statuses.insert(some_order.clone(), "accepted".into());
+    run.end.orders.statuses.insert(some_order.clone(), OrderStatus::Accepted);
     run.end.inventory.double_reservations = 1;
     let violations: Vec<String> = invariants::check(&run).iter().map(|v| v.message.clone()).collect();
     assert!(violations.iter().any(|v| v.contains("not in exactly one terminal state") && v.contains(&some_order)), "{violations:?}");
@@ -160,7 +160,7 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
         let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-9", "items": [{"sku": "coffee", "qty": 2}]})).unwrap();
         let id = service.accept(request).await.unwrap().order_id;
         assert_eq!(store.unpublished(10).await.unwrap().len(), 1, "stored with its outbox row before anything is published");
-        assert_eq!(store.get(id.as_str()).await.unwrap().unwrap().status, "accepted");
+        assert_eq!(store.get(id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
 
         let relay = tokio::spawn({
             let (service, mq) = (service.clone(), mq.clone());
@@ -208,8 +208,8 @@ fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_w
         let request: OrderRequest =
             serde_json::from_value(json!({"order_id": "client-1", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
         let first = service.accept(request.clone()).await.unwrap();
-        assert_eq!((first.order_id.as_str(), first.status.as_str(), first.repeat), ("client-1", "accepted", false));
-        store.record_outcome(&first.order_id, "reserved").await.unwrap();
+        assert_eq!((first.order_id.as_str(), first.status, first.repeat), ("client-1", OrderStatus::Accepted, false));
+        store.record_outcome(&first.order_id, OrderStatus::Reserved).await.unwrap();
         let again = service.accept(request).await.unwrap();
         assert_eq!(
             (again.order_id.as_str(), again.status.as_str(), again.repeat),

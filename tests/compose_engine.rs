@@ -16,8 +16,9 @@ use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use campus::store::{InventoryStats, NotificationStats, OrderStats};
 use campus::transport::amqp::AmqpQueue;
 use campus::transport::queue::{MessageQueue, QueueName, Topology};
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 use campus_sim::client::{get_json, post_json};
 use common::compose::{eventually, Stack};
 use http::StatusCode;
@@ -32,7 +33,7 @@ fn an_order() -> serde_json::Value {
 /// Order's answer to one order, and how long it took.
 async fn place(http: &dyn RequestReply) -> anyhow::Result<(StatusCode, Duration)> {
     let started = Instant::now();
-    let reply = http.post_json(Peer::Order, "/order", &an_order()).await?;
+    let reply = http.post_json(Service::Order, "/order", &an_order()).await?;
     Ok((reply.status(), started.elapsed()))
 }
 
@@ -46,7 +47,7 @@ fn set_fault(stack: &Stack, body: &str) -> anyhow::Result<()> {
 #[ignore = "needs a Docker engine and the compose images: scripts/test.sh runs this in its compose step"]
 async fn docker_compose_part_a_answers_each_fault_as_documented_and_fails_fast_while_inventory_is_stopped() -> anyhow::Result<()> {
     let stack = Stack::up(Model::SyncRest, &["inventory", "notification", "order"])?;
-    let http = stack.http(&[(Peer::Order, 8001), (Peer::Inventory, 8002), (Peer::Notification, 8003)]);
+    let http = stack.http(&[(Service::Order, 8001), (Service::Inventory, 8002), (Service::Notification, 8003)]);
 
     assert_eq!(place(&http).await?.0, StatusCode::CREATED, "healthy");
     set_fault(&stack, r#"{"delay_ms": 2000}"#)?;
@@ -66,9 +67,9 @@ async fn docker_compose_part_a_answers_each_fault_as_documented_and_fails_fast_w
     assert_eq!(place(&http).await?.0, StatusCode::CREATED, "Inventory back");
 
     // Every 201 was confirmed once; the restarted Inventory (in memory) took one unit since.
-    let sent = http.call(Peer::Notification, http::Request::get("/sent").body(bytes::Bytes::new())?).await?;
+    let sent = http.call(Service::Notification, http::Request::get("/sent").body(bytes::Bytes::new())?).await?;
     assert_eq!(sent.headers()["x-campus-sent"], "3", "one confirmation per 201");
-    let stock: std::collections::BTreeMap<String, u32> = get_json(&http, Peer::Inventory, "/stock").await?;
+    let stock: std::collections::BTreeMap<String, u32> = get_json(&http, Service::Inventory, "/stock").await?;
     assert_eq!(stock["pho"], 4999, "the order after the restart took its one unit, nothing else did");
     Ok(())
 }
@@ -77,12 +78,12 @@ async fn docker_compose_part_a_answers_each_fault_as_documented_and_fails_fast_w
 #[ignore = "needs a Docker engine and the compose images: scripts/test.sh runs this in its compose step"]
 async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_every_order_once_when_it_is_back() -> anyhow::Result<()> {
     let stack = Stack::up(Model::AsyncRabbitmq, &["rabbitmq", "inventory", "notification", "order"])?;
-    let http = stack.http(&[(Peer::Order, 8001), (Peer::Inventory, 8002), (Peer::Notification, 8003)]);
+    let http = stack.http(&[(Service::Order, 8001), (Service::Inventory, 8002), (Service::Notification, 8003)]);
     let (before, during) = (20, 30);
     let decided = |want: u64| {
         let http = &http;
         move || async move {
-            let stats: OrderStats = get_json(http, Peer::Order, "/stats").await?;
+            let stats: OrderStats = get_json(http, Service::Order, "/stats").await?;
             Ok((stats.reserved + stats.failed == want, format!("{stats:?}")))
         }
     };
@@ -105,10 +106,10 @@ async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_eve
 
     stack.start("inventory")?;
     eventually("every order decided", DRAIN_WITHIN, decided(before + during)).await?;
-    let order: OrderStats = get_json(&http, Peer::Order, "/stats").await?;
-    let inventory: InventoryStats = get_json(&http, Peer::Inventory, "/stats").await?;
+    let order: OrderStats = get_json(&http, Service::Order, "/stats").await?;
+    let inventory: InventoryStats = get_json(&http, Service::Inventory, "/stats").await?;
     eventually("every reserved order notified", DRAIN_WITHIN, || async {
-        let notification: NotificationStats = get_json(&http, Peer::Notification, "/stats").await?;
+        let notification: NotificationStats = get_json(&http, Service::Notification, "/stats").await?;
         Ok((notification.notified == order.reserved, format!("{notification:?}")))
     })
     .await?;
@@ -124,7 +125,7 @@ async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_eve
 #[ignore = "needs a Docker engine and the compose images: scripts/test.sh runs this in its compose step"]
 async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill_and_replays_to_the_same_metrics() -> anyhow::Result<()> {
     let stack = Stack::up(Model::StreamingKafka, &["kafka", "producer", "inventory", "analytics"])?;
-    let http = stack.http(&[(Peer::Producer, 8004), (Peer::Inventory, 8002), (Peer::Analytics, 8005)]);
+    let http = stack.http(&[(Service::Producer, 8004), (Service::Inventory, 8002), (Service::Analytics, 8005)]);
     let events = |from: u64, n: u64| -> anyhow::Result<Vec<OrderPlaced>> {
         (from..from + n)
             .map(|i| {
@@ -137,7 +138,7 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
     let counted = |want: usize| {
         let http = &http;
         move || async move {
-            let metrics: MetricsReport = get_json(http, Peer::Analytics, "/metrics").await?;
+            let metrics: MetricsReport = get_json(http, Service::Analytics, "/metrics").await?;
             Ok((
                 metrics.orders_seen == want && metrics.outcomes_seen == want,
                 format!("{} orders, {} outcomes", metrics.orders_seen, metrics.outcomes_seen),
@@ -145,19 +146,19 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
         }
     };
 
-    let appended: BulkAppended = post_json(&http, Peer::Producer, "/orders", &events(0, 200)?).await?;
+    let appended: BulkAppended = post_json(&http, Service::Producer, "/orders", &events(0, 200)?).await?;
     assert_eq!(appended.appended, 200);
     eventually("the first events decided and counted", DRAIN_WITHIN, counted(200)).await?;
 
     stack.kill("inventory")?;
-    let appended: BulkAppended = post_json(&http, Peer::Producer, "/orders", &events(200, 100)?).await?;
+    let appended: BulkAppended = post_json(&http, Service::Producer, "/orders", &events(200, 100)?).await?;
     assert_eq!(appended.appended, 100, "the log takes events while Inventory is away");
     stack.start("inventory")?;
     eventually("every event decided and counted", DRAIN_WITHIN, counted(300)).await?;
-    let inventory: InventoryStats = get_json(&http, Peer::Inventory, "/stats").await?;
+    let inventory: InventoryStats = get_json(&http, Service::Inventory, "/stats").await?;
     assert_eq!(inventory.reserved + inventory.failed, 300, "0 lost");
     assert_eq!(inventory.double_reservations, 0, "0 double");
-    let before: MetricsReport = get_json(&http, Peer::Analytics, "/metrics").await?;
+    let before: MetricsReport = get_json(&http, Service::Analytics, "/metrics").await?;
 
     // The replay, as a user does it: Analytics stopped, its group reset with Kafka's own tool
     // inside the Kafka container, Analytics started again; it counts everything anew.
@@ -182,7 +183,7 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
     assert!(reset.contains("campus.order-events") && !reset.contains("Error"), "the group was reset: {reset}");
     stack.start("analytics")?;
     eventually("the replay counted everything again", DRAIN_WITHIN, counted(300)).await?;
-    let after: MetricsReport = get_json(&http, Peer::Analytics, "/metrics").await?;
+    let after: MetricsReport = get_json(&http, Service::Analytics, "/metrics").await?;
     assert_eq!(after, before, "the replay reproduces the metrics");
     Ok(())
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
+use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest, OrderStatus};
 use campus::store::postgres::DEFAULT_POSTGRES_URL;
 use campus::store::{InventoryStore, NotificationStore, OrderStore, Postgres};
 use serde_json::json;
@@ -96,11 +96,11 @@ async fn an_order_accepted_on_postgres_waits_in_the_outbox_until_marked_publishe
     store.accept(&order, 42).await.unwrap();
     let rows = store.unpublished(10).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(store.get(order.order_id.as_str()).await.unwrap().unwrap().status, "accepted");
+    assert_eq!(store.get(order.order_id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
     store.mark_published(&[rows[0].seq]).await.unwrap();
     assert!(store.unpublished(10).await.unwrap().is_empty());
-    store.record_outcome(&order.order_id, "reserved").await.unwrap();
-    store.record_outcome(&order.order_id, "failed").await.unwrap();
+    store.record_outcome(&order.order_id, OrderStatus::Reserved).await.unwrap();
+    store.record_outcome(&order.order_id, OrderStatus::Failed).await.unwrap();
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.accepted, stats.published, stats.reserved, stats.failed), (1, 1, 1, 0), "a repeat verdict changes nothing");
     pools[0].drop_schema().await.unwrap();

@@ -15,7 +15,8 @@ use campus::api::notification::SharedNotifier;
 use campus::deploy::sync_rest as wiring;
 use campus::domain::{OrderId, Sku};
 use campus::services::order::OrderIds;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
+use campus::Service;
 use campus_sim::fault::{self, FaultPlan};
 use campus_sim::net::{LinkModel, SimNet};
 use campus_sim::rng::SimRng;
@@ -37,13 +38,13 @@ fn campus(fault: FaultPlan) -> Campus {
     let net = Arc::new(SimNet::new(SimRng::new(1), LinkModel::default()));
     let inventory = wiring::inventory_state(10);
     let notifier = wiring::notification_state();
-    net.host(Peer::Order, wiring::order(OrderIds::seeded(1), net.clone(), TIMEOUT));
-    net.host(Peer::Notification, wiring::notification(notifier.clone()));
+    net.host(Service::Order, wiring::order(OrderIds::seeded(1), net.clone(), TIMEOUT));
+    net.host(Service::Notification, wiring::notification(notifier.clone()));
     let (router, inventory_calls) = common::counted(fault::apply(wiring::inventory(inventory.clone()), &fault));
     if fault.down {
-        net.take_down(Peer::Inventory);
+        net.take_down(Service::Inventory);
     } else {
-        net.host(Peer::Inventory, router);
+        net.host(Service::Inventory, router);
     }
     Campus { net, inventory, notifier, inventory_calls }
 }
@@ -57,7 +58,7 @@ struct Reply {
 async fn post_order(campus: &Campus, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let request = http::Request::post("/order").header(http::header::CONTENT_TYPE, content_type).body(body.into()).unwrap();
     let sent = Instant::now();
-    let reply = campus.net.call(Peer::Order, request).await.expect("order is up");
+    let reply = campus.net.call(Service::Order, request).await.expect("order is up");
     let body = serde_json::from_slice(reply.body()).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {:?}", reply.body()));
     Reply { status: reply.status(), body, latency: sent.elapsed() }
 }
@@ -182,7 +183,7 @@ fn an_inventory_that_is_down_or_failing_is_answered_503_fast() {
 fn when_notification_is_down_the_order_stands_and_the_reply_says_the_confirmation_failed() {
     world::block_on(async {
         let campus = campus(FaultPlan::healthy());
-        campus.net.take_down(Peer::Notification);
+        campus.net.take_down(Service::Notification);
         let reply = order_json(&campus, pho(2)).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         assert_eq!(reply.body["notification"], "failed");
@@ -197,8 +198,8 @@ fn reserving_the_same_order_twice_takes_stock_once() {
         let campus = campus(FaultPlan::healthy());
         let body = json!({"order_id": "o-dup", "items": [{"sku": "salad", "qty": 4}]});
         let net: &dyn RequestReply = campus.net.as_ref();
-        let first = net.post_json(Peer::Inventory, "/reserve", &body).await.unwrap();
-        let again = net.post_json(Peer::Inventory, "/reserve", &body).await.unwrap();
+        let first = net.post_json(Service::Inventory, "/reserve", &body).await.unwrap();
+        let again = net.post_json(Service::Inventory, "/reserve", &body).await.unwrap();
         assert_eq!(first.status(), StatusCode::OK);
         assert_eq!(again.status(), StatusCode::OK);
         let again: Value = serde_json::from_slice(again.body()).unwrap();
@@ -212,7 +213,7 @@ fn reserving_the_same_order_twice_takes_stock_once() {
 fn every_service_answers_health_even_when_faulted() {
     world::block_on(async {
         let campus = campus(FaultPlan::hanging());
-        for peer in [Peer::Order, Peer::Inventory, Peer::Notification] {
+        for peer in [Service::Order, Service::Inventory, Service::Notification] {
             let request = http::Request::get("/health").body(Bytes::new()).unwrap();
             let reply = campus.net.call(peer, request).await.unwrap();
             assert_eq!(reply.status(), StatusCode::OK, "{peer}");

@@ -9,7 +9,8 @@ use axum::Router;
 use campus::deploy::sync_rest as wiring;
 use campus::services::order::OrderIds;
 use campus::transport::http::{serve, HttpRequestReply};
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
+use campus::Service;
 use campus_sim::fault::{self, FaultPlan};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -49,12 +50,12 @@ struct Campus {
 async fn campus(fault: FaultPlan, timeout: Duration) -> Campus {
     let inventory = Server::start(fault::apply(wiring::inventory(wiring::inventory_state(10)), &fault)).await;
     let notification = Server::start(wiring::notification(wiring::notification_state())).await;
-    let peers = HttpRequestReply::new([(Peer::Inventory, inventory.url.clone()), (Peer::Notification, notification.url.clone())]);
+    let peers = HttpRequestReply::new([(Service::Inventory, inventory.url.clone()), (Service::Notification, notification.url.clone())]);
     let order = Server::start(wiring::order(OrderIds::Random, Arc::new(peers), timeout)).await;
     let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([
-        (Peer::Order, order.url.clone()),
-        (Peer::Inventory, inventory.url.clone()),
-        (Peer::Notification, notification.url.clone()),
+        (Service::Order, order.url.clone()),
+        (Service::Inventory, inventory.url.clone()),
+        (Service::Notification, notification.url.clone()),
     ]));
     Campus { order, inventory, notification, client }
 }
@@ -63,13 +64,13 @@ async fn place(campus: &Campus) -> (StatusCode, Value, Duration) {
     let started = Instant::now();
     let reply = campus
         .client
-        .post_json(Peer::Order, "/order", &json!({"student_id": "s-0042", "items": [{"sku": "burrito", "qty": 2}]}))
+        .post_json(Service::Order, "/order", &json!({"student_id": "s-0042", "items": [{"sku": "burrito", "qty": 2}]}))
         .await
         .expect("order answers");
     (reply.status(), serde_json::from_slice(reply.body()).unwrap(), started.elapsed())
 }
 
-async fn get(campus: &Campus, peer: Peer, path: &str) -> Value {
+async fn get(campus: &Campus, peer: Service, path: &str) -> Value {
     let reply = campus.client.call(peer, http::Request::get(path).body(bytes::Bytes::new()).unwrap()).await.unwrap();
     assert_eq!(reply.status(), StatusCode::OK, "GET {path} on {peer}");
     serde_json::from_slice(reply.body()).unwrap()
@@ -82,8 +83,8 @@ async fn over_tcp_an_order_is_reserved_and_confirmed_and_a_stopped_inventory_giv
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let order_id = body["order_id"].as_str().unwrap().to_owned();
     assert!(order_id.starts_with("o-") && order_id.len() == 34, "a uuid order id in real mode: {order_id}");
-    assert_eq!(get(&campus, Peer::Inventory, "/stock").await["burrito"], 8);
-    let sent = get(&campus, Peer::Notification, "/sent").await;
+    assert_eq!(get(&campus, Service::Inventory, "/stock").await["burrito"], 8);
+    let sent = get(&campus, Service::Notification, "/sent").await;
     assert_eq!(sent[0]["order_id"], order_id.as_str());
 
     campus.inventory.stop().await;
@@ -103,5 +104,5 @@ async fn over_tcp_a_hanging_inventory_gives_504_at_the_timeout() {
     assert_eq!(body["error"], "inventory_timeout");
     assert!(latency >= timeout, "answered before the timeout: {latency:?}");
     assert!(latency < timeout + Duration::from_secs(1), "answered long after the timeout: {latency:?}");
-    assert_eq!(get(&campus, Peer::Inventory, "/health").await["status"], "ok", "health is never faulted");
+    assert_eq!(get(&campus, Service::Inventory, "/health").await["status"], "ok", "health is never faulted");
 }

@@ -2,9 +2,10 @@
 //! producer): a JSON `GET`, a JSON `POST`, a non-2xx answer an error that names the call.
 
 use anyhow::{bail, Context};
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
+use campus::Service;
 
-pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Peer, path: &str) -> anyhow::Result<T> {
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, peer: Service, path: &str) -> anyhow::Result<T> {
     let request = http::Request::get(path).body(bytes::Bytes::new()).expect("a valid GET");
     let reply = http.call(peer, request).await.with_context(|| format!("GET {path} on {peer}"))?;
     if !reply.status().is_success() {
@@ -15,7 +16,7 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(http: &dyn RequestReply, p
 
 pub async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
     http: &dyn RequestReply,
-    peer: Peer,
+    peer: Service,
     path: &str,
     body: &B,
 ) -> anyhow::Result<T> {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
-use campus::transport::{BoxFuture, CallError, Peer, RequestReply};
+use campus::transport::{BoxFuture, CallError, RequestReply};
+use campus::Service;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -38,7 +39,7 @@ enum Host {
 
 /// The in-memory network of request/reply services.
 pub struct SimNet {
-    hosts: Mutex<BTreeMap<Peer, Host>>,
+    hosts: Mutex<BTreeMap<Service, Host>>,
     rng: Mutex<SimRng>,
     link: LinkModel,
     /// Calls made (each a request and, unless refused or abandoned, a reply).
@@ -56,17 +57,17 @@ impl SimNet {
     }
 
     /// `peer` now answers with `router`.
-    pub fn host(&self, peer: Peer, router: Router) {
+    pub fn host(&self, peer: Service, router: Router) {
         self.hosts.lock().expect("hosts lock").insert(peer, Host::Up(router));
     }
 
     /// `peer` stops answering: calls to it are refused, as a closed port refuses.
-    pub fn take_down(&self, peer: Peer) {
+    pub fn take_down(&self, peer: Service) {
         self.hosts.lock().expect("hosts lock").insert(peer, Host::Down);
     }
 
     /// Whether `peer` is hosted and up.
-    pub fn is_up(&self, peer: Peer) -> bool {
+    pub fn is_up(&self, peer: Service) -> bool {
         matches!(self.hosts.lock().expect("hosts lock").get(&peer), Some(Host::Up(_)))
     }
 
@@ -80,7 +81,7 @@ impl SimNet {
         Duration::from_millis(self.rng.lock().expect("rng lock").between(lo, hi))
     }
 
-    async fn send(&self, to: Peer, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
+    async fn send(&self, to: Service, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.hop()).await;
         let router = match self.hosts.lock().expect("hosts lock").get(&to) {
@@ -99,7 +100,7 @@ impl SimNet {
 }
 
 impl RequestReply for SimNet {
-    fn call(&self, to: Peer, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
+    fn call(&self, to: Service, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
         Box::pin(self.send(to, request))
     }
 }

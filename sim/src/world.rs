@@ -14,10 +14,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use campus::deploy::async_rabbitmq::Service;
+use campus::deploy::async_rabbitmq::Wired;
 use campus::retry::Policy;
-use campus::transport::Peer;
 use campus::Model;
+use campus::Service;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -115,7 +115,7 @@ pub struct World {
     log: Mutex<Option<Arc<SimLog>>>,
     /// The loops (consumers, relays) of each instance of each host that has some, aborted when
     /// it goes down.
-    work: Mutex<BTreeMap<(Peer, usize), Vec<JoinHandle<()>>>>,
+    work: Mutex<BTreeMap<(Service, usize), Vec<JoinHandle<()>>>>,
 }
 
 impl World {
@@ -213,18 +213,18 @@ impl World {
     }
 
     /// `peer` answers with `app`.
-    pub fn host(&self, peer: Peer, app: Router) {
+    pub fn host(&self, peer: Service, app: Router) {
         self.net.host(peer, app);
     }
 
     /// `peer` answers with the service's app and runs each of its loops as a task of the world.
-    pub fn start(&self, peer: Peer, service: Service) {
+    pub fn start(&self, peer: Service, service: Wired) {
         self.start_instance(peer, 0, service);
     }
 
     /// Instance `instance` of `peer` runs the service's loops beside the others (competing
     /// consumers of the same queues, sharing their store); calls to `peer` reach its app.
-    pub fn start_instance(&self, peer: Peer, instance: usize, service: Service) {
+    pub fn start_instance(&self, peer: Service, instance: usize, service: Wired) {
         self.net.host(peer, service.app);
         let tasks = service.work.into_iter().map(|(name, work)| {
             tokio::spawn(async move {
@@ -241,7 +241,7 @@ impl World {
 
     /// Instance `instance` of `peer` crashes: its loops are aborted where they stand (its
     /// unacknowledged deliveries go back to their queue); the other instances go on.
-    pub async fn crash_instance(&self, peer: Peer, instance: usize) {
+    pub async fn crash_instance(&self, peer: Service, instance: usize) {
         let tasks = self.work.lock().expect("work lock").remove(&(peer, instance));
         for task in tasks.into_iter().flatten() {
             task.abort();
@@ -251,7 +251,7 @@ impl World {
 
     /// `peer` crashes: its work is aborted where it stands (unacknowledged deliveries go back to
     /// their queue) and calls to it are refused, as a closed port refuses.
-    pub async fn take_down(&self, peer: Peer) {
+    pub async fn take_down(&self, peer: Service) {
         let instances: Vec<usize> = self.work.lock().expect("work lock").keys().filter(|(p, _)| *p == peer).map(|(_, k)| *k).collect();
         for instance in instances {
             self.crash_instance(peer, instance).await;
@@ -260,7 +260,7 @@ impl World {
     }
 
     /// Whether `peer` runs (hosted, and not taken down).
-    pub fn is_up(&self, peer: Peer) -> bool {
+    pub fn is_up(&self, peer: Service) -> bool {
         self.net.is_up(peer)
     }
 

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 use campus::transport::http::HttpRequestReply;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 use campus_sim::real::ServiceProcess;
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -30,9 +31,9 @@ impl PartA {
         let peers = ["--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "300"];
         let order = ServiceProcess::spawn(exe, "order", Model::SyncRest, &with(&peers, extra)).await?;
         let http = HttpRequestReply::new([
-            (Peer::Order, order.url().to_owned()),
-            (Peer::Inventory, inventory.url().to_owned()),
-            (Peer::Notification, notification.url().to_owned()),
+            (Service::Order, order.url().to_owned()),
+            (Service::Inventory, inventory.url().to_owned()),
+            (Service::Notification, notification.url().to_owned()),
         ]);
         Ok(PartA { _services: vec![order, inventory, notification], http })
     }
@@ -40,7 +41,7 @@ impl PartA {
     /// `method path` with a JSON body and extra headers: the status and the JSON answer.
     async fn send(
         &self,
-        peer: Peer,
+        peer: Service,
         method: &str,
         path: &str,
         body: Value,
@@ -56,16 +57,16 @@ impl PartA {
     }
 
     async fn order(&self, body: Value) -> anyhow::Result<(StatusCode, Value)> {
-        self.send(Peer::Order, "POST", "/order", body, &[]).await
+        self.send(Service::Order, "POST", "/order", body, &[]).await
     }
 
     async fn stock(&self, sku: &str) -> anyhow::Result<u64> {
-        let (_, stock) = self.send(Peer::Inventory, "GET", "/stock", Value::Null, &[]).await?;
+        let (_, stock) = self.send(Service::Inventory, "GET", "/stock", Value::Null, &[]).await?;
         stock[sku].as_u64().ok_or_else(|| anyhow::anyhow!("no {sku} in {stock}"))
     }
 
     async fn confirmations(&self) -> anyhow::Result<String> {
-        let reply = self.http.call(Peer::Notification, http::Request::get("/sent").body(Bytes::new())?).await?;
+        let reply = self.http.call(Service::Notification, http::Request::get("/sent").body(Bytes::new())?).await?;
         Ok(reply.headers()["x-campus-sent"].to_str()?.to_owned())
     }
 }
@@ -97,16 +98,16 @@ async fn an_idempotency_key_header_names_the_order_and_must_agree_with_the_body(
     let part = PartA::start(&[]).await?;
     let order = json!({"student_id": "s-1", "items": [{"sku": "coffee", "qty": 1}]});
     let key = [("Idempotency-Key", "4b1f7c1e-9d0a-4c55-8d2e-3f6a1b2c3d4e")];
-    let (first, answer) = part.send(Peer::Order, "POST", "/order", order.clone(), &key).await?;
-    let (again, _) = part.send(Peer::Order, "POST", "/order", order.clone(), &key).await?;
+    let (first, answer) = part.send(Service::Order, "POST", "/order", order.clone(), &key).await?;
+    let (again, _) = part.send(Service::Order, "POST", "/order", order.clone(), &key).await?;
     assert_eq!((first, again), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(answer["order_id"], "4b1f7c1e-9d0a-4c55-8d2e-3f6a1b2c3d4e");
     assert_eq!(part.stock("coffee").await?, 4999, "one order, placed once");
 
     let other = json!({"order_id": "another", "student_id": "s-1", "items": [{"sku": "coffee", "qty": 1}]});
-    let (status, answer) = part.send(Peer::Order, "POST", "/order", other, &key).await?;
+    let (status, answer) = part.send(Service::Order, "POST", "/order", other, &key).await?;
     assert_eq!((status, answer["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_order")), "{answer}");
-    let (status, _) = part.send(Peer::Order, "POST", "/order", order, &[("Idempotency-Key", "no spaces allowed")]).await?;
+    let (status, _) = part.send(Service::Order, "POST", "/order", order, &[("Idempotency-Key", "no spaces allowed")]).await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(part.stock("coffee").await?, 4999, "a refused request changes nothing");
     Ok(())
@@ -116,7 +117,7 @@ async fn an_idempotency_key_header_names_the_order_and_must_agree_with_the_body(
 async fn a_classmates_fault_switch_reaches_inventory_under_its_own_name_and_order_answers_as_ours() -> anyhow::Result<()> {
     let part = PartA::start(&[]).await?;
     let coffee = || json!({"student_id": "s-1", "items": [{"sku": "coffee", "qty": 1}]});
-    let switch = |path: &'static str, body: Value| part.send(Peer::Inventory, "POST", path, body, &[]);
+    let switch = |path: &'static str, body: Value| part.send(Service::Inventory, "POST", path, body, &[]);
 
     assert_eq!(switch("/admin/fail", json!({"enabled": true})).await?.0, StatusCode::OK);
     assert_eq!(part.order(coffee()).await?.0, StatusCode::SERVICE_UNAVAILABLE, "a failing Inventory: 503, our code");

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, IdempotencyKey, JsonBody};
-use crate::domain::{OrderId, OrderRequest};
+use crate::domain::{OrderId, OrderRequest, OrderStatus};
 use crate::services::order::{AsyncOrderService, Notified, PlaceError, SyncOrderService};
 use crate::store::{OrderRecord, OrderStats};
 
@@ -77,7 +77,7 @@ pub struct OrderAcceptedReply {
     pub order_id: OrderId,
     /// `accepted`: stored, and on its way to Inventory. `GET /order/{id}` tells the rest. For a
     /// repeat of a client's key, the order's status now (`accepted`, `reserved` or `failed`).
-    pub status: String,
+    pub status: OrderStatus,
     /// True when the key (order id) was accepted before: nothing was stored or published now.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub repeat: bool,
@@ -88,7 +88,7 @@ pub struct OrderAcceptedReply {
 pub struct OrdersReply {
     pub stats: OrderStats,
     /// order id → status
-    pub statuses: BTreeMap<String, String>,
+    pub statuses: BTreeMap<String, OrderStatus>,
 }
 
 /// Order's HTTP face in the messaging model: `POST /order` (202), `GET /order/{id}`,

@@ -20,7 +20,7 @@ pub type Work = BoxFuture<'static, Result<(), QueueError>>;
 
 /// One service of Part B, wired: its HTTP face and its loops, each named (each runs as a task
 /// of its own).
-pub struct Service {
+pub struct Wired {
     pub app: Router,
     pub work: Vec<(&'static str, Work)>,
 }
@@ -28,7 +28,7 @@ pub struct Service {
 /// Order: `POST /order` stores the order and its `OrderPlaced` (202); the relay publishes the
 /// outbox; a consumer records Inventory's verdicts as the orders' statuses; the reconciler
 /// publishes again what the broker lost.
-pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
+pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
     let app = api::order::async_app(service.clone(), api::Probe::degraded_without(mq.clone()));
     let status = messaging::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
     let reconciler = {
@@ -36,13 +36,13 @@ pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetc
         async move { service.run_reconciler(mq, policy).await }
     };
     let relay = async move { service.run_relay(mq, policy).await };
-    Service { app, work: vec![("relay", Box::pin(relay)), ("order-status", Box::pin(status)), ("reconciler", Box::pin(reconciler))] }
+    Wired { app, work: vec![("relay", Box::pin(relay)), ("order-status", Box::pin(status)), ("reconciler", Box::pin(reconciler))] }
 }
 
 /// Inventory: consumes `OrderPlaced`, reserves against `store` (idempotently), publishes the
 /// outcome; its HTTP face serves the accounting (`/stats`, `/outcomes`).
-pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
-    Service {
+pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
+    Wired {
         app: api::inventory::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
         work: vec![("inventory", Box::pin(messaging::run_inventory(mq, store, prefetch, policy)))],
     }
@@ -50,8 +50,8 @@ pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch
 
 /// Notification: consumes `InventoryReserved`, one confirmation per order; its HTTP face serves
 /// the accounting (`/stats`, `/notified`).
-pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Service {
-    Service {
+pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
+    Wired {
         app: api::notification::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
         work: vec![("notification", Box::pin(messaging::run_notification(mq, store, prefetch, policy)))],
     }

@@ -8,21 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::recent::{Recent, REMEMBERED};
+pub use crate::domain::ReserveOutcome;
 use crate::domain::{Items, OrderId, Sku};
-
-/// What happened to an order's reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ReserveOutcome {
-    Reserved,
-    /// Stock was short; `reason` names the sku, what was asked and what was left.
-    Rejected {
-        reason: String,
-    },
-}
 
 /// The answer to one `reserve` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +47,12 @@ impl Inventory {
         if let Some(outcome) = self.outcomes.get(order_id) {
             return Reservation { outcome: outcome.clone(), first_attempt: false };
         }
-        let outcome = match items.shortfall(|sku| self.stock[sku]) {
-            Some(reason) => ReserveOutcome::Rejected { reason },
-            None => {
-                for line in items.as_slice() {
-                    *self.stock.get_mut(&line.sku).expect("every menu sku has a level") -= line.qty.get();
-                }
-                ReserveOutcome::Reserved
+        let outcome = items.reserve_against(|sku| self.stock[sku]);
+        if outcome == ReserveOutcome::Reserved {
+            for line in items.as_slice() {
+                *self.stock.get_mut(&line.sku).expect("every menu sku has a level") -= line.qty.get();
             }
-        };
+        }
         self.count(&outcome);
         self.outcomes.insert(order_id.clone(), outcome.clone());
         Reservation { outcome, first_attempt: true }

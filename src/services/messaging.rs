@@ -15,10 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Envelope, Event};
+use crate::domain::{Envelope, Event, OrderStatus};
 use crate::retry::Policy;
 use crate::store::{InventoryStore, NotificationStore, OrderStore};
-use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Subscription};
+use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
 
 /// What a service made of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>
             if !handled.first {
                 tracing::info!(order_id = %placed.order.order_id, "repeat OrderPlaced: re-emitting the stored outcome");
             }
-            match mq.publish(handled.route, Envelope::new(handled.event).encode().into()).await {
+            match mq.publish(Route::of(&handled.event), Envelope::new(handled.event).encode().into()).await {
                 Ok(()) => Verdict::Done,
                 Err(e) => Verdict::Retry(format!("publishing the outcome: {e}")),
             }
@@ -169,11 +169,8 @@ pub async fn run_order_status(mq: Arc<dyn MessageQueue>, store: Arc<OrderStore>,
     consume(mq.as_ref(), QueueName::OrderInbox, prefetch, policy, move |event| {
         let store = store.clone();
         Box::pin(async move {
-            let result = match &event {
-                Event::InventoryReserved(e) => store.record_outcome(&e.order_id, "reserved").await,
-                Event::InventoryFailed(e) => store.record_outcome(&e.order_id, "failed").await,
-                Event::OrderPlaced(_) => return unexpected(&event, QueueName::OrderInbox),
-            };
+            let Some(status) = OrderStatus::of(&event) else { return unexpected(&event, QueueName::OrderInbox) };
+            let result = store.record_outcome(event.order_id(), status).await;
             match result {
                 Ok(()) => Verdict::Done,
                 Err(e) => Verdict::Retry(e.to_string()),

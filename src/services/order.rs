@@ -15,11 +15,12 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::EventClock;
-use crate::domain::{Order, OrderId, OrderRequest};
+use crate::domain::{Order, OrderId, OrderRequest, OrderStatus};
+use crate::model::Service;
 use crate::retry::Policy;
 use crate::store::{OrderStore, OutboxRow, StoreError};
 use crate::transport::queue::{MessageQueue, QueueError, QueueName, Route};
-use crate::transport::{Peer, RequestReply};
+use crate::transport::RequestReply;
 use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 
 /// Where order ids come from.
@@ -121,7 +122,7 @@ impl SyncOrderService {
     async fn reserve(&self, order: &Order) -> Result<(), PlaceError> {
         let order_id = order.order_id.clone();
         let body = ReserveRequest { order_id: order_id.clone(), items: order.items.clone() };
-        let call = self.peers.post_json(Peer::Inventory, "/reserve", &body);
+        let call = self.peers.post_json(Service::Inventory, "/reserve", &body);
         let reply = match tokio::time::timeout(self.call_timeout, call).await {
             Err(_elapsed) => return Err(PlaceError::InventoryTimeout { order_id, timeout: self.call_timeout }),
             Ok(Err(e)) => return Err(PlaceError::InventoryUnavailable { order_id, detail: e.to_string() }),
@@ -140,7 +141,7 @@ impl SyncOrderService {
 
     async fn notify(&self, order: &Order) -> Notified {
         let body = SendRequest { order_id: order.order_id.clone(), student_id: order.student_id.clone() };
-        let call = self.peers.post_json(Peer::Notification, "/send", &body);
+        let call = self.peers.post_json(Service::Notification, "/send", &body);
         match tokio::time::timeout(self.call_timeout, call).await {
             Ok(Ok(reply)) if reply.status().is_success() => Notified::Sent,
             Ok(Ok(reply)) => Notified::Failed { detail: format!("notification answered {}", reply.status()) },
@@ -157,7 +158,7 @@ impl SyncOrderService {
 pub struct Accepted {
     pub order_id: OrderId,
     /// `accepted` when just stored; for a repeat, the order's status now.
-    pub status: String,
+    pub status: OrderStatus,
     /// The key was stored before: nothing was stored or published now.
     pub repeat: bool,
 }
@@ -210,7 +211,7 @@ impl AsyncOrderService {
             return Ok(Accepted { order_id: order.order_id, status: known, repeat: true });
         }
         self.outbox_filled.notify_one();
-        Ok(Accepted { order_id: order.order_id, status: "accepted".into(), repeat: false })
+        Ok(Accepted { order_id: order.order_id, status: OrderStatus::Accepted, repeat: false })
     }
 
     /// Publishes outbox rows in batches (oldest first), each batch confirmed by the broker
@@ -237,7 +238,7 @@ impl AsyncOrderService {
             // The batch in flight at once, confirmed as a whole, then marked in one
             // transaction.
             let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-            let batch: Vec<(Route, Bytes)> = rows.into_iter().map(|r| (r.route, r.body.into())).collect();
+            let batch: Vec<(Route, Bytes)> = rows.into_iter().map(|r| (Route::OrderPlaced, r.body.into())).collect();
             policy.until_ok(&mut backoff, "the outbox relay", QueueError::is_transient, || mq.publish_all(batch.clone())).await?;
             if let Err(e) = self.store.mark_published(&seqs).await {
                 tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
@@ -295,7 +296,7 @@ impl AsyncOrderService {
                 "orders without a verdict long after they were published; publishing their OrderPlaced again"
             );
             let n = again.len() as u64;
-            let batch: Vec<(Route, Bytes)> = again.into_iter().map(|r| (r.route, r.body.into())).collect();
+            let batch: Vec<(Route, Bytes)> = again.into_iter().map(|r| (Route::OrderPlaced, r.body.into())).collect();
             match mq.publish_all(batch).await {
                 Ok(()) => {
                     self.republished.fetch_add(n, Ordering::Relaxed);

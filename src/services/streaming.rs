@@ -36,9 +36,9 @@ use tokio::time::Instant;
 
 use super::analytics::Analytics;
 use super::changelog::{self, ChangelogEntry, Decision, FLOORS_KEY};
-use super::inventory::{Inventory, ReserveOutcome};
+use super::inventory::Inventory;
 use super::merge::{Merge, Next, WATERMARK_HEADER};
-use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, OrderPlaced};
+use crate::domain::{Envelope, Event};
 use crate::retry::Policy;
 use crate::store::InventoryStats;
 use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
@@ -142,23 +142,6 @@ async fn rejoin(
     policy.until_ok(backoff, "joining the group again", LogError::is_transient, || log.join(group, topics)).await
 }
 
-/// The event Inventory answers an order with.
-fn outcome_event(placed: &OrderPlaced, outcome: &ReserveOutcome) -> Event {
-    let order = &placed.order;
-    match outcome {
-        ReserveOutcome::Reserved => Event::InventoryReserved(InventoryReserved {
-            order_id: order.order_id.clone(),
-            student_id: order.student_id.clone(),
-            placed_at_ms: placed.placed_at_ms,
-        }),
-        ReserveOutcome::Rejected { reason } => Event::InventoryFailed(InventoryFailed {
-            order_id: order.order_id.clone(),
-            reason: reason.clone(),
-            placed_at_ms: placed.placed_at_ms,
-        }),
-    }
-}
-
 /// Decides what the merge released against `inventory`: the records to write (outcomes and
 /// changelog entries for first decisions, dead letters). A repeated order id (a duplicate
 /// `OrderPlaced`) is consumed without a second decision.
@@ -173,7 +156,7 @@ pub(crate) fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outg
                     continue;
                 }
                 let decision = Decision { order_id: id.clone(), items: placed.order.items.clone(), outcome: reservation.outcome };
-                let event = Envelope::new(outcome_event(&placed, &decision.outcome)).encode();
+                let event = Envelope::new(placed.outcome_event(&decision.outcome)).encode();
                 writes.push(Outgoing::new(Topic::InventoryEvents, id.to_string(), event));
                 let entry = serde_json::to_vec(&ChangelogEntry::Decision(decision)).expect("a decision serializes");
                 writes.push(Outgoing::new(Topic::InventoryChangelog, id.to_string(), entry));

@@ -9,14 +9,12 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::{open, postgres, Backend, Db, Postgres, StoreError};
-use crate::domain::{Envelope, Event, InventoryFailed, InventoryReserved, OrderPlaced, Sku};
-use crate::transport::queue::Route;
+use crate::domain::{Envelope, Event, OrderPlaced, OrderStatus, Sku};
 
 /// What Inventory did with one `OrderPlaced`: the event to publish, and whether this was the
 /// first time (stock changed) or a repeat (the stored event, nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handled {
-    pub route: Route,
     pub event: Event,
     pub first: bool,
 }
@@ -163,7 +161,7 @@ impl InventoryStore {
         tx.prepare_cached("INSERT OR REPLACE INTO processed (order_id, outcome, units, event) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![id, outcome_of(&event), order.items.units(), Envelope::new(event.clone()).encode()])?;
         tx.commit()?;
-        Ok(Handled { route: route_of(&event), event, first: true })
+        Ok(Handled { event, first: true })
     }
 
     /// One attempt, in one READ COMMITTED transaction (see [`postgres`] for why that holds).
@@ -204,7 +202,7 @@ impl InventoryStore {
         };
         tx.execute(insert, &[&id, &outcome_of(&event), &(order.items.units() as i64), &Envelope::new(event.clone()).encode()]).await?;
         tx.commit().await?;
-        Ok(Handled { route: route_of(&event), event, first: true })
+        Ok(Handled { event, first: true })
     }
 
     pub async fn stats(&self) -> Result<InventoryStats, StoreError> {
@@ -247,39 +245,18 @@ impl InventoryStore {
     }
 }
 
-/// The outcome of `placed` against the stock `levels` of its items (the reservation rule).
+/// The outcome of `placed` against the stock `levels` of its items, as its event.
 fn decide(placed: &OrderPlaced, levels: &BTreeMap<Sku, u32>) -> Event {
-    let order = &placed.order;
-    match order.items.shortfall(|sku| levels[sku]) {
-        Some(reason) => {
-            Event::InventoryFailed(InventoryFailed { order_id: order.order_id.clone(), reason, placed_at_ms: placed.placed_at_ms })
-        }
-        None => Event::InventoryReserved(InventoryReserved {
-            order_id: order.order_id.clone(),
-            student_id: order.student_id.clone(),
-            placed_at_ms: placed.placed_at_ms,
-        }),
-    }
+    placed.outcome_event(&placed.order.items.reserve_against(|sku| levels[sku]))
 }
 
 /// A repeat: the event stored the first time.
 fn repeat(order_id: &str, stored: &[u8]) -> Result<Handled, StoreError> {
     let event = Envelope::decode(stored).map_err(|e| StoreError::Corrupt { order_id: order_id.into(), detail: e.to_string() })?;
-    Ok(Handled { route: route_of(&event), event, first: false })
+    Ok(Handled { event, first: false })
 }
 
+/// The outcome column: the status the event gives its order.
 fn outcome_of(event: &Event) -> &'static str {
-    if matches!(event, Event::InventoryReserved(_)) {
-        "reserved"
-    } else {
-        "failed"
-    }
-}
-
-fn route_of(event: &Event) -> Route {
-    match event {
-        Event::OrderPlaced(_) => Route::OrderPlaced,
-        Event::InventoryReserved(_) => Route::InventoryReserved,
-        Event::InventoryFailed(_) => Route::InventoryFailed,
-    }
+    OrderStatus::of(event).unwrap_or(OrderStatus::Failed).as_str()
 }

@@ -9,16 +9,14 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::{open, sqlite_params, Backend, Db, Postgres, StoreError};
-use crate::domain::{Envelope, Event, Order, OrderId, OrderPlaced, StudentId};
-use crate::transport::queue::Route;
+use crate::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderStatus, StudentId};
 
 /// An order as Order knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
     pub order_id: OrderId,
     pub student_id: StudentId,
-    /// `accepted` (stored, maybe not yet published), then `reserved` or `failed`.
-    pub status: String,
+    pub status: OrderStatus,
     pub placed_at_ms: u64,
 }
 
@@ -35,11 +33,10 @@ pub struct OrderStats {
     pub republished: u64,
 }
 
-/// One outbox row to publish.
+/// One outbox row to publish: an encoded `OrderPlaced`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub seq: i64,
-    pub route: Route,
     pub body: Vec<u8>,
 }
 
@@ -91,7 +88,7 @@ impl OrderStore {
     /// Stores the order and its `OrderPlaced` in one transaction, and returns `None`; or, if
     /// an order of that id is stored already (a client's key used again), stores nothing and
     /// returns that order's status.
-    pub async fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<Option<String>, StoreError> {
+    pub async fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<Option<OrderStatus>, StoreError> {
         const INSERT: &str = "INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES ($1, $2, $3, $4, 'accepted')
              ON CONFLICT (order_id) DO NOTHING";
         const STATUS: &str = "SELECT status FROM orders WHERE order_id = $1";
@@ -104,7 +101,8 @@ impl OrderStore {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let inserted = tx.prepare_cached(&sqlite_params(INSERT))?.execute(params![id, student, items, placed_at_ms as i64])?;
                 if inserted == 0 {
-                    return Ok(Some(tx.prepare_cached(&sqlite_params(STATUS))?.query_row([id], |r| r.get(0))?));
+                    let status: String = tx.prepare_cached(&sqlite_params(STATUS))?.query_row([id], |r| r.get(0))?;
+                    return status_of(id, &status).map(Some);
                 }
                 tx.prepare_cached("INSERT INTO outbox (order_id, body) VALUES (?1, ?2)")?.execute(params![id, event])?;
                 tx.commit()?;
@@ -113,7 +111,8 @@ impl OrderStore {
                 let mut client = pg.client().await?;
                 let tx = client.transaction().await?;
                 if tx.execute(INSERT, &[&id, &student, &items, &(placed_at_ms as i64)]).await? == 0 {
-                    return Ok(Some(tx.query_one(STATUS, &[&id]).await?.get(0)));
+                    let status: String = tx.query_one(STATUS, &[&id]).await?.get(0);
+                    return status_of(id, &status).map(Some);
                 }
                 tx.execute("INSERT INTO outbox (order_id, body) VALUES ($1, $2)", &[&id, &event]).await?;
                 tx.commit().await?;
@@ -128,8 +127,7 @@ impl OrderStore {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
                 let mut stmt = conn.prepare_cached("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
-                let rows =
-                    stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
+                let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
             Backend::Postgres(pg) => {
@@ -138,7 +136,7 @@ impl OrderStore {
                     .await?
                     .query("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT $1", &[&(limit as i64)])
                     .await?;
-                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), route: Route::OrderPlaced, body: r.get(1) }).collect())
+                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), body: r.get(1) }).collect())
             }
         }
     }
@@ -152,13 +150,12 @@ impl OrderStore {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
                 let mut stmt = conn.prepare_cached(&sqlite_params(STUCK))?;
-                let rows = stmt
-                    .query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, route: Route::OrderPlaced, body: r.get(1)? }))?;
+                let rows = stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
             Backend::Postgres(pg) => {
                 let rows = pg.client().await?.query(STUCK, &[&(placed_by_ms as i64)]).await?;
-                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), route: Route::OrderPlaced, body: r.get(1) }).collect())
+                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), body: r.get(1) }).collect())
             }
         }
     }
@@ -185,7 +182,8 @@ impl OrderStore {
     }
 
     /// Records Inventory's verdict; a repeat (redelivery) changes nothing.
-    pub async fn record_outcome(&self, order_id: &OrderId, status: &str) -> Result<(), StoreError> {
+    pub async fn record_outcome(&self, order_id: &OrderId, status: OrderStatus) -> Result<(), StoreError> {
+        let status = status.as_str();
         match &self.0 {
             Backend::Sqlite(db) => {
                 db.lock()
@@ -219,8 +217,8 @@ impl OrderStore {
         row.map(|(id, student, status, at)| {
             Ok(OrderRecord {
                 order_id: OrderId::parse(id.clone()).map_err(|e| StoreError::Corrupt { order_id: id.clone(), detail: e.to_string() })?,
-                student_id: StudentId::parse(student).map_err(|e| StoreError::Corrupt { order_id: id, detail: e.to_string() })?,
-                status,
+                student_id: StudentId::parse(student).map_err(|e| StoreError::Corrupt { order_id: id.clone(), detail: e.to_string() })?,
+                status: status_of(&id, &status)?,
                 placed_at_ms: at as u64,
             })
         })
@@ -245,7 +243,13 @@ impl OrderStore {
     }
 
     /// Every order id with its status.
-    pub async fn statuses(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        self.0.text_pairs("SELECT order_id, status FROM orders").await
+    pub async fn statuses(&self) -> Result<BTreeMap<String, OrderStatus>, StoreError> {
+        let words = self.0.text_pairs("SELECT order_id, status FROM orders").await?;
+        words.into_iter().map(|(id, word)| Ok((id.clone(), status_of(&id, &word)?))).collect()
     }
+}
+
+/// A stored status word, read back.
+fn status_of(order_id: &str, word: &str) -> Result<OrderStatus, StoreError> {
+    OrderStatus::parse(word).map_err(|e| StoreError::Corrupt { order_id: order_id.into(), detail: e.to_string() })
 }

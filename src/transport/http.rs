@@ -9,7 +9,8 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use super::{BoxFuture, CallError, Peer, RequestReply};
+use super::{BoxFuture, CallError, RequestReply};
+use crate::model::Service;
 
 /// How long establishing a TCP connection may take. On loopback a closed port refuses at once;
 /// this only matters for a peer that accepts nothing (e.g. a full backlog).
@@ -18,11 +19,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Calls peers by base URL (`http://127.0.0.1:8002`). Connections are kept alive and reused.
 pub struct HttpRequestReply {
     client: reqwest::Client,
-    bases: BTreeMap<Peer, String>,
+    bases: BTreeMap<Service, String>,
 }
 
 impl HttpRequestReply {
-    pub fn new(bases: impl IntoIterator<Item = (Peer, String)>) -> Self {
+    pub fn new(bases: impl IntoIterator<Item = (Service, String)>) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -34,7 +35,7 @@ impl HttpRequestReply {
         HttpRequestReply { client, bases }
     }
 
-    async fn send(&self, to: Peer, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
+    async fn send(&self, to: Service, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
         let base = self.bases.get(&to).ok_or_else(|| CallError::Unreachable { peer: to, detail: "no address configured".into() })?;
         let (parts, body) = request.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -56,7 +57,7 @@ impl HttpRequestReply {
     }
 }
 
-fn classify(peer: Peer, e: &reqwest::Error) -> CallError {
+fn classify(peer: Service, e: &reqwest::Error) -> CallError {
     // reqwest's Display hides the cause ("error sending request"); the source chain names it.
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -72,7 +73,7 @@ fn classify(peer: Peer, e: &reqwest::Error) -> CallError {
 }
 
 impl RequestReply for HttpRequestReply {
-    fn call(&self, to: Peer, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
+    fn call(&self, to: Service, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
         Box::pin(self.send(to, request))
     }
 }

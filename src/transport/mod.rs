@@ -13,45 +13,16 @@ pub mod kafka;
 pub mod log;
 pub mod queue;
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::model::Service;
+
 /// A boxed, sendable future: what the traits return so that they can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The services one can call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Peer {
-    Order,
-    Inventory,
-    Notification,
-    /// Part C's producer.
-    Producer,
-    /// Part C's Analytics.
-    Analytics,
-}
-
-impl Peer {
-    pub fn name(self) -> &'static str {
-        match self {
-            Peer::Order => "order",
-            Peer::Inventory => "inventory",
-            Peer::Notification => "notification",
-            Peer::Producer => "producer",
-            Peer::Analytics => "analytics",
-        }
-    }
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Why a call produced no HTTP response at all. (A response with an error status is a
 /// response: the caller reads its status.)
@@ -59,10 +30,10 @@ impl fmt::Display for Peer {
 pub enum CallError {
     /// Nothing listens there: connection refused, or the host is down in the simulation.
     #[error("{peer} unreachable: {detail}")]
-    Unreachable { peer: Peer, detail: String },
+    Unreachable { peer: Service, detail: String },
     /// The connection broke, or the reply could not be read.
     #[error("call to {peer} failed: {detail}")]
-    Failed { peer: Peer, detail: String },
+    Failed { peer: Service, detail: String },
 }
 
 /// Synchronous request/reply (Part A). One call sends one HTTP request to a peer and waits
@@ -71,12 +42,12 @@ pub enum CallError {
 /// A call has **no deadline of its own**: the caller bounds it with `tokio::time::timeout`, so
 /// the same bound holds over real sockets and in the simulation's virtual time.
 pub trait RequestReply: Send + Sync + 'static {
-    fn call(&self, to: Peer, request: ::http::Request<Bytes>) -> BoxFuture<'_, Result<::http::Response<Bytes>, CallError>>;
+    fn call(&self, to: Service, request: ::http::Request<Bytes>) -> BoxFuture<'_, Result<::http::Response<Bytes>, CallError>>;
 }
 
 impl dyn RequestReply {
     /// `POST path` with a JSON body.
-    pub async fn post_json<T: Serialize>(&self, to: Peer, path: &str, body: &T) -> Result<::http::Response<Bytes>, CallError> {
+    pub async fn post_json<T: Serialize>(&self, to: Service, path: &str, body: &T) -> Result<::http::Response<Bytes>, CallError> {
         let request = ::http::Request::post(path)
             .header(::http::header::CONTENT_TYPE, "application/json")
             .body(Bytes::from(serde_json::to_vec(body).expect("request bodies serialize")))

@@ -31,6 +31,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::domain::Event;
+
 use super::BoxFuture;
 
 /// A message returned to its queue more than this many times (nack with requeue, or its
@@ -49,6 +51,15 @@ pub enum Route {
 
 impl Route {
     pub const ALL: [Route; 3] = [Route::OrderPlaced, Route::InventoryReserved, Route::InventoryFailed];
+
+    /// The route an event is published on: its kind.
+    pub fn of(event: &Event) -> Route {
+        match event {
+            Event::OrderPlaced(_) => Route::OrderPlaced,
+            Event::InventoryReserved(_) => Route::InventoryReserved,
+            Event::InventoryFailed(_) => Route::InventoryFailed,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

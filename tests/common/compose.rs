@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use campus::transport::http::HttpRequestReply;
-use campus::transport::Peer;
 use campus::Model;
+use campus::Service;
 use campus_sim::compose::Compose;
 
 /// How long a container may take to pass its health check.
@@ -62,7 +62,7 @@ impl Stack {
     }
 
     /// An HTTP client of the services' published ports (127.0.0.1, their default ports).
-    pub fn http(&self, peers: &[(Peer, u16)]) -> HttpRequestReply {
+    pub fn http(&self, peers: &[(Service, u16)]) -> HttpRequestReply {
         HttpRequestReply::new(peers.iter().map(|(peer, port)| (*peer, format!("http://127.0.0.1:{port}"))))
     }
 }

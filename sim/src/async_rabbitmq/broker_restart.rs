@@ -8,7 +8,7 @@
 
 use campus::store::{NotificationStats, OrderStats};
 use campus::transport::queue::QueueName;
-use campus::transport::Peer;
+use campus::Service;
 use tokio::time::Instant;
 
 use super::observe::{finish, get_json};
@@ -18,8 +18,8 @@ use super::{BrokerRestart, BrokerSample, Config, Deployment, Detail, Run, Scenar
 /// Order's and Notification's counters (over HTTP: they answer whether or not the broker
 /// does) and Inventory's queue depth (over AMQP: `None` while the broker cannot be asked).
 async fn sample(d: &Deployment<'_>, t0: Instant, broker_up: bool) -> anyhow::Result<BrokerSample> {
-    let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
-    let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
+    let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
+    let notification: NotificationStats = get_json(d.http().as_ref(), Service::Notification, "/stats").await?;
     let queue_depth = d.mq().depth(QueueName::InventoryInbox).await.ok();
     Ok(BrokerSample {
         t_ms: t0.elapsed().as_millis() as u64,

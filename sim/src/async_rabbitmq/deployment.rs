@@ -21,8 +21,9 @@ use campus::store::{InventoryStore, NotificationStore, OrderStore};
 use campus::transport::amqp::AmqpQueue;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::queue::{MessageQueue, Topology};
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 
 use super::Config;
 use crate::real::{Broker, BrokerHost, BrokerOutage, ServiceProcess};
@@ -102,9 +103,9 @@ impl<'w> Deployment<'w> {
         let order_store = Arc::new(OrderStore::open(None)?);
         let order =
             Arc::new(AsyncOrderService::new(OrderIds::seeded(config.seed), order_store, EventClock::Since(tokio::time::Instant::now())));
-        world.start(Peer::Order, wiring::order(order, mq.clone(), prefetch, policy));
+        world.start(Service::Order, wiring::order(order, mq.clone(), prefetch, policy));
         let notification_store = Arc::new(NotificationStore::open(None)?);
-        world.start(Peer::Notification, wiring::notification(notification_store, mq.clone(), prefetch, policy));
+        world.start(Service::Notification, wiring::notification(notification_store, mq.clone(), prefetch, policy));
         let inventory_store = Arc::new(InventoryStore::open(None, config.stock)?);
         let parts = SimParts {
             world,
@@ -236,7 +237,7 @@ impl<'w> Deployment<'w> {
     pub async fn stop_inventory(&mut self) -> anyhow::Result<()> {
         match &mut self.kind {
             Kind::Sim(s) => {
-                s.world.take_down(Peer::Inventory).await;
+                s.world.take_down(Service::Inventory).await;
                 s.running.clear();
             }
             Kind::Real(r) => {
@@ -253,7 +254,7 @@ impl<'w> Deployment<'w> {
     pub async fn crash_inventory(&mut self, instance: usize) -> anyhow::Result<()> {
         match &mut self.kind {
             Kind::Sim(s) => {
-                s.world.crash_instance(Peer::Inventory, instance).await;
+                s.world.crash_instance(Service::Inventory, instance).await;
                 s.running.remove(&instance);
             }
             Kind::Real(r) => {
@@ -272,7 +273,7 @@ impl<'w> Deployment<'w> {
             Kind::Sim(s) => {
                 for k in (0..s.instances).filter(|k| !s.running.contains(k)).collect::<Vec<_>>() {
                     s.world.start_instance(
-                        Peer::Inventory,
+                        Service::Inventory,
                         k,
                         wiring::inventory(s.inventory_store.clone(), self.mq.clone(), s.prefetch, s.policy),
                     );
@@ -297,9 +298,9 @@ impl<'w> Deployment<'w> {
     /// so any answers for all).
     fn route_http(&mut self) {
         if let Kind::Real(r) = &self.kind {
-            let mut peers = vec![(Peer::Order, r.order.url().to_owned()), (Peer::Notification, r.notification.url().to_owned())];
+            let mut peers = vec![(Service::Order, r.order.url().to_owned()), (Service::Notification, r.notification.url().to_owned())];
             if let Some(inventory) = r.inventories.values().next() {
-                peers.push((Peer::Inventory, inventory.url().to_owned()));
+                peers.push((Service::Inventory, inventory.url().to_owned()));
             }
             self.http = Arc::new(HttpRequestReply::new(peers));
         }

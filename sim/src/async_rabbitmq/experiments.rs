@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use campus::domain::{Envelope, Event, Order, OrderPlaced};
+use campus::domain::{Envelope, Event, Order, OrderPlaced, OrderStatus};
 use campus::store::{InventoryStats, NotificationStats, OrderRecord};
 use campus::transport::queue::{QueueName, Route};
-use campus::transport::Peer;
+use campus::Service;
 use tokio::time::Instant;
 
 use super::observe::{finish, get_json, place_orders, sample, settled, wait_settled, Placed};
@@ -85,14 +85,14 @@ async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run>
     // Publish the very OrderPlaced of the first `duplicates` orders again, straight to the
     // broker, as a redelivery or a relay crashing after its confirm would.
     let http = d.http();
-    let before: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
+    let before: NotificationStats = get_json(http.as_ref(), Service::Notification, "/stats").await?;
     let mut reserved_duplicates = 0u64;
     for (order_id, request) in placed.accepted.iter().take(config.duplicates) {
-        let record: OrderRecord = get_json(http.as_ref(), Peer::Order, &format!("/order/{order_id}")).await?;
+        let record: OrderRecord = get_json(http.as_ref(), Service::Order, &format!("/order/{order_id}")).await?;
         let order = Order::new(order_id.clone(), request.clone());
         let event = Event::OrderPlaced(OrderPlaced { order, placed_at_ms: record.placed_at_ms });
         d.mq().publish(Route::OrderPlaced, Envelope::new(event).encode().into()).await?;
-        reserved_duplicates += u64::from(record.status == "reserved");
+        reserved_duplicates += u64::from(record.status == OrderStatus::Reserved);
     }
     let duplicates = config.duplicates.min(placed.accepted.len());
     crate::progress::step(&format!("idempotency: {duplicates} duplicate OrderPlaced published"));
@@ -100,8 +100,8 @@ async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run>
     // received (and ignored) the re-emitted InventoryReserved of each reserved one.
     let deadline = Instant::now() + config.settle_within;
     loop {
-        let inventory: InventoryStats = get_json(http.as_ref(), Peer::Inventory, "/stats").await?;
-        let notification: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
+        let inventory: InventoryStats = get_json(http.as_ref(), Service::Inventory, "/stats").await?;
+        let notification: NotificationStats = get_json(http.as_ref(), Service::Notification, "/stats").await?;
         let order_inbox = d.mq().depth(QueueName::OrderInbox).await?;
         if inventory.repeats >= duplicates as u64 && notification.received >= before.received + reserved_duplicates && order_inbox == 0 {
             break;

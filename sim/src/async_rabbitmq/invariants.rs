@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use campus::domain::{Envelope, Event};
+use campus::domain::{Envelope, Event, OrderStatus};
 
 use super::Run;
 use crate::violation::Violation;
@@ -38,8 +38,8 @@ pub fn check(run: &Run) -> Vec<Violation> {
         let inventory = end.inventory_outcomes.get(id).map(String::as_str);
         let was_notified = notified.contains(id.as_str());
         let states = [
-            status == "reserved" && inventory == Some("reserved") && was_notified,
-            status == "failed" && inventory == Some("failed") && !was_notified,
+            *status == OrderStatus::Reserved && inventory == Some("reserved") && was_notified,
+            *status == OrderStatus::Failed && inventory == Some("failed") && !was_notified,
             dead_orders.contains(id) && inventory.is_none() && !was_notified,
         ];
         if states.iter().filter(|s| **s).count() != 1 {
@@ -64,7 +64,7 @@ pub fn check(run: &Run) -> Vec<Violation> {
     if inv.units_taken != inv.units_of_reserved_orders {
         fail(format!("stock fell by {} units but the reserved orders asked for {}", inv.units_taken, inv.units_of_reserved_orders));
     }
-    let stray: Vec<&&str> = notified.iter().filter(|id| statuses.get(**id).map(String::as_str) != Some("reserved")).collect();
+    let stray: Vec<&&str> = notified.iter().filter(|id| statuses.get(**id) != Some(&OrderStatus::Reserved)).collect();
     if !stray.is_empty() {
         fail(format!("{} notifications for orders that are not reserved, e.g. {}", stray.len(), stray[0]));
     }

@@ -10,7 +10,8 @@ use campus::api::order::OrderAcceptedReply;
 use campus::domain::{OrderId, OrderRequest};
 use campus::store::{NotificationStats, OrderStats};
 use campus::transport::queue::QueueName;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
+use campus::Service;
 use tokio::time::Instant;
 
 use super::{DeadLetter, Deployment, Final, Sample};
@@ -37,7 +38,7 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
         let http = http.clone();
         requests.spawn(async move {
             let sent = Instant::now();
-            let accepted = match http.post_json(Peer::Order, "/order", &order).await {
+            let accepted = match http.post_json(Service::Order, "/order", &order).await {
                 Ok(reply) if reply.status() == http::StatusCode::ACCEPTED => {
                     serde_json::from_slice::<OrderAcceptedReply>(reply.body()).ok().map(|r| r.order_id)
                 }
@@ -73,8 +74,8 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
 }
 
 pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
-    let orders: OrderStats = get_json(d.http().as_ref(), Peer::Order, "/stats").await?;
-    let notification: NotificationStats = get_json(d.http().as_ref(), Peer::Notification, "/stats").await?;
+    let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
+    let notification: NotificationStats = get_json(d.http().as_ref(), Service::Notification, "/stats").await?;
     Ok(Sample {
         t_ms: t0.elapsed().as_millis() as u64,
         inventory_up: d.inventory_up(),
@@ -131,11 +132,11 @@ pub(super) async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
         }
     }
     Ok(Final {
-        orders: get_json(http.as_ref(), Peer::Order, "/orders").await?,
-        inventory: get_json(http.as_ref(), Peer::Inventory, "/stats").await?,
-        inventory_outcomes: get_json(http.as_ref(), Peer::Inventory, "/outcomes").await?,
-        notification: get_json(http.as_ref(), Peer::Notification, "/stats").await?,
-        notified: get_json(http.as_ref(), Peer::Notification, "/notified").await?,
+        orders: get_json(http.as_ref(), Service::Order, "/orders").await?,
+        inventory: get_json(http.as_ref(), Service::Inventory, "/stats").await?,
+        inventory_outcomes: get_json(http.as_ref(), Service::Inventory, "/outcomes").await?,
+        notification: get_json(http.as_ref(), Service::Notification, "/stats").await?,
+        notified: get_json(http.as_ref(), Service::Notification, "/notified").await?,
         dead_letters,
     })
 }

@@ -2,6 +2,7 @@
 //! `async_rabbitmq_broker_restart.csv` (the broker restart's samples) and
 //! `async_rabbitmq_summary.csv` (one per experiment), and how a run becomes them.
 
+use campus::domain::OrderStatus;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -89,14 +90,14 @@ impl Row for Summary {
 
 impl Summary {
     pub fn of(run: &Run) -> Self {
-        let count = |status: &str| run.end.orders.statuses.values().filter(|s| *s == status).count();
+        let count = |status: OrderStatus| run.end.orders.statuses.values().filter(|s| **s == status).count();
         let (outage, restart) = (run.outage(), run.broker_restart());
         Summary {
             experiment: run.name().to_owned(),
             mode: run.mode,
             orders: run.accepted,
-            reserved: count("reserved"),
-            failed: count("failed"),
+            reserved: count(OrderStatus::Reserved),
+            failed: count(OrderStatus::Failed),
             notified: run.end.notified.len(),
             dead_lettered: run.end.dead_letters.len(),
             duplicates_injected: run.duplicates_injected(),

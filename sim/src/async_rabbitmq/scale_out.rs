@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use campus::store::InventoryStats;
-use campus::transport::Peer;
+use campus::Service;
 use tokio::time::Instant;
 
 use super::observe::{finish, get_json, place_orders, settled, wait_settled};
@@ -46,7 +46,7 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, cras
     let (mut progress, mut crashed) = (Vec::new(), None);
     let mut live = crate::progress::Progress::new("scale-out");
     loop {
-        let stats: InventoryStats = get_json(d.http().as_ref(), Peer::Inventory, "/stats").await?;
+        let stats: InventoryStats = get_json(d.http().as_ref(), Service::Inventory, "/stats").await?;
         let (t, decided) = (start.elapsed().as_millis() as u64, stats.reserved + stats.failed);
         progress.push((t, decided));
         live.update(|| format!("{decided} of {n} decided, {} instances running", d.inventories_running()));

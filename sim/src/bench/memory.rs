@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use campus::transport::http::HttpRequestReply;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -96,7 +97,7 @@ async fn sync_rest(exe: &Path, n: u64, seed: u64, rows: &mut Vec<MemoryRow>) -> 
     let order_args = ["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "5000"];
     let order = ServiceProcess::spawn(exe, "order", Model::SyncRest, &order_args).await?;
     let pids: Vec<(String, u32)> = [&order, &inventory, &notification].into_iter().filter_map(ServiceProcess::pid).collect();
-    let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
+    let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Order, order.url().to_owned())]));
     for step in 1..=STEPS {
         let (answers, _) =
             drive(client.clone(), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
 use campus::store::NotificationStats;
-use campus::transport::Peer;
 use campus::Model;
+use campus::Service;
 use futures_lite::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
@@ -41,7 +41,7 @@ const CLIENTS: usize = 32;
 /// one notified; orders per second over the whole.
 async fn ours(d: &Deployment<'_>, n: usize, seed: u64, round: u64) -> anyhow::Result<f64> {
     let http = d.http();
-    let before: NotificationStats = get_json(http.as_ref(), Peer::Notification, "/stats").await?;
+    let before: NotificationStats = get_json(http.as_ref(), Service::Notification, "/stats").await?;
     let before_orders = crate::async_rabbitmq::sample(d, Instant::now()).await?;
     let orders = workload::orders(&mut world::stream(seed, Model::AsyncRabbitmq, &Scope::Bench { round }, Stream::Workload), n);
     let started = Instant::now();

@@ -16,8 +16,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use campus::transport::http::HttpRequestReply;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 
 use super::{Row, Samples, Target};
 use crate::real::ServiceProcess;
@@ -55,7 +56,7 @@ pub async fn serve_bare_hop(relay: Vec<String>) -> anyhow::Result<()> {
     let app = if relay.is_empty() {
         Router::new().route("/order", post(|| async { StatusCode::CREATED }))
     } else {
-        let peers = [Peer::Inventory, Peer::Notification];
+        let peers = [Service::Inventory, Service::Notification];
         let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new(peers.into_iter().zip(relay)));
         Router::new().route(
             "/order",
@@ -109,13 +110,13 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
         &["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "5000"],
     )
     .await?;
-    let ours = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
+    let ours = Arc::new(HttpRequestReply::new([(Service::Order, order.url().to_owned())]));
     let bare_hop = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?;
-    let bare = Arc::new(HttpRequestReply::new([(Peer::Order, bare_hop.url().to_owned())]));
+    let bare = Arc::new(HttpRequestReply::new([(Service::Order, bare_hop.url().to_owned())]));
     let (first, second) =
         (ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?, ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?);
     let relay = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP, "--relay", &format!("{},{}", first.url(), second.url())]).await?;
-    let chain = Arc::new(HttpRequestReply::new([(Peer::Order, relay.url().to_owned())]));
+    let chain = Arc::new(HttpRequestReply::new([(Service::Order, relay.url().to_owned())]));
     let mut rows = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);

@@ -11,6 +11,7 @@ use crate::async_rabbitmq::BrokerSample;
 use crate::report::csv::{self, Fixed, Row};
 use crate::streaming_kafka::RestartSample;
 use crate::Mode;
+use campus::domain::OrderStatus;
 use campus::Model;
 
 pub const SUMMARY_CSV: &str = "cluster_summary.csv";
@@ -142,7 +143,7 @@ impl Summary {
         match run {
             Run::Messaging(run) => {
                 let statuses = run.end.orders.statuses.values();
-                let lost = statuses.filter(|s| *s != "reserved" && *s != "failed").count();
+                let lost = statuses.filter(|s| **s == OrderStatus::Accepted).count();
                 let scale = run.scale_out();
                 let loss = run.node_loss();
                 Summary {

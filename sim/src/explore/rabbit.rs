@@ -283,7 +283,7 @@ async fn publish_when_up(mq: &Arc<dyn MessageQueue>, body: bytes::Bytes) {
 }
 
 /// A consumer's one loop, as a task (a crash aborts it; `supervise` starts a new one).
-fn run_loops(service: wiring::Service) -> JoinHandle<()> {
+fn run_loops(service: wiring::Wired) -> JoinHandle<()> {
     let [(name, work)]: [_; 1] = service.work.try_into().ok().expect("Inventory and Notification run one loop each");
     spawn_logged(name, work)
 }

@@ -18,8 +18,9 @@ use campus::deploy::sync_rest as wiring;
 use campus::domain::{Items, OrderId, OrderRequest, StudentId};
 use campus::services::inventory::{Inventory, ReserveOutcome};
 use campus::services::order::OrderIds;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -127,8 +128,8 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
     world.block_on(async {
         let net = world.net().clone();
         let inventory = wiring::inventory_state(schedule.stock);
-        world.host(Peer::Order, wiring::order(OrderIds::seeded(seed), net.clone(), order_timeout));
-        world.host(Peer::Notification, wiring::notification(wiring::notification_state()));
+        world.host(Service::Order, wiring::order(OrderIds::seeded(seed), net.clone(), order_timeout));
+        world.host(Service::Notification, wiring::notification(wiring::notification_state()));
 
         let client: Arc<dyn RequestReply> = net.clone();
         let mut model = Inventory::with_stock(schedule.stock);
@@ -139,7 +140,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
         let guard = bound * 2 + Duration::from_secs(1);
         for (index, request) in schedule.requests.iter().enumerate() {
             match request.inventory {
-                InventoryFault::Down => world.take_down(Peer::Inventory).await,
+                InventoryFault::Down => world.take_down(Service::Inventory).await,
                 fault => {
                     let plan = match fault {
                         InventoryFault::Delay { ms } => FaultPlan::delayed(Duration::from_millis(ms)),
@@ -147,12 +148,12 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
                         InventoryFault::Hang => FaultPlan::hanging(),
                         _ => FaultPlan::healthy(),
                     };
-                    world.host(Peer::Inventory, fault::apply(wiring::inventory(inventory.clone()), &plan));
+                    world.host(Service::Inventory, fault::apply(wiring::inventory(inventory.clone()), &plan));
                 }
             }
             let body = OrderRequest::new(StudentId::parse("s-0001").expect("valid"), request.items.clone());
             let sent = Instant::now();
-            let reply = tokio::time::timeout(guard, client.post_json(Peer::Order, "/order", &body)).await;
+            let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", &body)).await;
             let latency = sent.elapsed();
             let status = match reply {
                 Ok(Ok(reply)) => reply.status().as_u16(),

@@ -23,8 +23,9 @@ use campus::store::InventoryStats;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::kafka::KafkaLog;
 use campus::transport::log::{EventLog, LogError, Topic};
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 
 use super::Config;
 use crate::client::{get_json, post_json};
@@ -166,7 +167,7 @@ impl<'w> Deployment<'w> {
         .map(|s| s.to_string())
         .collect();
         let producer = ServiceProcess::spawn(exe, "producer", Model::StreamingKafka, &common).await?;
-        let http: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Peer::Producer, producer.url().to_owned())]));
+        let http: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Producer, producer.url().to_owned())]));
         let parts = RealParts {
             exe: exe.to_owned(),
             kafka: kafka.clone(),
@@ -211,7 +212,7 @@ impl<'w> Deployment<'w> {
             }
             Front::Real(http) => {
                 for chunk in events.chunks(MAX_BULK) {
-                    let reply: BulkAppended = post_json(http.as_ref(), Peer::Producer, "/orders", &chunk).await?;
+                    let reply: BulkAppended = post_json(http.as_ref(), Service::Producer, "/orders", &chunk).await?;
                     if reply.appended != chunk.len() {
                         bail!("the producer appended {} of {} events", reply.appended, chunk.len());
                     }
@@ -316,8 +317,8 @@ impl<'w> Deployment<'w> {
         };
         for (i, url) in urls.into_iter().enumerate() {
             let Some(url) = url else { continue };
-            let http = HttpRequestReply::new([(Peer::Inventory, url)]);
-            let stats = get_json::<InventoryStats>(&http, Peer::Inventory, "/stats").await?;
+            let http = HttpRequestReply::new([(Service::Inventory, url)]);
+            let stats = get_json::<InventoryStats>(&http, Service::Inventory, "/stats").await?;
             work.push((i, left(&stats.partitions), decided(&stats)));
         }
         let most = |key: fn(&(usize, u64, u64)) -> u64| {
@@ -407,7 +408,7 @@ impl<'w> Deployment<'w> {
             Kind::Sim(s) => return Ok(MetricsReport::of(&s.analytics_state.lock().expect("analytics lock"))),
             Kind::Real(r) => r.http.clone(),
         };
-        get_json(http.as_ref(), Peer::Analytics, "/metrics").await
+        get_json(http.as_ref(), Service::Analytics, "/metrics").await
     }
 
     /// Inventory's accounting (real: `GET /stats`).
@@ -416,7 +417,7 @@ impl<'w> Deployment<'w> {
             Kind::Sim(s) => return Ok(streaming::stats(&s.view.lock().expect("inventory lock"), self.stock)),
             Kind::Real(r) => r.http.clone(),
         };
-        get_json(http.as_ref(), Peer::Inventory, "/stats").await
+        get_json(http.as_ref(), Service::Inventory, "/stats").await
     }
 
     /// Sets Analytics' group back to the beginning of both topics while it has no member, the
@@ -535,9 +536,9 @@ impl<'w> Deployment<'w> {
 impl RealParts {
     /// The HTTP client, pointed at the services that run now.
     fn rewire(&mut self) {
-        let mut bases = vec![(Peer::Producer, self.producer.url().to_owned())];
-        bases.extend(self.inventory.as_ref().map(|p| (Peer::Inventory, p.url().to_owned())));
-        bases.extend(self.analytics.as_ref().map(|p| (Peer::Analytics, p.url().to_owned())));
+        let mut bases = vec![(Service::Producer, self.producer.url().to_owned())];
+        bases.extend(self.inventory.as_ref().map(|p| (Service::Inventory, p.url().to_owned())));
+        bases.extend(self.analytics.as_ref().map(|p| (Service::Analytics, p.url().to_owned())));
         self.http = Arc::new(HttpRequestReply::new(bases));
     }
 }

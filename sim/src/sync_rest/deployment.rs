@@ -9,8 +9,9 @@ use std::sync::Arc;
 use campus::deploy::sync_rest as wiring;
 use campus::services::order::OrderIds;
 use campus::transport::http::HttpRequestReply;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
 use campus::Model;
+use campus::Service;
 
 use super::{Case, Config};
 use crate::fault;
@@ -35,12 +36,12 @@ impl Deployment {
     /// The three services as hosts of `world`.
     pub fn sim(world: &World, config: &Config, case: &Case) -> Self {
         let net = world.net().clone();
-        world.host(Peer::Order, wiring::order(OrderIds::seeded(config.seed), net.clone(), case.call_timeout));
-        world.host(Peer::Notification, wiring::notification(wiring::notification_state()));
+        world.host(Service::Order, wiring::order(OrderIds::seeded(config.seed), net.clone(), case.call_timeout));
+        world.host(Service::Notification, wiring::notification(wiring::notification_state()));
         if case.fault.down {
-            net.take_down(Peer::Inventory);
+            net.take_down(Service::Inventory);
         } else {
-            world.host(Peer::Inventory, fault::apply(wiring::inventory(wiring::inventory_state(config.stock)), &case.fault));
+            world.host(Service::Inventory, fault::apply(wiring::inventory(wiring::inventory_state(config.stock)), &case.fault));
         }
         Deployment { client: net.clone(), parts: Parts::Sim(net) }
     }
@@ -63,7 +64,7 @@ impl Deployment {
         if case.fault.down {
             inventory.kill().await?;
         }
-        let client = Arc::new(HttpRequestReply::new([(Peer::Order, order.url().to_owned())]));
+        let client = Arc::new(HttpRequestReply::new([(Service::Order, order.url().to_owned())]));
         Ok(Deployment { client, parts: Parts::Real(vec![order, inventory, notification]) })
     }
 

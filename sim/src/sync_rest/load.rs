@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use campus::domain::OrderRequest;
-use campus::transport::{Peer, RequestReply};
+use campus::transport::RequestReply;
+use campus::Service;
 use tokio::time::Instant;
 
 /// One request as the load generator saw it.
@@ -55,7 +56,7 @@ pub async fn drive_shown(
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(order) = orders.get(index) else { break };
                 let sent = Instant::now();
-                let reply = tokio::time::timeout(guard, client.post_json(Peer::Order, "/order", order)).await;
+                let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", order)).await;
                 let latency = sent.elapsed();
                 let (status, order_id) = match reply {
                     Ok(Ok(reply)) => (reply.status().as_u16(), order_id_of(reply.body())),
