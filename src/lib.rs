@@ -2,31 +2,38 @@
 //!
 //! One workflow — Order → Inventory reserve → Notification, plus Analytics — written once and
 //! carried by three communication models. The lab crate (`campus-sim`) runs it in memory
-//! under a seeded virtual clock, or over the real transports defined here.
+//! under a seeded virtual clock, or over the real transports defined here; the `campus`
+//! binary (`src/bin/campus.rs`) serves one service in production.
 //!
 //! Every module imports only modules above it in this list:
 //!
 //! - [`model`]: the closed sets every command shares (the models, the services).
-//! - [`domain`]: ids, orders, events; validated on construction (deserializing is parsing),
-//!   and the reservation rule ([`domain::Items::shortfall`]).
+//! - [`domain`]: ids, orders and their status, events; validated on construction
+//!   (deserializing is parsing); the reservation decision ([`domain::Items::reserve_against`])
+//!   and the event that announces it ([`domain::OrderPlaced::outcome_event`]).
 //! - [`wire`]: the bodies the services of Part A exchange.
 //! - [`retry`]: backoff with jitter, and how loops retry a broker that went away.
 //! - [`transport`]: the traits of the communication models and their real adapters.
-//! - [`store`]: the stores of Part B, SQLite (a file per store) or PostgreSQL shared by several
-//!   instances (Part C's Inventory keeps its state in a changelog topic).
-//! - [`services`]: the services' logic, transport-agnostic.
-//! - [`api`]: the HTTP faces of the services (`fn app(state) -> Router` each).
-//! - [`deploy`]: each model's services wired from their transports and stores, once.
+//! - [`store`]: persistence only: the stores of Part B, SQLite (a file per store) or PostgreSQL
+//!   shared by several instances.
+//! - [`services`]: the services' logic, transport-agnostic: Order's whole life, Inventory,
+//!   Notification, Analytics.
+//! - [`api`]: the HTTP faces the models share (`fn app(state) -> Router` each).
+//! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each model's services wired from
+//!   their transports and stores, once, with what belongs to that model alone (Part B's
+//!   consumer loop; Part C's consumers, event-time merge, changelog, producer and faces).
 //! - [`serve`]: one service as its own process (READY line, signals, health).
 
 pub mod api;
-pub mod deploy;
+pub mod async_rabbitmq;
 pub mod domain;
 pub mod model;
 pub mod retry;
 pub mod serve;
 pub mod services;
 pub mod store;
+pub mod streaming_kafka;
+pub mod sync_rest;
 pub mod transport;
 pub mod wire;
 

@@ -25,7 +25,6 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::deploy;
 use crate::model::{Model, Service};
 use crate::retry::{Backoff, Policy};
 use crate::services::analytics::Analytics;
@@ -221,8 +220,8 @@ pub async fn run(args: ServeArgs, layer: impl FnOnce(Router) -> Router) -> Resul
 
 /// A Part C service: connects (waiting for Kafka), then serves its face and runs its loop.
 async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router) -> Result<(), ServeError> {
-    use crate::deploy::streaming_kafka as wiring;
-    use crate::services::streaming::{InventoryConfig, Writes, ANALYTICS_GROUP};
+    use crate::streaming_kafka as wiring;
+    use crate::streaming_kafka::consumers::{InventoryConfig, Writes, ANALYTICS_GROUP};
     let service = args.service;
     let policy = Policy::production();
     let mut backoff = policy.backoff("kafka");
@@ -235,7 +234,7 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
     // A scaled-out Inventory: a dead member's open transaction holds its partitions back
     // until the broker aborts it.
     let kafka = match (&args.service, &args.instance) {
-        (Service::Inventory, Some(_)) => kafka.with_transaction_timeout(crate::services::partitioned::MEMBER_TRANSACTION_TIMEOUT),
+        (Service::Inventory, Some(_)) => kafka.with_transaction_timeout(crate::streaming_kafka::partitioned::MEMBER_TRANSACTION_TIMEOUT),
         _ => kafka,
     };
     let log: Arc<dyn EventLog> = Arc::new(kafka);
@@ -243,32 +242,36 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
     let (app, consumer, metrics) = match service {
         Service::Producer => {
             let (producer, idle) = wiring::producer(log, EventClock::Wall, policy);
-            (crate::api::streaming::producer_app(producer, OrderIds::Random), idle, None)
+            (crate::streaming_kafka::api::producer_app(producer, OrderIds::Random), idle, None)
         }
         Service::Inventory => {
             let config = InventoryConfig { stock: args.stock, batch, writes: Writes::Transactional };
             match &args.instance {
                 Some(instance) => {
-                    let view = crate::services::partitioned::ShardsView::default();
+                    let view = crate::streaming_kafka::partitioned::ShardsView::default();
                     let consumer = wiring::partitioned_inventory(log, view.clone(), config, instance, policy);
-                    (crate::api::streaming::partitioned_inventory_app(view, args.stock), consumer, None)
+                    (crate::streaming_kafka::api::partitioned_inventory_app(view, args.stock), consumer, None)
                 }
                 None => {
                     let view = Arc::new(std::sync::Mutex::new(Inventory::with_stock(args.stock)));
-                    (crate::api::streaming::inventory_app(view.clone(), args.stock), wiring::inventory(log, view, config, policy), None)
+                    (
+                        crate::streaming_kafka::api::inventory_app(view.clone(), args.stock),
+                        wiring::inventory(log, view, config, policy),
+                        None,
+                    )
                 }
             }
         }
         _ => {
             let state = Arc::new(std::sync::Mutex::new(Analytics::default()));
             let consumer = wiring::analytics(log, ANALYTICS_GROUP, state.clone(), batch, args.throttle_per_s, policy);
-            (crate::api::streaming::analytics_app(state.clone()), consumer, Some(state))
+            (crate::streaming_kafka::api::analytics_app(state.clone()), consumer, Some(state))
         }
     };
     let file = args.metrics_file.clone();
     let write_metrics = move || -> Result<(), ServeError> {
         if let (Some(path), Some(state)) = (&file, &metrics) {
-            let report = crate::api::streaming::MetricsReport::of(&state.lock().expect("analytics lock"));
+            let report = crate::streaming_kafka::api::MetricsReport::of(&state.lock().expect("analytics lock"));
             let json = serde_json::to_vec_pretty(&report).expect("metrics serialize");
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, json)
@@ -306,19 +309,19 @@ async fn streaming_kafka(args: &ServeArgs, layer: impl FnOnce(Router) -> Router)
 fn sync_rest(args: &ServeArgs) -> Router {
     match args.service {
         Service::Producer | Service::Analytics => unreachable!("checked against Service::of"),
-        Service::Inventory => deploy::sync_rest::inventory(deploy::sync_rest::inventory_state(args.stock)),
-        Service::Notification => deploy::sync_rest::notification(deploy::sync_rest::notification_state()),
+        Service::Inventory => crate::sync_rest::inventory(crate::sync_rest::inventory_state(args.stock)),
+        Service::Notification => crate::sync_rest::notification(crate::sync_rest::notification_state()),
         Service::Order => {
             let peers = HttpRequestReply::new([
                 (Service::Inventory, args.inventory_url.clone()),
                 (Service::Notification, args.notification_url.clone()),
             ]);
-            deploy::sync_rest::order(OrderIds::Random, Arc::new(peers), Duration::from_millis(args.timeout_ms))
+            crate::sync_rest::order(OrderIds::Random, Arc::new(peers), Duration::from_millis(args.timeout_ms))
         }
     }
 }
 
-async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Wired, ServeError> {
+async fn async_rabbitmq(args: &ServeArgs) -> Result<crate::async_rabbitmq::Wired, ServeError> {
     let service = args.service;
     // Connects when it can: a service started while the broker is down starts anyway.
     let mq: Arc<dyn MessageQueue> = Arc::new(AmqpQueue::new(&args.amqp_url, Topology::new(&args.namespace), Backoff::random()));
@@ -345,21 +348,21 @@ async fn async_rabbitmq(args: &ServeArgs) -> Result<deploy::async_rabbitmq::Wire
                 None => OrderStore::open(Some(&db)),
             };
             let order = Arc::new(AsyncOrderService::new(OrderIds::Random, Arc::new(store.map_err(store_error)?), EventClock::Wall));
-            deploy::async_rabbitmq::order(order, mq, args.prefetch, policy)
+            crate::async_rabbitmq::order(order, mq, args.prefetch, policy)
         }
         Service::Inventory => {
             let store = match pg {
                 Some(pg) => InventoryStore::open_postgres(pg, args.stock).await,
                 None => InventoryStore::open(Some(&db), args.stock),
             };
-            deploy::async_rabbitmq::inventory(Arc::new(store.map_err(store_error)?), mq, args.prefetch, policy)
+            crate::async_rabbitmq::inventory(Arc::new(store.map_err(store_error)?), mq, args.prefetch, policy)
         }
         Service::Notification => {
             let store = match pg {
                 Some(pg) => NotificationStore::open_postgres(pg).await,
                 None => NotificationStore::open(Some(&db)),
             };
-            deploy::async_rabbitmq::notification(Arc::new(store.map_err(store_error)?), mq, args.prefetch, policy)
+            crate::async_rabbitmq::notification(Arc::new(store.map_err(store_error)?), mq, args.prefetch, policy)
         }
     })
 }

@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use campus::async_rabbitmq::consumer;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced, OrderRequest, OrderStatus, Sku};
 use campus::retry::Policy;
-use campus::services::messaging;
 use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;
 use campus::store::{InventoryStore, NotificationStore, OrderStore};
@@ -139,7 +139,7 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
         drop(first);
 
         // A restarted Inventory gets the message again and answers from its store.
-        let inventory = tokio::spawn(messaging::run_inventory(mq.clone(), store.clone(), 1, Policy::seeded(5)));
+        let inventory = tokio::spawn(consumer::run_inventory(mq.clone(), store.clone(), 1, Policy::seeded(5)));
         let results = mq.consume(QueueName::OrderInbox, 1).await.unwrap();
         let outcome = results.deliveries.recv_async().await.unwrap();
         assert!(!delivery.redelivered && mq.depth(QueueName::InventoryInbox).await.unwrap() == 0);

@@ -11,9 +11,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use campus::api::streaming::{BulkAppended, MetricsReport};
 use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use campus::store::{InventoryStats, NotificationStats, OrderStats};
+use campus::streaming_kafka::api::{BulkAppended, MetricsReport};
 use campus::transport::amqp::AmqpQueue;
 use campus::transport::queue::{MessageQueue, QueueName, Topology};
 use campus::transport::RequestReply;

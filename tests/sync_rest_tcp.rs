@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::Router;
-use campus::deploy::sync_rest as wiring;
 use campus::services::order::OrderIds;
+use campus::sync_rest as wiring;
 use campus::transport::http::{serve, HttpRequestReply};
 use campus::transport::RequestReply;
 use campus::Service;

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use campus::deploy::async_rabbitmq::Wired;
+use campus::async_rabbitmq::Wired;
 use campus::retry::Policy;
 use campus::Model;
 use campus::Service;

@@ -5,7 +5,7 @@
 //! - Inventory `POST /reserve` → 200 reserved, 409 out of stock;
 //! - Notification `POST /send` → 200 sent;
 //! - `GET /health` on each;
-//! - Part C's producer, Inventory accounting and Analytics faces: [`streaming`].
+//! - Part C's faces live with Part C (`crate::streaming_kafka::api`).
 //!
 //! Each service is one `fn app(state) -> Router`, so tests call it with `oneshot` and the lab
 //! runs the very same router in memory. Every error is JSON ([`ErrorBody`]); internals stay
@@ -14,7 +14,6 @@
 pub mod inventory;
 pub mod notification;
 pub mod order;
-pub mod streaming;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -172,7 +171,7 @@ async fn not_found(request: Request) -> ApiError {
 }
 
 /// The pieces every service's router shares: health, the JSON 404 and the body limit.
-fn finish(router: axum::Router, service: &'static str, probe: Probe) -> axum::Router {
+pub(crate) fn finish(router: axum::Router, service: &'static str, probe: Probe) -> axum::Router {
     router
         .route("/health", axum::routing::get(move || async move { probe.report(service) }))
         .fallback(not_found)

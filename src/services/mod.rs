@@ -1,18 +1,13 @@
 //! The services' logic, written once and transport-agnostic: each takes validated domain
 //! values and returns outcomes. How a request arrives (HTTP, a queue, a log) is the caller's
-//! business (the HTTP faces are the `api` module, built on these); [`messaging`] is the consumer loop.
+//! business: the HTTP faces are in `api`, the loops that consume a queue or a log in the
+//! models' own modules (`async_rabbitmq`, `streaming_kafka`).
 
 pub mod analytics;
-pub mod changelog;
 pub mod inventory;
-pub mod merge;
-pub mod messaging;
 pub mod notification;
 pub mod order;
-pub mod partitioned;
-pub mod producer;
 pub mod recent;
-pub mod streaming;
 
 /// Where event time (`placed_at_ms`) comes from.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! Where Part B's services run: as hosts of the simulated world over `SimQueue` and `SimNet`,
 //! or as `campus-sim serve … --model async-rabbitmq` processes over a real RabbitMQ. Both are
-//! wired by `campus::deploy::async_rabbitmq`. The experiments see only this type; the faults it
+//! wired by `campus::async_rabbitmq`. The experiments see only this type; the faults it
 //! applies are Inventory stopped (the world takes the host down / the process is SIGKILLed; its
 //! store survives, as a disk would), one Inventory instance of several crashed, the broker
 //! stopped, and one node of a clustered broker lost.
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use campus::deploy::async_rabbitmq as wiring;
+use campus::async_rabbitmq as wiring;
 use campus::retry::Policy;
 use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use campus::domain::{Envelope, Event, Order, OrderId, OrderPlaced};
-use campus::services::streaming::analytics_commits;
+use campus::streaming_kafka::consumers::analytics_commits;
 use campus::transport::kafka::KafkaLog;
 use campus::transport::log::{EventLog, Outgoing, Position, Topic};
 use campus::Model;

@@ -8,7 +8,7 @@
 //! accounting as the experiments).
 //!
 //! The services are the production ones (`AsyncOrderService` and its relay, the consumers of
-//! `campus::services::messaging`, the SQLite stores in memory) over `SimQueue`, with the crashes
+//! `campus::async_rabbitmq::consumer`, the SQLite stores in memory) over `SimQueue`, with the crashes
 //! applied by [`CrashingQueue`]. Consumers take one delivery at a time (prefetch 1). A crashed
 //! consumer's task is aborted and a new one starts on the same store 200 ms later. Several
 //! Inventory instances compete for its queue and share its store, as they share PostgreSQL in
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campus::api::order::OrdersReply;
-use campus::deploy::async_rabbitmq as wiring;
+use campus::async_rabbitmq as wiring;
 use campus::domain::{Envelope, Event, Items, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
 use campus::services::order::{AsyncOrderService, OrderIds};
 use campus::services::EventClock;

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use campus::deploy::sync_rest as wiring;
 use campus::domain::{Items, OrderId, OrderRequest, StudentId};
 use campus::services::inventory::{Inventory, ReserveOutcome};
 use campus::services::order::OrderIds;
+use campus::sync_rest as wiring;
 use campus::transport::RequestReply;
 use campus::Model;
 use campus::Service;

@@ -19,15 +19,15 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use campus::deploy::streaming_kafka as wiring;
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
 use campus::retry::Policy;
 use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::inventory::Inventory;
 use campus::services::order::OrderIds;
-use campus::services::partitioned::ShardsView;
-use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, INVENTORY_GROUP};
 use campus::services::EventClock;
+use campus::streaming_kafka as wiring;
+use campus::streaming_kafka::consumers::{self, InventoryConfig, InventoryView, Writes, INVENTORY_GROUP};
+use campus::streaming_kafka::partitioned::ShardsView;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Topic};
 use campus::Model;
 use proptest::prelude::*;
@@ -556,7 +556,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let expected = expected_metrics(&events, &decided.outcomes);
     // Scaled out, the stock is per partition and each instance holds only some: checked from
     // the decisions instead.
-    let inventory = (schedule.inventories <= 1).then(|| streaming::stats(&view.lock().expect("inventory lock"), schedule.stock));
+    let inventory = (schedule.inventories <= 1).then(|| consumers::stats(&view.lock().expect("inventory lock"), schedule.stock));
     let run = Run {
         mode: Mode::Sim,
         events: n,

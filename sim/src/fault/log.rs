@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use campus::services::streaming::INVENTORY_GROUP;
+use campus::streaming_kafka::consumers::INVENTORY_GROUP;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
 use campus::transport::BoxFuture;
 
@@ -62,7 +62,7 @@ pub struct CrashingLog {
 }
 
 fn describe(topic: Topic, value: &[u8], headers: &campus::transport::log::Headers) -> String {
-    if let Some((_, ms)) = headers.iter().find(|(n, _)| n == campus::services::merge::WATERMARK_HEADER) {
+    if let Some((_, ms)) = headers.iter().find(|(n, _)| n == campus::streaming_kafka::merge::WATERMARK_HEADER) {
         return format!("watermark {ms} ms");
     }
     if topic == Topic::InventoryChangelog {

@@ -5,7 +5,7 @@
 //! as a SIGKILL would, and later starts a new one) and never lets the consumer go further.
 //!
 //! The points, in the order a consumer's handling passes them (see
-//! `campus::services::messaging`):
+//! `campus::async_rabbitmq::consumer`):
 //!
 //! | point           | the consumer dies …                                                    |
 //! |-----------------|------------------------------------------------------------------------|

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use campus::domain::{Envelope, Event, OrderPlaced};
-use campus::services::merge::WATERMARK_HEADER;
-use campus::services::streaming::DEAD_LETTER_REASON;
+use campus::streaming_kafka::consumers::DEAD_LETTER_REASON;
+use campus::streaming_kafka::merge::WATERMARK_HEADER;
 use campus::transport::log::{EventLog, LogError, Topic};
 
 /// The decisions found in the log.

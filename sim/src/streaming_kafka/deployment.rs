@@ -1,7 +1,7 @@
 //! Where Part C runs: its three services — the producer, Inventory, Analytics — as tasks over
 //! the world's `SimLog` in virtual time, or as `campus-sim serve … --model streaming-kafka`
 //! processes over fresh topics of a real Apache Kafka. Both are wired by
-//! `campus::deploy::streaming_kafka`. The experiments see only this type: they feed the
+//! `campus::streaming_kafka`. The experiments see only this type: they feed the
 //! producer, crash or stop and start the consumers, reset Analytics' group, take the broker
 //! away, and read the log through the lab's own client (never through Inventory).
 
@@ -9,17 +9,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
-use campus::api::streaming::{BulkAppended, MetricsReport, MAX_BULK};
-use campus::deploy::streaming_kafka::{self as wiring, Consumer};
 use campus::domain::OrderPlaced;
 use campus::retry::Policy;
 use campus::services::analytics::Analytics;
 use campus::services::inventory::Inventory;
-use campus::services::partitioned::{self, ShardsView};
-use campus::services::producer::Producer;
-use campus::services::streaming::{self, InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
 use campus::services::EventClock;
 use campus::store::InventoryStats;
+use campus::streaming_kafka::api::{BulkAppended, MetricsReport, MAX_BULK};
+use campus::streaming_kafka::consumers::{self, InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
+use campus::streaming_kafka::partitioned::{self, ShardsView};
+use campus::streaming_kafka::producer::Producer;
+use campus::streaming_kafka::{self as wiring, Consumer};
 use campus::transport::http::HttpRequestReply;
 use campus::transport::kafka::KafkaLog;
 use campus::transport::log::{EventLog, LogError, Topic};
@@ -414,7 +414,7 @@ impl<'w> Deployment<'w> {
     /// Inventory's accounting (real: `GET /stats`).
     pub async fn inventory_stats(&self) -> anyhow::Result<InventoryStats> {
         let http = match &*self.kind.lock().await {
-            Kind::Sim(s) => return Ok(streaming::stats(&s.view.lock().expect("inventory lock"), self.stock)),
+            Kind::Sim(s) => return Ok(consumers::stats(&s.view.lock().expect("inventory lock"), self.stock)),
             Kind::Real(r) => r.http.clone(),
         };
         get_json(http.as_ref(), Service::Inventory, "/stats").await

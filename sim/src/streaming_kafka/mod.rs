@@ -46,7 +46,7 @@ pub use experiments::run_experiment;
 use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
-pub use campus::services::streaming::ANALYTICS_GROUP;
+pub use campus::streaming_kafka::consumers::ANALYTICS_GROUP;
 
 /// Which experiments to run (`--experiment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -248,7 +248,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     run.events,
                     d.dead_letters.values().sum::<u64>(),
                     if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") },
-                    campus::services::streaming::DEAD_LETTER_REASON,
+                    campus::streaming_kafka::consumers::DEAD_LETTER_REASON,
                     d.decided(),
                     run.events,
                     d.duplicates,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use campus::domain::{Envelope, Event, OrderPlaced};
-use campus::services::streaming::INVENTORY_GROUP;
+use campus::streaming_kafka::consumers::INVENTORY_GROUP;
 use campus::transport::log::{EventLog, LogError, Topic};
 use tokio::time::Instant;
 

@@ -1,13 +1,13 @@
 //! Where Part A's services run for one case: as routers on the world's in-memory network, or
 //! as three `campus-sim serve … --model sync-rest` processes on loopback. Both are wired by
-//! `campus::deploy::sync_rest`; Inventory suffers the case's fault, applied by
+//! `campus::sync_rest`; Inventory suffers the case's fault, applied by
 //! [`crate::fault`] in either mode (`down`: not hosted / its process SIGKILLed).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use campus::deploy::sync_rest as wiring;
 use campus::services::order::OrderIds;
+use campus::sync_rest as wiring;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::RequestReply;
 use campus::Model;

@@ -1,5 +1,17 @@
+//! Part C, streaming: its services wired over an [`EventLog`], and what belongs to the log
+//! alone: Inventory's and Analytics' consumers ([`consumers`]), the event-time merge
+//! ([`merge`]), Inventory's changelog ([`changelog`]), scaled-out Inventory members
+//! ([`partitioned`]), the producer ([`producer`]) and their HTTP faces ([`api`]).
+//!
 //! Part C's services: the producer, and Inventory and Analytics as consumer tasks on an
 //! [`EventLog`], each with the switch that stops it (it then leaves its group).
+
+pub mod api;
+pub mod changelog;
+pub mod consumers;
+pub mod merge;
+pub mod partitioned;
+pub mod producer;
 
 use std::sync::{Arc, Mutex};
 
@@ -8,11 +20,11 @@ use tokio::task::JoinHandle;
 
 use crate::retry::Policy;
 use crate::services::analytics::Analytics;
-use crate::services::partitioned::{self, ShardsView};
-use crate::services::producer::Producer;
-use crate::services::streaming::{self, InventoryConfig, InventoryView};
 use crate::services::EventClock;
 use crate::transport::log::{EventLog, LogError};
+use consumers::{InventoryConfig, InventoryView};
+use partitioned::ShardsView;
+use producer::Producer;
 
 /// A running consumer and the switch that stops it.
 pub struct Consumer {
@@ -69,7 +81,7 @@ pub fn producer(log: Arc<dyn EventLog>, clock: EventClock, policy: Policy) -> (A
 /// Inventory: restores its state into `view` from the changelog, then decides each
 /// `OrderPlaced` in event-time order, writing each batch's results in one transaction.
 pub fn inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryConfig, policy: Policy) -> Consumer {
-    Consumer::spawn(move |stopped| Box::pin(streaming::run_inventory(log, view, config, policy, stopped)))
+    Consumer::spawn(move |stopped| Box::pin(consumers::run_inventory(log, view, config, policy, stopped)))
 }
 
 /// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.
@@ -83,7 +95,7 @@ pub fn analytics(
 ) -> Consumer {
     let group = group.to_owned();
     Consumer::spawn(move |stopped| {
-        Box::pin(async move { streaming::run_analytics(log, &group, state, batch, throttle, policy, stopped).await })
+        Box::pin(async move { consumers::run_analytics(log, &group, state, batch, throttle, policy, stopped).await })
     })
 }
 

@@ -1,7 +1,7 @@
 //! Inventory scaled out (Part C): several instances, members of one consumer group, each
 //! deciding the partitions of `order-events` the group assigns it.
 //!
-//! **What changes against one Inventory** (`super::streaming`): each partition is a shard with
+//! **What changes against one Inventory** (`super::consumers`): each partition is a shard with
 //! its own stock (`stock` units of each item *per partition*: an order's key — its id — picks
 //! its partition, and so its shard) and its own decided order ids, and it is decided in offset
 //! order. There is no event-time merge across partitions: no instance sees them all. So the
@@ -35,10 +35,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::changelog;
-use super::inventory::Inventory;
+use super::consumers::{decide, start_over, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
 use super::merge::next_of;
-use super::streaming::{decide, start_over, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
 use crate::retry::Policy;
+use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
 use crate::transport::log::{EventLog, LogError, Position, Record, Topic};
 
@@ -71,7 +71,7 @@ pub fn writer(instance: &str) -> String {
 pub fn stats(shards: &BTreeMap<u32, Shard>, stock: u32) -> InventoryStats {
     let mut total = InventoryStats::default();
     for shard in shards.values() {
-        let s = super::streaming::stats(&shard.inventory, stock);
+        let s = super::consumers::stats(&shard.inventory, stock);
         total.reserved += s.reserved;
         total.failed += s.failed;
         total.units_taken += s.units_taken;

@@ -34,12 +34,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::analytics::Analytics;
 use super::changelog::{self, ChangelogEntry, Decision, FLOORS_KEY};
-use super::inventory::Inventory;
 use super::merge::{Merge, Next, WATERMARK_HEADER};
 use crate::domain::{Envelope, Event};
 use crate::retry::Policy;
+use crate::services::analytics::Analytics;
+use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
 use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
 

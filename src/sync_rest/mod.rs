@@ -1,4 +1,4 @@
-//! Part A's services: each is a `Router`; Order calls the others through a
+//! Part A, synchronous REST. Part A's services: each is a `Router`; Order calls the others through a
 //! [`RequestReply`] — HTTP between processes, the simulation's in-memory network in the lab.
 
 use std::sync::{Arc, Mutex};

@@ -18,9 +18,9 @@ use bytes::Bytes;
 use tokio::sync::{watch, Mutex, Notify};
 
 use super::merge::WATERMARK_HEADER;
-use super::EventClock;
 use crate::domain::{Envelope, Event, Order, OrderPlaced};
 use crate::retry::Policy;
+use crate::services::EventClock;
 use crate::transport::log::{partition_for, EventLog, LogError, Outgoing, Topic};
 
 /// How long the producer waits without appending before it advances the watermark past the

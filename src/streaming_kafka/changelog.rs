@@ -1,14 +1,14 @@
 //! Inventory's changelog (Part C): what `inventory-changelog` holds — each decision with the
 //! items it took, and the event-time merge's floors — and how a starting Inventory restores
 //! its state from it. Written in the same transaction as the outcomes and the offsets (see
-//! `super::streaming`), so what a restore reads is exactly what a `read_committed` reader of
+//! `super::consumers`), so what a restore reads is exactly what a `read_committed` reader of
 //! `inventory-events` sees decided. The topic is compacted: the last record per key is kept
 //! (one per order id, and the latest floors).
 
 use serde::{Deserialize, Serialize};
 
-use super::inventory::{Inventory, ReserveOutcome};
 use crate::domain::{Items, OrderId};
+use crate::services::inventory::{Inventory, ReserveOutcome};
 use crate::transport::log::{EventLog, LogError, Record, Topic};
 
 /// One decision as the changelog keeps it: enough to restore the stock it took.

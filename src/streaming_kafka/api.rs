@@ -18,14 +18,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, IdempotencyKey, JsonBody, Probe};
+use crate::api::{self, ApiError, IdempotencyKey, JsonBody, Probe};
 use crate::domain::{OrderId, OrderPlaced, OrderRequest};
 use crate::services::analytics::{Analytics, Metrics, MinuteMetrics};
 use crate::services::order::OrderIds;
-use crate::services::partitioned::{self, ShardsView};
-use crate::services::producer::Producer;
-use crate::services::streaming::{self, InventoryView};
 use crate::store::InventoryStats;
+use crate::streaming_kafka::consumers::{self, InventoryView};
+use crate::streaming_kafka::partitioned::{self, ShardsView};
+use crate::streaming_kafka::producer::Producer;
 use crate::transport::log::LogError;
 
 /// Events per `POST /orders`.
@@ -61,7 +61,7 @@ pub fn producer_app(producer: Arc<Producer>, ids: OrderIds) -> Router {
         .route("/order", post(place))
         .route("/orders", post(bulk).layer(DefaultBodyLimit::max(MAX_BULK_BYTES)))
         .with_state(Arc::new(ProducerState { producer, ids }));
-    super::finish(router, "producer", Probe::None)
+    api::finish(router, "producer", Probe::None)
 }
 
 /// A request under a client's key placed before is appended again (the producer keeps no
@@ -93,11 +93,11 @@ async fn bulk(
 /// Inventory's accounting in the streaming model: `GET /stats`, `GET /stock`.
 pub fn inventory_app(view: InventoryView, stock: u32) -> Router {
     let router = Router::new().route("/stats", get(stats)).route("/stock", get(levels)).with_state((view, stock));
-    super::finish(router, "inventory", Probe::None)
+    api::finish(router, "inventory", Probe::None)
 }
 
 async fn stats(State((view, stock)): State<(InventoryView, u32)>) -> Json<InventoryStats> {
-    Json(streaming::stats(&view.lock().expect("inventory lock"), stock))
+    Json(consumers::stats(&view.lock().expect("inventory lock"), stock))
 }
 
 async fn levels(State((view, _)): State<(InventoryView, u32)>) -> Json<BTreeMap<String, u32>> {
@@ -107,7 +107,7 @@ async fn levels(State((view, _)): State<(InventoryView, u32)>) -> Json<BTreeMap<
 /// A scaled-out Inventory instance's accounting (`GET /stats`): the partitions it holds now.
 pub fn partitioned_inventory_app(view: ShardsView, stock: u32) -> Router {
     let router = Router::new().route("/stats", get(shard_stats)).with_state((view, stock));
-    super::finish(router, "inventory", Probe::None)
+    api::finish(router, "inventory", Probe::None)
 }
 
 async fn shard_stats(State((view, stock)): State<(ShardsView, u32)>) -> Json<InventoryStats> {
@@ -184,7 +184,7 @@ impl MetricsReport {
 
 pub fn analytics_app(state: Arc<Mutex<Analytics>>) -> Router {
     let router = Router::new().route("/metrics", get(metrics)).with_state(state);
-    super::finish(router, "analytics", Probe::None)
+    api::finish(router, "analytics", Probe::None)
 }
 
 async fn metrics(State(state): State<Arc<Mutex<Analytics>>>) -> Json<MetricsReport> {

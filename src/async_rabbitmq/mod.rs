@@ -1,6 +1,11 @@
+//! Part B, asynchronous messaging: its services wired over a [`MessageQueue`], and the one
+//! consumer loop they share ([`consumer`]).
+//!
 //! Part B's services: each is its HTTP face (a `Router`) and its work — the consumers that read
 //! its queues and, for Order, the outbox relay — over a [`MessageQueue`] and the service's own
 //! store. The work future ends only when the broker fails; whoever runs it decides what then.
+
+pub mod consumer;
 
 use std::sync::Arc;
 
@@ -8,7 +13,7 @@ use axum::Router;
 
 use crate::api;
 use crate::retry::Policy;
-use crate::services::messaging;
+
 use crate::services::order::AsyncOrderService;
 use crate::store::{InventoryStore, NotificationStore};
 use crate::transport::queue::{MessageQueue, QueueError};
@@ -30,7 +35,7 @@ pub struct Wired {
 /// publishes again what the broker lost.
 pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
     let app = api::order::async_app(service.clone(), api::Probe::degraded_without(mq.clone()));
-    let status = messaging::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
+    let status = consumer::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
     let reconciler = {
         let (service, mq) = (service.clone(), mq.clone());
         async move { service.run_reconciler(mq, policy).await }
@@ -44,7 +49,7 @@ pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetc
 pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
     Wired {
         app: api::inventory::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
-        work: vec![("inventory", Box::pin(messaging::run_inventory(mq, store, prefetch, policy)))],
+        work: vec![("inventory", Box::pin(consumer::run_inventory(mq, store, prefetch, policy)))],
     }
 }
 
@@ -53,6 +58,6 @@ pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch
 pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
     Wired {
         app: api::notification::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
-        work: vec![("notification", Box::pin(messaging::run_notification(mq, store, prefetch, policy)))],
+        work: vec![("notification", Box::pin(consumer::run_notification(mq, store, prefetch, policy)))],
     }
 }
