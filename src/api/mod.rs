@@ -5,7 +5,7 @@
 //! - Inventory `POST /reserve` → 200 reserved, 409 out of stock;
 //! - Notification `POST /send` → 200 sent;
 //! - `GET /health` on each;
-//! - Part C's faces live with Part C (`crate::streaming_kafka::api`).
+//! - Part C's faces live with Part C (the `api` module of `streaming_kafka`).
 //!
 //! Each service is one `fn app(state) -> Router`, so tests call it with `oneshot` and the lab
 //! runs the very same router in memory. Every error is JSON ([`ErrorBody`]); internals stay
