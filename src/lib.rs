@@ -13,22 +13,32 @@
 //!   and the event that announces it ([`domain::OrderPlaced::outcome_event`]).
 //! - [`wire`]: the bodies the services of Part A exchange.
 //! - [`retry`]: backoff with jitter, and how loops retry a broker that went away.
+//! - [`safeguards`]: the safeguards the guarantees rest on (only the lab ever breaks one),
+//!   and the lab's other hooks, named in one place.
 //! - [`transport`]: the traits of the communication models and their real adapters.
+//! - [`config`]: one service instance's configuration (the binary's flags).
 //! - [`store`]: persistence only: the stores of Part B, SQLite (a file per store) or PostgreSQL
 //!   shared by several instances.
 //! - [`services`]: the services' logic, transport-agnostic: Order's whole life, Inventory,
 //!   Notification, Analytics.
+//! - [`host`]: what a host gives a service (transport, storage, clock, ids, jitter,
+//!   safeguards) and what a built service is (its face and its loops): the door every service
+//!   enters by, in a process and in the simulation.
 //! - [`api`]: the HTTP faces the models share (`fn app(state) -> Router` each).
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each model's services wired from
 //!   their transports and stores, once, with what belongs to that model alone (Part B's
 //!   consumer loop; Part C's consumers, event-time merge, changelog, producer and faces).
-//! - [`serve`]: one service as its own process (READY line, signals, health).
+//! - [`serve`]: [`serve::build`], the one door; and one service as its own process (READY
+//!   line, signals, health).
 
 pub mod api;
 pub mod async_rabbitmq;
+pub mod config;
 pub mod domain;
+pub mod host;
 pub mod model;
 pub mod retry;
+pub mod safeguards;
 pub mod serve;
 pub mod services;
 pub mod store;

@@ -13,7 +13,7 @@ use crate::fault::{self, FaultPlan};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub service: campus::serve::ServeArgs,
+    pub service: campus::config::ServiceConfig,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -42,12 +42,12 @@ fn error_status(s: &str) -> Result<u16, String> {
     }
 }
 
-/// The environment variables [`FaultArgs`] reads (see `campus::serve::SERVE_ENV`).
+/// The environment variables [`FaultArgs`] reads (see `campus::config::CONFIG_ENV`).
 pub const FAULT_ENV: [&str; 3] = ["CAMPUS_DELAY_MS", "CAMPUS_ERROR_STATUS", "CAMPUS_HANG"];
 
 /// Every environment variable `campus-sim serve` reads: the service's and the faults'.
 pub fn serve_env() -> Vec<&'static str> {
-    campus::serve::SERVE_ENV.iter().chain(&FAULT_ENV).copied().collect()
+    campus::config::CONFIG_ENV.iter().chain(&FAULT_ENV).copied().collect()
 }
 
 impl FaultArgs {

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use campus::async_rabbitmq::Wired;
+use campus::host::Built;
 use campus::retry::Policy;
 use campus::Model;
 use campus::Service;
@@ -114,8 +114,8 @@ pub struct World {
     away: Arc<Mutex<Away>>,
     log: Mutex<Option<Arc<SimLog>>>,
     /// The loops (consumers, relays) of each instance of each host that has some, aborted when
-    /// it goes down.
-    work: Mutex<BTreeMap<(Service, usize), Vec<JoinHandle<()>>>>,
+    /// it goes down, with the switch that would ask them to stop.
+    work: Mutex<BTreeMap<(Service, usize), (tokio::sync::watch::Sender<bool>, Vec<JoinHandle<()>>)>>,
 }
 
 impl World {
@@ -218,15 +218,17 @@ impl World {
     }
 
     /// `peer` answers with the service's app and runs each of its loops as a task of the world.
-    pub fn start(&self, peer: Service, service: Wired) {
+    pub fn start(&self, peer: Service, service: Built) {
         self.start_instance(peer, 0, service);
     }
 
     /// Instance `instance` of `peer` runs the service's loops beside the others (competing
     /// consumers of the same queues, sharing their store); calls to `peer` reach its app.
-    pub fn start_instance(&self, peer: Service, instance: usize, service: Wired) {
+    pub fn start_instance(&self, peer: Service, instance: usize, service: Built) {
         self.net.host(peer, service.app);
-        let tasks = service.work.into_iter().map(|(name, work)| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = service.loops.into_iter().map(|each| {
+            let (name, work) = (each.name, each.run(stopped.clone()));
             tokio::spawn(async move {
                 if let Err(e) = work.await {
                     tracing::error!(task = name, error = %e, "task failed");
@@ -234,7 +236,7 @@ impl World {
             })
         });
         let tasks = tasks.collect();
-        for old in self.work.lock().expect("work lock").insert((peer, instance), tasks).into_iter().flatten() {
+        for old in self.work.lock().expect("work lock").insert((peer, instance), (stop, tasks)).into_iter().flat_map(|(_, tasks)| tasks) {
             old.abort();
         }
     }
@@ -243,7 +245,7 @@ impl World {
     /// unacknowledged deliveries go back to their queue); the other instances go on.
     pub async fn crash_instance(&self, peer: Service, instance: usize) {
         let tasks = self.work.lock().expect("work lock").remove(&(peer, instance));
-        for task in tasks.into_iter().flatten() {
+        for task in tasks.into_iter().flat_map(|(_, tasks)| tasks) {
             task.abort();
             let _ = task.await;
         }
@@ -266,7 +268,7 @@ impl World {
 
     /// Stops every host (routers hold services that hold the network: this breaks the cycle).
     pub fn clear(&self) {
-        for task in std::mem::take(&mut *self.work.lock().expect("work lock")).into_values().flatten() {
+        for task in std::mem::take(&mut *self.work.lock().expect("work lock")).into_values().flat_map(|(_, tasks)| tasks) {
             task.abort();
         }
         self.net.clear();

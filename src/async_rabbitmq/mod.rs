@@ -9,31 +9,20 @@ pub mod consumer;
 
 use std::sync::Arc;
 
-use axum::Router;
-
 use crate::api;
+use crate::config::ServiceConfig;
+use crate::host::{BuildError, Built, Host, Loop, Transport};
+use crate::model::{Model, Service};
 use crate::retry::Policy;
 
 use crate::services::order::AsyncOrderService;
 use crate::store::{InventoryStore, NotificationStore};
-use crate::transport::queue::{MessageQueue, QueueError};
-use crate::transport::BoxFuture;
-
-/// One loop a service runs besides answering HTTP: a consumer, or Order's relay. It ends only
-/// when the broker fails.
-pub type Work = BoxFuture<'static, Result<(), QueueError>>;
-
-/// One service of Part B, wired: its HTTP face and its loops, each named (each runs as a task
-/// of its own).
-pub struct Wired {
-    pub app: Router,
-    pub work: Vec<(&'static str, Work)>,
-}
+use crate::transport::queue::MessageQueue;
 
 /// Order: `POST /order` stores the order and its `OrderPlaced` (202); the relay publishes the
 /// outbox; a consumer records Inventory's verdicts as the orders' statuses; the reconciler
 /// publishes again what the broker lost.
-pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
+pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Built {
     let app = api::order::async_app(service.clone(), api::Probe::degraded_without(mq.clone()));
     let status = consumer::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
     let reconciler = {
@@ -41,23 +30,47 @@ pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetc
         async move { service.run_reconciler(mq, policy).await }
     };
     let relay = async move { service.run_relay(mq, policy).await };
-    Wired { app, work: vec![("relay", Box::pin(relay)), ("order-status", Box::pin(status)), ("reconciler", Box::pin(reconciler))] }
+    let loops = vec![Loop::endless("relay", relay), Loop::endless("order-status", status), Loop::endless("reconciler", reconciler)];
+    Built { service: Service::Order, app, loops }
 }
 
 /// Inventory: consumes `OrderPlaced`, reserves against `store` (idempotently), publishes the
 /// outcome; its HTTP face serves the accounting (`/stats`, `/outcomes`).
-pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
-    Wired {
+pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Built {
+    Built {
+        service: Service::Inventory,
         app: api::inventory::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
-        work: vec![("inventory", Box::pin(consumer::run_inventory(mq, store, prefetch, policy)))],
+        loops: vec![Loop::endless("inventory", consumer::run_inventory(mq, store, prefetch, policy))],
     }
 }
 
 /// Notification: consumes `InventoryReserved`, one confirmation per order; its HTTP face serves
 /// the accounting (`/stats`, `/notified`).
-pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Wired {
-    Wired {
+pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Built {
+    Built {
+        service: Service::Notification,
         app: api::notification::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
-        work: vec![("notification", Box::pin(consumer::run_notification(mq, store, prefetch, policy)))],
+        loops: vec![Loop::endless("notification", consumer::run_notification(mq, store, prefetch, policy))],
     }
+}
+
+/// A Part B service as `config` says, on `host`: over the host's queue, its store where the
+/// host keeps it (`--prefetch` unacknowledged deliveries per consumer; Inventory stocked with
+/// `--stock` when its store is new).
+pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
+    let service = config.service;
+    let Transport::Queue(mq) = &host.transport else { return Err(BuildError::Transport { service, needs: "a message queue" }) };
+    let (mq, policy, prefetch) = (mq.clone(), host.policy(), config.prefetch);
+    let store_error = |source| BuildError::Store { service, source };
+    Ok(match service {
+        Service::Order => {
+            let store = host.storage.order().await.map_err(store_error)?;
+            order(Arc::new(AsyncOrderService::new(host.ids.clone(), store, host.clock)), mq, prefetch, policy)
+        }
+        Service::Inventory => {
+            inventory(host.storage.inventory(config.stock, host.safeguards.dedup).await.map_err(store_error)?, mq, prefetch, policy)
+        }
+        Service::Notification => notification(host.storage.notification().await.map_err(store_error)?, mq, prefetch, policy),
+        Service::Producer | Service::Analytics => return Err(BuildError::NoSuchService { model: Model::AsyncRabbitmq, service }),
+    })
 }

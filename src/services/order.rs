@@ -23,18 +23,19 @@ use crate::transport::queue::{MessageQueue, QueueError, QueueName, Route};
 use crate::transport::RequestReply;
 use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 
-/// Where order ids come from.
-#[derive(Debug)]
+/// Where order ids come from. A clone draws from the same sequence (a restarted service goes on
+/// where the last one stopped).
+#[derive(Debug, Clone)]
 pub enum OrderIds {
     /// `o-<seed in hex>-<n>`: the same seed gives the same ids, run after run.
-    Seeded { seed: u64, next: AtomicU64 },
+    Seeded { seed: u64, next: Arc<AtomicU64> },
     /// `o-<uuid v4>`: unique across processes and restarts (real mode).
     Random,
 }
 
 impl OrderIds {
     pub fn seeded(seed: u64) -> Self {
-        OrderIds::Seeded { seed, next: AtomicU64::new(1) }
+        OrderIds::Seeded { seed, next: Arc::new(AtomicU64::new(1)) }
     }
 
     /// The order `request` asks for: under the client's own id (its idempotency key) if it

@@ -23,6 +23,7 @@ mod inventory;
 mod notification;
 mod order;
 pub mod postgres;
+mod storage;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -33,6 +34,7 @@ pub use inventory::{Handled, InventoryStats, InventoryStore};
 pub use notification::{NotificationStats, NotificationStore};
 pub use order::{OrderRecord, OrderStats, OrderStore, OutboxRow};
 pub use postgres::Postgres;
+pub use storage::{MemoryStores, Spare, Storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -18,11 +18,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::ServiceConfig;
+use crate::host::{BuildError, Built, Host, Loop, LoopError, Transport};
+use crate::model::{Model, Service};
 use crate::retry::Policy;
 use crate::services::analytics::Analytics;
+use crate::services::inventory::Inventory;
 use crate::services::EventClock;
 use crate::transport::log::{EventLog, LogError};
-use consumers::{InventoryConfig, InventoryView};
+use consumers::{InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP};
 use partitioned::ShardsView;
 use producer::Producer;
 
@@ -110,4 +114,72 @@ pub fn partitioned_inventory(
 ) -> Consumer {
     let instance = instance.to_owned();
     Consumer::spawn(move |stopped| Box::pin(partitioned::run(log, view, config, instance, policy, stopped)))
+}
+
+/// A Part C service as `config` says, on `host`, over the host's log: the producer (its face,
+/// and the watermarks it appends while idle); Inventory (one deciding every partition, or the
+/// scaled-out member `--instance` names), restoring from its changelog; Analytics (and, with
+/// `--metrics-file`, the file it writes its metrics to every second and once more when it
+/// stops).
+pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
+    let service = config.service;
+    let Transport::Log(log) = &host.transport else { return Err(BuildError::Transport { service, needs: "an event log" }) };
+    let (log, policy, batch) = (log.clone(), host.policy(), config.batch as usize);
+    let writes = if host.safeguards.transactional { Writes::Transactional } else { Writes::Separate };
+    let inventory_config = InventoryConfig { stock: config.stock, batch, writes };
+    let (app, run) = match service {
+        Service::Producer => {
+            let producer = Arc::new(Producer::new(log, host.clock, policy));
+            let app = api::producer_app(producer.clone(), host.ids.clone());
+            (app, Loop::new("watermarks", move |stop| async move { producer.run_idle_watermarks(stop).await }))
+        }
+        Service::Inventory => match &config.instance {
+            Some(instance) => {
+                let (view, instance) = (ShardsView::default(), instance.clone());
+                let app = api::partitioned_inventory_app(view.clone(), config.stock);
+                (app, Loop::new("inventory", move |stop| partitioned::run(log, view, inventory_config, instance, policy, stop)))
+            }
+            None => {
+                let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(config.stock)));
+                let app = api::inventory_app(view.clone(), config.stock);
+                (app, Loop::new("inventory", move |stop| consumers::run_inventory(log, view, inventory_config, policy, stop)))
+            }
+        },
+        Service::Analytics => {
+            let state = Arc::new(Mutex::new(Analytics::default()));
+            let (throttle, file) = (config.throttle_per_s, config.metrics_file.clone());
+            let app = api::analytics_app(state.clone());
+            let run = Loop::new("analytics", move |stop| async move {
+                let consume = consumers::run_analytics(log, ANALYTICS_GROUP, state.clone(), batch, throttle, policy, stop);
+                let Some(path) = file else { return consume.await.map_err(LoopError::from) };
+                // The file follows the metrics every second, and holds the last ones once the
+                // consumer has stopped.
+                tokio::pin!(consume);
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        biased;
+                        ended = &mut consume => {
+                            write_metrics(&path, &state)?;
+                            return ended.map_err(LoopError::from);
+                        }
+                        _ = tick.tick() => write_metrics(&path, &state)?,
+                    }
+                }
+            });
+            (app, run)
+        }
+        Service::Order | Service::Notification => return Err(BuildError::NoSuchService { model: Model::StreamingKafka, service }),
+    };
+    Ok(Built { service, app, loops: vec![run] })
+}
+
+/// Writes Analytics' metrics (JSON, as `GET /metrics` answers) to `path`, replacing it whole.
+fn write_metrics(path: &std::path::Path, state: &Mutex<Analytics>) -> Result<(), LoopError> {
+    let report = api::MetricsReport::of(&state.lock().expect("analytics lock"));
+    let json = serde_json::to_vec_pretty(&report).expect("metrics serialize");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| LoopError::File { path: path.display().to_string(), source })
 }

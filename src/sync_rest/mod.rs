@@ -9,6 +9,9 @@ use axum::Router;
 use crate::api;
 use crate::api::inventory::SharedInventory;
 use crate::api::notification::SharedNotifier;
+use crate::config::ServiceConfig;
+use crate::host::{BuildError, Built, Host, Transport};
+use crate::model::{Model, Service};
 use crate::services::inventory::Inventory;
 use crate::services::notification::Notifier;
 use crate::services::order::{OrderIds, SyncOrderService};
@@ -37,4 +40,22 @@ pub fn notification_state() -> SharedNotifier {
 /// Notification: `POST /send` recording into `state`.
 pub fn notification(state: SharedNotifier) -> Router {
     api::notification::app(state)
+}
+
+/// A Part A service as `config` says, on `host`: Order calls the others over the host's
+/// request/reply transport; Inventory and Notification start empty (stock at `--stock`).
+pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
+    let service = config.service;
+    let app = match service {
+        Service::Order => {
+            let Transport::RequestReply(peers) = &host.transport else {
+                return Err(BuildError::Transport { service, needs: "request/reply" });
+            };
+            order(host.ids.clone(), peers.clone(), Duration::from_millis(config.timeout_ms))
+        }
+        Service::Inventory => inventory(inventory_state(config.stock)),
+        Service::Notification => notification(notification_state()),
+        Service::Producer | Service::Analytics => return Err(BuildError::NoSuchService { model: Model::SyncRest, service }),
+    };
+    Ok(Built { service, app, loops: Vec::new() })
 }

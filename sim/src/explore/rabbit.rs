@@ -283,9 +283,10 @@ async fn publish_when_up(mq: &Arc<dyn MessageQueue>, body: bytes::Bytes) {
 }
 
 /// A consumer's one loop, as a task (a crash aborts it; `supervise` starts a new one).
-fn run_loops(service: wiring::Wired) -> JoinHandle<()> {
-    let [(name, work)]: [_; 1] = service.work.try_into().ok().expect("Inventory and Notification run one loop each");
-    spawn_logged(name, work)
+fn run_loops(service: campus::host::Built) -> JoinHandle<()> {
+    let [one]: [_; 1] = service.loops.try_into().ok().expect("Inventory and Notification run one loop each");
+    let name = one.name;
+    spawn_logged(name, one.run(tokio::sync::watch::channel(false).1))
 }
 
 /// The three services' embedded stores for one run.
@@ -375,8 +376,14 @@ async fn run_in_world(
     let t0 = Instant::now();
     let Stores { order: order_store, inventory: inventory_store, notification: notification_store } = stores;
     let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
-    let mut order_loops: Vec<JoinHandle<()>> =
-        wiring::order(order.clone(), mq.clone(), 1, policy).work.into_iter().map(|(name, work)| spawn_logged(name, work)).collect();
+    let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1, policy)
+        .loops
+        .into_iter()
+        .map(|each| {
+            let name = each.name;
+            spawn_logged(name, each.run(tokio::sync::watch::channel(false).1))
+        })
+        .collect();
 
     // One switch per instance, flipped in instance order: a watch channel wakes several
     // receivers in no fixed order, and the trace must not depend on it.

@@ -1,0 +1,44 @@
+//! `campus`: one service of the campus food-ordering workflow, as a process (what the compose
+//! files' containers run). `campus --help` lists every flag and its `CAMPUS_*` variable; the
+//! lab's `campus-sim serve` is this plus the faults it injects.
+
+use clap::Parser;
+
+/// One service of the campus food-ordering workflow. Prints `READY <service> http://<addr>` once
+/// listening, serves until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "campus", version)]
+struct Cli {
+    #[command(flatten)]
+    config: campus::config::ServiceConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Warnings and up; the broker clients' own logs off (our adapters log a broker's loss and
+    // return once each). Colour only for a person at a terminal (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,lapin=off,librdkafka=off,rdkafka=off".into()),
+        )
+        .init();
+    // One thread: each request is a chain of short steps, and the services share the machine's
+    // cores with the others (docs/benchmarks.md measured it against a multi-thread runtime).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(campus::serve::run(cli.config, |app| app)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
