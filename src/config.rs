@@ -1,7 +1,7 @@
 //! One service instance's configuration ([`ServiceConfig`]): what `campus` reads from its flags
 //! and `CAMPUS_*` variables, and what the lab gives each service it starts, in the simulation
 //! or as a process. A service is built from its configuration and what its host provides
-//! (`crate::host`), by its model's `build`.
+//! (the `host` module), by its model's `build`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
