@@ -30,7 +30,7 @@ fn statuses(run: &CaseRun) -> Vec<u16> {
 
 #[test]
 fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() {
-    let runs = run_sim(&config(Experiment::Delay));
+    let runs = run_sim(&config(Experiment::Delay)).unwrap();
     let [run] = runs.as_slice() else { panic!("one case") };
     assert_eq!(run.answers.len(), 40);
     assert_eq!(statuses(run), vec![201]);
@@ -40,7 +40,7 @@ fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() {
 #[test]
 fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() {
     let cfg = config(Experiment::Timeout);
-    let runs = run_sim(&cfg);
+    let runs = run_sim(&cfg).unwrap();
     let [run] = runs.as_slice() else { panic!("one case") };
     assert_eq!(statuses(run), vec![504]);
     let max = *latencies(run).last().unwrap();
@@ -50,7 +50,7 @@ fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() {
 
 #[test]
 fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
-    let runs = run_sim(&config(Experiment::Failure));
+    let runs = run_sim(&config(Experiment::Failure)).unwrap();
     let names: Vec<_> = runs.iter().map(|r| r.case.scenario.name()).collect();
     assert_eq!(names, ["failure-down", "failure-5xx"]);
     for run in &runs {
@@ -63,7 +63,7 @@ fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
 #[test]
 fn the_default_run_passes_every_check_and_explains_each_experiment() {
     let cfg = config(Experiment::All);
-    let runs = run_sim(&cfg);
+    let runs = run_sim(&cfg).unwrap();
     assert_eq!(invariants::check(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
@@ -75,7 +75,7 @@ fn the_default_run_passes_every_check_and_explains_each_experiment() {
 #[test]
 fn the_checker_catches_a_run_whose_answers_do_not_match_the_experiment() {
     let cfg = config(Experiment::Timeout);
-    let mut runs = run_sim(&cfg);
+    let mut runs = run_sim(&cfg).unwrap();
     runs[0].answers[3].status = 201;
     runs[0].answers[7].latency = cfg.timeout + Duration::from_millis(400);
     let violations = invariants::check(&runs, &cfg);
@@ -87,7 +87,7 @@ fn the_checker_catches_a_run_whose_answers_do_not_match_the_experiment() {
 fn csv_files(seed: u64, name: &str) -> (Vec<u8>, Vec<u8>) {
     let dir = common::scratch_dir(name);
     let cfg = Config { seed, ..config(Experiment::All) };
-    let runs = run_sim(&cfg);
+    let runs = run_sim(&cfg).unwrap();
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
     (std::fs::read(dir.join(rows::REQUESTS_CSV)).unwrap(), std::fs::read(dir.join(rows::SUMMARY_CSV)).unwrap())
@@ -106,7 +106,7 @@ fn the_same_seed_gives_byte_identical_csv_and_another_seed_does_not() {
 fn the_requests_csv_has_one_row_per_request_with_the_agreed_columns() {
     let dir = common::scratch_dir("columns");
     let cfg = config(Experiment::Baseline);
-    let runs = run_sim(&cfg);
+    let runs = run_sim(&cfg).unwrap();
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
     let mut reader = csv::Reader::from_path(dir.join(rows::REQUESTS_CSV)).unwrap();

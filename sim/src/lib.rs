@@ -13,9 +13,9 @@
 //!   section).
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's experiments, its
 //!   deployment (simulated or real), invariants, CSV rows, report section and figures.
-//! - [`real`]: service processes (`campus-sim serve …` children and their READY line) and
-//!   the real brokers taken away and back; [`compose`]: the project's compose files and the
-//!   Compose command; [`client`]: the lab's HTTP calls to them.
+//! - [`hosts`]: where a part's services run, the simulated world or real processes, behind
+//!   one door (start, kill, stop, faults, a broker or a node taken away, the lab's clients);
+//!   real processes, brokers and compose files live there; [`client`]: the lab's HTTP calls.
 //! - [`world`]: the simulated world built once from the seed — clock, RNG streams, hosts and
 //!   host faults; [`net`], [`queue`], [`log`]: the in-memory transports it hosts.
 //! - [`fault`]: faults as data ([`fault::FaultPlan`], queue and log crashes) and the one place
@@ -30,16 +30,15 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod compare;
-pub mod compose;
 pub mod drain;
 pub mod explore;
 pub mod fault;
+pub mod hosts;
 pub mod log;
 pub mod net;
 pub mod plot;
 pub mod progress;
 pub mod queue;
-pub mod real;
 pub mod report;
 pub mod rng;
 pub mod serve;

@@ -1,10 +1,16 @@
 //! [`SimNet`]: request/reply in memory. Each call goes to the very same axum `Router` a service
 //! serves over TCP, through `tower::ServiceExt::oneshot`, after a seeded one-way link latency,
 //! and the reply comes back after another. Time is the runtime's (virtual in the lab).
+//!
+//! A service may run as several instances (Part B's Inventory, Part C's scaled-out members): a
+//! call to the service reaches its first instance that is up, as the lab's HTTP client does in
+//! real mode. [`SimNet::observer`] is the lab's own look at the services: the same routers,
+//! without the link (no latency, nothing drawn), so that reading an account changes nothing in
+//! the run; [`SimNet::instance`] looks at one instance the same way.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -39,16 +45,24 @@ enum Host {
 
 /// The in-memory network of request/reply services.
 pub struct SimNet {
-    hosts: Mutex<BTreeMap<Service, Host>>,
+    hosts: Mutex<BTreeMap<(Service, usize), Host>>,
     rng: Mutex<SimRng>,
     link: LinkModel,
     /// Calls made (each a request and, unless refused or abandoned, a reply).
     calls: AtomicU64,
+    /// Calls made to each service.
+    calls_to: Mutex<BTreeMap<Service, u64>>,
 }
 
 impl SimNet {
     pub fn new(rng: SimRng, link: LinkModel) -> Self {
-        SimNet { hosts: Mutex::new(BTreeMap::new()), rng: Mutex::new(rng), link, calls: AtomicU64::new(0) }
+        SimNet {
+            hosts: Mutex::new(BTreeMap::new()),
+            rng: Mutex::new(rng),
+            link,
+            calls: AtomicU64::new(0),
+            calls_to: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Calls made so far.
@@ -56,19 +70,52 @@ impl SimNet {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// `peer` now answers with `router`.
-    pub fn host(&self, peer: Service, router: Router) {
-        self.hosts.lock().expect("hosts lock").insert(peer, Host::Up(router));
+    /// Calls made to `service` so far (the lab's own looks not counted).
+    pub fn calls_to(&self, service: Service) -> u64 {
+        self.calls_to.lock().expect("calls lock").get(&service).copied().unwrap_or(0)
     }
 
-    /// `peer` stops answering: calls to it are refused, as a closed port refuses.
-    pub fn take_down(&self, peer: Service) {
-        self.hosts.lock().expect("hosts lock").insert(peer, Host::Down);
+    /// Instance `instance` of `service` now answers with `router`.
+    pub fn host(&self, service: Service, instance: usize, router: Router) {
+        self.hosts.lock().expect("hosts lock").insert((service, instance), Host::Up(router));
     }
 
-    /// Whether `peer` is hosted and up.
-    pub fn is_up(&self, peer: Service) -> bool {
-        matches!(self.hosts.lock().expect("hosts lock").get(&peer), Some(Host::Up(_)))
+    /// Instance `instance` of `service` stops answering: calls that would reach it are refused,
+    /// as a closed port refuses.
+    pub fn take_down(&self, service: Service, instance: usize) {
+        self.hosts.lock().expect("hosts lock").insert((service, instance), Host::Down);
+    }
+
+    /// Whether some instance of `service` is up.
+    pub fn is_up(&self, service: Service) -> bool {
+        self.hosts.lock().expect("hosts lock").iter().any(|((s, _), host)| *s == service && matches!(host, Host::Up(_)))
+    }
+
+    /// The router a call to `service` (instance `instance` if given) reaches now.
+    fn route(&self, to: Service, instance: Option<usize>) -> Result<Router, CallError> {
+        let hosts = self.hosts.lock().expect("hosts lock");
+        let mut known = false;
+        for ((service, k), host) in hosts.iter() {
+            if *service != to || instance.is_some_and(|wanted| wanted != *k) {
+                continue;
+            }
+            known = true;
+            if let Host::Up(router) = host {
+                return Ok(router.clone());
+            }
+        }
+        let detail = if known { "connection refused (host is down)" } else { "no such host in the simulation" };
+        Err(CallError::Unreachable { peer: to, detail: detail.into() })
+    }
+
+    /// The lab's own look at the services: no link between (see the module's doc).
+    pub fn observer(self: &Arc<Self>) -> Arc<dyn RequestReply> {
+        Arc::new(Look { net: self.clone(), instance: None })
+    }
+
+    /// The lab's own look at instance `instance` of whichever service it calls.
+    pub fn instance(self: &Arc<Self>, instance: usize) -> Arc<dyn RequestReply> {
+        Arc::new(Look { net: self.clone(), instance: Some(instance) })
     }
 
     /// Forgets every host (routers hold services that hold this net: this breaks the cycle).
@@ -83,19 +130,33 @@ impl SimNet {
 
     async fn send(&self, to: Service, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        *self.calls_to.lock().expect("calls lock").entry(to).or_default() += 1;
         tokio::time::sleep(self.hop()).await;
-        let router = match self.hosts.lock().expect("hosts lock").get(&to) {
-            Some(Host::Up(router)) => router.clone(),
-            Some(Host::Down) => return Err(CallError::Unreachable { peer: to, detail: "connection refused (host is down)".into() }),
-            None => return Err(CallError::Unreachable { peer: to, detail: "no such host in the simulation".into() }),
-        };
-        let (parts, body) = request.into_parts();
-        let response =
-            router.oneshot(http::Request::from_parts(parts, axum::body::Body::from(body))).await.unwrap_or_else(|never| match never {});
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.map_err(|e| CallError::Failed { peer: to, detail: format!("reading the reply: {e}") })?.to_bytes();
+        let response = handle(self.route(to, None)?, to, request).await?;
         tokio::time::sleep(self.hop()).await;
-        Ok(http::Response::from_parts(parts, body))
+        Ok(response)
+    }
+}
+
+/// `request` handled by `router`, its reply read whole.
+async fn handle(router: Router, to: Service, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
+    let (parts, body) = request.into_parts();
+    let response =
+        router.oneshot(http::Request::from_parts(parts, axum::body::Body::from(body))).await.unwrap_or_else(|never| match never {});
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| CallError::Failed { peer: to, detail: format!("reading the reply: {e}") })?.to_bytes();
+    Ok(http::Response::from_parts(parts, body))
+}
+
+/// The lab's look at the services: the routers, straight.
+struct Look {
+    net: Arc<SimNet>,
+    instance: Option<usize>,
+}
+
+impl RequestReply for Look {
+    fn call(&self, to: Service, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
+        Box::pin(async move { handle(self.net.route(to, self.instance)?, to, request).await })
     }
 }
 

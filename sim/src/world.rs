@@ -1,8 +1,10 @@
 //! The simulated world, built once from the seed (turmoil's `Builder` → `Sim` is the model):
 //! it owns the virtual clock, the RNG streams every random choice is drawn from, the link
 //! latency, the in-memory network with its hosts, and the one place host faults are applied
-//! (a host taken down, crashed, restarted) and a broker outage. Code on a host never rolls
-//! dice itself: even the jitter of its reconnect backoff is drawn from the world's seed.
+//! (a service instance started, killed, stopped) and a broker outage. It starts a service
+//! through the same door a process does (`campus::serve::build`), on a host of its own making
+//! (its transports, stores kept as disks, virtual clock, seeded ids and jitter). Code on a host
+//! never rolls dice itself: even the jitter of its reconnect backoff is drawn from the seed.
 //!
 //! Time: each world runs on a current-thread tokio runtime whose clock is paused, so time only
 //! moves when every task waits, and jumps straight to the next timer. A 2 s delay costs no wall
@@ -13,14 +15,19 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use campus::host::Built;
+use campus::config::ServiceConfig;
+use campus::host::{Host, Transport};
 use campus::retry::Policy;
+use campus::safeguards::Safeguards;
+use campus::services::order::OrderIds;
+use campus::services::EventClock;
+use campus::store::{MemoryStores, Storage};
 use campus::Model;
 use campus::Service;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::fault::{self, FaultPlan, FaultSwitch};
 use crate::log::SimLog;
 use crate::net::{LinkModel, SimNet};
 use crate::queue::SimQueue;
@@ -37,6 +44,10 @@ thread_local! {
 /// SIGKILLed): the services reconnected to node 2 within 20 ms, and publishes were refused for
 /// about 0.6 s while the quorum queues elected new leaders.
 pub const NODE_FAILOVER: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// How long the simulated group coordinator waits before it evicts a member that died (the
+/// services' `session.timeout.ms` on Kafka).
+pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// The same for the Kafka cluster (broker 1 SIGKILLed): its partitions' leadership moves once
 /// the controller has missed the broker's heartbeats (`broker.session.timeout.ms`, 9 s by
@@ -100,6 +111,17 @@ pub enum Stream {
     Backoff,
 }
 
+/// Instead of the world's own transport, what a service instance talks over (`explore` hands
+/// each one its view of a crashing queue or log).
+pub type TransportFor = Arc<dyn Fn(Service, usize) -> Transport + Send + Sync>;
+
+/// One instance of a service the world runs: the switch that asks its loops to stop, and their
+/// tasks.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
 /// One simulated world.
 pub struct World {
     seed: u64,
@@ -113,9 +135,19 @@ pub struct World {
     /// (it serves again only when neither holds).
     away: Arc<Mutex<Away>>,
     log: Mutex<Option<Arc<SimLog>>>,
-    /// The loops (consumers, relays) of each instance of each host that has some, aborted when
-    /// it goes down, with the switch that would ask them to stop.
-    work: Mutex<BTreeMap<(Service, usize), (tokio::sync::watch::Sender<bool>, Vec<JoinHandle<()>>)>>,
+    /// The loops (consumers, relays) of each instance of each service, aborted when it is
+    /// killed.
+    running: Mutex<BTreeMap<(Service, usize), Running>>,
+    /// The fault switch of each faultable instance.
+    switches: Mutex<BTreeMap<(Service, usize), FaultSwitch>>,
+    /// The services' stores, kept across their restarts as disks are.
+    stores: Arc<MemoryStores>,
+    /// One sequence of order ids for the whole world.
+    ids: OrderIds,
+    safeguards: Safeguards,
+    transport_for: Option<TransportFor>,
+    /// How long the clients of a lost broker node are without a broker.
+    node_failover: std::time::Duration,
 }
 
 impl World {
@@ -123,6 +155,7 @@ impl World {
     pub fn new(seed: u64, model: Model, scope: Scope) -> World {
         let link = LinkModel::default();
         let net = Arc::new(SimNet::new(stream(seed, model, &scope, Stream::Net), link));
+        let node_failover = if model == Model::StreamingKafka { KAFKA_NODE_FAILOVER } else { NODE_FAILOVER };
         World {
             seed,
             model,
@@ -132,12 +165,47 @@ impl World {
             queue: Mutex::new(None),
             away: Arc::new(Mutex::new(Away::default())),
             log: Mutex::new(None),
-            work: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(BTreeMap::new()),
+            switches: Mutex::new(BTreeMap::new()),
+            stores: Arc::new(MemoryStores::default()),
+            ids: OrderIds::seeded(seed),
+            safeguards: Safeguards::ALL,
+            transport_for: None,
+            node_failover,
         }
+    }
+
+    /// The same world whose services keep their state in `stores` (`explore` hands over stores
+    /// it reuses).
+    pub fn with_stores(mut self, stores: MemoryStores) -> World {
+        self.stores = Arc::new(stores);
+        self
+    }
+
+    /// The same world with one safeguard or more switched off (`explore --break`).
+    pub fn with_safeguards(mut self, safeguards: Safeguards) -> World {
+        self.safeguards = safeguards;
+        self
+    }
+
+    /// The same world whose service instances talk over what `transport_for` gives each.
+    pub fn with_transport(mut self, transport_for: TransportFor) -> World {
+        self.transport_for = Some(transport_for);
+        self
+    }
+
+    /// The same world whose lost broker nodes leave their clients without a broker this long.
+    pub fn with_node_failover(mut self, failover: std::time::Duration) -> World {
+        self.node_failover = failover;
+        self
     }
 
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    pub fn model(&self) -> Model {
+        self.model
     }
 
     /// The random stream for `purpose` (see [`stream`]).
@@ -178,7 +246,107 @@ impl World {
     /// How the services' loops meet a broker outage: they reconnect (unless `reconnect` is off:
     /// the lab's `--break no-reconnect`), their jitter drawn from the world's seed.
     pub fn policy(&self, reconnect: bool) -> Policy {
-        Policy { reconnect, seed: Some(self.stream(Stream::Backoff).next_u64()) }
+        Policy { reconnect, seed: Some(self.jitter_seed()) }
+    }
+
+    fn jitter_seed(&self) -> u64 {
+        self.stream(Stream::Backoff).next_u64()
+    }
+
+    /// What this world gives instance `instance` of `service`: the model's in-memory
+    /// transport (or what `explore` put in its place), the kept stores, the virtual clock since
+    /// the world began, the world's order ids, jitter from the seed, the world's safeguards.
+    fn host_for(&self, service: Service, instance: usize) -> Host {
+        let transport = match (&self.transport_for, self.model) {
+            (Some(transport_for), _) => transport_for(service, instance),
+            (None, Model::SyncRest) => Transport::RequestReply(self.net.clone()),
+            (None, Model::AsyncRabbitmq) => Transport::Queue(self.queue()),
+            (None, Model::StreamingKafka) => Transport::Log(self.log()),
+        };
+        Host {
+            transport,
+            storage: Storage::Memory(self.stores.clone()),
+            clock: EventClock::Since(started()),
+            ids: self.ids.clone(),
+            jitter_seed: Some(self.jitter_seed()),
+            safeguards: self.safeguards,
+        }
+    }
+
+    /// Starts instance `instance` of the service `config` names, built through the same door as
+    /// a process (`campus::serve::build`), on this world's host: its face answers on the network,
+    /// its loops run as tasks of the world. A faultable service (Part A's Inventory) suffers
+    /// `plan`, changed later through [`World::set_fault`] or its `/admin/fault`.
+    pub async fn start(&self, config: &ServiceConfig, plan: &FaultPlan, instance: usize) -> anyhow::Result<()> {
+        let service = config.service;
+        let built = campus::serve::build(config, &self.host_for(service, instance)).await?;
+        let app = if fault::takes_faults(config.model, service) {
+            let switch = FaultSwitch::new(plan.clone());
+            self.switches.lock().expect("switches lock").insert((service, instance), switch.clone());
+            fault::switchable(built.app, &switch)
+        } else {
+            built.app
+        };
+        self.net.host(service, instance, app);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = built
+            .loops
+            .into_iter()
+            .map(|each| {
+                let (name, work) = (each.name, each.run(stopped.clone()));
+                tokio::spawn(async move {
+                    if let Err(e) = work.await {
+                        tracing::error!(task = name, error = %e, "task failed");
+                    }
+                })
+            })
+            .collect();
+        tracing::debug!(%service, instance, at_ms = now_ms(), "started");
+        let old = self.running.lock().expect("running lock").insert((service, instance), Running { stop, tasks });
+        for task in old.into_iter().flat_map(|r| r.tasks) {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    /// Instance `instance` of `service` is killed: its loops are aborted where they stand (its
+    /// unacknowledged deliveries go back to their queue, its log member goes silent), its face
+    /// refuses calls, as a closed port refuses. Its store stays.
+    pub async fn kill(&self, service: Service, instance: usize) {
+        tracing::debug!(%service, instance, at_ms = now_ms(), "killed");
+        self.net.take_down(service, instance);
+        let running = self.running.lock().expect("running lock").remove(&(service, instance));
+        for task in running.into_iter().flat_map(|r| r.tasks) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Instance `instance` of `service` is asked to stop: its loops finish what they are doing
+    /// (a consumer leaves its group) and it is waited for; then its face refuses calls.
+    pub async fn stop(&self, service: Service, instance: usize) {
+        tracing::debug!(%service, instance, at_ms = now_ms(), "stopping");
+        let running = self.running.lock().expect("running lock").remove(&(service, instance));
+        if let Some(running) = running {
+            let _ = running.stop.send(true);
+            for task in running.tasks {
+                let _ = task.await;
+            }
+        }
+        self.net.take_down(service, instance);
+    }
+
+    /// The instances of `service` running now.
+    pub fn running(&self, service: Service) -> Vec<usize> {
+        self.running.lock().expect("running lock").keys().filter(|(s, _)| *s == service).map(|(_, k)| *k).collect()
+    }
+
+    /// Instance `instance` of a faultable `service` suffers `plan` from its next request on.
+    pub fn set_fault(&self, service: Service, instance: usize, plan: FaultPlan) -> anyhow::Result<()> {
+        let switches = self.switches.lock().expect("switches lock");
+        let switch = switches.get(&(service, instance)).ok_or_else(|| anyhow::anyhow!("{service} #{instance} takes no faults"))?;
+        switch.set(plan);
+        Ok(())
     }
 
     /// The broker goes down (`up` false) or comes back: the one place a broker outage is
@@ -197,9 +365,10 @@ impl World {
 
     /// A broker node the services are connected to dies (a node of a cluster; the others keep
     /// the replicas): every connection to it closes, so for its clients the broker is gone until
-    /// they have failed over, `failover` later; then it serves again, holding everything it had
-    /// confirmed (a quorum queue's majority, a partition's in-sync replicas).
-    pub fn lose_node(&self, failover: std::time::Duration) {
+    /// they have failed over, the world's node failover later; then it serves again, holding
+    /// everything it had confirmed (a quorum queue's majority, a partition's in-sync replicas).
+    pub fn lose_node(&self) {
+        let failover = self.node_failover;
         tracing::debug!(at_ms = now_ms(), failover_ms = failover.as_millis() as u64, "node lost");
         let (brokers, away) = (self.brokers(), self.away.clone());
         away.lock().expect("away lock").failing_over += 1;
@@ -212,66 +381,20 @@ impl World {
         });
     }
 
-    /// `peer` answers with `app`.
-    pub fn host(&self, peer: Service, app: Router) {
-        self.net.host(peer, app);
-    }
-
-    /// `peer` answers with the service's app and runs each of its loops as a task of the world.
-    pub fn start(&self, peer: Service, service: Built) {
-        self.start_instance(peer, 0, service);
-    }
-
-    /// Instance `instance` of `peer` runs the service's loops beside the others (competing
-    /// consumers of the same queues, sharing their store); calls to `peer` reach its app.
-    pub fn start_instance(&self, peer: Service, instance: usize, service: Built) {
-        self.net.host(peer, service.app);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let tasks = service.loops.into_iter().map(|each| {
-            let (name, work) = (each.name, each.run(stopped.clone()));
-            tokio::spawn(async move {
-                if let Err(e) = work.await {
-                    tracing::error!(task = name, error = %e, "task failed");
-                }
-            })
-        });
-        let tasks = tasks.collect();
-        for old in self.work.lock().expect("work lock").insert((peer, instance), (stop, tasks)).into_iter().flat_map(|(_, tasks)| tasks) {
-            old.abort();
-        }
-    }
-
-    /// Instance `instance` of `peer` crashes: its loops are aborted where they stand (its
-    /// unacknowledged deliveries go back to their queue); the other instances go on.
-    pub async fn crash_instance(&self, peer: Service, instance: usize) {
-        let tasks = self.work.lock().expect("work lock").remove(&(peer, instance));
-        for task in tasks.into_iter().flat_map(|(_, tasks)| tasks) {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    /// `peer` crashes: its work is aborted where it stands (unacknowledged deliveries go back to
-    /// their queue) and calls to it are refused, as a closed port refuses.
-    pub async fn take_down(&self, peer: Service) {
-        let instances: Vec<usize> = self.work.lock().expect("work lock").keys().filter(|(p, _)| *p == peer).map(|(_, k)| *k).collect();
-        for instance in instances {
-            self.crash_instance(peer, instance).await;
-        }
-        self.net.take_down(peer);
-    }
-
-    /// Whether `peer` runs (hosted, and not taken down).
-    pub fn is_up(&self, peer: Service) -> bool {
-        self.net.is_up(peer)
-    }
-
-    /// Stops every host (routers hold services that hold the network: this breaks the cycle).
+    /// Stops every service where it stands (routers hold services that hold the network: this
+    /// breaks the cycle).
     pub fn clear(&self) {
-        for task in std::mem::take(&mut *self.work.lock().expect("work lock")).into_values().flat_map(|(_, tasks)| tasks) {
+        for task in std::mem::take(&mut *self.running.lock().expect("running lock")).into_values().flat_map(|r| r.tasks) {
             task.abort();
         }
         self.net.clear();
+    }
+
+    /// The services' stores, once the world is gone (`explore` reuses them).
+    pub fn into_stores(self) -> Option<MemoryStores> {
+        self.clear();
+        let World { stores, .. } = self;
+        Arc::try_unwrap(stores).ok()
     }
 }
 
@@ -300,6 +423,11 @@ pub fn stream(seed: u64, model: Model, scope: &Scope, purpose: Stream) -> SimRng
         (Scope::Experiment(_), Stream::Workload) if model == Model::SyncRest => seed.fork(&format!("{name}/workload")),
         (Scope::Experiment(experiment), Stream::Workload | Stream::EventTime) => seed.fork(&format!("{name}/workload")).fork(experiment),
     }
+}
+
+/// When the world running on this thread began (its virtual clock's zero).
+fn started() -> Instant {
+    STARTED.with(|s| s.get()).expect("a world runs on this thread (World::block_on)")
 }
 
 /// Runs `future` to completion in virtual time, on a fresh current-thread runtime.

@@ -4,7 +4,7 @@
 //! reads.
 
 use campus_sim::cli::Cli;
-use campus_sim::serve::serve_env;
+use campus_sim::fault::serve_env;
 use clap::Parser;
 
 fn compose_files() -> Vec<(String, String)> {
@@ -82,7 +82,7 @@ fn the_image_build_context_leaves_out_build_output_and_results() {
 fn the_sync_rest_file_passes_every_fault_through_to_inventory_and_unset_means_no_fault() {
     let (path, text) = compose_files().into_iter().find(|(p, _)| p.contains("sync-rest")).expect("Part A's compose file");
     let mut flags = vec!["campus-sim".to_owned(), "serve".into(), "inventory".into(), "--model".into(), "sync-rest".into()];
-    for var in campus_sim::serve::FAULT_ENV {
+    for var in campus_sim::fault::args::FAULT_ENV {
         let pattern = format!("{var}: ${{{var}:-");
         let line = text.lines().find(|l| l.trim().starts_with(&pattern)).unwrap_or_else(|| panic!("{path} does not pass {var} through"));
         let unset = line.trim().trim_start_matches(&pattern).trim_end_matches('}');

@@ -4,38 +4,30 @@
 //! `Idempotency-Key` header, and the fault endpoints other Inventories answer.
 
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
-use campus::transport::http::HttpRequestReply;
-use campus::transport::RequestReply;
 use campus::Model;
 use campus::Service;
-use campus_sim::real::ServiceProcess;
+use campus_sim::fault::FaultPlan;
+use campus_sim::hosts::{Hosts, Place};
+use campus_sim::sync_rest::{Deployment, Settings};
 use http::StatusCode;
 use serde_json::{json, Value};
 
-/// Part A's three services as processes, Order's timeout 300 ms; `extra` flags to each.
+/// Part A's deployment as processes of this build (Order's timeout 300 ms), `menu` added to
+/// every service's menu.
 struct PartA {
-    _services: Vec<ServiceProcess>,
-    http: HttpRequestReply,
+    deployment: Deployment<'static>,
 }
 
 impl PartA {
-    async fn start(extra: &[&str]) -> anyhow::Result<PartA> {
+    async fn start(menu: &[&str]) -> anyhow::Result<PartA> {
         let exe = Path::new(env!("CARGO_BIN_EXE_campus-sim"));
-        fn with<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
-            [&["--port", "0"], args, extra].concat()
-        }
-        let inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &with(&[], extra)).await?;
-        let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &with(&[], extra)).await?;
-        let peers = ["--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "300"];
-        let order = ServiceProcess::spawn(exe, "order", Model::SyncRest, &with(&peers, extra)).await?;
-        let http = HttpRequestReply::new([
-            (Service::Order, order.url().to_owned()),
-            (Service::Inventory, inventory.url().to_owned()),
-            (Service::Notification, notification.url().to_owned()),
-        ]);
-        Ok(PartA { _services: vec![order, inventory, notification], http })
+        let hosts = Hosts::real(exe, Model::SyncRest, "dialect", Place::default()).await?;
+        let settings =
+            Settings { menu: menu.iter().map(|item| item.to_string()).collect(), ..Settings::new(5000, Duration::from_millis(300)) };
+        Ok(PartA { deployment: Deployment::start(hosts, &settings, &FaultPlan::healthy()).await? })
     }
 
     /// `method path` with a JSON body and extra headers: the status and the JSON answer.
@@ -51,7 +43,7 @@ impl PartA {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let reply = self.http.call(peer, request.body(Bytes::from(serde_json::to_vec(&body)?))?).await?;
+        let reply = self.deployment.client().call(peer, request.body(Bytes::from(serde_json::to_vec(&body)?))?).await?;
         let answer = if reply.body().is_empty() { Value::Null } else { serde_json::from_slice(reply.body())? };
         Ok((reply.status(), answer))
     }
@@ -66,14 +58,14 @@ impl PartA {
     }
 
     async fn confirmations(&self) -> anyhow::Result<String> {
-        let reply = self.http.call(Service::Notification, http::Request::get("/sent").body(Bytes::new())?).await?;
+        let reply = self.deployment.client().call(Service::Notification, http::Request::get("/sent").body(Bytes::new())?).await?;
         Ok(reply.headers()["x-campus-sent"].to_str()?.to_owned())
     }
 }
 
 #[tokio::test]
 async fn a_classmates_order_for_an_off_menu_item_under_its_own_id_is_placed_once_however_often_it_is_sent() -> anyhow::Result<()> {
-    let part = PartA::start(&["--menu", "burger,fries"]).await?;
+    let part = PartA::start(&["burger", "fries"]).await?;
     let order = json!({"order_id": "client-7", "user_id": "u-1", "item": "burger", "quantity": 2});
     for attempt in 1..=3 {
         let (status, answer) = part.order(order.clone()).await?;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use campus::transport::http::HttpRequestReply;
 use campus::Model;
 use campus::Service;
-use campus_sim::compose::Compose;
+use campus_sim::hosts::compose::Compose;
 
 /// How long a container may take to pass its health check.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(120);

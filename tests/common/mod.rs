@@ -29,3 +29,4 @@ pub fn counted(router: Router) -> (Router, Arc<AtomicUsize>) {
 }
 
 pub mod compose;
+pub mod part_a;

@@ -39,11 +39,12 @@ use campus::domain::OrderRequest;
 use campus::store::{InventoryStats, NotificationStats};
 use campus::Model;
 
-pub use deployment::{Deployment, Shape};
+pub use deployment::Deployment;
 pub use experiments::run_experiment;
 pub use observe::{get_json, sample};
 pub use poison::poison_bodies;
 
+use crate::hosts::{Hosts, Place};
 use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
@@ -96,7 +97,7 @@ pub struct Config {
     /// A run that has not settled this long after its last order fails.
     pub settle_within: Duration,
     /// Where the real RabbitMQ runs (real mode: how `broker-restart` pauses and resumes it).
-    pub brokers: crate::real::BrokerHost,
+    pub brokers: crate::hosts::broker::BrokerHost,
 }
 
 impl Default for Config {
@@ -117,7 +118,7 @@ impl Default for Config {
             stock: 5000,
             prefetch: 10,
             settle_within: Duration::from_secs(120),
-            brokers: crate::real::BrokerHost::Script,
+            brokers: crate::hosts::broker::BrokerHost::Script,
         }
     }
 }
@@ -372,9 +373,10 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
         .scenarios()
         .into_iter()
         .map(|scenario| {
-            let world = World::new(config.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name()));
+            let world =
+                World::new(config.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name())).with_node_failover(config.node_failover);
             world.block_on(async {
-                let d = Deployment::sim(&world, config).await?;
+                let d = Deployment::start(Hosts::Sim(&world), config, 1).await?;
                 run_experiment(config, scenario, d).await
             })
         })
@@ -387,7 +389,14 @@ pub async fn run_real(config: &Config, exe: &Path, amqp_url: &str) -> anyhow::Re
     let mut runs = Vec::new();
     for scenario in config.scenarios() {
         crate::progress::step(&format!("{}: starting services", scenario.name()));
-        let d = Deployment::real(config, exe, amqp_url, scenario.name()).await?;
+        let hosts = Hosts::real(
+            exe,
+            Model::AsyncRabbitmq,
+            scenario.name(),
+            Place { amqp_url: amqp_url.into(), brokers: config.brokers, ..Place::default() },
+        )
+        .await?;
+        let d = Deployment::start(hosts, config, 1).await?;
         runs.push(run_experiment(config, scenario, d).await?);
     }
     Ok(runs)

@@ -12,6 +12,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{settled, Row, Samples};
+use campus::Model;
+
+use crate::hosts::{Hosts, Place};
 use crate::streaming_kafka;
 
 /// The sizes timed, in events.
@@ -30,7 +33,9 @@ pub fn sizes_text() -> String {
 async fn once(exe: &Path, n: usize, bootstrap: &str, seed: u64, round: usize) -> anyhow::Result<(f64, f64)> {
     let config = streaming_kafka::Config { seed, events: n, stock: STOCK, ..streaming_kafka::Config::default() };
     let events = config.events();
-    let d = streaming_kafka::Deployment::real(&config, exe, bootstrap, &format!("e2e-{n}-{round}")).await?;
+    let place = Place { bootstrap: bootstrap.into(), ..Place::default() };
+    let hosts = Hosts::real(exe, Model::StreamingKafka, &format!("e2e-{n}-{round}"), place).await?;
+    let d = streaming_kafka::Deployment::start(hosts, &config).await?;
     let result = async {
         d.start_inventory().await?;
         d.start_analytics(None).await?;

@@ -10,24 +10,21 @@
 //! is reserved (the work, and the state, of the common case).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use campus::transport::http::HttpRequestReply;
-use campus::transport::RequestReply;
 use campus::Model;
-use campus::Service;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::settled;
-use crate::real::ServiceProcess;
+use crate::fault::FaultPlan;
+use crate::hosts::{Hosts, Place};
 use crate::report::csv::{self, Fixed, Row};
 use crate::report::text_table;
 use crate::sync_rest::load::drive;
 use crate::world::{self, Scope, Stream};
-use crate::{async_rabbitmq, streaming_kafka, workload, Mode};
+use crate::{async_rabbitmq, streaming_kafka, sync_rest, workload, Mode};
 
 pub const MEMORY_CSV: &str = "memory.csv";
 
@@ -91,28 +88,30 @@ fn orders(model: Model, seed: u64, step: u64, n: usize) -> Vec<campus::domain::O
 }
 
 async fn sync_rest(exe: &Path, n: u64, seed: u64, rows: &mut Vec<MemoryRow>) -> anyhow::Result<()> {
-    let stock = STOCK.to_string();
-    let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
-    let inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &["--port", "0", "--stock", &stock]).await?;
-    let order_args = ["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "5000"];
-    let order = ServiceProcess::spawn(exe, "order", Model::SyncRest, &order_args).await?;
-    let pids: Vec<(String, u32)> = [&order, &inventory, &notification].into_iter().filter_map(ServiceProcess::pid).collect();
-    let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Order, order.url().to_owned())]));
-    for step in 1..=STEPS {
-        let (answers, _) =
-            drive(client.clone(), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;
-        let failed = answers.iter().filter(|a| a.status != 201).count();
-        anyhow::ensure!(failed == 0, "sync-rest: {failed} orders not answered 201");
-        measure(Model::SyncRest, &pids, step * (n / STEPS), rows)?;
+    let hosts = Hosts::real(exe, Model::SyncRest, "memory", Place::default()).await?;
+    let d = sync_rest::Deployment::start(hosts, &sync_rest::Settings::new(STOCK, Duration::from_secs(5)), &FaultPlan::healthy()).await?;
+    let result = async {
+        let pids = d.pids();
+        for step in 1..=STEPS {
+            let (answers, _) =
+                drive(d.client(), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;
+            let failed = answers.iter().filter(|a| a.status != 201).count();
+            anyhow::ensure!(failed == 0, "sync-rest: {failed} orders not answered 201");
+            measure(Model::SyncRest, &pids, step * (n / STEPS), rows)?;
+        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    d.teardown().await;
+    result
 }
 
 async fn async_rabbitmq(exe: &Path, n: u64, seed: u64, amqp_url: &str, rows: &mut Vec<MemoryRow>) -> anyhow::Result<()> {
     let config = async_rabbitmq::Config { stock: STOCK, ..async_rabbitmq::Config::default() };
-    let d = async_rabbitmq::Deployment::real(&config, exe, amqp_url, "memory").await?;
+    let hosts = Hosts::real(exe, Model::AsyncRabbitmq, "memory", Place { amqp_url: amqp_url.into(), ..Place::default() }).await?;
+    let d = async_rabbitmq::Deployment::start(hosts, &config, 1).await?;
     let result = async {
-        let pids = d.pids().await;
+        let pids = d.pids();
         for step in 1..=STEPS {
             let (answers, _) =
                 drive(d.order_client(), orders(Model::AsyncRabbitmq, seed, step, (n / STEPS) as usize), 32, Duration::from_secs(30)).await;
@@ -135,11 +134,12 @@ async fn async_rabbitmq(exe: &Path, n: u64, seed: u64, amqp_url: &str, rows: &mu
 
 async fn streaming_kafka(exe: &Path, n: u64, seed: u64, bootstrap: &str, rows: &mut Vec<MemoryRow>) -> anyhow::Result<()> {
     let config = streaming_kafka::Config { seed, events: n as usize, stock: STOCK, ..streaming_kafka::Config::default() };
-    let d = streaming_kafka::Deployment::real(&config, exe, bootstrap, "memory").await?;
+    let hosts = Hosts::real(exe, Model::StreamingKafka, "memory", Place { bootstrap: bootstrap.into(), ..Place::default() }).await?;
+    let d = streaming_kafka::Deployment::start(hosts, &config).await?;
     let result = async {
         d.start_inventory().await?;
         d.start_analytics(None).await?;
-        let pids = d.pids().await;
+        let pids = d.pids();
         let events = config.events();
         for (step, chunk) in (1..).zip(events.chunks((n / STEPS) as usize)) {
             for batch in chunk.chunks(500) {

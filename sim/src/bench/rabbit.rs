@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::{Row, Samples, Target};
 use crate::async_rabbitmq::{get_json, Config, Deployment};
+use crate::hosts::{Hosts, Place};
 use crate::sync_rest::drive;
 use crate::workload;
 use crate::world::{self, Scope, Stream};
@@ -178,7 +179,8 @@ async fn raw(connection: &Connection, queue: &str, body: &[u8], n: usize, prefet
 
 pub async fn run(exe: &Path, repeats: usize, amqp_url: &str, prefetch: u16, seed: u64) -> anyhow::Result<Vec<Row>> {
     let config = Config { stock: 1_000_000, prefetch, ..Config::default() };
-    let d = Deployment::real(&config, exe, amqp_url, "bench").await?;
+    let hosts = Hosts::real(exe, Model::AsyncRabbitmq, "bench", Place { amqp_url: amqp_url.into(), ..Place::default() }).await?;
+    let d = Deployment::start(hosts, &config, 1).await?;
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let setup = connection.create_channel().await?;
     let queue = format!("campus-sim.bench.raw.{}", std::process::id());

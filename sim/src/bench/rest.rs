@@ -21,8 +21,11 @@ use campus::Model;
 use campus::Service;
 
 use super::{Row, Samples, Target};
-use crate::real::ServiceProcess;
+use crate::fault::FaultPlan;
+use crate::hosts::process::ServiceProcess;
+use crate::hosts::{Hosts, Place};
 use crate::report::percentile;
+use crate::sync_rest;
 use crate::sync_rest::drive;
 use crate::workload;
 use crate::world::{self, Scope, Stream};
@@ -84,7 +87,7 @@ struct Round {
     rps: f64,
 }
 
-async fn round(client: &Arc<HttpRequestReply>, concurrency: usize, n: usize, seed: u64, round: u64) -> anyhow::Result<Round> {
+async fn round(client: &Arc<dyn RequestReply>, concurrency: usize, n: usize, seed: u64, round: u64) -> anyhow::Result<Round> {
     let orders = workload::orders(&mut world::stream(seed, Model::SyncRest, &Scope::Bench { round }, Stream::Workload), n);
     let (answers, elapsed) = drive(client.clone(), orders, concurrency, Duration::from_secs(10)).await;
     let failed = answers.iter().filter(|a| !(200..300).contains(&a.status)).count();
@@ -101,22 +104,16 @@ async fn round(client: &Arc<HttpRequestReply>, concurrency: usize, n: usize, see
 }
 
 pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
-    let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
-    let inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &["--port", "0", "--stock", "1000000000"]).await?;
-    let order = ServiceProcess::spawn(
-        exe,
-        "order",
-        Model::SyncRest,
-        &["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", "5000"],
-    )
-    .await?;
-    let ours = Arc::new(HttpRequestReply::new([(Service::Order, order.url().to_owned())]));
+    let hosts = Hosts::real(exe, Model::SyncRest, "bench", Place::default()).await?;
+    let settings = sync_rest::Settings::new(1_000_000_000, Duration::from_secs(5));
+    let deployment = sync_rest::Deployment::start(hosts, &settings, &FaultPlan::healthy()).await?;
+    let ours = deployment.client();
     let bare_hop = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?;
-    let bare = Arc::new(HttpRequestReply::new([(Service::Order, bare_hop.url().to_owned())]));
+    let bare: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Order, bare_hop.url().to_owned())]));
     let (first, second) =
         (ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?, ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?);
     let relay = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP, "--relay", &format!("{},{}", first.url(), second.url())]).await?;
-    let chain = Arc::new(HttpRequestReply::new([(Service::Order, relay.url().to_owned())]));
+    let chain: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Order, relay.url().to_owned())]));
     let mut rows = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);

@@ -26,7 +26,7 @@ pub fn run(repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
         (Samples::default(), Samples::default(), Samples::default(), Samples::default(), Samples::default());
     // One warm-up round, then the measured ones.
     for round in 0..=repeats {
-        let (runs, wall) = timed(|| Ok(sync_rest::run_sim(&rest)))?;
+        let (runs, wall) = timed(|| sync_rest::run_sim(&rest))?;
         let orders: usize = runs.iter().map(|r| r.answers.len()).sum();
         let (b, b_wall) = timed(|| async_rabbitmq::run_sim(&outage))?;
         let b_orders: usize = b.iter().map(|r| r.accepted).sum();

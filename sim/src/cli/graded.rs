@@ -111,7 +111,7 @@ pub fn sync_rest(out: &Path, mode: Mode, config: &sync_rest::Config) -> anyhow::
     }
     let wall = Instant::now();
     let runs = match mode {
-        Mode::Sim => sync_rest::run_sim(config),
+        Mode::Sim => sync_rest::run_sim(config)?,
         Mode::Real => {
             let exe = std::env::current_exe().context("locating the campus-sim executable")?;
             multi_thread()?.block_on(sync_rest::run_real(config, &exe))?

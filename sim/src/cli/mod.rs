@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub use args::{AsyncRabbitmqArgs, BenchArgs, ClusterArgs, ExploreArgs, StreamingKafkaArgs, SyncRestArgs};
 
-use crate::real::BrokerHost;
+use crate::hosts::broker::BrokerHost;
 use crate::serve::ServeArgs;
 use crate::{async_rabbitmq, streaming_kafka, Mode, DEFAULT_SEED};
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use campus::Model;
 
-use crate::compose::Compose;
-use crate::real::BrokerHost;
+use crate::hosts::broker::BrokerHost;
+use crate::hosts::compose::Compose;
 
 /// `host:port` of an AMQP URL (`amqp://user:pass@host:port/vhost`; port 5672 if not given).
 fn amqp_address(url: &str) -> String {

@@ -23,7 +23,9 @@ use std::path::Path;
 use anyhow::bail;
 use campus::Model;
 
-use crate::async_rabbitmq::{self, Deployment, Scenario, Shape};
+use crate::async_rabbitmq::{self, Deployment, Scenario};
+use crate::hosts::broker::BrokerHost;
+use crate::hosts::{Hosts, Place};
 use crate::streaming_kafka;
 use crate::violation::Violation;
 use crate::world::{Scope, World};
@@ -177,12 +179,12 @@ pub fn label(planned: Planned) -> String {
     }
 }
 
-fn shape(scenario: Scenario, store: Option<&str>) -> Shape {
-    let inventories = match scenario {
+/// Inventory's instances in `scenario`.
+fn inventories(scenario: Scenario) -> usize {
+    match scenario {
         Scenario::ScaleOut { instances, .. } => instances,
         _ => 1,
-    };
-    Shape { inventories, store: store.map(str::to_owned) }
+    }
 }
 
 /// Runs the selected experiments in the simulation, each in a fresh world (Inventory's
@@ -194,9 +196,10 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
         .into_iter()
         .map(|planned| match planned {
             Planned::Messaging(scenario) => {
-                let world = World::new(m.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name()));
+                let world =
+                    World::new(m.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name())).with_node_failover(m.node_failover);
                 let run = world.block_on(async {
-                    let d = Deployment::sim_shaped(&world, m, &shape(scenario, None)).await?;
+                    let d = Deployment::start(Hosts::Sim(&world), m, inventories(scenario)).await?;
                     async_rabbitmq::run_experiment(m, scenario, d).await
                 });
                 run.map(Run::Messaging)
@@ -217,6 +220,13 @@ pub struct Brokers {
     pub bootstrap: String,
 }
 
+impl Brokers {
+    /// Where the real services find the cluster.
+    fn place(&self) -> Place {
+        Place::new(&self.amqp_url, &self.bootstrap, BrokerHost::Script)
+    }
+}
+
 /// Runs the selected experiments over real processes and the cluster at `brokers`, each in its
 /// own namespace (queues, schema, topics).
 pub async fn run_real(config: &Config, exe: &Path, brokers: &Brokers) -> anyhow::Result<Vec<Run>> {
@@ -225,19 +235,13 @@ pub async fn run_real(config: &Config, exe: &Path, brokers: &Brokers) -> anyhow:
         crate::progress::step(&format!("{}: starting services", label(planned)));
         runs.push(match planned {
             Planned::Messaging(scenario) => {
-                let shape = shape(scenario, Some(&brokers.store));
-                let d = Deployment::real_shaped(&config.messaging, exe, &brokers.amqp_url, scenario.name(), &shape).await?;
+                let place = Place { store: Some(brokers.store.clone()), ..brokers.place() };
+                let hosts = Hosts::real(exe, Model::AsyncRabbitmq, scenario.name(), place).await?;
+                let d = Deployment::start(hosts, &config.messaging, inventories(scenario)).await?;
                 Run::Messaging(async_rabbitmq::run_experiment(&config.messaging, scenario, d).await?)
             }
             Planned::Streaming(scenario) => {
-                let partitions = match scenario {
-                    streaming_kafka::Scenario::ScaleOut { partitions, .. } => partitions,
-                    _ => campus::transport::log::PARTITIONS,
-                };
-                let d =
-                    streaming_kafka::Deployment::real_partitioned(&config.streaming, exe, &brokers.bootstrap, scenario.name(), partitions)
-                        .await?;
-                Run::Streaming(streaming_kafka::run_experiment(&config.streaming, scenario, d).await?)
+                Run::Streaming(streaming_kafka::run_real_one(&config.streaming, scenario, exe, &brokers.place()).await?)
             }
         });
     }

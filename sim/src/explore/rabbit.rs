@@ -484,7 +484,7 @@ async fn run_in_world(
             }
             Action::NodeLoss => {
                 chaos.note("the broker node the services use is lost; they fail over".into());
-                world.lose_node(crate::world::NODE_FAILOVER);
+                world.lose_node();
             }
         }
     }

@@ -4,21 +4,20 @@
 //! when Inventory is slower than the timeout or hangs, 503 when it is down or answers 5xx —
 //! and stock changes exactly as the answered orders say.
 //!
-//! Requests go one after the other, each with its own fault, over `SimNet` to the very routers
-//! `campus-sim serve` runs. Delays are 50 ms off any multiple of 100 ms and timeouts are whole
+//! Requests go one after the other, each with its own fault switched on Part A's deployment (the
+//! graded run's, on the simulated world), over `SimNet` to the very routers `campus-sim serve`
+//! runs. A `down` request kills Inventory; the next request that needs it starts it again, its
+//! stock as new, as a restarted process's would be. Delays are 50 ms off any multiple of 100 ms and timeouts are whole
 //! multiples of 500 ms, so no delay is within a network hop of its timeout: the expected status is
 //! never a coin toss.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use campus::domain::{Items, OrderId, OrderRequest, StudentId};
 use campus::services::inventory::{Inventory, ReserveOutcome};
-use campus::services::order::OrderIds;
-use campus::sync_rest as wiring;
-use campus::transport::RequestReply;
 use campus::Model;
 use campus::Service;
 use proptest::prelude::*;
@@ -26,8 +25,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, Break, Outcome};
-use crate::fault::{self, FaultPlan};
+use crate::fault::FaultPlan;
+use crate::hosts::Hosts;
 use crate::sync_rest::invariants::{self, Answered};
+use crate::sync_rest::{Deployment, Settings};
 use crate::violation::Violation;
 use crate::world::{Scope, World};
 use crate::Mode;
@@ -121,66 +122,83 @@ fn expected(request: &Request, timeout: Duration, model: &mut Inventory, index: 
 }
 
 pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
+    let world = World::new(seed, Model::SyncRest, Scope::Explore);
+    world.block_on(run_in_world(&world, schedule, broken, traced)).unwrap_or_else(|e| Outcome {
+        violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
+        trace: Vec::new(),
+        events: 0,
+    })
+}
+
+/// The fault plan a request's Inventory suffers (all but `down`).
+fn plan(fault: InventoryFault) -> FaultPlan {
+    match fault {
+        InventoryFault::Delay { ms } => FaultPlan::delayed(Duration::from_millis(ms)),
+        InventoryFault::Error { status } => FaultPlan::erroring(StatusCode::from_u16(status).expect("a valid status")),
+        InventoryFault::Hang => FaultPlan::hanging(),
+        InventoryFault::Healthy | InventoryFault::Down => FaultPlan::healthy(),
+    }
+}
+
+async fn run_in_world(world: &World, schedule: &Schedule, broken: Option<Break>, traced: bool) -> anyhow::Result<Outcome> {
     let timeout = Duration::from_millis(schedule.timeout_ms);
     // Without the timeout, Order waits as long as Inventory takes (an hour stands for forever).
     let order_timeout = if broken == Some(Break::NoTimeout) { Duration::from_secs(3600) } else { timeout };
-    let world = World::new(seed, Model::SyncRest, Scope::Explore);
-    world.block_on(async {
-        let net = world.net().clone();
-        let inventory = wiring::inventory_state(schedule.stock);
-        world.host(Service::Order, wiring::order(OrderIds::seeded(seed), net.clone(), order_timeout));
-        world.host(Service::Notification, wiring::notification(wiring::notification_state()));
-
-        let client: Arc<dyn RequestReply> = net.clone();
-        let mut model = Inventory::with_stock(schedule.stock);
-        let mut answers = Vec::new();
-        let mut trace = crate::fault::trace::Trace::new(traced);
-        let bound = timeout + invariants::timeout_slack(Mode::Sim);
-        // The client waits a while past the bound, to tell "late" from "never".
-        let guard = bound * 2 + Duration::from_secs(1);
-        for (index, request) in schedule.requests.iter().enumerate() {
-            match request.inventory {
-                InventoryFault::Down => world.take_down(Service::Inventory).await,
-                fault => {
-                    let plan = match fault {
-                        InventoryFault::Delay { ms } => FaultPlan::delayed(Duration::from_millis(ms)),
-                        InventoryFault::Error { status } => FaultPlan::erroring(StatusCode::from_u16(status).expect("a valid status")),
-                        InventoryFault::Hang => FaultPlan::hanging(),
-                        _ => FaultPlan::healthy(),
-                    };
-                    world.host(Service::Inventory, fault::apply(wiring::inventory(inventory.clone()), &plan));
-                }
+    // Part A's deployment, as the graded run starts it; each request switches Inventory's fault
+    // (a `down` kills it; the next request that needs it starts it again, its stock as new).
+    let mut d = Deployment::start(Hosts::Sim(world), &Settings::new(schedule.stock, order_timeout), &FaultPlan::healthy()).await?;
+    let client = d.client();
+    let mut model = Inventory::with_stock(schedule.stock);
+    let mut answers = Vec::new();
+    let mut trace = crate::fault::trace::Trace::new(traced);
+    let bound = timeout + invariants::timeout_slack(Mode::Sim);
+    // The client waits a while past the bound, to tell "late" from "never".
+    let guard = bound * 2 + Duration::from_secs(1);
+    for (index, request) in schedule.requests.iter().enumerate() {
+        match request.inventory {
+            InventoryFault::Down if d.inventory_up() => d.kill_inventory().await?,
+            InventoryFault::Down => {}
+            fault if d.inventory_up() => d.set_fault(&plan(fault)).await?,
+            fault => {
+                d.restart_inventory(&plan(fault)).await?;
+                model = Inventory::with_stock(schedule.stock);
+                trace.push(|| format!("Inventory started again, {} of each item", schedule.stock));
             }
-            let body = OrderRequest::new(StudentId::parse("s-0001").expect("valid"), request.items.clone());
-            let sent = Instant::now();
-            let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", &body)).await;
-            let latency = sent.elapsed();
-            let status = match reply {
-                Ok(Ok(reply)) => reply.status().as_u16(),
-                _ => 0,
-            };
-            let expected = expected(request, timeout, &mut model, index);
-            trace.push(|| {
-                format!(
-                    "request #{index} ({}) → {} after {} ms (expected {})",
-                    items_text(&request.items),
-                    if status == 0 { "no answer".to_owned() } else { status.to_string() },
-                    latency.as_millis(),
-                    expected.as_u16()
-                )
-            });
-            answers.push(Answered { index, expected: expected.as_u16(), status, latency, bound });
         }
-        let stock = inventory.lock().expect("inventory lock").levels().clone();
-        let mut violations = invariants::check_answers("explore", &answers);
-        if &stock != model.levels() {
+        let body = OrderRequest::new(StudentId::parse("s-0001").expect("valid"), request.items.clone());
+        let sent = Instant::now();
+        let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", &body)).await;
+        let latency = sent.elapsed();
+        let status = match reply {
+            Ok(Ok(reply)) => reply.status().as_u16(),
+            _ => 0,
+        };
+        let expected = expected(request, timeout, &mut model, index);
+        trace.push(|| {
+            format!(
+                "request #{index} ({}) → {} after {} ms (expected {})",
+                items_text(&request.items),
+                if status == 0 { "no answer".to_owned() } else { status.to_string() },
+                latency.as_millis(),
+                expected.as_u16()
+            )
+        });
+        answers.push(Answered { index, expected: expected.as_u16(), status, latency, bound });
+    }
+    let mut violations = invariants::check_answers("explore", &answers);
+    if d.inventory_up() {
+        // Healthy again, so that it answers the lab's look at its stock.
+        d.set_fault(&FaultPlan::healthy()).await?;
+        let stock = d.stock().await?;
+        let modelled: BTreeMap<String, u32> = model.levels().iter().map(|(sku, n)| (sku.to_string(), *n)).collect();
+        if stock != modelled {
             violations.push(Violation {
                 experiment: "explore".into(),
-                message: format!("Inventory's stock {stock:?} is not what the answers add up to, {:?}", model.levels()),
+                message: format!("Inventory's stock {stock:?} is not what the answers add up to, {modelled:?}"),
             });
         }
-        let events = net.calls() * 2;
-        world.clear();
-        Outcome { violations, trace: trace.take(), events }
-    })
+    }
+    let events = world.net().calls() * 2;
+    d.teardown().await;
+    Ok(Outcome { violations, trace: trace.take(), events })
 }

@@ -512,7 +512,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             }
             Step::NodeLoss => {
                 log.note("a broker of the cluster is lost".into());
-                world.lose_node(crate::world::KAFKA_NODE_FAILOVER);
+                world.lose_node();
             }
         }
     }

@@ -17,11 +17,13 @@
 //! [`log::LogCrash`]), applied in one place each: the [`queue::CrashingQueue`] and
 //! [`log::CrashingLog`] wrappers around the simulated transports (`campus-sim explore`).
 
+pub mod args;
 pub mod log;
 pub mod queue;
 pub mod switch;
 pub mod trace;
 
+pub use args::{serve_env, FaultArgs};
 pub use switch::FaultSwitch;
 
 use std::fmt;
@@ -33,6 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use campus::api::ApiError;
+use campus::{Model, Service};
 use serde::Serialize;
 
 /// What is wrong with one service.
@@ -109,6 +112,19 @@ impl fmt::Display for FaultPlan {
         }
         f.write_str(&parts.join(", "))
     }
+}
+
+/// Whether `service` of `model` takes faults: Part A's Inventory, the one the assignment injects
+/// a delay or a failure into.
+pub fn takes_faults(model: Model, service: Service) -> bool {
+    model == Model::SyncRest && service == Service::Inventory
+}
+
+/// A faultable service's router as the lab runs it, in a process and in the simulation alike:
+/// suffering whatever plan `switch` holds at each request, and answering its loopback-only
+/// `/admin/fault` (and the aliases other implementations use) to change it at run time.
+pub fn switchable(router: Router, switch: &FaultSwitch) -> Router {
+    apply_switch(router, switch).merge(switch::routes(switch.clone()))
 }
 
 /// Wraps a service's router so that it suffers `plan` (all but `down`, which is the

@@ -83,7 +83,7 @@ pub struct FaultBody {
 const MAX_DELAY_MS: u64 = 600_000;
 
 impl FaultBody {
-    fn of(plan: &FaultPlan) -> Self {
+    pub fn of(plan: &FaultPlan) -> Self {
         FaultBody {
             delay_ms: plan.delay.map_or(0, |d| d.as_millis() as u64),
             error_status: plan.error.map(|s| s.as_u16()),

@@ -43,6 +43,7 @@ pub use decisions::Decisions;
 pub use deployment::Deployment;
 pub use experiments::run_experiment;
 
+use crate::hosts::{Hosts, Place};
 use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
@@ -104,7 +105,7 @@ pub struct Config {
     pub outage_lead: Duration,
     /// Where the real Kafka runs (real mode: how `broker-restart` kills and starts it, and
     /// where `replay` finds kafka-consumer-groups.sh).
-    pub brokers: crate::real::BrokerHost,
+    pub brokers: crate::hosts::broker::BrokerHost,
 }
 
 impl Default for Config {
@@ -125,7 +126,7 @@ impl Default for Config {
             outage_rate: 20,
             down_for: Duration::from_secs(60),
             outage_lead: Duration::from_secs(10),
-            brokers: crate::real::BrokerHost::Script,
+            brokers: crate::hosts::broker::BrokerHost::Script,
         }
     }
 }
@@ -225,6 +226,14 @@ impl Scenario {
         Scenario::Outage,
         Scenario::Poison,
     ];
+
+    /// The partitions of each topic the scenario runs over.
+    pub fn partitions(self) -> u32 {
+        match self {
+            Scenario::ScaleOut { partitions, .. } => partitions,
+            _ => campus::transport::log::PARTITIONS,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -455,12 +464,9 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
 
 /// Runs `scenario` over `SimLog`, in a fresh world.
 pub fn run_sim_one(config: &Config, scenario: Scenario) -> anyhow::Result<Run> {
-    let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name()));
-    let partitions = match scenario {
-        Scenario::ScaleOut { partitions, .. } => partitions,
-        _ => campus::transport::log::PARTITIONS,
-    };
-    world.block_on(async { run_experiment(config, scenario, Deployment::sim_partitioned(&world, config, partitions)).await })
+    let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name())).with_node_failover(config.node_failover);
+    world.log_with(scenario.partitions());
+    world.block_on(async { run_experiment(config, scenario, Deployment::start(Hosts::Sim(&world), config).await?).await })
 }
 
 /// Runs the selected experiments against the Kafka at `bootstrap`, each on fresh topics, the
@@ -468,10 +474,20 @@ pub fn run_sim_one(config: &Config, scenario: Scenario) -> anyhow::Result<Run> {
 pub async fn run_real(config: &Config, exe: &std::path::Path, bootstrap: &str) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::new();
     for scenario in config.scenarios() {
-        let deployment = Deployment::real(config, exe, bootstrap, scenario.name()).await?;
-        runs.push(run_experiment(config, scenario, deployment).await?);
+        runs.push(
+            run_real_one(config, scenario, exe, &Place { bootstrap: bootstrap.into(), brokers: config.brokers, ..Place::default() })
+                .await?,
+        );
     }
     Ok(runs)
+}
+
+/// Runs `scenario` against the Kafka `place` names, on fresh topics (of the scenario's
+/// partitions), the services as processes of `exe`.
+pub async fn run_real_one(config: &Config, scenario: Scenario, exe: &std::path::Path, place: &Place) -> anyhow::Result<Run> {
+    let place = Place { partitions: scenario.partitions(), ..place.clone() };
+    let hosts = Hosts::real(exe, Model::StreamingKafka, scenario.name(), place).await?;
+    run_experiment(config, scenario, Deployment::start(hosts, config).await?).await
 }
 
 /// Per-minute metrics as (minute, metrics) rows.

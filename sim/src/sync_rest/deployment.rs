@@ -1,90 +1,124 @@
-//! Where Part A's services run for one case: as routers on the world's in-memory network, or
-//! as three `campus-sim serve … --model sync-rest` processes on loopback. Both are wired by
-//! `campus::sync_rest`; Inventory suffers the case's fault, applied by
-//! [`crate::fault`] in either mode (`down`: not hosted / its process SIGKILLed).
+//! Part A's topology, written once, on whichever hosts: Notification; Inventory with the case's
+//! stock, suffering the case's fault (`down`: started, then killed before the load, so that
+//! Order's calls find nothing listening); Order calling both with the case's timeout. In the
+//! simulation the services are the world's hosts on its in-memory network; for real, three
+//! `campus-sim serve … --model sync-rest` processes on loopback.
 
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use campus::services::order::OrderIds;
-use campus::sync_rest as wiring;
-use campus::transport::http::HttpRequestReply;
+use campus::config::ServiceConfig;
 use campus::transport::RequestReply;
-use campus::Model;
-use campus::Service;
+use campus::{Model, Service};
 
-use super::{Case, Config};
-use crate::fault;
-use crate::net::SimNet;
-use crate::real::ServiceProcess;
-use crate::world::World;
+use crate::client::get_json;
+use crate::fault::FaultPlan;
+use crate::hosts::Hosts;
 use crate::Mode;
 
+/// What a Part A deployment is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Units of each item Inventory starts with.
+    pub stock: u32,
+    /// Order's timeout on each call to Inventory and Notification.
+    pub timeout: std::time::Duration,
+    /// Items added to every service's menu (`serve --menu`); none in the lab's own runs.
+    pub menu: Vec<String>,
+}
+
+impl Settings {
+    pub fn new(stock: u32, timeout: std::time::Duration) -> Self {
+        Settings { stock, timeout, menu: Vec::new() }
+    }
+}
+
 /// Part A's three services, running.
-pub struct Deployment {
-    client: Arc<dyn RequestReply>,
-    parts: Parts,
+pub struct Deployment<'w> {
+    hosts: Hosts<'w>,
+    settings: Settings,
 }
 
-enum Parts {
-    Sim(Arc<SimNet>),
-    /// Dropping them kills the processes.
-    Real(#[allow(dead_code)] Vec<ServiceProcess>),
-}
-
-impl Deployment {
-    /// The three services as hosts of `world`.
-    pub fn sim(world: &World, config: &Config, case: &Case) -> Self {
-        let net = world.net().clone();
-        world.host(Service::Order, wiring::order(OrderIds::seeded(config.seed), net.clone(), case.call_timeout));
-        world.host(Service::Notification, wiring::notification(wiring::notification_state()));
-        if case.fault.down {
-            net.take_down(Service::Inventory);
-        } else {
-            world.host(Service::Inventory, fault::apply(wiring::inventory(wiring::inventory_state(config.stock)), &case.fault));
+impl<'w> Deployment<'w> {
+    /// Starts the three services on `hosts` as `settings` say, Inventory suffering `fault`.
+    pub async fn start(hosts: Hosts<'w>, settings: &Settings, fault: &FaultPlan) -> anyhow::Result<Self> {
+        let d = Deployment { hosts, settings: settings.clone() };
+        d.hosts.start(&d.config(Service::Notification), 0).await?;
+        let running = FaultPlan { down: false, ..fault.clone() };
+        d.hosts.start_with(&d.config(Service::Inventory), &running, 0).await?;
+        let order = ServiceConfig {
+            inventory_url: d.hosts.url(Service::Inventory)?,
+            notification_url: d.hosts.url(Service::Notification)?,
+            ..d.config(Service::Order)
+        };
+        d.hosts.start(&order, 0).await?;
+        if fault.down {
+            d.hosts.kill(Service::Inventory, 0).await?;
         }
-        Deployment { client: net.clone(), parts: Parts::Sim(net) }
+        Ok(d)
     }
 
-    /// Three `exe serve` processes on free loopback ports.
-    pub async fn real(exe: &Path, config: &Config, case: &Case) -> anyhow::Result<Self> {
-        tracing::info!(experiment = %case.scenario, fault = %case.fault, "starting services");
-        let notification = ServiceProcess::spawn(exe, "notification", Model::SyncRest, &["--port", "0"]).await?;
-        let mut inventory_args = vec!["--port".to_owned(), "0".to_owned(), "--stock".to_owned(), config.stock.to_string()];
-        inventory_args.extend(case.fault.serve_flags());
-        let mut inventory = ServiceProcess::spawn(exe, "inventory", Model::SyncRest, &inventory_args).await?;
-        let timeout_ms = case.call_timeout.as_millis().to_string();
-        let order = ServiceProcess::spawn(
-            exe,
-            "order",
-            Model::SyncRest,
-            &["--port", "0", "--inventory-url", inventory.url(), "--notification-url", notification.url(), "--timeout-ms", &timeout_ms],
-        )
-        .await?;
-        if case.fault.down {
-            inventory.kill().await?;
+    /// `service`'s configuration in this deployment.
+    fn config(&self, service: Service) -> ServiceConfig {
+        ServiceConfig {
+            stock: self.settings.stock,
+            timeout_ms: self.settings.timeout.as_millis() as u64,
+            menu: self.settings.menu.clone(),
+            ..ServiceConfig::new(Model::SyncRest, service)
         }
-        let client = Arc::new(HttpRequestReply::new([(Service::Order, order.url().to_owned())]));
-        Ok(Deployment { client, parts: Parts::Real(vec![order, inventory, notification]) })
     }
 
     pub fn mode(&self) -> Mode {
-        match self.parts {
-            Parts::Sim(_) => Mode::Sim,
-            Parts::Real(_) => Mode::Real,
-        }
+        self.hosts.mode()
     }
 
     /// The client the load generator posts orders with.
     pub fn client(&self) -> Arc<dyn RequestReply> {
-        self.client.clone()
+        self.hosts.client()
+    }
+
+    /// The lab's own look at the services (their accounts).
+    pub fn observer(&self) -> Arc<dyn RequestReply> {
+        self.hosts.observer()
+    }
+
+    /// Inventory suffers `plan` from its next request on.
+    pub async fn set_fault(&self, plan: &FaultPlan) -> anyhow::Result<()> {
+        self.hosts.set_fault(Service::Inventory, 0, plan).await
+    }
+
+    /// Inventory is killed: calls to it find nothing listening; its stock in memory is gone.
+    pub async fn kill_inventory(&mut self) -> anyhow::Result<()> {
+        self.kill(Service::Inventory).await
+    }
+
+    /// `service` is killed: calls to it find nothing listening.
+    pub async fn kill(&mut self, service: Service) -> anyhow::Result<()> {
+        self.hosts.kill(service, 0).await
+    }
+
+    /// Inventory starts again, with the stock it started with the first time, suffering `plan`.
+    pub async fn restart_inventory(&mut self, plan: &FaultPlan) -> anyhow::Result<()> {
+        self.hosts.start_with(&self.config(Service::Inventory), plan, 0).await
+    }
+
+    /// Each running service process's name and pid (none in the simulation).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.hosts.pids()
+    }
+
+    /// Whether Inventory runs.
+    pub fn inventory_up(&self) -> bool {
+        !self.hosts.running(Service::Inventory).is_empty()
+    }
+
+    /// Inventory's stock (`GET /stock`).
+    pub async fn stock(&self) -> anyhow::Result<BTreeMap<String, u32>> {
+        get_json(self.observer().as_ref(), Service::Inventory, "/stock").await
     }
 
     /// Stops every service.
     pub async fn teardown(self) {
-        match self.parts {
-            Parts::Sim(net) => net.clear(),
-            Parts::Real(processes) => drop(processes),
-        }
+        self.hosts.teardown().await
     }
 }

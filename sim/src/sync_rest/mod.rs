@@ -26,10 +26,11 @@ use axum::http::StatusCode;
 use campus::domain::OrderRequest;
 use campus::Model;
 
-pub use deployment::Deployment;
+pub use deployment::{Deployment, Settings};
 pub use load::{drive, Answer};
 
 use crate::fault::FaultPlan;
+use crate::hosts::{Hosts, Place};
 use crate::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
@@ -213,28 +214,26 @@ pub struct CaseRun {
     pub elapsed: Duration,
 }
 
-/// Runs one case on a deployment: the load, then the teardown.
-async fn run_case(config: &Config, case: Case, deployment: Deployment) -> CaseRun {
+/// Runs one case on `hosts`: the deployment, the load, then the teardown.
+async fn run_case(config: &Config, case: Case, hosts: Hosts<'_>) -> anyhow::Result<CaseRun> {
+    let deployment = Deployment::start(hosts, &Settings::new(config.stock, case.call_timeout), &case.fault).await?;
     let mode = deployment.mode();
     // Real loads take seconds to half a minute: their answers are counted on stderr.
     let label = (mode == Mode::Real).then_some(case.scenario.name());
     let (answers, elapsed) =
         load::drive_shown(deployment.client(), config.orders(&case), config.concurrency, case.client_guard(), label).await;
     deployment.teardown().await;
-    CaseRun { case, mode, answers, elapsed }
+    Ok(CaseRun { case, mode, answers, elapsed })
 }
 
 /// Runs the selected cases in the simulation, each in a fresh world.
-pub fn run_sim(config: &Config) -> Vec<CaseRun> {
+pub fn run_sim(config: &Config) -> anyhow::Result<Vec<CaseRun>> {
     config
         .cases()
         .into_iter()
         .map(|case| {
             let world = World::new(config.seed, Model::SyncRest, Scope::Experiment(case.scenario.name()));
-            world.block_on(async {
-                let deployment = Deployment::sim(&world, config, &case);
-                run_case(config, case, deployment).await
-            })
+            world.block_on(run_case(config, case, Hosts::Sim(&world)))
         })
         .collect()
 }
@@ -245,8 +244,8 @@ pub async fn run_real(config: &Config, exe: &Path) -> anyhow::Result<Vec<CaseRun
     let mut runs = Vec::new();
     for case in config.cases() {
         crate::progress::step(&format!("{}: starting the three services (Inventory's fault: {})", case.scenario.name(), case.fault));
-        let deployment = Deployment::real(exe, config, &case).await?;
-        runs.push(run_case(config, case, deployment).await);
+        let hosts = Hosts::real(exe, Model::SyncRest, case.scenario.name(), Place::default()).await?;
+        runs.push(run_case(config, case, hosts).await?);
     }
     Ok(runs)
 }

@@ -1,120 +1,15 @@
-//! Real mode's topology: each service is its own `campus-sim serve …` process on a free
-//! loopback port. A child announces itself with one line on stdout,
-//! `READY <service> http://127.0.0.1:<port>`, once its socket is bound; the harness waits for
-//! that line (no sleeps, no port guessing).
+//! The real brokers a run takes away and brings back ([`Broker`], [`BrokerOutage`]), where they
+//! run ([`BrokerHost`]: on this machine through `scripts/brokers.sh`, or as a compose service),
+//! and Kafka's own tools.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
 use campus::Model;
 
-use crate::compose::Compose;
-
-/// How long a child may take to bind its port and say so.
-pub const READY_WITHIN: Duration = Duration::from_secs(20);
-
-/// A running service process. Dropping it kills the process.
-pub struct ServiceProcess {
-    service: String,
-    url: String,
-    child: Child,
-}
-
-impl ServiceProcess {
-    /// Starts `exe serve <service> --model <model> <args>` and waits for its READY line.
-    pub async fn spawn<S: AsRef<str>>(exe: &Path, service: &str, model: Model, args: &[S]) -> anyhow::Result<Self> {
-        let mut argv = vec!["serve", service, "--model", model.name()];
-        argv.extend(args.iter().map(AsRef::as_ref));
-        Self::start(exe, service, &argv).await
-    }
-
-    /// Starts `exe <argv>`, a process that announces itself as `READY <service> <url>`, and
-    /// waits for that line.
-    pub async fn start(exe: &Path, service: &str, argv: &[&str]) -> anyhow::Result<Self> {
-        let mut command = Command::new(exe);
-        command.args(argv);
-        // A variable exported for a compose-style run must not skew an experiment.
-        for var in crate::serve::serve_env() {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} {}", exe.display(), argv.join(" ")))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(READY_WITHIN, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("READY ") {
-                    return Ok(Some(rest.to_owned()));
-                }
-            }
-            Ok::<_, std::io::Error>(None)
-        })
-        .await;
-        let url = match ready {
-            Ok(Ok(Some(rest))) => match rest.split_once(' ') {
-                Some((name, url)) if name == service => url.to_owned(),
-                _ => bail!("{service}: unexpected READY line {rest:?}"),
-            },
-            Ok(Ok(None)) => {
-                let status = child.wait().await?;
-                bail!("{service} exited before it was ready ({status}); its errors are above")
-            }
-            Ok(Err(e)) => return Err(e).context(format!("reading {service}'s stdout")),
-            Err(_) => bail!("{service} did not report READY within {} s", READY_WITHIN.as_secs()),
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        tracing::debug!(service, %url, "service ready");
-        Ok(ServiceProcess { service: service.to_owned(), url, child })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The service's name and its process id (none once it has exited).
-    pub fn pid(&self) -> Option<(String, u32)> {
-        Some((self.service.clone(), self.child.id()?))
-    }
-
-    /// SIGKILL, and wait until the process is gone (its port then refuses connections).
-    pub async fn kill(&mut self) -> anyhow::Result<()> {
-        self.child.kill().await.with_context(|| format!("killing {}", self.service))
-    }
-
-    /// SIGTERM (the service finishes what it is doing and leaves its group), and wait for it to
-    /// exit; SIGKILL if it has not within [`READY_WITHIN`].
-    pub async fn terminate(&mut self) -> anyhow::Result<()> {
-        let Some(pid) = self.child.id() else { return Ok(()) };
-        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("running kill -TERM")?;
-        if !status.success() {
-            bail!("kill -TERM {pid} ({}) failed", self.service);
-        }
-        match tokio::time::timeout(READY_WITHIN, self.child.wait()).await {
-            Ok(exit) => {
-                let exit = exit?;
-                if !exit.success() {
-                    bail!("{} exited with {exit} after SIGTERM; its errors are above", self.service);
-                }
-                Ok(())
-            }
-            Err(_) => {
-                tracing::warn!(service = %self.service, "did not exit within {} s of SIGTERM; killing it", READY_WITHIN.as_secs());
-                self.kill().await
-            }
-        }
-    }
-}
+use super::compose::Compose;
 
 /// The path of one of Kafka's own tools, as `scripts/brokers.sh which <tool>` installs it.
 fn kafka_tool(tool: &str) -> anyhow::Result<PathBuf> {
