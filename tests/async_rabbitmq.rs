@@ -20,7 +20,7 @@ use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
 use campus_sim::net::LinkModel;
 use campus_sim::queue::SimQueue;
 use campus_sim::rng::SimRng;
-use campus_sim::{world, Mode};
+use campus_sim::{clock, Mode};
 use serde_json::json;
 
 fn small(experiment: Experiment) -> Config {
@@ -126,7 +126,7 @@ fn order(id: &str, sku: &str, qty: i64) -> Order {
 
 #[test]
 fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_stock_again() {
-    world::block_on(async {
+    clock::block_on(async {
         let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(SimRng::new(5), LinkModel::default()));
         let store = Arc::new(InventoryStore::open(None, 10).unwrap());
         let placed = OrderPlaced { order: order("o-crash", "pho", 4), placed_at_ms: 7 };
@@ -153,7 +153,7 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
 
 #[test]
 fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_outbox() {
-    world::block_on(async {
+    clock::block_on(async {
         let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(SimRng::new(6), LinkModel::default()));
         let store = Arc::new(OrderStore::open(None).unwrap());
         let service = Arc::new(AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now())));
@@ -181,7 +181,7 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
 
 #[test]
 fn the_outbox_relay_waits_on_an_empty_outbox_until_the_next_accepted_order_wakes_it() {
-    world::block_on(async {
+    clock::block_on(async {
         let mq: Arc<dyn MessageQueue> = Arc::new(SimQueue::new(SimRng::new(7), LinkModel::default()));
         let service = Arc::new(AsyncOrderService::new(
             OrderIds::seeded(1),
@@ -202,7 +202,7 @@ fn the_outbox_relay_waits_on_an_empty_outbox_until_the_next_accepted_order_wakes
 
 #[test]
 fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_with_its_status() {
-    world::block_on(async {
+    clock::block_on(async {
         let store = Arc::new(OrderStore::open(None).unwrap());
         let service = AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now()));
         let request: OrderRequest =
@@ -223,7 +223,7 @@ fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_w
 
 #[test]
 fn notification_confirms_an_order_once_however_often_it_hears_of_it() {
-    world::block_on(async {
+    clock::block_on(async {
         let store = NotificationStore::open(None).unwrap();
         let order = order("o-n", "salad", 1);
         assert!(store.send(&order.order_id, &order.student_id).await.unwrap());

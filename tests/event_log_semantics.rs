@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
 use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
+use campus_sim::clock;
 use campus_sim::log::SimLog;
 use campus_sim::net::LinkModel;
 use campus_sim::rng::SimRng;
-use campus_sim::world;
 
 /// How long a real broker may take to hand over records that are there (a first poll includes
 /// joining the group).
@@ -167,27 +167,27 @@ fn sim() -> Arc<dyn EventLog> {
 
 #[test]
 fn sim_records_go_to_the_key_hash_partition_with_growing_offsets() {
-    world::block_on(records_go_to_the_key_hash_partition_with_growing_offsets(sim()));
+    clock::block_on(records_go_to_the_key_hash_partition_with_growing_offsets(sim()));
 }
 
 #[test]
 fn sim_what_was_read_but_not_committed_is_read_again_by_the_next_member() {
-    world::block_on(what_was_read_but_not_committed_is_read_again_by_the_next_member(sim()));
+    clock::block_on(what_was_read_but_not_committed_is_read_again_by_the_next_member(sim()));
 }
 
 #[test]
 fn sim_a_group_is_reset_to_the_beginning_only_when_it_has_no_members() {
-    world::block_on(a_group_is_reset_to_the_beginning_only_when_it_has_no_members(sim()));
+    clock::block_on(a_group_is_reset_to_the_beginning_only_when_it_has_no_members(sim()));
 }
 
 #[test]
 fn sim_a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker() {
-    world::block_on(a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(sim()));
+    clock::block_on(a_transaction_lands_whole_and_a_reader_steps_over_its_commit_marker(sim()));
 }
 
 #[test]
 fn sim_one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for() {
-    world::block_on(one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for(Arc::new(SimLog::with_partitions(
+    clock::block_on(one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for(Arc::new(SimLog::with_partitions(
         SimRng::new(9),
         LinkModel::default(),
         6,
@@ -199,7 +199,7 @@ fn sim_one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_
 /// partition it has dealt to another member.
 #[test]
 fn sim_a_transaction_for_partitions_the_group_dealt_to_another_member_is_refused_whole() {
-    world::block_on(async {
+    clock::block_on(async {
         let log = sim();
         log.append(records("g", 12)).await.unwrap();
         log.fence("inventory-a").await.unwrap();

@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use campus::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
 use campus::transport::queue::{Delivery, MessageQueue, QueueName, Route, Subscription, Topology, DELIVERY_LIMIT};
+use campus_sim::clock;
 use campus_sim::net::LinkModel;
 use campus_sim::queue::SimQueue;
 use campus_sim::rng::SimRng;
-use campus_sim::world;
 
 /// How long a real broker may take to hand over a message that is there.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -117,22 +117,22 @@ fn sim() -> Arc<dyn MessageQueue> {
 
 #[test]
 fn sim_unacked_deliveries_of_a_dropped_consumer_come_back_redelivered() {
-    world::block_on(unacked_deliveries_of_a_dropped_consumer_come_back_redelivered(sim()));
+    clock::block_on(unacked_deliveries_of_a_dropped_consumer_come_back_redelivered(sim()));
 }
 
 #[test]
 fn sim_a_consumer_never_holds_more_than_its_prefetch() {
-    world::block_on(a_consumer_never_holds_more_than_its_prefetch(sim()));
+    clock::block_on(a_consumer_never_holds_more_than_its_prefetch(sim()));
 }
 
 #[test]
 fn sim_a_published_message_reaches_every_bound_queue() {
-    world::block_on(a_published_message_reaches_every_bound_queue(sim()));
+    clock::block_on(a_published_message_reaches_every_bound_queue(sim()));
 }
 
 #[test]
 fn sim_rejected_poison_and_over_limit_messages_land_in_the_dead_letter_queue_with_reasons() {
-    world::block_on(rejected_poison_and_over_limit_messages_land_in_the_dead_letter_queue_with_reasons(sim()));
+    clock::block_on(rejected_poison_and_over_limit_messages_land_in_the_dead_letter_queue_with_reasons(sim()));
 }
 
 // ---------------------------------------------------------------------- real RabbitMQ

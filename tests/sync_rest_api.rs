@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use campus::api;
 use campus::Service;
+use campus_sim::clock;
 use campus_sim::fault::FaultPlan;
-use campus_sim::world;
 use common::part_a::{self, Campus, TIMEOUT};
 use serde_json::{json, Value};
 
@@ -21,7 +21,7 @@ fn pho(qty: i64) -> Value {
 
 #[test]
 fn a_valid_order_is_reserved_notified_and_answered_201() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::healthy()).await?;
         let reply = campus.order_json(pho(3)).await?;
@@ -37,7 +37,7 @@ fn a_valid_order_is_reserved_notified_and_answered_201() -> anyhow::Result<()> {
 
 #[test]
 fn a_conventional_single_item_body_is_ordered_as_one_line_and_a_muddled_one_is_refused() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::healthy()).await?;
         let reply = campus.order_json(json!({"user_id": "s-0001", "item_id": "pho", "quantity": 2})).await?;
@@ -53,7 +53,7 @@ fn a_conventional_single_item_body_is_ordered_as_one_line_and_a_muddled_one_is_r
 
 #[test]
 fn bad_input_gets_a_4xx_json_error_and_never_reaches_inventory() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::healthy()).await?;
         let oversized = format!(r#"{{"student_id": "s-1", "items": [], "pad": "{}"}}"#, "x".repeat(api::MAX_BODY_BYTES));
@@ -86,7 +86,7 @@ fn bad_input_gets_a_4xx_json_error_and_never_reaches_inventory() -> anyhow::Resu
 
 #[test]
 fn an_order_larger_than_the_stock_is_answered_409_with_the_reason_and_reserves_nothing() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::healthy()).await?;
         let reply =
@@ -103,7 +103,7 @@ fn an_order_larger_than_the_stock_is_answered_409_with_the_reason_and_reserves_n
 
 #[test]
 fn a_slow_inventory_is_answered_504_at_the_timeout_never_later() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         for fault in [FaultPlan::delayed(Duration::from_secs(2)), FaultPlan::hanging()] {
             let world = part_a::world();
             let campus = Campus::start(&world, fault.clone()).await?;
@@ -119,7 +119,7 @@ fn a_slow_inventory_is_answered_504_at_the_timeout_never_later() -> anyhow::Resu
 
 #[test]
 fn an_inventory_that_is_down_or_failing_is_answered_503_fast() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         for fault in [FaultPlan::down(), FaultPlan::erroring(StatusCode::INTERNAL_SERVER_ERROR)] {
             let world = part_a::world();
             let campus = Campus::start(&world, fault.clone()).await?;
@@ -139,7 +139,7 @@ fn an_inventory_that_is_down_or_failing_is_answered_503_fast() -> anyhow::Result
 
 #[test]
 fn when_notification_is_down_the_order_stands_and_the_reply_says_the_confirmation_failed() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::healthy()).await?;
         let mut campus = campus;
@@ -155,7 +155,7 @@ fn when_notification_is_down_the_order_stands_and_the_reply_says_the_confirmatio
 
 #[test]
 fn reserving_the_same_order_twice_takes_stock_once() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::healthy()).await?;
         let body = json!({"order_id": "o-dup", "items": [{"sku": "salad", "qty": 4}]});
@@ -174,7 +174,7 @@ fn reserving_the_same_order_twice_takes_stock_once() -> anyhow::Result<()> {
 
 #[test]
 fn every_service_answers_health_even_when_faulted() -> anyhow::Result<()> {
-    world::block_on(async {
+    clock::block_on(async {
         let world = part_a::world();
         let campus = Campus::start(&world, FaultPlan::hanging()).await?;
         for peer in [Service::Order, Service::Inventory, Service::Notification] {

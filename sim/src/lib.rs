@@ -28,6 +28,7 @@ pub mod backlog;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod compare;
 pub mod drain;

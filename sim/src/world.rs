@@ -10,7 +10,6 @@
 //! moves when every task waits, and jumps straight to the next timer. A 2 s delay costs no wall
 //! time, and scheduling — hence every result — is a function of the seed alone.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -25,18 +24,13 @@ use campus::store::{MemoryStores, Storage};
 use campus::Model;
 use campus::Service;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
+use crate::clock::{self, now_ms};
 use crate::fault::{self, FaultPlan, FaultSwitch};
 use crate::log::SimLog;
 use crate::net::{LinkModel, SimNet};
 use crate::queue::SimQueue;
 use crate::rng::SimRng;
-
-thread_local! {
-    /// When the world running on this thread began (its tasks all run on this thread).
-    static STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
-}
 
 /// How long the clients of a lost broker node are without a broker in the simulation: the
 /// model of a failover (reconnecting to another node, the quorum queues electing new leaders).
@@ -215,7 +209,7 @@ impl World {
 
     /// Runs `future` to completion in this world's virtual time.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        block_on(future)
+        clock::block_on(future)
     }
 
     /// The request/reply network, its hosts and their faults.
@@ -266,7 +260,7 @@ impl World {
         Host {
             transport,
             storage: Storage::Memory(self.stores.clone()),
-            clock: EventClock::Since(started()),
+            clock: EventClock::Since(clock::started()),
             ids: self.ids.clone(),
             jitter_seed: Some(self.jitter_seed()),
             safeguards: self.safeguards,
@@ -423,28 +417,4 @@ pub fn stream(seed: u64, model: Model, scope: &Scope, purpose: Stream) -> SimRng
         (Scope::Experiment(_), Stream::Workload) if model == Model::SyncRest => seed.fork(&format!("{name}/workload")),
         (Scope::Experiment(experiment), Stream::Workload | Stream::EventTime) => seed.fork(&format!("{name}/workload")).fork(experiment),
     }
-}
-
-/// When the world running on this thread began (its virtual clock's zero).
-fn started() -> Instant {
-    STARTED.with(|s| s.get()).expect("a world runs on this thread (World::block_on)")
-}
-
-/// Runs `future` to completion in virtual time, on a fresh current-thread runtime.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a current-thread runtime always builds");
-    runtime.block_on(async {
-        STARTED.with(|s| s.set(Some(Instant::now())));
-        future.await
-    })
-}
-
-/// Milliseconds of virtual time since the world on this thread began (0 outside one): the
-/// timestamps of traces.
-pub fn now_ms() -> u64 {
-    STARTED.with(|s| s.get()).map_or(0, |t| t.elapsed().as_millis() as u64)
 }

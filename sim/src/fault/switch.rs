@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn the_fault_endpoints_of_other_implementations_switch_the_same_faults_with_their_own_bodies() {
-        crate::world::block_on(async {
+        crate::clock::block_on(async {
             let cases = [
                 ("/admin/delay", r#"{"seconds": 2}"#, delayed(2000)),
                 ("/admin/delay", r#"{"seconds": 0}"#, FaultPlan::healthy()),
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn an_alias_changes_only_what_its_body_names() {
-        crate::world::block_on(async {
+        crate::clock::block_on(async {
             let switch = FaultSwitch::new(failing());
             let (status, plan) = post(&switch, "/admin/delay", r#"{"seconds": 2}"#).await;
             assert_eq!((status, plan), (StatusCode::OK, FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) }));
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn an_alias_refuses_what_it_cannot_do_and_changes_nothing() {
-        crate::world::block_on(async {
+        crate::clock::block_on(async {
             let switch = FaultSwitch::new(delayed(100));
             for (path, body) in [
                 ("/configure", r#"{"failure_rate": 0.3}"#),
@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn only_a_caller_on_loopback_may_switch_a_fault() {
-        crate::world::block_on(async {
+        crate::clock::block_on(async {
             assert_eq!(status_from("127.0.0.1:5000").await, StatusCode::OK);
             assert_eq!(status_from("[::1]:5000").await, StatusCode::OK);
             assert_eq!(status_from("172.17.0.1:5000").await, StatusCode::FORBIDDEN, "a container's published port is not loopback");
