@@ -288,9 +288,11 @@ impl World {
             .into_iter()
             .map(|each| {
                 let (name, work) = (each.name, each.run(stopped.clone()));
+                // A loop that gives up is the experiment's to judge (its checks see what it left
+                // undone): logged, not raised.
                 tokio::spawn(async move {
                     if let Err(e) = work.await {
-                        tracing::error!(task = name, error = %e, "task failed");
+                        tracing::debug!(%service, instance, task = name, error = %e, "loop ended");
                     }
                 })
             })
@@ -382,6 +384,11 @@ impl World {
             task.abort();
         }
         self.net.clear();
+    }
+
+    /// Where the world's services keep their state (the lab reads their stores there).
+    pub fn storage(&self) -> Storage {
+        Storage::Memory(self.stores.clone())
     }
 
     /// The services' stores, once the world is gone (`explore` reuses them).

@@ -32,7 +32,7 @@ pub struct Deployment<'w> {
 impl<'w> Deployment<'w> {
     /// Starts Order, Notification and `instances` Inventory instances on `hosts`.
     pub async fn start(hosts: Hosts<'w>, config: &Config, instances: usize) -> anyhow::Result<Self> {
-        let mut d = Deployment { hosts, instances: instances.max(1), prefetch: config.prefetch, stock: config.stock };
+        let d = Deployment { hosts, instances: instances.max(1), prefetch: config.prefetch, stock: config.stock };
         d.hosts.start(&d.config(Service::Order), 0).await?;
         d.hosts.start(&d.config(Service::Notification), 0).await?;
         d.start_inventory().await?;
@@ -58,6 +58,11 @@ impl<'w> Deployment<'w> {
         self.hosts.client()
     }
 
+    /// The lab's own look at the services (in the simulation, at no cost in virtual time).
+    pub fn observer(&self) -> Arc<dyn RequestReply> {
+        self.hosts.observer()
+    }
+
     /// The client the load generator uses.
     pub fn order_client(&self) -> Arc<dyn RequestReply> {
         self.hosts.client()
@@ -80,7 +85,7 @@ impl<'w> Deployment<'w> {
 
     /// Every Inventory instance dies: their unacknowledged deliveries return to the queue; the
     /// store stays.
-    pub async fn stop_inventory(&mut self) -> anyhow::Result<()> {
+    pub async fn stop_inventory(&self) -> anyhow::Result<()> {
         for instance in self.hosts.running(Service::Inventory) {
             self.hosts.kill(Service::Inventory, instance).await?;
         }
@@ -89,37 +94,47 @@ impl<'w> Deployment<'w> {
 
     /// Instance `instance` of Inventory dies: what it held unacknowledged is redelivered to the
     /// others.
-    pub async fn crash_inventory(&mut self, instance: usize) -> anyhow::Result<()> {
-        self.hosts.kill(Service::Inventory, instance).await
+    pub async fn crash_inventory(&self, instance: usize) -> anyhow::Result<()> {
+        self.kill(Service::Inventory, instance).await
+    }
+
+    /// Instance `instance` of `service` dies where it stands (its store stays).
+    pub async fn kill(&self, service: Service, instance: usize) -> anyhow::Result<()> {
+        self.hosts.kill(service, instance).await
+    }
+
+    /// Instance `instance` of `service` starts (again), on its store.
+    pub async fn start_instance(&self, service: Service, instance: usize) -> anyhow::Result<()> {
+        self.hosts.start(&self.config(service), instance).await
     }
 
     /// Every Inventory instance not running (re)starts, on the existing store.
-    pub async fn start_inventory(&mut self) -> anyhow::Result<()> {
+    pub async fn start_inventory(&self) -> anyhow::Result<()> {
         let running = self.hosts.running(Service::Inventory);
         for instance in (0..self.instances).filter(|k| !running.contains(k)) {
-            self.hosts.start(&self.config(Service::Inventory), instance).await?;
+            self.start_instance(Service::Inventory, instance).await?;
         }
         Ok(())
     }
 
     /// The broker goes away (real: `rabbitmqctl stop_app`).
-    pub async fn stop_broker(&mut self) -> anyhow::Result<()> {
+    pub async fn stop_broker(&self) -> anyhow::Result<()> {
         self.hosts.take_away(Away::Broker).await
     }
 
     /// The broker comes back (real: `rabbitmqctl start_app`, then until it serves).
-    pub async fn start_broker(&mut self) -> anyhow::Result<()> {
+    pub async fn start_broker(&self) -> anyhow::Result<()> {
         self.hosts.bring_back(Away::Broker).await
     }
 
     /// The broker node the services are connected to dies (real: cluster node 1 SIGKILLed, the
     /// first node of `AMQP_URL`).
-    pub async fn lose_node(&mut self) -> anyhow::Result<()> {
+    pub async fn lose_node(&self) -> anyhow::Result<()> {
         self.hosts.take_away(Away::Node).await
     }
 
     /// The lost node starts again and rejoins its cluster.
-    pub async fn restore_node(&mut self) -> anyhow::Result<()> {
+    pub async fn restore_node(&self) -> anyhow::Result<()> {
         self.hosts.bring_back(Away::Node).await
     }
 

@@ -25,7 +25,10 @@ pub mod rest;
 pub mod stream;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
@@ -35,9 +38,42 @@ use proptest::test_runner::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use campus::safeguards::Safeguards;
 use campus::Model;
 
 use crate::violation::Violation;
+
+/// The safeguards a run has: all, but the one `broken` switches off (those the services hold;
+/// `auto-ack` and `commit-first` are broken by the crashing transports, `no-timeout` by
+/// Order's timeout).
+pub fn safeguards(broken: Option<Break>) -> Safeguards {
+    let on = Safeguards::ALL;
+    match broken {
+        Some(Break::Dedup) => Safeguards { dedup: false, ..on },
+        Some(Break::NoReconnect) => Safeguards { reconnect: false, ..on },
+        Some(Break::NoTransaction) => Safeguards { transactional: false, ..on },
+        _ => on,
+    }
+}
+
+/// Runs `main` to its end while `background` runs beside it (a supervisor that restarts what
+/// crashes, borrowing the deployment); each is polled in its turn, on this task.
+pub async fn while_running<T>(main: impl Future<Output = T>, background: Vec<Pin<Box<dyn Future<Output = ()> + '_>>>) -> T {
+    let mut main = std::pin::pin!(main);
+    let mut background: Vec<Option<Pin<Box<dyn Future<Output = ()> + '_>>>> = background.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = main.as_mut().poll(cx) {
+            return Poll::Ready(value);
+        }
+        for slot in &mut background {
+            if slot.as_mut().is_some_and(|f| f.as_mut().poll(cx).is_ready()) {
+                *slot = None;
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
 
 /// A safeguard switched off to show the checker catching it (`--break`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -15,28 +15,27 @@
 //! the real cluster; each sees the queue through a view of its own (its own deliveries, its
 //! own crashes).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use campus::api::order::OrdersReply;
-use campus::async_rabbitmq as wiring;
+use campus::api::order::OrderAcceptedReply;
 use campus::domain::{Envelope, Event, Items, Order, OrderId, OrderPlaced, OrderRequest, StudentId};
-use campus::services::order::{AsyncOrderService, OrderIds};
-use campus::services::EventClock;
-use campus::store::{InventoryStore, NotificationStore, OrderStore};
+use campus::host::Transport;
+use campus::store::{MemoryStores, Spare};
 use campus::transport::queue::{MessageQueue, QueueName, Route};
-use campus::Model;
+use campus::{Model, Service};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
-use crate::async_rabbitmq::{invariants, poison_bodies, DeadLetter, Detail, Final, Run};
+use crate::async_rabbitmq::{get_json, invariants, poison_bodies, Config, DeadLetter, Deployment, Detail, Final, Run};
+use crate::client::post_json;
 use crate::fault::queue::{CrashPoint, CrashingQueue, QueueCrash};
+use crate::hosts::Hosts;
 use crate::violation::Violation;
 use crate::world::{Scope, World};
 use crate::Mode;
@@ -210,58 +209,29 @@ enum Action {
     NodeLoss,
 }
 
-/// Runs `start` while `up` says so; a crash announced on `crashed` aborts the task (its
-/// subscription goes with it) and starts a new one `RESTART_AFTER` later.
+/// Restarts what crashes: a crash of `service`'s instance `instance` announced on `crashed`
+/// kills it and starts it again `RESTART_AFTER` later (unless Inventory is down by then: it
+/// starts with the others when the window ends).
 async fn supervise(
-    name: &'static str,
-    mq: Arc<CrashingQueue>,
-    mut up: watch::Receiver<bool>,
+    d: &Deployment<'_>,
+    (service, instance, name): (Service, usize, &str),
+    held_down: &Cell<bool>,
+    chaos: &CrashingQueue,
     crashed: flume::Receiver<()>,
-    start: impl Fn() -> JoinHandle<()>,
 ) {
-    loop {
-        while !*up.borrow_and_update() {
-            if up.changed().await.is_err() {
-                return;
-            }
+    while crashed.recv_async().await.is_ok() {
+        if let Err(e) = d.kill(service, instance).await {
+            chaos.note(format!("{name} could not be killed: {e}"));
         }
-        let task = start();
-        let went_down = async {
-            loop {
-                if up.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                if !*up.borrow() {
-                    return;
-                }
-            }
-        };
-        tokio::select! {
-            biased;
-            Ok(()) = crashed.recv_async() => {
-                task.abort();
-                let _ = task.await;
-                tokio::time::sleep(RESTART_AFTER).await;
-                mq.note(format!("{name} restarted"));
-            }
-            () = went_down => {
-                task.abort();
-                let _ = task.await;
-                mq.note(format!("{name} down"));
-            }
+        tokio::time::sleep(RESTART_AFTER).await;
+        if service == Service::Inventory && held_down.get() {
+            continue;
+        }
+        match d.start_instance(service, instance).await {
+            Ok(()) => chaos.note(format!("{name} restarted")),
+            Err(e) => chaos.note(format!("{name} could not be restarted: {e}")),
         }
     }
-}
-
-fn spawn_logged(
-    name: &'static str,
-    work: impl std::future::Future<Output = Result<(), impl fmt::Display>> + Send + 'static,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = work.await {
-            tracing::warn!(task = name, error = %e, "task ended");
-        }
-    })
 }
 
 /// The harness's own publish (a duplicate, a malformed message): like any publisher it waits
@@ -282,48 +252,19 @@ async fn publish_when_up(mq: &Arc<dyn MessageQueue>, body: bytes::Bytes) {
     });
 }
 
-/// A consumer's one loop, as a task (a crash aborts it; `supervise` starts a new one).
-fn run_loops(service: campus::host::Built) -> JoinHandle<()> {
-    let [one]: [_; 1] = service.loops.try_into().ok().expect("Inventory and Notification run one loop each");
-    let name = one.name;
-    spawn_logged(name, one.run(tokio::sync::watch::channel(false).1))
-}
-
-/// The three services' embedded stores for one run.
-#[derive(Clone)]
-struct Stores {
-    order: Arc<OrderStore>,
-    inventory: Arc<InventoryStore>,
-    notification: Arc<NotificationStore>,
-}
-
 std::thread_local! {
     /// The last run's stores on this thread, handed to the next run emptied: creating three
     /// in-memory databases and their tables took about a third of a run.
-    static SPARE: std::cell::RefCell<Option<(OrderStore, InventoryStore, NotificationStore)>> = const { std::cell::RefCell::new(None) };
+    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
 }
 
-impl Stores {
-    /// Stores as new: the spare ones emptied and restocked with `stock` units per item, or
-    /// new ones.
-    fn fresh(stock: u32, broken: Option<Break>) -> anyhow::Result<Stores> {
-        let (order, inventory, notification) = match SPARE.take() {
-            Some((order, inventory, notification)) => (order.emptied()?, inventory.restocked(stock)?, notification.emptied()?),
-            None => (OrderStore::open(None)?, InventoryStore::open(None, stock)?, NotificationStore::open(None)?),
-        };
-        let inventory = if broken == Some(Break::Dedup) { inventory.without_dedup() } else { inventory };
-        Ok(Stores { order: Arc::new(order), inventory: Arc::new(inventory), notification: Arc::new(notification) })
-    }
-
-    /// Keeps the stores for the next run, once the run's runtime (and every task holding them)
-    /// is gone.
-    fn spare(self) {
-        if let (Ok(order), Ok(inventory), Ok(notification)) =
-            (Arc::try_unwrap(self.order), Arc::try_unwrap(self.inventory), Arc::try_unwrap(self.notification))
-        {
-            SPARE.set(Some((order, inventory, notification)));
-        }
-    }
+/// Stores as new for a run: the spare ones emptied and restocked with `stock` units per item,
+/// or new ones (opened by the world on first use).
+fn fresh_stores(stock: u32, dedup: bool) -> anyhow::Result<MemoryStores> {
+    Ok(match SPARE.take() {
+        Some(spare) => MemoryStores::reusing(spare, stock, dedup)?,
+        None => MemoryStores::default(),
+    })
 }
 
 pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
@@ -332,27 +273,14 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
         trace: Vec::new(),
         events: 0,
     };
-    let stores = match Stores::fresh(schedule.stock, broken) {
+    let safeguards = super::safeguards(broken);
+    let stores = match fresh_stores(schedule.stock, safeguards.dedup) {
         Ok(stores) => stores,
         Err(e) => return failed(e),
     };
-    let world = World::new(seed, Model::AsyncRabbitmq, Scope::Explore);
-    let outcome = world.block_on(run_in_world(&world, schedule, seed, broken, traced, stores.clone())).unwrap_or_else(failed);
-    drop(world);
-    stores.spare();
-    outcome
-}
-
-async fn run_in_world(
-    world: &World,
-    schedule: &Schedule,
-    seed: u64,
-    broken: Option<Break>,
-    traced: bool,
-    stores: Stores,
-) -> anyhow::Result<Outcome> {
-    let sim = world.queue();
-    let policy = world.policy(broken != Some(Break::NoReconnect));
+    let world = World::new(seed, Model::AsyncRabbitmq, Scope::Explore).with_stores(stores).with_safeguards(safeguards);
+    // The queue every service sees through the crashes of the schedule: Inventory's instances
+    // each through a view of their own (their own deliveries, their own crashes).
     let inventories = schedule.inventories.max(1);
     let (inventory_announce, inventory_crashed): (Vec<_>, Vec<_>) = (0..inventories).map(|_| flume::unbounded()).unzip();
     let (notification_crash, notification_crashed) = flume::unbounded();
@@ -366,48 +294,64 @@ async fn run_in_world(
     let mut announce: BTreeMap<_, _> =
         inventory_announce.into_iter().enumerate().map(|(k, tx)| ((QueueName::InventoryInbox, k), tx)).collect();
     announce.insert((QueueName::NotificationInbox, 0), notification_crash);
-    let mut chaos = CrashingQueue::new(sim.clone(), crashes, announce, broken == Some(Break::AutoAck));
+    let mut chaos = CrashingQueue::new(world.queue(), crashes, announce, broken == Some(Break::AutoAck));
     if !traced {
         chaos = chaos.untraced();
     }
     let chaos = Arc::new(chaos);
-    let mq: Arc<dyn MessageQueue> = chaos.clone();
-
-    let t0 = Instant::now();
-    let Stores { order: order_store, inventory: inventory_store, notification: notification_store } = stores;
-    let order = Arc::new(AsyncOrderService::new(OrderIds::seeded(seed), order_store.clone(), EventClock::Since(t0)));
-    let mut order_loops: Vec<JoinHandle<()>> = wiring::order(order.clone(), mq.clone(), 1, policy)
-        .loops
-        .into_iter()
-        .map(|each| {
-            let name = each.name;
-            spawn_logged(name, each.run(tokio::sync::watch::channel(false).1))
-        })
-        .collect();
-
-    // One switch per instance, flipped in instance order: a watch channel wakes several
-    // receivers in no fixed order, and the trace must not depend on it.
-    let (up, inventory_up): (Vec<_>, Vec<_>) = (0..inventories).map(|_| watch::channel(true)).unzip();
-    let (_always, notification_up) = watch::channel(true);
-    // Each instance over its own view of the queue, all on the one store.
-    let instances: Vec<JoinHandle<()>> = inventory_crashed
-        .into_iter()
-        .zip(inventory_up)
-        .enumerate()
-        .map(|(k, (crashed, inventory_up))| {
-            let view: Arc<dyn MessageQueue> = Arc::new(chaos.view(k));
-            let store = inventory_store.clone();
-            tokio::spawn(supervise(INSTANCE_NAMES[k], chaos.clone(), inventory_up, crashed, move || {
-                run_loops(wiring::inventory(store.clone(), view.clone(), 1, policy))
-            }))
-        })
-        .collect();
-    let notification = {
-        let (mq, store) = (mq.clone(), notification_store.clone());
-        tokio::spawn(supervise("notification", chaos.clone(), notification_up, notification_crashed, move || {
-            run_loops(wiring::notification(store.clone(), mq.clone(), 1, policy))
-        }))
+    let transport = {
+        let chaos = chaos.clone();
+        move |service: Service, instance: usize| {
+            let mq: Arc<dyn MessageQueue> = if service == Service::Inventory { Arc::new(chaos.view(instance)) } else { chaos.clone() };
+            Transport::Queue(mq)
+        }
     };
+    let world = world.with_transport(Arc::new(transport));
+    let crashed = Crashed { inventory: inventory_crashed, notification: notification_crashed };
+    let outcome = world.block_on(run_in_world(&world, schedule, &chaos, crashed)).unwrap_or_else(failed);
+    if let Some(spare) = world.into_stores().and_then(MemoryStores::spare) {
+        SPARE.set(Some(spare));
+    }
+    outcome
+}
+
+/// Where each consumer's crashes are announced.
+struct Crashed {
+    inventory: Vec<flume::Receiver<()>>,
+    notification: flume::Receiver<()>,
+}
+
+async fn run_in_world(world: &World, schedule: &Schedule, chaos: &CrashingQueue, crashed: Crashed) -> anyhow::Result<Outcome> {
+    // Part B's deployment, as the graded run starts it, one delivery at a time per consumer.
+    let config = Config { prefetch: 1, stock: schedule.stock, ..Config::default() };
+    let d = Deployment::start(Hosts::Sim(world), &config, schedule.inventories.max(1)).await?;
+    // Inventory is held down while any of the schedule's down windows covers the moment.
+    let held_down = Cell::new(false);
+    let mut supervisors: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> = Vec::new();
+    for (k, crashed) in crashed.inventory.into_iter().enumerate() {
+        supervisors.push(Box::pin(supervise(&d, (Service::Inventory, k, INSTANCE_NAMES[k]), &held_down, chaos, crashed)));
+    }
+    supervisors.push(Box::pin(supervise(&d, (Service::Notification, 0, "notification"), &held_down, chaos, crashed.notification)));
+    let run = super::while_running(drive(world, schedule, chaos, &d, &held_down), supervisors).await;
+    d.teardown().await;
+    run
+}
+
+/// The schedule's timeline on the running deployment, the wait until it settles, and the
+/// judgement.
+async fn drive(
+    world: &World,
+    schedule: &Schedule,
+    chaos: &CrashingQueue,
+    d: &Deployment<'_>,
+    held_down: &Cell<bool>,
+) -> anyhow::Result<Outcome> {
+    let t0 = Instant::now();
+    let (sim, mq) = (world.queue(), d.mq());
+    let storage = world.storage();
+    let (order_store, inventory_store, notification_store) =
+        (storage.order().await?, storage.inventory(schedule.stock, true).await?, storage.notification().await?);
+    let observer = d.observer();
 
     // The timeline: orders, then the faults at their times (an order before a fault at the same
     // moment, so a duplicate always follows its original).
@@ -448,7 +392,8 @@ async fn run_in_world(
         match action {
             Action::Accept(i) => {
                 let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}"))?, schedule.orders[*i].clone());
-                let id = order.accept(request.clone()).await?.order_id;
+                let reply: OrderAcceptedReply = post_json(observer.as_ref(), Service::Order, "/order", &request).await?;
+                let id = reply.order_id;
                 chaos.note(format!("order #{i} accepted as {id}"));
                 accepted[*i] = Some((id, request));
             }
@@ -466,12 +411,17 @@ async fn run_in_world(
             }
             Action::Down => {
                 down_windows += 1;
-                up.iter().for_each(|u| _ = u.send_replace(false));
+                held_down.set(true);
+                for name in &INSTANCE_NAMES[..d.inventories_running()] {
+                    chaos.note(format!("{name} down"));
+                }
+                d.stop_inventory().await?;
             }
             Action::Up => {
                 down_windows -= 1;
                 if down_windows == 0 {
-                    up.iter().for_each(|u| _ = u.send_replace(true));
+                    held_down.set(false);
+                    d.start_inventory().await?;
                 }
             }
             Action::BrokerDown => {
@@ -510,12 +460,6 @@ async fn run_in_world(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    order_loops.extend(instances);
-    order_loops.push(notification);
-    for task in order_loops {
-        task.abort();
-    }
-
     let mut dead_letters = Vec::new();
     let dlq = sim.depth(QueueName::DeadLetter).await?;
     if dlq > 0 {
@@ -532,7 +476,7 @@ async fn run_in_world(
         refused: 0,
         detail: Detail::Explore { duplicates, malformed: malformed as usize },
         end: Final {
-            orders: OrdersReply { stats: order.stats().await?, statuses: order_store.statuses().await? },
+            orders: get_json(observer.as_ref(), Service::Order, "/orders").await?,
             inventory: inventory_store.stats().await?,
             inventory_outcomes: inventory_store.outcomes().await?,
             notification: notification_store.stats().await?,
