@@ -145,17 +145,20 @@ impl ServiceConfig {
     /// `service` of `model` with every other setting at its default — the defaults alone: a
     /// `CAMPUS_*` variable of the lab's own environment does not leak into the services it starts.
     pub fn new(model: Model, service: Service) -> Self {
-        use clap::{CommandFactory, FromArgMatches, Parser};
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            config: ServiceConfig,
-        }
-        let command = Only::command().mut_args(|arg| arg.env(None::<&str>));
-        let matches = command.try_get_matches_from(["campus", service.name()]).expect("the defaults parse");
-        let mut config = Only::from_arg_matches(&matches).expect("the defaults parse").config;
-        config.model = model;
-        config
+        // Parsed once (the simulation starts thousands of services a second).
+        static DEFAULTS: std::sync::OnceLock<ServiceConfig> = std::sync::OnceLock::new();
+        let defaults = DEFAULTS.get_or_init(|| {
+            use clap::{CommandFactory, FromArgMatches, Parser};
+            #[derive(Parser)]
+            struct Only {
+                #[command(flatten)]
+                config: ServiceConfig,
+            }
+            let command = Only::command().mut_args(|arg| arg.env(None::<&str>));
+            let matches = command.try_get_matches_from(["campus", Service::Order.name()]).expect("the defaults parse");
+            Only::from_arg_matches(&matches).expect("the defaults parse").config
+        });
+        ServiceConfig { model, service, ..defaults.clone() }
     }
 
     /// The flags that give a process this configuration (every setting, spelled out).

@@ -16,30 +16,29 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
-use campus::retry::Policy;
-use campus::services::analytics::{Analytics, Metrics, MinuteMetrics, MINUTE_MS};
-use campus::services::inventory::Inventory;
+use campus::host::Transport;
+use campus::services::analytics::{Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::order::OrderIds;
-use campus::services::EventClock;
-use campus::streaming_kafka as wiring;
-use campus::streaming_kafka::consumers::{self, InventoryConfig, InventoryView, Writes, INVENTORY_GROUP};
-use campus::streaming_kafka::partitioned::ShardsView;
+use campus::streaming_kafka::api::BulkAppended;
+use campus::streaming_kafka::consumers::INVENTORY_GROUP;
 use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Topic};
-use campus::Model;
+use campus::{Model, Service};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
+use crate::client::post_json;
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
+use crate::hosts::Hosts;
 use crate::log::SimLog;
 use crate::streaming_kafka::experiments::poison_records;
-use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Detail, Run, ANALYTICS_GROUP};
+use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Config, Deployment, Detail, Run, ANALYTICS_GROUP};
 use crate::violation::Violation;
 use crate::world::{Scope, World};
 use crate::Mode;
@@ -208,9 +207,28 @@ impl super::Schedule for Schedule {
 }
 
 pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
-    let world = World::new(seed, Model::StreamingKafka, Scope::Explore);
+    let world = World::new(seed, Model::StreamingKafka, Scope::Explore).with_safeguards(super::safeguards(broken));
+    // The log every service sees through the crashes of the schedule.
+    let (inventory_crash, inventory_crashed) = flume::unbounded();
+    let (analytics_crash, analytics_crashed) = flume::unbounded();
+    let crashes = schedule.faults.iter().filter_map(|f| match *f {
+        Fault::Crash { consumer, batch, point } => Some(LogCrash { group: consumer.group().to_owned(), batch, point }),
+        _ => None,
+    });
+    let announce = BTreeMap::from([(INVENTORY_GROUP.to_owned(), inventory_crash), (ANALYTICS_GROUP.to_owned(), analytics_crash)]);
+    let commit_first = (broken == Some(Break::CommitFirst)).then(|| INVENTORY_GROUP.to_owned());
+    let mut log = CrashingLog::new(world.log(), crashes, announce, commit_first);
+    if !traced {
+        log = log.untraced();
+    }
+    let log = Arc::new(log);
+    let world = world.with_transport({
+        let log = log.clone();
+        Arc::new(move |_: Service, _: usize| Transport::Log(log.clone()))
+    });
+    let crashed = Crashed { inventory: inventory_crashed, analytics: analytics_crashed };
     world.block_on(async {
-        match run_in_world(&world, schedule, seed, broken, traced).await {
+        match run_in_world(&world, schedule, seed, &log, crashed).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
@@ -219,6 +237,12 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
             },
         }
     })
+}
+
+/// Where each group's crashes are announced (with the member that died).
+struct Crashed {
+    inventory: flume::Receiver<ConsumerId>,
+    analytics: flume::Receiver<ConsumerId>,
 }
 
 /// One step of the timeline.
@@ -273,92 +297,97 @@ async fn wait_out_down(sim: &SimLog, away: Duration) {
 /// Inventory, restarted after each crash (a new process: it restores its state from the
 /// changelog) once the log evicted the dead member, and after each time it is taken down.
 async fn supervise_inventory(
-    log: Arc<CrashingLog>,
-    sim: Arc<SimLog>,
-    view: InventoryView,
-    config: InventoryConfig,
-    policy: Policy,
+    d: &Deployment<'_>,
+    log: &CrashingLog,
+    sim: &SimLog,
     crashed: flume::Receiver<ConsumerId>,
     downs: flume::Receiver<Duration>,
 ) {
-    loop {
-        let consumer = wiring::inventory(log.clone(), view.clone(), config, policy);
-        let Some(next) = next(&crashed, &downs).await else { return };
-        consumer.abort().await;
-        match next {
-            Next::Crashed(member) => evict_after_timeout(&log, member).await,
-            Next::Down(away) => wait_out_down(&sim, away).await,
+    while let Some(next) = next(&crashed, &downs).await {
+        if let Err(e) = d.kill(Service::Inventory, 0).await {
+            log.note(format!("inventory could not be killed: {e}"));
         }
-        log.note("inventory restarted".into());
+        match next {
+            Next::Crashed(member) => evict_after_timeout(log, member).await,
+            Next::Down(away) => wait_out_down(sim, away).await,
+        }
+        match d.start_inventory().await {
+            Ok(()) => log.note("inventory restarted".into()),
+            Err(e) => log.note(format!("inventory could not be restarted: {e}")),
+        }
     }
 }
 
 /// Scaled-out Inventory: `n` instances in one group. A member that crashed is stuck where it
 /// died (its call never returns); once the log evicts it, a new process takes its place.
 async fn supervise_instances(
-    log: Arc<CrashingLog>,
-    sim: Arc<SimLog>,
-    config: InventoryConfig,
-    policy: Policy,
-    n: u8,
+    d: &Deployment<'_>,
+    log: &CrashingLog,
+    sim: &SimLog,
+    n: usize,
     crashed: flume::Receiver<ConsumerId>,
     downs: flume::Receiver<Duration>,
 ) {
-    let start = |name: String| wiring::partitioned_inventory(log.clone(), ShardsView::default(), config, &name, policy);
-    let mut running: Vec<wiring::Consumer> = (0..n).map(|i| start(i.to_string())).collect();
     let mut restarts = 0;
+    // The next free slot: a crashed member's process stays in its slot, stuck.
+    let mut slot = n;
     while let Some(next) = next(&crashed, &downs).await {
         restarts += 1;
-        match next {
+        let started = match next {
             Next::Crashed(member) => {
-                evict_after_timeout(&log, member).await;
+                evict_after_timeout(log, member).await;
                 log.note(format!("a new inventory instance (restart #{restarts})"));
-                running.push(start(format!("restart-{restarts}")));
+                slot += 1;
+                d.start_member(slot - 1, &format!("restart-{restarts}")).await
             }
             Next::Down(away) => {
-                for consumer in running.drain(..) {
-                    consumer.abort().await;
+                for k in d.running(Service::Inventory) {
+                    if let Err(e) = d.kill(Service::Inventory, k).await {
+                        log.note(format!("inventory #{k} could not be killed: {e}"));
+                    }
                 }
-                wait_out_down(&sim, away).await;
+                wait_out_down(sim, away).await;
                 log.note(format!("{n} new inventory instances (restart #{restarts})"));
-                running = (0..n).map(|i| start(format!("restart-{restarts}-{i}"))).collect();
+                let mut started = Ok(());
+                for i in 0..n {
+                    slot += 1;
+                    started = started.and(d.start_member(slot - 1, &format!("restart-{restarts}-{i}")).await);
+                }
+                started
             }
+        };
+        if let Err(e) = started {
+            log.note(format!("inventory could not be restarted: {e}"));
         }
-    }
-    for consumer in running {
-        consumer.abort().await;
     }
 }
 
 /// Analytics' member: after a crash (once the dead member is evicted) or a reset request, the
-/// group goes back to the beginning and the aggregate starts empty.
+/// group goes back to the beginning and a new Analytics starts, its aggregate empty.
 async fn supervise_analytics(
-    log: Arc<CrashingLog>,
-    state: Arc<Mutex<Analytics>>,
+    d: &Deployment<'_>,
+    log: &CrashingLog,
     throttle: Option<u32>,
-    policy: Policy,
     crashed: flume::Receiver<ConsumerId>,
     resets: flume::Receiver<()>,
 ) {
     loop {
-        let mut consumer = wiring::analytics(log.clone(), ANALYTICS_GROUP, state.clone(), BATCH, throttle, policy);
         let dead = tokio::select! {
             biased;
             Ok(member) = crashed.recv_async() => Some(member),
             Ok(()) = resets.recv_async() => {
                 // Asked to stop; it may still crash before it gets there.
-                consumer.request_stop();
                 tokio::select! {
                     biased;
-                    _ = consumer.finished() => None,
+                    _ = d.stop_analytics() => None,
                     Ok(member) = crashed.recv_async() => Some(member),
                 }
             }
             else => return,
         };
         if let Some(member) = dead {
-            consumer.abort().await;
-            evict_after_timeout(&log, member).await;
+            let _ = d.kill(Service::Analytics, 0).await;
+            evict_after_timeout(log, member).await;
         }
         loop {
             match log.reset_to_beginning(ANALYTICS_GROUP, &Topic::EVENTS).await {
@@ -370,7 +399,9 @@ async fn supervise_analytics(
                 }
             }
         }
-        *state.lock().expect("analytics lock") = Analytics::default();
+        if let Err(e) = d.start_analytics(throttle).await {
+            log.note(format!("analytics could not be restarted: {e}"));
+        }
         log.note("analytics group reset to the beginning; rebuilding".into());
     }
 }
@@ -401,7 +432,7 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, bool>) ->
 
 /// Appends `record` outside the producer (a raw client), in a task of its own that waits out
 /// an outage: 50 ms between attempts.
-fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::JoinHandle<Result<(), LogError>> {
+fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         while log.append(vec![record.clone()]).await.is_err() {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -410,39 +441,44 @@ fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::Join
     })
 }
 
-async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> anyhow::Result<Outcome> {
-    let sim = world.log();
-    let policy = world.policy(broken != Some(Break::NoReconnect));
-    let (inventory_crash, inventory_crashed) = flume::unbounded();
-    let (analytics_crash, analytics_crashed) = flume::unbounded();
-    let (inventory_down, inventory_downs) = flume::unbounded();
-    let crashes = schedule.faults.iter().filter_map(|f| match *f {
-        Fault::Crash { consumer, batch, point } => Some(LogCrash { group: consumer.group().to_owned(), batch, point }),
-        _ => None,
-    });
-    let announce = BTreeMap::from([(INVENTORY_GROUP.to_owned(), inventory_crash), (ANALYTICS_GROUP.to_owned(), analytics_crash)]);
-    let commit_first = (broken == Some(Break::CommitFirst)).then(|| INVENTORY_GROUP.to_owned());
-    let mut log = CrashingLog::new(sim.clone(), crashes, announce, commit_first);
-    if !traced {
-        log = log.untraced();
+async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, log: &Arc<CrashingLog>, crashed: Crashed) -> anyhow::Result<Outcome> {
+    // Part C's deployment, as the graded run starts it, small batches.
+    let config = Config { stock: schedule.stock, batch: BATCH, ..Config::default() };
+    let d = Deployment::start(Hosts::Sim(world), &config).await?;
+    let inventories = usize::from(schedule.inventories.max(1));
+    if inventories == 1 {
+        d.start_inventory().await?;
+    } else {
+        d.start_instances(inventories).await?;
     }
-    let log = Arc::new(log);
-
-    let writes = if broken == Some(Break::NoTransaction) { Writes::Separate } else { Writes::Transactional };
-    let config = InventoryConfig { stock: schedule.stock, batch: BATCH, writes };
-    let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(schedule.stock)));
-    let state = Arc::new(Mutex::new(Analytics::default()));
+    d.start_analytics(schedule.throttle_per_s).await?;
+    let sim = world.log();
+    let (inventory_down, inventory_downs) = flume::unbounded();
     let (reset, resets) = flume::unbounded();
-    let inventory = match schedule.inventories {
-        0 | 1 => {
-            tokio::spawn(supervise_inventory(log.clone(), sim.clone(), view.clone(), config, policy, inventory_crashed, inventory_downs))
-        }
-        n => tokio::spawn(supervise_instances(log.clone(), sim.clone(), config, policy, n, inventory_crashed, inventory_downs)),
+    let inventory: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> = if inventories == 1 {
+        Box::pin(supervise_inventory(&d, log, &sim, crashed.inventory, inventory_downs))
+    } else {
+        Box::pin(supervise_instances(&d, log, &sim, inventories, crashed.inventory, inventory_downs))
     };
-    let (producer, idle_watermarks) = wiring::producer(log.clone(), EventClock::Since(Instant::now()), policy);
-    let analytics =
-        tokio::spawn(supervise_analytics(log.clone(), state.clone(), schedule.throttle_per_s, policy, analytics_crashed, resets));
+    let analytics = Box::pin(supervise_analytics(&d, log, schedule.throttle_per_s, crashed.analytics, resets));
+    let timeline = drive(world, schedule, seed, log, &d, (inventory_down, reset));
+    let run = super::while_running(timeline, vec![inventory, analytics]).await;
+    d.teardown().await;
+    run
+}
 
+/// The schedule's timeline on the running deployment, the wait until it settles, and the
+/// judgement.
+async fn drive(
+    world: &World,
+    schedule: &Schedule,
+    seed: u64,
+    log: &Arc<CrashingLog>,
+    d: &Deployment<'_>,
+    (inventory_down, reset): (flume::Sender<Duration>, flume::Sender<()>),
+) -> anyhow::Result<Outcome> {
+    let sim = world.log();
+    let producer = d.observer();
     // The producer's events: each order at its minute of event time.
     let ids = OrderIds::seeded(seed);
     let events: Vec<OrderPlaced> = schedule
@@ -476,7 +512,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
     let t0 = Instant::now();
     // Every append runs in a task of its own (it waits out an outage while the timeline goes
     // on); all of them have landed before the run may count as settled.
-    let mut appends: Vec<tokio::task::JoinHandle<Result<(), LogError>>> = Vec::new();
+    let mut appends: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = Vec::new();
     for (t, step) in timeline {
         tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
         match step {
@@ -484,7 +520,9 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
                 // The producer waits out an outage and appends again — in a task of its own, so
                 // that the timeline (which brings the broker back) goes on.
                 let (producer, event) = (producer.clone(), events[i].clone());
-                appends.push(tokio::spawn(async move { producer.append(vec![event]).await.map(drop) }));
+                appends.push(tokio::spawn(async move {
+                    post_json::<_, BulkAppended>(producer.as_ref(), Service::Producer, "/orders", &[event]).await.map(drop)
+                }));
             }
             Step::Duplicate(i) => {
                 // The same record again, as a producer's retry after a lost acknowledgement sends it.
@@ -540,23 +578,21 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, broken: Opt
             )
         };
         let committed = positions.await.unwrap_or(false);
-        let seen = state.lock().expect("analytics lock").seen();
+        // Analytics restarting (a crash, a reset) has seen nothing yet.
+        let seen = d.metrics().await.map_or((0, 0), |m| (m.orders_seen, m.outcomes_seen));
         if committed && seen == (n, n) && decisions::read(sim.as_ref(), &events).await.is_ok_and(|d| d.lost == 0) {
             settled = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    inventory.abort();
-    analytics.abort();
-    idle_watermarks.abort().await;
-
     let decided = decisions::read(sim.as_ref(), &events).await?;
-    let metrics = state.lock().expect("analytics lock").metrics();
+    // Unsettled, Analytics may be restarting: it has counted nothing then.
+    let metrics = d.metrics().await.map_or(Metrics::default(), |m| m.metrics());
     let expected = expected_metrics(&events, &decided.outcomes);
     // Scaled out, the stock is per partition and each instance holds only some: checked from
     // the decisions instead.
-    let inventory = (schedule.inventories <= 1).then(|| consumers::stats(&view.lock().expect("inventory lock"), schedule.stock));
+    let inventory = if schedule.inventories <= 1 { d.inventory_stats().await.ok() } else { None };
     let run = Run {
         mode: Mode::Sim,
         events: n,

@@ -50,6 +50,11 @@ impl<'w> Deployment<'w> {
         self.hosts.mode()
     }
 
+    /// The lab's own look at the services (in the simulation, at no cost in virtual time).
+    pub fn observer(&self) -> Arc<dyn campus::transport::RequestReply> {
+        self.hosts.observer()
+    }
+
     /// The lab's own client of the log.
     pub fn log(&self) -> Arc<dyn EventLog> {
         self.hosts.log()
@@ -58,7 +63,7 @@ impl<'w> Deployment<'w> {
     /// Hands `events` to the producer (`POST /orders`), which appends them and a watermark on
     /// every partition; returns once the log acknowledged them.
     pub async fn produce(&self, events: &[OrderPlaced]) -> anyhow::Result<()> {
-        let producer = self.hosts.observer();
+        let producer = self.observer();
         for chunk in events.chunks(MAX_BULK) {
             let reply: BulkAppended = post_json(producer.as_ref(), Service::Producer, "/orders", &chunk).await?;
             if reply.appended != chunk.len() {
@@ -86,9 +91,25 @@ impl<'w> Deployment<'w> {
     /// `--stock` of its own.
     pub async fn start_instances(&self, n: usize) -> anyhow::Result<()> {
         for i in 0..n {
-            self.hosts.start(&ServiceConfig { instance: Some(i.to_string()), ..self.config(Service::Inventory) }, i).await?;
+            self.start_member(i, &i.to_string()).await?;
         }
         Ok(())
+    }
+
+    /// A scaled-out Inventory member named `name` starts in slot `slot`.
+    pub async fn start_member(&self, slot: usize, name: &str) -> anyhow::Result<()> {
+        self.hosts.start(&ServiceConfig { instance: Some(name.to_owned()), ..self.config(Service::Inventory) }, slot).await
+    }
+
+    /// Instance `instance` of `service` dies where it stands; its group keeps the silent member
+    /// until it is evicted (the caller's business).
+    pub async fn kill(&self, service: Service, instance: usize) -> anyhow::Result<()> {
+        self.hosts.kill(service, instance).await
+    }
+
+    /// The instances of `service` running now.
+    pub fn running(&self, service: Service) -> Vec<usize> {
+        self.hosts.running(service)
     }
 
     /// The running instance with the most work still ahead of it: the most `order-events`
