@@ -7,8 +7,9 @@
 #   scripts/docker.sh images [--rebuild]
 #                               make locally, under the names the compose files use, every image
 #                               they need: debian:bookworm(-slim), rabbitmq:3.10-management,
-#                               apache/kafka:3.9.1 (stand-ins), and campus-sim:local from the
-#                               binary cargo built (target/release/campus-sim; always remade)
+#                               apache/kafka:3.9.1 (stand-ins), and campus:local, the services'
+#                               image, from the production binary `campus` (built here with cargo,
+#                               target/release/campus; the image always remade)
 #   scripts/docker.sh down      stop the engine (and every container), the responder, the rule
 #   scripts/docker.sh status    say what runs; exit 1 if the engine does not
 #   scripts/docker.sh purge     down, then remove the engine's data (images, volumes)
@@ -187,19 +188,23 @@ kafka_image() {
 }
 
 service_image() {
-  local binary="$ROOT/target/release/campus-sim"
-  [ -x "$binary" ] || die "$binary is missing: run \`cargo build --release\` first"
-  if ! has_image campus-sim-runtime:local || [ "$REBUILD" = yes ]; then
-    build campus-sim-runtime:local "$ROOT/compose/Dockerfile" "$ROOT" --target runtime
+  local binary="${CARGO_TARGET_DIR:-$ROOT/target}/release/campus"
+  if command -v cargo >/dev/null; then
+    say "campus: cargo build --release -p campus-server"
+    (cd "$ROOT" && cargo build --release --quiet -p campus-server) || die "building the campus binary failed"
+  fi
+  [ -x "$binary" ] || die "$binary is missing: cargo build --release -p campus-server"
+  if ! has_image campus-runtime:local || [ "$REBUILD" = yes ]; then
+    build campus-runtime:local "$ROOT/compose/Dockerfile" "$ROOT" --target runtime
   fi
   local context="$DOCKER_HOME/service-context"
   rm -rf "$context"; mkdir -p "$context"
-  cp "$binary" "$context/campus-sim"
-  printf 'FROM campus-sim-runtime:local\nLABEL %s=campus-sim:local\nCOPY campus-sim /usr/local/bin/campus-sim\n' "$STAND_IN_LABEL" >"$context/Dockerfile"
-  say "campus-sim:local: from $binary"
-  DOCKER_BUILDKIT=0 docker build -q -t campus-sim:local "$context" >/dev/null || die "building campus-sim:local failed"
+  cp "$binary" "$context/campus"
+  printf 'FROM campus-runtime:local\nLABEL %s=campus:local\nCOPY campus /usr/local/bin/campus\nENTRYPOINT ["campus"]\nCMD ["--help"]\n' "$STAND_IN_LABEL" >"$context/Dockerfile"
+  say "campus:local: from $binary"
+  DOCKER_BUILDKIT=0 docker build -q -t campus:local "$context" >/dev/null || die "building campus:local failed"
   rm -rf "$context"
-  docker image prune -f >/dev/null   # the campus-sim:local it replaced
+  docker image prune -f >/dev/null   # the campus:local it replaced
 }
 
 images() {

@@ -3,7 +3,7 @@
 //! One workflow — Order → Inventory reserve → Notification, plus Analytics — written once and
 //! carried by three communication models. The lab crate (`campus-sim`) runs it in memory
 //! under a seeded virtual clock, or over the real transports defined here; the `campus`
-//! binary (`src/bin/campus.rs`) serves one service in production.
+//! binary (`server/src/main.rs`, package `campus-server`) serves one service in production.
 //!
 //! Every module imports only modules above it in this list:
 //!
@@ -25,6 +25,9 @@
 //!   safeguards) and what a built service is (its face and its loops): the door every service
 //!   enters by, in a process and in the simulation.
 //! - [`api`]: the HTTP faces the models share (`fn app(state) -> Router` each).
+//! - [`faults`]: the assignment's failure injection into Part A's Inventory (delay, error,
+//!   hang), from its flags or its loopback-only `/admin/fault`; one layer, in a process and in
+//!   the simulation.
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each model's services wired from
 //!   their transports and stores, once, with what belongs to that model alone (Part B's
 //!   consumer loop; Part C's consumers, event-time merge, changelog, producer and faces).
@@ -35,6 +38,7 @@ pub mod api;
 pub mod async_rabbitmq;
 pub mod config;
 pub mod domain;
+pub mod faults;
 pub mod host;
 pub mod model;
 pub mod retry;

@@ -1,6 +1,7 @@
 //! Running one service as its own process: what the `campus` binary does (and the lab's
-//! `campus-sim serve`, which adds its faults), what real mode starts as children and what
-//! compose runs as containers (configured by the `CAMPUS_*` environment variables).
+//! `campus-sim serve`, the same entry inside the lab's binary), what real mode starts as
+//! children and what compose runs as containers (configured by the `CAMPUS_*` environment
+//! variables). Part A's Inventory takes the faults the assignment injects (`crate::faults`).
 //!
 //! A process makes its [`Host`] of real things — sockets, the broker its flags name, its store's
 //! file or database, the wall clock — and builds its service through [`build`], the door the
@@ -29,6 +30,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::ServiceConfig;
+use crate::faults::{self, FaultArgs, FaultPlan, FaultSwitch};
 use crate::host::{BuildError, Built, Host, LoopError, Transport};
 use crate::model::{Model, Service};
 use crate::retry::{Backoff, Policy};
@@ -41,6 +43,16 @@ use crate::transport::http::{serve, HttpRequestReply};
 use crate::transport::kafka::KafkaLog;
 use crate::transport::log::{EventLog, LogError};
 use crate::transport::queue::{MessageQueue, Topology};
+
+/// The flags of one service process (`campus`, and the lab's `campus-sim serve`): the service's
+/// configuration and the faults Part A's Inventory may suffer from its start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ServiceConfig,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
 
 /// Why a service process stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +69,8 @@ pub enum ServeError {
     LoopFailed { service: Service, name: &'static str, source: LoopError },
     #[error("{service}'s log: {source}")]
     Log { service: Service, source: LogError },
+    #[error("fault flags (--delay-ms, --error-status, --hang) apply to `inventory --model sync-rest` only, not to {service} of {model}")]
+    FaultNotTaken { model: Model, service: Service },
     #[error("--menu: {0}")]
     Menu(crate::domain::ValidationError),
     #[error("serving {service}: {source}")]
@@ -77,13 +91,21 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
 }
 
 /// Runs the service `config` names until a signal (or until one of its loops ends, which is an
-/// error). `layer` wraps the service's router before it is served: the lab injects its faults
-/// there; production passes it the router unchanged.
-pub async fn run(config: ServiceConfig, layer: impl FnOnce(Router) -> Router) -> Result<(), ServeError> {
+/// error), suffering `faults` from the start if it takes faults (Part A's Inventory, which also
+/// answers its loopback-only `/admin/fault`); any other service refuses a fault.
+pub async fn run(config: ServiceConfig, faults: FaultPlan) -> Result<(), ServeError> {
     let service = config.service;
     if !Service::of(config.model).contains(&service) {
         return Err(BuildError::NoSuchService { model: config.model, service }.into());
     }
+    let faultable = faults::takes_faults(config.model, service);
+    if !faults.is_healthy() && !faultable {
+        return Err(ServeError::FaultNotTaken { model: config.model, service });
+    }
+    if !faults.is_healthy() {
+        tracing::info!(fault = %faults, "inventory runs with an injected fault");
+    }
+    let switch = FaultSwitch::new(faults);
     // An empty CAMPUS_MENU (a compose file passing the variable through unset) adds nothing.
     let extra: Vec<String> = config.menu.iter().filter(|item| !item.is_empty()).cloned().collect();
     if !extra.is_empty() {
@@ -108,7 +130,8 @@ pub async fn run(config: ServiceConfig, layer: impl FnOnce(Router) -> Router) ->
                 None => std::future::pending().await,
             }
         };
-        listen(&config, layer(built.app), work).await
+        let app = if faultable { faults::switchable(built.app, &switch) } else { built.app };
+        listen(&config, app, work).await
     };
     // A signal: every loop finishes what it is doing (a consumer leaves its group, so that a
     // replay can reset it now).

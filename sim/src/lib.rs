@@ -3,8 +3,8 @@
 //! Every module imports only modules below it in this list (checked: no module imports one
 //! that imports it back):
 //!
-//! - [`cli`]: the `campus-sim` command line; [`serve`]: `campus-sim serve`, the production
-//!   entry point plus the lab's fault layer.
+//! - [`cli`]: the `campus-sim` command line (`campus-sim serve` is the production binary's
+//!   entry, `campus::serve`).
 //! - [`bench`]: our code next to the transports' floors (`campus-sim bench`).
 //! - [`explore`]: property tests over generated fault schedules, with shrinking.
 //! - [`cluster`]: the clustered deployment's runs (node loss, scale-out), rows, report section
@@ -42,7 +42,6 @@ pub mod progress;
 pub mod queue;
 pub mod report;
 pub mod rng;
-pub mod serve;
 pub mod streaming_kafka;
 pub mod sync_rest;
 pub mod violation;

@@ -129,7 +129,8 @@ fn serve_and_explore_neither_list_nor_take_the_flags_that_mean_nothing_to_them()
 fn fault_flags_are_refused_on_services_other_than_inventory() {
     let out = campus_sim().args(["serve", "order", "--port", "0", "--hang"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("apply to `serve inventory --model sync-rest` only"));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("apply to `inventory --model sync-rest` only, not to order of sync-rest"), "{stderr}");
 }
 
 /// One HTTP/1.1 request over a fresh loopback connection: (status, body).

@@ -1,11 +1,18 @@
-//! The compose files checked against the binary they run, without a Docker engine (the
-//! specifications in tests/compose_engine.rs run them on one): every `command:` parses as a
-//! `campus-sim` command line, and every `CAMPUS_*` variable they set is one `campus-sim serve`
-//! reads.
+//! The compose files checked against the binaries they run, without a Docker engine (the
+//! specifications in tests/compose_engine.rs run them on one): every service's `command:`
+//! parses as a command line of the production binary `campus`, the lab's as one of
+//! `campus-sim`, and every `CAMPUS_*` variable they set is one `campus` reads.
 
-use campus_sim::cli::Cli;
 use campus_sim::fault::serve_env;
 use clap::Parser;
+
+/// The production binary's command line (server/src/main.rs flattens the same flags).
+#[derive(Debug, Parser)]
+#[command(name = "campus")]
+struct Campus {
+    #[command(flatten)]
+    args: campus::serve::Args,
+}
 
 fn compose_files() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose");
@@ -24,17 +31,26 @@ fn parses(args: impl IntoIterator<Item = String>) -> Result<campus_sim::cli::Cli
     campus_sim::cli::try_parse_from(std::iter::once("campus-sim".to_owned()).chain(args))
 }
 
+fn campus_parses(args: impl IntoIterator<Item = String>) -> Result<Campus, clap::Error> {
+    Campus::try_parse_from(std::iter::once("campus".to_owned()).chain(args))
+}
+
 #[test]
-fn every_compose_command_is_a_valid_campus_sim_command_line() {
-    for (path, text) in compose_files() {
+fn every_service_of_a_part_runs_the_production_image_with_a_valid_campus_command_line() {
+    for (path, text) in compose_files().into_iter().filter(|(p, _)| !p.contains("/lab/")) {
         let commands: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("command: ")).collect();
-        assert!(!commands.is_empty() || path.contains("/lab/"), "{path}: no command lines");
+        assert!(!commands.is_empty(), "{path}: no command lines");
         for command in commands {
             let args: Vec<String> = serde_json::from_str(command).unwrap_or_else(|e| panic!("{path}: {command}: {e}"));
-            let parsed = parses(args);
+            let parsed = campus_parses(args);
             assert!(parsed.is_ok(), "{path}: `{command}` does not parse: {}", parsed.unwrap_err());
         }
+        assert!(text.contains("image: campus:local") && text.contains("target: service"), "{path}: not the production image");
     }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = std::fs::read_to_string(root.join("compose/Dockerfile")).unwrap();
+    let entrypoint = dockerfile.lines().find_map(|l| l.strip_prefix("ENTRYPOINT ")).expect("the runtime stage's ENTRYPOINT");
+    assert_eq!(entrypoint, r#"["campus"]"#, "the service image runs the production binary");
 }
 
 #[test]
@@ -62,7 +78,7 @@ fn every_campus_variable_in_a_compose_file_is_read_by_serve() {
     for (path, text) in compose_files() {
         for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
             if let Some(var) = line.trim().split(':').next().filter(|k| k.starts_with("CAMPUS_") || *k == "AMQP_URL") {
-                assert!(serve_env().contains(&var), "{path}: {var} is not read by campus-sim serve");
+                assert!(serve_env().contains(&var), "{path}: {var} is not read by campus");
             }
         }
     }
@@ -81,15 +97,14 @@ fn the_image_build_context_leaves_out_build_output_and_results() {
 #[test]
 fn the_sync_rest_file_passes_every_fault_through_to_inventory_and_unset_means_no_fault() {
     let (path, text) = compose_files().into_iter().find(|(p, _)| p.contains("sync-rest")).expect("Part A's compose file");
-    let mut flags = vec!["campus-sim".to_owned(), "serve".into(), "inventory".into(), "--model".into(), "sync-rest".into()];
-    for var in campus_sim::fault::args::FAULT_ENV {
+    let mut flags = vec!["campus".to_owned(), "inventory".into(), "--model".into(), "sync-rest".into()];
+    for var in campus_sim::fault::FAULT_ENV {
         let pattern = format!("{var}: ${{{var}:-");
         let line = text.lines().find(|l| l.trim().starts_with(&pattern)).unwrap_or_else(|| panic!("{path} does not pass {var} through"));
         let unset = line.trim().trim_start_matches(&pattern).trim_end_matches('}');
         let flag = format!("--{}", var.trim_start_matches("CAMPUS_").to_lowercase().replace('_', "-"));
         flags.extend([flag, unset.to_owned()]);
     }
-    let cli = Cli::try_parse_from(&flags).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
-    let Some(campus_sim::cli::Command::Serve(serve)) = cli.command else { panic!("{flags:?} is not serve") };
-    assert!(serve.faults.plan().is_healthy(), "{flags:?}: the unset values inject a fault");
+    let campus = Campus::try_parse_from(&flags).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+    assert!(campus.args.faults.plan().is_healthy(), "{flags:?}: the unset values inject a fault");
 }

@@ -1,8 +1,10 @@
-//! A part end to end, as the graded run and `campus-sim <part>` run it: the experiments, the
-//! CSV files, the table on the terminal, the report section, and the checks (an error if any
-//! failed).
+//! A part end to end, as the graded run and `campus-sim <part>` run it, through one path
+//! ([`run`]): the experiments (simulated or real), the CSV files, the report section, the
+//! three-models table, the table on the terminal, and the checks — an error if any failed,
+//! with the command that runs that part alone again.
 
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -11,118 +13,253 @@ use super::multi_thread;
 use crate::violation::Violation;
 use crate::{async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, Mode};
 
-/// Part B end to end: run, write CSVs, print the table, write the report, check.
-pub fn async_rabbitmq(out: &Path, mode: Mode, config: &async_rabbitmq::Config, amqp_url: &str) -> anyhow::Result<()> {
-    config.validate()?;
-    println!("\nPart B — asynchronous messaging, RabbitMQ ({mode})");
-    println!("{}", crate::report::wrapped("  experiments: ", &config.experiments().iter().map(|e| e.to_string()).collect::<Vec<_>>()));
-    let wall = Instant::now();
-    let runs = match mode {
-        Mode::Sim => async_rabbitmq::run_sim(config)?,
-        Mode::Real => {
-            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
-            multi_thread()?.block_on(async_rabbitmq::run_real(config, &exe, amqp_url))?
-        }
-    };
-    let summaries: Vec<_> = runs.iter().map(async_rabbitmq::rows::Summary::of).collect();
-    async_rabbitmq::rows::write_csv(out, mode, &runs, &summaries)?;
-    let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
-    async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
-    compare::update(out)?;
-    println!("\n{}", async_rabbitmq::output::table(&summaries));
-    println!(
-        "(drain_s in {} seconds; wall time {:.2} s)",
-        if mode == Mode::Sim { "virtual" } else { "real" },
-        wall.elapsed().as_secs_f64()
-    );
-    report_checks(out, &violations)
+/// The parts the lab runs end to end, each with what it needs to run: the graded run is A, B
+/// and C; `cluster` runs B and C beyond one broker and one instance.
+#[derive(Debug, Clone)]
+pub enum Part {
+    SyncRest(sync_rest::Config),
+    AsyncRabbitmq { config: async_rabbitmq::Config, amqp_url: String },
+    StreamingKafka { config: streaming_kafka::Config, bootstrap: String },
+    Cluster { config: cluster::Config, brokers: cluster::Brokers },
 }
 
-/// Part C end to end: run, write CSVs, print the table, write the report, check.
-pub fn streaming_kafka(out: &Path, mode: Mode, config: &streaming_kafka::Config, bootstrap: &str) -> anyhow::Result<()> {
-    config.validate()?;
-    println!("\nPart C — streaming, Kafka ({mode})");
-    println!("{}", crate::report::wrapped("  experiments: ", &config.experiments().iter().map(|e| e.to_string()).collect::<Vec<_>>()));
-    let wall = Instant::now();
-    let runs = match mode {
-        Mode::Sim => streaming_kafka::run_sim(config)?,
-        Mode::Real => {
-            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
-            multi_thread()?.block_on(streaming_kafka::run_real(config, &exe, bootstrap))?
+impl Part {
+    /// Its subcommand: `campus-sim <command>` runs it alone.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Part::SyncRest(_) => "sync-rest",
+            Part::AsyncRabbitmq { .. } => "async-rabbitmq",
+            Part::StreamingKafka { .. } => "streaming-kafka",
+            Part::Cluster { .. } => "cluster",
         }
-    };
-    streaming_kafka::rows::write_csv(out, mode, &runs)?;
-    let mut violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
-    violations.extend(streaming_kafka::invariants::same_across_runs(&runs).1);
-    if let (Some(metrics), Some(other)) =
-        (streaming_kafka::rows::final_metrics(&runs), streaming_kafka::output::other_mode_metrics(out, mode)?)
-    {
-        violations.extend(streaming_kafka::invariants::same_as_other_mode(metrics, &other));
     }
-    streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
-    compare::update(out)?;
-    println!("\n{}", streaming_kafka::output::table(&runs));
-    println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
-    report_checks(out, &violations)
-}
 
-/// The clustered deployment end to end: run, write CSVs, print the table, write the report,
-/// check.
-pub fn cluster(out: &Path, mode: Mode, config: &cluster::Config, brokers: &cluster::Brokers) -> anyhow::Result<()> {
-    config.validate()?;
-    println!("\nBeyond one broker and one instance — Parts B and C on a cluster ({mode})");
-    println!("{}", crate::report::wrapped("  runs: ", &config.names()));
-    let wall = Instant::now();
-    let runs = match mode {
-        Mode::Sim => cluster::run_sim(config)?,
-        Mode::Real => {
-            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
-            multi_thread()?.block_on(cluster::run_real(config, &exe, brokers))?
+    /// How the graded run's summary names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Part::SyncRest(_) => "Part A",
+            Part::AsyncRabbitmq { .. } => "Part B",
+            Part::StreamingKafka { .. } => "Part C",
+            Part::Cluster { .. } => "Cluster",
         }
-    };
-    let summaries: Vec<_> = runs.iter().map(cluster::rows::Summary::of).collect();
-    cluster::rows::write_csv(out, mode, &runs, &summaries)?;
-    let violations: Vec<_> = runs.iter().flat_map(cluster::Run::violations).collect();
-    cluster::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
-    compare::update(out)?;
-    println!("\n{}", cluster::output::table(&summaries));
-    println!("(seconds of {} time; wall time {:.2} s)", if mode == Mode::Sim { "virtual" } else { "real" }, wall.elapsed().as_secs_f64());
-    report_checks(out, &violations)
+    }
+
+    fn seed(&self) -> u64 {
+        match self {
+            Part::SyncRest(config) => config.seed,
+            Part::AsyncRabbitmq { config, .. } => config.seed,
+            Part::StreamingKafka { config, .. } => config.seed,
+            Part::Cluster { config, .. } => config.messaging.seed,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        match self {
+            Part::SyncRest(config) => Ok(config.validate()?),
+            Part::AsyncRabbitmq { config, .. } => config.validate(),
+            Part::StreamingKafka { config, .. } => config.validate(),
+            Part::Cluster { config, .. } => config.validate(),
+        }
+    }
+
+    /// The heading and the plan printed before it runs.
+    fn announce(&self, mode: Mode) {
+        let experiments =
+            |list: Vec<&str>| crate::report::wrapped("  experiments: ", &list.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        match self {
+            Part::SyncRest(config) => {
+                println!("\nPart A — synchronous REST ({mode})");
+                for case in config.cases() {
+                    println!("  {:<13} inventory fault: {}; {} requests", case.scenario, case.fault, case.requests);
+                }
+            }
+            Part::AsyncRabbitmq { config, .. } => {
+                println!("\nPart B — asynchronous messaging, RabbitMQ ({mode})");
+                println!("{}", experiments(config.experiments()));
+            }
+            Part::StreamingKafka { config, .. } => {
+                println!("\nPart C — streaming, Kafka ({mode})");
+                println!("{}", experiments(config.experiments()));
+            }
+            Part::Cluster { config, .. } => {
+                println!("\nBeyond one broker and one instance — Parts B and C on a cluster ({mode})");
+                println!("{}", crate::report::wrapped("  runs: ", &config.names()));
+            }
+        }
+    }
+
+    /// What the times in its terminal table are.
+    fn units(&self, mode: Mode) -> String {
+        let time = if mode == Mode::Sim { "virtual" } else { "real" };
+        match self {
+            Part::SyncRest(_) => format!("latencies in ms{}", if mode == Mode::Sim { ", virtual time" } else { "" }),
+            Part::AsyncRabbitmq { .. } => format!("drain_s in {time} seconds"),
+            Part::StreamingKafka { .. } | Part::Cluster { .. } => format!("seconds of {time} time"),
+        }
+    }
+
+    /// Runs its experiments, writes its CSV files and report section; its terminal table and
+    /// the checks that failed.
+    fn run_and_write(&self, out: &Path, mode: Mode) -> anyhow::Result<Written> {
+        Ok(match self {
+            Part::SyncRest(config) => {
+                let runs = by_mode(mode, || sync_rest::run_sim(config), |exe| async move { sync_rest::run_real(config, &exe).await })?;
+                let summaries: Vec<_> = runs.iter().map(sync_rest::rows::Summary::of).collect();
+                sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
+                let violations = sync_rest::invariants::check(&runs, config);
+                sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
+                Written { table: sync_rest::output::table(&summaries), violations }
+            }
+            Part::AsyncRabbitmq { config, amqp_url } => {
+                let runs = by_mode(
+                    mode,
+                    || async_rabbitmq::run_sim(config),
+                    |exe| async move { async_rabbitmq::run_real(config, &exe, amqp_url).await },
+                )?;
+                let summaries: Vec<_> = runs.iter().map(async_rabbitmq::rows::Summary::of).collect();
+                async_rabbitmq::rows::write_csv(out, mode, &runs, &summaries)?;
+                let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
+                async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+                Written { table: async_rabbitmq::output::table(&summaries), violations }
+            }
+            Part::StreamingKafka { config, bootstrap } => {
+                let runs = by_mode(
+                    mode,
+                    || streaming_kafka::run_sim(config),
+                    |exe| async move { streaming_kafka::run_real(config, &exe, bootstrap).await },
+                )?;
+                streaming_kafka::rows::write_csv(out, mode, &runs)?;
+                let mut violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
+                violations.extend(streaming_kafka::invariants::same_across_runs(&runs).1);
+                if let (Some(metrics), Some(other)) =
+                    (streaming_kafka::rows::final_metrics(&runs), streaming_kafka::output::other_mode_metrics(out, mode)?)
+                {
+                    violations.extend(streaming_kafka::invariants::same_as_other_mode(metrics, &other));
+                }
+                streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
+                Written { table: streaming_kafka::output::table(&runs), violations }
+            }
+            Part::Cluster { config, brokers } => {
+                let runs = by_mode(mode, || cluster::run_sim(config), |exe| async move { cluster::run_real(config, &exe, brokers).await })?;
+                let summaries: Vec<_> = runs.iter().map(cluster::rows::Summary::of).collect();
+                cluster::rows::write_csv(out, mode, &runs, &summaries)?;
+                let violations: Vec<_> = runs.iter().flat_map(cluster::Run::violations).collect();
+                cluster::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
+                Written { table: cluster::output::table(&summaries), violations }
+            }
+        })
+    }
 }
 
-fn report_checks(out: &Path, violations: &[Violation]) -> anyhow::Result<()> {
-    if violations.is_empty() {
+/// What a part's run leaves for the end of the path.
+struct Written {
+    table: String,
+    violations: Vec<Violation>,
+}
+
+/// `part` end to end: run, write its CSVs and report section, update the three-models table,
+/// print its table, check. A failed check is an error that ends with the command running this
+/// part alone again.
+pub fn run(out: &Path, mode: Mode, part: &Part) -> anyhow::Result<()> {
+    part.validate()?;
+    part.announce(mode);
+    let wall = Instant::now();
+    let written = part.run_and_write(out, mode)?;
+    compare::update(out)?;
+    println!("\n{}", written.table);
+    println!("({}; wall time {:.2} s)", part.units(mode), wall.elapsed().as_secs_f64());
+    if written.violations.is_empty() {
         println!("checks: all passed");
-        Ok(())
-    } else {
-        for v in violations {
-            eprintln!("check FAILED: {v}");
+        return Ok(());
+    }
+    for v in &written.violations {
+        eprintln!("check FAILED: {v}");
+    }
+    let rerun = rerun(part.command(), part.seed(), std::env::args().skip(1));
+    eprintln!("rerun: {rerun}");
+    anyhow::bail!("{} check(s) failed (also written to {}); rerun: {rerun}", written.violations.len(), out.join("report.md").display())
+}
+
+/// The experiments of one part, in the simulation or (with the lab's own executable to start
+/// the services from) for real.
+fn by_mode<T, F: Future<Output = anyhow::Result<T>>>(
+    mode: Mode,
+    sim: impl FnOnce() -> anyhow::Result<T>,
+    real: impl FnOnce(PathBuf) -> F,
+) -> anyhow::Result<T> {
+    match mode {
+        Mode::Sim => sim(),
+        Mode::Real => {
+            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+            multi_thread()?.block_on(real(exe))
         }
-        anyhow::bail!("{} check(s) failed (also written to {})", violations.len(), out.join("report.md").display())
     }
 }
 
-/// Part A end to end: run, write CSVs, print the table, write the report, check.
-pub fn sync_rest(out: &Path, mode: Mode, config: &sync_rest::Config) -> anyhow::Result<()> {
-    config.validate()?;
-    println!("\nPart A — synchronous REST ({mode})");
-    for case in config.cases() {
-        println!("  {:<13} inventory fault: {}; {} requests", case.scenario, case.fault, case.requests);
-    }
-    let wall = Instant::now();
-    let runs = match mode {
-        Mode::Sim => sync_rest::run_sim(config)?,
-        Mode::Real => {
-            let exe = std::env::current_exe().context("locating the campus-sim executable")?;
-            multi_thread()?.block_on(sync_rest::run_real(config, &exe))?
+/// The command line that runs the part `command` alone as this one ran it (`args`, without the
+/// program's name): the part's subcommand where the graded run had none, the seed spelled out.
+pub fn rerun(command: &str, seed: u64, args: impl IntoIterator<Item = String>) -> String {
+    let mut rest = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seed" => {
+                args.next();
+            }
+            _ if arg.starts_with("--seed=") => {}
+            _ => rest.push(arg),
         }
-    };
-    let summaries: Vec<_> = runs.iter().map(sync_rest::rows::Summary::of).collect();
-    sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
-    let violations = sync_rest::invariants::check(&runs, config);
-    sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
-    compare::update(out)?;
-    println!("\n{}", sync_rest::output::table(&summaries));
-    println!("(latencies in ms{}; wall time {:.2} s)", if mode == Mode::Sim { ", virtual time" } else { "" }, wall.elapsed().as_secs_f64());
-    report_checks(out, &violations)
+    }
+    let mut line = vec!["campus-sim".to_owned()];
+    if !rest.iter().any(|a| a == command) {
+        line.push(command.to_owned());
+    }
+    line.extend(rest);
+    line.extend(["--seed".to_owned(), seed.to_string()]);
+    line.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// `word` as a shell reads it back: quoted when it holds anything but plain characters.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rerun;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_part_of_the_graded_run_is_rerun_alone_with_its_seed_and_the_global_flags() {
+        assert_eq!(
+            rerun("async-rabbitmq", 2026, args("--real-brokers --out x")),
+            "campus-sim async-rabbitmq --real-brokers --out x --seed 2026"
+        );
+        assert_eq!(rerun("sync-rest", 2026, Vec::new()), "campus-sim sync-rest --seed 2026");
+    }
+
+    #[test]
+    fn a_part_run_alone_is_rerun_with_its_own_flags_and_the_seed_given_once() {
+        assert_eq!(
+            rerun("streaming-kafka", 7, args("--seed 7 streaming-kafka --events 500")),
+            "campus-sim streaming-kafka --events 500 --seed 7"
+        );
+        assert_eq!(
+            rerun("cluster", 9, args("cluster --seed=9 --model async-rabbitmq")),
+            "campus-sim cluster --model async-rabbitmq --seed 9"
+        );
+    }
+
+    #[test]
+    fn a_word_with_spaces_or_quotes_is_quoted_for_the_shell() {
+        assert_eq!(rerun("sync-rest", 1, vec!["--out".into(), "my out's".into()]), r"campus-sim sync-rest --out 'my out'\''s' --seed 1");
+    }
 }

@@ -15,8 +15,8 @@ use clap::{Parser, Subcommand};
 pub use args::{AsyncRabbitmqArgs, BenchArgs, ClusterArgs, ExploreArgs, StreamingKafkaArgs, SyncRestArgs};
 
 use crate::hosts::broker::BrokerHost;
-use crate::serve::ServeArgs;
 use crate::{async_rabbitmq, streaming_kafka, Mode, DEFAULT_SEED};
+use graded::Part;
 
 const ABOUT: &str = "A lab that runs one campus food-ordering workflow (Order → Inventory → \
 Notification) over different communication models and measures how each behaves under faults.";
@@ -108,8 +108,9 @@ pub enum Command {
     /// The bare HTTP hop `bench` measures against (internal).
     #[command(hide = true)]
     BenchHop(BenchHopArgs),
-    /// Run one service as its own process (what --real-brokers starts, and what compose runs).
-    Serve(ServeArgs),
+    /// Run one service as its own process: the production binary `campus`'s entry, so that
+    /// --real-brokers starts its children from this one binary (compose runs `campus` itself).
+    Serve(campus::serve::Args),
 }
 
 /// Flags of the whole program that mean nothing to a command, and why: hidden from its help,
@@ -184,9 +185,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let rabbit_config = |args: &AsyncRabbitmqArgs| async_rabbitmq::Config { brokers: cli.brokers_from, ..args.config(cli.seed) };
     let kafka_config = |args: &StreamingKafkaArgs| streaming_kafka::Config { brokers: cli.brokers_from, ..args.config(cli.seed) };
-    match cli.command {
-        Some(Command::Serve(args)) => serve_runtime()?.block_on(crate::serve::run(args)),
-        Some(Command::BenchHop(args)) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop(args.relay)),
+    match &cli.command {
+        Some(Command::Serve(args)) => Ok(serve_runtime()?.block_on(campus::serve::run(args.config.clone(), args.faults.plan()))?),
+        Some(Command::BenchHop(args)) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop(args.relay.clone())),
         Some(Command::Bench(args)) => {
             if args.repeats == 0 || args.prefetch == 0 {
                 anyhow::bail!("--repeats and --prefetch must be at least 1");
@@ -202,58 +203,60 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             prepare_out(&cli.out)?;
             explore::run(&cli.out, cli.seed, &args)
         }
-        Some(Command::SyncRest(args)) => {
-            prepare_out(&cli.out)?;
-            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            graded::sync_rest(&cli.out, mode, &args.config(cli.seed))
-        }
+        Some(Command::SyncRest(args)) => graded_run(&cli, &[Part::SyncRest(args.config(cli.seed))]),
         Some(Command::AsyncRabbitmq(args)) => {
             if mode == Mode::Real {
                 preflight::rabbitmq(&args.amqp_url, cli.brokers_from)?;
             }
-            prepare_out(&cli.out)?;
-            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            graded::async_rabbitmq(&cli.out, mode, &rabbit_config(&args), &args.amqp_url)
+            graded_run(&cli, &[Part::AsyncRabbitmq { config: rabbit_config(&args), amqp_url: args.amqp_url.clone() }])
         }
         Some(Command::Cluster(args)) => {
             args.config(cli.seed).validate()?;
             if mode == Mode::Real {
                 preflight::cluster(&args.amqp_url, &args.store, &args.bootstrap_servers, args.model)?;
             }
-            prepare_out(&cli.out)?;
-            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            graded::cluster(&cli.out, mode, &args.config(cli.seed), &args.brokers())
+            graded_run(&cli, &[Part::Cluster { config: args.config(cli.seed), brokers: args.brokers() }])
         }
         Some(Command::StreamingKafka(args)) => {
             if mode == Mode::Real {
                 preflight::kafka(&args.bootstrap_servers, cli.brokers_from)?;
             }
-            prepare_out(&cli.out)?;
-            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            graded::streaming_kafka(&cli.out, mode, &kafka_config(&args), &args.bootstrap_servers)
+            graded_run(&cli, &[Part::StreamingKafka { config: kafka_config(&args), bootstrap: args.bootstrap_servers.clone() }])
         }
         None => {
-            prepare_out(&cli.out)?;
-            println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
-            // Every part runs even if an earlier one fails its checks; the failures are
-            // reported together at the end.
             let (rabbit, kafka) = (AsyncRabbitmqArgs::default(), StreamingKafkaArgs::default());
             if mode == Mode::Real {
                 preflight::brokers(&rabbit.amqp_url, &kafka.bootstrap_servers, cli.brokers_from)?;
             }
-            let results = [
-                ("Part A", graded::sync_rest(&cli.out, mode, &SyncRestArgs::default().config(cli.seed))),
-                ("Part B", graded::async_rabbitmq(&cli.out, mode, &rabbit_config(&rabbit), &rabbit.amqp_url)),
-                ("Part C", graded::streaming_kafka(&cli.out, mode, &kafka_config(&kafka), &kafka.bootstrap_servers)),
-            ];
-            println!("\nreport: {}", cli.out.join("report.md").display());
-            let failed: Vec<String> = results.into_iter().filter_map(|(part, r)| r.err().map(|e| format!("{part}: {e:#}"))).collect();
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                anyhow::bail!("{}", failed.join("\n"))
-            }
+            graded_run(
+                &cli,
+                &[
+                    Part::SyncRest(SyncRestArgs::default().config(cli.seed)),
+                    Part::AsyncRabbitmq { config: rabbit_config(&rabbit), amqp_url: rabbit.amqp_url.clone() },
+                    Part::StreamingKafka { config: kafka_config(&kafka), bootstrap: kafka.bootstrap_servers.clone() },
+                ],
+            )
         }
+    }
+}
+
+/// Runs `parts` end to end into `--out`. Several (the graded run) each run even if an earlier
+/// one failed its checks; the failures are reported together at the end, each with its rerun
+/// command.
+fn graded_run(cli: &Cli, parts: &[Part]) -> anyhow::Result<()> {
+    let mode = if cli.real_brokers { Mode::Real } else { Mode::Sim };
+    prepare_out(&cli.out)?;
+    println!("campus-sim: seed={} mode={mode} out={}", cli.seed, cli.out.display());
+    if let [part] = parts {
+        return graded::run(&cli.out, mode, part);
+    }
+    let failed: Vec<String> =
+        parts.iter().filter_map(|part| graded::run(&cli.out, mode, part).err().map(|e| format!("{}: {e:#}", part.name()))).collect();
+    println!("\nreport: {}", cli.out.join("report.md").display());
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", failed.join("\n"))
     }
 }
 

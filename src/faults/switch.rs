@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::api::ApiError;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -43,7 +44,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use campus::api::ApiError;
 use serde::{Deserialize, Serialize};
 
 use super::FaultPlan;
@@ -265,65 +265,57 @@ mod tests {
         FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..FaultPlan::healthy() }
     }
 
-    #[test]
-    fn the_fault_endpoints_of_other_implementations_switch_the_same_faults_with_their_own_bodies() {
-        crate::clock::block_on(async {
-            let cases = [
-                ("/admin/delay", r#"{"seconds": 2}"#, delayed(2000)),
-                ("/admin/delay", r#"{"seconds": 0}"#, FaultPlan::healthy()),
-                ("/admin/fail", r#"{"enabled": true}"#, failing()),
-                ("/admin/fail", r#"{"enabled": false}"#, FaultPlan::healthy()),
-                (
-                    "/config",
-                    r#"{"delay_seconds": 2, "failure_enabled": true}"#,
-                    FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) },
-                ),
-                ("/config", r#"{"delay_seconds": 0, "failure_enabled": false}"#, FaultPlan::healthy()),
-                ("/configure", r#"{"delay": 1.5}"#, delayed(1500)),
-                ("/configure", r#"{"delay": 0, "failure_rate": 1.0}"#, failing()),
-                ("/configure", r#"{"failure_rate": 0}"#, FaultPlan::healthy()),
-                ("/inject", r#"{"delayMs": 2000, "forceFail": false}"#, delayed(2000)),
-                ("/inject", r#"{"delayMs": 0, "forceFail": true}"#, failing()),
-                ("/inject", r#"{"forceFail": false}"#, FaultPlan::healthy()),
-            ];
-            let switch = FaultSwitch::default();
-            for (path, body, want) in cases {
-                assert_eq!(post(&switch, path, body).await, (StatusCode::OK, want), "POST {path} {body}");
-            }
-        });
+    #[tokio::test]
+    async fn the_fault_endpoints_of_other_implementations_switch_the_same_faults_with_their_own_bodies() {
+        let cases = [
+            ("/admin/delay", r#"{"seconds": 2}"#, delayed(2000)),
+            ("/admin/delay", r#"{"seconds": 0}"#, FaultPlan::healthy()),
+            ("/admin/fail", r#"{"enabled": true}"#, failing()),
+            ("/admin/fail", r#"{"enabled": false}"#, FaultPlan::healthy()),
+            (
+                "/config",
+                r#"{"delay_seconds": 2, "failure_enabled": true}"#,
+                FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) },
+            ),
+            ("/config", r#"{"delay_seconds": 0, "failure_enabled": false}"#, FaultPlan::healthy()),
+            ("/configure", r#"{"delay": 1.5}"#, delayed(1500)),
+            ("/configure", r#"{"delay": 0, "failure_rate": 1.0}"#, failing()),
+            ("/configure", r#"{"failure_rate": 0}"#, FaultPlan::healthy()),
+            ("/inject", r#"{"delayMs": 2000, "forceFail": false}"#, delayed(2000)),
+            ("/inject", r#"{"delayMs": 0, "forceFail": true}"#, failing()),
+            ("/inject", r#"{"forceFail": false}"#, FaultPlan::healthy()),
+        ];
+        let switch = FaultSwitch::default();
+        for (path, body, want) in cases {
+            assert_eq!(post(&switch, path, body).await, (StatusCode::OK, want), "POST {path} {body}");
+        }
     }
 
-    #[test]
-    fn an_alias_changes_only_what_its_body_names() {
-        crate::clock::block_on(async {
-            let switch = FaultSwitch::new(failing());
-            let (status, plan) = post(&switch, "/admin/delay", r#"{"seconds": 2}"#).await;
-            assert_eq!((status, plan), (StatusCode::OK, FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) }));
-        });
+    #[tokio::test]
+    async fn an_alias_changes_only_what_its_body_names() {
+        let switch = FaultSwitch::new(failing());
+        let (status, plan) = post(&switch, "/admin/delay", r#"{"seconds": 2}"#).await;
+        assert_eq!((status, plan), (StatusCode::OK, FaultPlan { error: Some(StatusCode::INTERNAL_SERVER_ERROR), ..delayed(2000) }));
     }
 
-    #[test]
-    fn an_alias_refuses_what_it_cannot_do_and_changes_nothing() {
-        crate::clock::block_on(async {
-            let switch = FaultSwitch::new(delayed(100));
-            for (path, body) in [
-                ("/configure", r#"{"failure_rate": 0.3}"#),
-                ("/config", r#"{"enabled": true}"#),
-                ("/inject", r#"{"delayMs": 2000, "delay_ms": 100}"#),
-                ("/admin/delay", r#"{"seconds": -1}"#),
-                ("/admin/delay", r#"{"seconds": 2, "colour": "red"}"#),
-            ] {
-                assert_eq!(post(&switch, path, body).await, (StatusCode::UNPROCESSABLE_ENTITY, delayed(100)), "POST {path} {body}");
-            }
-        });
+    #[tokio::test]
+    async fn an_alias_refuses_what_it_cannot_do_and_changes_nothing() {
+        let switch = FaultSwitch::new(delayed(100));
+        for (path, body) in [
+            ("/configure", r#"{"failure_rate": 0.3}"#),
+            ("/config", r#"{"enabled": true}"#),
+            ("/inject", r#"{"delayMs": 2000, "delay_ms": 100}"#),
+            ("/admin/delay", r#"{"seconds": -1}"#),
+            ("/admin/delay", r#"{"seconds": 2, "colour": "red"}"#),
+        ] {
+            assert_eq!(post(&switch, path, body).await, (StatusCode::UNPROCESSABLE_ENTITY, delayed(100)), "POST {path} {body}");
+        }
     }
 
-    #[test]
-    fn only_a_caller_on_loopback_may_switch_a_fault() {
-        crate::clock::block_on(async {
-            assert_eq!(status_from("127.0.0.1:5000").await, StatusCode::OK);
-            assert_eq!(status_from("[::1]:5000").await, StatusCode::OK);
-            assert_eq!(status_from("172.17.0.1:5000").await, StatusCode::FORBIDDEN, "a container's published port is not loopback");
-        });
+    #[tokio::test]
+    async fn only_a_caller_on_loopback_may_switch_a_fault() {
+        assert_eq!(status_from("127.0.0.1:5000").await, StatusCode::OK);
+        assert_eq!(status_from("[::1]:5000").await, StatusCode::OK);
+        assert_eq!(status_from("172.17.0.1:5000").await, StatusCode::FORBIDDEN, "a container's published port is not loopback");
     }
 }

@@ -1,5 +1,5 @@
-//! The fault flags of `campus-sim serve` ([`FaultArgs`]): what Part A's Inventory suffers from
-//! its start, and the environment variables they read.
+//! The fault flags of `campus` (and `campus-sim serve`), [`FaultArgs`]: what Part A's Inventory
+//! suffers from its start, and the environment variables they read.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::FaultPlan;
 
-/// The faults `serve inventory --model sync-rest` can suffer (the lab's, not production's).
+/// The faults `inventory --model sync-rest` can suffer from its start; unset, none.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FaultArgs {
     /// (inventory, sync-rest) Fault: hold every request this many ms before handling it
@@ -31,12 +31,12 @@ fn error_status(s: &str) -> Result<u16, String> {
     }
 }
 
-/// The environment variables [`FaultArgs`] reads (see `campus::config::CONFIG_ENV`).
+/// The environment variables [`FaultArgs`] reads (see `crate::config::CONFIG_ENV`).
 pub const FAULT_ENV: [&str; 3] = ["CAMPUS_DELAY_MS", "CAMPUS_ERROR_STATUS", "CAMPUS_HANG"];
 
-/// Every environment variable `campus-sim serve` reads: the service's and the faults'.
+/// Every environment variable `campus` reads: the service's and the faults'.
 pub fn serve_env() -> Vec<&'static str> {
-    campus::config::CONFIG_ENV.iter().chain(&FAULT_ENV).copied().collect()
+    crate::config::CONFIG_ENV.iter().chain(&FAULT_ENV).copied().collect()
 }
 
 impl FaultArgs {

@@ -1,6 +1,7 @@
 //! `campus`: one service of the campus food-ordering workflow, as a process (what the compose
-//! files' containers run). `campus --help` lists every flag and its `CAMPUS_*` variable; the
-//! lab's `campus-sim serve` is this plus the faults it injects.
+//! files' containers run). `campus --help` lists every flag and its `CAMPUS_*` variable, the
+//! fault flags of Part A's Inventory among them; the lab's `campus-sim serve` is the same entry
+//! inside the lab's binary.
 
 use clap::Parser;
 
@@ -10,7 +11,7 @@ use clap::Parser;
 #[command(name = "campus", version)]
 struct Cli {
     #[command(flatten)]
-    config: campus::config::ServiceConfig,
+    args: campus::serve::Args,
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,7 +35,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(campus::serve::run(cli.config, |app| app)) {
+    match runtime.block_on(campus::serve::run(cli.args.config, cli.args.faults.plan())) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
