@@ -3,7 +3,7 @@
 //! One workflow — Order → Inventory reserve → Notification, plus Analytics — written once and
 //! carried by three communication models. The lab crate (`campus-sim`) runs it in memory
 //! under a seeded virtual clock, or over the real transports defined here; the `campus`
-//! binary (`server/src/main.rs`, package `campus-server`) serves one service in production.
+//! binary (`src/bin/campus.rs`, built by package `campus-server`) serves one service in production.
 //!
 //! Every module imports only modules above it in this list:
 //!

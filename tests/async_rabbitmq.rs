@@ -17,10 +17,10 @@ use campus_sim::async_rabbitmq::invariants;
 use campus_sim::async_rabbitmq::output;
 use campus_sim::async_rabbitmq::rows::{self, Summary};
 use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
-use campus_sim::net::LinkModel;
-use campus_sim::queue::SimQueue;
-use campus_sim::rng::SimRng;
-use campus_sim::{clock, Mode};
+use campus_sim::simulator::net::LinkModel;
+use campus_sim::simulator::queue::SimQueue;
+use campus_sim::simulator::rng::SimRng;
+use campus_sim::{simulator::clock, Mode};
 use serde_json::json;
 
 fn small(experiment: Experiment) -> Config {

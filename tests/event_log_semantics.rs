@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
 use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
-use campus_sim::clock;
-use campus_sim::log::SimLog;
-use campus_sim::net::LinkModel;
-use campus_sim::rng::SimRng;
+use campus_sim::simulator::clock;
+use campus_sim::simulator::log::SimLog;
+use campus_sim::simulator::net::LinkModel;
+use campus_sim::simulator::rng::SimRng;
 
 /// How long a real broker may take to hand over records that are there (a first poll includes
 /// joining the group).

@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use campus::transport::amqp::{AmqpQueue, DEFAULT_AMQP_URL};
 use campus::transport::queue::{Delivery, MessageQueue, QueueName, Route, Subscription, Topology, DELIVERY_LIMIT};
-use campus_sim::clock;
-use campus_sim::net::LinkModel;
-use campus_sim::queue::SimQueue;
-use campus_sim::rng::SimRng;
+use campus_sim::simulator::clock;
+use campus_sim::simulator::net::LinkModel;
+use campus_sim::simulator::queue::SimQueue;
+use campus_sim::simulator::rng::SimRng;
 
 /// How long a real broker may take to hand over a message that is there.
 const PATIENCE: Duration = Duration::from_secs(10);

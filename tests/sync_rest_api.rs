@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use campus::api;
+use campus::faults::FaultPlan;
 use campus::Service;
-use campus_sim::clock;
-use campus_sim::fault::FaultPlan;
+use campus_sim::simulator::clock;
 use common::part_a::{self, Campus, TIMEOUT};
 use serde_json::{json, Value};
 

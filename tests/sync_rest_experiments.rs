@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use campus_sim::report::percentile;
+use campus_sim::reporting::percentile;
 use campus_sim::sync_rest::invariants;
 use campus_sim::sync_rest::output;
 use campus_sim::sync_rest::rows::{self, Summary};

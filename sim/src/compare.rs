@@ -17,10 +17,10 @@
 
 use std::path::Path;
 
-use crate::backlog::{Backlog, Point};
-use crate::plot::{down_span, write, Chart, Series};
-use crate::report::csv::{self, Row};
-use crate::report::{markdown_table, update_report};
+use crate::reporting::backlog::{Backlog, Point};
+use crate::reporting::csv::{self, Row};
+use crate::reporting::plot::{down_span, write, Chart, Series};
+use crate::reporting::{markdown_table, update_report};
 use crate::{async_rabbitmq, cluster, streaming_kafka, sync_rest, Mode};
 
 /// The section's key in `report.md` (it comes first).

@@ -2,7 +2,7 @@
 
 use campus::domain::{Items, OrderItem, OrderRequest, Qty, Sku, StudentId, MENU};
 
-use crate::rng::SimRng;
+use crate::simulator::rng::SimRng;
 
 /// How many distinct students order (ids `s-0000` … `s-0499`).
 pub const STUDENTS: u64 = 500;

@@ -238,7 +238,7 @@ fn a_real_mode_run_writes_real_rows_next_to_the_simulated_ones() {
 fn serve_help_lists_every_environment_variable_it_reads() {
     let out = campus_sim().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for var in campus_sim::fault::serve_env() {
+    for var in campus::faults::serve_env() {
         assert!(help.contains(&format!("env: {var}")), "serve --help does not show {var}:\n{help}");
     }
 }

@@ -3,10 +3,10 @@
 //! parses as a command line of the production binary `campus`, the lab's as one of
 //! `campus-sim`, and every `CAMPUS_*` variable they set is one `campus` reads.
 
-use campus_sim::fault::serve_env;
+use campus::faults::serve_env;
 use clap::Parser;
 
-/// The production binary's command line (server/src/main.rs flattens the same flags).
+/// The production binary's command line (src/bin/campus.rs flattens the same flags).
 #[derive(Debug, Parser)]
 #[command(name = "campus")]
 struct Campus {
@@ -98,7 +98,7 @@ fn the_image_build_context_leaves_out_build_output_and_results() {
 fn the_sync_rest_file_passes_every_fault_through_to_inventory_and_unset_means_no_fault() {
     let (path, text) = compose_files().into_iter().find(|(p, _)| p.contains("sync-rest")).expect("Part A's compose file");
     let mut flags = vec!["campus".to_owned(), "inventory".into(), "--model".into(), "sync-rest".into()];
-    for var in campus_sim::fault::FAULT_ENV {
+    for var in campus::faults::FAULT_ENV {
         let pattern = format!("{var}: ${{{var}:-");
         let line = text.lines().find(|l| l.trim().starts_with(&pattern)).unwrap_or_else(|| panic!("{path} does not pass {var} through"));
         let unset = line.trim().trim_start_matches(&pattern).trim_end_matches('}');

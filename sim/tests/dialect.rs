@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use campus::faults::FaultPlan;
 use campus::Model;
 use campus::Service;
-use campus_sim::fault::FaultPlan;
 use campus_sim::hosts::{Hosts, Place};
 use campus_sim::sync_rest::{Deployment, Settings};
 use http::StatusCode;

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use campus::faults::FaultPlan;
 use campus::{Model, Service};
 use campus_sim::client::get_json;
-use campus_sim::fault::FaultPlan;
 use campus_sim::hosts::{Hosts, Place};
 use campus_sim::sync_rest::{Deployment, Settings};
 use serde_json::{json, Value};

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
+use campus::faults::FaultPlan;
 use campus::{Model, Service};
 use campus_sim::client::get_json;
-use campus_sim::fault::FaultPlan;
 use campus_sim::hosts::Hosts;
+use campus_sim::simulator::world::{Scope, World};
 use campus_sim::sync_rest::{Deployment, Settings};
-use campus_sim::world::{Scope, World};
 use serde_json::Value;
 use tokio::time::Instant;
 

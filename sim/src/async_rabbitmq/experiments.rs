@@ -42,7 +42,7 @@ async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> 
             peak_backlog: w.peak,
             down_window_ms: (w.down_ms, w.up_ms),
             drain: w.drain(),
-            accept_p50: (!w.placed.accept_latencies.is_empty()).then(|| crate::report::percentile(&w.placed.accept_latencies, 50.0)),
+            accept_p50: (!w.placed.accept_latencies.is_empty()).then(|| crate::reporting::percentile(&w.placed.accept_latencies, 50.0)),
             samples: w.samples,
         }),
     })

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::rows::{BacklogRow, BrokerRow, BACKLOG_CSV, BROKER_RESTART_CSV};
-use crate::plot::{down_span, figures, write, Chart, Series};
-use crate::report::csv;
+use crate::reporting::csv;
+use crate::reporting::plot::{down_span, figures, write, Chart, Series};
 use crate::Mode;
 
 /// Draws Part B's figures for `mode`; returns the report's Figures subsection.

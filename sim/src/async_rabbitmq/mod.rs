@@ -45,7 +45,7 @@ pub use observe::{get_json, sample};
 pub use poison::poison_bodies;
 
 use crate::hosts::{Hosts, Place};
-use crate::world::{self, Scope, Stream, World};
+use crate::simulator::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
 /// Which experiments to run (`--experiment`).
@@ -109,7 +109,7 @@ impl Default for Config {
             down_for: Duration::from_secs(60),
             broker_down_for: Duration::from_secs(30),
             node_down_for: Duration::from_secs(20),
-            node_failover: crate::world::NODE_FAILOVER,
+            node_failover: crate::simulator::world::NODE_FAILOVER,
             backlog: 2000,
             lead: Duration::from_secs(10),
             orders: 200,
@@ -272,7 +272,7 @@ pub struct Outage {
     pub accept_p50: Option<Duration>,
 }
 
-pub use crate::drain::ScaleOut;
+pub use crate::reporting::drain::ScaleOut;
 
 /// The broker restart's time series, its window and its drain.
 #[derive(Debug, Clone, PartialEq, Eq)]

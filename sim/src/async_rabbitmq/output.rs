@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::rows::{Summary, BACKLOG_CSV, BROKER_RESTART_CSV, SUMMARY_CSV};
 use super::{Config, Detail, Run};
-use crate::backlog::{Backlog, Point};
-use crate::report::csv::{self};
-use crate::report::{markdown_table, text_table, update_report};
+use crate::reporting::backlog::{Backlog, Point};
+use crate::reporting::csv::{self};
+use crate::reporting::{markdown_table, text_table, update_report};
 use crate::violation::Violation;
 use crate::Mode;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Run;
-use crate::report::csv::{self, Fixed, Row};
+use crate::reporting::csv::{self, Fixed, Row};
 use crate::Mode;
 
 pub const BACKLOG_CSV: &str = "async_rabbitmq_backlog.csv";

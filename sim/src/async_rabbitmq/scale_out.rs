@@ -75,7 +75,7 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, cras
         detail: Detail::ScaleOut(ScaleOut {
             instances,
             backlog: n as usize,
-            orders_per_s: crate::drain::middle_rate(&progress, n, poll(d.mode())),
+            orders_per_s: crate::reporting::drain::middle_rate(&progress, n, poll(d.mode())),
             drain,
             crashed,
             progress,

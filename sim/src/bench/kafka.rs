@@ -23,8 +23,8 @@ use campus::Model;
 use tokio::time::Instant;
 
 use super::{Row, Samples, Target};
+use crate::simulator::world::{self, Scope, Stream};
 use crate::workload;
-use crate::world::{self, Scope, Stream};
 
 /// Records per measured round.
 const RECORDS: usize = 100_000;

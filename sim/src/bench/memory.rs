@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::settled;
-use crate::fault::FaultPlan;
 use crate::hosts::{Hosts, Place};
-use crate::report::csv::{self, Fixed, Row};
-use crate::report::text_table;
+use crate::reporting::csv::{self, Fixed, Row};
+use crate::reporting::text_table;
+use crate::simulator::world::{self, Scope, Stream};
 use crate::sync_rest::load::drive;
-use crate::world::{self, Scope, Stream};
 use crate::{async_rabbitmq, streaming_kafka, sync_rest, workload, Mode};
+use campus::faults::FaultPlan;
 
 pub const MEMORY_CSV: &str = "memory.csv";
 

@@ -28,7 +28,7 @@ use anyhow::Context;
 
 use campus::Model;
 
-use crate::report::{markdown_table, text_table, update_report};
+use crate::reporting::{markdown_table, text_table, update_report};
 
 /// What a benchmark run measures, and against which brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +245,7 @@ fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result
     let mut text = String::from("## Benchmarks: our code next to the transport's floor\n\n");
     text.push_str(&format!(
         "Machine: {} · {} repeats after a warm-up, medians with the spread (min–max) · {} · file: [`bench.csv`](bench.csv)\n\n",
-        crate::report::machine(),
+        crate::reporting::machine(),
         repeats,
         if real { "real transports on loopback" } else { "simulation only" }
     ));

@@ -30,9 +30,9 @@ use tokio::time::Instant;
 use super::{Row, Samples, Target};
 use crate::async_rabbitmq::{get_json, Config, Deployment};
 use crate::hosts::{Hosts, Place};
+use crate::simulator::world::{self, Scope, Stream};
 use crate::sync_rest::drive;
 use crate::workload;
-use crate::world::{self, Scope, Stream};
 
 /// Orders per measured round, and the concurrency they are sent with.
 const ORDERS: usize = 1000;

@@ -21,14 +21,14 @@ use campus::Model;
 use campus::Service;
 
 use super::{Row, Samples, Target};
-use crate::fault::FaultPlan;
 use crate::hosts::process::ServiceProcess;
 use crate::hosts::{Hosts, Place};
-use crate::report::percentile;
+use crate::reporting::percentile;
+use crate::simulator::world::{self, Scope, Stream};
 use crate::sync_rest;
 use crate::sync_rest::drive;
 use crate::workload;
-use crate::world::{self, Scope, Stream};
+use campus::faults::FaultPlan;
 
 /// Requests per measured round, by concurrency (about a second of our order round trips).
 fn requests(concurrency: usize) -> usize {

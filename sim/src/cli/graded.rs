@@ -65,7 +65,7 @@ impl Part {
     /// The heading and the plan printed before it runs.
     fn announce(&self, mode: Mode) {
         let experiments =
-            |list: Vec<&str>| crate::report::wrapped("  experiments: ", &list.iter().map(|e| e.to_string()).collect::<Vec<_>>());
+            |list: Vec<&str>| crate::reporting::wrapped("  experiments: ", &list.iter().map(|e| e.to_string()).collect::<Vec<_>>());
         match self {
             Part::SyncRest(config) => {
                 println!("\nPart A — synchronous REST ({mode})");
@@ -83,7 +83,7 @@ impl Part {
             }
             Part::Cluster { config, .. } => {
                 println!("\nBeyond one broker and one instance — Parts B and C on a cluster ({mode})");
-                println!("{}", crate::report::wrapped("  runs: ", &config.names()));
+                println!("{}", crate::reporting::wrapped("  runs: ", &config.names()));
             }
         }
     }

@@ -193,7 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("--repeats and --prefetch must be at least 1");
             }
             prepare_out(&cli.out)?;
-            println!("campus-sim bench: {}; out={}", crate::report::machine(), cli.out.display());
+            println!("campus-sim bench: {}; out={}", crate::reporting::machine(), cli.out.display());
             crate::bench::run(&cli.out, cli.real_brokers, &args.config(cli.seed))?;
             let written = if args.memory.is_some() { crate::bench::memory::MEMORY_CSV } else { "bench.csv" };
             println!("written: {}", cli.out.join(written).display());

@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use super::rows::{partition_counts, throughput, NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
-use crate::plot::{down_span, figures, write, Chart, Series};
-use crate::report::csv;
+use crate::reporting::csv;
+use crate::reporting::plot::{down_span, figures, write, Chart, Series};
 use crate::Mode;
 use campus::Model;
 

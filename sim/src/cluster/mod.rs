@@ -26,9 +26,9 @@ use campus::Model;
 use crate::async_rabbitmq::{self, Deployment, Scenario};
 use crate::hosts::broker::BrokerHost;
 use crate::hosts::{Hosts, Place};
+use crate::simulator::world::{Scope, World};
 use crate::streaming_kafka;
 use crate::violation::Violation;
-use crate::world::{Scope, World};
 use crate::Mode;
 
 /// The Kafka cluster `scripts/brokers.sh up --cluster` starts (broker 1 first: the one

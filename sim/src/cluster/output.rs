@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::rows::{partition_counts, throughput, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
 use super::{Config, Run};
-use crate::report::csv;
-use crate::report::{markdown_table, text_table, update_report};
+use crate::reporting::csv;
+use crate::reporting::{markdown_table, text_table, update_report};
 use crate::violation::Violation;
 use crate::Mode;
 use campus::Model;

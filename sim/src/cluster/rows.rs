@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Run;
 use crate::async_rabbitmq::BrokerSample;
-use crate::report::csv::{self, Fixed, Row};
+use crate::reporting::csv::{self, Fixed, Row};
 use crate::streaming_kafka::RestartSample;
 use crate::Mode;
 use campus::domain::OrderStatus;

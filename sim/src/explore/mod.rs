@@ -186,7 +186,7 @@ pub const SHARDS: u32 = 8;
 fn runner(seed: u64, shard: u32, cases: u32, regressions: Option<&'static str>) -> TestRunner {
     let mut bytes = [0u8; 32];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(&crate::rng::SimRng::new(seed).fork(&format!("explore/{shard}/{i}")).next_u64().to_le_bytes());
+        chunk.copy_from_slice(&crate::simulator::rng::SimRng::new(seed).fork(&format!("explore/{shard}/{i}")).next_u64().to_le_bytes());
     }
     let failure_persistence =
         regressions.map(|path| Box::new(FileFailurePersistence::Direct(path)) as Box<dyn proptest::test_runner::FailurePersistence>);

@@ -36,8 +36,8 @@ use crate::async_rabbitmq::{get_json, invariants, poison_bodies, Config, DeadLet
 use crate::client::post_json;
 use crate::fault::queue::{CrashPoint, CrashingQueue, QueueCrash};
 use crate::hosts::Hosts;
+use crate::simulator::world::{Scope, World};
 use crate::violation::Violation;
-use crate::world::{Scope, World};
 use crate::Mode;
 
 /// Orders are accepted this far apart.

@@ -25,13 +25,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{items_strategy, items_text, Break, Outcome};
-use crate::fault::FaultPlan;
 use crate::hosts::Hosts;
+use crate::simulator::world::{Scope, World};
 use crate::sync_rest::invariants::{self, Answered};
 use crate::sync_rest::{Deployment, Settings};
 use crate::violation::Violation;
-use crate::world::{Scope, World};
 use crate::Mode;
+use campus::faults::FaultPlan;
 
 /// What is wrong with Inventory while one request is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

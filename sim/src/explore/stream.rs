@@ -36,11 +36,11 @@ use crate::client::post_json;
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
 use crate::hosts::Hosts;
-use crate::log::SimLog;
+use crate::simulator::log::SimLog;
+use crate::simulator::world::{Scope, World};
 use crate::streaming_kafka::experiments::poison_records;
 use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Config, Deployment, Detail, Run, ANALYTICS_GROUP};
 use crate::violation::Violation;
-use crate::world::{Scope, World};
 use crate::Mode;
 
 /// What each `Fault::Poison` kind is (the order of `poison_records`).

@@ -30,7 +30,7 @@ use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position,
 use campus::transport::BoxFuture;
 
 use super::queue::CrashPoint;
-use crate::log::SimLog;
+use crate::simulator::log::SimLog;
 
 /// The member of `group` dies at `point` while handling its group's `batch`-th non-empty poll
 /// (1-based, counting re-reads).

@@ -2,7 +2,7 @@
 //!
 //! | what is wrong | the data | where it is applied |
 //! |---|---|---|
-//! | Part A's Inventory is slow, fails or hangs | [`FaultPlan`] | the production crate's fault layer (`campus::faults`), around Inventory's router, in the world and in a process alike |
+//! | Part A's Inventory is slow, fails or hangs | `campus::faults::FaultPlan` | the production crate's fault layer (`campus::faults`), around Inventory's router, in the world and in a process alike |
 //! | a service instance, a broker or a node is taken away | `hosts::Away`, `World::kill` | the hosts (`crate::hosts::Hosts`): the world drops it, real mode stops it |
 //! | a consumer crashes between two steps | [`queue::QueueCrash`], [`log::LogCrash`] | the [`queue::CrashingQueue`] and [`log::CrashingLog`] transports (`campus-sim explore`) |
 //!
@@ -11,5 +11,3 @@
 pub mod log;
 pub mod queue;
 pub mod trace;
-
-pub use campus::faults::{serve_env, switch, switchable, takes_faults, FaultArgs, FaultPlan, FaultSwitch, FAULT_ENV};

@@ -29,7 +29,7 @@ use campus::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Ro
 use campus::transport::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::queue::SimQueue;
+use crate::simulator::queue::SimQueue;
 
 /// Where in its handling a consumer dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ impl Trace {
     /// Adds the line `line` makes, stamped with the virtual time; `line` runs only when kept.
     pub fn push(&mut self, line: impl FnOnce() -> String) {
         if self.kept {
-            let t = crate::clock::now_ms();
+            let t = crate::simulator::clock::now_ms();
             self.lines.push(format!("{t:>7} ms  {}", line()));
         }
     }

@@ -24,9 +24,9 @@ use campus::Service;
 
 pub use real::{Place, Processes};
 
-use crate::fault::FaultPlan;
-use crate::world::World;
+use crate::simulator::world::World;
 use crate::Mode;
+use campus::faults::FaultPlan;
 
 /// What the lab takes away from a running deployment, and later brings back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl<'w> Hosts<'w> {
 
     /// The same, a faultable service (Part A's Inventory) suffering `plan` from the start.
     pub async fn start_with(&self, config: &ServiceConfig, plan: &FaultPlan, instance: usize) -> anyhow::Result<()> {
-        tracing::info!(service = %config.service, instance, fault = %plan, at_ms = crate::clock::now_ms(), "starting");
+        tracing::info!(service = %config.service, instance, fault = %plan, at_ms = crate::simulator::clock::now_ms(), "starting");
         match self {
             Hosts::Sim(world) => world.start(config, plan, instance).await,
             Hosts::Real(processes) => processes.start(config, plan, instance).await,
@@ -78,7 +78,7 @@ impl<'w> Hosts<'w> {
     /// Instance `instance` of `service` is killed where it stands (SIGKILL; in the simulation
     /// its loops aborted): what it held in memory is gone, its store stays.
     pub async fn kill(&self, service: Service, instance: usize) -> anyhow::Result<()> {
-        tracing::info!(%service, instance, at_ms = crate::clock::now_ms(), "killing");
+        tracing::info!(%service, instance, at_ms = crate::simulator::clock::now_ms(), "killing");
         match self {
             Hosts::Sim(world) => {
                 world.kill(service, instance).await;
@@ -91,7 +91,7 @@ impl<'w> Hosts<'w> {
     /// Instance `instance` of `service` stops cleanly (SIGTERM; in the simulation its stop
     /// switch): it finishes what it is doing and leaves its consumer group.
     pub async fn stop(&self, service: Service, instance: usize) -> anyhow::Result<()> {
-        tracing::info!(%service, instance, at_ms = crate::clock::now_ms(), "stopping");
+        tracing::info!(%service, instance, at_ms = crate::simulator::clock::now_ms(), "stopping");
         match self {
             Hosts::Sim(world) => {
                 world.stop(service, instance).await;
@@ -121,7 +121,7 @@ impl<'w> Hosts<'w> {
     /// A faultable service's instance suffers `plan` from its next request on (real: through its
     /// loopback `/admin/fault`).
     pub async fn set_fault(&self, service: Service, instance: usize, plan: &FaultPlan) -> anyhow::Result<()> {
-        tracing::info!(%service, instance, fault = %plan, at_ms = crate::clock::now_ms(), "fault switched");
+        tracing::info!(%service, instance, fault = %plan, at_ms = crate::simulator::clock::now_ms(), "fault switched");
         match self {
             Hosts::Sim(world) => world.set_fault(service, instance, plan.clone()),
             Hosts::Real(processes) => processes.set_fault(service, instance, plan).await,
@@ -157,7 +157,7 @@ impl<'w> Hosts<'w> {
     /// Takes `what` away (real: through `scripts/brokers.sh` or compose, restored whatever
     /// happens to the run).
     pub async fn take_away(&self, what: Away) -> anyhow::Result<()> {
-        tracing::info!(?what, at_ms = crate::clock::now_ms(), "taken away");
+        tracing::info!(?what, at_ms = crate::simulator::clock::now_ms(), "taken away");
         match (self, what) {
             (Hosts::Sim(world), Away::Broker) => world.set_broker(false),
             (Hosts::Sim(world), Away::Node) => world.lose_node(),
@@ -169,7 +169,7 @@ impl<'w> Hosts<'w> {
     /// Brings back what was taken away, and waits until it serves. A lost node's clients have
     /// failed over already: in the simulation nothing changes.
     pub async fn bring_back(&self, what: Away) -> anyhow::Result<()> {
-        tracing::info!(?what, at_ms = crate::clock::now_ms(), "brought back");
+        tracing::info!(?what, at_ms = crate::simulator::clock::now_ms(), "brought back");
         match (self, what) {
             (Hosts::Sim(world), Away::Broker) => world.set_broker(true),
             (Hosts::Sim(_), Away::Node) => {}
@@ -198,7 +198,7 @@ impl<'w> Hosts<'w> {
     /// session timed out (the simulation's model of it; Kafka does it by itself).
     pub async fn await_eviction(&self, group: &str) {
         if let Hosts::Sim(world) = self {
-            tokio::time::sleep(crate::world::SESSION_TIMEOUT).await;
+            tokio::time::sleep(crate::simulator::world::SESSION_TIMEOUT).await;
             world.log().evict_group(group);
         }
     }
@@ -208,8 +208,8 @@ impl<'w> Hosts<'w> {
         if let Hosts::Sim(world) = self {
             let (log, group) = (world.log(), group.to_owned());
             tokio::spawn(async move {
-                tokio::time::sleep(crate::world::SESSION_TIMEOUT).await;
-                log.evict_silent(&group, crate::world::SESSION_TIMEOUT);
+                tokio::time::sleep(crate::simulator::world::SESSION_TIMEOUT).await;
+                log.evict_silent(&group, crate::simulator::world::SESSION_TIMEOUT);
             });
         }
     }

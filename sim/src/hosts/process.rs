@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use campus::config::ServiceConfig;
 use campus::Model;
 
-use crate::fault::FaultPlan;
+use campus::faults::FaultPlan;
 
 /// How long a child may take to bind its port and say so.
 pub const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -48,7 +48,7 @@ impl ServiceProcess {
         let mut command = Command::new(exe);
         command.args(argv);
         // A variable exported for a compose-style run must not skew an experiment.
-        for var in crate::fault::serve_env() {
+        for var in campus::faults::serve_env() {
             command.env_remove(var);
         }
         let mut child = command

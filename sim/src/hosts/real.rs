@@ -21,8 +21,8 @@ use super::broker::{Broker, BrokerHost, BrokerOutage};
 use super::process::ServiceProcess;
 use super::Away;
 use crate::client::post_json;
-use crate::fault::switch::FaultBody;
-use crate::fault::FaultPlan;
+use campus::faults::switch::FaultBody;
+use campus::faults::FaultPlan;
 
 /// Where a run's real services find their broker and store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::rows::{LagRow, OutageRow, ReplayRow, RestartRow, LAG_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV};
-use crate::plot::{down_span, figures, write, Chart, Series};
-use crate::report::csv;
+use crate::reporting::csv;
+use crate::reporting::plot::{down_span, figures, write, Chart, Series};
 use crate::Mode;
 
 /// Draws Part C's figures for `mode`; returns the report's Figures subsection.

@@ -44,7 +44,7 @@ pub use deployment::Deployment;
 pub use experiments::run_experiment;
 
 use crate::hosts::{Hosts, Place};
-use crate::world::{self, Scope, Stream, World};
+use crate::simulator::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
 
 pub use campus::streaming_kafka::consumers::ANALYTICS_GROUP;
@@ -121,7 +121,7 @@ impl Default for Config {
             produce_rate: 500,
             broker_down_for: Duration::from_secs(10),
             node_down_for: Duration::from_secs(20),
-            node_failover: crate::world::KAFKA_NODE_FAILOVER,
+            node_failover: crate::simulator::world::KAFKA_NODE_FAILOVER,
             poison: 30,
             outage_rate: 20,
             down_for: Duration::from_secs(60),
@@ -327,7 +327,7 @@ pub enum Detail {
     /// of an order that came earlier in its partition of `order-events` (a log keeps order per
     /// key: 0).
     ScaleOut {
-        drain: crate::drain::ScaleOut,
+        drain: crate::reporting::drain::ScaleOut,
         partitions: u32,
         out_of_order: u64,
     },
@@ -424,7 +424,7 @@ impl Run {
     }
 
     /// `scale-out`: the drain, the partitions, the decisions out of their partition's order.
-    pub fn scale_out(&self) -> Option<(&crate::drain::ScaleOut, u32, u64)> {
+    pub fn scale_out(&self) -> Option<(&crate::reporting::drain::ScaleOut, u32, u64)> {
         match &self.detail {
             Detail::ScaleOut { drain, partitions, out_of_order } => Some((drain, *partitions, *out_of_order)),
             _ => None,

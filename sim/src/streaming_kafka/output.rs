@@ -8,9 +8,9 @@ use super::rows::{
     final_metrics, named, summary_row, MetricsRow, SummaryRow, LAG_CSV, METRICS_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV,
 };
 use super::{Config, Detail, Run};
-use crate::backlog::{Backlog, Point};
-use crate::report::csv;
-use crate::report::{markdown_table, text_table, update_report};
+use crate::reporting::backlog::{Backlog, Point};
+use crate::reporting::csv;
+use crate::reporting::{markdown_table, text_table, update_report};
 use crate::violation::Violation;
 use crate::Mode;
 

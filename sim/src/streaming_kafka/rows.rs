@@ -2,7 +2,7 @@
 //! `_replay.csv` and `_summary.csv`, and how a run becomes them.
 
 use super::Run;
-use crate::report::csv::{self, Fixed, Row};
+use crate::reporting::csv::{self, Fixed, Row};
 use crate::Mode;
 use campus::services::analytics::Metrics;
 use serde::{Deserialize, Serialize};

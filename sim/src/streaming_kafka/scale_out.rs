@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::tasks::{produce, Produced};
 use super::{decisions, Config, Deployment, Detail, Run};
-use crate::drain::{middle_rate, ScaleOut};
+use crate::reporting::drain::{middle_rate, ScaleOut};
 use crate::Mode;
 
 /// How often the group's committed offsets are read while it drains (real: one request; a

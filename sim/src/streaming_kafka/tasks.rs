@@ -30,7 +30,7 @@ impl Produced {
     pub fn append_p50(&self) -> Option<Duration> {
         let mut appends = self.appends.lock().expect("appends lock").clone();
         appends.sort();
-        (!appends.is_empty()).then(|| crate::report::percentile(&appends, 50.0))
+        (!appends.is_empty()).then(|| crate::reporting::percentile(&appends, 50.0))
     }
 }
 

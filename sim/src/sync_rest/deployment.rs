@@ -12,9 +12,9 @@ use campus::transport::RequestReply;
 use campus::{Model, Service};
 
 use crate::client::get_json;
-use crate::fault::FaultPlan;
 use crate::hosts::Hosts;
 use crate::Mode;
+use campus::faults::FaultPlan;
 
 /// What a Part A deployment is started with.
 #[derive(Debug, Clone, PartialEq, Eq)]

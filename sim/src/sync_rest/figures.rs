@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::rows::{RequestRow, REQUESTS_CSV};
 use super::Scenario;
-use crate::plot::{figures, write, Chart, Series};
-use crate::report::csv;
+use crate::reporting::csv;
+use crate::reporting::plot::{figures, write, Chart, Series};
 use crate::Mode;
 
 /// Draws Part A's figures for `mode`; returns the report's Figures subsection.

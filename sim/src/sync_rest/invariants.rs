@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use super::{CaseRun, Config};
-use crate::report::percentile;
+use crate::reporting::percentile;
 use crate::violation::Violation;
 use crate::Mode;
 

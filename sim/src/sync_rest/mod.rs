@@ -29,10 +29,10 @@ use campus::Model;
 pub use deployment::{Deployment, Settings};
 pub use load::{drive, Answer};
 
-use crate::fault::FaultPlan;
 use crate::hosts::{Hosts, Place};
-use crate::world::{self, Scope, Stream, World};
+use crate::simulator::world::{self, Scope, Stream, World};
 use crate::{workload, Mode};
+use campus::faults::FaultPlan;
 
 /// Which experiments to run (`--experiment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

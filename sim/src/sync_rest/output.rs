@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::rows::{Summary, SummaryRow, REQUESTS_CSV, SUMMARY_CSV};
 use super::Config;
-use crate::net::LinkModel;
-use crate::report::csv::{self};
-use crate::report::{markdown_table, text_table, update_report};
+use crate::reporting::csv::{self};
+use crate::reporting::{markdown_table, text_table, update_report};
+use crate::simulator::net::LinkModel;
 use crate::violation::Violation;
 use crate::Mode;
 

@@ -2,8 +2,8 @@
 //! `sync_rest_summary.csv` (one per experiment), and how a run becomes them.
 
 use super::CaseRun;
-use crate::report::csv::{self, Fixed, Row};
-use crate::report::percentile;
+use crate::reporting::csv::{self, Fixed, Row};
+use crate::reporting::percentile;
 use crate::Mode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

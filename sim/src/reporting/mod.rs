@@ -1,12 +1,16 @@
 //! Everything a run leaves in `out/`: typed CSV rows ([`csv`]), `report.md`'s sections (this
-//! file) and how numbers and tables are shown ([`format`]).
+//! file), how numbers and tables are shown ([`format`]), the SVG figures ([`plot`]), and what a
+//! backlog's samples ([`backlog`]) and a drain by several instances ([`drain`]) show.
 //!
 //! A run replaces only its own rows and sections: the CSVs keep rows of the other mode
 //! (`sim` / `real`), and `report.md` keeps the other parts' and modes' sections, so running the
 //! simulation and then real mode leaves both side by side.
 
+pub mod backlog;
 pub mod csv;
+pub mod drain;
 pub mod format;
+pub mod plot;
 
 pub use format::{markdown_table, ms, percentile, text_table, wrapped};
 

@@ -20,7 +20,7 @@ use campus::Service;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::rng::SimRng;
+use crate::simulator::rng::SimRng;
 
 /// One-way latency of a hop, uniform in `min..=max`. The default, 1–3 ms, stands for a hop
 /// across a campus network plus a little handler time. It is drawn in whole milliseconds

@@ -23,8 +23,8 @@ use bytes::Bytes;
 use campus::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription, DELIVERY_LIMIT};
 use campus::transport::BoxFuture;
 
-use crate::net::LinkModel;
-use crate::rng::SimRng;
+use crate::simulator::net::LinkModel;
+use crate::simulator::rng::SimRng;
 
 #[derive(Debug, Clone)]
 struct Message {

@@ -25,12 +25,12 @@ use campus::Model;
 use campus::Service;
 use tokio::task::JoinHandle;
 
-use crate::clock::{self, now_ms};
-use crate::fault::{self, FaultPlan, FaultSwitch};
-use crate::log::SimLog;
-use crate::net::{LinkModel, SimNet};
-use crate::queue::SimQueue;
-use crate::rng::SimRng;
+use crate::simulator::clock::{self, now_ms};
+use crate::simulator::log::SimLog;
+use crate::simulator::net::{LinkModel, SimNet};
+use crate::simulator::queue::SimQueue;
+use crate::simulator::rng::SimRng;
+use campus::faults::{self, FaultPlan, FaultSwitch};
 
 /// How long the clients of a lost broker node are without a broker in the simulation: the
 /// model of a failover (reconnecting to another node, the quorum queues electing new leaders).
@@ -274,10 +274,10 @@ impl World {
     pub async fn start(&self, config: &ServiceConfig, plan: &FaultPlan, instance: usize) -> anyhow::Result<()> {
         let service = config.service;
         let built = campus::serve::build(config, &self.host_for(service, instance)).await?;
-        let app = if fault::takes_faults(config.model, service) {
+        let app = if faults::takes_faults(config.model, service) {
             let switch = FaultSwitch::new(plan.clone());
             self.switches.lock().expect("switches lock").insert((service, instance), switch.clone());
-            fault::switchable(built.app, &switch)
+            faults::switchable(built.app, &switch)
         } else {
             built.app
         };

@@ -32,8 +32,8 @@ use campus::transport::log::{partition_for, ConsumerId, EventLog, Headers, LogEr
 use campus::transport::BoxFuture;
 use tokio::sync::Notify;
 
-use crate::net::LinkModel;
-use crate::rng::SimRng;
+use crate::simulator::net::LinkModel;
+use crate::simulator::rng::SimRng;
 
 struct Member {
     group: String,
