@@ -36,8 +36,8 @@ fn small(experiment: Experiment) -> Config {
 }
 
 #[test]
-fn during_an_outage_orders_are_still_accepted_and_the_backlog_rises_then_drains() {
-    let runs = run_sim(&small(Experiment::Outage)).unwrap();
+fn during_an_outage_orders_are_still_accepted_and_the_backlog_rises_then_drains() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::Outage))?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     assert_eq!(run.refused, 0);
@@ -50,11 +50,12 @@ fn during_an_outage_orders_are_still_accepted_and_the_backlog_rises_then_drains(
     assert!(outage.drain.unwrap() < Duration::from_secs(5));
     let summary = Summary::of(run);
     assert_eq!((summary.orders, summary.reserved + summary.failed, summary.notified), (180, 180, summary.reserved));
+    Ok(())
 }
 
 #[test]
-fn every_order_delivered_twice_is_reserved_and_notified_once() {
-    let runs = run_sim(&small(Experiment::Idempotency)).unwrap();
+fn every_order_delivered_twice_is_reserved_and_notified_once() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::Idempotency))?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     assert_eq!(run.duplicates_injected(), 60);
@@ -62,11 +63,12 @@ fn every_order_delivered_twice_is_reserved_and_notified_once() {
     assert_eq!(run.end.inventory.double_reservations, 0);
     assert_eq!(run.end.inventory.units_taken, run.end.inventory.units_of_reserved_orders);
     assert_eq!(run.end.notification.received, run.end.notification.notified + 60, "each repeat reached Notification and sent nothing");
+    Ok(())
 }
 
 #[test]
-fn malformed_messages_are_dead_lettered_with_their_reason_and_good_ones_pass() {
-    let runs = run_sim(&small(Experiment::Poison)).unwrap();
+fn malformed_messages_are_dead_lettered_with_their_reason_and_good_ones_pass() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::Poison))?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     let reasons = output::reasons(run);
@@ -75,12 +77,13 @@ fn malformed_messages_are_dead_lettered_with_their_reason_and_good_ones_pass() {
         assert!(reasons.contains_key(label), "no {label} in {reasons:?}");
     }
     assert_eq!(run.end.orders.stats.reserved + run.end.orders.stats.failed, 60);
+    Ok(())
 }
 
 #[test]
-fn while_rabbitmq_is_down_orders_are_still_accepted_and_every_one_is_decided_once_it_is_back() {
+fn while_rabbitmq_is_down_orders_are_still_accepted_and_every_one_is_decided_once_it_is_back() -> anyhow::Result<()> {
     let config = Config { broker_down_for: Duration::from_secs(5), ..small(Experiment::BrokerRestart) };
-    let runs = run_sim(&config).unwrap();
+    let runs = run_sim(&config)?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     assert_eq!(run.refused, 0, "Order answered 202 throughout");
@@ -91,11 +94,12 @@ fn while_rabbitmq_is_down_orders_are_still_accepted_and_every_one_is_decided_onc
     assert!(restart.drain.is_some_and(|d| d <= Duration::from_secs(6)), "drained within the backoff cap: {:?}", restart.drain);
     let summary = Summary::of(run);
     assert_eq!((summary.reserved + summary.failed, summary.notified, summary.double_reservations), (summary.orders, summary.reserved, 0));
+    Ok(())
 }
 
 #[test]
-fn the_accounting_catches_a_lost_order_and_a_double_reservation() {
-    let mut run = run_sim(&small(Experiment::Idempotency)).unwrap().remove(0);
+fn the_accounting_catches_a_lost_order_and_a_double_reservation() -> anyhow::Result<()> {
+    let mut run = run_sim(&small(Experiment::Idempotency))?.remove(0);
     let some_order = run.end.orders.statuses.keys().next().unwrap().clone();
     run.end.inventory_outcomes.remove(&some_order);
     run.end.notified.retain(|id| *id != some_order);
@@ -104,19 +108,21 @@ fn the_accounting_catches_a_lost_order_and_a_double_reservation() {
     let violations: Vec<String> = invariants::check(&run).iter().map(|v| v.message.clone()).collect();
     assert!(violations.iter().any(|v| v.contains("not in exactly one terminal state") && v.contains(&some_order)), "{violations:?}");
     assert!(violations.iter().any(|v| v.contains("stock taken more than once")), "{violations:?}");
+    Ok(())
 }
 
 #[test]
-fn the_same_seed_gives_byte_identical_part_b_csv() {
-    let files = |name: &str| {
+fn the_same_seed_gives_byte_identical_part_b_csv() -> anyhow::Result<()> {
+    let files = |name: &str| -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         let dir = common::scratch_dir(name);
         let config = Config { experiment: Experiment::All, ..small(Experiment::All) };
-        let runs = run_sim(&config).unwrap();
+        let runs = run_sim(&config)?;
         let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-        rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
-        (std::fs::read(dir.join(rows::BACKLOG_CSV)).unwrap(), std::fs::read(dir.join(rows::SUMMARY_CSV)).unwrap())
+        rows::write_csv(&dir, Mode::Sim, &runs, &summaries)?;
+        Ok((std::fs::read(dir.join(rows::BACKLOG_CSV))?, std::fs::read(dir.join(rows::SUMMARY_CSV))?))
     };
-    assert!(files("b-seed-a") == files("b-seed-b"), "two runs with the same seed differ");
+    assert!(files("b-seed-a")? == files("b-seed-b")?, "two runs with the same seed differ");
+    Ok(())
 }
 
 fn order(id: &str, sku: &str, qty: i64) -> Order {

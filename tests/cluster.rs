@@ -27,8 +27,8 @@ fn messaging(runs: &[Run]) -> Vec<&async_rabbitmq::Run> {
 }
 
 #[test]
-fn when_the_node_the_services_use_is_lost_orders_keep_flowing_and_none_is_lost_or_doubled() {
-    let runs = run_sim(&small(Experiment::NodeLoss)).unwrap();
+fn when_the_node_the_services_use_is_lost_orders_keep_flowing_and_none_is_lost_or_doubled() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::NodeLoss))?;
     let run = messaging(&runs)[0];
     assert_eq!(runs[0].violations(), vec![]);
     let summary = Summary::of(&runs[0]);
@@ -39,22 +39,24 @@ fn when_the_node_the_services_use_is_lost_orders_keep_flowing_and_none_is_lost_o
     assert!(decided(up) > decided(down + 3000), "orders were decided while the lost node was still down");
     let stall = summary.stall_s.expect("a stall is measured").0;
     assert!(stall <= 2.0, "the failover (0.6 s, then the consumers' backoff) costs at most a sample or two, got {stall} s");
+    Ok(())
 }
 
 #[test]
-fn when_a_kafka_broker_is_lost_every_event_is_decided_once_after_its_partitions_move() {
-    let runs = run_sim(&small(Experiment::NodeLoss)).unwrap();
+fn when_a_kafka_broker_is_lost_every_event_is_decided_once_after_its_partitions_move() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::NodeLoss))?;
     let streaming = runs.iter().find(|r| matches!(r, Run::Streaming(_))).expect("Part C's node loss");
     assert_eq!(streaming.violations(), vec![]);
     let summary = Summary::of(streaming);
     assert_eq!((summary.model.as_str(), summary.orders, summary.lost, summary.double), ("streaming-kafka", 3000, 0, 0));
     let stall = summary.stall_s.expect("a stall is measured").0;
     assert!((9.0..=15.0).contains(&stall), "the partitions' leadership moves after the 9 s failover, got a stall of {stall} s");
+    Ok(())
 }
 
 #[test]
-fn more_inventory_instances_drain_a_backlog_faster_in_the_model_and_a_crashed_one_loses_nothing() {
-    let all = run_sim(&small(Experiment::ScaleOut)).unwrap();
+fn more_inventory_instances_drain_a_backlog_faster_in_the_model_and_a_crashed_one_loses_nothing() -> anyhow::Result<()> {
+    let all = run_sim(&small(Experiment::ScaleOut))?;
     for run in &all {
         assert_eq!(run.violations(), vec![], "{}", Summary::of(run).experiment);
     }
@@ -68,23 +70,25 @@ fn more_inventory_instances_drain_a_backlog_faster_in_the_model_and_a_crashed_on
     let (_, decided_then) = crash.crashed.unwrap();
     assert!(decided_then >= 200 && decided_then < 400, "the instance died halfway, at {decided_then}");
     assert_eq!(crash.progress.last().unwrap().1, 400, "the survivors decided every order");
+    Ok(())
 }
 
 #[test]
-fn the_same_seed_gives_byte_identical_cluster_csv() {
-    let files = |name: &str| {
+fn the_same_seed_gives_byte_identical_cluster_csv() -> anyhow::Result<()> {
+    let files = |name: &str| -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         let dir = common::scratch_dir(name);
-        let runs = run_sim(&small(Experiment::All)).unwrap();
+        let runs = run_sim(&small(Experiment::All))?;
         let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-        rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
-        (std::fs::read(dir.join(rows::SUMMARY_CSV)).unwrap(), std::fs::read(dir.join(rows::NODE_LOSS_CSV)).unwrap())
+        rows::write_csv(&dir, Mode::Sim, &runs, &summaries)?;
+        Ok((std::fs::read(dir.join(rows::SUMMARY_CSV))?, std::fs::read(dir.join(rows::NODE_LOSS_CSV))?))
     };
-    assert!(files("cluster-seed-a") == files("cluster-seed-b"), "two runs with the same seed differ");
+    assert!(files("cluster-seed-a")? == files("cluster-seed-b")?, "two runs with the same seed differ");
+    Ok(())
 }
 
 #[test]
-fn a_consumer_group_keeps_each_partitions_order_and_a_dead_members_partitions_wait_for_its_eviction() {
-    let all = run_sim(&small(Experiment::ScaleOut)).unwrap();
+fn a_consumer_group_keeps_each_partitions_order_and_a_dead_members_partitions_wait_for_its_eviction() -> anyhow::Result<()> {
+    let all = run_sim(&small(Experiment::ScaleOut))?;
     let streaming: Vec<Summary> = all.iter().filter(|r| matches!(r, Run::Streaming(_))).map(Summary::of).collect();
     assert_eq!(streaming.len(), 8, "1, 2, 4 instances and a crash, over 3 and over 6 partitions");
     for s in &streaming {
@@ -94,4 +98,5 @@ fn a_consumer_group_keeps_each_partitions_order_and_a_dead_members_partitions_wa
         let drain = crash.drain_s.expect("a drain is timed").0;
         assert!(drain >= 6.0, "the dead member's partitions wait out the 6 s session timeout, drained in {drain} s");
     }
+    Ok(())
 }

@@ -15,8 +15,8 @@ fn small(experiment: Experiment) -> Config {
 }
 
 #[test]
-fn a_throttled_consumer_falls_behind_a_full_speed_producer_and_catches_up() {
-    let runs = run_sim(&small(Experiment::Lag)).unwrap();
+fn a_throttled_consumer_falls_behind_a_full_speed_producer_and_catches_up() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::Lag))?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     let lag = run.lag().expect("a lag run");
@@ -25,11 +25,12 @@ fn a_throttled_consumer_falls_behind_a_full_speed_producer_and_catches_up() {
     assert!((8.0..=12.0).contains(&catch_up), "about 4000 / 400 = 10 s to catch up, took {catch_up}");
     let last = lag.samples.last().unwrap().t_ms;
     assert!(lag.samples.iter().filter(|s| s.t_ms == last).all(|s| s.lag() == 0));
+    Ok(())
 }
 
 #[test]
-fn when_the_broker_dies_mid_stream_every_order_is_decided_once_and_the_consumers_catch_up() {
-    let runs = run_sim(&Config { broker_down_for: std::time::Duration::from_secs(5), ..small(Experiment::BrokerRestart) }).unwrap();
+fn when_the_broker_dies_mid_stream_every_order_is_decided_once_and_the_consumers_catch_up() -> anyhow::Result<()> {
+    let runs = run_sim(&Config { broker_down_for: std::time::Duration::from_secs(5), ..small(Experiment::BrokerRestart) })?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     let inventory = run.inventory.as_ref().unwrap();
@@ -40,11 +41,12 @@ fn when_the_broker_dies_mid_stream_every_order_is_decided_once_and_the_consumers
     assert!(up - down >= 5000, "down for the 5 s asked: {down}..{up}");
     assert!(restart.recover.is_some());
     assert_eq!(run.metrics.as_ref().unwrap().total.orders, 2000);
+    Ok(())
 }
 
 #[test]
-fn a_replay_from_the_beginning_reproduces_the_metrics_which_match_the_workload() {
-    let runs = run_sim(&small(Experiment::Replay)).unwrap();
+fn a_replay_from_the_beginning_reproduces_the_metrics_which_match_the_workload() -> anyhow::Result<()> {
+    let runs = run_sim(&small(Experiment::Replay))?;
     let run = &runs[0];
     assert_eq!(invariants::check(run), vec![]);
     assert_eq!(run.replay_equal(), Some(true));
@@ -52,6 +54,7 @@ fn a_replay_from_the_beginning_reproduces_the_metrics_which_match_the_workload()
     assert_eq!(metrics.total.orders, 2000);
     assert!(metrics.total.failed > 0, "stock 1000 per item runs out: some orders must fail");
     assert!(metrics.per_minute.len() > 10, "2000 orders span many minutes of event time");
+    Ok(())
 }
 
 #[test]
@@ -80,12 +83,14 @@ fn analytics_counts_each_order_once_however_often_its_events_are_read() {
 }
 
 #[test]
-fn the_same_seed_gives_byte_identical_part_c_csv() {
-    let files = |name: &str| {
+fn the_same_seed_gives_byte_identical_part_c_csv() -> anyhow::Result<()> {
+    let files = |name: &str| -> anyhow::Result<Vec<Vec<u8>>> {
         let dir = common::scratch_dir(name);
-        let runs = run_sim(&small(Experiment::All)).unwrap();
-        rows::write_csv(&dir, Mode::Sim, &runs).unwrap();
-        [rows::METRICS_CSV, rows::LAG_CSV, rows::REPLAY_CSV, rows::SUMMARY_CSV].map(|f| std::fs::read(dir.join(f)).unwrap())
+        let runs = run_sim(&small(Experiment::All))?;
+        rows::write_csv(&dir, Mode::Sim, &runs)?;
+        let csv = [rows::METRICS_CSV, rows::LAG_CSV, rows::REPLAY_CSV, rows::SUMMARY_CSV];
+        Ok(csv.iter().map(|f| std::fs::read(dir.join(f))).collect::<Result<_, _>>()?)
     };
-    assert!(files("c-seed-a") == files("c-seed-b"), "two runs with the same seed differ");
+    assert!(files("c-seed-a")? == files("c-seed-b")?, "two runs with the same seed differ");
+    Ok(())
 }

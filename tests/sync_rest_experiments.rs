@@ -29,28 +29,30 @@ fn statuses(run: &CaseRun) -> Vec<u16> {
 }
 
 #[test]
-fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() {
-    let runs = run_sim(&config(Experiment::Delay)).unwrap();
+fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() -> anyhow::Result<()> {
+    let runs = run_sim(&config(Experiment::Delay))?;
     let [run] = runs.as_slice() else { panic!("one case") };
     assert_eq!(run.answers.len(), 40);
     assert_eq!(statuses(run), vec![201]);
     assert!(percentile(&latencies(run), 50.0) >= Duration::from_millis(2000));
+    Ok(())
 }
 
 #[test]
-fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() {
+fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() -> anyhow::Result<()> {
     let cfg = config(Experiment::Timeout);
-    let runs = run_sim(&cfg).unwrap();
+    let runs = run_sim(&cfg)?;
     let [run] = runs.as_slice() else { panic!("one case") };
     assert_eq!(statuses(run), vec![504]);
     let max = *latencies(run).last().unwrap();
     assert!(max >= cfg.timeout, "a 504 before the timeout: {max:?}");
     assert!(max <= cfg.timeout + Duration::from_millis(50), "a 504 after the bound: {max:?}");
+    Ok(())
 }
 
 #[test]
-fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
-    let runs = run_sim(&config(Experiment::Failure)).unwrap();
+fn with_inventory_down_or_failing_every_order_gets_a_fast_503() -> anyhow::Result<()> {
+    let runs = run_sim(&config(Experiment::Failure))?;
     let names: Vec<_> = runs.iter().map(|r| r.case.scenario.name()).collect();
     assert_eq!(names, ["failure-down", "failure-5xx"]);
     for run in &runs {
@@ -58,30 +60,33 @@ fn with_inventory_down_or_failing_every_order_gets_a_fast_503() {
         assert_eq!(statuses(run), vec![503], "{}", run.case.scenario);
         assert!(percentile(&latencies(run), 99.0) < Duration::from_millis(50), "{}", run.case.scenario);
     }
+    Ok(())
 }
 
 #[test]
-fn the_default_run_passes_every_check_and_explains_each_experiment() {
+fn the_default_run_passes_every_check_and_explains_each_experiment() -> anyhow::Result<()> {
     let cfg = config(Experiment::All);
-    let runs = run_sim(&cfg).unwrap();
+    let runs = run_sim(&cfg)?;
     assert_eq!(invariants::check(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
     for name in ["baseline", "delay", "timeout", "failure-down", "failure-5xx", "coupling"] {
         assert!(findings.iter().any(|f| f.starts_with(&format!("**{name}**"))), "no finding for {name}");
     }
+    Ok(())
 }
 
 #[test]
-fn the_checker_catches_a_run_whose_answers_do_not_match_the_experiment() {
+fn the_checker_catches_a_run_whose_answers_do_not_match_the_experiment() -> anyhow::Result<()> {
     let cfg = config(Experiment::Timeout);
-    let mut runs = run_sim(&cfg).unwrap();
+    let mut runs = run_sim(&cfg)?;
     runs[0].answers[3].status = 201;
     runs[0].answers[7].latency = cfg.timeout + Duration::from_millis(400);
     let violations = invariants::check(&runs, &cfg);
     assert_eq!(violations.len(), 2, "{violations:?}");
     assert!(violations[0].message.contains("#3 got 201"), "{}", violations[0]);
     assert!(violations[1].message.contains("worst #7"), "{}", violations[1]);
+    Ok(())
 }
 
 fn csv_files(seed: u64, name: &str) -> (Vec<u8>, Vec<u8>) {
@@ -103,12 +108,12 @@ fn the_same_seed_gives_byte_identical_csv_and_another_seed_does_not() {
 }
 
 #[test]
-fn the_requests_csv_has_one_row_per_request_with_the_agreed_columns() {
+fn the_requests_csv_has_one_row_per_request_with_the_agreed_columns() -> anyhow::Result<()> {
     let dir = common::scratch_dir("columns");
     let cfg = config(Experiment::Baseline);
-    let runs = run_sim(&cfg).unwrap();
+    let runs = run_sim(&cfg)?;
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
-    rows::write_csv(&dir, Mode::Sim, &runs, &summaries).unwrap();
+    rows::write_csv(&dir, Mode::Sim, &runs, &summaries)?;
     let mut reader = csv::Reader::from_path(dir.join(rows::REQUESTS_CSV)).unwrap();
     assert_eq!(reader.headers().unwrap(), vec!["experiment", "mode", "index", "order_id", "status", "latency_ms"]);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -119,4 +124,5 @@ fn the_requests_csv_has_one_row_per_request_with_the_agreed_columns() {
     for column in ["experiment", "mode", "requests", "ok", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms", "throughput_rps"] {
         assert!(header.iter().any(|h| h == column), "summary lacks {column}");
     }
+    Ok(())
 }
