@@ -16,7 +16,7 @@ use campus::transport::queue::{MessageQueue, QueueName, Route};
 use campus_sim::async_rabbitmq::invariants;
 use campus_sim::async_rabbitmq::output;
 use campus_sim::async_rabbitmq::rows::{self, Summary};
-use campus_sim::async_rabbitmq::{run_sim, Config, Experiment};
+use campus_sim::async_rabbitmq::{run_sim, Config, Detail, Experiment};
 use campus_sim::simulator::net::LinkModel;
 use campus_sim::simulator::queue::SimQueue;
 use campus_sim::simulator::rng::SimRng;
@@ -108,6 +108,21 @@ fn the_accounting_catches_a_lost_order_and_a_double_reservation() -> anyhow::Res
     let violations: Vec<String> = invariants::check(&run).iter().map(|v| v.message.clone()).collect();
     assert!(violations.iter().any(|v| v.contains("not in exactly one terminal state") && v.contains(&some_order)), "{violations:?}");
     assert!(violations.iter().any(|v| v.contains("stock taken more than once")), "{violations:?}");
+    Ok(())
+}
+
+#[test]
+fn every_sample_is_one_snapshot_in_time_order_and_the_accounting_catches_one_that_is_not() -> anyhow::Result<()> {
+    let mut run = run_sim(&small(Experiment::Outage))?.remove(0);
+    assert_eq!(invariants::check(&run), vec![]);
+    let Detail::Outage(outage) = &mut run.detail else { anyhow::bail!("not an outage run") };
+    let torn = &mut outage.samples[5];
+    torn.notified = torn.accepted + 1;
+    let at = torn.t_ms;
+    outage.samples[7].t_ms = outage.samples[6].t_ms;
+    let violations: Vec<String> = invariants::check(&run).iter().map(|v| v.message.clone()).collect();
+    assert!(violations.iter().any(|v| v.contains(&format!("the sample at {at} ms is not one snapshot"))), "{violations:?}");
+    assert!(violations.iter().any(|v| v.contains("sample times do not increase")), "{violations:?}");
     Ok(())
 }
 

@@ -3,11 +3,13 @@
 
 mod common;
 
-use campus::domain::{Envelope, Event, InventoryFailed, OrderId};
+use campus::domain::{Envelope, Event, InventoryFailed, Items, OrderId, ReserveOutcome};
 use campus::services::analytics::Analytics;
+use campus::services::inventory::Inventory;
+use campus::streaming_kafka::consumers;
 use campus_sim::streaming_kafka::invariants;
 use campus_sim::streaming_kafka::rows;
-use campus_sim::streaming_kafka::{run_sim, Config, Experiment};
+use campus_sim::streaming_kafka::{run_sim, Config, Detail, Experiment};
 use campus_sim::Mode;
 
 fn small(experiment: Experiment) -> Config {
@@ -41,6 +43,12 @@ fn when_the_broker_dies_mid_stream_every_order_is_decided_once_and_the_consumers
     assert!(up - down >= 5000, "down for the 5 s asked: {down}..{up}");
     assert!(restart.recover.is_some());
     assert_eq!(run.metrics.as_ref().unwrap().total.orders, 2000);
+    assert!(restart.samples.windows(2).all(|w| w[0].t_ms < w[1].t_ms), "one sample per instant, in time order");
+    let mut torn = runs[0].clone();
+    let Detail::BrokerRestart(restart) = &mut torn.detail else { anyhow::bail!("not a broker-restart run") };
+    restart.samples[3].t_ms = restart.samples[2].t_ms;
+    let violations: Vec<String> = invariants::check(&torn).iter().map(|v| v.message.clone()).collect();
+    assert!(violations.iter().any(|v| v.contains("sample times do not increase")), "{violations:?}");
     Ok(())
 }
 
@@ -80,6 +88,23 @@ fn analytics_counts_each_order_once_however_often_its_events_are_read() {
     assert_eq!(once.metrics(), twice.metrics());
     assert_eq!(once.metrics().total.failed, 1);
     assert!(Envelope::decode(&Envelope::new(failed).encode()).is_ok());
+}
+
+#[test]
+fn inventorys_stats_count_the_units_of_its_reserved_orders_once_however_often_an_order_is_decided() -> anyhow::Result<()> {
+    let items = |json: serde_json::Value| -> anyhow::Result<Items> { Ok(serde_json::from_value(json)?) };
+    let mut inventory = Inventory::with_stock(10);
+    let two_pizzas = items(serde_json::json!([{"sku": "pizza-slice", "qty": 2}]))?;
+    let first = OrderId::parse("o-7ea-000001")?;
+    inventory.reserve(&first, &two_pizzas);
+    inventory.reserve(&first, &two_pizzas);
+    inventory.restore(OrderId::parse("o-7ea-000002")?, &items(serde_json::json!([{"sku": "salad", "qty": 3}]))?, ReserveOutcome::Reserved);
+    inventory.reserve(&OrderId::parse("o-7ea-000003")?, &items(serde_json::json!([{"sku": "pizza-slice", "qty": 9}]))?);
+    let stats = consumers::stats(&inventory, 10);
+    assert_eq!((stats.reserved, stats.failed), (2, 1));
+    assert_eq!(stats.units_of_reserved_orders, 5);
+    assert_eq!(stats.units_taken, stats.units_of_reserved_orders);
+    Ok(())
 }
 
 #[test]

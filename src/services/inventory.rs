@@ -27,6 +27,8 @@ pub struct Inventory {
     /// Orders decided (first attempts and restored decisions): reserved, rejected.
     reserved: u64,
     rejected: u64,
+    /// Units the reserved orders asked for (each order counted once, as decided).
+    units_reserved: u64,
 }
 
 impl Inventory {
@@ -39,7 +41,7 @@ impl Inventory {
     pub fn from_levels(levels: impl IntoIterator<Item = (Sku, u32)>) -> Self {
         let mut stock: BTreeMap<Sku, u32> = Sku::all().map(|s| (s, 0)).collect();
         stock.extend(levels);
-        Inventory { stock, outcomes: Recent::new(REMEMBERED), reserved: 0, rejected: 0 }
+        Inventory { stock, outcomes: Recent::new(REMEMBERED), reserved: 0, rejected: 0, units_reserved: 0 }
     }
 
     /// Reserves every line of `items` for `order_id`, or nothing.
@@ -53,7 +55,7 @@ impl Inventory {
                 *self.stock.get_mut(&line.sku).expect("every menu sku has a level") -= line.qty.get();
             }
         }
-        self.count(&outcome);
+        self.count(items, &outcome);
         self.outcomes.insert(order_id.clone(), outcome.clone());
         Reservation { outcome, first_attempt: true }
     }
@@ -70,13 +72,16 @@ impl Inventory {
                 *left = left.saturating_sub(line.qty.get());
             }
         }
-        self.count(&outcome);
+        self.count(items, &outcome);
         self.outcomes.insert(order_id, outcome);
     }
 
-    fn count(&mut self, outcome: &ReserveOutcome) {
+    fn count(&mut self, items: &Items, outcome: &ReserveOutcome) {
         match outcome {
-            ReserveOutcome::Reserved => self.reserved += 1,
+            ReserveOutcome::Reserved => {
+                self.reserved += 1;
+                self.units_reserved += u64::from(items.units());
+            }
             ReserveOutcome::Rejected { .. } => self.rejected += 1,
         }
     }
@@ -92,6 +97,11 @@ impl Inventory {
     /// The recorded outcome for an order, if inventory has seen it recently.
     pub fn outcome(&self, order_id: &OrderId) -> Option<&ReserveOutcome> {
         self.outcomes.get(order_id)
+    }
+
+    /// Units the reserved orders asked for, each order once.
+    pub fn units_reserved(&self) -> u64 {
+        self.units_reserved
     }
 
     /// Orders decided so far: (reserved, rejected).

@@ -86,14 +86,15 @@ pub struct InventoryConfig {
 /// Inventory's state as its HTTP face and the lab see it: the restored and decided state.
 pub type InventoryView = Arc<Mutex<Inventory>>;
 
-/// The accounting of a streaming Inventory's state: `units_taken` from the stock levels. It
-/// keeps no per-order units, so `units_of_reserved_orders` stays 0 here; the lab counts those
-/// from the log (what the reserved orders asked for) and compares.
+/// The accounting of a streaming Inventory's state: `units_taken` from the stock levels,
+/// `units_of_reserved_orders` from the decisions (each reserved order's units, once): equal
+/// unless an order took stock twice.
 pub fn stats(inventory: &Inventory, stock: u32) -> InventoryStats {
     let mut s = InventoryStats::default();
     (s.reserved, s.failed) = inventory.decided();
     s.stock = inventory.levels().iter().map(|(sku, units)| (sku.as_str().to_owned(), u64::from(*units))).collect();
     s.units_taken = inventory.levels().values().map(|units| u64::from(stock - units)).sum();
+    s.units_of_reserved_orders = inventory.units_reserved();
     s.stock_applications = s.reserved;
     s
 }

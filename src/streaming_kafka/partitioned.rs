@@ -75,6 +75,7 @@ pub fn stats(shards: &BTreeMap<u32, Shard>, stock: u32) -> InventoryStats {
         total.reserved += s.reserved;
         total.failed += s.failed;
         total.units_taken += s.units_taken;
+        total.units_of_reserved_orders += s.units_of_reserved_orders;
         total.stock_applications += s.stock_applications;
         for (sku, units) in s.stock {
             *total.stock.entry(sku).or_insert(0) += units;

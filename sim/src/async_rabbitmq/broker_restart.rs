@@ -16,11 +16,12 @@ use super::window::{under_load, Fault, Window, WindowSample};
 use super::{BrokerRestart, BrokerSample, Config, Deployment, Detail, Run, Scenario};
 
 /// Order's and Notification's counters (over HTTP: they answer whether or not the broker
-/// does) and Inventory's queue depth (over AMQP: `None` while the broker cannot be asked).
+/// does) and Inventory's queue depth (over AMQP: `None` while the broker cannot be asked), read
+/// downstream first (see [`super::observe::sample`]).
 async fn sample(d: &Deployment<'_>, t0: Instant, broker_up: bool) -> anyhow::Result<BrokerSample> {
-    let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
     let notification: NotificationStats = get_json(d.http().as_ref(), Service::Notification, "/stats").await?;
     let queue_depth = d.mq().depth(QueueName::InventoryInbox).await.ok();
+    let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
     Ok(BrokerSample {
         t_ms: t0.elapsed().as_millis() as u64,
         broker_up,

@@ -78,6 +78,25 @@ pub fn check(run: &Run) -> Vec<Violation> {
     if !dead_orders.is_empty() {
         fail(format!("{} good orders were dead-lettered, e.g. {}", dead_orders.len(), dead_orders.iter().next().expect("non-empty")));
     }
+    // Each sample one consistent snapshot: no later stage counting more than the accepted orders
+    // (`observe::sample` reads downstream first), and time strictly increasing. Notified against
+    // Order's decided count is no such pair: Notification and Order hear of a reservation
+    // independently, and a message may sit in the queue before Order has its publisher confirm.
+    let series: Vec<(u64, u64, u64, u64, u64)> = match (run.outage(), run.broker_restart().or(run.node_loss())) {
+        (Some(o), _) => o.samples.iter().map(|s| (s.t_ms, s.accepted, s.published, s.reserved + s.failed, s.notified)).collect(),
+        (None, Some(r)) => r.samples.iter().map(|s| (s.t_ms, s.accepted, s.published, s.reserved + s.failed, s.notified)).collect(),
+        (None, None) => Vec::new(),
+    };
+    if let Some((t_ms, accepted, published, decided, notified)) =
+        series.iter().find(|(_, accepted, published, decided, notified)| published > accepted || decided > accepted || notified > accepted)
+    {
+        fail(format!(
+            "the sample at {t_ms} ms is not one snapshot: accepted {accepted}, published {published}, decided {decided}, notified {notified}"
+        ));
+    }
+    if let Some(pair) = series.windows(2).find(|w| w[1].0 <= w[0].0) {
+        fail(format!("sample times do not increase: {} ms, then {} ms", pair[0].0, pair[1].0));
+    }
     if let Some((outage, last)) = run.outage().and_then(|o| Some((o, o.samples.last()?))) {
         if outage.peak_backlog == 0 {
             fail("the backlog never rose during the outage".into());

@@ -73,19 +73,25 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
     placed
 }
 
+/// One consistent snapshot of the workflow: read downstream first — Notification, then the
+/// queues, then Order. Every counter only grows and an order reaches a later stage only after
+/// the earlier ones, so a stage read before the stages upstream of it never counts more than
+/// they do (no sample with more notified than accepted, or more queued than published).
 pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
-    let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
     let notification: NotificationStats = get_json(d.http().as_ref(), Service::Notification, "/stats").await?;
+    let dead_lettered = d.mq().depth(QueueName::DeadLetter).await?;
+    let queue_depth = d.mq().depth(QueueName::InventoryInbox).await?;
+    let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
     Ok(Sample {
         t_ms: t0.elapsed().as_millis() as u64,
         inventory_up: d.inventory_up(),
-        queue_depth: d.mq().depth(QueueName::InventoryInbox).await?,
+        queue_depth,
         accepted: orders.accepted,
         published: orders.published,
         reserved: orders.reserved,
         failed: orders.failed,
         notified: notification.notified,
-        dead_lettered: d.mq().depth(QueueName::DeadLetter).await?,
+        dead_lettered,
     })
 }
 

@@ -80,6 +80,12 @@ pub struct Summary {
     pub refused: usize,
     /// Only for the outage: the median time Order took to answer 202 (accepted).
     pub accept_p50_ms: Option<Fixed<1>>,
+    /// The outage's or the broker restart's window as recorded (seconds on the samples' clock):
+    /// from the moment Inventory or the broker was taken away to the moment it served again.
+    #[serde(default)]
+    pub down_from_s: Option<Fixed<2>>,
+    #[serde(default)]
+    pub down_until_s: Option<Fixed<2>>,
 }
 
 impl Row for Summary {
@@ -92,6 +98,7 @@ impl Summary {
     pub fn of(run: &Run) -> Self {
         let count = |status: OrderStatus| run.end.orders.statuses.values().filter(|s| **s == status).count();
         let (outage, restart) = (run.outage(), run.broker_restart());
+        let window = outage.map(|o| o.down_window_ms).or(restart.map(|r| r.down_window_ms));
         Summary {
             experiment: run.name().to_owned(),
             mode: run.mode,
@@ -107,6 +114,8 @@ impl Summary {
             drain_s: outage.and_then(|o| o.drain).or(restart.and_then(|r| r.drain)).map(|d| Fixed(d.as_secs_f64())),
             refused: run.refused,
             accept_p50_ms: outage.and_then(|o| o.accept_p50).map(|d| Fixed(d.as_secs_f64() * 1e3)),
+            down_from_s: window.map(|(from, _)| Fixed(from as f64 / 1e3)),
+            down_until_s: window.map(|(_, until)| Fixed(until as f64 / 1e3)),
         }
     }
 }

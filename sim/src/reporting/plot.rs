@@ -23,6 +23,8 @@ const PALETTE: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd
 #[derive(Debug, Clone)]
 pub struct Series {
     pub name: String,
+    /// A point whose y is NaN is a gap: nothing was measured there, and the line breaks
+    /// instead of bridging it (see [`Series::with_gaps`]).
     pub points: Vec<(f64, f64)>,
     pub dashed: bool,
     /// Draw a marker at each point (and no line).
@@ -32,6 +34,17 @@ pub struct Series {
 impl Series {
     pub fn line(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Series { name: name.into(), points, dashed: false, markers: false }
+    }
+
+    /// A line through the measured points that breaks where a sample has no value (an empty
+    /// CSV cell: the quantity could not be read then).
+    pub fn with_gaps(name: impl Into<String>, points: impl IntoIterator<Item = (f64, Option<f64>)>) -> Self {
+        Series::line(name, points.into_iter().map(|(x, y)| (x, y.unwrap_or(f64::NAN))).collect())
+    }
+
+    /// The runs of measured points between gaps.
+    fn runs(&self) -> impl Iterator<Item = &[(f64, f64)]> {
+        self.points.split(|(_, y)| y.is_nan()).filter(|run| !run.is_empty())
     }
 }
 
@@ -131,7 +144,7 @@ impl Chart {
             let (xa, xb) = (sx(*a), sx(*b));
             let _ = writeln!(
                 svg,
-                r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12"/>"##,
+                r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12" data-from="{a}" data-until="{b}"/>"##,
                 (xb - xa).max(1.0)
             );
             let _ = writeln!(
@@ -183,19 +196,29 @@ impl Chart {
         for (i, s) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             if s.markers {
-                for (x, y) in &s.points {
+                for (x, y) in s.runs().flatten() {
                     let _ = writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="none" stroke="{color}"/>"#, sx(*x), sy(*y));
                 }
-            } else if !s.points.is_empty() {
-                let path: Vec<String> = s.points.iter().map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y))).collect();
-                let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-                let _ = writeln!(svg, r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>"#, path.join(" "));
+            } else {
+                for run in s.runs() {
+                    let path: Vec<String> = run.iter().map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y))).collect();
+                    let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+                    // The data a line spans, for a reader (and a test) to check against the CSV.
+                    let (first, last) = (run[0].0, run[run.len() - 1].0);
+                    let _ = writeln!(
+                        svg,
+                        r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash} data-series="{}" data-x="{first} {last}"/>"#,
+                        path.join(" "),
+                        escape(&s.name)
+                    );
+                }
             }
         }
         // About 7 px per character at 12 px sans-serif.
         let legend_w = self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64 * 7.0 + 44.0;
         let legend_h = self.series.len() as f64 * 18.0 + 8.0;
-        let mut pixels: Vec<(f64, f64)> = self.series.iter().flat_map(|s| trace(&s.points, s.markers, &sx, &sy)).collect();
+        let mut pixels: Vec<(f64, f64)> =
+            self.series.iter().flat_map(|s| s.runs().flat_map(|run| trace(run, s.markers, &sx, &sy))).collect();
         // The shaded spans' labels, centred at the bottom, are not to be covered either.
         for (a, b, text) in &self.shaded {
             let (centre, half) = ((sx(*a) + sx(*b)) / 2.0, text.chars().count() as f64 * 3.5);
@@ -267,15 +290,22 @@ fn legend_place(w: f64, h: f64, pixels: &[(f64, f64)]) -> (f64, f64) {
     candidates.into_iter().min_by_key(|c| covered(*c)).expect("six candidates")
 }
 
-/// The span to shade where something was down: from the first sample taken while it was to one
-/// second past the last (a sample stands for the second it opens), with `label`; none if it
-/// never was. `down` gives each sample's time (s) and whether it was down then.
+/// The span to shade where something was down, read off the samples when no recorded window
+/// is at hand: from the first sample taken while it was down to the first sample after that
+/// found it back (or the last sample, if none did), with `label`; none if it never was. `down`
+/// gives each sample's time (s) and whether it was down then. The span is as fine as the
+/// sampling; a recorded window ([`recorded_span`]) is exact.
 pub fn down_span(down: impl IntoIterator<Item = (f64, bool)>, label: &str) -> Vec<(f64, f64, String)> {
-    let times: Vec<f64> = down.into_iter().filter(|(_, d)| *d).map(|(t, _)| t).collect();
-    match (times.first(), times.last()) {
-        (Some(a), Some(b)) => vec![(*a, *b + 1.0, label.to_owned())],
-        _ => Vec::new(),
-    }
+    let samples: Vec<(f64, bool)> = down.into_iter().collect();
+    let Some(first) = samples.iter().position(|(_, d)| *d) else { return Vec::new() };
+    let back = samples[first..].iter().find(|(_, d)| !*d).or(samples.last()).map_or(samples[first].0, |(t, _)| *t);
+    vec![(samples[first].0, back, label.to_owned())]
+}
+
+/// The span to shade for a window recorded as it happened (seconds on the samples' clock): from
+/// the moment something was taken away to the moment it served again, with `label`.
+pub fn recorded_span(from_s: f64, until_s: f64, label: &str) -> Vec<(f64, f64, String)> {
+    vec![(from_s, until_s, label.to_owned())]
 }
 
 /// Writes the chart as `out/name` unless it has nothing to show; returns the file's name.

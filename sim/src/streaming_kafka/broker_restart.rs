@@ -148,7 +148,13 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
             None
         };
         let t_ms = t0.elapsed().as_millis() as u64;
-        restart.samples.push(RestartSample { t_ms, broker_up, produced: produced.events() as u64, inventory_lag, analytics_lag, decided });
+        let sample = RestartSample { t_ms, broker_up, produced: produced.events() as u64, inventory_lag, analytics_lag, decided };
+        // One sample per instant: a change seen in the same millisecond as the tick before it
+        // (the broker or Inventory taken or back) replaces that tick's sample.
+        match restart.samples.last_mut() {
+            Some(last) if last.t_ms == t_ms => *last = sample,
+            _ => restart.samples.push(sample),
+        }
         // Drained: every order appended before the return has its outcome.
         if let (Some(up), Some(decided), None) = (up_ms, decided, restart.drained) {
             let before_return = restart.samples.iter().rfind(|s| s.t_ms <= up).map_or(0, |s| s.produced);

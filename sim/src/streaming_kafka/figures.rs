@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::rows::{LagRow, OutageRow, ReplayRow, RestartRow, LAG_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV};
+use super::rows::{LagRow, OutageRow, ReplayRow, RestartRow, SummaryRow, LAG_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV};
 use crate::reporting::csv;
-use crate::reporting::plot::{down_span, figures, write, Chart, Series};
+use crate::reporting::plot::{down_span, figures, recorded_span, write, Chart, Series};
 use crate::Mode;
 
 /// Draws Part C's figures for `mode`; returns the report's Figures subsection.
@@ -16,14 +16,23 @@ pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     Ok(figures(vec![
         (lag(out, mode)?, "Analytics' consumer lag under throttling"),
         (replay(out, mode)?, "Orders and failure rate per minute of event time, before and after the replay"),
-        (restart(out, mode)?, "The broker restart: events appended and each group's lag (the broker's down window shaded)"),
-        (outage(out, mode)?, "Inventory down for a minute: events appended and each group's lag (Inventory's down window shaded)"),
+        (
+            restart(out, mode)?,
+            "The broker restart: each group's lag (the broker's down window shaded, as recorded; the lines break where the \
+             broker could not be asked)",
+        ),
+        (
+            outage(out, mode)?,
+            "Inventory down for a minute: events appended, each group's lag and the orders waiting for their outcome \
+             (Inventory's down window shaded, as recorded)",
+        ),
     ]))
 }
 
-/// One second of a timeline with something away: (t_s, up, produced, Inventory's lag,
-/// Analytics' lag, orders waiting for their outcome where known).
-type Second = (f64, bool, u64, Option<u64>, Option<u64>, Option<u64>);
+/// One sample of a timeline with something away: (t_s, up, events appended where drawn,
+/// Inventory's lag, Analytics' lag, orders waiting for their outcome where known). `None` is an
+/// empty cell: nothing could be measured, and the line breaks there.
+type Second = (f64, bool, Option<u64>, Option<u64>, Option<u64>, Option<u64>);
 
 /// Events appended and each consumer group's lag over time, the broker's down window shaded;
 /// the lags have no points while the broker could not be asked.
@@ -33,12 +42,15 @@ pub fn restart(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let rows = csv::read::<RestartRow>(&path)?.into_iter().filter(|r| r.mode == mode);
-    let seconds = rows.map(|r| (r.t_s.0, r.broker_up == 1, r.produced, r.inventory_lag, r.analytics_lag, None)).collect();
+    // The events appended (thousands) would set the scale and flatten the lags (about a hundred)
+    // the figure is about: they are left to the table.
+    let seconds: Vec<Second> = rows.map(|r| (r.t_s.0, r.broker_up == 1, None, r.inventory_lag, r.analytics_lag, None)).collect();
+    let shaded = shaded(out, mode, "broker-restart", "broker down", &seconds)?;
     timeline(
         out,
         format!("streaming_kafka_broker_restart_{mode}.svg"),
         format!("Part C ({mode}): the broker killed mid-stream and started again"),
-        "broker down",
+        shaded,
         seconds,
     )
 }
@@ -50,38 +62,63 @@ pub fn outage(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let rows = csv::read::<OutageRow>(&path)?.into_iter().filter(|r| r.mode == mode);
-    let seconds = rows
+    let seconds: Vec<Second> = rows
         .map(|r| {
-            (r.t_s.0, r.inventory_up == 1, r.produced, r.inventory_lag, r.analytics_lag, r.decided.map(|d| r.produced.saturating_sub(d)))
+            (
+                r.t_s.0,
+                r.inventory_up == 1,
+                Some(r.produced),
+                r.inventory_lag,
+                r.analytics_lag,
+                r.decided.map(|d| r.produced.saturating_sub(d)),
+            )
         })
         .collect();
+    let shaded = shaded(out, mode, "outage", "Inventory down", &seconds)?;
     timeline(
         out,
         format!("streaming_kafka_outage_{mode}.svg"),
         format!("Part C ({mode}): Inventory down, the producer going on"),
-        "Inventory down",
+        shaded,
         seconds,
     )
 }
 
-fn timeline(out: &Path, file: String, title: String, away: &str, seconds: Vec<Second>) -> anyhow::Result<Option<String>> {
+/// The window `experiment` recorded in `streaming_kafka_summary.csv` for `mode`, shaded with
+/// `label`; read off the samples when the summary has none.
+fn shaded(out: &Path, mode: Mode, experiment: &str, label: &str, seconds: &[Second]) -> anyhow::Result<Vec<(f64, f64, String)>> {
+    let path = out.join(SUMMARY_CSV);
+    let rows = if path.exists() { csv::read::<SummaryRow>(&path)? } else { Vec::new() };
+    Ok(match rows.iter().find(|r| r.mode == mode && r.experiment == experiment).and_then(|r| Some((r.down_from_s?, r.down_until_s?))) {
+        Some((from, until)) => recorded_span(from.0, until.0, label),
+        None => down_span(seconds.iter().map(|r| (r.0, !r.1)), label),
+    })
+}
+
+fn timeline(
+    out: &Path,
+    file: String,
+    title: String,
+    shaded: Vec<(f64, f64, String)>,
+    seconds: Vec<Second>,
+) -> anyhow::Result<Option<String>> {
+    // A column with no value at all is not drawn; one with some is drawn with its gaps.
     let series = |name: &str, column: fn(&Second) -> Option<u64>| {
-        Series::line(name, seconds.iter().filter_map(|r| Some((r.0, column(r)? as f64))).collect())
+        Series::with_gaps(name, seconds.iter().map(|r| (r.0, column(r).map(|v| v as f64))))
     };
-    let shaded = down_span(seconds.iter().map(|r| (r.0, !r.1)), away);
     let chart = Chart {
         title,
         x_label: "time since the producer started (s)".into(),
         y_label: "events / records".into(),
         x_log: false,
         series: vec![
-            series("events appended (acknowledged)", |r| Some(r.2)),
+            series("events appended (acknowledged)", |r| r.2),
             series("Inventory's lag (records)", |r| r.3),
             series("Analytics' lag (both topics)", |r| r.4),
             series("orders waiting for their outcome", |r| r.5),
         ]
         .into_iter()
-        .filter(|s| !s.points.is_empty())
+        .filter(|s| s.points.iter().any(|(_, y)| !y.is_nan()))
         .collect(),
         shaded,
         ..Chart::default()

@@ -82,6 +82,9 @@ pub fn check(run: &Run) -> Vec<Violation> {
         if restart.samples.iter().all(|s| s.broker_up) {
             fail(format!("no sample was taken while {what} was down"));
         }
+        if let Some(pair) = restart.samples.windows(2).find(|w| w[1].t_ms <= w[0].t_ms) {
+            fail(format!("sample times do not increase: {} ms, then {} ms", pair[0].t_ms, pair[1].t_ms));
+        }
     }
     if let Some(outage) = run.outage() {
         if outage.drained.is_none() {

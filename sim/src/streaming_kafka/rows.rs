@@ -101,6 +101,12 @@ pub struct SummaryRow {
     pub dead_letters: Option<u64>,
     /// `outage`: the median time the producer took to acknowledge one event (accept an order).
     pub append_p50_ms: Option<Fixed<1>>,
+    /// `outage`, `broker-restart`: the window as recorded (seconds on the samples' clock), from
+    /// the moment Inventory or the broker was taken away to the moment it served again.
+    #[serde(default)]
+    pub down_from_s: Option<Fixed<2>>,
+    #[serde(default)]
+    pub down_until_s: Option<Fixed<2>>,
 }
 
 macro_rules! rows_have_a_mode {
@@ -135,6 +141,8 @@ pub fn summary_row(run: &Run) -> SummaryRow {
         duplicates: run.decisions.as_ref().map(|d| d.duplicates),
         dead_letters: run.decisions.as_ref().map(|d| d.dead_letters.values().sum()),
         append_p50_ms: run.outage().and_then(|o| o.append_p50).map(|d| Fixed(d.as_secs_f64() * 1e3)),
+        down_from_s: restart.or(run.outage()).map(|r| Fixed(r.down_window_ms.0 as f64 / 1e3)),
+        down_until_s: restart.or(run.outage()).map(|r| Fixed(r.down_window_ms.1 as f64 / 1e3)),
     }
 }
 

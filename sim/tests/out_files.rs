@@ -1,0 +1,168 @@
+//! What a run leaves in `out/`, as a reader checks it: every fault window in a figure is shaded
+//! exactly over the window the run recorded, no line is drawn through a sample where nothing
+//! could be measured (an empty cell), time only moves forward in a series, and every column of
+//! every CSV file is explained in `out/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A fresh directory for one test's results.
+fn fresh_dir(name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("out-files-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    out
+}
+
+/// `campus-sim <args> --out <out>`, which must succeed.
+fn run_into(out: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let run = Command::new(env!("CARGO_BIN_EXE_campus-sim")).args(args).arg("--out").arg(out).output()?;
+    anyhow::ensure!(run.status.success(), "{args:?}: {}", String::from_utf8_lossy(&run.stderr));
+    Ok(())
+}
+
+/// One simulated run of Parts B and C, into a directory of its own.
+fn graded_run(name: &str) -> anyhow::Result<PathBuf> {
+    let out = fresh_dir(name);
+    run_into(&out, &["async-rabbitmq"])?;
+    run_into(&out, &["streaming-kafka"])?;
+    Ok(out)
+}
+
+/// The rows of a CSV file for the simulation, each by column name.
+fn sim_rows(path: &Path) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+    let mut reader = csv::Reader::from_path(path)?;
+    let header = reader.headers()?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let row: BTreeMap<String, String> = header.iter().map(str::to_owned).zip(record?.iter().map(str::to_owned)).collect();
+        if row["mode"] == "sim" {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The values of `attribute` on every element of `svg` that has it, in order.
+fn attributes<'s>(svg: &'s str, attribute: &str) -> Vec<&'s str> {
+    let needle = format!(" {attribute}=\"");
+    svg.match_indices(&needle)
+        .map(|(i, _)| {
+            let rest = &svg[i + needle.len()..];
+            &rest[..rest.find('"').expect("a closed attribute")]
+        })
+        .collect()
+}
+
+/// The shaded spans of a figure, as the data they stand for: (from, until) in seconds.
+fn shaded(svg: &str) -> Vec<(f64, f64)> {
+    let from = attributes(svg, "data-from").into_iter().map(|v| v.parse().expect("a number"));
+    let until = attributes(svg, "data-until").into_iter().map(|v| v.parse().expect("a number"));
+    from.zip(until).collect()
+}
+
+/// The x extent (first, last) of every line drawn for `series`.
+fn lines_of(svg: &str, series: &str) -> Vec<(f64, f64)> {
+    svg.lines()
+        .filter(|l| l.starts_with("<polyline") && l.contains(&format!("data-series=\"{series}\"")))
+        .map(|l| {
+            let x = attributes(l, "data-x")[0];
+            let (a, b) = x.split_once(' ').expect("two numbers");
+            (a.parse().expect("a number"), b.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// `summary`'s recorded window for `experiment`: (down_from_s, down_until_s).
+fn recorded(summary: &[BTreeMap<String, String>], experiment: &str) -> anyhow::Result<(f64, f64)> {
+    let row = summary.iter().find(|r| r["experiment"] == experiment).ok_or_else(|| anyhow::anyhow!("no {experiment} row"))?;
+    Ok((row["down_from_s"].parse()?, row["down_until_s"].parse()?))
+}
+
+/// Every time at which `column` is empty in `rows` lies outside every line drawn for `series`.
+fn gaps_are_not_bridged(svg: &str, rows: &[BTreeMap<String, String>], column: &str, series: &str) -> anyhow::Result<usize> {
+    let lines = lines_of(svg, series);
+    anyhow::ensure!(!lines.is_empty(), "no line drawn for {series}");
+    let empty: Vec<f64> = rows.iter().filter(|r| r[column].is_empty()).map(|r| r["t_s"].parse()).collect::<Result<_, _>>()?;
+    for t in &empty {
+        let bridged = lines.iter().find(|(a, b)| a < t && t < b);
+        anyhow::ensure!(bridged.is_none(), "{series}: a line spans {bridged:?} across {t} s, where {column} is empty");
+    }
+    Ok(empty.len())
+}
+
+#[test]
+fn every_fault_window_is_shaded_over_the_window_the_run_recorded_and_no_line_bridges_an_empty_cell() -> anyhow::Result<()> {
+    let out = graded_run("windows")?;
+    let read = |file: &str| std::fs::read_to_string(out.join(file));
+    let b_summary = sim_rows(&out.join("async_rabbitmq_summary.csv"))?;
+    let c_summary = sim_rows(&out.join("streaming_kafka_summary.csv"))?;
+    for (figure, summary, experiment) in [
+        ("async_rabbitmq_backlog_sim.svg", &b_summary, "outage"),
+        ("async_rabbitmq_broker_restart_sim.svg", &b_summary, "broker-restart"),
+        ("streaming_kafka_outage_sim.svg", &c_summary, "outage"),
+        ("streaming_kafka_broker_restart_sim.svg", &c_summary, "broker-restart"),
+    ] {
+        let (from, until) = recorded(summary, experiment)?;
+        assert!(until > from, "{experiment}: a window of its own ({from}..{until})");
+        assert_eq!(shaded(&read(figure)?), vec![(from, until)], "{figure} shades the recorded window");
+    }
+
+    let b_restart = sim_rows(&out.join("async_rabbitmq_broker_restart.csv"))?;
+    let svg = read("async_rabbitmq_broker_restart_sim.svg")?;
+    let empty = gaps_are_not_bridged(&svg, &b_restart, "queue_depth", "OrderPlaced waiting in Inventory's queue")?;
+    assert!(empty > 0, "the broker's absence left empty cells to check");
+
+    let c_restart = sim_rows(&out.join("streaming_kafka_broker_restart.csv"))?;
+    let svg = read("streaming_kafka_broker_restart_sim.svg")?;
+    for (column, series) in [("analytics_lag", "Analytics' lag (both topics)"), ("inventory_lag", "Inventory's lag (records)")] {
+        let empty = gaps_are_not_bridged(&svg, &c_restart, column, series)?;
+        assert!(empty > 0, "the broker's absence left empty {column} cells to check");
+    }
+    Ok(())
+}
+
+#[test]
+fn every_sample_series_has_strictly_increasing_time() -> anyhow::Result<()> {
+    let out = graded_run("time")?;
+    for file in [
+        "async_rabbitmq_backlog.csv",
+        "async_rabbitmq_broker_restart.csv",
+        "streaming_kafka_outage.csv",
+        "streaming_kafka_broker_restart.csv",
+    ] {
+        let times: Vec<f64> = sim_rows(&out.join(file))?.iter().map(|r| r["t_s"].parse()).collect::<Result<_, _>>()?;
+        assert!(times.len() > 10, "{file}: a series to check");
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{file}: time does not strictly increase");
+    }
+    Ok(())
+}
+
+#[test]
+fn every_column_of_every_csv_file_is_explained_in_the_readme_of_out() -> anyhow::Result<()> {
+    let out = fresh_dir("columns");
+    run_into(&out, &[])?;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../out/README.md"))?;
+    let mut files = 0;
+    for entry in std::fs::read_dir(&out)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if !name.ends_with(".csv") {
+            continue;
+        }
+        files += 1;
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}`")))
+            .ok_or_else(|| anyhow::anyhow!("out/README.md has no row for {name}"))?;
+        let header = csv::Reader::from_path(&path)?.headers()?.clone();
+        let columns: Vec<&str> = header.iter().collect();
+        assert!(
+            row.contains(&format!("`{}`", columns.join(","))),
+            "out/README.md lists {name}'s columns as they are: {}",
+            columns.join(",")
+        );
+    }
+    assert!(files >= 10, "the graded run wrote {files} CSV files");
+    Ok(())
+}
