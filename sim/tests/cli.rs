@@ -522,6 +522,25 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
     let down = requests.rows.iter().filter(|r| &r[0] == "failure-down").count();
     let refused = requests.rows.iter().filter(|r| &r[0] == "failure-down" && !r[requests.col("status")].starts_with('2')).count();
     assert!(away.starts_with(&format!("refused: {refused} of {down} orders")), "{away}");
+
+    // The broker restarts: the recovery split into the client's retry wait and what came after,
+    // each bound read off the samples around the broker's recorded return.
+    for (file, summary_file, counter, verb) in [
+        ("async_rabbitmq_broker_restart.csv", "async_rabbitmq_summary.csv", "published", "published"),
+        ("streaming_kafka_broker_restart.csv", "streaming_kafka_summary.csv", "produced", "appended"),
+    ] {
+        let back: f64 = summary(summary_file, "broker-restart", "down_until_s").parse().unwrap();
+        let t = csv(file);
+        let samples: Vec<(f64, u64)> =
+            t.rows.iter().map(|r| (r[t.col("t_s")].parse().unwrap(), r[t.col(counter)].parse().unwrap())).collect();
+        let at_return = samples.iter().rfind(|(at, _)| *at <= back).unwrap().1;
+        let moved = samples.iter().position(|(at, n)| *at > back && *n > at_return).unwrap();
+        let (not_yet, by) = (samples[moved - 1].0.max(back) - back, samples[moved].0 - back);
+        let said = format!("it had not {verb} again {not_yet:.2} s after the return and had by {by:.2} s");
+        assert!(report.contains(&said), "{file}: the report does not say {said:?}");
+        let wait: f64 = summary(summary_file, "broker-restart", "retry_wait_s").parse().unwrap();
+        assert!((wait - by).abs() < 0.005, "{summary_file}: retry_wait_s {wait}, the samples {by}");
+    }
 }
 
 #[test]

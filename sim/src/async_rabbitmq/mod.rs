@@ -289,6 +289,14 @@ pub struct BrokerRestart {
     pub drain: Option<Duration>,
 }
 
+impl BrokerRestart {
+    /// From the broker's return to the first sample at which Order's relay had published
+    /// again: the relay sitting out its retry backoff (the sampling's resolution, 250 ms).
+    pub fn retry_wait(&self) -> Option<(Duration, Duration)> {
+        crate::reporting::recovery::first_progress_after(self.samples.iter().map(|s| (s.t_ms, s.published)), self.down_window_ms.1)
+    }
+}
+
 /// One sample of the broker restart (every 250 ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerSample {

@@ -149,7 +149,7 @@ pub fn write_report(
                      Order kept answering 202 ({accepted_while_down} orders accepted while the broker was away, {} refused in \
                      the whole run) and its outbox held them (at most {} waiting); the consumers lost their subscriptions, \
                      reconnected with backoff and subscribed again, and the relay published the outbox. Everything had \
-                     settled {} after the broker's return: {} reserved + {} failed of {} accepted, {} notified, {} repeats \
+                     settled {} after the broker's return{}: {} reserved + {} failed of {} accepted, {} notified, {} repeats \
                      answered from Inventory's store, {} double reservations.\n",
                     down as f64 / 1e3,
                     up as f64 / 1e3,
@@ -160,6 +160,17 @@ pub fn write_report(
                     s.refused,
                     restart.peak_outbox,
                     s.drain_s.map_or("—".to_owned(), |d| format!("{:.2} s", d.0)),
+                    match (restart.retry_wait(), restart.drain) {
+                        (Some(wait), Some(drain)) => crate::reporting::recovery::split_in_words(
+                            wait,
+                            drain,
+                            "the relay",
+                            "published",
+                            "the outbox and queue drained",
+                            "250 ms",
+                        ),
+                        _ => String::new(),
+                    },
                     s.reserved,
                     s.failed,
                     s.orders,

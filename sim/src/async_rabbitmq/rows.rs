@@ -86,6 +86,11 @@ pub struct Summary {
     pub down_from_s: Option<Fixed<2>>,
     #[serde(default)]
     pub down_until_s: Option<Fixed<2>>,
+    /// Only for the broker restart: from the broker's return to the first sample at which the
+    /// relay had published again (the relay sitting out its retry backoff), at the samples'
+    /// resolution (250 ms); `drain_s` minus this is the drain itself.
+    #[serde(default)]
+    pub retry_wait_s: Option<Fixed<2>>,
 }
 
 impl Row for Summary {
@@ -116,6 +121,7 @@ impl Summary {
             accept_p50_ms: outage.and_then(|o| o.accept_p50).map(|d| Fixed(d.as_secs_f64() * 1e3)),
             down_from_s: window.map(|(from, _)| Fixed(from as f64 / 1e3)),
             down_until_s: window.map(|(_, until)| Fixed(until as f64 / 1e3)),
+            retry_wait_s: restart.and_then(|r| r.retry_wait()).map(|(_, by)| Fixed(by.as_secs_f64())),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Everything a run leaves in `out/`: typed CSV rows ([`csv`]), `report.md`'s sections (this
 //! file), how numbers and tables are shown ([`format`]), the SVG figures ([`plot`]), and what a
-//! backlog's samples ([`backlog`]) and a drain by several instances ([`drain`]) show.
+//! backlog's samples ([`backlog`]), a drain by several instances ([`drain`]) and a recovery
+//! split into its wait and its drain ([`recovery`]) show.
 //!
 //! A run replaces only its own rows and sections: the CSVs keep rows of the other mode
 //! (`sim` / `real`), and `report.md` keeps the other parts' and modes' sections, so running the
@@ -11,6 +12,7 @@ pub mod csv;
 pub mod drain;
 pub mod format;
 pub mod plot;
+pub mod recovery;
 
 pub use format::{markdown_table, ms, percentile, text_table, wrapped};
 

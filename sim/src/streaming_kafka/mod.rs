@@ -364,6 +364,14 @@ pub struct Restart {
     pub append_p50: Option<Duration>,
 }
 
+impl Restart {
+    /// From the return to the first sample at which the producer had appended again: the
+    /// producer sitting out its retry backoff (at the sampling's resolution).
+    pub fn retry_wait(&self) -> Option<(Duration, Duration)> {
+        crate::reporting::recovery::first_progress_after(self.samples.iter().map(|s| (s.t_ms, s.produced)), self.down_window_ms.1)
+    }
+}
+
 /// One sample of a [`Restart`] (every second): how far each consumer group is behind, `None`
 /// while the broker cannot be asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -156,7 +156,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                      {} at {:.1} s and served again at {:.1} s. Nothing else was restarted: the producer appended again what the \
                      broker had not acknowledged, the consumers retried where they had failed and read on from their committed \
                      offsets. Analytics' lag peaked at {} records (while it could be read) and every consumer had caught up {} \
-                     after the broker's return. Inventory decided {} of {} orders ({} reserved, {} failed; {} decisions \
+                     after the broker's return{}. Inventory decided {} of {} orders ({} reserved, {} failed; {} decisions \
                      duplicated in `inventory-events`, {} orders undecided); Analytics counted {} orders, equal to the workload \
                      minute by minute.\n",
                     config.produce_rate,
@@ -169,6 +169,17 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     up as f64 / 1e3,
                     restart.peak_lag,
                     restart.recover.map_or("—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
+                    match (restart.retry_wait(), restart.recover) {
+                        (Some(wait), Some(recover)) => crate::reporting::recovery::split_in_words(
+                            wait,
+                            recover,
+                            "the producer",
+                            "appended",
+                            "the consumers caught up",
+                            "1 s",
+                        ),
+                        _ => String::new(),
+                    },
                     inventory.map_or(0, |i| i.reserved + i.failed),
                     run.events,
                     inventory.map_or(0, |i| i.reserved),

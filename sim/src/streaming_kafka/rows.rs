@@ -107,6 +107,10 @@ pub struct SummaryRow {
     pub down_from_s: Option<Fixed<2>>,
     #[serde(default)]
     pub down_until_s: Option<Fixed<2>>,
+    /// `broker-restart`: from the broker's return to the first sample at which the producer had
+    /// appended again (sitting out its retry backoff), at the samples' resolution (1 s).
+    #[serde(default)]
+    pub retry_wait_s: Option<Fixed<2>>,
 }
 
 macro_rules! rows_have_a_mode {
@@ -143,6 +147,7 @@ pub fn summary_row(run: &Run) -> SummaryRow {
         append_p50_ms: run.outage().and_then(|o| o.append_p50).map(|d| Fixed(d.as_secs_f64() * 1e3)),
         down_from_s: restart.or(run.outage()).map(|r| Fixed(r.down_window_ms.0 as f64 / 1e3)),
         down_until_s: restart.or(run.outage()).map(|r| Fixed(r.down_window_ms.1 as f64 / 1e3)),
+        retry_wait_s: restart.and_then(|r| r.retry_wait()).map(|(_, by)| Fixed(by.as_secs_f64())),
     }
 }
 
