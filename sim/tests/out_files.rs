@@ -166,3 +166,43 @@ fn every_column_of_every_csv_file_is_explained_in_the_readme_of_out() -> anyhow:
     assert!(files >= 10, "the graded run wrote {files} CSV files");
     Ok(())
 }
+
+#[test]
+fn part_bs_section_quotes_the_first_dead_lettered_message_of_each_reason_from_its_csv_file() -> anyhow::Result<()> {
+    let out = fresh_dir("dead-letters");
+    run_into(&out, &["async-rabbitmq", "--experiment", "poison"])?;
+    let report = std::fs::read_to_string(out.join("report.md"))?;
+    let rows = sim_rows(&out.join("async_rabbitmq_dead_letters.csv"))?;
+    let mut labels = std::collections::BTreeSet::new();
+    for row in &rows {
+        let label = row["reason"].split(':').next().unwrap_or_default().to_owned();
+        if labels.insert(label) {
+            assert!(report.contains(&format!("| `{}` |", row["reason"])), "the report does not quote {:?}", row["reason"]);
+        }
+    }
+    assert_eq!(labels.len(), 4, "one message of each of the four reasons: {labels:?}");
+    Ok(())
+}
+
+#[test]
+fn part_bs_outage_log_is_made_of_its_own_samples() -> anyhow::Result<()> {
+    let out = fresh_dir("turning-points");
+    run_into(&out, &["async-rabbitmq", "--experiment", "outage"])?;
+    let report = std::fs::read_to_string(out.join("report.md"))?;
+    let start = report.find("turning points").ok_or_else(|| anyhow::anyhow!("no outage log in the report"))?;
+    let block = &report[start..];
+    let block = &block[block.find("```text\n").expect("a code block") + 8..];
+    let block = &block[..block.find("```").expect("a closed code block")];
+    let rows = sim_rows(&out.join("async_rabbitmq_backlog.csv"))?;
+    let mut lines = 0;
+    for line in block.lines().skip(1) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let row = rows.iter().find(|r| r["t_s"] == cells[0]).ok_or_else(|| anyhow::anyhow!("no sample at {} s", cells[0]))?;
+        let up = if row["inventory_up"] == "1" { "up" } else { "down" };
+        let expected = [up, &row["queue_depth"], &row["accepted"], &row["reserved"], &row["failed"], &row["notified"]];
+        assert_eq!(&cells[1..7], &expected, "{line}");
+        lines += 1;
+    }
+    assert!(lines >= 4, "the kill, the peak, the return and the drain: {block}");
+    Ok(())
+}

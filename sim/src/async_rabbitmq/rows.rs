@@ -1,6 +1,7 @@
 //! Part B's CSV files, as typed rows: `async_rabbitmq_backlog.csv` (the outage's samples),
-//! `async_rabbitmq_broker_restart.csv` (the broker restart's samples) and
-//! `async_rabbitmq_summary.csv` (one per experiment), and how a run becomes them.
+//! `async_rabbitmq_broker_restart.csv` (the broker restart's samples),
+//! `async_rabbitmq_summary.csv` (one per experiment) and `async_rabbitmq_dead_letters.csv` (each
+//! dead-lettered message), and how a run becomes them.
 
 use campus::domain::OrderStatus;
 use std::path::Path;
@@ -14,6 +15,23 @@ use crate::Mode;
 pub const BACKLOG_CSV: &str = "async_rabbitmq_backlog.csv";
 pub const BROKER_RESTART_CSV: &str = "async_rabbitmq_broker_restart.csv";
 pub const SUMMARY_CSV: &str = "async_rabbitmq_summary.csv";
+pub const DEAD_LETTERS_CSV: &str = "async_rabbitmq_dead_letters.csv";
+
+/// One line of `async_rabbitmq_dead_letters.csv`: a message Inventory dead-lettered, with the
+/// reason it gave (header `x-campus-reason`) and the body as it was published (lossy UTF-8).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterRow {
+    pub experiment: String,
+    pub mode: Mode,
+    pub reason: String,
+    pub body: String,
+}
+
+impl Row for DeadLetterRow {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+}
 
 /// One line of `async_rabbitmq_broker_restart.csv`: one sample of the broker restart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -163,5 +181,17 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) ->
         })
         .collect();
     csv::merge(&out.join(BROKER_RESTART_CSV), mode, restart)?;
+    let dead: Vec<DeadLetterRow> = runs
+        .iter()
+        .flat_map(|run| {
+            run.end.dead_letters.iter().map(|d| DeadLetterRow {
+                experiment: run.name().to_owned(),
+                mode,
+                reason: d.reason.clone(),
+                body: String::from_utf8_lossy(&d.body).into_owned(),
+            })
+        })
+        .collect();
+    csv::merge(&out.join(DEAD_LETTERS_CSV), mode, dead)?;
     csv::merge(&out.join(SUMMARY_CSV), mode, summaries.to_vec())
 }
