@@ -103,10 +103,10 @@ fn dead_letter_samples(run: &Run) -> String {
 /// quote); docs/experiments.md walks through every crash point.
 const STRATEGY: &str = "**Idempotency strategy.** The key is the order id. Inventory writes it, with the \
 outcome, to a `processed` table in the same SQLite transaction as the stock change, then publishes \
-the outcome, then acks. A redelivered `OrderPlaced` finds its id there: no stock is taken, and the \
+the outcome, then acks. A redelivered `OrderPlaced` finds its id there: no stock is taken; the \
 stored outcome is published again. Notification keeps one row per order id. Order stores each order \
-with its `OrderPlaced` in one transaction (an outbox) that a relay publishes with publisher confirms; \
-docs/experiments.md walks through every crash point.";
+with its `OrderPlaced` in one transaction (an outbox) that a relay publishes. docs/experiments.md \
+walks through every crash point.";
 
 pub fn write_report(
     out: &Path,

@@ -11,6 +11,7 @@ pub mod backlog;
 pub mod csv;
 pub mod drain;
 pub mod format;
+pub mod glossary;
 pub mod plot;
 pub mod recovery;
 
@@ -22,7 +23,7 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 10] = [
+const SECTION_ORDER: [&str; 11] = [
     "compare",
     "sync-rest/sim",
     "sync-rest/real",
@@ -33,6 +34,7 @@ const SECTION_ORDER: [&str; 10] = [
     "cluster/sim",
     "cluster/real",
     "bench",
+    "glossary",
 ];
 
 const PREAMBLE: &str = "# campus-sim report\n\n\
@@ -52,7 +54,10 @@ fn header(sections: &[(String, String)]) -> String {
         machine()
     ));
     if !sections.is_empty() {
-        text.push_str("\nContents (the comparison, then the assignment's order; each part in simulation, then real):\n\n");
+        // Only what is there: "then real" only when a real section is.
+        let both = sections.iter().any(|(key, _)| key.ends_with("/real")) && sections.iter().any(|(key, _)| key.ends_with("/sim"));
+        let order = if both { "; each part in simulation, then real" } else { "" };
+        text.push_str(&format!("\nContents (the comparison, then the assignment's order{order}):\n\n"));
         for (key, body) in sections {
             let title = body.lines().find(|l| l.starts_with("## ")).map_or(key.as_str(), |l| l.trim_start_matches("## "));
             // Sections of a seeded run name their seed; the benchmark's section has none.
@@ -102,8 +107,14 @@ pub fn update_report(out: &Path, key: &str, body: &str) -> anyhow::Result<()> {
     let existing =
         if path.exists() { fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))? } else { String::new() };
     let mut sections = parse_sections(&existing);
-    sections.retain(|(k, _)| k != key);
+    sections.retain(|(k, _)| k != key && k != "glossary");
     sections.push((key.to_owned(), body.trim_end().to_owned()));
+    // The glossary follows what the other sections say, whichever of them was rewritten.
+    let said: String = sections.iter().map(|(_, body)| body.as_str()).collect::<Vec<_>>().join("\n");
+    let glossary = glossary::section(&said);
+    if !glossary.is_empty() {
+        sections.push(("glossary".to_owned(), glossary.trim_end().to_owned()));
+    }
     sections.sort_by_key(|(k, _)| SECTION_ORDER.iter().position(|s| s == k).unwrap_or(SECTION_ORDER.len()));
     let mut text = header(&sections);
     for (k, body) in sections {
