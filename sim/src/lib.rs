@@ -9,6 +9,8 @@
 //! - `bench`: our code next to the transports' floors (`campus-sim bench`).
 //! - [`explore`]: property tests over generated fault schedules, with shrinking, run on the
 //!   parts' own deployments.
+//! - [`assignment_map`]: each item of the assignment → the report's section, files, test and
+//!   command that answer it.
 //! - `compare`: the three models side by side (the report's first section); it reads every
 //!   part's rows, so it sits above the parts rather than in [`reporting`].
 //! - [`cluster`]: the clustered deployment's runs (node loss, scale-out), rows, report section
@@ -27,6 +29,7 @@
 //!   what a backlog's samples and a drain show.
 //! - `workload`, `violation`, `progress`: the leaves.
 
+pub mod assignment_map;
 pub mod async_rabbitmq;
 pub(crate) mod bench;
 pub mod cli;

@@ -206,3 +206,26 @@ fn part_bs_outage_log_is_made_of_its_own_samples() -> anyhow::Result<()> {
     assert!(lines >= 4, "the kill, the peak, the return and the drain: {block}");
     Ok(())
 }
+
+#[test]
+fn every_item_of_the_assignment_map_names_files_the_run_wrote_a_test_that_exists_and_a_command_that_parses() -> anyhow::Result<()> {
+    let out = fresh_dir("assignment-map");
+    run_into(&out, &[])?;
+    let report = std::fs::read_to_string(out.join("report.md"))?;
+    assert!(report.contains("## The assignment, item by item"), "the report has the map");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for item in campus_sim::assignment_map::ITEMS {
+        assert!(report.contains(item.asks), "the map lists {:?}", item.asks);
+        for file in item.files {
+            let file = file.replace("<mode>", "sim");
+            assert!(out.join(&file).exists(), "{}: the graded run wrote no {file}", item.asks);
+        }
+        let (path, function) = item.test.split_once("::").expect("file::function");
+        let source = std::fs::read_to_string(root.join(path))?;
+        assert!(source.contains(&format!("fn {function}(")), "{}: {path} has no test {function}", item.asks);
+        let words: Vec<&str> = item.command.split_whitespace().collect();
+        assert_eq!(words[0], "campus-sim");
+        campus_sim::cli::try_parse_from(&words).map_err(|e| anyhow::anyhow!("{}: {e}", item.command))?;
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::multi_thread;
 use crate::violation::Violation;
-use crate::{async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, Mode};
+use crate::{assignment_map, async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, Mode};
 
 /// The parts the lab runs end to end, each with what it needs to run: the graded run is A, B
 /// and C; `cluster` runs B and C beyond one broker and one instance.
@@ -166,6 +166,7 @@ pub fn run(out: &Path, mode: Mode, part: &Part) -> anyhow::Result<()> {
     let wall = Instant::now();
     let written = part.run_and_write(out, mode)?;
     compare::update(out)?;
+    assignment_map::update(out)?;
     println!("\n{}", written.table);
     println!("({}; wall time {:.2} s)", part.units(mode), wall.elapsed().as_secs_f64());
     if written.violations.is_empty() {

@@ -23,8 +23,9 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 11] = [
+const SECTION_ORDER: [&str; 12] = [
     "compare",
+    "assignment-map",
     "sync-rest/sim",
     "sync-rest/real",
     "async-rabbitmq/sim",
