@@ -159,7 +159,8 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
         wait(backlog_c, "streaming-kafka"),
     ]);
     let decided_twice: usize = log.iter().filter_map(|r| r.duplicates).sum();
-    let runs_counted = log.iter().filter(|r| r.duplicates.is_some()).count();
+    let counted: Vec<&str> = log.iter().filter(|r| r.duplicates.is_some()).map(|r| r.experiment.as_str()).collect();
+    let runs_counted = counted.len();
     rows.push(vec![
         "duplicates".into(),
         "none redelivered: a retry is a new order (no idempotency key)".into(),
@@ -175,7 +176,10 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
         if runs_counted == 0 {
             not_run("streaming-kafka")
         } else {
-            format!("{decided_twice} orders decided twice over {runs_counted} runs (broker and Inventory killed, records read twice)")
+            format!(
+                "{decided_twice} orders decided twice over {runs_counted} runs ({}: broker and Inventory killed, records read twice)",
+                counted.join(", ")
+            )
         },
     ]);
     let scaled = |model: &str| {

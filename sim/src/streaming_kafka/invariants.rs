@@ -152,11 +152,11 @@ pub fn same_as_other_mode(
 /// Part C: every run of a mode decided the same orders the same way, minute by minute —
 /// whatever happened during it (a throttled Analytics, a broker restart, Inventory killed and
 /// restarted, poison among the events). Returns the runs compared and the violations.
-pub fn same_across_runs(runs: &[super::Run]) -> (usize, Vec<Violation>) {
+pub fn same_across_runs(runs: &[super::Run]) -> (Vec<String>, Vec<Violation>) {
     // `outage` decides only the first of the events: its minutes are not the others'.
     let with: Vec<&super::Run> =
         runs.iter().filter(|r| r.metrics.is_some() && !matches!(r.detail, super::Detail::Explore | super::Detail::Outage(_))).collect();
-    let Some(first) = with.first() else { return (0, Vec::new()) };
+    let Some(first) = with.first() else { return (Vec::new(), Vec::new()) };
     let reference = first.metrics.as_ref().expect("filtered");
     let violations = with[1..]
         .iter()
@@ -175,7 +175,7 @@ pub fn same_across_runs(runs: &[super::Run]) -> (usize, Vec<Violation>) {
             })
         })
         .collect();
-    (with.len(), violations)
+    (with.iter().map(|r| r.name().to_owned()).collect(), violations)
 }
 
 /// Part C scaled out: in every partition, the units the orders decided `reserved` asked for

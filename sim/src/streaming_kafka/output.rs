@@ -270,13 +270,16 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
         }
     }
     let (compared, across) = super::invariants::same_across_runs(runs);
-    if compared > 1 {
+    if compared.len() > 1 {
         text.push_str(&format!(
-            "- **the same decisions in every run**: reserved and failed per minute are {} in the {compared} runs above that \
-             decided orders — with Analytics throttled, the broker killed, Inventory killed and restored from its \
+            "- **the same decisions in every run**: reserved and failed per minute are {} in the {} runs above that \
+             decided all {} orders ({}) — with Analytics throttled, the broker killed, Inventory killed and restored from its \
              changelog, poison among the events: Inventory's event-time order does not depend on what happened to the \
              run.\n",
-            if across.is_empty() { "identical" } else { "NOT identical" }
+            if across.is_empty() { "identical" } else { "NOT identical" },
+            compared.len(),
+            config.events,
+            compared.join(", ")
         ));
     }
     if let (Some(metrics), Some(other)) = (final_metrics(runs), other_mode_metrics(out, mode)?) {
