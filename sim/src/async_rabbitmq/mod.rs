@@ -291,7 +291,7 @@ pub struct BrokerRestart {
 
 impl BrokerRestart {
     /// From the broker's return to the first sample at which Order's relay had published
-    /// again: the relay sitting out its retry backoff (the sampling's resolution, 250 ms).
+    /// again: the relay sitting out its retry backoff (as fine as the samples either side).
     pub fn retry_wait(&self) -> Option<(Duration, Duration)> {
         crate::reporting::recovery::first_progress_after(self.samples.iter().map(|s| (s.t_ms, s.published)), self.down_window_ms.1)
     }

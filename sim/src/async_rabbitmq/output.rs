@@ -61,7 +61,7 @@ fn turning_points(outage: &super::Outage) -> String {
     for (i, what) in picked {
         let x = &samples[i];
         log.push_str(&format!(
-            "  {:>9.2}  {:<9}  {:>5}  {:>8}  {:>8}  {:>6}  {:>8}   {what}\n",
+            "  {:>9.3}  {:<9}  {:>5}  {:>8}  {:>8}  {:>6}  {:>8}   {what}\n",
             x.t_ms as f64 / 1e3,
             if x.inventory_up { "up" } else { "down" },
             x.queue_depth,
@@ -233,7 +233,6 @@ pub fn write_report(
                             "the relay",
                             "published",
                             "the outbox and queue drained",
-                            "250 ms",
                         ),
                         _ => String::new(),
                     },

@@ -36,7 +36,7 @@ impl Row for DeadLetterRow {
 /// One line of `async_rabbitmq_broker_restart.csv`: one sample of the broker restart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BrokerRow {
-    pub t_s: Fixed<2>,
+    pub t_s: Fixed<3>,
     pub mode: Mode,
     /// 1 while RabbitMQ serves, 0 while it is down.
     pub broker_up: u8,
@@ -60,7 +60,7 @@ impl Row for BrokerRow {
 /// One line of `async_rabbitmq_backlog.csv`: one sample of the outage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BacklogRow {
-    pub t_s: Fixed<2>,
+    pub t_s: Fixed<3>,
     pub mode: Mode,
     pub queue_depth: u64,
     pub accepted: u64,
@@ -101,14 +101,14 @@ pub struct Summary {
     /// The outage's or the broker restart's window as recorded (seconds on the samples' clock):
     /// from the moment Inventory or the broker was taken away to the moment it served again.
     #[serde(default)]
-    pub down_from_s: Option<Fixed<2>>,
+    pub down_from_s: Option<Fixed<3>>,
     #[serde(default)]
-    pub down_until_s: Option<Fixed<2>>,
+    pub down_until_s: Option<Fixed<3>>,
     /// Only for the broker restart: from the broker's return to the first sample at which the
-    /// relay had published again (the relay sitting out its retry backoff), at the samples'
-    /// resolution (250 ms); `drain_s` minus this is the drain itself.
+    /// relay had published again (the relay sitting out its retry backoff), as fine as the
+    /// samples; `drain_s` minus this is the drain itself.
     #[serde(default)]
-    pub retry_wait_s: Option<Fixed<2>>,
+    pub retry_wait_s: Option<Fixed<3>>,
 }
 
 impl Row for Summary {

@@ -17,16 +17,17 @@ pub fn first_progress_after(samples: impl IntoIterator<Item = (u64, u64)>, back_
     Some((Duration::from_millis(not_yet - back_ms), Duration::from_millis(samples[moved].0 - back_ms)))
 }
 
-/// A recovery in words, told to the sampling's resolution: the wait before the work moved
-/// again (`wait`: not yet, moved), what it waited on, and the rest of `total`.
-pub fn split_in_words(wait: (Duration, Duration), total: Duration, who: &str, moved: &str, rest: &str, sampling: &str) -> String {
+/// A recovery in words, told to the sampling's resolution — the samples either side of the
+/// moment the work moved again (`wait`: not yet, moved), which real mode may space wider than
+/// its tick while a broker is slow to answer — what it waited on, and the rest of `total`.
+pub fn split_in_words(wait: (Duration, Duration), total: Duration, who: &str, moved: &str, rest: &str) -> String {
     let (not_yet, by) = (wait.0.as_secs_f64(), wait.1.as_secs_f64());
     let after = total.saturating_sub(wait.1);
     let rest =
         if after.is_zero() { format!("{rest} within that same sample") } else { format!("{rest} in {:.2} s more", after.as_secs_f64()) };
     format!(
         "; of that, {who} sat out its retry wait ({}): it had not {moved} again {not_yet:.2} s after the return and had by \
-         {by:.2} s (samples every {sampling}), and {rest}",
+         {by:.2} s (the samples either side), and {rest}",
         backoff_in_words()
     )
 }

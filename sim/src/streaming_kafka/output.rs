@@ -176,7 +176,6 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                             "the producer",
                             "appended",
                             "the consumers caught up",
-                            "1 s",
                         ),
                         _ => String::new(),
                     },

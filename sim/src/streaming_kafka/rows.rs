@@ -19,7 +19,7 @@ pub const OUTAGE_CSV: &str = "streaming_kafka_outage.csv";
 /// One line of `streaming_kafka_broker_restart.csv`: one second of the broker restart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RestartRow {
-    pub t_s: Fixed<2>,
+    pub t_s: Fixed<3>,
     pub mode: Mode,
     /// 1 while the broker serves, 0 while it is down.
     pub broker_up: u8,
@@ -33,7 +33,7 @@ pub struct RestartRow {
 /// One line of `streaming_kafka_outage.csv`: one sample (four a second) of Inventory's outage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OutageRow {
-    pub t_s: Fixed<2>,
+    pub t_s: Fixed<3>,
     pub mode: Mode,
     /// 1 while Inventory runs, 0 while it is down.
     pub inventory_up: u8,
@@ -104,13 +104,13 @@ pub struct SummaryRow {
     /// `outage`, `broker-restart`: the window as recorded (seconds on the samples' clock), from
     /// the moment Inventory or the broker was taken away to the moment it served again.
     #[serde(default)]
-    pub down_from_s: Option<Fixed<2>>,
+    pub down_from_s: Option<Fixed<3>>,
     #[serde(default)]
-    pub down_until_s: Option<Fixed<2>>,
+    pub down_until_s: Option<Fixed<3>>,
     /// `broker-restart`: from the broker's return to the first sample at which the producer had
-    /// appended again (sitting out its retry backoff), at the samples' resolution (1 s).
+    /// appended again (sitting out its retry backoff), as fine as the samples.
     #[serde(default)]
-    pub retry_wait_s: Option<Fixed<2>>,
+    pub retry_wait_s: Option<Fixed<3>>,
 }
 
 macro_rules! rows_have_a_mode {
