@@ -108,6 +108,14 @@ fn every_fault_window_is_shaded_over_the_window_the_run_recorded_and_no_line_bri
         assert_eq!(shaded(&read(figure)?), vec![(from, until)], "{figure} shades the recorded window");
     }
 
+    run_into(&out, &["cluster", "--experiment", "node-loss"])?;
+    let cluster = sim_rows(&out.join("cluster_summary.csv"))?;
+    for (figure, model) in [("cluster_node_loss_sim.svg", "async-rabbitmq"), ("cluster_node_loss_kafka_sim.svg", "streaming-kafka")] {
+        let rows: Vec<_> = cluster.iter().filter(|r| r["model"] == model).cloned().collect();
+        let (from, until) = recorded(&rows, "node-loss")?;
+        assert_eq!(shaded(&read(figure)?), vec![(from, until)], "{figure} shades the recorded window");
+    }
+
     let b_restart = sim_rows(&out.join("async_rabbitmq_broker_restart.csv"))?;
     let svg = read("async_rabbitmq_broker_restart_sim.svg")?;
     let empty = gaps_are_not_bridged(&svg, &b_restart, "queue_depth", "OrderPlaced waiting in Inventory's queue")?;
@@ -142,6 +150,7 @@ fn every_sample_series_has_strictly_increasing_time() -> anyhow::Result<()> {
 fn every_column_of_every_csv_file_is_explained_in_the_readme_of_out() -> anyhow::Result<()> {
     let out = fresh_dir("columns");
     run_into(&out, &[])?;
+    run_into(&out, &["cluster"])?;
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../out/README.md"))?;
     let mut files = 0;
     for entry in std::fs::read_dir(&out)? {

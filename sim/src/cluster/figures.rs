@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::rows::{partition_counts, throughput, NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
 use crate::reporting::csv;
-use crate::reporting::plot::{down_span, figures, write, Chart, Series};
+use crate::reporting::plot::{down_span, figures, recorded_span, write, Chart, Series};
 use crate::Mode;
 use campus::Model;
 
@@ -104,7 +104,7 @@ fn node_loss(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
             series(&samples, "orders waiting (accepted, not decided)", |r| r.waiting),
             series(&samples, "orders waiting in Order's outbox", |r| r.outbox),
         ],
-        shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "node 1 down"),
+        shaded: shaded(out, mode, Model::AsyncRabbitmq, &samples, "node 1 down")?,
         ..Chart::default()
     };
     write(out, format!("cluster_node_loss_{mode}.svg"), &chart)
@@ -123,15 +123,31 @@ fn node_loss_kafka(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
             series(&samples, "records Inventory has yet to read", |r| r.waiting),
             series(&samples, "records Analytics has yet to read", |r| r.analytics_lag),
         ],
-        shaded: down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), "broker 1 down"),
+        shaded: shaded(out, mode, Model::StreamingKafka, &samples, "broker 1 down")?,
         ..Chart::default()
     };
     write(out, format!("cluster_node_loss_kafka_{mode}.svg"), &chart)
 }
 
 /// One column of the samples over time (the samples where it has a value).
+/// A column over time, its line broken where a cell is empty (the cluster could not be asked).
 fn series(samples: &[NodeLossRow], name: &str, column: fn(&NodeLossRow) -> Option<u64>) -> Series {
-    Series::line(name, samples.iter().filter_map(|r| Some((r.t_s.0, column(r)? as f64))).collect())
+    Series::with_gaps(name, samples.iter().map(|r| (r.t_s.0, column(r).map(|v| v as f64))))
+}
+
+/// `model`'s node loss window as `cluster_summary.csv` recorded it, shaded with `label`; read
+/// off the samples when the summary has none.
+fn shaded(out: &Path, mode: Mode, model: Model, samples: &[NodeLossRow], label: &str) -> anyhow::Result<Vec<(f64, f64, String)>> {
+    let path = out.join(SUMMARY_CSV);
+    let rows = if path.exists() { csv::read::<Summary>(&path)? } else { Vec::new() };
+    let recorded = rows
+        .iter()
+        .find(|r| r.mode == mode && r.model == model.name() && r.experiment == "node-loss")
+        .and_then(|r| Some((r.down_from_s?, r.down_until_s?)));
+    Ok(match recorded {
+        Some((from, until)) => recorded_span(from.0, until.0, label),
+        None => down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), label),
+    })
 }
 
 fn node_loss_rows(out: &Path, mode: Mode, model: Model) -> anyhow::Result<Vec<NodeLossRow>> {

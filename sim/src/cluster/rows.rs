@@ -54,6 +54,12 @@ pub struct Summary {
     pub stall_s: Option<Fixed<1>>,
     /// scale-out: from the instances' start until the backlog was decided.
     pub drain_s: Option<Fixed<2>>,
+    /// A node loss's window as recorded (seconds on the samples' clock): from the moment the
+    /// node was taken away to the moment it served again. The figures shade exactly this.
+    #[serde(default)]
+    pub down_from_s: Option<Fixed<3>>,
+    #[serde(default)]
+    pub down_until_s: Option<Fixed<3>>,
 }
 
 impl Row for Summary {
@@ -67,7 +73,7 @@ impl Row for Summary {
 pub struct NodeLossRow {
     /// `async-rabbitmq` or `streaming-kafka`.
     pub model: String,
-    pub t_s: Fixed<2>,
+    pub t_s: Fixed<3>,
     pub mode: Mode,
     /// 1 while the node the services first used runs, 0 while it is down.
     pub node_up: u8,
@@ -166,6 +172,8 @@ impl Summary {
                     out_of_order: None,
                     stall_s: loss.map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_messaging).collect::<Vec<_>>()))),
                     drain_s: scale.map(|s| Fixed(s.drain.as_secs_f64())),
+                    down_from_s: loss.map(|l| Fixed(l.down_window_ms.0 as f64 / 1e3)),
+                    down_until_s: loss.map(|l| Fixed(l.down_window_ms.1 as f64 / 1e3)),
                 }
             }
             Run::Streaming(run) => {
@@ -193,6 +201,8 @@ impl Summary {
                         .node_loss()
                         .map(|l| Fixed(longest_stall(&l.samples.iter().map(Progress::of_streaming).collect::<Vec<_>>()))),
                     drain_s: scale.map(|(s, ..)| Fixed(s.drain.as_secs_f64())),
+                    down_from_s: run.node_loss().map(|l| Fixed(l.down_window_ms.0 as f64 / 1e3)),
+                    down_until_s: run.node_loss().map(|l| Fixed(l.down_window_ms.1 as f64 / 1e3)),
                 }
             }
         }
