@@ -144,7 +144,7 @@ impl Chart {
             let (xa, xb) = (sx(*a), sx(*b));
             let _ = writeln!(
                 svg,
-                r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12" data-from="{a}" data-until="{b}"/>"##,
+                r##"<rect x="{xa:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="#d62728" fill-opacity="0.12" data-from="{a:.3}" data-until="{b:.3}"/>"##,
                 (xb - xa).max(1.0)
             );
             let _ = writeln!(
@@ -207,7 +207,7 @@ impl Chart {
                     let (first, last) = (run[0].0, run[run.len() - 1].0);
                     let _ = writeln!(
                         svg,
-                        r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash} data-series="{}" data-x="{first} {last}"/>"#,
+                        r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.8"{dash} data-series="{}" data-x="{first:.3} {last:.3}"/>"#,
                         path.join(" "),
                         escape(&s.name)
                     );
