@@ -76,7 +76,7 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
 /// One consistent snapshot of the workflow: read downstream first — Notification, then the
 /// queues, then Order. Every counter only grows and an order reaches a later stage only after
 /// the earlier ones, so a stage read before the stages upstream of it never counts more than
-/// they do (no sample with more notified than accepted, or more queued than published).
+/// they do (no sample with more notified, published or decided than accepted).
 pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
     let notification: NotificationStats = get_json(d.http().as_ref(), Service::Notification, "/stats").await?;
     let dead_lettered = d.mq().depth(QueueName::DeadLetter).await?;
