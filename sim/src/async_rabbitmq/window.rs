@@ -141,7 +141,12 @@ pub(super) async fn under_load<S: WindowSample>(
             };
             format!("t={:>3} s of ≈{} s ({phase}): {}", s.t_ms() / 1000, total.as_secs(), s.status())
         });
-        samples.push(s.clone());
+        // One sample per instant: a sample taken in the same millisecond as the one before it
+        // (at a transition: the fault begun or ended) replaces it.
+        match samples.last_mut() {
+            Some(last) if S::t_ms(last) == s.t_ms() => *last = s.clone(),
+            _ => samples.push(s.clone()),
+        }
         if done {
             live.finish(&format!("settled at {:.1} s: every order decided and notified", s.t_ms() as f64 / 1e3));
             break load.await.expect("the load task panicked");
