@@ -19,7 +19,7 @@ use std::path::Path;
 
 use crate::reporting::backlog::{Backlog, Point};
 use crate::reporting::csv::{self, Row};
-use crate::reporting::plot::{recorded_span, write, Chart, Series};
+use crate::reporting::plot::{window_span, write, Chart, Series};
 use crate::reporting::{markdown_table, update_report};
 use crate::{async_rabbitmq, cluster, streaming_kafka, sync_rest, Mode};
 
@@ -248,7 +248,7 @@ fn figure(out: &Path, mode: Mode, read: &Read) -> anyhow::Result<Option<String>>
         y_label: "orders waiting for their outcome".into(),
         x_log: false,
         series,
-        shaded: recorded_span(from, to, "Inventory down"),
+        shaded: window_span(Some((from, to)), [], "Inventory down"),
         y_max: None,
     };
     write(out, format!("compare_outage_{mode}.svg"), &chart)

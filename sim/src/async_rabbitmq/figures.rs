@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::rows::{BacklogRow, BrokerRow, Summary, BACKLOG_CSV, BROKER_RESTART_CSV, SUMMARY_CSV};
 use crate::reporting::csv;
-use crate::reporting::plot::{down_span, figures, recorded_span, write, Chart, Series};
+use crate::reporting::plot::{figures, window_span, write, Chart, Series};
 use crate::Mode;
 
 /// Draws Part B's figures for `mode`; returns the report's Figures subsection.
@@ -32,10 +32,9 @@ fn shaded(
 ) -> anyhow::Result<Vec<(f64, f64, String)>> {
     let path = out.join(SUMMARY_CSV);
     let rows = if path.exists() { csv::read::<Summary>(&path)? } else { Vec::new() };
-    Ok(match rows.iter().find(|r| r.mode == mode && r.experiment == experiment).and_then(|r| Some((r.down_from_s?, r.down_until_s?))) {
-        Some((from, until)) => recorded_span(from.0, until.0, label),
-        None => down_span(fallback, label),
-    })
+    let recorded =
+        rows.iter().find(|r| r.mode == mode && r.experiment == experiment).and_then(|r| Some((r.down_from_s?.0, r.down_until_s?.0)));
+    Ok(window_span(recorded, fallback, label))
 }
 
 /// Order's outbox, Inventory's queue, orders accepted and notified; the broker's down window

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::rows::{partition_counts, throughput, NodeLossRow, Summary, NODE_LOSS_CSV, SUMMARY_CSV};
 use crate::reporting::csv;
-use crate::reporting::plot::{down_span, figures, recorded_span, write, Chart, Series};
+use crate::reporting::plot::{figures, window_span, write, Chart, Series};
 use crate::Mode;
 use campus::Model;
 
@@ -143,11 +143,8 @@ fn shaded(out: &Path, mode: Mode, model: Model, samples: &[NodeLossRow], label: 
     let recorded = rows
         .iter()
         .find(|r| r.mode == mode && r.model == model.name() && r.experiment == "node-loss")
-        .and_then(|r| Some((r.down_from_s?, r.down_until_s?)));
-    Ok(match recorded {
-        Some((from, until)) => recorded_span(from.0, until.0, label),
-        None => down_span(samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), label),
-    })
+        .and_then(|r| Some((r.down_from_s?.0, r.down_until_s?.0)));
+    Ok(window_span(recorded, samples.iter().map(|r| (r.t_s.0, r.node_up == 0)), label))
 }
 
 fn node_loss_rows(out: &Path, mode: Mode, model: Model) -> anyhow::Result<Vec<NodeLossRow>> {

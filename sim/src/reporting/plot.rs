@@ -294,7 +294,7 @@ fn legend_place(w: f64, h: f64, pixels: &[(f64, f64)]) -> (f64, f64) {
 /// is at hand: from the first sample taken while it was down to the first sample after that
 /// found it back (or the last sample, if none did), with `label`; none if it never was. `down`
 /// gives each sample's time (s) and whether it was down then. The span is as fine as the
-/// sampling; a recorded window ([`recorded_span`]) is exact.
+/// sampling; a recorded window ([`window_span`]) is exact.
 pub fn down_span(down: impl IntoIterator<Item = (f64, bool)>, label: &str) -> Vec<(f64, f64, String)> {
     let samples: Vec<(f64, bool)> = down.into_iter().collect();
     let Some(first) = samples.iter().position(|(_, d)| *d) else { return Vec::new() };
@@ -302,10 +302,14 @@ pub fn down_span(down: impl IntoIterator<Item = (f64, bool)>, label: &str) -> Ve
     vec![(samples[first].0, back, label.to_owned())]
 }
 
-/// The span to shade for a window recorded as it happened (seconds on the samples' clock): from
-/// the moment something was taken away to the moment it served again, with `label`.
-pub fn recorded_span(from_s: f64, until_s: f64, label: &str) -> Vec<(f64, f64, String)> {
-    vec![(from_s, until_s, label.to_owned())]
+/// The span to shade for a window: the one recorded as it happened (seconds on the samples'
+/// clock, from the moment something was taken away to the moment it served again) when there
+/// is one, else the one read off the samples ([`down_span`]); with `label`.
+pub fn window_span(recorded: Option<(f64, f64)>, down: impl IntoIterator<Item = (f64, bool)>, label: &str) -> Vec<(f64, f64, String)> {
+    match recorded {
+        Some((from, until)) => vec![(from, until, label.to_owned())],
+        None => down_span(down, label),
+    }
 }
 
 /// Writes the chart as `out/name` unless it has nothing to show; returns the file's name.

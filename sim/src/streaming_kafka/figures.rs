@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::rows::{LagRow, OutageRow, ReplayRow, RestartRow, SummaryRow, LAG_CSV, OUTAGE_CSV, REPLAY_CSV, RESTART_CSV, SUMMARY_CSV};
 use crate::reporting::csv;
-use crate::reporting::plot::{down_span, figures, recorded_span, write, Chart, Series};
+use crate::reporting::plot::{figures, window_span, write, Chart, Series};
 use crate::Mode;
 
 /// Draws Part C's figures for `mode`; returns the report's Figures subsection.
@@ -89,10 +89,9 @@ pub fn outage(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
 fn shaded(out: &Path, mode: Mode, experiment: &str, label: &str, seconds: &[Second]) -> anyhow::Result<Vec<(f64, f64, String)>> {
     let path = out.join(SUMMARY_CSV);
     let rows = if path.exists() { csv::read::<SummaryRow>(&path)? } else { Vec::new() };
-    Ok(match rows.iter().find(|r| r.mode == mode && r.experiment == experiment).and_then(|r| Some((r.down_from_s?, r.down_until_s?))) {
-        Some((from, until)) => recorded_span(from.0, until.0, label),
-        None => down_span(seconds.iter().map(|r| (r.0, !r.1)), label),
-    })
+    let recorded =
+        rows.iter().find(|r| r.mode == mode && r.experiment == experiment).and_then(|r| Some((r.down_from_s?.0, r.down_until_s?.0)));
+    Ok(window_span(recorded, seconds.iter().map(|r| (r.0, !r.1)), label))
 }
 
 fn timeline(
