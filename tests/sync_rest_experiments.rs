@@ -39,14 +39,47 @@ fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() -
 }
 
 #[test]
-fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound() -> anyhow::Result<()> {
+fn with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound_slow_before_or_after_reserving() -> anyhow::Result<()> {
     let cfg = config(Experiment::Timeout);
     let runs = run_sim(&cfg)?;
-    let [run] = runs.as_slice() else { panic!("one case") };
-    assert_eq!(statuses(run), vec![504]);
-    let max = *latencies(run).last().unwrap();
-    assert!(max >= cfg.timeout, "a 504 before the timeout: {max:?}");
-    assert!(max <= cfg.timeout + Duration::from_millis(50), "a 504 after the bound: {max:?}");
+    let names: Vec<_> = runs.iter().map(|r| r.case.scenario.name()).collect();
+    assert_eq!(names, ["timeout", "timeout-after-reserve"]);
+    for run in &runs {
+        assert_eq!(statuses(run), vec![504], "{}", run.case.scenario);
+        let max = *latencies(run).last().unwrap();
+        assert!(max >= cfg.timeout, "{}: a 504 before the timeout: {max:?}", run.case.scenario);
+        assert!(max <= cfg.timeout + Duration::from_millis(50), "{}: a 504 after the bound: {max:?}", run.case.scenario);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_504_after_reserving_leaves_the_stock_taken_and_a_retry_under_the_same_key_takes_none_twice() -> anyhow::Result<()> {
+    let runs = run_sim(&config(Experiment::Timeout))?;
+    let left = |name: &str| runs.iter().find(|r| r.case.scenario.name() == name).and_then(|r| r.left_behind.clone()).unwrap();
+    let before = left("timeout");
+    assert_eq!((before.answered_504, before.units_taken, before.units_left_behind), (40, 0, 0), "held before deciding: nothing taken");
+    assert_eq!(before.retried_ok, 40);
+    assert_eq!(before.units_taken_by_retries, before.units_confirmed_by_retries, "the retries reserve for the first time");
+    let after = left("timeout-after-reserve");
+    assert_eq!(after.answered_504, 40);
+    assert!(after.units_left_behind > 0, "reserved behind the 504s: {after:?}");
+    assert_eq!(after.units_left_behind, after.units_confirmed_by_retries, "every unit taken belongs to an order a retry confirmed");
+    assert_eq!((after.retried_ok, after.units_taken_by_retries), (40, 0), "each retry found its first attempt's outcome");
+    Ok(())
+}
+
+#[test]
+fn the_checker_fails_a_run_whose_504s_left_stock_the_fault_does_not_explain() -> anyhow::Result<()> {
+    let cfg = config(Experiment::Timeout);
+    let mut runs = run_sim(&cfg)?;
+    let held_before = runs.iter_mut().find(|r| r.case.scenario.name() == "timeout").unwrap();
+    let row = held_before.left_behind.as_mut().unwrap();
+    row.units_taken += 3;
+    row.units_left_behind += 3;
+    let violations = invariants::check(&runs, &cfg);
+    assert_eq!(violations.len(), 2, "{violations:?}");
+    assert!(violations.iter().all(|v| v.experiment == "timeout"), "{violations:?}");
     Ok(())
 }
 
@@ -70,7 +103,7 @@ fn the_default_run_passes_every_check_and_explains_each_experiment() -> anyhow::
     assert_eq!(invariants::check(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
-    for name in ["baseline", "delay", "timeout", "failure-down", "failure-5xx", "coupling"] {
+    for name in ["baseline", "delay", "timeout", "timeout-after-reserve", "failure-down", "failure-5xx", "coupling"] {
         assert!(findings.iter().any(|f| f.starts_with(&format!("**{name}**"))), "no finding for {name}");
     }
     Ok(())

@@ -41,9 +41,9 @@ pub const ITEMS: [Item; 10] = [
     },
     Item {
         asks: "A: inject an Inventory failure (timeout + error response)",
-        answered_in: "Part A — the `timeout` and `failure-*` rows and their reasoning",
-        files: &[sync_rest::rows::REQUESTS_CSV, sync_rest::rows::SUMMARY_CSV],
-        test: "tests/sync_rest_experiments.rs::with_a_timeout_below_the_delay_every_order_gets_504_within_the_bound",
+        answered_in: "Part A — the `timeout`, `timeout-after-reserve` and `failure-*` rows, their reasoning and \"What a failed answer leaves behind\"",
+        files: &[sync_rest::rows::REQUESTS_CSV, sync_rest::rows::SUMMARY_CSV, sync_rest::aftermath::LEFT_BEHIND_CSV],
+        test: "tests/sync_rest_experiments.rs::a_504_after_reserving_leaves_the_stock_taken_and_a_retry_under_the_same_key_takes_none_twice",
         command: "campus-sim sync-rest --experiment timeout",
     },
     Item {

@@ -12,8 +12,10 @@
 //! - Inventory away: refused (A's `failure-down`), or accepted and decided later (B's and C's
 //!   `outage`: how many, how long the backlog took to drain, the longest wait, read off the
 //!   cumulative curves of accepted and decided orders at the samples' 250 ms grain);
-//! - duplicates, throughput (where a run measured it) and the delivery guarantee each design
-//!   gives, with its evidence.
+//! - duplicates; throughput under each part's graded load (A: 10 clients in a closed loop; B and
+//!   C: 20 orders a second arriving regardless, and the rate of the drain after the outage, a
+//!   lower bound at the samples' grain); the delivery guarantee each design gives, with its
+//!   evidence; and "choose it when …", each cell quoting the rows above it.
 
 use std::path::Path;
 
@@ -21,7 +23,7 @@ use crate::reporting::backlog::{Backlog, Point};
 use crate::reporting::csv::{self, Row};
 use crate::reporting::plot::{window_span, write, Chart, Series};
 use crate::reporting::{markdown_table, update_report};
-use crate::{async_rabbitmq, cluster, streaming_kafka, sync_rest, Mode};
+use crate::{async_rabbitmq, streaming_kafka, sync_rest, Mode};
 
 /// The section's key in `report.md` (it comes first).
 pub const KEY: &str = "compare";
@@ -91,7 +93,6 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     let rest = &read.rest;
     let queue = rows::<async_rabbitmq::rows::Summary>(out, async_rabbitmq::rows::SUMMARY_CSV, mode);
     let log = rows::<streaming_kafka::rows::SummaryRow>(out, streaming_kafka::rows::SUMMARY_CSV, mode);
-    let clustered = rows::<cluster::rows::Summary>(out, cluster::rows::SUMMARY_CSV, mode);
     if rest.is_empty() && queue.is_empty() && log.is_empty() {
         return None;
     }
@@ -101,6 +102,10 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     let outage_b = queue.iter().find(|r| r.experiment == "outage");
     let idempotency = queue.iter().find(|r| r.experiment == "idempotency");
     let outage_c = log.iter().find(|r| r.experiment == "outage");
+    let left_behind = rows::<sync_rest::aftermath::LeftBehindRow>(out, sync_rest::aftermath::LEFT_BEHIND_CSV, mode);
+    let retried_after_reserve = left_behind.iter().find(|r| r.experiment == "timeout-after-reserve");
+    let replay = rows::<streaming_kafka::rows::ReplayRow>(out, streaming_kafka::rows::REPLAY_CSV, mode);
+    let replayed_equal = replay.iter().filter(|r| r.equal).count();
     let (backlog_b, backlog_c) = (Backlog::of(&read.queue_points), Backlog::of(&read.log_points));
     let a = |f: &dyn Fn(&sync_rest::rows::SummaryRow<3>) -> String| baseline.map_or_else(|| not_run("sync-rest"), f);
 
@@ -149,7 +154,18 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     let wait = |b: Option<Backlog>, part: &str| {
         b.map_or_else(
             || not_run(part),
-            |b| format!("{} orders waiting at most; the longest waited ≈ {:.0} s", b.peak_waiting, b.longest_wait_s),
+            |b| {
+                format!(
+                    "{} orders waiting at most, {:.2} s into the outage ({} already waiting when it began + {} taken since; \
+                     the {} taken while away count up to the sample of its return); the longest waited ≈ {:.0} s",
+                    b.peak_waiting,
+                    b.peak_at_s - b.down_s,
+                    b.waiting_at_down,
+                    b.peak_waiting.saturating_sub(b.waiting_at_down),
+                    b.accepted_while_down,
+                    b.longest_wait_s
+                )
+            },
         )
     };
     rows.push(vec![
@@ -163,7 +179,16 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     let runs_counted = counted.len();
     rows.push(vec![
         "duplicates".into(),
-        "none redelivered: a retry is a new order (no idempotency key)".into(),
+        retried_after_reserve.map_or_else(
+            || not_run("sync-rest"),
+            |r| {
+                format!(
+                    "nothing redelivers; a client's retry is: {} orders sent again under their key after a 504 \
+                     (`timeout-after-reserve`), {} units taken twice — without the key a retry is a new order",
+                    r.retried, r.units_taken_by_retries
+                )
+            },
+        ),
         idempotency.map_or_else(
             || not_run("async-rabbitmq"),
             |r| {
@@ -182,15 +207,20 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
             )
         },
     ]);
-    let scaled = |model: &str| {
-        clustered
-            .iter()
-            .find(|r| r.model == model && r.instances == 1 && r.experiment.starts_with("scale-out") && !r.experiment.contains("crash"))
-            .and_then(|r| r.orders_per_s)
-            .map_or_else(
-                || "— not measured by the graded run (`campus-sim cluster` measures it)".to_owned(),
-                |v| format!("{v} orders/s, one Inventory draining a backlog"),
-            )
+    let offered = |b: Option<Backlog>, drain: Option<f64>, part: &str| {
+        b.and_then(|b| Some((b.decided_per_s_before?, b.peak_waiting))).map_or_else(
+            || not_run(part),
+            |(before, peak)| {
+                let drained = drain.filter(|s| *s > 0.0).map_or_else(String::new, |s| {
+                    format!(
+                        "; after Inventory's return its backlog of {peak} drained within {} (≥ {:.0} orders/s, one Inventory)",
+                        secs(s),
+                        peak as f64 / s
+                    )
+                });
+                format!("{before:.1} orders/s decided before the outage: all that was offered (open loop, 20 a second){drained}")
+            },
+        )
     };
     rows.push(vec![
         match mode {
@@ -199,18 +229,69 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
         },
         a(&|r| match mode {
             Mode::Sim => format!(
-                "{:.0} orders/s: 10 clients each waiting for its answer, a modelled {} each — a consequence of the model, not a measurement",
+                "{:.0} orders/s in `baseline`: 10 clients in a closed loop (each waits for its answer), so 10 ÷ the modelled {} \
+                 an order takes — the model's arithmetic, not a capacity",
                 r.throughput_rps.0,
                 ms(r.p50_ms.0)
             ),
-            Mode::Real => format!("{:.0} orders/s, 10 clients waiting for each answer", r.throughput_rps.0),
+            Mode::Real => {
+                format!("{:.0} orders/s in `baseline`: 10 clients in a closed loop (each waits for its answer)", r.throughput_rps.0)
+            }
         }),
-        scaled("async-rabbitmq"),
-        scaled("streaming-kafka"),
+        offered(backlog_b, outage_b.and_then(|r| r.drain_s).map(|d| d.0), "async-rabbitmq"),
+        offered(backlog_c, outage_c.and_then(|r| r.catch_up_s).map(|d| d.0), "streaming-kafka"),
+    ]);
+    rows.push(vec![
+        "choose it when … (from the rows above)".into(),
+        down.map_or_else(
+            || not_run("sync-rest"),
+            |r| {
+                format!(
+                    "the client needs the outcome in the answer and Inventory is up whenever Order is: it answers in {}, \
+                     but refused {} of {} orders while Inventory was away",
+                    a(&|b| ms(b.p50_ms.0)),
+                    r.errors,
+                    r.requests
+                )
+            },
+        ),
+        backlog_b.map_or_else(
+            || not_run("async-rabbitmq"),
+            |b| {
+                format!(
+                    "orders must be taken while Inventory is away and each is handled once, then gone: {} taken while it \
+                     was away, all decided after its return",
+                    b.accepted_while_down
+                )
+            },
+        ),
+        backlog_c.map_or_else(
+            || not_run("streaming-kafka"),
+            |b| {
+                let replayed = if replay.is_empty() {
+                    String::new()
+                } else {
+                    format!("; a replay recomputed {replayed_equal} of {} metrics equal", replay.len())
+                };
+                format!(
+                    "several readers need the same events and their history: {} taken while Inventory was away{replayed}",
+                    b.accepted_while_down
+                )
+            },
+        ),
     ]);
     rows.push(vec![
         "delivery guarantee".into(),
-        "at most once per request: a timeout (504) leaves the outcome unknown to the student".into(),
+        retried_after_reserve.map_or_else(
+            || "at most once per request: a timeout (504) leaves the outcome unknown to the student".to_owned(),
+            |r| {
+                format!(
+                    "at most once per request: a 504 leaves the outcome unknown to the student ({} answers of 504 \
+                     left {} units taken in `timeout-after-reserve`)",
+                    r.answered_504, r.units_left_behind
+                )
+            },
+        ),
         "at least once, made once by Inventory's idempotent store (the order id)".into(),
         "exactly once within Kafka: outcomes and offsets in one transaction, read `read_committed`".into(),
     ]);
@@ -218,7 +299,8 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
 }
 
 /// Orders waiting for their outcome around Inventory's outage, B and C on one time axis (the
-/// outage's start at 0); Part A as the zero it keeps by refusing.
+/// outage's start at 0). Part A has no line: it keeps no order waiting, it refuses each (the
+/// caption says so, from its rows), and a line of zeros would be drawn, not measured.
 fn figure(out: &Path, mode: Mode, read: &Read) -> anyhow::Result<Option<String>> {
     let shifted = |points: &[Point]| -> Option<(Vec<(f64, f64)>, f64, f64)> {
         let b = Backlog::of(points)?;
@@ -235,13 +317,7 @@ fn figure(out: &Path, mode: Mode, read: &Read) -> anyhow::Result<Option<String>>
         series.push(Series { dashed: true, ..Series::line("C: appended, waiting in the log", line) });
         window = window.or(Some((from, to)));
     }
-    let refused = read.rest.iter().find(|r| r.experiment == "failure-down").is_some_and(|r| r.requests > 0 && r.errors == r.requests);
     let Some((from, to)) = window else { return Ok(None) };
-    let x_end = series.iter().flat_map(|s: &Series| s.points.iter().map(|p| p.0)).fold(to, f64::max);
-    if refused {
-        let zero = (0..).map(|i| -10.0 + 5.0 * f64::from(i)).take_while(|x| *x <= x_end).map(|x| (x, 0.0)).collect();
-        series.push(Series { markers: true, ..Series::line("A: 0 waiting — every order refused (503)", zero) });
-    }
     let chart = Chart {
         title: format!("Inventory away ({mode}): orders accepted and still without an outcome"),
         x_label: "seconds since Inventory went down".into(),
@@ -275,8 +351,16 @@ pub fn update(out: &Path) -> anyhow::Result<()> {
         });
         text.push_str(&table);
         if let Some(name) = figure(out, mode, &read)? {
-            let caption = format!("Orders accepted and still without an outcome while Inventory is away ({mode}, its window shaded)");
-            text.push_str(&format!("\n![{caption}]({name})\n\n*{caption}* — [`{name}`]({name})\n"));
+            let refused = read.rest.iter().find(|r| r.experiment == "failure-down").map_or_else(String::new, |r| {
+                format!(
+                    "; Part A has no line — it kept no order waiting: it refused {} of {} while Inventory was away",
+                    r.errors, r.requests
+                )
+            });
+            let caption =
+                format!("Orders accepted and still without an outcome while Inventory is away ({mode}, its window shaded{refused})");
+            let png = crate::reporting::plot::png_name(&name);
+            text.push_str(&format!("\n![{caption}]({name})\n\n*{caption}* — [`{name}`]({name}), [`{png}`]({png})\n"));
         }
     }
     if !any {

@@ -437,7 +437,7 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
 
     // Every table whose header is a CSV file's is made of that file's rows.
     let mut files_shown = 0;
-    for file in ["sync_rest_summary.csv", "async_rabbitmq_summary.csv", "streaming_kafka_summary.csv"] {
+    for file in ["sync_rest_summary.csv", "sync_rest_left_behind.csv", "async_rabbitmq_summary.csv", "streaming_kafka_summary.csv"] {
         let t = csv(file);
         let header = format!("| {} |", t.header.iter().collect::<Vec<_>>().join(" | "));
         let table = quoted(&report, &header, "\n\n");
@@ -452,7 +452,7 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
         }
         files_shown += 1;
     }
-    assert_eq!(files_shown, 3);
+    assert_eq!(files_shown, 4);
 
     // A simulated run's sections say nothing only a real run did.
     for real_only in ["SIGKILL", "kafka-consumer-groups.sh", "rabbitmqctl", "real Kafka"] {
@@ -517,6 +517,13 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
         accept.contains(&format!("| {queue_p50} ms — 202")) && accept.contains(&format!("| {log_p50} ms — appended")),
         "{accept}: {queue_p50}, {log_p50}"
     );
+    let throughput = quoted(compare, "| throughput (virtual time) | ", " |\n");
+    let rest_rps: f64 = summary("sync_rest_summary.csv", "baseline", "throughput_rps").parse().unwrap();
+    assert!(throughput.starts_with(&format!("{rest_rps:.0} orders/s in `baseline`")), "{throughput}");
+    let left = csv("sync_rest_left_behind.csv");
+    let after = left.rows.iter().find(|r| &r[0] == "timeout-after-reserve").expect("a timeout-after-reserve row");
+    let said = format!("{} answers of 504 left {} units taken", &after[left.col("answered_504")], &after[left.col("units_left_behind")]);
+    assert!(compare.contains(&said), "the comparison does not say {said:?}");
     let away = quoted(compare, "| Inventory away | ", " |\n");
     assert!(away.contains(&format!("{taken_b} orders taken")) && away.contains(&format!("{taken_c} orders taken")), "{away}");
     let down = requests.rows.iter().filter(|r| &r[0] == "failure-down").count();

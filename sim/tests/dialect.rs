@@ -119,7 +119,11 @@ async fn a_classmates_fault_switch_reaches_inventory_under_its_own_name_and_orde
     let (status, answer) = part.order(coffee()).await?;
     assert_eq!((status, answer["error"].as_str()), (StatusCode::GATEWAY_TIMEOUT, Some("inventory_timeout")), "slower than Order's 300 ms");
     let (status, plan) = switch("/configure", json!({"delay": 0})).await?;
-    assert_eq!((status, plan), (StatusCode::OK, json!({"delay_ms": 0, "error_status": null, "hang": false})), "the plan now, in our words");
+    assert_eq!(
+        (status, plan),
+        (StatusCode::OK, json!({"delay_ms": 0, "reply_delay_ms": 0, "error_status": null, "hang": false})),
+        "the plan now, in our words"
+    );
     assert_eq!(switch("/admin/delay", json!({"seconds": 0.1})).await?.0, StatusCode::OK);
     assert_eq!(part.order(coffee()).await?.0, StatusCode::CREATED, "slow, within Order's timeout");
     Ok(())

@@ -1,7 +1,7 @@
 //! What a run leaves in `out/`, as a reader checks it: every fault window in a figure is shaded
 //! exactly over the window the run recorded, no line is drawn through a sample where nothing
 //! could be measured (an empty cell), time only moves forward in a series, and every column of
-//! every CSV file is explained in `out/README.md`.
+//! every CSV file is explained in `out/README.md`, and every figure has its PNG beside it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,7 +92,8 @@ fn gaps_are_not_bridged(svg: &str, rows: &[BTreeMap<String, String>], column: &s
 }
 
 #[test]
-fn every_fault_window_is_shaded_over_the_window_the_run_recorded_and_no_line_bridges_an_empty_cell() -> anyhow::Result<()> {
+fn every_fault_window_is_shaded_over_the_recorded_window_no_line_bridges_an_empty_cell_and_every_figure_has_its_png() -> anyhow::Result<()>
+{
     let out = graded_run("windows")?;
     let read = |file: &str| std::fs::read_to_string(out.join(file));
     let b_summary = sim_rows(&out.join("async_rabbitmq_summary.csv"))?;
@@ -127,6 +128,38 @@ fn every_fault_window_is_shaded_over_the_window_the_run_recorded_and_no_line_bri
         let empty = gaps_are_not_bridged(&svg, &c_restart, column, series)?;
         assert!(empty > 0, "the broker's absence left empty {column} cells to check");
     }
+    every_figure_has_its_png_linked_beside_it(&out)
+}
+
+/// A PNG's width and height, from its header (the signature, then the IHDR chunk).
+fn png_size(png: &[u8]) -> Option<(u32, u32)> {
+    let signature = b"\x89PNG\r\n\x1a\n";
+    if png.len() < 24 || &png[..8] != signature || &png[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().expect("four bytes"));
+    Some((be(16), be(20)))
+}
+
+/// Every SVG figure has a PNG of the same name, twice its size, and the report links both.
+fn every_figure_has_its_png_linked_beside_it(out: &Path) -> anyhow::Result<()> {
+    let report = std::fs::read_to_string(out.join("report.md"))?;
+    let mut figures = 0;
+    for entry in std::fs::read_dir(out)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "svg") {
+            continue;
+        }
+        let svg = std::fs::read_to_string(&path)?;
+        let size = |attribute: &str| -> u32 { attributes(&svg, attribute)[0].parse().expect("a whole number of units") };
+        let png = path.with_extension("png");
+        let bytes = std::fs::read(&png).unwrap_or_else(|_| panic!("{} has no PNG beside it", path.display()));
+        assert_eq!(png_size(&bytes), Some((size("width") * 2, size("height") * 2)), "{}", png.display());
+        let name = png.file_name().expect("a file name").to_string_lossy().into_owned();
+        assert!(report.contains(&format!("]({name})")), "the report does not link {name}");
+        figures += 1;
+    }
+    assert!(figures >= 6, "only {figures} figures to check");
     Ok(())
 }
 

@@ -14,6 +14,10 @@ pub struct FaultArgs {
     /// (0 = no delay).
     #[arg(long, env = "CAMPUS_DELAY_MS")]
     pub delay_ms: Option<u64>,
+    /// (inventory, sync-rest) Fault: handle every request at once, then hold its reply this many
+    /// ms (the stock is reserved, the answer is late; 0 = no delay).
+    #[arg(long, env = "CAMPUS_REPLY_DELAY_MS")]
+    pub reply_delay_ms: Option<u64>,
     /// (inventory, sync-rest) Fault: answer every request with this status (400–599) instead of
     /// handling it (0 = no error, so that a compose file can pass the variable through unset).
     #[arg(long, env = "CAMPUS_ERROR_STATUS", value_parser = error_status)]
@@ -32,7 +36,7 @@ fn error_status(s: &str) -> Result<u16, String> {
 }
 
 /// The environment variables [`FaultArgs`] reads (see `crate::config::CONFIG_ENV`).
-pub const FAULT_ENV: [&str; 3] = ["CAMPUS_DELAY_MS", "CAMPUS_ERROR_STATUS", "CAMPUS_HANG"];
+pub const FAULT_ENV: [&str; 4] = ["CAMPUS_DELAY_MS", "CAMPUS_REPLY_DELAY_MS", "CAMPUS_ERROR_STATUS", "CAMPUS_HANG"];
 
 /// Every environment variable `campus` reads: the service's and the faults'.
 pub fn serve_env() -> Vec<&'static str> {
@@ -44,6 +48,7 @@ impl FaultArgs {
     pub fn plan(&self) -> FaultPlan {
         FaultPlan {
             delay: self.delay_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
+            reply_delay: self.reply_delay_ms.filter(|&ms| ms > 0).map(Duration::from_millis),
             error: self.error_status.filter(|&s| s != 0).map(|s| StatusCode::from_u16(s).expect("range-checked by clap")),
             hang: self.hang,
             down: false,

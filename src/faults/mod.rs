@@ -6,7 +6,8 @@
 //!
 //! | fault   | what the caller sees                                  | where it is applied                  |
 //! |---------|-------------------------------------------------------|--------------------------------------|
-//! | `delay` | the reply comes `delay` later (the request is held *before* the handler runs) | [`apply_switch`] |
+//! | `delay` | the reply comes `delay` later (the request is held *before* the handler runs: a caller that gives up first leaves nothing done) | [`apply_switch`] |
+//! | `reply_delay` | the reply comes `reply_delay` later (held *after* the handler ran: a caller that gives up first leaves the work done, e.g. stock reserved behind a 504) | [`apply_switch`] |
 //! | `error` | an immediate reply with that status and a JSON body   | [`apply_switch`]                     |
 //! | `hang`  | no reply, ever (until the caller gives up)            | [`apply_switch`]                     |
 //! | `down`  | nothing listens: connection refused                   | the lab's hosts: the world drops the instance, a process is SIGKILLed |
@@ -42,6 +43,8 @@ use serde::Serialize;
 pub struct FaultPlan {
     /// Hold each request this long before handling it.
     pub delay: Option<Duration>,
+    /// Hold each reply this long after the handler ran (the work is done, the answer is late).
+    pub reply_delay: Option<Duration>,
     /// Answer every request with this status (e.g. 500) instead of handling it.
     #[serde(serialize_with = "status_code")]
     pub error: Option<StatusCode>,
@@ -62,6 +65,11 @@ impl FaultPlan {
     pub fn delayed(delay: Duration) -> Self {
         FaultPlan { delay: Some(delay), ..FaultPlan::default() }
     }
+    /// Handles each request at once and holds its reply `delay`: Inventory reserves, then
+    /// answers late.
+    pub fn slow_reply(delay: Duration) -> Self {
+        FaultPlan { reply_delay: Some(delay), ..FaultPlan::default() }
+    }
     pub fn erroring(status: StatusCode) -> Self {
         FaultPlan { error: Some(status), ..FaultPlan::default() }
     }
@@ -81,6 +89,9 @@ impl FaultPlan {
         if let Some(delay) = self.delay {
             flags.extend(["--delay-ms".to_owned(), delay.as_millis().to_string()]);
         }
+        if let Some(delay) = self.reply_delay {
+            flags.extend(["--reply-delay-ms".to_owned(), delay.as_millis().to_string()]);
+        }
         if let Some(status) = self.error {
             flags.extend(["--error-status".to_owned(), status.as_u16().to_string()]);
         }
@@ -99,6 +110,9 @@ impl fmt::Display for FaultPlan {
         let mut parts = Vec::new();
         if let Some(d) = self.delay {
             parts.push(format!("delay {} ms", d.as_millis()));
+        }
+        if let Some(d) = self.reply_delay {
+            parts.push(format!("reply delay {} ms", d.as_millis()));
         }
         if let Some(s) = self.error {
             parts.push(format!("error {}", s.as_u16()));
@@ -150,5 +164,9 @@ async fn faulty(State(switch): State<FaultSwitch>, request: Request, next: Next)
     if let Some(status) = plan.error {
         return ApiError::new(status, "injected_fault", format!("fault injected by the lab: answering {status}")).into_response();
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    if let Some(delay) = plan.reply_delay {
+        tokio::time::sleep(delay).await;
+    }
+    response
 }

@@ -4,8 +4,8 @@
 //!
 //! | request | effect |
 //! |---|---|
-//! | `GET /admin/fault` | the plan now: `{"delay_ms", "error_status", "hang"}` |
-//! | `POST /admin/fault` `{"delay_ms": 2000}`, `{"error_status": 500}`, `{"hang": true}` (any together) | replaces the plan; 200 with it |
+//! | `GET /admin/fault` | the plan now: `{"delay_ms", "reply_delay_ms", "error_status", "hang"}` |
+//! | `POST /admin/fault` `{"delay_ms": 2000}`, `{"reply_delay_ms": 2000}`, `{"error_status": 500}`, `{"hang": true}` (any together) | replaces the plan; 200 with it |
 //! | `DELETE /admin/fault` | no fault any more; 200 |
 //!
 //! Only a caller on loopback may use it (403 otherwise, e.g. through a container's published
@@ -73,6 +73,9 @@ impl FaultSwitch {
 pub struct FaultBody {
     #[serde(default)]
     pub delay_ms: u64,
+    /// Hold the reply this long after handling the request.
+    #[serde(default)]
+    pub reply_delay_ms: u64,
     #[serde(default)]
     pub error_status: Option<u16>,
     #[serde(default)]
@@ -86,21 +89,25 @@ impl FaultBody {
     pub fn of(plan: &FaultPlan) -> Self {
         FaultBody {
             delay_ms: plan.delay.map_or(0, |d| d.as_millis() as u64),
+            reply_delay_ms: plan.reply_delay.map_or(0, |d| d.as_millis() as u64),
             error_status: plan.error.map(|s| s.as_u16()),
             hang: plan.hang,
         }
     }
 
     fn plan(&self) -> Result<FaultPlan, String> {
-        if self.delay_ms > MAX_DELAY_MS {
-            return Err(format!("delay_ms must be 0 to {MAX_DELAY_MS}, got {}", self.delay_ms));
+        for (name, ms) in [("delay_ms", self.delay_ms), ("reply_delay_ms", self.reply_delay_ms)] {
+            if ms > MAX_DELAY_MS {
+                return Err(format!("{name} must be 0 to {MAX_DELAY_MS}, got {ms}"));
+            }
         }
         let error = match self.error_status {
             None => None,
             Some(code @ 400..=599) => Some(StatusCode::from_u16(code).expect("in range")),
             Some(code) => return Err(format!("error_status must be 400 to 599, got {code}")),
         };
-        Ok(FaultPlan { delay: (self.delay_ms > 0).then(|| Duration::from_millis(self.delay_ms)), error, hang: self.hang, down: false })
+        let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        Ok(FaultPlan { delay: millis(self.delay_ms), reply_delay: millis(self.reply_delay_ms), error, hang: self.hang, down: false })
     }
 }
 

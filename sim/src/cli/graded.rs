@@ -107,7 +107,8 @@ impl Part {
                 let summaries: Vec<_> = runs.iter().map(sync_rest::rows::Summary::of).collect();
                 sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
                 let violations = sync_rest::invariants::check(&runs, config);
-                sync_rest::output::write_report(out, config, mode, &summaries, &violations)?;
+                let left_behind: Vec<_> = runs.iter().filter_map(|r| r.left_behind.clone()).collect();
+                sync_rest::output::write_report(out, config, mode, &summaries, &left_behind, &violations)?;
                 Written { table: sync_rest::output::table(&summaries), violations }
             }
             Part::AsyncRabbitmq { config, amqp_url } => {

@@ -1,8 +1,10 @@
-//! Part A's property: under any sequence of Inventory faults (healthy, delayed, erroring,
-//! hanging, down), every `POST /order` is answered within Order's timeout to Inventory (plus
-//! the way back) with the status the fault calls for — 201 or 409 as the stock decides, 504
-//! when Inventory is slower than the timeout or hangs, 503 when it is down or answers 5xx —
-//! and stock changes exactly as the answered orders say.
+//! Part A's property: under any sequence of Inventory faults (healthy, delayed before deciding,
+//! answering late after deciding, erroring, hanging, down), every `POST /order` is answered
+//! within Order's timeout to Inventory (plus the way back) with the status the fault calls for —
+//! 201 or 409 as the stock decides, 504 when Inventory is slower than the timeout or hangs, 503
+//! when it is down or answers 5xx — and stock changes exactly as Inventory decided: a request
+//! held before deciding and given up on takes nothing, one decided and answered too late takes
+//! its stock behind the 504.
 //!
 //! Requests go one after the other, each with its own fault switched on Part A's deployment (the
 //! graded run's, on the simulated world), over `SimNet` to the very routers `campus-sim serve`
@@ -38,8 +40,16 @@ use campus::faults::FaultPlan;
 #[serde(rename_all = "kebab-case")]
 pub enum InventoryFault {
     Healthy,
-    Delay { ms: u64 },
-    Error { status: u16 },
+    Delay {
+        ms: u64,
+    },
+    /// Decides at once, answers `ms` late.
+    SlowReply {
+        ms: u64,
+    },
+    Error {
+        status: u16,
+    },
     Hang,
     Down,
 }
@@ -66,6 +76,7 @@ impl fmt::Display for Schedule {
             let fault = match r.inventory {
                 InventoryFault::Healthy => "healthy".to_owned(),
                 InventoryFault::Delay { ms } => format!("delayed {ms} ms"),
+                InventoryFault::SlowReply { ms } => format!("deciding at once, answering {ms} ms late"),
                 InventoryFault::Error { status } => format!("answering {status}"),
                 InventoryFault::Hang => "hanging".to_owned(),
                 InventoryFault::Down => "down".to_owned(),
@@ -80,6 +91,7 @@ fn fault_strategy() -> impl Strategy<Value = InventoryFault> {
     prop_oneof![
         4 => Just(InventoryFault::Healthy),
         3 => (0u64..30).prop_map(|k| InventoryFault::Delay { ms: k * 100 + 50 }),
+        2 => (0u64..30).prop_map(|k| InventoryFault::SlowReply { ms: k * 100 + 50 }),
         1 => prop::sample::select(vec![500u16, 502, 503]).prop_map(|status| InventoryFault::Error { status }),
         1 => Just(InventoryFault::Hang),
         1 => Just(InventoryFault::Down),
@@ -115,7 +127,11 @@ fn expected(request: &Request, timeout: Duration, model: &mut Inventory, index: 
     };
     match request.inventory {
         InventoryFault::Healthy => reserve(),
-        InventoryFault::Delay { ms } if Duration::from_millis(ms) < timeout => reserve(),
+        InventoryFault::Delay { ms } | InventoryFault::SlowReply { ms } if Duration::from_millis(ms) < timeout => reserve(),
+        InventoryFault::SlowReply { .. } => {
+            reserve();
+            StatusCode::GATEWAY_TIMEOUT
+        }
         InventoryFault::Delay { .. } | InventoryFault::Hang => StatusCode::GATEWAY_TIMEOUT,
         InventoryFault::Error { .. } | InventoryFault::Down => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -134,6 +150,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
 fn plan(fault: InventoryFault) -> FaultPlan {
     match fault {
         InventoryFault::Delay { ms } => FaultPlan::delayed(Duration::from_millis(ms)),
+        InventoryFault::SlowReply { ms } => FaultPlan::slow_reply(Duration::from_millis(ms)),
         InventoryFault::Error { status } => FaultPlan::erroring(StatusCode::from_u16(status).expect("a valid status")),
         InventoryFault::Hang => FaultPlan::hanging(),
         InventoryFault::Healthy | InventoryFault::Down => FaultPlan::healthy(),

@@ -20,13 +20,18 @@ pub struct Backlog {
     pub up_s: f64,
     /// Orders accepted while it was away.
     pub accepted_while_down: u64,
-    /// The most orders accepted and not yet decided at a sample.
+    /// The most orders accepted and not yet decided at a sample, and that sample's time (s).
     pub peak_waiting: u64,
+    pub peak_at_s: f64,
+    /// Orders accepted and not yet decided at the sample where Inventory went down.
+    pub waiting_at_down: u64,
     /// Little's law before the outage: orders waiting on average ÷ orders arriving per second.
     pub outcome_before_s: Option<f64>,
     /// The longest an order waited for its outcome (first sample with it decided minus first
     /// sample with it accepted, first in first out).
     pub longest_wait_s: f64,
+    /// Orders decided per second before the outage: the throughput under the offered load.
+    pub decided_per_s_before: Option<f64>,
 }
 
 impl Backlog {
@@ -58,13 +63,21 @@ impl Backlog {
             }
             accepted_so_far = accepted_so_far.max(p.accepted);
         }
+        let decided_per_s_before = match (before.first(), before.last()) {
+            (Some(first), Some(last)) if last.t_s > first.t_s => Some((last.decided - first.decided) as f64 / (last.t_s - first.t_s)),
+            _ => None,
+        };
+        let peak = points.iter().max_by_key(|p| (waiting(p), std::cmp::Reverse((p.t_s * 1e3) as u64)));
         Some(Backlog {
             down_s: down.t_s,
             up_s: up.t_s,
             accepted_while_down: up.accepted.saturating_sub(down.accepted),
-            peak_waiting: points.iter().map(waiting).max().unwrap_or(0),
+            peak_waiting: peak.map_or(0, waiting),
+            peak_at_s: peak.map_or(down.t_s, |p| p.t_s),
+            waiting_at_down: waiting(down),
             outcome_before_s,
             longest_wait_s: longest,
+            decided_per_s_before,
         })
     }
 }
@@ -89,11 +102,13 @@ mod tests {
             point(4.5, true, 9, 9),
         ];
         let b = Backlog::of(&points).unwrap();
-        assert_eq!((b.down_s, b.up_s, b.accepted_while_down, b.peak_waiting), (2.0, 4.0, 4, 5));
+        assert_eq!((b.down_s, b.up_s, b.accepted_while_down, b.peak_waiting, b.peak_at_s, b.waiting_at_down), (2.0, 4.0, 4, 5, 4.0, 1));
         // The 4th order, accepted by 2 s, decided by 4.5 s.
         assert_eq!(b.longest_wait_s, 2.5);
         // Before the outage: (0 + 1) / 2 orders waiting on average, 2 arriving a second.
         assert_eq!(b.outcome_before_s, Some(0.25));
+        // 1 decided between the samples before it (0 s and 1 s).
+        assert_eq!(b.decided_per_s_before, Some(1.0));
     }
 
     #[test]

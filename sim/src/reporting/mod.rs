@@ -13,6 +13,7 @@ pub mod drain;
 pub mod format;
 pub mod glossary;
 pub mod plot;
+pub mod raster;
 pub mod recovery;
 
 pub use format::{markdown_table, ms, percentile, text_table, wrapped};

@@ -312,21 +312,32 @@ pub fn window_span(recorded: Option<(f64, f64)>, down: impl IntoIterator<Item = 
     }
 }
 
-/// Writes the chart as `out/name` unless it has nothing to show; returns the file's name.
+/// Writes the chart as `out/name` (SVG) and, beside it, the same figure as PNG
+/// ([`super::raster`]), unless it has nothing to show; returns the SVG file's name.
 pub fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<String>> {
     if chart.series.iter().all(|s| s.points.is_empty()) {
         return Ok(None);
     }
+    let svg = chart.svg();
     let path = out.join(&name);
-    std::fs::write(&path, chart.svg()).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, &svg).with_context(|| format!("writing {}", path.display()))?;
+    let png = path.with_extension("png");
+    std::fs::write(&png, super::raster::png(&svg)?).with_context(|| format!("writing {}", png.display()))?;
     Ok(Some(name))
+}
+
+/// The PNG written beside the SVG figure `name`.
+pub fn png_name(name: &str) -> String {
+    Path::new(name).with_extension("png").to_string_lossy().into_owned()
 }
 
 /// A report's "Figures" subsection linking the figures drawn.
 pub fn figures(drawn: Vec<(Option<String>, &str)>) -> String {
     let lines: Vec<String> = drawn
         .into_iter()
-        .filter_map(|(name, caption)| name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n})\n")))
+        .filter_map(|(name, caption)| {
+            name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n}), [`{png}`]({png})\n", png = png_name(&n)))
+        })
         .collect();
     if lines.is_empty() {
         return String::new();

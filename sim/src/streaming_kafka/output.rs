@@ -95,7 +95,9 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, runs: &[Run], viola
                     text.push_str(&format!(
                         "- **replay**: Analytics stopped; its group was reset to the beginning with `{command}`; a fresh \
                          Analytics read both topics again. {equal} of {} metrics equal before and after \
-                         ({} minutes of event time; {} orders, {} reserved, {} failed, failure rate {:.2}% overall). \
+                         ({} minutes of event time — the times the orders carry, drawn from the seed as a campus day \
+                         with a lunch rush, while the producer appends them as fast as the broker takes them; {} orders, \
+                         {} reserved, {} failed, failure rate {:.2}% overall). \
                          Orders per minute {} the counts straight from the workload. They can be identical because \
                          the metrics are keyed by event time and order id, not by arrival time or by how often a record \
                          was read, and the log still holds every record.\n",

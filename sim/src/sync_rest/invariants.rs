@@ -53,6 +53,9 @@ pub fn check(runs: &[CaseRun], config: &Config) -> Vec<Violation> {
                 worst.latency.as_secs_f64() * 1e3
             ));
         }
+        if let Some(after) = &run.left_behind {
+            check_left_behind(case, after, &mut fail);
+        }
         if case.fault.delay.is_some() && case.expected == StatusCode::CREATED {
             let mut latencies: Vec<Duration> = run.answers.iter().map(|a| a.latency).collect();
             latencies.sort();
@@ -63,6 +66,38 @@ pub fn check(runs: &[CaseRun], config: &Config) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// Inventory's stock accounts for the answers: what a 504 leaves behind is what the fault says
+/// (stock taken when Inventory answered late *after* reserving, nothing when it was held before
+/// deciding), and a retry under the same order id reserves nothing twice — once the retries
+/// are answered, the stock taken is exactly the units of the orders confirmed.
+fn check_left_behind(case: &super::Case, after: &super::aftermath::LeftBehindRow, fail: &mut impl FnMut(String)) {
+    if case.fault.reply_delay.is_some() {
+        if after.answered_504 > 0 && after.units_left_behind == 0 {
+            fail(format!("{} orders answered 504 after Inventory had reserved them, yet no stock is missing", after.answered_504));
+        }
+        if after.units_taken_by_retries > 0 {
+            fail(format!(
+                "retrying orders Inventory had already reserved took {} more units: a retry did not find its first attempt's outcome",
+                after.units_taken_by_retries
+            ));
+        }
+    } else if after.units_taken != after.units_confirmed {
+        fail(format!(
+            "the load took {} units from Inventory, but its confirmed orders account for {}",
+            after.units_taken, after.units_confirmed
+        ));
+    }
+    let taken = after.units_taken + after.units_taken_by_retries;
+    let confirmed = after.units_confirmed + after.units_confirmed_by_retries;
+    if taken != confirmed {
+        fail(format!(
+            "after retrying the {} answers of 504 under their order ids ({} answered 201), Inventory has lost {taken} units \
+             but the confirmed orders account for {confirmed}: a retry reserved twice, or an order was reserved without being confirmed",
+            after.retried, after.retried_ok
+        ));
+    }
 }
 
 /// One request of a generated Part A schedule, with the status its fault calls for.

@@ -5,13 +5,17 @@
 //! |----------------|--------------------------|----------------------|----------------------|
 //! | `baseline`     | nothing                  | patient (5 s)        | 201                  |
 //! | `delay`        | 2 s delay                | patient (5 s)        | 201, ≈ 2 s + baseline|
-//! | `timeout`      | 2 s delay                | 1 s                  | 504 at ≈ 1 s         |
+//! | `timeout`      | 2 s delay before deciding| 1 s                  | 504 at ≈ 1 s         |
+//! | `timeout-after-reserve` | reserves, then answers 2 s late | 1 s     | 504 at ≈ 1 s, stock taken |
 //! | `failure-down` | down (connection refused)| patient (5 s)        | 503, fast            |
 //! | `failure-5xx`  | answers 500              | patient (5 s)        | 503, fast            |
 //!
-//! `--experiment failure` runs both failure cases. The load is closed-loop: `concurrency`
+//! `--experiment timeout` runs both timeout cases and `--experiment failure` both failure
+//! cases. After each case's load, [`aftermath`] measures what its failed answers left behind at
+//! Inventory and what a retry of each 504 under its own order id does. The load is closed-loop: `concurrency`
 //! clients, each sending its next order as soon as the previous one is answered.
 
+pub mod aftermath;
 pub mod deployment;
 pub mod figures;
 pub mod invariants;
@@ -41,7 +45,8 @@ pub enum Experiment {
     Baseline,
     /// Inventory delayed 2 s, Order patient: latency ≈ 2 s + baseline.
     Delay,
-    /// Inventory delayed 2 s, Order's timeout below it: 504 at the bound.
+    /// Order's timeout below Inventory's 2 s: 504 at the bound, with Inventory slow before
+    /// deciding (nothing reserved) and slow after reserving (stock taken behind the 504).
     Timeout,
     /// Inventory down, then answering 500: fast 503.
     Failure,
@@ -55,18 +60,27 @@ pub enum Scenario {
     Baseline,
     Delay,
     Timeout,
+    TimeoutAfterReserve,
     FailureDown,
     Failure5xx,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [Scenario::Baseline, Scenario::Delay, Scenario::Timeout, Scenario::FailureDown, Scenario::Failure5xx];
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Baseline,
+        Scenario::Delay,
+        Scenario::Timeout,
+        Scenario::TimeoutAfterReserve,
+        Scenario::FailureDown,
+        Scenario::Failure5xx,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Baseline => "baseline",
             Scenario::Delay => "delay",
             Scenario::Timeout => "timeout",
+            Scenario::TimeoutAfterReserve => "timeout-after-reserve",
             Scenario::FailureDown => "failure-down",
             Scenario::Failure5xx => "failure-5xx",
         }
@@ -78,7 +92,7 @@ impl Scenario {
             (Experiment::All, _)
             | (Experiment::Baseline, Scenario::Baseline)
             | (Experiment::Delay, Scenario::Delay)
-            | (Experiment::Timeout, Scenario::Timeout)
+            | (Experiment::Timeout, Scenario::Timeout | Scenario::TimeoutAfterReserve)
             | (Experiment::Failure, Scenario::FailureDown | Scenario::Failure5xx) => true,
             _ => false,
         }
@@ -160,6 +174,13 @@ impl Config {
             Case::new(Scenario::Baseline, FaultPlan::healthy(), patient, self.requests, StatusCode::CREATED),
             Case::new(Scenario::Delay, FaultPlan::delayed(self.delay), patient, self.slow_requests, StatusCode::CREATED),
             Case::new(Scenario::Timeout, FaultPlan::delayed(self.delay), self.timeout, self.slow_requests, StatusCode::GATEWAY_TIMEOUT),
+            Case::new(
+                Scenario::TimeoutAfterReserve,
+                FaultPlan::slow_reply(self.delay),
+                self.timeout,
+                self.slow_requests,
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
             Case::new(Scenario::FailureDown, FaultPlan::down(), patient, self.requests, StatusCode::SERVICE_UNAVAILABLE),
             Case::new(
                 Scenario::Failure5xx,
@@ -205,13 +226,15 @@ impl Case {
     }
 }
 
-/// A finished case: its setting, every answer (by index) and how long the whole load took.
+/// A finished case: its setting, every answer (by index), how long the whole load took and
+/// what its failed answers left behind at Inventory (none when Inventory was down).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRun {
     pub case: Case,
     pub mode: Mode,
     pub answers: Vec<Answer>,
     pub elapsed: Duration,
+    pub left_behind: Option<aftermath::LeftBehindRow>,
 }
 
 /// Runs one case on `hosts`: the deployment, the load, then the teardown.
@@ -220,10 +243,12 @@ async fn run_case(config: &Config, case: Case, hosts: Hosts<'_>) -> anyhow::Resu
     let mode = deployment.mode();
     // Real loads take seconds to half a minute: their answers are counted on stderr.
     let label = (mode == Mode::Real).then_some(case.scenario.name());
-    let (answers, elapsed) =
-        load::drive_shown(deployment.client(), config.orders(&case), config.concurrency, case.client_guard(), label).await;
+    let orders = config.orders(&case);
+    let (answers, elapsed) = load::drive_shown(deployment.client(), orders.clone(), config.concurrency, case.client_guard(), label).await;
+    let hold = case.fault.delay.max(case.fault.reply_delay).unwrap_or_default();
+    let left_behind = aftermath::measure(&deployment, case.scenario.name(), config.stock, &orders, &answers, hold).await?;
     deployment.teardown().await;
-    Ok(CaseRun { case, mode, answers, elapsed })
+    Ok(CaseRun { case, mode, answers, elapsed, left_behind })
 }
 
 /// Runs the selected cases in the simulation, each in a fresh world.

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::aftermath::{LeftBehindRow, LEFT_BEHIND_CSV};
 use super::rows::{Summary, SummaryRow, REQUESTS_CSV, SUMMARY_CSV};
 use super::Config;
 use crate::reporting::csv::{self};
@@ -23,12 +24,19 @@ pub fn table(summaries: &[Summary]) -> String {
 }
 
 /// Writes the `sync-rest/<mode>` section of `report.md`.
-pub fn write_report(out: &Path, config: &Config, mode: Mode, summaries: &[Summary], violations: &[Violation]) -> anyhow::Result<()> {
+pub fn write_report(
+    out: &Path,
+    config: &Config,
+    mode: Mode,
+    summaries: &[Summary],
+    left_behind: &[LeftBehindRow],
+    violations: &[Violation],
+) -> anyhow::Result<()> {
     let mut text = format!("## Part A — synchronous REST ({mode})\n\n");
     text.push_str(&format!(
         "Seed {} · {} clients in a closed loop · Inventory delay {} ms · Order's timeout {} ms \
-         (`timeout`) or {} ms (the others) · stock {} per item · files: [`{REQUESTS_CSV}`]({REQUESTS_CSV}), \
-         [`{SUMMARY_CSV}`]({SUMMARY_CSV})\n\n",
+         (`timeout`, `timeout-after-reserve`) or {} ms (the others) · stock {} per item · files: \
+         [`{REQUESTS_CSV}`]({REQUESTS_CSV}), [`{SUMMARY_CSV}`]({SUMMARY_CSV}), [`{LEFT_BEHIND_CSV}`]({LEFT_BEHIND_CSV})\n\n",
         config.seed,
         config.concurrency,
         config.delay.as_millis(),
@@ -59,6 +67,7 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, summaries: &[Summar
     for finding in findings(config, summaries) {
         text.push_str(&format!("- {finding}\n"));
     }
+    text.push_str(&left_behind_section(left_behind));
     text.push_str(&super::figures::draw(out, mode)?);
     text.push_str("\n### Checks\n\n");
     if violations.is_empty() {
@@ -72,6 +81,56 @@ pub fn write_report(out: &Path, config: &Config, mode: Mode, summaries: &[Summar
         }
     }
     update_report(out, &format!("sync-rest/{mode}"), &text)
+}
+
+/// "What a failed answer leaves behind": Inventory's stock after each case's load, against the
+/// orders confirmed, and what retrying each 504 under its order id did.
+fn left_behind_section(rows: &[LeftBehindRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from(
+        "\n### What a failed answer leaves behind\n\nAfter each case's load the lab cleared Inventory's fault, waited out \
+         its longest hold, read its stock, then sent every order answered 504 again under its own order id (the \
+         `Idempotency-Key`; Inventory keys its decisions by it) and read the stock once more. `failure-down` has \
+         no row: its Inventory was not running.\n\n",
+    );
+    text.push_str(&markdown_table(&csv::header::<LeftBehindRow>(), &rows.iter().map(csv::cells).collect::<Vec<_>>()));
+    text.push('\n');
+    for row in rows.iter().filter(|r| r.answered_504 > 0) {
+        let kept = if row.units_left_behind > 0 {
+            format!(
+                "**{}**: {} answers of 504, yet Inventory had taken {} units that no confirmed order accounts for: the \
+                 stock was reserved behind each 504, and the student, told the order failed, does not know it. \
+                 Retrying each under its order id, {} of {} answered 201 and took {} more units{}.",
+                row.experiment,
+                row.answered_504,
+                row.units_left_behind,
+                row.retried_ok,
+                row.retried,
+                row.units_taken_by_retries,
+                if row.units_taken_by_retries == 0 {
+                    " — each retry found its first attempt's outcome"
+                } else {
+                    " — some reserved twice"
+                }
+            )
+        } else {
+            format!(
+                "**{}**: {} answers of 504 and no stock missing ({} units taken, all by confirmed orders): Order's \
+                 giving up closed the call while Inventory still held the request, so it was never handled. Retrying \
+                 each under its order id, {} of {} answered 201, taking {} units — now reserved for the first time.",
+                row.experiment, row.answered_504, row.units_taken, row.retried_ok, row.retried, row.units_taken_by_retries
+            )
+        };
+        text.push_str(&format!("- {kept}\n"));
+    }
+    text.push_str(
+        "- A 504 means \"Order stopped waiting\", not \"nothing happened\": only a retry under the same key (or a \
+         look at Inventory) tells the student which. Without the key, the retry would be a new order and reserve the \
+         stock a second time.\n",
+    );
+    text
 }
 
 fn f1(d: Duration) -> String {
@@ -123,12 +182,15 @@ pub fn findings(config: &Config, summaries: &[Summary]) -> Vec<String> {
         ));
         out.push(s);
     }
-    if let Some(t) = find("timeout") {
+    for t in ["timeout", "timeout-after-reserve"].into_iter().filter_map(find) {
+        let slow = if t.experiment == "timeout" { "before deciding" } else { "after reserving" };
         out.push(format!(
-            "**timeout**: {} of {} answered 504 (`inventory_timeout`), p50 {} ms, max {} ms against \
+            "**{}** (Inventory {} ms slow {slow}): {} of {} answered 504 (`inventory_timeout`), p50 {} ms, max {} ms against \
              Order's {} ms timeout (max − timeout = {} ms). The timeout bounds how long a student \
              waits instead of {} ms, but every order in the slow window fails: it trades a slow \
              success for a fast failure, it does not make Inventory faster.",
+            t.experiment,
+            config.delay.as_millis(),
             count(t, 504),
             t.requests,
             f1(t.p50),

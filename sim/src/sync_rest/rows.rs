@@ -134,5 +134,6 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[CaseRun], summaries: &[Summary]
         })
         .collect();
     csv::merge(&out.join(REQUESTS_CSV), mode, requests)?;
-    csv::merge(&out.join(SUMMARY_CSV), mode, summaries.iter().map(Summary::row::<3>).collect())
+    csv::merge(&out.join(SUMMARY_CSV), mode, summaries.iter().map(Summary::row::<3>).collect())?;
+    csv::merge(&out.join(super::aftermath::LEFT_BEHIND_CSV), mode, runs.iter().filter_map(|r| r.left_behind.clone()).collect())
 }
