@@ -156,7 +156,7 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
             || not_run(part),
             |b| {
                 format!(
-                    "{} orders waiting at most, {:.2} s into the outage ({} already waiting when it began + {} taken since; \
+                    "{} orders waiting at most, {:.2} s after the outage began ({} already waiting then + {} taken since; \
                      the {} taken while away count up to the sample of its return); the longest waited ≈ {:.0} s",
                     b.peak_waiting,
                     b.peak_at_s - b.down_s,

@@ -12,7 +12,11 @@ use crate::Mode;
 
 /// Draws Part A's figures for `mode`; returns the report's Figures subsection.
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
-    Ok(figures(vec![(latency(out, mode)?, "Latency distribution per experiment: share of requests answered within x ms")]))
+    Ok(figures(vec![(
+        latency(out, mode)?,
+        "Latency distribution per experiment: share of requests answered within x ms (`timeout` and \
+         `timeout-after-reserve` both give up at Order's timeout, so their lines coincide; the table tells them apart)",
+    )]))
 }
 
 /// The share of requests answered within x ms, per experiment (log x).
