@@ -84,6 +84,19 @@ fn the_checker_fails_a_run_whose_504s_left_stock_the_fault_does_not_explain() ->
 }
 
 #[test]
+fn with_orders_arriving_on_a_schedule_part_a_answers_each_and_decides_at_the_offered_rate() -> anyhow::Result<()> {
+    let cfg = Config { rate: 50, open_requests: 100, ..config(Experiment::OpenLoop) };
+    let runs = run_sim(&cfg)?;
+    let [run] = runs.as_slice() else { panic!("one case") };
+    assert_eq!((run.answers.len(), statuses(run)), (100, vec![201]));
+    // 100 orders 20 ms apart: the last is sent at 1.98 s, so the load ends soon after.
+    assert!(run.elapsed >= Duration::from_millis(1980) && run.elapsed < Duration::from_millis(2100), "{:?}", run.elapsed);
+    let rate = Summary::of(run).throughput_rps;
+    assert!((49.0..=51.0).contains(&rate), "decided {rate:.1} orders/s with 50 offered");
+    Ok(())
+}
+
+#[test]
 fn with_inventory_down_or_failing_every_order_gets_a_fast_503() -> anyhow::Result<()> {
     let runs = run_sim(&config(Experiment::Failure))?;
     let names: Vec<_> = runs.iter().map(|r| r.case.scenario.name()).collect();
@@ -103,7 +116,7 @@ fn the_default_run_passes_every_check_and_explains_each_experiment() -> anyhow::
     assert_eq!(invariants::check(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
-    for name in ["baseline", "delay", "timeout", "timeout-after-reserve", "failure-down", "failure-5xx", "coupling"] {
+    for name in ["baseline", "open-loop", "delay", "timeout", "timeout-after-reserve", "failure-down", "failure-5xx", "coupling"] {
         assert!(findings.iter().any(|f| f.starts_with(&format!("**{name}**"))), "no finding for {name}");
     }
     Ok(())

@@ -519,7 +519,12 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
     );
     let throughput = quoted(compare, "| throughput (virtual time) | ", " |\n");
     let rest_rps: f64 = summary("sync_rest_summary.csv", "baseline", "throughput_rps").parse().unwrap();
-    assert!(throughput.starts_with(&format!("{rest_rps:.0} orders/s in `baseline`")), "{throughput}");
+    let open_rps: f64 = summary("sync_rest_summary.csv", "open-loop", "throughput_rps").parse().unwrap();
+    assert!(
+        throughput.starts_with(&format!("{open_rps:.1} orders/s decided in `open-loop`"))
+            && throughput.contains(&format!("; {rest_rps:.0} orders/s in `baseline`")),
+        "{throughput}"
+    );
     let left = csv("sync_rest_left_behind.csv");
     let after = left.rows.iter().find(|r| &r[0] == "timeout-after-reserve").expect("a timeout-after-reserve row");
     let said = format!("{} answers of 504 left {} units taken", &after[left.col("answered_504")], &after[left.col("units_left_behind")]);

@@ -96,8 +96,10 @@ pub struct ExploreArgs {
 // A negative count is refused as a value of its flag, not taken for an unknown flag.
 #[command(allow_negative_numbers = true)]
 pub struct SyncRestArgs {
-    /// Which experiment(s): baseline, delay (Inventory 2 s slower), timeout (Order gives up
-    /// after 1 s: 504), failure (Inventory down, then answering 500: 503), or all.
+    /// Which experiment(s): baseline, open-loop (orders arriving at --rate a second whatever
+    /// the answers, as in Parts B and C), delay (Inventory 2 s slower), timeout (Order gives up
+    /// after 1 s: 504, with Inventory slow before deciding and slow after reserving), failure
+    /// (Inventory down, then answering 500: 503), or all.
     #[arg(long, value_enum, default_value = "all")]
     pub experiment: sync_rest::Experiment,
     /// Requests sent in `baseline` and in each `failure` case.
@@ -107,9 +109,16 @@ pub struct SyncRestArgs {
     /// simulation, of real time with --real-brokers).
     #[arg(long, default_value_t = 100, value_parser = count(1, 100_000))]
     pub slow_requests: usize,
-    /// Clients sending at once, each sending its next order when the last one is answered.
+    /// Clients sending at once, each sending its next order when the last one is answered
+    /// (every experiment but open-loop).
     #[arg(long, default_value_t = 10, value_parser = count(1, 1024))]
     pub concurrency: usize,
+    /// Orders arriving per second in open-loop, whatever the answers.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Orders sent in open-loop.
+    #[arg(long, default_value_t = 200, value_parser = count(1, 1_000_000))]
+    pub open_requests: usize,
     /// Inventory's injected delay in `delay` and `timeout`, in ms.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub delay_ms: u64,
@@ -395,6 +404,8 @@ impl SyncRestArgs {
             requests: self.requests,
             slow_requests: self.slow_requests,
             concurrency: self.concurrency,
+            rate: self.rate,
+            open_requests: self.open_requests,
             delay: Duration::from_millis(self.delay_ms),
             timeout: Duration::from_millis(self.timeout_ms),
             patient_timeout: Duration::from_millis(self.patient_timeout_ms),

@@ -1,6 +1,7 @@
-//! The load generator of Part A (and of the benchmarks): closed-loop clients posting orders to
-//! Order, recording every answer. The same code drives the simulation and real sockets; only
-//! the client differs.
+//! The load generator of Part A (and of the benchmarks): orders posted to Order in a closed
+//! loop (clients each waiting for their answer) or an open one (arrivals on a schedule),
+//! recording every answer. The same code drives the simulation and real sockets; only the
+//! client differs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,62 +23,103 @@ pub struct Answer {
     pub latency: Duration,
 }
 
-/// Sends `orders` to Order's `POST /order` from `concurrency` clients; returns the answers
-/// in request order and the time the whole load took. The same code drives the simulation
-/// and real sockets: only `client` differs.
+/// How orders arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// `clients` clients, each sending its next order when the last one is answered: the rate
+    /// is whatever the answers allow.
+    Closed { clients: usize },
+    /// One order every `1 / per_s` seconds whatever the answers. Each order's latency is
+    /// measured from its intended send time, not from when the sender got to it, so a sender
+    /// that falls behind is charged for the wait (no coordinated omission).
+    Open { per_s: u32 },
+}
+
+/// Sends `orders` to Order's `POST /order` from `concurrency` clients in a closed loop; returns
+/// the answers in request order and the time the whole load took. The same code drives the
+/// simulation and real sockets: only `client` differs.
 pub async fn drive(
     client: Arc<dyn RequestReply>,
     orders: Vec<OrderRequest>,
     concurrency: usize,
     guard: Duration,
 ) -> (Vec<Answer>, Duration) {
-    drive_shown(client, orders, concurrency, guard, None).await
+    drive_shown(client, orders, Arrivals::Closed { clients: concurrency }, guard, None).await
 }
 
-/// [`drive`], with a live count of the answers on stderr under `label` if given (a real load
-/// can take half a minute: 100 requests held 2 s each by 10 clients).
+/// Posts one order; its answer, with the latency counted from `intended` (the moment it was
+/// meant to be sent).
+async fn post(client: &dyn RequestReply, index: usize, order: &OrderRequest, intended: Instant, guard: Duration) -> Answer {
+    let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", order)).await;
+    let latency = intended.elapsed();
+    let (status, order_id) = match reply {
+        Ok(Ok(reply)) => (reply.status().as_u16(), order_id_of(reply.body())),
+        Ok(Err(e)) => {
+            tracing::warn!(index, error = %e, "no answer from order");
+            (0, String::new())
+        }
+        Err(_) => {
+            tracing::warn!(index, guard_ms = guard.as_millis() as u64, "order did not answer within the guard");
+            (0, String::new())
+        }
+    };
+    Answer { index, order_id, status, latency }
+}
+
+/// Sends `orders` as `arrivals` says, with a live count of the answers on stderr under `label`
+/// if given (a real load can take half a minute: 100 requests held 2 s each by 10 clients).
 pub async fn drive_shown(
     client: Arc<dyn RequestReply>,
     orders: Vec<OrderRequest>,
-    concurrency: usize,
+    arrivals: Arrivals,
     guard: Duration,
     label: Option<&'static str>,
 ) -> (Vec<Answer>, Duration) {
     let total = orders.len();
     let orders = Arc::new(orders);
-    let next = Arc::new(AtomicUsize::new(0));
     let answers = Arc::new(Mutex::new(Vec::with_capacity(orders.len())));
     let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.min(orders.len()) {
-        let (client, orders, next, answers) = (client.clone(), orders.clone(), next.clone(), answers.clone());
-        clients.spawn(async move {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(order) = orders.get(index) else { break };
-                let sent = Instant::now();
-                let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", order)).await;
-                let latency = sent.elapsed();
-                let (status, order_id) = match reply {
-                    Ok(Ok(reply)) => (reply.status().as_u16(), order_id_of(reply.body())),
-                    Ok(Err(e)) => {
-                        tracing::warn!(index, error = %e, "no answer from order");
-                        (0, String::new())
+    let mut senders = tokio::task::JoinSet::new();
+    match arrivals {
+        Arrivals::Closed { clients } => {
+            let next = Arc::new(AtomicUsize::new(0));
+            for _ in 0..clients.min(orders.len()) {
+                let (client, orders, next, answers) = (client.clone(), orders.clone(), next.clone(), answers.clone());
+                senders.spawn(async move {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(order) = orders.get(index) else { break };
+                        let answer = post(client.as_ref(), index, order, Instant::now(), guard).await;
+                        answers.lock().expect("answers lock").push(answer);
                     }
-                    Err(_) => {
-                        tracing::warn!(index, guard_ms = guard.as_millis() as u64, "order did not answer within the guard");
-                        (0, String::new())
-                    }
-                };
-                answers.lock().expect("answers lock").push(Answer { index, order_id, status, latency });
+                });
             }
-        });
+        }
+        Arrivals::Open { per_s } => {
+            let (client, orders, answers) = (client.clone(), orders.clone(), answers.clone());
+            let every = Duration::from_secs(1) / per_s.max(1);
+            senders.spawn(async move {
+                let mut in_flight = tokio::task::JoinSet::new();
+                for index in 0..orders.len() {
+                    let intended = started + every * index as u32;
+                    tokio::time::sleep_until(intended).await;
+                    let (client, orders, answers) = (client.clone(), orders.clone(), answers.clone());
+                    in_flight.spawn(async move {
+                        let answer = post(client.as_ref(), index, &orders[index], intended, guard).await;
+                        answers.lock().expect("answers lock").push(answer);
+                    });
+                }
+                while let Some(joined) = in_flight.join_next().await {
+                    joined.expect("an open-loop request panicked");
+                }
+            });
+        }
     }
     let mut live = label.map(crate::progress::Progress::new);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            joined = clients.join_next() => match joined {
+            joined = senders.join_next() => match joined {
                 Some(joined) => joined.expect("a load-generator client panicked"),
                 None => break,
             },

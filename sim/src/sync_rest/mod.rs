@@ -4,6 +4,7 @@
 //! | experiment     | Inventory suffers        | Order's call timeout | expected answer      |
 //! |----------------|--------------------------|----------------------|----------------------|
 //! | `baseline`     | nothing                  | patient (5 s)        | 201                  |
+//! | `open-loop`    | nothing                  | patient (5 s)        | 201, 20 orders/s arriving regardless (Parts B and C's load) |
 //! | `delay`        | 2 s delay                | patient (5 s)        | 201, ≈ 2 s + baseline|
 //! | `timeout`      | 2 s delay before deciding| 1 s                  | 504 at ≈ 1 s         |
 //! | `timeout-after-reserve` | reserves, then answers 2 s late | 1 s     | 504 at ≈ 1 s, stock taken |
@@ -11,9 +12,12 @@
 //! | `failure-5xx`  | answers 500              | patient (5 s)        | 503, fast            |
 //!
 //! `--experiment timeout` runs both timeout cases and `--experiment failure` both failure
-//! cases. After each case's load, [`aftermath`] measures what its failed answers left behind at
-//! Inventory and what a retry of each 504 under its own order id does. The load is closed-loop: `concurrency`
-//! clients, each sending its next order as soon as the previous one is answered.
+//! cases. The load is closed-loop — `concurrency` clients, each sending its next order as soon
+//! as the previous one is answered — except in `open-loop`, where orders arrive at `rate` a
+//! second whatever the answers, the load of Parts B and C (each latency measured from the
+//! order's intended send time, so a sender that falls behind cannot hide the wait). After each
+//! case's load, [`aftermath`] measures what its failed answers left behind at Inventory and what
+//! a retry of each 504 under its own order id does.
 
 pub mod aftermath;
 pub mod deployment;
@@ -43,6 +47,9 @@ use campus::faults::FaultPlan;
 pub enum Experiment {
     /// N requests, nothing wrong.
     Baseline,
+    /// Nothing wrong, orders arriving at --rate a second whatever the answers (Parts B and
+    /// C's load).
+    OpenLoop,
     /// Inventory delayed 2 s, Order patient: latency ≈ 2 s + baseline.
     Delay,
     /// Order's timeout below Inventory's 2 s: 504 at the bound, with Inventory slow before
@@ -58,6 +65,7 @@ pub enum Experiment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scenario {
     Baseline,
+    OpenLoop,
     Delay,
     Timeout,
     TimeoutAfterReserve,
@@ -66,8 +74,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Baseline,
+        Scenario::OpenLoop,
         Scenario::Delay,
         Scenario::Timeout,
         Scenario::TimeoutAfterReserve,
@@ -78,6 +87,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Baseline => "baseline",
+            Scenario::OpenLoop => "open-loop",
             Scenario::Delay => "delay",
             Scenario::Timeout => "timeout",
             Scenario::TimeoutAfterReserve => "timeout-after-reserve",
@@ -91,6 +101,7 @@ impl Scenario {
         match (experiment, self) {
             (Experiment::All, _)
             | (Experiment::Baseline, Scenario::Baseline)
+            | (Experiment::OpenLoop, Scenario::OpenLoop)
             | (Experiment::Delay, Scenario::Delay)
             | (Experiment::Timeout, Scenario::Timeout | Scenario::TimeoutAfterReserve)
             | (Experiment::Failure, Scenario::FailureDown | Scenario::Failure5xx) => true,
@@ -114,8 +125,12 @@ pub struct Config {
     pub requests: usize,
     /// Requests of `delay` and `timeout`, where each takes ≥ 1 s of (real or virtual) time.
     pub slow_requests: usize,
-    /// Clients sending at once.
+    /// Clients sending at once (every case but `open-loop`).
     pub concurrency: usize,
+    /// Orders arriving per second in `open-loop`.
+    pub rate: u32,
+    /// Orders sent in `open-loop`.
+    pub open_requests: usize,
     /// Inventory's injected delay in `delay` and `timeout`.
     pub delay: Duration,
     /// Order's timeout on each downstream call in `timeout` (below `delay`).
@@ -133,6 +148,8 @@ impl Default for Config {
             experiment: Experiment::All,
             requests: 1000,
             slow_requests: 100,
+            rate: 20,
+            open_requests: 200,
             concurrency: 10,
             delay: Duration::from_millis(2000),
             timeout: Duration::from_millis(1000),
@@ -172,6 +189,7 @@ impl Config {
         let patient = self.patient_timeout;
         let all = [
             Case::new(Scenario::Baseline, FaultPlan::healthy(), patient, self.requests, StatusCode::CREATED),
+            Case::new(Scenario::OpenLoop, FaultPlan::healthy(), patient, self.open_requests, StatusCode::CREATED),
             Case::new(Scenario::Delay, FaultPlan::delayed(self.delay), patient, self.slow_requests, StatusCode::CREATED),
             Case::new(Scenario::Timeout, FaultPlan::delayed(self.delay), self.timeout, self.slow_requests, StatusCode::GATEWAY_TIMEOUT),
             Case::new(
@@ -244,7 +262,11 @@ async fn run_case(config: &Config, case: Case, hosts: Hosts<'_>) -> anyhow::Resu
     // Real loads take seconds to half a minute: their answers are counted on stderr.
     let label = (mode == Mode::Real).then_some(case.scenario.name());
     let orders = config.orders(&case);
-    let (answers, elapsed) = load::drive_shown(deployment.client(), orders.clone(), config.concurrency, case.client_guard(), label).await;
+    let arrivals = match case.scenario {
+        Scenario::OpenLoop => load::Arrivals::Open { per_s: config.rate },
+        _ => load::Arrivals::Closed { clients: config.concurrency },
+    };
+    let (answers, elapsed) = load::drive_shown(deployment.client(), orders.clone(), arrivals, case.client_guard(), label).await;
     let hold = case.fault.delay.max(case.fault.reply_delay).unwrap_or_default();
     let left_behind = aftermath::measure(&deployment, case.scenario.name(), config.stock, &orders, &answers, hold).await?;
     deployment.teardown().await;

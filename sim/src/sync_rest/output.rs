@@ -34,11 +34,12 @@ pub fn write_report(
 ) -> anyhow::Result<()> {
     let mut text = format!("## Part A — synchronous REST ({mode})\n\n");
     text.push_str(&format!(
-        "Seed {} · {} clients in a closed loop · Inventory delay {} ms · Order's timeout {} ms \
+        "Seed {} · {} clients in a closed loop ({} orders a second arriving regardless in `open-loop`) · Inventory delay {} ms · Order's timeout {} ms \
          (`timeout`, `timeout-after-reserve`) or {} ms (the others) · stock {} per item · files: \
          [`{REQUESTS_CSV}`]({REQUESTS_CSV}), [`{SUMMARY_CSV}`]({SUMMARY_CSV}), [`{LEFT_BEHIND_CSV}`]({LEFT_BEHIND_CSV})\n\n",
         config.seed,
         config.concurrency,
+        config.rate,
         config.delay.as_millis(),
         config.timeout.as_millis(),
         config.patient_timeout.as_millis(),
@@ -156,6 +157,20 @@ pub fn findings(config: &Config, summaries: &[Summary]) -> Vec<String> {
             f1(b.p50),
             f1(b.p99),
             b.throughput_rps
+        ));
+    }
+    if let Some(o) = find("open-loop") {
+        out.push(format!(
+            "**open-loop**: {} orders arriving at {} a second whatever the answers (Parts B's and C's load), {} answered \
+             201; p50 {} ms, p99 {} ms, each measured from the order's intended send time; {:.1} orders/s decided — all \
+             that was offered, so this says Part A keeps up with the rate, not how much more it could take{}.",
+            o.requests,
+            config.rate,
+            count(o, 201),
+            f1(o.p50),
+            f1(o.p99),
+            o.throughput_rps,
+            baseline.map(|b| format!(" (`baseline`'s closed loop drove it at {:.0} orders/s)", b.throughput_rps)).unwrap_or_default()
         ));
     }
     if let Some(d) = find("delay") {
