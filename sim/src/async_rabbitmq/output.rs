@@ -152,7 +152,10 @@ pub fn write_report(
                     "- **outage**: Inventory was down from {:.1} s to {:.1} s. Order kept answering 202 \
                      ({} orders accepted while Inventory was down, {} refused in the whole run): the queue \
                      decouples accepting an order from reserving it. The backlog of `OrderPlaced` grew to \
-                     {} messages (at {peak_at:.1} s) and drained {} after Inventory came back. Students \
+                     {} messages (at {peak_at:.1} s), its fullest sample — the {} accepted while Inventory was down \
+                     count up to the first sample after its return, so the two differ by the orders accepted in \
+                     between — and was empty again {} of Inventory's return (samples every 250 ms, so the \
+                     drain itself took at most that). Students \
                      saw `accepted` quickly and `reserved` late: availability bought with latency of the \
                      outcome, not lost orders ({} reserved + {} failed of {} accepted).\n",
                     down as f64 / 1e3,
@@ -160,7 +163,8 @@ pub fn write_report(
                     accepted_while_down,
                     s.refused,
                     s.peak_backlog,
-                    s.drain_s.map_or("—".to_owned(), |d| format!("in {:.2} s", d.0)),
+                    accepted_while_down,
+                    s.drain_s.map_or("—".to_owned(), |d| format!("within {:.2} s", d.0)),
                     s.reserved,
                     s.failed,
                     s.orders
