@@ -574,31 +574,39 @@ impl EventLog for KafkaLog {
         Box::pin(async move {
             let c = self.consumer(consumer)?;
             let mut records = Vec::new();
-            let mut budget = wait;
-            // librdkafka queues an error event for every failed connection attempt while the
+            // librdkafka queues an error event for every failed connection attempt while a
             // broker is away (AllBrokersDown, transport failures) and recovers by itself. They
             // are drained here in one go — returning at the first one left a backlog that took
             // minutes to read, one per retry — and the last one is the answer only if nothing
-            // else came.
-            let mut error = None;
+            // else came. The drain is bounded by `wait` like the rest of the poll: errors that
+            // keep coming faster than that must not hold the caller here, unseen, for good.
+            let deadline = tokio::time::Instant::now() + wait;
+            let (mut error, mut errors) = (None, 0usize);
             while records.len() < max {
                 // What is already fetched is taken without arming a timer per record; the first
-                // record, and more once none is ready, are waited for: `wait`, then 1 ms.
+                // record is waited for until the deadline, more once none is ready for 1 ms.
+                let until = if records.is_empty() { deadline } else { tokio::time::Instant::now() + Duration::from_millis(1) };
                 let received = match futures_lite::future::poll_once(c.recv()).await {
                     Some(received) => Ok(received),
-                    None => tokio::time::timeout(budget, c.recv()).await,
+                    None => tokio::time::timeout_at(until, c.recv()).await,
                 };
                 let message = match received {
                     Err(_) => break,
                     Ok(Err(e)) => {
                         error = Some(e);
+                        errors += 1;
+                        if tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
                         continue;
                     }
                     Ok(Ok(m)) => m,
                 };
                 let Some(topic) = self.topic_of(message.topic()) else { continue };
                 records.push(record_of(topic, &message));
-                budget = Duration::from_millis(1);
+            }
+            if errors > 0 {
+                tracing::debug!(errors, records = records.len(), last = ?error, "poll drained the consumer's error events");
             }
             // A rebalance served between two `recv`s may have taken partitions whose records
             // were already gathered: they belong to their new owner now (who reads them from
