@@ -367,8 +367,8 @@ pub fn update(out: &Path) -> anyhow::Result<()> {
             });
             let caption =
                 format!("Orders accepted and still without an outcome while Inventory is away ({mode}, its window shaded{refused})");
-            let png = crate::reporting::plot::png_name(&name);
-            text.push_str(&format!("\n![{caption}]({name})\n\n*{caption}* — [`{name}`]({name}), [`{png}`]({png})\n"));
+            text.push('\n');
+            text.push_str(&crate::reporting::plot::figure(&name, &caption));
         }
     }
     if !any {

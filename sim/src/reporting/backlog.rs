@@ -67,7 +67,8 @@ impl Backlog {
             (Some(first), Some(last)) if last.t_s > first.t_s => Some((last.decided - first.decided) as f64 / (last.t_s - first.t_s)),
             _ => None,
         };
-        let peak = points.iter().max_by_key(|p| (waiting(p), std::cmp::Reverse((p.t_s * 1e3) as u64)));
+        // The first sample at the most waiting.
+        let peak = points.iter().reduce(|best, p| if waiting(p) > waiting(best) { p } else { best });
         Some(Backlog {
             down_s: down.t_s,
             up_s: up.t_s,

@@ -327,18 +327,19 @@ pub fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<S
 }
 
 /// The PNG written beside the SVG figure `name`.
-pub fn png_name(name: &str) -> String {
+fn png_name(name: &str) -> String {
     Path::new(name).with_extension("png").to_string_lossy().into_owned()
+}
+
+/// One figure in the report: the SVG `name` shown, its caption, and links to it and its PNG.
+pub fn figure(name: &str, caption: &str) -> String {
+    let png = png_name(name);
+    format!("![{caption}]({name})\n\n*{caption}* — [`{name}`]({name}), [`{png}`]({png})\n")
 }
 
 /// A report's "Figures" subsection linking the figures drawn.
 pub fn figures(drawn: Vec<(Option<String>, &str)>) -> String {
-    let lines: Vec<String> = drawn
-        .into_iter()
-        .filter_map(|(name, caption)| {
-            name.map(|n| format!("![{caption}]({n})\n\n*{caption}* — [`{n}`]({n}), [`{png}`]({png})\n", png = png_name(&n)))
-        })
-        .collect();
+    let lines: Vec<String> = drawn.into_iter().filter_map(|(name, caption)| name.map(|n| figure(&n, caption))).collect();
     if lines.is_empty() {
         return String::new();
     }
