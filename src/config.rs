@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::model::{Model, Service};
+use crate::model::{Model, Protocol, Service};
 use crate::transport::amqp::DEFAULT_AMQP_URL;
 use crate::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS;
 
@@ -41,6 +41,11 @@ pub struct ServiceConfig {
     /// that takes longer is answered 504.
     #[arg(long, env = "CAMPUS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
+    /// (order, sync-rest) How Order calls Inventory and Notification: rest (JSON over HTTP/1.1)
+    /// or grpc (campus.v1 over HTTP/2, the deadline sent with each call). Every sync-rest
+    /// service answers both on its one port, whatever this says.
+    #[arg(long, value_enum, env = "CAMPUS_PROTOCOL", default_value = "rest")]
+    pub protocol: Protocol,
     /// (inventory) Units of each menu item in stock at start.
     #[arg(long, env = "CAMPUS_STOCK", default_value_t = 5000)]
     pub stock: u32,
@@ -108,13 +113,14 @@ fn instance_name(s: &str) -> Result<String, String> {
 /// The environment variables [`ServiceConfig`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const CONFIG_ENV: [&str; 19] = [
+pub const CONFIG_ENV: [&str; 20] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
     "CAMPUS_INVENTORY_URL",
     "CAMPUS_NOTIFICATION_URL",
     "CAMPUS_TIMEOUT_MS",
+    "CAMPUS_PROTOCOL",
     "CAMPUS_STOCK",
     "CAMPUS_MENU",
     "AMQP_URL",
@@ -172,6 +178,7 @@ impl ServiceConfig {
         flag("inventory-url", self.inventory_url.clone());
         flag("notification-url", self.notification_url.clone());
         flag("timeout-ms", self.timeout_ms.to_string());
+        flag("protocol", self.protocol.name().into());
         flag("stock", self.stock.to_string());
         if !self.menu.is_empty() {
             flag("menu", self.menu.join(","));
@@ -213,6 +220,7 @@ mod tests {
         use clap::Parser;
         let config = ServiceConfig {
             port: Some(0),
+            protocol: Protocol::Grpc,
             stock: 7,
             menu: vec!["burger".into()],
             store: Some("postgres://u:p@127.0.0.1:5432/db".into()),

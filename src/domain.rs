@@ -60,7 +60,7 @@ pub const MAX_ID_LEN: usize = 64;
 pub struct ValidationError(String);
 
 impl ValidationError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }

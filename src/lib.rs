@@ -12,6 +12,8 @@
 //!   (deserializing is parsing); the reservation decision ([`domain::Items::reserve_against`])
 //!   and the event that announces it ([`domain::OrderPlaced::outcome_event`]).
 //! - [`wire`]: the bodies the services of Part A exchange.
+//! - [`proto`]: the same contract as gRPC messages, clients and servers (`campus.v1`), and
+//!   their conversion to and from the domain's validated types.
 //! - [`retry`]: backoff with jitter, and how loops retry a broker that went away.
 //! - [`safeguards`]: the safeguards the guarantees rest on (only the lab ever breaks one),
 //!   and the lab's other hooks, named in one place.
@@ -24,7 +26,8 @@
 //! - [`host`]: what a host gives a service (transport, storage, clock, ids, jitter,
 //!   safeguards) and what a built service is (its face and its loops): the door every service
 //!   enters by, in a process and in the simulation.
-//! - [`api`]: the HTTP faces the models share (`fn app(state) -> Router` each).
+//! - [`api`]: the HTTP faces the models share (`fn app(state) -> Router` each), and Part A's
+//!   gRPC faces beside them on the same port ([`api::grpc`]).
 //! - [`faults`]: the assignment's failure injection into Part A's Inventory (delay, error,
 //!   hang), from its flags or its loopback-only `/admin/fault`; one layer, in a process and in
 //!   the simulation.
@@ -41,6 +44,7 @@ pub mod domain;
 pub mod faults;
 pub mod host;
 pub mod model;
+pub mod proto;
 pub mod retry;
 pub mod safeguards;
 pub mod serve;
@@ -51,4 +55,4 @@ pub mod sync_rest;
 pub mod transport;
 pub mod wire;
 
-pub use model::{Model, Service};
+pub use model::{Model, Protocol, Service};

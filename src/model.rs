@@ -1,5 +1,5 @@
-//! The closed sets every command shares: the communication [`Model`]s and the [`Service`]s a
-//! process can run.
+//! The closed sets every command shares: the communication [`Model`]s, the [`Service`]s a
+//! process can run and the [`Protocol`]s Part A's services speak.
 
 use std::fmt;
 
@@ -27,6 +27,36 @@ impl Model {
 }
 
 impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// How Part A's services are called: Order by its clients, Inventory and Notification by Order.
+/// Every Part A service answers both on its one port; this chooses which one a caller speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// JSON over HTTP/1.1, a connection per call in flight (kept alive and reused).
+    #[default]
+    Rest,
+    /// Protocol buffers over HTTP/2 (`campus.v1`), every call multiplexed on one connection,
+    /// the caller's deadline sent with the call (`grpc-timeout`).
+    Grpc,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Rest, Protocol::Grpc];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Rest => "rest",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.name())
     }

@@ -118,6 +118,32 @@ fn a_slow_inventory_is_answered_504_at_the_timeout_never_later() -> anyhow::Resu
 }
 
 #[test]
+fn over_grpc_the_callers_deadline_bounds_orders_call_and_the_held_request_is_never_handled() -> anyhow::Result<()> {
+    use campus::proto::{order_client::OrderClient, Line, PlaceOrderRequest};
+    clock::block_on(async {
+        let world = part_a::world();
+        let campus = Campus::start_over(&world, FaultPlan::delayed(Duration::from_secs(2)), campus::Protocol::Grpc).await?;
+        let deadline = Duration::from_millis(300);
+        assert!(deadline < TIMEOUT, "the caller's deadline is the shorter bound");
+        let mut order = OrderClient::new(campus.deployment.client().grpc(Service::Order));
+        let message =
+            PlaceOrderRequest { student_id: "s-1".into(), items: vec![Line { sku: "pho".into(), qty: 1 }], order_id: String::new() };
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(deadline);
+        let sent = tokio::time::Instant::now();
+        // The in-memory channel does not enforce the deadline itself: the answer is Order's.
+        let status = order.place_order(request).await.expect_err("Inventory is 2 s slow");
+        let latency = sent.elapsed();
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+        assert_eq!(status.metadata().get(campus::api::grpc::ERROR_LABEL).map(|v| v.to_str().unwrap()), Some("inventory_timeout"));
+        assert!(latency >= deadline && latency <= deadline + Duration::from_millis(10), "answered in {latency:?}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(campus.untouched().await?, "the request Inventory held was handled after Order gave up");
+        Ok(())
+    })
+}
+
+#[test]
 fn an_inventory_that_is_down_or_failing_is_answered_503_fast() -> anyhow::Result<()> {
     clock::block_on(async {
         for fault in [FaultPlan::down(), FaultPlan::erroring(StatusCode::INTERNAL_SERVER_ERROR)] {

@@ -73,18 +73,19 @@ fn secs(v: f64) -> String {
 /// What the table and the figure of one mode both read, read once: Part A's summary rows and
 /// the outage samples of Parts B and C.
 struct Read {
+    /// Part A's rows over REST, and over gRPC.
     rest: Vec<sync_rest::rows::SummaryRow<3>>,
+    grpc: Vec<sync_rest::rows::SummaryRow<3>>,
     queue_points: Vec<Point>,
     log_points: Vec<Point>,
 }
 
 impl Read {
     fn of(out: &Path, mode: Mode) -> Read {
-        Read {
-            rest: rows::<sync_rest::rows::SummaryRow<3>>(out, sync_rest::rows::SUMMARY_CSV, mode),
-            queue_points: queue_points(out, mode),
-            log_points: log_points(out, mode),
-        }
+        let (rest, grpc) = rows::<sync_rest::rows::SummaryRow<3>>(out, sync_rest::rows::SUMMARY_CSV, mode)
+            .into_iter()
+            .partition(|r| r.protocol == campus::Protocol::Rest);
+        Read { rest, grpc, queue_points: queue_points(out, mode), log_points: log_points(out, mode) }
     }
 }
 
@@ -103,7 +104,8 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
     let idempotency = queue.iter().find(|r| r.experiment == "idempotency");
     let outage_c = log.iter().find(|r| r.experiment == "outage");
     let left_behind = rows::<sync_rest::aftermath::LeftBehindRow>(out, sync_rest::aftermath::LEFT_BEHIND_CSV, mode);
-    let retried_after_reserve = left_behind.iter().find(|r| r.experiment == "timeout-after-reserve");
+    let retried_after_reserve =
+        left_behind.iter().find(|r| r.experiment == "timeout-after-reserve" && r.protocol == campus::Protocol::Rest);
     let replay = rows::<streaming_kafka::rows::ReplayRow>(out, streaming_kafka::rows::REPLAY_CSV, mode);
     let replayed_equal = replay.iter().filter(|r| r.equal).count();
     let (backlog_b, backlog_c) = (Backlog::of(&read.queue_points), Backlog::of(&read.log_points));
@@ -248,6 +250,30 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
         }),
         offered(backlog_b, outage_b.and_then(|r| r.drain_s).map(|d| d.0), "async-rabbitmq"),
         offered(backlog_c, outage_c.and_then(|r| r.catch_up_s).map(|d| d.0), "streaming-kafka"),
+    ]);
+    let same: Vec<&str> = read
+        .grpc
+        .iter()
+        .filter(|g| rest.iter().any(|r| r.experiment == g.experiment && r.statuses == g.statuses))
+        .map(|g| g.experiment.as_str())
+        .collect();
+    let only_a = "— (Part A only: here orders travel as messages, not calls)".to_owned();
+    rows.push(vec![
+        "Part A over gRPC instead of REST".into(),
+        match (read.grpc.iter().find(|r| r.experiment == "baseline"), baseline) {
+            (Some(g), Some(r)) => format!(
+                "the same answers in {} of {} experiments; baseline p50 {} (REST {}), {:.1} bytes per order request                  (REST {:.1}): the wire changes, the coupling does not",
+                same.len(),
+                read.grpc.len(),
+                ms(g.p50_ms.0),
+                ms(r.p50_ms.0),
+                g.request_bytes.0,
+                r.request_bytes.0
+            ),
+            _ => "— (run `campus-sim sync-rest --protocol rest,grpc`)".into(),
+        },
+        only_a.clone(),
+        only_a,
     ]);
     rows.push(vec![
         "choose it when … (from the rows above)".into(),

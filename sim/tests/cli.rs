@@ -219,7 +219,7 @@ fn a_real_mode_run_writes_real_rows_next_to_the_simulated_ones() {
 
     let mut summary = csv::Reader::from_path(out_dir.join("sync_rest_summary.csv")).unwrap();
     let rows: Vec<(String, String, String)> =
-        summary.records().map(|r| r.unwrap()).map(|r| (r[0].to_owned(), r[1].to_owned(), r[10].to_owned())).collect();
+        summary.records().map(|r| r.unwrap()).map(|r| (r[0].to_owned(), r[1].to_owned(), r[11].to_owned())).collect();
     let expected =
         [("baseline", "201:30"), ("delay", "201:4"), ("timeout", "504:4"), ("failure-down", "503:30"), ("failure-5xx", "503:30")];
     for mode in ["sim", "real"] {
@@ -231,7 +231,9 @@ fn a_real_mode_run_writes_real_rows_next_to_the_simulated_ones() {
         }
     }
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
-    assert!(report.contains("## Part A — synchronous REST (sim)") && report.contains("## Part A — synchronous REST (real)"));
+    assert!(
+        report.contains("## Part A — synchronous REST and gRPC (sim)") && report.contains("## Part A — synchronous REST and gRPC (real)")
+    );
 }
 
 #[test]
@@ -461,12 +463,57 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
 
     // Part A: the baseline's percentiles, from the requests themselves.
     let requests = csv("sync_rest_requests.csv");
-    let mut baseline: Vec<f64> =
-        requests.rows.iter().filter(|r| &r[0] == "baseline").map(|r| r[requests.col("latency_ms")].parse().unwrap()).collect();
-    baseline.sort_by(f64::total_cmp);
+    let latencies = |experiment: &str, protocol: &str| {
+        let mut l: Vec<f64> = requests
+            .rows
+            .iter()
+            .filter(|r| &r[0] == experiment && &r[requests.col("protocol")] == protocol)
+            .map(|r| r[requests.col("latency_ms")].parse().unwrap())
+            .collect();
+        l.sort_by(f64::total_cmp);
+        l
+    };
+    let baseline = latencies("baseline", "rest");
     let (p50, p99) = (nearest_rank(&baseline, 50.0), nearest_rank(&baseline, 99.0));
     assert_eq!(quoted(&report, "answered 201; p50 ", ","), format!("{p50:.1} ms"));
     assert_eq!(quoted(&report, &format!("p50 {p50:.1} ms, p99 "), ","), format!("{p99:.1} ms"));
+
+    // Part A over both protocols: the side-by-side row of each experiment from the requests,
+    // the bytes per request from the summary, and the count of experiments answered alike.
+    let statuses = |experiment: &str, protocol: &str| {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in requests.rows.iter().filter(|r| &r[0] == experiment && &r[requests.col("protocol")] == protocol) {
+            *counts.entry(&r[requests.col("status")]).or_default() += 1;
+        }
+        counts.iter().map(|(s, n)| format!("{s}:{n}")).collect::<Vec<_>>().join(" ")
+    };
+    let experiments = ["baseline", "open-loop", "delay", "timeout", "timeout-after-reserve", "failure-down", "failure-5xx"];
+    for experiment in experiments {
+        let (rest, grpc) = (latencies(experiment, "rest"), latencies(experiment, "grpc"));
+        let row = format!(
+            "| {experiment} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            nearest_rank(&rest, 50.0),
+            nearest_rank(&grpc, 50.0),
+            nearest_rank(&rest, 99.0),
+            nearest_rank(&grpc, 99.0),
+            statuses(experiment, "rest"),
+            statuses(experiment, "grpc")
+        );
+        assert!(report.contains(&row), "the side-by-side table lacks {row:?}");
+    }
+    let alike = experiments.iter().filter(|e| statuses(e, "rest") == statuses(e, "grpc")).count();
+    assert!(report.contains(&format!("All {alike} experiments got the same answers over both protocols")), "{alike} alike");
+    let sums = csv("sync_rest_summary.csv");
+    let bytes = |protocol: &str| {
+        let row = sums.rows.iter().find(|r| &r[0] == "baseline" && &r[sums.col("protocol")] == protocol).unwrap();
+        row[sums.col("request_bytes")].parse::<f64>().unwrap()
+    };
+    let said = format!("An order's request is {:.1} bytes of JSON over REST and {:.1} bytes of protobuf", bytes("rest"), bytes("grpc"));
+    assert!(report.contains(&said), "the report does not say {said:?}");
+    let grpc_row = quoted(&report, "| Part A over gRPC instead of REST | ", " |");
+    let grpc_p50 = nearest_rank(&latencies("baseline", "grpc"), 50.0);
+    let grpc_p50 = if grpc_p50 < 10.0 { format!("{grpc_p50:.1} ms") } else { format!("{grpc_p50:.0} ms") };
+    assert!(grpc_row.starts_with(&format!("the same answers in {alike} of 7 experiments; baseline p50 {grpc_p50}")), "{grpc_row}");
 
     // Part B's outage: the backlog's peak and when, the orders taken meanwhile.
     let backlog = csv("async_rabbitmq_backlog.csv");
@@ -531,8 +578,9 @@ fn every_number_the_report_quotes_is_recomputed_from_its_csv_files() {
     assert!(compare.contains(&said), "the comparison does not say {said:?}");
     let away = quoted(compare, "| Inventory away | ", " |\n");
     assert!(away.contains(&format!("{taken_b} orders taken")) && away.contains(&format!("{taken_c} orders taken")), "{away}");
-    let down = requests.rows.iter().filter(|r| &r[0] == "failure-down").count();
-    let refused = requests.rows.iter().filter(|r| &r[0] == "failure-down" && !r[requests.col("status")].starts_with('2')).count();
+    let down_over_rest = || requests.rows.iter().filter(|r| &r[0] == "failure-down" && &r[requests.col("protocol")] == "rest");
+    let down = down_over_rest().count();
+    let refused = down_over_rest().filter(|r| !r[requests.col("status")].starts_with('2')).count();
     assert!(away.starts_with(&format!("refused: {refused} of {down} orders")), "{away}");
 
     // The broker restarts: the recovery split into the client's retry wait and what came after,

@@ -11,6 +11,7 @@
 //! runs the very same router in memory. Every error is JSON ([`ErrorBody`]); internals stay
 //! in the logs.
 
+pub mod grpc;
 pub mod inventory;
 pub mod notification;
 pub mod order;

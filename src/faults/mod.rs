@@ -12,7 +12,10 @@
 //! | `hang`  | no reply, ever (until the caller gives up)            | [`apply_switch`]                     |
 //! | `down`  | nothing listens: connection refused                   | the lab's hosts: the world drops the instance, a process is SIGKILLed |
 //!
-//! `GET /health` is never faulted, so a harness can still tell "up but slow" from "down".
+//! `GET /health` (and gRPC's `grpc.health.v1.Health` and reflection) is never faulted, so a harness can still
+//! tell "up but slow" from "down". The faults hit the gRPC face as they hit the REST face (one
+//! layer wraps both); an injected error reaches a gRPC caller as its code (`error_status` 500
+//! reads `INTERNAL`, see `api::grpc::status`).
 //! A running Inventory holds its plan in a [`FaultSwitch`]: set by the fault flags at start,
 //! and changed at run time through its loopback-only `/admin/fault` ([`switch::routes`]).
 //!
@@ -146,8 +149,19 @@ pub fn apply_switch(router: Router, switch: &FaultSwitch) -> Router {
     router.layer(axum::middleware::from_fn_with_state(switch.clone(), faulty))
 }
 
+/// Health checks, REST's and gRPC's, and gRPC reflection (what a tool asks before it calls
+/// anything) are never faulted.
+fn is_probe(path: &str) -> bool {
+    path == "/health" || path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// A gRPC call (its content type is `application/grpc`, `application/grpc+proto`, …).
+fn is_grpc(request: &Request) -> bool {
+    request.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 async fn faulty(State(switch): State<FaultSwitch>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/health" {
+    if is_probe(request.uri().path()) {
         return next.run(request).await;
     }
     let plan = switch.get();
@@ -162,7 +176,9 @@ async fn faulty(State(switch): State<FaultSwitch>, request: Request, next: Next)
         tokio::time::sleep(delay).await;
     }
     if let Some(status) = plan.error {
-        return ApiError::new(status, "injected_fault", format!("fault injected by the lab: answering {status}")).into_response();
+        let error = ApiError::new(status, "injected_fault", format!("fault injected by the lab: answering {status}"));
+        // A gRPC caller gets the status's code (500 reads `INTERNAL`), as gRPC answers errors.
+        return if is_grpc(&request) { tonic::Status::from(error).into_http() } else { error.into_response() };
     }
     let response = next.run(request).await;
     if let Some(delay) = plan.reply_delay {

@@ -16,7 +16,8 @@ use http::StatusCode;
 
 use super::EventClock;
 use crate::domain::{Order, OrderId, OrderRequest, OrderStatus};
-use crate::model::Service;
+use crate::model::{Protocol, Service};
+use crate::proto;
 use crate::retry::Policy;
 use crate::store::{OrderStore, OutboxRow, StoreError};
 use crate::transport::queue::{MessageQueue, QueueError, QueueName, Route};
@@ -94,12 +95,25 @@ pub struct SyncOrderService {
     ids: OrderIds,
     peers: Arc<dyn RequestReply>,
     call_timeout: Duration,
+    protocol: Protocol,
+}
+
+/// What a call to Inventory or Notification came to, whichever protocol carried it.
+enum Reply {
+    Done,
+    /// Inventory refused: the stock is short (409 / `FAILED_PRECONDITION`).
+    Refused(String),
+    /// The callee said the caller's deadline passed (`DEADLINE_EXCEEDED`).
+    Late,
+    /// Unreachable, or answered anything else.
+    Failed(String),
 }
 
 impl SyncOrderService {
-    /// `call_timeout` bounds each downstream call (Inventory, then Notification).
-    pub fn new(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration) -> Self {
-        SyncOrderService { ids, peers, call_timeout }
+    /// `call_timeout` bounds each downstream call (Inventory, then Notification), made over
+    /// `protocol`.
+    pub fn new(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol) -> Self {
+        SyncOrderService { ids, peers, call_timeout, protocol }
     }
 
     pub fn call_timeout(&self) -> Duration {
@@ -110,48 +124,99 @@ impl SyncOrderService {
     /// before is the same order again: Inventory answers with the first attempt's outcome and
     /// Notification confirms once.
     pub async fn place(&self, request: OrderRequest) -> Result<Placed, PlaceError> {
+        self.place_within(request, None).await
+    }
+
+    /// [`Self::place`] for a caller that gives the call `within` (gRPC's deadline): each
+    /// downstream call is bounded by what is left of it as well as by the call timeout, and
+    /// carries that bound on to Inventory and Notification.
+    pub async fn place_within(&self, request: OrderRequest, within: Option<Duration>) -> Result<Placed, PlaceError> {
+        let deadline = within.map(|w| tokio::time::Instant::now() + w);
         let order = self.ids.assign(request);
         let order_id = order.order_id.clone();
-        self.reserve(&order).await?;
-        let notified = self.notify(&order).await;
+        self.reserve(&order, deadline).await?;
+        let notified = self.notify(&order, deadline).await;
         if let Notified::Failed { detail } = &notified {
             tracing::warn!(%order_id, %detail, "order placed but its confirmation was not sent");
         }
         Ok(Placed { order_id, notified })
     }
 
-    async fn reserve(&self, order: &Order) -> Result<(), PlaceError> {
+    /// The bound of the next call: the call timeout, or what is left of the caller's deadline.
+    fn bound(&self, deadline: Option<tokio::time::Instant>) -> Duration {
+        deadline.map_or(self.call_timeout, |d| self.call_timeout.min(d.saturating_duration_since(tokio::time::Instant::now())))
+    }
+
+    async fn reserve(&self, order: &Order, deadline: Option<tokio::time::Instant>) -> Result<(), PlaceError> {
         let order_id = order.order_id.clone();
         let body = ReserveRequest { order_id: order_id.clone(), items: order.items.clone() };
-        let call = self.peers.post_json(Service::Inventory, "/reserve", &body);
-        let reply = match tokio::time::timeout(self.call_timeout, call).await {
-            Err(_elapsed) => return Err(PlaceError::InventoryTimeout { order_id, timeout: self.call_timeout }),
-            Ok(Err(e)) => return Err(PlaceError::InventoryUnavailable { order_id, detail: e.to_string() }),
-            Ok(Ok(reply)) => reply,
-        };
-        match reply.status() {
-            StatusCode::OK => Ok(()),
-            StatusCode::CONFLICT => {
-                let reason =
-                    serde_json::from_slice::<ErrorBody>(reply.body()).map(|b| b.detail).unwrap_or_else(|_| "insufficient stock".into());
-                Err(PlaceError::OutOfStock { order_id, reason })
+        let bound = self.bound(deadline);
+        let call = async {
+            match self.protocol {
+                Protocol::Rest => rest_reply(self.peers.post_json(Service::Inventory, "/reserve", &body).await, "inventory"),
+                Protocol::Grpc => {
+                    let mut client = proto::inventory_client::InventoryClient::new(self.peers.clone().grpc(Service::Inventory));
+                    grpc_reply(client.reserve(with_timeout(proto::ReserveRequest::from(&body), bound)).await, "inventory")
+                }
             }
-            status => Err(PlaceError::InventoryUnavailable { order_id, detail: format!("inventory answered {status}") }),
+        };
+        match tokio::time::timeout(bound, call).await {
+            Ok(Reply::Done) => Ok(()),
+            Ok(Reply::Refused(reason)) => Err(PlaceError::OutOfStock { order_id, reason }),
+            Err(_) | Ok(Reply::Late) => Err(PlaceError::InventoryTimeout { order_id, timeout: bound }),
+            Ok(Reply::Failed(detail)) => Err(PlaceError::InventoryUnavailable { order_id, detail }),
         }
     }
 
-    async fn notify(&self, order: &Order) -> Notified {
+    async fn notify(&self, order: &Order, deadline: Option<tokio::time::Instant>) -> Notified {
         let body = SendRequest { order_id: order.order_id.clone(), student_id: order.student_id.clone() };
-        let call = self.peers.post_json(Service::Notification, "/send", &body);
-        match tokio::time::timeout(self.call_timeout, call).await {
-            Ok(Ok(reply)) if reply.status().is_success() => Notified::Sent,
-            Ok(Ok(reply)) => Notified::Failed { detail: format!("notification answered {}", reply.status()) },
-            Ok(Err(e)) => Notified::Failed { detail: e.to_string() },
-            Err(_elapsed) => {
-                Notified::Failed { detail: format!("notification did not answer within {} ms", self.call_timeout.as_millis()) }
+        let bound = self.bound(deadline);
+        let call = async {
+            match self.protocol {
+                Protocol::Rest => rest_reply(self.peers.post_json(Service::Notification, "/send", &body).await, "notification"),
+                Protocol::Grpc => {
+                    let mut client = proto::notification_client::NotificationClient::new(self.peers.clone().grpc(Service::Notification));
+                    grpc_reply(client.send(with_timeout(proto::SendRequest::from(&body), bound)).await, "notification")
+                }
             }
+        };
+        match tokio::time::timeout(bound, call).await {
+            Ok(Reply::Done) => Notified::Sent,
+            Ok(Reply::Refused(detail) | Reply::Failed(detail)) => Notified::Failed { detail },
+            Err(_) | Ok(Reply::Late) => Notified::Failed { detail: format!("notification did not answer within {} ms", bound.as_millis()) },
         }
     }
+}
+
+/// A REST reply read: 200 done, 409 refused (the reason from its body), anything else failed.
+fn rest_reply(reply: Result<http::Response<Bytes>, crate::transport::CallError>, peer: &str) -> Reply {
+    match reply {
+        Ok(reply) if reply.status() == StatusCode::OK => Reply::Done,
+        Ok(reply) if reply.status() == StatusCode::CONFLICT => Reply::Refused(
+            serde_json::from_slice::<ErrorBody>(reply.body()).map(|b| b.detail).unwrap_or_else(|_| "insufficient stock".into()),
+        ),
+        Ok(reply) => Reply::Failed(format!("{peer} answered {}", reply.status())),
+        Err(e) => Reply::Failed(e.to_string()),
+    }
+}
+
+/// A gRPC reply read: `OK` done, `FAILED_PRECONDITION` refused, `DEADLINE_EXCEEDED` late,
+/// anything else failed (an unreachable peer is `UNAVAILABLE`, see [`crate::transport::GrpcChannel`]).
+fn grpc_reply<T>(reply: Result<tonic::Response<T>, tonic::Status>, peer: &str) -> Reply {
+    match reply {
+        Ok(_) => Reply::Done,
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => Reply::Refused(s.message().to_owned()),
+        Err(s) if s.code() == tonic::Code::DeadlineExceeded => Reply::Late,
+        Err(s) if s.code() == tonic::Code::Unavailable => Reply::Failed(s.message().to_owned()),
+        Err(s) => Reply::Failed(format!("{peer} answered {:?}: {}", s.code(), s.message())),
+    }
+}
+
+/// `message` as a request that tells the callee it has `bound` (`grpc-timeout`).
+fn with_timeout<T>(message: T, bound: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(bound);
+    request
 }
 
 /// An order Order has stored (Part B's `POST /order`).

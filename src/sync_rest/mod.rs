@@ -1,5 +1,6 @@
-//! Part A, synchronous REST. Part A's services: each is a `Router`; Order calls the others through a
-//! [`RequestReply`] — HTTP between processes, the simulation's in-memory network in the lab.
+//! Part A, synchronous request/reply. Part A's services: each is a `Router` answering REST and
+//! gRPC on one port; Order calls the others through a [`RequestReply`], over the protocol its
+//! configuration names — HTTP between processes, the simulation's in-memory network in the lab.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,19 +8,25 @@ use std::time::Duration;
 use axum::Router;
 
 use crate::api;
+use crate::api::grpc;
 use crate::api::inventory::SharedInventory;
 use crate::api::notification::SharedNotifier;
 use crate::config::ServiceConfig;
 use crate::host::{BuildError, Built, Host, Transport};
-use crate::model::{Model, Service};
+use crate::model::{Model, Protocol, Service};
+use crate::proto::inventory_server::InventoryServer;
+use crate::proto::notification_server::NotificationServer;
+use crate::proto::order_server::OrderServer;
 use crate::services::inventory::Inventory;
 use crate::services::notification::Notifier;
 use crate::services::order::{OrderIds, SyncOrderService};
 use crate::transport::RequestReply;
 
-/// Order: `POST /order` calls Inventory, then Notification, each call bounded by `call_timeout`.
-pub fn order(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration) -> Router {
-    api::order::sync_app(Arc::new(SyncOrderService::new(ids, peers, call_timeout)))
+/// Order: `POST /order` and gRPC `PlaceOrder` call Inventory, then Notification, over
+/// `protocol`, each call bounded by `call_timeout`.
+pub fn order(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol) -> Router {
+    let service = Arc::new(SyncOrderService::new(ids, peers, call_timeout, protocol));
+    grpc::beside(api::order::sync_app(service.clone()), OrderServer::new(grpc::OrderFace(service)))
 }
 
 /// A fresh Inventory holding `stock` units of every menu item, and the handle to inspect it.
@@ -27,9 +34,9 @@ pub fn inventory_state(stock: u32) -> SharedInventory {
     Arc::new(Mutex::new(Inventory::with_stock(stock)))
 }
 
-/// Inventory: `POST /reserve` against `state`.
+/// Inventory: `POST /reserve` and gRPC `Reserve` against `state`.
 pub fn inventory(state: SharedInventory) -> Router {
-    api::inventory::app(state)
+    grpc::beside(api::inventory::app(state.clone()), InventoryServer::new(grpc::InventoryFace(state)))
 }
 
 /// A fresh Notification and the handle to inspect what it sent.
@@ -37,9 +44,9 @@ pub fn notification_state() -> SharedNotifier {
     Arc::new(Mutex::new(Notifier::default()))
 }
 
-/// Notification: `POST /send` recording into `state`.
+/// Notification: `POST /send` and gRPC `Send` recording into `state`.
 pub fn notification(state: SharedNotifier) -> Router {
-    api::notification::app(state)
+    grpc::beside(api::notification::app(state.clone()), NotificationServer::new(grpc::NotificationFace(state)))
 }
 
 /// A Part A service as `config` says, on `host`: Order calls the others over the host's
@@ -51,7 +58,7 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
             let Transport::RequestReply(peers) = &host.transport else {
                 return Err(BuildError::Transport { service, needs: "request/reply" });
             };
-            order(host.ids.clone(), peers.clone(), Duration::from_millis(config.timeout_ms))
+            order(host.ids.clone(), peers.clone(), Duration::from_millis(config.timeout_ms), config.protocol)
         }
         Service::Inventory => inventory(inventory_state(config.stock)),
         Service::Notification => notification(notification_state()),

@@ -15,6 +15,7 @@ pub mod queue;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -36,13 +37,23 @@ pub enum CallError {
     Failed { peer: Service, detail: String },
 }
 
+/// A gRPC channel to one service: what tonic's generated clients call through. Its replies
+/// stream (a gRPC status travels in the trailers); its own failures — nothing listening, the
+/// connection broken — are already statuses, `UNAVAILABLE`, as gRPC clients expect.
+pub type GrpcChannel =
+    tower::util::BoxCloneSyncService<::http::Request<tonic::body::Body>, ::http::Response<tonic::body::Body>, tonic::Status>;
+
 /// Synchronous request/reply (Part A). One call sends one HTTP request to a peer and waits
-/// for its whole reply.
+/// for its whole reply; or, over [`RequestReply::grpc`], one gRPC call.
 ///
 /// A call has **no deadline of its own**: the caller bounds it with `tokio::time::timeout`, so
 /// the same bound holds over real sockets and in the simulation's virtual time.
 pub trait RequestReply: Send + Sync + 'static {
     fn call(&self, to: Service, request: ::http::Request<Bytes>) -> BoxFuture<'_, Result<::http::Response<Bytes>, CallError>>;
+
+    /// A gRPC channel to `to`: HTTP/2 to its address over real sockets (connected at the first
+    /// call, then kept and multiplexed), the in-memory network in the lab.
+    fn grpc(self: Arc<Self>, to: Service) -> GrpcChannel;
 }
 
 impl dyn RequestReply {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use campus::faults::FaultPlan;
-use campus::{Model, Service};
+use campus::{Model, Protocol, Service};
 use campus_sim::client::get_json;
 use campus_sim::hosts::Hosts;
 use campus_sim::simulator::world::{Scope, World};
@@ -38,9 +38,15 @@ pub struct Reply {
 }
 
 impl<'w> Campus<'w> {
-    /// The three services on `world`, Inventory suffering `fault`.
+    /// The three services on `world`, Inventory suffering `fault`, Order calling it over REST.
     pub async fn start(world: &'w World, fault: FaultPlan) -> anyhow::Result<Campus<'w>> {
-        Ok(Campus { world, deployment: Deployment::start(Hosts::Sim(world), &Settings::new(STOCK, TIMEOUT), &fault).await? })
+        Self::start_over(world, fault, Protocol::Rest).await
+    }
+
+    /// The three services on `world`, Inventory suffering `fault`, Order calling it over `protocol`.
+    pub async fn start_over(world: &'w World, fault: FaultPlan, protocol: Protocol) -> anyhow::Result<Campus<'w>> {
+        let settings = Settings::new(STOCK, TIMEOUT).over(protocol);
+        Ok(Campus { world, deployment: Deployment::start(Hosts::Sim(world), &settings, &fault).await? })
     }
 
     /// `POST /order` with `body` as `content_type`, over the network as a client sends it.

@@ -22,7 +22,7 @@ use crate::hosts::{Hosts, Place};
 use crate::reporting::csv::{self, Fixed, Row};
 use crate::reporting::text_table;
 use crate::simulator::world::{self, Scope, Stream};
-use crate::sync_rest::load::drive;
+use crate::sync_rest::load::{drive, Door};
 use crate::{async_rabbitmq, streaming_kafka, sync_rest, workload, Mode};
 use campus::faults::FaultPlan;
 
@@ -94,7 +94,7 @@ async fn sync_rest(exe: &Path, n: u64, seed: u64, rows: &mut Vec<MemoryRow>) -> 
         let pids = d.pids();
         for step in 1..=STEPS {
             let (answers, _) =
-                drive(d.client(), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;
+                drive(Door::rest(d.client()), orders(Model::SyncRest, seed, step, (n / STEPS) as usize), 16, Duration::from_secs(10)).await;
             let failed = answers.iter().filter(|a| a.status != 201).count();
             anyhow::ensure!(failed == 0, "sync-rest: {failed} orders not answered 201");
             measure(Model::SyncRest, &pids, step * (n / STEPS), rows)?;
@@ -113,8 +113,13 @@ async fn async_rabbitmq(exe: &Path, n: u64, seed: u64, amqp_url: &str, rows: &mu
     let result = async {
         let pids = d.pids();
         for step in 1..=STEPS {
-            let (answers, _) =
-                drive(d.order_client(), orders(Model::AsyncRabbitmq, seed, step, (n / STEPS) as usize), 32, Duration::from_secs(30)).await;
+            let (answers, _) = drive(
+                Door::rest(d.order_client()),
+                orders(Model::AsyncRabbitmq, seed, step, (n / STEPS) as usize),
+                32,
+                Duration::from_secs(30),
+            )
+            .await;
             let refused = answers.iter().filter(|a| a.status != 202).count();
             anyhow::ensure!(refused == 0, "async-rabbitmq: {refused} orders not accepted");
             let total = step * (n / STEPS);

@@ -31,7 +31,7 @@ use super::{Row, Samples, Target};
 use crate::async_rabbitmq::{get_json, Config, Deployment};
 use crate::hosts::{Hosts, Place};
 use crate::simulator::world::{self, Scope, Stream};
-use crate::sync_rest::drive;
+use crate::sync_rest::{drive, Door};
 use crate::workload;
 
 /// Orders per measured round, and the concurrency they are sent with.
@@ -46,7 +46,7 @@ async fn ours(d: &Deployment<'_>, n: usize, seed: u64, round: u64) -> anyhow::Re
     let before_orders = crate::async_rabbitmq::sample(d, Instant::now()).await?;
     let orders = workload::orders(&mut world::stream(seed, Model::AsyncRabbitmq, &Scope::Bench { round }, Stream::Workload), n);
     let started = Instant::now();
-    let (answers, _) = drive(d.order_client(), orders, CLIENTS, Duration::from_secs(30)).await;
+    let (answers, _) = drive(Door::rest(d.order_client()), orders, CLIENTS, Duration::from_secs(30)).await;
     let refused = answers.iter().filter(|a| a.status != 202).count();
     if refused > 0 {
         anyhow::bail!("{refused} of {n} orders were not accepted during the benchmark");

@@ -26,7 +26,7 @@ use crate::hosts::{Hosts, Place};
 use crate::reporting::percentile;
 use crate::simulator::world::{self, Scope, Stream};
 use crate::sync_rest;
-use crate::sync_rest::drive;
+use crate::sync_rest::{drive, Door};
 use crate::workload;
 use campus::faults::FaultPlan;
 
@@ -89,7 +89,7 @@ struct Round {
 
 async fn round(client: &Arc<dyn RequestReply>, concurrency: usize, n: usize, seed: u64, round: u64) -> anyhow::Result<Round> {
     let orders = workload::orders(&mut world::stream(seed, Model::SyncRest, &Scope::Bench { round }, Stream::Workload), n);
-    let (answers, elapsed) = drive(client.clone(), orders, concurrency, Duration::from_secs(10)).await;
+    let (answers, elapsed) = drive(Door::rest(client.clone()), orders, concurrency, Duration::from_secs(10)).await;
     let failed = answers.iter().filter(|a| !(200..300).contains(&a.status)).count();
     if failed > 0 {
         anyhow::bail!("{failed} of {n} requests failed during the benchmark");

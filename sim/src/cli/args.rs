@@ -131,6 +131,11 @@ pub struct SyncRestArgs {
     /// Units of each menu item Inventory starts with (enough that `baseline` never runs out).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub stock: u32,
+    /// The protocols every experiment runs over, in turn, comma-separated: rest (JSON over
+    /// HTTP/1.1), grpc (campus.v1 over HTTP/2, the deadline sent with each call). Both by
+    /// default, so that the report shows them side by side; a run replaces its mode's rows.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "rest,grpc")]
+    pub protocol: Vec<campus::Protocol>,
 }
 
 /// `campus-sim async-rabbitmq …`
@@ -410,6 +415,7 @@ impl SyncRestArgs {
             timeout: Duration::from_millis(self.timeout_ms),
             patient_timeout: Duration::from_millis(self.patient_timeout_ms),
             stock: self.stock,
+            protocols: self.protocol.clone(),
         }
     }
 }

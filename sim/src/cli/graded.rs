@@ -68,7 +68,7 @@ impl Part {
             |list: Vec<&str>| crate::reporting::wrapped("  experiments: ", &list.iter().map(|e| e.to_string()).collect::<Vec<_>>());
         match self {
             Part::SyncRest(config) => {
-                println!("\nPart A — synchronous REST ({mode})");
+                println!("\nPart A — synchronous REST and gRPC ({mode})");
                 for case in config.cases() {
                     println!("  {:<13} inventory fault: {}; {} requests", case.scenario, case.fault, case.requests);
                 }

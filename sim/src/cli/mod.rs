@@ -31,7 +31,7 @@ costs no wall time and one --seed reproduces a run byte for byte. With --real-br
 service code runs as separate processes over real sockets.
 
 The parts:
-  A  sync-rest        synchronous REST: baseline, 2 s delay, timeout, failure
+  A  sync-rest        synchronous REST and gRPC: baseline, 2 s delay, timeout, failure
   B  async-rabbitmq   messaging over RabbitMQ: 60 s outage backlog and drain, idempotency, poison,
                       RabbitMQ itself restarted under load
   C  streaming-kafka  streaming over Kafka: 10,000 events, consumer lag under throttling, replay,
@@ -77,8 +77,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Part A: synchronous REST. Order calls Inventory, then Notification, over HTTP; measures
-    /// latency and throughput with Inventory healthy, delayed, timing out, down and failing.
+    /// Part A: synchronous request/reply. Order calls Inventory, then Notification, over REST
+    /// and over gRPC (--protocol); measures latency and throughput with Inventory healthy,
+    /// delayed, timing out, down and failing.
     SyncRest(SyncRestArgs),
     /// Part B: asynchronous messaging over RabbitMQ. Order stores the order and an outbox row,
     /// answers 202, and a relay publishes; Inventory and Notification consume. Measures the

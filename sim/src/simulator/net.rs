@@ -1,6 +1,11 @@
 //! [`SimNet`]: request/reply in memory. Each call goes to the very same axum `Router` a service
 //! serves over TCP, through `tower::ServiceExt::oneshot`, after a seeded one-way link latency,
-//! and the reply comes back after another. Time is the runtime's (virtual in the lab).
+//! and the reply comes back after another. Time is the runtime's (virtual in the lab). A gRPC
+//! call takes the same path ([`RequestReply::grpc`]): the router answers it on its gRPC face,
+//! and its reply streams back with its trailers. The link is one model for both protocols:
+//! what differs on the wire (HTTP/2 framing, protobuf's smaller bodies, one connection) is not
+//! modelled, so the simulation shows how the protocols' semantics differ (deadlines, status
+//! codes), and the real runs how their costs do.
 //!
 //! A service may run as several instances (Part B's Inventory, Part C's scaled-out members): a
 //! call to the service reaches its first instance that is up, as the lab's HTTP client does in
@@ -15,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
-use campus::transport::{BoxFuture, CallError, RequestReply};
+use campus::transport::{BoxFuture, CallError, GrpcChannel, RequestReply};
 use campus::Service;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -138,6 +143,24 @@ impl SimNet {
     }
 }
 
+impl SimNet {
+    /// A gRPC call: like [`SimNet::send`], but the reply is handed on as it streams, trailers
+    /// (where gRPC puts its status) and all.
+    async fn send_grpc(
+        &self,
+        to: Service,
+        request: http::Request<tonic::body::Body>,
+    ) -> Result<http::Response<tonic::body::Body>, tonic::Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        *self.calls_to.lock().expect("calls lock").entry(to).or_default() += 1;
+        tokio::time::sleep(self.hop()).await;
+        let router = self.route(to, None).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let response = router.oneshot(request.map(axum::body::Body::new)).await.unwrap_or_else(|never| match never {});
+        tokio::time::sleep(self.hop()).await;
+        Ok(response.map(tonic::body::Body::new))
+    }
+}
+
 /// `request` handled by `router`, its reply read whole.
 async fn handle(router: Router, to: Service, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, CallError> {
     let (parts, body) = request.into_parts();
@@ -158,10 +181,28 @@ impl RequestReply for Look {
     fn call(&self, to: Service, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
         Box::pin(async move { handle(self.net.route(to, self.instance)?, to, request).await })
     }
+
+    fn grpc(self: Arc<Self>, to: Service) -> GrpcChannel {
+        GrpcChannel::new(tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+            let look = self.clone();
+            async move {
+                let router = look.net.route(to, look.instance).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let response = router.oneshot(request.map(axum::body::Body::new)).await.unwrap_or_else(|never| match never {});
+                Ok(response.map(tonic::body::Body::new))
+            }
+        }))
+    }
 }
 
 impl RequestReply for SimNet {
     fn call(&self, to: Service, request: http::Request<Bytes>) -> BoxFuture<'_, Result<http::Response<Bytes>, CallError>> {
         Box::pin(self.send(to, request))
+    }
+
+    fn grpc(self: Arc<Self>, to: Service) -> GrpcChannel {
+        GrpcChannel::new(tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+            let net = self.clone();
+            async move { net.send_grpc(to, request).await }
+        }))
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use campus::domain::{OrderId, OrderRequest};
 use campus::services::inventory::Inventory;
-use campus::Service;
+use campus::Protocol;
 use serde::{Deserialize, Serialize};
 
 use super::{Answer, Deployment};
@@ -22,11 +22,15 @@ use campus::faults::FaultPlan;
 
 pub const LEFT_BEHIND_CSV: &str = "sync_rest_left_behind.csv";
 
+/// What a retry gives Order (gRPC's deadline): far more than a healthy Inventory needs.
+const RETRY_WITHIN: Duration = Duration::from_secs(10);
+
 /// One case's account of Inventory's stock after its load (and after the retries).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeftBehindRow {
     pub experiment: String,
     pub mode: Mode,
+    pub protocol: Protocol,
     /// Requests answered 504 (Order gave up waiting for Inventory).
     pub answered_504: usize,
     /// Units Inventory's stock lost during the load.
@@ -83,13 +87,13 @@ pub async fn measure(
     let at_start = units_at_start(stock);
     let after_load = units_now(deployment).await?;
     let timed_out: Vec<&Answer> = answers.iter().filter(|a| a.status == 504).collect();
-    let client = deployment.client();
+    let door = deployment.door();
     let (mut retried, mut retried_ok, mut units_confirmed_by_retries) = (0, 0, 0);
     for answer in &timed_out {
         let Ok(order_id) = OrderId::parse(answer.order_id.clone()) else { continue };
         retried += 1;
         let again = OrderRequest { order_id: Some(order_id), ..orders[answer.index].clone() };
-        if client.post_json(Service::Order, "/order", &again).await.is_ok_and(|r| r.status().as_u16() == 201) {
+        if door.place(&again, RETRY_WITHIN).await.is_ok_and(|(status, _)| status == 201) {
             retried_ok += 1;
             units_confirmed_by_retries += units(answer);
         }
@@ -100,6 +104,7 @@ pub async fn measure(
     Ok(Some(LeftBehindRow {
         experiment: experiment.to_owned(),
         mode: deployment.mode(),
+        protocol: deployment.protocol(),
         answered_504: timed_out.len(),
         units_taken,
         units_confirmed,

@@ -1,6 +1,7 @@
 //! Part A's topology, written once, on whichever hosts: Notification; Inventory with the case's
 //! stock, suffering the case's fault (`down`: started, then killed before the load, so that
-//! Order's calls find nothing listening); Order calling both with the case's timeout. In the
+//! Order's calls find nothing listening); Order calling both with the case's timeout, over the
+//! case's protocol. In the
 //! simulation the services are the world's hosts on its in-memory network; for real, three
 //! `campus-sim serve … --model sync-rest` processes on loopback.
 
@@ -9,8 +10,9 @@ use std::sync::Arc;
 
 use campus::config::ServiceConfig;
 use campus::transport::RequestReply;
-use campus::{Model, Service};
+use campus::{Model, Protocol, Service};
 
+use super::load::Door;
 use crate::client::get_json;
 use crate::hosts::Hosts;
 use crate::Mode;
@@ -25,11 +27,18 @@ pub struct Settings {
     pub timeout: std::time::Duration,
     /// Items added to every service's menu (`serve --menu`); none in the lab's own runs.
     pub menu: Vec<String>,
+    /// What the lab's client speaks to Order and Order to the others.
+    pub protocol: Protocol,
 }
 
 impl Settings {
+    /// Over REST; [`Settings::over`] for another protocol.
     pub fn new(stock: u32, timeout: std::time::Duration) -> Self {
-        Settings { stock, timeout, menu: Vec::new() }
+        Settings { stock, timeout, menu: Vec::new(), protocol: Protocol::Rest }
+    }
+
+    pub fn over(self, protocol: Protocol) -> Self {
+        Settings { protocol, ..self }
     }
 }
 
@@ -64,6 +73,7 @@ impl<'w> Deployment<'w> {
             stock: self.settings.stock,
             timeout_ms: self.settings.timeout.as_millis() as u64,
             menu: self.settings.menu.clone(),
+            protocol: self.settings.protocol,
             ..ServiceConfig::new(Model::SyncRest, service)
         }
     }
@@ -72,9 +82,18 @@ impl<'w> Deployment<'w> {
         self.hosts.mode()
     }
 
-    /// The client the load generator posts orders with.
+    /// The client the lab calls the services with (any face, any path).
     pub fn client(&self) -> Arc<dyn RequestReply> {
         self.hosts.client()
+    }
+
+    /// Where the load generator places orders: Order, over the deployment's protocol.
+    pub fn door(&self) -> Door {
+        Door { client: self.hosts.client(), protocol: self.settings.protocol }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.settings.protocol
     }
 
     /// The lab's own look at the services (their accounts).

@@ -1,5 +1,6 @@
-//! Part A's figure, drawn from the typed rows of `sync_rest_requests.csv`:
-//! `sync_rest_latency_<mode>.svg`, the share of requests answered within x ms per experiment.
+//! Part A's figures, drawn from the typed rows of `sync_rest_requests.csv`, one per protocol:
+//! `sync_rest_latency_<mode>.svg` (REST) and `sync_rest_latency_grpc_<mode>.svg`, the share of
+//! requests answered within x ms per experiment.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,23 +10,40 @@ use super::Scenario;
 use crate::reporting::csv;
 use crate::reporting::plot::{figures, write, Chart, Series};
 use crate::Mode;
+use campus::Protocol;
 
 /// Draws Part A's figures for `mode`; returns the report's Figures subsection.
 pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
-    Ok(figures(vec![(
-        latency(out, mode)?,
-        "Latency distribution per experiment: share of requests answered within x ms (`timeout` and \
-         `timeout-after-reserve` both give up at Order's timeout, so their lines coincide; the table tells them apart)",
-    )]))
+    let caption = |protocol: Protocol| match protocol {
+        Protocol::Rest => {
+            "Over REST: latency distribution per experiment, the share of requests answered within x ms (`timeout` and \
+             `timeout-after-reserve` both give up at Order's timeout, so their lines coincide; the table tells them apart)"
+        }
+        Protocol::Grpc => "Over gRPC: the same experiments, the same orders and faults (read against the REST figure above)",
+    };
+    let mut drawn = Vec::new();
+    for protocol in Protocol::ALL {
+        drawn.push((latency(out, mode, protocol)?, caption(protocol)));
+    }
+    Ok(figures(drawn))
 }
 
-/// The share of requests answered within x ms, per experiment (log x).
-pub fn latency(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+/// The figure's file: REST's keeps the name it always had.
+pub fn file_name(mode: Mode, protocol: Protocol) -> String {
+    match protocol {
+        Protocol::Rest => format!("sync_rest_latency_{mode}.svg"),
+        Protocol::Grpc => format!("sync_rest_latency_grpc_{mode}.svg"),
+    }
+}
+
+/// The share of requests answered within x ms over `protocol`, per experiment (log x); none
+/// when nothing ran over it.
+pub fn latency(out: &Path, mode: Mode, protocol: Protocol) -> anyhow::Result<Option<String>> {
     let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     // Per experiment, its statuses: an experiment whose answers were not all 2xx is drawn
     // dashed and its legend says what they were.
     let mut statuses: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
-    for row in csv::read::<RequestRow>(&out.join(REQUESTS_CSV))?.into_iter().filter(|r| r.mode == mode) {
+    for row in csv::read::<RequestRow>(&out.join(REQUESTS_CSV))?.into_iter().filter(|r| r.mode == mode && r.protocol == protocol) {
         *statuses.entry(row.experiment.clone()).or_default().entry(row.status).or_insert(0) += 1;
         latencies.entry(row.experiment).or_default().push(row.latency_ms.0.max(0.1));
     }
@@ -53,14 +71,18 @@ pub fn latency(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
             }
         })
         .collect();
+    let (title, call) = match protocol {
+        Protocol::Rest => ("REST", "POST /order"),
+        Protocol::Grpc => ("gRPC", "PlaceOrder"),
+    };
     let chart = Chart {
-        title: format!("Part A ({mode}): order latency per experiment (dashed: answered with errors)"),
-        x_label: "latency of POST /order (ms, log scale)".into(),
+        title: format!("Part A over {title} ({mode}): order latency per experiment (dashed: answered with errors)"),
+        x_label: format!("latency of {call} (ms, log scale)"),
         y_label: "% of requests answered within x".into(),
         x_log: true,
         series,
         y_max: Some(100.0),
         ..Chart::default()
     };
-    write(out, format!("sync_rest_latency_{mode}.svg"), &chart)
+    write(out, file_name(mode, protocol), &chart)
 }

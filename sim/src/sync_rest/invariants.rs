@@ -26,7 +26,8 @@ pub fn check(runs: &[CaseRun], config: &Config) -> Vec<Violation> {
     let mut violations = Vec::new();
     for run in runs {
         let case = &run.case;
-        let mut fail = |message: String| violations.push(Violation { experiment: case.scenario.name().to_owned(), message });
+        let experiment = format!("{} over {}", case.scenario.name(), run.protocol);
+        let mut fail = |message: String| violations.push(Violation { experiment: experiment.clone(), message });
         if run.answers.len() != case.requests {
             fail(format!("{} answers recorded for {} requests", run.answers.len(), case.requests));
         }

@@ -7,10 +7,62 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use campus::api::grpc::{order_id_of, status};
 use campus::domain::OrderRequest;
+use campus::proto;
 use campus::transport::RequestReply;
-use campus::Service;
+use campus::{Protocol, Service};
 use tokio::time::Instant;
+
+/// Where the load generator sends orders: Order, through `client`, over `protocol` — `POST
+/// /order`, or gRPC `PlaceOrder` with the client's guard as its deadline.
+#[derive(Clone)]
+pub struct Door {
+    pub client: Arc<dyn RequestReply>,
+    pub protocol: Protocol,
+}
+
+impl Door {
+    /// Order's REST face through `client`.
+    pub fn rest(client: Arc<dyn RequestReply>) -> Self {
+        Door { client, protocol: Protocol::Rest }
+    }
+
+    /// The bytes `order`'s request carries on the wire: its JSON body over REST; over gRPC its
+    /// protobuf message and the 5-byte frame gRPC puts before it (HTTP headers aside, in both).
+    pub fn body_bytes(&self, order: &OrderRequest) -> usize {
+        match self.protocol {
+            Protocol::Rest => serde_json::to_vec(order).map_or(0, |body| body.len()),
+            Protocol::Grpc => prost::Message::encoded_len(&proto::PlaceOrderRequest::from(order)) + 5,
+        }
+    }
+
+    /// Places `order`, giving it `within`: the answer's status as Order's REST face gives it
+    /// (a gRPC answer read by the one table, `api::grpc::status`, its `OK` as 201) and the
+    /// order id the answer names (empty when none); an error when no answer came.
+    pub async fn place(&self, order: &OrderRequest, within: Duration) -> Result<(u16, String), String> {
+        match self.protocol {
+            Protocol::Rest => {
+                let reply = self.client.post_json(Service::Order, "/order", order).await.map_err(|e| e.to_string())?;
+                Ok((reply.status().as_u16(), order_id_of_body(reply.body())))
+            }
+            Protocol::Grpc => {
+                let mut client = proto::order_client::OrderClient::new(self.client.clone().grpc(Service::Order));
+                let mut request = tonic::Request::new(proto::PlaceOrderRequest::from(order));
+                request.set_timeout(within);
+                match client.place_order(request).await {
+                    Ok(reply) => Ok((201, reply.into_inner().order_id)),
+                    // A status without Order's error label is the channel's own: Order was
+                    // not reached, or did not answer within the deadline — no answer, as for REST.
+                    Err(s) if s.metadata().get(campus::api::grpc::ERROR_LABEL).is_none() => {
+                        Err(format!("no answer ({:?}): {}", s.code(), s.message()))
+                    }
+                    Err(s) => Ok((status::status_for(s.code()).as_u16(), order_id_of(&s).unwrap_or_default())),
+                }
+            }
+        }
+    }
+}
 
 /// One request as the load generator saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,25 +87,20 @@ pub enum Arrivals {
     Open { per_s: u32 },
 }
 
-/// Sends `orders` to Order's `POST /order` from `concurrency` clients in a closed loop; returns
+/// Sends `orders` to Order through `door` from `concurrency` clients in a closed loop; returns
 /// the answers in request order and the time the whole load took. The same code drives the
 /// simulation and real sockets: only `client` differs.
-pub async fn drive(
-    client: Arc<dyn RequestReply>,
-    orders: Vec<OrderRequest>,
-    concurrency: usize,
-    guard: Duration,
-) -> (Vec<Answer>, Duration) {
-    drive_shown(client, orders, Arrivals::Closed { clients: concurrency }, guard, None).await
+pub async fn drive(door: Door, orders: Vec<OrderRequest>, concurrency: usize, guard: Duration) -> (Vec<Answer>, Duration) {
+    drive_shown(door, orders, Arrivals::Closed { clients: concurrency }, guard, None).await
 }
 
 /// Posts one order; its answer, with the latency counted from `intended` (the moment it was
 /// meant to be sent).
-async fn post(client: &dyn RequestReply, index: usize, order: &OrderRequest, intended: Instant, guard: Duration) -> Answer {
-    let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", order)).await;
+async fn post(door: &Door, index: usize, order: &OrderRequest, intended: Instant, guard: Duration) -> Answer {
+    let reply = tokio::time::timeout(guard, door.place(order, guard)).await;
     let latency = intended.elapsed();
     let (status, order_id) = match reply {
-        Ok(Ok(reply)) => (reply.status().as_u16(), order_id_of(reply.body())),
+        Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             tracing::warn!(index, error = %e, "no answer from order");
             (0, String::new())
@@ -69,7 +116,7 @@ async fn post(client: &dyn RequestReply, index: usize, order: &OrderRequest, int
 /// Sends `orders` as `arrivals` says, with a live count of the answers on stderr under `label`
 /// if given (a real load can take half a minute: 100 requests held 2 s each by 10 clients).
 pub async fn drive_shown(
-    client: Arc<dyn RequestReply>,
+    door: Door,
     orders: Vec<OrderRequest>,
     arrivals: Arrivals,
     guard: Duration,
@@ -84,28 +131,28 @@ pub async fn drive_shown(
         Arrivals::Closed { clients } => {
             let next = Arc::new(AtomicUsize::new(0));
             for _ in 0..clients.min(orders.len()) {
-                let (client, orders, next, answers) = (client.clone(), orders.clone(), next.clone(), answers.clone());
+                let (door, orders, next, answers) = (door.clone(), orders.clone(), next.clone(), answers.clone());
                 senders.spawn(async move {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(order) = orders.get(index) else { break };
-                        let answer = post(client.as_ref(), index, order, Instant::now(), guard).await;
+                        let answer = post(&door, index, order, Instant::now(), guard).await;
                         answers.lock().expect("answers lock").push(answer);
                     }
                 });
             }
         }
         Arrivals::Open { per_s } => {
-            let (client, orders, answers) = (client.clone(), orders.clone(), answers.clone());
+            let (door, orders, answers) = (door.clone(), orders.clone(), answers.clone());
             let every = Duration::from_secs(1) / per_s.max(1);
             senders.spawn(async move {
                 let mut in_flight = tokio::task::JoinSet::new();
                 for index in 0..orders.len() {
                     let intended = started + every * index as u32;
                     tokio::time::sleep_until(intended).await;
-                    let (client, orders, answers) = (client.clone(), orders.clone(), answers.clone());
+                    let (door, orders, answers) = (door.clone(), orders.clone(), answers.clone());
                     in_flight.spawn(async move {
-                        let answer = post(client.as_ref(), index, &orders[index], intended, guard).await;
+                        let answer = post(&door, index, &orders[index], intended, guard).await;
                         answers.lock().expect("answers lock").push(answer);
                     });
                 }
@@ -140,7 +187,7 @@ pub async fn drive_shown(
     (answers, elapsed)
 }
 
-fn order_id_of(body: &[u8]) -> String {
+fn order_id_of_body(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("order_id").and_then(|id| id.as_str()).map(str::to_owned))

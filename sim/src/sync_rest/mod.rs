@@ -25,6 +25,7 @@ pub mod figures;
 pub mod invariants;
 pub mod load;
 pub mod output;
+pub mod protocols;
 pub mod rows;
 
 use std::path::Path;
@@ -32,10 +33,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use campus::domain::OrderRequest;
-use campus::Model;
+use campus::{Model, Protocol};
 
 pub use deployment::{Deployment, Settings};
-pub use load::{drive, Answer};
+pub use load::{drive, Answer, Door};
 
 use crate::hosts::{Hosts, Place};
 use crate::simulator::world::{self, Scope, Stream, World};
@@ -139,6 +140,8 @@ pub struct Config {
     pub patient_timeout: Duration,
     /// Units of each menu item Inventory starts with.
     pub stock: u32,
+    /// The protocols every case runs over, in turn (`--protocol`).
+    pub protocols: Vec<Protocol>,
 }
 
 impl Default for Config {
@@ -155,6 +158,7 @@ impl Default for Config {
             timeout: Duration::from_millis(1000),
             patient_timeout: Duration::from_millis(5000),
             stock: 5000,
+            protocols: Protocol::ALL.to_vec(),
         }
     }
 }
@@ -162,7 +166,7 @@ impl Default for Config {
 /// A setting that would make an experiment meaningless.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--requests, --slow-requests and --concurrency must be at least 1")]
+    #[error("--requests, --slow-requests and --concurrency must be at least 1, and --protocol name one protocol or more")]
     Zero,
     #[error("--timeout-ms ({timeout} ms) must be below --delay-ms ({delay} ms), or the timeout experiment never times out")]
     TimeoutNotBelowDelay { timeout: u128, delay: u128 },
@@ -172,7 +176,7 @@ pub enum ConfigError {
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.requests == 0 || self.slow_requests == 0 || self.concurrency == 0 {
+        if self.requests == 0 || self.slow_requests == 0 || self.concurrency == 0 || self.protocols.is_empty() {
             return Err(ConfigError::Zero);
         }
         if self.timeout >= self.delay {
@@ -246,18 +250,22 @@ impl Case {
 
 /// A finished case: its setting, every answer (by index), how long the whole load took and
 /// what its failed answers left behind at Inventory (none when Inventory was down).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CaseRun {
     pub case: Case,
     pub mode: Mode,
+    pub protocol: Protocol,
+    /// The mean size of an order's request body on the wire (see [`Door::body_bytes`]).
+    pub request_bytes: f64,
     pub answers: Vec<Answer>,
     pub elapsed: Duration,
     pub left_behind: Option<aftermath::LeftBehindRow>,
 }
 
-/// Runs one case on `hosts`: the deployment, the load, then the teardown.
-async fn run_case(config: &Config, case: Case, hosts: Hosts<'_>) -> anyhow::Result<CaseRun> {
-    let deployment = Deployment::start(hosts, &Settings::new(config.stock, case.call_timeout), &case.fault).await?;
+/// Runs one case over `protocol` on `hosts`: the deployment, the load, then the teardown.
+async fn run_case(config: &Config, case: Case, protocol: Protocol, hosts: Hosts<'_>) -> anyhow::Result<CaseRun> {
+    let settings = Settings::new(config.stock, case.call_timeout).over(protocol);
+    let deployment = Deployment::start(hosts, &settings, &case.fault).await?;
     let mode = deployment.mode();
     // Real loads take seconds to half a minute: their answers are counted on stderr.
     let label = (mode == Mode::Real).then_some(case.scenario.name());
@@ -266,33 +274,42 @@ async fn run_case(config: &Config, case: Case, hosts: Hosts<'_>) -> anyhow::Resu
         Scenario::OpenLoop => load::Arrivals::Open { per_s: config.rate },
         _ => load::Arrivals::Closed { clients: config.concurrency },
     };
-    let (answers, elapsed) = load::drive_shown(deployment.client(), orders.clone(), arrivals, case.client_guard(), label).await;
+    let door = deployment.door();
+    let request_bytes = orders.iter().map(|o| door.body_bytes(o) as f64).sum::<f64>() / orders.len().max(1) as f64;
+    let (answers, elapsed) = load::drive_shown(door, orders.clone(), arrivals, case.client_guard(), label).await;
     let hold = case.fault.delay.max(case.fault.reply_delay).unwrap_or_default();
     let left_behind = aftermath::measure(&deployment, case.scenario.name(), config.stock, &orders, &answers, hold).await?;
     deployment.teardown().await;
-    Ok(CaseRun { case, mode, answers, elapsed, left_behind })
+    Ok(CaseRun { case, mode, protocol, request_bytes, answers, elapsed, left_behind })
 }
 
-/// Runs the selected cases in the simulation, each in a fresh world.
+/// Runs the selected cases in the simulation over each protocol, each in a fresh world (the
+/// same world for both protocols: the same orders, the same link latencies drawn).
 pub fn run_sim(config: &Config) -> anyhow::Result<Vec<CaseRun>> {
-    config
-        .cases()
-        .into_iter()
-        .map(|case| {
+    let mut runs = Vec::new();
+    for &protocol in &config.protocols {
+        for case in config.cases() {
             let world = World::new(config.seed, Model::SyncRest, Scope::Experiment(case.scenario.name()));
-            world.block_on(run_case(config, case, Hosts::Sim(&world)))
-        })
-        .collect()
+            runs.push(world.block_on(run_case(config, case, protocol, Hosts::Sim(&world)))?);
+        }
+    }
+    Ok(runs)
 }
 
 /// Runs the selected cases over real sockets: for each case, three `campus-sim serve`
 /// processes (`exe`) on free loopback ports.
 pub async fn run_real(config: &Config, exe: &Path) -> anyhow::Result<Vec<CaseRun>> {
     let mut runs = Vec::new();
-    for case in config.cases() {
-        crate::progress::step(&format!("{}: starting the three services (Inventory's fault: {})", case.scenario.name(), case.fault));
-        let hosts = Hosts::real(exe, Model::SyncRest, case.scenario.name(), Place::default()).await?;
-        runs.push(run_case(config, case, hosts).await?);
+    for &protocol in &config.protocols {
+        for case in config.cases() {
+            crate::progress::step(&format!(
+                "{} over {protocol}: starting the three services (Inventory's fault: {})",
+                case.scenario.name(),
+                case.fault
+            ));
+            let hosts = Hosts::real(exe, Model::SyncRest, case.scenario.name(), Place::default()).await?;
+            runs.push(run_case(config, case, protocol, hosts).await?);
+        }
     }
     Ok(runs)
 }

@@ -32,7 +32,7 @@ pub fn write_report(
     left_behind: &[LeftBehindRow],
     violations: &[Violation],
 ) -> anyhow::Result<()> {
-    let mut text = format!("## Part A — synchronous REST ({mode})\n\n");
+    let mut text = format!("## Part A — synchronous REST and gRPC ({mode})\n\n");
     text.push_str(&format!(
         "Seed {} · {} clients in a closed loop ({} orders a second arriving regardless in `open-loop`) · Inventory delay {} ms · Order's timeout {} ms \
          (`timeout`, `timeout-after-reserve`) or {} ms (the others) · stock {} per item · files: \
@@ -57,17 +57,23 @@ pub fn write_report(
             ));
         }
         Mode::Real => text.push_str(
-            "Real time: three `campus-sim serve` processes per experiment on loopback ports, the \
-             load generator in a fourth, pooled keep-alive HTTP/1.1 clients. Latencies are wall-clock \
-             and vary from run to run; compare experiments within one run.\n\n",
+            "Real time: three `campus-sim serve` processes per experiment and protocol on loopback ports, the \
+             load generator in a fourth; over REST pooled keep-alive HTTP/1.1 clients, over gRPC one HTTP/2 \
+             connection per callee multiplexing every call. Latencies are wall-clock and vary from run to run; \
+             compare experiments within one run.\n\n",
         ),
     }
     let (header, rows) = shown(summaries);
     text.push_str(&markdown_table(&header, &rows));
-    text.push_str("\n### What the numbers say\n\n");
-    for finding in findings(config, summaries) {
+    // The reasoning is the first protocol's (REST's when it ran); the side-by-side section
+    // says how the other differs.
+    let first = summaries.first().map(|s| s.protocol).unwrap_or_default();
+    let of_first: Vec<Summary> = summaries.iter().filter(|s| s.protocol == first).cloned().collect();
+    text.push_str(&format!("\n### What the numbers say ({first})\n\n"));
+    for finding in findings(config, &of_first) {
         text.push_str(&format!("- {finding}\n"));
     }
+    text.push_str(&super::protocols::side_by_side(config, mode, summaries, left_behind));
     text.push_str(&left_behind_section(left_behind));
     text.push_str(&super::figures::draw(out, mode)?);
     text.push_str("\n### Checks\n\n");

@@ -5,6 +5,7 @@ use super::CaseRun;
 use crate::reporting::csv::{self, Fixed, Row};
 use crate::reporting::percentile;
 use crate::Mode;
+use campus::Protocol;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,10 +19,12 @@ pub const SUMMARY_CSV: &str = "sync_rest_summary.csv";
 pub struct RequestRow {
     pub experiment: String,
     pub mode: Mode,
+    pub protocol: Protocol,
     pub index: usize,
     /// Empty when the reply had none.
     pub order_id: String,
-    /// 0: no answer.
+    /// 0: no answer. A gRPC answer as the REST face would give it (`OK` as 201,
+    /// `DEADLINE_EXCEEDED` as 504, …: the table of `campus::api::grpc::status`).
     pub status: u16,
     pub latency_ms: Fixed<3>,
 }
@@ -37,6 +40,7 @@ impl Row for RequestRow {
 pub struct SummaryRow<const D: usize> {
     pub experiment: String,
     pub mode: Mode,
+    pub protocol: Protocol,
     pub requests: usize,
     pub ok: usize,
     pub errors: usize,
@@ -47,6 +51,9 @@ pub struct SummaryRow<const D: usize> {
     pub throughput_rps: Fixed<1>,
     /// Every status seen with its count (`503:1000`; 0 means no answer).
     pub statuses: String,
+    /// The mean size of an order's request body on the wire, in bytes: JSON over REST, the
+    /// protobuf message and its 5-byte frame over gRPC (HTTP headers not counted).
+    pub request_bytes: Fixed<1>,
 }
 
 impl<const D: usize> Row for SummaryRow<D> {
@@ -61,6 +68,7 @@ impl<const D: usize> Row for SummaryRow<D> {
 pub struct Summary {
     pub experiment: String,
     pub mode: Mode,
+    pub protocol: Protocol,
     pub requests: usize,
     pub ok: usize,
     pub errors: usize,
@@ -70,6 +78,7 @@ pub struct Summary {
     pub max: Duration,
     pub throughput_rps: f64,
     pub statuses: BTreeMap<u16, usize>,
+    pub request_bytes: f64,
 }
 
 impl Summary {
@@ -84,6 +93,7 @@ impl Summary {
         Summary {
             experiment: run.case.scenario.name().to_owned(),
             mode: run.mode,
+            protocol: run.protocol,
             requests: run.answers.len(),
             ok,
             errors: run.answers.len() - ok,
@@ -93,6 +103,7 @@ impl Summary {
             max: latencies.last().copied().unwrap_or_default(),
             throughput_rps: run.answers.len() as f64 / run.elapsed.as_secs_f64().max(1e-9),
             statuses,
+            request_bytes: run.request_bytes,
         }
     }
 
@@ -105,6 +116,7 @@ impl Summary {
         SummaryRow {
             experiment: self.experiment.clone(),
             mode: self.mode,
+            protocol: self.protocol,
             requests: self.requests,
             ok: self.ok,
             errors: self.errors,
@@ -114,6 +126,7 @@ impl Summary {
             max_ms: f(self.max),
             throughput_rps: Fixed(self.throughput_rps),
             statuses: self.statuses_text(),
+            request_bytes: Fixed(self.request_bytes),
         }
     }
 }
@@ -126,6 +139,7 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[CaseRun], summaries: &[Summary]
             run.answers.iter().map(move |a| RequestRow {
                 experiment: run.case.scenario.name().to_owned(),
                 mode,
+                protocol: run.protocol,
                 index: a.index,
                 order_id: a.order_id.clone(),
                 status: a.status,
