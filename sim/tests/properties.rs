@@ -165,6 +165,29 @@ fn without_a_timeout_one_slow_inventory_call_breaks_the_answer_bound() {
     assert!(c.violations.iter().any(|v| v.contains("beyond its") || v.contains("no answer")), "{:?}", c.violations);
 }
 
+#[test]
+fn the_generated_part_a_schedules_go_over_both_protocols_and_grpcs_face_holds_the_same_bound() {
+    let schedules = samples::<rest::Schedule>(40);
+    for protocol in campus::Protocol::ALL {
+        assert!(schedules.iter().any(|s| s.protocol == protocol), "no schedule over {protocol}");
+    }
+    // Over gRPC as over REST: a hanging Inventory is answered 504 (`DEADLINE_EXCEEDED`) at the
+    // bound, and the same schedule without the timeout breaks it.
+    let hanging = |protocol| rest::Schedule {
+        timeout_ms: 500,
+        stock: 1,
+        protocol,
+        requests: vec![rest::Request {
+            items: serde_json::from_str(r#"[{"sku": "pho", "qty": 1}]"#).unwrap(),
+            inventory: rest::InventoryFault::Hang,
+        }],
+    };
+    let grpc = hanging(campus::Protocol::Grpc);
+    assert_eq!(grpc.run(SEED, None).violations, vec![], "{grpc}");
+    let broken = grpc.run(SEED, Some(Break::NoTimeout)).violations;
+    assert!(broken.iter().any(|v| v.message.contains("beyond its")), "{broken:?}");
+}
+
 /// A few schedules of `S`, drawn with proptest's fixed-seed runner.
 fn samples<S: Schedule>(n: usize) -> Vec<S> {
     let mut runner = TestRunner::deterministic();

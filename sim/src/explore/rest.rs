@@ -1,5 +1,6 @@
-//! Part A's property: under any sequence of Inventory faults (healthy, delayed before deciding,
-//! answering late after deciding, erroring, hanging, down), every `POST /order` is answered
+//! Part A's property: over either protocol (REST, or gRPC with its codes read by the one table
+//! of `campus::api::grpc::status`), under any sequence of Inventory faults (healthy, delayed
+//! before deciding, answering late after deciding, erroring, hanging, down), every order is answered
 //! within Order's timeout to Inventory (plus the way back) with the status the fault calls for —
 //! 201 or 409 as the stock decides, 504 when Inventory is slower than the timeout or hangs, 503
 //! when it is down or answers 5xx — and stock changes exactly as Inventory decided: a request
@@ -20,8 +21,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use campus::domain::{Items, OrderId, OrderRequest, StudentId};
 use campus::services::inventory::{Inventory, ReserveOutcome};
-use campus::Model;
-use campus::Service;
+use campus::{Model, Protocol};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -66,12 +66,16 @@ pub struct Schedule {
     pub timeout_ms: u64,
     /// Units of each item Inventory starts with.
     pub stock: u32,
+    /// What the client speaks to Order and Order to Inventory (a schedule written before gRPC
+    /// existed is REST's).
+    #[serde(default)]
+    pub protocol: Protocol,
     pub requests: Vec<Request>,
 }
 
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Order's timeout to Inventory {} ms; stock {} of each item", self.timeout_ms, self.stock)?;
+        writeln!(f, "over {}: Order's timeout to Inventory {} ms; stock {} of each item", self.protocol, self.timeout_ms, self.stock)?;
         for (i, r) in self.requests.iter().enumerate() {
             let fault = match r.inventory {
                 InventoryFault::Healthy => "healthy".to_owned(),
@@ -105,8 +109,9 @@ impl super::Schedule for Schedule {
             prop::collection::vec((fault_strategy(), items_strategy()).prop_map(|(inventory, items)| Request { items, inventory }), 1..=8),
             prop::sample::select(vec![500u64, 1000, 2000]),
             0u32..=6,
+            prop::sample::select(Protocol::ALL.to_vec()),
         )
-            .prop_map(|(requests, timeout_ms, stock)| Schedule { timeout_ms, stock, requests })
+            .prop_map(|(requests, timeout_ms, stock, protocol)| Schedule { timeout_ms, stock, protocol, requests })
             .boxed()
     }
 
@@ -163,8 +168,9 @@ async fn run_in_world(world: &World, schedule: &Schedule, broken: Option<Break>,
     let order_timeout = if broken == Some(Break::NoTimeout) { Duration::from_secs(3600) } else { timeout };
     // Part A's deployment, as the graded run starts it; each request switches Inventory's fault
     // (a `down` kills it; the next request that needs it starts it again, its stock as new).
-    let mut d = Deployment::start(Hosts::Sim(world), &Settings::new(schedule.stock, order_timeout), &FaultPlan::healthy()).await?;
-    let client = d.client();
+    let settings = Settings::new(schedule.stock, order_timeout).over(schedule.protocol);
+    let mut d = Deployment::start(Hosts::Sim(world), &settings, &FaultPlan::healthy()).await?;
+    let door = d.door();
     let mut model = Inventory::with_stock(schedule.stock);
     let mut answers = Vec::new();
     let mut trace = crate::fault::trace::Trace::new(traced);
@@ -184,10 +190,10 @@ async fn run_in_world(world: &World, schedule: &Schedule, broken: Option<Break>,
         }
         let body = OrderRequest::new(StudentId::parse("s-0001").expect("valid"), request.items.clone());
         let sent = Instant::now();
-        let reply = tokio::time::timeout(guard, client.post_json(Service::Order, "/order", &body)).await;
+        let reply = tokio::time::timeout(guard, door.place(&body, guard)).await;
         let latency = sent.elapsed();
         let status = match reply {
-            Ok(Ok(reply)) => reply.status().as_u16(),
+            Ok(Ok((status, _))) => status,
             _ => 0,
         };
         let expected = expected(request, timeout, &mut model, index);
