@@ -71,7 +71,30 @@ async fn docker_compose_part_a_answers_each_fault_as_documented_and_fails_fast_w
     assert_eq!(sent.headers()["x-campus-sent"], "3", "one confirmation per 201");
     let stock: std::collections::BTreeMap<String, u32> = get_json(&http, Service::Inventory, "/stock").await?;
     assert_eq!(stock["pho"], 4999, "the order after the restart took its one unit, nothing else did");
+
+    // The same file over gRPC: Order re-created to call the others over gRPC, an order placed
+    // through its gRPC face, and Inventory's faults read as gRPC codes.
+    stack.recreate_with("order", &[("CAMPUS_PROTOCOL", "grpc")])?;
+    let http = std::sync::Arc::new(http);
+    assert_eq!(place_grpc(&http).await, Ok(()), "healthy, over gRPC");
+    set_fault(&stack, r#"{"delay_ms": 2000}"#)?;
+    assert_eq!(place_grpc(&http).await, Err(tonic::Code::DeadlineExceeded), "Inventory 2 s slow");
+    set_fault(&stack, r#"{"error_status": 500}"#)?;
+    assert_eq!(place_grpc(&http).await, Err(tonic::Code::Unavailable), "Inventory answering 500");
+    set_fault(&stack, "{}")?;
+    let stock: std::collections::BTreeMap<String, u32> = get_json(http.as_ref(), Service::Inventory, "/stock").await?;
+    assert_eq!(stock["pho"], 4998, "the one gRPC order placed took its unit; the failed ones none");
     Ok(())
+}
+
+/// Order's answer to one order placed over gRPC: OK, or the status's code.
+async fn place_grpc(http: &std::sync::Arc<campus::transport::http::HttpRequestReply>) -> Result<(), tonic::Code> {
+    use campus::proto::{order_client::OrderClient, Line, PlaceOrderRequest};
+    let mut order = OrderClient::new(http.clone().grpc(Service::Order));
+    let message = PlaceOrderRequest { student_id: "s-1".into(), items: vec![Line { sku: "pho".into(), qty: 1 }], order_id: String::new() };
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_secs(10));
+    order.place_order(request).await.map(drop).map_err(|s| s.code())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,16 @@ impl Stack {
         Ok(stack)
     }
 
+    /// `up -d --no-build SERVICE` again with `env` set (compose re-creates its container when a
+    /// variable its file reads changed), until it is healthy.
+    pub fn recreate_with(&self, service: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mut command = self.compose.command(&["up", "-d", "--no-build", "--no-deps", service]);
+        command.envs(env.iter().copied());
+        let output = command.output().with_context(|| format!("re-creating {service}"))?;
+        anyhow::ensure!(output.status.success(), "re-creating {service}: {}", String::from_utf8_lossy(&output.stderr).trim());
+        self.compose.await_healthy(service, HEALTHY_WITHIN)
+    }
+
     /// `kill SERVICE`: SIGKILL, the container stays (and its volume).
     pub fn kill(&self, service: &str) -> anyhow::Result<()> {
         self.compose.run(&["kill", service]).map(drop)
