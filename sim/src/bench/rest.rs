@@ -1,10 +1,11 @@
-//! sync-rest: `POST /order` over the three `campus-sim serve` processes (Order → Inventory →
-//! Notification, three HTTP hops) against two floors, each called with the very same client
-//! (`HttpRequestReply`, pooled keep-alive) at the same concurrency:
+//! sync-rest: an order over the three `campus-sim serve` processes (Order → Inventory →
+//! Notification, three hops) against two floors, each called with the very same client
+//! (`HttpRequestReply`: pooled keep-alive HTTP/1.1 for REST, one HTTP/2 channel per peer for
+//! gRPC) at the same concurrency, once over each protocol:
 //!
-//! - three bare hops: a `POST` to an axum handler that does nothing, in a process of its own,
-//!   its latency times three;
-//! - the bare chain: our topology with nothing in it — a relay process that parses the body
+//! - three bare hops: a `POST` to an axum handler that does nothing (over gRPC, a `PlaceOrder`
+//!   that answers at once), in a process of its own, its latency times three;
+//! - the bare chain: our topology with nothing in it — a relay process that decodes the body
 //!   and calls two bare hops in turn with the services' own client, then answers — the same
 //!   work an order does minus the services' logic and state.
 
@@ -15,10 +16,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use campus::proto::order_server::OrderServer;
 use campus::transport::http::HttpRequestReply;
 use campus::transport::RequestReply;
-use campus::Model;
-use campus::Service;
+use campus::{Model, Protocol, Service};
 
 use super::{Row, Samples, Target};
 use crate::hosts::process::ServiceProcess;
@@ -50,13 +51,20 @@ const BARE_HOP: &str = "bench-hop";
 ///
 /// With `relay` (the bare chain's relay): each `POST /order` body is parsed as JSON and sent on
 /// to each URL's `/order` in turn, as Order calls Inventory then Notification, with the client
-/// the services use; the answer is 201 once both answered.
-pub async fn serve_bare_hop(relay: Vec<String>) -> anyhow::Result<()> {
+/// the services use; the answer is 201 once both answered. Over gRPC (`protocol`), the same
+/// with `campus.v1.Order/PlaceOrder`.
+pub async fn serve_bare_hop(relay: Vec<String>, protocol: Protocol) -> anyhow::Result<()> {
     use std::io::Write;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("READY {BARE_HOP} http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    let app = if relay.is_empty() {
+    let app = if protocol == Protocol::Grpc {
+        let peers = [Service::Inventory, Service::Notification];
+        let client: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new(peers.into_iter().zip(relay.clone())));
+        let relay_to = if relay.is_empty() { Vec::new() } else { peers.to_vec() };
+        let hop = GrpcHop { client, relay_to };
+        Router::new().route_service(&format!("/{}/{{*method}}", ORDER_SERVICE), OrderServer::new(hop))
+    } else if relay.is_empty() {
         Router::new().route("/order", post(|| async { StatusCode::CREATED }))
     } else {
         let peers = [Service::Inventory, Service::Notification];
@@ -77,8 +85,31 @@ pub async fn serve_bare_hop(relay: Vec<String>) -> anyhow::Result<()> {
             }),
         )
     };
-    axum::serve(listener, app).await?;
+    campus::transport::http::serve(listener, app, std::future::pending()).await?;
     Ok(())
+}
+
+/// The bare gRPC hop (and, with peers to relay to, the bare gRPC chain's relay).
+struct GrpcHop {
+    client: Arc<dyn RequestReply>,
+    relay_to: Vec<Service>,
+}
+
+const ORDER_SERVICE: &str = <OrderServer<GrpcHop> as tonic::server::NamedService>::NAME;
+
+#[tonic::async_trait]
+impl campus::proto::order_server::Order for GrpcHop {
+    async fn place_order(
+        &self,
+        request: tonic::Request<campus::proto::PlaceOrderRequest>,
+    ) -> Result<tonic::Response<campus::proto::PlaceOrderReply>, tonic::Status> {
+        let message = request.into_inner();
+        for &peer in &self.relay_to {
+            let mut client = campus::proto::order_client::OrderClient::new(self.client.clone().grpc(peer));
+            client.place_order(message.clone()).await?;
+        }
+        Ok(tonic::Response::new(campus::proto::PlaceOrderReply::default()))
+    }
 }
 
 struct Round {
@@ -87,9 +118,9 @@ struct Round {
     rps: f64,
 }
 
-async fn round(client: &Arc<dyn RequestReply>, concurrency: usize, n: usize, seed: u64, round: u64) -> anyhow::Result<Round> {
+async fn round(door: &Door, concurrency: usize, n: usize, seed: u64, round: u64) -> anyhow::Result<Round> {
     let orders = workload::orders(&mut world::stream(seed, Model::SyncRest, &Scope::Bench { round }, Stream::Workload), n);
-    let (answers, elapsed) = drive(Door::rest(client.clone()), orders, concurrency, Duration::from_secs(10)).await;
+    let (answers, elapsed) = drive(door.clone(), orders, concurrency, Duration::from_secs(10)).await;
     let failed = answers.iter().filter(|a| !(200..300).contains(&a.status)).count();
     if failed > 0 {
         anyhow::bail!("{failed} of {n} requests failed during the benchmark");
@@ -103,17 +134,32 @@ async fn round(client: &Arc<dyn RequestReply>, concurrency: usize, n: usize, see
     })
 }
 
+/// Each protocol's rounds, REST then gRPC.
 pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for protocol in Protocol::ALL {
+        rows.extend(run_over(exe, repeats, seed, protocol).await?);
+    }
+    Ok(rows)
+}
+
+async fn run_over(exe: &Path, repeats: usize, seed: u64, protocol: Protocol) -> anyhow::Result<Vec<Row>> {
     let hosts = Hosts::real(exe, Model::SyncRest, "bench", Place::default()).await?;
-    let settings = sync_rest::Settings::new(1_000_000_000, Duration::from_secs(5));
+    let settings = sync_rest::Settings::new(1_000_000_000, Duration::from_secs(5)).over(protocol);
     let deployment = sync_rest::Deployment::start(hosts, &settings, &FaultPlan::healthy()).await?;
-    let ours = deployment.client();
-    let bare_hop = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?;
-    let bare: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Order, bare_hop.url().to_owned())]));
-    let (first, second) =
-        (ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?, ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP]).await?);
-    let relay = ServiceProcess::start(exe, BARE_HOP, &[BARE_HOP, "--relay", &format!("{},{}", first.url(), second.url())]).await?;
-    let chain: Arc<dyn RequestReply> = Arc::new(HttpRequestReply::new([(Service::Order, relay.url().to_owned())]));
+    let ours = deployment.door();
+    let hop_args: &[&str] = if protocol == Protocol::Grpc { &[BARE_HOP, "--grpc"] } else { &[BARE_HOP] };
+    let bare_hop = ServiceProcess::start(exe, BARE_HOP, hop_args).await?;
+    let door = |url: &str| Door { client: Arc::new(HttpRequestReply::new([(Service::Order, url.to_owned())])), protocol };
+    let bare = door(bare_hop.url());
+    let (first, second) = (ServiceProcess::start(exe, BARE_HOP, hop_args).await?, ServiceProcess::start(exe, BARE_HOP, hop_args).await?);
+    let relay_to = format!("{},{}", first.url(), second.url());
+    let relay = ServiceProcess::start(exe, BARE_HOP, &[hop_args, &["--relay", &relay_to]].concat()).await?;
+    let chain = door(relay.url());
+    let over = match protocol {
+        Protocol::Rest => String::new(),
+        Protocol::Grpc => " over gRPC".to_owned(),
+    };
     let mut rows = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let n = requests(concurrency);
@@ -138,12 +184,12 @@ pub async fn run(exe: &Path, repeats: usize, seed: u64) -> anyhow::Result<Vec<Ro
             chain_rps.0.push(c.rps);
         }
         crate::progress::step(&format!(
-            "sync-rest c={concurrency}: order p50 {:.2} ms vs the bare chain {:.2} ms, 3 bare hops {:.2} ms",
+            "sync-rest{over} c={concurrency}: order p50 {:.2} ms vs the bare chain {:.2} ms, 3 bare hops {:.2} ms",
             p50.median(),
             chain_p50.median(),
             bare_p50x3.median()
         ));
-        let case = format!("order round trip, concurrency {concurrency}");
+        let case = format!("order round trip{over}, concurrency {concurrency}");
         rows.push(Row {
             model: "sync-rest",
             case: case.clone(),

@@ -176,6 +176,9 @@ pub struct BenchHopArgs {
     /// the bare chain's Order.
     #[arg(long, value_delimiter = ',')]
     pub relay: Vec<String>,
+    /// Serve (and relay) gRPC `campus.v1.Order/PlaceOrder` instead of `POST /order`.
+    #[arg(long)]
+    pub grpc: bool,
 }
 
 /// Runs the parsed command line.
@@ -188,7 +191,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let kafka_config = |args: &StreamingKafkaArgs| streaming_kafka::Config { brokers: cli.brokers_from, ..args.config(cli.seed) };
     match &cli.command {
         Some(Command::Serve(args)) => Ok(serve_runtime()?.block_on(campus::serve::run(args.config.clone(), args.faults.plan()))?),
-        Some(Command::BenchHop(args)) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop(args.relay.clone())),
+        Some(Command::BenchHop(args)) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop(
+            args.relay.clone(),
+            if args.grpc { campus::Protocol::Grpc } else { campus::Protocol::Rest },
+        )),
         Some(Command::Bench(args)) => {
             if args.repeats == 0 || args.prefetch == 0 {
                 anyhow::bail!("--repeats and --prefetch must be at least 1");
