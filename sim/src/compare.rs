@@ -262,7 +262,7 @@ fn table(out: &Path, mode: Mode, read: &Read) -> Option<String> {
         "Part A over gRPC instead of REST".into(),
         match (read.grpc.iter().find(|r| r.experiment == "baseline"), baseline) {
             (Some(g), Some(r)) => format!(
-                "the same answers in {} of {} experiments; baseline p50 {} (REST {}), {:.1} bytes per order request                  (REST {:.1}): the wire changes, the coupling does not",
+                "the same answers in {} of {} experiments; baseline p50 {} (REST {}), {:.1} bytes per order request (REST {:.1}): the wire changes, the coupling does not",
                 same.len(),
                 read.grpc.len(),
                 ms(g.p50_ms.0),

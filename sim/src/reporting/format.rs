@@ -54,7 +54,8 @@ pub const TERMINAL_WIDTH: usize = 100;
 
 /// A plain-text table for the terminal, columns padded to their widest cell. A table wider
 /// than [`TERMINAL_WIDTH`] is cut into blocks of columns, one under the other, each repeating
-/// the first two columns (what the row is: experiment and mode) so that it reads on its own.
+/// the first two columns (what the row is: experiment and mode), and the third where it is
+/// `protocol` (Part A's), so that it reads on its own.
 pub fn text_table<H: AsRef<str>>(header: &[H], rows: &[Vec<String>]) -> String {
     let header: Vec<&str> = header.iter().map(AsRef::as_ref).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -63,7 +64,7 @@ pub fn text_table<H: AsRef<str>>(header: &[H], rows: &[Vec<String>]) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let keep = 2.min(header.len());
+    let keep = if header.get(2) == Some(&"protocol") { 3 } else { 2.min(header.len()) };
     let mut blocks: Vec<Vec<usize>> = Vec::new();
     let mut block: Vec<usize> = (0..keep).collect();
     let width_of = |columns: &[usize]| columns.iter().map(|&c| widths[c]).sum::<usize>() + 2 * columns.len().saturating_sub(1);
