@@ -96,7 +96,7 @@ for figure in cluster_node_loss cluster_node_loss_kafka; do
     grep -q "<polyline\|<circle" "target/test-out/${figure}_${mode}.svg" || { echo "${figure}_${mode}.svg is missing or draws nothing"; exit 1; }
   done
 done
-if grep -q "FAILED" target/test-out/report.md; then echo "report.md records failed checks"; exit 1; fi
+if grep -qF -- "**FAILED**" target/test-out/report.md; then echo "report.md records failed checks"; exit 1; fi
 grep -q 'reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server' target/test-out/report.md \
   || { echo "report.md: the real replay did not use kafka-consumer-groups.sh"; exit 1; }
 grep -q "per minute differ in 0 of" target/test-out/report.md || { echo "report.md: sim and real Part C not compared, or they differ"; exit 1; }
