@@ -51,7 +51,7 @@ pub struct Host {
 impl Host {
     /// How the service's loops meet a broker that goes away.
     pub fn policy(&self) -> Policy {
-        Policy { reconnect: self.safeguards.reconnect, seed: self.jitter_seed }
+        Policy { reconnect: self.safeguards.reconnect, stall_watch: self.safeguards.stall_watch, seed: self.jitter_seed }
     }
 }
 

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub reconnect: bool,
+    /// Part C's consumer loops replace a consumer whose fetches went silent over records to
+    /// read (`streaming_kafka::stall`); only the lab's `--break no-stall-watch` turns it off.
+    pub stall_watch: bool,
     /// The jitter's seed; `None`: random (production).
     pub seed: Option<u64>,
 }
@@ -22,12 +25,12 @@ pub struct Policy {
 impl Policy {
     /// Reconnect, with random jitter.
     pub fn production() -> Self {
-        Policy { reconnect: true, seed: None }
+        Policy { reconnect: true, stall_watch: true, seed: None }
     }
 
     /// Reconnect, with jitter drawn from `seed` (the simulation).
     pub fn seeded(seed: u64) -> Self {
-        Policy { reconnect: true, seed: Some(seed) }
+        Policy { reconnect: true, stall_watch: true, seed: Some(seed) }
     }
 
     /// The backoff of the loop called `label` (each loop its own jitter).

@@ -20,6 +20,9 @@ pub struct Safeguards {
     /// Part C's Inventory writes its outcomes, changelog and offsets in one Kafka transaction
     /// (off: `--break no-transaction`, three separate writes).
     pub transactional: bool,
+    /// Part C's consumers replace one whose fetches went silent over records to read (off:
+    /// `--break no-stall-watch`, a silent consumer stays silent).
+    pub stall_watch: bool,
 }
 
 impl Default for Safeguards {
@@ -30,5 +33,5 @@ impl Default for Safeguards {
 
 impl Safeguards {
     /// Every safeguard on: production.
-    pub const ALL: Safeguards = Safeguards { dedup: true, reconnect: true, transactional: true };
+    pub const ALL: Safeguards = Safeguards { dedup: true, reconnect: true, transactional: true, stall_watch: true };
 }

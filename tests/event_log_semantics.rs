@@ -2,10 +2,17 @@
 //! implementations: `SimLog` in virtual time, and `KafkaLog` against the real Apache Kafka that
 //! `scripts/brokers.sh up` starts (these tests fail, never skip, when it is not running).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use campus::domain::{Envelope, Event, Order, OrderPlaced, OrderRequest, StudentId};
+use campus::faults::silence::SilencedLog;
+use campus::retry::Policy;
+use campus::services::analytics::Analytics;
+use campus::services::order::OrderIds;
+use campus::streaming_kafka::consumers::run_analytics;
+use campus::streaming_kafka::stall::CHECK_EVERY;
 use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
 use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
 use campus_sim::simulator::clock;
@@ -159,6 +166,60 @@ async fn one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partition
     }
 }
 
+/// `OrderPlaced` events `range` of one workload, encoded for `order-events`.
+fn orders(range: std::ops::Range<usize>) -> Vec<Outgoing> {
+    let ids = OrderIds::seeded(5);
+    let items = serde_json::from_str(r#"[{"sku":"burrito","qty":1}]"#).unwrap();
+    let all: Vec<OrderPlaced> = (0..range.end)
+        .map(|i| {
+            let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}")).unwrap(), Clone::clone(&items));
+            OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: i as u64 }
+        })
+        .collect();
+    all[range]
+        .iter()
+        .map(|p| Outgoing::new(Topic::OrderEvents, p.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(p.clone())).encode()))
+        .collect()
+}
+
+/// Waits until `done` holds; how long that took, or `None` after `within`.
+async fn until(done: impl Fn() -> bool, within: Duration) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    while !done() {
+        if start.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some(start.elapsed())
+}
+
+/// A consumer loop (Analytics') whose fetches go silent over records to read stays silent
+/// until its stall watch finds it, one to two checks later, and replaces the consumer; the new
+/// one reads on.
+async fn a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on(log: Arc<dyn EventLog>) {
+    let silenced = Arc::new(SilencedLog::new(log));
+    let state = Arc::new(Mutex::new(Analytics::default()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_analytics(silenced.clone(), "watched", state.clone(), 50, None, Policy::production(), stopped));
+    let seen = |n: usize| {
+        let state = state.clone();
+        move || state.lock().unwrap().seen().0 >= n
+    };
+    silenced.append(orders(0..20)).await.unwrap();
+    assert!(until(seen(20), PATIENCE).await.is_some(), "the first 20 orders read");
+    assert_eq!(silenced.silence("watched").len(), 1, "one member silenced");
+    // The poll in flight completes as it would have; the next one is silent.
+    assert!(until(|| silenced.silent_polls() > 0, PATIENCE).await.is_some(), "the silence took hold");
+    silenced.append(orders(20..40)).await.unwrap();
+    let took = until(seen(40), 2 * CHECK_EVERY + PATIENCE).await;
+    assert_eq!(silenced.joins("watched"), 2, "the silent consumer was replaced once");
+    let took = took.expect("the 20 orders appended after the silence read by the new consumer");
+    assert!(took >= CHECK_EVERY, "read after {took:?}: the silence held until a check found it");
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
 // ------------------------------------------------------------------------- simulation
 
 fn sim() -> Arc<dyn EventLog> {
@@ -192,6 +253,11 @@ fn sim_one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_
         LinkModel::default(),
         6,
     ))));
+}
+
+#[test]
+fn sim_a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on() {
+    clock::block_on(a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on(sim()));
 }
 
 /// Kafka refuses a transactional offset commit of a generation the group has left (KIP-447);
@@ -291,4 +357,10 @@ async fn kafka_one_partition_is_scanned_alone_to_its_end_and_topics_have_the_par
     let kafka = Arc::new(kafka);
     one_partition_is_scanned_alone_to_its_end_and_topics_have_the_partitions_asked_for(kafka.clone()).await;
     kafka.delete_topics().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
+async fn kafka_a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on() {
+    with_kafka("silence", a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on).await;
 }

@@ -11,6 +11,7 @@
 //! | `error` | an immediate reply with that status and a JSON body   | [`apply_switch`]                     |
 //! | `hang`  | no reply, ever (until the caller gives up)            | [`apply_switch`]                     |
 //! | `down`  | nothing listens: connection refused                   | the lab's hosts: the world drops the instance, a process is SIGKILLed |
+//! | silence (Part C) | a consumer's polls answer nothing while its partitions have records; it stays in its group | [`silence::SilencedLog`] |
 //!
 //! `GET /health` (and gRPC's `grpc.health.v1.Health` and reflection) is never faulted, so a harness can still
 //! tell "up but slow" from "down". The faults hit the gRPC face as they hit the REST face (one
@@ -24,6 +25,7 @@
 //! binary); it is off unless a flag or the loopback-only endpoint turns it on.
 
 pub mod args;
+pub mod silence;
 pub mod switch;
 
 pub use args::{serve_env, FaultArgs, FAULT_ENV};

@@ -26,7 +26,10 @@
 //! commit), and a crash re-reads at most that much more, which the keyed state absorbs.
 //!
 //! **When the broker goes away** every call is retried (backoff with jitter, [`Policy`]);
-//! Inventory starts its session over once the broker is back.
+//! Inventory starts its session over once the broker is back. **When a consumer's fetches go
+//! silent** over records to read (a client that did not come back after a broker loss), the
+//! loop's [`Watch`] finds it within two of its checks and the consumer is replaced: Inventory
+//! starts its session over, Analytics joins its group again ([`super::stall`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +39,7 @@ use tokio::time::Instant;
 
 use super::changelog::{self, ChangelogEntry, Decision, FLOORS_KEY};
 use super::merge::{Merge, Next, WATERMARK_HEADER};
+use super::stall::Watch;
 use crate::domain::{Envelope, Event};
 use crate::retry::Policy;
 use crate::services::analytics::Analytics;
@@ -191,7 +195,7 @@ pub async fn run_inventory(
 ) -> Result<(), LogError> {
     let mut backoff = policy.backoff("inventory");
     loop {
-        match session(log.as_ref(), &view, config, &mut stop).await {
+        match session(log.as_ref(), &view, config, policy, &mut stop).await {
             Ok(()) => return Ok(()),
             Err(e) => start_over(e, policy, &mut backoff, "inventory").await?,
         }
@@ -217,6 +221,7 @@ async fn session(
     log: &dyn EventLog,
     view: &InventoryView,
     config: InventoryConfig,
+    policy: Policy,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     if config.writes == Writes::Transactional {
@@ -228,11 +233,13 @@ async fn session(
     let topics = [Topic::OrderEvents];
     let me = log.join(INVENTORY_GROUP, &topics).await?;
     let mut committed = Vec::new();
+    let mut watch = Watch::new(INVENTORY_GROUP, &topics, true, policy);
     let result = async {
         while !*stop.borrow_and_update() {
             for record in log.poll(me, config.batch, POLL_WAIT).await? {
                 merge.push(record);
             }
+            watch.check(log, me).await?;
             let released = merge.release();
             let done = merge.committable();
             if released.is_empty() && done == committed {
@@ -288,6 +295,7 @@ pub async fn run_analytics(
     let mut handled: u64 = 0;
     let mut committed: Vec<Position> = Vec::new();
     let mut last_commit = Instant::now();
+    let mut watch = Watch::new(group, &topics, true, policy);
     while !*stop.borrow_and_update() {
         let records = policy.until_ok(&mut backoff, "analytics polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
         {
@@ -297,6 +305,13 @@ pub async fn run_analytics(
             }
         }
         handled += records.len() as u64;
+        if let Err(e) = watch.check(log.as_ref(), me).await {
+            tracing::warn!(error = %e, "analytics replaces its consumer: it joins its group again");
+            me = rejoin(log.as_ref(), me, group, &topics, policy, &mut backoff).await?;
+            watch = Watch::new(group, &topics, true, policy);
+            committed.clear();
+            continue;
+        }
         if analytics_commits(records.len(), batch, last_commit.elapsed()) {
             let next = policy.until_ok(&mut backoff, "analytics reading its positions", retry, || log.positions(me)).await?;
             // Right after a rebalance the consumer may know no position yet: nothing to commit.

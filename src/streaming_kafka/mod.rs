@@ -1,7 +1,8 @@
 //! Part C, streaming: its services wired over an [`EventLog`], and what belongs to the log
 //! alone: Inventory's and Analytics' consumers ([`consumers`]), the event-time merge
 //! ([`merge`]), Inventory's changelog ([`changelog`]), scaled-out Inventory members
-//! ([`partitioned`]), the producer ([`producer`]) and their HTTP faces ([`api`]).
+//! ([`partitioned`]), the watch that replaces a consumer whose fetches went silent ([`stall`]),
+//! the producer ([`producer`]) and their HTTP faces ([`api`]).
 //!
 //! Part C's services: the producer, and Inventory and Analytics as consumer tasks on an
 //! [`EventLog`], each with the switch that stops it (it then leaves its group).
@@ -12,6 +13,7 @@ pub mod consumers;
 pub mod merge;
 pub mod partitioned;
 pub mod producer;
+pub mod stall;
 
 use std::sync::{Arc, Mutex};
 

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 use super::changelog;
 use super::consumers::{decide, start_over, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
 use super::merge::next_of;
+use super::stall::Watch;
 use crate::retry::Policy;
 use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
@@ -97,7 +98,7 @@ pub async fn run(
     let writer = writer(&instance);
     let mut backoff = policy.backoff("inventory");
     loop {
-        match session(log.as_ref(), &view, config, &writer, &mut stop).await {
+        match session(log.as_ref(), &view, config, &writer, policy, &mut stop).await {
             Ok(()) => return Ok(()),
             Err(e) => start_over(e, policy, &mut backoff, &writer).await?,
         }
@@ -119,14 +120,18 @@ async fn session(
     view: &ShardsView,
     config: InventoryConfig,
     writer: &str,
+    policy: Policy,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     log.fence(writer).await?;
     view.lock().expect("shards lock").clear();
     let me = log.join(INVENTORY_GROUP, &[Topic::OrderEvents]).await?;
+    // A member of several: the partitions it holds no position in may be another's.
+    let mut watch = Watch::new(INVENTORY_GROUP, &[Topic::OrderEvents], false, policy);
     let result = async {
         while !*stop.borrow_and_update() {
             let records = log.poll(me, config.batch, POLL_WAIT).await?;
+            watch.check(log, me).await?;
             // Shards of partitions the group has dealt elsewhere are stale from now on: dropped
             // (restored if the partition comes back), so that what an instance holds is what it
             // owns, and its memory does not grow with the partitions it ever held.

@@ -148,6 +148,11 @@ pub enum LogError {
     /// A record the service wrote itself cannot be read back (a changelog it restores from).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The consumer stood still over records to read for a whole check
+    /// (`streaming_kafka::stall`): it is replaced by a new one. Retrying the same
+    /// consumer cannot help.
+    #[error("the consumer stalled: {0}")]
+    Stalled(String),
 }
 
 impl LogError {

@@ -52,6 +52,7 @@ pub fn safeguards(broken: Option<Break>) -> Safeguards {
         Some(Break::Dedup) => Safeguards { dedup: false, ..on },
         Some(Break::NoReconnect) => Safeguards { reconnect: false, ..on },
         Some(Break::NoTransaction) => Safeguards { transactional: false, ..on },
+        Some(Break::NoStallWatch) => Safeguards { stall_watch: false, ..on },
         _ => on,
     }
 }
@@ -92,6 +93,9 @@ pub enum Break {
     /// The services' loops give up when the broker goes away instead of reconnecting
     /// (async-rabbitmq, streaming-kafka).
     NoReconnect,
+    /// Part C's consumers keep a consumer whose fetches went silent instead of replacing it
+    /// (streaming-kafka).
+    NoStallWatch,
 }
 
 impl Break {
@@ -103,6 +107,7 @@ impl Break {
             Break::NoTransaction => "no-transaction",
             Break::NoTimeout => "no-timeout",
             Break::NoReconnect => "no-reconnect",
+            Break::NoStallWatch => "no-stall-watch",
         }
     }
 
@@ -114,6 +119,7 @@ impl Break {
             Break::NoTransaction => &[Model::StreamingKafka],
             Break::NoTimeout => &[Model::SyncRest],
             Break::NoReconnect => &[Model::AsyncRabbitmq, Model::StreamingKafka],
+            Break::NoStallWatch => &[Model::StreamingKafka],
         }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
+use campus::faults::silence::SilencedLog;
 use campus::host::Transport;
 use campus::services::analytics::{Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::order::OrderIds;
@@ -90,6 +91,9 @@ pub enum Fault {
     /// once the group has evicted its dead members (the session timeout), if that is later:
     /// the producer goes on, the orders wait in the log (the `outage` experiment).
     Down { at_ms: u64, for_ms: u64 },
+    /// The consumer's fetches go silent at `at_ms` (a client that did not come back after a
+    /// broker loss): it stays in its group and reads nothing until it is replaced.
+    Stall { consumer: Consumer, at_ms: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +160,7 @@ impl fmt::Display for Schedule {
                 }
                 Fault::NodeLoss { at_ms } => writeln!(f, "  a Kafka broker lost at {at_ms} ms (its partitions move to the others)")?,
                 Fault::Down { at_ms, for_ms } => writeln!(f, "  Inventory down at {at_ms} ms for {for_ms} ms")?,
+                Fault::Stall { consumer, at_ms } => writeln!(f, "  {consumer:?}'s fetches go silent at {at_ms} ms")?,
             }
         }
         Ok(())
@@ -173,6 +178,8 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
         (0u64..200, 0u8..3).prop_map(|(at_ms, kind)| Fault::Poison { at_ms, kind }),
         (0u64..300).prop_map(|at_ms| Fault::NodeLoss { at_ms }),
         (0u64..300, 100u64..15_000).prop_map(|(at_ms, for_ms)| Fault::Down { at_ms, for_ms }),
+        (prop::sample::select(vec![Consumer::Inventory, Consumer::Analytics]), 0u64..300)
+            .prop_map(|(consumer, at_ms)| Fault::Stall { consumer, at_ms }),
     ]
 }
 
@@ -222,13 +229,15 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
         log = log.untraced();
     }
     let log = Arc::new(log);
+    // The services read through the one place their fetches can be silenced.
+    let silenced = Arc::new(SilencedLog::new(log.clone()));
     let world = world.with_transport({
-        let log = log.clone();
-        Arc::new(move |_: Service, _: usize| Transport::Log(log.clone()))
+        let silenced = silenced.clone();
+        Arc::new(move |_: Service, _: usize| Transport::Log(silenced.clone()))
     });
     let crashed = Crashed { inventory: inventory_crashed, analytics: analytics_crashed };
     world.block_on(async {
-        match run_in_world(&world, schedule, seed, &log, crashed).await {
+        match run_in_world(&world, schedule, seed, (&log, &silenced), crashed).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
@@ -259,6 +268,8 @@ enum Step {
     NodeLoss,
     /// Inventory killed, to be started again after this long.
     InventoryDown(Duration),
+    /// The consumer's members go silent.
+    Stall(Consumer),
 }
 
 /// The group coordinator evicts a dead member after the session timeout, once it is up.
@@ -441,7 +452,13 @@ fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::Join
     })
 }
 
-async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, log: &Arc<CrashingLog>, crashed: Crashed) -> anyhow::Result<Outcome> {
+async fn run_in_world(
+    world: &World,
+    schedule: &Schedule,
+    seed: u64,
+    (log, silenced): (&Arc<CrashingLog>, &SilencedLog),
+    crashed: Crashed,
+) -> anyhow::Result<Outcome> {
     // Part C's deployment, as the graded run starts it, small batches.
     let config = Config { stock: schedule.stock, batch: BATCH, ..Config::default() };
     let d = Deployment::start(Hosts::Sim(world), &config).await?;
@@ -461,7 +478,7 @@ async fn run_in_world(world: &World, schedule: &Schedule, seed: u64, log: &Arc<C
         Box::pin(supervise_instances(&d, log, &sim, inventories, crashed.inventory, inventory_downs))
     };
     let analytics = Box::pin(supervise_analytics(&d, log, schedule.throttle_per_s, crashed.analytics, resets));
-    let timeline = drive(world, schedule, seed, log, &d, (inventory_down, reset));
+    let timeline = drive(world, schedule, seed, (log, silenced), &d, (inventory_down, reset));
     let run = super::while_running(timeline, vec![inventory, analytics]).await;
     d.teardown().await;
     run
@@ -473,7 +490,7 @@ async fn drive(
     world: &World,
     schedule: &Schedule,
     seed: u64,
-    log: &Arc<CrashingLog>,
+    (log, silenced): (&Arc<CrashingLog>, &SilencedLog),
     d: &Deployment<'_>,
     (inventory_down, reset): (flume::Sender<Duration>, flume::Sender<()>),
 ) -> anyhow::Result<Outcome> {
@@ -501,6 +518,7 @@ async fn drive(
             Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
             Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
             Fault::Down { at_ms, for_ms } => timeline.push((at_ms, Step::InventoryDown(Duration::from_millis(for_ms)))),
+            Fault::Stall { consumer, at_ms } => timeline.push((at_ms, Step::Stall(consumer))),
             Fault::Crash { .. } => {}
         }
     }
@@ -551,6 +569,10 @@ async fn drive(
             Step::NodeLoss => {
                 log.note("a broker of the cluster is lost".into());
                 world.lose_node();
+            }
+            Step::Stall(consumer) => {
+                let members = silenced.silence(consumer.group());
+                log.note(format!("STALL {}: the fetches of members {members:?} go silent", consumer.group()));
             }
         }
     }
