@@ -6,13 +6,19 @@
 //! after a reconnect), cured only by a new consumer.
 //!
 //! So every consumer loop here keeps a [`Watch`]: each [`CHECK_EVERY`] it looks at the
-//! partitions it reads. A partition is **stalled** when, at two checks in a row, it had records
-//! to read (where the consumer reads from is below the end) and the consumer did not move in
-//! it. Then the loop replaces its consumer: Inventory starts its session over (fence, restore,
-//! join: it reads on from its committed offsets), Analytics leaves and joins again. A healthy
-//! consumer moves within milliseconds of a record's arrival, so a whole check period without a
-//! step over a backlog is never mistaken for work in progress; a broker that cannot answer the
-//! check counts as no check (its outage is handled by the retries, not by this).
+//! partitions it reads. The consumer is **stalled** when, at two checks in a row, some
+//! partition had records to read (where the consumer reads from is below the end) and the
+//! consumer did not move in any partition in between. Then the loop replaces its consumer:
+//! Inventory starts its session over (fence, restore, join: it reads on from its committed
+//! offsets), Analytics leaves and joins again. A healthy consumer moves within milliseconds of
+//! a record's arrival, so a whole check period without a step over a backlog is never mistaken
+//! for work in progress; a broker that cannot answer the check counts as no check (its outage
+//! is handled by the retries, not by this).
+//!
+//! Per consumer, not per partition: a throttled Analytics was seen reading one topic for over
+//! 10 s while the other waited (librdkafka serves what it fetched a partition at a time), and
+//! a per-partition watch replaced it for nothing. The price: a consumer silent on some
+//! partitions while it reads others is found once the others have nothing left to read.
 //!
 //! Where it reads from: the consumer's position in each partition it holds; a group's only
 //! member (one Inventory, Analytics) also counts the group's committed offset in a partition it
@@ -35,9 +41,8 @@ use crate::transport::log::{ConsumerId, EventLog, LogError, Topic};
 /// these after it began.
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// Where a consumer reads from in each partition with records to read: (topic, partition) →
-/// (from, end).
-type Behind = BTreeMap<(Topic, u32), (u64, u64)>;
+/// Where a consumer reads from and where each partition ends: (topic, partition) → (from, end).
+type Places = BTreeMap<(Topic, u32), (u64, u64)>;
 
 /// One consumer loop's watch over its partitions (see the module's documentation).
 #[derive(Debug)]
@@ -47,8 +52,8 @@ pub struct Watch {
     /// The group's only member: partitions without a position count from the committed offset.
     sole: bool,
     next_check: Instant,
-    /// The partitions that were behind at the last check, and where the consumer was in them.
-    last: Option<Behind>,
+    /// Where the consumer was at the last check.
+    last: Option<Places>,
     /// Off only under the lab's `--break no-stall-watch`.
     on: bool,
 }
@@ -69,30 +74,33 @@ impl Watch {
             return Ok(());
         }
         self.next_check = Instant::now() + CHECK_EVERY;
-        let Ok(behind) = self.behind(log, me).await else {
+        let Ok(now) = self.places(log, me).await else {
             // The log cannot answer now: no comparison across this gap.
             self.last = None;
             return Ok(());
         };
-        let stalled: Vec<String> = match &self.last {
-            Some(last) => behind
-                .iter()
-                .filter(|(partition, (from, _))| last.get(partition).is_some_and(|(was, _)| was == from))
-                .map(|((topic, partition), (from, end))| format!("{topic}[{partition}] at {from} of {end}"))
-                .collect(),
-            None => Vec::new(),
-        };
-        self.last = Some(behind);
-        if stalled.is_empty() {
-            return Ok(());
+        let last = self.last.replace(now.clone());
+        let behind = |places: &Places| places.values().any(|(from, end)| from < end);
+        let moved = |last: &Places| now.iter().any(|(partition, (from, _))| last.get(partition).is_none_or(|(was, _)| was != from));
+        // A consumer that moved in any partition is working, whatever order its client serves
+        // the partitions in (a throttled one may read a topic before the other).
+        match last {
+            Some(last) if behind(&last) && behind(&now) && !moved(&last) => {
+                let waiting: Vec<String> = now
+                    .iter()
+                    .filter(|(_, (from, end))| from < end)
+                    .map(|((topic, partition), (from, end))| format!("{topic}[{partition}] at {from} of {end}"))
+                    .collect();
+                Err(LogError::Stalled(format!("{} read nothing for {} s from {}", self.group, CHECK_EVERY.as_secs(), waiting.join(", "))))
+            }
+            _ => Ok(()),
         }
-        Err(LogError::Stalled(format!("{} read nothing for {} s from {}", self.group, CHECK_EVERY.as_secs(), stalled.join(", "))))
     }
 
-    /// The partitions `me` has records to read in, and where it reads from.
-    async fn behind(&self, log: &dyn EventLog, me: ConsumerId) -> Result<Behind, LogError> {
+    /// Where `me` reads from in each partition it reads, and where the partition ends.
+    async fn places(&self, log: &dyn EventLog, me: ConsumerId) -> Result<Places, LogError> {
         let positions = log.positions(me).await?;
-        let mut behind = Behind::new();
+        let mut places = Places::new();
         for &topic in &self.topics {
             let ends = log.end_offsets(topic).await?;
             let mut from: BTreeMap<u32, u64> = positions.iter().filter(|p| p.topic == topic).map(|p| (p.partition, p.next)).collect();
@@ -102,12 +110,9 @@ impl Watch {
                 }
             }
             for (partition, from) in from {
-                let end = ends.get(partition as usize).copied().unwrap_or(0);
-                if from < end {
-                    behind.insert((topic, partition), (from, end));
-                }
+                places.insert((topic, partition), (from, ends.get(partition as usize).copied().unwrap_or(0)));
             }
         }
-        Ok(behind)
+        Ok(places)
     }
 }
