@@ -6,6 +6,8 @@
 //! consumers resubscribe when the broker is back, the outbox drains through the relay, and every
 //! accepted order is decided and notified once — redeliveries absorbed by the dedup.
 
+use std::time::Duration;
+
 use campus::store::{NotificationStats, OrderStats};
 use campus::transport::queue::QueueName;
 use campus::Service;
@@ -15,12 +17,20 @@ use super::observe::{finish, get_json};
 use super::window::{under_load, Fault, Window, WindowSample};
 use super::{BrokerRestart, BrokerSample, Config, Deployment, Detail, Run, Scenario};
 
+/// How long the sample waits for Inventory's queue depth. A fresh CI run hung in this
+/// experiment for 15 minutes with RabbitMQ paused and the lab asleep, its services still
+/// answering over HTTP; the likeliest wait is this AMQP question, sent as the broker closed the
+/// connection and never answered. The outage ends from the same loop that samples, so a sample
+/// must not wait on the broker it has taken away.
+const DEPTH_WITHIN: Duration = Duration::from_secs(2);
+
 /// Order's and Notification's counters (over HTTP: they answer whether or not the broker
-/// does) and Inventory's queue depth (over AMQP: `None` while the broker cannot be asked), read
-/// downstream first (see [`super::observe::sample`]).
+/// does) and Inventory's queue depth (over AMQP: `None` while the broker cannot be asked, or
+/// does not answer within [`DEPTH_WITHIN`]), read downstream first (see
+/// [`super::observe::sample`]).
 async fn sample(d: &Deployment<'_>, t0: Instant, broker_up: bool) -> anyhow::Result<BrokerSample> {
     let notification: NotificationStats = get_json(d.http().as_ref(), Service::Notification, "/stats").await?;
-    let queue_depth = d.mq().depth(QueueName::InventoryInbox).await.ok();
+    let queue_depth = tokio::time::timeout(DEPTH_WITHIN, d.mq().depth(QueueName::InventoryInbox)).await.ok().and_then(Result::ok);
     let orders: OrderStats = get_json(d.http().as_ref(), Service::Order, "/stats").await?;
     Ok(BrokerSample {
         t_ms: t0.elapsed().as_millis() as u64,
