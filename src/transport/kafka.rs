@@ -282,7 +282,7 @@ impl KafkaLog {
         producer.begin_transaction().map_err(transaction_error)?;
         self.produce(producer, records).await?;
         let producer = producer.clone();
-        blocking(move || {
+        transaction_call("committing the transaction", move || {
             let metadata = c.group_metadata().ok_or_else(|| LogError::Rebalanced("the consumer has no group metadata".into()))?;
             producer.send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT).map_err(transaction_error)?;
             producer.commit_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)
@@ -414,6 +414,22 @@ fn scan_reader(bootstrap: &str, eof: bool) -> Result<BaseConsumer, LogError> {
         .map_err(broker)
 }
 
+/// How long the lab waits for one of librdkafka's transaction calls: their own timeout and a
+/// margin.
+const TRANSACTION_CALL_WITHIN: Duration = Duration::from_secs(TRANSACTION_TIMEOUT.as_secs() + 5);
+
+/// A transaction call of librdkafka's ([`blocking`]) that the caller stops waiting for after
+/// [`TRANSACTION_CALL_WITHIN`]: `send_offsets_to_transaction` can outlive its own timeout,
+/// waiting for a group coordinator that was lost (librdkafka issues 5456 and 5511: CI's node
+/// loss held Inventory there, silent, for five minutes). The error is transient: the writer
+/// starts a new session, whose fence replaces the stuck producer (the call itself goes on in
+/// its thread until librdkafka lets it go).
+async fn transaction_call<T: Send + 'static>(what: &str, f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
+    tokio::time::timeout(TRANSACTION_CALL_WITHIN, blocking(f))
+        .await
+        .map_err(|_| LogError::Broker(format!("{what}: librdkafka did not return within {TRANSACTION_CALL_WITHIN:?}")))?
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| LogError::Broker(format!("blocking task failed: {e}")))?
 }
@@ -427,15 +443,23 @@ impl EventLog for KafkaLog {
         let id = format!("{}.{writer}", self.namespace);
         let writer = writer.to_owned();
         Box::pin(async move {
+            // A record not delivered within two thirds of the transaction's timeout fails the
+            // transaction, and its writer starts over (librdkafka's default, 300 s, is ten
+            // times the transaction's own).
+            let message_timeout = self.transaction_timeout * 2 / 3;
             let producer: FutureProducer = producer_config(&self.bootstrap)
                 .set("transactional.id", &id)
                 .set("transaction.timeout.ms", self.transaction_timeout.as_millis().to_string())
+                .set("message.timeout.ms", message_timeout.as_millis().to_string())
                 .create()
                 .map_err(broker)?;
             let producer = Arc::new(producer);
             let init = producer.clone();
             // Fences the identity's earlier holder and aborts its open transaction.
-            blocking(move || init.init_transactions(TRANSACTION_TIMEOUT).map_err(transaction_error)).await?;
+            transaction_call("claiming the writer's identity", move || {
+                init.init_transactions(TRANSACTION_TIMEOUT).map_err(transaction_error)
+            })
+            .await?;
             self.writers.lock().expect("writers lock").insert(writer, producer);
             Ok(())
         })
@@ -464,7 +488,11 @@ impl EventLog for KafkaLog {
             }
             if result.is_err() {
                 let abort = producer.clone();
-                match blocking(move || abort.abort_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)).await {
+                match transaction_call("aborting the transaction", move || {
+                    abort.abort_transaction(TRANSACTION_TIMEOUT).map_err(transaction_error)
+                })
+                .await
+                {
                     // The abort says what the sends did not: another instance holds the identity.
                     Err(fenced @ LogError::Fenced(_)) => result = Err(fenced),
                     Err(e) => tracing::debug!(error = %e, "aborting the failed transaction"),
