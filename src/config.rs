@@ -46,6 +46,13 @@ pub struct ServiceConfig {
     /// service answers both on its one port, whatever this says.
     #[arg(long, value_enum, env = "CAMPUS_PROTOCOL", default_value = "rest")]
     pub protocol: Protocol,
+    /// (order, sync-rest) Orders Order holds open at once, each waiting on Inventory and
+    /// Notification; one more is refused at once, before any work: 503 `overloaded` (gRPC
+    /// `UNAVAILABLE`, which a client retries). Each open order holds up to three sockets, so
+    /// the default keeps Order inside this machine's 20,000 file descriptors (`ulimit -n`;
+    /// where it is smaller, keep this below a third of it); 0: no limit.
+    #[arg(long, env = "CAMPUS_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub max_in_flight: usize,
     /// (inventory) Units of each menu item in stock at start.
     #[arg(long, env = "CAMPUS_STOCK", default_value_t = 5000)]
     pub stock: u32,
@@ -113,7 +120,7 @@ fn instance_name(s: &str) -> Result<String, String> {
 /// The environment variables [`ServiceConfig`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const CONFIG_ENV: [&str; 20] = [
+pub const CONFIG_ENV: [&str; 21] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -121,6 +128,7 @@ pub const CONFIG_ENV: [&str; 20] = [
     "CAMPUS_NOTIFICATION_URL",
     "CAMPUS_TIMEOUT_MS",
     "CAMPUS_PROTOCOL",
+    "CAMPUS_MAX_IN_FLIGHT",
     "CAMPUS_STOCK",
     "CAMPUS_MENU",
     "AMQP_URL",
@@ -179,6 +187,7 @@ impl ServiceConfig {
         flag("notification-url", self.notification_url.clone());
         flag("timeout-ms", self.timeout_ms.to_string());
         flag("protocol", self.protocol.name().into());
+        flag("max-in-flight", self.max_in_flight.to_string());
         flag("stock", self.stock.to_string());
         if !self.menu.is_empty() {
             flag("menu", self.menu.join(","));

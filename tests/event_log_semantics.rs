@@ -2,15 +2,16 @@
 //! implementations: `SimLog` in virtual time, and `KafkaLog` against the real Apache Kafka that
 //! `scripts/brokers.sh up` starts (these tests fail, never skip, when it is not running).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use campus::domain::{Envelope, Event, Order, OrderPlaced, OrderRequest, StudentId};
 use campus::faults::silence::SilencedLog;
 use campus::retry::Policy;
-use campus::services::analytics::Analytics;
+use campus::services::analytics::Counting;
 use campus::services::order::OrderIds;
+use campus::services::EventClock;
 use campus::streaming_kafka::consumers::run_analytics;
 use campus::streaming_kafka::stall::CHECK_EVERY;
 use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
@@ -199,12 +200,12 @@ async fn until(done: impl Fn() -> bool, within: Duration) -> Option<Duration> {
 /// one reads on.
 async fn a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on(log: Arc<dyn EventLog>) {
     let silenced = Arc::new(SilencedLog::new(log));
-    let state = Arc::new(Mutex::new(Analytics::default()));
+    let state = Counting::new(EventClock::Wall);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(run_analytics(silenced.clone(), "watched", state.clone(), 50, None, Policy::production(), stopped));
     let seen = |n: usize| {
         let state = state.clone();
-        move || state.lock().unwrap().seen().0 >= n
+        move || state.analytics.lock().unwrap().seen().0 >= n
     };
     silenced.append(orders(0..20)).await.unwrap();
     assert!(until(seen(20), PATIENCE).await.is_some(), "the first 20 orders read");

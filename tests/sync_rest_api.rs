@@ -12,6 +12,7 @@ use campus::api;
 use campus::faults::FaultPlan;
 use campus::Service;
 use campus_sim::simulator::clock;
+use campus_sim::sync_rest::Settings;
 use common::part_a::{self, Campus, TIMEOUT};
 use serde_json::{json, Value};
 
@@ -113,6 +114,35 @@ fn a_slow_inventory_is_answered_504_at_the_timeout_never_later() -> anyhow::Resu
             assert!(reply.latency >= TIMEOUT, "{fault}: answered before the timeout, in {:?}", reply.latency);
             assert!(reply.latency <= TIMEOUT + Duration::from_millis(10), "{fault}: answered late, in {:?}", reply.latency);
         }
+        Ok(())
+    })
+}
+
+/// Load shedding: Order holding as many orders as it may (`--max-in-flight`), each waiting on
+/// a slow Inventory, refuses one more at once — before it reserves anything — and takes orders
+/// again as soon as one is answered.
+#[test]
+fn an_order_beyond_the_in_flight_limit_is_refused_at_once_and_reserves_nothing() -> anyhow::Result<()> {
+    clock::block_on(async {
+        let world = part_a::world();
+        let settings = Settings { max_in_flight: Some(2), ..Settings::new(part_a::STOCK, Duration::from_secs(5)) };
+        let campus = Campus::start_with(&world, FaultPlan::delayed(Duration::from_secs(2)), settings).await?;
+        let later = |after: Duration| {
+            let campus = &campus;
+            async move {
+                tokio::time::sleep(after).await;
+                campus.order_json(pho(1)).await
+            }
+        };
+        let (first, second, third, after_the_first) =
+            tokio::join!(later(Duration::ZERO), later(Duration::ZERO), later(Duration::from_millis(100)), later(Duration::from_secs(3)));
+        let (first, second, third, after_the_first) = (first?, second?, third?, after_the_first?);
+        assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED), "the two held orders complete");
+        assert_eq!(third.status, StatusCode::SERVICE_UNAVAILABLE, "{}", third.body);
+        assert_eq!(third.body["error"], "overloaded");
+        assert!(third.latency < Duration::from_millis(50), "refused at once, not after the delay: {:?}", third.latency);
+        assert_eq!(after_the_first.status, StatusCode::CREATED, "a place is free again: {}", after_the_first.body);
+        assert_eq!(campus.stock("pho").await?, part_a::STOCK - 3, "the refused order reserved nothing");
         Ok(())
     })
 }

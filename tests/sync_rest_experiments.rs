@@ -9,7 +9,7 @@ use campus_sim::reporting::percentile;
 use campus_sim::sync_rest::invariants;
 use campus_sim::sync_rest::rows::{self, Summary};
 use campus_sim::sync_rest::{output, protocols};
-use campus_sim::sync_rest::{run_sim, CaseRun, Config, Experiment};
+use campus_sim::sync_rest::{run_sim, CaseRun, Config, Experiment, Scenario};
 use campus_sim::Mode;
 
 use campus::Protocol;
@@ -40,11 +40,29 @@ fn statuses(run: &CaseRun) -> Vec<u16> {
 #[test]
 fn with_a_2s_inventory_delay_the_median_order_takes_at_least_2s_and_succeeds() -> anyhow::Result<()> {
     let runs = run_sim(&config(Experiment::Delay))?;
+    let runs: Vec<CaseRun> = runs.into_iter().filter(|r| r.case.scenario == Scenario::Delay).collect();
     assert_eq!(protocols(&runs), Protocol::ALL, "one case over each protocol");
     for run in &runs {
         assert_eq!(run.answers.len(), 40);
         assert_eq!(statuses(run), vec![201], "{}", run.protocol);
         assert!(percentile(&latencies(run), 50.0) >= Duration::from_millis(2000), "{}", run.protocol);
+    }
+    Ok(())
+}
+
+/// A closed loop hides a slow dependency (its clients just send less); students who keep
+/// arriving do not wait for each other, so Order holds rate × delay of them open at once.
+#[test]
+fn with_orders_arriving_regardless_and_inventory_2s_slow_rate_times_delay_pile_up_in_order() -> anyhow::Result<()> {
+    let cfg = config(Experiment::Delay);
+    let runs = run_sim(&cfg)?;
+    let open: Vec<&CaseRun> = runs.iter().filter(|r| r.case.scenario == Scenario::OpenDelay).collect();
+    assert_eq!(open.len(), 2, "open-delay over each protocol");
+    let piled = (f64::from(cfg.rate) * cfg.delay.as_secs_f64()) as usize;
+    for run in open {
+        assert_eq!(statuses(run), vec![201], "{}", run.protocol);
+        let peak = Summary::of(run).peak_in_flight.expect("an open loop counts its requests in flight");
+        assert!((piled..=piled + 2).contains(&peak), "{peak} in flight over {}, rate × delay = {piled}", run.protocol);
     }
     Ok(())
 }
@@ -135,7 +153,9 @@ fn the_default_run_passes_every_check_and_explains_each_experiment() -> anyhow::
     assert_eq!(invariants::check(&runs, &cfg), vec![]);
     let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
     let findings = output::findings(&cfg, &summaries);
-    for name in ["baseline", "open-loop", "delay", "timeout", "timeout-after-reserve", "failure-down", "failure-5xx", "coupling"] {
+    for name in
+        ["baseline", "open-loop", "delay", "open-delay", "timeout", "timeout-after-reserve", "failure-down", "failure-5xx", "coupling"]
+    {
         assert!(findings.iter().any(|f| f.starts_with(&format!("**{name}**"))), "no finding for {name}");
     }
     let left_behind: Vec<_> = runs.iter().filter_map(|r| r.left_behind.clone()).collect();
@@ -143,7 +163,7 @@ fn the_default_run_passes_every_check_and_explains_each_experiment() -> anyhow::
     for claim in ["What does not change: the answers", "What does not change: the coupling", "the wire", "where the deadline lives"] {
         assert!(side_by_side.iter().any(|f| f.contains(claim)), "no finding on {claim}: {side_by_side:?}");
     }
-    assert!(side_by_side[0].contains("All 7 experiments got the same answers"), "{}", side_by_side[0]);
+    assert!(side_by_side[0].contains("All 8 experiments got the same answers"), "{}", side_by_side[0]);
     Ok(())
 }
 

@@ -20,6 +20,8 @@
 //! - [`hosts`]: where a part's services run, the simulated world or real processes, behind
 //!   one door (start, kill, stop, faults, a broker or a node taken away, the lab's clients);
 //!   real processes, brokers and compose files live there; [`client`]: the lab's HTTP calls.
+//! - [`load`]: the load every part is measured under: open-loop arrivals, latency from each
+//!   request's intended start, HdrHistogram percentiles, accept and completion on one clock.
 //! - [`fault`]: the lab's faults — which kind is applied where, the crashing transports of
 //!   `explore`, and the trace that records them; Part A's fault layer is the production
 //!   crate's (`campus::faults`).
@@ -39,6 +41,7 @@ pub(crate) mod compare;
 pub mod explore;
 pub mod fault;
 pub mod hosts;
+pub mod load;
 pub(crate) mod progress;
 pub mod reporting;
 pub mod simulator;

@@ -171,6 +171,12 @@ async fn not_found(request: Request) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {} {}", request.method(), request.uri().path()))
 }
 
+/// `GET /completions`: when each order's workflow ended at this service (the lab's
+/// completion latency), oldest first.
+pub(crate) fn completions(completions: crate::services::completions::Completions) -> axum::Router {
+    axum::Router::new().route("/completions", axum::routing::get(move || async move { axum::Json(completions.list()) }))
+}
+
 /// The pieces every service's router shares: health, the JSON 404 and the body limit.
 pub(crate) fn finish(router: axum::Router, service: &'static str, probe: Probe) -> axum::Router {
     router

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::{Ack, ApiError, JsonBody, SendRequest};
+use crate::services::completions::Completions;
 use crate::services::notification::{Confirmation, Notifier};
 use crate::store::{NotificationStats, NotificationStore};
 
@@ -33,9 +34,13 @@ async fn sent(State(notifier): State<SharedNotifier>) -> ([(&'static str, String
 }
 
 /// Notification's HTTP face in the messaging model: `GET /stats`, `GET /notified` (order ids),
-/// `GET /health`. For the lab's accounting.
-pub fn admin_app(store: Arc<NotificationStore>, probe: super::Probe) -> Router {
-    let router = Router::new().route("/stats", get(stats)).route("/notified", get(notified)).with_state(store);
+/// `GET /completions` (when each was confirmed), `GET /health`. For the lab's accounting.
+pub fn admin_app(store: Arc<NotificationStore>, completions: Completions, probe: super::Probe) -> Router {
+    let router = Router::new()
+        .route("/stats", get(stats))
+        .route("/notified", get(notified))
+        .with_state(store)
+        .merge(super::completions(completions));
     super::finish(router, "notification", probe)
 }
 

@@ -66,6 +66,7 @@ impl From<PlaceError> for ApiError {
             PlaceError::OutOfStock { .. } => (StatusCode::CONFLICT, "insufficient_stock"),
             PlaceError::InventoryTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "inventory_timeout"),
             PlaceError::InventoryUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "inventory_unavailable"),
+            PlaceError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         };
         ApiError::new(status, label, e.to_string()).for_order(e.order_id().clone())
     }

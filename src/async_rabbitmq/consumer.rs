@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::domain::{Envelope, Event, OrderStatus};
 use crate::retry::Policy;
+use crate::services::completions::Completions;
 use crate::store::{InventoryStore, NotificationStore, OrderStore};
 use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
 
@@ -150,13 +151,19 @@ pub async fn run_notification(
     store: Arc<NotificationStore>,
     prefetch: u16,
     policy: Policy,
+    completions: Completions,
 ) -> Result<(), QueueError> {
     consume(mq.as_ref(), QueueName::NotificationInbox, prefetch, policy, move |event| {
-        let store = store.clone();
+        let (store, completions) = (store.clone(), completions.clone());
         Box::pin(async move {
             let Event::InventoryReserved(reserved) = &event else { return unexpected(&event, QueueName::NotificationInbox) };
             match store.send(&reserved.order_id, &reserved.student_id).await {
-                Ok(_) => Verdict::Done,
+                Ok(first) => {
+                    if first {
+                        completions.record(&reserved.order_id);
+                    }
+                    Verdict::Done
+                }
                 Err(e) => Verdict::Retry(e.to_string()),
             }
         })

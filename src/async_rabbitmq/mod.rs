@@ -15,6 +15,7 @@ use crate::host::{BuildError, Built, Host, Loop, Transport};
 use crate::model::{Model, Service};
 use crate::retry::Policy;
 
+use crate::services::completions::Completions;
 use crate::services::order::AsyncOrderService;
 use crate::store::{InventoryStore, NotificationStore};
 use crate::transport::queue::MessageQueue;
@@ -45,12 +46,18 @@ pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch
 }
 
 /// Notification: consumes `InventoryReserved`, one confirmation per order; its HTTP face serves
-/// the accounting (`/stats`, `/notified`).
-pub fn notification(store: Arc<NotificationStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Built {
+/// the accounting (`/stats`, `/notified`, `/completions`: when each confirmation was recorded).
+pub fn notification(
+    store: Arc<NotificationStore>,
+    mq: Arc<dyn MessageQueue>,
+    prefetch: u16,
+    policy: Policy,
+    completions: Completions,
+) -> Built {
     Built {
         service: Service::Notification,
-        app: api::notification::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
-        loops: vec![Loop::endless("notification", consumer::run_notification(mq, store, prefetch, policy))],
+        app: api::notification::admin_app(store.clone(), completions.clone(), api::Probe::unavailable_without(mq.clone())),
+        loops: vec![Loop::endless("notification", consumer::run_notification(mq, store, prefetch, policy, completions))],
     }
 }
 
@@ -70,7 +77,10 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
         Service::Inventory => {
             inventory(host.storage.inventory(config.stock, host.safeguards.dedup).await.map_err(store_error)?, mq, prefetch, policy)
         }
-        Service::Notification => notification(host.storage.notification().await.map_err(store_error)?, mq, prefetch, policy),
+        Service::Notification => {
+            let store = host.storage.notification().await.map_err(store_error)?;
+            notification(store, mq, prefetch, policy, Completions::new(host.clock))
+        }
         Service::Producer | Service::Analytics => return Err(BuildError::NoSuchService { model: Model::AsyncRabbitmq, service }),
     })
 }

@@ -8,10 +8,13 @@
 //! ([`super::recent`]), so memory stays flat however many orders pass.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::completions::Completions;
 use super::recent::{Recent, REMEMBERED};
+use super::EventClock;
 use crate::domain::{Event, OrderId};
 
 /// Milliseconds of event time per bucket.
@@ -30,6 +33,31 @@ pub struct Analytics {
 impl Default for Analytics {
     fn default() -> Self {
         Analytics { placed: Recent::new(REMEMBERED), outcomes: Recent::new(REMEMBERED), metrics: Metrics::default(), seen: (0, 0) }
+    }
+}
+
+/// What Analytics' loop counts into, shared with its HTTP face: the metrics, and when each
+/// order's outcome was first counted (its completion, for the lab's completion latency).
+#[derive(Clone)]
+pub struct Counting {
+    pub analytics: Arc<Mutex<Analytics>>,
+    pub completions: Completions,
+}
+
+impl Counting {
+    pub fn new(clock: EventClock) -> Self {
+        Counting { analytics: Arc::new(Mutex::new(Analytics::default())), completions: Completions::new(clock) }
+    }
+
+    /// Counts `events`; an outcome counted for the first time completes its order now.
+    pub fn count(&self, events: impl IntoIterator<Item = Event>) {
+        let mut analytics = self.analytics.lock().expect("analytics lock");
+        for event in events {
+            let outcome = !matches!(event, Event::OrderPlaced(_));
+            if analytics.apply(&event) && outcome {
+                self.completions.record(event.order_id());
+            }
+        }
     }
 }
 
@@ -61,7 +89,9 @@ pub struct Metrics {
 }
 
 impl Analytics {
-    pub fn apply(&mut self, event: &Event) {
+    /// Counts `event`; false (and nothing changed) when its order, or its outcome, was
+    /// counted before.
+    pub fn apply(&mut self, event: &Event) -> bool {
         let (id, minute, outcome) = match event {
             Event::OrderPlaced(e) => (&e.order.order_id, e.placed_at_ms / MINUTE_MS, None),
             Event::InventoryReserved(e) => (&e.order_id, e.placed_at_ms / MINUTE_MS, Some(true)),
@@ -72,7 +102,7 @@ impl Analytics {
             Some(_) => &mut self.outcomes,
         };
         if !seen.insert(id.clone(), ()) {
-            return;
+            return false;
         }
         let bucket = self.metrics.per_minute.entry(minute).or_default();
         let total = &mut self.metrics.total;
@@ -93,6 +123,7 @@ impl Analytics {
                 self.seen.1 += 1;
             }
         }
+        true
     }
 
     /// Events seen (distinct orders placed, distinct outcomes).

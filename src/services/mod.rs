@@ -4,6 +4,7 @@
 //! models' own modules (`async_rabbitmq`, `streaming_kafka`).
 
 pub mod analytics;
+pub mod completions;
 pub mod inventory;
 pub mod notification;
 pub mod order;

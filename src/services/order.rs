@@ -78,6 +78,8 @@ pub enum PlaceError {
     InventoryTimeout { order_id: OrderId, timeout: Duration },
     #[error("inventory unavailable: {detail}")]
     InventoryUnavailable { order_id: OrderId, detail: String },
+    #[error("{limit} orders in flight already: refused before any work, retry later")]
+    Overloaded { order_id: OrderId, limit: usize },
 }
 
 impl PlaceError {
@@ -85,7 +87,8 @@ impl PlaceError {
         match self {
             PlaceError::OutOfStock { order_id, .. }
             | PlaceError::InventoryTimeout { order_id, .. }
-            | PlaceError::InventoryUnavailable { order_id, .. } => order_id,
+            | PlaceError::InventoryUnavailable { order_id, .. }
+            | PlaceError::Overloaded { order_id, .. } => order_id,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct SyncOrderService {
     peers: Arc<dyn RequestReply>,
     call_timeout: Duration,
     protocol: Protocol,
+    /// Orders that may be in flight at once, and the permits for them; `None`: no limit.
+    in_flight: Option<(usize, Arc<tokio::sync::Semaphore>)>,
 }
 
 /// What a call to Inventory or Notification came to, whichever protocol carried it.
@@ -113,7 +118,16 @@ impl SyncOrderService {
     /// `call_timeout` bounds each downstream call (Inventory, then Notification), made over
     /// `protocol`.
     pub fn new(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol) -> Self {
-        SyncOrderService { ids, peers, call_timeout, protocol }
+        SyncOrderService { ids, peers, call_timeout, protocol, in_flight: None }
+    }
+
+    /// At most `limit` orders in flight at once (0: no limit); one more is refused at once
+    /// ([`PlaceError::Overloaded`]). Load shedding: an order Order cannot hold is refused
+    /// before it reserves anything, rather than failing halfway when the process runs out of
+    /// sockets.
+    pub fn limited_to(self, limit: usize) -> Self {
+        let in_flight = (limit > 0).then(|| (limit, Arc::new(tokio::sync::Semaphore::new(limit))));
+        SyncOrderService { in_flight, ..self }
     }
 
     pub fn call_timeout(&self) -> Duration {
@@ -134,6 +148,12 @@ impl SyncOrderService {
         let deadline = within.map(|w| tokio::time::Instant::now() + w);
         let order = self.ids.assign(request);
         let order_id = order.order_id.clone();
+        let _held = match &self.in_flight {
+            Some((limit, permits)) => Some(
+                permits.clone().try_acquire_owned().map_err(|_| PlaceError::Overloaded { order_id: order_id.clone(), limit: *limit })?,
+            ),
+            None => None,
+        };
         self.reserve(&order, deadline).await?;
         let notified = self.notify(&order, deadline).await;
         if let Notified::Failed { detail } = &notified {

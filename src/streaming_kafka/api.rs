@@ -1,11 +1,13 @@
 //! Part C's HTTP faces: the producer (`POST /order`, `POST /orders`), Inventory's accounting
-//! (`GET /stats`, `GET /stock`) and Analytics (`GET /metrics`); `GET /health` on each.
+//! (`GET /stats`, `GET /stock`) and Analytics (`GET /metrics`, `GET /completions`); `GET
+//! /health` on each.
 //!
 //! | route                | body                         | answer                                   |
 //! |----------------------|------------------------------|------------------------------------------|
 //! | producer `POST /order`  | an order (`student_id`, `items`) | 202 `{order_id, placed_at_ms}`: appended to `order-events` |
 //! | producer `POST /orders` | up to [`MAX_BULK`] `OrderPlaced` (ids and event times given) | 202 `{appended}` |
 //! | analytics `GET /metrics` | —                         | orders per minute and the failure rate, overall and per minute |
+//! | analytics `GET /completions` | —                     | `[{order_id, at_ms}]`: when each order's outcome was first counted (event clock), oldest first |
 //!
 //! The producer answers 503 `log_unavailable` when Kafka does not take the records.
 
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{self, ApiError, IdempotencyKey, JsonBody, Probe};
 use crate::domain::{OrderId, OrderPlaced, OrderRequest};
-use crate::services::analytics::{Analytics, Metrics, MinuteMetrics};
+use crate::services::analytics::{Analytics, Counting, Metrics, MinuteMetrics};
 use crate::services::order::OrderIds;
 use crate::store::InventoryStats;
 use crate::streaming_kafka::consumers::{self, InventoryView};
@@ -182,8 +184,10 @@ impl MetricsReport {
     }
 }
 
-pub fn analytics_app(state: Arc<Mutex<Analytics>>) -> Router {
-    let router = Router::new().route("/metrics", get(metrics)).with_state(state);
+/// Analytics' face: `GET /metrics`, and `GET /completions` (when each order's outcome was
+/// first counted).
+pub fn analytics_app(state: Counting) -> Router {
+    let router = Router::new().route("/metrics", get(metrics)).with_state(state.analytics).merge(api::completions(state.completions));
     api::finish(router, "analytics", Probe::None)
 }
 

@@ -42,7 +42,7 @@ use super::merge::{Merge, Next, WATERMARK_HEADER};
 use super::stall::Watch;
 use crate::domain::{Envelope, Event};
 use crate::retry::Policy;
-use crate::services::analytics::Analytics;
+use crate::services::analytics::Counting;
 use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
 use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
@@ -280,7 +280,7 @@ async fn session(
 pub async fn run_analytics(
     log: Arc<dyn EventLog>,
     group: &str,
-    state: Arc<Mutex<Analytics>>,
+    state: Counting,
     batch: usize,
     throttle: Option<u32>,
     policy: Policy,
@@ -298,12 +298,7 @@ pub async fn run_analytics(
     let mut watch = Watch::new(group, &topics, true, policy);
     while !*stop.borrow_and_update() {
         let records = policy.until_ok(&mut backoff, "analytics polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
-        {
-            let mut state = state.lock().expect("analytics lock");
-            for event in records.iter().filter(|r| r.header(WATERMARK_HEADER).is_none()).filter_map(decode) {
-                state.apply(&event);
-            }
-        }
+        state.count(records.iter().filter(|r| r.header(WATERMARK_HEADER).is_none()).filter_map(decode));
         handled += records.len() as u64;
         if let Err(e) = watch.check(log.as_ref(), me).await {
             tracing::warn!(error = %e, "analytics replaces its consumer: it joins its group again");

@@ -24,7 +24,7 @@ use crate::config::ServiceConfig;
 use crate::host::{BuildError, Built, Host, Loop, LoopError, Transport};
 use crate::model::{Model, Service};
 use crate::retry::Policy;
-use crate::services::analytics::Analytics;
+use crate::services::analytics::{Analytics, Counting};
 use crate::services::inventory::Inventory;
 use crate::services::EventClock;
 use crate::transport::log::{EventLog, LogError};
@@ -91,14 +91,7 @@ pub fn inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryC
 }
 
 /// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.
-pub fn analytics(
-    log: Arc<dyn EventLog>,
-    group: &str,
-    state: Arc<Mutex<Analytics>>,
-    batch: usize,
-    throttle: Option<u32>,
-    policy: Policy,
-) -> Consumer {
+pub fn analytics(log: Arc<dyn EventLog>, group: &str, state: Counting, batch: usize, throttle: Option<u32>, policy: Policy) -> Consumer {
     let group = group.to_owned();
     Consumer::spawn(move |stopped| {
         Box::pin(async move { consumers::run_analytics(log, &group, state, batch, throttle, policy, stopped).await })
@@ -148,7 +141,7 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
             }
         },
         Service::Analytics => {
-            let state = Arc::new(Mutex::new(Analytics::default()));
+            let state = Counting::new(host.clock);
             let (throttle, file) = (config.throttle_per_s, config.metrics_file.clone());
             let app = api::analytics_app(state.clone());
             let run = Loop::new("analytics", move |stop| async move {
@@ -162,10 +155,10 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
                     tokio::select! {
                         biased;
                         ended = &mut consume => {
-                            write_metrics(&path, &state)?;
+                            write_metrics(&path, &state.analytics)?;
                             return ended.map_err(LoopError::from);
                         }
-                        _ = tick.tick() => write_metrics(&path, &state)?,
+                        _ = tick.tick() => write_metrics(&path, &state.analytics)?,
                     }
                 }
             });

@@ -23,9 +23,10 @@ use crate::services::order::{OrderIds, SyncOrderService};
 use crate::transport::RequestReply;
 
 /// Order: `POST /order` and gRPC `PlaceOrder` call Inventory, then Notification, over
-/// `protocol`, each call bounded by `call_timeout`.
-pub fn order(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol) -> Router {
-    let service = Arc::new(SyncOrderService::new(ids, peers, call_timeout, protocol));
+/// `protocol`, each call bounded by `call_timeout`; at most `max_in_flight` orders at once (0:
+/// no limit).
+pub fn order(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol, max_in_flight: usize) -> Router {
+    let service = Arc::new(SyncOrderService::new(ids, peers, call_timeout, protocol).limited_to(max_in_flight));
     grpc::beside(api::order::sync_app(service.clone()), OrderServer::new(grpc::OrderFace(service)))
 }
 
@@ -58,7 +59,7 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
             let Transport::RequestReply(peers) = &host.transport else {
                 return Err(BuildError::Transport { service, needs: "request/reply" });
             };
-            order(host.ids.clone(), peers.clone(), Duration::from_millis(config.timeout_ms), config.protocol)
+            order(host.ids.clone(), peers.clone(), Duration::from_millis(config.timeout_ms), config.protocol, config.max_in_flight)
         }
         Service::Inventory => inventory(inventory_state(config.stock)),
         Service::Notification => notification(notification_state()),

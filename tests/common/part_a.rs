@@ -45,7 +45,11 @@ impl<'w> Campus<'w> {
 
     /// The three services on `world`, Inventory suffering `fault`, Order calling it over `protocol`.
     pub async fn start_over(world: &'w World, fault: FaultPlan, protocol: Protocol) -> anyhow::Result<Campus<'w>> {
-        let settings = Settings::new(STOCK, TIMEOUT).over(protocol);
+        Self::start_with(world, fault, Settings::new(STOCK, TIMEOUT).over(protocol)).await
+    }
+
+    /// The three services on `world` as `settings` say, Inventory suffering `fault`.
+    pub async fn start_with(world: &'w World, fault: FaultPlan, settings: Settings) -> anyhow::Result<Campus<'w>> {
         Ok(Campus { world, deployment: Deployment::start(Hosts::Sim(world), &settings, &fault).await? })
     }
 

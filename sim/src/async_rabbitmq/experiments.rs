@@ -12,7 +12,7 @@ use campus::transport::queue::{QueueName, Route};
 use campus::Service;
 use tokio::time::Instant;
 
-use super::observe::{finish, get_json, place_orders, sample, settled, wait_settled, Placed};
+use super::observe::{completed, finish, get_json, place_orders, sample, settled, wait_settled, Placed};
 use super::window::{under_load, Fault, Window, WindowSample};
 use super::{poison_bodies, Config, Deployment, Detail, Outage, Run, Sample, Scenario};
 
@@ -32,6 +32,7 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployme
 
 async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> {
     let w: Window<Sample> = under_load(config, d, Scenario::Outage, Fault::Inventory, config.down_for).await?;
+    let orders = completed(d, &w.placed).await?;
     let end = finish(d).await?;
     Ok(Run {
         mode: d.mode(),
@@ -44,6 +45,7 @@ async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> 
             drain: w.drain(),
             accept_p50: (!w.placed.accept_latencies.is_empty()).then(|| crate::reporting::percentile(&w.placed.accept_latencies, 50.0)),
             samples: w.samples,
+            orders,
         }),
     })
 }
@@ -72,8 +74,8 @@ impl WindowSample for Sample {
 
 /// Orders at a brisk rate, then wait until each has its verdict and notification.
 async fn place_and_settle(config: &Config, d: &Deployment<'_>, scenario: Scenario, t0: Instant) -> anyhow::Result<Placed> {
-    let orders = config.orders_for(scenario, config.orders);
-    let placed = place_orders(d.order_client(), orders, config.rate.max(100)).await;
+    let load = config.load(scenario, config.orders, config.rate.max(100));
+    let placed = place_orders(d.order_client(), load, d.mode()).await;
     let n = placed.accepted.len() as u64;
     wait_settled(d, t0, config.settle_within, |s| settled(s, n)).await?;
     Ok(placed)
@@ -117,9 +119,8 @@ async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run>
 
 async fn poison(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
     let t0 = Instant::now();
-    let orders = config.orders_for(Scenario::Poison, config.orders);
     let rate = config.rate.max(100);
-    let load = tokio::spawn(place_orders(d.order_client(), orders, rate));
+    let load = tokio::spawn(place_orders(d.order_client(), config.load(Scenario::Poison, config.orders, rate), d.mode()));
     // Spread the poison over the load, so good messages queue behind bad ones.
     let spacing = Duration::from_secs_f64(config.orders as f64 / f64::from(rate) / config.poison.max(1) as f64);
     for (_, body) in poison_bodies(config.poison) {

@@ -71,6 +71,8 @@ pub struct Config {
     pub experiment: Experiment,
     /// Orders per second during `outage`.
     pub rate: u32,
+    /// How they arrive: steadily, or as a Poisson process from the seed.
+    pub arrivals: crate::load::Shape,
     /// How long Inventory is down in `outage`.
     pub down_for: Duration,
     /// How long RabbitMQ itself is down in `broker-restart`.
@@ -106,6 +108,7 @@ impl Default for Config {
             seed: crate::DEFAULT_SEED,
             experiment: Experiment::All,
             rate: 20,
+            arrivals: crate::load::Shape::Steady,
             down_for: Duration::from_secs(60),
             broker_down_for: Duration::from_secs(30),
             node_down_for: Duration::from_secs(20),
@@ -153,6 +156,13 @@ impl Config {
 
     pub fn experiments(&self) -> Vec<&'static str> {
         self.scenarios().into_iter().map(Scenario::name).collect()
+    }
+
+    /// `n` orders of `scenario` at `rate` a second, arriving as `--arrivals` says; the same in
+    /// both modes (drawn from the seed).
+    fn load(&self, scenario: Scenario, n: usize, rate: u32) -> observe::Load {
+        let mut rng = world::stream(self.seed, Model::AsyncRabbitmq, &Scope::Experiment(scenario.name()), Stream::Arrivals);
+        observe::Load { orders: self.orders_for(scenario, n), offsets: self.arrivals.offsets(rate, n, &mut rng) }
     }
 
     /// The orders of `scenario`, the same in both modes (drawn from the seed).
@@ -270,6 +280,9 @@ pub struct Outage {
     pub drain: Option<Duration>,
     /// The median time Order took to answer 202.
     pub accept_p50: Option<Duration>,
+    /// Every order on one clock: its accept (Order's 202) and its completion (Notification's
+    /// confirmation), from its intended start.
+    pub orders: Vec<crate::load::Timed>,
 }
 
 pub use crate::reporting::drain::ScaleOut;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use campus::api::order::OrderAcceptedReply;
 use campus::domain::{OrderId, OrderRequest};
+use campus::services::completions::Completion;
 use campus::store::{NotificationStats, OrderStats};
 use campus::transport::queue::QueueName;
 use campus::transport::RequestReply;
@@ -16,6 +17,8 @@ use tokio::time::Instant;
 
 use super::{DeadLetter, Deployment, Final, Sample};
 pub use crate::client::get_json;
+use crate::load::{Clock, Schedule, Timed};
+use crate::Mode;
 
 /// Orders sent: those accepted (202) with the id Order gave them, in the order they were
 /// sent, and how many were not accepted.
@@ -23,22 +26,28 @@ pub use crate::client::get_json;
 pub struct Placed {
     pub accepted: Vec<(OrderId, OrderRequest)>,
     pub refused: usize,
-    /// How long each accepted order took to be answered 202, sorted.
+    /// How long each accepted order took to be answered 202 from its intended start, sorted.
     pub accept_latencies: Vec<Duration>,
+    /// Every order sent, on the run's clock (its completion still to be read).
+    pub timed: Vec<Timed>,
 }
 
-/// Sends `orders` to `POST /order` at `rate` per second (open loop: the schedule does not wait
-/// for answers).
-pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderRequest>, rate: u32) -> Placed {
-    let start = Instant::now();
-    let interval = Duration::from_secs(1) / rate;
-    let mut requests = tokio::task::JoinSet::new();
-    for (i, order) in orders.into_iter().enumerate() {
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        let http = http.clone();
-        requests.spawn(async move {
-            let sent = Instant::now();
-            let accepted = match http.post_json(Service::Order, "/order", &order).await {
+/// Orders and when each is meant to arrive.
+pub struct Load {
+    pub orders: Vec<OrderRequest>,
+    pub offsets: Vec<Duration>,
+}
+
+/// Sends `load` to `POST /order` (open loop: the schedule does not wait for answers), each
+/// latency from the order's intended start, its intended start on the run's [`Clock`].
+pub async fn place_orders(http: Arc<dyn RequestReply>, load: Load, mode: Mode) -> Placed {
+    let clock = Clock::of(mode);
+    let schedule = Schedule::new(load.offsets);
+    let orders = Arc::new(load.orders);
+    let sent = crate::load::drive(&schedule, |i, _| {
+        let (http, orders) = (http.clone(), orders.clone());
+        async move {
+            match http.post_json(Service::Order, "/order", &orders[i]).await {
                 Ok(reply) if reply.status() == http::StatusCode::ACCEPTED => {
                     serde_json::from_slice::<OrderAcceptedReply>(reply.body()).ok().map(|r| r.order_id)
                 }
@@ -50,27 +59,33 @@ pub(super) async fn place_orders(http: Arc<dyn RequestReply>, orders: Vec<OrderR
                     tracing::warn!(error = %e, "order not answered");
                     None
                 }
-            };
-            (i, accepted.map(|id| (id, order, sent.elapsed())))
-        });
-    }
-    let mut answers = Vec::new();
-    while let Some(done) = requests.join_next().await {
-        answers.push(done.expect("an order request panicked"));
-    }
-    answers.sort_by_key(|(i, _)| *i);
+            }
+        }
+    })
+    .await;
     let mut placed = Placed::default();
-    for (_, answer) in answers {
-        match answer {
-            Some((id, order, latency)) => {
-                placed.accepted.push((id, order));
-                placed.accept_latencies.push(latency);
+    for s in sent {
+        let accept = s.answer.is_some().then_some(s.latency);
+        let order_id = s.answer.as_ref().map_or_else(String::new, |id| id.as_str().to_owned());
+        placed.timed.push(Timed { index: s.index, order_id, intended_ms: clock.ms_at(s.intended), accept, completion: None });
+        match s.answer {
+            Some(id) => {
+                placed.accepted.push((id, orders[s.index].clone()));
+                placed.accept_latencies.push(s.latency);
             }
             None => placed.refused += 1,
         }
     }
     placed.accept_latencies.sort();
     placed
+}
+
+/// Each placed order's completion: when Notification recorded its confirmation (`GET
+/// /completions`), on the same clock as its intended start.
+pub async fn completed(d: &Deployment<'_>, placed: &Placed) -> anyhow::Result<Vec<Timed>> {
+    let completions: Vec<Completion> = get_json(d.http().as_ref(), Service::Notification, "/completions").await?;
+    let at: std::collections::HashMap<String, u64> = completions.into_iter().map(|c| (c.order_id.as_str().to_owned(), c.at_ms)).collect();
+    Ok(placed.timed.iter().map(|t| t.clone().completed_at(at.get(&t.order_id).copied())).collect())
 }
 
 /// One consistent snapshot of the workflow: read downstream first — Notification, then the

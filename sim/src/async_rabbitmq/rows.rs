@@ -163,6 +163,8 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run], summaries: &[Summary]) ->
         })
         .collect();
     csv::merge(&out.join(BACKLOG_CSV), mode, backlog)?;
+    let load = runs.iter().filter_map(Run::outage).flat_map(|o| crate::load::rows::rows("outage", mode, "amqp", &o.orders));
+    crate::load::rows::write(out, campus::Model::AsyncRabbitmq, mode, load.collect())?;
     let restart = runs
         .iter()
         .filter_map(Run::broker_restart)

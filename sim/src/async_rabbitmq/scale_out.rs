@@ -36,7 +36,8 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, cras
         format!("scale-out, {instances} instance{}{}", if instances == 1 { "" } else { "s" }, if crash { ", one crashed" } else { "" });
     d.stop_inventory().await?;
     let t0 = Instant::now();
-    let placed = place_orders(d.order_client(), config.orders_for(scenario, config.backlog), config.rate.max(1000)).await;
+    let load = config.load(scenario, config.backlog, config.rate.max(1000));
+    let placed = place_orders(d.order_client(), load, d.mode()).await;
     let n = placed.accepted.len() as u64;
     wait_settled(d, t0, config.settle_within, |s| s.published == n && s.queue_depth == n).await?;
     crate::progress::step(&format!("{label}: {n} orders wait in Inventory's queue; starting the instances"));

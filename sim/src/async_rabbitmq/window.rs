@@ -93,9 +93,8 @@ pub(super) async fn under_load<S: WindowSample>(
     let name = scenario.name();
     let total = config.lead + length + config.lead;
     let n = (total.as_secs_f64() * f64::from(config.rate)).round() as usize;
-    let orders = config.orders_for(scenario, n);
     let t0 = Instant::now();
-    let load = tokio::spawn(place_orders(d.order_client(), orders, config.rate));
+    let load = tokio::spawn(place_orders(d.order_client(), config.load(scenario, n, config.rate), d.mode()));
     let (down_at, up_at) = (config.lead, config.lead + length);
     let (mut down_ms, mut up_ms, mut drained_ms) = (None, None, None);
     let (mut samples, mut peak, mut before) = (Vec::new(), 0, 1);

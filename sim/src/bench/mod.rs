@@ -19,6 +19,7 @@ pub mod end_to_end;
 pub mod kafka;
 pub mod memory;
 pub mod rabbit;
+pub mod rates;
 pub mod rest;
 pub mod sim;
 
@@ -49,6 +50,8 @@ pub struct Config {
     /// `--end-to-end`: Part C's services timed end to end over real Kafka at
     /// [`end_to_end::SIZES`] events, beside the perf tools' comparison.
     pub end_to_end: bool,
+    /// `--rates`: instead of the timings, latency against offered load ([`rates`]).
+    pub rates: bool,
 }
 
 /// Waits until `done` says so, asking every 50 ms; fails after `within`.
@@ -154,6 +157,14 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
     let mut rows = Vec::new();
     let wants = |m: Model| config.model.is_none_or(|wanted| wanted == m);
     anyhow::ensure!(real || !config.end_to_end, "--end-to-end runs Part C's services over real Kafka: add --real-brokers");
+    if config.rates {
+        anyhow::ensure!(real, "--rates runs each model's real deployment: add --real-brokers");
+        let exe = std::env::current_exe().context("locating the campus-sim executable")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let text = runtime.block_on(rates::run(out, &exe, seed, &config.amqp_url, &config.bootstrap_servers, wants))?;
+        update_report(out, "bench-rates", &format!("## Benchmarks: latency against offered load\n{text}"))?;
+        return Ok(Vec::new());
+    }
     if let Some(n) = config.memory {
         anyhow::ensure!(real, "--memory runs the services as real processes: add --real-brokers");
         memory::run(out, n, wants, config)?;

@@ -49,6 +49,13 @@ pub struct BenchArgs {
     /// decided and counted (about 10 minutes per repeat).
     #[arg(long)]
     pub end_to_end: bool,
+    /// Instead of the timings: latency against offered load (needs --real-brokers). Orders
+    /// arrive at 50, 100, 200, … a second whatever the answers, 5 s at each rate, on each
+    /// model's real deployment (Part A also with Inventory 2 s slow), until something gives: a
+    /// completion p99 above its bound, or an order not accepted. Writes bench_rates.csv and a
+    /// figure.
+    #[arg(long, conflicts_with_all = ["memory", "end_to_end"])]
+    pub rates: bool,
 }
 
 impl BenchArgs {
@@ -62,6 +69,7 @@ impl BenchArgs {
             bootstrap_servers: self.bootstrap_servers.clone(),
             memory: self.memory,
             end_to_end: self.end_to_end,
+            rates: self.rates,
         }
     }
 }
@@ -114,10 +122,14 @@ pub struct SyncRestArgs {
     /// (every experiment but open-loop).
     #[arg(long, default_value_t = 10, value_parser = count(1, 1024))]
     pub concurrency: usize,
-    /// Orders arriving per second in open-loop, whatever the answers.
+    /// Orders arriving per second in open-loop and open-delay, whatever the answers.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: u32,
-    /// Orders sent in open-loop.
+    /// How open-loop orders arrive: steady (one every 1/rate s) or poisson (independent
+    /// arrivals at that mean rate, drawn from the seed).
+    #[arg(long, value_enum, default_value = "steady")]
+    pub arrivals: crate::load::Shape,
+    /// Orders sent in open-loop and open-delay.
     #[arg(long, default_value_t = 200, value_parser = count(1, 1_000_000))]
     pub open_requests: usize,
     /// Inventory's injected delay in `delay` and `timeout`, in ms.
@@ -152,6 +164,10 @@ pub struct AsyncRabbitmqArgs {
     /// Orders per second during the outage experiment.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
+    /// How orders arrive: steady (one every 1/rate s) or poisson (independent arrivals at that
+    /// mean rate, drawn from the seed).
+    #[arg(long, value_enum, default_value = "steady")]
+    pub arrivals: crate::load::Shape,
     /// Seconds Inventory stays down in the outage experiment.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub down_for: u64,
@@ -200,6 +216,7 @@ impl AsyncRabbitmqArgs {
             seed,
             experiment: self.experiment,
             rate: self.rate,
+            arrivals: self.arrivals,
             down_for: Duration::from_secs(self.down_for),
             broker_down_for: Duration::from_secs(self.broker_down_for),
             lead: Duration::from_secs(self.lead),
@@ -335,13 +352,17 @@ pub struct StreamingKafkaArgs {
     /// in the poison experiment.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub poison: u64,
-    /// The Kafka used with --real-brokers.
     /// Events per second during outage (Part B's rate).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub outage_rate: u32,
+    /// How outage's orders arrive: steady (one every 1/rate s) or poisson (independent
+    /// arrivals at that mean rate, drawn from the seed).
+    #[arg(long, value_enum, default_value = "steady")]
+    pub arrivals: crate::load::Shape,
     /// Seconds Inventory is down in outage (events flow 10 s before and after).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub down_for: u64,
+    /// The Kafka used with --real-brokers.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
 }
@@ -369,6 +390,7 @@ impl StreamingKafkaArgs {
             broker_down_for: Duration::from_secs(self.broker_down_for),
             poison: self.poison as usize,
             outage_rate: self.outage_rate,
+            arrivals: self.arrivals,
             down_for: Duration::from_secs(self.down_for),
             ..streaming_kafka::Config::default()
         }
@@ -411,6 +433,7 @@ impl SyncRestArgs {
             slow_requests: self.slow_requests,
             concurrency: self.concurrency,
             rate: self.rate,
+            arrivals: self.arrivals,
             open_requests: self.open_requests,
             delay: Duration::from_millis(self.delay_ms),
             timeout: Duration::from_millis(self.timeout_ms),

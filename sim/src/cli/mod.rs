@@ -202,7 +202,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             prepare_out(&cli.out)?;
             println!("campus-sim bench: {}; out={}", crate::reporting::machine(), cli.out.display());
             crate::bench::run(&cli.out, cli.real_brokers, &args.config(cli.seed))?;
-            let written = if args.memory.is_some() { crate::bench::memory::MEMORY_CSV } else { "bench.csv" };
+            let written = if args.memory.is_some() {
+                crate::bench::memory::MEMORY_CSV
+            } else if args.rates {
+                crate::bench::rates::RATES_CSV
+            } else {
+                "bench.csv"
+            };
             println!("written: {}", cli.out.join(written).display());
             Ok(())
         }

@@ -24,7 +24,7 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 12] = [
+const SECTION_ORDER: [&str; 13] = [
     "compare",
     "assignment-map",
     "sync-rest/sim",
@@ -36,6 +36,7 @@ const SECTION_ORDER: [&str; 12] = [
     "cluster/sim",
     "cluster/real",
     "bench",
+    "bench-rates",
     "glossary",
 ];
 

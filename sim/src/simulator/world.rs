@@ -103,6 +103,8 @@ pub enum Stream {
     EventTime,
     /// The jitter of the services' reconnect backoff.
     Backoff,
+    /// The gaps between open-loop arrivals (Poisson).
+    Arrivals,
 }
 
 /// Instead of the world's own transport, what a service instance talks over (`explore` hands
@@ -412,11 +414,14 @@ pub fn stream(seed: u64, model: Model, scope: &Scope, purpose: Stream) -> SimRng
         Stream::Workload => "workload",
         Stream::EventTime => "event-time",
         Stream::Backoff => "backoff",
+        Stream::Arrivals => "arrivals",
     };
     match (scope, purpose) {
         (Scope::Explore, _) => seed.fork(&format!("explore/{name}")).fork(label),
         (Scope::Bench { round }, _) => seed.fork(&format!("bench/{name}")).fork(&round.to_string()).fork(label),
-        (Scope::Experiment(experiment), Stream::Net | Stream::Queue | Stream::Backoff) => seed.fork(name).fork(experiment).fork(label),
+        (Scope::Experiment(experiment), Stream::Net | Stream::Queue | Stream::Backoff | Stream::Arrivals) => {
+            seed.fork(name).fork(experiment).fork(label)
+        }
         (Scope::Experiment(experiment), Stream::Log) => seed.fork(&format!("{name}/log")).fork(experiment),
         // Part C's events are the same in every experiment (replay and sim-vs-real compare
         // them), and so are Part A's orders; Part B's differ per experiment.

@@ -25,10 +25,12 @@ use anyhow::bail;
 use campus::domain::OrderPlaced;
 use campus::streaming_kafka::consumers::INVENTORY_GROUP;
 use campus::transport::log::{EventLog, LogError, Topic};
+use campus::Model;
 use tokio::time::Instant;
 
-use super::tasks::{account, caught_up, lag_of, produce, Produced};
+use super::tasks::{account, caught_up, completed, lag_of, produce, produce_on, Produced};
 use super::{Config, Deployment, Detail, LagSample, Restart, RestartSample, Run, ANALYTICS_GROUP};
+use crate::simulator::world::{self, Scope, Stream};
 
 /// How long one lag sample may take: a broker that does not answer within it is counted as
 /// away for that second.
@@ -72,9 +74,16 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     d.start_analytics(None).await?;
     let t0 = Instant::now();
     let produced = Produced::default();
-    // One event per batch at the outage's rate (Part B's orders arrive one by one).
-    let batch = if away == Away::Inventory { 1 } else { config.batch.min(50) };
-    let producing = produce(d, events, batch, Some(rate), &produced);
+    // One event per batch at the outage's rate, arriving as `--arrivals` says (Part B's
+    // orders arrive one by one).
+    let producing = match away {
+        Away::Inventory => {
+            let mut rng = world::stream(config.seed, Model::StreamingKafka, &Scope::Experiment(name), Stream::Arrivals);
+            Box::pin(produce_on(d, events, 1, config.arrivals.offsets(rate, events.len(), &mut rng), &produced))
+                as Pin<Box<dyn Future<Output = anyhow::Result<Duration>> + Send + '_>>
+        }
+        Away::Broker | Away::Node => Box::pin(produce(d, events, config.batch.min(50), Some(rate), &produced)),
+    };
     tokio::pin!(producing);
     let mut producer_done = false;
     let kill_at = match away {
@@ -196,6 +205,9 @@ pub async fn run(config: &Config, d: &Deployment<'_>, events: &[OrderPlaced], ru
     restart.down_window_ms = (down, up);
     restart.append_p50 = produced.append_p50();
     restart.recover = Some(Duration::from_millis(recovered_ms.saturating_sub(up)));
+    if away == Away::Inventory {
+        restart.orders = completed(d, &produced).await?;
+    }
     account(d, events, run).await?;
     run.detail = match away {
         Away::Broker => Detail::BrokerRestart(restart),

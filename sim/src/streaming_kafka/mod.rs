@@ -26,7 +26,7 @@ pub mod invariants;
 pub mod output;
 pub mod rows;
 pub mod scale_out;
-mod tasks;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -101,6 +101,8 @@ pub struct Config {
     /// `outage` (Part B's, over the log): events per second, how long Inventory is down, and
     /// how long events flow before it goes down and after it is back.
     pub outage_rate: u32,
+    /// How `outage`'s orders arrive: steadily, or as a Poisson process from the seed.
+    pub arrivals: crate::load::Shape,
     pub down_for: Duration,
     pub outage_lead: Duration,
     /// Where the real Kafka runs (real mode: how `broker-restart` kills and starts it, and
@@ -124,6 +126,7 @@ impl Default for Config {
             node_failover: crate::simulator::world::KAFKA_NODE_FAILOVER,
             poison: 30,
             outage_rate: 20,
+            arrivals: crate::load::Shape::Steady,
             down_for: Duration::from_secs(60),
             outage_lead: Duration::from_secs(10),
             brokers: crate::hosts::broker::BrokerHost::Script,
@@ -362,6 +365,9 @@ pub struct Restart {
     /// The median time the producer took to acknowledge an append (in `outage`, of one event:
     /// the time to accept an order).
     pub append_p50: Option<Duration>,
+    /// `outage`: every order on one clock, its accept (the producer's 202) and its completion
+    /// (Analytics counted its outcome), from its intended start.
+    pub orders: Vec<crate::load::Timed>,
 }
 
 impl Restart {

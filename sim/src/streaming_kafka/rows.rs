@@ -258,6 +258,8 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[Run]) -> anyhow::Result<()> {
         })
         .collect();
     csv::merge(&out.join(OUTAGE_CSV), mode, outage)?;
+    let load = runs.iter().filter_map(Run::outage).flat_map(|r| crate::load::rows::rows("outage", mode, "kafka", &r.orders));
+    crate::load::rows::write(out, campus::Model::StreamingKafka, mode, load.collect())?;
     csv::merge(&out.join(REPLAY_CSV), mode, runs.iter().flat_map(replay_rows).collect())?;
     csv::merge(&out.join(SUMMARY_CSV), mode, runs.iter().map(summary_row).collect())
 }

@@ -6,19 +6,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use anyhow::bail;
 use campus::domain::OrderPlaced;
+use campus::services::completions::Completion;
 use campus::transport::log::{EventLog, LogError, Topic};
+use campus::Service;
 use tokio::time::Instant;
 
 use super::{decisions, Deployment, LagSample, Run, ANALYTICS_GROUP};
+use crate::load::{Clock, Schedule, Timed};
 
 /// What the producer has appended so far, over every [`produce`] call that shares it: the
-/// events the log acknowledged, and how long each append took to be acknowledged.
+/// events the log acknowledged, how long each append took to be acknowledged, and — for a
+/// paced producer — each event on the run's clock.
 #[derive(Debug, Default)]
-pub(super) struct Produced {
+pub struct Produced {
     events: AtomicUsize,
     appends: Mutex<Vec<Duration>>,
+    timed: Mutex<Vec<Timed>>,
 }
 
 impl Produced {
@@ -26,17 +33,26 @@ impl Produced {
         self.events.load(Ordering::Relaxed)
     }
 
-    /// The median time an append took to be acknowledged.
+    /// The median time an append took to be acknowledged (from its intended start when paced).
     pub fn append_p50(&self) -> Option<Duration> {
         let mut appends = self.appends.lock().expect("appends lock").clone();
         appends.sort();
         (!appends.is_empty()).then(|| crate::reporting::percentile(&appends, 50.0))
     }
+
+    /// Each event appended at a pace, in order: its intended start and its accept (the
+    /// producer's 202 once the log acknowledged it).
+    pub fn timed(&self) -> Vec<Timed> {
+        self.timed.lock().expect("timed lock").clone()
+    }
 }
 
-/// Hands `events` to the producer `batch` at a time, at most `rate` events per second (from
-/// this call's start) if given, counting them into `produced`. Returns how long it took.
-pub(super) async fn produce(
+/// Hands `events` to the producer `batch` at a time, counting them into `produced`. With a
+/// `rate`, at most that many events a second from this call's start, from one sender in order
+/// (the producer's watermarks want appends in event-time order): an append that is slow holds
+/// back the next, which is charged from its intended start ([`crate::load`]). Returns how long
+/// it took.
+pub async fn produce(
     d: &Deployment<'_>,
     events: &[OrderPlaced],
     batch: usize,
@@ -44,18 +60,73 @@ pub(super) async fn produce(
     produced: &Produced,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let mut sent = 0;
-    for chunk in events.chunks(batch) {
-        if let Some(rate) = rate {
-            tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / f64::from(rate))).await;
+    let chunks: Vec<&[OrderPlaced]> = events.chunks(batch).collect();
+    let Some(rate) = rate else {
+        for chunk in chunks {
+            let append = Instant::now();
+            d.produce(chunk).await?;
+            produced.appends.lock().expect("appends lock").push(append.elapsed());
+            produced.events.fetch_add(chunk.len(), Ordering::Relaxed);
         }
-        let append = Instant::now();
-        d.produce(chunk).await?;
-        produced.appends.lock().expect("appends lock").push(append.elapsed());
-        sent += chunk.len();
-        produced.events.fetch_add(chunk.len(), Ordering::Relaxed);
-    }
+        return Ok(started.elapsed());
+    };
+    let offsets = chunks.iter().scan(0, |sent, chunk| {
+        let at = Duration::from_secs_f64(*sent as f64 / f64::from(rate));
+        *sent += chunk.len();
+        Some(at)
+    });
+    produce_on(d, events, batch, offsets.collect(), produced).await
+}
+
+/// Hands `events` to the producer `batch` at a time, chunk `i` at `offsets[i]` from now, from
+/// one sender in order (see [`produce`]), counting them into `produced`. Returns how long it
+/// took.
+pub async fn produce_on(
+    d: &Deployment<'_>,
+    events: &[OrderPlaced],
+    batch: usize,
+    offsets: Vec<Duration>,
+    produced: &Produced,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let chunks: Vec<&[OrderPlaced]> = events.chunks(batch).collect();
+    let schedule = Schedule::starting_at(started, offsets);
+    let clock = Clock::of(d.mode());
+    let chunks = &chunks;
+    crate::load::drive_in_order(&schedule, |i, intended| async move {
+        d.produce(chunks[i]).await?;
+        let accept = intended.elapsed();
+        produced.appends.lock().expect("appends lock").push(accept);
+        let intended_ms = clock.ms_at(intended);
+        produced.timed.lock().expect("timed lock").extend(chunks[i].iter().map(|e| Timed {
+            index: 0,
+            order_id: e.order.order_id.as_str().to_owned(),
+            intended_ms,
+            accept: Some(accept),
+            completion: None,
+        }));
+        produced.events.fetch_add(chunks[i].len(), Ordering::Relaxed);
+        anyhow::Ok(())
+    })
+    .await?;
+    let mut timed = produced.timed.lock().expect("timed lock");
+    timed.iter_mut().enumerate().for_each(|(i, t)| t.index = i);
     Ok(started.elapsed())
+}
+
+/// Each order's completion: when Analytics first counted its outcome (`GET /completions`), on
+/// the same clock as its intended start.
+pub async fn completed(d: &Deployment<'_>, produced: &Produced) -> anyhow::Result<Vec<Timed>> {
+    let completions: Vec<Completion> = crate::client::get_json(d.observer().as_ref(), Service::Analytics, "/completions").await?;
+    let at: HashMap<String, u64> = completions.into_iter().map(|c| (c.order_id.as_str().to_owned(), c.at_ms)).collect();
+    Ok(produced
+        .timed()
+        .into_iter()
+        .map(|t| {
+            let done = at.get(&t.order_id).copied();
+            t.completed_at(done)
+        })
+        .collect())
 }
 
 /// `group`'s lag on both workflow topics, per partition.

@@ -29,12 +29,15 @@ pub struct Settings {
     pub menu: Vec<String>,
     /// What the lab's client speaks to Order and Order to the others.
     pub protocol: Protocol,
+    /// Orders Order holds open at once (`--max-in-flight`, 0: no limit); `None`: the service's
+    /// default.
+    pub max_in_flight: Option<usize>,
 }
 
 impl Settings {
     /// Over REST; [`Settings::over`] for another protocol.
     pub fn new(stock: u32, timeout: std::time::Duration) -> Self {
-        Settings { stock, timeout, menu: Vec::new(), protocol: Protocol::Rest }
+        Settings { stock, timeout, menu: Vec::new(), protocol: Protocol::Rest, max_in_flight: None }
     }
 
     pub fn over(self, protocol: Protocol) -> Self {
@@ -69,12 +72,14 @@ impl<'w> Deployment<'w> {
 
     /// `service`'s configuration in this deployment.
     fn config(&self, service: Service) -> ServiceConfig {
+        let defaults = ServiceConfig::new(Model::SyncRest, service);
         ServiceConfig {
+            max_in_flight: self.settings.max_in_flight.unwrap_or(defaults.max_in_flight),
             stock: self.settings.stock,
             timeout_ms: self.settings.timeout.as_millis() as u64,
             menu: self.settings.menu.clone(),
             protocol: self.settings.protocol,
-            ..ServiceConfig::new(Model::SyncRest, service)
+            ..defaults
         }
     }
 

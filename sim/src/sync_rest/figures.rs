@@ -1,9 +1,11 @@
 //! Part A's figures, drawn from the typed rows of `sync_rest_requests.csv`, one per protocol:
 //! `sync_rest_latency_<mode>.svg` (REST) and `sync_rest_latency_grpc_<mode>.svg`, the share of
-//! requests answered within x ms per experiment.
+//! requests answered within x ms per experiment; and `sync_rest_in_flight_<mode>.svg`, the
+//! requests in flight at Order during `open-delay`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use super::rows::{RequestRow, REQUESTS_CSV};
 use super::Scenario;
@@ -25,7 +27,42 @@ pub fn draw(out: &Path, mode: Mode) -> anyhow::Result<String> {
     for protocol in Protocol::ALL {
         drawn.push((latency(out, mode, protocol)?, caption(protocol)));
     }
+    drawn.push((
+        in_flight(out, mode)?,
+        "`open-delay`: requests in flight at Order over time (sent at their intended start, not yet answered), every 100 ms, \
+         orders arriving at a steady rate whatever the answers while Inventory is slow: they pile up to rate × delay",
+    ));
     Ok(figures(drawn))
+}
+
+/// Requests in flight at Order during `open-delay`, per protocol, sampled every 100 ms from
+/// the rows of `sync_rest_load.csv` (each request from its intended start to its answer).
+pub fn in_flight(out: &Path, mode: Mode) -> anyhow::Result<Option<String>> {
+    let rows = crate::load::rows::read(out, campus::Model::SyncRest)?;
+    let mut series = Vec::new();
+    for protocol in Protocol::ALL {
+        let spans: Vec<(Duration, Duration)> = rows
+            .iter()
+            .filter(|r| r.mode == mode && r.experiment == "open-delay" && r.over == protocol.name())
+            .filter_map(|r| {
+                let t = r.timed();
+                Some((Duration::from_millis(t.intended_ms), Duration::from_millis(t.intended_ms) + t.accept?))
+            })
+            .collect();
+        let points = crate::load::timeline::in_flight(&spans, Duration::from_millis(100));
+        if !points.is_empty() {
+            let line = points.into_iter().map(|(t, n)| (t.as_secs_f64(), n as f64)).collect();
+            series.push(Series { dashed: protocol == Protocol::Grpc, ..Series::line(format!("over {protocol}"), line) });
+        }
+    }
+    let chart = Chart {
+        title: format!("Part A `open-delay` ({mode}): requests in flight at Order, Inventory slow"),
+        x_label: "seconds since the first order was meant to arrive".into(),
+        y_label: "requests in flight".into(),
+        series,
+        ..Chart::default()
+    };
+    write(out, format!("sync_rest_in_flight_{mode}.svg"), &chart)
 }
 
 /// The figure's file: REST's keeps the name it always had.

@@ -68,6 +68,9 @@ impl Door {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub index: usize,
+    /// When it was meant to go, from the load's start: in a closed loop, when its client sent
+    /// it; in an open loop, its place on the schedule.
+    pub intended: Duration,
     /// The order id from the reply body; empty when the reply has none (e.g. invalid input).
     pub order_id: String,
     /// The HTTP status; 0 when no answer came (connection failed, or `client_guard` passed).
@@ -76,15 +79,16 @@ pub struct Answer {
 }
 
 /// How orders arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arrivals {
     /// `clients` clients, each sending its next order when the last one is answered: the rate
     /// is whatever the answers allow.
     Closed { clients: usize },
-    /// One order every `1 / per_s` seconds whatever the answers. Each order's latency is
-    /// measured from its intended send time, not from when the sender got to it, so a sender
-    /// that falls behind is charged for the wait (no coordinated omission).
-    Open { per_s: u32 },
+    /// Each order at its offset from the start whatever the answers ([`crate::load`]'s
+    /// schedule). Its latency is measured from that intended start, not from when the sender
+    /// got to it, so a sender that falls behind is charged for the wait (no coordinated
+    /// omission).
+    Open { offsets: Vec<Duration> },
 }
 
 /// Sends `orders` to Order through `door` from `concurrency` clients in a closed loop; returns
@@ -96,7 +100,7 @@ pub async fn drive(door: Door, orders: Vec<OrderRequest>, concurrency: usize, gu
 
 /// Posts one order; its answer, with the latency counted from `intended` (the moment it was
 /// meant to be sent).
-async fn post(door: &Door, index: usize, order: &OrderRequest, intended: Instant, guard: Duration) -> Answer {
+async fn post(door: &Door, index: usize, order: &OrderRequest, start: Instant, intended: Instant, guard: Duration) -> Answer {
     let reply = tokio::time::timeout(guard, door.place(order, guard)).await;
     let latency = intended.elapsed();
     let (status, order_id) = match reply {
@@ -110,7 +114,7 @@ async fn post(door: &Door, index: usize, order: &OrderRequest, intended: Instant
             (0, String::new())
         }
     };
-    Answer { index, order_id, status, latency }
+    Answer { index, intended: intended - start, order_id, status, latency }
 }
 
 /// Sends `orders` as `arrivals` says, with a live count of the answers on stderr under `label`
@@ -136,29 +140,25 @@ pub async fn drive_shown(
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(order) = orders.get(index) else { break };
-                        let answer = post(&door, index, order, Instant::now(), guard).await;
+                        let answer = post(&door, index, order, started, Instant::now(), guard).await;
                         answers.lock().expect("answers lock").push(answer);
                     }
                 });
             }
         }
-        Arrivals::Open { per_s } => {
+        Arrivals::Open { mut offsets } => {
+            offsets.truncate(orders.len());
+            let schedule = crate::load::Schedule::starting_at(started, offsets);
             let (door, orders, answers) = (door.clone(), orders.clone(), answers.clone());
-            let every = Duration::from_secs(1) / per_s.max(1);
             senders.spawn(async move {
-                let mut in_flight = tokio::task::JoinSet::new();
-                for index in 0..orders.len() {
-                    let intended = started + every * index as u32;
-                    tokio::time::sleep_until(intended).await;
+                crate::load::drive(&schedule, |index, intended| {
                     let (door, orders, answers) = (door.clone(), orders.clone(), answers.clone());
-                    in_flight.spawn(async move {
-                        let answer = post(&door, index, &orders[index], intended, guard).await;
+                    async move {
+                        let answer = post(&door, index, &orders[index], started, intended, guard).await;
                         answers.lock().expect("answers lock").push(answer);
-                    });
-                }
-                while let Some(joined) = in_flight.join_next().await {
-                    joined.expect("an open-loop request panicked");
-                }
+                    }
+                })
+                .await;
             });
         }
     }
@@ -185,6 +185,19 @@ pub async fn drive_shown(
     let mut answers = std::mem::take(&mut *answers.lock().expect("answers lock"));
     answers.sort_by_key(|a| a.index);
     (answers, elapsed)
+}
+
+/// `answers` on one clock (the load's, from its start): Part A's accept is its completion,
+/// Order answering once the whole chain has run; an order not answered 201 has neither.
+pub fn timed(answers: &[Answer]) -> Vec<crate::load::Timed> {
+    answers
+        .iter()
+        .map(|a| {
+            let done = (a.status == 201).then_some(a.latency);
+            let intended_ms = a.intended.as_millis() as u64;
+            crate::load::Timed { index: a.index, order_id: a.order_id.clone(), intended_ms, accept: done, completion: done }
+        })
+        .collect()
 }
 
 fn order_id_of_body(body: &[u8]) -> String {

@@ -6,16 +6,21 @@
 //! | `baseline`     | nothing                  | patient (5 s)        | 201                  |
 //! | `open-loop`    | nothing                  | patient (5 s)        | 201, 20 orders/s arriving regardless (Parts B and C's load) |
 //! | `delay`        | 2 s delay                | patient (5 s)        | 201, ≈ 2 s + baseline|
+//! | `open-delay`   | 2 s delay                | patient (5 s)        | 201 at ≈ 2 s, 20 orders/s arriving regardless: rate × delay in flight |
 //! | `timeout`      | 2 s delay before deciding| 1 s                  | 504 at ≈ 1 s         |
 //! | `timeout-after-reserve` | reserves, then answers 2 s late | 1 s     | 504 at ≈ 1 s, stock taken |
 //! | `failure-down` | down (connection refused)| patient (5 s)        | 503, fast            |
 //! | `failure-5xx`  | answers 500              | patient (5 s)        | 503, fast            |
 //!
 //! `--experiment timeout` runs both timeout cases and `--experiment failure` both failure
-//! cases. The load is closed-loop — `concurrency` clients, each sending its next order as soon
-//! as the previous one is answered — except in `open-loop`, where orders arrive at `rate` a
-//! second whatever the answers, the load of Parts B and C (each latency measured from the
-//! order's intended send time, so a sender that falls behind cannot hide the wait). After each
+//! cases; `--experiment delay` runs `delay` and `open-delay`. The load is closed-loop —
+//! `concurrency` clients, each sending its next order as soon as the previous one is answered
+//! — except in `open-loop` and `open-delay`, where orders arrive at `rate` a second whatever
+//! the answers (steady or Poisson, `--arrivals`), the load of Parts B and C (each latency
+//! measured from the order's intended send time, so a sender that falls behind cannot hide the
+//! wait; see [`crate::load`]). A closed loop hides a slow dependency: its clients just send
+//! less. `open-delay` shows what it does to students who keep arriving — requests pile up in
+//! Order, rate × delay of them in flight. After each
 //! case's load, [`aftermath`] measures what its failed answers left behind at Inventory and what
 //! a retry of each 504 under its own order id does.
 
@@ -51,7 +56,8 @@ pub enum Experiment {
     /// Nothing wrong, orders arriving at --rate a second whatever the answers (Parts B and
     /// C's load).
     OpenLoop,
-    /// Inventory delayed 2 s, Order patient: latency ≈ 2 s + baseline.
+    /// Inventory delayed 2 s, Order patient: latency ≈ 2 s + baseline; under the closed loop
+    /// (`delay`) and under orders arriving at --rate whatever the answers (`open-delay`).
     Delay,
     /// Order's timeout below Inventory's 2 s: 504 at the bound, with Inventory slow before
     /// deciding (nothing reserved) and slow after reserving (stock taken behind the 504).
@@ -68,6 +74,7 @@ pub enum Scenario {
     Baseline,
     OpenLoop,
     Delay,
+    OpenDelay,
     Timeout,
     TimeoutAfterReserve,
     FailureDown,
@@ -75,10 +82,11 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Baseline,
         Scenario::OpenLoop,
         Scenario::Delay,
+        Scenario::OpenDelay,
         Scenario::Timeout,
         Scenario::TimeoutAfterReserve,
         Scenario::FailureDown,
@@ -90,11 +98,17 @@ impl Scenario {
             Scenario::Baseline => "baseline",
             Scenario::OpenLoop => "open-loop",
             Scenario::Delay => "delay",
+            Scenario::OpenDelay => "open-delay",
             Scenario::Timeout => "timeout",
             Scenario::TimeoutAfterReserve => "timeout-after-reserve",
             Scenario::FailureDown => "failure-down",
             Scenario::Failure5xx => "failure-5xx",
         }
+    }
+
+    /// Whether its orders arrive on a schedule, whatever the answers.
+    pub fn is_open(self) -> bool {
+        matches!(self, Scenario::OpenLoop | Scenario::OpenDelay)
     }
 
     /// Whether `--experiment` selects this case.
@@ -103,7 +117,7 @@ impl Scenario {
             (Experiment::All, _)
             | (Experiment::Baseline, Scenario::Baseline)
             | (Experiment::OpenLoop, Scenario::OpenLoop)
-            | (Experiment::Delay, Scenario::Delay)
+            | (Experiment::Delay, Scenario::Delay | Scenario::OpenDelay)
             | (Experiment::Timeout, Scenario::Timeout | Scenario::TimeoutAfterReserve)
             | (Experiment::Failure, Scenario::FailureDown | Scenario::Failure5xx) => true,
             _ => false,
@@ -128,9 +142,11 @@ pub struct Config {
     pub slow_requests: usize,
     /// Clients sending at once (every case but `open-loop`).
     pub concurrency: usize,
-    /// Orders arriving per second in `open-loop`.
+    /// Orders arriving per second in `open-loop` and `open-delay`.
     pub rate: u32,
-    /// Orders sent in `open-loop`.
+    /// How they arrive: steadily, or as a Poisson process from the seed.
+    pub arrivals: crate::load::Shape,
+    /// Orders sent in `open-loop` and `open-delay`.
     pub open_requests: usize,
     /// Inventory's injected delay in `delay` and `timeout`.
     pub delay: Duration,
@@ -152,6 +168,7 @@ impl Default for Config {
             requests: 1000,
             slow_requests: 100,
             rate: 20,
+            arrivals: crate::load::Shape::Steady,
             open_requests: 200,
             concurrency: 10,
             delay: Duration::from_millis(2000),
@@ -195,6 +212,7 @@ impl Config {
             Case::new(Scenario::Baseline, FaultPlan::healthy(), patient, self.requests, StatusCode::CREATED),
             Case::new(Scenario::OpenLoop, FaultPlan::healthy(), patient, self.open_requests, StatusCode::CREATED),
             Case::new(Scenario::Delay, FaultPlan::delayed(self.delay), patient, self.slow_requests, StatusCode::CREATED),
+            Case::new(Scenario::OpenDelay, FaultPlan::delayed(self.delay), patient, self.open_requests, StatusCode::CREATED),
             Case::new(Scenario::Timeout, FaultPlan::delayed(self.delay), self.timeout, self.slow_requests, StatusCode::GATEWAY_TIMEOUT),
             Case::new(
                 Scenario::TimeoutAfterReserve,
@@ -213,6 +231,18 @@ impl Config {
             ),
         ];
         all.into_iter().filter(|c| c.scenario.selected_by(self.experiment)).collect()
+    }
+
+    /// How a case's orders arrive: open-loop cases on a schedule drawn from the seed (the same
+    /// in both modes), the others from `concurrency` clients.
+    fn arrivals(&self, case: &Case) -> load::Arrivals {
+        match case.scenario {
+            Scenario::OpenLoop | Scenario::OpenDelay => {
+                let mut rng = world::stream(self.seed, Model::SyncRest, &Scope::Experiment(case.scenario.name()), Stream::Arrivals);
+                load::Arrivals::Open { offsets: self.arrivals.offsets(self.rate, case.requests, &mut rng) }
+            }
+            _ => load::Arrivals::Closed { clients: self.concurrency },
+        }
     }
 
     /// The orders of a case: the same in every case and both modes (drawn from the seed).
@@ -262,6 +292,15 @@ pub struct CaseRun {
     pub left_behind: Option<aftermath::LeftBehindRow>,
 }
 
+impl CaseRun {
+    /// Its orders on one clock (the load's, from its start): Part A's accept is its
+    /// completion, Order answering once the whole chain has run; an order not answered 201
+    /// has neither.
+    pub fn timed(&self) -> Vec<crate::load::Timed> {
+        load::timed(&self.answers)
+    }
+}
+
 /// Runs one case over `protocol` on `hosts`: the deployment, the load, then the teardown.
 async fn run_case(config: &Config, case: Case, protocol: Protocol, hosts: Hosts<'_>) -> anyhow::Result<CaseRun> {
     let settings = Settings::new(config.stock, case.call_timeout).over(protocol);
@@ -270,10 +309,7 @@ async fn run_case(config: &Config, case: Case, protocol: Protocol, hosts: Hosts<
     // Real loads take seconds to half a minute: their answers are counted on stderr.
     let label = (mode == Mode::Real).then_some(case.scenario.name());
     let orders = config.orders(&case);
-    let arrivals = match case.scenario {
-        Scenario::OpenLoop => load::Arrivals::Open { per_s: config.rate },
-        _ => load::Arrivals::Closed { clients: config.concurrency },
-    };
+    let arrivals = config.arrivals(&case);
     let door = deployment.door();
     let request_bytes = orders.iter().map(|o| door.body_bytes(o) as f64).sum::<f64>() / orders.len().max(1) as f64;
     let (answers, elapsed) = load::drive_shown(door, orders.clone(), arrivals, case.client_guard(), label).await;

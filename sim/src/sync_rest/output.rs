@@ -34,16 +34,18 @@ pub fn write_report(
 ) -> anyhow::Result<()> {
     let mut text = format!("## Part A — synchronous REST and gRPC ({mode})\n\n");
     text.push_str(&format!(
-        "Seed {} · {} clients in a closed loop ({} orders a second arriving regardless in `open-loop`) · Inventory delay {} ms · Order's timeout {} ms \
+        "Seed {} · {} clients in a closed loop ({} orders a second arriving regardless, {}, in `open-loop` and `open-delay`) · Inventory delay {} ms · Order's timeout {} ms \
          (`timeout`, `timeout-after-reserve`) or {} ms (the others) · stock {} per item · files: \
-         [`{REQUESTS_CSV}`]({REQUESTS_CSV}), [`{SUMMARY_CSV}`]({SUMMARY_CSV}), [`{LEFT_BEHIND_CSV}`]({LEFT_BEHIND_CSV})\n\n",
+         [`{REQUESTS_CSV}`]({REQUESTS_CSV}), [`{SUMMARY_CSV}`]({SUMMARY_CSV}), [`{LEFT_BEHIND_CSV}`]({LEFT_BEHIND_CSV}), [`{load}`]({load})\n\n",
         config.seed,
         config.concurrency,
         config.rate,
+        config.arrivals.name(),
         config.delay.as_millis(),
         config.timeout.as_millis(),
         config.patient_timeout.as_millis(),
-        config.stock
+        config.stock,
+        load = crate::load::rows::file(campus::Model::SyncRest),
     ));
     match mode {
         Mode::Sim => {
@@ -202,6 +204,23 @@ pub fn findings(config: &Config, summaries: &[Summary]) -> Vec<String> {
             count(d, 201)
         ));
         out.push(s);
+    }
+    if let Some(o) = find("open-delay") {
+        let held = f64::from(config.rate) * config.delay.as_secs_f64();
+        out.push(format!(
+            "**open-delay**: the same {} ms delay under {} orders arriving at {} a second whatever the answers: {} answered \
+             201, p50 {} ms, p99 {} ms from each order's intended start — and at most {} requests in flight at Order at once \
+             (rate × delay = {held:.0}). A closed loop hides this: its clients just send less. Students who keep arriving \
+             are all held open by Order until Inventory answers; nothing is refused or queued, so what bounds it is what \
+             each open request costs (a connection, a task, memory) — see the figure of requests in flight.",
+            config.delay.as_millis(),
+            o.requests,
+            config.rate,
+            count(o, 201),
+            f1(o.p50),
+            f1(o.p99),
+            o.peak_in_flight.unwrap_or(0),
+        ));
     }
     for t in ["timeout", "timeout-after-reserve"].into_iter().filter_map(find) {
         let slow = if t.experiment == "timeout" { "before deciding" } else { "after reserving" };

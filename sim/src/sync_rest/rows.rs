@@ -3,7 +3,6 @@
 
 use super::CaseRun;
 use crate::reporting::csv::{self, Fixed, Row};
-use crate::reporting::percentile;
 use crate::Mode;
 use campus::Protocol;
 use serde::{Deserialize, Serialize};
@@ -54,6 +53,9 @@ pub struct SummaryRow<const D: usize> {
     /// The mean size of an order's request body on the wire, in bytes: JSON over REST, the
     /// protobuf message and its 5-byte frame over gRPC (HTTP headers not counted).
     pub request_bytes: Fixed<1>,
+    /// Open-loop experiments: the most requests in flight at once (sent at their intended
+    /// start, not yet answered), exactly.
+    pub peak_in_flight: Option<usize>,
 }
 
 impl<const D: usize> Row for SummaryRow<D> {
@@ -79,12 +81,12 @@ pub struct Summary {
     pub throughput_rps: f64,
     pub statuses: BTreeMap<u16, usize>,
     pub request_bytes: f64,
+    pub peak_in_flight: Option<usize>,
 }
 
 impl Summary {
     pub fn of(run: &CaseRun) -> Self {
-        let mut latencies: Vec<Duration> = run.answers.iter().map(|a| a.latency).collect();
-        latencies.sort();
+        let latencies: crate::load::Latencies = run.answers.iter().map(|a| a.latency).collect();
         let mut statuses = BTreeMap::new();
         for a in &run.answers {
             *statuses.entry(a.status).or_insert(0) += 1;
@@ -97,13 +99,17 @@ impl Summary {
             requests: run.answers.len(),
             ok,
             errors: run.answers.len() - ok,
-            p50: percentile(&latencies, 50.0),
-            p95: percentile(&latencies, 95.0),
-            p99: percentile(&latencies, 99.0),
-            max: latencies.last().copied().unwrap_or_default(),
+            p50: latencies.at(0.50),
+            p95: latencies.at(0.95),
+            p99: latencies.at(0.99),
+            max: latencies.percentiles().map_or(Duration::ZERO, |p| p.max),
             throughput_rps: run.answers.len() as f64 / run.elapsed.as_secs_f64().max(1e-9),
             statuses,
             request_bytes: run.request_bytes,
+            peak_in_flight: run.case.scenario.is_open().then(|| {
+                let spans: Vec<(Duration, Duration)> = run.answers.iter().map(|a| (a.intended, a.intended + a.latency)).collect();
+                crate::load::timeline::peak_in_flight(&spans)
+            }),
         }
     }
 
@@ -127,6 +133,7 @@ impl Summary {
             throughput_rps: Fixed(self.throughput_rps),
             statuses: self.statuses_text(),
             request_bytes: Fixed(self.request_bytes),
+            peak_in_flight: self.peak_in_flight,
         }
     }
 }
@@ -148,6 +155,11 @@ pub fn write_csv(out: &Path, mode: Mode, runs: &[CaseRun], summaries: &[Summary]
         })
         .collect();
     csv::merge(&out.join(REQUESTS_CSV), mode, requests)?;
+    let load = runs
+        .iter()
+        .filter(|run| run.case.scenario.is_open())
+        .flat_map(|run| crate::load::rows::rows(run.case.scenario.name(), mode, run.protocol.name(), &run.timed()));
+    crate::load::rows::write(out, campus::Model::SyncRest, mode, load.collect())?;
     csv::merge(&out.join(SUMMARY_CSV), mode, summaries.iter().map(Summary::row::<3>).collect())?;
     csv::merge(&out.join(super::aftermath::LEFT_BEHIND_CSV), mode, runs.iter().filter_map(|r| r.left_behind.clone()).collect())
 }
