@@ -50,11 +50,21 @@ KAFKA_CONTROLLER_PORT=9093
 CLUSTER_HOME="$HOME_DIR/cluster"
 RABBIT_CLUSTER_AMQP=5680      # node N listens on 5680+N
 RABBIT_CLUSTER_DIST=25680     # its Erlang distribution on 25680+N
+RABBIT_PROMETHEUS=15692       # rabbitmq_prometheus: the single node here, cluster node N on 15692+N
 KAFKA_CLUSTER_PORT=19091      # broker N on 19091+N
 KAFKA_CLUSTER_CONTROLLER=19191  # its controller on 19191+N
 PG_URL="postgres://campus:campus@127.0.0.1:5432/campus"
 
 # ---------------------------------------------------------------- RabbitMQ
+# A node's rabbitmq.conf: AMQP on 127.0.0.1:$1, and rabbitmq_prometheus' endpoint on
+# 127.0.0.1:$2 (`/metrics`: queue depths, consumers, redeliveries, as RabbitMQ counts them).
+rabbit_conf() {
+  printf '# written by campus-sim scripts/brokers.sh\nlisteners.tcp.default = 127.0.0.1:%s\nloopback_users.guest = true\n' "$1"
+  printf 'prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = %s\n' "$2"
+}
+# The plugins a node starts with (an Erlang term; `%%` starts a comment).
+rabbit_plugins() { printf '%%%% written by campus-sim scripts/brokers.sh\n[rabbitmq_prometheus].\n'; }
+
 rabbit_installed() { [ -x /usr/sbin/rabbitmq-server ]; }
 rabbit_running() { as_root /usr/sbin/rabbitmqctl -q status >/dev/null 2>&1; }
 
@@ -67,11 +77,13 @@ rabbit_up() {
     say "rabbitmq already running"
   else
     say "starting rabbitmq"
-    # Loopback only: AMQP and the inter-node distribution port.
+    # Loopback only: AMQP, the Prometheus endpoint and the inter-node distribution port.
     as_root mkdir -p /etc/rabbitmq
-    if ! as_root test -f /etc/rabbitmq/rabbitmq.conf || ! as_root grep -q campus-sim /etc/rabbitmq/rabbitmq.conf; then
-      printf '# written by campus-sim scripts/brokers.sh\nlisteners.tcp.default = 127.0.0.1:5672\nloopback_users.guest = true\n' \
-        | as_root tee /etc/rabbitmq/rabbitmq.conf >/dev/null
+    if ! as_root test -f /etc/rabbitmq/rabbitmq.conf || ! as_root grep -q 'prometheus.tcp.ip' /etc/rabbitmq/rabbitmq.conf; then
+      rabbit_conf 5672 "$RABBIT_PROMETHEUS" | as_root tee /etc/rabbitmq/rabbitmq.conf >/dev/null
+    fi
+    if ! as_root test -f /etc/rabbitmq/enabled_plugins || ! as_root grep -q campus-sim /etc/rabbitmq/enabled_plugins; then
+      rabbit_plugins | as_root tee /etc/rabbitmq/enabled_plugins >/dev/null
     fi
     if ! as_root test -f /etc/rabbitmq/rabbitmq-env.conf || ! as_root grep -q campus-sim /etc/rabbitmq/rabbitmq-env.conf; then
       printf '# written by campus-sim scripts/brokers.sh\nNODENAME=rabbit@localhost\nNODE_IP_ADDRESS=127.0.0.1\nERL_EPMD_ADDRESS=127.0.0.1\n' \
@@ -86,7 +98,11 @@ rabbit_up() {
     sleep 1
   done
   port_open 5672 || die "rabbitmq runs but 127.0.0.1:5672 is closed"
-  say "rabbitmq ready on amqp://127.0.0.1:5672"
+  if port_open "$RABBIT_PROMETHEUS"; then
+    say "rabbitmq ready on amqp://127.0.0.1:5672, its metrics on http://127.0.0.1:$RABBIT_PROMETHEUS/metrics"
+  else
+    say "rabbitmq ready on amqp://127.0.0.1:5672 (no metrics endpoint: started before the scripts enabled rabbitmq_prometheus; '$0 down' then 'up' enables it)"
+  fi
 }
 
 rabbit_pause() {
@@ -303,9 +319,8 @@ rnode_start() {
   if rnode_running "$n"; then return; fi
   as_root mkdir -p "$dir/mnesia" "$dir/log"
   : | as_root tee "$dir/rabbitmq-env.conf" >/dev/null
-  printf '# written by campus-sim scripts/brokers.sh\nlisteners.tcp.default = 127.0.0.1:%s\nloopback_users.guest = true\n' \
-    $((RABBIT_CLUSTER_AMQP + n)) | as_root tee "$dir/rabbitmq.conf" >/dev/null
-  echo '[].' | as_root tee "$dir/enabled_plugins" >/dev/null
+  rabbit_conf $((RABBIT_CLUSTER_AMQP + n)) $((RABBIT_PROMETHEUS + n)) | as_root tee "$dir/rabbitmq.conf" >/dev/null
+  rabbit_plugins | as_root tee "$dir/enabled_plugins" >/dev/null
   # The nodes run as the rabbitmq user: it must reach and own their directories.
   local d="$dir"; while [ "$d" != / ]; do d=$(dirname "$d"); as_root chmod o+x "$d" 2>/dev/null || true; done
   as_root chown -R rabbitmq:rabbitmq "$dir"
@@ -539,7 +554,7 @@ purge() {
   if [ "$purged_rabbit" = yes ]; then
     as_root rm -rf /etc/rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
   else
-    rm_ours /etc/rabbitmq/rabbitmq.conf; rm_ours /etc/rabbitmq/rabbitmq-env.conf
+    rm_ours /etc/rabbitmq/rabbitmq.conf; rm_ours /etc/rabbitmq/rabbitmq-env.conf; rm_ours /etc/rabbitmq/enabled_plugins
   fi
   if [ "$purged_pg" = yes ]; then
     as_root rm -rf /etc/postgresql /var/lib/postgresql /var/log/postgresql

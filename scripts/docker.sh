@@ -7,7 +7,8 @@
 #   scripts/docker.sh images [--rebuild]
 #                               make locally, under the names the compose files use, every image
 #                               they need: debian:bookworm(-slim), rabbitmq:3.10-management,
-#                               apache/kafka:3.9.1 (stand-ins), and campus:local, the services'
+#                               apache/kafka:3.9.1, prom/prometheus:v2.42.0 (stand-ins; Prometheus
+#                               for the compose files' observability profile), and campus:local, the services'
 #                               image, from the production binary `campus` (built here with cargo,
 #                               target/release/campus; the image always remade)
 #   scripts/docker.sh down      stop the engine (and every container), the responder, the rule
@@ -175,6 +176,11 @@ rabbitmq_image() {
   build rabbitmq:3.10-management "$ROOT/scripts/docker-images/rabbitmq.Dockerfile" "$ROOT/scripts/docker-images"
 }
 
+prometheus_image() {
+  wanted prom/prometheus:v2.42.0 || return 0
+  build prom/prometheus:v2.42.0 "$ROOT/scripts/docker-images/prometheus.Dockerfile" "$ROOT/scripts/docker-images"
+}
+
 kafka_image() {
   wanted apache/kafka:3.9.1 || return 0
   local libs; libs=$("$ROOT/scripts/brokers.sh" which kafka-libs)
@@ -213,6 +219,7 @@ images() {
   base_image
   rabbitmq_image
   kafka_image
+  prometheus_image
   service_image
   say "images ready: $(docker images --format '{{.Repository}}:{{.Tag}}' | sort | tr '\n' ' ')"
 }

@@ -91,7 +91,7 @@ pub struct ServiceConfig {
     /// (streaming-kafka: analytics) Handle at most this many records per second (to show lag).
     #[arg(long, env = "CAMPUS_THROTTLE_PER_S", value_parser = clap::value_parser!(u32).range(1..))]
     pub throttle_per_s: Option<u32>,
-    /// (streaming-kafka: analytics) Write the metrics (JSON, as `GET /metrics`) here every
+    /// (streaming-kafka: analytics) Write the metrics (JSON, as `GET /analytics`) here every
     /// second and when stopping.
     #[arg(long, env = "CAMPUS_METRICS_FILE")]
     pub metrics_file: Option<PathBuf>,

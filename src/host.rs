@@ -17,6 +17,9 @@ use crate::safeguards::Safeguards;
 use crate::services::order::OrderIds;
 use crate::services::EventClock;
 use crate::store::{Storage, StoreError};
+use crate::telemetry::log::CountedLog;
+use crate::telemetry::queue::CountedQueue;
+use crate::telemetry::ServiceMetrics;
 use crate::transport::log::{EventLog, LogError};
 use crate::transport::queue::{MessageQueue, QueueError};
 use crate::transport::{BoxFuture, RequestReply};
@@ -46,9 +49,22 @@ pub struct Host {
     /// The seed of the reconnect backoff's jitter; `None`: random (production).
     pub jitter_seed: Option<u64>,
     pub safeguards: Safeguards,
+    /// The service's metrics (`GET /metrics`): new with each host, as a process starts afresh.
+    pub metrics: ServiceMetrics,
 }
 
 impl Host {
+    /// This host with its transport counted into its metrics (Part B's queue, Part C's log;
+    /// Part A's calls are timed where they are answered).
+    pub fn counted(&self) -> Host {
+        let transport = match &self.transport {
+            Transport::Queue(mq) => Transport::Queue(Arc::new(CountedQueue::new(mq.clone(), &self.metrics))),
+            Transport::Log(log) => Transport::Log(Arc::new(CountedLog::new(log.clone(), &self.metrics))),
+            other @ Transport::RequestReply(_) => other.clone(),
+        };
+        Host { transport, ..self.clone() }
+    }
+
     /// How the service's loops meet a broker that goes away.
     pub fn policy(&self) -> Policy {
         Policy { reconnect: self.safeguards.reconnect, stall_watch: self.safeguards.stall_watch, seed: self.jitter_seed }

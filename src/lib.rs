@@ -21,6 +21,8 @@
 //! - [`config`]: one service instance's configuration (the binary's flags).
 //! - [`store`]: persistence only: the stores of Part B, SQLite (a file per store) or PostgreSQL
 //!   shared by several instances.
+//! - [`telemetry`]: what a service tells an operator: its Prometheus metrics (`GET /metrics`),
+//!   counted at the door, in the transports' counted wrappers, or read from the stores' counts.
 //! - [`services`]: the services' logic, transport-agnostic: Order's whole life, Inventory,
 //!   Notification, Analytics.
 //! - [`host`]: what a host gives a service (transport, storage, clock, ids, jitter,
@@ -52,6 +54,7 @@ pub mod services;
 pub mod store;
 pub mod streaming_kafka;
 pub mod sync_rest;
+pub mod telemetry;
 pub mod transport;
 pub mod wire;
 

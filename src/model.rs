@@ -73,7 +73,7 @@ pub enum Service {
     Notification,
     /// streaming-kafka: `POST /order`, `POST /orders` appended to `order-events` (port 8004).
     Producer,
-    /// streaming-kafka: consumes both topics, `GET /metrics` (port 8005).
+    /// streaming-kafka: consumes both topics, `GET /analytics` (port 8005).
     Analytics,
 }
 

@@ -38,6 +38,7 @@ use crate::safeguards::Safeguards;
 use crate::services::order::OrderIds;
 use crate::services::EventClock;
 use crate::store::{Postgres, Storage, StoreError};
+use crate::telemetry::ServiceMetrics;
 use crate::transport::amqp::AmqpQueue;
 use crate::transport::http::{serve, HttpRequestReply};
 use crate::transport::kafka::KafkaLog;
@@ -78,16 +79,19 @@ pub enum ServeError {
 }
 
 /// The service `config` names, built on `host`: the one door, for a process and for the lab's
-/// simulated world alike.
+/// simulated world alike. Every service comes out of it the same way: its queue or log
+/// counted, and its metrics at `GET /metrics`, every request timed ([`crate::telemetry`]).
 pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
     if !Service::of(config.model).contains(&config.service) {
         return Err(BuildError::NoSuchService { model: config.model, service: config.service });
     }
-    match config.model {
+    let host = &host.counted();
+    let built = match config.model {
         Model::SyncRest => crate::sync_rest::build(config, host),
         Model::AsyncRabbitmq => crate::async_rabbitmq::build(config, host).await,
         Model::StreamingKafka => crate::streaming_kafka::build(config, host),
-    }
+    }?;
+    Ok(Built { app: host.metrics.expose(built.app), ..built })
 }
 
 /// Runs the service `config` names until a signal (or until one of its loops ends, which is an
@@ -193,7 +197,15 @@ async fn real_host(config: &ServiceConfig) -> Result<Host, ServeError> {
         }
         _ => Storage::Files(config.data_dir.clone()),
     };
-    Ok(Host { transport, storage, clock: EventClock::Wall, ids: OrderIds::Random, jitter_seed: None, safeguards: Safeguards::ALL })
+    Ok(Host {
+        transport,
+        storage,
+        clock: EventClock::Wall,
+        ids: OrderIds::Random,
+        jitter_seed: None,
+        safeguards: Safeguards::ALL,
+        metrics: ServiceMetrics::new(),
+    })
 }
 
 /// Binds, prints the READY line, serves `app` until a signal or until `work` ends.

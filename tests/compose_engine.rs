@@ -99,8 +99,9 @@ async fn place_grpc(http: &std::sync::Arc<campus::transport::http::HttpRequestRe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the compose images: scripts/test.sh runs this in its compose step"]
-async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_every_order_once_when_it_is_back() -> anyhow::Result<()> {
-    let stack = Stack::up(Model::AsyncRabbitmq, &["rabbitmq", "inventory", "notification", "order"])?;
+async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_every_order_once_when_it_is_back_as_prometheus_sees(
+) -> anyhow::Result<()> {
+    let stack = Stack::up(Model::AsyncRabbitmq, &["rabbitmq", "inventory", "notification", "order", "prometheus"])?;
     let http = stack.http(&[(Service::Order, 8001), (Service::Inventory, 8002), (Service::Notification, 8003)]);
     let (before, during) = (20, 30);
     let decided = |want: u64| {
@@ -141,7 +142,29 @@ async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_eve
     assert_eq!(inventory.double_reservations, 0, "0 double");
     assert_eq!(inventory.stock_applications, inventory.reserved, "stock taken once per reserved order");
     assert_eq!(inventory.units_taken, inventory.units_of_reserved_orders);
+
+    // The observability profile's Prometheus scrapes every service and RabbitMQ, and reads
+    // Order's count as Order's /stats does.
+    eventually("Prometheus scraping the three services and RabbitMQ", DRAIN_WITHIN, || async {
+        let up = prometheus(&stack, "up")?;
+        Ok((up.len() == 4 && up.iter().all(|(_, v)| *v == 1.0), format!("{up:?}")))
+    })
+    .await?;
+    eventually("Prometheus reading Order's accepted orders", DRAIN_WITHIN, || async {
+        let accepted = prometheus(&stack, "campus_orders_accepted_total")?;
+        Ok((accepted.iter().map(|(_, v)| *v).collect::<Vec<_>>() == [order.accepted as f64], format!("{accepted:?}")))
+    })
+    .await?;
     Ok(())
+}
+
+/// An instant query of the stack's Prometheus (from inside its container: the API is on
+/// loopback there too): each series' labels and value.
+fn prometheus(stack: &Stack, query: &str) -> anyhow::Result<Vec<(serde_json::Value, f64)>> {
+    let url = format!("http://127.0.0.1:9090/api/v1/query?query={query}");
+    let answer: serde_json::Value = serde_json::from_str(&stack.exec("prometheus", &["wget", "-qO-", &url])?)?;
+    let series = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+    Ok(series.into_iter().map(|s| (s["metric"].clone(), s["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +184,7 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
     let counted = |want: usize| {
         let http = &http;
         move || async move {
-            let metrics: MetricsReport = get_json(http, Service::Analytics, "/metrics").await?;
+            let metrics: MetricsReport = get_json(http, Service::Analytics, "/analytics").await?;
             Ok((
                 metrics.orders_seen == want && metrics.outcomes_seen == want,
                 format!("{} orders, {} outcomes", metrics.orders_seen, metrics.outcomes_seen),
@@ -181,7 +204,7 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
     let inventory: InventoryStats = get_json(&http, Service::Inventory, "/stats").await?;
     assert_eq!(inventory.reserved + inventory.failed, 300, "0 lost");
     assert_eq!(inventory.double_reservations, 0, "0 double");
-    let before: MetricsReport = get_json(&http, Service::Analytics, "/metrics").await?;
+    let before: MetricsReport = get_json(&http, Service::Analytics, "/analytics").await?;
 
     // The replay, as a user does it: Analytics stopped, its group reset with Kafka's own tool
     // inside the Kafka container, Analytics started again; it counts everything anew.
@@ -206,7 +229,7 @@ async fn docker_compose_part_c_decides_every_event_once_across_an_inventory_kill
     assert!(reset.contains("campus.order-events") && !reset.contains("Error"), "the group was reset: {reset}");
     stack.start("analytics")?;
     eventually("the replay counted everything again", DRAIN_WITHIN, counted(300)).await?;
-    let after: MetricsReport = get_json(&http, Service::Analytics, "/metrics").await?;
+    let after: MetricsReport = get_json(&http, Service::Analytics, "/analytics").await?;
     assert_eq!(after, before, "the replay reproduces the metrics");
     Ok(())
 }

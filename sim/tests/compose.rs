@@ -108,3 +108,18 @@ fn the_sync_rest_file_passes_every_fault_through_to_inventory_and_unset_means_no
     let campus = Campus::try_parse_from(&flags).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
     assert!(campus.args.faults.plan().is_healthy(), "{flags:?}: the unset values inject a fault");
 }
+
+#[test]
+fn each_parts_observability_profile_scrapes_every_service_of_the_part() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose");
+    for model in campus::Model::ALL {
+        let dir = root.join(model.name());
+        let compose = std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
+        assert!(compose.contains("profiles: [\"observability\"]"), "{model}: no observability profile");
+        let config = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap_or_else(|e| panic!("{model}: prometheus.yml: {e}"));
+        for service in campus::Service::of(model) {
+            let target = format!("\"{}:{}\"", service.name(), service.default_port());
+            assert!(config.contains(&target), "{model}: Prometheus does not scrape {target}");
+        }
+    }
+}

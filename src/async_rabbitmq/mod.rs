@@ -17,7 +17,8 @@ use crate::retry::Policy;
 
 use crate::services::completions::Completions;
 use crate::services::order::AsyncOrderService;
-use crate::store::{InventoryStore, NotificationStore};
+use crate::store::{InventoryStore, NotificationStore, StoreError};
+use crate::telemetry::{stats, Sample};
 use crate::transport::queue::MessageQueue;
 
 /// Order: `POST /order` stores the order and its `OrderPlaced` (202); the relay publishes the
@@ -71,16 +72,44 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
     let store_error = |source| BuildError::Store { service, source };
     Ok(match service {
         Service::Order => {
-            let store = host.storage.order().await.map_err(store_error)?;
-            order(Arc::new(AsyncOrderService::new(host.ids.clone(), store, host.clock)), mq, prefetch, policy)
+            let service = Arc::new(AsyncOrderService::new(host.ids.clone(), host.storage.order().await.map_err(store_error)?, host.clock));
+            let counted = service.clone();
+            host.metrics.source(move || {
+                let service = counted.clone();
+                Box::pin(async move { read(service.stats().await, stats::order) })
+            });
+            order(service, mq, prefetch, policy)
         }
         Service::Inventory => {
-            inventory(host.storage.inventory(config.stock, host.safeguards.dedup).await.map_err(store_error)?, mq, prefetch, policy)
+            let store = host.storage.inventory(config.stock, host.safeguards.dedup).await.map_err(store_error)?;
+            let counted = store.clone();
+            host.metrics.source(move || {
+                let store = counted.clone();
+                Box::pin(async move { read(store.stats().await, |s| stats::inventory(s)) })
+            });
+            inventory(store, mq, prefetch, policy)
         }
         Service::Notification => {
             let store = host.storage.notification().await.map_err(store_error)?;
+            let counted = store.clone();
+            host.metrics.source(move || {
+                let store = counted.clone();
+                Box::pin(async move { read(store.stats().await, stats::notification) })
+            });
             notification(store, mq, prefetch, policy, Completions::new(host.clock))
         }
         Service::Producer | Service::Analytics => return Err(BuildError::NoSuchService { model: Model::AsyncRabbitmq, service }),
     })
+}
+
+/// A store's counts as samples; none while the store cannot be read (the scrape still answers,
+/// with what was counted as it happened).
+fn read<T>(stats: Result<T, StoreError>, samples: impl FnOnce(&T) -> Vec<Sample>) -> Vec<Sample> {
+    match stats {
+        Ok(stats) => samples(&stats),
+        Err(e) => {
+            tracing::debug!(error = %e, "the store's counts were not read for /metrics");
+            Vec::new()
+        }
+    }
 }

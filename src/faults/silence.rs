@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
+use crate::transport::log::{ConsumerId, EventLog, LogError, LogLayer, Record, Topic};
 use crate::transport::BoxFuture;
 
 #[derive(Default)]
@@ -62,35 +62,9 @@ impl SilencedLog {
     }
 }
 
-impl EventLog for SilencedLog {
-    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
-        self.inner.append(records)
-    }
-
-    fn fence(&self, writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.fence(writer)
-    }
-
-    fn transact(
-        &self,
-        writer: &str,
-        consumer: ConsumerId,
-        records: Vec<Outgoing>,
-        positions: Vec<Position>,
-    ) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.transact(writer, consumer, records, positions)
-    }
-
-    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        self.inner.scan(topic)
-    }
-
-    fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        self.inner.scan_partition(topic, partition)
-    }
-
-    fn partitions(&self) -> u32 {
-        self.inner.partitions()
+impl LogLayer for SilencedLog {
+    fn inner(&self) -> &dyn EventLog {
+        self.inner.as_ref()
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
@@ -121,31 +95,11 @@ impl EventLog for SilencedLog {
         })
     }
 
-    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
-        self.inner.positions(consumer)
-    }
-
-    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.commit(consumer, positions)
-    }
-
     fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
         let mut m = self.members();
         m.groups.remove(&consumer);
         m.silent.remove(&consumer);
         drop(m);
         self.inner.leave(consumer)
-    }
-
-    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        self.inner.end_offsets(topic)
-    }
-
-    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        self.inner.committed(group, topic)
-    }
-
-    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.reset_to_beginning(group, topics)
     }
 }

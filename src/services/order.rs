@@ -20,6 +20,8 @@ use crate::model::{Protocol, Service};
 use crate::proto;
 use crate::retry::Policy;
 use crate::store::{OrderStore, OutboxRow, StoreError};
+use crate::telemetry::metrics::Counters;
+use crate::telemetry::{stats, ServiceMetrics};
 use crate::transport::queue::{MessageQueue, QueueError, QueueName, Route};
 use crate::transport::RequestReply;
 use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
@@ -101,6 +103,8 @@ pub struct SyncOrderService {
     protocol: Protocol,
     /// Orders that may be in flight at once, and the permits for them; `None`: no limit.
     in_flight: Option<(usize, Arc<tokio::sync::Semaphore>)>,
+    /// What became of each order (`campus_orders_total{outcome}`).
+    outcomes: Counters,
 }
 
 /// What a call to Inventory or Notification came to, whichever protocol carried it.
@@ -118,7 +122,7 @@ impl SyncOrderService {
     /// `call_timeout` bounds each downstream call (Inventory, then Notification), made over
     /// `protocol`.
     pub fn new(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol) -> Self {
-        SyncOrderService { ids, peers, call_timeout, protocol, in_flight: None }
+        SyncOrderService { ids, peers, call_timeout, protocol, in_flight: None, outcomes: Counters::default() }
     }
 
     /// At most `limit` orders in flight at once (0: no limit); one more is refused at once
@@ -128,6 +132,20 @@ impl SyncOrderService {
     pub fn limited_to(self, limit: usize) -> Self {
         let in_flight = (limit > 0).then(|| (limit, Arc::new(tokio::sync::Semaphore::new(limit))));
         SyncOrderService { in_flight, ..self }
+    }
+
+    /// Counts each order's outcome in `metrics`: `campus_orders_total{outcome}`, the outcome
+    /// `placed`, `placed_unconfirmed` (placed, its confirmation not sent), or the reason it was
+    /// refused (`out_of_stock`, `inventory_timeout`, `inventory_unavailable`, `overloaded`).
+    pub fn counted_in(self, metrics: &ServiceMetrics) -> Self {
+        let outcomes = metrics.counters("campus_orders", "Orders Order answered, per outcome (placed, or why not)");
+        let counted = outcomes.clone();
+        metrics.source(move || {
+            let placed =
+                ["placed", "placed_unconfirmed"].iter().map(|o| counted.get_or_create(&vec![("outcome", (*o).to_owned())]).get()).sum();
+            Box::pin(std::future::ready(vec![stats::accepted(placed)]))
+        });
+        SyncOrderService { outcomes, ..self }
     }
 
     pub fn call_timeout(&self) -> Duration {
@@ -145,6 +163,20 @@ impl SyncOrderService {
     /// downstream call is bounded by what is left of it as well as by the call timeout, and
     /// carries that bound on to Inventory and Notification.
     pub async fn place_within(&self, request: OrderRequest, within: Option<Duration>) -> Result<Placed, PlaceError> {
+        let placed = self.attempt(request, within).await;
+        let outcome = match &placed {
+            Ok(Placed { notified: Notified::Sent, .. }) => "placed",
+            Ok(Placed { notified: Notified::Failed { .. }, .. }) => "placed_unconfirmed",
+            Err(PlaceError::OutOfStock { .. }) => "out_of_stock",
+            Err(PlaceError::InventoryTimeout { .. }) => "inventory_timeout",
+            Err(PlaceError::InventoryUnavailable { .. }) => "inventory_unavailable",
+            Err(PlaceError::Overloaded { .. }) => "overloaded",
+        };
+        self.outcomes.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+        placed
+    }
+
+    async fn attempt(&self, request: OrderRequest, within: Option<Duration>) -> Result<Placed, PlaceError> {
         let deadline = within.map(|w| tokio::time::Instant::now() + w);
         let order = self.ids.assign(request);
         let order_id = order.order_id.clone();

@@ -1,12 +1,12 @@
 //! Part C's HTTP faces: the producer (`POST /order`, `POST /orders`), Inventory's accounting
-//! (`GET /stats`, `GET /stock`) and Analytics (`GET /metrics`, `GET /completions`); `GET
+//! (`GET /stats`, `GET /stock`) and Analytics (`GET /analytics`, `GET /completions`); `GET
 //! /health` on each.
 //!
 //! | route                | body                         | answer                                   |
 //! |----------------------|------------------------------|------------------------------------------|
 //! | producer `POST /order`  | an order (`student_id`, `items`) | 202 `{order_id, placed_at_ms}`: appended to `order-events` |
 //! | producer `POST /orders` | up to [`MAX_BULK`] `OrderPlaced` (ids and event times given) | 202 `{appended}` |
-//! | analytics `GET /metrics` | —                         | orders per minute and the failure rate, overall and per minute |
+//! | analytics `GET /analytics` | —                         | orders per minute and the failure rate, overall and per minute |
 //! | analytics `GET /completions` | —                     | `[{order_id, at_ms}]`: when each order's outcome was first counted (event clock), oldest first |
 //!
 //! The producer answers 503 `log_unavailable` when Kafka does not take the records.
@@ -116,7 +116,7 @@ async fn shard_stats(State((view, stock)): State<(ShardsView, u32)>) -> Json<Inv
     Json(partitioned::stats(&view.lock().expect("shards lock"), stock))
 }
 
-/// One minute of `GET /metrics`.
+/// One minute of `GET /analytics`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MinuteReport {
     pub minute: u64,
@@ -132,7 +132,7 @@ impl MinuteReport {
     }
 }
 
-/// The whole run in `GET /metrics`.
+/// The whole run in `GET /analytics`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TotalReport {
     /// Minutes of event time with any event.
@@ -143,7 +143,7 @@ pub struct TotalReport {
     pub failure_rate: f64,
 }
 
-/// `GET /metrics` (and the metrics file): what Analytics has computed so far.
+/// `GET /analytics` (and the metrics file): what Analytics has computed so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsReport {
     /// Distinct orders placed and distinct outcomes seen.
@@ -184,10 +184,10 @@ impl MetricsReport {
     }
 }
 
-/// Analytics' face: `GET /metrics`, and `GET /completions` (when each order's outcome was
+/// Analytics' face: `GET /analytics`, and `GET /completions` (when each order's outcome was
 /// first counted).
 pub fn analytics_app(state: Counting) -> Router {
-    let router = Router::new().route("/metrics", get(metrics)).with_state(state.analytics).merge(api::completions(state.completions));
+    let router = Router::new().route("/analytics", get(metrics)).with_state(state.analytics).merge(api::completions(state.completions));
     api::finish(router, "analytics", Probe::None)
 }
 

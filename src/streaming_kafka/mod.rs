@@ -27,8 +27,10 @@ use crate::retry::Policy;
 use crate::services::analytics::{Analytics, Counting};
 use crate::services::inventory::Inventory;
 use crate::services::EventClock;
+use crate::telemetry::{self, stats, Sample};
+use crate::transport::log::Topic;
 use crate::transport::log::{EventLog, LogError};
-use consumers::{InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP};
+use consumers::{InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
 use partitioned::ShardsView;
 use producer::Producer;
 
@@ -125,23 +127,38 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
     let (app, run) = match service {
         Service::Producer => {
             let producer = Arc::new(Producer::new(log, host.clock, policy));
+            let counted = producer.clone();
+            host.metrics.source(move || Box::pin(std::future::ready(vec![stats::accepted(counted.orders_appended())])));
             let app = api::producer_app(producer.clone(), host.ids.clone());
             (app, Loop::new("watermarks", move |stop| async move { producer.run_idle_watermarks(stop).await }))
         }
         Service::Inventory => match &config.instance {
             Some(instance) => {
                 let (view, instance) = (ShardsView::default(), instance.clone());
+                let (counted, stock) = (view.clone(), config.stock);
+                host.metrics.source(move || {
+                    Box::pin(std::future::ready(stats::inventory(&partitioned::stats(&counted.lock().expect("shards lock"), stock))))
+                });
+                telemetry::log::report_lag(&host.metrics, log.clone(), INVENTORY_GROUP, &[Topic::OrderEvents]);
                 let app = api::partitioned_inventory_app(view.clone(), config.stock);
                 (app, Loop::new("inventory", move |stop| partitioned::run(log, view, inventory_config, instance, policy, stop)))
             }
             None => {
                 let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(config.stock)));
+                let (counted, stock) = (view.clone(), config.stock);
+                host.metrics.source(move || {
+                    Box::pin(std::future::ready(stats::inventory(&consumers::stats(&counted.lock().expect("inventory lock"), stock))))
+                });
+                telemetry::log::report_lag(&host.metrics, log.clone(), INVENTORY_GROUP, &[Topic::OrderEvents]);
                 let app = api::inventory_app(view.clone(), config.stock);
                 (app, Loop::new("inventory", move |stop| consumers::run_inventory(log, view, inventory_config, policy, stop)))
             }
         },
         Service::Analytics => {
             let state = Counting::new(host.clock);
+            let counted = state.analytics.clone();
+            host.metrics.source(move || Box::pin(std::future::ready(analytics_samples(&counted.lock().expect("analytics lock")))));
+            telemetry::log::report_lag(&host.metrics, log.clone(), ANALYTICS_GROUP, &Topic::EVENTS);
             let (throttle, file) = (config.throttle_per_s, config.metrics_file.clone());
             let app = api::analytics_app(state.clone());
             let run = Loop::new("analytics", move |stop| async move {
@@ -169,7 +186,21 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
     Ok(Built { service, app, loops: vec![run] })
 }
 
-/// Writes Analytics' metrics (JSON, as `GET /metrics` answers) to `path`, replacing it whole.
+/// What Analytics has counted, as Prometheus samples: the orders placed and decided it counted
+/// (each once, repeats and replays absorbed) and the failure rate.
+fn analytics_samples(analytics: &Analytics) -> Vec<Sample> {
+    let total = analytics.metrics().total;
+    let mut samples = vec![Sample::counter("campus_analytics_orders_placed", "Distinct orders Analytics counted as placed", total.orders)];
+    samples.extend(stats::decided(total.reserved, total.failed));
+    samples.push(Sample::gauge(
+        "campus_analytics_failure_ratio",
+        "Failed over decided orders Analytics counted: failed / (reserved + failed), 0 before any",
+        total.failure_rate(),
+    ));
+    samples
+}
+
+/// Writes Analytics' metrics (JSON, as `GET /analytics` answers) to `path`, replacing it whole.
 fn write_metrics(path: &std::path::Path, state: &Mutex<Analytics>) -> Result<(), LoopError> {
     let report = api::MetricsReport::of(&state.lock().expect("analytics lock"));
     let json = serde_json::to_vec_pretty(&report).expect("metrics serialize");

@@ -48,6 +48,8 @@ pub struct Producer {
     appended: Notify,
     /// One key per partition, so that a watermark lands on each.
     watermark_keys: Vec<String>,
+    /// Orders appended since the producer started.
+    orders: std::sync::atomic::AtomicU64,
 }
 
 /// A key that Kafka's partitioner sends to `partition` of `partitions`.
@@ -62,7 +64,21 @@ impl Producer {
     pub fn new(log: Arc<dyn EventLog>, clock: EventClock, policy: Policy) -> Self {
         let partitions = log.partitions();
         let watermark_keys = (0..partitions).map(|p| key_for(p, partitions)).collect();
-        Producer { log, clock, policy, state: Mutex::new(Clock::default()), appended: Notify::new(), watermark_keys }
+        Producer {
+            log,
+            clock,
+            policy,
+            state: Mutex::new(Clock::default()),
+            appended: Notify::new(),
+            watermark_keys,
+            orders: Default::default(),
+        }
+    }
+
+    /// Orders appended since the producer started (a repeat under the same key counts again:
+    /// the log holds it twice, and its readers absorb it).
+    pub fn orders_appended(&self) -> u64 {
+        self.orders.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn watermarks(&self, ms: u64) -> impl Iterator<Item = Outgoing> + '_ {
@@ -99,6 +115,7 @@ impl Producer {
         clock.floor = last;
         clock.latest = clock.latest.max(last);
         clock.appended_at = Some(tokio::time::Instant::now());
+        self.orders.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.appended.notify_one();
         Ok(events)
     }

@@ -20,13 +20,21 @@ use crate::proto::order_server::OrderServer;
 use crate::services::inventory::Inventory;
 use crate::services::notification::Notifier;
 use crate::services::order::{OrderIds, SyncOrderService};
+use crate::telemetry::{stats, ServiceMetrics};
 use crate::transport::RequestReply;
 
 /// Order: `POST /order` and gRPC `PlaceOrder` call Inventory, then Notification, over
 /// `protocol`, each call bounded by `call_timeout`; at most `max_in_flight` orders at once (0:
-/// no limit).
-pub fn order(ids: OrderIds, peers: Arc<dyn RequestReply>, call_timeout: Duration, protocol: Protocol, max_in_flight: usize) -> Router {
-    let service = Arc::new(SyncOrderService::new(ids, peers, call_timeout, protocol).limited_to(max_in_flight));
+/// no limit); each order's outcome counted in `metrics`.
+pub fn order(
+    ids: OrderIds,
+    peers: Arc<dyn RequestReply>,
+    call_timeout: Duration,
+    protocol: Protocol,
+    max_in_flight: usize,
+    metrics: &ServiceMetrics,
+) -> Router {
+    let service = Arc::new(SyncOrderService::new(ids, peers, call_timeout, protocol).limited_to(max_in_flight).counted_in(metrics));
     grpc::beside(api::order::sync_app(service.clone()), OrderServer::new(grpc::OrderFace(service)))
 }
 
@@ -59,10 +67,24 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
             let Transport::RequestReply(peers) = &host.transport else {
                 return Err(BuildError::Transport { service, needs: "request/reply" });
             };
-            order(host.ids.clone(), peers.clone(), Duration::from_millis(config.timeout_ms), config.protocol, config.max_in_flight)
+            let timeout = Duration::from_millis(config.timeout_ms);
+            order(host.ids.clone(), peers.clone(), timeout, config.protocol, config.max_in_flight, &host.metrics)
         }
-        Service::Inventory => inventory(inventory_state(config.stock)),
-        Service::Notification => notification(notification_state()),
+        Service::Inventory => {
+            let state = inventory_state(config.stock);
+            let counted = state.clone();
+            host.metrics.source(move || {
+                let (reserved, failed) = counted.lock().expect("inventory lock").decided();
+                Box::pin(std::future::ready(stats::decided(reserved, failed)))
+            });
+            inventory(state)
+        }
+        Service::Notification => {
+            let state = notification_state();
+            let counted = state.clone();
+            host.metrics.source(move || Box::pin(std::future::ready(vec![stats::notified(counted.lock().expect("notifier lock").sent())])));
+            notification(state)
+        }
         Service::Producer | Service::Analytics => return Err(BuildError::NoSuchService { model: Model::SyncRest, service }),
     };
     Ok(Built { service, app, loops: Vec::new() })

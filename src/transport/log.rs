@@ -219,6 +219,95 @@ pub trait EventLog: Send + Sync + 'static {
     fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>>;
 }
 
+/// A log wrapped around another to change a few of its calls: a fault, a count. A layer names the
+/// log it wraps and overrides the calls it changes; every other call goes to the wrapped log
+/// unchanged, for every layer is an [`EventLog`].
+pub trait LogLayer: Send + Sync + 'static {
+    /// The log this layer wraps.
+    fn inner(&self) -> &dyn EventLog;
+
+    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+        self.inner().append(records)
+    }
+
+    fn transact(
+        &self,
+        writer: &str,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner().transact(writer, consumer, records, positions)
+    }
+
+    fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
+        self.inner().join(group, topics)
+    }
+
+    fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        self.inner().poll(consumer, max, wait)
+    }
+
+    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner().commit(consumer, positions)
+    }
+
+    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner().leave(consumer)
+    }
+}
+
+impl<L: LogLayer> EventLog for L {
+    fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
+        LogLayer::append(self, records)
+    }
+    fn fence(&self, writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner().fence(writer)
+    }
+    fn transact(
+        &self,
+        writer: &str,
+        consumer: ConsumerId,
+        records: Vec<Outgoing>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
+        LogLayer::transact(self, writer, consumer, records, positions)
+    }
+    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        self.inner().scan(topic)
+    }
+    fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        self.inner().scan_partition(topic, partition)
+    }
+    fn partitions(&self) -> u32 {
+        self.inner().partitions()
+    }
+    fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
+        LogLayer::join(self, group, topics)
+    }
+    fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
+        LogLayer::poll(self, consumer, max, wait)
+    }
+    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
+        self.inner().positions(consumer)
+    }
+    fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
+        LogLayer::commit(self, consumer, positions)
+    }
+    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
+        LogLayer::leave(self, consumer)
+    }
+    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        self.inner().end_offsets(topic)
+    }
+    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
+        self.inner().committed(group, topic)
+    }
+    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
+        self.inner().reset_to_beginning(group, topics)
+    }
+}
+
 /// Kafka's default partitioner: murmur2 of the key, made positive, modulo the partitions.
 pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
     (murmur2(key) & 0x7fff_ffff) % partitions

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use campus::api::order::OrderAcceptedReply;
 use campus::domain::{OrderId, OrderRequest};
-use campus::services::completions::Completion;
 use campus::store::{NotificationStats, OrderStats};
 use campus::transport::queue::QueueName;
 use campus::transport::RequestReply;
@@ -17,7 +16,7 @@ use tokio::time::Instant;
 
 use super::{DeadLetter, Deployment, Final, Sample};
 pub use crate::client::get_json;
-use crate::load::{Clock, Schedule, Timed};
+use crate::load::{completed_by, Clock, Schedule, Timed};
 use crate::Mode;
 
 /// Orders sent: those accepted (202) with the id Order gave them, in the order they were
@@ -83,9 +82,7 @@ pub async fn place_orders(http: Arc<dyn RequestReply>, load: Load, mode: Mode) -
 /// Each placed order's completion: when Notification recorded its confirmation (`GET
 /// /completions`), on the same clock as its intended start.
 pub async fn completed(d: &Deployment<'_>, placed: &Placed) -> anyhow::Result<Vec<Timed>> {
-    let completions: Vec<Completion> = get_json(d.http().as_ref(), Service::Notification, "/completions").await?;
-    let at: std::collections::HashMap<String, u64> = completions.into_iter().map(|c| (c.order_id.as_str().to_owned(), c.at_ms)).collect();
-    Ok(placed.timed.iter().map(|t| t.clone().completed_at(at.get(&t.order_id).copied())).collect())
+    completed_by(d.http().as_ref(), Service::Notification, &placed.timed).await
 }
 
 /// One consistent snapshot of the workflow: read downstream first — Notification, then the

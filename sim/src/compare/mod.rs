@@ -3,12 +3,11 @@
 //! the same fault — Inventory away — across Parts A, B and C, every number derived from the
 //! parts' own CSV rows, so the section agrees with them whichever part ran last:
 //!
-//! - time to accept an order: Part A's baseline median (the answer is the outcome), Part B's
-//!   median 202 and Part C's median append of one event, both during `outage` (before the fault
-//!   too);
-//! - time to its outcome in normal operation: Part A's median again; for B and C, Little's law
-//!   over the samples before the outage — orders waiting on average divided by the arrival
-//!   rate;
+//! - accept and completion latency under the same open loop (20 orders a second arriving
+//!   regardless), p50 and p99 from each order's intended start, read from the per-order load
+//!   rows ([`load`]): Part A's `open-loop` (the answer is the outcome), Parts B's and C's
+//!   `outage` (accept over the whole run; completion in normal operation over the orders meant
+//!   to arrive up to 1 s before Inventory went away);
 //! - Inventory away: refused (A's `failure-down`), or accepted and decided later (B's and C's
 //!   `outage`: how many, how long the backlog took to drain, the longest wait, read off the
 //!   cumulative curves of accepted and decided orders at the samples' 250 ms grain);

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use campus::streaming_kafka::consumers::INVENTORY_GROUP;
-use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
+use campus::transport::log::{ConsumerId, EventLog, LogError, LogLayer, Outgoing, Position, Record, Topic};
 use campus::transport::BoxFuture;
 
 use super::queue::CrashPoint;
@@ -154,7 +154,11 @@ impl CrashingLog {
     }
 }
 
-impl EventLog for CrashingLog {
+impl LogLayer for CrashingLog {
+    fn inner(&self) -> &dyn EventLog {
+        self.inner.as_ref()
+    }
+
     fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
         Box::pin(async move {
             // Only Inventory appends outcomes and changelog entries (without a transaction only
@@ -181,10 +185,6 @@ impl EventLog for CrashingLog {
             }
             Ok(placed)
         })
-    }
-
-    fn fence(&self, writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.fence(writer)
     }
 
     fn transact(
@@ -224,18 +224,6 @@ impl EventLog for CrashingLog {
             }
             Ok(())
         })
-    }
-
-    fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        self.inner.scan(topic)
-    }
-
-    fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        self.inner.scan_partition(topic, partition)
-    }
-
-    fn partitions(&self) -> u32 {
-        self.inner.partitions()
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
@@ -289,25 +277,5 @@ impl EventLog for CrashingLog {
             }
             self.inner.commit(consumer, positions).await
         })
-    }
-
-    fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
-        self.inner.positions(consumer)
-    }
-
-    fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.leave(consumer)
-    }
-
-    fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        self.inner.end_offsets(topic)
-    }
-
-    fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        self.inner.committed(group, topic)
-    }
-
-    fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
-        self.inner.reset_to_beginning(group, topics)
     }
 }

@@ -19,4 +19,4 @@ pub mod timeline;
 pub use arrivals::{Schedule, Shape};
 pub use latency::{Latencies, Percentiles};
 pub use open_loop::{drive, drive_in_order, Sent};
-pub use timeline::{Clock, Timed};
+pub use timeline::{completed_by, Clock, Timed};

@@ -2,9 +2,13 @@
 //! workflow ended; and what a run's orders show over time (accept and completion percentiles
 //! per window of arrivals, requests in flight).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use campus::services::completions::Completion;
 use campus::services::EventClock;
+use campus::transport::RequestReply;
+use campus::Service;
 use tokio::time::Instant;
 
 use super::{Latencies, Percentiles};
@@ -59,6 +63,14 @@ impl Timed {
         self.completion = completed_ms.map(|c| Duration::from_millis(c.saturating_sub(self.intended_ms)));
         self
     }
+}
+
+/// `orders`, each completed when `service` (the workflow's end: Part B's Notification, Part C's
+/// Analytics) recorded it, as its `GET /completions` says now.
+pub async fn completed_by(http: &dyn RequestReply, service: Service, orders: &[Timed]) -> anyhow::Result<Vec<Timed>> {
+    let completions: Vec<Completion> = crate::client::get_json(http, service, "/completions").await?;
+    let at: HashMap<String, u64> = completions.into_iter().map(|c| (c.order_id.as_str().to_owned(), c.at_ms)).collect();
+    Ok(orders.iter().map(|t| t.clone().completed_at(at.get(&t.order_id).copied())).collect())
 }
 
 /// Accept and completion percentiles of `orders`.

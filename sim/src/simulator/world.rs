@@ -266,6 +266,7 @@ impl World {
             ids: self.ids.clone(),
             jitter_seed: Some(self.jitter_seed()),
             safeguards: self.safeguards,
+            metrics: campus::telemetry::ServiceMetrics::new(),
         }
     }
 

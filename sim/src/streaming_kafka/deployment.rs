@@ -164,9 +164,9 @@ impl<'w> Deployment<'w> {
         self.hosts.pids()
     }
 
-    /// Analytics' metrics so far (`GET /metrics`).
+    /// Analytics' metrics so far (`GET /analytics`).
     pub async fn metrics(&self) -> anyhow::Result<MetricsReport> {
-        get_json(self.hosts.observer().as_ref(), Service::Analytics, "/metrics").await
+        get_json(self.hosts.observer().as_ref(), Service::Analytics, "/analytics").await
     }
 
     /// Inventory's accounting (`GET /stats`).

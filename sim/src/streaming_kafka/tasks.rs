@@ -6,17 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use std::collections::HashMap;
-
 use anyhow::bail;
 use campus::domain::OrderPlaced;
-use campus::services::completions::Completion;
 use campus::transport::log::{EventLog, LogError, Topic};
 use campus::Service;
 use tokio::time::Instant;
 
 use super::{decisions, Deployment, LagSample, Run, ANALYTICS_GROUP};
-use crate::load::{Clock, Schedule, Timed};
+use crate::load::{completed_by, Clock, Schedule, Timed};
 
 /// What the producer has appended so far, over every [`produce`] call that shares it: the
 /// events the log acknowledged, how long each append took to be acknowledged, and — for a
@@ -117,16 +114,7 @@ pub async fn produce_on(
 /// Each order's completion: when Analytics first counted its outcome (`GET /completions`), on
 /// the same clock as its intended start.
 pub async fn completed(d: &Deployment<'_>, produced: &Produced) -> anyhow::Result<Vec<Timed>> {
-    let completions: Vec<Completion> = crate::client::get_json(d.observer().as_ref(), Service::Analytics, "/completions").await?;
-    let at: HashMap<String, u64> = completions.into_iter().map(|c| (c.order_id.as_str().to_owned(), c.at_ms)).collect();
-    Ok(produced
-        .timed()
-        .into_iter()
-        .map(|t| {
-            let done = at.get(&t.order_id).copied();
-            t.completed_at(done)
-        })
-        .collect())
+    completed_by(d.observer().as_ref(), Service::Analytics, &produced.timed()).await
 }
 
 /// `group`'s lag on both workflow topics, per partition.
