@@ -198,6 +198,10 @@ impl Collector for Scraped {
                 match sample.kind {
                     // Counts are whole numbers, and read as such.
                     Kind::Counter => ConstCounter::new(sample.value as u64).encode(labelled)?,
+                    // A whole number (records, units, orders) reads as one.
+                    Kind::Gauge if sample.value.fract() == 0.0 && sample.value.abs() < 9e15 => {
+                        ConstGauge::new(sample.value as i64).encode(labelled)?
+                    }
                     Kind::Gauge => ConstGauge::new(sample.value).encode(labelled)?,
                 }
             }
