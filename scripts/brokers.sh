@@ -578,7 +578,15 @@ purge() {
 # ---------------------------------------------------------------- main
 status() {
   local rc=0
-  if rabbit_installed && rabbit_running; then say "rabbitmq: running"; else say "rabbitmq: down"; rc=1; fi
+  if rabbit_installed && rabbit_running; then
+    if port_open "$RABBIT_PROMETHEUS"; then
+      say "rabbitmq: running (metrics on http://127.0.0.1:$RABBIT_PROMETHEUS/metrics)"
+    else
+      say "rabbitmq: running (no metrics endpoint: started before the scripts enabled rabbitmq_prometheus; down, then up)"
+    fi
+  else
+    say "rabbitmq: down"; rc=1
+  fi
   if kafka_running && kafka_ready; then say "kafka: running"; else say "kafka: down"; rc=1; fi
   return $rc
 }
