@@ -151,10 +151,10 @@ pub fn apply_switch(router: Router, switch: &FaultSwitch) -> Router {
     router.layer(axum::middleware::from_fn_with_state(switch.clone(), faulty))
 }
 
-/// Health checks, REST's and gRPC's, and gRPC reflection (what a tool asks before it calls
-/// anything) are never faulted.
+/// Health checks, REST's and gRPC's, gRPC reflection (what a tool asks before it calls
+/// anything) and the metrics scrape are never faulted.
 fn is_probe(path: &str) -> bool {
-    path == "/health" || path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+    path == "/health" || path == "/metrics" || path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
 }
 
 /// A gRPC call (its content type is `application/grpc`, `application/grpc+proto`, …).
