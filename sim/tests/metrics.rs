@@ -14,6 +14,7 @@ use campus::telemetry::metrics::CONTENT_TYPE;
 use campus::transport::queue::Route;
 use campus::transport::RequestReply;
 use campus::{Model, Service};
+use campus_sim::client::settled;
 use campus_sim::hosts::{Hosts, Place};
 use campus_sim::simulator::world::{Scope, World};
 use campus_sim::{async_rabbitmq, streaming_kafka, sync_rest};
@@ -93,20 +94,6 @@ fn well_formed(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `check` every 50 ms until it holds, for at most `within`.
-async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{what}: not within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_campus-sim"))
 }
@@ -150,7 +137,7 @@ async fn part_b_counts_each_order_and_each_dead_letter(hosts: Hosts<'_>) -> anyh
     }
     campus.mq().publish(Route::OrderPlaced, bytes::Bytes::from_static(b"not an event")).await?;
     let observer = campus.observer();
-    eventually("three confirmations and a dead letter", Duration::from_secs(60), async || {
+    settled("three confirmations and a dead letter", Duration::from_secs(60), || async {
         let notification = Exposition::of(observer.as_ref(), Service::Notification).await?;
         let inventory = Exposition::of(observer.as_ref(), Service::Inventory).await?;
         let dead = inventory.value("campus_dead_letters_total", &[("queue", "inventory.order-placed")]).unwrap_or(0.0);
@@ -160,7 +147,7 @@ async fn part_b_counts_each_order_and_each_dead_letter(hosts: Hosts<'_>) -> anyh
     let order = Exposition::of(observer.as_ref(), Service::Order).await?;
     assert_eq!(order.value("campus_orders_accepted_total", &[])?, 3.0);
     assert_eq!(order.requests("/order", "202")?, 3.0);
-    eventually("Order recording the three verdicts", Duration::from_secs(60), async || {
+    settled("Order recording the three verdicts", Duration::from_secs(60), || async {
         let order = Exposition::of(observer.as_ref(), Service::Order).await?;
         Ok(order.value("campus_orders_decided_total", &[("outcome", "reserved")])? == 3.0)
     })
@@ -190,7 +177,7 @@ async fn part_c_counts_each_order_and_the_lag(hosts: Hosts<'_>) -> anyhow::Resul
         .collect();
     campus.produce(&events).await?;
     let observer = campus.observer();
-    eventually("Analytics counting five outcomes", Duration::from_secs(120), async || {
+    settled("Analytics counting five outcomes", Duration::from_secs(120), || async {
         let analytics = Exposition::of(observer.as_ref(), Service::Analytics).await?;
         Ok(analytics.value("campus_orders_decided_total", &[("outcome", "reserved")])? == 5.0)
     })
@@ -200,7 +187,7 @@ async fn part_c_counts_each_order_and_the_lag(hosts: Hosts<'_>) -> anyhow::Resul
     assert_eq!(producer.requests("/orders", "202")?, 1.0);
     let inventory = Exposition::of(observer.as_ref(), Service::Inventory).await?;
     assert_eq!(inventory.value("campus_orders_decided_total", &[("outcome", "reserved")])?, 5.0);
-    eventually("Analytics' group caught up", Duration::from_secs(60), async || {
+    settled("Analytics' group caught up", Duration::from_secs(60), || async {
         let analytics = Exposition::of(observer.as_ref(), Service::Analytics).await?;
         let lag = |topic| analytics.value("campus_consumer_lag_records", &[("group", "analytics"), ("topic", topic)]);
         Ok(lag("order-events")? == 0.0 && lag("inventory-events")? == 0.0)

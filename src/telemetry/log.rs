@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::metrics::{Counters, Sample, ServiceMetrics};
+use super::metrics::{Reconnects, Sample, ServiceMetrics};
 use crate::transport::log::{ConsumerId, EventLog, LogError, LogLayer, Topic};
 use crate::transport::BoxFuture;
 
@@ -23,17 +23,12 @@ use crate::transport::BoxFuture;
 /// first (a consumer that starts its session over after a broker loss or a stall).
 pub struct CountedLog {
     inner: Arc<dyn EventLog>,
-    joins: Counters,
-    reconnects: Counters,
+    reconnects: Reconnects,
 }
 
 impl CountedLog {
     pub fn new(inner: Arc<dyn EventLog>, metrics: &ServiceMetrics) -> Self {
-        let reconnects = metrics.counters(
-            "campus_reconnects",
-            "Times a loop took up its broker again after losing it (a consumer joining its group again), per loop",
-        );
-        CountedLog { inner, joins: Counters::default(), reconnects }
+        CountedLog { inner, reconnects: Reconnects::new(metrics) }
     }
 }
 
@@ -43,13 +38,11 @@ impl LogLayer for CountedLog {
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
-        let labels = vec![("loop", format!("group:{group}"))];
+        let name = format!("group:{group}");
         let joined = self.inner.join(group, topics);
         Box::pin(async move {
             let member = joined.await?;
-            if self.joins.get_or_create(&labels).inc() > 0 {
-                self.reconnects.get_or_create(&labels).inc();
-            }
+            self.reconnects.took_up(name);
             Ok(member)
         })
     }

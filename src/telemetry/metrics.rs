@@ -7,7 +7,6 @@
 //! in a process or in the lab's simulated world (where the clock, and so every duration, is
 //! virtual).
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +68,31 @@ impl Sample {
 /// What a service reads when scraped: its samples now.
 pub type Source = Arc<dyn Fn() -> BoxFuture<'static, Vec<Sample>> + Send + Sync>;
 
+/// `campus_reconnects_total{loop}`: the times a loop took up its broker again after losing it.
+/// A loop's first time (a consumer's first subscription, its first join) is not a reconnect.
+pub struct Reconnects {
+    taken_up: Counters,
+    again: Counters,
+}
+
+impl Reconnects {
+    pub fn new(metrics: &ServiceMetrics) -> Self {
+        let again = metrics.counters(
+            "campus_reconnects",
+            "Times a loop took up its broker again after losing it (a consumer subscribing or joining its group again), per loop",
+        );
+        Reconnects { taken_up: Counters::default(), again }
+    }
+
+    /// The loop called `name` took up its broker (again, unless this is its first time).
+    pub fn took_up(&self, name: String) {
+        let labels = vec![("loop", name)];
+        if self.taken_up.get_or_create(&labels).inc() > 0 {
+            self.again.get_or_create(&labels).inc();
+        }
+    }
+}
+
 /// A service's metrics (a handle: clones share them).
 #[derive(Clone)]
 pub struct ServiceMetrics {
@@ -118,8 +142,8 @@ impl ServiceMetrics {
     }
 
     /// Counts one request of `method` to `route` answered `status` after `took`.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, took: Duration) {
-        let labels = vec![("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+    pub fn observe_request(&self, method: &str, route: String, status: u16, took: Duration) {
+        let labels = vec![("method", method.to_owned()), ("route", route), ("status", status.to_string())];
         self.inner.requests.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
@@ -163,11 +187,11 @@ fn exposition(text: String) -> Response {
 /// The middleware that times each request under its matched route (`unmatched` for a path no
 /// route has, so that a scan of random paths cannot grow the label set).
 async fn time_request(State(metrics): State<ServiceMetrics>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or(Cow::Borrowed("unmatched"), |p| Cow::Owned(p.as_str().to_owned()));
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let method = request.method().clone();
     let started = tokio::time::Instant::now();
     let response = next.run(request).await;
-    metrics.observe_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    metrics.observe_request(method.as_str(), route, response.status().as_u16(), started.elapsed());
     response
 }
 

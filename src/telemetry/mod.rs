@@ -9,4 +9,4 @@ pub mod metrics;
 pub mod queue;
 pub mod stats;
 
-pub use metrics::{Kind, Labels, Sample, ServiceMetrics};
+pub use metrics::{Kind, Labels, Reconnects, Sample, ServiceMetrics};

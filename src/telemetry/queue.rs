@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::metrics::{Counters, ServiceMetrics};
+use super::metrics::{Counters, Reconnects, ServiceMetrics};
 use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
 use crate::transport::BoxFuture;
 
@@ -22,8 +22,7 @@ pub struct CountedQueue {
     published: Counters,
     redeliveries: Counters,
     dead_letters: Counters,
-    subscriptions: Counters,
-    reconnects: Counters,
+    reconnects: Reconnects,
 }
 
 impl CountedQueue {
@@ -33,11 +32,7 @@ impl CountedQueue {
             published: metrics.counters("campus_messages_published", "Messages published and confirmed by the broker, per route"),
             redeliveries: metrics.counters("campus_redeliveries", "Deliveries settled that the broker had delivered before, per queue"),
             dead_letters: metrics.counters("campus_dead_letters", "Messages sent to the dead-letter queue by this service, per queue"),
-            subscriptions: Counters::default(),
-            reconnects: metrics.counters(
-                "campus_reconnects",
-                "Times a loop took up its broker again after losing it (a consumer subscribing again), per loop",
-            ),
+            reconnects: Reconnects::new(metrics),
         }
     }
 }
@@ -87,11 +82,7 @@ impl MessageQueue for CountedQueue {
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {
         Box::pin(async move {
             let subscription = self.inner.consume(queue, prefetch).await?;
-            let labels = vec![("loop", format!("consumer:{}", queue.suffix()))];
-            let before = self.subscriptions.get_or_create(&labels).inc();
-            if before > 0 {
-                self.reconnects.get_or_create(&labels).inc();
-            }
+            self.reconnects.took_up(format!("consumer:{}", queue.suffix()));
             Ok(subscription)
         })
     }

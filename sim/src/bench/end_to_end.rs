@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{settled, Row, Samples};
+use super::{Row, Samples};
+use crate::client::settled;
 use campus::Model;
 
 use crate::hosts::{Hosts, Place};

@@ -17,7 +17,7 @@ use campus::Model;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::settled;
+use crate::client::settled;
 use crate::hosts::{Hosts, Place};
 use crate::reporting::csv::{self, Fixed, Row};
 use crate::reporting::text_table;

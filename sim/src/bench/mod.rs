@@ -54,20 +54,6 @@ pub struct Config {
     pub rates: bool,
 }
 
-/// Waits until `done` says so, asking every 50 ms; fails after `within`.
-pub(crate) async fn settled<F, Fut>(what: &str, within: std::time::Duration, mut done: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !done().await? {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{what}: not within {} s", within.as_secs());
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
 /// A target a ratio must meet.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
