@@ -106,6 +106,11 @@ pub struct ServiceConfig {
     /// one stock — run only one such.
     #[arg(long, env = "CAMPUS_INSTANCE", value_parser = instance_name)]
     pub instance: Option<String>,
+    /// Append the service's spans here as OTLP JSON, a line a second and when stopping
+    /// (see docs/tracing.md). Spans are made when this or OTEL_EXPORTER_OTLP_ENDPOINT (an
+    /// OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`) is set, and not otherwise.
+    #[arg(long, env = "CAMPUS_TRACE_FILE")]
+    pub trace_file: Option<PathBuf>,
 }
 
 /// An instance name: it becomes part of a Kafka transactional id.
@@ -120,7 +125,7 @@ fn instance_name(s: &str) -> Result<String, String> {
 /// The environment variables [`ServiceConfig`] reads. A harness that starts services removes them
 /// from the children's environment, so a variable exported for a compose-style run cannot skew
 /// an experiment.
-pub const CONFIG_ENV: [&str; 21] = [
+pub const CONFIG_ENV: [&str; 22] = [
     "CAMPUS_SERVICE",
     "CAMPUS_HOST",
     "CAMPUS_PORT",
@@ -142,6 +147,7 @@ pub const CONFIG_ENV: [&str; 21] = [
     "CAMPUS_METRICS_FILE",
     "CAMPUS_PARTITIONS",
     "CAMPUS_INSTANCE",
+    "CAMPUS_TRACE_FILE",
 ];
 
 /// `--store`: a `postgres://` (or `postgresql://`) URL that parses.
@@ -210,6 +216,9 @@ impl ServiceConfig {
         flag("partitions", self.partitions.to_string());
         if let Some(instance) = &self.instance {
             flag("instance", instance.clone());
+        }
+        if let Some(path) = &self.trace_file {
+            flag("trace-file", path.display().to_string());
         }
         args
     }

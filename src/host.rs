@@ -19,7 +19,10 @@ use crate::services::EventClock;
 use crate::store::{Storage, StoreError};
 use crate::telemetry::log::CountedLog;
 use crate::telemetry::queue::CountedQueue;
-use crate::telemetry::ServiceMetrics;
+use crate::telemetry::trace_http::TracedCalls;
+use crate::telemetry::trace_log::TracedLog;
+use crate::telemetry::trace_queue::TracedQueue;
+use crate::telemetry::{ServiceMetrics, Tracer};
 use crate::transport::log::{EventLog, LogError};
 use crate::transport::queue::{MessageQueue, QueueError};
 use crate::transport::{BoxFuture, RequestReply};
@@ -51,6 +54,8 @@ pub struct Host {
     pub safeguards: Safeguards,
     /// The service's metrics (`GET /metrics`): new with each host, as a process starts afresh.
     pub metrics: ServiceMetrics,
+    /// The service's spans ([`crate::telemetry::trace`]): on the host's clock, or off.
+    pub tracer: Tracer,
 }
 
 impl Host {
@@ -61,6 +66,21 @@ impl Host {
             Transport::Queue(mq) => Transport::Queue(Arc::new(CountedQueue::new(mq.clone(), &self.metrics))),
             Transport::Log(log) => Transport::Log(Arc::new(CountedLog::new(log.clone(), &self.metrics))),
             other @ Transport::RequestReply(_) => other.clone(),
+        };
+        Host { transport, ..self.clone() }
+    }
+
+    /// This host with its transport traced ([`crate::telemetry::trace`]): Part A's calls, Part
+    /// B's publishes, Part C's appends — unchanged if its tracer is off.
+    pub fn traced(&self) -> Host {
+        if !self.tracer.is_on() {
+            return self.clone();
+        }
+        let tracer = &self.tracer;
+        let transport = match &self.transport {
+            Transport::RequestReply(calls) => Transport::RequestReply(Arc::new(TracedCalls::new(calls.clone(), tracer))),
+            Transport::Queue(mq) => Transport::Queue(Arc::new(TracedQueue::new(mq.clone(), tracer))),
+            Transport::Log(log) => Transport::Log(Arc::new(TracedLog::new(log.clone(), tracer))),
         };
         Host { transport, ..self.clone() }
     }

@@ -38,6 +38,7 @@ use crate::safeguards::Safeguards;
 use crate::services::order::OrderIds;
 use crate::services::EventClock;
 use crate::store::{Postgres, Storage, StoreError};
+use crate::telemetry::trace::{self, SpanSink, Tracer};
 use crate::telemetry::ServiceMetrics;
 use crate::transport::amqp::AmqpQueue;
 use crate::transport::http::{serve, HttpRequestReply};
@@ -80,18 +81,20 @@ pub enum ServeError {
 
 /// The service `config` names, built on `host`: the one door, for a process and for the lab's
 /// simulated world alike. Every service comes out of it the same way: its queue or log
-/// counted, and its metrics at `GET /metrics`, every request timed ([`crate::telemetry`]).
+/// counted, and its metrics at `GET /metrics`, every request timed; its calls, publishes and
+/// requests traced if its host's tracer is on ([`crate::telemetry`]).
 pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
     if !Service::of(config.model).contains(&config.service) {
         return Err(BuildError::NoSuchService { model: config.model, service: config.service });
     }
-    let host = &host.counted();
+    let host = &host.counted().traced();
     let built = match config.model {
         Model::SyncRest => crate::sync_rest::build(config, host),
         Model::AsyncRabbitmq => crate::async_rabbitmq::build(config, host).await,
         Model::StreamingKafka => crate::streaming_kafka::build(config, host),
     }?;
-    Ok(Built { app: host.metrics.expose(built.app), ..built })
+    let app = crate::telemetry::trace_http::traced(built.app, &host.tracer);
+    Ok(Built { app: host.metrics.expose(app), ..built })
 }
 
 /// Runs the service `config` names until a signal (or until one of its loops ends, which is an
@@ -116,8 +119,23 @@ pub async fn run(config: ServiceConfig, faults: FaultPlan) -> Result<(), ServeEr
         crate::domain::widen_menu(&extra).map_err(ServeError::Menu)?;
         tracing::info!(items = %extra.join(","), "menu widened");
     }
-    let host = real_host(&config).await?;
+    // Spans are made when there is somewhere to put them: written to the trace file as each
+    // ends, posted to a collector every second and once more when the process stops.
+    let export = trace::Export::from_env(config.trace_file.clone());
+    let spans = SpanSink::exporting(&export).map_err(|source| ServeError::Io { service, source })?;
+    let tracer = if export.is_none() { Tracer::off() } else { Tracer::new(service, Arc::new(std::time::SystemTime::now), &spans) };
+    let host = Host { tracer, ..real_host(&config).await? };
     let built = build(&config, &host).await?;
+    let posting = export.endpoint.clone().map(|endpoint| {
+        let spans = spans.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                spans.post(&endpoint).await;
+            }
+        })
+    });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut loops = tokio::task::JoinSet::new();
     for each in built.loops {
@@ -144,6 +162,10 @@ pub async fn run(config: ServiceConfig, faults: FaultPlan) -> Result<(), ServeEr
         if let Ok((name, Err(e))) = done {
             tracing::warn!(error = %e, "{service}'s {name} loop did not stop cleanly");
         }
+    }
+    if let (Some(posting), Some(endpoint)) = (posting, &export.endpoint) {
+        posting.abort();
+        spans.post(endpoint).await;
     }
     served
 }
@@ -205,6 +227,7 @@ async fn real_host(config: &ServiceConfig) -> Result<Host, ServeError> {
         jitter_seed: None,
         safeguards: Safeguards::ALL,
         metrics: ServiceMetrics::new(),
+        tracer: Tracer::off(),
     })
 }
 

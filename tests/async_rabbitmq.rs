@@ -160,7 +160,8 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
         drop(first);
 
         // A restarted Inventory gets the message again and answers from its store.
-        let inventory = tokio::spawn(consumer::run_inventory(mq.clone(), store.clone(), 1, Policy::seeded(5)));
+        let inventory =
+            tokio::spawn(consumer::run_inventory(mq.clone(), store.clone(), 1, Policy::seeded(5), campus::telemetry::Tracer::off()));
         let results = mq.consume(QueueName::OrderInbox, 1).await.unwrap();
         let outcome = results.deliveries.recv_async().await.unwrap();
         assert!(!delivery.redelivered && mq.depth(QueueName::InventoryInbox).await.unwrap() == 0);
@@ -179,7 +180,7 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
         let store = Arc::new(OrderStore::open(None).unwrap());
         let service = Arc::new(AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now())));
         let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-9", "items": [{"sku": "coffee", "qty": 2}]})).unwrap();
-        let id = service.accept(request).await.unwrap().order_id;
+        let id = service.accept(request, None).await.unwrap().order_id;
         assert_eq!(store.unpublished(10).await.unwrap().len(), 1, "stored with its outbox row before anything is published");
         assert_eq!(store.get(id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
 
@@ -216,7 +217,7 @@ fn the_outbox_relay_waits_on_an_empty_outbox_until_the_next_accepted_order_wakes
         assert!(!relay.is_woken(), "and nothing wakes it while the outbox stays empty (no polling loop)");
         let request: OrderRequest =
             serde_json::from_value(json!({"student_id": "s-7", "items": [{"sku": "pizza-slice", "qty": 1}]})).unwrap();
-        service.accept(request).await.unwrap();
+        service.accept(request, None).await.unwrap();
         assert!(relay.is_woken(), "accepting an order wakes the relay");
     });
 }
@@ -228,10 +229,10 @@ fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_w
         let service = AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now()));
         let request: OrderRequest =
             serde_json::from_value(json!({"order_id": "client-1", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
-        let first = service.accept(request.clone()).await.unwrap();
+        let first = service.accept(request.clone(), None).await.unwrap();
         assert_eq!((first.order_id.as_str(), first.status, first.repeat), ("client-1", OrderStatus::Accepted, false));
         store.record_outcome(&first.order_id, OrderStatus::Reserved).await.unwrap();
-        let again = service.accept(request).await.unwrap();
+        let again = service.accept(request, None).await.unwrap();
         assert_eq!(
             (again.order_id.as_str(), again.status.as_str(), again.repeat),
             ("client-1", "reserved", true),

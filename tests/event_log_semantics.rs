@@ -14,6 +14,7 @@ use campus::services::order::OrderIds;
 use campus::services::EventClock;
 use campus::streaming_kafka::consumers::run_analytics;
 use campus::streaming_kafka::stall::CHECK_EVERY;
+use campus::telemetry::Tracer;
 use campus::transport::kafka::{KafkaLog, DEFAULT_BOOTSTRAP_SERVERS};
 use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
 use campus_sim::simulator::clock;
@@ -202,7 +203,8 @@ async fn a_consumer_whose_fetches_go_silent_is_replaced_by_its_loop_and_reads_on
     let silenced = Arc::new(SilencedLog::new(log));
     let state = Counting::new(EventClock::Wall);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(run_analytics(silenced.clone(), "watched", state.clone(), 50, None, Policy::production(), stopped));
+    let task =
+        tokio::spawn(run_analytics(silenced.clone(), "watched", state.clone(), 50, None, Policy::production(), Tracer::off(), stopped));
     let seen = |n: usize| {
         let state = state.clone();
         move || state.analytics.lock().unwrap().seen().0 >= n

@@ -89,13 +89,15 @@ async fn two_notifications_sharing_the_store_confirm_an_order_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/test.sh starts it and runs this with --include-ignored"]
-async fn an_order_accepted_on_postgres_waits_in_the_outbox_until_marked_published() {
+async fn an_order_accepted_on_postgres_waits_in_the_outbox_with_its_trace_until_marked_published() {
     let pools = instances("order", 1).await;
     let store = OrderStore::open_postgres(pools[0].clone()).await.unwrap();
     let order = placed(7, "coffee", 2).order;
-    store.accept(&order, 42).await.unwrap();
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    store.accept(&order, 42, Some(traceparent)).await.unwrap();
     let rows = store.unpublished(10).await.unwrap();
     assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].trace.as_deref(), Some(traceparent), "the relay publishes under the request's trace");
     assert_eq!(store.get(order.order_id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
     store.mark_published(&[rows[0].seq]).await.unwrap();
     assert!(store.unpublished(10).await.unwrap().is_empty());

@@ -17,6 +17,8 @@
 //!   and figures; the experiments are the parts' own.
 //! - [`sync_rest`], [`async_rabbitmq`], [`streaming_kafka`]: each part's deployment (its
 //!   topology, written once), experiments, invariants, CSV rows, report section and figures.
+//! - [`traces`]: the spans of the traced runs — OTLP files, each order's span rows, the per-hop
+//!   table and the waterfalls of the report's traces section.
 //! - [`hosts`]: where a part's services run, the simulated world or real processes, behind
 //!   one door (start, kill, stop, faults, a broker or a node taken away, the lab's clients);
 //!   real processes, brokers and compose files live there; [`client`]: the lab's HTTP calls.
@@ -47,6 +49,7 @@ pub mod reporting;
 pub mod simulator;
 pub mod streaming_kafka;
 pub mod sync_rest;
+pub mod traces;
 pub(crate) mod violation;
 pub(crate) mod workload;
 

@@ -271,3 +271,43 @@ fn every_item_of_the_assignment_map_names_files_the_run_wrote_a_test_that_exists
     }
     Ok(())
 }
+
+/// `ms` as the report writes a duration (`campus_sim::traces::waterfall::duration`).
+fn duration(ms: f64) -> String {
+    campus_sim::traces::waterfall::duration(ms)
+}
+
+/// The nearest-rank percentile `p` of `values`, sorted here.
+fn nearest_rank(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((p / 100.0 * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1]
+}
+
+#[test]
+fn the_traces_sections_hop_table_is_recomputed_from_its_span_rows() -> anyhow::Result<()> {
+    let out = fresh_dir("traces");
+    run_into(&out, &["async-rabbitmq", "--experiment", "outage"])?;
+    let report = std::fs::read_to_string(out.join("report.md"))?;
+    let rows = sim_rows(&out.join("trace_spans_async-rabbitmq.csv"))?;
+    let ms = |row: &BTreeMap<String, String>, column: &str| row[column].parse::<f64>().expect("a number");
+    // The publish of each order, and how long each order's message waited for Inventory.
+    let mut published: Vec<f64> = Vec::new();
+    let mut waited: Vec<f64> = Vec::new();
+    for row in &rows {
+        if row["service"] == "order" && row["name"] == "publish OrderPlaced" {
+            published.push(ms(row, "ms"));
+        }
+        if row["service"] == "inventory" && row["name"] == "process inventory.order-placed" {
+            let sent = rows.iter().find(|r| r["order_id"] == row["order_id"] && r["span_id"] == row["link_id"]).expect("its publish");
+            waited.push((ms(row, "start_ms") - ms(sent, "start_ms") - ms(sent, "ms")).max(0.0));
+        }
+    }
+    assert_eq!(published.len(), waited.len(), "each order's message handled once in the simulation");
+    for (hop, values) in [("order: publish OrderPlaced", &mut published), ("inventory: waiting in inventory.order-placed", &mut waited)] {
+        let (n, p50, p99) = (values.len(), nearest_rank(values, 50.0), nearest_rank(values, 99.0));
+        let line = format!("| {hop} | {n} | {} | {} |", duration(p50), duration(p99));
+        assert!(report.contains(&line), "the report's traces section has no line {line}");
+    }
+    assert!(nearest_rank(&mut waited, 99.0) > 50_000.0, "orders wait out most of the 60 s outage in the queue");
+    Ok(())
+}

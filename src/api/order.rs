@@ -22,6 +22,7 @@ use super::{ApiError, IdempotencyKey, JsonBody};
 use crate::domain::{OrderId, OrderRequest, OrderStatus};
 use crate::services::order::{AsyncOrderService, Notified, PlaceError, SyncOrderService};
 use crate::store::{OrderRecord, OrderStats};
+use crate::telemetry::trace;
 
 /// The 201 body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +45,8 @@ async fn place(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderPlacedReply>), ApiError> {
-    let placed = service.place(key.apply(request)?).await?;
+    let placed = service.place(key.apply(request)?).await.inspect_err(|e| trace::tag_order(e.order_id().as_str()))?;
+    trace::tag_order(placed.order_id.as_str());
     let (notification, notification_detail) = match placed.notified {
         Notified::Sent => ("sent", None),
         Notified::Failed { detail } => ("failed", Some(detail)),
@@ -109,7 +111,10 @@ async fn accept(
     key: IdempotencyKey,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderAcceptedReply>), ApiError> {
-    let accepted = service.accept(key.apply(request)?).await.map_err(ApiError::store)?;
+    // The request's span (the door's), for the relay to publish the order under.
+    let traceparent = trace::traceparent_of(&opentelemetry::Context::current());
+    let accepted = service.accept(key.apply(request)?, traceparent).await.map_err(ApiError::store)?;
+    trace::tag_order(accepted.order_id.as_str());
     Ok((StatusCode::ACCEPTED, Json(OrderAcceptedReply { order_id: accepted.order_id, status: accepted.status, repeat: accepted.repeat })))
 }
 

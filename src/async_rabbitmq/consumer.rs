@@ -19,7 +19,9 @@ use crate::domain::{Envelope, Event, OrderStatus};
 use crate::retry::Policy;
 use crate::services::completions::Completions;
 use crate::store::{InventoryStore, NotificationStore, OrderStore};
+use crate::telemetry::trace::{self, Kind, Span, Tracer, WithContext};
 use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
+use crate::transport::TRACEPARENT;
 
 /// What a service made of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +44,18 @@ pub enum Verdict {
 /// waits overlap. Each delivery is settled when its own handler is done; repeats of one order
 /// are safe because the stores serialize their transactions. With `prefetch` 1 the deliveries
 /// are handled strictly one after the other.
-pub async fn consume<F>(mq: &dyn MessageQueue, queue: QueueName, prefetch: u16, policy: Policy, mut handle: F) -> Result<(), QueueError>
+///
+/// Each delivery is handled in a `process` span ([`crate::telemetry::trace`]): a child of, and
+/// linked to, the `publish` span its `traceparent` names, so that what the handler publishes is
+/// in the order's trace; a redelivery is one more such span.
+pub async fn consume<F>(
+    mq: &dyn MessageQueue,
+    queue: QueueName,
+    prefetch: u16,
+    policy: Policy,
+    tracer: &Tracer,
+    mut handle: F,
+) -> Result<(), QueueError>
 where
     F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
 {
@@ -50,7 +63,7 @@ where
     let what = format!("the consumer of {queue} subscribing");
     loop {
         let subscription = policy.until_ok(&mut backoff, &what, QueueError::is_transient, || mq.consume(queue, prefetch)).await?;
-        let ended = drain(mq, queue, prefetch, &subscription, &mut handle).await;
+        let ended = drain(mq, queue, prefetch, &subscription, tracer, &mut handle).await;
         if !policy.reconnect {
             return ended;
         }
@@ -69,19 +82,24 @@ async fn drain<F>(
     queue: QueueName,
     prefetch: u16,
     subscription: &Subscription,
+    tracer: &Tracer,
     handle: &mut F,
 ) -> Result<(), QueueError>
 where
     F: FnMut(Event) -> futures_lite::future::Boxed<Verdict>,
 {
     let limit = usize::from(prefetch.max(1));
-    let mut in_flight: tokio::task::JoinSet<(Delivery, Verdict)> = tokio::task::JoinSet::new();
+    let mut in_flight: tokio::task::JoinSet<(Delivery, Verdict, Span)> = tokio::task::JoinSet::new();
     let mut open = true;
     while open || !in_flight.is_empty() {
         tokio::select! {
             biased;
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let (delivery, verdict) = done.expect("a message handler panicked");
+                let (delivery, verdict, span) = done.expect("a message handler panicked");
+                match &verdict {
+                    Verdict::Done => {}
+                    Verdict::Poison(why) | Verdict::Retry(why) => span.fail(why.clone()),
+                }
                 settle(mq, queue, &delivery, verdict).await?;
             }
             next = subscription.deliveries.recv_async(), if open && in_flight.len() < limit => {
@@ -89,18 +107,34 @@ where
                     open = false;
                     continue;
                 };
+                let span = processing(tracer, queue, &delivery);
                 let work: futures_lite::future::Boxed<Verdict> = match Envelope::decode(&delivery.body) {
                     Err(e) => {
                         let poison = Verdict::Poison(format!("{}: {e}", e.label()));
                         Box::pin(async move { poison })
                     }
-                    Ok(event) => handle(event),
+                    Ok(event) => {
+                        span.set(trace::ORDER_ID, event.order_id().to_string());
+                        handle(event)
+                    }
                 };
-                in_flight.spawn(async move { (delivery, work.await) });
+                let work = work.with_context(span.context());
+                in_flight.spawn(async move { (delivery, work.await, span) });
             }
         }
     }
     Ok(())
+}
+
+/// The span a delivery is handled in, under and linked to the span that published it.
+fn processing(tracer: &Tracer, queue: QueueName, delivery: &Delivery) -> Span {
+    let published = trace::remote(delivery.header(TRACEPARENT));
+    let link = trace::linked(delivery.header(TRACEPARENT));
+    let span = tracer.start(format!("process {queue}"), Kind::Consumer, &published, vec![link]);
+    span.set("messaging.system", "rabbitmq");
+    span.set("messaging.destination.name", queue.suffix());
+    span.set("messaging.rabbitmq.redelivered", delivery.redelivered);
+    span
 }
 
 async fn settle(mq: &dyn MessageQueue, queue: QueueName, delivery: &Delivery, verdict: Verdict) -> Result<(), QueueError> {
@@ -118,18 +152,34 @@ async fn settle(mq: &dyn MessageQueue, queue: QueueName, delivery: &Delivery, ve
     }
 }
 
+/// `commit`, timed in a `store commit` span under the message's `process` span.
+async fn committed<T, E: std::fmt::Display>(tracer: &Tracer, commit: impl std::future::Future<Output = Result<T, E>>) -> Result<T, E> {
+    let span = tracer.start_here("store commit", Kind::Internal);
+    let result = commit.await;
+    if let Err(e) = &result {
+        span.fail(e.to_string());
+    }
+    result
+}
+
 fn unexpected(event: &Event, queue: QueueName) -> Verdict {
     Verdict::Poison(format!("unexpected_event: {} does not belong on {queue}", event.kind()))
 }
 
 /// Inventory: reserve (idempotently) and publish the outcome, then ack.
-pub async fn run_inventory(mq: Arc<dyn MessageQueue>, store: Arc<InventoryStore>, prefetch: u16, policy: Policy) -> Result<(), QueueError> {
-    let publisher = mq.clone();
-    consume(mq.as_ref(), QueueName::InventoryInbox, prefetch, policy, move |event| {
-        let (mq, store) = (publisher.clone(), store.clone());
+pub async fn run_inventory(
+    mq: Arc<dyn MessageQueue>,
+    store: Arc<InventoryStore>,
+    prefetch: u16,
+    policy: Policy,
+    tracer: Tracer,
+) -> Result<(), QueueError> {
+    let (publisher, timer) = (mq.clone(), tracer.clone());
+    consume(mq.as_ref(), QueueName::InventoryInbox, prefetch, policy, &tracer, move |event| {
+        let (mq, store, tracer) = (publisher.clone(), store.clone(), timer.clone());
         Box::pin(async move {
             let Event::OrderPlaced(placed) = &event else { return unexpected(&event, QueueName::InventoryInbox) };
-            let handled = match store.handle(placed).await {
+            let handled = match committed(&tracer, store.handle(placed)).await {
                 Ok(handled) => handled,
                 Err(e) => return Verdict::Retry(e.to_string()),
             };
@@ -152,12 +202,14 @@ pub async fn run_notification(
     prefetch: u16,
     policy: Policy,
     completions: Completions,
+    tracer: Tracer,
 ) -> Result<(), QueueError> {
-    consume(mq.as_ref(), QueueName::NotificationInbox, prefetch, policy, move |event| {
-        let (store, completions) = (store.clone(), completions.clone());
+    let timer = tracer.clone();
+    consume(mq.as_ref(), QueueName::NotificationInbox, prefetch, policy, &tracer, move |event| {
+        let (store, completions, tracer) = (store.clone(), completions.clone(), timer.clone());
         Box::pin(async move {
             let Event::InventoryReserved(reserved) = &event else { return unexpected(&event, QueueName::NotificationInbox) };
-            match store.send(&reserved.order_id, &reserved.student_id).await {
+            match committed(&tracer, store.send(&reserved.order_id, &reserved.student_id)).await {
                 Ok(first) => {
                     if first {
                         completions.record(&reserved.order_id);
@@ -172,12 +224,19 @@ pub async fn run_notification(
 }
 
 /// Order: record Inventory's verdict as the order's status, then ack.
-pub async fn run_order_status(mq: Arc<dyn MessageQueue>, store: Arc<OrderStore>, prefetch: u16, policy: Policy) -> Result<(), QueueError> {
-    consume(mq.as_ref(), QueueName::OrderInbox, prefetch, policy, move |event| {
-        let store = store.clone();
+pub async fn run_order_status(
+    mq: Arc<dyn MessageQueue>,
+    store: Arc<OrderStore>,
+    prefetch: u16,
+    policy: Policy,
+    tracer: Tracer,
+) -> Result<(), QueueError> {
+    let timer = tracer.clone();
+    consume(mq.as_ref(), QueueName::OrderInbox, prefetch, policy, &tracer, move |event| {
+        let (store, tracer) = (store.clone(), timer.clone());
         Box::pin(async move {
             let Some(status) = OrderStatus::of(&event) else { return unexpected(&event, QueueName::OrderInbox) };
-            let result = store.record_outcome(event.order_id(), status).await;
+            let result = committed(&tracer, store.record_outcome(event.order_id(), status)).await;
             match result {
                 Ok(()) => Verdict::Done,
                 Err(e) => Verdict::Retry(e.to_string()),

@@ -18,15 +18,15 @@ use crate::retry::Policy;
 use crate::services::completions::Completions;
 use crate::services::order::AsyncOrderService;
 use crate::store::{InventoryStore, NotificationStore, StoreError};
-use crate::telemetry::{stats, Sample};
+use crate::telemetry::{stats, Sample, Tracer};
 use crate::transport::queue::MessageQueue;
 
 /// Order: `POST /order` stores the order and its `OrderPlaced` (202); the relay publishes the
 /// outbox; a consumer records Inventory's verdicts as the orders' statuses; the reconciler
 /// publishes again what the broker lost.
-pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Built {
+pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy, tracer: Tracer) -> Built {
     let app = api::order::async_app(service.clone(), api::Probe::degraded_without(mq.clone()));
-    let status = consumer::run_order_status(mq.clone(), service.store().clone(), prefetch, policy);
+    let status = consumer::run_order_status(mq.clone(), service.store().clone(), prefetch, policy, tracer);
     let reconciler = {
         let (service, mq) = (service.clone(), mq.clone());
         async move { service.run_reconciler(mq, policy).await }
@@ -38,11 +38,11 @@ pub fn order(service: Arc<AsyncOrderService>, mq: Arc<dyn MessageQueue>, prefetc
 
 /// Inventory: consumes `OrderPlaced`, reserves against `store` (idempotently), publishes the
 /// outcome; its HTTP face serves the accounting (`/stats`, `/outcomes`).
-pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy) -> Built {
+pub fn inventory(store: Arc<InventoryStore>, mq: Arc<dyn MessageQueue>, prefetch: u16, policy: Policy, tracer: Tracer) -> Built {
     Built {
         service: Service::Inventory,
         app: api::inventory::admin_app(store.clone(), api::Probe::unavailable_without(mq.clone())),
-        loops: vec![Loop::endless("inventory", consumer::run_inventory(mq, store, prefetch, policy))],
+        loops: vec![Loop::endless("inventory", consumer::run_inventory(mq, store, prefetch, policy, tracer))],
     }
 }
 
@@ -54,11 +54,12 @@ pub fn notification(
     prefetch: u16,
     policy: Policy,
     completions: Completions,
+    tracer: Tracer,
 ) -> Built {
     Built {
         service: Service::Notification,
         app: api::notification::admin_app(store.clone(), completions.clone(), api::Probe::unavailable_without(mq.clone())),
-        loops: vec![Loop::endless("notification", consumer::run_notification(mq, store, prefetch, policy, completions))],
+        loops: vec![Loop::endless("notification", consumer::run_notification(mq, store, prefetch, policy, completions, tracer))],
     }
 }
 
@@ -78,7 +79,7 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
                 let service = counted.clone();
                 Box::pin(async move { read(service.stats().await, stats::order) })
             });
-            order(service, mq, prefetch, policy)
+            order(service, mq, prefetch, policy, host.tracer.clone())
         }
         Service::Inventory => {
             let store = host.storage.inventory(config.stock, host.safeguards.dedup).await.map_err(store_error)?;
@@ -87,7 +88,7 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
                 let store = counted.clone();
                 Box::pin(async move { read(store.stats().await, |s| stats::inventory(s)) })
             });
-            inventory(store, mq, prefetch, policy)
+            inventory(store, mq, prefetch, policy, host.tracer.clone())
         }
         Service::Notification => {
             let store = host.storage.notification().await.map_err(store_error)?;
@@ -96,7 +97,7 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
                 let store = counted.clone();
                 Box::pin(async move { read(store.stats().await, stats::notification) })
             });
-            notification(store, mq, prefetch, policy, Completions::new(host.clock))
+            notification(store, mq, prefetch, policy, Completions::new(host.clock), host.tracer.clone())
         }
         Service::Producer | Service::Analytics => return Err(BuildError::NoSuchService { model: Model::AsyncRabbitmq, service }),
     })

@@ -26,4 +26,13 @@ impl EventClock {
             EventClock::Since(start) => start.elapsed().as_millis() as u64,
         }
     }
+
+    /// Now as a point in time, to the clock's full resolution: the wall clock, or the Unix
+    /// epoch plus the virtual time since `start` (a span's timestamps in the simulation).
+    pub fn system_time(&self) -> std::time::SystemTime {
+        match self {
+            EventClock::Wall => std::time::SystemTime::now(),
+            EventClock::Since(start) => std::time::UNIX_EPOCH + start.elapsed(),
+        }
+    }
 }

@@ -22,8 +22,8 @@ use crate::retry::Policy;
 use crate::store::{OrderStore, OutboxRow, StoreError};
 use crate::telemetry::metrics::Counters;
 use crate::telemetry::{stats, ServiceMetrics};
-use crate::transport::queue::{MessageQueue, QueueError, QueueName, Route};
-use crate::transport::RequestReply;
+use crate::transport::queue::{Message, MessageQueue, QueueError, QueueName, Route};
+use crate::transport::{RequestReply, TRACEPARENT};
 use crate::wire::{ErrorBody, ReserveRequest, SendRequest};
 
 /// Where order ids come from. A clone draws from the same sequence (a restarted service goes on
@@ -288,6 +288,16 @@ pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// published again.
 pub const STUCK_AFTER: Duration = Duration::from_secs(30);
 
+/// An outbox row as the message the relay publishes: its `OrderPlaced`, under the trace of the
+/// request that placed it.
+fn outbox_message(row: OutboxRow) -> Message {
+    let message = Message::new(Route::OrderPlaced, row.body);
+    match row.trace {
+        Some(trace) => message.with_header(TRACEPARENT, trace),
+        None => message,
+    }
+}
+
 /// The order service of the messaging model (Part B): accepting an order is storing it with
 /// its `OrderPlaced` in the outbox (one transaction); [`AsyncOrderService::run_relay`]
 /// publishes the outbox with confirms; [`AsyncOrderService::run_reconciler`] publishes again
@@ -321,11 +331,12 @@ impl AsyncOrderService {
         &self.store
     }
 
-    /// Stores the order and its event; the relay publishes it. A request under a key (order
-    /// id) already stored stores nothing: the order as it stands is returned, as a repeat.
-    pub async fn accept(&self, request: OrderRequest) -> Result<Accepted, StoreError> {
+    /// Stores the order and its event; the relay publishes it, under `trace` (the request's
+    /// `traceparent`, if traced). A request under a key (order id) already stored stores
+    /// nothing: the order as it stands is returned, as a repeat.
+    pub async fn accept(&self, request: OrderRequest, trace: Option<String>) -> Result<Accepted, StoreError> {
         let order = self.ids.assign(request);
-        if let Some(known) = self.store.accept(&order, self.clock.now_ms()).await? {
+        if let Some(known) = self.store.accept(&order, self.clock.now_ms(), trace.as_deref()).await? {
             return Ok(Accepted { order_id: order.order_id, status: known, repeat: true });
         }
         self.outbox_filled.notify_one();
@@ -356,7 +367,7 @@ impl AsyncOrderService {
             // The batch in flight at once, confirmed as a whole, then marked in one
             // transaction.
             let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-            let batch: Vec<(Route, Bytes)> = rows.into_iter().map(|r| (Route::OrderPlaced, r.body.into())).collect();
+            let batch: Vec<Message> = rows.into_iter().map(outbox_message).collect();
             policy.until_ok(&mut backoff, "the outbox relay", QueueError::is_transient, || mq.publish_all(batch.clone())).await?;
             if let Err(e) = self.store.mark_published(&seqs).await {
                 tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
@@ -414,7 +425,7 @@ impl AsyncOrderService {
                 "orders without a verdict long after they were published; publishing their OrderPlaced again"
             );
             let n = again.len() as u64;
-            let batch: Vec<(Route, Bytes)> = again.into_iter().map(|r| (Route::OrderPlaced, r.body.into())).collect();
+            let batch: Vec<Message> = again.into_iter().map(outbox_message).collect();
             match mq.publish_all(batch).await {
                 Ok(()) => {
                     self.republished.fetch_add(n, Ordering::Relaxed);

@@ -38,6 +38,9 @@ pub struct OrderStats {
 pub struct OutboxRow {
     pub seq: i64,
     pub body: Vec<u8>,
+    /// The `traceparent` of the request that placed the order (`None`: not traced), for the
+    /// relay to publish under.
+    pub trace: Option<String>,
 }
 
 pub struct OrderStore(Backend);
@@ -56,8 +59,13 @@ impl OrderStore {
                  placed_at_ms INTEGER NOT NULL, status TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS outbox (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL,
-                 body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0);",
+                 body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0, trace TEXT);",
         )?;
+        // A store written before traces were kept has no `trace` column: it gets one.
+        let traced: bool = conn.query_row("SELECT count(*) FROM pragma_table_info('outbox') WHERE name = 'trace'", [], |r| r.get(0))?;
+        if !traced {
+            conn.execute_batch("ALTER TABLE outbox ADD COLUMN trace TEXT;")?;
+        }
         Ok(OrderStore(Backend::Sqlite(Db(Mutex::new(conn)))))
     }
 
@@ -79,16 +87,17 @@ impl OrderStore {
              CREATE TABLE IF NOT EXISTS outbox (
                  seq BIGSERIAL PRIMARY KEY, order_id TEXT NOT NULL,
                  body BYTEA NOT NULL, published INTEGER NOT NULL DEFAULT 0);
+             ALTER TABLE outbox ADD COLUMN IF NOT EXISTS trace TEXT;
              CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published = 0;",
         )
         .await?;
         Ok(OrderStore(Backend::Postgres(pg)))
     }
 
-    /// Stores the order and its `OrderPlaced` in one transaction, and returns `None`; or, if
-    /// an order of that id is stored already (a client's key used again), stores nothing and
-    /// returns that order's status.
-    pub async fn accept(&self, order: &Order, placed_at_ms: u64) -> Result<Option<OrderStatus>, StoreError> {
+    /// Stores the order and its `OrderPlaced` (with `trace`, the request's `traceparent`) in one
+    /// transaction, and returns `None`; or, if an order of that id is stored already (a
+    /// client's key used again), stores nothing and returns that order's status.
+    pub async fn accept(&self, order: &Order, placed_at_ms: u64, trace: Option<&str>) -> Result<Option<OrderStatus>, StoreError> {
         const INSERT: &str = "INSERT INTO orders (order_id, student_id, items, placed_at_ms, status) VALUES ($1, $2, $3, $4, 'accepted')
              ON CONFLICT (order_id) DO NOTHING";
         const STATUS: &str = "SELECT status FROM orders WHERE order_id = $1";
@@ -104,7 +113,7 @@ impl OrderStore {
                     let status: String = tx.prepare_cached(&sqlite_params(STATUS))?.query_row([id], |r| r.get(0))?;
                     return status_of(id, &status).map(Some);
                 }
-                tx.prepare_cached("INSERT INTO outbox (order_id, body) VALUES (?1, ?2)")?.execute(params![id, event])?;
+                tx.prepare_cached("INSERT INTO outbox (order_id, body, trace) VALUES (?1, ?2, ?3)")?.execute(params![id, event, trace])?;
                 tx.commit()?;
             }
             Backend::Postgres(pg) => {
@@ -114,7 +123,7 @@ impl OrderStore {
                     let status: String = tx.query_one(STATUS, &[&id]).await?.get(0);
                     return status_of(id, &status).map(Some);
                 }
-                tx.execute("INSERT INTO outbox (order_id, body) VALUES ($1, $2)", &[&id, &event]).await?;
+                tx.execute("INSERT INTO outbox (order_id, body, trace) VALUES ($1, $2, $3)", &[&id, &event, &trace]).await?;
                 tx.commit().await?;
             }
         }
@@ -126,17 +135,17 @@ impl OrderStore {
         match &self.0 {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
-                let mut stmt = conn.prepare_cached("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
-                let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)? }))?;
+                let mut stmt = conn.prepare_cached("SELECT seq, body, trace FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
+                let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)?, trace: r.get(2)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
             Backend::Postgres(pg) => {
                 let rows = pg
                     .client()
                     .await?
-                    .query("SELECT seq, body FROM outbox WHERE published = 0 ORDER BY seq LIMIT $1", &[&(limit as i64)])
+                    .query("SELECT seq, body, trace FROM outbox WHERE published = 0 ORDER BY seq LIMIT $1", &[&(limit as i64)])
                     .await?;
-                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), body: r.get(1) }).collect())
+                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), body: r.get(1), trace: r.get(2) }).collect())
             }
         }
     }
@@ -144,18 +153,19 @@ impl OrderStore {
     /// Up to 100 outbox rows already published whose order is still `accepted` and was placed
     /// at or before `placed_by_ms`, oldest first: orders that may have lost their way.
     pub async fn stuck(&self, placed_by_ms: u64) -> Result<Vec<OutboxRow>, StoreError> {
-        const STUCK: &str = "SELECT o.seq, o.body FROM outbox o JOIN orders r ON r.order_id = o.order_id
+        const STUCK: &str = "SELECT o.seq, o.body, o.trace FROM outbox o JOIN orders r ON r.order_id = o.order_id
              WHERE o.published = 1 AND r.status = 'accepted' AND r.placed_at_ms <= $1 ORDER BY o.seq LIMIT 100";
         match &self.0 {
             Backend::Sqlite(db) => {
                 let conn = db.lock();
                 let mut stmt = conn.prepare_cached(&sqlite_params(STUCK))?;
-                let rows = stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)? }))?;
+                let rows =
+                    stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)?, trace: r.get(2)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
             Backend::Postgres(pg) => {
                 let rows = pg.client().await?.query(STUCK, &[&(placed_by_ms as i64)]).await?;
-                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), body: r.get(1) }).collect())
+                Ok(rows.iter().map(|r| OutboxRow { seq: r.get(0), body: r.get(1), trace: r.get(2) }).collect())
             }
         }
     }

@@ -45,7 +45,9 @@ use crate::retry::Policy;
 use crate::services::analytics::Counting;
 use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
+use crate::telemetry::trace::{self, Kind, Span, Tracer};
 use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
+use crate::transport::TRACEPARENT;
 
 /// Inventory's consumer group.
 pub const INVENTORY_GROUP: &str = "inventory";
@@ -147,22 +149,56 @@ async fn rejoin(
     policy.until_ok(backoff, "joining the group again", LogError::is_transient, || log.join(group, topics)).await
 }
 
+/// What Inventory writes for a batch, and the `process` spans of the orders it decided: they
+/// end once the writes are committed (or failed, and say so).
+#[derive(Default)]
+pub(crate) struct Decided {
+    pub writes: Vec<Outgoing>,
+    pub spans: Vec<Span>,
+}
+
+impl Decided {
+    /// Ends the spans, failed if the writes were not committed.
+    pub fn settled<T>(self, committed: &Result<T, LogError>) {
+        if let Err(e) = committed {
+            self.spans.iter().for_each(|span| span.fail(e.to_string()));
+        }
+    }
+}
+
+/// The span Inventory decides an order in: under, and linked to, the `publish` span of the
+/// record it read (`trace`); the outcome it writes is published under it.
+fn deciding(tracer: &Tracer, order_id: &str, partition: u32, offset: u64, trace: Option<&str>) -> Span {
+    let span = tracer.start("process order-events", Kind::Consumer, &trace::remote(trace), vec![trace::linked(trace)]);
+    span.set(trace::ORDER_ID, order_id.to_owned());
+    span.set("messaging.system", "kafka");
+    span.set("messaging.destination.partition.id", i64::from(partition));
+    span.set("messaging.kafka.offset", offset as i64);
+    span
+}
+
 /// Decides what the merge released against `inventory`: the records to write (outcomes and
 /// changelog entries for first decisions, dead letters). A repeated order id (a duplicate
 /// `OrderPlaced`) is consumed without a second decision.
-pub(crate) fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outgoing> {
-    let mut writes = Vec::new();
+pub(crate) fn decide(inventory: &mut Inventory, released: Vec<Next>, tracer: &Tracer) -> Decided {
+    let Decided { mut writes, mut spans } = Decided::default();
     for item in released {
         match item {
-            Next::Decide { placed, .. } => {
+            Next::Decide { placed, partition, offset, trace } => {
                 let id = &placed.order.order_id;
                 let reservation = inventory.reserve(id, &placed.order.items);
                 if !reservation.first_attempt {
                     continue;
                 }
+                let span = deciding(tracer, id.as_str(), partition, offset, trace.as_deref());
                 let decision = Decision { order_id: id.clone(), items: placed.order.items.clone(), outcome: reservation.outcome };
                 let event = Envelope::new(placed.outcome_event(&decision.outcome)).encode();
-                writes.push(Outgoing::new(Topic::InventoryEvents, id.to_string(), event));
+                let outcome = Outgoing::new(Topic::InventoryEvents, id.to_string(), event);
+                writes.push(match span.traceparent() {
+                    Some(traceparent) => outcome.with_header(TRACEPARENT, traceparent),
+                    None => outcome,
+                });
+                spans.push(span);
                 let entry = serde_json::to_vec(&ChangelogEntry::Decision(decision)).expect("a decision serializes");
                 writes.push(Outgoing::new(Topic::InventoryChangelog, id.to_string(), entry));
             }
@@ -179,7 +215,7 @@ pub(crate) fn decide(inventory: &mut Inventory, released: Vec<Next>) -> Vec<Outg
             }
         }
     }
-    writes
+    Decided { writes, spans }
 }
 
 /// Inventory on the log (see the module's documentation): sessions of claim–restore–join–
@@ -191,11 +227,12 @@ pub async fn run_inventory(
     view: InventoryView,
     config: InventoryConfig,
     policy: Policy,
+    tracer: Tracer,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     let mut backoff = policy.backoff("inventory");
     loop {
-        match session(log.as_ref(), &view, config, policy, &mut stop).await {
+        match session(log.as_ref(), &view, config, policy, &tracer, &mut stop).await {
             Ok(()) => return Ok(()),
             Err(e) => start_over(e, policy, &mut backoff, "inventory").await?,
         }
@@ -222,6 +259,7 @@ async fn session(
     view: &InventoryView,
     config: InventoryConfig,
     policy: Policy,
+    tracer: &Tracer,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     if config.writes == Writes::Transactional {
@@ -246,21 +284,27 @@ async fn session(
                 continue;
             }
             // Decided in place: if the writes fail, the session ends and the state is restored.
-            let mut writes = decide(&mut view.lock().expect("inventory lock"), released);
+            let mut decided = decide(&mut view.lock().expect("inventory lock"), released, tracer);
             let floors = ChangelogEntry::Floors { floors: merge.floors() };
+            let mut writes = std::mem::take(&mut decided.writes);
             writes.push(Outgoing::new(Topic::InventoryChangelog, FLOORS_KEY, serde_json::to_vec(&floors).expect("floors serialize")));
             let positions: Vec<Position> =
                 done.iter().map(|&(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
-            match config.writes {
-                Writes::Transactional => log.transact(INVENTORY_WRITER, me, writes, positions).await?,
+            let written = match config.writes {
+                Writes::Transactional => log.transact(INVENTORY_WRITER, me, writes, positions).await,
                 Writes::Separate => {
                     let (outcomes, rest): (Vec<Outgoing>, Vec<Outgoing>) =
                         writes.into_iter().partition(|w| w.topic != Topic::InventoryChangelog);
-                    log.append(outcomes).await?;
-                    log.append(rest).await?;
-                    log.commit(me, positions).await?;
+                    async {
+                        log.append(outcomes).await?;
+                        log.append(rest).await?;
+                        log.commit(me, positions).await
+                    }
+                    .await
                 }
-            }
+            };
+            decided.settled(&written);
+            written?;
             committed = done;
         }
         Ok(())
@@ -270,6 +314,18 @@ async fn session(
         tracing::debug!(error = %e, "inventory leaving its group");
     }
     result
+}
+
+/// The span Analytics counts a record in: under, and linked to, the span that published it. A
+/// record read again (a replay, a batch read again after a rebalance) is counted in one more.
+fn counting(tracer: &Tracer, record: &Record) -> Span {
+    let trace = record.header(TRACEPARENT);
+    let span = tracer.start(format!("process {}", record.topic), Kind::Consumer, &trace::remote(trace), vec![trace::linked(trace)]);
+    span.set("messaging.system", "kafka");
+    span.set("messaging.destination.partition.id", i64::from(record.partition));
+    span.set("messaging.kafka.offset", record.offset as i64);
+    span.set(trace::ORDER_ID, record.key.clone());
+    span
 }
 
 /// Analytics on the log: reads both topics into `state`, at most `throttle` records per
@@ -284,6 +340,7 @@ pub async fn run_analytics(
     batch: usize,
     throttle: Option<u32>,
     policy: Policy,
+    tracer: Tracer,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     let mut backoff = policy.backoff(group);
@@ -298,7 +355,10 @@ pub async fn run_analytics(
     let mut watch = Watch::new(group, &topics, true, policy);
     while !*stop.borrow_and_update() {
         let records = policy.until_ok(&mut backoff, "analytics polling", retry, || log.poll(me, batch, POLL_WAIT)).await?;
-        state.count(records.iter().filter(|r| r.header(WATERMARK_HEADER).is_none()).filter_map(decode));
+        let events: Vec<&Record> = records.iter().filter(|r| r.header(WATERMARK_HEADER).is_none()).collect();
+        let spans: Vec<Span> = events.iter().map(|r| counting(&tracer, r)).collect();
+        state.count(events.into_iter().filter_map(decode));
+        drop(spans);
         handled += records.len() as u64;
         if let Err(e) = watch.check(log.as_ref(), me).await {
             tracing::warn!(error = %e, "analytics replaces its consumer: it joins its group again");

@@ -35,6 +35,7 @@ use std::collections::VecDeque;
 
 use crate::domain::{DecodeError, Envelope, Event, OrderPlaced};
 use crate::transport::log::Record;
+use crate::transport::TRACEPARENT;
 
 /// The header that makes a record a watermark; its value is the event time in ms.
 pub const WATERMARK_HEADER: &str = "campus.watermark-ms";
@@ -42,15 +43,16 @@ pub const WATERMARK_HEADER: &str = "campus.watermark-ms";
 /// What the merge lets Inventory do next, in this order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// Decide this order.
-    Decide { partition: u32, offset: u64, placed: OrderPlaced },
+    /// Decide this order (`trace`: its record's `traceparent`, if traced).
+    Decide { partition: u32, offset: u64, placed: OrderPlaced, trace: Option<String> },
     /// This record cannot be read: dead-letter it with `reason` (a [`DecodeError`] label).
     DeadLetter { record: Record, reason: &'static str, detail: String },
 }
 
 #[derive(Debug, Clone)]
 enum Entry {
-    Order(OrderPlaced),
+    /// An order, and its record's `traceparent`.
+    Order(OrderPlaced, Option<String>),
     Poison(Record, &'static str, String),
 }
 
@@ -78,7 +80,7 @@ fn classify(record: &Record) -> Result<Option<Entry>, u64> {
         };
     }
     Ok(Some(match Envelope::decode(&record.value) {
-        Ok(Event::OrderPlaced(placed)) => Entry::Order(placed),
+        Ok(Event::OrderPlaced(placed)) => Entry::Order(placed, record.header(TRACEPARENT).map(str::to_owned)),
         Ok(other) => Entry::Poison(record.clone(), "schema_violation", format!("{} does not belong on order-events", other.kind())),
         Err(e) => Entry::Poison(record.clone(), DecodeError::label(&e), e.to_string()),
     }))
@@ -90,7 +92,7 @@ fn classify(record: &Record) -> Result<Option<Entry>, u64> {
 pub fn next_of(record: Record) -> Option<Next> {
     match classify(&record) {
         Err(_) | Ok(None) => None,
-        Ok(Some(Entry::Order(placed))) => Some(Next::Decide { partition: record.partition, offset: record.offset, placed }),
+        Ok(Some(Entry::Order(placed, trace))) => Some(Next::Decide { partition: record.partition, offset: record.offset, placed, trace }),
         Ok(Some(Entry::Poison(record, reason, detail))) => Some(Next::DeadLetter { record, reason, detail }),
     }
 }
@@ -138,7 +140,7 @@ impl Merge {
         match classify(&record) {
             Err(watermark) => lane.floor = lane.floor.max(watermark),
             Ok(Some(entry)) => {
-                if let Entry::Order(placed) = &entry {
+                if let Entry::Order(placed, _) = &entry {
                     lane.floor = lane.floor.max(placed.placed_at_ms);
                 }
                 lane.buffer.push_back((record.offset, entry));
@@ -165,7 +167,7 @@ impl Merge {
                 .iter()
                 .enumerate()
                 .filter_map(|(p, lane)| match lane.buffer.front() {
-                    Some((_, Entry::Order(placed))) => Some((placed.placed_at_ms, p)),
+                    Some((_, Entry::Order(placed, _))) => Some((placed.placed_at_ms, p)),
                     _ => None,
                 })
                 .min();
@@ -178,8 +180,10 @@ impl Merge {
             if !safe {
                 break;
             }
-            let Some((offset, Entry::Order(placed))) = self.lanes[p].buffer.pop_front() else { unreachable!("the head is an order") };
-            out.push(Next::Decide { partition: p as u32, offset, placed });
+            let Some((offset, Entry::Order(placed, trace))) = self.lanes[p].buffer.pop_front() else {
+                unreachable!("the head is an order")
+            };
+            out.push(Next::Decide { partition: p as u32, offset, placed, trace });
         }
         out
     }

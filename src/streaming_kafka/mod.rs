@@ -27,7 +27,7 @@ use crate::retry::Policy;
 use crate::services::analytics::{Analytics, Counting};
 use crate::services::inventory::Inventory;
 use crate::services::EventClock;
-use crate::telemetry::{self, stats, Sample};
+use crate::telemetry::{self, stats, Sample, Tracer};
 use crate::transport::log::Topic;
 use crate::transport::log::{EventLog, LogError};
 use consumers::{InventoryConfig, InventoryView, Writes, ANALYTICS_GROUP, INVENTORY_GROUP};
@@ -89,14 +89,14 @@ pub fn producer(log: Arc<dyn EventLog>, clock: EventClock, policy: Policy) -> (A
 /// Inventory: restores its state into `view` from the changelog, then decides each
 /// `OrderPlaced` in event-time order, writing each batch's results in one transaction.
 pub fn inventory(log: Arc<dyn EventLog>, view: InventoryView, config: InventoryConfig, policy: Policy) -> Consumer {
-    Consumer::spawn(move |stopped| Box::pin(consumers::run_inventory(log, view, config, policy, stopped)))
+    Consumer::spawn(move |stopped| Box::pin(consumers::run_inventory(log, view, config, policy, Tracer::off(), stopped)))
 }
 
 /// Analytics in `group`: reads both topics into `state`, at most `throttle` records per second.
 pub fn analytics(log: Arc<dyn EventLog>, group: &str, state: Counting, batch: usize, throttle: Option<u32>, policy: Policy) -> Consumer {
     let group = group.to_owned();
     Consumer::spawn(move |stopped| {
-        Box::pin(async move { consumers::run_analytics(log, &group, state, batch, throttle, policy, stopped).await })
+        Box::pin(async move { consumers::run_analytics(log, &group, state, batch, throttle, policy, Tracer::off(), stopped).await })
     })
 }
 
@@ -110,7 +110,7 @@ pub fn partitioned_inventory(
     policy: Policy,
 ) -> Consumer {
     let instance = instance.to_owned();
-    Consumer::spawn(move |stopped| Box::pin(partitioned::run(log, view, config, instance, policy, stopped)))
+    Consumer::spawn(move |stopped| Box::pin(partitioned::run(log, view, config, instance, policy, Tracer::off(), stopped)))
 }
 
 /// A Part C service as `config` says, on `host`, over the host's log: the producer (its face,
@@ -121,7 +121,7 @@ pub fn partitioned_inventory(
 pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
     let service = config.service;
     let Transport::Log(log) = &host.transport else { return Err(BuildError::Transport { service, needs: "an event log" }) };
-    let (log, policy, batch) = (log.clone(), host.policy(), config.batch as usize);
+    let (log, policy, batch, tracer) = (log.clone(), host.policy(), config.batch as usize, host.tracer.clone());
     let writes = if host.safeguards.transactional { Writes::Transactional } else { Writes::Separate };
     let inventory_config = InventoryConfig { stock: config.stock, batch, writes };
     let (app, run) = match service {
@@ -141,7 +141,7 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
                 });
                 telemetry::log::report_lag(&host.metrics, log.clone(), INVENTORY_GROUP, &[Topic::OrderEvents]);
                 let app = api::partitioned_inventory_app(view.clone(), config.stock);
-                (app, Loop::new("inventory", move |stop| partitioned::run(log, view, inventory_config, instance, policy, stop)))
+                (app, Loop::new("inventory", move |stop| partitioned::run(log, view, inventory_config, instance, policy, tracer, stop)))
             }
             None => {
                 let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(config.stock)));
@@ -151,7 +151,7 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
                 });
                 telemetry::log::report_lag(&host.metrics, log.clone(), INVENTORY_GROUP, &[Topic::OrderEvents]);
                 let app = api::inventory_app(view.clone(), config.stock);
-                (app, Loop::new("inventory", move |stop| consumers::run_inventory(log, view, inventory_config, policy, stop)))
+                (app, Loop::new("inventory", move |stop| consumers::run_inventory(log, view, inventory_config, policy, tracer, stop)))
             }
         },
         Service::Analytics => {
@@ -162,7 +162,7 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
             let (throttle, file) = (config.throttle_per_s, config.metrics_file.clone());
             let app = api::analytics_app(state.clone());
             let run = Loop::new("analytics", move |stop| async move {
-                let consume = consumers::run_analytics(log, ANALYTICS_GROUP, state.clone(), batch, throttle, policy, stop);
+                let consume = consumers::run_analytics(log, ANALYTICS_GROUP, state.clone(), batch, throttle, policy, tracer, stop);
                 let Some(path) = file else { return consume.await.map_err(LoopError::from) };
                 // The file follows the metrics every second, and holds the last ones once the
                 // consumer has stopped.

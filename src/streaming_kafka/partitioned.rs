@@ -35,12 +35,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::changelog;
-use super::consumers::{decide, start_over, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
+use super::consumers::{decide, start_over, Decided, InventoryConfig, INVENTORY_GROUP, INVENTORY_WRITER, POLL_WAIT};
 use super::merge::next_of;
 use super::stall::Watch;
 use crate::retry::Policy;
 use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
+use crate::telemetry::Tracer;
 use crate::transport::log::{EventLog, LogError, Position, Record, Topic};
 
 /// How long the broker lets a member's transaction stay open (Kafka Streams' default under
@@ -93,12 +94,13 @@ pub async fn run(
     config: InventoryConfig,
     instance: String,
     policy: Policy,
+    tracer: Tracer,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     let writer = writer(&instance);
     let mut backoff = policy.backoff("inventory");
     loop {
-        match session(log.as_ref(), &view, config, &writer, policy, &mut stop).await {
+        match session(log.as_ref(), &view, config, &writer, policy, &tracer, &mut stop).await {
             Ok(()) => return Ok(()),
             Err(e) => start_over(e, policy, &mut backoff, &writer).await?,
         }
@@ -121,6 +123,7 @@ async fn session(
     config: InventoryConfig,
     writer: &str,
     policy: Policy,
+    tracer: &Tracer,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), LogError> {
     log.fence(writer).await?;
@@ -152,9 +155,9 @@ async fn session(
                 view.lock().expect("shards lock").insert(partition, Shard { inventory, next });
             }
             // Decided in place, each partition in offset order; redeliveries skipped.
-            let (writes, positions) = {
+            let (mut decided, positions) = {
                 let mut shards = view.lock().expect("shards lock");
-                let mut writes = Vec::new();
+                let mut decided = Decided::default();
                 let mut touched = BTreeMap::new();
                 for record in records {
                     let shard = shards.get_mut(&record.partition).expect("restored above");
@@ -163,16 +166,20 @@ async fn session(
                     }
                     shard.next = record.offset + 1;
                     touched.insert(record.partition, shard.next);
-                    writes.extend(decide(&mut shard.inventory, next_of(record).into_iter().collect()));
+                    let one = decide(&mut shard.inventory, next_of(record).into_iter().collect(), tracer);
+                    decided.writes.extend(one.writes);
+                    decided.spans.extend(one.spans);
                 }
                 let positions: Vec<Position> =
                     touched.into_iter().map(|(partition, next)| Position { topic: Topic::OrderEvents, partition, next }).collect();
-                (writes, positions)
+                (decided, positions)
             };
             if positions.is_empty() {
                 continue;
             }
-            match log.transact(writer, me, writes, positions.clone()).await {
+            let written = log.transact(writer, me, std::mem::take(&mut decided.writes), positions.clone()).await;
+            decided.settled(&written);
+            match written {
                 Ok(()) => {}
                 Err(LogError::Rebalanced(detail)) => {
                     tracing::info!(%detail, "the group moved on; this batch was aborted and its partitions are read again by their owner");

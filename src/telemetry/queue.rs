@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::metrics::{Counters, Reconnects, ServiceMetrics};
-use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
+use crate::transport::queue::{Delivery, Message, MessageQueue, QueueError, QueueLayer, QueueName, Route, Subscription};
 use crate::transport::BoxFuture;
 
 /// `inner`, counting into a service's metrics:
@@ -59,18 +57,14 @@ impl Settled {
     }
 }
 
-impl MessageQueue for CountedQueue {
-    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
-        Box::pin(async move {
-            self.inner.publish(route, body).await?;
-            self.published.get_or_create(&vec![("route", route.as_str().to_owned())]).inc();
-            Ok(())
-        })
+impl QueueLayer for CountedQueue {
+    fn inner(&self) -> &dyn MessageQueue {
+        self.inner.as_ref()
     }
 
-    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
+    fn publish_all(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            let routes: Vec<Route> = messages.iter().map(|(route, _)| *route).collect();
+            let routes: Vec<Route> = messages.iter().map(|m| m.route).collect();
             self.inner.publish_all(messages).await?;
             for route in routes {
                 self.published.get_or_create(&vec![("route", route.as_str().to_owned())]).inc();
@@ -112,13 +106,5 @@ impl MessageQueue for CountedQueue {
             settled.count(self, true);
             Ok(())
         })
-    }
-
-    fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
-        self.inner.depth(queue)
-    }
-
-    fn is_connected(&self) -> bool {
-        self.inner.is_connected()
     }
 }

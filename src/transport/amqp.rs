@@ -32,8 +32,8 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm};
 use tokio::time::Instant;
 
-use super::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription, Topology, DELIVERY_LIMIT};
-use super::BoxFuture;
+use super::queue::{Delivery, Message, MessageQueue, QueueError, QueueName, Route, Subscription, Topology, DELIVERY_LIMIT};
+use super::{BoxFuture, Headers};
 use crate::retry::Backoff;
 
 /// `AMQP_URL` when it is not set.
@@ -341,6 +341,7 @@ impl AmqpQueue {
                                 consumer: id,
                                 tag: d.delivery_tag,
                                 reason: reason_of(&d.properties),
+                                headers: headers_of(&d.properties),
                                 body: Bytes::from(d.data),
                                 redelivered: d.redelivered,
                             };
@@ -422,25 +423,45 @@ fn reason_of(properties: &BasicProperties) -> Option<String> {
     text(REASON_HEADER).or_else(|| text("x-first-death-reason"))
 }
 
+/// A message's headers as AMQP's (long strings).
+fn field_table(headers: &Headers) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in headers {
+        table.insert(name.as_str().into(), AMQPValue::LongString(LongString::from(value.as_str())));
+    }
+    table
+}
+
+/// A delivery's text headers (what [`field_table`] wrote, and the broker's own).
+fn headers_of(properties: &BasicProperties) -> Headers {
+    let Some(table) = properties.headers().as_ref() else { return Vec::new() };
+    table
+        .inner()
+        .iter()
+        .filter_map(|(name, value)| match value {
+            AMQPValue::LongString(s) => Some((name.to_string(), s.to_string())),
+            AMQPValue::ShortString(s) => Some((name.to_string(), s.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 impl MessageQueue for AmqpQueue {
-    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
+    fn publish_all(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             // Every message goes out first, then the confirms are awaited: one round trip for
             // the lot instead of one per message.
             let session = self.session().await?;
             let mut confirms = Vec::with_capacity(messages.len());
-            for (route, body) in &messages {
-                confirms.push((route, self.send(&session, self.topology.exchange(), route.as_str(), body, FieldTable::default()).await?));
+            for message in &messages {
+                let (route, headers) = (message.route.as_str(), field_table(&message.headers));
+                confirms.push((route, self.send(&session, self.topology.exchange(), route, &message.body, headers).await?));
             }
             for (route, confirm) in confirms {
-                self.confirmed(&session, route.as_str(), confirm).await?;
+                self.confirmed(&session, route, confirm).await?;
             }
             Ok(())
         })
-    }
-
-    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
-        Box::pin(async move { self.publish_to(self.topology.exchange(), route.as_str(), &body, FieldTable::default()).await })
     }
 
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {

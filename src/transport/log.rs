@@ -73,8 +73,7 @@ impl fmt::Display for Topic {
     }
 }
 
-/// A record's headers (name, value), in order.
-pub type Headers = Vec<(String, String)>;
+pub use super::Headers;
 
 /// One record read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

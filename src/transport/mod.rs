@@ -22,6 +22,13 @@ use serde::Serialize;
 
 use crate::model::Service;
 
+/// The header of an HTTP request, an AMQP message or a Kafka record that carries its trace
+/// context, in W3C form (see `docs/tracing.md`).
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A message's or a record's headers (name, value), in order.
+pub type Headers = Vec<(String, String)>;
+
 /// A boxed, sendable future: what the traits return so that they can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

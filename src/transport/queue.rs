@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use crate::domain::Event;
 
-use super::BoxFuture;
+use super::{BoxFuture, Headers};
 
 /// A message returned to its queue more than this many times (nack with requeue, or its
 /// consumer went away) is dead-lettered instead of being delivered again — RabbitMQ's
@@ -133,6 +133,37 @@ impl Topology {
     }
 }
 
+/// One message to publish: its route, body and headers (a `traceparent`, see
+/// `docs/tracing.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub route: Route,
+    pub body: Bytes,
+    pub headers: Headers,
+}
+
+impl Message {
+    pub fn new(route: Route, body: impl Into<Bytes>) -> Self {
+        Message { route, body: body.into(), headers: Vec::new() }
+    }
+
+    /// The message with header `name` set to `value` (replacing one of that name).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The value of the header `name`, if the message has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
 /// One message handed to a consumer. Settle it with exactly one of `ack`, `nack`,
 /// `dead_letter`; until then it counts against the consumer's prefetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +177,15 @@ pub struct Delivery {
     pub redelivered: bool,
     /// Why it was dead-lettered (only on the dead-letter queue).
     pub reason: Option<String>,
+    /// The headers it was published with.
+    pub headers: Headers,
+}
+
+impl Delivery {
+    /// The value of the header `name`, if the message has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
 }
 
 /// A consumer: deliveries arrive on `deliveries` until it is cancelled or the connection dies.
@@ -177,18 +217,14 @@ pub enum QueueError {
 
 /// Asynchronous messaging (Part B).
 pub trait MessageQueue: Send + Sync + 'static {
-    /// Publishes `body` persistently on `route`; returns once the broker confirmed it.
-    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>>;
-    /// Publishes every message and returns once the broker confirmed all of them. The
-    /// default publishes one after the other; an implementation may keep them all in flight
-    /// at once (AMQP confirms are asynchronous), which is what makes a relay fast.
-    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
-        Box::pin(async move {
-            for (route, body) in messages {
-                self.publish(route, body).await?;
-            }
-            Ok(())
-        })
+    /// Publishes every message persistently and returns once the broker confirmed all of them.
+    /// An implementation may keep them all in flight at once (AMQP confirms are asynchronous),
+    /// which is what makes a relay fast.
+    fn publish_all(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Publishes `body` persistently on `route`, with no header; returns once the broker
+    /// confirmed it.
+    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.publish_all(vec![Message::new(route, body)])
     }
     /// Starts a consumer of `queue` with at most `prefetch` unacknowledged deliveries.
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>>;
@@ -204,6 +240,58 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// Whether the connection to the broker is up now (for `/health`; a call may still fail).
     fn is_connected(&self) -> bool {
         true
+    }
+}
+
+/// A queue wrapped around another to change a few of its calls: a fault, a count, a trace. A
+/// layer names the queue it wraps and overrides the calls it changes; every other call goes to
+/// the wrapped queue unchanged, for every layer is a [`MessageQueue`].
+pub trait QueueLayer: Send + Sync + 'static {
+    /// The queue this layer wraps.
+    fn inner(&self) -> &dyn MessageQueue;
+
+    fn publish_all(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.inner().publish_all(messages)
+    }
+
+    fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {
+        self.inner().consume(queue, prefetch)
+    }
+
+    fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.inner().ack(delivery)
+    }
+
+    fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.inner().nack(delivery, requeue)
+    }
+
+    fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.inner().dead_letter(delivery, reason)
+    }
+}
+
+impl<L: QueueLayer> MessageQueue for L {
+    fn publish_all(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<(), QueueError>> {
+        QueueLayer::publish_all(self, messages)
+    }
+    fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {
+        QueueLayer::consume(self, queue, prefetch)
+    }
+    fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        QueueLayer::ack(self, delivery)
+    }
+    fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
+        QueueLayer::nack(self, delivery, requeue)
+    }
+    fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>> {
+        QueueLayer::dead_letter(self, delivery, reason)
+    }
+    fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
+        self.inner().depth(queue)
+    }
+    fn is_connected(&self) -> bool {
+        self.inner().is_connected()
     }
 }
 

@@ -99,6 +99,7 @@ pub(super) async fn broker_away(
         accepted: w.placed.accepted.len(),
         refused: w.placed.refused,
         end,
+        traced: Default::default(),
         detail: detail(BrokerRestart {
             down_window_ms: (w.down_ms, w.up_ms),
             peak_outbox,

@@ -139,7 +139,7 @@ impl<'w> Deployment<'w> {
     }
 
     /// Stops everything and removes what the run created.
-    pub async fn teardown(self) {
+    pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         self.hosts.teardown().await
     }
 }

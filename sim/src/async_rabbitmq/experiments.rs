@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::observe::{completed, finish, get_json, place_orders, sample, settled, wait_settled, Placed};
 use super::window::{under_load, Fault, Window, WindowSample};
 use super::{poison_bodies, Config, Deployment, Detail, Outage, Run, Sample, Scenario};
+use crate::traces::Traced;
 
 /// Runs one experiment on a fresh deployment.
 pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployment<'_>) -> anyhow::Result<Run> {
@@ -26,8 +27,8 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, mut d: Deployme
         Scenario::NodeLoss => super::node_loss::run(config, &mut d).await,
         Scenario::ScaleOut { instances, crash } => super::scale_out::run(config, &mut d, instances, crash).await,
     };
-    d.teardown().await;
-    result
+    let spans = d.teardown().await;
+    result.map(|run| Run { traced: Traced(spans), ..run })
 }
 
 async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> {
@@ -39,6 +40,7 @@ async fn outage(config: &Config, d: &mut Deployment<'_>) -> anyhow::Result<Run> 
         accepted: w.placed.accepted.len(),
         refused: w.placed.refused,
         end,
+        traced: Default::default(),
         detail: Detail::Outage(Outage {
             peak_backlog: w.peak,
             down_window_ms: (w.down_ms, w.up_ms),
@@ -114,7 +116,14 @@ async fn idempotency(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let end = finish(d).await?;
-    Ok(Run { mode: d.mode(), accepted: placed.accepted.len(), refused: placed.refused, end, detail: Detail::Idempotency { duplicates } })
+    Ok(Run {
+        mode: d.mode(),
+        accepted: placed.accepted.len(),
+        refused: placed.refused,
+        end,
+        detail: Detail::Idempotency { duplicates },
+        traced: Default::default(),
+    })
 }
 
 async fn poison(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
@@ -136,6 +145,7 @@ async fn poison(config: &Config, d: &Deployment<'_>) -> anyhow::Result<Run> {
         accepted: placed.accepted.len(),
         refused: placed.refused,
         end,
+        traced: Default::default(),
         detail: Detail::Poison { injected: config.poison },
     })
 }

@@ -46,6 +46,7 @@ pub use poison::poison_bodies;
 
 use crate::hosts::{Hosts, Place};
 use crate::simulator::world::{self, Scope, Stream, World};
+use crate::traces::Traced;
 use crate::{workload, Mode};
 
 /// Which experiments to run (`--experiment`).
@@ -245,6 +246,8 @@ pub struct Run {
     pub refused: usize,
     pub end: Final,
     pub detail: Detail,
+    /// Its services' spans, if traced ([`crate::traces::traced`]).
+    pub traced: Traced,
 }
 
 /// What one kind of run measured besides the common counts.
@@ -396,6 +399,7 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
         .map(|scenario| {
             let world =
                 World::new(config.seed, Model::AsyncRabbitmq, Scope::Experiment(scenario.name())).with_node_failover(config.node_failover);
+            let world = if crate::traces::traced(Model::AsyncRabbitmq, scenario.name()) { world.traced() } else { world };
             world.block_on(async {
                 let d = Deployment::start(Hosts::Sim(&world), config, 1).await?;
                 run_experiment(config, scenario, d).await
@@ -417,6 +421,7 @@ pub async fn run_real(config: &Config, exe: &Path, amqp_url: &str) -> anyhow::Re
             Place { amqp_url: amqp_url.into(), brokers: config.brokers, ..Place::default() },
         )
         .await?;
+        let hosts = if crate::traces::traced(Model::AsyncRabbitmq, scenario.name()) { hosts.traced() } else { hosts };
         let d = Deployment::start(hosts, config, 1).await?;
         runs.push(run_experiment(config, scenario, d).await?);
     }

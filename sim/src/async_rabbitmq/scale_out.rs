@@ -73,6 +73,7 @@ pub async fn run(config: &Config, d: &mut Deployment<'_>, instances: usize, cras
         accepted: placed.accepted.len(),
         refused: placed.refused,
         end,
+        traced: Default::default(),
         detail: Detail::ScaleOut(ScaleOut {
             instances,
             backlog: n as usize,

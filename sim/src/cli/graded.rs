@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::multi_thread;
 use crate::violation::Violation;
-use crate::{assignment_map, async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, Mode};
+use crate::{assignment_map, async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, traces, Mode};
 
 /// The parts the lab runs end to end, each with what it needs to run: the graded run is A, B
 /// and C; `cluster` runs B and C beyond one broker and one instance.
@@ -106,6 +106,8 @@ impl Part {
                 let runs = by_mode(mode, || sync_rest::run_sim(config), |exe| async move { sync_rest::run_real(config, &exe).await })?;
                 let summaries: Vec<_> = runs.iter().map(sync_rest::rows::Summary::of).collect();
                 sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
+                let traced: Vec<_> = runs.iter().map(|r| (r.case.scenario.name(), &r.traced)).collect();
+                traces::write(out, campus::Model::SyncRest, mode, &traced)?;
                 let violations = sync_rest::invariants::check(&runs, config);
                 let left_behind: Vec<_> = runs.iter().filter_map(|r| r.left_behind.clone()).collect();
                 sync_rest::output::write_report(out, config, mode, &summaries, &left_behind, &violations)?;
@@ -119,6 +121,8 @@ impl Part {
                 )?;
                 let summaries: Vec<_> = runs.iter().map(async_rabbitmq::rows::Summary::of).collect();
                 async_rabbitmq::rows::write_csv(out, mode, &runs, &summaries)?;
+                let traced: Vec<_> = runs.iter().map(|r| (r.name(), &r.traced)).collect();
+                traces::write(out, campus::Model::AsyncRabbitmq, mode, &traced)?;
                 let violations: Vec<_> = runs.iter().flat_map(async_rabbitmq::invariants::check).collect();
                 async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
                 Written { table: async_rabbitmq::output::table(&summaries), violations }
@@ -130,6 +134,8 @@ impl Part {
                     |exe| async move { streaming_kafka::run_real(config, &exe, bootstrap).await },
                 )?;
                 streaming_kafka::rows::write_csv(out, mode, &runs)?;
+                let traced: Vec<_> = runs.iter().map(|r| (r.name(), &r.traced)).collect();
+                traces::write(out, campus::Model::StreamingKafka, mode, &traced)?;
                 let mut violations: Vec<_> = runs.iter().flat_map(streaming_kafka::invariants::check).collect();
                 violations.extend(streaming_kafka::invariants::same_across_runs(&runs).1);
                 if let (Some(metrics), Some(other)) =
@@ -167,6 +173,7 @@ pub fn run(out: &Path, mode: Mode, part: &Part) -> anyhow::Result<()> {
     let wall = Instant::now();
     let written = part.run_and_write(out, mode)?;
     compare::update(out)?;
+    traces::update(out)?;
     assignment_map::update(out)?;
     println!("\n{}", written.table);
     println!("({}; wall time {:.2} s)", part.units(mode), wall.elapsed().as_secs_f64());

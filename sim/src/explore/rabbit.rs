@@ -474,6 +474,7 @@ async fn drive(
         mode: Mode::Sim,
         accepted: n,
         refused: 0,
+        traced: Default::default(),
         detail: Detail::Explore { duplicates, malformed: malformed as usize },
         end: Final {
             orders: get_json(observer.as_ref(), Service::Order, "/orders").await?,

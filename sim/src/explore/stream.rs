@@ -626,6 +626,7 @@ async fn drive(
         expected_orders: expected_orders_per_minute(&events),
         inventory,
         decisions: Some(decided),
+        traced: Default::default(),
         detail: Detail::Explore,
     };
     let poisoned = schedule.faults.iter().filter(|f| matches!(f, Fault::Poison { .. })).count() as u64;

@@ -24,8 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use campus::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
+use campus::transport::queue::{Delivery, Message, MessageQueue, QueueError, QueueName, Route, Subscription};
 use campus::transport::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -171,20 +170,23 @@ fn describe(body: &[u8]) -> String {
 }
 
 impl MessageQueue for CrashingQueue {
-    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
+    fn publish_all(&self, messages: Vec<Message>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            // Only Inventory publishes outcomes; it is handling its last delivery.
-            if route != Route::OrderPlaced {
-                let me = (QueueName::InventoryInbox, self.instance);
-                let number = self.lock().delivered.get(&me).copied().unwrap_or(0);
-                if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforePublish) {
-                    std::future::pending::<()>().await;
+            for message in messages {
+                // Only Inventory publishes outcomes; it is handling its last delivery.
+                if message.route != Route::OrderPlaced {
+                    let me = (QueueName::InventoryInbox, self.instance);
+                    let number = self.lock().delivered.get(&me).copied().unwrap_or(0);
+                    if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforePublish) {
+                        std::future::pending::<()>().await;
+                    }
                 }
+                let body = message.body.clone();
+                self.inner.publish_all(vec![message]).await?;
+                let mut s = self.lock();
+                s.events += 1;
+                s.trace.push(|| format!("publish {}", describe(&body)));
             }
-            self.inner.publish(route, body.clone()).await?;
-            let mut s = self.lock();
-            s.events += 1;
-            s.trace.push(|| format!("publish {}", describe(&body)));
             Ok(())
         })
     }

@@ -17,6 +17,7 @@ mod real;
 use std::sync::Arc;
 
 use campus::config::ServiceConfig;
+use campus::telemetry::SpanSink;
 use campus::transport::log::{EventLog, LogError, Topic};
 use campus::transport::queue::MessageQueue;
 use campus::transport::RequestReply;
@@ -237,12 +238,24 @@ impl<'w> Hosts<'w> {
         }
     }
 
+    /// The same hosts, their services traced: real processes append their spans to a file of
+    /// the run's. (A simulated world is traced from its making: [`World::traced`].)
+    pub fn traced(self) -> Self {
+        match self {
+            Hosts::Real(processes) => Hosts::Real(Box::new(processes.traced())),
+            sim => sim,
+        }
+    }
+
     /// Stops everything and removes what the run created (real: the processes; a broker still
     /// taken away is brought back; the namespace's queues or topics, its schema and its data
-    /// directory are deleted).
-    pub async fn teardown(self) {
+    /// directory are deleted). Returns the services' spans, if they were traced.
+    pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         match self {
-            Hosts::Sim(world) => world.clear(),
+            Hosts::Sim(world) => {
+                world.clear();
+                world.spans().and_then(SpanSink::take).into_iter().collect()
+            }
             Hosts::Real(processes) => processes.teardown().await,
         }
     }

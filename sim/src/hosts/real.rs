@@ -75,6 +75,8 @@ pub struct Processes {
     queue: Option<Arc<AmqpQueue>>,
     log: Option<Arc<KafkaLog>>,
     pg: Option<Postgres>,
+    /// Where every service appends its spans, if the run is traced.
+    traces: Option<PathBuf>,
 }
 
 impl Processes {
@@ -127,7 +129,15 @@ impl Processes {
             queue,
             log,
             pg,
+            traces: None,
         })
+    }
+
+    /// The same hosts, every service tracing into one file of the run's (read back by
+    /// [`Processes::teardown`]).
+    pub fn traced(mut self) -> Self {
+        self.traces = Some(std::env::temp_dir().join(format!("{}.traces.jsonl", self.namespace)));
+        self
     }
 
     /// `config`, placed: a free port, the run's namespace, broker, store and data directory.
@@ -140,6 +150,7 @@ impl Processes {
             partitions: self.place.partitions,
             namespace: self.namespace.clone(),
             data_dir: self.data_dir.clone(),
+            trace_file: self.traces.clone(),
             ..config.clone()
         }
     }
@@ -266,13 +277,24 @@ impl Processes {
         self.lock().values().filter_map(ServiceProcess::pid).collect()
     }
 
-    pub async fn teardown(self) {
+    pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         let running = std::mem::take(&mut *self.lock());
         for (_, mut process) in running {
             if let Err(e) = process.kill().await {
                 tracing::warn!(error = %e, "stopping a service");
             }
         }
+        let spans = match &self.traces {
+            Some(path) => {
+                let spans = campus::telemetry::trace::read_file(path).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "reading the run's spans");
+                    Vec::new()
+                });
+                let _ = std::fs::remove_file(path);
+                spans
+            }
+            None => Vec::new(),
+        };
         let outage = self.outage.lock().expect("outage lock").take();
         if let Some(outage) = outage {
             if let Err(e) = outage.end().await {
@@ -296,5 +318,6 @@ impl Processes {
             }
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        spans
     }
 }

@@ -24,7 +24,7 @@ use std::path::Path;
 use anyhow::Context;
 
 /// The order of the sections in `report.md`.
-const SECTION_ORDER: [&str; 13] = [
+const SECTION_ORDER: [&str; 14] = [
     "compare",
     "assignment-map",
     "sync-rest/sim",
@@ -33,6 +33,7 @@ const SECTION_ORDER: [&str; 13] = [
     "async-rabbitmq/real",
     "streaming-kafka/sim",
     "streaming-kafka/real",
+    "traces",
     "cluster/sim",
     "cluster/real",
     "bench",

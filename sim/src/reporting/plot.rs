@@ -318,12 +318,16 @@ pub fn write(out: &Path, name: String, chart: &Chart) -> anyhow::Result<Option<S
     if chart.series.iter().all(|s| s.points.is_empty()) {
         return Ok(None);
     }
-    let svg = chart.svg();
-    let path = out.join(&name);
-    std::fs::write(&path, &svg).with_context(|| format!("writing {}", path.display()))?;
-    let png = path.with_extension("png");
-    std::fs::write(&png, super::raster::png(&svg)?).with_context(|| format!("writing {}", png.display()))?;
+    write_svg(out, &name, &chart.svg())?;
     Ok(Some(name))
+}
+
+/// Writes the figure `svg` as `out/name` and, beside it, as PNG ([`super::raster`]).
+pub fn write_svg(out: &Path, name: &str, svg: &str) -> anyhow::Result<()> {
+    let path = out.join(name);
+    std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+    let png = path.with_extension("png");
+    std::fs::write(&png, super::raster::png(svg)?).with_context(|| format!("writing {}", png.display()))
 }
 
 /// The PNG written beside the SVG figure `name`.

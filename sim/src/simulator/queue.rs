@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use campus::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription, DELIVERY_LIMIT};
-use campus::transport::BoxFuture;
+use campus::transport::queue::{self, Delivery, MessageQueue, QueueError, QueueName, Subscription, DELIVERY_LIMIT};
+use campus::transport::{BoxFuture, Headers};
 
 use crate::simulator::net::LinkModel;
 use crate::simulator::rng::SimRng;
@@ -29,6 +29,7 @@ use crate::simulator::rng::SimRng;
 #[derive(Debug, Clone)]
 struct Message {
     body: Bytes,
+    headers: Headers,
     redelivered: bool,
     /// Times returned to the queue (nack with requeue, or its consumer went away).
     returns: u32,
@@ -121,6 +122,7 @@ impl State {
                     body: message.body.clone(),
                     redelivered: message.redelivered,
                     reason: message.reason.clone(),
+                    headers: message.headers.clone(),
                 };
                 let consumer = self.consumers.get_mut(&id).expect("listed above");
                 if consumer.tx.send(delivery).is_ok() {
@@ -166,7 +168,7 @@ impl SimQueue {
     /// Puts `body` straight on the dead-letter queue with `reason` (for a consumer that acked
     /// on receipt and so has no delivery left to reject: the lab's `--break auto-ack`).
     pub fn put_dead_letter(&self, body: Bytes, reason: &str) {
-        self.with(|s| s.dead_letter(Message { body, redelivered: false, returns: 0, reason: None }, reason));
+        self.with(|s| s.dead_letter(Message { body, headers: Vec::new(), redelivered: false, returns: 0, reason: None }, reason));
     }
 
     /// The broker goes down (`true`) or comes back (`false`). Going down ends every
@@ -202,16 +204,17 @@ impl SimQueue {
 
 impl MessageQueue for SimQueue {
     /// All in flight at once: one hop for the lot, as with pipelined AMQP confirms.
-    fn publish_all(&self, messages: Vec<(Route, Bytes)>) -> BoxFuture<'_, Result<(), QueueError>> {
+    fn publish_all(&self, messages: Vec<queue::Message>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             if self.with(|s| s.down) {
                 return Err(unreachable());
             }
             tokio::time::sleep(self.hop()).await;
             self.with(|s| {
-                for (route, body) in messages {
-                    for queue in route.queues() {
-                        s.enqueue(*queue, Message { body: body.clone(), redelivered: false, returns: 0, reason: None });
+                for message in messages {
+                    for queue in message.route.queues() {
+                        let (body, headers) = (message.body.clone(), message.headers.clone());
+                        s.enqueue(*queue, Message { body, headers, redelivered: false, returns: 0, reason: None });
                     }
                 }
                 // Down since the publish left: stored, but the confirm is lost.
@@ -222,10 +225,6 @@ impl MessageQueue for SimQueue {
                 }
             })
         })
-    }
-
-    fn publish(&self, route: Route, body: Bytes) -> BoxFuture<'_, Result<(), QueueError>> {
-        self.publish_all(vec![(route, body)])
     }
 
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {

@@ -21,6 +21,7 @@ use campus::safeguards::Safeguards;
 use campus::services::order::OrderIds;
 use campus::services::EventClock;
 use campus::store::{MemoryStores, Storage};
+use campus::telemetry::{SpanSink, Tracer};
 use campus::Model;
 use campus::Service;
 use tokio::task::JoinHandle;
@@ -144,6 +145,8 @@ pub struct World {
     transport_for: Option<TransportFor>,
     /// How long the clients of a lost broker node are without a broker.
     node_failover: std::time::Duration,
+    /// Where the services' spans go, if they are traced (ids from the world's seed).
+    spans: Option<SpanSink>,
 }
 
 impl World {
@@ -168,7 +171,20 @@ impl World {
             safeguards: Safeguards::ALL,
             transport_for: None,
             node_failover,
+            spans: None,
         }
+    }
+
+    /// The same world whose services are traced: their spans, on virtual time and with ids
+    /// drawn from the seed, collect in [`World::spans`].
+    pub fn traced(mut self) -> World {
+        self.spans = Some(SpanSink::seeded(self.seed));
+        self
+    }
+
+    /// Where the services' spans collect (`None`: not traced).
+    pub fn spans(&self) -> Option<&SpanSink> {
+        self.spans.as_ref()
     }
 
     /// The same world whose services keep their state in `stores` (`explore` hands over stores
@@ -259,14 +275,20 @@ impl World {
             (None, Model::AsyncRabbitmq) => Transport::Queue(self.queue()),
             (None, Model::StreamingKafka) => Transport::Log(self.log()),
         };
+        let clock = EventClock::Since(clock::started());
+        let tracer = match &self.spans {
+            Some(sink) => Tracer::new(service, Arc::new(move || clock.system_time()), sink),
+            None => Tracer::off(),
+        };
         Host {
             transport,
             storage: Storage::Memory(self.stores.clone()),
-            clock: EventClock::Since(clock::started()),
+            clock,
             ids: self.ids.clone(),
             jitter_seed: Some(self.jitter_seed()),
             safeguards: self.safeguards,
             metrics: campus::telemetry::ServiceMetrics::new(),
+            tracer,
         }
     }
 

@@ -202,7 +202,7 @@ impl<'w> Deployment<'w> {
 
     /// Stops every service and, in real mode, brings the broker back if an experiment left it
     /// dead and deletes the run's topics.
-    pub async fn teardown(self) {
+    pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         self.hosts.teardown().await
     }
 }

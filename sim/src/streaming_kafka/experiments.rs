@@ -44,7 +44,7 @@ pub async fn run_experiment(config: &Config, scenario: Scenario, deployment: Dep
         Ok(())
     }
     .await;
-    deployment.teardown().await;
+    run.traced = crate::traces::Traced(deployment.teardown().await);
     result.map(|()| run)
 }
 

@@ -45,6 +45,7 @@ pub use experiments::run_experiment;
 
 use crate::hosts::{Hosts, Place};
 use crate::simulator::world::{self, Scope, Stream, World};
+use crate::traces::Traced;
 use crate::{workload, Mode};
 
 pub use campus::streaming_kafka::consumers::ANALYTICS_GROUP;
@@ -294,6 +295,8 @@ pub struct Run {
     /// `dead-letters`; none in `produce`.
     pub decisions: Option<Decisions>,
     pub detail: Detail,
+    /// Its services' spans, if traced ([`crate::traces::traced`]).
+    pub traced: Traced,
 }
 
 /// What one kind of run measured besides the common counts.
@@ -404,6 +407,7 @@ impl Run {
             inventory: None,
             decisions: None,
             detail,
+            traced: Traced::default(),
         }
     }
 
@@ -479,6 +483,7 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<Run>> {
 /// Runs `scenario` over `SimLog`, in a fresh world.
 pub fn run_sim_one(config: &Config, scenario: Scenario) -> anyhow::Result<Run> {
     let world = World::new(config.seed, Model::StreamingKafka, Scope::Experiment(scenario.name())).with_node_failover(config.node_failover);
+    let world = if crate::traces::traced(Model::StreamingKafka, scenario.name()) { world.traced() } else { world };
     world.log_with(scenario.partitions());
     world.block_on(async { run_experiment(config, scenario, Deployment::start(Hosts::Sim(&world), config).await?).await })
 }
@@ -501,6 +506,7 @@ pub async fn run_real(config: &Config, exe: &std::path::Path, bootstrap: &str) -
 pub async fn run_real_one(config: &Config, scenario: Scenario, exe: &std::path::Path, place: &Place) -> anyhow::Result<Run> {
     let place = Place { partitions: scenario.partitions(), ..place.clone() };
     let hosts = Hosts::real(exe, Model::StreamingKafka, scenario.name(), place).await?;
+    let hosts = if crate::traces::traced(Model::StreamingKafka, scenario.name()) { hosts.traced() } else { hosts };
     run_experiment(config, scenario, Deployment::start(hosts, config).await?).await
 }
 

@@ -142,7 +142,7 @@ impl<'w> Deployment<'w> {
     }
 
     /// Stops every service.
-    pub async fn teardown(self) {
+    pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         self.hosts.teardown().await
     }
 }

@@ -45,6 +45,7 @@ pub use load::{drive, Answer, Door};
 
 use crate::hosts::{Hosts, Place};
 use crate::simulator::world::{self, Scope, Stream, World};
+use crate::traces::Traced;
 use crate::{workload, Mode};
 use campus::faults::FaultPlan;
 
@@ -270,6 +271,12 @@ impl Case {
         Case { scenario, fault, call_timeout, requests, expected }
     }
 
+    /// Whether its services are traced over `protocol`: the traced scenarios, over REST (the
+    /// report draws one protocol; see `docs/tracing.md`).
+    pub fn traced(&self, protocol: Protocol) -> bool {
+        protocol == Protocol::Rest && crate::traces::traced(Model::SyncRest, self.scenario.name())
+    }
+
     /// How long the load generator waits for an answer before recording "no answer"
     /// (status 0): both downstream calls at their timeout, plus slack. Order must never get
     /// near it; the checker reports any request that did.
@@ -290,6 +297,8 @@ pub struct CaseRun {
     pub answers: Vec<Answer>,
     pub elapsed: Duration,
     pub left_behind: Option<aftermath::LeftBehindRow>,
+    /// Its services' spans, if the case is traced ([`crate::traces::traced`], over REST).
+    pub traced: Traced,
 }
 
 impl CaseRun {
@@ -315,8 +324,8 @@ async fn run_case(config: &Config, case: Case, protocol: Protocol, hosts: Hosts<
     let (answers, elapsed) = load::drive_shown(door, orders.clone(), arrivals, case.client_guard(), label).await;
     let hold = case.fault.delay.max(case.fault.reply_delay).unwrap_or_default();
     let left_behind = aftermath::measure(&deployment, case.scenario.name(), config.stock, &orders, &answers, hold).await?;
-    deployment.teardown().await;
-    Ok(CaseRun { case, mode, protocol, request_bytes, answers, elapsed, left_behind })
+    let traced = Traced(deployment.teardown().await);
+    Ok(CaseRun { case, mode, protocol, request_bytes, answers, elapsed, left_behind, traced })
 }
 
 /// Runs the selected cases in the simulation over each protocol, each in a fresh world (the
@@ -326,6 +335,7 @@ pub fn run_sim(config: &Config) -> anyhow::Result<Vec<CaseRun>> {
     for &protocol in &config.protocols {
         for case in config.cases() {
             let world = World::new(config.seed, Model::SyncRest, Scope::Experiment(case.scenario.name()));
+            let world = if case.traced(protocol) { world.traced() } else { world };
             runs.push(world.block_on(run_case(config, case, protocol, Hosts::Sim(&world)))?);
         }
     }
@@ -344,6 +354,7 @@ pub async fn run_real(config: &Config, exe: &Path) -> anyhow::Result<Vec<CaseRun
                 case.fault
             ));
             let hosts = Hosts::real(exe, Model::SyncRest, case.scenario.name(), Place::default()).await?;
+            let hosts = if case.traced(protocol) { hosts.traced() } else { hosts };
             runs.push(run_case(config, case, protocol, hosts).await?);
         }
     }

@@ -29,6 +29,7 @@ use crate::domain::{OrderId, OrderRequest};
 use crate::proto;
 use crate::services::inventory::ReserveOutcome;
 use crate::services::order::{Notified, SyncOrderService};
+use crate::telemetry::trace;
 use crate::wire::{ReserveRequest, SendRequest};
 
 /// Metadata that carries an error's `error` label.
@@ -100,7 +101,9 @@ impl proto::order_server::Order for OrderFace {
     async fn place_order(&self, request: Request<proto::PlaceOrderRequest>) -> Result<Response<proto::PlaceOrderReply>, Status> {
         let within: Option<Duration> = deadline::of(request.metadata());
         let request = OrderRequest::try_from(request.into_inner()).map_err(invalid)?;
-        let placed = self.0.place_within(request, within).await.map_err(ApiError::from)?;
+        let placed =
+            self.0.place_within(request, within).await.inspect_err(|e| trace::tag_order(e.order_id().as_str())).map_err(ApiError::from)?;
+        trace::tag_order(placed.order_id.as_str());
         let (notification, notification_detail) = match placed.notified {
             Notified::Sent => ("sent", String::new()),
             Notified::Failed { detail } => ("failed", detail),
