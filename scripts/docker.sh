@@ -7,10 +7,12 @@
 #   scripts/docker.sh images [--rebuild]
 #                               make locally, under the names the compose files use, every image
 #                               they need: debian:bookworm(-slim), rabbitmq:3.10-management,
-#                               apache/kafka:3.9.1, prom/prometheus:v2.42.0 (stand-ins; Prometheus
-#                               for the compose files' observability profile), and campus:local, the services'
-#                               image, from the production binary `campus` (built here with cargo,
-#                               target/release/campus; the image always remade)
+#                               apache/kafka:3.9.1, prom/prometheus:v2.42.0 and
+#                               jaegertracing/jaeger:2.12.0 (stand-ins; Prometheus and Jaeger for
+#                               the compose files' observability profile, Jaeger built with Go), and
+#                               campus:local, the services' image, from the production binary
+#                               `campus` (built here with cargo, target/release/campus; the image
+#                               always remade)
 #   scripts/docker.sh down      stop the engine (and every container), the responder, the rule
 #   scripts/docker.sh status    say what runs; exit 1 if the engine does not
 #   scripts/docker.sh purge     down, then remove the engine's data (images, volumes)
@@ -176,6 +178,18 @@ rabbitmq_image() {
   build rabbitmq:3.10-management "$ROOT/scripts/docker-images/rabbitmq.Dockerfile" "$ROOT/scripts/docker-images"
 }
 
+# Jaeger, for the compose files' observability profile: built from its Go module (minutes the
+# first time; the modules and the build cache are kept under HOME_DIR for the next).
+jaeger_image() {
+  wanted jaegertracing/jaeger:2.12.0 || return 0
+  local context="$DOCKER_HOME/jaeger-context"
+  rm -rf "$context"; mkdir -p "$context"
+  say "jaeger: go build github.com/jaegertracing/jaeger/cmd/jaeger (scripts/jaeger/go.mod)"
+  go_build "$ROOT/scripts/jaeger" "$context/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+  build jaegertracing/jaeger:2.12.0 "$ROOT/scripts/docker-images/jaeger.Dockerfile" "$context"
+  rm -rf "$context"
+}
+
 prometheus_image() {
   wanted prom/prometheus:v2.42.0 || return 0
   build prom/prometheus:v2.42.0 "$ROOT/scripts/docker-images/prometheus.Dockerfile" "$ROOT/scripts/docker-images"
@@ -220,6 +234,7 @@ images() {
   rabbitmq_image
   kafka_image
   prometheus_image
+  jaeger_image
   service_image
   say "images ready: $(docker images --format '{{.Repository}}:{{.Tag}}' | sort | tr '\n' ' ')"
 }

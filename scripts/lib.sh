@@ -61,10 +61,10 @@ ledger_packages() {
   installed_packages | comm -12 - <(sort -u "$LEDGER")
 }
 
-# go_build DIR OUTPUT: builds the Go program in DIR, its modules and build cache kept under
-# HOME_DIR (so that `purge` removes them too).
+# go_build DIR OUTPUT [PACKAGE]: builds the Go program PACKAGE (default: the one in DIR) with
+# DIR's go.mod, its modules and build cache kept under HOME_DIR (so that `purge` removes them too).
 go_build() {
   command -v go >/dev/null || die "Go is needed to build $1"
-  (cd "$1" && GOMODCACHE="$HOME_DIR/go/mod" GOCACHE="$HOME_DIR/go/cache" GOFLAGS=-modcacherw go build -o "$2" .) \
+  (cd "$1" && GOMODCACHE="$HOME_DIR/go/mod" GOCACHE="$HOME_DIR/go/cache" GOFLAGS=-modcacherw go build -trimpath -o "$2" "${3:-.}") \
     || die "building $1 with Go failed"
 }

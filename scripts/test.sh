@@ -96,11 +96,23 @@ for figure in cluster_node_loss cluster_node_loss_kafka; do
     grep -q "<polyline\|<circle" "target/test-out/${figure}_${mode}.svg" || { echo "${figure}_${mode}.svg is missing or draws nothing"; exit 1; }
   done
 done
+grep -q -- "<!-- begin traces -->" target/test-out/report.md || { echo "report.md lacks the traces section"; exit 1; }
+for model in sync-rest async-rabbitmq streaming-kafka; do
+  for mode in sim real; do
+    grep -q "^### $model ($mode)" target/test-out/report.md || { echo "report.md traces no $model in $mode"; exit 1; }
+    test -s "target/test-out/traces_${model}_${mode}.jsonl" || { echo "traces_${model}_${mode}.jsonl is missing or empty"; exit 1; }
+    for which in typical caught; do
+      file="target/test-out/trace_${model}_${mode}_${which}.svg"
+      grep -q "<rect x=" "$file" || { echo "$file is missing or draws nothing"; exit 1; }
+      grep -q "(trace_${model}_${mode}_${which}.svg)" target/test-out/report.md || { echo "report.md does not show $file"; exit 1; }
+    done
+  done
+done
 if grep -qF -- "**FAILED**" target/test-out/report.md; then echo "report.md records failed checks"; exit 1; fi
 grep -q 'reset to the beginning with `kafka-consumer-groups.sh --bootstrap-server' target/test-out/report.md \
   || { echo "report.md: the real replay did not use kafka-consumer-groups.sh"; exit 1; }
 grep -q "per minute differ in 0 of" target/test-out/report.md || { echo "report.md: sim and real Part C not compared, or they differ"; exit 1; }
-echo "report.md: 9 sections, 26 figures, every check passed"
+echo "report.md: 10 sections, 38 figures, every check passed"
 
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out

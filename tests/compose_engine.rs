@@ -99,9 +99,10 @@ async fn place_grpc(http: &std::sync::Arc<campus::transport::http::HttpRequestRe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the compose images: scripts/test.sh runs this in its compose step"]
-async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_every_order_once_when_it_is_back_as_prometheus_sees(
+async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_every_order_once_when_it_is_back_as_prometheus_and_jaeger_see(
 ) -> anyhow::Result<()> {
-    let stack = Stack::up(Model::AsyncRabbitmq, &["rabbitmq", "inventory", "notification", "order", "prometheus"])?;
+    let services = ["jaeger", "rabbitmq", "inventory", "notification", "order", "prometheus"];
+    let stack = Stack::up_with(Model::AsyncRabbitmq, &services, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4318")])?;
     let http = stack.http(&[(Service::Order, 8001), (Service::Inventory, 8002), (Service::Notification, 8003)]);
     let (before, during) = (20, 30);
     let decided = |want: u64| {
@@ -153,6 +154,22 @@ async fn docker_compose_part_b_accepts_while_inventory_is_killed_and_decides_eve
     eventually("Prometheus reading Order's accepted orders", DRAIN_WITHIN, || async {
         let accepted = prometheus(&stack, "campus_orders_accepted_total")?;
         Ok((accepted.iter().map(|(_, v)| *v).collect::<Vec<_>>() == [order.accepted as f64], format!("{accepted:?}")))
+    })
+    .await?;
+    // Its Jaeger has one trace per order; each order Inventory decided after it came back runs
+    // through the three services (the request, the publish, Inventory's handling, the verdict's
+    // two consumers). The killed Inventory's last second of spans, not yet posted, died with it.
+    eventually("Jaeger holding each order's trace through the three services", DRAIN_WITHIN, || async {
+        let url = format!("http://127.0.0.1:16686/api/traces?service=order&operation=POST%20/order&limit={}", 2 * order.accepted);
+        let answer: serde_json::Value = reqwest::get(&url).await?.json().await?;
+        let traces = answer["data"].as_array().cloned().unwrap_or_default();
+        let whole = traces.iter().filter(|t| {
+            let services: std::collections::BTreeSet<&str> =
+                t["processes"].as_object().into_iter().flatten().filter_map(|(_, p)| p["serviceName"].as_str()).collect();
+            services == ["inventory", "notification", "order"].into_iter().collect()
+        });
+        let (whole, all) = (whole.count() as u64, traces.len() as u64);
+        Ok((all == order.accepted && whole >= during, format!("{whole} of {all} traces through the three services")))
     })
     .await?;
     Ok(())

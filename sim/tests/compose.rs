@@ -110,6 +110,19 @@ fn the_sync_rest_file_passes_every_fault_through_to_inventory_and_unset_means_no
 }
 
 #[test]
+fn each_parts_observability_profile_has_jaeger_and_every_service_passes_the_collector_through() {
+    for (path, text) in compose_files().into_iter().filter(|(p, _)| !p.contains("/lab/")) {
+        let jaeger = text.find("\n  jaeger:\n").unwrap_or_else(|| panic!("{path}: no jaeger service"));
+        assert!(text[jaeger..].contains("profiles: [\"observability\"]"), "{path}: Jaeger is not in the observability profile");
+        assert!(text[jaeger..].contains("\"127.0.0.1:16686:16686\""), "{path}: Jaeger's API is not published on loopback");
+        assert!(
+            text.contains("OTEL_EXPORTER_OTLP_ENDPOINT: ${OTEL_EXPORTER_OTLP_ENDPOINT:-}"),
+            "{path}: the services do not pass the collector's address through"
+        );
+    }
+}
+
+#[test]
 fn each_parts_observability_profile_scrapes_every_service_of_the_part() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose");
     for model in campus::Model::ALL {

@@ -128,9 +128,7 @@ where
 
 /// The span a delivery is handled in, under and linked to the span that published it.
 fn processing(tracer: &Tracer, queue: QueueName, delivery: &Delivery) -> Span {
-    let published = trace::remote(delivery.header(TRACEPARENT));
-    let link = trace::linked(delivery.header(TRACEPARENT));
-    let span = tracer.start(format!("process {queue}"), Kind::Consumer, &published, vec![link]);
+    let span = tracer.consuming(format!("process {queue}"), delivery.header(TRACEPARENT));
     span.set("messaging.system", "rabbitmq");
     span.set("messaging.destination.name", queue.suffix());
     span.set("messaging.rabbitmq.redelivered", delivery.redelivered);

@@ -45,7 +45,7 @@ use crate::retry::Policy;
 use crate::services::analytics::Counting;
 use crate::services::inventory::Inventory;
 use crate::store::InventoryStats;
-use crate::telemetry::trace::{self, Kind, Span, Tracer};
+use crate::telemetry::trace::{self, Span, Tracer};
 use crate::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Position, Record, Topic};
 use crate::transport::TRACEPARENT;
 
@@ -169,7 +169,7 @@ impl Decided {
 /// The span Inventory decides an order in: under, and linked to, the `publish` span of the
 /// record it read (`trace`); the outcome it writes is published under it.
 fn deciding(tracer: &Tracer, order_id: &str, partition: u32, offset: u64, trace: Option<&str>) -> Span {
-    let span = tracer.start("process order-events", Kind::Consumer, &trace::remote(trace), vec![trace::linked(trace)]);
+    let span = tracer.consuming("process order-events", trace);
     span.set(trace::ORDER_ID, order_id.to_owned());
     span.set("messaging.system", "kafka");
     span.set("messaging.destination.partition.id", i64::from(partition));
@@ -319,8 +319,7 @@ async fn session(
 /// The span Analytics counts a record in: under, and linked to, the span that published it. A
 /// record read again (a replay, a batch read again after a rebalance) is counted in one more.
 fn counting(tracer: &Tracer, record: &Record) -> Span {
-    let trace = record.header(TRACEPARENT);
-    let span = tracer.start(format!("process {}", record.topic), Kind::Consumer, &trace::remote(trace), vec![trace::linked(trace)]);
+    let span = tracer.consuming(format!("process {}", record.topic), record.header(TRACEPARENT));
     span.set("messaging.system", "kafka");
     span.set("messaging.destination.partition.id", i64::from(record.partition));
     span.set("messaging.kafka.offset", record.offset as i64);

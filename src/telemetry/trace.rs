@@ -66,6 +66,8 @@ struct SinkInner {
     collect: bool,
     spans: Mutex<Vec<(Service, SpanData)>>,
     file: Option<Mutex<std::fs::File>>,
+    /// Whether the last post to the collector failed (said once, until one succeeds again).
+    failing: std::sync::atomic::AtomicBool,
     /// The seed of span and trace ids, and how many were drawn: one sequence for every host of
     /// a run, so that a restarted service draws on where it stopped. `None`: random.
     seed: Option<u64>,
@@ -131,10 +133,17 @@ impl SpanSink {
         let body = serde_json::to_string(&request).expect("OTLP requests serialize");
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let posted = reqwest::Client::new().post(&url).header("content-type", "application/json").body(body).send().await;
-        match posted.map(|r| r.status()) {
-            Ok(status) if status.is_success() => {}
-            Ok(status) => tracing::warn!(%url, %status, "the OTLP collector refused spans"),
-            Err(e) => tracing::warn!(%url, error = %e, "the OTLP collector did not answer"),
+        let failure = match posted.map(|r| r.status()) {
+            Ok(status) if status.is_success() => None,
+            Ok(status) => Some(format!("it answered {status}")),
+            Err(e) => Some(format!("it did not answer: {e}")),
+        };
+        let failed_before = self.0.failing.swap(failure.is_some(), Ordering::Relaxed);
+        match (failure, failed_before) {
+            (Some(why), false) => tracing::warn!(%url, "spans not taken by the OTLP collector ({why}); said again once it takes them"),
+            (Some(why), true) => tracing::debug!(%url, "spans not taken by the OTLP collector ({why})"),
+            (None, true) => tracing::warn!(%url, "the OTLP collector takes spans again"),
+            (None, false) => {}
         }
     }
 
@@ -292,6 +301,15 @@ impl Tracer {
             .with_links(links)
             .start_with_context(&on.tracer, parent);
         Span { cx: parent.with_span(span), clock: Some(on.clock.clone()) }
+    }
+
+    /// The span of handling a message or record whose `traceparent` is `published`: under, and
+    /// linked to, the span that published it.
+    pub fn consuming(&self, name: impl Into<Cow<'static, str>>, published: Option<&str>) -> Span {
+        if !self.is_on() {
+            return Span { cx: Context::new(), clock: None };
+        }
+        self.start(name, SpanKind::Consumer, &remote(published), vec![linked(published)])
     }
 
     /// A span starting now under the current context's span (see [`WithContext`]).

@@ -27,13 +27,21 @@ impl Stack {
     /// `up -d --no-build SERVICES` (their dependencies too) on a clean project, then waits
     /// until every service named is healthy.
     pub fn up(model: Model, services: &[&str]) -> anyhow::Result<Stack> {
+        Stack::up_with(model, services, &[])
+    }
+
+    /// The same, the compose file reading `env` (`OTEL_EXPORTER_OTLP_ENDPOINT`, …).
+    pub fn up_with(model: Model, services: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Stack> {
         let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let compose = Compose::of(model);
         compose.run(&["down", "-v", "--remove-orphans"])?;
         let stack = Stack { compose, _one_at_a_time: guard };
         let mut up = vec!["up", "-d", "--no-build"];
         up.extend_from_slice(services);
-        stack.compose.run(&up)?;
+        let mut command = stack.compose.command(&up);
+        command.envs(env.iter().copied());
+        let output = command.output().context("compose up")?;
+        anyhow::ensure!(output.status.success(), "compose up: {}", String::from_utf8_lossy(&output.stderr).trim());
         for service in services {
             stack.compose.await_healthy(service, HEALTHY_WITHIN)?;
         }
