@@ -138,7 +138,7 @@ impl<'w> Deployment<'w> {
         self.hosts.bring_back(Away::Node).await
     }
 
-    /// Stops everything and removes what the run created.
+    /// Stops everything and removes what the run created; the services' spans, if traced.
     pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         self.hosts.teardown().await
     }

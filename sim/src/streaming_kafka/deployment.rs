@@ -201,7 +201,7 @@ impl<'w> Deployment<'w> {
     }
 
     /// Stops every service and, in real mode, brings the broker back if an experiment left it
-    /// dead and deletes the run's topics.
+    /// dead and deletes the run's topics; the services' spans, if traced.
     pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         self.hosts.teardown().await
     }

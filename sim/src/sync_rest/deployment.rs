@@ -141,7 +141,7 @@ impl<'w> Deployment<'w> {
         get_json(self.observer().as_ref(), Service::Inventory, "/stock").await
     }
 
-    /// Stops every service.
+    /// Stops every service; their spans, if traced.
     pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
         self.hosts.teardown().await
     }

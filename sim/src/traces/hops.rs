@@ -20,7 +20,8 @@ pub struct Hop {
 }
 
 /// The wait before a `process` span: from the end of the span it links to (the `publish`) to
-/// its start, named after where it waited.
+/// its start, named after where it waited; 0 when the handling began first (RabbitMQ may
+/// deliver a message before the publisher has its confirm, which ends the `publish` span).
 fn wait(spans: &[&SpanRow], process: &SpanRow) -> Option<(String, f64)> {
     if process.link_id.is_empty() {
         return None;

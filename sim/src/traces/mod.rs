@@ -209,7 +209,9 @@ pub fn update(out: &Path) -> anyhow::Result<()> {
          `traceparent` form: an HTTP header, an AMQP message header, a Kafka record header. A synchronous call is a parent and its \
          child; a message handled is a `process` span linked to (and under) the `publish` span that sent it, so the wait in the queue \
          or the log is the gap between them. The spans themselves are in `traces_<model>_<mode>.jsonl` (OTLP JSON, one line per \
-         scenario), each order's in `trace_spans_<model>.csv`.\n\n{}",
+         scenario), each order's in `trace_spans_<model>.csv`. In the simulation a link costs whole milliseconds of virtual time \
+         and a store's commit, or a hand-over inside the broker, costs none: a 0 there is what the model leaves out, not \
+         something free; the real tables measure it.\n\n{}",
         sections.join("\n")
     );
     update_report(out, KEY, &body)
