@@ -10,35 +10,15 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::routing::post;
 use axum::Router;
-use campus::telemetry::trace::otlp::common::v1::any_value::Value;
 use campus::telemetry::trace::{Request, OTLP_ENDPOINT, TRACEPARENT};
 use campus::Model;
 use campus_sim::client::settled;
 use campus_sim::hosts::process::ServiceProcess;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use campus_sim::traces::spans::flatten;
 
 /// Every span posted to `received`: its service, name, trace id and parent's id.
 fn spans(received: &[Request]) -> Vec<(String, String, String, String)> {
-    let mut spans = Vec::new();
-    for resource_spans in received.iter().flat_map(|r| &r.resource_spans) {
-        let service = resource_spans
-            .resource
-            .iter()
-            .flat_map(|r| &r.attributes)
-            .find(|a| a.key == "service.name")
-            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
-                Value::StringValue(s) => Some(s.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-            spans.push((service.clone(), span.name.clone(), hex(&span.trace_id), hex(&span.parent_span_id)));
-        }
-    }
-    spans
+    flatten(received).into_iter().map(|s| (s.service, s.name, s.trace_id, s.parent_id)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -291,7 +291,7 @@ impl Tracer {
     /// A span starting now: a child of `parent`'s span if it has one (else the root of a new
     /// trace), linked to `links`.
     pub fn start(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind, parent: &Context, links: Vec<SpanContext>) -> Span {
-        let Some(on) = &self.0 else { return Span { cx: Context::new(), clock: None } };
+        let Some(on) = &self.0 else { return Span::off() };
         let links = links.into_iter().filter(SpanContext::is_valid).map(|link| Link::with_context(link)).collect();
         let span = on
             .tracer
@@ -307,7 +307,7 @@ impl Tracer {
     /// linked to, the span that published it.
     pub fn consuming(&self, name: impl Into<Cow<'static, str>>, published: Option<&str>) -> Span {
         if !self.is_on() {
-            return Span { cx: Context::new(), clock: None };
+            return Span::off();
         }
         self.start(name, SpanKind::Consumer, &remote(published), vec![linked(published)])
     }
@@ -326,6 +326,11 @@ pub struct Span {
 }
 
 impl Span {
+    /// No span: what an off tracer starts.
+    fn off() -> Self {
+        Span { cx: Context::new(), clock: None }
+    }
+
     /// The context with this span in it: run the work it times `.with_context(...)`, so that
     /// what it calls is its child.
     pub fn context(&self) -> Context {
@@ -396,6 +401,15 @@ impl Injector for Out {
 /// the work then starts a trace of its own).
 pub fn remote(traceparent: Option<&str>) -> Context {
     TraceContextPropagator::new().extract(&One(traceparent))
+}
+
+/// The context a message is published under: the span its own `traceparent` names (set by whoever
+/// handed it over: the outbox, Inventory's decision), else the current span.
+pub fn publishing_under(traceparent: Option<&str>) -> Context {
+    match traceparent {
+        Some(_) => remote(traceparent),
+        None => Context::current(),
+    }
 }
 
 /// The span context a received `traceparent` names, to link to (invalid if none).

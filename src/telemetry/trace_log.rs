@@ -31,19 +31,15 @@ impl TracedLog {
                 if !Topic::EVENTS.contains(&record.topic) || record.value.is_empty() {
                     return record;
                 }
-                let parent = match record.headers.iter().find(|(n, _)| n == TRACEPARENT) {
-                    Some((_, under)) => trace::remote(Some(under)),
-                    None => opentelemetry::Context::current(),
-                };
+                let parent = trace::publishing_under(record.header(TRACEPARENT));
                 let span = self.tracer.start(format!("publish {}", record.topic), Kind::Producer, &parent, Vec::new());
                 span.set("messaging.system", "kafka");
                 span.set("messaging.destination.name", record.topic.suffix());
                 span.set(trace::ORDER_ID, record.key.clone());
-                let mut record = record;
-                if let Some(traceparent) = span.traceparent() {
-                    record.headers.retain(|(n, _)| n != TRACEPARENT);
-                    record.headers.push((TRACEPARENT.to_owned(), traceparent));
-                }
+                let record = match span.traceparent() {
+                    Some(traceparent) => record.with_header(TRACEPARENT, traceparent),
+                    None => record,
+                };
                 spans.push(span);
                 record
             })

@@ -23,10 +23,7 @@ impl TracedQueue {
 
     /// `message`'s `publish` span, its `traceparent` set to it.
     fn publishing(&self, message: Message) -> (Message, Span) {
-        let parent = match message.header(TRACEPARENT) {
-            Some(placed) => trace::remote(Some(placed)),
-            None => opentelemetry::Context::current(),
-        };
+        let parent = trace::publishing_under(message.header(TRACEPARENT));
         let span = self.tracer.start(format!("publish {}", message.route.as_str()), Kind::Producer, &parent, Vec::new());
         span.set("messaging.system", "rabbitmq");
         span.set("messaging.rabbitmq.destination.routing_key", message.route.as_str());

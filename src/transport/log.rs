@@ -89,7 +89,7 @@ pub struct Record {
 impl Record {
     /// The value of the header `name`, if the record has it.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        super::header(&self.headers, name)
     }
 }
 
@@ -107,9 +107,15 @@ impl Outgoing {
         Outgoing { topic, key: key.into(), value: value.into(), headers: Vec::new() }
     }
 
+    /// The record with header `name` set to `value` (replacing one of that name).
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
+        super::set_header(&mut self.headers, name, value);
         self
+    }
+
+    /// The value of the header `name`, if the record has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        super::header(&self.headers, name)
     }
 }
 

@@ -29,6 +29,17 @@ pub const TRACEPARENT: &str = "traceparent";
 /// A message's or a record's headers (name, value), in order.
 pub type Headers = Vec<(String, String)>;
 
+/// The value of the header `name` in `headers`, if there is one.
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// Sets the header `name` in `headers` to `value`, replacing one of that name.
+pub fn set_header(headers: &mut Headers, name: &str, value: impl Into<String>) {
+    headers.retain(|(n, _)| n != name);
+    headers.push((name.to_owned(), value.into()));
+}
+
 /// A boxed, sendable future: what the traits return so that they can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

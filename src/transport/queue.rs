@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use crate::domain::Event;
 
-use super::{BoxFuture, Headers};
+use super::{header, set_header, BoxFuture, Headers};
 
 /// A message returned to its queue more than this many times (nack with requeue, or its
 /// consumer went away) is dead-lettered instead of being delivered again — RabbitMQ's
@@ -149,8 +149,7 @@ impl Message {
 
     /// The message with header `name` set to `value` (replacing one of that name).
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.retain(|(n, _)| n != name);
-        self.headers.push((name.to_owned(), value.into()));
+        set_header(&mut self.headers, name, value);
         self
     }
 
@@ -158,10 +157,6 @@ impl Message {
     pub fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
-}
-
-fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 /// One message handed to a consumer. Settle it with exactly one of `ack`, `nack`,

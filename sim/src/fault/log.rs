@@ -62,7 +62,7 @@ pub struct CrashingLog {
 }
 
 fn describe(topic: Topic, value: &[u8], headers: &campus::transport::log::Headers) -> String {
-    if let Some((_, ms)) = headers.iter().find(|(n, _)| n == campus::streaming_kafka::merge::WATERMARK_HEADER) {
+    if let Some(ms) = campus::transport::header(headers, campus::streaming_kafka::merge::WATERMARK_HEADER) {
         return format!("watermark {ms} ms");
     }
     if topic == Topic::InventoryChangelog {

@@ -63,7 +63,8 @@ pub struct Chart {
     pub y_max: Option<f64>,
 }
 
-fn escape(text: &str) -> String {
+/// `text` as SVG text (its markup characters escaped).
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

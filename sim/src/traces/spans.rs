@@ -54,19 +54,22 @@ impl SpanRow {
     }
 }
 
-/// One span as exported, before it is given to an order.
-struct Flat {
-    service: String,
-    name: String,
-    kind: &'static str,
-    trace_id: String,
-    span_id: String,
-    parent_id: String,
-    link_id: String,
-    start_ns: u64,
-    end_ns: u64,
-    failed: bool,
-    order_id: Option<String>,
+/// One span as exported, before it is given to an order: ids in hex, the service's name from its
+/// resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flat {
+    pub service: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a trace's root.
+    pub parent_id: String,
+    pub link_id: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub failed: bool,
+    pub order_id: Option<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -91,7 +94,7 @@ fn kind(code: i32) -> &'static str {
 }
 
 /// Every span of `requests`, flat.
-fn flatten(requests: &[Request]) -> Vec<Flat> {
+pub fn flatten(requests: &[Request]) -> Vec<Flat> {
     let mut flat = Vec::new();
     for resource_spans in requests.iter().flat_map(|r| &r.resource_spans) {
         let service = resource_spans.resource.as_ref().and_then(|r| text(&r.attributes, "service.name")).unwrap_or_default();

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::spans::SpanRow;
+use crate::reporting::plot::escape;
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 330.0;
@@ -21,10 +22,6 @@ const LEGEND: [(&str, &str); 5] = [
     ("#9467bd", "message handled"),
     ("#d62728", "failed"),
 ];
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
 
 fn colour(row: &SpanRow) -> &'static str {
     if row.failed == 1 {
