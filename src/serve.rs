@@ -101,6 +101,13 @@ pub async fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildEr
 /// error), suffering `faults` from the start if it takes faults (Part A's Inventory, which also
 /// answers its loopback-only `/admin/fault`); any other service refuses a fault.
 pub async fn run(config: ServiceConfig, faults: FaultPlan) -> Result<(), ServeError> {
+    run_with(config, faults, |host| host).await
+}
+
+/// [`run`], the process's host first handed to `adapt` (the lab's `campus-sim serve` wraps its
+/// transport in the crashes `explore --real-brokers` plays, and switches a safeguard off for a
+/// `--break`; the `campus` binary adapts nothing).
+pub async fn run_with(config: ServiceConfig, faults: FaultPlan, adapt: impl FnOnce(Host) -> Host) -> Result<(), ServeError> {
     let service = config.service;
     if !Service::of(config.model).contains(&service) {
         return Err(BuildError::NoSuchService { model: config.model, service }.into());
@@ -124,7 +131,7 @@ pub async fn run(config: ServiceConfig, faults: FaultPlan) -> Result<(), ServeEr
     let export = trace::Export::from_env(config.trace_file.clone());
     let spans = SpanSink::exporting(&export).map_err(|source| ServeError::Io { service, source })?;
     let tracer = if export.is_none() { Tracer::off() } else { Tracer::new(service, Arc::new(std::time::SystemTime::now), &spans) };
-    let host = Host { tracer, ..real_host(&config).await? };
+    let host = adapt(Host { tracer, ..real_host(&config).await? });
     let built = build(&config, &host).await?;
     let posting = export.endpoint.clone().map(|endpoint| {
         let spans = spans.clone();

@@ -10,7 +10,15 @@ fn main() -> std::process::ExitCode {
     // "all brokers down" per client, where our adapters and loops log the loss and the return
     // once each.
     const CLIENTS: &str = "lapin=off,librdkafka=off,rdkafka=off";
-    let default_filter = if cli.real_brokers || matches!(cli.command, Some(campus_sim::cli::Command::Serve(_))) {
+    // `explore --real-brokers` is the simulation's exploration played for real: there too the
+    // faults are the experiment, and the services it starts (with the lab's flags) keep quiet.
+    use campus_sim::cli::Command;
+    let exploring = match &cli.command {
+        Some(Command::Explore(_)) => true,
+        Some(Command::Serve(args)) => args.lab != campus_sim::fault::served::ServedFaults::default(),
+        _ => false,
+    };
+    let default_filter = if !exploring && (cli.real_brokers || matches!(cli.command, Some(Command::Serve(_)))) {
         format!("warn,{CLIENTS}")
     } else {
         format!("warn,campus=error,{CLIENTS}")

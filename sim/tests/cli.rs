@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Held by each test that runs against the single RabbitMQ and may stop it (a graded run's
+/// broker restart, a schedule's broker outage): the tests of one binary run side by side.
+static SINGLE_RABBITMQ: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn campus_sim() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_campus-sim"));
     command.env_remove("RUST_LOG");
@@ -118,8 +122,9 @@ fn serve_and_explore_neither_list_nor_take_the_flags_that_mean_nothing_to_them()
     for flag in ["\n      --real-brokers", "\n      --seed", "\n      --out"] {
         assert!(!serve.contains(flag), "serve --help lists {flag:?}");
     }
-    assert!(!explore.contains("\n      --real-brokers") && explore.contains("\n      --seed"), "{explore}");
-    for args in [&["serve", "order", "--seed", "4"][..], &["--out", "x", "serve", "order"], &["explore", "--real-brokers"]] {
+    assert!(explore.contains("\n      --real-brokers") && explore.contains("\n      --seed"), "{explore}");
+    assert!(!explore.contains("\n      --brokers-from") && !serve.contains("--lab-"), "{explore}\n{serve}");
+    for args in [&["serve", "order", "--seed", "4"][..], &["--out", "x", "serve", "order"], &["explore", "--brokers-from", "compose"]] {
         let out = campus_sim().args(args).output().unwrap();
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(!out.status.success() && err.contains("means nothing to `campus-sim"), "{args:?}: {err}");
@@ -250,6 +255,7 @@ fn serve_help_lists_every_environment_variable_it_reads() {
 #[test]
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
+    let _alone = SINGLE_RABBITMQ.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let out_dir = scratch_dir("rabbitmq");
     let args =
         ["async-rabbitmq", "--real-brokers", "--down-for", "3", "--lead", "2", "--orders", "40", "--duplicates", "40", "--poison", "10"];
@@ -262,6 +268,60 @@ fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
     assert_eq!(summary.cell("poison", "dead_lettered"), "10");
     let backlog = std::fs::read_to_string(out_dir.join("async_rabbitmq_backlog.csv")).unwrap();
     assert!(backlog.lines().any(|l| l.ends_with(",0")), "a sample with inventory down");
+}
+
+/// `campus-sim --real-brokers explore <args>` into its own directory: its stdout, whether it
+/// succeeded, and `explore_real.csv`.
+fn explore_for_real(name: &str, args: &[&str]) -> (String, bool, Table) {
+    let out_dir = scratch_dir(name);
+    let out = campus_sim()
+        .args(["--real-brokers", "--seed", "2026", "explore", "--model", "async-rabbitmq"])
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let csv = out_dir.join("explore_real.csv");
+    assert!(csv.exists(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    (stdout, out.status.success(), Table::read(csv))
+}
+
+/// Needs the RabbitMQ that `scripts/brokers.sh up` starts; fails (does not skip) without it.
+/// Stops and starts its app when a schedule takes the broker down.
+#[test]
+#[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
+fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulation_does() {
+    let _alone = SINGLE_RABBITMQ.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The first schedules of seed 2026: a broker outage and Inventory down, duplicates under
+    // two Inventory instances, an outage under three, a quiet one.
+    let (stdout, ok, table) = explore_for_real("explore-real", &["--cases", "4"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(table.rows.len(), 4, "{stdout}");
+    for row in &table.rows {
+        let verdicts = ["sim_violations", "real_violations"].map(|c| &row[table.col(c)]);
+        assert_eq!(verdicts, ["", ""], "case {}: {stdout}", &row[table.col("case")]);
+    }
+
+    // Two orders and Inventory dying between its store commit and its publish of the first —
+    // for real, a process aborting there: both runs restart it and decide each order once,
+    // the same way.
+    let crash = r#"{"stock":2,"orders":[[{"sku":"pho","qty":1}],[{"sku":"coffee","qty":1}]],"faults":[{"crash":{"consumer":"inventory","delivery":1,"point":"before-publish"}}]}"#;
+    let (stdout, ok, table) = explore_for_real("explore-real-crash", &["--replay", crash]);
+    assert!(ok, "{stdout}");
+    let row = &table.rows[0];
+    assert_eq!([&row[table.col("real_violations")], &row[table.col("same_outcome")]], ["", "true"], "{stdout}");
+    assert!(stdout.contains("CRASH inventory (aborted at its crash point)") && stdout.contains("inventory restarted"), "{stdout}");
+
+    // Without Inventory's processed-order check, a duplicate takes the stock twice: caught in
+    // both, which is the expected outcome of a --break.
+    let duplicate = r#"{"stock":2,"orders":[[{"sku":"pho","qty":1}]],"faults":[{"duplicate":{"order":0,"after_ms":100}}]}"#;
+    let (stdout, ok, table) = explore_for_real("explore-real-dedup", &["--break", "dedup", "--replay", duplicate]);
+    assert!(ok, "{stdout}");
+    let row = &table.rows[0];
+    for column in ["sim_violations", "real_violations"] {
+        assert!(row[table.col(column)].contains("stock fell by 2 units but the reserved orders asked for 1"), "{column}: {stdout}");
+    }
 }
 
 /// Needs the cluster that `scripts/brokers.sh up --cluster` starts (three RabbitMQ nodes and

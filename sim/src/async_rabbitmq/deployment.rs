@@ -73,6 +73,22 @@ impl<'w> Deployment<'w> {
         self.hosts.pids()
     }
 
+    /// The instances that crashed by themselves since last asked (real only: see
+    /// [`Hosts::take_aborted`]).
+    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
+        self.hosts.take_aborted()
+    }
+
+    /// The services' stores, read by the lab after the fact.
+    pub fn storage(&self) -> campus::store::Storage {
+        self.hosts.storage()
+    }
+
+    /// Whether instance `instance` of `service` runs.
+    pub fn is_running(&self, service: Service, instance: usize) -> bool {
+        self.hosts.running(service).contains(&instance)
+    }
+
     /// Whether any Inventory instance runs.
     pub fn inventory_up(&self) -> bool {
         self.inventories_running() > 0

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use campus::api::order::OrderAcceptedReply;
+use campus::api::order::{OrderAcceptedReply, OrdersReply};
 use campus::domain::{OrderId, OrderRequest};
-use campus::store::{NotificationStats, OrderStats};
-use campus::transport::queue::QueueName;
+use campus::store::{NotificationStats, OrderStats, Storage};
+use campus::transport::queue::{MessageQueue, QueueName};
 use campus::transport::RequestReply;
 use campus::Service;
 use tokio::time::Instant;
@@ -109,7 +109,7 @@ pub async fn sample(d: &Deployment<'_>, t0: Instant) -> anyhow::Result<Sample> {
 
 /// Every accepted order has its verdict at Order, every reservation its notification, and
 /// Inventory's queue is empty.
-pub(super) fn settled(s: &Sample, expected_orders: u64) -> bool {
+pub(crate) fn settled(s: &Sample, expected_orders: u64) -> bool {
     s.accepted == expected_orders && s.reserved + s.failed == s.accepted && s.notified == s.reserved && s.queue_depth == 0
 }
 
@@ -136,19 +136,7 @@ pub(super) async fn wait_settled(
 /// Reads the services' final state and empties the dead-letter queue into it.
 pub(super) async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
     let http = d.http();
-    let dlq_depth = d.mq().depth(QueueName::DeadLetter).await?;
-    let mut dead_letters = Vec::new();
-    if dlq_depth > 0 {
-        let sub = d.mq().consume(QueueName::DeadLetter, 100).await?;
-        for _ in 0..dlq_depth {
-            let delivery = tokio::time::timeout(Duration::from_secs(30), sub.deliveries.recv_async())
-                .await
-                .context("reading the dead-letter queue")?
-                .context("dead-letter subscription closed")?;
-            dead_letters.push(DeadLetter { body: delivery.body.to_vec(), reason: delivery.reason.clone().unwrap_or_default() });
-            d.mq().ack(&delivery).await?;
-        }
-    }
+    let dead_letters = drain_dead_letters(d.mq().as_ref()).await?;
     Ok(Final {
         orders: get_json(http.as_ref(), Service::Order, "/orders").await?,
         inventory: get_json(http.as_ref(), Service::Inventory, "/stats").await?,
@@ -157,4 +145,45 @@ pub(super) async fn finish(d: &Deployment<'_>) -> anyhow::Result<Final> {
         notified: get_json(http.as_ref(), Service::Notification, "/notified").await?,
         dead_letters,
     })
+}
+
+/// The final state read from the services' stores, as a disk is read after the fact, and the
+/// dead-letter queue emptied into it. Order's account comes from Order (`observer`), which
+/// alone knows how often its reconciler published again; from its store, with that count 0,
+/// when Order no longer answers (its loop gave up under `--break no-reconnect`).
+pub(crate) async fn read_final(storage: &Storage, stock: u32, mq: &dyn MessageQueue, observer: &dyn RequestReply) -> anyhow::Result<Final> {
+    let (order, inventory, notification) = (storage.order().await?, storage.inventory(stock, true).await?, storage.notification().await?);
+    let orders = match get_json(observer, Service::Order, "/orders").await {
+        Ok(orders) => orders,
+        Err(e) => {
+            tracing::debug!(error = %e, "Order does not answer; its account read from its store");
+            OrdersReply { stats: order.stats().await?, statuses: order.statuses().await? }
+        }
+    };
+    Ok(Final {
+        orders,
+        inventory: inventory.stats().await?,
+        inventory_outcomes: inventory.outcomes().await?,
+        notification: notification.stats().await?,
+        notified: notification.notified().await?,
+        dead_letters: drain_dead_letters(mq).await?,
+    })
+}
+
+/// Every message on the dead-letter queue, taken off it.
+async fn drain_dead_letters(mq: &dyn MessageQueue) -> anyhow::Result<Vec<DeadLetter>> {
+    let depth = mq.depth(QueueName::DeadLetter).await?;
+    let mut dead_letters = Vec::new();
+    if depth > 0 {
+        let sub = mq.consume(QueueName::DeadLetter, 100).await?;
+        for _ in 0..depth {
+            let delivery = tokio::time::timeout(Duration::from_secs(30), sub.deliveries.recv_async())
+                .await
+                .context("reading the dead-letter queue")?
+                .context("dead-letter subscription closed")?;
+            dead_letters.push(DeadLetter { body: delivery.body.to_vec(), reason: delivery.reason.clone().unwrap_or_default() });
+            mq.ack(&delivery).await?;
+        }
+    }
+    Ok(dead_letters)
 }

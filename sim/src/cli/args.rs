@@ -95,9 +95,24 @@ pub struct ExploreArgs {
     /// exploration then succeeds when the checker catches it.
     #[arg(long = "break", value_enum)]
     pub broken: Option<explore::Break>,
-    /// Run just this schedule (the JSON a failed exploration prints) and show its trace.
+    /// Run just this schedule (the JSON a failed exploration prints) and show its trace (with
+    /// --real-brokers: in the simulation and on the real deployment, both traces).
     #[arg(long, requires = "model")]
     pub replay: Option<String>,
+    /// With --real-brokers: wall milliseconds each virtual millisecond of a schedule takes on
+    /// the real deployment. At 1, a 100 ms broker outage would be over before RabbitMQ had
+    /// finished stopping (seconds) and a crashed service would be back before a process can
+    /// start (~0.1 s); at 5 the schedule's 20 ms between orders is 100 ms.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub time_scale: u32,
+    /// With --real-brokers: real runs the first real failure may take to shrink (0: not
+    /// shrunk). The simulation's shrinker goes first and costs one real run to confirm; if
+    /// the real run does not fail on its answer, proptest shrinks again with real runs.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub shrink_budget: u32,
+    /// The RabbitMQ used with --real-brokers.
+    #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
 }
 
 /// `campus-sim sync-rest …`

@@ -8,16 +8,22 @@ use campus::Model;
 use serde::Serialize;
 
 use super::ExploreArgs;
-use crate::explore;
+use crate::explore::{self, RealCase, RealTarget};
+use crate::hosts::broker::BrokerHost;
+use crate::Mode;
 
 /// `campus-sim explore`: one exploration per model (or one replay), a summary line each, the
-/// shrunk counterexample when there is one, and `explore_summary.csv`.
-pub fn run(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
+/// shrunk counterexample when there is one, and `explore_summary.csv`; with --real-brokers,
+/// [`run_real`].
+pub fn run(out: &Path, seed: u64, args: &ExploreArgs, mode: Mode) -> anyhow::Result<()> {
     if let (Some(broken), Some(model)) = (args.broken, args.model) {
         if !broken.models().contains(&model) {
             let fits: Vec<&str> = broken.models().iter().map(|m| m.name()).collect();
             anyhow::bail!("--break {} applies to {}, not to {}", broken.name(), fits.join(" and "), model.name());
         }
+    }
+    if mode == Mode::Real {
+        return run_real(out, seed, args);
     }
     if let Some(json) = &args.replay {
         let model = args.model.expect("clap requires --model with --replay");
@@ -124,6 +130,169 @@ fn write_explore_summary(path: &Path, rows: &[explore::Exploration]) -> anyhow::
             events_per_s: format!("{:.0}", e.events_per_s()),
             counterexample: schedule,
             replay,
+        })?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// The models `explore --real-brokers` plays for real so far.
+const PLAYED_FOR_REAL: [Model; 1] = [Model::AsyncRabbitmq];
+
+/// `campus-sim --real-brokers explore`: each case (or the one `--replay` names) in the
+/// simulation and on the real deployment; a line per case with both verdicts and whether the
+/// business outcome is the same, each difference and failure with the schedule and the
+/// commands that run it again; `explore_real.csv`. Fails when a real or simulated run breaks
+/// an invariant (with `--break`: when no real case catches the break); a difference in
+/// business outcome alone is reported, not failed (see docs/explore.md).
+fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
+    let model = args.model.unwrap_or(Model::AsyncRabbitmq);
+    if !PLAYED_FOR_REAL.contains(&model) {
+        anyhow::bail!(
+            "explore --real-brokers plays {} so far; {} is explored in the simulation only (drop --real-brokers)",
+            PLAYED_FOR_REAL.map(|m| m.name()).join(", "),
+            model.name()
+        );
+    }
+    super::preflight::rabbitmq(&args.amqp_url, BrokerHost::Script)?;
+    let target = RealTarget {
+        exe: std::env::current_exe().context("locating the campus-sim executable")?,
+        amqp_url: args.amqp_url.clone(),
+        scale: args.time_scale,
+    };
+    let broken = args.broken;
+    let shown = broken.map(|b| format!(" --break {}", b.name())).unwrap_or_default();
+    let show = |c: &RealCase| show_case(model, broken, seed, c);
+    let (cases, shrunk) = match &args.replay {
+        Some(json) => {
+            let case = explore::real::replay_real(model, seed, json, broken, &target)?;
+            show(&case);
+            println!("\nsimulation's trace (virtual ms):");
+            case.sim.trace.iter().for_each(|l| println!("  {l}"));
+            println!("real run's steps (wall ms):");
+            case.real.trace.iter().for_each(|l| println!("  {l}"));
+            (vec![case], None)
+        }
+        None => {
+            println!(
+                "explore {}{shown} on real processes and RabbitMQ at {}: seed {seed}, {} schedules, 1 virtual ms = {} wall ms",
+                model.name(),
+                campus::transport::amqp::redacted(&args.amqp_url),
+                args.cases,
+                args.time_scale
+            );
+            println!("  case  sim     real    outcome  wall");
+            let e = explore::real::explore_real(model, seed, args.cases, broken, (&target, args.shrink_budget), show)?;
+            (e.cases, e.shrunk)
+        }
+    };
+    if let Some(s) = &shrunk {
+        println!("\nthe first real failure, shrunk ({}):", s.how);
+        s.schedule.lines().for_each(|l| println!("    {l}"));
+        s.real.violations.iter().for_each(|v| println!("    real violated: {}", v.message));
+        let rerun =
+            explore::replay_command(model, broken, seed, &s.json).replacen("campus-sim explore", "campus-sim --real-brokers explore", 1);
+        println!("  rerun in both: {rerun}");
+    }
+    let path = out.join("explore_real.csv");
+    write_explore_real(&path, model, broken, seed, &cases)?;
+    println!("\nwritten: {}", path.display());
+    let broke = |o: &explore::Outcome| !o.violations.is_empty();
+    let same = cases.iter().filter(|c| c.differences().is_empty()).count();
+    println!(
+        "{} cases: the simulation's verdict broken in {}, the real one in {}; the same business outcome in {same} of {}",
+        cases.len(),
+        cases.iter().filter(|c| broke(&c.sim)).count(),
+        cases.iter().filter(|c| broke(&c.real)).count(),
+        cases.len()
+    );
+    match broken {
+        None => {
+            let failed: Vec<String> =
+                cases.iter().filter(|c| broke(&c.sim) || broke(&c.real)).map(|c| format!("case {}", c.case)).collect();
+            if !failed.is_empty() {
+                anyhow::bail!("{}: an invariant broke in {}", model.name(), failed.join(", "));
+            }
+        }
+        Some(b) => {
+            if !cases.iter().any(|c| broke(&c.real)) {
+                anyhow::bail!("{}: no real case caught --break {} in {} schedules", model.name(), b.name(), cases.len());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verdict(o: &explore::Outcome) -> &'static str {
+    if o.violations.is_empty() {
+        "holds"
+    } else {
+        "BROKEN"
+    }
+}
+
+/// One case's line; its schedule, violations, differences and reruns when it is a finding.
+fn show_case(model: Model, broken: Option<explore::Break>, seed: u64, c: &RealCase) {
+    let differences = c.differences();
+    let same = if differences.is_empty() { "same" } else { "DIFFERS" };
+    println!("  {:>4}  {:<6}  {:<6}  {same:<7}  {:.1} s", c.case, verdict(&c.sim), verdict(&c.real), c.wall.as_secs_f64());
+    if differences.is_empty() && c.sim.violations.is_empty() && c.real.violations.is_empty() {
+        return;
+    }
+    for line in c.schedule.lines() {
+        println!("        {line}");
+    }
+    if c.dropped {
+        println!("        (a node loss dropped: one broker node)");
+    }
+    for (who, o) in [("sim", &c.sim), ("real", &c.real)] {
+        for v in &o.violations {
+            println!("        {who} violated: {}", v.message);
+        }
+    }
+    for d in &differences {
+        println!("        {d}");
+    }
+    let (sim, real) = c.reruns(model, broken, seed);
+    println!("        rerun in the simulation: {sim}\n        rerun in both: {real}");
+}
+
+/// One line of `explore_real.csv`: a case, both verdicts, the outcome's differences.
+#[derive(Debug, Serialize)]
+struct RealRow {
+    model: &'static str,
+    #[serde(rename = "break")]
+    broken: &'static str,
+    seed: u64,
+    case: u32,
+    schedule: String,
+    node_loss_dropped: bool,
+    sim_violations: String,
+    real_violations: String,
+    same_outcome: bool,
+    differences: String,
+    real_wall_s: String,
+    replay: String,
+}
+
+fn write_explore_real(path: &Path, model: Model, broken: Option<explore::Break>, seed: u64, cases: &[RealCase]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let joined = |o: &explore::Outcome| o.violations.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; ");
+    for c in cases {
+        let differences = c.differences();
+        w.serialize(RealRow {
+            model: model.name(),
+            broken: broken.map_or("none", |b| b.name()),
+            seed,
+            case: c.case,
+            schedule: c.schedule.trim_end().replace('\n', " | "),
+            node_loss_dropped: c.dropped,
+            sim_violations: joined(&c.sim),
+            real_violations: joined(&c.real),
+            same_outcome: differences.is_empty(),
+            differences: differences.join("; "),
+            real_wall_s: format!("{:.1}", c.wall.as_secs_f64()),
+            replay: c.reruns(model, broken, seed).1,
         })?;
     }
     w.flush()?;

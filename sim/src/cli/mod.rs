@@ -111,7 +111,17 @@ pub enum Command {
     BenchHop(BenchHopArgs),
     /// Run one service as its own process: the production binary `campus`'s entry, so that
     /// --real-brokers starts its children from this one binary (compose runs `campus` itself).
-    Serve(campus::serve::Args),
+    Serve(ServeArgs),
+}
+
+/// `campus-sim serve …`: the production entry's flags, and the lab's faults a real process
+/// suffers for `explore --real-brokers` (hidden).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub serve: campus::serve::Args,
+    #[command(flatten)]
+    pub lab: crate::fault::served::ServedFaults,
 }
 
 /// Flags of the whole program that mean nothing to a command, and why: hidden from its help,
@@ -122,11 +132,7 @@ const MEANINGLESS: [(&str, &[&str], &str); 4] = [
         &["real_brokers", "seed", "out", "brokers_from"],
         "a service is always a real process, draws nothing from a seed and writes nothing to out/",
     ),
-    (
-        "explore",
-        &["real_brokers", "brokers_from"],
-        "a property needs hundreds of runs in virtual time, so explore runs in the simulation only",
-    ),
+    ("explore", &["brokers_from"], "explore --real-brokers stops and starts the broker `scripts/brokers.sh` runs, never one in compose"),
     ("bench", &["brokers_from"], "bench never stops a broker, so it needs not know where one runs"),
     ("cluster", &["brokers_from"], "the clustered deployment has no compose file: its brokers run from `scripts/brokers.sh up --cluster`"),
 ];
@@ -190,7 +196,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let rabbit_config = |args: &AsyncRabbitmqArgs| async_rabbitmq::Config { brokers: cli.brokers_from, ..args.config(cli.seed) };
     let kafka_config = |args: &StreamingKafkaArgs| streaming_kafka::Config { brokers: cli.brokers_from, ..args.config(cli.seed) };
     match &cli.command {
-        Some(Command::Serve(args)) => Ok(serve_runtime()?.block_on(campus::serve::run(args.config.clone(), args.faults.plan()))?),
+        Some(Command::Serve(args)) => {
+            let before = args.lab.delivered_before().context("reading the lab's delivery count")?;
+            let (config, plan) = (args.serve.config.clone(), args.serve.faults.plan());
+            Ok(serve_runtime()?.block_on(campus::serve::run_with(config, plan, |host| args.lab.apply(host, before)))?)
+        }
         Some(Command::BenchHop(args)) => serve_runtime()?.block_on(crate::bench::rest::serve_bare_hop(
             args.relay.clone(),
             if args.grpc { campus::Protocol::Grpc } else { campus::Protocol::Rest },
@@ -214,7 +224,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Explore(args)) => {
             prepare_out(&cli.out)?;
-            explore::run(&cli.out, cli.seed, &args)
+            explore::run(&cli.out, cli.seed, &args, mode)
         }
         Some(Command::SyncRest(args)) => graded_run(&cli, &[Part::SyncRest(args.config(cli.seed))]),
         Some(Command::AsyncRabbitmq(args)) => {

@@ -21,8 +21,12 @@
 //! | `no-reconnect`| async-rabbitmq, streaming-kafka | the loops' reconnect: they give up when the broker goes away | an order never decided |
 
 pub mod rabbit;
+pub mod rabbit_real;
+pub mod real;
 pub mod rest;
 pub mod stream;
+
+pub use real::{RealCase, RealTarget};
 
 use std::fmt;
 use std::future::Future;
@@ -125,7 +129,7 @@ impl Break {
 }
 
 /// What one schedule did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub violations: Vec<Violation>,
     /// Every message moved, every fault applied, with its virtual time.
@@ -133,7 +137,23 @@ pub struct Outcome {
     /// Messages the simulated transports moved (requests and replies, publishes and
     /// deliveries, records appended and polled): the "simulated events".
     pub events: u64,
+    /// What the run decided, as [`Business`] lines (so far kept by the models that run on real
+    /// brokers too; empty for the others).
+    pub business: Business,
 }
+
+impl Outcome {
+    /// A run that could not be carried out: one violation saying why.
+    pub fn failed(e: anyhow::Error) -> Outcome {
+        let message = format!("the run failed: {e:#}");
+        Outcome { violations: vec![Violation { experiment: "explore".into(), message }], ..Outcome::default() }
+    }
+}
+
+/// A run's business outcome, a line per fact, named so that a simulated and a real run of one
+/// schedule compare line by line: each order by its place in the schedule (`order #2` →
+/// `reserved, notified once`), then the totals (stock taken, dead letters).
+pub type Business = std::collections::BTreeMap<String, String>;
 
 /// The schedules of one model: how they are generated, run and shown.
 pub trait Schedule: fmt::Debug + fmt::Display + Clone + Serialize + DeserializeOwned + 'static {

@@ -144,11 +144,7 @@ fn expected(request: &Request, timeout: Duration, model: &mut Inventory, index: 
 
 pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
     let world = World::new(seed, Model::SyncRest, Scope::Explore);
-    world.block_on(run_in_world(&world, schedule, broken, traced)).unwrap_or_else(|e| Outcome {
-        violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
-        trace: Vec::new(),
-        events: 0,
-    })
+    world.block_on(run_in_world(&world, schedule, broken, traced)).unwrap_or_else(Outcome::failed)
 }
 
 /// The fault plan a request's Inventory suffers (all but `down`).
@@ -223,5 +219,5 @@ async fn run_in_world(world: &World, schedule: &Schedule, broken: Option<Break>,
     }
     let events = world.net().calls() * 2;
     d.teardown().await;
-    Ok(Outcome { violations, trace: trace.take(), events })
+    Ok(Outcome { violations, trace: trace.take(), events, business: Default::default() })
 }

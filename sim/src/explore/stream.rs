@@ -236,16 +236,7 @@ pub fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, traced: bool) 
         Arc::new(move |_: Service, _: usize| Transport::Log(silenced.clone()))
     });
     let crashed = Crashed { inventory: inventory_crashed, analytics: analytics_crashed };
-    world.block_on(async {
-        match run_in_world(&world, schedule, seed, (&log, &silenced), crashed).await {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome {
-                violations: vec![Violation { experiment: "explore".into(), message: format!("the run failed: {e:#}") }],
-                trace: Vec::new(),
-                events: 0,
-            },
-        }
-    })
+    world.block_on(async { run_in_world(&world, schedule, seed, (&log, &silenced), crashed).await.unwrap_or_else(Outcome::failed) })
 }
 
 /// Where each group's crashes are announced (with the member that died).
@@ -651,5 +642,5 @@ async fn drive(
             message: format!("not settled {} s after the last record was appended", SETTLE_WITHIN.as_secs()),
         });
     }
-    Ok(Outcome { violations, trace: log.take_trace(), events: log.events() })
+    Ok(Outcome { violations, trace: log.take_trace(), events: log.events(), business: Default::default() })
 }

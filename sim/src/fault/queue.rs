@@ -4,6 +4,11 @@
 //! consumer reaches the point, the wrapper tells the harness (which aborts the consumer's task,
 //! as a SIGKILL would, and later starts a new one) and never lets the consumer go further.
 //!
+//! The same wrapper runs inside a real service process for `explore --real-brokers`
+//! ([`CrashingQueue::in_process`], over the process's RabbitMQ connection): there the crash is
+//! the process aborting itself at the point, and the deliveries it has counted are kept in a
+//! file of the run's, so that its next life goes on counting as the simulation's harness does.
+//!
 //! The points, in the order a consumer's handling passes them (see
 //! `campus::async_rabbitmq::consumer`):
 //!
@@ -18,10 +23,13 @@
 //! see the queue through a [`CrashingQueue::view`] of their own: each counts its own deliveries
 //! and dies at its own crash points, announced to its own supervisor.
 //!
-//! `--break auto-ack` lives here too: Inventory's deliveries are acknowledged as they are
-//! handed over (the `no_ack` consumer mode), so a crash loses the message in hand.
+//! `--break auto-ack` lives here too: Inventory's deliveries of orders are acknowledged as they
+//! are handed over (the `no_ack` consumer mode), so a crash loses the order in hand. A
+//! malformed message is not (it is rejected onto the dead-letter queue, which a real broker
+//! allows only before the ack).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use campus::transport::queue::{Delivery, Message, MessageQueue, QueueError, QueueName, Route, Subscription};
@@ -78,10 +86,12 @@ struct Shared {
     /// Messages moved: publishes and deliveries.
     events: u64,
     trace: super::trace::Trace,
+    /// In a process: the file that keeps the count of its deliveries across its lives.
+    count_file: Option<PathBuf>,
 }
 
 pub struct CrashingQueue {
-    inner: Arc<SimQueue>,
+    inner: Arc<dyn MessageQueue>,
     shared: Arc<Mutex<Shared>>,
     /// One sender per consumer instance that may crash: its supervisor listens.
     crashed: BTreeMap<Instance, flume::Sender<()>>,
@@ -100,6 +110,34 @@ impl CrashingQueue {
         auto_ack: bool,
     ) -> Self {
         let shared = Shared { crashes: crashes.into_iter().collect(), ..Shared::default() };
+        CrashingQueue { inner, shared: Arc::new(Mutex::new(shared)), crashed, auto_ack, instance: 0 }
+    }
+
+    /// Wraps a service process's own connection `inner`: the process dies (aborts, as a
+    /// SIGKILL would leave it) at each of `crashes` (all of instance 0, the process itself),
+    /// counting its deliveries on from `before` and keeping the count in `count_file`.
+    pub fn in_process(
+        inner: Arc<dyn MessageQueue>,
+        crashes: Vec<QueueCrash>,
+        (count_file, before): (PathBuf, u32),
+        auto_ack: bool,
+    ) -> Self {
+        let (tx, rx) = flume::unbounded::<()>();
+        std::thread::spawn(move || {
+            if rx.recv().is_ok() {
+                std::process::abort();
+            }
+        });
+        let queues: BTreeSet<QueueName> = crashes.iter().map(|c| c.queue).chain(auto_ack.then_some(QueueName::InventoryInbox)).collect();
+        let delivered = queues.iter().map(|q| ((*q, 0), before)).collect();
+        let crashed = queues.iter().map(|q| ((*q, 0), tx.clone())).collect();
+        let shared = Shared {
+            crashes: crashes.into_iter().collect(),
+            delivered,
+            count_file: Some(count_file),
+            trace: super::trace::Trace::new(false),
+            ..Shared::default()
+        };
         CrashingQueue { inner, shared: Arc::new(Mutex::new(shared)), crashed, auto_ack, instance: 0 }
     }
 
@@ -214,6 +252,13 @@ impl MessageQueue for CrashingQueue {
                         let n = s.delivered.entry(me).or_default();
                         *n += 1;
                         let number = *n;
+                        if let Some(file) = &s.count_file {
+                            // Kept before the delivery is handed over: a crash at any later
+                            // point finds it counted.
+                            if let Err(e) = std::fs::write(file, number.to_string()) {
+                                tracing::error!(error = %e, file = %file.display(), "keeping the delivery count");
+                            }
+                        }
                         s.numbers.insert((delivery.consumer, delivery.tag), number);
                         s.events += 1;
                         let again = if delivery.redelivered { " (redelivered)" } else { "" };
@@ -221,7 +266,11 @@ impl MessageQueue for CrashingQueue {
                         s.trace.push(|| format!("deliver #{number} on {queue}{to}: {}{again}", describe(&delivery.body)));
                         number
                     };
-                    if auto_ack && queue == QueueName::InventoryInbox {
+                    // Only an order is acked on receipt: a malformed message, which has nothing
+                    // to lose, is still rejected onto the dead-letter queue (once acked, a real
+                    // broker could no longer take it back).
+                    let an_order = matches!(campus::domain::Envelope::decode(&delivery.body), Ok(campus::domain::Event::OrderPlaced(_)));
+                    if auto_ack && queue == QueueName::InventoryInbox && an_order {
                         if inner.ack(&delivery).await.is_err() {
                             break;
                         }
@@ -278,7 +327,6 @@ impl MessageQueue for CrashingQueue {
                 s.trace.push(|| format!("dead-letter {}: {reason}", describe(&delivery.body)));
             }
             if self.lock().auto_acked.contains(&(delivery.consumer, delivery.tag)) {
-                self.inner.put_dead_letter(delivery.body.clone(), &reason);
                 return Ok(());
             }
             self.inner.dead_letter(&delivery, &reason).await

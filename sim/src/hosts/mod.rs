@@ -23,7 +23,7 @@ use campus::transport::queue::MessageQueue;
 use campus::transport::RequestReply;
 use campus::Service;
 
-pub use real::{Place, Processes};
+pub use real::{LabFlags, Place, Processes};
 
 use crate::simulator::world::World;
 use crate::Mode;
@@ -227,6 +227,25 @@ impl<'w> Hosts<'w> {
                 Ok(format!("SimLog::reset_to_beginning({group:?}, {})", names.join(", ")))
             }
             Hosts::Real(processes) => processes.reset_group(group, topics).await,
+        }
+    }
+
+    /// The instances that aborted themselves since last asked (real: a lab crash inside the
+    /// process, by the lab's served faults; in the simulation a crash is announced by its
+    /// transport instead, so none).
+    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
+        match self {
+            Hosts::Sim(_) => Vec::new(),
+            Hosts::Real(processes) => processes.take_aborted(),
+        }
+    }
+
+    /// The services' stores, as the lab reads them after the fact (real: their files in the
+    /// run's data directory, or its PostgreSQL schema).
+    pub fn storage(&self) -> campus::store::Storage {
+        match self {
+            Hosts::Sim(world) => world.storage(),
+            Hosts::Real(processes) => processes.storage(),
         }
     }
 

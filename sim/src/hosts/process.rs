@@ -26,12 +26,13 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `exe serve …` with `config`'s flags (and the fault flags of `plan`), and waits for
-    /// its READY line.
-    pub async fn serve(exe: &Path, config: &ServiceConfig, plan: &FaultPlan) -> anyhow::Result<Self> {
+    /// Starts `exe serve …` with `config`'s flags (the fault flags of `plan`, and `lab`: the
+    /// lab's own hidden `--lab-…` flags), and waits for its READY line.
+    pub async fn serve(exe: &Path, config: &ServiceConfig, plan: &FaultPlan, lab: &[String]) -> anyhow::Result<Self> {
         let mut argv = vec!["serve".to_owned()];
         argv.extend(config.to_args());
         argv.extend(plan.serve_flags());
+        argv.extend(lab.iter().cloned());
         Self::start(exe, config.service.name(), &argv.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
 
@@ -94,6 +95,13 @@ impl ServiceProcess {
     /// The service's name and its process id (none once it has exited).
     pub fn pid(&self) -> Option<(String, u32)> {
         Some((self.service.clone(), self.child.id()?))
+    }
+
+    /// Whether the process has ended by aborting itself (SIGABRT: the lab's crash at a point
+    /// of its handling), as opposed to running still or exiting for any other reason.
+    pub fn aborted(&mut self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        matches!(self.child.try_wait(), Ok(Some(status)) if status.signal() == Some(6))
     }
 
     /// SIGKILL, and wait until the process is gone (its port then refuses connections).

@@ -77,7 +77,12 @@ pub struct Processes {
     pg: Option<Postgres>,
     /// Where every service appends its spans, if the run is traced.
     traces: Option<PathBuf>,
+    /// The lab's faults for each service instance (`explore --real-brokers`), as flags.
+    lab: Option<LabFlags>,
 }
+
+/// The lab's flags for instance `k` of a service, given the run's data directory.
+pub type LabFlags = Arc<dyn Fn(Service, usize, &std::path::Path) -> Vec<String> + Send + Sync>;
 
 impl Processes {
     /// Hosts for `experiment` of `model`, services run by `exe`: a namespace of their own
@@ -130,7 +135,24 @@ impl Processes {
             log,
             pg,
             traces: None,
+            lab: None,
         })
+    }
+
+    /// The same hosts, each service instance started with the lab's flags `lab` gives it.
+    pub fn with_lab_flags(mut self, lab: LabFlags) -> Self {
+        self.lab = Some(lab);
+        self
+    }
+
+    /// The instances that aborted themselves (a lab crash), forgotten as running.
+    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
+        let mut running = self.lock();
+        let aborted: Vec<(Service, usize)> = running.iter_mut().filter_map(|(key, p)| p.aborted().then_some(*key)).collect();
+        for key in &aborted {
+            running.remove(key);
+        }
+        aborted
     }
 
     /// The same hosts, every service tracing into one file of the run's (read back by
@@ -160,7 +182,8 @@ impl Processes {
     }
 
     pub async fn start(&self, config: &ServiceConfig, plan: &FaultPlan, instance: usize) -> anyhow::Result<()> {
-        let process = ServiceProcess::serve(&self.exe, &self.placed(config), plan).await?;
+        let lab = self.lab.as_ref().map(|flags| flags(config.service, instance, &self.data_dir)).unwrap_or_default();
+        let process = ServiceProcess::serve(&self.exe, &self.placed(config), plan, &lab).await?;
         let old = self.lock().insert((config.service, instance), process);
         if let Some(mut old) = old {
             old.kill().await?;
@@ -271,6 +294,13 @@ impl Processes {
             return Err(LogError::GroupActive { group: group.into() }).context(said.trim().to_owned());
         }
         Ok(shown)
+    }
+
+    pub fn storage(&self) -> campus::store::Storage {
+        match &self.pg {
+            Some(pg) => campus::store::Storage::Postgres(pg.clone()),
+            None => campus::store::Storage::Files(self.data_dir.clone()),
+        }
     }
 
     pub fn pids(&self) -> Vec<(String, u32)> {

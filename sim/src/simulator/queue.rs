@@ -165,12 +165,6 @@ impl SimQueue {
         out
     }
 
-    /// Puts `body` straight on the dead-letter queue with `reason` (for a consumer that acked
-    /// on receipt and so has no delivery left to reject: the lab's `--break auto-ack`).
-    pub fn put_dead_letter(&self, body: Bytes, reason: &str) {
-        self.with(|s| s.dead_letter(Message { body, headers: Vec::new(), redelivered: false, returns: 0, reason: None }, reason));
-    }
-
     /// The broker goes down (`true`) or comes back (`false`). Going down ends every
     /// subscription: their unacked deliveries return to their queues, redelivered.
     pub fn set_down(&self, down: bool) {

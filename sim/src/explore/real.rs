@@ -1,0 +1,234 @@
+//! `explore --real-brokers`: schedules drawn by the same generators from the same seed, each
+//! run twice — in the simulation and on real processes and brokers — and judged by the same
+//! checker both times. A case reports both verdicts and whether the business outcome (each
+//! order's end, the stock taken, the dead letters: [`super::Business`]) is the same; a
+//! difference is a finding, printed with the schedule, both outcomes and the commands that run
+//! it again.
+//!
+//! Parts played for real so far: async-rabbitmq ([`super::rabbit_real`]).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use campus::Model;
+use proptest::strategy::{Strategy, ValueTree};
+
+use super::{rabbit, rabbit_real, replay_command, Break, Outcome, Schedule as _};
+
+/// Where and how fast the real runs go.
+#[derive(Debug, Clone)]
+pub struct RealTarget {
+    /// The `campus-sim` executable whose `serve` runs each service.
+    pub exe: PathBuf,
+    pub amqp_url: String,
+    /// Wall milliseconds per virtual millisecond of the schedule.
+    pub scale: u32,
+}
+
+/// One schedule, run in the simulation and for real.
+#[derive(Debug, Clone)]
+pub struct RealCase {
+    /// Its number among the cases drawn (0-based).
+    pub case: u32,
+    pub schedule: String,
+    pub json: String,
+    /// Whether a fault a single broker node cannot suffer (a node loss) was dropped from it.
+    pub dropped: bool,
+    pub sim: Outcome,
+    pub real: Outcome,
+    /// The real run's wall time.
+    pub wall: Duration,
+}
+
+impl RealCase {
+    /// The business lines that differ: `order #2: sim reserved, notified 1× | real failed, notified 0×`.
+    pub fn differences(&self) -> Vec<String> {
+        let keys: std::collections::BTreeSet<&String> = self.sim.business.keys().chain(self.real.business.keys()).collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                let (sim, real) = (self.sim.business.get(k), self.real.business.get(k));
+                (sim != real).then(|| format!("{k}: sim {} | real {}", sim.map_or("—", String::as_str), real.map_or("—", String::as_str)))
+            })
+            .collect()
+    }
+
+    /// The commands that run this case again: in the simulation, and in both.
+    pub fn reruns(&self, model: Model, broken: Option<Break>, seed: u64) -> (String, String) {
+        let sim = replay_command(model, broken, seed, &self.json);
+        let real = sim.replacen("campus-sim explore", "campus-sim --real-brokers explore", 1);
+        (sim, real)
+    }
+}
+
+/// A real failure shrunk: the smallest schedule found that still fails for real.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    pub schedule: String,
+    pub json: String,
+    /// The real run of that schedule.
+    pub real: Outcome,
+    /// How it was found.
+    pub how: String,
+}
+
+/// What `explore --real-brokers` found: each case, and the first real failure shrunk.
+#[derive(Debug, Clone)]
+pub struct RealExploration {
+    pub cases: Vec<RealCase>,
+    pub shrunk: Option<Shrunk>,
+}
+
+/// The first `cases` schedules of `model` drawn from `seed` (by the generator of the
+/// exploration's first shard), each run in the simulation and on `target`; the first that
+/// breaks an invariant for real is shrunk within `shrink_budget` more real runs.
+pub fn explore_real(
+    model: Model,
+    seed: u64,
+    cases: u32,
+    broken: Option<Break>,
+    (target, shrink_budget): (&RealTarget, u32),
+    each: impl FnMut(&RealCase),
+) -> anyhow::Result<RealExploration> {
+    match model {
+        Model::AsyncRabbitmq => {
+            let runtime = real_runtime()?;
+            let schedules = draw(seed, cases)?.into_iter().map(|tree| tree.current()).collect();
+            let cases = run_cases(&runtime, schedules, seed, broken, target, each);
+            let shrunk = match cases.iter().find(|c| !c.real.violations.is_empty()) {
+                Some(first) if shrink_budget > 0 => {
+                    let tree = || draw(seed, first.case + 1).map(|mut trees| trees.pop().expect("the failed case was drawn"));
+                    Some(shrink(&runtime, (tree()?, tree()?), seed, broken, target, shrink_budget))
+                }
+                _ => None,
+            };
+            Ok(RealExploration { cases, shrunk })
+        }
+        other => anyhow::bail!(
+            "explore --real-brokers plays async-rabbitmq's schedules so far; {}'s run in the simulation only (without --real-brokers)",
+            other.name()
+        ),
+    }
+}
+
+/// The first `cases` schedule trees the exploration's first shard draws from `seed`.
+fn draw(seed: u64, cases: u32) -> anyhow::Result<Vec<Box<dyn ValueTree<Value = rabbit::Schedule>>>> {
+    let mut runner = super::runner(seed, 0, cases, None);
+    let strategy = rabbit::Schedule::strategy();
+    (0..cases).map(|_| strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("drawing a schedule: {e}"))).collect()
+}
+
+/// First the simulation's shrinker, which costs
+/// nothing real: if the real run agrees that its smallest failing schedule fails, that is the
+/// answer. Otherwise proptest's shrinking again with real runs as the judge, at most `budget`
+/// of them; the smallest schedule that still failed for real is the answer.
+type Tree = Box<dyn ValueTree<Value = rabbit::Schedule>>;
+
+/// Shrinks a schedule that fails for real, given its tree twice (one for each shrinking).
+fn shrink(
+    runtime: &tokio::runtime::Runtime,
+    (mut for_sim, mut tree): (Tree, Tree),
+    seed: u64,
+    broken: Option<Break>,
+    target: &RealTarget,
+    budget: u32,
+) -> Shrunk {
+    let real = |s: &rabbit::Schedule| runtime.block_on(rabbit_real::run(s, broken, target)).unwrap_or_else(Outcome::failed);
+    let fails_in_sim = |s: &rabbit::Schedule| !s.run_traced(seed, broken, false).violations.is_empty();
+    let original = tree.current().on_one_node().0;
+    let by_sim = shrunk_by(&mut *for_sim, fails_in_sim);
+    let mut runs = 0;
+    if let Some(candidate) = by_sim.filter(|c| *c != original) {
+        let outcome = real(&candidate);
+        runs += 1;
+        if !outcome.violations.is_empty() {
+            return shrunk(&candidate, outcome, "the simulation's shrinker; the real run fails on it too".into());
+        }
+    }
+    let mut last = original.clone();
+    let mut outcome = real(&original);
+    runs += 1;
+    if outcome.violations.is_empty() {
+        return shrunk(&original, outcome, "not shrunk: the failure did not recur for real".into());
+    }
+    let mut failing = true;
+    while runs < budget {
+        let stepped = if failing { tree.simplify() } else { tree.complicate() };
+        if !stepped {
+            break;
+        }
+        let candidate = tree.current().on_one_node().0;
+        let tried = real(&candidate);
+        runs += 1;
+        failing = !tried.violations.is_empty();
+        if failing {
+            (last, outcome) = (candidate, tried);
+        }
+    }
+    shrunk(&last, outcome, format!("shrunk for real in {runs} real runs (the simulation's smallest did not fail for real)"))
+}
+
+/// The smallest value of `tree` that `fails`, if its current one does (proptest's shrinking:
+/// simplify while it fails, complicate when it no longer does).
+fn shrunk_by(tree: &mut dyn ValueTree<Value = rabbit::Schedule>, fails: impl Fn(&rabbit::Schedule) -> bool) -> Option<rabbit::Schedule> {
+    let mut last = tree.current().on_one_node().0;
+    if !fails(&last) {
+        return None;
+    }
+    let mut failing = true;
+    loop {
+        let stepped = if failing { tree.simplify() } else { tree.complicate() };
+        if !stepped {
+            break;
+        }
+        let candidate = tree.current().on_one_node().0;
+        failing = fails(&candidate);
+        if failing {
+            last = candidate;
+        }
+    }
+    Some(last)
+}
+
+fn shrunk(schedule: &rabbit::Schedule, real: Outcome, how: String) -> Shrunk {
+    Shrunk { schedule: schedule.to_string(), json: serde_json::to_string(schedule).expect("schedules serialize"), real, how }
+}
+
+/// Runs the schedule `json` (what `--replay` takes) in the simulation and on `target`.
+pub fn replay_real(model: Model, seed: u64, json: &str, broken: Option<Break>, target: &RealTarget) -> anyhow::Result<RealCase> {
+    match model {
+        Model::AsyncRabbitmq => {
+            let schedule: rabbit::Schedule =
+                serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--replay is not an async-rabbitmq schedule: {e}"))?;
+            let mut cases = run_cases(&real_runtime()?, vec![schedule], seed, broken, target, |_| {});
+            Ok(cases.remove(0))
+        }
+        other => anyhow::bail!("explore --real-brokers plays async-rabbitmq's schedules so far, not {}'s", other.name()),
+    }
+}
+
+/// The runtime the real runs go on (the simulated ones make their own).
+fn real_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn run_cases(
+    runtime: &tokio::runtime::Runtime,
+    schedules: Vec<rabbit::Schedule>,
+    seed: u64,
+    broken: Option<Break>,
+    target: &RealTarget,
+    mut each: impl FnMut(&RealCase),
+) -> Vec<RealCase> {
+    let mut cases = Vec::new();
+    for (case, schedule) in schedules.into_iter().enumerate() {
+        let (schedule, dropped) = schedule.on_one_node();
+        let sim = schedule.run(seed, broken);
+        let started = Instant::now();
+        let real = runtime.block_on(rabbit_real::run(&schedule, broken, target)).unwrap_or_else(Outcome::failed);
+        let json = serde_json::to_string(&schedule).expect("schedules serialize");
+        let case = RealCase { case: case as u32, schedule: schedule.to_string(), json, dropped, sim, real, wall: started.elapsed() };
+        each(&case);
+        cases.push(case);
+    }
+    cases
+}

@@ -1,0 +1,123 @@
+//! The faults `explore --real-brokers` plays inside a real service process: the lab's
+//! `campus-sim serve` takes them as hidden flags ([`ServedFaults`]) and applies them to the
+//! process's host before its service is built — its RabbitMQ connection wrapped in the same
+//! [`CrashingQueue`] the simulation uses (the process aborting itself at the crash point),
+//! and a safeguard switched off for a `--break`. The `campus` binary has none of this.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use campus::host::{Host, Transport};
+use campus::transport::queue::QueueName;
+
+use super::queue::{CrashPoint, CrashingQueue, QueueCrash};
+
+/// A served process's lab faults (none by default; hidden from `serve --help`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ServedFaults {
+    /// Die at this point of this delivery: `<queue>:<delivery>:<point>`, e.g.
+    /// `inventory.order-placed:3:before-ack` (repeatable).
+    #[arg(long = "lab-crash", hide = true, value_parser = parse_crash)]
+    pub crashes: Vec<QueueCrash>,
+    /// The file that keeps the process's delivery count across its lives.
+    #[arg(long = "lab-crash-count", hide = true)]
+    pub count_file: Option<PathBuf>,
+    /// Acknowledge Inventory's deliveries on receipt (`--break auto-ack`).
+    #[arg(long = "lab-auto-ack", hide = true)]
+    pub auto_ack: bool,
+    /// Inventory forgets the orders it processed (`--break dedup`).
+    #[arg(long = "lab-no-dedup", hide = true)]
+    pub no_dedup: bool,
+    /// The loops give up when the broker goes away (`--break no-reconnect`).
+    #[arg(long = "lab-no-reconnect", hide = true)]
+    pub no_reconnect: bool,
+}
+
+fn point_name(point: CrashPoint) -> &'static str {
+    match point {
+        CrashPoint::BeforeCommit => "before-commit",
+        CrashPoint::BeforePublish => "before-publish",
+        CrashPoint::BeforeAck => "before-ack",
+    }
+}
+
+fn parse_crash(text: &str) -> Result<QueueCrash, String> {
+    let mut parts = text.split(':');
+    let (Some(queue), Some(delivery), Some(point), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("{text:?} is not <queue>:<delivery>:<point>"));
+    };
+    let queue = QueueName::ALL.into_iter().find(|q| q.suffix() == queue).ok_or_else(|| format!("no queue {queue:?}"))?;
+    let delivery = delivery.parse().map_err(|e| format!("delivery {delivery:?}: {e}"))?;
+    let point = [CrashPoint::BeforeCommit, CrashPoint::BeforePublish, CrashPoint::BeforeAck]
+        .into_iter()
+        .find(|p| point_name(*p) == point)
+        .ok_or_else(|| format!("no crash point {point:?}"))?;
+    Ok(QueueCrash { queue, instance: 0, delivery, point })
+}
+
+impl ServedFaults {
+    /// The flags that give a process these faults.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags: Vec<String> =
+            self.crashes.iter().map(|c| format!("--lab-crash={}:{}:{}", c.queue.suffix(), c.delivery, point_name(c.point))).collect();
+        if let Some(file) = &self.count_file {
+            flags.push(format!("--lab-crash-count={}", file.display()));
+        }
+        for (on, flag) in [(self.auto_ack, "--lab-auto-ack"), (self.no_dedup, "--lab-no-dedup"), (self.no_reconnect, "--lab-no-reconnect")]
+        {
+            if on {
+                flags.push(flag.into());
+            }
+        }
+        flags
+    }
+
+    /// Where the delivery count is kept.
+    fn count_file(&self) -> PathBuf {
+        self.count_file.clone().unwrap_or_else(|| std::env::temp_dir().join("campus-sim.crash-count"))
+    }
+
+    /// The deliveries the process's earlier lives counted (0 on its first).
+    pub fn delivered_before(&self) -> std::io::Result<u32> {
+        match std::fs::read_to_string(self.count_file()) {
+            Ok(text) => Ok(text.trim().parse().unwrap_or(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `host` suffering these faults, its deliveries counted on from `delivered_before`.
+    pub fn apply(&self, host: Host, delivered_before: u32) -> Host {
+        let safeguards = campus::safeguards::Safeguards {
+            dedup: host.safeguards.dedup && !self.no_dedup,
+            reconnect: host.safeguards.reconnect && !self.no_reconnect,
+            ..host.safeguards
+        };
+        let transport = match (&host.transport, self.crashes.is_empty() && !self.auto_ack) {
+            (Transport::Queue(mq), false) => {
+                let count = (self.count_file(), delivered_before);
+                Transport::Queue(Arc::new(CrashingQueue::in_process(mq.clone(), self.crashes.clone(), count, self.auto_ack)))
+            }
+            (other, _) => other.clone(),
+        };
+        Host { transport, safeguards, ..host }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_reads_back_from_its_flag() {
+        let faults = ServedFaults {
+            crashes: vec![QueueCrash { queue: QueueName::InventoryInbox, instance: 0, delivery: 3, point: CrashPoint::BeforePublish }],
+            no_dedup: true,
+            ..ServedFaults::default()
+        };
+        let flags = faults.flags();
+        assert_eq!(flags, ["--lab-crash=inventory.order-placed:3:before-publish", "--lab-no-dedup"]);
+        assert_eq!(parse_crash(flags[0].trim_start_matches("--lab-crash=")), Ok(faults.crashes[0]));
+        assert!(parse_crash("inventory.order-placed:3").is_err());
+    }
+}
