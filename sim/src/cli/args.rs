@@ -74,6 +74,10 @@ impl BenchArgs {
     }
 }
 
+/// `explore --real-brokers`: wall ms per virtual ms, and real runs to shrink a failure with.
+pub const DEFAULT_TIME_SCALE: u32 = 5;
+pub const DEFAULT_SHRINK_BUDGET: u32 = 20;
+
 /// `campus-sim explore …`
 #[derive(Debug, Clone, clap::Args)]
 // A negative count is refused as a value of its flag, not taken for an unknown flag.
@@ -103,16 +107,28 @@ pub struct ExploreArgs {
     /// the real deployment. At 1, a 100 ms broker outage would be over before RabbitMQ had
     /// finished stopping (seconds) and a crashed service would be back before a process can
     /// start (~0.1 s); at 5 the schedule's 20 ms between orders is 100 ms.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = DEFAULT_TIME_SCALE, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub time_scale: u32,
     /// With --real-brokers: real runs the first real failure may take to shrink (0: not
     /// shrunk). The simulation's shrinker goes first and costs one real run to confirm; if
     /// the real run does not fail on its answer, proptest shrinks again with real runs.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    #[arg(long, default_value_t = DEFAULT_SHRINK_BUDGET, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub shrink_budget: u32,
     /// The RabbitMQ used with --real-brokers.
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
     pub amqp_url: String,
+    /// With --real-brokers: play on the 3-node RabbitMQ cluster and PostgreSQL that
+    /// `scripts/brokers.sh up --cluster` starts (Inventory instances share the database): a
+    /// schedule's node loss SIGKILLs node 1, started again after the case; its whole-broker
+    /// outage is not played (dropped in both runs).
+    #[arg(long)]
+    pub cluster: bool,
+    /// The RabbitMQ cluster used with --cluster: its nodes' AMQP URLs, the one lost first.
+    #[arg(long, env = "CAMPUS_CLUSTER_AMQP_URL", default_value = cluster::DEFAULT_CLUSTER_AMQP_URL)]
+    pub cluster_amqp_url: String,
+    /// The PostgreSQL used with --cluster (a schema per case).
+    #[arg(long, env = "CAMPUS_CLUSTER_STORE", default_value = campus::store::postgres::DEFAULT_POSTGRES_URL)]
+    pub cluster_store: String,
 }
 
 /// `campus-sim sync-rest …`

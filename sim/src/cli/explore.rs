@@ -10,11 +10,12 @@ use serde::Serialize;
 use super::ExploreArgs;
 use crate::explore::{self, RealCase, RealTarget};
 use crate::hosts::broker::BrokerHost;
+use crate::hosts::Place;
 use crate::Mode;
 
 /// `campus-sim explore`: one exploration per model (or one replay), a summary line each, the
 /// shrunk counterexample when there is one, and `explore_summary.csv`; with --real-brokers,
-/// [`run_real`].
+/// `run_real`.
 pub fn run(out: &Path, seed: u64, args: &ExploreArgs, mode: Mode) -> anyhow::Result<()> {
     if let (Some(broken), Some(model)) = (args.broken, args.model) {
         if !broken.models().contains(&model) {
@@ -24,6 +25,11 @@ pub fn run(out: &Path, seed: u64, args: &ExploreArgs, mode: Mode) -> anyhow::Res
     }
     if mode == Mode::Real {
         return run_real(out, seed, args);
+    }
+    if (args.time_scale, args.shrink_budget) != (super::args::DEFAULT_TIME_SCALE, super::args::DEFAULT_SHRINK_BUDGET) {
+        anyhow::bail!(
+            "--time-scale and --shrink-budget go with --real-brokers: the simulation runs in virtual time and shrinks without a budget"
+        );
     }
     if let Some(json) = &args.replay {
         let model = args.model.expect("clap requires --model with --replay");
@@ -154,10 +160,17 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
             model.name()
         );
     }
-    super::preflight::rabbitmq(&args.amqp_url, BrokerHost::Script)?;
+    let place = if args.cluster {
+        super::preflight::cluster(&args.cluster_amqp_url, &args.cluster_store, "", Some(model))?;
+        Place { store: Some(args.cluster_store.clone()), ..Place::new(&args.cluster_amqp_url, "", BrokerHost::Script) }
+    } else {
+        super::preflight::rabbitmq(&args.amqp_url, BrokerHost::Script)?;
+        Place { amqp_url: args.amqp_url.clone(), ..Place::default() }
+    };
     let target = RealTarget {
         exe: std::env::current_exe().context("locating the campus-sim executable")?,
-        amqp_url: args.amqp_url.clone(),
+        place,
+        cluster: args.cluster,
         scale: args.time_scale,
     };
     let broken = args.broken;
@@ -174,10 +187,11 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
             (vec![case], None)
         }
         None => {
+            let on = if args.cluster { "the 3-node RabbitMQ cluster and PostgreSQL" } else { "RabbitMQ" };
             println!(
-                "explore {}{shown} on real processes and RabbitMQ at {}: seed {seed}, {} schedules, 1 virtual ms = {} wall ms",
+                "explore {}{shown} on real processes and {on} at {}: seed {seed}, {} schedules, 1 virtual ms = {} wall ms",
                 model.name(),
-                campus::transport::amqp::redacted(&args.amqp_url),
+                campus::transport::amqp::redacted(&target.place.amqp_url),
                 args.cases,
                 args.time_scale
             );
@@ -242,8 +256,8 @@ fn show_case(model: Model, broken: Option<explore::Break>, seed: u64, c: &RealCa
     for line in c.schedule.lines() {
         println!("        {line}");
     }
-    if c.dropped {
-        println!("        (a node loss dropped: one broker node)");
+    if !c.dropped.is_empty() {
+        println!("        (dropped: {})", c.dropped);
     }
     for (who, o) in [("sim", &c.sim), ("real", &c.real)] {
         for v in &o.violations {
@@ -266,7 +280,7 @@ struct RealRow {
     seed: u64,
     case: u32,
     schedule: String,
-    node_loss_dropped: bool,
+    dropped: String,
     sim_violations: String,
     real_violations: String,
     same_outcome: bool,
@@ -286,7 +300,7 @@ fn write_explore_real(path: &Path, model: Model, broken: Option<explore::Break>,
             seed,
             case: c.case,
             schedule: c.schedule.trim_end().replace('\n', " | "),
-            node_loss_dropped: c.dropped,
+            dropped: c.dropped.clone(),
             sim_violations: joined(&c.sim),
             real_violations: joined(&c.real),
             same_outcome: differences.is_empty(),

@@ -9,6 +9,10 @@
 //! it to a minimal one, and we print it with the seed and the `campus-sim explore --replay …`
 //! command that runs exactly that schedule again, trace included.
 //!
+//! With `--real-brokers` ([`real`]) the same schedules also run on real processes and brokers
+//! (Part B's so far: [`rabbit_real`]), judged by the same checker, and the two verdicts and
+//! business outcomes are compared case by case.
+//!
 //! The properties hold for the services as built. `--break` switches one safeguard off (in the
 //! lab only) so a student can watch the checker catch the broken design:
 //!

@@ -1,7 +1,7 @@
 //! Part B's schedule played on real processes and a real RabbitMQ (`explore --real-brokers`):
-//! the same timeline as in the simulation ([`Schedule::timeline`]), each virtual millisecond
+//! the same timeline as in the simulation (`Schedule::timeline`, played by `rabbit::play`), each virtual millisecond
 //! [`RealTarget::scale`] wall milliseconds, against Part B's deployment started through the
-//! same door ([`Deployment::start`]) on real hosts; judged by the same checker ([`judge`]) on
+//! same door ([`Deployment::start`]) on real hosts; judged by the same checker (`rabbit::judged`) on
 //! what the real services and queues hold at the end.
 //!
 //! How each fault is made real:
@@ -25,11 +25,11 @@ use campus::transport::queue::QueueName;
 use campus::{Model, Service};
 use tokio::time::Instant;
 
-use super::rabbit::{judged, play, Action, Publisher, Schedule, Timeline, INSTANCE_NAMES, RESTART_AFTER, SETTLE_WITHIN};
+use super::rabbit::{judged, play, Publisher, Schedule, Timeline, INSTANCE_NAMES, RESTART_AFTER, SETTLE_WITHIN};
 use super::{Break, Outcome, RealTarget};
 use crate::async_rabbitmq::observe::{sample, settled};
 use crate::async_rabbitmq::{Config, Deployment};
-use crate::hosts::{Hosts, LabFlags, Place, Processes};
+use crate::hosts::{Hosts, LabFlags, Processes};
 
 /// The harness's own lines, stamped with the wall milliseconds since the run began.
 struct Notes {
@@ -44,14 +44,16 @@ impl Notes {
     }
 }
 
-/// Plays `schedule` (without a node loss: see [`Schedule::on_one_node`]) on real processes.
+/// Plays `schedule` (as [`Schedule::for_real`] left it) on real processes.
 pub async fn run(schedule: &Schedule, broken: Option<Break>, target: &RealTarget) -> anyhow::Result<Outcome> {
+    if !schedule.for_real(target.cluster).1.is_empty() {
+        anyhow::bail!("the schedule has a fault this deployment cannot be made to suffer (Schedule::for_real drops it)");
+    }
     let lab: LabFlags = {
         let schedule = schedule.clone();
         Arc::new(move |service, instance, dir| schedule.served_faults(service, instance, broken, dir).flags())
     };
-    let place = Place { amqp_url: target.amqp_url.clone(), ..Place::default() };
-    let processes = Processes::new(&target.exe, Model::AsyncRabbitmq, "explore", place).await?.with_lab_flags(lab);
+    let processes = Processes::new(&target.exe, Model::AsyncRabbitmq, "explore", target.place.clone()).await?.with_lab_flags(lab);
     let config = Config { prefetch: 1, stock: schedule.stock, ..Config::default() };
     let d = Deployment::start(Hosts::Real(Box::new(processes)), &config, schedule.inventories.max(1)).await?;
     let notes = Notes { t0: Instant::now(), lines: RefCell::new(Vec::new()) };
@@ -90,9 +92,6 @@ async fn drive(schedule: &Schedule, d: &Deployment<'_>, held_down: &Cell<bool>, 
     let t0 = notes.t0;
     let n = schedule.orders.len();
     let Timeline { steps, duplicates, malformed } = schedule.timeline();
-    if steps.iter().any(|(_, a)| matches!(a, Action::NodeLoss)) {
-        anyhow::bail!("a node loss is not played on one broker node (Schedule::on_one_node drops it)");
-    }
     let (mq, publisher) = (d.mq(), Publisher::new(d.mq()));
     let accepted = play(schedule, steps, d, (&publisher, held_down), &|line| notes.note(line), scale).await?;
 

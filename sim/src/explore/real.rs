@@ -14,13 +14,17 @@ use campus::Model;
 use proptest::strategy::{Strategy, ValueTree};
 
 use super::{rabbit, rabbit_real, replay_command, Break, Outcome, Schedule as _};
+use crate::hosts::Place;
 
 /// Where and how fast the real runs go.
 #[derive(Debug, Clone)]
 pub struct RealTarget {
     /// The `campus-sim` executable whose `serve` runs each service.
     pub exe: PathBuf,
-    pub amqp_url: String,
+    /// The broker (or the cluster and its PostgreSQL).
+    pub place: Place,
+    /// Whether `place` is the 3-node cluster (node losses played, whole-broker outages not).
+    pub cluster: bool,
     /// Wall milliseconds per virtual millisecond of the schedule.
     pub scale: u32,
 }
@@ -32,8 +36,9 @@ pub struct RealCase {
     pub case: u32,
     pub schedule: String,
     pub json: String,
-    /// Whether a fault a single broker node cannot suffer (a node loss) was dropped from it.
-    pub dropped: bool,
+    /// What was dropped from the drawn schedule because the deployment cannot suffer it
+    /// ([`rabbit::Schedule::for_real`]); empty: nothing.
+    pub dropped: String,
     pub sim: Outcome,
     pub real: Outcome,
     /// The real run's wall time.
@@ -132,10 +137,11 @@ fn shrink(
     target: &RealTarget,
     budget: u32,
 ) -> Shrunk {
+    let cluster = target.cluster;
     let real = |s: &rabbit::Schedule| runtime.block_on(rabbit_real::run(s, broken, target)).unwrap_or_else(Outcome::failed);
     let fails_in_sim = |s: &rabbit::Schedule| !s.run_traced(seed, broken, false).violations.is_empty();
-    let original = tree.current().on_one_node().0;
-    let by_sim = shrunk_by(&mut *for_sim, fails_in_sim);
+    let original = tree.current().for_real(cluster).0;
+    let by_sim = shrunk_by(&mut *for_sim, fails_in_sim, cluster);
     let mut runs = 0;
     if let Some(candidate) = by_sim.filter(|c| *c != original) {
         let outcome = real(&candidate);
@@ -156,7 +162,7 @@ fn shrink(
         if !stepped {
             break;
         }
-        let candidate = tree.current().on_one_node().0;
+        let candidate = tree.current().for_real(cluster).0;
         let tried = real(&candidate);
         runs += 1;
         failing = !tried.violations.is_empty();
@@ -169,8 +175,12 @@ fn shrink(
 
 /// The smallest value of `tree` that `fails`, if its current one does (proptest's shrinking:
 /// simplify while it fails, complicate when it no longer does).
-fn shrunk_by(tree: &mut dyn ValueTree<Value = rabbit::Schedule>, fails: impl Fn(&rabbit::Schedule) -> bool) -> Option<rabbit::Schedule> {
-    let mut last = tree.current().on_one_node().0;
+fn shrunk_by(
+    tree: &mut dyn ValueTree<Value = rabbit::Schedule>,
+    fails: impl Fn(&rabbit::Schedule) -> bool,
+    cluster: bool,
+) -> Option<rabbit::Schedule> {
+    let mut last = tree.current().for_real(cluster).0;
     if !fails(&last) {
         return None;
     }
@@ -180,7 +190,7 @@ fn shrunk_by(tree: &mut dyn ValueTree<Value = rabbit::Schedule>, fails: impl Fn(
         if !stepped {
             break;
         }
-        let candidate = tree.current().on_one_node().0;
+        let candidate = tree.current().for_real(cluster).0;
         failing = fails(&candidate);
         if failing {
             last = candidate;
@@ -221,7 +231,7 @@ fn run_cases(
 ) -> Vec<RealCase> {
     let mut cases = Vec::new();
     for (case, schedule) in schedules.into_iter().enumerate() {
-        let (schedule, dropped) = schedule.on_one_node();
+        let (schedule, dropped) = schedule.for_real(target.cluster);
         let sim = schedule.run(seed, broken);
         let started = Instant::now();
         let real = runtime.block_on(rabbit_real::run(&schedule, broken, target)).unwrap_or_else(Outcome::failed);
