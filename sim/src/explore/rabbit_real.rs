@@ -71,6 +71,8 @@ pub async fn run(schedule: &Schedule, broken: Option<Break>, target: &RealTarget
 /// then (it starts with the others when the window ends). An instance that ended any other way
 /// (a loop that gave up under `--break no-reconnect`) stays dead, as in the simulation.
 async fn restart_crashed(d: &Deployment<'_>, held_down: &Cell<bool>, notes: &Notes, scale: u32) {
+    // The hosts own each child; its exit is looked for every 20 ms, as a supervisor's
+    // watchdog would (a twentieth of the 1 s restart at the default scale).
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         for (service, instance) in d.take_aborted() {

@@ -102,7 +102,7 @@ pub fn explore_real(
             let shrunk = match cases.iter().find(|c| !c.real.violations.is_empty()) {
                 Some(first) if shrink_budget > 0 => {
                     let tree = || draw(seed, first.case + 1).map(|mut trees| trees.pop().expect("the failed case was drawn"));
-                    Some(shrink(&runtime, (tree()?, tree()?), seed, broken, target, shrink_budget))
+                    Some(shrink(&runtime, (tree()?, tree()?), first.real.clone(), (seed, broken), (target, shrink_budget)))
                 }
                 _ => None,
             };
@@ -116,26 +116,27 @@ pub fn explore_real(
 }
 
 /// The first `cases` schedule trees the exploration's first shard draws from `seed`.
-fn draw(seed: u64, cases: u32) -> anyhow::Result<Vec<Box<dyn ValueTree<Value = rabbit::Schedule>>>> {
+fn draw(seed: u64, cases: u32) -> anyhow::Result<Vec<Tree>> {
     let mut runner = super::runner(seed, 0, cases, None);
     let strategy = rabbit::Schedule::strategy();
     (0..cases).map(|_| strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("drawing a schedule: {e}"))).collect()
 }
 
-/// First the simulation's shrinker, which costs
-/// nothing real: if the real run agrees that its smallest failing schedule fails, that is the
-/// answer. Otherwise proptest's shrinking again with real runs as the judge, at most `budget`
-/// of them; the smallest schedule that still failed for real is the answer.
+/// A drawn schedule, which proptest can simplify.
 type Tree = Box<dyn ValueTree<Value = rabbit::Schedule>>;
 
 /// Shrinks a schedule that fails for real, given its tree twice (one for each shrinking).
+/// First the simulation's shrinker, which costs nothing real: if the real run agrees that its
+/// smallest failing schedule fails, that is the answer. Otherwise proptest's shrinking again
+/// with real runs as the judge, at most `budget` of them; the smallest schedule that still
+/// failed for real is the answer.
+/// `failed` is the real run of the schedule as drawn.
 fn shrink(
     runtime: &tokio::runtime::Runtime,
     (mut for_sim, mut tree): (Tree, Tree),
-    seed: u64,
-    broken: Option<Break>,
-    target: &RealTarget,
-    budget: u32,
+    failed: Outcome,
+    (seed, broken): (u64, Option<Break>),
+    (target, budget): (&RealTarget, u32),
 ) -> Shrunk {
     let cluster = target.cluster;
     let real = |s: &rabbit::Schedule| runtime.block_on(rabbit_real::run(s, broken, target)).unwrap_or_else(Outcome::failed);
@@ -143,20 +144,18 @@ fn shrink(
     let original = tree.current().for_real(cluster).0;
     let by_sim = shrunk_by(&mut *for_sim, fails_in_sim, cluster);
     let mut runs = 0;
-    if let Some(candidate) = by_sim.filter(|c| *c != original) {
-        let outcome = real(&candidate);
-        runs += 1;
-        if !outcome.violations.is_empty() {
-            return shrunk(&candidate, outcome, "the simulation's shrinker; the real run fails on it too".into());
+    let sim_said = match by_sim.filter(|c| *c != original) {
+        Some(candidate) => {
+            let outcome = real(&candidate);
+            runs += 1;
+            if !outcome.violations.is_empty() {
+                return shrunk(&candidate, outcome, "by the simulation's shrinker; the real run fails on it too".into());
+            }
+            "the simulation's smallest failing schedule did not fail for real"
         }
-    }
-    let mut last = original.clone();
-    let mut outcome = real(&original);
-    runs += 1;
-    if outcome.violations.is_empty() {
-        return shrunk(&original, outcome, "not shrunk: the failure did not recur for real".into());
-    }
-    let mut failing = true;
+        None => "the simulation does not fail on it",
+    };
+    let (mut last, mut outcome, mut failing) = (original, failed, true);
     while runs < budget {
         let stepped = if failing { tree.simplify() } else { tree.complicate() };
         if !stepped {
@@ -170,7 +169,7 @@ fn shrink(
             (last, outcome) = (candidate, tried);
         }
     }
-    shrunk(&last, outcome, format!("shrunk for real in {runs} real runs (the simulation's smallest did not fail for real)"))
+    shrunk(&last, outcome, format!("{sim_said}; shrunk for real in {runs} real runs"))
 }
 
 /// The smallest value of `tree` that `fails`, if its current one does (proptest's shrinking:
