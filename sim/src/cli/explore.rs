@@ -26,9 +26,9 @@ pub fn run(out: &Path, seed: u64, args: &ExploreArgs, mode: Mode) -> anyhow::Res
     if mode == Mode::Real {
         return run_real(out, seed, args);
     }
-    if (args.time_scale, args.shrink_budget) != (super::args::DEFAULT_TIME_SCALE, super::args::DEFAULT_SHRINK_BUDGET) {
+    if args.cluster || (args.time_scale, args.shrink_budget) != (super::args::DEFAULT_TIME_SCALE, super::args::DEFAULT_SHRINK_BUDGET) {
         anyhow::bail!(
-            "--time-scale and --shrink-budget go with --real-brokers: the simulation runs in virtual time and shrinks without a budget"
+            "--cluster, --time-scale and --shrink-budget go with --real-brokers: the simulation has its node losses, runs in virtual time and shrinks without a budget"
         );
     }
     if let Some(json) = &args.replay {
@@ -175,7 +175,7 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
     };
     let broken = args.broken;
     let shown = broken.map(|b| format!(" --break {}", b.name())).unwrap_or_default();
-    let show = |c: &RealCase| show_case(model, broken, seed, c);
+    let show = |c: &RealCase| show_case(model, broken, seed, args.cluster, c);
     let (cases, shrunk) = match &args.replay {
         Some(json) => {
             let case = explore::real::replay_real(model, seed, json, broken, &target)?;
@@ -204,12 +204,11 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
         println!("\nthe first real failure, shrunk ({}):", s.how);
         s.schedule.lines().for_each(|l| println!("    {l}"));
         s.real.violations.iter().for_each(|v| println!("    real violated: {}", v.message));
-        let rerun =
-            explore::replay_command(model, broken, seed, &s.json).replacen("campus-sim explore", "campus-sim --real-brokers explore", 1);
+        let rerun = explore::real::rerun_for_real(model, broken, seed, args.cluster, &s.json);
         println!("  rerun in both: {rerun}");
     }
     let path = out.join("explore_real.csv");
-    write_explore_real(&path, model, broken, seed, &cases)?;
+    write_explore_real(&path, (model, broken, seed, args.cluster), &cases)?;
     println!("\nwritten: {}", path.display());
     let broke = |o: &explore::Outcome| !o.violations.is_empty();
     let same = cases.iter().filter(|c| c.differences().is_empty()).count();
@@ -246,7 +245,7 @@ fn verdict(o: &explore::Outcome) -> &'static str {
 }
 
 /// One case's line; its schedule, violations, differences and reruns when it is a finding.
-fn show_case(model: Model, broken: Option<explore::Break>, seed: u64, c: &RealCase) {
+fn show_case(model: Model, broken: Option<explore::Break>, seed: u64, cluster: bool, c: &RealCase) {
     let differences = c.differences();
     let same = if differences.is_empty() { "same" } else { "DIFFERS" };
     println!("  {:>4}  {:<6}  {:<6}  {same:<7}  {:.1} s", c.case, verdict(&c.sim), verdict(&c.real), c.wall.as_secs_f64());
@@ -267,7 +266,7 @@ fn show_case(model: Model, broken: Option<explore::Break>, seed: u64, c: &RealCa
     for d in &differences {
         println!("        {d}");
     }
-    let (sim, real) = c.reruns(model, broken, seed);
+    let (sim, real) = c.reruns(model, broken, seed, cluster);
     println!("        rerun in the simulation: {sim}\n        rerun in both: {real}");
 }
 
@@ -289,7 +288,11 @@ struct RealRow {
     replay: String,
 }
 
-fn write_explore_real(path: &Path, model: Model, broken: Option<explore::Break>, seed: u64, cases: &[RealCase]) -> anyhow::Result<()> {
+fn write_explore_real(
+    path: &Path,
+    (model, broken, seed, cluster): (Model, Option<explore::Break>, u64, bool),
+    cases: &[RealCase],
+) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     let joined = |o: &explore::Outcome| o.violations.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; ");
     for c in cases {
@@ -306,7 +309,7 @@ fn write_explore_real(path: &Path, model: Model, broken: Option<explore::Break>,
             same_outcome: differences.is_empty(),
             differences: differences.join("; "),
             real_wall_s: format!("{:.1}", c.wall.as_secs_f64()),
-            replay: c.reruns(model, broken, seed).1,
+            replay: c.reruns(model, broken, seed, cluster).1,
         })?;
     }
     w.flush()?;

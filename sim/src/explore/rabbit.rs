@@ -637,3 +637,30 @@ fn judge(run: &Run, settled: bool, node_lost: bool) -> Vec<Violation> {
     }
     violations
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(faults: Vec<Fault>, broker_down: Option<Window>) -> Schedule {
+        Schedule { stock: 1, orders: vec![], faults, broker_down, inventories: 1 }
+    }
+
+    #[test]
+    fn a_real_deployment_is_spared_only_what_it_cannot_suffer_and_says_so() {
+        let outage = Some(Window { at_ms: 5, for_ms: 100 });
+        let losses = vec![Fault::NodeLoss { at_ms: 1 }, Fault::Down { at_ms: 2, for_ms: 3 }, Fault::NodeLoss { at_ms: 4 }];
+        let schedule = with(losses, outage);
+
+        let (one_node, dropped) = schedule.for_real(false);
+        assert_eq!(one_node, with(vec![Fault::Down { at_ms: 2, for_ms: 3 }], outage));
+        assert_eq!(dropped, "the node loss (one broker node)");
+
+        let (cluster, dropped) = schedule.for_real(true);
+        assert_eq!(cluster, with(vec![Fault::NodeLoss { at_ms: 1 }, Fault::Down { at_ms: 2, for_ms: 3 }], None));
+        assert!(dropped.contains("second node loss") && dropped.contains("broker outage"), "{dropped}");
+
+        let quiet = with(vec![Fault::Down { at_ms: 2, for_ms: 3 }], None);
+        assert_eq!(quiet.for_real(true), (quiet.clone(), String::new()));
+    }
+}

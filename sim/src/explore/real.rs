@@ -58,11 +58,16 @@ impl RealCase {
     }
 
     /// The commands that run this case again: in the simulation, and in both.
-    pub fn reruns(&self, model: Model, broken: Option<Break>, seed: u64) -> (String, String) {
-        let sim = replay_command(model, broken, seed, &self.json);
-        let real = sim.replacen("campus-sim explore", "campus-sim --real-brokers explore", 1);
-        (sim, real)
+    pub fn reruns(&self, model: Model, broken: Option<Break>, seed: u64, cluster: bool) -> (String, String) {
+        (replay_command(model, broken, seed, &self.json), rerun_for_real(model, broken, seed, cluster, &self.json))
     }
+}
+
+/// The command that runs the schedule `json` again in the simulation and on the real
+/// deployment (the cluster, if `cluster`).
+pub fn rerun_for_real(model: Model, broken: Option<Break>, seed: u64, cluster: bool, json: &str) -> String {
+    let on = if cluster { "explore --cluster" } else { "explore" };
+    replay_command(model, broken, seed, json).replacen("campus-sim explore", &format!("campus-sim --real-brokers {on}"), 1)
 }
 
 /// A real failure shrunk: the smallest schedule found that still fails for real.
