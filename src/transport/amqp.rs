@@ -55,16 +55,23 @@ fn broker(e: lapin::Error) -> QueueError {
     QueueError::Broker(e.to_string())
 }
 
-/// An AMQP URL with its password replaced by `***`, for messages and logs.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.split_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
+/// An AMQP URL — or a cluster's comma-separated list of them — with every password replaced
+/// by `***`, for messages and logs.
+pub fn redacted(urls: &str) -> String {
+    split_urls(urls)
+        .into_iter()
+        .map(|url| {
+            let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+            match rest.split_once('@') {
+                Some((credentials, host)) if credentials.contains(':') => {
+                    let user = credentials.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}:***@{host}")
+                }
+                _ => url.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One open connection, and the channel that publishes (in confirm mode) and inspects queues.
@@ -527,5 +534,6 @@ mod tests {
     fn a_password_in_an_amqp_url_is_never_printed() {
         assert_eq!(redacted("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
         assert_eq!(redacted("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
+        assert_eq!(redacted("amqp://a:x@h:1/%2f,amqp://b:y@h:2/%2f"), "amqp://a:***@h:1/%2f,amqp://b:***@h:2/%2f");
     }
 }
