@@ -7,6 +7,11 @@
 #   scripts/brokers.sh pause rabbitmq              a broker outage: `rabbitmqctl stop_app` (the node
 #                                                  stays up, every connection is closed)
 #   scripts/brokers.sh resume rabbitmq             `rabbitmqctl start_app`, wait until it serves
+#   scripts/brokers.sh freeze rabbitmq             a hung broker: its node SIGSTOPped (connections
+#                                                  stay open, nothing answers)
+#   scripts/brokers.sh thaw rabbitmq               SIGCONT, wait until it serves
+#   scripts/brokers.sh freeze kafka                a hung broker: the Kafka JVM SIGSTOPped
+#   scripts/brokers.sh thaw kafka                  SIGCONT, wait until it serves
 #   scripts/brokers.sh kill kafka                  a broker crash: SIGKILL the Kafka JVM (`up kafka`
 #                                                  starts it again and waits until it serves)
 #   scripts/brokers.sh which kafka-consumer-groups.sh
@@ -120,6 +125,24 @@ rabbit_resume() {
     sleep 0.2
   done
   say "rabbitmq resumed (start_app) on amqp://127.0.0.1:5672"
+}
+
+# The single node's Erlang VM (the pid file rabbitmq-server writes for NODENAME rabbit@localhost).
+RABBIT_PID_FILE=/var/lib/rabbitmq/mnesia/rabbit@localhost.pid
+
+rabbit_freeze() {
+  rabbit_running || die "rabbitmq is not running"
+  local pid; pid=$(as_root cat "$RABBIT_PID_FILE")
+  as_root kill -STOP "$pid"
+  say "rabbitmq frozen (SIGSTOP, pid $pid): connections open, nothing answers"
+}
+
+rabbit_thaw() {
+  as_root test -f "$RABBIT_PID_FILE" || die "rabbitmq is not running"
+  local pid; pid=$(as_root cat "$RABBIT_PID_FILE")
+  as_root kill -CONT "$pid"
+  as_root timeout 60 /usr/sbin/rabbitmqctl -q await_startup >/dev/null 2>&1 || die "rabbitmq did not answer again after SIGCONT"
+  say "rabbitmq thawed (SIGCONT, pid $pid)"
 }
 
 rabbit_down() {
@@ -269,6 +292,22 @@ kafka_down() {
   else
     say "kafka not running"
   fi
+}
+
+kafka_freeze() {
+  kafka_running || die "kafka is not running"
+  local pid; pid=$(cat "$KAFKA_PID")
+  kill -STOP "$pid"
+  say "kafka frozen (SIGSTOP, pid $pid): connections open, nothing answers"
+}
+
+kafka_thaw() {
+  [ -f "$KAFKA_PID" ] || die "kafka is not running"
+  local pid; pid=$(cat "$KAFKA_PID")
+  kill -CONT "$pid"
+  for _ in $(seq 120); do kafka_ready && break; sleep 0.5; done
+  kafka_ready || die "kafka did not answer again after SIGCONT"
+  say "kafka thawed (SIGCONT, pid $pid)"
 }
 
 kafka_kill() {
@@ -651,6 +690,8 @@ case "$cmd" in
   status) status || exit 1 ;;
   pause) [ "$what" = rabbitmq ] || die "pause takes rabbitmq"; rabbit_pause ;;
   resume) [ "$what" = rabbitmq ] || die "resume takes rabbitmq"; rabbit_resume ;;
+  freeze) case "$what" in rabbitmq) rabbit_freeze ;; kafka) kafka_freeze ;; *) die "freeze takes rabbitmq or kafka" ;; esac ;;
+  thaw) case "$what" in rabbitmq) rabbit_thaw ;; kafka) kafka_thaw ;; *) die "thaw takes rabbitmq or kafka" ;; esac ;;
   kill) [ "$what" = kafka ] || die "kill takes kafka"; kafka_kill ;;
   *) usage; die "unknown command '$cmd'" ;;
 esac

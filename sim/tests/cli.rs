@@ -293,8 +293,9 @@ fn explore_for_real(name: &str, args: &[&str]) -> (String, bool, Table) {
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulation_does() {
     let _alone = SINGLE_RABBITMQ.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    // The first schedules of seed 2026: a broker outage and Inventory down, duplicates under
-    // two Inventory instances, an outage under three, a quiet one.
+    // The first schedules of seed 2026: a broker outage and Inventory down; an outage under two
+    // Inventory instances; a broker hang and a duplicate under two; an outage and a malformed
+    // message under three.
     let (stdout, ok, table) = explore_for_real("explore-real", &["--cases", "4"]);
     assert!(ok, "{stdout}");
     assert_eq!(table.rows.len(), 4, "{stdout}");
@@ -312,6 +313,16 @@ fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulatio
     let row = &table.rows[0];
     assert_eq!([&row[table.col("real_violations")], &row[table.col("same_outcome")]], ["", "true"], "{stdout}");
     assert!(stdout.contains("CRASH inventory (aborted at its crash point)") && stdout.contains("inventory restarted"), "{stdout}");
+
+    // The broker hangs 2 s of the schedule (10 s for real: SIGSTOP, its connections stay open
+    // and nothing answers) while two orders are accepted and one of them published again: both
+    // runs hold their messages until it answers and decide each order once, the same way.
+    let hang = r#"{"stock":2,"orders":[[{"sku":"pho","qty":1}],[{"sku":"pho","qty":1}],[{"sku":"coffee","qty":1}]],"faults":[{"duplicate":{"order":1,"after_ms":30}}],"broker_hang":{"at_ms":10,"for_ms":2000}}"#;
+    let (stdout, ok, table) = explore_for_real("explore-real-hang", &["--replay", hang]);
+    assert!(ok, "{stdout}");
+    let row = &table.rows[0];
+    assert_eq!([&row[table.col("real_violations")], &row[table.col("same_outcome")]], ["", "true"], "{stdout}");
+    assert!(stdout.contains("the broker hangs") && stdout.contains("the broker answers again"), "{stdout}");
 
     // Without Inventory's processed-order check, a duplicate takes the stock twice: caught in
     // both, which is the expected outcome of a --break.

@@ -143,6 +143,17 @@ impl<'w> Deployment<'w> {
         self.hosts.bring_back(Away::Broker).await
     }
 
+    /// The broker hangs: its connections stay open and nothing answers (real: its VM
+    /// SIGSTOPped).
+    pub async fn hang_broker(&self) -> anyhow::Result<()> {
+        self.hosts.take_away(Away::Hang).await
+    }
+
+    /// The hung broker answers again (real: SIGCONT, then until it serves).
+    pub async fn thaw_broker(&self) -> anyhow::Result<()> {
+        self.hosts.bring_back(Away::Hang).await
+    }
+
     /// The broker node the services are connected to dies (real: cluster node 1 SIGKILLed, the
     /// first node of `AMQP_URL`).
     pub async fn lose_node(&self) -> anyhow::Result<()> {

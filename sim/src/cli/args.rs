@@ -120,7 +120,7 @@ pub struct ExploreArgs {
     /// With --real-brokers: play on the 3-node RabbitMQ cluster and PostgreSQL that
     /// `scripts/brokers.sh up --cluster` starts (Inventory instances share the database): a
     /// schedule's node loss SIGKILLs node 1, started again after the case; its whole-broker
-    /// outage is not played (dropped in both runs).
+    /// outage or hang is not played (dropped in both runs).
     #[arg(long)]
     pub cluster: bool,
     /// The RabbitMQ cluster used with --cluster: its nodes' AMQP URLs, the one lost first.

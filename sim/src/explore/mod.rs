@@ -169,6 +169,69 @@ pub trait Schedule: fmt::Debug + fmt::Display + Clone + Serialize + DeserializeO
     fn run(&self, seed: u64, broken: Option<Break>) -> Outcome {
         self.run_traced(seed, broken, true)
     }
+    /// The schedule with one of its parts left out (a fault, an order, a broker window, the
+    /// extra instances), one schedule per part; none where it has no part to spare.
+    fn without_one_part(&self) -> Vec<Self> {
+        Vec::new()
+    }
+}
+
+/// A time `at_ms` of a schedule whose order `i` is left out, its orders `gap_ms` apart: the
+/// orders after it come one gap earlier, and so does what is timed after it, so that each
+/// fault keeps its place among the orders (1 ms after the last order stays 1 ms after it).
+pub(crate) fn without_order_at(at_ms: u64, i: usize, gap_ms: u64) -> u64 {
+    let cut = i as u64 * gap_ms;
+    if at_ms > cut {
+        at_ms.saturating_sub(gap_ms).max(cut)
+    } else {
+        at_ms
+    }
+}
+
+/// `items` with each one left out in turn.
+pub(crate) fn each_left_out<T: Clone>(items: &[T]) -> impl Iterator<Item = Vec<T>> + '_ {
+    (0..items.len()).map(|i| {
+        let mut left = items.to_vec();
+        left.remove(i);
+        left
+    })
+}
+
+/// The order a duplicate of `order` (modulo `n` orders) names once order `i` is left out: a
+/// later order one number down.
+pub(crate) fn without_order_named(order: usize, i: usize, n: usize) -> usize {
+    let order = order % n;
+    order - usize::from(order > i)
+}
+
+/// The last step of shrinking, after proptest's: each part of `schedule` left out in turn
+/// ([`Schedule::without_one_part`]), the first smaller schedule that `judge` still finds
+/// failing taken, until leaving out any one part makes it pass or `budget` judgements are
+/// spent. proptest shrinks a tuple's parts in order and does not come back to an earlier one,
+/// so it can stop at a schedule with a part the failure does not need (a broker outage it
+/// could not drop while an order it has since cut was still there). `judge` returns the
+/// failing outcome, `None` when the schedule passes. Returns the schedule, its outcome and the
+/// judgements made.
+pub(crate) fn leave_out_parts<S: Schedule, O>(
+    (mut schedule, mut outcome): (S, O),
+    budget: u32,
+    mut judge: impl FnMut(&S) -> Option<O>,
+) -> (S, O, u32) {
+    let mut runs = 0;
+    'smaller: loop {
+        for candidate in schedule.without_one_part() {
+            if runs >= budget {
+                break 'smaller;
+            }
+            runs += 1;
+            if let Some(failed) = judge(&candidate) {
+                (schedule, outcome) = (candidate, failed);
+                continue 'smaller;
+            }
+        }
+        break;
+    }
+    (schedule, outcome, runs)
 }
 
 /// A schedule that broke an invariant, shrunk.
@@ -209,6 +272,10 @@ impl Exploration {
 /// threads as the machine has cores. The count is fixed, so the schedules depend on the seed
 /// alone, never on the machine.
 pub const SHARDS: u32 = 8;
+
+/// The simulated runs the last step of shrinking may spend ([`leave_out_parts`]): a schedule
+/// has at most a dozen parts, so this is a dozen rounds.
+const LEAVE_OUT_BUDGET: u32 = 150;
 
 /// proptest's generator for shard `shard`, seeded from the run's seed: the same seed generates
 /// the same schedules. With `regressions`, proptest first re-runs the schedules recorded in that
@@ -322,6 +389,9 @@ fn explore_schedules<S: Schedule + Send>(
             replay: String::new(),
         },
         TestError::Fail(_, minimal) => {
+            let fails = |s: &S| Some(()).filter(|_| !s.run_traced(seed, broken, false).violations.is_empty());
+            let (minimal, (), tried) = leave_out_parts((minimal, ()), LEAVE_OUT_BUDGET, fails);
+            runs += u64::from(tried);
             let json = serde_json::to_string(&minimal).expect("schedules serialize");
             let outcome = minimal.run(seed, broken);
             Counterexample {

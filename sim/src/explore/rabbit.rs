@@ -31,7 +31,9 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{items_strategy, items_text, window_strategy, Break, Business, Outcome, Window};
+use super::{
+    each_left_out, items_strategy, items_text, window_strategy, without_order_at, without_order_named, Break, Business, Outcome, Window,
+};
 use crate::async_rabbitmq::observe::read_final;
 use crate::async_rabbitmq::{invariants, poison_bodies, Config, Deployment, Detail, Run};
 use crate::client::post_json;
@@ -43,7 +45,7 @@ use crate::violation::Violation;
 use crate::Mode;
 
 /// Orders are accepted this far apart.
-pub(super) const ORDER_GAP_MS: u64 = 20;
+const ORDER_GAP_MS: u64 = 20;
 /// A crashed consumer is back this long after it died.
 pub(super) const RESTART_AFTER: Duration = Duration::from_millis(200);
 /// Inventory instances, as the trace names them.
@@ -90,6 +92,13 @@ pub enum Fault {
     Malformed { kind: usize, at_ms: u64 },
 }
 
+impl Fault {
+    /// Whether it loses the broker node the services use.
+    pub fn is_node_loss(&self) -> bool {
+        matches!(self, Fault::NodeLoss { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     /// Units of each item Inventory starts with.
@@ -104,6 +113,10 @@ pub struct Schedule {
     /// Inventory instances competing for its queue (1 to 3).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub inventories: usize,
+    /// The broker (RabbitMQ) hung for a window: connections stay open, nothing answers, nothing
+    /// is lost (real: its VM SIGSTOPped). Never with `broker_down` in one schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_hang: Option<Window>,
 }
 
 fn one() -> usize {
@@ -129,6 +142,9 @@ impl fmt::Display for Schedule {
         }
         if let Some(w) = &self.broker_down {
             writeln!(f, "  the broker (RabbitMQ) down at {} ms for {} ms", w.at_ms, w.for_ms)?;
+        }
+        if let Some(w) = &self.broker_hang {
+            writeln!(f, "  the broker (RabbitMQ) hangs at {} ms for {} ms (connections open, nothing answers)", w.at_ms, w.for_ms)?;
         }
         for fault in &self.faults {
             match fault {
@@ -183,19 +199,41 @@ impl super::Schedule for Schedule {
         // that the ones that do not matter are gone before the orders are cut down.
         // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
         // Instances last: a counterexample keeps several only if it needs them.
+        // The hang last of all, and only where the broker does not go down (one or the other).
         (
             window_strategy(),
             prop::collection::vec(fault_strategy(), 0..=4),
             prop::collection::vec(items_strategy(), 1..=6),
             0u32..=5,
             1usize..=3,
+            window_strategy(),
         )
-            .prop_map(|(broker_down, faults, orders, stock, inventories)| Schedule { stock, orders, faults, broker_down, inventories })
+            .prop_map(|(broker_down, faults, orders, stock, inventories, hang)| Schedule {
+                stock,
+                orders,
+                faults,
+                broker_down,
+                inventories,
+                broker_hang: hang.filter(|_| broker_down.is_none()),
+            })
             .boxed()
     }
 
     fn run_traced(&self, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
         run(self, seed, broken, traced)
+    }
+
+    /// The broker's windows, each fault, each order but a last one (what is timed after it one
+    /// gap earlier: [`super::without_order_at`]), the extra Inventory instances.
+    fn without_one_part(&self) -> Vec<Self> {
+        let windows = [
+            self.broker_down.map(|_| Schedule { broker_down: None, ..self.clone() }),
+            self.broker_hang.map(|_| Schedule { broker_hang: None, ..self.clone() }),
+            (self.inventories > 1).then(|| Schedule { inventories: 1, ..self.clone() }),
+        ];
+        let faults = each_left_out(&self.faults).map(|faults| Schedule { faults, ..self.clone() });
+        let orders = (0..self.orders.len()).filter(|_| self.orders.len() > 1).map(|i| self.without_order(i));
+        windows.into_iter().flatten().chain(faults).chain(orders).collect()
     }
 }
 
@@ -237,6 +275,10 @@ impl Schedule {
             steps.push((w.at_ms, Action::BrokerDown));
             steps.push((w.at_ms + w.for_ms, Action::BrokerUp));
         }
+        if let Some(w) = &self.broker_hang {
+            steps.push((w.at_ms, Action::BrokerHang));
+            steps.push((w.at_ms + w.for_ms, Action::BrokerThaw));
+        }
         steps.sort_by_key(|(t, _)| *t);
         Timeline { steps, duplicates, malformed }
     }
@@ -245,7 +287,7 @@ impl Schedule {
     /// was taken out (empty: nothing). On one broker node a node loss cannot happen. On the
     /// 3-node cluster the lab loses node 1, once: a second loss would take the majority every
     /// quorum queue needs (the simulation, which fails over again, does not model that), and the
-    /// whole broker going away is not played.
+    /// whole broker going away or hanging is not played.
     pub fn for_real(&self, cluster: bool) -> (Schedule, String) {
         let mut dropped = Vec::new();
         let mut losses = 0;
@@ -254,7 +296,7 @@ impl Schedule {
             .iter()
             .copied()
             .filter(|f| {
-                let node_loss = matches!(f, Fault::NodeLoss { .. });
+                let node_loss = f.is_node_loss();
                 losses += usize::from(node_loss);
                 !node_loss || (cluster && losses == 1)
             })
@@ -264,16 +306,40 @@ impl Schedule {
             (true, 2..) => dropped.push("the second node loss (it would take the cluster's majority)"),
             _ => {}
         }
-        let broker_down = if cluster { None } else { self.broker_down };
+        let (broker_down, broker_hang) = if cluster { (None, None) } else { (self.broker_down, self.broker_hang) };
         if cluster && self.broker_down.is_some() {
             dropped.push("the broker outage (not played on the cluster)");
         }
-        (Schedule { faults, broker_down, ..self.clone() }, dropped.join("; "))
+        if cluster && self.broker_hang.is_some() {
+            dropped.push("the broker hang (not played on the cluster)");
+        }
+        (Schedule { faults, broker_down, broker_hang, ..self.clone() }, dropped.join("; "))
+    }
+
+    /// The schedule without order `i`, what is timed after it one gap earlier
+    /// ([`super::without_order_at`]).
+    fn without_order(&self, i: usize) -> Schedule {
+        let (n, earlier) = (self.orders.len(), |at_ms| without_order_at(at_ms, i, ORDER_GAP_MS));
+        let faults = self
+            .faults
+            .iter()
+            .map(|fault| match *fault {
+                Fault::Duplicate { order, after_ms } => Fault::Duplicate { order: without_order_named(order, i, n), after_ms },
+                Fault::NodeLoss { at_ms } => Fault::NodeLoss { at_ms: earlier(at_ms) },
+                Fault::Down { at_ms, for_ms } => Fault::Down { at_ms: earlier(at_ms), for_ms },
+                Fault::Malformed { kind, at_ms } => Fault::Malformed { kind, at_ms: earlier(at_ms) },
+                crash @ Fault::Crash { .. } => crash,
+            })
+            .collect();
+        let window = |w: Option<Window>| w.map(|w| Window { at_ms: earlier(w.at_ms), ..w });
+        let mut orders = self.orders.clone();
+        orders.remove(i);
+        Schedule { orders, faults, broker_down: window(self.broker_down), broker_hang: window(self.broker_hang), ..self.clone() }
     }
 
     /// Whether the schedule loses the node the services use.
     pub(super) fn loses_a_node(&self) -> bool {
-        self.faults.iter().any(|f| matches!(f, Fault::NodeLoss { .. }))
+        self.faults.iter().any(Fault::is_node_loss)
     }
 
     /// The lab's faults of instance `instance` of `service` in this schedule (a real process's
@@ -334,6 +400,8 @@ pub(super) enum Action {
     Up,
     BrokerDown,
     BrokerUp,
+    BrokerHang,
+    BrokerThaw,
     NodeLoss,
 }
 
@@ -364,34 +432,42 @@ async fn supervise(
 
 /// The harness's own publishes (a duplicate, a malformed message): like any publisher it
 /// waits out a broker outage and publishes again — then in a task of its own, so that the
-/// timeline (which brings the broker back) goes on meanwhile. A run has not settled while one
-/// of them is still waiting ([`Publisher::waiting`]): it would otherwise be judged before the
-/// message it owes was ever delivered.
+/// timeline (which brings the broker back) goes on meanwhile; while the broker hangs, the one
+/// publish waits in such a task from the start (it is confirmed once the broker answers). A
+/// run has not settled while one of them is still waiting ([`Publisher::waiting`]): it would
+/// otherwise be judged before the message it owes was ever delivered.
 pub(super) struct Publisher {
     mq: Arc<dyn MessageQueue>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// The broker hangs now (the timeline hung it).
+    hung: std::sync::atomic::AtomicBool,
 }
 
 impl Publisher {
     pub(super) fn new(mq: Arc<dyn MessageQueue>) -> Self {
-        Publisher { mq, waiting: Default::default() }
+        Publisher { mq, waiting: Default::default(), hung: Default::default() }
+    }
+
+    pub(super) fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(super) async fn publish(&self, body: bytes::Bytes) {
         use std::sync::atomic::Ordering;
-        if self.mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
+        let hung = self.hung.load(Ordering::SeqCst);
+        if !hung && self.mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
             return;
         }
         let (mq, waiting) = (self.mq.clone(), self.waiting.clone());
         waiting.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            loop {
+            if !hung {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                if mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
-                    waiting.fetch_sub(1, Ordering::SeqCst);
-                    break;
-                }
             }
+            while mq.publish(Route::OrderPlaced, body.clone()).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            waiting.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
@@ -543,6 +619,16 @@ pub(super) async fn play(
                 note("the broker is back".into());
                 d.start_broker().await?;
             }
+            Action::BrokerHang => {
+                note("the broker hangs".into());
+                publisher.set_hung(true);
+                d.hang_broker().await?;
+            }
+            Action::BrokerThaw => {
+                note("the broker answers again".into());
+                d.thaw_broker().await?;
+                publisher.set_hung(false);
+            }
             Action::NodeLoss => {
                 note("the broker node the services use is lost; they fail over".into());
                 d.lose_node().await?;
@@ -643,7 +729,7 @@ mod tests {
     use super::*;
 
     fn with(faults: Vec<Fault>, broker_down: Option<Window>) -> Schedule {
-        Schedule { stock: 1, orders: vec![], faults, broker_down, inventories: 1 }
+        Schedule { stock: 1, orders: vec![], faults, broker_down, inventories: 1, broker_hang: None }
     }
 
     #[test]
@@ -662,5 +748,39 @@ mod tests {
 
         let quiet = with(vec![Fault::Down { at_ms: 2, for_ms: 3 }], None);
         assert_eq!(quiet.for_real(true), (quiet.clone(), String::new()));
+
+        let hang = Schedule { broker_hang: outage, ..quiet.clone() };
+        assert_eq!(hang.for_real(false), (hang.clone(), String::new()));
+        assert_eq!(hang.for_real(true), (quiet, "the broker hang (not played on the cluster)".to_owned()));
+    }
+
+    #[test]
+    fn leaving_out_an_order_keeps_each_later_fault_in_its_place_among_the_orders() {
+        let items: Items = serde_json::from_str(r#"[{"sku":"pho","qty":1}]"#).unwrap();
+        let faults = vec![
+            Fault::Malformed { kind: 0, at_ms: 10 },
+            Fault::Down { at_ms: 41, for_ms: 100 },
+            Fault::Duplicate { order: 2, after_ms: 5 },
+            Fault::Duplicate { order: 0, after_ms: 5 },
+        ];
+        let schedule =
+            Schedule { orders: vec![items.clone(); 3], broker_hang: Some(Window { at_ms: 20, for_ms: 9 }), ..with(faults, None) };
+
+        let smaller = schedule.without_order(1);
+        assert_eq!(smaller.orders.len(), 2);
+        assert_eq!(
+            smaller.faults,
+            [
+                Fault::Malformed { kind: 0, at_ms: 10 },
+                Fault::Down { at_ms: 21, for_ms: 100 },
+                Fault::Duplicate { order: 1, after_ms: 5 },
+                Fault::Duplicate { order: 0, after_ms: 5 },
+            ]
+        );
+        assert_eq!(smaller.broker_hang, Some(Window { at_ms: 20, for_ms: 9 }), "at the cut itself it stays");
+
+        let parts = super::super::Schedule::without_one_part(&schedule);
+        assert_eq!(parts.len(), 1 + 4 + 3, "the hang, each fault, each order");
+        assert!(parts.iter().all(|p| p != &schedule));
     }
 }

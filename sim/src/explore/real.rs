@@ -133,8 +133,8 @@ type Tree = Box<dyn ValueTree<Value = rabbit::Schedule>>;
 /// Shrinks a schedule that fails for real, given its tree twice (one for each shrinking).
 /// First the simulation's shrinker, which costs nothing real: if the real run agrees that its
 /// smallest failing schedule fails, that is the answer. Otherwise proptest's shrinking again
-/// with real runs as the judge, at most `budget` of them; the smallest schedule that still
-/// failed for real is the answer.
+/// with real runs as the judge, then its parts left out one at a time, at most `budget` real
+/// runs in all; the smallest schedule that still failed for real is the answer.
 /// `failed` is the real run of the schedule as drawn.
 fn shrink(
     runtime: &tokio::runtime::Runtime,
@@ -144,63 +144,59 @@ fn shrink(
     (target, budget): (&RealTarget, u32),
 ) -> Shrunk {
     let cluster = target.cluster;
-    let real = |s: &rabbit::Schedule| runtime.block_on(rabbit_real::run(s, broken, target)).unwrap_or_else(Outcome::failed);
-    let fails_in_sim = |s: &rabbit::Schedule| !s.run_traced(seed, broken, false).violations.is_empty();
+    let failing = |outcome: Outcome| Some(outcome).filter(|o| !o.violations.is_empty());
+    let real = |s: &rabbit::Schedule| failing(runtime.block_on(rabbit_real::run(s, broken, target)).unwrap_or_else(Outcome::failed));
+    let in_sim = |s: &rabbit::Schedule| failing(s.run_traced(seed, broken, false));
     let original = tree.current().for_real(cluster).0;
-    let by_sim = shrunk_by(&mut *for_sim, fails_in_sim, cluster);
     let mut runs = 0;
-    let sim_said = match by_sim.filter(|c| *c != original) {
-        Some(candidate) => {
-            let outcome = real(&candidate);
-            runs += 1;
-            if !outcome.violations.is_empty() {
-                return shrunk(&candidate, outcome, "by the simulation's shrinker; the real run fails on it too".into());
+    let sim_said = match in_sim(&original) {
+        Some(outcome) => {
+            let (candidate, _, _) = shrunk_by(&mut *for_sim, cluster, outcome, u32::MAX, in_sim);
+            if candidate == original {
+                "the simulation's shrinker found nothing smaller"
+            } else {
+                runs += 1;
+                if let Some(outcome) = real(&candidate) {
+                    return shrunk(&candidate, outcome, "by the simulation's shrinker; the real run fails on it too".into());
+                }
+                "the simulation's smallest failing schedule did not fail for real"
             }
-            "the simulation's smallest failing schedule did not fail for real"
         }
         None => "the simulation does not fail on it",
     };
-    let (mut last, mut outcome, mut failing) = (original, failed, true);
+    let (last, outcome, tried) = shrunk_by(&mut *tree, cluster, failed, budget.saturating_sub(runs), real);
+    shrunk(&last, outcome, format!("{sim_said}; shrunk for real in {} real runs", runs + tried))
+}
+
+/// The smallest schedule of `tree` that `judge` finds failing, the current one failing with
+/// `failed`: proptest's shrinking (simplify while it fails, complicate when it no longer
+/// does), then its parts left out one at a time ([`super::leave_out_parts`]), at most
+/// `budget` judgements in all. Returns it, its failing outcome and the judgements made.
+fn shrunk_by(
+    tree: &mut dyn ValueTree<Value = rabbit::Schedule>,
+    cluster: bool,
+    failed: Outcome,
+    budget: u32,
+    mut judge: impl FnMut(&rabbit::Schedule) -> Option<Outcome>,
+) -> (rabbit::Schedule, Outcome, u32) {
+    let (mut last, mut outcome, mut failing, mut runs) = (tree.current().for_real(cluster).0, failed, true, 0);
     while runs < budget {
         let stepped = if failing { tree.simplify() } else { tree.complicate() };
         if !stepped {
             break;
         }
         let candidate = tree.current().for_real(cluster).0;
-        let tried = real(&candidate);
         runs += 1;
-        failing = !tried.violations.is_empty();
-        if failing {
-            (last, outcome) = (candidate, tried);
-        }
+        failing = match judge(&candidate) {
+            Some(tried) => {
+                (last, outcome) = (candidate, tried);
+                true
+            }
+            None => false,
+        };
     }
-    shrunk(&last, outcome, format!("{sim_said}; shrunk for real in {runs} real runs"))
-}
-
-/// The smallest value of `tree` that `fails`, if its current one does (proptest's shrinking:
-/// simplify while it fails, complicate when it no longer does).
-fn shrunk_by(
-    tree: &mut dyn ValueTree<Value = rabbit::Schedule>,
-    fails: impl Fn(&rabbit::Schedule) -> bool,
-    cluster: bool,
-) -> Option<rabbit::Schedule> {
-    let mut last = tree.current().for_real(cluster).0;
-    if !fails(&last) {
-        return None;
-    }
-    let mut failing = true;
-    loop {
-        let stepped = if failing { tree.simplify() } else { tree.complicate() };
-        if !stepped {
-            break;
-        }
-        let candidate = tree.current().for_real(cluster).0;
-        failing = fails(&candidate);
-        if failing {
-            last = candidate;
-        }
-    }
-    Some(last)
+    let (last, outcome, left_out) = super::leave_out_parts((last, outcome), budget - runs, judge);
+    (last, outcome, runs + left_out)
 }
 
 fn shrunk(schedule: &rabbit::Schedule, real: Outcome, how: String) -> Shrunk {

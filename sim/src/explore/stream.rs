@@ -32,7 +32,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{items_strategy, items_text, window_strategy, Break, Outcome, Window};
+use super::{each_left_out, items_strategy, items_text, window_strategy, without_order_at, without_order_named, Break, Outcome, Window};
 use crate::client::post_json;
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
@@ -120,6 +120,11 @@ pub struct Schedule {
     /// partition its own stock, decided in offset order, and a member's crash a rebalance.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub inventories: u8,
+    /// The broker (Kafka) hung for a window: connections stay open, nothing answers, nothing
+    /// is lost; a hang longer than the session timeout (6 s) rebalances every group when it
+    /// ends (real: its JVM SIGSTOPped). Never with `broker_down` in one schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_hang: Option<Window>,
 }
 
 fn one() -> u8 {
@@ -147,6 +152,9 @@ impl fmt::Display for Schedule {
         }
         if let Some(w) = &self.broker_down {
             writeln!(f, "  the broker (Kafka) down at {} ms for {} ms", w.at_ms, w.for_ms)?;
+        }
+        if let Some(w) = &self.broker_hang {
+            writeln!(f, "  the broker (Kafka) hangs at {} ms for {} ms (connections open, nothing answers)", w.at_ms, w.for_ms)?;
         }
         for fault in &self.faults {
             match fault {
@@ -196,20 +204,61 @@ impl super::Schedule for Schedule {
             prop::collection::vec((items_strategy(), 0u64..3).prop_map(|(items, minute)| StreamOrder { items, minute }), 1..=8),
             0u32..=5,
             proptest::option::weighted(0.3, 5u32..=50),
+            // The hang last, on both sides of the session timeout, and only where the broker
+            // does not go down (one or the other).
+            proptest::option::of((0u64..300, 100u64..12_000).prop_map(|(at_ms, for_ms)| Window { at_ms, for_ms })),
         )
-            .prop_map(|(inventories, broker_down, faults, orders, stock, throttle_per_s)| Schedule {
+            .prop_map(|(inventories, broker_down, faults, orders, stock, throttle_per_s, hang)| Schedule {
                 stock,
                 orders,
                 throttle_per_s,
                 faults,
                 broker_down,
                 inventories,
+                broker_hang: hang.filter(|_| broker_down.is_none()),
             })
             .boxed()
     }
 
     fn run_traced(&self, seed: u64, broken: Option<Break>, traced: bool) -> Outcome {
         run(self, seed, broken, traced)
+    }
+
+    /// The broker's windows, the throttle, each fault, each order but a last one (what is timed
+    /// after it one gap earlier: [`super::without_order_at`]), the extra Inventory instances.
+    fn without_one_part(&self) -> Vec<Self> {
+        let windows = [
+            self.broker_down.map(|_| Schedule { broker_down: None, ..self.clone() }),
+            self.broker_hang.map(|_| Schedule { broker_hang: None, ..self.clone() }),
+            self.throttle_per_s.map(|_| Schedule { throttle_per_s: None, ..self.clone() }),
+            (self.inventories > 1).then(|| Schedule { inventories: 1, ..self.clone() }),
+        ];
+        let faults = each_left_out(&self.faults).map(|faults| Schedule { faults, ..self.clone() });
+        let orders = (0..self.orders.len()).filter(|_| self.orders.len() > 1).map(|i| self.without_order(i));
+        windows.into_iter().flatten().chain(faults).chain(orders).collect()
+    }
+}
+
+impl Schedule {
+    fn without_order(&self, i: usize) -> Schedule {
+        let (n, earlier) = (self.orders.len(), |at_ms| without_order_at(at_ms, i, ORDER_GAP_MS));
+        let faults = self
+            .faults
+            .iter()
+            .map(|fault| match *fault {
+                Fault::Duplicate { order, after_ms } => Fault::Duplicate { order: without_order_named(order, i, n), after_ms },
+                Fault::Reset { at_ms } => Fault::Reset { at_ms: earlier(at_ms) },
+                Fault::Poison { at_ms, kind } => Fault::Poison { at_ms: earlier(at_ms), kind },
+                Fault::NodeLoss { at_ms } => Fault::NodeLoss { at_ms: earlier(at_ms) },
+                Fault::Down { at_ms, for_ms } => Fault::Down { at_ms: earlier(at_ms), for_ms },
+                Fault::Stall { consumer, at_ms } => Fault::Stall { consumer, at_ms: earlier(at_ms) },
+                crash @ Fault::Crash { .. } => crash,
+            })
+            .collect();
+        let mut orders = self.orders.clone();
+        orders.remove(i);
+        let window = |w: Option<Window>| w.map(|w| Window { at_ms: earlier(w.at_ms), ..w });
+        Schedule { orders, faults, broker_down: window(self.broker_down), broker_hang: window(self.broker_hang), ..self.clone() }
     }
 }
 
@@ -256,6 +305,8 @@ enum Step {
     Reset,
     BrokerDown,
     BrokerUp,
+    BrokerHang,
+    BrokerThaw,
     NodeLoss,
     /// Inventory killed, to be started again after this long.
     InventoryDown(Duration),
@@ -517,6 +568,10 @@ async fn drive(
         timeline.push((w.at_ms, Step::BrokerDown));
         timeline.push((w.at_ms + w.for_ms, Step::BrokerUp));
     }
+    if let Some(w) = &schedule.broker_hang {
+        timeline.push((w.at_ms, Step::BrokerHang));
+        timeline.push((w.at_ms + w.for_ms, Step::BrokerThaw));
+    }
     timeline.sort_by_key(|(t, _)| *t);
     let t0 = Instant::now();
     // Every append runs in a task of its own (it waits out an outage while the timeline goes
@@ -552,6 +607,14 @@ async fn drive(
             Step::BrokerUp => {
                 log.note("the broker is back".into());
                 world.set_broker(true);
+            }
+            Step::BrokerHang => {
+                log.note("the broker hangs".into());
+                world.set_broker_hung(true);
+            }
+            Step::BrokerThaw => {
+                log.note("the broker answers again".into());
+                world.set_broker_hung(false);
             }
             Step::InventoryDown(away) => {
                 log.note(format!("inventory killed, away for {} ms", away.as_millis()));

@@ -86,8 +86,14 @@ pub enum Broker {
     /// `rabbitmqctl stop_app` (the node stays up, every connection is closed, AMQP refused),
     /// then `start_app`.
     RabbitMq,
+    /// RabbitMQ hung: its Erlang VM SIGSTOPped (`scripts/brokers.sh freeze rabbitmq`; in
+    /// compose, `docker compose pause`), then SIGCONT until it serves.
+    RabbitMqHung,
     /// A SIGKILL of the Kafka JVM, then a start until it serves.
     Kafka,
+    /// Kafka hung: its JVM SIGSTOPped (`scripts/brokers.sh freeze kafka`; in compose, `docker
+    /// compose pause`), then SIGCONT until it serves.
+    KafkaHung,
     /// One node of the RabbitMQ cluster: `scripts/brokers.sh kill rabbitmq-node N` (SIGKILL of
     /// its Erlang VM), then `up --cluster rabbitmq` (it starts and rejoins).
     RabbitMqNode(u8),
@@ -100,6 +106,8 @@ impl Broker {
     fn stop_args(self) -> Vec<String> {
         let args: &[&str] = match self {
             Broker::RabbitMq => &["pause", "rabbitmq"],
+            Broker::RabbitMqHung => &["freeze", "rabbitmq"],
+            Broker::KafkaHung => &["freeze", "kafka"],
             Broker::Kafka => &["kill", "kafka"],
             Broker::RabbitMqNode(n) => return vec!["kill".into(), "rabbitmq-node".into(), n.to_string()],
             Broker::KafkaNode(n) => return vec!["kill".into(), "kafka-node".into(), n.to_string()],
@@ -110,6 +118,8 @@ impl Broker {
     fn start_args(self) -> Vec<String> {
         let args: &[&str] = match self {
             Broker::RabbitMq => &["resume", "rabbitmq"],
+            Broker::RabbitMqHung => &["thaw", "rabbitmq"],
+            Broker::KafkaHung => &["thaw", "kafka"],
             Broker::Kafka => &["up", "kafka"],
             Broker::RabbitMqNode(_) => &["up", "--cluster", "rabbitmq"],
             Broker::KafkaNode(_) => &["up", "--cluster", "kafka"],
@@ -124,6 +134,16 @@ impl Broker {
             (BrokerHost::Compose, Broker::RabbitMq) => {
                 Compose::of(Model::AsyncRabbitmq).exec("rabbitmq", &["rabbitmqctl", "-q", "stop_app"])?;
                 tracing::info!("rabbitmq paused in its container (rabbitmqctl stop_app)");
+                Ok(())
+            }
+            (BrokerHost::Compose, Broker::RabbitMqHung) => {
+                Compose::of(Model::AsyncRabbitmq).run(&["pause", "rabbitmq"])?;
+                tracing::info!("rabbitmq's container paused (its processes frozen)");
+                Ok(())
+            }
+            (BrokerHost::Compose, Broker::KafkaHung) => {
+                Compose::of(Model::StreamingKafka).run(&["pause", "kafka"])?;
+                tracing::info!("kafka's container paused (its JVM frozen)");
                 Ok(())
             }
             (BrokerHost::Compose, Broker::Kafka) => {
@@ -149,9 +169,16 @@ impl Broker {
                     compose.exec("rabbitmq", &["rabbitmqctl", "-q", "await_startup"]).map(drop)
                 })
             }
-            (BrokerHost::Compose, Broker::Kafka) => {
+            (BrokerHost::Compose, Broker::RabbitMqHung) => {
+                let compose = Compose::of(Model::AsyncRabbitmq);
+                compose.run(&["unpause", "rabbitmq"])?;
+                compose.await_ok("rabbitmq serving again", WITHIN, || {
+                    compose.exec("rabbitmq", &["rabbitmqctl", "-q", "await_startup"]).map(drop)
+                })
+            }
+            (BrokerHost::Compose, Broker::Kafka | Broker::KafkaHung) => {
                 let compose = Compose::of(Model::StreamingKafka);
-                compose.run(&["start", "kafka"])?;
+                compose.run(&[if self == Broker::Kafka { "start" } else { "unpause" }, "kafka"])?;
                 compose.await_ok("kafka serving again", WITHIN, || {
                     compose.exec("kafka", &["/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092", "--list"]).map(drop)
                 })

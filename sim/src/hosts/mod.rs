@@ -36,6 +36,9 @@ pub enum Away {
     Broker,
     /// The broker node the services are connected to (a node of a cluster).
     Node,
+    /// The broker hangs: its connections stay open and nothing answers (RabbitMQ's VM or the
+    /// Kafka JVM SIGSTOPped).
+    Hang,
 }
 
 /// The hosts of one deployment. Every method takes `&self`, so that an experiment can restart
@@ -162,6 +165,7 @@ impl<'w> Hosts<'w> {
         match (self, what) {
             (Hosts::Sim(world), Away::Broker) => world.set_broker(false),
             (Hosts::Sim(world), Away::Node) => world.lose_node(),
+            (Hosts::Sim(world), Away::Hang) => world.set_broker_hung(true),
             (Hosts::Real(processes), what) => processes.take_away(what).await?,
         }
         Ok(())
@@ -174,6 +178,7 @@ impl<'w> Hosts<'w> {
         match (self, what) {
             (Hosts::Sim(world), Away::Broker) => world.set_broker(true),
             (Hosts::Sim(_), Away::Node) => {}
+            (Hosts::Sim(world), Away::Hang) => world.set_broker_hung(false),
             (Hosts::Real(processes), _) => processes.bring_back().await?,
         }
         Ok(())

@@ -247,6 +247,8 @@ impl Processes {
         let broker = match (self.model, what) {
             (Model::AsyncRabbitmq, Away::Broker) => Broker::RabbitMq,
             (Model::AsyncRabbitmq, Away::Node) => Broker::RabbitMqNode(1),
+            (Model::AsyncRabbitmq, Away::Hang) => Broker::RabbitMqHung,
+            (Model::StreamingKafka, Away::Hang) => Broker::KafkaHung,
             (Model::StreamingKafka, Away::Broker) => Broker::Kafka,
             (Model::StreamingKafka, Away::Node) => Broker::KafkaNode(1),
             (Model::SyncRest, _) => bail!("Part A has no broker to take away"),

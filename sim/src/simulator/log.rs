@@ -14,6 +14,13 @@
 //! committed is read again. An append under way when the broker goes down is stored but its
 //! acknowledgement is lost: the producer appends it again (a duplicate the consumers absorb).
 //!
+//! **A hang** ([`SimLog::set_hung`]: Kafka SIGSTOPped, for real): the connections stay open
+//! and nothing answers — every call waits until the broker answers again, nothing is lost, and
+//! the group coordinator, hung too, evicts nobody meanwhile. When it runs again after a hang
+//! longer than the consumers' session timeout, their sessions have expired: every group is
+//! rebalanced and its members carry on from the committed offsets (a Kafka client rejoins by
+//! itself; what was read but not committed is read again).
+//!
 //! **Transactions** are atomic here by construction (one lock): the records and the offsets
 //! land together, after one hop, or — the broker down meanwhile — not at all. As in Kafka, a
 //! committed transaction leaves a commit marker that takes one offset in each partition it
@@ -59,6 +66,8 @@ struct State {
     next_id: u64,
     /// The broker is away (an outage).
     down: bool,
+    /// Since when the broker hangs (answers nothing, drops nothing), if it does.
+    hung_since: Option<tokio::time::Instant>,
 }
 
 fn unreachable() -> LogError {
@@ -150,6 +159,8 @@ impl State {
 pub struct SimLog {
     state: Mutex<State>,
     appended: Notify,
+    /// Wakes the calls waiting out a hang.
+    answering: Notify,
     rng: Mutex<SimRng>,
     link: LinkModel,
 }
@@ -161,9 +172,16 @@ impl SimLog {
 
     /// A log whose topics have `partitions` partitions each.
     pub fn with_partitions(rng: SimRng, link: LinkModel, partitions: u32) -> Self {
-        let state =
-            State { partitions, logs: BTreeMap::new(), committed: BTreeMap::new(), members: BTreeMap::new(), next_id: 0, down: false };
-        SimLog { state: Mutex::new(state), appended: Notify::new(), rng: Mutex::new(rng), link }
+        let state = State {
+            partitions,
+            logs: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            members: BTreeMap::new(),
+            next_id: 0,
+            down: false,
+            hung_since: None,
+        };
+        SimLog { state: Mutex::new(state), appended: Notify::new(), answering: Notify::new(), rng: Mutex::new(rng), link }
     }
 
     fn hop(&self) -> Duration {
@@ -192,6 +210,50 @@ impl SimLog {
         self.appended.notify_waiters();
     }
 
+    /// The broker hangs (`true`: every call waits) or answers again. A hang of at least
+    /// `session_timeout` outlived every member's session: as Kafka's coordinator does once it
+    /// runs again, every group is rebalanced (its members carry on from the committed offsets,
+    /// as a Kafka client rejoins by itself).
+    pub fn set_hung(&self, hung: bool, session_timeout: Duration) {
+        let now = tokio::time::Instant::now();
+        {
+            let mut state = self.state();
+            match (hung, state.hung_since) {
+                (true, None) => state.hung_since = Some(now),
+                (false, Some(since)) => {
+                    state.hung_since = None;
+                    if now.duration_since(since) >= session_timeout {
+                        // Each member rejoins: a new session from now.
+                        for member in state.members.values_mut() {
+                            member.last_seen = now;
+                        }
+                        let groups: std::collections::BTreeSet<String> = state.members.values().map(|m| m.group.clone()).collect();
+                        for group in groups {
+                            state.rebalance(&group);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !hung {
+            self.answering.notify_waiters();
+        }
+    }
+
+    /// Until the broker answers (at once unless it hangs).
+    async fn answers(&self) {
+        loop {
+            let answering = self.answering.notified();
+            tokio::pin!(answering);
+            answering.as_mut().enable();
+            if self.state().hung_since.is_none() {
+                return;
+            }
+            answering.await;
+        }
+    }
+
     /// The group coordinator gives up on `group`'s members after their session timeout (they
     /// died without leaving): they are removed and the partitions dealt to whoever joins.
     pub fn evict_group(&self, group: &str) {
@@ -205,6 +267,9 @@ impl SimLog {
     /// partitions dealt to the members left. Returns how many were evicted.
     pub fn evict_silent(&self, group: &str, timeout: Duration) -> usize {
         let mut state = self.state();
+        if state.hung_since.is_some() {
+            return 0;
+        }
         let now = tokio::time::Instant::now();
         let before = state.members.len();
         state.members.retain(|_, m| m.group != group || now.duration_since(m.last_seen) < timeout);
@@ -229,8 +294,10 @@ impl SimLog {
 impl EventLog for SimLog {
     fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
         Box::pin(async move {
+            self.answers().await;
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
+            self.answers().await;
             let (placed, down) = {
                 let mut state = self.state();
                 let placed = state.write(records);
@@ -247,8 +314,10 @@ impl EventLog for SimLog {
     }
 
     fn fence(&self, _writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
-        let result = self.up().map(drop);
-        Box::pin(async move { result })
+        Box::pin(async move {
+            self.answers().await;
+            self.up().map(drop)
+        })
     }
 
     fn transact(
@@ -259,8 +328,10 @@ impl EventLog for SimLog {
         positions: Vec<Position>,
     ) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
+            self.answers().await;
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
+            self.answers().await;
             {
                 let mut state = self.up()?;
                 let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
@@ -290,18 +361,22 @@ impl EventLog for SimLog {
     }
 
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
-        let result = self.up().map(|state| {
-            (0..state.partitions)
-                .flat_map(|p| (0..).map_while(|offset| state.record(topic, p, offset)).flatten().collect::<Vec<_>>())
-                .collect()
-        });
-        Box::pin(async move { result })
+        Box::pin(async move {
+            self.answers().await;
+            self.up().map(|state| {
+                (0..state.partitions)
+                    .flat_map(|p| (0..).map_while(|offset| state.record(topic, p, offset)).flatten().collect::<Vec<_>>())
+                    .collect()
+            })
+        })
     }
 
     fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         // Transactions are atomic here: none is ever open to wait for.
-        let result = self.up().map(|state| (0..).map_while(|offset| state.record(topic, partition, offset)).flatten().collect());
-        Box::pin(async move { result })
+        Box::pin(async move {
+            self.answers().await;
+            self.up().map(|state| (0..).map_while(|offset| state.record(topic, partition, offset)).flatten().collect())
+        })
     }
 
     fn partitions(&self) -> u32 {
@@ -309,24 +384,23 @@ impl EventLog for SimLog {
     }
 
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
-        let result = self.up().map(|mut state| {
-            state.next_id += 1;
-            let id = ConsumerId(state.next_id);
-            let member = Member {
-                group: group.to_owned(),
-                topics: topics.to_vec(),
-                positions: BTreeMap::new(),
-                last_seen: tokio::time::Instant::now(),
-            };
-            state.members.insert(id, member);
-            state.rebalance(group);
-            id
-        });
-        Box::pin(async move { result })
+        let (group, topics) = (group.to_owned(), topics.to_vec());
+        Box::pin(async move {
+            self.answers().await;
+            self.up().map(|mut state| {
+                state.next_id += 1;
+                let id = ConsumerId(state.next_id);
+                let member = Member { group: group.clone(), topics, positions: BTreeMap::new(), last_seen: tokio::time::Instant::now() };
+                state.members.insert(id, member);
+                state.rebalance(&group);
+                id
+            })
+        })
     }
 
     fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         Box::pin(async move {
+            self.answers().await;
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 let appended = self.appended.notified();
@@ -344,21 +418,25 @@ impl EventLog for SimLog {
     }
 
     fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
-        let result = self.up().and_then(|state| {
-            let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
-            Ok(member
-                .positions
-                .iter()
-                .map(|((topic, partition), next)| Position { topic: *topic, partition: *partition, next: *next })
-                .collect())
-        });
-        Box::pin(async move { result })
+        Box::pin(async move {
+            self.answers().await;
+            self.up().and_then(|state| {
+                let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
+                Ok(member
+                    .positions
+                    .iter()
+                    .map(|((topic, partition), next)| Position { topic: *topic, partition: *partition, next: *next })
+                    .collect())
+            })
+        })
     }
 
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
+            self.answers().await;
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
+            self.answers().await;
             let mut state = self.up()?;
             let group = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?.group.clone();
             for p in positions {
@@ -371,50 +449,57 @@ impl EventLog for SimLog {
     fn leave(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<(), LogError>> {
         // A member that closes is gone even if the broker cannot be told now: a restarted
         // coordinator keeps no members (they all join again), and a live one would evict it.
-        let result = {
-            let mut state = self.state();
-            match state.members.remove(&consumer) {
-                Some(member) => {
-                    state.rebalance(&member.group);
-                    if state.down {
-                        Err(unreachable())
-                    } else {
-                        Ok(())
+        Box::pin(async move {
+            self.answers().await;
+            {
+                let mut state = self.state();
+                match state.members.remove(&consumer) {
+                    Some(member) => {
+                        state.rebalance(&member.group);
+                        if state.down {
+                            Err(unreachable())
+                        } else {
+                            Ok(())
+                        }
                     }
+                    None => Err(LogError::UnknownConsumer(consumer)),
                 }
-                None => Err(LogError::UnknownConsumer(consumer)),
             }
-        };
-        Box::pin(async move { result })
+        })
     }
 
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = self
-            .up()
-            .map(|state| (0..state.partitions).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect());
-        Box::pin(async move { offsets })
+        Box::pin(async move {
+            self.answers().await;
+            self.up().map(|state| (0..state.partitions).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect())
+        })
     }
 
     fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
-        let offsets = self
-            .up()
-            .map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.to_owned(), topic, p)).copied().unwrap_or(0)).collect());
-        Box::pin(async move { offsets })
+        let group = group.to_owned();
+        Box::pin(async move {
+            self.answers().await;
+            self.up()
+                .map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.clone(), topic, p)).copied().unwrap_or(0)).collect())
+        })
     }
 
     fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
-        let result = self.up().and_then(|mut state| {
-            if state.members.values().any(|m| m.group == group) {
-                Err(LogError::GroupActive { group: group.to_owned() })
-            } else {
-                for topic in topics {
-                    for p in 0..state.partitions {
-                        state.committed.insert((group.to_owned(), *topic, p), 0);
+        let (group, topics) = (group.to_owned(), topics.to_vec());
+        Box::pin(async move {
+            self.answers().await;
+            self.up().and_then(|mut state| {
+                if state.members.values().any(|m| m.group == group) {
+                    Err(LogError::GroupActive { group: group.to_owned() })
+                } else {
+                    for topic in &topics {
+                        for p in 0..state.partitions {
+                            state.committed.insert((group.to_owned(), *topic, p), 0);
+                        }
                     }
+                    Ok(())
                 }
-                Ok(())
-            }
-        });
-        Box::pin(async move { result })
+            })
+        })
     }
 }

@@ -14,6 +14,13 @@
 //! A publish under way when the broker goes down reaches the queue, but its confirm is lost:
 //! the publisher sees an error and publishes again — the harsher of the two possibilities,
 //! because it makes a duplicate the consumer's dedup must absorb.
+//!
+//! **A hang** ([`SimQueue::set_hung`]: RabbitMQ SIGSTOPped, for real): the connections stay
+//! open and nothing answers — every call waits until the broker answers again, nothing is
+//! delivered, nothing is lost. That is what a real client sees while the hang is shorter than
+//! the AMQP heartbeat's timeout (RabbitMQ's 60 s); the schedules' hangs are (at most 3 s of
+//! virtual time, 15 s for real at the default scale). What a longer hang does to a client's
+//! connection is not modelled (closed by the client, it would be the outage above).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -51,6 +58,8 @@ struct State {
     next_tag: u64,
     /// The broker is away (an outage).
     down: bool,
+    /// The broker hangs (answers nothing, drops nothing).
+    hung: bool,
 }
 
 fn unreachable() -> QueueError {
@@ -96,7 +105,7 @@ impl State {
     /// Hands ready messages to consumers with room under their prefetch, round robin in
     /// subscription order. Consumers whose receiver was dropped are cancelled first.
     fn pump(&mut self) {
-        if self.down {
+        if self.down || self.hung {
             return;
         }
         let gone: Vec<u64> = self.consumers.iter().filter(|(_, c)| c.tx.is_disconnected()).map(|(id, _)| *id).collect();
@@ -146,11 +155,13 @@ pub struct SimQueue {
     state: Arc<Mutex<State>>,
     rng: Mutex<SimRng>,
     link: LinkModel,
+    /// Wakes the calls waiting out a hang.
+    answering: Arc<tokio::sync::Notify>,
 }
 
 impl SimQueue {
     pub fn new(rng: SimRng, link: LinkModel) -> Self {
-        SimQueue { state: Arc::new(Mutex::new(State::default())), rng: Mutex::new(rng), link }
+        SimQueue { state: Arc::new(Mutex::new(State::default())), rng: Mutex::new(rng), link, answering: Arc::default() }
     }
 
     fn hop(&self) -> Duration {
@@ -179,6 +190,27 @@ impl SimQueue {
         state.pump();
     }
 
+    /// The broker hangs (`true`: every call waits, nothing is delivered) or answers again.
+    pub fn set_hung(&self, hung: bool) {
+        let mut state = self.state.lock().expect("queue state lock");
+        state.hung = hung;
+        state.pump();
+        if !hung {
+            self.answering.notify_waiters();
+        }
+    }
+
+    /// Until the broker answers (at once unless it hangs).
+    async fn answers(&self) {
+        loop {
+            let answering = self.answering.notified();
+            if !self.state.lock().expect("queue state lock").hung {
+                return;
+            }
+            answering.await;
+        }
+    }
+
     /// Whether the broker is away now (down, or its clients failing over).
     pub fn is_down(&self) -> bool {
         self.state.lock().expect("queue state lock").down
@@ -200,10 +232,12 @@ impl MessageQueue for SimQueue {
     /// All in flight at once: one hop for the lot, as with pipelined AMQP confirms.
     fn publish_all(&self, messages: Vec<queue::Message>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
+            self.answers().await;
             if self.with(|s| s.down) {
                 return Err(unreachable());
             }
             tokio::time::sleep(self.hop()).await;
+            self.answers().await;
             self.with(|s| {
                 for message in messages {
                     for queue in message.route.queues() {
@@ -223,6 +257,7 @@ impl MessageQueue for SimQueue {
 
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {
         Box::pin(async move {
+            self.answers().await;
             let (tx, rx) = flume::unbounded();
             let id = self.with(|s| {
                 if s.down {
@@ -245,36 +280,44 @@ impl MessageQueue for SimQueue {
     }
 
     fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
-        let result = self.with(|s| s.settle(delivery).map(drop));
-        Box::pin(async move { result })
+        let delivery = delivery.clone();
+        Box::pin(async move {
+            self.answers().await;
+            self.with(|s| s.settle(&delivery).map(drop))
+        })
     }
 
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
-        let result = self.with(|s| {
-            let mut message = s.settle(delivery)?;
-            if !requeue {
-                s.dead_letter(message, "rejected");
-            } else {
-                message.returns += 1;
-                message.redelivered = true;
-                if message.returns > DELIVERY_LIMIT {
-                    s.dead_letter(message, "delivery_limit");
+        let delivery = delivery.clone();
+        Box::pin(async move {
+            self.answers().await;
+            self.with(|s| {
+                let mut message = s.settle(&delivery)?;
+                if !requeue {
+                    s.dead_letter(message, "rejected");
                 } else {
-                    s.enqueue(delivery.queue, message);
+                    message.returns += 1;
+                    message.redelivered = true;
+                    if message.returns > DELIVERY_LIMIT {
+                        s.dead_letter(message, "delivery_limit");
+                    } else {
+                        s.enqueue(delivery.queue, message);
+                    }
                 }
-            }
-            Ok(())
-        });
-        Box::pin(async move { result })
+                Ok(())
+            })
+        })
     }
 
     fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>> {
         let (delivery, reason) = (delivery.clone(), reason.to_owned());
         Box::pin(async move {
+            self.answers().await;
             if self.with(|s| s.down) {
                 return Err(unreachable());
             }
             tokio::time::sleep(self.hop()).await;
+            self.answers().await;
             self.with(|s| {
                 let message = s.settle(&delivery)?;
                 s.dead_letter(message, &reason);
@@ -284,8 +327,14 @@ impl MessageQueue for SimQueue {
     }
 
     fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
-        let depth = if self.with(|s| s.down) { Err(unreachable()) } else { Ok(self.ready(queue)) };
-        Box::pin(async move { depth })
+        Box::pin(async move {
+            self.answers().await;
+            if self.with(|s| s.down) {
+                Err(unreachable())
+            } else {
+                Ok(self.ready(queue))
+            }
+        })
     }
 
     fn is_connected(&self) -> bool {

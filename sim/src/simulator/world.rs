@@ -379,6 +379,19 @@ impl World {
         self.brokers().apply(&away);
     }
 
+    /// The broker hangs (`true`: SIGSTOPped for real; nothing answers, nothing is lost; see
+    /// `SimQueue::set_hung`, `SimLog::set_hung`) or answers again.
+    pub fn set_broker_hung(&self, hung: bool) {
+        tracing::debug!(hung, at_ms = now_ms(), "broker");
+        let brokers = self.brokers();
+        if let Some(queue) = &brokers.queue {
+            queue.set_hung(hung);
+        }
+        if let Some(log) = &brokers.log {
+            log.set_hung(hung, SESSION_TIMEOUT);
+        }
+    }
+
     /// The world's brokers as they exist now.
     fn brokers(&self) -> Brokers {
         Brokers { queue: self.queue.lock().expect("queue lock").clone(), log: self.log.lock().expect("log lock").clone() }

@@ -190,6 +190,17 @@ impl<'w> Deployment<'w> {
         self.hosts.bring_back(Away::Broker).await
     }
 
+    /// The broker hangs: its connections stay open and nothing answers (real: the Kafka JVM
+    /// SIGSTOPped).
+    pub async fn hang_broker(&self) -> anyhow::Result<()> {
+        self.hosts.take_away(Away::Hang).await
+    }
+
+    /// The hung broker answers again (real: SIGCONT, then until it serves).
+    pub async fn thaw_broker(&self) -> anyhow::Result<()> {
+        self.hosts.bring_back(Away::Hang).await
+    }
+
     /// Broker 1 of the cluster dies (its clients fail over after the world's node failover).
     pub async fn lose_node(&self) -> anyhow::Result<()> {
         self.hosts.take_away(Away::Node).await
