@@ -74,9 +74,10 @@ cargo run --release --locked --quiet -- --out target/test-out
 step "graded run, real processes and brokers (60 s outage included)"
 cargo run --release --locked --quiet -- --real-brokers --out target/test-out
 
-step "explore's schedules on the real deployment (async-rabbitmq): 6 of seed 7 on one node, 4 of seed 2026 on the cluster"
+step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7"
 cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model async-rabbitmq --cases 6 --out target/test-out
 cargo run --release --locked --quiet -- --real-brokers --seed 2026 explore --model async-rabbitmq --cases 4 --cluster --out target/test-out
+cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 4 --out target/test-out
 
 step "the clustered deployment, simulation then real (node loss, scale-out)"
 cargo run --release --locked --quiet -- cluster --out target/test-out

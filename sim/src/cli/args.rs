@@ -114,10 +114,13 @@ pub struct ExploreArgs {
     /// the real run does not fail on its answer, proptest shrinks again with real runs.
     #[arg(long, default_value_t = DEFAULT_SHRINK_BUDGET, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub shrink_budget: u32,
-    /// The RabbitMQ used with --real-brokers.
+    /// The RabbitMQ used with --real-brokers (async-rabbitmq).
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
     pub amqp_url: String,
-    /// With --real-brokers: play on the 3-node RabbitMQ cluster and PostgreSQL that
+    /// The Kafka used with --real-brokers (streaming-kafka).
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+    /// With --real-brokers (async-rabbitmq): play on the 3-node RabbitMQ cluster and PostgreSQL that
     /// `scripts/brokers.sh up --cluster` starts (Inventory instances share the database): a
     /// schedule's node loss SIGKILLs node 1, started again after the case; its whole-broker
     /// outage or hang is not played (dropped in both runs).

@@ -142,9 +142,6 @@ fn write_explore_summary(path: &Path, rows: &[explore::Exploration]) -> anyhow::
     Ok(())
 }
 
-/// The models `explore --real-brokers` plays for real so far.
-const PLAYED_FOR_REAL: [Model; 1] = [Model::AsyncRabbitmq];
-
 /// `campus-sim --real-brokers explore`: each case (or the one `--replay` names) in the
 /// simulation and on the real deployment; a line per case with both verdicts and whether the
 /// business outcome is the same, each difference and failure with the schedule and the
@@ -153,19 +150,25 @@ const PLAYED_FOR_REAL: [Model; 1] = [Model::AsyncRabbitmq];
 /// business outcome alone is reported, not failed (see docs/explore.md).
 fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
     let model = args.model.unwrap_or(Model::AsyncRabbitmq);
-    if !PLAYED_FOR_REAL.contains(&model) {
-        anyhow::bail!(
-            "explore --real-brokers plays {} so far; {} is explored in the simulation only (drop --real-brokers)",
-            PLAYED_FOR_REAL.map(|m| m.name()).join(", "),
-            model.name()
-        );
-    }
-    let place = if args.cluster {
-        super::preflight::cluster(&args.cluster_amqp_url, &args.cluster_store, "", Some(model))?;
-        Place { store: Some(args.cluster_store.clone()), ..Place::new(&args.cluster_amqp_url, "", BrokerHost::Script) }
-    } else {
-        super::preflight::rabbitmq(&args.amqp_url, BrokerHost::Script)?;
-        Place { amqp_url: args.amqp_url.clone(), ..Place::default() }
+    let place = match (model, args.cluster) {
+        (Model::SyncRest, _) => anyhow::bail!(
+            "explore --real-brokers plays the messaging models (async-rabbitmq, streaming-kafka); sync-rest is explored in the simulation only (drop --real-brokers)"
+        ),
+        (Model::StreamingKafka, true) => {
+            anyhow::bail!("explore --real-brokers --cluster plays async-rabbitmq; streaming-kafka's schedules run on one Kafka broker (drop --cluster)")
+        }
+        (Model::StreamingKafka, false) => {
+            super::preflight::kafka(&args.bootstrap_servers, BrokerHost::Script)?;
+            Place { bootstrap: args.bootstrap_servers.clone(), ..Place::default() }
+        }
+        (Model::AsyncRabbitmq, true) => {
+            super::preflight::cluster(&args.cluster_amqp_url, &args.cluster_store, "", Some(model))?;
+            Place { store: Some(args.cluster_store.clone()), ..Place::new(&args.cluster_amqp_url, "", BrokerHost::Script) }
+        }
+        (Model::AsyncRabbitmq, false) => {
+            super::preflight::rabbitmq(&args.amqp_url, BrokerHost::Script)?;
+            Place { amqp_url: args.amqp_url.clone(), ..Place::default() }
+        }
     };
     let target = RealTarget {
         exe: std::env::current_exe().context("locating the campus-sim executable")?,
@@ -187,11 +190,16 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
             (vec![case], None)
         }
         None => {
-            let on = if args.cluster { "the 3-node RabbitMQ cluster and PostgreSQL" } else { "RabbitMQ" };
+            let on = match (model, args.cluster) {
+                (Model::StreamingKafka, _) => format!("Kafka at {}", target.place.bootstrap),
+                (_, true) => {
+                    format!("the 3-node RabbitMQ cluster and PostgreSQL at {}", campus::transport::amqp::redacted(&target.place.amqp_url))
+                }
+                _ => format!("RabbitMQ at {}", campus::transport::amqp::redacted(&target.place.amqp_url)),
+            };
             println!(
-                "explore {}{shown} on real processes and {on} at {}: seed {seed}, {} schedules, 1 virtual ms = {} wall ms",
+                "explore {}{shown} on real processes and {on}: seed {seed}, {} schedules, 1 virtual ms = {} wall ms",
                 model.name(),
-                campus::transport::amqp::redacted(&target.place.amqp_url),
                 args.cases,
                 args.time_scale
             );

@@ -100,8 +100,9 @@ pub enum Command {
     /// malformed messages, delays, resets, throttling), run each in the simulation, check the
     /// invariants, and shrink a failing schedule to a minimal one with the command that replays
     /// it. --break switches a safeguard off to watch the checker catch the broken design.
-    /// With --real-brokers (async-rabbitmq so far) each schedule also runs on real processes
-    /// and RabbitMQ, judged by the same checker: both verdicts and outcomes side by side.
+    /// With --real-brokers (async-rabbitmq, streaming-kafka) each schedule also runs on real
+    /// processes and RabbitMQ or Kafka, judged by the same checker: both verdicts and outcomes
+    /// side by side.
     Explore(ExploreArgs),
     /// Benchmarks: each model's cost next to the floor of its transport on this machine (a
     /// bare HTTP hop, raw lapin, Kafka's own perf tools), and the simulation's speed. Writes

@@ -10,7 +10,7 @@
 //! command that runs exactly that schedule again, trace included.
 //!
 //! With `--real-brokers` ([`real`]) the same schedules also run on real processes and brokers
-//! (Part B's so far: [`rabbit_real`]), judged by the same checker, and the two verdicts and
+//! (Parts B and C: [`rabbit_real`], [`stream_real`]), judged by the same checker, and the two verdicts and
 //! business outcomes are compared case by case.
 //!
 //! The properties hold for the services as built. `--break` switches one safeguard off (in the
@@ -29,6 +29,7 @@ pub mod rabbit_real;
 pub mod real;
 pub mod rest;
 pub mod stream;
+pub mod stream_real;
 
 pub use real::{RealCase, RealTarget};
 
@@ -141,8 +142,8 @@ pub struct Outcome {
     /// Messages the simulated transports moved (requests and replies, publishes and
     /// deliveries, records appended and polled): the "simulated events".
     pub events: u64,
-    /// What the run decided, as [`Business`] lines (so far kept by the models that run on real
-    /// brokers too; empty for the others).
+    /// What the run decided, as [`Business`] lines (kept by the models that run on real
+    /// brokers too; empty for sync-rest).
     pub business: Business,
 }
 

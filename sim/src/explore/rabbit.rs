@@ -366,6 +366,7 @@ impl Schedule {
             auto_ack: broken == Some(Break::AutoAck) && service == Service::Inventory,
             no_dedup: broken == Some(Break::Dedup),
             no_reconnect: broken == Some(Break::NoReconnect),
+            ..ServedFaults::default()
         }
     }
 }

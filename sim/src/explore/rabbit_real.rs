@@ -17,7 +17,7 @@
 //! A step that takes longer than its slot (stopping or starting the broker takes seconds) holds
 //! back the steps after it: the timeline keeps its order, not its exact times.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,23 +26,11 @@ use campus::{Model, Service};
 use tokio::time::Instant;
 
 use super::rabbit::{judged, play, Publisher, Schedule, Timeline, INSTANCE_NAMES, RESTART_AFTER, SETTLE_WITHIN};
+use super::real::Notes;
 use super::{Break, Outcome, RealTarget};
 use crate::async_rabbitmq::observe::{sample, settled};
 use crate::async_rabbitmq::{Config, Deployment};
 use crate::hosts::{Hosts, LabFlags, Processes};
-
-/// The harness's own lines, stamped with the wall milliseconds since the run began.
-struct Notes {
-    t0: Instant,
-    lines: RefCell<Vec<String>>,
-}
-
-impl Notes {
-    fn note(&self, line: String) {
-        let t = self.t0.elapsed().as_millis();
-        self.lines.borrow_mut().push(format!("{t:>7} ms  {line}"));
-    }
-}
 
 /// Plays `schedule` (as [`Schedule::for_real`] left it) on real processes.
 pub async fn run(schedule: &Schedule, broken: Option<Break>, target: &RealTarget) -> anyhow::Result<Outcome> {
@@ -56,13 +44,13 @@ pub async fn run(schedule: &Schedule, broken: Option<Break>, target: &RealTarget
     let processes = Processes::new(&target.exe, Model::AsyncRabbitmq, "explore", target.place.clone()).await?.with_lab_flags(lab);
     let config = Config { prefetch: 1, stock: schedule.stock, ..Config::default() };
     let d = Deployment::start(Hosts::Real(Box::new(processes)), &config, schedule.inventories.max(1)).await?;
-    let notes = Notes { t0: Instant::now(), lines: RefCell::new(Vec::new()) };
+    let notes = Notes::new();
     let held_down = Cell::new(false);
     let supervisor = Box::pin(restart_crashed(&d, &held_down, &notes, target.scale));
     let outcome = super::while_running(drive(schedule, &d, &held_down, &notes, target.scale), vec![supervisor]).await;
     d.teardown().await;
     let mut outcome = outcome?;
-    outcome.trace = notes.lines.take();
+    outcome.trace = notes.take();
     Ok(outcome)
 }
 
@@ -91,7 +79,7 @@ async fn restart_crashed(d: &Deployment<'_>, held_down: &Cell<bool>, notes: &Not
 }
 
 async fn drive(schedule: &Schedule, d: &Deployment<'_>, held_down: &Cell<bool>, notes: &Notes, scale: u32) -> anyhow::Result<Outcome> {
-    let t0 = notes.t0;
+    let t0 = notes.t0();
     let n = schedule.orders.len();
     let Timeline { steps, duplicates, malformed } = schedule.timeline();
     let (mq, publisher) = (d.mq(), Publisher::new(d.mq()));

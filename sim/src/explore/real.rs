@@ -5,7 +5,8 @@
 //! difference is a finding, printed with the schedule, both outcomes and the commands that run
 //! it again.
 //!
-//! Parts played for real so far: async-rabbitmq ([`super::rabbit_real`]).
+//! Parts played for real: async-rabbitmq ([`super::rabbit_real`]) and streaming-kafka
+//! ([`super::stream_real`]); sync-rest's schedules are explored in the simulation only.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,8 +14,63 @@ use std::time::{Duration, Instant};
 use campus::Model;
 use proptest::strategy::{Strategy, ValueTree};
 
-use super::{rabbit, rabbit_real, replay_command, Break, Outcome, Schedule as _};
+use super::{rabbit, rabbit_real, replay_command, stream, stream_real, Break, Outcome, Schedule};
+
+/// A model's schedules as `explore --real-brokers` plays them.
+pub trait PlayedForReal: Schedule + PartialEq {
+    /// The same schedule without what the deployment (`cluster`: the clustered one) cannot be
+    /// made to suffer, and what was taken out (empty: nothing).
+    fn for_real(&self, cluster: bool) -> (Self, String);
+    /// Plays the schedule (as `for_real` left it) on real processes and brokers.
+    fn run_real<'a>(&'a self, seed: u64, broken: Option<Break>, target: &'a RealTarget) -> BoxFuture<'a, anyhow::Result<Outcome>>;
+}
+
+impl PlayedForReal for rabbit::Schedule {
+    fn for_real(&self, cluster: bool) -> (Self, String) {
+        rabbit::Schedule::for_real(self, cluster)
+    }
+    fn run_real<'a>(&'a self, _seed: u64, broken: Option<Break>, target: &'a RealTarget) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+        Box::pin(rabbit_real::run(self, broken, target))
+    }
+}
+
+impl PlayedForReal for stream::Schedule {
+    fn for_real(&self, _cluster: bool) -> (Self, String) {
+        stream::Schedule::for_real(self)
+    }
+    fn run_real<'a>(&'a self, seed: u64, broken: Option<Break>, target: &'a RealTarget) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+        Box::pin(stream_real::run(self, seed, broken, target))
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
 use crate::hosts::Place;
+
+/// A real run's own lines (its trace), stamped with the wall milliseconds since it began.
+pub(super) struct Notes {
+    t0: tokio::time::Instant,
+    lines: std::cell::RefCell<Vec<String>>,
+}
+
+impl Notes {
+    pub(super) fn new() -> Self {
+        Notes { t0: tokio::time::Instant::now(), lines: Default::default() }
+    }
+
+    /// When the run began.
+    pub(super) fn t0(&self) -> tokio::time::Instant {
+        self.t0
+    }
+
+    pub(super) fn note(&self, line: String) {
+        let t = self.t0.elapsed().as_millis();
+        self.lines.borrow_mut().push(format!("{t:>7} ms  {line}"));
+    }
+
+    pub(super) fn take(&self) -> Vec<String> {
+        self.lines.take()
+    }
+}
 
 /// Where and how fast the real runs go.
 #[derive(Debug, Clone)]
@@ -37,7 +93,7 @@ pub struct RealCase {
     pub schedule: String,
     pub json: String,
     /// What was dropped from the drawn schedule because the deployment cannot suffer it
-    /// ([`rabbit::Schedule::for_real`]); empty: nothing.
+    /// ([`PlayedForReal::for_real`]); empty: nothing.
     pub dropped: String,
     pub sim: Outcome,
     pub real: Outcome,
@@ -100,35 +156,46 @@ pub fn explore_real(
     each: impl FnMut(&RealCase),
 ) -> anyhow::Result<RealExploration> {
     match model {
-        Model::AsyncRabbitmq => {
-            let runtime = real_runtime()?;
-            let schedules = draw(seed, cases)?.into_iter().map(|tree| tree.current()).collect();
-            let cases = run_cases(&runtime, schedules, seed, broken, target, each);
-            let shrunk = match cases.iter().find(|c| !c.real.violations.is_empty()) {
-                Some(first) if shrink_budget > 0 => {
-                    let tree = || draw(seed, first.case + 1).map(|mut trees| trees.pop().expect("the failed case was drawn"));
-                    Some(shrink(&runtime, (tree()?, tree()?), first.real.clone(), (seed, broken), (target, shrink_budget)))
-                }
-                _ => None,
-            };
-            Ok(RealExploration { cases, shrunk })
+        Model::AsyncRabbitmq => explore_real_of::<rabbit::Schedule>(seed, cases, broken, (target, shrink_budget), each),
+        Model::StreamingKafka => {
+            anyhow::ensure!(!target.cluster, "explore --real-brokers --cluster plays async-rabbitmq's schedules; streaming-kafka's run on one Kafka broker");
+            explore_real_of::<stream::Schedule>(seed, cases, broken, (target, shrink_budget), each)
         }
-        other => anyhow::bail!(
-            "explore --real-brokers plays async-rabbitmq's schedules so far; {}'s run in the simulation only (without --real-brokers)",
-            other.name()
+        Model::SyncRest => anyhow::bail!(
+            "explore --real-brokers plays the messaging models' schedules (async-rabbitmq, streaming-kafka); sync-rest's run in the simulation only (without --real-brokers)"
         ),
     }
 }
 
+fn explore_real_of<S: PlayedForReal>(
+    seed: u64,
+    cases: u32,
+    broken: Option<Break>,
+    (target, shrink_budget): (&RealTarget, u32),
+    each: impl FnMut(&RealCase),
+) -> anyhow::Result<RealExploration> {
+    let runtime = real_runtime()?;
+    let schedules = draw::<S>(seed, cases)?.into_iter().map(|tree| tree.current()).collect();
+    let cases = run_cases::<S>(&runtime, schedules, seed, broken, target, each);
+    let shrunk = match cases.iter().find(|c| !c.real.violations.is_empty()) {
+        Some(first) if shrink_budget > 0 => {
+            let tree = || draw::<S>(seed, first.case + 1).map(|mut trees| trees.pop().expect("the failed case was drawn"));
+            Some(shrink(&runtime, (tree()?, tree()?), first.real.clone(), (seed, broken), (target, shrink_budget)))
+        }
+        _ => None,
+    };
+    Ok(RealExploration { cases, shrunk })
+}
+
 /// The first `cases` schedule trees the exploration's first shard draws from `seed`.
-fn draw(seed: u64, cases: u32) -> anyhow::Result<Vec<Tree>> {
+fn draw<S: Schedule>(seed: u64, cases: u32) -> anyhow::Result<Vec<Tree<S>>> {
     let mut runner = super::runner(seed, 0, cases, None);
-    let strategy = rabbit::Schedule::strategy();
+    let strategy = S::strategy();
     (0..cases).map(|_| strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("drawing a schedule: {e}"))).collect()
 }
 
 /// A drawn schedule, which proptest can simplify.
-type Tree = Box<dyn ValueTree<Value = rabbit::Schedule>>;
+type Tree<S> = Box<dyn ValueTree<Value = S>>;
 
 /// Shrinks a schedule that fails for real, given its tree twice (one for each shrinking).
 /// First the simulation's shrinker, which costs nothing real: if the real run agrees that its
@@ -136,17 +203,17 @@ type Tree = Box<dyn ValueTree<Value = rabbit::Schedule>>;
 /// with real runs as the judge, then its parts left out one at a time, at most `budget` real
 /// runs in all; the smallest schedule that still failed for real is the answer.
 /// `failed` is the real run of the schedule as drawn.
-fn shrink(
+fn shrink<S: PlayedForReal>(
     runtime: &tokio::runtime::Runtime,
-    (mut for_sim, mut tree): (Tree, Tree),
+    (mut for_sim, mut tree): (Tree<S>, Tree<S>),
     failed: Outcome,
     (seed, broken): (u64, Option<Break>),
     (target, budget): (&RealTarget, u32),
 ) -> Shrunk {
     let cluster = target.cluster;
     let failing = |outcome: Outcome| Some(outcome).filter(|o| !o.violations.is_empty());
-    let real = |s: &rabbit::Schedule| failing(runtime.block_on(rabbit_real::run(s, broken, target)).unwrap_or_else(Outcome::failed));
-    let in_sim = |s: &rabbit::Schedule| failing(s.run_traced(seed, broken, false));
+    let real = |s: &S| failing(runtime.block_on(s.run_real(seed, broken, target)).unwrap_or_else(Outcome::failed));
+    let in_sim = |s: &S| failing(s.run_traced(seed, broken, false));
     let original = tree.current().for_real(cluster).0;
     let mut runs = 0;
     let sim_said = match in_sim(&original) {
@@ -172,13 +239,13 @@ fn shrink(
 /// `failed`: proptest's shrinking (simplify while it fails, complicate when it no longer
 /// does), then its parts left out one at a time ([`super::leave_out_parts`]), at most
 /// `budget` judgements in all. Returns it, its failing outcome and the judgements made.
-fn shrunk_by(
-    tree: &mut dyn ValueTree<Value = rabbit::Schedule>,
+fn shrunk_by<S: PlayedForReal>(
+    tree: &mut dyn ValueTree<Value = S>,
     cluster: bool,
     failed: Outcome,
     budget: u32,
-    mut judge: impl FnMut(&rabbit::Schedule) -> Option<Outcome>,
-) -> (rabbit::Schedule, Outcome, u32) {
+    mut judge: impl FnMut(&S) -> Option<Outcome>,
+) -> (S, Outcome, u32) {
     let (mut last, mut outcome, mut failing, mut runs) = (tree.current().for_real(cluster).0, failed, true, 0);
     while runs < budget {
         let stepped = if failing { tree.simplify() } else { tree.complicate() };
@@ -199,20 +266,21 @@ fn shrunk_by(
     (last, outcome, runs + left_out)
 }
 
-fn shrunk(schedule: &rabbit::Schedule, real: Outcome, how: String) -> Shrunk {
+fn shrunk<S: Schedule>(schedule: &S, real: Outcome, how: String) -> Shrunk {
     Shrunk { schedule: schedule.to_string(), json: serde_json::to_string(schedule).expect("schedules serialize"), real, how }
 }
 
 /// Runs the schedule `json` (what `--replay` takes) in the simulation and on `target`.
 pub fn replay_real(model: Model, seed: u64, json: &str, broken: Option<Break>, target: &RealTarget) -> anyhow::Result<RealCase> {
+    fn one<S: PlayedForReal>(model: Model, seed: u64, json: &str, broken: Option<Break>, target: &RealTarget) -> anyhow::Result<RealCase> {
+        let schedule: S = serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--replay is not a {} schedule: {e}", model.name()))?;
+        let mut cases = run_cases(&real_runtime()?, vec![schedule], seed, broken, target, |_| {});
+        Ok(cases.remove(0))
+    }
     match model {
-        Model::AsyncRabbitmq => {
-            let schedule: rabbit::Schedule =
-                serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--replay is not an async-rabbitmq schedule: {e}"))?;
-            let mut cases = run_cases(&real_runtime()?, vec![schedule], seed, broken, target, |_| {});
-            Ok(cases.remove(0))
-        }
-        other => anyhow::bail!("explore --real-brokers plays async-rabbitmq's schedules so far, not {}'s", other.name()),
+        Model::AsyncRabbitmq => one::<rabbit::Schedule>(model, seed, json, broken, target),
+        Model::StreamingKafka => one::<stream::Schedule>(model, seed, json, broken, target),
+        Model::SyncRest => anyhow::bail!("explore --real-brokers plays the messaging models' schedules, not sync-rest's"),
     }
 }
 
@@ -221,9 +289,9 @@ fn real_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-fn run_cases(
+fn run_cases<S: PlayedForReal>(
     runtime: &tokio::runtime::Runtime,
-    schedules: Vec<rabbit::Schedule>,
+    schedules: Vec<S>,
     seed: u64,
     broken: Option<Break>,
     target: &RealTarget,
@@ -234,7 +302,7 @@ fn run_cases(
         let (schedule, dropped) = schedule.for_real(target.cluster);
         let sim = schedule.run(seed, broken);
         let started = Instant::now();
-        let real = runtime.block_on(rabbit_real::run(&schedule, broken, target)).unwrap_or_else(Outcome::failed);
+        let real = runtime.block_on(schedule.run_real(seed, broken, target)).unwrap_or_else(Outcome::failed);
         let json = serde_json::to_string(&schedule).expect("schedules serialize");
         let case = RealCase { case: case as u32, schedule: schedule.to_string(), json, dropped, sim, real, wall: started.elapsed() };
         each(&case);

@@ -32,17 +32,19 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{each_left_out, items_strategy, items_text, window_strategy, without_order_at, without_order_named, Break, Outcome, Window};
+use super::{
+    each_left_out, items_strategy, items_text, window_strategy, without_order_at, without_order_named, Break, Business, Outcome, Window,
+};
 use crate::client::post_json;
 use crate::fault::log::{CrashingLog, LogCrash};
 use crate::fault::queue::CrashPoint;
+use crate::fault::served::ServedFaults;
 use crate::hosts::Hosts;
 use crate::simulator::log::SimLog;
 use crate::simulator::world::{Scope, World};
 use crate::streaming_kafka::experiments::poison_records;
 use crate::streaming_kafka::{decisions, expected_orders_per_minute, invariants, Config, Deployment, Detail, Run, ANALYTICS_GROUP};
 use crate::violation::Violation;
-use crate::Mode;
 
 /// What each `Fault::Poison` kind is (the order of `poison_records`).
 const POISON_KINDS: [&str; 3] = ["not JSON", "wrong schema", "unknown version"];
@@ -50,7 +52,7 @@ const POISON_KINDS: [&str; 3] = ["not JSON", "wrong schema", "unknown version"];
 /// Orders are appended this far apart.
 const ORDER_GAP_MS: u64 = 10;
 /// Records per poll: small, so that a schedule's few orders span several batches.
-const BATCH: usize = 4;
+pub(super) const BATCH: usize = 4;
 /// How long the log waits for a silent member before evicting it (Kafka's
 /// `session.timeout.ms`, shortened: the default 45 s changes nothing but the waiting).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +66,7 @@ pub enum Consumer {
 }
 
 impl Consumer {
-    fn group(self) -> &'static str {
+    pub(super) fn group(self) -> &'static str {
         match self {
             Consumer::Inventory => INVENTORY_GROUP,
             Consumer::Analytics => ANALYTICS_GROUP,
@@ -485,7 +487,7 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, bool>) ->
 
 /// Appends `record` outside the producer (a raw client), in a task of its own that waits out
 /// an outage: 50 ms between attempts.
-fn append_until_ok(log: Arc<CrashingLog>, record: Outgoing) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+fn append_until_ok(log: Arc<dyn EventLog>, record: Outgoing) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         while log.append(vec![record.clone()]).await.is_err() {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -505,11 +507,7 @@ async fn run_in_world(
     let config = Config { stock: schedule.stock, batch: BATCH, ..Config::default() };
     let d = Deployment::start(Hosts::Sim(world), &config).await?;
     let inventories = usize::from(schedule.inventories.max(1));
-    if inventories == 1 {
-        d.start_inventory().await?;
-    } else {
-        d.start_instances(inventories).await?;
-    }
+    d.start_inventories(inventories).await?;
     d.start_analytics(schedule.throttle_per_s).await?;
     let sim = world.log();
     let (inventory_down, inventory_downs) = flume::unbounded();
@@ -536,49 +534,155 @@ async fn drive(
     d: &Deployment<'_>,
     (inventory_down, reset): (flume::Sender<Duration>, flume::Sender<()>),
 ) -> anyhow::Result<Outcome> {
-    let sim = world.log();
-    let producer = d.observer();
-    // The producer's events: each order at its minute of event time.
-    let ids = OrderIds::seeded(seed);
-    let events: Vec<OrderPlaced> = schedule
-        .orders
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}")).expect("valid"), o.items.clone());
-            OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: o.minute * MINUTE_MS + i as u64 * ORDER_GAP_MS }
-        })
-        .collect();
-    let n = events.len();
-    let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
-    for fault in &schedule.faults {
-        match *fault {
-            Fault::Duplicate { order, after_ms } => {
-                timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n)))
+    let events = schedule.events(seed);
+    let note = |line: String| log.note(line);
+    let stall = |consumer: Consumer| {
+        let members = silenced.silence(consumer.group());
+        log.note(format!("STALL {}: the fetches of members {members:?} go silent", consumer.group()));
+    };
+    let hands = Hands { note: &note, raw: log.clone(), inventory_down, reset, stall: &stall };
+    play(schedule, &events, d, &hands, 1).await?;
+    let sim: Arc<dyn EventLog> = world.log();
+    let (violations, business) = judged(schedule, &events, d, sim.as_ref(), &note).await?;
+    Ok(Outcome { violations, trace: log.take_trace(), events: log.events(), business })
+}
+
+impl Schedule {
+    /// The producer's events: each order at its minute of event time, its id from `seed`.
+    pub(super) fn events(&self, seed: u64) -> Vec<OrderPlaced> {
+        let ids = OrderIds::seeded(seed);
+        self.orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}")).expect("valid"), o.items.clone());
+                OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: o.minute * MINUTE_MS + i as u64 * ORDER_GAP_MS }
+            })
+            .collect()
+    }
+
+    /// The timeline: orders, then the faults at their times (an order before a fault at the
+    /// same moment, so a duplicate always follows its original).
+    fn timeline(&self) -> Vec<(u64, Step)> {
+        let n = self.orders.len();
+        let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
+        for fault in &self.faults {
+            match *fault {
+                Fault::Duplicate { order, after_ms } => {
+                    timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n)))
+                }
+                Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
+                Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
+                Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
+                Fault::Down { at_ms, for_ms } => timeline.push((at_ms, Step::InventoryDown(Duration::from_millis(for_ms)))),
+                Fault::Stall { consumer, at_ms } => timeline.push((at_ms, Step::Stall(consumer))),
+                Fault::Crash { .. } => {}
             }
-            Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
-            Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
-            Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
-            Fault::Down { at_ms, for_ms } => timeline.push((at_ms, Step::InventoryDown(Duration::from_millis(for_ms)))),
-            Fault::Stall { consumer, at_ms } => timeline.push((at_ms, Step::Stall(consumer))),
-            Fault::Crash { .. } => {}
+        }
+        for (window, down, up) in
+            [(&self.broker_down, Step::BrokerDown, Step::BrokerUp), (&self.broker_hang, Step::BrokerHang, Step::BrokerThaw)]
+        {
+            if let Some(w) = window {
+                timeline.push((w.at_ms, down));
+                timeline.push((w.at_ms + w.for_ms, up));
+            }
+        }
+        timeline.sort_by_key(|(t, _)| *t);
+        timeline
+    }
+}
+
+impl Schedule {
+    /// The same schedule without what the real deployment (one Kafka broker) cannot be made to
+    /// suffer, and what was taken out (empty: nothing): a broker loss (one broker), a consumer's
+    /// fetches going silent (a client bug that cannot be caused from outside a real client),
+    /// and Inventory's crashes when it is scaled out (a crash at its group's n-th batch cannot be
+    /// placed in one of several processes, each counting its own).
+    pub fn for_real(&self) -> (Schedule, String) {
+        let mut dropped = Vec::new();
+        let faults = self
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| {
+                let why = match f {
+                    Fault::NodeLoss { .. } => Some("the broker loss (one Kafka broker)"),
+                    Fault::Stall { .. } => Some("the silent fetches (not caused from outside a real client)"),
+                    Fault::Crash { consumer: Consumer::Inventory, .. } if self.inventories > 1 => {
+                        Some("Inventory's crash (scaled out: its group's batch is not one process's)")
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why.filter(|why| !dropped.contains(why)) {
+                    dropped.push(why);
+                }
+                why.is_none()
+            })
+            .collect();
+        (Schedule { faults, ..self.clone() }, dropped.join("; "))
+    }
+
+    /// The lab's faults of `service` in this schedule (a real process's crashes, `broken`'s
+    /// safeguard off), keeping its batch count in `dir`.
+    pub(super) fn served_faults(&self, service: Service, broken: Option<Break>, dir: &std::path::Path) -> ServedFaults {
+        let group = match service {
+            Service::Inventory => Some(Consumer::Inventory),
+            Service::Analytics => Some(Consumer::Analytics),
+            _ => None,
+        };
+        let log_crashes = self
+            .faults
+            .iter()
+            .filter_map(|f| match *f {
+                Fault::Crash { consumer, batch, point } if Some(consumer) == group => {
+                    Some(LogCrash { group: consumer.group().to_owned(), batch, point })
+                }
+                _ => None,
+            })
+            .collect();
+        ServedFaults {
+            log_crashes,
+            count_file: Some(dir.join(format!("crash-count.{service}"))),
+            commit_first: broken == Some(Break::CommitFirst) && service == Service::Inventory,
+            no_transaction: broken == Some(Break::NoTransaction),
+            no_reconnect: broken == Some(Break::NoReconnect),
+            ..ServedFaults::default()
         }
     }
-    if let Some(w) = &schedule.broker_down {
-        timeline.push((w.at_ms, Step::BrokerDown));
-        timeline.push((w.at_ms + w.for_ms, Step::BrokerUp));
-    }
-    if let Some(w) = &schedule.broker_hang {
-        timeline.push((w.at_ms, Step::BrokerHang));
-        timeline.push((w.at_ms + w.for_ms, Step::BrokerThaw));
-    }
-    timeline.sort_by_key(|(t, _)| *t);
+}
+
+/// What playing a step needs that a simulated and a real run provide each in their own way.
+pub(super) struct Hands<'a> {
+    /// A line of the run's trace.
+    pub note: &'a dyn Fn(String),
+    /// The harness's own client of the log (duplicates and malformed records, appended raw).
+    pub raw: Arc<dyn EventLog>,
+    /// Inventory's supervisor: take it down for this long.
+    pub inventory_down: flume::Sender<Duration>,
+    /// Analytics' supervisor: reset its group to the beginning (a replay).
+    pub reset: flume::Sender<()>,
+    /// Silences a consumer's fetches (the simulation only: `Schedule::for_real` drops a stall).
+    pub stall: &'a dyn Fn(Consumer),
+}
+
+/// Plays the schedule's timeline on `d`, `scale` milliseconds of the clock per millisecond of
+/// the schedule (1 in the simulation's virtual time); returns once every append has landed (or
+/// its producer gave up).
+pub(super) async fn play(
+    schedule: &Schedule,
+    events: &[OrderPlaced],
+    d: &Deployment<'_>,
+    hands: &Hands<'_>,
+    scale: u32,
+) -> anyhow::Result<()> {
+    let note = hands.note;
+    let producer = d.observer();
     let t0 = Instant::now();
     // Every append runs in a task of its own (it waits out an outage while the timeline goes
     // on); all of them have landed before the run may count as settled.
     let mut appends: Vec<tokio::task::JoinHandle<anyhow::Result<()>>> = Vec::new();
-    for (t, step) in timeline {
-        tokio::time::sleep_until(t0 + Duration::from_millis(t)).await;
+    for (t, step) in schedule.timeline() {
+        tokio::time::sleep_until(t0 + Duration::from_millis(t) * scale).await;
         match step {
             Step::Append(i) => {
                 // The producer waits out an outage and appends again — in a task of its own, so
@@ -593,51 +697,61 @@ async fn drive(
                 let e = &events[i];
                 let record =
                     Outgoing::new(Topic::OrderEvents, e.order.order_id.to_string(), Envelope::new(Event::OrderPlaced(e.clone())).encode());
-                appends.push(append_until_ok(log.clone(), record));
+                appends.push(append_until_ok(hands.raw.clone(), record));
             }
-            Step::Poison(kind) => appends.push(append_until_ok(log.clone(), poison_records(3).swap_remove(kind as usize % 3))),
+            Step::Poison(kind) => appends.push(append_until_ok(hands.raw.clone(), poison_records(3).swap_remove(kind as usize % 3))),
             Step::Reset => {
-                log.note("reset requested".into());
-                let _ = reset.send(());
+                note("reset requested".into());
+                let _ = hands.reset.send(());
             }
             Step::BrokerDown => {
-                log.note("the broker goes down".into());
-                world.set_broker(false);
+                note("the broker goes down".into());
+                d.stop_broker().await?;
             }
             Step::BrokerUp => {
-                log.note("the broker is back".into());
-                world.set_broker(true);
+                note("the broker is back".into());
+                d.start_broker().await?;
             }
             Step::BrokerHang => {
-                log.note("the broker hangs".into());
-                world.set_broker_hung(true);
+                note("the broker hangs".into());
+                d.hang_broker().await?;
             }
             Step::BrokerThaw => {
-                log.note("the broker answers again".into());
-                world.set_broker_hung(false);
+                note("the broker answers again".into());
+                d.thaw_broker().await?;
             }
             Step::InventoryDown(away) => {
-                log.note(format!("inventory killed, away for {} ms", away.as_millis()));
-                let _ = inventory_down.send(away);
+                note(format!("inventory killed, away for {} ms", away.as_millis()));
+                let _ = hands.inventory_down.send(away * scale);
             }
             Step::NodeLoss => {
-                log.note("a broker of the cluster is lost".into());
-                world.lose_node();
+                note("a broker of the cluster is lost".into());
+                d.lose_node().await?;
             }
-            Step::Stall(consumer) => {
-                let members = silenced.silence(consumer.group());
-                log.note(format!("STALL {}: the fetches of members {members:?} go silent", consumer.group()));
-            }
+            Step::Stall(consumer) => (hands.stall)(consumer),
         }
     }
-
     for append in appends {
         // A producer that gave up (`--break no-reconnect`) leaves its order undecided: the
-        // checks below say so.
+        // checks of `judged` say so.
         if let Ok(Err(e)) = append.await {
-            log.note(format!("the producer gave up: {e}"));
+            note(format!("the producer gave up: {e}"));
         }
     }
+    Ok(())
+}
+
+/// Waits until the run settles (at most `SETTLE_WITHIN`), then judges it by what a reader that
+/// is not Inventory finds in the log (`reader`) and what Analytics counts; the violations and
+/// the business outcome.
+pub(super) async fn judged(
+    schedule: &Schedule,
+    events: &[OrderPlaced],
+    d: &Deployment<'_>,
+    reader: &dyn EventLog,
+    note: &dyn Fn(String),
+) -> anyhow::Result<(Vec<Violation>, Business)> {
+    let n = events.len();
     // Settled: Inventory and Analytics committed past every record there is; a reader that is
     // not Inventory finds every order decided; Analytics has seen every order and outcome.
     let deadline = Instant::now() + SETTLE_WITHIN;
@@ -645,12 +759,12 @@ async fn drive(
     while Instant::now() < deadline {
         // A failover may outlast the timeline: while the log does not answer, nothing settled.
         let positions = async {
-            let orders_end = sim.end_offsets(Topic::OrderEvents).await?;
-            let outcomes_end = sim.end_offsets(Topic::InventoryEvents).await?;
+            let orders_end = reader.end_offsets(Topic::OrderEvents).await?;
+            let outcomes_end = reader.end_offsets(Topic::InventoryEvents).await?;
             Ok::<bool, LogError>(
-                sim.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
-                    && sim.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
-                    && sim.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == outcomes_end,
+                reader.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
+                    && reader.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
+                    && reader.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == outcomes_end,
             )
         };
         // Asked in order of cost, each only once the one before holds: Analytics' face (a
@@ -658,26 +772,28 @@ async fn drive(
         if positions.await.unwrap_or(false) {
             // Analytics restarting (a crash, a reset) has seen nothing yet.
             let seen = d.metrics().await.map_or((0, 0), |m| (m.orders_seen, m.outcomes_seen));
-            if seen == (n, n) && decisions::read(sim.as_ref(), &events).await.is_ok_and(|d| d.lost == 0) {
+            if seen == (n, n) && decisions::read(reader, events).await.is_ok_and(|d| d.lost == 0) {
                 settled = true;
                 break;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let decided = decisions::read(sim.as_ref(), &events).await?;
+    note(if settled { "settled".into() } else { format!("not settled within {} s", SETTLE_WITHIN.as_secs()) });
+    let decided = decisions::read(reader, events).await?;
     // Unsettled, Analytics may be restarting: it has counted nothing then.
     let metrics = d.metrics().await.map_or(Metrics::default(), |m| m.metrics());
-    let expected = expected_metrics(&events, &decided.outcomes);
+    let expected = expected_metrics(events, &decided.outcomes);
     // Scaled out, the stock is per partition and each instance holds only some: checked from
     // the decisions instead.
     let inventory = if schedule.inventories <= 1 { d.inventory_stats().await.ok() } else { None };
+    let business = business(events, &decided, &metrics);
     let run = Run {
-        mode: Mode::Sim,
+        mode: d.mode(),
         events: n,
         produce: Duration::ZERO,
         metrics: Some(metrics.clone()),
-        expected_orders: expected_orders_per_minute(&events),
+        expected_orders: expected_orders_per_minute(events),
         inventory,
         decisions: Some(decided),
         traced: Default::default(),
@@ -688,7 +804,7 @@ async fn drive(
     let mut violations = invariants::check(&run);
     if schedule.inventories > 1 {
         if let Some(d) = &run.decisions {
-            violations.extend(invariants::stock_per_partition("explore", &events, &d.outcomes, schedule.stock, sim.partitions()));
+            violations.extend(invariants::stock_per_partition("explore", events, &d.outcomes, schedule.stock, reader.partitions()));
         }
     }
     violations.extend(invariants::analytics_matches("explore", &metrics, &expected));
@@ -705,5 +821,25 @@ async fn drive(
             message: format!("not settled {} s after the last record was appended", SETTLE_WITHIN.as_secs()),
         });
     }
-    Ok(Outcome { violations, trace: log.take_trace(), events: log.events(), business: Default::default() })
+    Ok((violations, business))
+}
+
+/// What a finished run decided, by each order's place in the schedule: its decision, then the
+/// units taken, the malformed records dead-lettered and Analytics' count of each minute.
+fn business(events: &[OrderPlaced], decided: &decisions::Decisions, metrics: &Metrics) -> Business {
+    let mut lines = Business::new();
+    for (i, e) in events.iter().enumerate() {
+        let decision = match decided.outcomes.get(e.order.order_id.as_str()) {
+            Some(true) => "reserved",
+            Some(false) => "failed",
+            None => "undecided",
+        };
+        lines.insert(format!("order #{i}"), decision.to_owned());
+    }
+    lines.insert("stock taken".into(), format!("{} units", decided.reserved_units));
+    lines.insert("malformed records dead-lettered".into(), decided.malformed.to_string());
+    for (minute, m) in &metrics.per_minute {
+        lines.insert(format!("analytics, minute {minute}"), format!("{} orders, {} reserved, {} failed", m.orders, m.reserved, m.failed));
+    }
+    lines
 }

@@ -18,10 +18,15 @@
 //! point inside it. With `--break no-transaction` the writes are separate calls, and the last
 //! point falls between the outcomes and the changelog.
 //!
+//! In a real process (`explore --real-brokers`, [`CrashingLog::in_process`]) the same wrapper
+//! aborts the process at the point instead, and keeps its group's batch count in a file so that
+//! a restarted process counts on, as the group does here.
+//!
 //! `--break commit-first` lives here too: Inventory's offsets are committed as soon as a batch
 //! is polled (auto-commit before processing), so a crash loses the batch in hand.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +35,6 @@ use campus::transport::log::{ConsumerId, EventLog, LogError, LogLayer, Outgoing,
 use campus::transport::BoxFuture;
 
 use super::queue::CrashPoint;
-use crate::simulator::log::SimLog;
 
 /// The member of `group` dies at `point` while handling its group's `batch`-th non-empty poll
 /// (1-based, counting re-reads).
@@ -51,10 +55,12 @@ struct Shared {
     /// Records appended and records polled.
     events: u64,
     trace: super::trace::Trace,
+    /// In a process: the file that keeps the count of its group's batches across its lives.
+    count_file: Option<PathBuf>,
 }
 
 pub struct CrashingLog {
-    inner: Arc<SimLog>,
+    inner: Arc<dyn EventLog>,
     shared: Mutex<Shared>,
     /// Per group whose members may crash: the dying member's id goes here.
     crashed: BTreeMap<String, flume::Sender<ConsumerId>>,
@@ -88,12 +94,39 @@ impl CrashingLog {
     /// Wraps `inner`. `commit_first` names the group whose offsets are committed on poll
     /// (`--break commit-first`), if any.
     pub fn new(
-        inner: Arc<SimLog>,
+        inner: Arc<dyn EventLog>,
         crashes: impl IntoIterator<Item = LogCrash>,
         crashed: BTreeMap<String, flume::Sender<ConsumerId>>,
         commit_first: Option<String>,
     ) -> Self {
         let shared = Shared { crashes: crashes.into_iter().collect(), ..Shared::default() };
+        CrashingLog { inner, shared: Mutex::new(shared), crashed, commit_first }
+    }
+
+    /// Wraps a service process's own client `inner`: the process dies (aborts, as a SIGKILL
+    /// would leave it) at each of `crashes` of its group, counting the group's batches on from
+    /// `before` and keeping the count in `count_file`.
+    pub fn in_process(
+        inner: Arc<dyn EventLog>,
+        crashes: Vec<LogCrash>,
+        (count_file, before): (PathBuf, u32),
+        commit_first: Option<String>,
+    ) -> Self {
+        let (tx, rx) = flume::unbounded::<ConsumerId>();
+        std::thread::spawn(move || {
+            if rx.recv().is_ok() {
+                std::process::abort();
+            }
+        });
+        let groups: BTreeSet<String> = crashes.iter().map(|c| c.group.clone()).collect();
+        let shared = Shared {
+            crashes: crashes.into_iter().collect(),
+            batches: groups.iter().map(|g| (g.clone(), before)).collect(),
+            count_file: Some(count_file),
+            trace: super::trace::Trace::new(false),
+            ..Shared::default()
+        };
+        let crashed = groups.into_iter().map(|g| (g, tx.clone())).collect();
         CrashingLog { inner, shared: Mutex::new(shared), crashed, commit_first }
     }
 
@@ -250,6 +283,13 @@ impl LogLayer for CrashingLog {
                 let n = s.batches.entry(group.clone()).or_default();
                 *n += 1;
                 let batch = *n;
+                if let Some(file) = &s.count_file {
+                    // Kept before the batch is handed over: a crash at any later point finds
+                    // it counted.
+                    if let Err(e) = std::fs::write(file, batch.to_string()) {
+                        tracing::error!(error = %e, file = %file.display(), "keeping the batch count");
+                    }
+                }
                 s.handling.insert(group.clone(), consumer);
                 s.events += records.len() as u64;
                 s.trace.push(|| {

@@ -1,8 +1,9 @@
 //! The faults `explore --real-brokers` plays inside a real service process: the lab's
 //! `campus-sim serve` takes them as hidden flags ([`ServedFaults`]) and applies them to the
 //! process's host before its service is built — its RabbitMQ connection wrapped in the same
-//! [`CrashingQueue`] the simulation uses (the process aborting itself at the crash point),
-//! and a safeguard switched off for a `--break`. The `campus` binary has none of this.
+//! [`CrashingQueue`] the simulation uses, its Kafka client in the same [`CrashingLog`] (the
+//! process aborting itself at the crash point), and a safeguard switched off for a `--break`.
+//! The `campus` binary has none of this.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use campus::host::{Host, Transport};
 use campus::transport::queue::QueueName;
 
+use super::log::{CrashingLog, LogCrash};
 use super::queue::{CrashPoint, CrashingQueue, QueueCrash};
 
 /// A served process's lab faults (none by default; hidden from `serve --help`).
@@ -19,9 +21,19 @@ pub struct ServedFaults {
     /// `inventory.order-placed:3:before-ack` (repeatable).
     #[arg(long = "lab-crash", hide = true, value_parser = parse_crash)]
     pub crashes: Vec<QueueCrash>,
-    /// The file that keeps the process's delivery count across its lives.
+    /// Die at this point of its group's batch: `<group>:<batch>:<point>`, e.g.
+    /// `inventory:3:before-publish` (repeatable; Part C).
+    #[arg(long = "lab-crash-batch", hide = true, value_parser = parse_log_crash)]
+    pub log_crashes: Vec<LogCrash>,
+    /// The file that keeps the process's delivery (or batch) count across its lives.
     #[arg(long = "lab-crash-count", hide = true)]
     pub count_file: Option<PathBuf>,
+    /// Inventory commits its offsets as soon as it polls (`--break commit-first`; Part C).
+    #[arg(long = "lab-commit-first", hide = true)]
+    pub commit_first: bool,
+    /// Inventory writes outcomes, changelog and offsets separately (`--break no-transaction`).
+    #[arg(long = "lab-no-transaction", hide = true)]
+    pub no_transaction: bool,
     /// Acknowledge Inventory's deliveries on receipt (`--break auto-ack`).
     #[arg(long = "lab-auto-ack", hide = true)]
     pub auto_ack: bool,
@@ -41,30 +53,48 @@ fn point_name(point: CrashPoint) -> &'static str {
     }
 }
 
-fn parse_crash(text: &str) -> Result<QueueCrash, String> {
+/// `<where>:<n>:<point>`, each part read.
+fn parse_point(text: &str) -> Result<(&str, u32, CrashPoint), String> {
     let mut parts = text.split(':');
-    let (Some(queue), Some(delivery), Some(point), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("{text:?} is not <queue>:<delivery>:<point>"));
+    let (Some(at), Some(n), Some(point), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("{text:?} is not <queue or group>:<n>:<point>"));
     };
-    let queue = QueueName::ALL.into_iter().find(|q| q.suffix() == queue).ok_or_else(|| format!("no queue {queue:?}"))?;
-    let delivery = delivery.parse().map_err(|e| format!("delivery {delivery:?}: {e}"))?;
+    let n = n.parse().map_err(|e| format!("{n:?}: {e}"))?;
     let point = [CrashPoint::BeforeCommit, CrashPoint::BeforePublish, CrashPoint::BeforeAck]
         .into_iter()
         .find(|p| point_name(*p) == point)
         .ok_or_else(|| format!("no crash point {point:?}"))?;
+    Ok((at, n, point))
+}
+
+fn parse_crash(text: &str) -> Result<QueueCrash, String> {
+    let (queue, delivery, point) = parse_point(text)?;
+    let queue = QueueName::ALL.into_iter().find(|q| q.suffix() == queue).ok_or_else(|| format!("no queue {queue:?}"))?;
     Ok(QueueCrash { queue, instance: 0, delivery, point })
+}
+
+fn parse_log_crash(text: &str) -> Result<LogCrash, String> {
+    let (group, batch, point) = parse_point(text)?;
+    Ok(LogCrash { group: group.to_owned(), batch, point })
 }
 
 impl ServedFaults {
     /// The flags that give a process these faults.
     pub fn flags(&self) -> Vec<String> {
-        let mut flags: Vec<String> =
-            self.crashes.iter().map(|c| format!("--lab-crash={}:{}:{}", c.queue.suffix(), c.delivery, point_name(c.point))).collect();
+        let queue = self.crashes.iter().map(|c| format!("--lab-crash={}:{}:{}", c.queue.suffix(), c.delivery, point_name(c.point)));
+        let log = self.log_crashes.iter().map(|c| format!("--lab-crash-batch={}:{}:{}", c.group, c.batch, point_name(c.point)));
+        let mut flags: Vec<String> = queue.chain(log).collect();
         if let Some(file) = &self.count_file {
             flags.push(format!("--lab-crash-count={}", file.display()));
         }
-        for (on, flag) in [(self.auto_ack, "--lab-auto-ack"), (self.no_dedup, "--lab-no-dedup"), (self.no_reconnect, "--lab-no-reconnect")]
-        {
+        let switches = [
+            (self.auto_ack, "--lab-auto-ack"),
+            (self.no_dedup, "--lab-no-dedup"),
+            (self.no_reconnect, "--lab-no-reconnect"),
+            (self.commit_first, "--lab-commit-first"),
+            (self.no_transaction, "--lab-no-transaction"),
+        ];
+        for (on, flag) in switches {
             if on {
                 flags.push(flag.into());
             }
@@ -72,12 +102,19 @@ impl ServedFaults {
         flags
     }
 
-    /// Where the delivery count is kept.
+    /// Where the delivery count is kept (its directory created if need be: a service without
+    /// a store of its own has none yet).
     fn count_file(&self) -> PathBuf {
-        self.count_file.clone().unwrap_or_else(|| std::env::temp_dir().join("campus-sim.crash-count"))
+        let file = self.count_file.clone().unwrap_or_else(|| std::env::temp_dir().join("campus-sim.crash-count"));
+        if let Some(dir) = file.parent() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::error!(error = %e, dir = %dir.display(), "creating the crash count's directory");
+            }
+        }
+        file
     }
 
-    /// The deliveries the process's earlier lives counted (0 on its first).
+    /// The deliveries (or batches) the process's earlier lives counted (0 on its first).
     pub fn delivered_before(&self) -> std::io::Result<u32> {
         match std::fs::read_to_string(self.count_file()) {
             Ok(text) => Ok(text.trim().parse().unwrap_or(0)),
@@ -91,14 +128,19 @@ impl ServedFaults {
         let safeguards = campus::safeguards::Safeguards {
             dedup: host.safeguards.dedup && !self.no_dedup,
             reconnect: host.safeguards.reconnect && !self.no_reconnect,
+            transactional: host.safeguards.transactional && !self.no_transaction,
             ..host.safeguards
         };
-        let transport = match (&host.transport, self.crashes.is_empty() && !self.auto_ack) {
-            (Transport::Queue(mq), false) => {
-                let count = (self.count_file(), delivered_before);
+        let count = (self.count_file(), delivered_before);
+        let transport = match &host.transport {
+            Transport::Queue(mq) if !self.crashes.is_empty() || self.auto_ack => {
                 Transport::Queue(Arc::new(CrashingQueue::in_process(mq.clone(), self.crashes.clone(), count, self.auto_ack)))
             }
-            (other, _) => other.clone(),
+            Transport::Log(log) if !self.log_crashes.is_empty() || self.commit_first => {
+                let commit_first = self.commit_first.then(|| campus::streaming_kafka::consumers::INVENTORY_GROUP.to_owned());
+                Transport::Log(Arc::new(CrashingLog::in_process(log.clone(), self.log_crashes.clone(), count, commit_first)))
+            }
+            other => other.clone(),
         };
         Host { transport, safeguards, ..host }
     }
@@ -119,5 +161,14 @@ mod tests {
         assert_eq!(flags, ["--lab-crash=inventory.order-placed:3:before-publish", "--lab-no-dedup"]);
         assert_eq!(parse_crash(flags[0].trim_start_matches("--lab-crash=")), Ok(faults.crashes[0]));
         assert!(parse_crash("inventory.order-placed:3").is_err());
+
+        let faults = ServedFaults {
+            log_crashes: vec![LogCrash { group: "inventory".into(), batch: 2, point: CrashPoint::BeforeAck }],
+            commit_first: true,
+            ..ServedFaults::default()
+        };
+        let flags = faults.flags();
+        assert_eq!(flags, ["--lab-crash-batch=inventory:2:before-ack", "--lab-commit-first"]);
+        assert_eq!(parse_log_crash(flags[0].trim_start_matches("--lab-crash-batch=")), Ok(faults.log_crashes[0].clone()));
     }
 }

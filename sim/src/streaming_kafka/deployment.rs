@@ -96,6 +96,16 @@ impl<'w> Deployment<'w> {
         Ok(())
     }
 
+    /// Inventory as `n` instances: one (`start_inventory`), or `n` scaled out
+    /// (`start_instances`).
+    pub async fn start_inventories(&self, n: usize) -> anyhow::Result<()> {
+        if n == 1 {
+            self.start_inventory().await
+        } else {
+            self.start_instances(n).await
+        }
+    }
+
     /// A scaled-out Inventory member named `name` starts in slot `slot`.
     pub async fn start_member(&self, slot: usize, name: &str) -> anyhow::Result<()> {
         self.hosts.start(&ServiceConfig { instance: Some(name.to_owned()), ..self.config(Service::Inventory) }, slot).await
@@ -110,6 +120,12 @@ impl<'w> Deployment<'w> {
     /// The instances of `service` running now.
     pub fn running(&self, service: Service) -> Vec<usize> {
         self.hosts.running(service)
+    }
+
+    /// The instances that crashed by themselves since last asked (real only: see
+    /// [`Hosts::take_aborted`]).
+    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
+        self.hosts.take_aborted()
     }
 
     /// The running instance with the most work still ahead of it: the most `order-events`
