@@ -15,6 +15,7 @@ use campus::Model;
 use proptest::strategy::{Strategy, ValueTree};
 
 use super::{rabbit, rabbit_real, replay_command, stream, stream_real, Break, Outcome, Schedule};
+use crate::hosts::Place;
 
 /// A model's schedules as `explore --real-brokers` plays them.
 pub trait PlayedForReal: Schedule + PartialEq {
@@ -44,7 +45,6 @@ impl PlayedForReal for stream::Schedule {
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
-use crate::hosts::Place;
 
 /// A real run's own lines (its trace), stamped with the wall milliseconds since it began.
 pub(super) struct Notes {

@@ -242,6 +242,108 @@ impl super::Schedule for Schedule {
 }
 
 impl Schedule {
+    /// The producer's events: each order at its minute of event time, its id from `seed`.
+    pub(super) fn events(&self, seed: u64) -> Vec<OrderPlaced> {
+        let ids = OrderIds::seeded(seed);
+        self.orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}")).expect("valid"), o.items.clone());
+                OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: o.minute * MINUTE_MS + i as u64 * ORDER_GAP_MS }
+            })
+            .collect()
+    }
+
+    /// The timeline: orders, then the faults at their times (an order before a fault at the
+    /// same moment, so a duplicate always follows its original).
+    fn timeline(&self) -> Vec<(u64, Step)> {
+        let n = self.orders.len();
+        let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
+        for fault in &self.faults {
+            match *fault {
+                Fault::Duplicate { order, after_ms } => {
+                    timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n)))
+                }
+                Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
+                Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
+                Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
+                Fault::Down { at_ms, for_ms } => timeline.push((at_ms, Step::InventoryDown(Duration::from_millis(for_ms)))),
+                Fault::Stall { consumer, at_ms } => timeline.push((at_ms, Step::Stall(consumer))),
+                Fault::Crash { .. } => {}
+            }
+        }
+        for (window, down, up) in
+            [(&self.broker_down, Step::BrokerDown, Step::BrokerUp), (&self.broker_hang, Step::BrokerHang, Step::BrokerThaw)]
+        {
+            if let Some(w) = window {
+                timeline.push((w.at_ms, down));
+                timeline.push((w.at_ms + w.for_ms, up));
+            }
+        }
+        timeline.sort_by_key(|(t, _)| *t);
+        timeline
+    }
+
+    /// The same schedule without what the real deployment (one Kafka broker) cannot be made to
+    /// suffer, and what was taken out (empty: nothing): a broker loss (one broker), a consumer's
+    /// fetches going silent (a client bug that cannot be caused from outside a real client),
+    /// and Inventory's crashes when it is scaled out (a crash at its group's n-th batch cannot be
+    /// placed in one of several processes, each counting its own).
+    pub fn for_real(&self) -> (Schedule, String) {
+        let mut dropped = Vec::new();
+        let faults = self
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| {
+                let why = match f {
+                    Fault::NodeLoss { .. } => Some("the broker loss (one Kafka broker)"),
+                    Fault::Stall { .. } => Some("the silent fetches (not caused from outside a real client)"),
+                    Fault::Crash { consumer: Consumer::Inventory, .. } if self.inventories > 1 => {
+                        Some("Inventory's crash (scaled out: its group's batch is not one process's)")
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why.filter(|why| !dropped.contains(why)) {
+                    dropped.push(why);
+                }
+                why.is_none()
+            })
+            .collect();
+        (Schedule { faults, ..self.clone() }, dropped.join("; "))
+    }
+
+    /// The lab's faults of `service` in this schedule (a real process's crashes, `broken`'s
+    /// safeguard off), keeping its batch count in `dir`.
+    pub(super) fn served_faults(&self, service: Service, broken: Option<Break>, dir: &std::path::Path) -> ServedFaults {
+        let group = match service {
+            Service::Inventory => Some(Consumer::Inventory),
+            Service::Analytics => Some(Consumer::Analytics),
+            _ => None,
+        };
+        let log_crashes = self
+            .faults
+            .iter()
+            .filter_map(|f| match *f {
+                Fault::Crash { consumer, batch, point } if Some(consumer) == group => {
+                    Some(LogCrash { group: consumer.group().to_owned(), batch, point })
+                }
+                _ => None,
+            })
+            .collect();
+        ServedFaults {
+            log_crashes,
+            count_file: Some(dir.join(format!("crash-count.{service}"))),
+            commit_first: broken == Some(Break::CommitFirst) && service == Service::Inventory,
+            no_transaction: broken == Some(Break::NoTransaction),
+            no_reconnect: broken == Some(Break::NoReconnect),
+            ..ServedFaults::default()
+        }
+    }
+
+    /// The schedule without order `i`, what is timed after it one gap earlier
+    /// ([`super::without_order_at`]).
     fn without_order(&self, i: usize) -> Schedule {
         let (n, earlier) = (self.orders.len(), |at_ms| without_order_at(at_ms, i, ORDER_GAP_MS));
         let faults = self
@@ -545,110 +647,6 @@ async fn drive(
     let sim: Arc<dyn EventLog> = world.log();
     let (violations, business) = judged(schedule, &events, d, sim.as_ref(), &note).await?;
     Ok(Outcome { violations, trace: log.take_trace(), events: log.events(), business })
-}
-
-impl Schedule {
-    /// The producer's events: each order at its minute of event time, its id from `seed`.
-    pub(super) fn events(&self, seed: u64) -> Vec<OrderPlaced> {
-        let ids = OrderIds::seeded(seed);
-        self.orders
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}")).expect("valid"), o.items.clone());
-                OrderPlaced { order: Order::new(ids.next(), request), placed_at_ms: o.minute * MINUTE_MS + i as u64 * ORDER_GAP_MS }
-            })
-            .collect()
-    }
-
-    /// The timeline: orders, then the faults at their times (an order before a fault at the
-    /// same moment, so a duplicate always follows its original).
-    fn timeline(&self) -> Vec<(u64, Step)> {
-        let n = self.orders.len();
-        let mut timeline: Vec<(u64, Step)> = (0..n).map(|i| (i as u64 * ORDER_GAP_MS, Step::Append(i))).collect();
-        for fault in &self.faults {
-            match *fault {
-                Fault::Duplicate { order, after_ms } => {
-                    timeline.push(((order % n) as u64 * ORDER_GAP_MS + after_ms, Step::Duplicate(order % n)))
-                }
-                Fault::Reset { at_ms } => timeline.push((at_ms, Step::Reset)),
-                Fault::Poison { at_ms, kind } => timeline.push((at_ms, Step::Poison(kind))),
-                Fault::NodeLoss { at_ms } => timeline.push((at_ms, Step::NodeLoss)),
-                Fault::Down { at_ms, for_ms } => timeline.push((at_ms, Step::InventoryDown(Duration::from_millis(for_ms)))),
-                Fault::Stall { consumer, at_ms } => timeline.push((at_ms, Step::Stall(consumer))),
-                Fault::Crash { .. } => {}
-            }
-        }
-        for (window, down, up) in
-            [(&self.broker_down, Step::BrokerDown, Step::BrokerUp), (&self.broker_hang, Step::BrokerHang, Step::BrokerThaw)]
-        {
-            if let Some(w) = window {
-                timeline.push((w.at_ms, down));
-                timeline.push((w.at_ms + w.for_ms, up));
-            }
-        }
-        timeline.sort_by_key(|(t, _)| *t);
-        timeline
-    }
-}
-
-impl Schedule {
-    /// The same schedule without what the real deployment (one Kafka broker) cannot be made to
-    /// suffer, and what was taken out (empty: nothing): a broker loss (one broker), a consumer's
-    /// fetches going silent (a client bug that cannot be caused from outside a real client),
-    /// and Inventory's crashes when it is scaled out (a crash at its group's n-th batch cannot be
-    /// placed in one of several processes, each counting its own).
-    pub fn for_real(&self) -> (Schedule, String) {
-        let mut dropped = Vec::new();
-        let faults = self
-            .faults
-            .iter()
-            .copied()
-            .filter(|f| {
-                let why = match f {
-                    Fault::NodeLoss { .. } => Some("the broker loss (one Kafka broker)"),
-                    Fault::Stall { .. } => Some("the silent fetches (not caused from outside a real client)"),
-                    Fault::Crash { consumer: Consumer::Inventory, .. } if self.inventories > 1 => {
-                        Some("Inventory's crash (scaled out: its group's batch is not one process's)")
-                    }
-                    _ => None,
-                };
-                if let Some(why) = why.filter(|why| !dropped.contains(why)) {
-                    dropped.push(why);
-                }
-                why.is_none()
-            })
-            .collect();
-        (Schedule { faults, ..self.clone() }, dropped.join("; "))
-    }
-
-    /// The lab's faults of `service` in this schedule (a real process's crashes, `broken`'s
-    /// safeguard off), keeping its batch count in `dir`.
-    pub(super) fn served_faults(&self, service: Service, broken: Option<Break>, dir: &std::path::Path) -> ServedFaults {
-        let group = match service {
-            Service::Inventory => Some(Consumer::Inventory),
-            Service::Analytics => Some(Consumer::Analytics),
-            _ => None,
-        };
-        let log_crashes = self
-            .faults
-            .iter()
-            .filter_map(|f| match *f {
-                Fault::Crash { consumer, batch, point } if Some(consumer) == group => {
-                    Some(LogCrash { group: consumer.group().to_owned(), batch, point })
-                }
-                _ => None,
-            })
-            .collect();
-        ServedFaults {
-            log_crashes,
-            count_file: Some(dir.join(format!("crash-count.{service}"))),
-            commit_first: broken == Some(Break::CommitFirst) && service == Service::Inventory,
-            no_transaction: broken == Some(Break::NoTransaction),
-            no_reconnect: broken == Some(Break::NoReconnect),
-            ..ServedFaults::default()
-        }
-    }
 }
 
 /// What playing a step needs that a simulated and a real run provide each in their own way.
