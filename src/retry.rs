@@ -1,7 +1,7 @@
 //! Capped exponential backoff with jitter: how long a service waits before it tries the broker
-//! again. The jitter keeps many clients that lost the same broker from all coming back in the
-//! same instant; it is drawn from a seed, so the simulation replays it exactly (production
-//! seeds it at random).
+//! (or its store's database) again. The jitter keeps many clients that lost the same broker
+//! from all coming back in the same instant; it is drawn from a seed, so the simulation replays
+//! it exactly (production seeds it at random).
 
 use std::fmt::Display;
 use std::future::Future;
@@ -61,7 +61,7 @@ impl Policy {
             match attempt().await {
                 Ok(value) => {
                     if let Some(since) = failing_since {
-                        tracing::warn!(what, after_s = since.elapsed().as_secs_f64(), "the broker answers again");
+                        tracing::warn!(what, after_s = since.elapsed().as_secs_f64(), "answers again");
                     }
                     backoff.reset();
                     return Ok(value);
@@ -69,7 +69,7 @@ impl Policy {
                 Err(e) if self.reconnect && transient(&e) => {
                     if failing_since.is_none() {
                         failing_since = Some(Instant::now());
-                        tracing::warn!(what, error = %e, "the broker is away; retrying with backoff");
+                        tracing::warn!(what, error = %e, "away; retrying with backoff");
                     } else {
                         tracing::debug!(what, error = %e, "still failing");
                     }

@@ -308,9 +308,9 @@ fn explore_for_real(model: &str, name: &str, args: &[&str]) -> (String, bool, Ta
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulation_does() {
     let _alone = SINGLE_RABBITMQ.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    // The first schedules of seed 2026: a broker outage and Inventory down; an outage under two
-    // Inventory instances; a broker hang and a duplicate under two; an outage and a malformed
-    // message under three.
+    // The first four schedules of seed 2026 (broker outages and hangs, duplicates, Inventory
+    // down, up to three instances; a database restart is not played on one node, and the case
+    // says so).
     let (stdout, ok, table) = explore_for_real("async-rabbitmq", "explore-real", &["--cases", "4"]);
     assert!(ok, "{stdout}");
     assert_eq!(table.rows.len(), 4, "{stdout}");
@@ -378,13 +378,27 @@ fn explore_plays_part_cs_schedules_on_real_kafka_and_judges_them_as_the_simulati
     let row = &table.rows[0];
     assert_eq!([&row[table.col("real_violations")], &row[table.col("same_outcome")]], ["", "true"], "{stdout}");
     assert!(stdout.contains("CRASH inventory (aborted at its crash point)") && stdout.contains("inventory restarted"), "{stdout}");
+
+    // Without Inventory's transaction, seed 67's first schedule (four orders, Inventory dying
+    // between its outcomes and its changelog on its third batch, a duplicate, a replay) decides
+    // an order twice — for real as in the simulation: the command succeeds because it caught it.
+    let (stdout, ok, table) = explore_for_real(
+        "streaming-kafka",
+        "explore-real-kafka-no-transaction",
+        &["--seed", "67", "--cases", "1", "--break", "no-transaction", "--shrink-budget", "0"],
+    );
+    assert!(ok, "{stdout}");
+    for verdict in ["sim_violations", "real_violations"] {
+        assert!(table.rows[0][table.col(verdict)].contains("decided more than once"), "{verdict}: {stdout}");
+    }
 }
 
 /// Needs the cluster that `scripts/brokers.sh up --cluster` starts (three RabbitMQ nodes and
-/// PostgreSQL); fails (does not skip) without it. Kills node 1 and starts it again.
+/// PostgreSQL); fails (does not skip) without it. Kills node 1 and starts it again; stops
+/// PostgreSQL and starts it again.
 #[test]
 #[ignore = "needs the RabbitMQ cluster and PostgreSQL: scripts/test.sh starts them and runs this with --include-ignored"]
-fn a_real_cluster_run_fails_over_a_lost_node_and_scales_inventory_out_without_losing_an_order() {
+fn a_real_cluster_run_fails_over_a_lost_node_scales_inventory_out_and_rides_out_a_postgresql_restart_without_losing_an_order() {
     let out_dir = scratch_dir("cluster");
     // Part B, small: scripts/test.sh runs the full-size node losses of both parts after this.
     run_passing(
@@ -420,6 +434,18 @@ fn a_real_cluster_run_fails_over_a_lost_node_and_scales_inventory_out_without_lo
     assert!(summary.cell("scale-out 1", "orders_per_s").parse::<u64>().unwrap() > 0);
     let samples = Table::read(out_dir.join("cluster_node_loss.csv"));
     assert!(samples.rows.iter().any(|r| &r[samples.col("node_up")] == "0"), "a sample with the node down");
+
+    // PostgreSQL, the stores of three Inventory instances, restarted (1 s of the schedule, 5 s
+    // for real) while an order is published again: the duplicate reaches an Inventory whose
+    // store does not answer, which holds it until the database is back instead of returning it
+    // to the queue until the delivery limit dead-letters it. Both runs decide the order once.
+    let restart = r#"{"stock":2,"orders":[[{"sku":"pho","qty":1}]],"faults":[{"duplicate":{"order":0,"after_ms":300}}],"inventories":3,"database_down":{"at_ms":50,"for_ms":1000}}"#;
+    let (stdout, ok, table) = explore_for_real("async-rabbitmq", "explore-real-postgres", &["--cluster", "--replay", restart]);
+    assert!(ok, "{stdout}");
+    let row = &table.rows[0];
+    let verdicts = ["sim_violations", "real_violations", "same_outcome"].map(|c| &row[table.col(c)]);
+    assert_eq!(verdicts, ["", "", "true"], "{stdout}");
+    assert!(stdout.contains("the stores' database goes down") && stdout.contains("duplicate of order #0"), "{stdout}");
 }
 
 /// Needs the Kafka that `scripts/brokers.sh up` starts; fails (does not skip) without it.

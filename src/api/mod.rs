@@ -46,10 +46,22 @@ impl ApiError {
         ApiError { status, body: ErrorBody { error: error.into(), detail: detail.into(), order_id: None } }
     }
 
-    /// A store failure: 500, the detail in the logs.
+    /// A store failure, the detail in the logs: 503 while the store's database does not answer
+    /// (it is restarting; whether a write that was under way landed is not known, so the client
+    /// sends the request again under the same `Idempotency-Key`, and it stays one order), else
+    /// 500.
     pub fn store(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "the service could not read or write its store")
+        if e.is_transient() {
+            tracing::warn!(error = %e, "the store does not answer");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the service's database does not answer: send the request again under the same Idempotency-Key (it stays one order)",
+            )
+        } else {
+            tracing::error!(error = %e, "store failure");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "the service could not read or write its store")
+        }
     }
 
     pub fn for_order(mut self, order_id: OrderId) -> Self {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::domain::{Envelope, Event, OrderStatus};
 use crate::retry::Policy;
 use crate::services::completions::Completions;
-use crate::store::{InventoryStore, NotificationStore, OrderStore};
+use crate::store::{InventoryStore, NotificationStore, OrderStore, StoreError};
 use crate::telemetry::trace::{self, Kind, Span, Tracer, WithContext};
 use crate::transport::queue::{Delivery, MessageQueue, QueueError, QueueName, Route, Subscription};
 use crate::transport::TRACEPARENT;
@@ -150,10 +150,19 @@ async fn settle(mq: &dyn MessageQueue, queue: QueueName, delivery: &Delivery, ve
     }
 }
 
-/// `commit`, timed in a `store commit` span under the message's `process` span.
-async fn committed<T, E: std::fmt::Display>(tracer: &Tracer, commit: impl std::future::Future<Output = Result<T, E>>) -> Result<T, E> {
+/// `commit`, timed in a `store commit` span under the message's `process` span. While the
+/// store does not answer (its database restarting: [`StoreError::is_transient`]) the commit is
+/// tried again in place, with backoff, for as long as it takes: the delivery stays in hand,
+/// unacknowledged, and never goes back to the queue for it. Returned to the queue instead, a
+/// good message would count towards the delivery limit and be dead-lettered after five quick
+/// returns, though nothing was wrong with it. Any other error is the caller's (and under the
+/// lab's `--break no-reconnect`, every error).
+async fn committed<T, Fut>(tracer: &Tracer, policy: Policy, what: &str, commit: impl FnMut() -> Fut) -> Result<T, StoreError>
+where
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
     let span = tracer.start_here("store commit", Kind::Internal);
-    let result = commit.await;
+    let result = policy.until_ok(&mut policy.backoff(what), what, StoreError::is_transient, commit).await;
     if let Err(e) = &result {
         span.fail(e.to_string());
     }
@@ -177,7 +186,7 @@ pub async fn run_inventory(
         let (mq, store, tracer) = (publisher.clone(), store.clone(), timer.clone());
         Box::pin(async move {
             let Event::OrderPlaced(placed) = &event else { return unexpected(&event, QueueName::InventoryInbox) };
-            let handled = match committed(&tracer, store.handle(placed)).await {
+            let handled = match committed(&tracer, policy, "Inventory's store", || store.handle(placed)).await {
                 Ok(handled) => handled,
                 Err(e) => return Verdict::Retry(e.to_string()),
             };
@@ -207,7 +216,7 @@ pub async fn run_notification(
         let (store, completions, tracer) = (store.clone(), completions.clone(), timer.clone());
         Box::pin(async move {
             let Event::InventoryReserved(reserved) = &event else { return unexpected(&event, QueueName::NotificationInbox) };
-            match committed(&tracer, store.send(&reserved.order_id, &reserved.student_id)).await {
+            match committed(&tracer, policy, "Notification's store", || store.send(&reserved.order_id, &reserved.student_id)).await {
                 Ok(first) => {
                     if first {
                         completions.record(&reserved.order_id);
@@ -234,7 +243,7 @@ pub async fn run_order_status(
         let (store, tracer) = (store.clone(), timer.clone());
         Box::pin(async move {
             let Some(status) = OrderStatus::of(&event) else { return unexpected(&event, QueueName::OrderInbox) };
-            let result = committed(&tracer, store.record_outcome(event.order_id(), status)).await;
+            let result = committed(&tracer, policy, "Order's store", || store.record_outcome(event.order_id(), status)).await;
             match result {
                 Ok(()) => Verdict::Done,
                 Err(e) => Verdict::Retry(e.to_string()),

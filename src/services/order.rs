@@ -347,12 +347,15 @@ impl AsyncOrderService {
     /// before its rows are marked published. A crash between the confirm and the mark
     /// publishes those rows again after a restart: at-least-once, which Inventory's dedup
     /// absorbs. While the broker is away the batch is retried with backoff (the outbox keeps
-    /// filling: Order accepts regardless); runs for ever, unless `policy` says not to
+    /// filling: Order accepts regardless), and so is the store while its database does not
+    /// answer (a restart: reading the outbox waits, and a confirmed batch is marked once it is
+    /// back rather than published again); runs for ever, unless `policy` says not to
     /// reconnect (the lab's `--break no-reconnect`), when a failed publish ends it.
     pub async fn run_relay(&self, mq: Arc<dyn MessageQueue>, policy: Policy) -> Result<(), QueueError> {
-        let mut backoff = policy.backoff("relay");
+        let (mut backoff, mut store_backoff) = (policy.backoff("relay"), policy.backoff("relay's store"));
+        let store = "the outbox relay's store";
         loop {
-            let rows = match self.store.unpublished(100).await {
+            let rows = match policy.until_ok(&mut store_backoff, store, StoreError::is_transient, || self.store.unpublished(100)).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox; retrying");
@@ -369,7 +372,8 @@ impl AsyncOrderService {
             let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
             let batch: Vec<Message> = rows.into_iter().map(outbox_message).collect();
             policy.until_ok(&mut backoff, "the outbox relay", QueueError::is_transient, || mq.publish_all(batch.clone())).await?;
-            if let Err(e) = self.store.mark_published(&seqs).await {
+            if let Err(e) = policy.until_ok(&mut store_backoff, store, StoreError::is_transient, || self.store.mark_published(&seqs)).await
+            {
                 tracing::error!(error = %e, rows = seqs.len(), "marking outbox rows published; they will be published again");
             }
         }

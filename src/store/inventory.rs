@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -76,7 +75,7 @@ impl InventoryStore {
         for sku in Sku::all() {
             conn.execute("INSERT OR IGNORE INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)", params![sku.as_str(), per_sku])?;
         }
-        Ok(InventoryStore { backend: Backend::Sqlite(Db(Mutex::new(conn))), dedup: true })
+        Ok(InventoryStore { backend: Backend::Sqlite(Db::new(conn)), dedup: true })
     }
 
     /// The store in `pg`, shared by every Inventory given the same database and namespace: the
@@ -99,7 +98,7 @@ impl InventoryStore {
     pub fn restocked(mut self, per_sku: u32) -> Result<Self, StoreError> {
         self.backend.empty(&["stock", "processed", "applications"])?;
         if let Backend::Sqlite(db) = &self.backend {
-            let conn = db.lock();
+            let conn = db.lock()?;
             for sku in Sku::all() {
                 conn.prepare_cached("INSERT INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)")?
                     .execute(params![sku.as_str(), per_sku])?;
@@ -107,6 +106,12 @@ impl InventoryStore {
         }
         self.dedup = true;
         Ok(self)
+    }
+
+    /// The same store, down whenever `outage` is (the simulation's database outage).
+    pub(crate) fn sharing(mut self, outage: &super::Outage) -> Self {
+        self.backend.share(outage);
+        self
     }
 
     /// Turns idempotency off (lab only: `campus-sim explore --break dedup`).
@@ -134,7 +139,7 @@ impl InventoryStore {
     fn handle_sqlite(&self, db: &Db, placed: &OrderPlaced) -> Result<Handled, StoreError> {
         let order = &placed.order;
         let id = order.order_id.as_str();
-        let mut conn = db.lock();
+        let mut conn = db.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if self.dedup {
             let stored: Option<Vec<u8>> =
@@ -208,7 +213,7 @@ impl InventoryStore {
     pub async fn stats(&self) -> Result<InventoryStats, StoreError> {
         let (counts, stock): ([i64; 7], BTreeMap<String, u64>) = match &self.backend {
             Backend::Sqlite(db) => {
-                let conn = db.lock();
+                let conn = db.lock()?;
                 let counts = conn
                     .prepare_cached(STATS)?
                     .query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]))?;

@@ -22,6 +22,7 @@
 mod inventory;
 mod notification;
 mod order;
+mod outage;
 pub mod postgres;
 mod storage;
 
@@ -33,6 +34,7 @@ use rusqlite::Connection;
 pub use inventory::{Handled, InventoryStats, InventoryStore};
 pub use notification::{NotificationStats, NotificationStore};
 pub use order::{OrderRecord, OrderStats, OrderStore, OutboxRow};
+pub use outage::Outage;
 pub use postgres::Postgres;
 pub use storage::{MemoryStores, Spare, Storage};
 
@@ -42,7 +44,7 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("store (postgres): {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("store (postgres) unreachable: {0}")]
+    #[error("store unreachable: {0}")]
     Unreachable(String),
     #[error("store configuration: {0}")]
     Config(String),
@@ -54,7 +56,18 @@ impl StoreError {
     /// Whether the store may answer if asked again later (the database is away), as opposed
     /// to a fault that waiting cannot mend.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unreachable(_)) || matches!(self, StoreError::Postgres(e) if e.is_closed())
+        match self {
+            StoreError::Unreachable(_) => true,
+            // The connection closed under the call, or the server shutting down or starting
+            // (a restart: `57P01` admin_shutdown, `57P02` crash_shutdown, `57P03`
+            // cannot_connect_now).
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || e.code().is_some_and(|c| matches!(c.code(), "57P01" | "57P02" | "57P03"))
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            _ => false,
+        }
     }
 }
 
@@ -87,11 +100,19 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// An embedded database made subject to `outage` (the simulation's); PostgreSQL has its
+    /// own.
+    pub(crate) fn share(&mut self, outage: &Outage) {
+        if let Backend::Sqlite(db) = self {
+            db.outage = outage.clone();
+        }
+    }
+
     /// The rows of `sql`, a query of two text columns without parameters, as a map.
     pub(crate) async fn text_pairs(&self, sql: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
         match self {
             Backend::Sqlite(db) => {
-                let conn = db.lock();
+                let conn = db.lock()?;
                 let mut stmt = conn.prepare_cached(sql)?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 Ok(rows.collect::<Result<_, _>>()?)
@@ -108,7 +129,7 @@ impl Backend {
         let Backend::Sqlite(db) = self else {
             return Err(StoreError::Config("only an embedded SQLite store is emptied for reuse".into()));
         };
-        let conn = db.lock();
+        let conn = db.lock()?;
         for table in tables {
             conn.prepare_cached(&format!("DELETE FROM {table}"))?.execute([])?;
         }
@@ -121,11 +142,22 @@ impl Backend {
     }
 }
 
-pub(crate) struct Db(pub(crate) Mutex<Connection>);
+/// An embedded SQLite database, and the simulated outage it is subject to (none unless the
+/// lab's world shares one with it: [`Backend::share`]).
+pub(crate) struct Db {
+    conn: Mutex<Connection>,
+    outage: Outage,
+}
 
 impl Db {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.0.lock().expect("store lock")
+    pub(crate) fn new(conn: Connection) -> Self {
+        Db { conn: Mutex::new(conn), outage: Outage::default() }
+    }
+
+    /// The connection, unless the database is down.
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.outage.check()?;
+        Ok(self.conn.lock().expect("store lock"))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Notification's store: one row per confirmed order, so a repeat sends nothing twice.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -20,13 +19,19 @@ impl NotificationStore {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS sent (order_id TEXT PRIMARY KEY, student_id TEXT NOT NULL, message TEXT NOT NULL, attempts INTEGER NOT NULL);",
         )?;
-        Ok(NotificationStore(Backend::Sqlite(Db(Mutex::new(conn)))))
+        Ok(NotificationStore(Backend::Sqlite(Db::new(conn))))
     }
 
     /// The same embedded store with no confirmation in it (the lab's `explore` reuses one).
     pub fn emptied(self) -> Result<Self, StoreError> {
         self.0.empty(&["sent"])?;
         Ok(self)
+    }
+
+    /// The same store, down whenever `outage` is (the simulation's database outage).
+    pub(crate) fn sharing(mut self, outage: &super::Outage) -> Self {
+        self.0.share(outage);
+        self
     }
 
     /// The store in `pg`, shared by every Notification given the same database and namespace.
@@ -41,7 +46,7 @@ impl NotificationStore {
         let message = format!("Order {order_id} confirmed: your food is being prepared.");
         let attempts: i64 = match &self.0 {
             Backend::Sqlite(db) => {
-                let conn = db.lock();
+                let conn = db.lock()?;
                 conn.prepare_cached(
                     "INSERT INTO sent (order_id, student_id, message, attempts) VALUES (?1, ?2, ?3, 1)
                      ON CONFLICT(order_id) DO UPDATE SET attempts = attempts + 1",
@@ -69,7 +74,7 @@ impl NotificationStore {
     /// Orders confirmed, and how many `InventoryReserved` arrived for them in total.
     pub async fn stats(&self) -> Result<NotificationStats, StoreError> {
         let (notified, received): (i64, i64) = match &self.0 {
-            Backend::Sqlite(db) => db.lock().prepare_cached(STATS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
+            Backend::Sqlite(db) => db.lock()?.prepare_cached(STATS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
             Backend::Postgres(pg) => {
                 let row = pg.client().await?.query_one(STATS, &[]).await?;
                 (row.get(0), row.get(1))
@@ -81,7 +86,7 @@ impl NotificationStore {
     pub async fn notified(&self) -> Result<Vec<String>, StoreError> {
         match &self.0 {
             Backend::Sqlite(db) => {
-                let conn = db.lock();
+                let conn = db.lock()?;
                 let mut stmt = conn.prepare_cached(NOTIFIED)?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 Ok(rows.collect::<Result<_, _>>()?)

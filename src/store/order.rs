@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -66,7 +65,7 @@ impl OrderStore {
         if !traced {
             conn.execute_batch("ALTER TABLE outbox ADD COLUMN trace TEXT;")?;
         }
-        Ok(OrderStore(Backend::Sqlite(Db(Mutex::new(conn)))))
+        Ok(OrderStore(Backend::Sqlite(Db::new(conn))))
     }
 
     /// The same embedded store with no order and no outbox row in it, its sequence back at 1
@@ -74,6 +73,12 @@ impl OrderStore {
     pub fn emptied(self) -> Result<Self, StoreError> {
         self.0.empty(&["orders", "outbox"])?;
         Ok(self)
+    }
+
+    /// The same store, down whenever `outage` is (the simulation's database outage).
+    pub(crate) fn sharing(mut self, outage: &super::Outage) -> Self {
+        self.0.share(outage);
+        self
     }
 
     /// The store in `pg`. Several Orders may share it: each relay then publishes what any of
@@ -106,7 +111,7 @@ impl OrderStore {
         let (id, student) = (order.order_id.as_str(), order.student_id.as_str());
         match &self.0 {
             Backend::Sqlite(db) => {
-                let mut conn = db.lock();
+                let mut conn = db.lock()?;
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let inserted = tx.prepare_cached(&sqlite_params(INSERT))?.execute(params![id, student, items, placed_at_ms as i64])?;
                 if inserted == 0 {
@@ -134,7 +139,7 @@ impl OrderStore {
     pub async fn unpublished(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         match &self.0 {
             Backend::Sqlite(db) => {
-                let conn = db.lock();
+                let conn = db.lock()?;
                 let mut stmt = conn.prepare_cached("SELECT seq, body, trace FROM outbox WHERE published = 0 ORDER BY seq LIMIT ?1")?;
                 let rows = stmt.query_map([limit as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)?, trace: r.get(2)? }))?;
                 Ok(rows.collect::<Result<_, _>>()?)
@@ -157,7 +162,7 @@ impl OrderStore {
              WHERE o.published = 1 AND r.status = 'accepted' AND r.placed_at_ms <= $1 ORDER BY o.seq LIMIT 100";
         match &self.0 {
             Backend::Sqlite(db) => {
-                let conn = db.lock();
+                let conn = db.lock()?;
                 let mut stmt = conn.prepare_cached(&sqlite_params(STUCK))?;
                 let rows =
                     stmt.query_map([placed_by_ms as i64], |r| Ok(OutboxRow { seq: r.get(0)?, body: r.get(1)?, trace: r.get(2)? }))?;
@@ -174,7 +179,7 @@ impl OrderStore {
     pub async fn mark_published(&self, seqs: &[i64]) -> Result<(), StoreError> {
         match &self.0 {
             Backend::Sqlite(db) => {
-                let mut conn = db.lock();
+                let mut conn = db.lock()?;
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 {
                     let mut stmt = tx.prepare_cached("UPDATE outbox SET published = 1 WHERE seq = ?1")?;
@@ -196,7 +201,7 @@ impl OrderStore {
         let status = status.as_str();
         match &self.0 {
             Backend::Sqlite(db) => {
-                db.lock()
+                db.lock()?
                     .prepare_cached("UPDATE orders SET status = ?2 WHERE order_id = ?1 AND status = 'accepted'")?
                     .execute(params![order_id.as_str(), status])?;
             }
@@ -213,7 +218,7 @@ impl OrderStore {
     pub async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
         let row: Option<(String, String, String, i64)> = match &self.0 {
             Backend::Sqlite(db) => db
-                .lock()
+                .lock()?
                 .prepare_cached("SELECT order_id, student_id, status, placed_at_ms FROM orders WHERE order_id = ?1")?
                 .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?,
@@ -237,7 +242,7 @@ impl OrderStore {
 
     pub async fn stats(&self) -> Result<OrderStats, StoreError> {
         let [accepted, published, reserved, failed]: [i64; 4] = match &self.0 {
-            Backend::Sqlite(db) => db.lock().prepare_cached(STATS)?.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?,
+            Backend::Sqlite(db) => db.lock()?.prepare_cached(STATS)?.query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?,
             Backend::Postgres(pg) => {
                 let r = pg.client().await?.query_one(STATS, &[]).await?;
                 [r.get(0), r.get(1), r.get(2), r.get(3)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::{InventoryStore, NotificationStore, OrderStore, Postgres, StoreError};
+use super::{InventoryStore, NotificationStore, OrderStore, Outage, Postgres, StoreError};
 
 /// Where a Part B service's store lives.
 #[derive(Clone)]
@@ -19,12 +19,14 @@ pub enum Storage {
     Memory(Arc<MemoryStores>),
 }
 
-/// The in-memory stores of one simulated deployment, opened on first use and kept.
+/// The in-memory stores of one simulated deployment, opened on first use and kept, all down
+/// together while their database is ([`MemoryStores::outage`]).
 #[derive(Default)]
 pub struct MemoryStores {
     order: Mutex<Option<Arc<OrderStore>>>,
     inventory: Mutex<Option<Arc<InventoryStore>>>,
     notification: Mutex<Option<Arc<NotificationStore>>>,
+    outage: Outage,
 }
 
 /// Three stores taken back from a finished deployment, to be emptied and used again.
@@ -37,13 +39,21 @@ impl MemoryStores {
     /// one set per thread).
     pub fn reusing(spare: Spare, stock: u32, dedup: bool) -> Result<Self, StoreError> {
         let (order, inventory, notification) = spare;
-        let inventory = inventory.restocked(stock)?;
+        let outage = Outage::default();
+        let inventory = inventory.sharing(&outage).restocked(stock)?;
         let inventory = if dedup { inventory } else { inventory.without_dedup() };
         Ok(MemoryStores {
-            order: Mutex::new(Some(Arc::new(order.emptied()?))),
+            order: Mutex::new(Some(Arc::new(order.sharing(&outage).emptied()?))),
             inventory: Mutex::new(Some(Arc::new(inventory))),
-            notification: Mutex::new(Some(Arc::new(notification.emptied()?))),
+            notification: Mutex::new(Some(Arc::new(notification.sharing(&outage).emptied()?))),
+            outage,
         })
+    }
+
+    /// The database these stores share: taken down, every call of theirs fails (transient)
+    /// until it is back.
+    pub fn outage(&self) -> &Outage {
+        &self.outage
     }
 
     /// The three stores back, once nothing else holds them (`None` if something still does).
@@ -79,7 +89,7 @@ impl Storage {
         match self {
             Storage::Files(dir) => Ok(Arc::new(OrderStore::open(Some(&Self::file(dir, "order")?))?)),
             Storage::Postgres(pg) => Ok(Arc::new(OrderStore::open_postgres(pg.clone()).await?)),
-            Storage::Memory(kept_stores) => kept(&kept_stores.order, || OrderStore::open(None)),
+            Storage::Memory(kept_stores) => kept(&kept_stores.order, || Ok(OrderStore::open(None)?.sharing(&kept_stores.outage))),
         }
     }
 
@@ -90,7 +100,9 @@ impl Storage {
         match self {
             Storage::Files(dir) => Ok(Arc::new(guarded(InventoryStore::open(Some(&Self::file(dir, "inventory")?), stock)?))),
             Storage::Postgres(pg) => Ok(Arc::new(guarded(InventoryStore::open_postgres(pg.clone(), stock).await?))),
-            Storage::Memory(kept_stores) => kept(&kept_stores.inventory, || Ok(guarded(InventoryStore::open(None, stock)?))),
+            Storage::Memory(kept_stores) => {
+                kept(&kept_stores.inventory, || Ok(guarded(InventoryStore::open(None, stock)?.sharing(&kept_stores.outage))))
+            }
         }
     }
 
@@ -99,7 +111,9 @@ impl Storage {
         match self {
             Storage::Files(dir) => Ok(Arc::new(NotificationStore::open(Some(&Self::file(dir, "notification")?))?)),
             Storage::Postgres(pg) => Ok(Arc::new(NotificationStore::open_postgres(pg.clone()).await?)),
-            Storage::Memory(kept_stores) => kept(&kept_stores.notification, || NotificationStore::open(None)),
+            Storage::Memory(kept_stores) => {
+                kept(&kept_stores.notification, || Ok(NotificationStore::open(None)?.sharing(&kept_stores.outage)))
+            }
         }
     }
 }

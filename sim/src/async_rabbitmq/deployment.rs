@@ -73,10 +73,9 @@ impl<'w> Deployment<'w> {
         self.hosts.pids()
     }
 
-    /// The instances that crashed by themselves since last asked (real only: see
-    /// [`Hosts::take_aborted`]).
-    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
-        self.hosts.take_aborted()
+    /// The next instances that crashed by themselves (real only: see [`Hosts::aborted`]).
+    pub async fn aborted(&self) -> Vec<(Service, usize)> {
+        self.hosts.aborted().await
     }
 
     /// The services' stores, read by the lab after the fact.
@@ -152,6 +151,17 @@ impl<'w> Deployment<'w> {
     /// The hung broker answers again (real: SIGCONT, then until it serves).
     pub async fn thaw_broker(&self) -> anyhow::Result<()> {
         self.hosts.bring_back(Away::Hang).await
+    }
+
+    /// The database the services' stores share goes down (real: PostgreSQL stopped, on the
+    /// cluster).
+    pub async fn stop_database(&self) -> anyhow::Result<()> {
+        self.hosts.take_away(Away::Database).await
+    }
+
+    /// The database is back (real: PostgreSQL started, then until it serves).
+    pub async fn start_database(&self) -> anyhow::Result<()> {
+        self.hosts.bring_back(Away::Database).await
     }
 
     /// The broker node the services are connected to dies (real: cluster node 1 SIGKILLed, the

@@ -150,22 +150,18 @@ fn write_explore_summary(path: &Path, rows: &[explore::Exploration]) -> anyhow::
 /// business outcome alone is reported, not failed (see docs/explore.md).
 fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
     let model = args.model.unwrap_or(Model::AsyncRabbitmq);
+    // Refused before any broker is looked for.
+    explore::real::playable(model, args.cluster)?;
     let place = match (model, args.cluster) {
-        (Model::SyncRest, _) => anyhow::bail!(
-            "explore --real-brokers plays the messaging models (async-rabbitmq, streaming-kafka); sync-rest is explored in the simulation only (drop --real-brokers)"
-        ),
-        (Model::StreamingKafka, true) => {
-            anyhow::bail!("explore --real-brokers --cluster plays async-rabbitmq; streaming-kafka's schedules run on one Kafka broker (drop --cluster)")
-        }
-        (Model::StreamingKafka, false) => {
+        (Model::StreamingKafka, _) => {
             super::preflight::kafka(&args.bootstrap_servers, BrokerHost::Script)?;
             Place { bootstrap: args.bootstrap_servers.clone(), ..Place::default() }
         }
-        (Model::AsyncRabbitmq, true) => {
+        (_, true) => {
             super::preflight::cluster(&args.cluster_amqp_url, &args.cluster_store, "", Some(model))?;
             Place { store: Some(args.cluster_store.clone()), ..Place::new(&args.cluster_amqp_url, "", BrokerHost::Script) }
         }
-        (Model::AsyncRabbitmq, false) => {
+        _ => {
             super::preflight::rabbitmq(&args.amqp_url, BrokerHost::Script)?;
             Place { amqp_url: args.amqp_url.clone(), ..Place::default() }
         }

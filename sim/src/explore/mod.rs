@@ -10,8 +10,8 @@
 //! command that runs exactly that schedule again, trace included.
 //!
 //! With `--real-brokers` ([`real`]) the same schedules also run on real processes and brokers
-//! (Parts B and C: [`rabbit_real`], [`stream_real`]), judged by the same checker, and the two verdicts and
-//! business outcomes are compared case by case.
+//! (Parts B and C: [`rabbit_real`], [`stream_real`], given a [`target`]), judged by the same
+//! checker, and the two verdicts and business outcomes are compared case by case.
 //!
 //! The properties hold for the services as built. `--break` switches one safeguard off (in the
 //! lab only) so a student can watch the checker catch the broken design:
@@ -30,8 +30,10 @@ pub mod real;
 pub mod rest;
 pub mod stream;
 pub mod stream_real;
+pub mod target;
 
-pub use real::{RealCase, RealTarget};
+pub use real::RealCase;
+pub use target::RealTarget;
 
 use std::fmt;
 use std::future::Future;

@@ -36,7 +36,6 @@ use super::{
 };
 use crate::async_rabbitmq::observe::read_final;
 use crate::async_rabbitmq::{invariants, poison_bodies, Config, Deployment, Detail, Run};
-use crate::client::post_json;
 use crate::fault::queue::{CrashPoint, CrashingQueue, QueueCrash};
 use crate::fault::served::ServedFaults;
 use crate::hosts::Hosts;
@@ -117,6 +116,10 @@ pub struct Schedule {
     /// is lost (real: its VM SIGSTOPped). Never with `broker_down` in one schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_hang: Option<Window>,
+    /// The database the services' stores share down for a window (real: PostgreSQL stopped and
+    /// started again, on the cluster): every store call fails meanwhile, nothing stored is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_down: Option<Window>,
 }
 
 fn one() -> usize {
@@ -145,6 +148,9 @@ impl fmt::Display for Schedule {
         }
         if let Some(w) = &self.broker_hang {
             writeln!(f, "  the broker (RabbitMQ) hangs at {} ms for {} ms (connections open, nothing answers)", w.at_ms, w.for_ms)?;
+        }
+        if let Some(w) = &self.database_down {
+            writeln!(f, "  the stores' database (PostgreSQL) down at {} ms for {} ms", w.at_ms, w.for_ms)?;
         }
         for fault in &self.faults {
             match fault {
@@ -199,7 +205,8 @@ impl super::Schedule for Schedule {
         // that the ones that do not matter are gone before the orders are cut down.
         // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
         // Instances last: a counterexample keeps several only if it needs them.
-        // The hang last of all, and only where the broker does not go down (one or the other).
+        // The hang last but one, and only where the broker does not go down (one or the other);
+        // the stores' database last of all (it may go down in a schedule whose broker does too).
         (
             window_strategy(),
             prop::collection::vec(fault_strategy(), 0..=4),
@@ -207,14 +214,16 @@ impl super::Schedule for Schedule {
             0u32..=5,
             1usize..=3,
             window_strategy(),
+            window_strategy(),
         )
-            .prop_map(|(broker_down, faults, orders, stock, inventories, hang)| Schedule {
+            .prop_map(|(broker_down, faults, orders, stock, inventories, hang, database_down)| Schedule {
                 stock,
                 orders,
                 faults,
                 broker_down,
                 inventories,
                 broker_hang: hang.filter(|_| broker_down.is_none()),
+                database_down,
             })
             .boxed()
     }
@@ -229,6 +238,7 @@ impl super::Schedule for Schedule {
         let windows = [
             self.broker_down.map(|_| Schedule { broker_down: None, ..self.clone() }),
             self.broker_hang.map(|_| Schedule { broker_hang: None, ..self.clone() }),
+            self.database_down.map(|_| Schedule { database_down: None, ..self.clone() }),
             (self.inventories > 1).then(|| Schedule { inventories: 1, ..self.clone() }),
         ];
         let faults = each_left_out(&self.faults).map(|faults| Schedule { faults, ..self.clone() });
@@ -279,15 +289,20 @@ impl Schedule {
             steps.push((w.at_ms, Action::BrokerHang));
             steps.push((w.at_ms + w.for_ms, Action::BrokerThaw));
         }
+        if let Some(w) = &self.database_down {
+            steps.push((w.at_ms, Action::DatabaseDown));
+            steps.push((w.at_ms + w.for_ms, Action::DatabaseUp));
+        }
         steps.sort_by_key(|(t, _)| *t);
         Timeline { steps, duplicates, malformed }
     }
 
     /// The same schedule without what the real deployment cannot be made to suffer, and what
-    /// was taken out (empty: nothing). On one broker node a node loss cannot happen. On the
-    /// 3-node cluster the lab loses node 1, once: a second loss would take the majority every
-    /// quorum queue needs (the simulation, which fails over again, does not model that), and the
-    /// whole broker going away or hanging is not played.
+    /// was taken out (empty: nothing). On one broker node a node loss cannot happen, nor a
+    /// restart of the stores' database (each service keeps a SQLite file of its own there). On
+    /// the 3-node cluster, whose services share PostgreSQL, the lab loses node 1, once: a second
+    /// loss would take the majority every quorum queue needs (the simulation, which fails over
+    /// again, does not model that), and the whole broker going away or hanging is not played.
     pub fn for_real(&self, cluster: bool) -> (Schedule, String) {
         let mut dropped = Vec::new();
         let mut losses = 0;
@@ -313,7 +328,11 @@ impl Schedule {
         if cluster && self.broker_hang.is_some() {
             dropped.push("the broker hang (not played on the cluster)");
         }
-        (Schedule { faults, broker_down, broker_hang, ..self.clone() }, dropped.join("; "))
+        let database_down = self.database_down.filter(|_| cluster);
+        if !cluster && self.database_down.is_some() {
+            dropped.push("the database restart (SQLite files here; played with --cluster, on PostgreSQL)");
+        }
+        (Schedule { faults, broker_down, broker_hang, database_down, ..self.clone() }, dropped.join("; "))
     }
 
     /// The schedule without order `i`, what is timed after it one gap earlier
@@ -334,7 +353,14 @@ impl Schedule {
         let window = |w: Option<Window>| w.map(|w| Window { at_ms: earlier(w.at_ms), ..w });
         let mut orders = self.orders.clone();
         orders.remove(i);
-        Schedule { orders, faults, broker_down: window(self.broker_down), broker_hang: window(self.broker_hang), ..self.clone() }
+        Schedule {
+            orders,
+            faults,
+            broker_down: window(self.broker_down),
+            broker_hang: window(self.broker_hang),
+            database_down: window(self.database_down),
+            ..self.clone()
+        }
     }
 
     /// Whether the schedule loses the node the services use.
@@ -403,6 +429,8 @@ pub(super) enum Action {
     BrokerUp,
     BrokerHang,
     BrokerThaw,
+    DatabaseDown,
+    DatabaseUp,
     NodeLoss,
 }
 
@@ -568,27 +596,61 @@ pub(super) async fn play(
     (publisher, held_down): (&Publisher, &Cell<bool>),
     note: &dyn Fn(String),
     scale: u32,
-) -> anyhow::Result<Vec<Option<(OrderId, OrderRequest)>>> {
+) -> anyhow::Result<Played> {
     let t0 = Instant::now();
     let (observer, order_store) = (d.observer(), d.storage().order().await?);
     // Inventory's down windows may overlap: it is up when no window covers the moment. (The
     // broker has at most one window.)
     let mut down_windows = 0i32;
-    let mut accepted: Vec<Option<(OrderId, OrderRequest)>> = vec![None; schedule.orders.len()];
+    let mut played = Played { accepted: vec![None; schedule.orders.len()], refused: 0 };
+    let mut placed_at = vec![0; schedule.orders.len()];
+    let mut database_down = false;
+    // Inventory started again at a window's end: a real process started while the database is
+    // down waits for it before it reports READY, and the timeline (which brings the database
+    // back) must go on meanwhile.
+    let mut starting: Vec<Starting<'_>> = Vec::new();
     for (t, action) in steps {
-        tokio::time::sleep_until(t0 + Duration::from_millis(t * u64::from(scale))).await;
+        let at = t0 + Duration::from_millis(t * u64::from(scale));
+        loop {
+            // In this order, always (the simulation replays a seed to the same trace).
+            tokio::select! {
+                biased;
+                started = first_done(&mut starting), if !starting.is_empty() => started?,
+                _ = tokio::time::sleep_until(at) => break,
+            }
+        }
         match action {
             Action::Accept(i) => {
                 let request = OrderRequest::new(StudentId::parse(format!("s-{i:04}"))?, schedule.orders[i].clone());
-                let reply: OrderAcceptedReply = post_json(observer.as_ref(), Service::Order, "/order", &request).await?;
-                let id = reply.order_id;
+                let reply = observer.post_json(Service::Order, "/order", &request).await?;
+                if reply.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+                    // While the database is down the student is told so, and the order is not
+                    // theirs to expect (the checks count accepted orders); at any other time
+                    // Order must accept.
+                    note(format!("order #{i} refused: {}", String::from_utf8_lossy(reply.body())));
+                    played.refused += usize::from(!database_down);
+                    continue;
+                }
+                anyhow::ensure!(
+                    reply.status().is_success(),
+                    "POST /order answered {}: {}",
+                    reply.status(),
+                    String::from_utf8_lossy(reply.body())
+                );
+                let id = serde_json::from_slice::<OrderAcceptedReply>(reply.body())?.order_id;
                 note(format!("order #{i} accepted as {id}"));
-                accepted[i] = Some((id, request));
+                // Read now, while the store answers (the timeline takes the database down
+                // only as a step of its own): the duplicate carries the same time.
+                let record = order_store.get(id.as_str()).await?.expect("accepted orders are stored");
+                played.accepted[i] = Some((id, request));
+                placed_at[i] = record.placed_at_ms;
             }
             Action::Duplicate(i) => {
-                let (id, request) = accepted[i].clone().expect("a duplicate follows its original");
-                let record = order_store.get(id.as_str()).await?.expect("accepted orders are stored");
-                let event = Event::OrderPlaced(OrderPlaced { order: Order::new(id, request), placed_at_ms: record.placed_at_ms });
+                let Some((id, request)) = played.accepted[i].clone() else {
+                    note(format!("no duplicate of order #{i}: it was refused"));
+                    continue;
+                };
+                let event = Event::OrderPlaced(OrderPlaced { order: Order::new(id, request), placed_at_ms: placed_at[i] });
                 note(format!("duplicate of order #{i}"));
                 publisher.publish(Envelope::new(event).encode().into()).await;
             }
@@ -603,13 +665,15 @@ pub(super) async fn play(
                 for name in &INSTANCE_NAMES[..d.inventories_running()] {
                     note(format!("{name} down"));
                 }
+                // A start still under way is given up (its process killed): it is down again.
+                starting.clear();
                 d.stop_inventory().await?;
             }
             Action::Up => {
                 down_windows -= 1;
                 if down_windows == 0 {
                     held_down.set(false);
-                    d.start_inventory().await?;
+                    starting.push(Box::pin(d.start_inventory()));
                 }
             }
             Action::BrokerDown => {
@@ -630,13 +694,62 @@ pub(super) async fn play(
                 d.thaw_broker().await?;
                 publisher.set_hung(false);
             }
+            Action::DatabaseDown => {
+                note("the stores' database goes down".into());
+                database_down = true;
+                d.stop_database().await?;
+            }
+            Action::DatabaseUp => {
+                note("the stores' database is back".into());
+                d.start_database().await?;
+                database_down = false;
+            }
             Action::NodeLoss => {
                 note("the broker node the services use is lost; they fail over".into());
                 d.lose_node().await?;
             }
         }
     }
-    Ok(accepted)
+    while !starting.is_empty() {
+        first_done(&mut starting).await?;
+    }
+    Ok(played)
+}
+
+/// A start of Inventory under way.
+type Starting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// The first of `starting` to finish, taken out of it (never, while it is empty).
+async fn first_done(starting: &mut Vec<Starting<'_>>) -> anyhow::Result<()> {
+    std::future::poll_fn(|cx| {
+        let done = starting.iter_mut().enumerate().find_map(|(i, start)| match start.as_mut().poll(cx) {
+            std::task::Poll::Ready(result) => Some((i, result)),
+            std::task::Poll::Pending => None,
+        });
+        match done {
+            Some((i, result)) => {
+                drop(starting.swap_remove(i));
+                std::task::Poll::Ready(result)
+            }
+            None => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// What the timeline's orders came to at Order.
+pub(super) struct Played {
+    /// Each order's id and request once accepted; `None`: refused while the database was down.
+    pub accepted: Vec<Option<(OrderId, OrderRequest)>>,
+    /// Orders refused while the database was up (Order must accept then).
+    pub refused: usize,
+}
+
+impl Played {
+    /// The orders accepted.
+    pub fn count(&self) -> usize {
+        self.accepted.iter().flatten().count()
+    }
 }
 
 /// The schedule's timeline on the running deployment, the wait until it settles, and the
@@ -652,9 +765,9 @@ async fn drive(
     let storage = world.storage();
     let (order_store, notification_store) = (storage.order().await?, storage.notification().await?);
 
-    let n = schedule.orders.len();
     let Timeline { steps, duplicates, malformed } = schedule.timeline();
-    let accepted = play(schedule, steps, d, (&publisher, held_down), &|line| chaos.note(line), 1).await?;
+    let played = play(schedule, steps, d, (&publisher, held_down), &|line| chaos.note(line), 1).await?;
+    let n = played.count();
 
     // Settled: every order decided at Order, every reserved one notified, every queue empty
     // and nothing in flight, every malformed message dead-lettered.
@@ -677,7 +790,7 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (violations, business) = judged(d, schedule, (duplicates, malformed), &accepted, settled).await?;
+    let (violations, business) = judged(d, schedule, (duplicates, malformed), &played, settled).await?;
     Ok(Outcome { violations, trace: chaos.take_trace(), events: chaos.events(), business })
 }
 
@@ -687,18 +800,18 @@ pub(super) async fn judged(
     d: &Deployment<'_>,
     schedule: &Schedule,
     (duplicates, malformed): (usize, u64),
-    accepted: &[Option<(OrderId, OrderRequest)>],
+    played: &Played,
     settled: bool,
 ) -> anyhow::Result<(Vec<Violation>, Business)> {
     let run = Run {
         mode: d.mode(),
-        accepted: schedule.orders.len(),
-        refused: 0,
+        accepted: played.count(),
+        refused: played.refused,
         traced: Default::default(),
         detail: Detail::Explore { duplicates, malformed: malformed as usize },
         end: read_final(&d.storage(), schedule.stock, d.mq().as_ref(), d.observer().as_ref()).await?,
     };
-    Ok((judge(&run, settled, schedule.loses_a_node()), business(&run, accepted)))
+    Ok((judge(&run, settled, schedule.loses_a_node()), business(&run, &played.accepted)))
 }
 
 /// The invariants' verdict on a run, and whether it settled in time. Explore holds a real run
@@ -730,7 +843,7 @@ mod tests {
     use super::*;
 
     fn with(faults: Vec<Fault>, broker_down: Option<Window>) -> Schedule {
-        Schedule { stock: 1, orders: vec![], faults, broker_down, inventories: 1, broker_hang: None }
+        Schedule { stock: 1, orders: vec![], faults, broker_down, inventories: 1, broker_hang: None, database_down: None }
     }
 
     #[test]

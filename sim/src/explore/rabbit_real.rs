@@ -26,7 +26,7 @@ use campus::{Model, Service};
 use tokio::time::Instant;
 
 use super::rabbit::{judged, play, Publisher, Schedule, Timeline, INSTANCE_NAMES, RESTART_AFTER, SETTLE_WITHIN};
-use super::real::Notes;
+use super::target::Notes;
 use super::{Break, Outcome, RealTarget};
 use crate::async_rabbitmq::observe::{sample, settled};
 use crate::async_rabbitmq::{Config, Deployment};
@@ -56,23 +56,24 @@ pub async fn run(schedule: &Schedule, broken: Option<Break>, target: &RealTarget
 
 /// The real counterpart of the simulation's supervisors: an instance that aborted itself (its
 /// crash point) is started again `RESTART_AFTER` (scaled) later, unless Inventory is held down
-/// then (it starts with the others when the window ends). An instance that ended any other way
-/// (a loop that gave up under `--break no-reconnect`) stays dead, as in the simulation.
+/// then (it starts with the others when the window ends); a start that fails (a process that
+/// waited for the database longer than the READY bound) is tried again as long as the run goes
+/// on. An instance that ended any other way (a loop that gave up under `--break
+/// no-reconnect`) stays dead, as in the simulation.
 async fn restart_crashed(d: &Deployment<'_>, held_down: &Cell<bool>, notes: &Notes, scale: u32) {
-    // The hosts own each child; its exit is looked for every 20 ms, as a supervisor's
-    // watchdog would (a twentieth of the 1 s restart at the default scale).
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        for (service, instance) in d.take_aborted() {
+        for (service, instance) in d.aborted().await {
             let name = if service == Service::Inventory { INSTANCE_NAMES[instance].to_owned() } else { service.to_string() };
             notes.note(format!("CRASH {name} (aborted at its crash point)"));
-            tokio::time::sleep(RESTART_AFTER * scale).await;
-            if (service == Service::Inventory && held_down.get()) || d.is_running(service, instance) {
-                continue;
-            }
-            match d.start_instance(service, instance).await {
-                Ok(()) => notes.note(format!("{name} restarted")),
-                Err(e) => notes.note(format!("{name} could not be restarted: {e:#}")),
+            loop {
+                tokio::time::sleep(RESTART_AFTER * scale).await;
+                if (service == Service::Inventory && held_down.get()) || d.is_running(service, instance) {
+                    break;
+                }
+                match d.start_instance(service, instance).await {
+                    Ok(()) => break notes.note(format!("{name} restarted")),
+                    Err(e) => notes.note(format!("{name} could not be restarted: {e:#}; trying again")),
+                }
             }
         }
     }
@@ -80,10 +81,10 @@ async fn restart_crashed(d: &Deployment<'_>, held_down: &Cell<bool>, notes: &Not
 
 async fn drive(schedule: &Schedule, d: &Deployment<'_>, held_down: &Cell<bool>, notes: &Notes, scale: u32) -> anyhow::Result<Outcome> {
     let t0 = notes.t0();
-    let n = schedule.orders.len();
     let Timeline { steps, duplicates, malformed } = schedule.timeline();
     let (mq, publisher) = (d.mq(), Publisher::new(d.mq()));
-    let accepted = play(schedule, steps, d, (&publisher, held_down), &|line| notes.note(line), scale).await?;
+    let played = play(schedule, steps, d, (&publisher, held_down), &|line| notes.note(line), scale).await?;
+    let n = played.count();
 
     // Settled: every order decided and every reserved one notified, Inventory's queue and the
     // others empty, every malformed message dead-lettered, every service serving — in three
@@ -111,6 +112,6 @@ async fn drive(schedule: &Schedule, d: &Deployment<'_>, held_down: &Cell<bool>, 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     notes.note(if settled_in_time { "settled".into() } else { format!("not settled within {} s", SETTLE_WITHIN.as_secs()) });
-    let (violations, business) = judged(d, schedule, (duplicates, malformed), &accepted, settled_in_time).await?;
+    let (violations, business) = judged(d, schedule, (duplicates, malformed), &played, settled_in_time).await?;
     Ok(Outcome { violations, business, ..Outcome::default() })
 }

@@ -8,14 +8,13 @@
 //! Parts played for real: async-rabbitmq ([`super::rabbit_real`]) and streaming-kafka
 //! ([`super::stream_real`]); sync-rest's schedules are explored in the simulation only.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use campus::Model;
 use proptest::strategy::{Strategy, ValueTree};
 
+use super::target::RealTarget;
 use super::{rabbit, rabbit_real, replay_command, stream, stream_real, Break, Outcome, Schedule};
-use crate::hosts::Place;
 
 /// A model's schedules as `explore --real-brokers` plays them.
 pub trait PlayedForReal: Schedule + PartialEq {
@@ -45,45 +44,6 @@ impl PlayedForReal for stream::Schedule {
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
-
-/// A real run's own lines (its trace), stamped with the wall milliseconds since it began.
-pub(super) struct Notes {
-    t0: tokio::time::Instant,
-    lines: std::cell::RefCell<Vec<String>>,
-}
-
-impl Notes {
-    pub(super) fn new() -> Self {
-        Notes { t0: tokio::time::Instant::now(), lines: Default::default() }
-    }
-
-    /// When the run began.
-    pub(super) fn t0(&self) -> tokio::time::Instant {
-        self.t0
-    }
-
-    pub(super) fn note(&self, line: String) {
-        let t = self.t0.elapsed().as_millis();
-        self.lines.borrow_mut().push(format!("{t:>7} ms  {line}"));
-    }
-
-    pub(super) fn take(&self) -> Vec<String> {
-        self.lines.take()
-    }
-}
-
-/// Where and how fast the real runs go.
-#[derive(Debug, Clone)]
-pub struct RealTarget {
-    /// The `campus-sim` executable whose `serve` runs each service.
-    pub exe: PathBuf,
-    /// The broker (or the cluster and its PostgreSQL).
-    pub place: Place,
-    /// Whether `place` is the 3-node cluster (node losses played, whole-broker outages not).
-    pub cluster: bool,
-    /// Wall milliseconds per virtual millisecond of the schedule.
-    pub scale: u32,
-}
 
 /// One schedule, run in the simulation and for real.
 #[derive(Debug, Clone)]
@@ -155,15 +115,24 @@ pub fn explore_real(
     (target, shrink_budget): (&RealTarget, u32),
     each: impl FnMut(&RealCase),
 ) -> anyhow::Result<RealExploration> {
+    playable(model, target.cluster)?;
     match model {
         Model::AsyncRabbitmq => explore_real_of::<rabbit::Schedule>(seed, cases, broken, (target, shrink_budget), each),
-        Model::StreamingKafka => {
-            anyhow::ensure!(!target.cluster, "explore --real-brokers --cluster plays async-rabbitmq's schedules; streaming-kafka's run on one Kafka broker");
-            explore_real_of::<stream::Schedule>(seed, cases, broken, (target, shrink_budget), each)
-        }
-        Model::SyncRest => anyhow::bail!(
-            "explore --real-brokers plays the messaging models' schedules (async-rabbitmq, streaming-kafka); sync-rest's run in the simulation only (without --real-brokers)"
+        _ => explore_real_of::<stream::Schedule>(seed, cases, broken, (target, shrink_budget), each),
+    }
+}
+
+/// Whether `model`'s schedules can be played for real (on the RabbitMQ cluster: `cluster`), and
+/// if not, why: Part A is explored in the simulation only, Part C on one Kafka broker.
+pub fn playable(model: Model, cluster: bool) -> anyhow::Result<()> {
+    match (model, cluster) {
+        (Model::SyncRest, _) => anyhow::bail!(
+            "explore --real-brokers plays the messaging models (async-rabbitmq, streaming-kafka); sync-rest is explored in the simulation only (drop --real-brokers)"
         ),
+        (Model::StreamingKafka, true) => {
+            anyhow::bail!("explore --real-brokers --cluster plays async-rabbitmq; streaming-kafka's schedules run on one Kafka broker (drop --cluster)")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -277,10 +246,10 @@ pub fn replay_real(model: Model, seed: u64, json: &str, broken: Option<Break>, t
         let mut cases = run_cases(&real_runtime()?, vec![schedule], seed, broken, target, |_| {});
         Ok(cases.remove(0))
     }
+    playable(model, target.cluster)?;
     match model {
         Model::AsyncRabbitmq => one::<rabbit::Schedule>(model, seed, json, broken, target),
-        Model::StreamingKafka => one::<stream::Schedule>(model, seed, json, broken, target),
-        Model::SyncRest => anyhow::bail!("explore --real-brokers plays the messaging models' schedules, not sync-rest's"),
+        _ => one::<stream::Schedule>(model, seed, json, broken, target),
     }
 }
 

@@ -26,7 +26,8 @@ use campus::services::analytics::{Metrics, MinuteMetrics, MINUTE_MS};
 use campus::services::order::OrderIds;
 use campus::streaming_kafka::api::BulkAppended;
 use campus::streaming_kafka::consumers::INVENTORY_GROUP;
-use campus::transport::log::{ConsumerId, EventLog, LogError, Outgoing, Topic};
+use campus::streaming_kafka::merge::WATERMARK_HEADER;
+use campus::transport::log::{partition_for, ConsumerId, EventLog, LogError, Outgoing, Topic};
 use campus::{Model, Service};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -675,6 +676,7 @@ pub(super) async fn play(
 ) -> anyhow::Result<()> {
     let note = hands.note;
     let producer = d.observer();
+    warm_up(hands).await;
     let t0 = Instant::now();
     // Every append runs in a task of its own (it waits out an outage while the timeline goes
     // on); all of them have landed before the run may count as settled.
@@ -737,6 +739,46 @@ pub(super) async fn play(
         }
     }
     Ok(())
+}
+
+/// How long the warm-up waits for both groups to consume.
+const WARM_UP_WITHIN: Duration = Duration::from_secs(60);
+
+/// Both groups consuming before the first order: a real consumer is handed its partitions some
+/// time after it starts (and then reads a backlog partition by partition), the simulated one at
+/// once. A watermark at event time 0 on every partition of `order-events` (what the producer's
+/// first append writes too), and a wait until Inventory's and Analytics' groups have both
+/// committed past it.
+async fn warm_up(hands: &Hands<'_>) {
+    let log = &hands.raw;
+    let partitions = log.partitions();
+    let records: Vec<Outgoing> = (0..partitions)
+        .map(|p| {
+            let key = (0..)
+                .map(|i| format!("warm-up-{i}"))
+                .find(|k| partition_for(k.as_bytes(), partitions) == p)
+                .expect("some key hits every partition");
+            Outgoing::new(Topic::OrderEvents, key, bytes::Bytes::new()).with_header(WATERMARK_HEADER, "0")
+        })
+        .collect();
+    let deadline = Instant::now() + WARM_UP_WITHIN;
+    while log.append(records.clone()).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while Instant::now() < deadline {
+        let consuming = async {
+            let ends = log.end_offsets(Topic::OrderEvents).await?;
+            Ok::<bool, LogError>(
+                log.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == ends
+                    && log.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == ends,
+            )
+        };
+        if consuming.await.unwrap_or(false) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (hands.note)(format!("warm-up: the groups were not consuming within {} s; the timeline starts anyway", WARM_UP_WITHIN.as_secs()));
 }
 
 /// Waits until the run settles (at most `SETTLE_WITHIN`), then judges it by what a reader that

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use campus::{Model, Service};
 
-use super::real::Notes;
 use super::stream::{judged, play, Hands, Schedule, BATCH};
+use super::target::Notes;
 use super::{Break, Outcome, RealTarget};
 use crate::hosts::{Hosts, LabFlags, Processes};
 use crate::streaming_kafka::{Config, Deployment};
@@ -77,12 +77,10 @@ pub async fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, target: 
     Ok(outcome)
 }
 
-/// Hands each process that aborted itself (its crash point) to its supervisor. The hosts own
-/// each child; its exit is looked for every 20 ms, as a supervisor's watchdog would.
+/// Hands each process that aborted itself (its crash point) to its supervisor.
 async fn watch_aborted(d: &Deployment<'_>, inventory: flume::Sender<usize>, analytics: flume::Sender<()>) {
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        for (service, instance) in d.take_aborted() {
+        for (service, instance) in d.aborted().await {
             let _ = match service {
                 Service::Inventory => inventory.send(instance).map_err(drop),
                 Service::Analytics => analytics.send(()).map_err(drop),

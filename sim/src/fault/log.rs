@@ -6,6 +6,12 @@
 //! its task and, after the session timeout, has the log evict it, as Kafka's group coordinator
 //! does with a member that stopped heartbeating) and never goes further.
 //!
+//! A batch is a poll that hands over work: a record other than a watermark. A poll of
+//! watermarks alone is not counted and no crash strikes in its handling — how watermarks arrive
+//! (with their order, or on their own, partition by partition) is the part of a batch that
+//! differs between the simulated log and Kafka's fetches, so that a real process counts the
+//! same batches as the simulation does.
+//!
 //! A crash strikes when the group has polled its `batch`-th batch, in the member that reaches
 //! the point next: the one that polled it, or — several members in a group — whichever member
 //! transacts or commits first. A member that dies never returns from the call it died in.
@@ -31,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use campus::streaming_kafka::consumers::INVENTORY_GROUP;
+use campus::streaming_kafka::merge::WATERMARK_HEADER;
 use campus::transport::log::{ConsumerId, EventLog, LogError, LogLayer, Outgoing, Position, Record, Topic};
 use campus::transport::BoxFuture;
 
@@ -52,6 +59,8 @@ struct Shared {
     batches: BTreeMap<String, u32>,
     /// The member that polled the group's last batch (the one handling it).
     handling: BTreeMap<String, ConsumerId>,
+    /// Whether the group's last poll was a batch (work in hand), not watermarks alone.
+    in_hand: BTreeMap<String, bool>,
     /// Records appended and records polled.
     events: u64,
     trace: super::trace::Trace,
@@ -172,6 +181,9 @@ impl CrashingLog {
     /// name it, the member that polled the group's last batch — must die here.
     fn crash_here(&self, group: &str, member: Option<ConsumerId>, point: CrashPoint) -> bool {
         let mut s = self.lock();
+        if !s.in_hand.get(group).copied().unwrap_or(false) {
+            return false;
+        }
         let Some(member) = member.or_else(|| s.handling.get(group).copied()) else { return false };
         let group = group.to_owned();
         let batch = s.batches.get(&group).copied().unwrap_or(0);
@@ -278,26 +290,32 @@ impl LogLayer for CrashingLog {
                 return Ok(records);
             }
             let group = self.group_of(consumer);
+            let work = records.iter().any(|r| campus::transport::header(&r.headers, WATERMARK_HEADER).is_none());
             {
                 let mut s = self.lock();
-                let n = s.batches.entry(group.clone()).or_default();
-                *n += 1;
-                let batch = *n;
-                if let Some(file) = &s.count_file {
-                    // Kept before the batch is handed over: a crash at any later point finds
-                    // it counted.
-                    if let Err(e) = std::fs::write(file, batch.to_string()) {
-                        tracing::error!(error = %e, file = %file.display(), "keeping the batch count");
-                    }
-                }
-                s.handling.insert(group.clone(), consumer);
+                s.in_hand.insert(group.clone(), work);
                 s.events += records.len() as u64;
+                if work {
+                    let n = s.batches.entry(group.clone()).or_default();
+                    *n += 1;
+                    let batch = *n;
+                    if let Some(file) = &s.count_file {
+                        // Kept before the batch is handed over: a crash at any later point finds
+                        // it counted.
+                        if let Err(e) = std::fs::write(file, batch.to_string()) {
+                            tracing::error!(error = %e, file = %file.display(), "keeping the batch count");
+                        }
+                    }
+                    s.handling.insert(group.clone(), consumer);
+                }
+                let batch = s.batches.get(&group).copied().unwrap_or(0);
                 s.trace.push(|| {
                     let what: Vec<String> = records
                         .iter()
                         .map(|r| format!("{}[{}]@{} {}", r.topic, r.partition, r.offset, describe(r.topic, &r.value, &r.headers)))
                         .collect();
-                    format!("{group} polls batch #{batch}: {}", what.join(", "))
+                    let counted = if work { format!("batch #{batch}") } else { "watermarks".to_owned() };
+                    format!("{group} polls {counted}: {}", what.join(", "))
                 });
             }
             if self.commit_first.as_deref() == Some(group.as_str()) {

@@ -102,16 +102,10 @@ impl ServedFaults {
         flags
     }
 
-    /// Where the delivery count is kept (its directory created if need be: a service without
-    /// a store of its own has none yet).
+    /// Where the delivery count is kept (in the run's data directory, which the real hosts
+    /// create).
     fn count_file(&self) -> PathBuf {
-        let file = self.count_file.clone().unwrap_or_else(|| std::env::temp_dir().join("campus-sim.crash-count"));
-        if let Some(dir) = file.parent() {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                tracing::error!(error = %e, dir = %dir.display(), "creating the crash count's directory");
-            }
-        }
-        file
+        self.count_file.clone().unwrap_or_else(|| std::env::temp_dir().join("campus-sim.crash-count"))
     }
 
     /// The deliveries (or batches) the process's earlier lives counted (0 on its first).

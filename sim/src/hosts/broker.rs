@@ -100,6 +100,9 @@ pub enum Broker {
     /// One broker of the Kafka cluster: `scripts/brokers.sh kill kafka-node N` (SIGKILL of its
     /// JVM), then `up --cluster kafka`.
     KafkaNode(u8),
+    /// PostgreSQL, the database Part B's stores share on the cluster: `scripts/brokers.sh down
+    /// postgres` (a fast shutdown: every session ended), then `up postgres` until it serves.
+    Postgres,
 }
 
 impl Broker {
@@ -109,6 +112,7 @@ impl Broker {
             Broker::RabbitMqHung => &["freeze", "rabbitmq"],
             Broker::KafkaHung => &["freeze", "kafka"],
             Broker::Kafka => &["kill", "kafka"],
+            Broker::Postgres => &["down", "postgres"],
             Broker::RabbitMqNode(n) => return vec!["kill".into(), "rabbitmq-node".into(), n.to_string()],
             Broker::KafkaNode(n) => return vec!["kill".into(), "kafka-node".into(), n.to_string()],
         };
@@ -123,6 +127,7 @@ impl Broker {
             Broker::Kafka => &["up", "kafka"],
             Broker::RabbitMqNode(_) => &["up", "--cluster", "rabbitmq"],
             Broker::KafkaNode(_) => &["up", "--cluster", "kafka"],
+            Broker::Postgres => &["up", "postgres"],
         };
         args.iter().map(|a| a.to_string()).collect()
     }

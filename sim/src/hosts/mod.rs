@@ -30,7 +30,7 @@ use crate::Mode;
 use campus::faults::FaultPlan;
 
 /// What the lab takes away from a running deployment, and later brings back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Away {
     /// The broker (RabbitMQ's app stopped; Kafka killed).
     Broker,
@@ -39,6 +39,9 @@ pub enum Away {
     /// The broker hangs: its connections stay open and nothing answers (RabbitMQ's VM or the
     /// Kafka JVM SIGSTOPped).
     Hang,
+    /// The database the services' stores share (Part B on PostgreSQL: stopped, every
+    /// connection closed, then started again).
+    Database,
 }
 
 /// The hosts of one deployment. Every method takes `&self`, so that an experiment can restart
@@ -166,6 +169,7 @@ impl<'w> Hosts<'w> {
             (Hosts::Sim(world), Away::Broker) => world.set_broker(false),
             (Hosts::Sim(world), Away::Node) => world.lose_node(),
             (Hosts::Sim(world), Away::Hang) => world.set_broker_hung(true),
+            (Hosts::Sim(world), Away::Database) => world.set_database(false),
             (Hosts::Real(processes), what) => processes.take_away(what).await?,
         }
         Ok(())
@@ -179,7 +183,8 @@ impl<'w> Hosts<'w> {
             (Hosts::Sim(world), Away::Broker) => world.set_broker(true),
             (Hosts::Sim(_), Away::Node) => {}
             (Hosts::Sim(world), Away::Hang) => world.set_broker_hung(false),
-            (Hosts::Real(processes), _) => processes.bring_back().await?,
+            (Hosts::Sim(world), Away::Database) => world.set_database(true),
+            (Hosts::Real(processes), what) => processes.bring_back(what).await?,
         }
         Ok(())
     }
@@ -235,13 +240,13 @@ impl<'w> Hosts<'w> {
         }
     }
 
-    /// The instances that aborted themselves since last asked (real: a lab crash inside the
+    /// The next instances that abort themselves, once one has (real: a lab crash inside the
     /// process, by the lab's served faults; in the simulation a crash is announced by its
-    /// transport instead, so none).
-    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
+    /// transport instead, so this never returns).
+    pub async fn aborted(&self) -> Vec<(Service, usize)> {
         match self {
-            Hosts::Sim(_) => Vec::new(),
-            Hosts::Real(processes) => processes.take_aborted(),
+            Hosts::Sim(_) => std::future::pending().await,
+            Hosts::Real(processes) => processes.aborted().await,
         }
     }
 

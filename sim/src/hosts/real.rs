@@ -69,8 +69,8 @@ pub struct Processes {
     namespace: String,
     data_dir: PathBuf,
     running: Mutex<BTreeMap<(Service, usize), ServiceProcess>>,
-    /// A broker while the run has it away (brought back on teardown, whatever happens).
-    outage: Mutex<Option<BrokerOutage>>,
+    /// What the run has away now (brought back on teardown, whatever happens).
+    outages: Mutex<BTreeMap<Away, BrokerOutage>>,
     /// The lab's own connections: to the run's queues (Part B), its topics (Part C), its schema.
     queue: Option<Arc<AmqpQueue>>,
     log: Option<Arc<KafkaLog>>,
@@ -119,10 +119,10 @@ impl Processes {
                 log = Some(Arc::new(kafka));
             }
         }
+        // The run's files: Part B's stores, and in every model what the lab's flags keep across
+        // a process's lives (a crash's count); removed when the hosts are dropped.
         let data_dir = std::env::temp_dir().join(&namespace);
-        if model == Model::AsyncRabbitmq {
-            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-        }
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         Ok(Processes {
             exe: exe.to_owned(),
             model,
@@ -130,7 +130,7 @@ impl Processes {
             namespace,
             data_dir,
             running: Mutex::new(BTreeMap::new()),
-            outage: Mutex::new(None),
+            outages: Mutex::new(BTreeMap::new()),
             queue,
             log,
             pg,
@@ -145,14 +145,20 @@ impl Processes {
         self
     }
 
-    /// The instances that aborted themselves (a lab crash), forgotten as running.
-    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
-        let mut running = self.lock();
-        let aborted: Vec<(Service, usize)> = running.iter_mut().filter_map(|(key, p)| p.aborted().then_some(*key)).collect();
-        for key in &aborted {
-            running.remove(key);
+    /// The next instances that abort themselves (a lab crash), forgotten as running. The hosts
+    /// own each child; its exit is looked for every 20 ms, as a supervisor's watchdog would.
+    pub async fn aborted(&self) -> Vec<(Service, usize)> {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let mut running = self.lock();
+            let aborted: Vec<(Service, usize)> = running.iter_mut().filter_map(|(key, p)| p.aborted().then_some(*key)).collect();
+            for key in &aborted {
+                running.remove(key);
+            }
+            if !aborted.is_empty() {
+                return aborted;
+            }
         }
-        aborted
     }
 
     /// The same hosts, every service tracing into one file of the run's (read back by
@@ -251,17 +257,21 @@ impl Processes {
             (Model::StreamingKafka, Away::Hang) => Broker::KafkaHung,
             (Model::StreamingKafka, Away::Broker) => Broker::Kafka,
             (Model::StreamingKafka, Away::Node) => Broker::KafkaNode(1),
+            (Model::AsyncRabbitmq, Away::Database) if self.place.store.is_some() => Broker::Postgres,
+            (_, Away::Database) => bail!(
+                "the services' stores are SQLite files of their own here: there is no database to restart (PostgreSQL stores: the cluster)"
+            ),
             (Model::SyncRest, _) => bail!("Part A has no broker to take away"),
         };
         let outage = BrokerOutage::begin(broker, self.place.brokers).await?;
-        *self.outage.lock().expect("outage lock") = Some(outage);
+        self.outages.lock().expect("outage lock").insert(what, outage);
         Ok(())
     }
 
     /// Out of any lock: a broker takes seconds to come back, and the run reads the services
     /// meanwhile.
-    pub async fn bring_back(&self) -> anyhow::Result<()> {
-        let outage = self.outage.lock().expect("outage lock").take();
+    pub async fn bring_back(&self, what: Away) -> anyhow::Result<()> {
+        let outage = self.outages.lock().expect("outage lock").remove(&what);
         match outage {
             Some(outage) => outage.end().await,
             None => Ok(()),
@@ -327,10 +337,10 @@ impl Processes {
             }
             None => Vec::new(),
         };
-        let outage = self.outage.lock().expect("outage lock").take();
-        if let Some(outage) = outage {
+        let outages = std::mem::take(&mut *self.outages.lock().expect("outage lock"));
+        for (what, outage) in outages {
             if let Err(e) = outage.end().await {
-                tracing::error!(error = %e, "could not bring the broker back");
+                tracing::error!(error = %e, ?what, "could not bring it back");
             }
         }
         if let Some(amqp) = &self.queue {

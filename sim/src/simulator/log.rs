@@ -39,6 +39,7 @@ use campus::transport::log::{partition_for, ConsumerId, EventLog, Headers, LogEr
 use campus::transport::BoxFuture;
 use tokio::sync::Notify;
 
+use crate::simulator::answering::Answering;
 use crate::simulator::net::LinkModel;
 use crate::simulator::rng::SimRng;
 
@@ -160,7 +161,7 @@ pub struct SimLog {
     state: Mutex<State>,
     appended: Notify,
     /// Wakes the calls waiting out a hang.
-    answering: Notify,
+    answering: Answering,
     rng: Mutex<SimRng>,
     link: LinkModel,
 }
@@ -181,7 +182,7 @@ impl SimLog {
             down: false,
             hung_since: None,
         };
-        SimLog { state: Mutex::new(state), appended: Notify::new(), answering: Notify::new(), rng: Mutex::new(rng), link }
+        SimLog { state: Mutex::new(state), appended: Notify::new(), answering: Answering::default(), rng: Mutex::new(rng), link }
     }
 
     fn hop(&self) -> Duration {
@@ -236,22 +237,7 @@ impl SimLog {
                 _ => {}
             }
         }
-        if !hung {
-            self.answering.notify_waiters();
-        }
-    }
-
-    /// Until the broker answers (at once unless it hangs).
-    async fn answers(&self) {
-        loop {
-            let answering = self.answering.notified();
-            tokio::pin!(answering);
-            answering.as_mut().enable();
-            if self.state().hung_since.is_none() {
-                return;
-            }
-            answering.await;
-        }
+        self.answering.set_hung(hung);
     }
 
     /// The group coordinator gives up on `group`'s members after their session timeout (they
@@ -294,10 +280,10 @@ impl SimLog {
 impl EventLog for SimLog {
     fn append(&self, records: Vec<Outgoing>) -> BoxFuture<'_, Result<Vec<(u32, u64)>, LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
-            self.answers().await;
+            self.answering.wait().await;
             let (placed, down) = {
                 let mut state = self.state();
                 let placed = state.write(records);
@@ -315,7 +301,7 @@ impl EventLog for SimLog {
 
     fn fence(&self, _writer: &str) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().map(drop)
         })
     }
@@ -328,10 +314,10 @@ impl EventLog for SimLog {
         positions: Vec<Position>,
     ) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
-            self.answers().await;
+            self.answering.wait().await;
             {
                 let mut state = self.up()?;
                 let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
@@ -362,7 +348,7 @@ impl EventLog for SimLog {
 
     fn scan(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().map(|state| {
                 (0..state.partitions)
                     .flat_map(|p| (0..).map_while(|offset| state.record(topic, p, offset)).flatten().collect::<Vec<_>>())
@@ -374,7 +360,7 @@ impl EventLog for SimLog {
     fn scan_partition(&self, topic: Topic, partition: u32) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         // Transactions are atomic here: none is ever open to wait for.
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().map(|state| (0..).map_while(|offset| state.record(topic, partition, offset)).flatten().collect())
         })
     }
@@ -386,7 +372,7 @@ impl EventLog for SimLog {
     fn join(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<ConsumerId, LogError>> {
         let (group, topics) = (group.to_owned(), topics.to_vec());
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().map(|mut state| {
                 state.next_id += 1;
                 let id = ConsumerId(state.next_id);
@@ -400,7 +386,7 @@ impl EventLog for SimLog {
 
     fn poll(&self, consumer: ConsumerId, max: usize, wait: Duration) -> BoxFuture<'_, Result<Vec<Record>, LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 let appended = self.appended.notified();
@@ -419,7 +405,7 @@ impl EventLog for SimLog {
 
     fn positions(&self, consumer: ConsumerId) -> BoxFuture<'_, Result<Vec<Position>, LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().and_then(|state| {
                 let member = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?;
                 Ok(member
@@ -433,10 +419,10 @@ impl EventLog for SimLog {
 
     fn commit(&self, consumer: ConsumerId, positions: Vec<Position>) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             drop(self.up()?);
             tokio::time::sleep(self.hop()).await;
-            self.answers().await;
+            self.answering.wait().await;
             let mut state = self.up()?;
             let group = state.members.get(&consumer).ok_or(LogError::UnknownConsumer(consumer))?.group.clone();
             for p in positions {
@@ -450,7 +436,7 @@ impl EventLog for SimLog {
         // A member that closes is gone even if the broker cannot be told now: a restarted
         // coordinator keeps no members (they all join again), and a live one would evict it.
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             {
                 let mut state = self.state();
                 match state.members.remove(&consumer) {
@@ -470,7 +456,7 @@ impl EventLog for SimLog {
 
     fn end_offsets(&self, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().map(|state| (0..state.partitions).map(|p| state.logs.get(&topic).map_or(0, |t| t[p as usize].len() as u64)).collect())
         })
     }
@@ -478,7 +464,7 @@ impl EventLog for SimLog {
     fn committed(&self, group: &str, topic: Topic) -> BoxFuture<'_, Result<Vec<u64>, LogError>> {
         let group = group.to_owned();
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up()
                 .map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.clone(), topic, p)).copied().unwrap_or(0)).collect())
         })
@@ -487,7 +473,7 @@ impl EventLog for SimLog {
     fn reset_to_beginning(&self, group: &str, topics: &[Topic]) -> BoxFuture<'_, Result<(), LogError>> {
         let (group, topics) = (group.to_owned(), topics.to_vec());
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.up().and_then(|mut state| {
                 if state.members.values().any(|m| m.group == group) {
                     Err(LogError::GroupActive { group: group.to_owned() })

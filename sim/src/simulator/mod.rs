@@ -5,6 +5,7 @@
 //! - [`net`], [`queue`], [`log`]: the in-memory transports the world hosts (HTTP between
 //!   services, the message queue of Part B, the event log of Part C), each with its seeded
 //!   latency and jitter.
+//! - [`answering`]: the gate a hung broker (queue or log) holds every call at.
 //! - [`clock`]: the virtual clock (`block_on`, `now_ms`); [`rng`]: the seeded streams.
 //!
 //! Every module here imports only the ones after it in this list.
@@ -14,6 +15,8 @@ pub mod world;
 pub mod log;
 pub mod net;
 pub mod queue;
+
+pub mod answering;
 
 pub mod clock;
 pub mod rng;

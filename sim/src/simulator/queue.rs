@@ -30,6 +30,7 @@ use bytes::Bytes;
 use campus::transport::queue::{self, Delivery, MessageQueue, QueueError, QueueName, Subscription, DELIVERY_LIMIT};
 use campus::transport::{BoxFuture, Headers};
 
+use crate::simulator::answering::Answering;
 use crate::simulator::net::LinkModel;
 use crate::simulator::rng::SimRng;
 
@@ -156,12 +157,12 @@ pub struct SimQueue {
     rng: Mutex<SimRng>,
     link: LinkModel,
     /// Wakes the calls waiting out a hang.
-    answering: Arc<tokio::sync::Notify>,
+    answering: Answering,
 }
 
 impl SimQueue {
     pub fn new(rng: SimRng, link: LinkModel) -> Self {
-        SimQueue { state: Arc::new(Mutex::new(State::default())), rng: Mutex::new(rng), link, answering: Arc::default() }
+        SimQueue { state: Arc::new(Mutex::new(State::default())), rng: Mutex::new(rng), link, answering: Answering::default() }
     }
 
     fn hop(&self) -> Duration {
@@ -195,20 +196,7 @@ impl SimQueue {
         let mut state = self.state.lock().expect("queue state lock");
         state.hung = hung;
         state.pump();
-        if !hung {
-            self.answering.notify_waiters();
-        }
-    }
-
-    /// Until the broker answers (at once unless it hangs).
-    async fn answers(&self) {
-        loop {
-            let answering = self.answering.notified();
-            if !self.state.lock().expect("queue state lock").hung {
-                return;
-            }
-            answering.await;
-        }
+        self.answering.set_hung(hung);
     }
 
     /// Whether the broker is away now (down, or its clients failing over).
@@ -232,12 +220,12 @@ impl MessageQueue for SimQueue {
     /// All in flight at once: one hop for the lot, as with pipelined AMQP confirms.
     fn publish_all(&self, messages: Vec<queue::Message>) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             if self.with(|s| s.down) {
                 return Err(unreachable());
             }
             tokio::time::sleep(self.hop()).await;
-            self.answers().await;
+            self.answering.wait().await;
             self.with(|s| {
                 for message in messages {
                     for queue in message.route.queues() {
@@ -257,7 +245,7 @@ impl MessageQueue for SimQueue {
 
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             let (tx, rx) = flume::unbounded();
             let id = self.with(|s| {
                 if s.down {
@@ -282,7 +270,7 @@ impl MessageQueue for SimQueue {
     fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
         let delivery = delivery.clone();
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.with(|s| s.settle(&delivery).map(drop))
         })
     }
@@ -290,7 +278,7 @@ impl MessageQueue for SimQueue {
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
         let delivery = delivery.clone();
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             self.with(|s| {
                 let mut message = s.settle(&delivery)?;
                 if !requeue {
@@ -312,12 +300,12 @@ impl MessageQueue for SimQueue {
     fn dead_letter(&self, delivery: &Delivery, reason: &str) -> BoxFuture<'_, Result<(), QueueError>> {
         let (delivery, reason) = (delivery.clone(), reason.to_owned());
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             if self.with(|s| s.down) {
                 return Err(unreachable());
             }
             tokio::time::sleep(self.hop()).await;
-            self.answers().await;
+            self.answering.wait().await;
             self.with(|s| {
                 let message = s.settle(&delivery)?;
                 s.dead_letter(message, &reason);
@@ -328,7 +316,7 @@ impl MessageQueue for SimQueue {
 
     fn depth(&self, queue: QueueName) -> BoxFuture<'_, Result<u64, QueueError>> {
         Box::pin(async move {
-            self.answers().await;
+            self.answering.wait().await;
             if self.with(|s| s.down) {
                 Err(unreachable())
             } else {

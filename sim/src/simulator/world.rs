@@ -370,6 +370,14 @@ impl World {
         Ok(())
     }
 
+    /// The database the services' stores share goes down (`up` false: PostgreSQL restarting,
+    /// for real) or is back: every store call fails meanwhile, transient, and nothing stored
+    /// is lost ([`campus::store::Outage`]).
+    pub fn set_database(&self, up: bool) {
+        tracing::debug!(up, at_ms = now_ms(), "database");
+        self.stores.outage().set_down(!up);
+    }
+
     /// The broker goes down (`up` false) or comes back: the one place a broker outage is
     /// applied, to the world's queue and log alike.
     pub fn set_broker(&self, up: bool) {

@@ -122,10 +122,9 @@ impl<'w> Deployment<'w> {
         self.hosts.running(service)
     }
 
-    /// The instances that crashed by themselves since last asked (real only: see
-    /// [`Hosts::take_aborted`]).
-    pub fn take_aborted(&self) -> Vec<(Service, usize)> {
-        self.hosts.take_aborted()
+    /// The next instances that crashed by themselves (real only: see [`Hosts::aborted`]).
+    pub async fn aborted(&self) -> Vec<(Service, usize)> {
+        self.hosts.aborted().await
     }
 
     /// The running instance with the most work still ahead of it: the most `order-events`
