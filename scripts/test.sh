@@ -14,9 +14,10 @@
 #      simulation); each
 #      run exits non-zero if any invariant check fails, and a broker the run stopped is started
 #      again whatever happens,
-#   3b. ten of explore's generated fault schedules played on real processes and RabbitMQ (six
-#      on one node, four on the cluster with node 1 lost) and in the simulation, judged by the
-#      same checker (fails if either breaks an invariant),
+#   3b. fifteen of explore's generated fault schedules played on real processes and in the
+#      simulation, judged by the same checker (fails if either breaks an invariant): Part B's
+#      six on one RabbitMQ node and four on the cluster (node 1 lost, PostgreSQL restarted),
+#      Part C's four on one Kafka broker and one on the cluster (broker 1 lost),
 #   4. the clustered deployment (`campus-sim cluster`), in the simulation and for real: the
 #      RabbitMQ node the services use SIGKILLed under load and started again, Kafka broker 1 of 3
 #      the same; Inventory's backlog drained by 1, 2 and 4 instances and once with one of them
@@ -74,10 +75,11 @@ cargo run --release --locked --quiet -- --out target/test-out
 step "graded run, real processes and brokers (60 s outage included)"
 cargo run --release --locked --quiet -- --real-brokers --out target/test-out
 
-step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7"
+step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7, 1 of seed 7 on the cluster"
 cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model async-rabbitmq --cases 6 --out target/test-out
 cargo run --release --locked --quiet -- --real-brokers --seed 2026 explore --model async-rabbitmq --cases 4 --cluster --out target/test-out
 cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 4 --out target/test-out
+cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 1 --cluster --out target/test-out
 
 step "the clustered deployment, simulation then real (node loss, scale-out)"
 cargo run --release --locked --quiet -- cluster --out target/test-out

@@ -138,7 +138,7 @@ fn serve_and_explore_neither_list_nor_take_the_flags_that_mean_nothing_to_them()
 fn explore_refuses_to_play_for_real_what_it_does_not_play_for_real_and_says_why() {
     for (args, says) in [
         (&["--model", "sync-rest"][..], "sync-rest is explored in the simulation only"),
-        (&["--model", "streaming-kafka", "--cluster"], "streaming-kafka's schedules run on one Kafka broker"),
+        (&["--model", "sync-rest", "--cluster"], "sync-rest is explored in the simulation only"),
     ] {
         let out = campus_sim().args(["--real-brokers", "explore"]).args(args).output().unwrap();
         let err = String::from_utf8(out.stderr).unwrap();
@@ -391,6 +391,16 @@ fn explore_plays_part_cs_schedules_on_real_kafka_and_judges_them_as_the_simulati
     for verdict in ["sim_violations", "real_violations"] {
         assert!(table.rows[0][table.col(verdict)].contains("decided more than once"), "{verdict}: {stdout}");
     }
+
+    // Seed 54's first schedule silences Analytics' fetches 62 ms in (for real: SIGUSR1 to its
+    // process, whose own SilencedLog silences its member): its consumer loop's stall watch
+    // replaces the silent consumer, and both runs hold with the same outcome.
+    let (stdout, ok, table) = explore_for_real("streaming-kafka", "explore-real-kafka-stall", &["--seed", "54", "--cases", "1"]);
+    assert!(ok, "{stdout}");
+    let row = &table.rows[0];
+    let verdicts = ["sim_violations", "real_violations", "same_outcome"].map(|c| &row[table.col(c)]);
+    assert_eq!(verdicts, ["", "", "true"], "{stdout}");
+    assert_eq!(&row[table.col("dropped")], "", "the silence is played for real: {stdout}");
 }
 
 /// Needs the cluster that `scripts/brokers.sh up --cluster` starts (three RabbitMQ nodes and
@@ -869,18 +879,25 @@ fn a_real_part_says_how_to_start_its_broker_before_it_prints_or_writes_anything(
 #[test]
 fn a_real_cluster_run_says_how_to_start_the_cluster_before_it_prints_or_writes_anything() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out_dir = scratch_dir("preflight-cluster");
-    let out = campus_sim()
-        .args(["cluster", "--real-brokers", "--model", "streaming-kafka", "--out"])
-        .arg(&out_dir)
-        .env("CAMPUS_CLUSTER_BOOTSTRAP_SERVERS", format!("127.0.0.1:{closed}"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains(&format!("the Kafka cluster is not reachable at 127.0.0.1:{closed}")), "{err}");
-    assert!(err.contains("scripts/brokers.sh up --cluster"), "{err}");
-    assert!(out.stdout.is_empty() && !out_dir.exists(), "nothing printed or written before the refusal");
+    // The clustered experiments, and Part C's schedules played on the Kafka cluster.
+    for command in [
+        &["cluster", "--real-brokers", "--model", "streaming-kafka"][..],
+        &["--real-brokers", "explore", "--model", "streaming-kafka", "--cluster"],
+    ] {
+        let out_dir = scratch_dir("preflight-cluster");
+        let out = campus_sim()
+            .args(command)
+            .arg("--out")
+            .arg(&out_dir)
+            .env("CAMPUS_CLUSTER_BOOTSTRAP_SERVERS", format!("127.0.0.1:{closed}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&format!("the Kafka cluster is not reachable at 127.0.0.1:{closed}")), "{command:?}: {err}");
+        assert!(err.contains("scripts/brokers.sh up --cluster"), "{command:?}: {err}");
+        assert!(out.stdout.is_empty() && !out_dir.exists(), "{command:?}: nothing printed or written before the refusal");
+    }
 }
 
 #[test]

@@ -120,10 +120,11 @@ pub struct ExploreArgs {
     /// The Kafka used with --real-brokers (streaming-kafka).
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = campus::transport::kafka::DEFAULT_BOOTSTRAP_SERVERS)]
     pub bootstrap_servers: String,
-    /// With --real-brokers (async-rabbitmq): play on the 3-node RabbitMQ cluster and PostgreSQL that
-    /// `scripts/brokers.sh up --cluster` starts (Inventory instances share the database): a
-    /// schedule's node loss SIGKILLs node 1, started again after the case; its whole-broker
-    /// outage or hang is not played (dropped in both runs).
+    /// With --real-brokers: play on the clusters that `scripts/brokers.sh up --cluster` starts —
+    /// async-rabbitmq on the 3-node RabbitMQ cluster and PostgreSQL (Inventory instances share
+    /// the database, which a schedule may restart), streaming-kafka on the 3-broker Kafka
+    /// cluster: a schedule's node loss SIGKILLs node (broker) 1, started again after the case;
+    /// its whole-broker outage or hang is not played (dropped in both runs).
     #[arg(long)]
     pub cluster: bool,
     /// The RabbitMQ cluster used with --cluster: its nodes' AMQP URLs, the one lost first.
@@ -132,6 +133,10 @@ pub struct ExploreArgs {
     /// The PostgreSQL used with --cluster (a schema per case).
     #[arg(long, env = "CAMPUS_CLUSTER_STORE", default_value = campus::store::postgres::DEFAULT_POSTGRES_URL)]
     pub cluster_store: String,
+    /// The Kafka cluster used with --cluster (streaming-kafka): its brokers (host:port,
+    /// comma-separated; broker 1, the one lost, first).
+    #[arg(long, env = "CAMPUS_CLUSTER_BOOTSTRAP_SERVERS", default_value = cluster::DEFAULT_CLUSTER_BOOTSTRAP)]
+    pub cluster_bootstrap_servers: String,
 }
 
 /// `campus-sim sync-rest …`

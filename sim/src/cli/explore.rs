@@ -31,6 +31,7 @@ pub fn run(out: &Path, seed: u64, args: &ExploreArgs, mode: Mode) -> anyhow::Res
             "--cluster, --time-scale and --shrink-budget go with --real-brokers: the simulation has its node losses, runs in virtual time and shrinks without a budget"
         );
     }
+    super::prepare_out(out)?;
     if let Some(json) = &args.replay {
         let model = args.model.expect("clap requires --model with --replay");
         let (schedule, outcome) = explore::replay(model, seed, json, args.broken)?;
@@ -151,9 +152,13 @@ fn write_explore_summary(path: &Path, rows: &[explore::Exploration]) -> anyhow::
 fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
     let model = args.model.unwrap_or(Model::AsyncRabbitmq);
     // Refused before any broker is looked for.
-    explore::real::playable(model, args.cluster)?;
+    explore::real::playable(model)?;
     let place = match (model, args.cluster) {
-        (Model::StreamingKafka, _) => {
+        (Model::StreamingKafka, true) => {
+            super::preflight::cluster("", "", &args.cluster_bootstrap_servers, Some(model))?;
+            Place { bootstrap: args.cluster_bootstrap_servers.clone(), ..Place::default() }
+        }
+        (Model::StreamingKafka, false) => {
             super::preflight::kafka(&args.bootstrap_servers, BrokerHost::Script)?;
             Place { bootstrap: args.bootstrap_servers.clone(), ..Place::default() }
         }
@@ -166,6 +171,8 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
             Place { amqp_url: args.amqp_url.clone(), ..Place::default() }
         }
     };
+    // Written to only once what it needs answers.
+    super::prepare_out(out)?;
     let target = RealTarget {
         exe: std::env::current_exe().context("locating the campus-sim executable")?,
         place,
@@ -187,7 +194,8 @@ fn run_real(out: &Path, seed: u64, args: &ExploreArgs) -> anyhow::Result<()> {
         }
         None => {
             let on = match (model, args.cluster) {
-                (Model::StreamingKafka, _) => format!("Kafka at {}", target.place.bootstrap),
+                (Model::StreamingKafka, true) => format!("the 3-broker Kafka cluster at {}", target.place.bootstrap),
+                (Model::StreamingKafka, false) => format!("Kafka at {}", target.place.bootstrap),
                 (_, true) => {
                     format!("the 3-node RabbitMQ cluster and PostgreSQL at {}", campus::transport::amqp::redacted(&target.place.amqp_url))
                 }

@@ -225,10 +225,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("written: {}", cli.out.join(written).display());
             Ok(())
         }
-        Some(Command::Explore(args)) => {
-            prepare_out(&cli.out)?;
-            explore::run(&cli.out, cli.seed, &args, mode)
-        }
+        // The output directory is prepared by `explore::run`, after a real run's preflight.
+        Some(Command::Explore(args)) => explore::run(&cli.out, cli.seed, &args, mode),
         Some(Command::SyncRest(args)) => graded_run(&cli, &[Part::SyncRest(args.config(cli.seed))]),
         Some(Command::AsyncRabbitmq(args)) => {
             if mode == Mode::Real {

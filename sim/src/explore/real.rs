@@ -35,8 +35,8 @@ impl PlayedForReal for rabbit::Schedule {
 }
 
 impl PlayedForReal for stream::Schedule {
-    fn for_real(&self, _cluster: bool) -> (Self, String) {
-        stream::Schedule::for_real(self)
+    fn for_real(&self, cluster: bool) -> (Self, String) {
+        stream::Schedule::for_real(self, cluster)
     }
     fn run_real<'a>(&'a self, seed: u64, broken: Option<Break>, target: &'a RealTarget) -> BoxFuture<'a, anyhow::Result<Outcome>> {
         Box::pin(stream_real::run(self, seed, broken, target))
@@ -115,23 +115,20 @@ pub fn explore_real(
     (target, shrink_budget): (&RealTarget, u32),
     each: impl FnMut(&RealCase),
 ) -> anyhow::Result<RealExploration> {
-    playable(model, target.cluster)?;
+    playable(model)?;
     match model {
         Model::AsyncRabbitmq => explore_real_of::<rabbit::Schedule>(seed, cases, broken, (target, shrink_budget), each),
         _ => explore_real_of::<stream::Schedule>(seed, cases, broken, (target, shrink_budget), each),
     }
 }
 
-/// Whether `model`'s schedules can be played for real (on the RabbitMQ cluster: `cluster`), and
-/// if not, why: Part A is explored in the simulation only, Part C on one Kafka broker.
-pub fn playable(model: Model, cluster: bool) -> anyhow::Result<()> {
-    match (model, cluster) {
-        (Model::SyncRest, _) => anyhow::bail!(
+/// Whether `model`'s schedules can be played for real, and if not, why: Part A is explored in
+/// the simulation only.
+pub fn playable(model: Model) -> anyhow::Result<()> {
+    match model {
+        Model::SyncRest => anyhow::bail!(
             "explore --real-brokers plays the messaging models (async-rabbitmq, streaming-kafka); sync-rest is explored in the simulation only (drop --real-brokers)"
         ),
-        (Model::StreamingKafka, true) => {
-            anyhow::bail!("explore --real-brokers --cluster plays async-rabbitmq; streaming-kafka's schedules run on one Kafka broker (drop --cluster)")
-        }
         _ => Ok(()),
     }
 }
@@ -246,7 +243,7 @@ pub fn replay_real(model: Model, seed: u64, json: &str, broken: Option<Break>, t
         let mut cases = run_cases(&real_runtime()?, vec![schedule], seed, broken, target, |_| {});
         Ok(cases.remove(0))
     }
-    playable(model, target.cluster)?;
+    playable(model)?;
     match model {
         Model::AsyncRabbitmq => one::<rabbit::Schedule>(model, seed, json, broken, target),
         _ => one::<stream::Schedule>(model, seed, json, broken, target),

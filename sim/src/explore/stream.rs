@@ -73,6 +73,14 @@ impl Consumer {
             Consumer::Analytics => ANALYTICS_GROUP,
         }
     }
+
+    /// The service whose consumer it is.
+    pub(super) fn service(self) -> Service {
+        match self {
+            Consumer::Inventory => Service::Inventory,
+            Consumer::Analytics => Service::Analytics,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,21 +294,24 @@ impl Schedule {
         timeline
     }
 
-    /// The same schedule without what the real deployment (one Kafka broker) cannot be made to
-    /// suffer, and what was taken out (empty: nothing): a broker loss (one broker), a consumer's
-    /// fetches going silent (a client bug that cannot be caused from outside a real client),
-    /// and Inventory's crashes when it is scaled out (a crash at its group's n-th batch cannot be
-    /// placed in one of several processes, each counting its own).
-    pub fn for_real(&self) -> (Schedule, String) {
+    /// The same schedule without what the real deployment cannot be made to suffer, and what
+    /// was taken out (empty: nothing): Inventory's crashes when it is scaled out (a crash at its
+    /// group's n-th batch cannot be placed in one of several processes, each counting its own). On one Kafka broker, a broker loss. On the 3-broker cluster
+    /// (`cluster`) the lab loses broker 1, once (a second loss would leave fewer in-sync
+    /// replicas than `min.insync.replicas` 2 asks for, which the simulation does not model),
+    /// and the whole broker going away or hanging is not played.
+    pub fn for_real(&self, cluster: bool) -> (Schedule, String) {
         let mut dropped = Vec::new();
+        let mut losses = 0;
         let faults = self
             .faults
             .iter()
             .copied()
             .filter(|f| {
+                losses += usize::from(matches!(f, Fault::NodeLoss { .. }));
                 let why = match f {
-                    Fault::NodeLoss { .. } => Some("the broker loss (one Kafka broker)"),
-                    Fault::Stall { .. } => Some("the silent fetches (not caused from outside a real client)"),
+                    Fault::NodeLoss { .. } if !cluster => Some("the broker loss (one Kafka broker)"),
+                    Fault::NodeLoss { .. } if losses > 1 => Some("a second broker loss (fewer in-sync replicas than the topics need)"),
                     Fault::Crash { consumer: Consumer::Inventory, .. } if self.inventories > 1 => {
                         Some("Inventory's crash (scaled out: its group's batch is not one process's)")
                     }
@@ -312,11 +323,19 @@ impl Schedule {
                 why.is_none()
             })
             .collect();
-        (Schedule { faults, ..self.clone() }, dropped.join("; "))
+        let (broker_down, broker_hang) = if cluster { (None, None) } else { (self.broker_down, self.broker_hang) };
+        if cluster && self.broker_down.is_some() {
+            dropped.push("the broker outage (not played on the cluster)");
+        }
+        if cluster && self.broker_hang.is_some() {
+            dropped.push("the broker hang (not played on the cluster)");
+        }
+        (Schedule { faults, broker_down, broker_hang, ..self.clone() }, dropped.join("; "))
     }
 
-    /// The lab's faults of `service` in this schedule (a real process's crashes, `broken`'s
-    /// safeguard off), keeping its batch count in `dir`.
+    /// The lab's faults of `service` in this schedule (a real process's crashes, its fetches
+    /// silenced on a signal if the schedule silences them, `broken`'s safeguard off), keeping
+    /// its batch count in `dir`.
     pub(super) fn served_faults(&self, service: Service, broken: Option<Break>, dir: &std::path::Path) -> ServedFaults {
         let group = match service {
             Service::Inventory => Some(Consumer::Inventory),
@@ -333,12 +352,15 @@ impl Schedule {
                 _ => None,
             })
             .collect();
+        let silenced = self.faults.iter().any(|f| matches!(*f, Fault::Stall { consumer, .. } if Some(consumer) == group));
         ServedFaults {
             log_crashes,
             count_file: Some(dir.join(format!("crash-count.{service}"))),
             commit_first: broken == Some(Break::CommitFirst) && service == Service::Inventory,
             no_transaction: broken == Some(Break::NoTransaction),
             no_reconnect: broken == Some(Break::NoReconnect),
+            silence: group.filter(|_| silenced).map(|g| g.group().to_owned()),
+            no_stall_watch: broken == Some(Break::NoStallWatch),
             ..ServedFaults::default()
         }
     }
@@ -660,7 +682,8 @@ pub(super) struct Hands<'a> {
     pub inventory_down: flume::Sender<Duration>,
     /// Analytics' supervisor: reset its group to the beginning (a replay).
     pub reset: flume::Sender<()>,
-    /// Silences a consumer's fetches (the simulation only: `Schedule::for_real` drops a stall).
+    /// Silences a consumer's fetches (the simulation's `SilencedLog`; a real process's own, on a
+    /// signal).
     pub stall: &'a dyn Fn(Consumer),
 }
 

@@ -12,10 +12,12 @@
 //! | Inventory or Analytics crashes at a point of its group's n-th batch | the process aborts itself there (the simulation's `CrashingLog` inside it, `crate::fault::served`), its batch count kept across its lives; Inventory is started again at once (Kafka evicts the dead member after the session timeout, 6 s; the new one fences its transactional identity), Analytics once its group could be reset to the beginning (Kafka refuses while the dead member is in it) |
 //! | Analytics reset (a replay) | Analytics stopped, its group reset with `kafka-consumer-groups.sh`, started again |
 //! | Inventory down for a while | every Inventory process SIGKILLed, started again at the window's end |
-//! | the broker down for a while | the Kafka JVM SIGKILLed, started at the window's end (waited for until it serves) |
-//! | the broker hangs for a while | the Kafka JVM SIGSTOPped, SIGCONT at the window's end |
+//! | the broker down for a while | the Kafka JVM SIGKILLed, started at the window's end (waited for until it serves); not played on the cluster |
+//! | the broker hangs for a while | the Kafka JVM SIGSTOPped, SIGCONT at the window's end; not played on the cluster |
+//! | a broker of the cluster lost | with `--cluster` (the 3-broker cluster of `scripts/brokers.sh up --cluster kafka`): broker 1 SIGKILLed, started again after the case; a schedule's first loss only |
 //! | a duplicate, a malformed record | appended by the harness's own client |
-//! | a broker loss, silent fetches, a scaled-out Inventory's crash | not played: `Schedule::for_real` drops them, in both runs |
+//! | a consumer's fetches going silent | the process's own `SilencedLog` (hidden `--lab-silence-on-usr1`) silences its members on SIGUSR1, sent at the schedule's moment |
+//! | a broker loss on one broker, a scaled-out Inventory's crash | not played: `Schedule::for_real` drops them, in both runs |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,7 @@ const RESET_WITHIN: Duration = Duration::from_secs(60);
 /// Plays `schedule` (as [`Schedule::for_real`] left it) on real processes, its orders' ids
 /// drawn from `seed` as in the simulation.
 pub async fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, target: &RealTarget) -> anyhow::Result<Outcome> {
-    if !schedule.for_real().1.is_empty() {
+    if !schedule.for_real(target.cluster).1.is_empty() {
         anyhow::bail!("the schedule has a fault this deployment cannot be made to suffer (Schedule::for_real drops it)");
     }
     let lab: LabFlags = {
@@ -62,7 +64,14 @@ pub async fn run(schedule: &Schedule, seed: u64, broken: Option<Break>, target: 
         let drive = async {
             let events = schedule.events(seed);
             let note = |line: String| notes.note(line);
-            let hands = Hands { note: &note, raw: d.log(), inventory_down, reset, stall: &|_| {} };
+            let stall = |consumer: super::stream::Consumer| {
+                let service = consumer.service();
+                match d.silence(service) {
+                    Ok(()) => notes.note(format!("{service}'s fetches silenced (SIGUSR1)")),
+                    Err(e) => notes.note(format!("{service}'s fetches could not be silenced: {e:#}")),
+                }
+            };
+            let hands = Hands { note: &note, raw: d.log(), inventory_down, reset, stall: &stall };
             play(schedule, &events, &d, &hands, target.scale).await?;
             let reader = d.log();
             let (violations, business) = judged(schedule, &events, &d, reader.as_ref(), &note).await?;

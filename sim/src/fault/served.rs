@@ -2,13 +2,16 @@
 //! `campus-sim serve` takes them as hidden flags ([`ServedFaults`]) and applies them to the
 //! process's host before its service is built — its RabbitMQ connection wrapped in the same
 //! [`CrashingQueue`] the simulation uses, its Kafka client in the same [`CrashingLog`] (the
-//! process aborting itself at the crash point), and a safeguard switched off for a `--break`.
+//! process aborting itself at the crash point), its consumers' fetches silenced on a signal
+//! (the production `SilencedLog`), and a safeguard switched off for a `--break`.
 //! The `campus` binary has none of this.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use campus::faults::silence::SilencedLog;
 use campus::host::{Host, Transport};
+use campus::transport::log::EventLog;
 use campus::transport::queue::QueueName;
 
 use super::log::{CrashingLog, LogCrash};
@@ -43,6 +46,14 @@ pub struct ServedFaults {
     /// The loops give up when the broker goes away (`--break no-reconnect`).
     #[arg(long = "lab-no-reconnect", hide = true)]
     pub no_reconnect: bool,
+    /// On SIGUSR1, the members this group has in the process go silent: their fetches answer
+    /// nothing while their partitions keep their records (the production `SilencedLog`, as the
+    /// simulation applies it); a consumer that replaces them reads normally (Part C).
+    #[arg(long = "lab-silence-on-usr1", hide = true)]
+    pub silence: Option<String>,
+    /// The consumer loops keep a consumer whose fetches went silent (`--break no-stall-watch`).
+    #[arg(long = "lab-no-stall-watch", hide = true)]
+    pub no_stall_watch: bool,
 }
 
 fn point_name(point: CrashPoint) -> &'static str {
@@ -87,12 +98,16 @@ impl ServedFaults {
         if let Some(file) = &self.count_file {
             flags.push(format!("--lab-crash-count={}", file.display()));
         }
+        if let Some(group) = &self.silence {
+            flags.push(format!("--lab-silence-on-usr1={group}"));
+        }
         let switches = [
             (self.auto_ack, "--lab-auto-ack"),
             (self.no_dedup, "--lab-no-dedup"),
             (self.no_reconnect, "--lab-no-reconnect"),
             (self.commit_first, "--lab-commit-first"),
             (self.no_transaction, "--lab-no-transaction"),
+            (self.no_stall_watch, "--lab-no-stall-watch"),
         ];
         for (on, flag) in switches {
             if on {
@@ -117,13 +132,14 @@ impl ServedFaults {
         }
     }
 
-    /// `host` suffering these faults, its deliveries counted on from `delivered_before`.
+    /// `host` suffering these faults, its deliveries counted on from `delivered_before` (called
+    /// inside the process's runtime: the silence's signal is listened for by a task of its own).
     pub fn apply(&self, host: Host, delivered_before: u32) -> Host {
         let safeguards = campus::safeguards::Safeguards {
             dedup: host.safeguards.dedup && !self.no_dedup,
             reconnect: host.safeguards.reconnect && !self.no_reconnect,
             transactional: host.safeguards.transactional && !self.no_transaction,
-            ..host.safeguards
+            stall_watch: host.safeguards.stall_watch && !self.no_stall_watch,
         };
         let count = (self.count_file(), delivered_before);
         let transport = match &host.transport {
@@ -136,8 +152,31 @@ impl ServedFaults {
             }
             other => other.clone(),
         };
+        let transport = match (transport, &self.silence) {
+            (Transport::Log(log), Some(group)) => Transport::Log(silenced_on_usr1(log, group)),
+            (transport, _) => transport,
+        };
         Host { transport, safeguards, ..host }
     }
+}
+
+/// `log` behind a [`SilencedLog`] that silences `group`'s members each time the process
+/// receives SIGUSR1 (`explore --real-brokers` sends it at the schedule's stall).
+fn silenced_on_usr1(log: Arc<dyn EventLog>, group: &str) -> Arc<dyn EventLog> {
+    let silenced = Arc::new(SilencedLog::new(log));
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            let (silenced, group) = (silenced.clone(), group.to_owned());
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    let members = silenced.silence(&group);
+                    tracing::warn!(%group, members = members.len(), "the lab silenced the group's fetches (SIGUSR1)");
+                }
+            });
+        }
+        Err(e) => tracing::error!(error = %e, "listening for SIGUSR1: the lab's silence cannot be applied"),
+    }
+    silenced
 }
 
 #[cfg(test)]

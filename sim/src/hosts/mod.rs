@@ -259,6 +259,16 @@ impl<'w> Hosts<'w> {
         }
     }
 
+    /// Silences the fetches of every instance of `service` (real: SIGUSR1 to its processes,
+    /// which the lab's `--lab-silence-on-usr1` hands to their `SilencedLog`; in the simulation
+    /// the run silences its own `SilencedLog`, so nothing here).
+    pub fn silence(&self, service: Service) -> anyhow::Result<()> {
+        match self {
+            Hosts::Sim(_) => Ok(()),
+            Hosts::Real(processes) => processes.signal_usr1(service),
+        }
+    }
+
     /// Each running service process's name and pid (none in the simulation).
     pub fn pids(&self) -> Vec<(String, u32)> {
         match self {

@@ -122,6 +122,11 @@ impl<'w> Deployment<'w> {
         self.hosts.running(service)
     }
 
+    /// `service`'s consumers' fetches go silent (real: see [`Hosts::silence`]).
+    pub fn silence(&self, service: Service) -> anyhow::Result<()> {
+        self.hosts.silence(service)
+    }
+
     /// The next instances that crashed by themselves (real only: see [`Hosts::aborted`]).
     pub async fn aborted(&self) -> Vec<(Service, usize)> {
         self.hosts.aborted().await
