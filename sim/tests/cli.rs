@@ -339,6 +339,16 @@ fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulatio
     assert_eq!([&row[table.col("real_violations")], &row[table.col("same_outcome")]], ["", "true"], "{stdout}");
     assert!(stdout.contains("the broker hangs") && stdout.contains("the broker answers again"), "{stdout}");
 
+    // The broker flaps three times (for real: its app stopped and started, each time waited
+    // for) while three orders are accepted and one is published again: each flap returns what
+    // a consumer holds; both runs decide each order once and dead-letter nothing, the same way.
+    let flaps = r#"{"stock":3,"orders":[[{"sku":"pho","qty":1}],[{"sku":"pho","qty":1}],[{"sku":"coffee","qty":1}]],"faults":[{"duplicate":{"order":0,"after_ms":90}}],"broker_flaps":{"at_ms":30,"times":3}}"#;
+    let (stdout, ok, table) = explore_for_real("async-rabbitmq", "explore-real-flaps", &["--replay", flaps]);
+    assert!(ok, "{stdout}");
+    let row = &table.rows[0];
+    assert_eq!([&row[table.col("real_violations")], &row[table.col("same_outcome")]], ["", "true"], "{stdout}");
+    assert_eq!(stdout.matches("the broker goes down").count(), 2 * 3, "three flaps in each trace: {stdout}");
+
     // Without Inventory's processed-order check, a duplicate takes the stock twice: caught in
     // both, which is the expected outcome of a --break.
     let duplicate = r#"{"stock":2,"orders":[[{"sku":"pho","qty":1}]],"faults":[{"duplicate":{"order":0,"after_ms":100}}]}"#;

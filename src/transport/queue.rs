@@ -41,6 +41,10 @@ use super::{header, set_header, BoxFuture, Headers};
 /// keeps failing must not block the queue forever.
 pub const DELIVERY_LIMIT: u32 = 5;
 
+/// The reason a message dead-lettered at [`DELIVERY_LIMIT`] carries (RabbitMQ's
+/// `x-first-death-reason`): the broker's doing, not a consumer's verdict.
+pub const DELIVERY_LIMIT_REASON: &str = "delivery_limit";
+
 /// Where a message goes: the routing key it is published with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Route {

@@ -94,9 +94,9 @@ pub struct ExploreArgs {
     /// async-rabbitmq), auto-ack (ack on receipt; async-rabbitmq), commit-first (offsets
     /// committed before the work; streaming-kafka), no-transaction (Inventory's outcomes,
     /// changelog and offsets written separately; streaming-kafka), no-timeout (Order waits for
-    /// Inventory forever; sync-rest), no-reconnect (loops give up when the broker goes away),
-    /// no-stall-watch (a consumer whose fetches went silent is kept; streaming-kafka). The
-    /// exploration then succeeds when the checker catches it.
+    /// Inventory forever; sync-rest), no-reconnect (loops give up when the broker, or a store,
+    /// goes away), no-stall-watch (a consumer whose fetches went silent is kept;
+    /// streaming-kafka). The exploration then succeeds when the checker catches it.
     #[arg(long = "break", value_enum)]
     pub broken: Option<explore::Break>,
     /// Run just this schedule (the JSON a failed exploration prints) and show its trace (with

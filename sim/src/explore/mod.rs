@@ -50,8 +50,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use campus::safeguards::Safeguards;
-use campus::Model;
+use campus::{Model, Service};
 
+use crate::fault::served::ServedFaults;
 use crate::violation::Violation;
 
 /// The safeguards a run has: all, but the one `broken` switches off (those the services hold;
@@ -101,8 +102,8 @@ pub enum Break {
     NoTransaction,
     /// Order waits for Inventory without a timeout (sync-rest).
     NoTimeout,
-    /// The services' loops give up when the broker goes away instead of reconnecting
-    /// (async-rabbitmq, streaming-kafka).
+    /// The services' loops give up when the broker (or, in Part B, their store) goes away
+    /// instead of reconnecting (async-rabbitmq, streaming-kafka).
     NoReconnect,
     /// Part C's consumers keep a consumer whose fetches went silent instead of replacing it
     /// (streaming-kafka).
@@ -131,6 +132,22 @@ impl Break {
             Break::NoTimeout => &[Model::SyncRest],
             Break::NoReconnect => &[Model::AsyncRabbitmq, Model::StreamingKafka],
             Break::NoStallWatch => &[Model::StreamingKafka],
+        }
+    }
+
+    /// A real process of `service` with `broken`'s safeguard off: its `--lab-*` switches (the
+    /// simulation switches the same safeguards off through [`safeguards`] and its crashing
+    /// transports). `auto-ack` and `commit-first` are Inventory's alone.
+    pub(crate) fn served(broken: Option<Break>, service: Service) -> ServedFaults {
+        let inventory = service == Service::Inventory;
+        ServedFaults {
+            auto_ack: broken == Some(Break::AutoAck) && inventory,
+            commit_first: broken == Some(Break::CommitFirst) && inventory,
+            no_dedup: broken == Some(Break::Dedup),
+            no_transaction: broken == Some(Break::NoTransaction),
+            no_reconnect: broken == Some(Break::NoReconnect),
+            no_stall_watch: broken == Some(Break::NoStallWatch),
+            ..ServedFaults::default()
         }
     }
 }

@@ -120,6 +120,36 @@ pub struct Schedule {
     /// started again, on the cluster): every store call fails meanwhile, nothing stored is lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_down: Option<Window>,
+    /// The broker (RabbitMQ) flapping: down and back again and again (real: stopped and
+    /// started). Never with `broker_down` or `broker_hang` in one schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_flaps: Option<Flaps>,
+}
+
+/// The broker going down [`FLAP_DOWN_MS`] and coming back [`FLAP_UP_MS`], `times` times from
+/// `at_ms`. Each time, what a consumer holds unacknowledged goes back to its queue, and
+/// RabbitMQ counts that return towards the message's `x-delivery-limit` (a channel closing
+/// counts, as a nack does): a good message returned more often than the limit allows is
+/// dead-lettered by the broker, which the checker calls a good message dead-lettered. It does
+/// not happen here: a consumer waiting on its store (the database down) keeps its delivery and
+/// subscribes again only once its handler is done, so a message it holds goes back once per
+/// store outage, not once per flap; other deliveries are in hand for milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flaps {
+    pub at_ms: u64,
+    pub times: u32,
+}
+
+/// How long each of a flapping broker's outages lasts.
+pub const FLAP_DOWN_MS: u64 = 100;
+/// How long a flapping broker stays up between two outages.
+pub const FLAP_UP_MS: u64 = 200;
+
+impl Flaps {
+    /// Each outage, in order.
+    fn windows(self) -> impl Iterator<Item = Window> {
+        (0..u64::from(self.times)).map(move |k| Window { at_ms: self.at_ms + k * (FLAP_DOWN_MS + FLAP_UP_MS), for_ms: FLAP_DOWN_MS })
+    }
 }
 
 fn one() -> usize {
@@ -151,6 +181,13 @@ impl fmt::Display for Schedule {
         }
         if let Some(w) = &self.database_down {
             writeln!(f, "  the stores' database (PostgreSQL) down at {} ms for {} ms", w.at_ms, w.for_ms)?;
+        }
+        if let Some(flaps) = &self.broker_flaps {
+            writeln!(
+                f,
+                "  the broker (RabbitMQ) flaps {} times from {} ms: down {FLAP_DOWN_MS} ms, back {FLAP_UP_MS} ms",
+                flaps.times, flaps.at_ms
+            )?;
         }
         for fault in &self.faults {
             match fault {
@@ -206,7 +243,10 @@ impl super::Schedule for Schedule {
         // The broker outage first: it is gone (or at its shortest) before the rest shrinks.
         // Instances last: a counterexample keeps several only if it needs them.
         // The hang last but one, and only where the broker does not go down (one or the other);
-        // the stores' database last of all (it may go down in a schedule whose broker does too).
+        // the stores' database after them (it may go down in a schedule whose broker does too),
+        // and the broker's flapping last of all, only where it neither goes down nor hangs
+        // otherwise (one broker fault at a time).
+        let flaps = prop::option::weighted(0.3, (0u64..300, 2u32..=8).prop_map(|(at_ms, times)| Flaps { at_ms, times }));
         (
             window_strategy(),
             prop::collection::vec(fault_strategy(), 0..=4),
@@ -215,15 +255,20 @@ impl super::Schedule for Schedule {
             1usize..=3,
             window_strategy(),
             window_strategy(),
+            flaps,
         )
-            .prop_map(|(broker_down, faults, orders, stock, inventories, hang, database_down)| Schedule {
-                stock,
-                orders,
-                faults,
-                broker_down,
-                inventories,
-                broker_hang: hang.filter(|_| broker_down.is_none()),
-                database_down,
+            .prop_map(|(broker_down, faults, orders, stock, inventories, hang, database_down, flaps)| {
+                let broker_hang = hang.filter(|_| broker_down.is_none());
+                Schedule {
+                    stock,
+                    orders,
+                    faults,
+                    broker_down,
+                    inventories,
+                    broker_hang,
+                    database_down,
+                    broker_flaps: flaps.filter(|_| broker_down.is_none() && broker_hang.is_none()),
+                }
             })
             .boxed()
     }
@@ -232,13 +277,18 @@ impl super::Schedule for Schedule {
         run(self, seed, broken, traced)
     }
 
-    /// The broker's windows, each fault, each order but a last one (what is timed after it one
-    /// gap earlier: [`super::without_order_at`]), the extra Inventory instances.
+    /// The broker's windows, its flapping (or one flap fewer), each fault, each order but a last
+    /// one (what is timed after it one gap earlier: [`super::without_order_at`]), the extra
+    /// Inventory instances.
     fn without_one_part(&self) -> Vec<Self> {
         let windows = [
             self.broker_down.map(|_| Schedule { broker_down: None, ..self.clone() }),
             self.broker_hang.map(|_| Schedule { broker_hang: None, ..self.clone() }),
             self.database_down.map(|_| Schedule { database_down: None, ..self.clone() }),
+            self.broker_flaps.map(|_| Schedule { broker_flaps: None, ..self.clone() }),
+            self.broker_flaps
+                .filter(|f| f.times > 1)
+                .map(|f| Schedule { broker_flaps: Some(Flaps { times: f.times - 1, ..f }), ..self.clone() }),
             (self.inventories > 1).then(|| Schedule { inventories: 1, ..self.clone() }),
         ];
         let faults = each_left_out(&self.faults).map(|faults| Schedule { faults, ..self.clone() });
@@ -293,6 +343,10 @@ impl Schedule {
             steps.push((w.at_ms, Action::DatabaseDown));
             steps.push((w.at_ms + w.for_ms, Action::DatabaseUp));
         }
+        for w in self.broker_flaps.iter().flat_map(|f| f.windows()) {
+            steps.push((w.at_ms, Action::BrokerDown));
+            steps.push((w.at_ms + w.for_ms, Action::BrokerUp));
+        }
         steps.sort_by_key(|(t, _)| *t);
         Timeline { steps, duplicates, malformed }
     }
@@ -321,9 +375,13 @@ impl Schedule {
             (true, 2..) => dropped.push("the second node loss (it would take the cluster's majority)"),
             _ => {}
         }
-        let (broker_down, broker_hang) = if cluster { (None, None) } else { (self.broker_down, self.broker_hang) };
+        let (broker_down, broker_hang, broker_flaps) =
+            if cluster { (None, None, None) } else { (self.broker_down, self.broker_hang, self.broker_flaps) };
         if cluster && self.broker_down.is_some() {
             dropped.push("the broker outage (not played on the cluster)");
+        }
+        if cluster && self.broker_flaps.is_some() {
+            dropped.push("the broker flapping (not played on the cluster)");
         }
         if cluster && self.broker_hang.is_some() {
             dropped.push("the broker hang (not played on the cluster)");
@@ -332,7 +390,7 @@ impl Schedule {
         if !cluster && self.database_down.is_some() {
             dropped.push("the database restart (SQLite files here; played with --cluster, on PostgreSQL)");
         }
-        (Schedule { faults, broker_down, broker_hang, database_down, ..self.clone() }, dropped.join("; "))
+        (Schedule { faults, broker_down, broker_hang, database_down, broker_flaps, ..self.clone() }, dropped.join("; "))
     }
 
     /// The schedule without order `i`, what is timed after it one gap earlier
@@ -359,6 +417,7 @@ impl Schedule {
             broker_down: window(self.broker_down),
             broker_hang: window(self.broker_hang),
             database_down: window(self.database_down),
+            broker_flaps: self.broker_flaps.map(|f| Flaps { at_ms: earlier(f.at_ms), ..f }),
             ..self.clone()
         }
     }
@@ -386,14 +445,7 @@ impl Schedule {
                 _ => None,
             })
             .collect();
-        ServedFaults {
-            crashes,
-            count_file: Some(dir.join(format!("crash-count.{service}.{instance}"))),
-            auto_ack: broken == Some(Break::AutoAck) && service == Service::Inventory,
-            no_dedup: broken == Some(Break::Dedup),
-            no_reconnect: broken == Some(Break::NoReconnect),
-            ..ServedFaults::default()
-        }
+        ServedFaults { crashes, count_file: Some(dir.join(format!("crash-count.{service}.{instance}"))), ..Break::served(broken, service) }
     }
 }
 
@@ -816,10 +868,10 @@ pub(super) async fn judged(
 
 /// The invariants' verdict on a run, and whether it settled in time. Explore holds a real run
 /// to the simulation's rule about Order's reconciler too: the one way RabbitMQ itself loses a
-/// message here (its delivery limit reached through a cluster's failovers, see
-/// docs/cluster.md) needs a node loss, and without one at most five returns of one message
-/// (four faults and an outage) stay within the limit of five; so, unless the schedule lost a
-/// node, an order published again was lost by the services.
+/// message here is its delivery limit, reached through a cluster's failovers (see
+/// docs/cluster.md) or through more returns of one message than the limit allows
+/// ([`Schedule::may_pass_delivery_limit`]); unless the schedule lost a node or may pass the
+/// limit, an order published again was lost by the services.
 fn judge(run: &Run, settled: bool, node_lost: bool) -> Vec<Violation> {
     let mut violations = invariants::check(run);
     let republished = run.end.orders.stats.republished;
@@ -843,7 +895,16 @@ mod tests {
     use super::*;
 
     fn with(faults: Vec<Fault>, broker_down: Option<Window>) -> Schedule {
-        Schedule { stock: 1, orders: vec![], faults, broker_down, inventories: 1, broker_hang: None, database_down: None }
+        Schedule {
+            stock: 1,
+            orders: vec![],
+            faults,
+            broker_down,
+            inventories: 1,
+            broker_hang: None,
+            database_down: None,
+            broker_flaps: None,
+        }
     }
 
     #[test]
@@ -865,7 +926,27 @@ mod tests {
 
         let hang = Schedule { broker_hang: outage, ..quiet.clone() };
         assert_eq!(hang.for_real(false), (hang.clone(), String::new()));
-        assert_eq!(hang.for_real(true), (quiet, "the broker hang (not played on the cluster)".to_owned()));
+        assert_eq!(hang.for_real(true), (quiet.clone(), "the broker hang (not played on the cluster)".to_owned()));
+
+        let flapping = Schedule { broker_flaps: Some(Flaps { at_ms: 7, times: 6 }), ..quiet.clone() };
+        assert_eq!(flapping.for_real(false), (flapping.clone(), String::new()));
+        assert_eq!(flapping.for_real(true), (quiet, "the broker flapping (not played on the cluster)".to_owned()));
+    }
+
+    #[test]
+    fn a_flapping_broker_goes_down_and_comes_back_each_time_in_turn() {
+        let flapping = Schedule { broker_flaps: Some(Flaps { at_ms: 7, times: 3 }), ..with(vec![], None) };
+        let broker: Vec<(u64, bool)> = flapping
+            .timeline()
+            .steps
+            .into_iter()
+            .filter_map(|(t, action)| match action {
+                Action::BrokerDown => Some((t, false)),
+                Action::BrokerUp => Some((t, true)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(broker, [(7, false), (107, true), (307, false), (407, true), (607, false), (707, true)]);
     }
 
     #[test]

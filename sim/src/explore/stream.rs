@@ -296,10 +296,11 @@ impl Schedule {
 
     /// The same schedule without what the real deployment cannot be made to suffer, and what
     /// was taken out (empty: nothing): Inventory's crashes when it is scaled out (a crash at its
-    /// group's n-th batch cannot be placed in one of several processes, each counting its own). On one Kafka broker, a broker loss. On the 3-broker cluster
-    /// (`cluster`) the lab loses broker 1, once (a second loss would leave fewer in-sync
-    /// replicas than `min.insync.replicas` 2 asks for, which the simulation does not model),
-    /// and the whole broker going away or hanging is not played.
+    /// group's n-th batch cannot be placed in one of several processes, each counting its own).
+    /// On one Kafka broker, a broker loss. On the 3-broker cluster (`cluster`) the lab loses
+    /// broker 1, once (a second loss would leave fewer in-sync replicas than
+    /// `min.insync.replicas` 2 asks for, which the simulation does not model), and the whole
+    /// broker going away or hanging is not played.
     pub fn for_real(&self, cluster: bool) -> (Schedule, String) {
         let mut dropped = Vec::new();
         let mut losses = 0;
@@ -356,12 +357,8 @@ impl Schedule {
         ServedFaults {
             log_crashes,
             count_file: Some(dir.join(format!("crash-count.{service}"))),
-            commit_first: broken == Some(Break::CommitFirst) && service == Service::Inventory,
-            no_transaction: broken == Some(Break::NoTransaction),
-            no_reconnect: broken == Some(Break::NoReconnect),
             silence: group.filter(|_| silenced).map(|g| g.group().to_owned()),
-            no_stall_watch: broken == Some(Break::NoStallWatch),
-            ..ServedFaults::default()
+            ..Break::served(broken, service)
         }
     }
 
@@ -614,11 +611,23 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, bool>) ->
 /// an outage: 50 ms between attempts.
 fn append_until_ok(log: Arc<dyn EventLog>, record: Outgoing) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        while log.append(vec![record.clone()]).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        appended(log.as_ref(), vec![record], None).await;
         Ok(())
     })
+}
+
+/// Appends `records`, again every 50 ms while the log refuses them, until it takes them (true)
+/// or `deadline` passes (false).
+async fn appended(log: &dyn EventLog, records: Vec<Outgoing>, deadline: Option<Instant>) -> bool {
+    loop {
+        if log.append(records.clone()).await.is_ok() {
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn run_in_world(
@@ -785,9 +794,7 @@ async fn warm_up(hands: &Hands<'_>) {
         })
         .collect();
     let deadline = Instant::now() + WARM_UP_WITHIN;
-    while log.append(records.clone()).await.is_err() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    appended(log.as_ref(), records, Some(deadline)).await;
     while Instant::now() < deadline {
         let consuming = async {
             let ends = log.end_offsets(Topic::OrderEvents).await?;

@@ -43,7 +43,7 @@ pub struct ServedFaults {
     /// Inventory forgets the orders it processed (`--break dedup`).
     #[arg(long = "lab-no-dedup", hide = true)]
     pub no_dedup: bool,
-    /// The loops give up when the broker goes away (`--break no-reconnect`).
+    /// The loops give up when the broker or a store goes away (`--break no-reconnect`).
     #[arg(long = "lab-no-reconnect", hide = true)]
     pub no_reconnect: bool,
     /// On SIGUSR1, the members this group has in the process go silent: their fetches answer

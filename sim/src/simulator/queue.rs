@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use campus::transport::queue::{self, Delivery, MessageQueue, QueueError, QueueName, Subscription, DELIVERY_LIMIT};
+use campus::transport::queue::{self, Delivery, MessageQueue, QueueError, QueueName, Subscription, DELIVERY_LIMIT, DELIVERY_LIMIT_REASON};
 use campus::transport::{BoxFuture, Headers};
 
 use crate::simulator::answering::Answering;
@@ -86,7 +86,7 @@ impl State {
             message.returns += 1;
             message.redelivered = true;
             if message.returns > DELIVERY_LIMIT {
-                self.dead_letter(message, "delivery_limit");
+                self.dead_letter(message, DELIVERY_LIMIT_REASON);
             } else {
                 self.ready.entry(consumer.queue).or_default().push_front(message);
             }
@@ -287,7 +287,7 @@ impl MessageQueue for SimQueue {
                     message.returns += 1;
                     message.redelivered = true;
                     if message.returns > DELIVERY_LIMIT {
-                        s.dead_letter(message, "delivery_limit");
+                        s.dead_letter(message, DELIVERY_LIMIT_REASON);
                     } else {
                         s.enqueue(delivery.queue, message);
                     }
