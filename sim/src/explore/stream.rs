@@ -611,21 +611,15 @@ fn expected_metrics(events: &[OrderPlaced], decided: &BTreeMap<String, bool>) ->
 /// an outage: 50 ms between attempts.
 fn append_until_ok(log: Arc<dyn EventLog>, record: Outgoing) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        appended(log.as_ref(), vec![record], None).await;
+        append_within(log.as_ref(), vec![record], None).await;
         Ok(())
     })
 }
 
-/// Appends `records`, again every 50 ms while the log refuses them, until it takes them (true)
-/// or `deadline` passes (false).
-async fn appended(log: &dyn EventLog, records: Vec<Outgoing>, deadline: Option<Instant>) -> bool {
-    loop {
-        if log.append(records.clone()).await.is_ok() {
-            return true;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return false;
-        }
+/// Appends `records`, again every 50 ms while the log refuses them, until it takes them or
+/// `deadline` passes.
+async fn append_within(log: &dyn EventLog, records: Vec<Outgoing>, deadline: Option<Instant>) {
+    while log.append(records.clone()).await.is_err() && deadline.is_none_or(|d| Instant::now() < d) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -794,7 +788,7 @@ async fn warm_up(hands: &Hands<'_>) {
         })
         .collect();
     let deadline = Instant::now() + WARM_UP_WITHIN;
-    appended(log.as_ref(), records, Some(deadline)).await;
+    append_within(log.as_ref(), records, Some(deadline)).await;
     while Instant::now() < deadline {
         let consuming = async {
             let ends = log.end_offsets(Topic::OrderEvents).await?;
