@@ -109,14 +109,23 @@ impl ServiceProcess {
         self.child.kill().await.with_context(|| format!("killing {}", self.service))
     }
 
+    /// Sends the process `signal` (a `kill` name: `TERM`, `USR1`); nothing once it has exited.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.child.id() else { return Ok(()) };
+        let status = std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status().context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} ({}) failed", self.service);
+        }
+        Ok(())
+    }
+
     /// SIGTERM (the service finishes what it is doing and leaves its group), and wait for it to
     /// exit; SIGKILL if it has not within [`READY_WITHIN`].
     pub async fn terminate(&mut self) -> anyhow::Result<()> {
-        let Some(pid) = self.child.id() else { return Ok(()) };
-        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("running kill -TERM")?;
-        if !status.success() {
-            bail!("kill -TERM {pid} ({}) failed", self.service);
+        if self.child.id().is_none() {
+            return Ok(());
         }
+        self.signal("TERM")?;
         match tokio::time::timeout(READY_WITHIN, self.child.wait()).await {
             Ok(exit) => {
                 let exit = exit?;

@@ -322,13 +322,7 @@ impl Processes {
     /// Sends SIGUSR1 to every running instance of `service` (the lab's silence of its fetches,
     /// `--lab-silence-on-usr1`).
     pub fn signal_usr1(&self, service: Service) -> anyhow::Result<()> {
-        let pids: Vec<u32> =
-            self.lock().iter().filter(|((s, _), _)| *s == service).filter_map(|(_, p)| p.pid()).map(|(_, pid)| pid).collect();
-        for pid in pids {
-            let status = std::process::Command::new("kill").args(["-USR1", &pid.to_string()]).status().context("running kill")?;
-            anyhow::ensure!(status.success(), "kill -USR1 {pid} failed ({status})");
-        }
-        Ok(())
+        self.lock().iter().filter(|((s, _), _)| *s == service).try_for_each(|(_, process)| process.signal("USR1"))
     }
 
     pub async fn teardown(self) -> Vec<campus::telemetry::trace::Request> {
