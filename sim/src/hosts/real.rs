@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
@@ -87,10 +88,11 @@ pub type LabFlags = Arc<dyn Fn(Service, usize, &std::path::Path) -> Vec<String> 
 impl Processes {
     /// Hosts for `experiment` of `model`, services run by `exe`: a namespace of their own
     /// (`campus-sim.<experiment>.<pid>.<ms>`), its queues or topics created on the broker
-    /// `place` names, a data directory.
+    /// `place` names, a data directory, a trace file. The stamp is unique in this process (a
+    /// test binary starts the same experiment's hosts from concurrent tests: two runs sharing
+    /// a namespace would share, and tear down, each other's trace file and data).
     pub async fn new(exe: &std::path::Path, model: Model, experiment: &str, place: Place) -> anyhow::Result<Processes> {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let namespace = format!("campus-sim.{experiment}.{}.{stamp}", std::process::id());
+        let namespace = format!("campus-sim.{experiment}.{}.{}", std::process::id(), unique_stamp());
         let (mut queue, mut log, mut pg) = (None, None, None);
         match model {
             Model::SyncRest => {}
@@ -367,5 +369,24 @@ impl Processes {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         spans
+    }
+}
+
+/// Now in milliseconds since the epoch, or one more than the last stamp this process drew if
+/// that is not later.
+fn unique_stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let previous =
+        LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1))).expect("the update always returns a value");
+    now.max(previous + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_started_in_the_same_millisecond_get_stamps_of_their_own() {
+        let stamps: Vec<u64> = (0..1000).map(|_| super::unique_stamp()).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "every stamp later than the one before");
     }
 }
