@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{self, ApiError, IdempotencyKey, JsonBody, Probe};
 use crate::domain::{OrderId, OrderPlaced, OrderRequest};
 use crate::services::analytics::{Analytics, Counting, Metrics, MinuteMetrics};
+use crate::services::inventory::Inventory;
 use crate::services::order::OrderIds;
 use crate::store::InventoryStats;
 use crate::streaming_kafka::consumers::{self, InventoryView};
@@ -123,12 +124,21 @@ pub fn inventory_app(view: InventoryView, stock: u32) -> Router {
     api::finish(router, "inventory", Probe::None)
 }
 
-async fn stats(State((view, stock)): State<(InventoryView, u32)>) -> Json<InventoryStats> {
-    Json(consumers::stats(&view.lock().expect("inventory lock"), stock))
+/// 503 `restoring` until the instance restored its state from the changelog.
+fn restored<T>(view: &InventoryView, read: impl FnOnce(&Inventory) -> T) -> Result<Json<T>, ApiError> {
+    let restored = view.lock().expect("inventory lock");
+    let inventory = restored.as_ref().ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "restoring", "Inventory is restoring its state from the changelog")
+    })?;
+    Ok(Json(read(inventory)))
 }
 
-async fn levels(State((view, _)): State<(InventoryView, u32)>) -> Json<BTreeMap<String, u32>> {
-    Json(view.lock().expect("inventory lock").levels().iter().map(|(sku, n)| (sku.to_string(), *n)).collect())
+async fn stats(State((view, stock)): State<(InventoryView, u32)>) -> Result<Json<InventoryStats>, ApiError> {
+    restored(&view, |inventory| consumers::stats(inventory, stock))
+}
+
+async fn levels(State((view, _)): State<(InventoryView, u32)>) -> Result<Json<BTreeMap<String, u32>>, ApiError> {
+    restored(&view, |inventory| inventory.levels().iter().map(|(sku, n)| (sku.to_string(), *n)).collect())
 }
 
 /// A scaled-out Inventory instance's accounting (`GET /stats`): the partitions it holds now.

@@ -89,8 +89,10 @@ pub struct InventoryConfig {
     pub writes: Writes,
 }
 
-/// Inventory's state as its HTTP face and the lab see it: the restored and decided state.
-pub type InventoryView = Arc<Mutex<Inventory>>;
+/// Inventory's state as its HTTP face and the lab see it: the restored and decided state;
+/// `None` until the instance first restored it from the changelog (a new instance knows
+/// nothing yet, and says so rather than show an empty stock's accounts).
+pub type InventoryView = Arc<Mutex<Option<Inventory>>>;
 
 /// The accounting of a streaming Inventory's state: `units_taken` from the stock levels,
 /// `units_of_reserved_orders` from the decisions (each reserved order's units, once): equal
@@ -267,7 +269,7 @@ async fn session(
     }
     let restored = changelog::restore(log, config.stock).await?;
     let mut merge = Merge::resume(log.partitions(), &restored.floors);
-    *view.lock().expect("inventory lock") = restored.inventory;
+    *view.lock().expect("inventory lock") = Some(restored.inventory);
     let topics = [Topic::OrderEvents];
     let me = log.join(INVENTORY_GROUP, &topics).await?;
     let mut committed = Vec::new();
@@ -284,7 +286,7 @@ async fn session(
                 continue;
             }
             // Decided in place: if the writes fail, the session ends and the state is restored.
-            let mut decided = decide(&mut view.lock().expect("inventory lock"), released, tracer);
+            let mut decided = decide(view.lock().expect("inventory lock").as_mut().expect("restored above"), released, tracer);
             let floors = ChangelogEntry::Floors { floors: merge.floors() };
             let mut writes = std::mem::take(&mut decided.writes);
             writes.push(Outgoing::new(Topic::InventoryChangelog, FLOORS_KEY, serde_json::to_vec(&floors).expect("floors serialize")));

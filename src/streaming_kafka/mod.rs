@@ -25,7 +25,6 @@ use crate::host::{BuildError, Built, Host, Loop, LoopError, Transport};
 use crate::model::{Model, Service};
 use crate::retry::Policy;
 use crate::services::analytics::{Analytics, Counting};
-use crate::services::inventory::Inventory;
 use crate::services::EventClock;
 use crate::telemetry::{self, stats, Sample, Tracer};
 use crate::transport::log::Topic;
@@ -144,10 +143,13 @@ pub fn build(config: &ServiceConfig, host: &Host) -> Result<Built, BuildError> {
                 (app, Loop::new("inventory", move |stop| partitioned::run(log, view, inventory_config, instance, policy, tracer, stop)))
             }
             None => {
-                let view: InventoryView = Arc::new(Mutex::new(Inventory::with_stock(config.stock)));
+                let view: InventoryView = Arc::new(Mutex::new(None));
                 let (counted, stock) = (view.clone(), config.stock);
                 host.metrics.source(move || {
-                    Box::pin(std::future::ready(stats::inventory(&consumers::stats(&counted.lock().expect("inventory lock"), stock))))
+                    let restored = counted.lock().expect("inventory lock");
+                    Box::pin(std::future::ready(
+                        restored.as_ref().map(|i| stats::inventory(&consumers::stats(i, stock))).unwrap_or_default(),
+                    ))
                 });
                 telemetry::log::report_lag(&host.metrics, log.clone(), INVENTORY_GROUP, &[Topic::OrderEvents]);
                 let app = api::inventory_app(view.clone(), config.stock);

@@ -817,7 +817,8 @@ pub(super) async fn judged(
 ) -> anyhow::Result<(Vec<Violation>, Business)> {
     let n = events.len();
     // Settled: Inventory and Analytics committed past every record there is; a reader that is
-    // not Inventory finds every order decided; Analytics has seen every order and outcome.
+    // not Inventory finds every order decided; Analytics has seen every order and outcome; one
+    // Inventory has restored its state (a restarted one answers `restoring` until then).
     let deadline = Instant::now() + SETTLE_WITHIN;
     let mut settled = false;
     while Instant::now() < deadline {
@@ -836,7 +837,8 @@ pub(super) async fn judged(
         if positions.await.unwrap_or(false) {
             // Analytics restarting (a crash, a reset) has seen nothing yet.
             let seen = d.metrics().await.map_or((0, 0), |m| (m.orders_seen, m.outcomes_seen));
-            if seen == (n, n) && decisions::read(reader, events).await.is_ok_and(|d| d.lost == 0) {
+            let restored = schedule.inventories > 1 || d.inventory_stats().await.is_ok();
+            if seen == (n, n) && restored && decisions::read(reader, events).await.is_ok_and(|d| d.lost == 0) {
                 settled = true;
                 break;
             }
@@ -849,8 +851,16 @@ pub(super) async fn judged(
     let metrics = d.metrics().await.map_or(Metrics::default(), |m| m.metrics());
     let expected = expected_metrics(events, &decided.outcomes);
     // Scaled out, the stock is per partition and each instance holds only some: checked from
-    // the decisions instead.
-    let inventory = if schedule.inventories <= 1 { d.inventory_stats().await.ok() } else { None };
+    // the decisions instead. One Inventory's accounts are read once settled (unsettled, it may
+    // be restoring or down: that is the violation then).
+    let (inventory, unread) = if schedule.inventories > 1 {
+        (None, None)
+    } else {
+        match d.inventory_stats().await {
+            Ok(stats) => (Some(stats), None),
+            Err(e) => (None, settled.then(|| format!("Inventory's accounts unread though settled: {e:#}"))),
+        }
+    };
     let business = business(events, &decided, &metrics);
     let run = Run {
         mode: d.mode(),
@@ -878,6 +888,9 @@ pub(super) async fn judged(
             experiment: "explore".into(),
             message: format!("{poisoned} malformed records appended, {malformed} in order-events"),
         });
+    }
+    if let Some(message) = unread {
+        violations.push(Violation { experiment: "explore".into(), message });
     }
     if !settled {
         violations.push(Violation {

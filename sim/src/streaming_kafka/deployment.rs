@@ -189,9 +189,25 @@ impl<'w> Deployment<'w> {
         get_json(self.hosts.observer().as_ref(), Service::Analytics, "/analytics").await
     }
 
-    /// Inventory's accounting (`GET /stats`).
+    /// Inventory's accounting (`GET /stats`): an error while it restores its state from the
+    /// changelog (a new instance answers 503 `restoring` until then).
     pub async fn inventory_stats(&self) -> anyhow::Result<InventoryStats> {
         get_json(self.hosts.observer().as_ref(), Service::Inventory, "/stats").await
+    }
+
+    /// The same, once Inventory has restored its state: asked again every 100 ms while it does
+    /// not answer, for up to `within`.
+    pub async fn restored_inventory_stats(&self, within: std::time::Duration) -> anyhow::Result<InventoryStats> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match self.inventory_stats().await {
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "Inventory's accounts not there yet");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                answered => return answered,
+            }
+        }
     }
 
     /// Sets Analytics' group back to the beginning of both topics while it has no member, the

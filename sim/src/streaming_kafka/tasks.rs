@@ -158,7 +158,7 @@ pub(super) async fn wait_caught_up(d: &Deployment<'_>, events: usize, within: Du
 /// `read_committed` reader that is not Inventory finds in the log.
 pub(super) async fn account(d: &Deployment<'_>, events: &[OrderPlaced], run: &mut Run) -> anyhow::Result<()> {
     run.metrics = Some(d.metrics().await?.metrics());
-    run.inventory = Some(d.inventory_stats().await?);
+    run.inventory = Some(d.restored_inventory_stats(Duration::from_secs(60)).await?);
     run.decisions = Some(decisions::read(d.log().as_ref(), events).await?);
     Ok(())
 }
