@@ -181,7 +181,7 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
         let service = Arc::new(AsyncOrderService::new(OrderIds::seeded(1), store.clone(), EventClock::Since(tokio::time::Instant::now())));
         let request: OrderRequest = serde_json::from_value(json!({"student_id": "s-9", "items": [{"sku": "coffee", "qty": 2}]})).unwrap();
         let id = service.accept(request, None).await.unwrap().order_id;
-        assert_eq!(store.unpublished(10).await.unwrap().len(), 1, "stored with its outbox row before anything is published");
+        assert_eq!(store.unpublished().await.unwrap().len(), 1, "stored with its outbox row before anything is published");
         assert_eq!(store.get(id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
 
         let relay = tokio::spawn({
@@ -195,7 +195,7 @@ fn an_accepted_order_is_stored_with_its_event_and_published_exactly_from_the_out
             other => panic!("expected the OrderPlaced, got {other:?}"),
         }
         tokio::task::yield_now().await;
-        assert!(store.unpublished(10).await.unwrap().is_empty());
+        assert!(store.unpublished().await.unwrap().is_empty());
         assert_eq!(store.stats().await.unwrap().published, 1);
         relay.abort();
     });
@@ -239,7 +239,7 @@ fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_w
             "the order as it stands"
         );
         assert_eq!(store.stats().await.unwrap().accepted, 1);
-        assert_eq!(store.unpublished(10).await.unwrap().len(), 1, "one OrderPlaced in the outbox");
+        assert_eq!(store.unpublished().await.unwrap().len(), 1, "one OrderPlaced in the outbox");
     });
 }
 

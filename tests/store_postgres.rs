@@ -95,12 +95,12 @@ async fn an_order_accepted_on_postgres_waits_in_the_outbox_with_its_trace_until_
     let order = placed(7, "coffee", 2).order;
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     store.accept(&order, 42, Some(traceparent)).await.unwrap();
-    let rows = store.unpublished(10).await.unwrap();
+    let rows = store.unpublished().await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].trace.as_deref(), Some(traceparent), "the relay publishes under the request's trace");
     assert_eq!(store.get(order.order_id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
     store.mark_published(&[rows[0].seq]).await.unwrap();
-    assert!(store.unpublished(10).await.unwrap().is_empty());
+    assert!(store.unpublished().await.unwrap().is_empty());
     store.record_outcome(&order.order_id, OrderStatus::Reserved).await.unwrap();
     store.record_outcome(&order.order_id, OrderStatus::Failed).await.unwrap();
     let stats = store.stats().await.unwrap();

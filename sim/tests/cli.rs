@@ -928,9 +928,18 @@ fn bench_of_the_simulation_needs_no_broker_and_writes_ratios_against_its_budgets
     }
     let explored: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[2] == "schedules_per_wall_s").collect();
     assert_eq!(explored.len(), 3, "explore's speed for each model: {rows:?}");
-    for r in explored {
+    for r in &explored {
         let (ours, floor, ratio): (f64, f64, f64) = (r[3].parse().unwrap(), r[4].parse().unwrap(), r[5].parse().unwrap());
         assert!(ours > 0.0 && floor == 5000.0 && (ratio - ours / floor).abs() < 0.01, "schedules/s against 5,000: {r:?}");
+    }
+    // Parts B and C against Part A's rate of the same run: its floor is that rate.
+    let part_a: f64 = explored.iter().find(|r| r[1].starts_with("explore sync-rest")).unwrap()[3].parse().unwrap();
+    let against_a: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[2] == "schedules_per_wall_s_vs_sync_rest").collect();
+    let cases: Vec<&str> = against_a.iter().map(|r| r[1].split(' ').nth(1).unwrap()).collect();
+    assert_eq!(cases, ["async-rabbitmq", "streaming-kafka"], "{rows:?}");
+    for r in against_a {
+        let (ours, floor, ratio): (f64, f64, f64) = (r[3].parse().unwrap(), r[4].parse().unwrap(), r[5].parse().unwrap());
+        assert!(floor == part_a && (ratio - ours / part_a).abs() < 0.01, "schedules/s against Part A's {part_a}: {r:?}");
     }
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("## Benchmarks"), "{report}");

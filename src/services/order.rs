@@ -355,7 +355,7 @@ impl AsyncOrderService {
         let (mut backoff, mut store_backoff) = (policy.backoff("relay"), policy.backoff("relay's store"));
         let store = "the outbox relay's store";
         loop {
-            let rows = match policy.until_ok(&mut store_backoff, store, StoreError::is_transient, || self.store.unpublished(100)).await {
+            let rows = match policy.until_ok(&mut store_backoff, store, StoreError::is_transient, || self.store.unpublished()).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox; retrying");
