@@ -869,9 +869,9 @@ pub(super) async fn judged(
 /// The invariants' verdict on a run, and whether it settled in time. Explore holds a real run
 /// to the simulation's rule about Order's reconciler too: the one way RabbitMQ itself loses a
 /// message here is its delivery limit, reached through a cluster's failovers (see
-/// docs/cluster.md) or through more returns of one message than the limit allows
-/// ([`Schedule::may_pass_delivery_limit`]); unless the schedule lost a node or may pass the
-/// limit, an order published again was lost by the services.
+/// docs/cluster.md), which needs a node loss; a flapping broker does not pass it (see
+/// [`Flaps`]). So, unless the schedule lost a node, an order published again was lost by the
+/// services.
 fn judge(run: &Run, settled: bool, node_lost: bool) -> Vec<Violation> {
     let mut violations = invariants::check(run);
     let republished = run.end.orders.stats.republished;
