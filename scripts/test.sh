@@ -4,7 +4,8 @@
 #      the clustered deployment beside them: 3 RabbitMQ nodes, 3 Kafka brokers, PostgreSQL,
 #   2. run every test of the workspace: simulation specs, real-socket and real-process tests,
 #      and the broker tests (marked `#[ignore]` so that a plain `cargo test` needs no broker;
-#      here `--include-ignored` runs them, and they fail, never skip, if a broker is missing),
+#      here `--include-ignored` runs them, and they fail, never skip, if a broker is missing);
+#      each package's tests are one binary (tests/main.rs, sim/tests/main.rs), built once,
 #   3. the graded run, as a student runs it, in the simulation and then for real (Part A over
 #      separate processes and loopback sockets, Part B over processes and the real RabbitMQ
 #      with the full 60 s outage and RabbitMQ itself stopped for 30 s, Part C over three
@@ -17,7 +18,8 @@
 #   3b. fifteen of explore's generated fault schedules played on real processes and in the
 #      simulation, judged by the same checker (fails if either breaks an invariant): Part B's
 #      six on one RabbitMQ node and four on the cluster (node 1 lost, PostgreSQL restarted),
-#      Part C's four on one Kafka broker and one on the cluster (broker 1 lost),
+#      Part C's four on one Kafka broker and one on the cluster (broker 1 lost) — Part B's
+#      beside Part C's, since they share no broker,
 #   4. the clustered deployment (`campus-sim cluster`), in the simulation and for real: the
 #      RabbitMQ node the services use SIGKILLed under load and started again, Kafka broker 1 of 3
 #      the same; Inventory's backlog drained by 1, 2 and 4 instances and once with one of them
@@ -50,6 +52,21 @@ step_done() {
 }
 step() { step_done; STEP_NAME=$*; STEP_START=$SECONDS; printf '\n==> %s\n' "$*"; }
 
+# side_by_side FUNCTION...: runs the functions at the same time, each one's output into a file
+# of its own; when all have ended, prints each output whole, in order, and fails if any failed.
+# For experiments that share no broker (RabbitMQ's beside Kafka's): most of their time is
+# waiting out the faults they inject, not the two cores. A function chains its commands with
+# `&&` (errexit does not stop a function run in the background of a tested command).
+side_by_side() {
+  local logs names=("$@") pids=() failed=() i
+  logs=$(mktemp -d)
+  for i in "${names[@]}"; do "$i" > "$logs/$i" 2>&1 & pids+=($!); done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${names[$i]}"); done
+  for i in "${names[@]}"; do printf -- '--- %s\n' "$i"; cat "$logs/$i"; done
+  rm -rf "$logs"
+  [ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; return 1; }
+}
+
 # The Docker engine of step 7 never outlives the script, whatever happens.
 cleanup() { [ "${DOCKER_STARTED:-no}" = no ] || scripts/docker.sh down || true; }
 trap cleanup EXIT
@@ -75,11 +92,16 @@ cargo run --release --locked --quiet -- --out target/test-out
 step "graded run, real processes and brokers (60 s outage included)"
 cargo run --release --locked --quiet -- --real-brokers --out target/test-out
 
-step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7, 1 of seed 7 on the cluster"
-cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model async-rabbitmq --cases 6 --out target/test-out
-cargo run --release --locked --quiet -- --real-brokers --seed 2026 explore --model async-rabbitmq --cases 4 --cluster --out target/test-out
-cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 4 --out target/test-out
-cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 1 --cluster --out target/test-out
+step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7, 1 of seed 7 on the cluster (Part B's beside Part C's)"
+explore_rabbitmq() {
+  cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model async-rabbitmq --cases 6 --out target/test-out/explore/async-rabbitmq &&
+  cargo run --release --locked --quiet -- --real-brokers --seed 2026 explore --model async-rabbitmq --cases 4 --cluster --out target/test-out/explore/async-rabbitmq-cluster
+}
+explore_kafka() {
+  cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 4 --out target/test-out/explore/streaming-kafka &&
+  cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 1 --cluster --out target/test-out/explore/streaming-kafka-cluster
+}
+side_by_side explore_rabbitmq explore_kafka
 
 step "the clustered deployment, simulation then real (node loss, scale-out)"
 cargo run --release --locked --quiet -- cluster --out target/test-out
@@ -136,7 +158,7 @@ scripts/docker.sh up
 scripts/docker.sh images
 
 step "compose: each part's services as containers, Inventory killed and started (tests/compose_engine.rs)"
-cargo test --release --locked --test compose_engine -- --include-ignored
+cargo test --release --locked --test specs -- --include-ignored compose_engine::
 
 step "compose: the lab's broker restarts and Part C's replay against the compose brokers (--brokers-from compose)"
 rabbit=compose/async-rabbitmq/docker-compose.yml kafka=compose/streaming-kafka/docker-compose.yml

@@ -1,7 +1,7 @@
 //! Part B in the simulation: the experiments' shapes and accounting, idempotency across a
 //! crash between commit and ack, the outbox, and runs that are a function of the seed.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

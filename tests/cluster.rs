@@ -2,7 +2,7 @@
 //! Kafka), and Inventory scaled out over several instances sharing one store. The same
 //! accounting as the parts' own experiments.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

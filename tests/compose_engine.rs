@@ -7,7 +7,7 @@
 //! the ports 5672, 9092, 15672 and 8001–8005 free: `scripts/test.sh` runs them in a step of
 //! their own, with the native brokers stopped. They fail, never skip, when Docker is missing.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Part C in the simulation: lag under throttling, replay, metrics against the workload, and
 //! runs that are a function of the seed.
 
-mod common;
+use crate::common;
 
 use campus::domain::{Envelope, Event, InventoryFailed, Items, OrderId, ReserveOutcome};
 use campus::services::analytics::Analytics;

@@ -2,7 +2,7 @@
 //! virtual time: Part A's deployment as the graded run starts it, the same routers that serve
 //! TCP in real mode.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

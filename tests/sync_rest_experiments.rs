@@ -1,7 +1,7 @@
 //! Part A's experiments in the simulation: the shapes the assignment predicts, checked on the
 //! measured answers, and runs that are a function of the seed alone.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::brokers::{KAFKA, RABBITMQ};
 use anyhow::{ensure, Context};
 use campus::streaming_kafka::api::ACCEPT_WITHIN;
 use campus::transport::RequestReply;
@@ -151,6 +152,7 @@ fn in_the_simulation_order_accepts_while_rabbitmq_hangs_and_decides_each_order_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored; freezes and thaws it"]
 async fn over_rabbitmq_order_accepts_while_the_broker_hangs_and_decides_each_order_once_it_answers() -> anyhow::Result<()> {
+    let _alone = RABBITMQ.alone();
     part_b_accepts_through_a_hang(Hosts::real(exe(), Model::AsyncRabbitmq, "hang", Place::default()).await?).await
 }
 
@@ -164,5 +166,6 @@ fn in_the_simulation_the_producer_answers_503_in_time_while_kafka_hangs_and_the_
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored; freezes and thaws it"]
 async fn over_kafka_the_producer_answers_503_in_time_while_the_broker_hangs_and_the_order_sent_again_is_decided_once() -> anyhow::Result<()>
 {
+    let _alone = KAFKA.alone();
     part_c_refuses_in_time_through_a_hang(Hosts::real(exe(), Model::StreamingKafka, "hang", Place::default()).await?).await
 }

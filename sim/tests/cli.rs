@@ -6,12 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Held by each test that runs against the single RabbitMQ and may stop it (a graded run's
-/// broker restart, a schedule's broker outage): the tests of one binary run side by side.
-static SINGLE_RABBITMQ: std::sync::Mutex<()> = std::sync::Mutex::new(());
-/// The same for the single Kafka (killed by a graded run's broker restart and by a schedule's
-/// outage, frozen by its hang).
-static SINGLE_KAFKA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use crate::brokers::{KAFKA, RABBITMQ};
 
 fn campus_sim() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_campus-sim"));
@@ -270,7 +265,7 @@ fn serve_help_lists_every_environment_variable_it_reads() {
 #[test]
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 fn a_real_rabbitmq_run_accounts_for_every_order_and_drains_its_outage() {
-    let _alone = SINGLE_RABBITMQ.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = RABBITMQ.alone();
     let out_dir = scratch_dir("rabbitmq");
     let args =
         ["async-rabbitmq", "--real-brokers", "--down-for", "3", "--lead", "2", "--orders", "40", "--duplicates", "40", "--poison", "10"];
@@ -307,7 +302,7 @@ fn explore_for_real(model: &str, name: &str, args: &[&str]) -> (String, bool, Ta
 #[test]
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulation_does() {
-    let _alone = SINGLE_RABBITMQ.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = RABBITMQ.alone();
     // The first four schedules of seed 2026 (broker outages and hangs, duplicates, Inventory
     // down, up to three instances; a database restart is not played on one node, and the case
     // says so).
@@ -365,7 +360,7 @@ fn explore_plays_its_schedules_on_real_rabbitmq_and_judges_them_as_the_simulatio
 #[test]
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 fn explore_plays_part_cs_schedules_on_real_kafka_and_judges_them_as_the_simulation_does() {
-    let _alone = SINGLE_KAFKA.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = KAFKA.alone();
     // The first two schedules of seed 2026: three Inventory instances scaled out, Analytics
     // throttled, crashing before its commit and reset (a replay); then one with the broker
     // killed for a while and Analytics crashing. Both hold in both runs. (The second's late
@@ -472,7 +467,7 @@ fn a_real_cluster_run_fails_over_a_lost_node_scales_inventory_out_and_rides_out_
 #[test]
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 fn a_real_kafka_run_replays_to_equal_metrics_and_its_lag_returns_to_zero() {
-    let _alone = SINGLE_KAFKA.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _alone = KAFKA.alone();
     let out_dir = scratch_dir("kafka");
     run_passing(&["streaming-kafka", "--real-brokers", "--events", "1500", "--throttle-per-s", "1000", "--down-for", "5"], &out_dir);
     let summary = Table::read(out_dir.join("streaming_kafka_summary.csv"));

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::brokers::{KAFKA, RABBITMQ};
 use anyhow::{bail, ensure, Context};
 use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use campus::faults::FaultPlan;
@@ -220,6 +221,7 @@ fn in_the_simulation_part_b_services_count_each_order_and_each_dead_letter() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn over_rabbitmq_part_b_services_count_each_order_and_each_dead_letter() -> anyhow::Result<()> {
+    let _using = RABBITMQ.shared();
     part_b_counts_each_order_and_each_dead_letter(Hosts::real(exe(), Model::AsyncRabbitmq, "metrics", Place::default()).await?).await
 }
 
@@ -232,5 +234,6 @@ fn in_the_simulation_part_c_services_count_each_order_and_the_lag() -> anyhow::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn over_kafka_part_c_services_count_each_order_and_the_lag() -> anyhow::Result<()> {
+    let _using = KAFKA.shared();
     part_c_counts_each_order_and_the_lag(Hosts::real(exe(), Model::StreamingKafka, "metrics", Place::default()).await?).await
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::brokers::{KAFKA, RABBITMQ};
 use anyhow::{ensure, Context};
 use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use campus::faults::FaultPlan;
@@ -195,6 +196,7 @@ fn in_the_simulation_a_part_b_order_is_one_trace_across_a_redelivery() -> anyhow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs RabbitMQ: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn over_rabbitmq_a_part_b_order_is_one_trace() -> anyhow::Result<()> {
+    let _using = RABBITMQ.shared();
     part_b_an_order_is_one_trace(Hosts::real(exe(), Model::AsyncRabbitmq, "traces", Place::default()).await?, false).await
 }
 
@@ -246,6 +248,7 @@ fn in_the_simulation_a_part_c_order_is_one_trace_across_a_replay() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kafka: scripts/test.sh starts it and runs this with --include-ignored"]
 async fn over_kafka_a_part_c_order_is_one_trace_across_a_replay() -> anyhow::Result<()> {
+    let _using = KAFKA.shared();
     part_c_an_order_is_one_trace_across_a_replay(Hosts::real(exe(), Model::StreamingKafka, "traces", Place::default()).await?).await
 }
 
