@@ -23,14 +23,7 @@ fn main() -> std::process::ExitCode {
     } else {
         format!("warn,campus=error,{CLIENTS}")
     };
-    // Colour only for a person at a terminal: a file, a pipe or CI gets plain text, and so does
-    // anyone who sets NO_COLOR (https://no-color.org).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.as_str().into()))
-        .init();
+    campus::telemetry::stderr::log_to_stderr(&default_filter);
     match campus_sim::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -17,15 +17,8 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Warnings and up; the broker clients' own logs off (our adapters log a broker's loss and
-    // return once each). Colour only for a person at a terminal (https://no-color.org).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,lapin=off,librdkafka=off,rdkafka=off".into()),
-        )
-        .init();
+    // return once each).
+    campus::telemetry::stderr::log_to_stderr("warn,lapin=off,librdkafka=off,rdkafka=off");
     // One thread: each request is a chain of short steps, and the services share the machine's
     // cores with the others (docs/benchmarks.md measured it against a multi-thread runtime).
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

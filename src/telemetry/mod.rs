@@ -8,11 +8,14 @@
 //! trace context handed on in HTTP, AMQP and Kafka headers ([`trace_http`], [`trace_queue`],
 //! [`trace_log`]; the consumers' side is in the parts' consumer loops), exported as OTLP.
 //! `docs/tracing.md` says what is traced and where the spans go.
+//!
+//! And what a binary logs on stderr ([`stderr`]).
 
 pub mod log;
 pub mod metrics;
 pub mod queue;
 pub mod stats;
+pub mod stderr;
 pub mod trace;
 pub mod trace_http;
 pub mod trace_log;
