@@ -13,7 +13,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::brokers::{KAFKA, RABBITMQ};
 use anyhow::{ensure, Context};
 use campus::streaming_kafka::api::ACCEPT_WITHIN;
 use campus::transport::RequestReply;
@@ -24,6 +23,8 @@ use campus_sim::simulator::world::{Scope, World};
 use campus_sim::{async_rabbitmq, streaming_kafka};
 use serde_json::json;
 use tokio::time::Instant;
+
+use crate::brokers::{KAFKA, RABBITMQ};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_campus-sim"))

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::brokers::{KAFKA, RABBITMQ};
 use anyhow::{bail, ensure, Context};
 use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use campus::faults::FaultPlan;
@@ -21,6 +20,8 @@ use campus_sim::simulator::world::{Scope, World};
 use campus_sim::{async_rabbitmq, streaming_kafka, sync_rest};
 use prometheus_parse::{Scrape, Value};
 use serde_json::json;
+
+use crate::brokers::{KAFKA, RABBITMQ};
 
 /// One service's exposition, parsed.
 struct Exposition {

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::brokers::{KAFKA, RABBITMQ};
 use anyhow::{ensure, Context};
 use campus::domain::{Order, OrderId, OrderPlaced, OrderRequest};
 use campus::faults::FaultPlan;
@@ -24,6 +23,8 @@ use campus_sim::simulator::world::{Scope, World};
 use campus_sim::traces::spans::{self, by_order, connected, SpanRow};
 use campus_sim::{async_rabbitmq, streaming_kafka, sync_rest, Mode};
 use serde_json::json;
+
+use crate::brokers::{KAFKA, RABBITMQ};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_campus-sim"))
