@@ -98,6 +98,70 @@ fn undecodable_events_are_told_apart() {
     assert!(matches!(Envelope::decode(br#"{"event": {}}"#), Err(DecodeError::Schema(_))));
 }
 
+/// Every kind of event, written as the services write it.
+fn every_kind() -> Vec<serde_json::Value> {
+    let (id, student) = (OrderId::parse("o-1").unwrap(), campus::domain::StudentId::parse("s-7".to_owned()).unwrap());
+    [
+        placed(),
+        Event::InventoryReserved(campus::domain::InventoryReserved { order_id: id.clone(), student_id: student, placed_at_ms: 42 }),
+        Event::InventoryFailed(campus::domain::InventoryFailed { order_id: id, reason: "out of pho".into(), placed_at_ms: 42 }),
+    ]
+    .into_iter()
+    .map(|event| serde_json::to_value(Envelope::new(event)).unwrap())
+    .collect()
+}
+
+#[test]
+fn decoding_accepts_exactly_the_envelopes_serde_reads_and_reads_them_alike() {
+    // `decode` reads a well-formed event straight from the bytes, and anything else the
+    // careful way (naming the fault): the two together must agree with serde's own reading of
+    // an envelope, event for event.
+    // Each body with whether serde reads it: only a kind's own fields, each of its type.
+    let mut bodies = Vec::new();
+    for envelope in every_kind() {
+        bodies.push((envelope.clone(), true));
+        // A field of another kind (with a value, and `null`), one of its own given another
+        // value or a wrong one, one unknown, and the tag unknown…
+        for (field, value) in [
+            ("reason", json!("x")),
+            ("reason", json!(null)),
+            ("order_id", json!("o-2")),
+            ("student_id", json!(null)),
+            ("order", json!(null)),
+            ("placed_at_ms", json!(null)),
+            ("placed_at_ms", json!("42")),
+            ("tip", json!(5)),
+            ("type", json!("OrderShipped")),
+        ] {
+            let its_own = envelope["event"].get(field).is_some();
+            let mut changed = envelope.clone();
+            changed["event"][field] = value.clone();
+            bodies.push((changed, its_own && value.is_string() && field != "placed_at_ms" && field != "type"));
+        }
+        // …and each of its fields missing.
+        for field in ["type", "placed_at_ms", "order", "order_id", "student_id", "reason"] {
+            let mut without = envelope.clone();
+            if without["event"].as_object_mut().unwrap().remove(field).is_some() {
+                bodies.push((without, false));
+            }
+        }
+    }
+    for (body, read) in &bodies {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let serdes = serde_json::from_slice::<Envelope>(&bytes).map(|e| e.event).ok();
+        assert_eq!(serdes.is_some(), *read, "serde on {body}");
+        assert_eq!(Envelope::decode(&bytes).ok(), serdes, "{body}");
+    }
+    // A key given twice: serde's reading of the bytes refuses it; the careful path reads the
+    // bytes as a JSON value first, where the last one wins.
+    let twice = br#"{"schema_version":1,"event":{"type":"InventoryFailed","order_id":"o-1","reason":"a","reason":"b","placed_at_ms":1}}"#;
+    assert!(serde_json::from_slice::<Envelope>(twice).is_err());
+    let as_value: serde_json::Value = serde_json::from_slice(twice).unwrap();
+    let careful = serde_json::from_value::<Envelope>(as_value).unwrap().event;
+    assert!(matches!(&careful, Event::InventoryFailed(e) if e.reason == "b"));
+    assert_eq!(Envelope::decode(twice), Ok(careful));
+}
+
 #[test]
 fn a_clients_own_order_id_is_its_idempotency_key_and_a_header_must_agree_with_it() {
     let keyed = parse(json!({"order_id": "client-7", "user_id": "u-1", "item": "pho", "quantity": 1})).unwrap();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{open, postgres, Backend, Db, Postgres, StoreError};
@@ -96,14 +96,13 @@ impl InventoryStore {
     /// idempotency on: what [`InventoryStore::open`]`(None, per_sku)` gives, without creating
     /// the database again (the lab's `explore` reuses one per thread).
     pub fn restocked(mut self, per_sku: u32) -> Result<Self, StoreError> {
-        self.backend.empty(&["stock", "processed", "applications"])?;
-        if let Backend::Sqlite(db) = &self.backend {
-            let conn = db.lock()?;
+        self.backend.empty(&["stock", "processed", "applications"], |conn| {
             for sku in Sku::all() {
                 conn.prepare_cached("INSERT INTO stock (sku, units, initial) VALUES (?1, ?2, ?2)")?
                     .execute(params![sku.as_str(), per_sku])?;
             }
-        }
+            Ok(())
+        })?;
         self.dedup = true;
         Ok(self)
     }
@@ -139,8 +138,7 @@ impl InventoryStore {
     fn handle_sqlite(&self, db: &Db, placed: &OrderPlaced) -> Result<Handled, StoreError> {
         let order = &placed.order;
         let id = order.order_id.as_str();
-        let mut conn = db.lock()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = db.transaction()?;
         if self.dedup {
             let stored: Option<Vec<u8>> =
                 tx.prepare_cached("SELECT event FROM processed WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{open, sqlite_params, Backend, Db, Postgres, StoreError};
@@ -71,7 +71,7 @@ impl OrderStore {
     /// The same embedded store with no order and no outbox row in it, its sequence back at 1
     /// (the lab's `explore` reuses one).
     pub fn emptied(self) -> Result<Self, StoreError> {
-        self.0.empty(&["orders", "outbox"])?;
+        self.0.empty(&["orders", "outbox"], |_| Ok(()))?;
         Ok(self)
     }
 
@@ -111,8 +111,7 @@ impl OrderStore {
         let (id, student) = (order.order_id.as_str(), order.student_id.as_str());
         match &self.0 {
             Backend::Sqlite(db) => {
-                let mut conn = db.lock()?;
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = db.transaction()?;
                 let inserted = tx.prepare_cached(&sqlite_params(INSERT))?.execute(params![id, student, items, placed_at_ms as i64])?;
                 if inserted == 0 {
                     let status: String = tx.prepare_cached(&sqlite_params(STATUS))?.query_row([id], |r| r.get(0))?;
@@ -178,8 +177,7 @@ impl OrderStore {
     pub async fn mark_published(&self, seqs: &[i64]) -> Result<(), StoreError> {
         match &self.0 {
             Backend::Sqlite(db) => {
-                let mut conn = db.lock()?;
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = db.transaction()?;
                 {
                     let mut stmt = tx.prepare_cached("UPDATE outbox SET published = 1 WHERE seq = ?1")?;
                     for seq in seqs {

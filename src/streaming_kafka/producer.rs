@@ -124,27 +124,34 @@ impl Producer {
     /// (once per quiet spell). Ends when `stop` says so.
     pub async fn run_idle_watermarks(&self, mut stop: watch::Receiver<bool>) -> Result<(), LogError> {
         let mut backoff = self.policy.backoff("producer watermarks");
-        let mut wait = IDLE;
+        // How long the quiet spell still has to last; `None`: nothing to advance (nothing
+        // appended since the last watermark), so no look until the next append — a quiet
+        // campus wakes nobody.
+        let mut wait: Option<Duration> = None;
         loop {
+            let quiet_long_enough = async move {
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = stop.changed() => return Ok(()),
                 _ = self.appended.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = quiet_long_enough => {}
             }
             if *stop.borrow() {
                 return Ok(());
             }
             let mut clock = self.state.lock().await;
-            // Sleep until the quiet spell would be long enough, or a whole IDLE if there is
-            // nothing to advance.
             wait = match clock.appended_at {
-                Some(at) if clock.floor <= clock.latest => (at + IDLE).saturating_duration_since(tokio::time::Instant::now()),
-                _ => IDLE,
+                Some(at) if clock.floor <= clock.latest => Some((at + IDLE).saturating_duration_since(tokio::time::Instant::now())),
+                _ => None,
             };
-            if !wait.is_zero() || clock.floor > clock.latest {
-                wait = wait.max(Duration::from_millis(1));
-                continue;
+            match wait {
+                Some(left) if left.is_zero() => {}
+                _ => continue,
             }
             let next = clock.latest + 1;
             let records: Vec<Outgoing> = self.watermarks(next).collect();
@@ -152,7 +159,7 @@ impl Producer {
                 .until_ok(&mut backoff, "the producer's watermark", LogError::is_transient, || self.log.append(records.clone()))
                 .await?;
             clock.floor = next;
-            wait = IDLE;
+            wait = None;
         }
     }
 }

@@ -47,6 +47,10 @@ impl Settled {
     }
 
     fn count(self, counted: &CountedQueue, dead_lettered: bool) {
+        // Most deliveries count for nothing here: no label built for them.
+        if !self.redelivered && !dead_lettered {
+            return;
+        }
         let labels = vec![("queue", self.queue.suffix().to_owned())];
         if self.redelivered {
             counted.redeliveries.get_or_create(&labels).inc();

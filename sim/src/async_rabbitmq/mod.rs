@@ -270,6 +270,9 @@ pub enum Detail {
     Explore {
         duplicates: usize,
         malformed: usize,
+        /// Attempts at publishing a malformed message that failed: each may have landed as
+        /// well, and be dead-lettered once more.
+        malformed_failed: usize,
     },
 }
 
@@ -384,9 +387,16 @@ impl Run {
     }
 
     pub fn poison_injected(&self) -> usize {
+        self.poison_dead_letters().0
+    }
+
+    /// How many malformed messages must be dead-lettered, and how many may be: more only in
+    /// `explore`, where a publish that failed may have landed before it was tried again.
+    pub fn poison_dead_letters(&self) -> (usize, usize) {
         match self.detail {
-            Detail::Poison { injected } | Detail::Explore { malformed: injected, .. } => injected,
-            _ => 0,
+            Detail::Poison { injected } => (injected, injected),
+            Detail::Explore { malformed, malformed_failed, .. } => (malformed, malformed + malformed_failed),
+            _ => (0, 0),
         }
     }
 }

@@ -10,8 +10,10 @@ use super::{Row, Samples, Target};
 use crate::explore;
 use crate::{async_rabbitmq, streaming_kafka, sync_rest};
 
-/// Schedules per model in one measured `explore` round.
-const EXPLORE_CASES: u32 = 2_000;
+/// Schedules per model in one measured `explore` round. (At 2,000, Part A's round lasted a
+/// quarter of a second, and its rate in rounds a minute apart differed by up to two fifths:
+/// too short a run to hold a ratio to.)
+const EXPLORE_CASES: u32 = 6_000;
 
 fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     let started = Instant::now();
@@ -41,17 +43,19 @@ pub fn run(repeats: usize, seed: u64) -> anyhow::Result<Vec<Row>> {
             stream_rate.0.push(c_events as f64 / c_wall);
         }
     }
-    let mut explored = Vec::new();
-    for model in campus::Model::ALL {
-        let mut rate = Samples::default();
-        for round in 0..=repeats {
-            let e = explore::explore(model, seed + round as u64, EXPLORE_CASES, None);
+    // Round by round, each model in turn: the ratio of Part B's or C's rate to Part A's
+    // compares runs seconds apart, not minutes (this machine's speed drifts: Part A's rate
+    // ranged from 5,400 to 9,600 schedules/s over one hour, which measuring all of one
+    // model's rounds before the next's put in the ratio).
+    let mut explored: Vec<(campus::Model, Samples)> = campus::Model::ALL.iter().map(|&model| (model, Samples::default())).collect();
+    for round in 0..=repeats {
+        for (model, rate) in &mut explored {
+            let e = explore::explore(*model, seed + round as u64, EXPLORE_CASES, None);
             anyhow::ensure!(e.counterexample.is_none(), "explore {} broke an invariant while benchmarked", model.name());
             if round > 0 {
                 rate.0.push(e.runs_per_s());
             }
         }
-        explored.push((model, rate));
     }
     let budget = || Some(Samples(vec![1.0]));
     let row = |model, case: &str, metric, ours, floor, target, floor_is| Row {

@@ -517,27 +517,52 @@ async fn supervise(
 /// publish waits in such a task from the start (it is confirmed once the broker answers). A
 /// run has not settled while one of them is still waiting ([`Publisher::waiting`]): it would
 /// otherwise be judged before the message it owes was ever delivered.
+///
+/// A publish that failed may still have landed (the broker took the message and went away
+/// before its confirm came back): publishing it again may deliver it twice. For a duplicate
+/// that is one more repeat Inventory absorbs; a malformed message may be dead-lettered twice,
+/// so the failed attempts at malformed ones are counted ([`Publisher::malformed_failed`]),
+/// the most extra dead letters the checker allows.
 pub(super) struct Publisher {
     mq: Arc<dyn MessageQueue>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// The broker hangs now (the timeline hung it).
     hung: std::sync::atomic::AtomicBool,
+    malformed_failed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Publisher {
     pub(super) fn new(mq: Arc<dyn MessageQueue>) -> Self {
-        Publisher { mq, waiting: Default::default(), hung: Default::default() }
+        Publisher { mq, waiting: Default::default(), hung: Default::default(), malformed_failed: Default::default() }
     }
 
     pub(super) fn set_hung(&self, hung: bool) {
         self.hung.store(hung, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Publishes a duplicate of an order's `OrderPlaced`.
     pub(super) async fn publish(&self, body: bytes::Bytes) {
+        self.publish_counting(body, None).await
+    }
+
+    /// Publishes a malformed message, counting the attempts that failed.
+    pub(super) async fn publish_malformed(&self, body: bytes::Bytes) {
+        self.publish_counting(body, Some(self.malformed_failed.clone())).await
+    }
+
+    async fn publish_counting(&self, body: bytes::Bytes, failed: Option<Arc<std::sync::atomic::AtomicUsize>>) {
         use std::sync::atomic::Ordering;
+        let count_failure = move || {
+            if let Some(failed) = &failed {
+                failed.fetch_add(1, Ordering::SeqCst);
+            }
+        };
         let hung = self.hung.load(Ordering::SeqCst);
-        if !hung && self.mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
-            return;
+        if !hung {
+            if self.mq.publish(Route::OrderPlaced, body.clone()).await.is_ok() {
+                return;
+            }
+            count_failure();
         }
         let (mq, waiting) = (self.mq.clone(), self.waiting.clone());
         waiting.fetch_add(1, Ordering::SeqCst);
@@ -546,10 +571,16 @@ impl Publisher {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             while mq.publish(Route::OrderPlaced, body.clone()).await.is_err() {
+                count_failure();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             waiting.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+
+    /// Attempts at publishing a malformed message that failed: each may have landed too.
+    pub(super) fn malformed_failed(&self) -> usize {
+        self.malformed_failed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Publishes still waiting for the broker.
@@ -709,7 +740,7 @@ pub(super) async fn play(
             Action::Malformed(kind) => {
                 let (label, body) = poison_bodies(5).swap_remove(kind);
                 note(format!("malformed message ({label})"));
-                publisher.publish(body.into()).await;
+                publisher.publish_malformed(body.into()).await;
             }
             Action::Down => {
                 down_windows += 1;
@@ -826,24 +857,38 @@ async fn drive(
     let deadline = Instant::now() + SETTLE_WITHIN;
     let mut settled = false;
     while Instant::now() < deadline {
-        let stats = order_store.stats().await?;
-        let notified = notification_store.stats().await?.notified;
         let mut quiet = true;
         for queue in [QueueName::InventoryInbox, QueueName::OrderInbox, QueueName::NotificationInbox] {
             // The lab's own view of the queue: it answers while the broker is away too.
             quiet &= sim.ready(queue) == 0 && sim.unacked(queue) == 0;
         }
         // …and the broker serving again (a node loss's failover may outlast the work).
-        quiet &= !sim.is_down() && publisher.waiting() == 0;
-        if stats.reserved + stats.failed == n as u64 && notified == stats.reserved && quiet && sim.ready(QueueName::DeadLetter) == malformed
-        {
-            settled = true;
-            break;
+        // (A malformed message published again after a failed attempt may be dead-lettered
+        // twice: the checker holds the count to its bounds.)
+        quiet &= !sim.is_down() && publisher.waiting() == 0 && sim.ready(QueueName::DeadLetter) >= malformed;
+        // The stores are asked only once the queues are quiet: the lab's view costs nothing,
+        // the stores' queries do.
+        if quiet {
+            let stats = order_store.stats().await?;
+            let notified = notification_store.stats().await?.notified;
+            if stats.reserved + stats.failed == n as u64 && notified == stats.reserved {
+                settled = true;
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (violations, business) = judged(d, schedule, (duplicates, malformed), &played, settled).await?;
+    let injected = Injected { duplicates, malformed: malformed as usize, malformed_failed: publisher.malformed_failed() };
+    let (violations, business) = judged(d, schedule, injected, &played, settled).await?;
     Ok(Outcome { violations, trace: chaos.take_trace(), events: chaos.events(), business })
+}
+
+/// What the harness published on its own: duplicates, malformed messages, and how many of its
+/// attempts at a malformed one failed (each may have landed as well).
+pub(super) struct Injected {
+    pub duplicates: usize,
+    pub malformed: usize,
+    pub malformed_failed: usize,
 }
 
 /// The run on `d` read and judged, once settled (or not, in time): its stores, Order's account
@@ -851,7 +896,7 @@ async fn drive(
 pub(super) async fn judged(
     d: &Deployment<'_>,
     schedule: &Schedule,
-    (duplicates, malformed): (usize, u64),
+    Injected { duplicates, malformed, malformed_failed }: Injected,
     played: &Played,
     settled: bool,
 ) -> anyhow::Result<(Vec<Violation>, Business)> {
@@ -860,7 +905,7 @@ pub(super) async fn judged(
         accepted: played.count(),
         refused: played.refused,
         traced: Default::default(),
-        detail: Detail::Explore { duplicates, malformed: malformed as usize },
+        detail: Detail::Explore { duplicates, malformed, malformed_failed },
         end: read_final(&d.storage(), schedule.stock, d.mq().as_ref(), d.observer().as_ref()).await?,
     };
     Ok((judge(&run, settled, schedule.loses_a_node()), business(&run, &played.accepted)))

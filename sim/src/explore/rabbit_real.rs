@@ -25,7 +25,7 @@ use campus::transport::queue::QueueName;
 use campus::{Model, Service};
 use tokio::time::Instant;
 
-use super::rabbit::{judged, play, Publisher, Schedule, Timeline, INSTANCE_NAMES, RESTART_AFTER, SETTLE_WITHIN};
+use super::rabbit::{judged, play, Injected, Publisher, Schedule, Timeline, INSTANCE_NAMES, RESTART_AFTER, SETTLE_WITHIN};
 use super::target::Notes;
 use super::{Break, Outcome, RealTarget};
 use crate::async_rabbitmq::observe::{sample, settled};
@@ -96,7 +96,9 @@ async fn drive(schedule: &Schedule, d: &Deployment<'_>, held_down: &Cell<bool>, 
     while Instant::now() < deadline {
         let reading = async {
             let s = sample(d, t0).await?;
-            let mut quiet = settled(&s, n as u64) && s.dead_lettered == malformed;
+            // (At least every malformed message: one published again after a failed attempt
+            // may be dead-lettered twice, which the checker bounds.)
+            let mut quiet = settled(&s, n as u64) && s.dead_lettered >= malformed;
             quiet &= d.is_running(Service::Notification, 0) && d.inventory_up() && publisher.waiting() == 0;
             for queue in [QueueName::OrderInbox, QueueName::NotificationInbox] {
                 quiet &= mq.depth(queue).await? == 0;
@@ -112,6 +114,7 @@ async fn drive(schedule: &Schedule, d: &Deployment<'_>, held_down: &Cell<bool>, 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     notes.note(if settled_in_time { "settled".into() } else { format!("not settled within {} s", SETTLE_WITHIN.as_secs()) });
-    let (violations, business) = judged(d, schedule, (duplicates, malformed), &played, settled_in_time).await?;
+    let injected = Injected { duplicates, malformed: malformed as usize, malformed_failed: publisher.malformed_failed() };
+    let (violations, business) = judged(d, schedule, injected, &played, settled_in_time).await?;
     Ok(Outcome { violations, business, ..Outcome::default() })
 }

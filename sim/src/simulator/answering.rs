@@ -24,8 +24,9 @@ impl Answering {
 
     /// Until the broker answers (at once unless it hangs).
     pub async fn wait(&self) {
-        loop {
-            // Registered before the flag is read, so a thaw between the two is not missed.
+        // Every call of the log or the queue passes here: one load when the broker answers.
+        while self.hung.load(Ordering::SeqCst) {
+            // Registered before the flag is read again, so a thaw between the two is not missed.
             let again = self.again.notified();
             tokio::pin!(again);
             again.as_mut().enable();

@@ -131,7 +131,8 @@ impl State {
     fn take(&mut self, id: ConsumerId, max: usize) -> Result<Vec<Record>, LogError> {
         let member = self.members.get_mut(&id).ok_or(LogError::UnknownConsumer(id))?;
         member.last_seen = tokio::time::Instant::now();
-        let mut positions = member.positions.clone();
+        // Taken out while the partitions are read, and put back.
+        let mut positions = std::mem::take(&mut member.positions);
         let mut records = Vec::new();
         loop {
             let before = records.len();
@@ -465,8 +466,15 @@ impl EventLog for SimLog {
         let group = group.to_owned();
         Box::pin(async move {
             self.answering.wait().await;
-            self.up()
-                .map(|state| (0..state.partitions).map(|p| state.committed.get(&(group.clone(), topic, p)).copied().unwrap_or(0)).collect())
+            self.up().map(|state| {
+                // The group's offsets of `topic` are one range of the map (no key built per partition).
+                let mut offsets = vec![0; state.partitions as usize];
+                let (from, to) = ((group.clone(), topic, 0), (group, topic, state.partitions));
+                for ((_, _, p), next) in state.committed.range(from..to) {
+                    offsets[*p as usize] = *next;
+                }
+                offsets
+            })
         })
     }
 
