@@ -137,10 +137,12 @@ async fn part_c_refuses_in_time_through_a_hang(hosts: Hosts<'_>) -> anyhow::Resu
     ensure!(again.status == 202 && again.body.contains("hang-second"), "sent again once Kafka answers: {} {}", again.status, again.body);
 
     // An Inventory that had not restored its accounts before Kafka hung answers 503 `restoring`
-    // until it has: not yet an answer, asked again (for up to 60 s, then the error is the test's).
-    let restored = || campus.restored_inventory_stats(Duration::from_secs(60));
-    settled("Inventory deciding both orders", Duration::from_secs(120), || async { Ok(restored().await?.reserved == 2) }).await?;
-    let stats = restored().await?;
+    // until it has (only then: it restores once): waited for first, for up to 60 s. After that
+    // any error is the test's.
+    campus.restored_inventory_stats(Duration::from_secs(60)).await?;
+    settled("Inventory deciding both orders", Duration::from_secs(120), || async { Ok(campus.inventory_stats().await?.reserved == 2) })
+        .await?;
+    let stats = campus.inventory_stats().await?;
     assert_eq!((stats.reserved, stats.failed, stats.double_reservations), (2, 0, 0), "{stats:?}");
     campus.teardown().await;
     Ok(())
