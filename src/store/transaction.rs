@@ -17,19 +17,17 @@ use super::StoreError;
 /// dropped uncommitted (an early return, an error), it is rolled back.
 pub(crate) struct Transaction<'a> {
     conn: MutexGuard<'a, Connection>,
-    open: bool,
 }
 
 impl<'a> Transaction<'a> {
     /// Begins a transaction that takes the write lock at once (`IMMEDIATE`).
     pub(crate) fn begin(conn: MutexGuard<'a, Connection>) -> Result<Self, StoreError> {
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        Ok(Transaction { conn, open: true })
+        Ok(Transaction { conn })
     }
 
-    pub(crate) fn commit(mut self) -> Result<(), StoreError> {
+    pub(crate) fn commit(self) -> Result<(), StoreError> {
         self.conn.prepare_cached("COMMIT")?.execute([])?;
-        self.open = false;
         Ok(())
     }
 }
@@ -44,9 +42,10 @@ impl Deref for Transaction<'_> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        // A COMMIT that failed may have ended the transaction already (SQLite then rolls back
-        // by itself): only one still open is rolled back.
-        if self.open && !self.conn.is_autocommit() {
+        // Committed, the connection is back in autocommit mode; a COMMIT that failed may have
+        // ended the transaction already (SQLite then rolls back by itself). Only a transaction
+        // still open is rolled back.
+        if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %e, "rolling back a store transaction failed");
             }

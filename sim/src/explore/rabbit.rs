@@ -542,18 +542,21 @@ impl Publisher {
 
     /// Publishes a duplicate of an order's `OrderPlaced`.
     pub(super) async fn publish(&self, body: bytes::Bytes) {
-        self.publish_counting(body, None).await
+        self.publish_counting(body, false).await
     }
 
     /// Publishes a malformed message, counting the attempts that failed.
     pub(super) async fn publish_malformed(&self, body: bytes::Bytes) {
-        self.publish_counting(body, Some(self.malformed_failed.clone())).await
+        self.publish_counting(body, true).await
     }
 
-    async fn publish_counting(&self, body: bytes::Bytes, failed: Option<Arc<std::sync::atomic::AtomicUsize>>) {
+    /// Publishes `body`, counting its failed attempts in [`Publisher::malformed_failed`] if
+    /// `count_failed`.
+    async fn publish_counting(&self, body: bytes::Bytes, count_failed: bool) {
         use std::sync::atomic::Ordering;
+        let failed = self.malformed_failed.clone();
         let count_failure = move || {
-            if let Some(failed) = &failed {
+            if count_failed {
                 failed.fetch_add(1, Ordering::SeqCst);
             }
         };
