@@ -19,6 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use campus::domain::{Envelope, Event, Items, Order, OrderPlaced, OrderRequest, StudentId};
 use campus::faults::silence::SilencedLog;
 use campus::host::Transport;
@@ -822,26 +823,36 @@ struct Reading {
 /// decided; Analytics has seen every order and outcome; one Inventory has restored its state
 /// (a restarted one answers `restoring` until then) — or `None`. Asked in order of cost, each
 /// only once the one before holds: the groups' positions, Analytics' face (a request through
-/// its Router), Inventory's, and the decisions (a read of the whole log).
-async fn settled_reading(schedule: &Schedule, events: &[OrderPlaced], d: &Deployment<'_>, reader: &dyn EventLog) -> Option<Reading> {
-    // A failover may outlast the timeline: while the log does not answer, nothing settled.
-    let positions = async {
-        let orders_end = reader.end_offsets(Topic::OrderEvents).await?;
-        Ok::<bool, LogError>(
-            reader.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
-                && reader.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
-                && reader.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == reader.end_offsets(Topic::InventoryEvents).await?,
-        )
-    };
-    if !positions.await.unwrap_or(false) {
-        return None;
+/// its Router), Inventory's, and the decisions (a read of the whole log). The log's error if it
+/// did not answer: a failover may outlast the timeline, and nothing has settled while it lasts.
+async fn settled_reading(
+    schedule: &Schedule,
+    events: &[OrderPlaced],
+    d: &Deployment<'_>,
+    reader: &dyn EventLog,
+) -> Result<Option<Reading>, LogError> {
+    let orders_end = reader.end_offsets(Topic::OrderEvents).await?;
+    let positions = reader.committed(INVENTORY_GROUP, Topic::OrderEvents).await? == orders_end
+        && reader.committed(ANALYTICS_GROUP, Topic::OrderEvents).await? == orders_end
+        && reader.committed(ANALYTICS_GROUP, Topic::InventoryEvents).await? == reader.end_offsets(Topic::InventoryEvents).await?;
+    if !positions {
+        return Ok(None);
     }
     // Analytics restarting (a crash, a reset) has seen nothing yet.
     let n = events.len();
-    let report = d.metrics().await.ok().filter(|m| (m.orders_seen, m.outcomes_seen) == (n, n))?;
-    let inventory = if schedule.inventories > 1 { None } else { Some(d.inventory_stats().await.ok()?) };
-    let decided = decisions::read(reader, events).await.ok().filter(|d| d.lost == 0)?;
-    Some(Reading { decided, metrics: report.metrics(), inventory })
+    let Some(report) = d.metrics().await.ok().filter(|m| (m.orders_seen, m.outcomes_seen) == (n, n)) else {
+        return Ok(None);
+    };
+    let inventory = if schedule.inventories > 1 {
+        None
+    } else {
+        match d.inventory_stats().await {
+            Ok(stats) => Some(stats),
+            Err(_) => return Ok(None),
+        }
+    };
+    let decided = decisions::read(reader, events).await?;
+    Ok((decided.lost == 0).then(|| Reading { decided, metrics: report.metrics(), inventory }))
 }
 
 /// Waits until the run settles (at most `SETTLE_WITHIN`), then judges it by what a reader that
@@ -856,22 +867,31 @@ pub(super) async fn judged(
 ) -> anyhow::Result<(Vec<Violation>, Business)> {
     let n = events.len();
     let deadline = Instant::now() + SETTLE_WITHIN;
-    let mut look = None;
+    let (mut look, mut unanswered) = (None, None);
     while look.is_none() && Instant::now() < deadline {
-        look = settled_reading(schedule, events, d, reader).await;
+        match settled_reading(schedule, events, d, reader).await {
+            Ok(reading) => (look, unanswered) = (reading, None),
+            Err(e) => unanswered = Some(e),
+        }
         if look.is_none() {
             tokio::time::sleep(LOOK_EVERY).await;
         }
     }
     let settled = look.is_some();
-    note(if settled { "settled".into() } else { format!("not settled within {} s", SETTLE_WITHIN.as_secs()) });
+    note(match (settled, &unanswered) {
+        (true, _) => "settled".into(),
+        (false, None) => format!("not settled within {} s", SETTLE_WITHIN.as_secs()),
+        (false, Some(e)) => format!("not settled within {} s; the log's last answer: {e}", SETTLE_WITHIN.as_secs()),
+    });
     // Settled, the run is judged by what the settling look read: nothing runs between the two
     // (reading the whole log and Analytics' face a second time was about a twentieth of a
     // simulated run). Unsettled, it is read now as it is.
     let Reading { decided, metrics, inventory } = match look {
         Some(reading) => reading,
         None => Reading {
-            decided: decisions::read(reader, events).await?,
+            decided: decisions::read(reader, events)
+                .await
+                .with_context(|| format!("reading the log after {} s unsettled", SETTLE_WITHIN.as_secs()))?,
             // Analytics may be restarting: it has counted nothing then.
             metrics: d.metrics().await.map_or(Metrics::default(), |m| m.metrics()),
             // Scaled out, the stock is per partition and each instance holds only some: checked

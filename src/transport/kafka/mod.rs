@@ -21,8 +21,12 @@ use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+mod renewing;
+
+use renewing::Renewing;
+
 use super::log::{ConsumerId, EventLog, Headers, LogError, Outgoing, Position, Record, Topic, PARTITIONS};
-use super::BoxFuture;
+use crate::transport::BoxFuture;
 
 /// `KAFKA_BOOTSTRAP_SERVERS` when it is not set.
 pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
@@ -50,12 +54,12 @@ pub struct KafkaLog {
     namespace: String,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
-    /// Asks watermarks; belongs to no group.
-    inspector: Arc<BaseConsumer>,
+    /// Asks watermarks and metadata; belongs to no group.
+    inspector: Arc<Renewing<BaseConsumer>>,
     consumers: Mutex<HashMap<ConsumerId, (String, Arc<StreamConsumer>)>>,
     /// One group-bound client per group, for reading and resetting committed offsets
     /// without joining the group.
-    group_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    group_clients: Mutex<HashMap<String, Arc<Renewing<BaseConsumer>>>>,
     /// The transactional producer of each writer identity this process holds.
     writers: Mutex<HashMap<String, Arc<FutureProducer>>>,
     next_id: AtomicU64,
@@ -87,7 +91,8 @@ impl KafkaLog {
         };
         let producer: FutureProducer = producer_config(bootstrap).set("message.timeout.ms", "30000").create().map_err(broker)?;
         let admin: AdminClient<DefaultClientContext> = config(&[]).create().map_err(broker)?;
-        let inspector: BaseConsumer = config(&[ISOLATION]).create().map_err(broker)?;
+        let owned = bootstrap.to_owned();
+        let inspector = Renewing::new(move || client_config(&owned).set(ISOLATION.0, ISOLATION.1).create().map_err(broker))?;
         let mut log = KafkaLog {
             partitions,
             transaction_timeout: TRANSACTION_TIMEOUT,
@@ -173,7 +178,7 @@ impl KafkaLog {
                 let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
                 loop {
                     // A failed metadata request right after creation counts as "not yet".
-                    let ready = inspector.fetch_metadata(Some(&name), REQUEST_TIMEOUT).ok().and_then(|metadata| {
+                    let ready = inspector.ask(|c| c.fetch_metadata(Some(&name), REQUEST_TIMEOUT)).ok().and_then(|metadata| {
                         metadata
                             .topics()
                             .iter()
@@ -212,18 +217,20 @@ impl KafkaLog {
         Ok(())
     }
 
-    fn group_client(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+    fn group_client(&self, group: &str) -> Result<Arc<Renewing<BaseConsumer>>, LogError> {
         let mut clients = self.group_clients.lock().expect("group clients lock");
         if let Some(c) = clients.get(group) {
             return Ok(c.clone());
         }
-        let client: BaseConsumer = client_config(&self.bootstrap)
-            .set("group.id", self.group_id(group))
-            .set("enable.auto.commit", "false")
-            .set(ISOLATION.0, ISOLATION.1)
-            .create()
-            .map_err(broker)?;
-        let client = Arc::new(client);
+        let (bootstrap, group_id) = (self.bootstrap.clone(), self.group_id(group));
+        let client = Arc::new(Renewing::new(move || {
+            client_config(&bootstrap)
+                .set("group.id", &group_id)
+                .set("enable.auto.commit", "false")
+                .set(ISOLATION.0, ISOLATION.1)
+                .create()
+                .map_err(broker)
+        })?);
         clients.insert(group.to_owned(), client.clone());
         Ok(client)
     }
@@ -384,10 +391,10 @@ pub fn client_version() -> String {
 /// A partition's (low, high) watermarks. Right after a topic is created (or a leader moves)
 /// the broker may answer "not leader" or "leader not available" for a moment although the
 /// metadata already names a leader: such answers are retried for up to `REQUEST_TIMEOUT`.
-fn watermarks(inspector: &BaseConsumer, name: &str, partition: i32) -> Result<(i64, i64), LogError> {
+fn watermarks(inspector: &Renewing<BaseConsumer>, name: &str, partition: i32) -> Result<(i64, i64), LogError> {
     let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
     loop {
-        match inspector.fetch_watermarks(name, partition, REQUEST_TIMEOUT) {
+        match inspector.ask(|c| c.fetch_watermarks(name, partition, REQUEST_TIMEOUT)) {
             Ok(marks) => return Ok(marks),
             Err(e) => {
                 let transient = matches!(
@@ -729,7 +736,7 @@ impl EventLog for KafkaLog {
                 for p in 0..partitions as i32 {
                     tpl.add_partition(&name, p);
                 }
-                let committed = client.committed_offsets(tpl, REQUEST_TIMEOUT).map_err(broker)?;
+                let committed = client.ask(|c| c.committed_offsets(tpl.clone(), REQUEST_TIMEOUT)).map_err(broker)?;
                 Ok((0..partitions as i32)
                     .map(|p| match committed.find_partition(&name, p).map(|e| e.offset()) {
                         Some(Offset::Offset(o)) if o >= 0 => o as u64,
@@ -757,7 +764,7 @@ impl EventLog for KafkaLog {
                         tpl.add_partition_offset(name, p, Offset::Offset(low.max(0))).map_err(broker)?;
                     }
                 }
-                client.commit(&tpl, CommitMode::Sync).map_err(|e| match e {
+                client.ask(|c| c.commit(&tpl, CommitMode::Sync)).map_err(|e| match e {
                     KafkaError::ConsumerCommit(
                         RDKafkaErrorCode::UnknownMemberId | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress,
                     ) => LogError::GroupActive { group },
