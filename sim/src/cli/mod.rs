@@ -106,8 +106,8 @@ pub enum Command {
     Explore(ExploreArgs),
     /// Benchmarks: each model's cost next to the floor of its transport on this machine (a
     /// bare HTTP hop, raw lapin, Kafka's own perf tools), and the simulation's speed. Writes
-    /// bench.csv and a report section. --model sim needs no broker; the others need
-    /// --real-brokers.
+    /// bench.csv and a report section. Without --real-brokers it measures the simulation only
+    /// (no broker needed); with it, every model's real transport too, or only --model's.
     Bench(BenchArgs),
     /// The bare HTTP hop `bench` measures against (internal).
     #[command(hide = true)]
