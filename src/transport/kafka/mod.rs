@@ -82,15 +82,8 @@ impl KafkaLog {
     /// that exist already are kept as they are, and their partitions count: every process of a
     /// deployment works with whatever the first one created.
     pub async fn connect_with(bootstrap: &str, namespace: &str, partitions: u32) -> Result<Self, LogError> {
-        let config = |extra: &[(&str, &str)]| {
-            let mut c = client_config(bootstrap);
-            for (k, v) in extra {
-                c.set(*k, *v);
-            }
-            c
-        };
         let producer: FutureProducer = producer_config(bootstrap).set("message.timeout.ms", "30000").create().map_err(broker)?;
-        let admin: AdminClient<DefaultClientContext> = config(&[]).create().map_err(broker)?;
+        let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().map_err(broker)?;
         let owned = bootstrap.to_owned();
         let inspector = Renewing::new(move || client_config(&owned).set(ISOLATION.0, ISOLATION.1).create().map_err(broker))?;
         let mut log = KafkaLog {
