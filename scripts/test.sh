@@ -149,6 +149,9 @@ echo "report.md: 10 sections, 38 figures, every check passed"
 step "benchmarks against the real transports (one round each; figures, not pass/fail)"
 cargo run --release --locked --quiet -- --real-brokers bench --repeats 1 --out target/test-out
 grep -q "^streaming-kafka," target/test-out/bench.csv || { echo "bench.csv lacks the Kafka case"; exit 1; }
+for prefetch in 1 10 50; do   # Part B's curve over the prefetch window
+  grep -q "^async-rabbitmq,\"[^\"]*prefetch $prefetch\"" target/test-out/bench.csv || { echo "bench.csv lacks Part B at prefetch $prefetch"; exit 1; }
+done
 
 step "compose on a real Docker engine: the engine and its local images"
 export CAMPUS_COMPOSE=docker-compose   # Compose v1, Debian's; the lab's compose commands use it too

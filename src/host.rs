@@ -87,7 +87,8 @@ impl Host {
 
     /// How the service's loops meet a broker that goes away.
     pub fn policy(&self) -> Policy {
-        Policy { reconnect: self.safeguards.reconnect, stall_watch: self.safeguards.stall_watch, seed: self.jitter_seed }
+        let Safeguards { reconnect, stall_watch, ack_after_commit, .. } = self.safeguards;
+        Policy { reconnect, stall_watch, ack_after_commit, seed: self.jitter_seed }
     }
 }
 

@@ -18,6 +18,10 @@ pub struct Policy {
     /// Part C's consumer loops replace a consumer whose fetches went silent over records to
     /// read (`streaming_kafka::stall`); only the lab's `--break no-stall-watch` turns it off.
     pub stall_watch: bool,
+    /// Part B's consumers acknowledge a window only after its commit
+    /// (`crate::safeguards::Safeguards::ack_after_commit`; off only under the lab's
+    /// `--break ack-before-commit`).
+    pub ack_after_commit: bool,
     /// The jitter's seed; `None`: random (production).
     pub seed: Option<u64>,
 }
@@ -25,12 +29,12 @@ pub struct Policy {
 impl Policy {
     /// Reconnect, with random jitter.
     pub fn production() -> Self {
-        Policy { reconnect: true, stall_watch: true, seed: None }
+        Policy { reconnect: true, stall_watch: true, ack_after_commit: true, seed: None }
     }
 
     /// Reconnect, with jitter drawn from `seed` (the simulation).
     pub fn seeded(seed: u64) -> Self {
-        Policy { reconnect: true, stall_watch: true, seed: Some(seed) }
+        Policy { reconnect: true, stall_watch: true, ack_after_commit: true, seed: Some(seed) }
     }
 
     /// The backoff of the loop called `label` (each loop its own jitter).

@@ -23,6 +23,10 @@ pub struct Safeguards {
     /// Part C's consumers replace one whose fetches went silent over records to read (off:
     /// `--break no-stall-watch`, a silent consumer stays silent).
     pub stall_watch: bool,
+    /// Part B's consumers acknowledge a window of deliveries only once its store transaction
+    /// committed (and Inventory's outcomes were confirmed) (off: `--break ack-before-commit`,
+    /// the window is acknowledged as soon as it is taken).
+    pub ack_after_commit: bool,
 }
 
 impl Default for Safeguards {
@@ -33,5 +37,5 @@ impl Default for Safeguards {
 
 impl Safeguards {
     /// Every safeguard on: production.
-    pub const ALL: Safeguards = Safeguards { dedup: true, reconnect: true, transactional: true, stall_watch: true };
+    pub const ALL: Safeguards = Safeguards { dedup: true, reconnect: true, transactional: true, stall_watch: true, ack_after_commit: true };
 }

@@ -156,7 +156,7 @@ fn an_order_placed_redelivered_after_a_crash_between_commit_and_ack_takes_no_sto
         // The first Inventory commits the reservation, then dies before publishing and acking.
         let first = mq.consume(QueueName::InventoryInbox, 1).await.unwrap();
         let delivery = first.deliveries.recv_async().await.unwrap();
-        assert!(store.handle(&placed).await.unwrap().first);
+        assert!(store.handle_all(&[&placed]).await.unwrap()[0].first);
         drop(first);
 
         // A restarted Inventory gets the message again and answers from its store.
@@ -231,7 +231,7 @@ fn an_order_sent_again_under_its_key_is_stored_and_published_once_and_answered_w
             serde_json::from_value(json!({"order_id": "client-1", "student_id": "s-1", "items": [{"sku": "pho", "qty": 1}]})).unwrap();
         let first = service.accept(request.clone(), None).await.unwrap();
         assert_eq!((first.order_id.as_str(), first.status, first.repeat), ("client-1", OrderStatus::Accepted, false));
-        store.record_outcome(&first.order_id, OrderStatus::Reserved).await.unwrap();
+        store.record_outcomes(&[(&first.order_id, OrderStatus::Reserved)]).await.unwrap();
         let again = service.accept(request, None).await.unwrap();
         assert_eq!(
             (again.order_id.as_str(), again.status.as_str(), again.repeat),
@@ -248,9 +248,34 @@ fn notification_confirms_an_order_once_however_often_it_hears_of_it() {
     clock::block_on(async {
         let store = NotificationStore::open(None).unwrap();
         let order = order("o-n", "salad", 1);
-        assert!(store.send(&order.order_id, &order.student_id).await.unwrap());
-        assert!(!store.send(&order.order_id, &order.student_id).await.unwrap());
+        let once = [(&order.order_id, &order.student_id)];
+        assert_eq!(store.send_all(&once).await.unwrap(), [true]);
+        assert_eq!(store.send_all(&once).await.unwrap(), [false]);
+        // A window that holds it twice more, beside another order: sent for the other only.
+        let other = self::order("o-m", "salad", 1);
+        let window = [(&order.order_id, &order.student_id), (&other.order_id, &other.student_id), (&order.order_id, &order.student_id)];
+        assert_eq!(store.send_all(&window).await.unwrap(), [false, true, false]);
         let stats = store.stats().await.unwrap();
-        assert_eq!((stats.notified, stats.received), (1, 2));
+        assert_eq!((stats.notified, stats.received), (2, 5));
+    });
+}
+
+#[test]
+fn a_window_of_orders_is_decided_in_order_in_one_transaction_and_a_repeat_in_it_re_emits_the_first_decision() {
+    clock::block_on(async {
+        let store = InventoryStore::open(None, 5).unwrap();
+        let (a, b) = (
+            OrderPlaced { order: order("o-wa", "pho", 4), placed_at_ms: 1 },
+            OrderPlaced { order: order("o-wb", "pho", 4), placed_at_ms: 2 },
+        );
+        // Five pho: the first order takes four, the second finds one and fails, the first again
+        // re-emits its reservation.
+        let handled = store.handle_all(&[&a, &b, &a]).await.unwrap();
+        assert_eq!(handled.iter().map(|h| h.first).collect::<Vec<_>>(), [true, true, false]);
+        assert!(matches!(&handled[0].event, Event::InventoryReserved(r) if r.order_id.as_str() == "o-wa"));
+        assert!(matches!(&handled[1].event, Event::InventoryFailed(f) if f.order_id.as_str() == "o-wb"));
+        assert_eq!(handled[2].event, handled[0].event);
+        let stats = store.stats().await.unwrap();
+        assert_eq!((stats.reserved, stats.failed, stats.repeats, stats.units_taken), (1, 1, 1, 4));
     });
 }

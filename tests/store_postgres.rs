@@ -42,22 +42,31 @@ async fn four_inventories_racing_over_every_order_twice_reserve_each_once_and_ne
     for pg in pools.iter().cloned() {
         stores.push(Arc::new(InventoryStore::open_postgres(pg, 40).await.unwrap()));
     }
-    // 120 orders of 1–3 units of two items (more than the 40 units of each): every order
-    // handed to two different instances at the same moment, as a redelivery racing the first
-    // delivery would be.
+    // 120 orders of 1–3 units of two items (more than the 40 units of each), in windows of
+    // three: every window handed to two different instances at the same moment, as a
+    // redelivery racing the first delivery would be, the second in the reverse order (their
+    // rows locked in opposite orders, were they locked order by order).
     let orders: Vec<OrderPlaced> = (0..120).map(|i| placed(i, if i % 2 == 0 { "pho" } else { "coffee" }, 1 + (i % 3) as u32)).collect();
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, order) in orders.iter().enumerate() {
-        for k in [i % 4, (i + 1) % 4] {
-            let (store, order) = (stores[k].clone(), order.clone());
-            tasks.spawn(async move { (order.order.order_id.clone(), store.handle(&order).await.expect("handled")) });
+    for (i, window) in orders.chunks(3).enumerate() {
+        for (k, reversed) in [(i % 4, false), ((i + 1) % 4, true)] {
+            let (store, mut window) = (stores[k].clone(), window.to_vec());
+            if reversed {
+                window.reverse();
+            }
+            tasks.spawn(async move {
+                let handled = store.handle_all(&window.iter().collect::<Vec<_>>()).await.expect("handled");
+                window.into_iter().map(|placed| placed.order.order_id).zip(handled).collect::<Vec<_>>()
+            });
         }
     }
     let mut answers: BTreeMap<OrderId, Vec<_>> = BTreeMap::new();
     while let Some(done) = tasks.join_next().await {
-        let (id, handled) = done.unwrap();
-        answers.entry(id).or_default().push(handled);
+        for (id, handled) in done.unwrap() {
+            answers.entry(id).or_default().push(handled);
+        }
     }
+    assert_eq!(answers.len(), 120);
     for (id, pair) in &answers {
         assert_eq!(pair.iter().filter(|h| h.first).count(), 1, "{id} decided exactly once");
         assert_eq!(pair[0].event, pair[1].event, "{id}: the repeat re-emits the stored outcome");
@@ -80,8 +89,9 @@ async fn two_notifications_sharing_the_store_confirm_an_order_once() {
     let a = Arc::new(NotificationStore::open_postgres(pools[0].clone()).await.unwrap());
     let b = Arc::new(NotificationStore::open_postgres(pools[1].clone()).await.unwrap());
     let order = placed(1, "salad", 1).order;
-    let (first, second) = tokio::join!(a.send(&order.order_id, &order.student_id), b.send(&order.order_id, &order.student_id));
-    assert!(first.unwrap() ^ second.unwrap(), "exactly one of the two sent it");
+    let window = [(&order.order_id, &order.student_id)];
+    let (first, second) = tokio::join!(a.send_all(&window), b.send_all(&window));
+    assert!(first.unwrap()[0] ^ second.unwrap()[0], "exactly one of the two sent it");
     let stats = b.stats().await.unwrap();
     assert_eq!((stats.notified, stats.received), (1, 2));
     pools[0].drop_schema().await.unwrap();
@@ -101,8 +111,8 @@ async fn an_order_accepted_on_postgres_waits_in_the_outbox_with_its_trace_until_
     assert_eq!(store.get(order.order_id.as_str()).await.unwrap().unwrap().status, OrderStatus::Accepted);
     store.mark_published(&[rows[0].seq]).await.unwrap();
     assert!(store.unpublished().await.unwrap().is_empty());
-    store.record_outcome(&order.order_id, OrderStatus::Reserved).await.unwrap();
-    store.record_outcome(&order.order_id, OrderStatus::Failed).await.unwrap();
+    store.record_outcomes(&[(&order.order_id, OrderStatus::Reserved)]).await.unwrap();
+    store.record_outcomes(&[(&order.order_id, OrderStatus::Failed)]).await.unwrap();
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.accepted, stats.published, stats.reserved, stats.failed), (1, 1, 1, 0), "a repeat verdict changes nothing");
     pools[0].drop_schema().await.unwrap();

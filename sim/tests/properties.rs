@@ -110,8 +110,12 @@ fn acking_on_receipt_loses_the_order_of_a_consumer_that_crashes() {
         c.schedule
     );
     assert!(matches!(s.faults[0], rabbit::Fault::Down { .. }) || s.orders.len() == 1, "a crash needs one order:\n{}", c.schedule);
-    // Order's reconciler finds the order without a verdict and publishes it again, so the loss
-    // shows as the reconciler having had to (or, caught before it looks, as an undecided order).
+    assert_one_order_lost(&c);
+}
+
+/// Order's reconciler found the order without a verdict and published it again, so the loss
+/// shows as the reconciler having had to (or, caught before it looks, as an undecided order).
+fn assert_one_order_lost(c: &Counterexample) {
     assert!(
         c.violations
             .iter()
@@ -119,6 +123,51 @@ fn acking_on_receipt_loses_the_order_of_a_consumer_that_crashes() {
         "{:?}",
         c.violations
     );
+}
+
+#[test]
+fn acking_a_window_before_its_commit_loses_the_outcome_of_a_consumer_that_crashes_before_publishing_it() {
+    let c = caught(Model::AsyncRabbitmq, Break::AckBeforeCommit);
+    let s: rabbit::Schedule = serde_json::from_str(&c.json).unwrap();
+    // One crash, of Inventory, after its commit and before its publish: the window was acked
+    // when taken, so nothing brings the order back but Order's reconciler.
+    assert_eq!((s.orders.len(), s.faults.len()), (1, 1), "not minimal:\n{}", c.schedule);
+    assert!(
+        matches!(s.faults[0], rabbit::Fault::Crash { consumer: rabbit::Consumer::Inventory, point: CrashPoint::BeforePublish, .. }),
+        "{}",
+        c.schedule
+    );
+    assert_one_order_lost(&c);
+}
+
+#[test]
+fn a_crash_inside_a_window_of_several_deliveries_brings_the_whole_window_back_and_loses_nothing() {
+    // Inventory away at first, so that the orders wait and are taken as one window of four;
+    // it dies between that window's commit and its publish.
+    let items = || serde_json::from_str(r#"[{"sku":"burrito","qty":1}]"#).unwrap();
+    let s = rabbit::Schedule {
+        stock: 3,
+        orders: (0..4).map(|_| items()).collect(),
+        faults: vec![
+            rabbit::Fault::Down { at_ms: 0, for_ms: 500 },
+            rabbit::Fault::Crash { consumer: rabbit::Consumer::Inventory, delivery: 2, point: CrashPoint::BeforePublish, instance: 0 },
+        ],
+        broker_down: None,
+        inventories: 1,
+        broker_hang: None,
+        database_down: None,
+        broker_flaps: None,
+        prefetch: 4,
+    };
+    let outcome = s.run(SEED, None);
+    let trace = outcome.trace.join("\n");
+    assert!(outcome.violations.is_empty(), "{s}{:?}\n{trace}", outcome.violations);
+    // The crash came inside a window (#2's outcome unpublished, the window unacked), and the
+    // redelivered window of four was acked once.
+    assert!(trace.contains("CRASH inventory.order-placed consumer between commit and publish (delivery #2)"), "{trace}");
+    assert!(trace.contains("one ack for the window of deliveries #5, #6, #7, #8 on inventory.order-placed"), "{trace}");
+    let redelivered = outcome.trace.iter().filter(|line| line.contains("on inventory.order-placed") && line.contains("(redelivered)"));
+    assert_eq!(redelivered.count(), 4, "{trace}");
 }
 
 #[test]
@@ -174,13 +223,17 @@ fn committing_offsets_before_the_work_loses_the_order_of_a_consumer_that_crashes
 fn consumers_that_give_up_when_a_dependency_goes_away_leave_an_order_undecided_on_the_queue() {
     let c = caught(Model::AsyncRabbitmq, Break::NoReconnect);
     let s: rabbit::Schedule = serde_json::from_str(&c.json).unwrap();
-    // What goes away is the broker whole (an outage), the node the services use (a node loss,
-    // which they must fail over from), or the stores' database (a consumer that gives up
+    // What goes away is the broker whole (an outage, or one flap of a flapping broker), the
+    // node the services use (a node loss, which they must fail over from), or the stores'
+    // database (a consumer that gives up
     // returns its delivery at once, again and again, until the delivery limit dead-letters
     // it); `caught` has checked that no part of the schedule can be left out.
     let node_losses = s.faults.iter().filter(|f| matches!(f, rabbit::Fault::NodeLoss { .. })).count();
     assert_eq!(s.orders.len(), 1, "not minimal:\n{}", c.schedule);
-    let away = usize::from(s.broker_down.is_some()) + node_losses + usize::from(s.database_down.is_some());
+    let away = usize::from(s.broker_down.is_some())
+        + node_losses
+        + usize::from(s.database_down.is_some())
+        + usize::from(s.broker_flaps.is_some_and(|f| f.times == 1));
     assert_eq!(away, 1, "one dependency goes away:\n{}", c.schedule);
     let lost = ["not in exactly one terminal state", "good orders were dead-lettered"];
     assert!(c.violations.iter().any(|v| lost.iter().any(|l| v.contains(l))), "{:?}", c.violations);
@@ -394,6 +447,7 @@ fn the_stores_database_restarting_under_scaled_out_inventories_dead_letters_no_o
             broker_hang: None,
             database_down: Some(explore::Window { at_ms: 45, for_ms }),
             broker_flaps: None,
+            prefetch: 1,
         };
         let outcome = s.run(SEED, None);
         assert!(outcome.violations.is_empty(), "{inventories} instance(s), {for_ms} ms:\n{s}{:?}", outcome.violations);
@@ -423,6 +477,7 @@ fn a_broker_flapping_while_a_consumer_waits_on_its_store_returns_its_delivery_on
         broker_hang: None,
         database_down: Some(explore::Window { at_ms: 20, for_ms: 3_000 }),
         broker_flaps: Some(rabbit::Flaps { at_ms: 100, times: 8 }),
+        prefetch: 1,
     };
     let outcome = s.run(SEED, None);
     let trace = outcome.trace.join("\n");

@@ -119,14 +119,23 @@ impl InventoryStore {
         self
     }
 
-    /// Reserves `placed`'s order, or re-emits what was decided the first time.
-    pub async fn handle(&self, placed: &OrderPlaced) -> Result<Handled, StoreError> {
+    /// Reserves each of a window of orders, in order, or re-emits what was decided the first
+    /// time — all in one transaction: the window's stock changes and processed-order rows
+    /// commit together or not at all (a crash before the commit leaves none of them, and the
+    /// window's deliveries come back). One outcome per order, in the window's order; an order
+    /// that appears twice in one window is decided once and re-emitted the second time.
+    pub async fn handle_all(&self, window: &[&OrderPlaced]) -> Result<Vec<Handled>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(db) => self.handle_sqlite(db, placed),
+            Backend::Sqlite(db) => {
+                let tx = db.transaction()?;
+                let handled = window.iter().map(|placed| self.handle_sqlite(&tx, placed)).collect::<Result<Vec<_>, _>>()?;
+                tx.commit()?;
+                Ok(handled)
+            }
             Backend::Postgres(pg) => {
                 let mut attempt = 1;
                 loop {
-                    match self.handle_postgres(pg, placed).await {
+                    match self.handle_postgres(pg, window).await {
                         Err(e) if postgres::lost_race(&e) && attempt < postgres::ATTEMPTS => attempt += 1,
                         result => return result,
                     }
@@ -135,16 +144,14 @@ impl InventoryStore {
         }
     }
 
-    fn handle_sqlite(&self, db: &Db, placed: &OrderPlaced) -> Result<Handled, StoreError> {
+    fn handle_sqlite(&self, tx: &rusqlite::Connection, placed: &OrderPlaced) -> Result<Handled, StoreError> {
         let order = &placed.order;
         let id = order.order_id.as_str();
-        let tx = db.transaction()?;
         if self.dedup {
             let stored: Option<Vec<u8>> =
                 tx.prepare_cached("SELECT event FROM processed WHERE order_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
             if let Some(bytes) = stored {
                 tx.prepare_cached("UPDATE processed SET repeats = repeats + 1 WHERE order_id = ?1")?.execute([id])?;
-                tx.commit()?;
                 return repeat(id, &bytes);
             }
         }
@@ -163,27 +170,44 @@ impl InventoryStore {
         }
         tx.prepare_cached("INSERT OR REPLACE INTO processed (order_id, outcome, units, event) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![id, outcome_of(&event), order.items.units(), Envelope::new(event.clone()).encode()])?;
-        tx.commit()?;
         Ok(Handled { event, first: true })
     }
 
-    /// One attempt, in one READ COMMITTED transaction (see [`postgres`] for why that holds).
-    async fn handle_postgres(&self, pg: &Postgres, placed: &OrderPlaced) -> Result<Handled, StoreError> {
-        let order = &placed.order;
-        let id = order.order_id.as_str();
+    /// One attempt at a window, in one READ COMMITTED transaction (see [`postgres`] for why
+    /// that holds). The stock rows of every item in the window are locked first, in one
+    /// statement and in item order, so that two instances deciding windows at once wait for
+    /// each other instead of deadlocking.
+    async fn handle_postgres(&self, pg: &Postgres, window: &[&OrderPlaced]) -> Result<Vec<Handled>, StoreError> {
         let mut client = pg.client().await?;
         let tx = client.transaction().await?;
+        let skus: Vec<&str> = window
+            .iter()
+            .flat_map(|placed| placed.order.items.as_slice().iter().map(|line| line.sku.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        tx.query("SELECT sku FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE", &[&skus]).await?;
+        let mut handled = Vec::with_capacity(window.len());
+        for placed in window {
+            handled.push(self.handle_locked(&tx, placed).await?);
+        }
+        tx.commit().await?;
+        Ok(handled)
+    }
+
+    /// One order of a window, its stock rows locked by the window's transaction.
+    async fn handle_locked(&self, tx: &tokio_postgres::Transaction<'_>, placed: &OrderPlaced) -> Result<Handled, StoreError> {
+        let order = &placed.order;
+        let id = order.order_id.as_str();
         if self.dedup {
             if let Some(row) = tx.query_opt("SELECT event FROM processed WHERE order_id = $1", &[&id]).await? {
                 tx.execute("UPDATE processed SET repeats = repeats + 1 WHERE order_id = $1", &[&id]).await?;
-                tx.commit().await?;
                 return repeat(id, row.get(0));
             }
         }
-        let skus: Vec<&str> =
-            order.items.as_slice().iter().map(|line| line.sku.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let locked = tx.query("SELECT sku, units FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE", &[&skus]).await?;
-        let by_name: BTreeMap<String, i64> = locked.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let skus: Vec<&str> = order.items.as_slice().iter().map(|line| line.sku.as_str()).collect();
+        let rows = tx.query("SELECT sku, units FROM stock WHERE sku = ANY($1)", &[&skus]).await?;
+        let by_name: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let levels: BTreeMap<Sku, u32> = order
             .items
             .as_slice()
@@ -204,7 +228,6 @@ impl InventoryStore {
              ON CONFLICT (order_id) DO UPDATE SET outcome = excluded.outcome, units = excluded.units, event = excluded.event"
         };
         tx.execute(insert, &[&id, &outcome_of(&event), &(order.items.units() as i64), &Envelope::new(event.clone()).encode()]).await?;
-        tx.commit().await?;
         Ok(Handled { event, first: true })
     }
 

@@ -182,6 +182,12 @@ impl Db {
     pub(crate) fn transaction(&self) -> Result<Transaction<'_>, StoreError> {
         Transaction::begin(self.lock()?)
     }
+
+    /// A transaction around `writes` changes, or none when there is only one
+    /// ([`Transaction::of`]).
+    pub(crate) fn transaction_of(&self, writes: usize) -> Result<Transaction<'_>, StoreError> {
+        Transaction::of(self.lock()?, writes)
+    }
 }
 
 /// A statement written with PostgreSQL's `$1, $2, …` parameters, for SQLite (`?1, ?2, …`): one

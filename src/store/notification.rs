@@ -41,34 +41,45 @@ impl NotificationStore {
         Ok(NotificationStore(Backend::Postgres(pg)))
     }
 
-    /// Records the confirmation; false (and nothing sent) if this order was confirmed before.
-    pub async fn send(&self, order_id: &OrderId, student_id: &StudentId) -> Result<bool, StoreError> {
-        let message = format!("Order {order_id} confirmed: your food is being prepared.");
-        let attempts: i64 = match &self.0 {
+    /// Records each confirmation of a window, in one transaction; for each, false (and nothing
+    /// sent) if its order was confirmed before (earlier in the window included).
+    pub async fn send_all(&self, window: &[(&OrderId, &StudentId)]) -> Result<Vec<bool>, StoreError> {
+        let message = |order_id: &OrderId| format!("Order {order_id} confirmed: your food is being prepared.");
+        let mut attempts: Vec<i64> = Vec::with_capacity(window.len());
+        match &self.0 {
             Backend::Sqlite(db) => {
-                let conn = db.lock()?;
-                conn.prepare_cached(
-                    "INSERT INTO sent (order_id, student_id, message, attempts) VALUES (?1, ?2, ?3, 1)
-                     ON CONFLICT(order_id) DO UPDATE SET attempts = attempts + 1",
-                )?
-                .execute(params![order_id.as_str(), student_id.as_str(), message])?;
-                let attempts =
-                    conn.prepare_cached("SELECT attempts FROM sent WHERE order_id = ?1")?.query_row([order_id.as_str()], |r| r.get(0))?;
-                attempts
+                let tx = db.transaction_of(window.len())?;
+                for (order_id, student_id) in window {
+                    tx.prepare_cached(
+                        "INSERT INTO sent (order_id, student_id, message, attempts) VALUES (?1, ?2, ?3, 1)
+                         ON CONFLICT(order_id) DO UPDATE SET attempts = attempts + 1",
+                    )?
+                    .execute(params![order_id.as_str(), student_id.as_str(), message(order_id)])?;
+                    attempts.push(
+                        tx.prepare_cached("SELECT attempts FROM sent WHERE order_id = ?1")?.query_row([order_id.as_str()], |r| r.get(0))?,
+                    );
+                }
+                tx.commit()?;
             }
-            // One statement: the row's lock makes concurrent instances count one after the other.
-            Backend::Postgres(pg) => pg
-                .client()
-                .await?
-                .query_one(
-                    "INSERT INTO sent (order_id, student_id, message, attempts) VALUES ($1, $2, $3, 1)
-                     ON CONFLICT (order_id) DO UPDATE SET attempts = sent.attempts + 1 RETURNING attempts",
-                    &[&order_id.as_str(), &student_id.as_str(), &message],
-                )
-                .await?
-                .get(0),
-        };
-        Ok(attempts == 1)
+            // One statement per confirmation: the row's lock makes concurrent instances count
+            // one after the other.
+            Backend::Postgres(pg) => {
+                let mut client = pg.client().await?;
+                let tx = client.transaction().await?;
+                for (order_id, student_id) in window {
+                    let row = tx
+                        .query_one(
+                            "INSERT INTO sent (order_id, student_id, message, attempts) VALUES ($1, $2, $3, 1)
+                             ON CONFLICT (order_id) DO UPDATE SET attempts = sent.attempts + 1 RETURNING attempts",
+                            &[&order_id.as_str(), &student_id.as_str(), &message(order_id)],
+                        )
+                        .await?;
+                    attempts.push(row.get(0));
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(attempts.into_iter().map(|n| n == 1).collect())
     }
 
     /// Orders confirmed, and how many `InventoryReserved` arrived for them in total.

@@ -193,20 +193,29 @@ impl OrderStore {
         Ok(())
     }
 
-    /// Records Inventory's verdict; a repeat (redelivery) changes nothing.
-    pub async fn record_outcome(&self, order_id: &OrderId, status: OrderStatus) -> Result<(), StoreError> {
-        let status = status.as_str();
+    /// Records each of a window of Inventory's verdicts as its order's status, in one
+    /// transaction; a repeat (redelivery) changes nothing.
+    pub async fn record_outcomes(&self, window: &[(&OrderId, OrderStatus)]) -> Result<(), StoreError> {
         match &self.0 {
             Backend::Sqlite(db) => {
-                db.lock()?
-                    .prepare_cached("UPDATE orders SET status = ?2 WHERE order_id = ?1 AND status = 'accepted'")?
-                    .execute(params![order_id.as_str(), status])?;
+                let tx = db.transaction_of(window.len())?;
+                for (order_id, status) in window {
+                    tx.prepare_cached("UPDATE orders SET status = ?2 WHERE order_id = ?1 AND status = 'accepted'")?
+                        .execute(params![order_id.as_str(), status.as_str()])?;
+                }
+                tx.commit()?;
             }
             Backend::Postgres(pg) => {
-                pg.client()
-                    .await?
-                    .execute("UPDATE orders SET status = $2 WHERE order_id = $1 AND status = 'accepted'", &[&order_id.as_str(), &status])
+                let mut client = pg.client().await?;
+                let tx = client.transaction().await?;
+                for (order_id, status) in window {
+                    tx.execute(
+                        "UPDATE orders SET status = $2 WHERE order_id = $1 AND status = 'accepted'",
+                        &[&order_id.as_str(), &status.as_str()],
+                    )
                     .await?;
+                }
+                tx.commit().await?;
             }
         }
         Ok(())

@@ -480,6 +480,12 @@ impl MessageQueue for AmqpQueue {
         Box::pin(async move { channel?.basic_ack(tag, BasicAckOptions::default()).await.map_err(lost_channel) })
     }
 
+    fn ack_through(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        // Each subscription has a channel of its own, so `multiple` covers its deliveries only.
+        let (channel, tag) = (self.channel_of(delivery), delivery.tag);
+        Box::pin(async move { channel?.basic_ack(tag, BasicAckOptions { multiple: true }).await.map_err(lost_channel) })
+    }
+
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
         let (channel, tag) = (self.channel_of(delivery), delivery.tag);
         Box::pin(async move {

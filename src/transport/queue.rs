@@ -164,7 +164,7 @@ impl Message {
 }
 
 /// One message handed to a consumer. Settle it with exactly one of `ack`, `nack`,
-/// `dead_letter`; until then it counts against the consumer's prefetch.
+/// `dead_letter` (or with a later delivery's `ack_through`); until then it counts against the consumer's prefetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub queue: QueueName,
@@ -229,6 +229,10 @@ pub trait MessageQueue: Send + Sync + 'static {
     fn consume(&self, queue: QueueName, prefetch: u16) -> BoxFuture<'_, Result<Subscription, QueueError>>;
     /// Done with it: the message is gone.
     fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Done with it and with every earlier delivery of its subscription not settled yet: one
+    /// acknowledgement for a window of deliveries (AMQP's `basic.ack` with `multiple`). The
+    /// caller settles first whatever of the window must not be acknowledged.
+    fn ack_through(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>>;
     /// Not done: back to the queue (`requeue`), or to the dead-letter queue.
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>>;
     /// Never processable (malformed, unknown schema): to the dead-letter queue with `reason`,
@@ -261,6 +265,10 @@ pub trait QueueLayer: Send + Sync + 'static {
         self.inner().ack(delivery)
     }
 
+    fn ack_through(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.inner().ack_through(delivery)
+    }
+
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
         self.inner().nack(delivery, requeue)
     }
@@ -279,6 +287,9 @@ impl<L: QueueLayer> MessageQueue for L {
     }
     fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
         QueueLayer::ack(self, delivery)
+    }
+    fn ack_through(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        QueueLayer::ack_through(self, delivery)
     }
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
         QueueLayer::nack(self, delivery, requeue)

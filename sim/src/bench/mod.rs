@@ -41,8 +41,9 @@ pub struct Config {
     pub model: Option<Model>,
     /// Measured rounds per case, after one warm-up round.
     pub repeats: usize,
-    /// async-rabbitmq: unacknowledged deliveries per consumer, ours and the floor's.
-    pub prefetch: u16,
+    /// async-rabbitmq: unacknowledged deliveries per consumer, ours and the floor's; each is
+    /// measured in turn (the curve).
+    pub prefetch: Vec<u16>,
     pub amqp_url: String,
     pub bootstrap_servers: String,
     /// `--memory N`: instead of the timings, each service's memory after `N` orders.
@@ -172,7 +173,9 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
                 "bench async-rabbitmq: orders end to end vs raw lapin, on the RabbitMQ at {}",
                 campus::transport::amqp::redacted(&config.amqp_url)
             );
-            rows.extend(runtime.block_on(rabbit::run(&exe, repeats, &config.amqp_url, config.prefetch, seed))?);
+            for &prefetch in &config.prefetch {
+                rows.extend(runtime.block_on(rabbit::run(&exe, repeats, &config.amqp_url, prefetch, seed))?);
+            }
         }
         if wants(Model::StreamingKafka) {
             println!("bench streaming-kafka: our producer and consumer vs Kafka's perf tools, on {}", config.bootstrap_servers);

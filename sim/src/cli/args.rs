@@ -26,9 +26,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_parser = count(1, 100))]
     pub repeats: usize,
     /// async-rabbitmq: unacknowledged deliveries per consumer, for our services and for the
-    /// raw floor alike (the workflow's default is 10; larger lets more handlers overlap).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub prefetch: u16,
+    /// raw floor alike — the most one window of a consumer's handling takes. Comma-separated,
+    /// each is measured in turn (a deployment of its own): the default is the curve over 1, 10
+    /// (the workflow's default) and 50.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 50], value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub prefetch: Vec<u16>,
     /// The RabbitMQ used with --real-brokers.
     #[arg(long, env = "AMQP_URL", default_value = campus::transport::amqp::DEFAULT_AMQP_URL)]
     pub amqp_url: String,
@@ -64,7 +66,7 @@ impl BenchArgs {
             seed,
             model: self.model,
             repeats: self.repeats,
-            prefetch: self.prefetch,
+            prefetch: self.prefetch.clone(),
             amqp_url: self.amqp_url.clone(),
             bootstrap_servers: self.bootstrap_servers.clone(),
             memory: self.memory,

@@ -209,7 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if args.grpc { campus::Protocol::Grpc } else { campus::Protocol::Rest },
         )),
         Some(Command::Bench(args)) => {
-            if args.repeats == 0 || args.prefetch == 0 {
+            if args.repeats == 0 || args.prefetch.is_empty() || args.prefetch.contains(&0) {
                 anyhow::bail!("--repeats and --prefetch must be at least 1");
             }
             prepare_out(&cli.out)?;

@@ -20,6 +20,7 @@
 //! |---------------|----------------|--------------------------------------------------------|-----------|
 //! | `dedup`       | async-rabbitmq, streaming-kafka | Inventory's processed-order check          | stock taken twice for one order |
 //! | `auto-ack`    | async-rabbitmq | acks on receipt instead of after the work              | a crash loses an order |
+//! | `ack-before-commit` | async-rabbitmq | every consumer acks its window when it takes it, before the window's commit | a crash between commit and publish loses the outcome: an order undecided until the reconciler publishes it again |
 //! | `commit-first`| streaming-kafka| offsets committed on poll, before the work             | a crash loses an order |
 //! | `no-timeout`  | sync-rest      | Order's timeout on its call to Inventory               | a request not answered within its bound |
 //! | `no-reconnect`| async-rabbitmq, streaming-kafka | the loops' reconnect: they give up when the broker goes away | an order never decided |
@@ -65,6 +66,7 @@ pub fn safeguards(broken: Option<Break>) -> Safeguards {
         Some(Break::NoReconnect) => Safeguards { reconnect: false, ..on },
         Some(Break::NoTransaction) => Safeguards { transactional: false, ..on },
         Some(Break::NoStallWatch) => Safeguards { stall_watch: false, ..on },
+        Some(Break::AckBeforeCommit) => Safeguards { ack_after_commit: false, ..on },
         _ => on,
     }
 }
@@ -95,6 +97,9 @@ pub enum Break {
     Dedup,
     /// Inventory's deliveries are acked on receipt, before the work (async-rabbitmq).
     AutoAck,
+    /// Every consumer acknowledges a window of deliveries as it takes it, before the window's
+    /// store commit (async-rabbitmq).
+    AckBeforeCommit,
     /// Inventory's offsets are committed on poll, before the work (streaming-kafka).
     CommitFirst,
     /// Inventory writes its outcomes, its changelog and its offsets in three calls instead of
@@ -115,6 +120,7 @@ impl Break {
         match self {
             Break::Dedup => "dedup",
             Break::AutoAck => "auto-ack",
+            Break::AckBeforeCommit => "ack-before-commit",
             Break::CommitFirst => "commit-first",
             Break::NoTransaction => "no-transaction",
             Break::NoTimeout => "no-timeout",
@@ -127,6 +133,7 @@ impl Break {
         match self {
             Break::Dedup => &[Model::AsyncRabbitmq],
             Break::AutoAck => &[Model::AsyncRabbitmq],
+            Break::AckBeforeCommit => &[Model::AsyncRabbitmq],
             Break::CommitFirst => &[Model::StreamingKafka],
             Break::NoTransaction => &[Model::StreamingKafka],
             Break::NoTimeout => &[Model::SyncRest],
@@ -143,6 +150,7 @@ impl Break {
         ServedFaults {
             auto_ack: broken == Some(Break::AutoAck) && inventory,
             commit_first: broken == Some(Break::CommitFirst) && inventory,
+            ack_before_commit: broken == Some(Break::AckBeforeCommit),
             no_dedup: broken == Some(Break::Dedup),
             no_transaction: broken == Some(Break::NoTransaction),
             no_reconnect: broken == Some(Break::NoReconnect),

@@ -9,7 +9,8 @@
 //!
 //! The services are the production ones (`AsyncOrderService` and its relay, the consumers of
 //! `campus::async_rabbitmq::consumer`, the SQLite stores in memory) over `SimQueue`, with the crashes
-//! applied by [`CrashingQueue`]. Consumers take one delivery at a time (prefetch 1). A crashed
+//! applied by [`CrashingQueue`]. Consumers take windows of up to the schedule's prefetch (1 to
+//! 4) deliveries. A crashed
 //! consumer's task is aborted and a new one starts on the same store 200 ms later. Several
 //! Inventory instances compete for its queue and share its store, as they share PostgreSQL in
 //! the real cluster; each sees the queue through a view of its own (its own deliveries, its
@@ -124,6 +125,20 @@ pub struct Schedule {
     /// started). Never with `broker_down` or `broker_hang` in one schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_flaps: Option<Flaps>,
+    /// Each consumer's prefetch (1 to 4): the most deliveries one window of its handling takes,
+    /// decided in one store transaction and acknowledged with one ack
+    /// (`campus::async_rabbitmq::consumer`), so that a crash at any point of a window's
+    /// handling is explored. A window is as large as the backlog the consumer finds.
+    #[serde(default = "one_u16", skip_serializing_if = "is_one_u16")]
+    pub prefetch: u16,
+}
+
+fn one_u16() -> u16 {
+    1
+}
+
+fn is_one_u16(n: &u16) -> bool {
+    *n == 1
 }
 
 /// The broker going down [`FLAP_DOWN_MS`] and coming back [`FLAP_UP_MS`], `times` times from
@@ -169,6 +184,9 @@ impl fmt::Display for Schedule {
         writeln!(f, "stock {} of each item", self.stock)?;
         if self.inventories > 1 {
             writeln!(f, "  {} Inventory instances share its queue and its store", self.inventories)?;
+        }
+        if self.prefetch > 1 {
+            writeln!(f, "  each consumer takes windows of up to {} deliveries (prefetch)", self.prefetch)?;
         }
         for (i, items) in self.orders.iter().enumerate() {
             writeln!(f, "  order #{i} at {} ms: {}", i as u64 * ORDER_GAP_MS, items_text(items))?;
@@ -245,7 +263,8 @@ impl super::Schedule for Schedule {
         // The hang last but one, and only where the broker does not go down (one or the other);
         // the stores' database after them (it may go down in a schedule whose broker does too),
         // and the broker's flapping last of all, only where it neither goes down nor hangs
-        // otherwise (one broker fault at a time).
+        // otherwise (one broker fault at a time). The prefetch after everything: a
+        // counterexample keeps windows of several deliveries only if it needs them.
         let flaps = prop::option::weighted(0.3, (0u64..300, 2u32..=8).prop_map(|(at_ms, times)| Flaps { at_ms, times }));
         (
             window_strategy(),
@@ -256,8 +275,9 @@ impl super::Schedule for Schedule {
             window_strategy(),
             window_strategy(),
             flaps,
+            1u16..=4,
         )
-            .prop_map(|(broker_down, faults, orders, stock, inventories, hang, database_down, flaps)| {
+            .prop_map(|(broker_down, faults, orders, stock, inventories, hang, database_down, flaps, prefetch)| {
                 let broker_hang = hang.filter(|_| broker_down.is_none());
                 Schedule {
                     stock,
@@ -268,6 +288,7 @@ impl super::Schedule for Schedule {
                     broker_hang,
                     database_down,
                     broker_flaps: flaps.filter(|_| broker_down.is_none() && broker_hang.is_none()),
+                    prefetch,
                 }
             })
             .boxed()
@@ -290,6 +311,7 @@ impl super::Schedule for Schedule {
                 .filter(|f| f.times > 1)
                 .map(|f| Schedule { broker_flaps: Some(Flaps { times: f.times - 1, ..f }), ..self.clone() }),
             (self.inventories > 1).then(|| Schedule { inventories: 1, ..self.clone() }),
+            (self.prefetch > 1).then(|| Schedule { prefetch: 1, ..self.clone() }),
         ];
         let faults = each_left_out(&self.faults).map(|faults| Schedule { faults, ..self.clone() });
         let orders = (0..self.orders.len()).filter(|_| self.orders.len() > 1).map(|i| self.without_order(i));
@@ -657,8 +679,8 @@ struct Crashed {
 }
 
 async fn run_in_world(world: &World, schedule: &Schedule, chaos: &CrashingQueue, crashed: Crashed) -> anyhow::Result<Outcome> {
-    // Part B's deployment, as the graded run starts it, one delivery at a time per consumer.
-    let config = Config { prefetch: 1, stock: schedule.stock, ..Config::default() };
+    // Part B's deployment, as the graded run starts it, at the schedule's prefetch.
+    let config = Config { prefetch: schedule.prefetch, stock: schedule.stock, ..Config::default() };
     let d = Deployment::start(Hosts::Sim(world), &config, schedule.inventories.max(1)).await?;
     // Inventory is held down while any of the schedule's down windows covers the moment.
     let held_down = Cell::new(false);
@@ -952,6 +974,7 @@ mod tests {
             broker_hang: None,
             database_down: None,
             broker_flaps: None,
+            prefetch: 1,
         }
     }
 

@@ -42,7 +42,7 @@ pub async fn run(schedule: &Schedule, broken: Option<Break>, target: &RealTarget
         Arc::new(move |service, instance, dir| schedule.served_faults(service, instance, broken, dir).flags())
     };
     let processes = Processes::new(&target.exe, Model::AsyncRabbitmq, "explore", target.place.clone()).await?.with_lab_flags(lab);
-    let config = Config { prefetch: 1, stock: schedule.stock, ..Config::default() };
+    let config = Config { prefetch: schedule.prefetch, stock: schedule.stock, ..Config::default() };
     let d = Deployment::start(Hosts::Real(Box::new(processes)), &config, schedule.inventories.max(1)).await?;
     let notes = Notes::new();
     let held_down = Cell::new(false);

@@ -9,17 +9,17 @@
 //! the process aborting itself at the point, and the deliveries it has counted are kept in a
 //! file of the run's, so that its next life goes on counting as the simulation's harness does.
 //!
-//! The points, in the order a consumer's handling passes them (see
-//! `campus::async_rabbitmq::consumer`):
+//! The points, in the order a consumer's handling of a window passes them (see
+//! `campus::async_rabbitmq::consumer`: a window of up to `prefetch` deliveries, one store
+//! transaction, one ack):
 //!
 //! | point           | the consumer dies …                                                    |
 //! |-----------------|------------------------------------------------------------------------|
-//! | `BeforeCommit`  | with the delivery in hand, before its store commits anything           |
-//! | `BeforePublish` | after the store commit, before publishing the outcome (Inventory only)  |
-//! | `BeforeAck`     | after the publish, before the ack                                      |
+//! | `BeforeCommit`  | as the delivery is handed over: its window not committed               |
+//! | `BeforePublish` | after the store commit, before publishing this delivery's outcome (Inventory only) |
+//! | `BeforeAck`     | after the publish, before the ack that covers the delivery (one per window) |
 //!
-//! Consumers handle one delivery at a time here (prefetch 1), so "the delivery being handled"
-//! is the last one handed over. Several instances of a consumer (competing for its queue) each
+//! Several instances of a consumer (competing for its queue) each
 //! see the queue through a [`CrashingQueue::view`] of their own: each counts its own deliveries
 //! and dies at its own crash points, announced to its own supervisor.
 //!
@@ -79,8 +79,12 @@ struct Shared {
     crashes: BTreeSet<QueueCrash>,
     /// Deliveries handed over, per consumer instance.
     delivered: BTreeMap<Instance, u32>,
-    /// (subscription, tag) → the delivery's number on its queue.
-    numbers: BTreeMap<(u64, u64), u32>,
+    /// (subscription, tag) → the delivery's number on its queue and who holds it, from its
+    /// hand-over until it is settled.
+    numbers: BTreeMap<(u64, u64), (u32, Instance)>,
+    /// (Inventory instance, order id) → the number of the delivery of that order it was last
+    /// handed, until it publishes the order's outcome.
+    awaiting_outcome: BTreeMap<(usize, String), u32>,
     /// Acknowledged by the wrapper on hand-over (`auto-ack`).
     auto_acked: BTreeSet<(u64, u64)>,
     /// Messages moved: publishes and deliveries.
@@ -177,6 +181,12 @@ impl CrashingQueue {
         self.lock().trace.take()
     }
 
+    /// The numbers of the deliveries of subscription `consumer` up to and including `tag` not
+    /// settled yet, in the order they were handed over.
+    fn held_through(&self, (consumer, tag): (u64, u64)) -> Vec<u32> {
+        self.lock().numbers.range((consumer, 0)..=(consumer, tag)).map(|(_, (number, _))| *number).collect()
+    }
+
     /// If the consumer of `queue` must die at `point` of delivery `number`: announce it and
     /// return true (the caller then waits forever; the harness aborts it).
     fn crash_here(
@@ -212,11 +222,15 @@ impl MessageQueue for CrashingQueue {
         Box::pin(async move {
             for message in messages {
                 // Only Inventory publishes outcomes; it is handling its last delivery.
+                // Only Inventory publishes outcomes: of the orders it was handed.
                 if message.route != Route::OrderPlaced {
                     let me = (QueueName::InventoryInbox, self.instance);
-                    let number = self.lock().delivered.get(&me).copied().unwrap_or(0);
-                    if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforePublish) {
-                        std::future::pending::<()>().await;
+                    let order = campus::domain::Envelope::decode(&message.body).map(|e| e.order_id().to_string()).unwrap_or_default();
+                    let number = self.lock().awaiting_outcome.remove(&(self.instance, order));
+                    if let Some(number) = number {
+                        if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforePublish) {
+                            std::future::pending::<()>().await;
+                        }
                     }
                 }
                 let body = message.body.clone();
@@ -259,7 +273,10 @@ impl MessageQueue for CrashingQueue {
                                 tracing::error!(error = %e, file = %file.display(), "keeping the delivery count");
                             }
                         }
-                        s.numbers.insert((delivery.consumer, delivery.tag), number);
+                        s.numbers.insert((delivery.consumer, delivery.tag), (number, me));
+                        if let Ok(campus::domain::Event::OrderPlaced(placed)) = campus::domain::Envelope::decode(&delivery.body) {
+                            s.awaiting_outcome.insert((me.1, placed.order.order_id.to_string()), number);
+                        }
                         s.events += 1;
                         let again = if delivery.redelivered { " (redelivered)" } else { "" };
                         let to = if me.1 == 0 { String::new() } else { format!(" (instance {})", me.1) };
@@ -295,27 +312,64 @@ impl MessageQueue for CrashingQueue {
             let key = (delivery.consumer, delivery.tag);
             let (number, auto_acked) = {
                 let s = self.lock();
-                (s.numbers.get(&key).copied(), s.auto_acked.contains(&key))
+                (s.numbers.get(&key).map(|(number, _)| *number), s.auto_acked.contains(&key))
             };
             if let Some(number) = number {
                 if Self::crash_here(&self.shared, &self.crashed, (delivery.queue, self.instance), number, CrashPoint::BeforeAck) {
                     std::future::pending::<()>().await;
                 }
             }
-            if auto_acked {
-                return Ok(());
+            if !auto_acked {
+                self.inner.ack(&delivery).await?;
             }
-            self.inner.ack(&delivery).await
+            self.lock().numbers.remove(&key);
+            Ok(())
+        })
+    }
+
+    /// A window's one ack: the consumer dies before it if any delivery it covers was to die
+    /// before its ack; deliveries acknowledged on hand-over (`auto-ack`) are not acknowledged
+    /// again (RabbitMQ would refuse a tag it no longer holds).
+    fn ack_through(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        let delivery = delivery.clone();
+        Box::pin(async move {
+            let me = (delivery.queue, self.instance);
+            for number in self.held_through((delivery.consumer, delivery.tag)) {
+                if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforeAck) {
+                    std::future::pending::<()>().await;
+                }
+            }
+            let numbers = self.held_through((delivery.consumer, delivery.tag));
+            if numbers.len() > 1 {
+                let listed: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
+                self.note(format!("one ack for the window of deliveries {} on {}", listed.join(", "), delivery.queue));
+            }
+            let covered: Vec<(u64, u64)> =
+                self.lock().numbers.range((delivery.consumer, 0)..=(delivery.consumer, delivery.tag)).map(|(k, _)| *k).collect();
+            let last = {
+                let s = self.lock();
+                covered.iter().rev().find(|key| !s.auto_acked.contains(key)).map(|(_, tag)| *tag)
+            };
+            if let Some(tag) = last {
+                self.inner.ack_through(&Delivery { tag, ..delivery }).await?;
+            }
+            let mut s = self.lock();
+            for key in &covered {
+                s.numbers.remove(key);
+            }
+            Ok(())
         })
     }
 
     fn nack(&self, delivery: &Delivery, requeue: bool) -> BoxFuture<'_, Result<(), QueueError>> {
         let delivery = delivery.clone();
         Box::pin(async move {
-            if self.lock().auto_acked.contains(&(delivery.consumer, delivery.tag)) {
-                return Ok(());
+            let key = (delivery.consumer, delivery.tag);
+            if !self.lock().auto_acked.contains(&key) {
+                self.inner.nack(&delivery, requeue).await?;
             }
-            self.inner.nack(&delivery, requeue).await
+            self.lock().numbers.remove(&key);
+            Ok(())
         })
     }
 
@@ -326,10 +380,12 @@ impl MessageQueue for CrashingQueue {
                 let mut s = self.lock();
                 s.trace.push(|| format!("dead-letter {}: {reason}", describe(&delivery.body)));
             }
-            if self.lock().auto_acked.contains(&(delivery.consumer, delivery.tag)) {
-                return Ok(());
+            let key = (delivery.consumer, delivery.tag);
+            if !self.lock().auto_acked.contains(&key) {
+                self.inner.dead_letter(&delivery, &reason).await?;
             }
-            self.inner.dead_letter(&delivery, &reason).await
+            self.lock().numbers.remove(&key);
+            Ok(())
         })
     }
 

@@ -40,6 +40,10 @@ pub struct ServedFaults {
     /// Acknowledge Inventory's deliveries on receipt (`--break auto-ack`).
     #[arg(long = "lab-auto-ack", hide = true)]
     pub auto_ack: bool,
+    /// The consumers acknowledge each window as they take it, before its commit
+    /// (`--break ack-before-commit`; Part B).
+    #[arg(long = "lab-ack-before-commit", hide = true)]
+    pub ack_before_commit: bool,
     /// Inventory forgets the orders it processed (`--break dedup`).
     #[arg(long = "lab-no-dedup", hide = true)]
     pub no_dedup: bool,
@@ -103,6 +107,7 @@ impl ServedFaults {
         }
         let switches = [
             (self.auto_ack, "--lab-auto-ack"),
+            (self.ack_before_commit, "--lab-ack-before-commit"),
             (self.no_dedup, "--lab-no-dedup"),
             (self.no_reconnect, "--lab-no-reconnect"),
             (self.commit_first, "--lab-commit-first"),
@@ -140,6 +145,7 @@ impl ServedFaults {
             reconnect: host.safeguards.reconnect && !self.no_reconnect,
             transactional: host.safeguards.transactional && !self.no_transaction,
             stall_watch: host.safeguards.stall_watch && !self.no_stall_watch,
+            ack_after_commit: host.safeguards.ack_after_commit && !self.ack_before_commit,
         };
         let count = (self.count_file(), delivered_before);
         let transport = match &host.transport {

@@ -103,6 +103,22 @@ impl State {
             .ok_or_else(|| QueueError::Broker(format!("unknown delivery tag {} on subscription {}", delivery.tag, delivery.consumer)))
     }
 
+    /// `delivery` and every earlier unacknowledged delivery of its subscription settled at once
+    /// (AMQP's `multiple`); as with RabbitMQ, an unknown tag is an error.
+    fn settle_through(&mut self, delivery: &Delivery) -> Result<(), QueueError> {
+        if self.down {
+            return Err(unreachable());
+        }
+        let unknown = || QueueError::Broker(format!("unknown delivery tag {} on subscription {}", delivery.tag, delivery.consumer));
+        let consumer = self.consumers.get_mut(&delivery.consumer).ok_or_else(unknown)?;
+        if !consumer.unacked.contains_key(&delivery.tag) {
+            return Err(unknown());
+        }
+        let later = consumer.unacked.split_off(&(delivery.tag + 1));
+        consumer.unacked = later;
+        Ok(())
+    }
+
     /// Hands ready messages to consumers with room under their prefetch, round robin in
     /// subscription order. Consumers whose receiver was dropped are cancelled first.
     fn pump(&mut self) {
@@ -272,6 +288,14 @@ impl MessageQueue for SimQueue {
         Box::pin(async move {
             self.answering.wait().await;
             self.with(|s| s.settle(&delivery).map(drop))
+        })
+    }
+
+    fn ack_through(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), QueueError>> {
+        let delivery = delivery.clone();
+        Box::pin(async move {
+            self.answering.wait().await;
+            self.with(|s| s.settle_through(&delivery))
         })
     }
 

@@ -258,7 +258,7 @@ impl World {
     /// How the services' loops meet a broker outage: they reconnect (unless `reconnect` is off:
     /// the lab's `--break no-reconnect`), their jitter drawn from the world's seed.
     pub fn policy(&self, reconnect: bool) -> Policy {
-        Policy { reconnect, stall_watch: true, seed: Some(self.jitter_seed()) }
+        Policy { reconnect, seed: Some(self.jitter_seed()), ..Policy::production() }
     }
 
     fn jitter_seed(&self) -> u64 {
