@@ -75,12 +75,12 @@ impl Window {
 /// or the broker fails, subscribes again after a backoff — unless `policy` says not to
 /// reconnect, in which case it returns (the lab's `--break no-reconnect`).
 ///
-/// `handle` decides a [`Window`] and returns one verdict per event, in order. Windows are
-/// handled one after the other's store work may overlap: while one waits (for its store's
-/// commit, for the broker's confirms) the next is taken from what arrived meanwhile, up to
-/// `prefetch` deliveries held in all; they are settled strictly in the order they were taken,
-/// so that a window's `multiple` ack never covers a later window's deliveries. Repeats of one
-/// order are safe because the stores serialize their transactions.
+/// `handle` decides a [`Window`] and returns one verdict per event, in order. Windows may
+/// overlap: while one waits (for its store's commit, for the broker's confirms) the next is
+/// taken from what arrived meanwhile, up to `prefetch` deliveries held in all; they are settled
+/// strictly in the order they were taken, so that a window's `multiple` ack never covers a
+/// later window's deliveries. Repeats of one order are safe because the stores serialize their
+/// transactions.
 ///
 /// Each delivery is handled in a `process` span ([`crate::telemetry::trace`]): a child of, and
 /// linked to, the `publish` span its `traceparent` names, so that what the handler publishes is
@@ -115,6 +115,18 @@ where
 /// One window being handled: its deliveries, what was made of each, and their spans.
 type Handled = (Vec<Delivery>, Vec<Verdict>, Vec<Span>);
 
+/// The windows in flight, oldest first, each a task of its own. Dropped — the subscription
+/// failed, or the consumer's own task was aborted as a crash aborts it — they are aborted
+/// with it: a dead consumer does no more work, and what it held comes back.
+#[derive(Default)]
+struct InFlight(VecDeque<tokio::task::JoinHandle<Handled>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.iter().for_each(|window| window.abort());
+    }
+}
+
 /// Handles `subscription`'s deliveries, window by window, until it ends (then waits for the
 /// windows in flight) or a settle fails (then the windows in flight are dropped: their
 /// deliveries come back).
@@ -131,11 +143,11 @@ where
     F: FnMut(Window) -> futures_lite::future::Boxed<Vec<Verdict>>,
 {
     let limit = usize::from(prefetch.max(1));
-    let mut windows: VecDeque<tokio::task::JoinHandle<Handled>> = VecDeque::new();
+    let mut windows = InFlight::default();
     let (mut held, mut open) = (0, true);
-    while open || !windows.is_empty() {
+    while open || !windows.0.is_empty() {
         let oldest = async {
-            match windows.front_mut() {
+            match windows.0.front_mut() {
                 Some(window) => window.await.expect("a message handler panicked"),
                 None => std::future::pending().await,
             }
@@ -143,7 +155,7 @@ where
         tokio::select! {
             biased;
             (deliveries, verdicts, spans) = oldest => {
-                windows.pop_front();
+                windows.0.pop_front();
                 held -= deliveries.len();
                 settle(mq, queue, policy, &deliveries, verdicts, &spans).await?;
             }
@@ -166,7 +178,7 @@ where
                         mq.ack(delivery).await?;
                     }
                 }
-                windows.push_back(tokio::spawn(take(queue, tracer, deliveries, handle)));
+                windows.0.push_back(tokio::spawn(take(queue, tracer, deliveries, handle)));
             }
         }
     }

@@ -79,9 +79,9 @@ struct Shared {
     crashes: BTreeSet<QueueCrash>,
     /// Deliveries handed over, per consumer instance.
     delivered: BTreeMap<Instance, u32>,
-    /// (subscription, tag) → the delivery's number on its queue and who holds it, from its
-    /// hand-over until it is settled.
-    numbers: BTreeMap<(u64, u64), (u32, Instance)>,
+    /// (subscription, tag) → the delivery's number on its queue, from its hand-over until it
+    /// is settled.
+    numbers: BTreeMap<(u64, u64), u32>,
     /// (Inventory instance, order id) → the number of the delivery of that order it was last
     /// handed, until it publishes the order's outcome.
     awaiting_outcome: BTreeMap<(usize, String), u32>,
@@ -181,10 +181,10 @@ impl CrashingQueue {
         self.lock().trace.take()
     }
 
-    /// The numbers of the deliveries of subscription `consumer` up to and including `tag` not
-    /// settled yet, in the order they were handed over.
-    fn held_through(&self, (consumer, tag): (u64, u64)) -> Vec<u32> {
-        self.lock().numbers.range((consumer, 0)..=(consumer, tag)).map(|(_, (number, _))| *number).collect()
+    /// The deliveries of subscription `consumer` up to and including `tag` not settled yet, in
+    /// the order they were handed over: their keys and numbers.
+    fn held_through(&self, (consumer, tag): (u64, u64)) -> Vec<((u64, u64), u32)> {
+        self.lock().numbers.range((consumer, 0)..=(consumer, tag)).map(|(key, number)| (*key, *number)).collect()
     }
 
     /// If the consumer of `queue` must die at `point` of delivery `number`: announce it and
@@ -273,7 +273,7 @@ impl MessageQueue for CrashingQueue {
                                 tracing::error!(error = %e, file = %file.display(), "keeping the delivery count");
                             }
                         }
-                        s.numbers.insert((delivery.consumer, delivery.tag), (number, me));
+                        s.numbers.insert((delivery.consumer, delivery.tag), number);
                         if let Ok(campus::domain::Event::OrderPlaced(placed)) = campus::domain::Envelope::decode(&delivery.body) {
                             s.awaiting_outcome.insert((me.1, placed.order.order_id.to_string()), number);
                         }
@@ -312,7 +312,7 @@ impl MessageQueue for CrashingQueue {
             let key = (delivery.consumer, delivery.tag);
             let (number, auto_acked) = {
                 let s = self.lock();
-                (s.numbers.get(&key).map(|(number, _)| *number), s.auto_acked.contains(&key))
+                (s.numbers.get(&key).copied(), s.auto_acked.contains(&key))
             };
             if let Some(number) = number {
                 if Self::crash_here(&self.shared, &self.crashed, (delivery.queue, self.instance), number, CrashPoint::BeforeAck) {
@@ -334,27 +334,25 @@ impl MessageQueue for CrashingQueue {
         let delivery = delivery.clone();
         Box::pin(async move {
             let me = (delivery.queue, self.instance);
-            for number in self.held_through((delivery.consumer, delivery.tag)) {
+            let covered = self.held_through((delivery.consumer, delivery.tag));
+            for &(_, number) in &covered {
                 if Self::crash_here(&self.shared, &self.crashed, me, number, CrashPoint::BeforeAck) {
                     std::future::pending::<()>().await;
                 }
             }
-            let numbers = self.held_through((delivery.consumer, delivery.tag));
-            if numbers.len() > 1 {
-                let listed: Vec<String> = numbers.iter().map(|n| format!("#{n}")).collect();
+            if covered.len() > 1 {
+                let listed: Vec<String> = covered.iter().map(|(_, n)| format!("#{n}")).collect();
                 self.note(format!("one ack for the window of deliveries {} on {}", listed.join(", "), delivery.queue));
             }
-            let covered: Vec<(u64, u64)> =
-                self.lock().numbers.range((delivery.consumer, 0)..=(delivery.consumer, delivery.tag)).map(|(k, _)| *k).collect();
             let last = {
                 let s = self.lock();
-                covered.iter().rev().find(|key| !s.auto_acked.contains(key)).map(|(_, tag)| *tag)
+                covered.iter().rev().find(|(key, _)| !s.auto_acked.contains(key)).map(|((_, tag), _)| *tag)
             };
             if let Some(tag) = last {
                 self.inner.ack_through(&Delivery { tag, ..delivery }).await?;
             }
             let mut s = self.lock();
-            for key in &covered {
+            for (key, _) in &covered {
                 s.numbers.remove(key);
             }
             Ok(())
