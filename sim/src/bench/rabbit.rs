@@ -9,7 +9,9 @@
 //!   the next message to a second queue and acks once that is confirmed, a consumer of the
 //!   second does the same into a third, a consumer of the third acks — an order's
 //!   `OrderPlaced` → outcome → notification, with nothing but the messaging (no stores, no
-//!   HTTP). Each consumer handles up to its prefetch at once, as our services do.
+//!   HTTP). Each consumer handles up to its prefetch at once, each message acked on its own
+//!   (our services decide a window of them in one transaction and ack it once: the floor is
+//!   the plain way, not our way without its stores).
 
 use std::path::Path;
 use std::time::Duration;

@@ -160,6 +160,17 @@ impl Break {
     }
 }
 
+/// A schedule's count that is 1 unless the schedule says otherwise (Inventory instances, the
+/// prefetch): its serde default, and left out of a schedule's JSON when it is 1, so that
+/// replays written before the field existed still read.
+pub(crate) fn one<T: From<u8>>() -> T {
+    T::from(1)
+}
+
+pub(crate) fn is_one<T: From<u8> + PartialEq>(n: &T) -> bool {
+    *n == T::from(1)
+}
+
 /// What one schedule did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {

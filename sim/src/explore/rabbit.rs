@@ -111,7 +111,7 @@ pub struct Schedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_down: Option<Window>,
     /// Inventory instances competing for its queue (1 to 3).
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(default = "super::one", skip_serializing_if = "super::is_one")]
     pub inventories: usize,
     /// The broker (RabbitMQ) hung for a window: connections stay open, nothing answers, nothing
     /// is lost (real: its VM SIGSTOPped). Never with `broker_down` in one schedule.
@@ -129,16 +129,8 @@ pub struct Schedule {
     /// decided in one store transaction and acknowledged with one ack
     /// (`campus::async_rabbitmq::consumer`), so that a crash at any point of a window's
     /// handling is explored. A window is as large as the backlog the consumer finds.
-    #[serde(default = "one_u16", skip_serializing_if = "is_one_u16")]
+    #[serde(default = "super::one", skip_serializing_if = "super::is_one")]
     pub prefetch: u16,
-}
-
-fn one_u16() -> u16 {
-    1
-}
-
-fn is_one_u16(n: &u16) -> bool {
-    *n == 1
 }
 
 /// The broker going down [`FLAP_DOWN_MS`] and coming back [`FLAP_UP_MS`], `times` times from
@@ -165,14 +157,6 @@ impl Flaps {
     fn windows(self) -> impl Iterator<Item = Window> {
         (0..u64::from(self.times)).map(move |k| Window { at_ms: self.at_ms + k * (FLAP_DOWN_MS + FLAP_UP_MS), for_ms: FLAP_DOWN_MS })
     }
-}
-
-fn one() -> usize {
-    1
-}
-
-fn is_one(n: &usize) -> bool {
-    *n == 1
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -133,21 +133,13 @@ pub struct Schedule {
     /// Inventory instances. One decides every partition in event-time order from one stock;
     /// two or three are scaled out (`services::partitioned`): members of one group, each
     /// partition its own stock, decided in offset order, and a member's crash a rebalance.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(default = "super::one", skip_serializing_if = "super::is_one")]
     pub inventories: u8,
     /// The broker (Kafka) hung for a window: connections stay open, nothing answers, nothing
     /// is lost; a hang longer than the session timeout (6 s) rebalances every group when it
     /// ends (real: its JVM SIGSTOPped). Never with `broker_down` in one schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_hang: Option<Window>,
-}
-
-fn one() -> u8 {
-    1
-}
-
-fn is_one(n: &u8) -> bool {
-    *n == 1
 }
 
 impl fmt::Display for Schedule {

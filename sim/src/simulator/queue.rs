@@ -106,16 +106,9 @@ impl State {
     /// `delivery` and every earlier unacknowledged delivery of its subscription settled at once
     /// (AMQP's `multiple`); as with RabbitMQ, an unknown tag is an error.
     fn settle_through(&mut self, delivery: &Delivery) -> Result<(), QueueError> {
-        if self.down {
-            return Err(unreachable());
-        }
-        let unknown = || QueueError::Broker(format!("unknown delivery tag {} on subscription {}", delivery.tag, delivery.consumer));
-        let consumer = self.consumers.get_mut(&delivery.consumer).ok_or_else(unknown)?;
-        if !consumer.unacked.contains_key(&delivery.tag) {
-            return Err(unknown());
-        }
-        let later = consumer.unacked.split_off(&(delivery.tag + 1));
-        consumer.unacked = later;
+        self.settle(delivery)?;
+        let consumer = self.consumers.get_mut(&delivery.consumer).expect("settled above");
+        consumer.unacked = consumer.unacked.split_off(&delivery.tag);
         Ok(())
     }
 
