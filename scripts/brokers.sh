@@ -72,6 +72,8 @@ rabbit_plugins() { printf '%%%% written by campus-sim scripts/brokers.sh\n[rabbi
 
 rabbit_installed() { [ -x /usr/sbin/rabbitmq-server ]; }
 rabbit_running() { as_root /usr/sbin/rabbitmqctl -q status >/dev/null 2>&1; }
+# The node's Erlang VM answers, whether its app runs or not.
+rabbit_node_up() { as_root /usr/sbin/rabbitmqctl -q ping >/dev/null 2>&1; }
 
 rabbit_install() { rabbit_installed || apt_install RabbitMQ rabbitmq-server; }
 
@@ -80,6 +82,11 @@ rabbit_up() {
   epmd_loopback
   if rabbit_running; then
     say "rabbitmq already running"
+  elif rabbit_node_up; then
+    # The node answers but its app is stopped (`pause`, or a lab run killed before it resumed
+    # it): start the app rather than a second node, which would wait for a startup that never comes.
+    say "rabbitmq's node runs with its app stopped: start_app"
+    as_root /usr/sbin/rabbitmqctl -q start_app >/dev/null
   else
     say "starting rabbitmq"
     # Loopback only: AMQP, the Prometheus endpoint and the inter-node distribution port.

@@ -11,8 +11,8 @@
 #                               jaegertracing/jaeger:2.12.0 (stand-ins; Prometheus and Jaeger for
 #                               the compose files' observability profile, Jaeger built with Go), and
 #                               campus:local, the services' image, from the production binary
-#                               `campus` (built here with cargo, target/release/campus; the image
-#                               always remade)
+#                               `campus` (built here with cargo, target/release/campus, as part of
+#                               the workspace's build; the image always remade)
 #   scripts/docker.sh down      stop the engine (and every container), the responder, the rule
 #   scripts/docker.sh status    say what runs; exit 1 if the engine does not
 #   scripts/docker.sh purge     down, then remove the engine's data (images, volumes)
@@ -209,11 +209,15 @@ kafka_image() {
 
 service_image() {
   local binary="${CARGO_TARGET_DIR:-$ROOT/target}/release/campus"
+  # The workspace's build, the one `cargo run --release` and `cargo test --release --workspace`
+  # leave: the server package built alone unifies its dependencies' features differently, so
+  # it compiled `campus` and part of its dependencies again (about 90 s on 2 cores) only to
+  # link the same binary.
   if command -v cargo >/dev/null; then
-    say "campus: cargo build --release -p campus-server"
-    (cd "$ROOT" && cargo build --release --quiet -p campus-server) || die "building the campus binary failed"
+    say "campus: cargo build --release --workspace"
+    (cd "$ROOT" && cargo build --release --quiet --workspace) || die "building the campus binary failed"
   fi
-  [ -x "$binary" ] || die "$binary is missing: cargo build --release -p campus-server"
+  [ -x "$binary" ] || die "$binary is missing: cargo build --release --workspace"
   if ! has_image campus-runtime:local || [ "$REBUILD" = yes ]; then
     build campus-runtime:local "$ROOT/compose/Dockerfile" "$ROOT" --target runtime
   fi

@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run):
 #   1. start the real brokers (installs them on a new machine; see scripts/brokers.sh), and
-#      the clustered deployment beside them: 3 RabbitMQ nodes, 3 Kafka brokers, PostgreSQL,
+#      the clustered deployment beside them: 3 RabbitMQ nodes, 3 Kafka brokers, PostgreSQL —
+#      while cargo builds the test binaries,
 #   2. run every test of the workspace: simulation specs, real-socket and real-process tests,
 #      and the broker tests (marked `#[ignore]` so that a plain `cargo test` needs no broker;
 #      here `--include-ignored` runs them, and they fail, never skip, if a broker is missing);
 #      each package's tests are one binary (tests/main.rs, sim/tests/main.rs), built once,
-#   3. the graded run, as a student runs it, in the simulation and then for real (Part A over
+#   3. the graded run, as a student runs it, in the simulation; then for real, each part as its
+#      own command with the graded run's parameters, the three side by side (Part A over
 #      separate processes and loopback sockets, Part B over processes and the real RabbitMQ
 #      with the full 60 s outage and RabbitMQ itself stopped for 30 s, Part C over three
 #      processes and the real Kafka with 10,000 events: the broker SIGKILLed mid-stream and
 #      started again, Inventory SIGKILLed and restarted, poison dead-lettered, the replay reset
 #      with Kafka's own kafka-consumer-groups.sh, and the same reserved/failed per minute as the
-#      simulation); each
+#      simulation), and beside them step 4's clustered deployment (its own brokers); each
 #      run exits non-zero if any invariant check fails, and a broker the run stopped is started
 #      again whatever happens,
 #   3b. fifteen of explore's generated fault schedules played on real processes and in the
 #      simulation, judged by the same checker (fails if either breaks an invariant): Part B's
 #      six on one RabbitMQ node and four on the cluster (node 1 lost, PostgreSQL restarted),
-#      Part C's four on one Kafka broker and one on the cluster (broker 1 lost) — Part B's
-#      beside Part C's, since they share no broker,
-#   4. the clustered deployment (`campus-sim cluster`), in the simulation and for real: the
+#      Part C's four on one Kafka broker and one on the cluster (broker 1 lost) — the four runs
+#      side by side, since they share no broker,
+#   4. (beside step 3) the clustered deployment (`campus-sim cluster`), simulation, then real: the
 #      RabbitMQ node the services use SIGKILLed under load and started again, Kafka broker 1 of 3
 #      the same; Inventory's backlog drained by 1, 2 and 4 instances and once with one of them
 #      SIGKILLed — Part B's sharing PostgreSQL, Part C's as members of one consumer group over 3
@@ -71,15 +73,22 @@ side_by_side() {
 cleanup() { [ "${DOCKER_STARTED:-no}" = no ] || scripts/docker.sh down || true; }
 trap cleanup EXIT
 
-step "brokers"
-scripts/brokers.sh up
-scripts/brokers.sh up --cluster
+step "cargo fmt --check (rustfmt.toml)"
+cargo fmt --all -- --check
 
 step "compose files, checked with Compose v1 (docker-compose 1.29) and v2 (compose-go)"
 scripts/compose-check.sh
 
-step "cargo fmt --check (rustfmt.toml)"
-cargo fmt --all -- --check
+step "brokers, and beside them the build of every test binary"
+# The brokers start (most of it waiting for the JVMs and Erlang) while cargo compiles; the
+# brokers' output is printed when both are done, the build's as it goes.
+brokers_log=$(mktemp)
+{ scripts/brokers.sh up && scripts/brokers.sh up --cluster; } >"$brokers_log" 2>&1 &
+brokers_pid=$!
+cargo test --release --workspace --locked --no-run
+brokers_ok=yes; wait "$brokers_pid" || brokers_ok=no
+cat "$brokers_log"; rm -f "$brokers_log"
+[ "$brokers_ok" = yes ] || { echo "the brokers did not start (above)"; exit 1; }
 
 step "cargo test (release), broker tests included (the compose ones run in step 7)"
 cargo test --release --workspace --locked -- --include-ignored --skip docker_compose_
@@ -89,23 +98,30 @@ rm -rf target/test-out
 step "graded run, simulation"
 cargo run --release --locked --quiet -- --out target/test-out
 
-step "graded run, real processes and brokers (60 s outage included)"
-cargo run --release --locked --quiet -- --real-brokers --out target/test-out
-
-step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7, 1 of seed 7 on the cluster (Part B's beside Part C's)"
-explore_rabbitmq() {
-  cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model async-rabbitmq --cases 6 --out target/test-out/explore/async-rabbitmq &&
-  cargo run --release --locked --quiet -- --real-brokers --seed 2026 explore --model async-rabbitmq --cases 4 --cluster --out target/test-out/explore/async-rabbitmq-cluster
+step "graded run, real processes and brokers (60 s outage included), each part beside the others and beside the clustered deployment"
+# The graded run's three parts, each as `campus-sim <part> --real-brokers` (the graded run's own
+# parameters), and the clustered deployment (simulation, then real), at the same time into one
+# --out: a run writes its files under the directory's lock, so none loses another's sections.
+# They share no broker (the cluster's nodes are not the single ones) and most of their time is
+# the faults' waits; their latencies, measured side by side, are not a lone run's (the graded
+# run a student runs, `campus-sim --real-brokers`, runs the parts one after the other).
+graded_part() { cargo run --release --locked --quiet -- "$1" --real-brokers --out target/test-out; }
+graded_sync_rest() { graded_part sync-rest; }
+graded_async_rabbitmq() { graded_part async-rabbitmq; }
+graded_streaming_kafka() { graded_part streaming-kafka; }
+clustered() {
+  cargo run --release --locked --quiet -- cluster --out target/test-out &&
+  cargo run --release --locked --quiet -- cluster --real-brokers --out target/test-out
 }
-explore_kafka() {
-  cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 4 --out target/test-out/explore/streaming-kafka &&
-  cargo run --release --locked --quiet -- --real-brokers --seed 7 explore --model streaming-kafka --cases 1 --cluster --out target/test-out/explore/streaming-kafka-cluster
-}
-side_by_side explore_rabbitmq explore_kafka
+side_by_side graded_sync_rest graded_async_rabbitmq graded_streaming_kafka clustered
 
-step "the clustered deployment, simulation then real (node loss, scale-out)"
-cargo run --release --locked --quiet -- cluster --out target/test-out
-cargo run --release --locked --quiet -- cluster --real-brokers --out target/test-out
+step "explore's schedules on the real deployment: async-rabbitmq 6 of seed 7 on one node, 4 of seed 2026 on the cluster; streaming-kafka 4 of seed 7, 1 of seed 7 on the cluster (all four side by side: they share no broker)"
+explore_real() { cargo run --release --locked --quiet -- --real-brokers --seed "$1" explore --model "$2" --cases "$3" "${@:5}" --out "target/test-out/explore/$4"; }
+explore_rabbitmq() { explore_real 7 async-rabbitmq 6 async-rabbitmq; }
+explore_rabbitmq_cluster() { explore_real 2026 async-rabbitmq 4 async-rabbitmq-cluster --cluster; }
+explore_kafka() { explore_real 7 streaming-kafka 4 streaming-kafka; }
+explore_kafka_cluster() { explore_real 7 streaming-kafka 1 streaming-kafka-cluster --cluster; }
+side_by_side explore_rabbitmq explore_rabbitmq_cluster explore_kafka explore_kafka_cluster
 
 step "report and figures"
 for part in sync-rest async-rabbitmq streaming-kafka cluster; do
@@ -167,9 +183,14 @@ step "compose: the lab's broker restarts and Part C's replay against the compose
 rabbit=compose/async-rabbitmq/docker-compose.yml kafka=compose/streaming-kafka/docker-compose.yml
 docker-compose -f "$rabbit" up -d rabbitmq
 docker-compose -f "$kafka" up -d kafka
-cargo run --release --locked --quiet -- async-rabbitmq --real-brokers --brokers-from compose --experiment broker-restart --out target/test-out/compose
-cargo run --release --locked --quiet -- streaming-kafka --real-brokers --brokers-from compose --experiment broker-restart --out target/test-out/compose
-cargo run --release --locked --quiet -- streaming-kafka --real-brokers --brokers-from compose --experiment replay --out target/test-out/compose
+compose_rabbitmq() {
+  cargo run --release --locked --quiet -- async-rabbitmq --real-brokers --brokers-from compose --experiment broker-restart --out target/test-out/compose
+}
+compose_kafka() {
+  cargo run --release --locked --quiet -- streaming-kafka --real-brokers --brokers-from compose --experiment broker-restart --out target/test-out/compose &&
+  cargo run --release --locked --quiet -- streaming-kafka --real-brokers --brokers-from compose --experiment replay --out target/test-out/compose
+}
+side_by_side compose_rabbitmq compose_kafka
 grep -q "reset to the beginning with \`docker-compose -f $kafka exec -T kafka /opt/kafka/bin/kafka-consumer-groups.sh" target/test-out/compose/report.md \
   || { echo "report.md: the compose replay did not use kafka-consumer-groups.sh in the Kafka container"; exit 1; }
 docker-compose -f "$rabbit" down -v

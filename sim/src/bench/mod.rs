@@ -149,6 +149,7 @@ pub fn run(out: &Path, real: bool, config: &Config) -> anyhow::Result<Vec<Row>> 
         let exe = std::env::current_exe().context("locating the campus-sim executable")?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let text = runtime.block_on(rates::run(out, &exe, seed, &config.amqp_url, &config.bootstrap_servers, wants))?;
+        let _writing = crate::reporting::writing(out)?;
         update_report(out, "bench-rates", &format!("## Benchmarks: latency against offered load\n{text}"))?;
         return Ok(Vec::new());
     }
@@ -231,7 +232,7 @@ fn ratio_text(ratio: f64, target: Option<Target>) -> String {
 }
 
 fn write(out: &Path, rows: &[Row], repeats: usize, real: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out)?;
+    let _writing = crate::reporting::writing(out)?;
     let path = out.join("bench.csv");
     let mut w = csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record(HEADER)?;

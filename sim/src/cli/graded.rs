@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::multi_thread;
 use crate::violation::Violation;
-use crate::{assignment_map, async_rabbitmq, cluster, compare, streaming_kafka, sync_rest, traces, Mode};
+use crate::{assignment_map, async_rabbitmq, cluster, compare, reporting, streaming_kafka, sync_rest, traces, Mode};
 
 /// The parts the lab runs end to end, each with what it needs to run: the graded run is A, B
 /// and C; `cluster` runs B and C beyond one broker and one instance.
@@ -98,12 +98,52 @@ impl Part {
         }
     }
 
-    /// Runs its experiments, writes its CSV files and report section; its terminal table and
-    /// the checks that failed.
-    fn run_and_write(&self, out: &Path, mode: Mode) -> anyhow::Result<Written> {
+    /// Runs its experiments (simulated, or for real with the lab's own executable to start the
+    /// services from); nothing is written yet.
+    fn run(&self, mode: Mode) -> anyhow::Result<Runs<'_>> {
         Ok(match self {
-            Part::SyncRest(config) => {
-                let runs = by_mode(mode, || sync_rest::run_sim(config), |exe| async move { sync_rest::run_real(config, &exe).await })?;
+            Part::SyncRest(config) => Runs::SyncRest(
+                config,
+                by_mode(mode, || sync_rest::run_sim(config), |exe| async move { sync_rest::run_real(config, &exe).await })?,
+            ),
+            Part::AsyncRabbitmq { config, amqp_url } => Runs::AsyncRabbitmq(
+                config,
+                by_mode(
+                    mode,
+                    || async_rabbitmq::run_sim(config),
+                    |exe| async move { async_rabbitmq::run_real(config, &exe, amqp_url).await },
+                )?,
+            ),
+            Part::StreamingKafka { config, bootstrap } => Runs::StreamingKafka(
+                config,
+                by_mode(
+                    mode,
+                    || streaming_kafka::run_sim(config),
+                    |exe| async move { streaming_kafka::run_real(config, &exe, bootstrap).await },
+                )?,
+            ),
+            Part::Cluster { config, brokers } => Runs::Cluster(
+                config,
+                by_mode(mode, || cluster::run_sim(config), |exe| async move { cluster::run_real(config, &exe, brokers).await })?,
+            ),
+        })
+    }
+}
+
+/// A part's experiments, run, with the configuration they ran with.
+enum Runs<'a> {
+    SyncRest(&'a sync_rest::Config, Vec<sync_rest::CaseRun>),
+    AsyncRabbitmq(&'a async_rabbitmq::Config, Vec<async_rabbitmq::Run>),
+    StreamingKafka(&'a streaming_kafka::Config, Vec<streaming_kafka::Run>),
+    Cluster(&'a cluster::Config, Vec<cluster::Run>),
+}
+
+impl Runs<'_> {
+    /// Writes the part's CSV files and report section; its terminal table and the checks that
+    /// failed.
+    fn write(self, out: &Path, mode: Mode) -> anyhow::Result<Written> {
+        Ok(match self {
+            Runs::SyncRest(config, runs) => {
                 let summaries: Vec<_> = runs.iter().map(sync_rest::rows::Summary::of).collect();
                 sync_rest::rows::write_csv(out, mode, &runs, &summaries)?;
                 let traced: Vec<_> = runs.iter().map(|r| (r.case.scenario.name(), &r.traced)).collect();
@@ -113,12 +153,7 @@ impl Part {
                 sync_rest::output::write_report(out, config, mode, &summaries, &left_behind, &violations)?;
                 Written { table: sync_rest::output::table(&summaries), violations }
             }
-            Part::AsyncRabbitmq { config, amqp_url } => {
-                let runs = by_mode(
-                    mode,
-                    || async_rabbitmq::run_sim(config),
-                    |exe| async move { async_rabbitmq::run_real(config, &exe, amqp_url).await },
-                )?;
+            Runs::AsyncRabbitmq(config, runs) => {
                 let summaries: Vec<_> = runs.iter().map(async_rabbitmq::rows::Summary::of).collect();
                 async_rabbitmq::rows::write_csv(out, mode, &runs, &summaries)?;
                 let traced: Vec<_> = runs.iter().map(|r| (r.name(), &r.traced)).collect();
@@ -127,12 +162,7 @@ impl Part {
                 async_rabbitmq::output::write_report(out, config, mode, &runs, &summaries, &violations)?;
                 Written { table: async_rabbitmq::output::table(&summaries), violations }
             }
-            Part::StreamingKafka { config, bootstrap } => {
-                let runs = by_mode(
-                    mode,
-                    || streaming_kafka::run_sim(config),
-                    |exe| async move { streaming_kafka::run_real(config, &exe, bootstrap).await },
-                )?;
+            Runs::StreamingKafka(config, runs) => {
                 streaming_kafka::rows::write_csv(out, mode, &runs)?;
                 let traced: Vec<_> = runs.iter().map(|r| (r.name(), &r.traced)).collect();
                 traces::write(out, campus::Model::StreamingKafka, mode, &traced)?;
@@ -146,8 +176,7 @@ impl Part {
                 streaming_kafka::output::write_report(out, config, mode, &runs, &violations)?;
                 Written { table: streaming_kafka::output::table(&runs), violations }
             }
-            Part::Cluster { config, brokers } => {
-                let runs = by_mode(mode, || cluster::run_sim(config), |exe| async move { cluster::run_real(config, &exe, brokers).await })?;
+            Runs::Cluster(config, runs) => {
                 let summaries: Vec<_> = runs.iter().map(cluster::rows::Summary::of).collect();
                 cluster::rows::write_csv(out, mode, &runs, &summaries)?;
                 let violations: Vec<_> = runs.iter().flat_map(cluster::Run::violations).collect();
@@ -171,10 +200,14 @@ pub fn run(out: &Path, mode: Mode, part: &Part) -> anyhow::Result<()> {
     part.validate()?;
     part.announce(mode);
     let wall = Instant::now();
-    let written = part.run_and_write(out, mode)?;
+    let runs = part.run(mode)?;
+    // From here on the part writes to `out`: one run at a time (several may run into it at once).
+    let writing = reporting::writing(out)?;
+    let written = runs.write(out, mode)?;
     compare::update(out)?;
     traces::update(out)?;
     assignment_map::update(out)?;
+    drop(writing);
     println!("\n{}", written.table);
     println!("({}; wall time {:.2} s)", part.units(mode), wall.elapsed().as_secs_f64());
     if written.violations.is_empty() {
@@ -189,8 +222,7 @@ pub fn run(out: &Path, mode: Mode, part: &Part) -> anyhow::Result<()> {
     anyhow::bail!("{} check(s) failed (also written to {}); rerun: {rerun}", written.violations.len(), out.join("report.md").display())
 }
 
-/// The experiments of one part, in the simulation or (with the lab's own executable to start
-/// the services from) for real.
+/// The experiments of one part, in the simulation or for real.
 fn by_mode<T, F: Future<Output = anyhow::Result<T>>>(
     mode: Mode,
     sim: impl FnOnce() -> anyhow::Result<T>,

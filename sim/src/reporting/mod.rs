@@ -5,18 +5,21 @@
 //!
 //! A run replaces only its own rows and sections: the CSVs keep rows of the other mode
 //! (`sim` / `real`), and `report.md` keeps the other parts' and modes' sections, so running the
-//! simulation and then real mode leaves both side by side.
+//! simulation and then real mode leaves both side by side. Runs into one directory at once
+//! write one after the other ([`writing`]).
 
 pub mod backlog;
 pub mod csv;
 pub mod drain;
 pub mod format;
 pub mod glossary;
+mod lock;
 pub mod plot;
 pub mod raster;
 pub mod recovery;
 
 pub use format::{markdown_table, ms, percentile, text_table, wrapped};
+pub use lock::{writing, Writing};
 
 use std::fs;
 use std::path::Path;
