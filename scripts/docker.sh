@@ -13,6 +13,9 @@
 #                               campus:local, the services' image, from the production binary
 #                               `campus` (built here with cargo, target/release/campus, as part of
 #                               the workspace's build; the image always remade)
+#   scripts/docker.sh stand-ins [--rebuild]
+#                               the same but campus:local: the images that need no cargo build
+#                               (scripts/test.sh makes them while cargo builds)
 #   scripts/docker.sh down      stop the engine (and every container), the responder, the rule
 #   scripts/docker.sh status    say what runs; exit 1 if the engine does not
 #   scripts/docker.sh purge     down, then remove the engine's data (images, volumes)
@@ -231,7 +234,7 @@ service_image() {
   docker image prune -f >/dev/null   # the campus:local it replaced
 }
 
-images() {
+stand_ins() {
   engine_ready || die "the Docker engine is not running: scripts/docker.sh up"
   mkdir -p "$DOCKER_HOME"
   base_image
@@ -239,6 +242,10 @@ images() {
   kafka_image
   prometheus_image
   jaeger_image
+}
+
+images() {
+  stand_ins
   service_image
   say "images ready: $(docker images --format '{{.Repository}}:{{.Tag}}' | sort | tr '\n' ' ')"
 }
@@ -249,6 +256,7 @@ case "${1:-}" in --rebuild) REBUILD=yes; shift ;; "") ;; *) die "unknown argumen
 case "$cmd" in
   up) up ;;
   images) images ;;
+  stand-ins) stand_ins; say "stand-ins ready (campus:local: scripts/docker.sh images)" ;;
   down) down ;;
   status) status || exit 1 ;;
   purge) purge ;;
