@@ -54,20 +54,26 @@ step_done() {
 }
 step() { step_done; STEP_NAME=$*; STEP_START=$SECONDS; printf '\n==> %s\n' "$*"; }
 
-# side_by_side FUNCTION...: runs the functions at the same time, each one's output into a file
-# of its own; when all have ended, prints each output whole, in order, and fails if any failed.
-# For experiments that share no broker (RabbitMQ's beside Kafka's): most of their time is
-# waiting out the faults they inject, not the two cores. A function chains its commands with
-# `&&` (errexit does not stop a function run in the background of a tested command).
-side_by_side() {
+# beside FOREGROUND FUNCTION...: runs the functions in the background, each one's output into a
+# file of its own, while FOREGROUND (a function, or `:` for none) runs with its output as it
+# comes; when all have ended, prints each function's output whole, in order, and fails if any
+# failed. A function chains its commands with `&&` (errexit does not stop a function run in
+# the background, or one whose status is tested).
+beside() {
+  local foreground=$1; shift
   local logs names=("$@") pids=() failed=() i
   logs=$(mktemp -d)
   for i in "${names[@]}"; do "$i" > "$logs/$i" 2>&1 & pids+=($!); done
+  "$foreground" || failed+=("$foreground")
   for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${names[$i]}"); done
   for i in "${names[@]}"; do printf -- '--- %s\n' "$i"; cat "$logs/$i"; done
   rm -rf "$logs"
   [ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; return 1; }
 }
+# side_by_side FUNCTION...: the functions at the same time, none in the foreground. For
+# experiments that share no broker (RabbitMQ's beside Kafka's): most of their time is waiting
+# out the faults they inject, not the two cores.
+side_by_side() { beside : "$@"; }
 
 # The Docker engine of step 7 never outlives the script, whatever happens.
 cleanup() { [ "${DOCKER_STARTED:-no}" = no ] || scripts/docker.sh down || true; }
@@ -85,14 +91,12 @@ step "brokers and Docker's engine, and beside them the build of every test binar
 # installation, a debootstrap and Jaeger's Go build, minutes that now hide behind the build).
 # Their output is printed when both are done, the build's as it goes. The engine idles until
 # step 7 and is stopped at the end whatever happens.
-beside_log=$(mktemp)
+build_tests() { cargo test --release --workspace --locked --no-run; }
+brokers_and_docker() {
+  scripts/brokers.sh up && scripts/brokers.sh up --cluster && scripts/docker.sh up && scripts/docker.sh stand-ins
+}
 DOCKER_STARTED=yes
-{ scripts/brokers.sh up && scripts/brokers.sh up --cluster && scripts/docker.sh up && scripts/docker.sh stand-ins; } >"$beside_log" 2>&1 &
-beside_pid=$!
-cargo test --release --workspace --locked --no-run
-beside_ok=yes; wait "$beside_pid" || beside_ok=no
-cat "$beside_log"; rm -f "$beside_log"
-[ "$beside_ok" = yes ] || { echo "the brokers or Docker's engine did not start (above)"; exit 1; }
+beside build_tests brokers_and_docker
 
 step "cargo test (release), broker tests included (the compose ones run in step 7)"
 cargo test --release --workspace --locked --exclude campus-sim -- --include-ignored --skip docker_compose_

@@ -273,7 +273,7 @@ pub async fn run(
     if wants(Model::StreamingKafka) {
         rows.extend(streaming_kafka(exe, seed, bootstrap).await?);
     }
-    std::fs::create_dir_all(out)?;
+    let _writing = crate::reporting::writing(out)?;
     csv::merge(&out.join(RATES_CSV), Mode::Real, rows.clone())?;
     section(out, &rows)
 }
